@@ -1,0 +1,16 @@
+namespace Kayak.Protocol;
+
+/// <summary>Every generated message and struct: versioned read, write and exact size, no reflection.</summary>
+public interface IKafkaMessage
+{
+    void Read(ref KafkaReader reader, short version);
+    void Write(ref KafkaWriter writer, short version);
+    /// <summary>Exact number of bytes <see cref="Write"/> produces at this version.</summary>
+    int Size(short version);
+}
+
+/// <summary>A request or response body of one API.</summary>
+public interface IApiMessage : IKafkaMessage
+{
+    ApiKey ApiKey { get; }
+}
