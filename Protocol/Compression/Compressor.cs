@@ -70,6 +70,12 @@ public static class Compressor
     private static unsafe void GzipCompress(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, int? level)
     {
         var lvl = level switch { null => CompressionLevel.Optimal, <= 0 => CompressionLevel.NoCompression, < 6 => CompressionLevel.Fastest, >= 9 => CompressionLevel.SmallestSize, _ => CompressionLevel.Optimal };
+        if (src.Length == 0)
+        {
+            // GZipStream emits nothing for no input; write a valid empty member (header, empty final block, crc 0, size 0).
+            Write(dst, [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF, 0x03, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
+            return;
+        }
         using var sink = new BufferWriterStream(dst);
         using (var gz = new GZipStream(sink, lvl, leaveOpen: true))
             gz.Write(src);
@@ -77,6 +83,13 @@ public static class Compressor
 
     private static unsafe void GzipDecompress(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, long max)
     {
+        // GZipStream silently stops at truncated input, so we verify the member trailer (CRC-32 and
+        // size mod 2^32, RFC 1952) ourselves. Only single-member streams pass this check, which is
+        // what every Kafka client writes.
+        if (src.Length < 18) ThrowHelper.Malformed("gzip: input shorter than a gzip header and trailer");
+        uint expectedCrc = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(src[^8..]);
+        uint expectedSize = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(src[^4..]);
+        uint crc = 0xFFFFFFFF;
         long produced = 0;
         fixed (byte* p = src)
         {
@@ -91,11 +104,14 @@ public static class Compressor
                     if (n == 0) break;
                     produced += n;
                     if (produced > max) throw new ProtocolException($"gzip: decompressed size exceeds the limit of {max} bytes");
+                    crc = Crc32.Append(crc, span[..n]);
                     dst.Advance(n);
                 }
             }
             catch (InvalidDataException e) { throw new ProtocolException("gzip: " + e.Message, e); }
         }
+        if (~crc != expectedCrc || (uint)produced != expectedSize)
+            ThrowHelper.Malformed("gzip: truncated or corrupt stream (trailer CRC/size mismatch)");
     }
 
     /// <summary>Write-only stream adapter so GZipStream can emit straight into an IBufferWriter.</summary>
