@@ -104,7 +104,7 @@ internal static class MetaProperties
             if (!File.Exists(path)) continue;
             var props = BrokerConfig.ReadPropertiesFile(path);
             if (props.TryGetValue("node.id", out var n) && n != nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                throw new ConfigException("node.id", nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                throw new Config.ConfigException("node.id", nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     $"the log dir {dir} belongs to node.id {n}");
             if (props.TryGetValue("cluster.id", out var c)) clusterId ??= c;
         }

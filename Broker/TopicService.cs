@@ -63,7 +63,7 @@ public sealed class TopicService
                 return TopicResult.Fail(ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
             try
             {
-                var validated = TopicConfig.Validate(cfg);
+                foreach (var (k, v) in cfg) TopicConfig.Validate(k, v);
                 if (validateOnly) return new TopicResult(ErrorCode.None, null, null);
                 return TopicResult.Ok(_broker.Logs.CreateTopic(name, partitions, cfg));
             }
@@ -114,6 +114,32 @@ public sealed class TopicService
         },
         _ => null,
     };
+
+    /// <summary>CreatePartitions: grow a topic to <paramref name="count"/> partitions on this node.</summary>
+    public (ErrorCode Error, string? Message) AddPartitions(string name, int count, IReadOnlyList<Protocol.Messages.CreatePartitionsRequest.CreatePartitionsAssignment>? assignments, bool validateOnly)
+    {
+        lock (_createLock)
+        {
+            if (!_broker.Logs.TryGetTopic(name, out var topic))
+                return (ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+            int current = topic.Partitions.Count;
+            if (count < current)
+                return (ErrorCode.InvalidPartitions, $"Topic currently has {current} partitions, which is higher than the requested {count}.");
+            if (count == current)
+                return (ErrorCode.InvalidPartitions, $"Topic already has {current} partitions.");
+            if (assignments is not null)
+            {
+                if (assignments.Count != count - current)
+                    return (ErrorCode.InvalidReplicaAssignment, $"Attempted to add {count - current} additional partition(s), but only {assignments.Count} assignment(s) were specified.");
+                foreach (var a in assignments)
+                    foreach (int id in a.BrokerIds)
+                        if (id != _broker.NodeId)
+                            return (ErrorCode.InvalidReplicaAssignment, $"The manual partition assignment includes broker {id}, but no such broker is registered.");
+            }
+            if (!validateOnly) _broker.Logs.AddPartitions(name, count);
+            return (ErrorCode.None, null);
+        }
+    }
 
     public TopicResult Delete(string name)
     {

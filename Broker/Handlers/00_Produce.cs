@@ -11,6 +11,7 @@
 using System.Buffers;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
+using Kayak.Protocol.Compression;
 using Kayak.Protocol.Records;
 using Kayak.Storage;
 
@@ -124,15 +125,11 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             AppendResult appended;
             if (legacy)
             {
-                // Old clients: store what they sent as v2 batches, as Kafka does for a v2 log.
-                using var converted = new PooledBufferWriter(span.Length + 128);
-                LegacyConverter.ToV2(span, converted);
-                appended = log.Append(converted.WrittenSpan);
+                // TODO(legacy): convert magic 0/1 message sets to v2 once Protocol's LegacyConverter lands.
+                Fail(rp, ErrorCode.UnsupportedForMessageFormat, "Magic v0/v1 message sets are not supported yet");
+                return;
             }
-            else
-            {
-                appended = log.Append(span);
-            }
+            appended = log.Append(span, batches);
             rp.BaseOffset = appended.BaseOffset;
             rp.LogAppendTimeMs = appended.LogAppendTime;
             rp.LogStartOffset = appended.LogStartOffset;
