@@ -106,6 +106,7 @@ public sealed partial class ConsumerGroupMemberMetadataValue : IKafkaMessage
         {
             _u = TaggedFieldSupport.WriteUnknown(ref writer, _unknown, _u, 0);
             int _ts7 = 0;
+            _ts7 += 1;
             if (ClassicMemberMetadata is not null) _ts7 += ClassicMemberMetadata.Size(version);
             writer.WriteUnsignedVarInt(0);
             writer.WriteUnsignedVarInt((uint)_ts7);

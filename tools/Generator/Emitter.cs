@@ -406,7 +406,7 @@ internal sealed class Emitter
                 w.Line($"_u = TaggedFieldSupport.WriteUnknown(ref writer, _unknown, _u, {f.Tag});");
                 string ts = w.Fresh("ts");
                 w.Line($"int {ts} = 0;");
-                SizeValue(f, Cond.True, ts, f.Prop, false);
+                SizeValue(f, Cond.True, ts, f.Prop, false, Cond.In(f.Nullable, p));
                 w.Line($"writer.WriteUnsignedVarInt({f.Tag});");
                 w.Line($"writer.WriteUnsignedVarInt((uint){ts});");
                 WriteValue(f, Cond.True, Cond.In(f.Nullable, p), f.Prop, false);
