@@ -222,7 +222,7 @@ public sealed partial class ConsumerGroupMemberMetadataValue : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(SessionTimeoutMs != 0) && !(SupportedProtocols.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(SessionTimeoutMs != 0) && !(SupportedProtocols.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class ClassicProtocol : IKafkaMessage
@@ -268,6 +268,6 @@ public sealed partial class ConsumerGroupMemberMetadataValue : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Metadata.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Metadata.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -129,7 +129,7 @@ internal sealed class Emitter
         if (f.IsArray)
             return isNull ? $"{x} is not null" : f.TypedNullable ? $"({x} is null || {x}.Count != 0)" : $"{x}.Count != 0";
         if (f.Struct is not null)
-            return isNull ? $"{x} is not null" : f.TypedNullable ? $"({x} is null || !{x}.IsDefault())" : $"!{x}.IsDefault()";
+            return isNull ? $"{x} is not null" : f.TypedNullable ? $"({x} is null || !{x}.HasOnlyDefaults())" : $"!{x}.HasOnlyDefaults()";
         switch (f.Type)
         {
             case "string":
@@ -185,7 +185,7 @@ internal sealed class Emitter
             var parts = new List<string>();
             foreach (var f in s.Fields) parts.Add("!" + Paren(NonDefault(f, f.Prop)));
             parts.Add("(UnknownTaggedFields is null || UnknownTaggedFields.Count == 0)");
-            w.Line($"public bool IsDefault() => {string.Join(" && ", parts)};");
+            w.Line($"public bool HasOnlyDefaults() => {string.Join(" && ", parts)};");
         }
         if (s.IsRoot)
         {

@@ -482,7 +482,7 @@ public static partial class MessageSamples
     public static global::Kayak.Protocol.Messages.AlterClientQuotasRequest.OpData AlterClientQuotasRequest_OpData(short version)
     {
         var m = new global::Kayak.Protocol.Messages.AlterClientQuotasRequest.OpData();
-        m.KeyValue = "s42-é";
+        m.Key = "s42-é";
         m.Value = 43.5;
         m.Remove = true;
         return m;
@@ -916,7 +916,7 @@ public static partial class MessageSamples
     public static global::Kayak.Protocol.Messages.ApiVersionsResponse.ApiVersion ApiVersionsResponse_ApiVersion(short version)
     {
         var m = new global::Kayak.Protocol.Messages.ApiVersionsResponse.ApiVersion();
-        m.ApiKeyValue = 23;
+        m.ApiKey = 23;
         m.MinVersion = 24;
         m.MaxVersion = 25;
         return m;
@@ -2272,7 +2272,7 @@ public static partial class MessageSamples
     public static global::Kayak.Protocol.Messages.DescribeClientQuotasResponse.ValueData DescribeClientQuotasResponse_ValueData(short version)
     {
         var m = new global::Kayak.Protocol.Messages.DescribeClientQuotasResponse.ValueData();
-        m.KeyValue = "s405-é";
+        m.Key = "s405-é";
         m.Value = 406.5;
         return m;
     }
@@ -2395,7 +2395,7 @@ public static partial class MessageSamples
         m.Name = "s431-é";
         m.Value = "s432-é";
         m.ReadOnly = true;
-        if (version <= 0) m.IsDefaultValue = true;
+        if (version <= 0) m.IsDefault = true;
         if (version >= 1) m.ConfigSource = 37;
         m.IsSensitive = true;
         if (version >= 1) m.Synonyms = new() { DescribeConfigsResponse_DescribeConfigsSynonym(version), DescribeConfigsResponse_DescribeConfigsSynonym(version) };
@@ -3592,7 +3592,7 @@ public static partial class MessageSamples
     public static global::Kayak.Protocol.Messages.FindCoordinatorResponse.Coordinator FindCoordinatorResponse_Coordinator(short version)
     {
         var m = new global::Kayak.Protocol.Messages.FindCoordinatorResponse.Coordinator();
-        m.KeyValue = "s702-é";
+        m.Key = "s702-é";
         m.NodeId = 5;
         m.Host = "s704-é";
         m.Port = 7;
