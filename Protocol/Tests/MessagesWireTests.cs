@@ -56,6 +56,17 @@ public class MessagesWireTests
     }
 
     [Test]
+    public void KafkaJsApiVersionsV2()
+    {
+        // Captured from kafkajs 2.2.4 admin.connect() with clientId "kayak-test": ApiVersions v2, correlation id 0.
+        var (h, b) = ParseApiVersions(Hex("0012000200000000000a6b6179616b2d74657374"));
+        Assert.That(h.RequestApiVersion, Is.EqualTo(2));
+        Assert.That(h.CorrelationId, Is.EqualTo(0));
+        Assert.That(h.ClientId, Is.EqualTo("kayak-test"));
+        Assert.That(b.ClientSoftwareVersion, Is.EqualTo(""));
+    }
+
+    [Test]
     public void ApiVersionsV3ResponseWithOneKeyMatchesHandDerivedBytes()
     {
         var response = new ApiVersionsResponse { ErrorCode = 0, ThrottleTimeMs = 0 };
