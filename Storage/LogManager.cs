@@ -299,6 +299,18 @@ public sealed class LogManager : IDisposable
         }
     }
 
+    /// <summary>Test hook simulating a crash: unmaps everything without flushing, trimming, checkpoints or marker.</summary>
+    internal void SimulateCrash()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+            foreach (var topic in _byName.Values)
+                foreach (var p in topic.PartitionArray)
+                    p.Abandon();
+        }
+    }
+
     private void WriteCheckpoints()
     {
         foreach (var ld in _dirs)

@@ -565,6 +565,21 @@ internal sealed class LogSegment
         try { File.Delete(path); } catch (IOException) { }
     }
 
+    /// <summary>Test hook simulating a crash: drops all maps without trimming, flushing or checkpoints.</summary>
+    internal void Abandon()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            var log = _log;
+            _log = null;
+            log?.Dispose(-1);
+            _offsetIndex.Abandon();
+            _timeIndex.Abandon();
+        }
+        _cache?.Remove(this);
+    }
+
     // ---------------------------------------------------------------- timestamps
 
     /// <summary>

@@ -503,6 +503,16 @@ public sealed class PartitionLog
         Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
     }
 
+    /// <summary>Test hook: a crash — no flush, no trim, no checkpoints.</summary>
+    internal void Abandon()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            foreach (var s in _segments) s.Abandon();
+        }
+    }
+
     /// <summary>Topic deletion: stop appends and release maps (files go with the directory).</summary>
     internal void CloseForDelete()
     {
