@@ -371,7 +371,7 @@ internal sealed class LogSegment
             _timeIndexEntries = _timeIndex.Count;
             if (_readers == 0) CloseMappingLocked();
         }
-        _cache?.Touch(this);
+        // Not cached: the writable map is dropped by the last reader; later reads map read-only on demand.
     }
 
     // ---------------------------------------------------------------- reads
