@@ -160,7 +160,7 @@ internal sealed class LogSegment
         {
             long ts = BinaryPrimitives.ReadInt64BigEndian(tidx.AsSpan(i));
             int rel = BinaryPrimitives.ReadInt32BigEndian(tidx.AsSpan(i + 8));
-            if (ts == 0 && rel == 0 && i > 0) break;
+            if (ts == 0 && rel == 0) break; // preallocated, never written
             if (ts <= prevTs || rel < prevRel || rel < 0) return false;
             prevTs = ts; prevRel = rel; count++;
         }
@@ -176,7 +176,13 @@ internal sealed class LogSegment
     {
         long fileLength = new FileInfo(LogPath).Length;
         if (fileLength == 0) { _size = 0; NextOffset = BaseOffset; return true; }
-        using var map = MappedFile.Open(LogPath, 0, writable: false);
+        var map = MappedFile.Open(LogPath, 0, writable: false);
+        try { return FindEnd(map, fileLength); }
+        finally { map.Dispose(); }
+    }
+
+    private unsafe bool FindEnd(MappedFile map, long fileLength)
+    {
         var data = new ReadOnlySpan<byte>(map.Pointer, (int)Math.Min(map.Capacity, int.MaxValue));
         int pos = 0;
         long next = BaseOffset;
@@ -202,6 +208,11 @@ internal sealed class LogSegment
         if (pos < data.Length && data.Slice(pos, Math.Min(data.Length - pos, RecordBatchHeader.Size)).IndexOfAnyExcept((byte)0) >= 0) return false;
         _size = pos;
         NextOffset = next;
+        map.Dispose();
+        // A segment left preallocated (its trim was still deferred to a reader at shutdown): trim it now.
+        if (fileLength > pos)
+            using (var fs = new FileStream(LogPath, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
+                fs.SetLength(pos);
         return true;
     }
 

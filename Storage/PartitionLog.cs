@@ -140,15 +140,11 @@ public sealed class PartitionLog
             bool last = i == segs.Length - 1;
             long nextBase = last ? long.MaxValue : segs[i + 1].BaseOffset;
             bool needsRecovery = !cleanShutdown && nextBase > recoveryPoint;
-            if (!needsRecovery && s.TryLoadIndexes())
-            {
-                if (last && !s.TryFindEnd()) s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
-                else if (!last) { s.NextOffset = nextBase; s.ComputeMaxTimestampIfMissing(); }
-            }
-            else
-            {
+            // Trusted segments still get a cheap header walk from their last index entry: it yields the
+            // exact next offset and catches a file left preallocated or torn despite the checkpoint.
+            if (needsRecovery || !s.TryLoadIndexes() || !s.TryFindEnd())
                 s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
-            }
+            if (!last) s.ComputeMaxTimestampIfMissing();
         }
         var active = segs[^1];
         active.Activate(Math.Max(cfg.SegmentBytes, active.Size), cfg.SegmentIndexBytes);
@@ -194,7 +190,6 @@ public sealed class PartitionLog
         if (recordBatchCount > 0 && recordBatchCount != count) StorageThrow.Corrupt($"Expected {recordBatchCount} batches, found {count}");
 
         AppendResult result;
-        bool flushed = false;
         lock (_lock)
         {
             if (_closed) throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Partition {Id} is closed");
@@ -240,11 +235,9 @@ public sealed class PartitionLog
             if (_unflushedMessages >= cfg.FlushMessages || now - _lastFlushMs >= cfg.FlushMs)
             {
                 FlushLocked(now);
-                flushed = true;
             }
             result = new AppendResult(firstOffset, next - 1, logAppendTime ? now : -1, _logStartOffset);
         }
-        _ = flushed;
         // Wake long-poll fetches; a null check when nobody waits (no allocation on the hot path).
         Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
         return result;
@@ -391,6 +384,7 @@ public sealed class PartitionLog
         long result;
         lock (_lock)
         {
+            if (offset == -1) offset = _logEndOffset; // DeleteRecords: -1 means "up to the high watermark"
             if (offset < 0 || offset > _logEndOffset) StorageThrow.OffsetOutOfRange(Id, offset, _logStartOffset, _logEndOffset);
             if (offset <= _logStartOffset) return _logStartOffset;
             Volatile.Write(ref _logStartOffset, offset);
@@ -472,6 +466,17 @@ public sealed class PartitionLog
                 signal = _appendSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
             await signal.Task.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>flush.ms: fsyncs when unflushed messages are older than the topic's flush interval.</summary>
+    internal bool FlushIfDue(long now)
+    {
+        lock (_lock)
+        {
+            if (_closed || _unflushedMessages == 0 || now - _lastFlushMs < Config.FlushMs) return false;
+            FlushLocked(now);
+            return true;
         }
     }
 
