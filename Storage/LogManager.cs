@@ -276,6 +276,21 @@ public sealed class LogManager : IDisposable
     }
 
     /// <summary>
+    /// One log-cleaner pass over every cleanup.policy=compact topic (see PartitionLog.Compaction.cs for the
+    /// exact semantics). Call from a background timer; returns the number of records removed.
+    /// </summary>
+    public long RunCompaction()
+    {
+        long now = _options.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        long removed = 0;
+        foreach (var topic in _byName.Values)
+            if (topic.Config.Compact)
+                foreach (var p in topic.PartitionArray)
+                    removed += p.Compact(now);
+        return removed;
+    }
+
+    /// <summary>
     /// Kafka's log flusher (log.flush.scheduler.interval.ms): fsyncs partitions whose flush.ms elapsed with
     /// unflushed messages, then checkpoints recovery points. A no-op with the default (infinite) flush.ms.
     /// </summary>

@@ -546,6 +546,23 @@ internal sealed class LogSegment
         _cache?.Remove(this);
     }
 
+    /// <summary>
+    /// Compaction swap: the log file was already atomically replaced by its cleaned version; drop this
+    /// segment (mapping released once readers are done; they keep the old inode) and its index files.
+    /// </summary>
+    public void RetireReplaced()
+    {
+        lock (_lock)
+        {
+            _deleted = true;
+            _closed = true;
+            TryDelete(IndexPath);
+            TryDelete(TimeIndexPath);
+            if (_readers == 0) CloseMappingLocked();
+        }
+        _cache?.Remove(this);
+    }
+
     /// <summary>Shutdown: seals (active segments get their final time-index entry) and unmaps, trimming files.</summary>
     public void Close()
     {

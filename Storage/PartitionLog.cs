@@ -32,7 +32,7 @@ public sealed class FetchSlice : IDisposable
 /// per-partition lock; reads are lock-free against a copy-on-write segment array plus volatile offsets.
 /// On a single node the high watermark equals the log end offset.
 /// </summary>
-public sealed class PartitionLog
+public sealed partial class PartitionLog
 {
     private readonly object _lock = new();
     private readonly LogOptions _options;
@@ -106,6 +106,15 @@ public sealed class PartitionLog
     {
         var cfg = Config;
         var bases = new List<long>();
+        // A .log.swap is a finished compaction output whose swap was interrupted: complete it (Kafka does the
+        // same) and drop the old indexes so they are rebuilt from the new file.
+        foreach (var f in Directory.EnumerateFiles(Dir, "*.log.swap"))
+        {
+            string log = f[..^".swap".Length];
+            File.Move(f, log, overwrite: true);
+            File.Delete(Path.ChangeExtension(log, ".index"));
+            File.Delete(Path.ChangeExtension(log, ".timeindex"));
+        }
         foreach (var f in Directory.EnumerateFiles(Dir))
         {
             string name = Path.GetFileName(f);
@@ -414,7 +423,7 @@ public sealed class PartitionLog
             if (cfg.RetentionMs >= 0)
             {
                 int n = 0;
-                while (n < _segments.Length && _segments[n].Size > 0 && now - _segments[n].MaxTimestamp > cfg.RetentionMs) n++;
+                while (n < _segments.Length && (_segments[n].Size > 0 ? now - _segments[n].MaxTimestamp > cfg.RetentionMs : n < _segments.Length - 1)) n++;
                 if (n == _segments.Length) { RollLocked(cfg.SegmentBytes); }
                 deleted += DeleteOldestLocked(Math.Min(n, _segments.Length - 1));
             }

@@ -116,3 +116,91 @@ internal sealed class TempLogs : IDisposable
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
     }
 }
+
+internal static class KeyedBatch
+{
+    /// <summary>An uncompressed v2 batch with explicit keys / values (null value = tombstone, null key = keyless).</summary>
+    public static byte[] Build(long timestamp, params (string? Key, string? Value)[] records)
+    {
+        var bodies = new List<byte[]>();
+        for (int i = 0; i < records.Length; i++)
+        {
+            var buf = new byte[256];
+            int n = 0;
+            buf[n++] = 0;
+            n += VarInt.WriteVarLong(buf.AsSpan(n), 0);
+            n += VarInt.WriteVarInt(buf.AsSpan(n), i);
+            n += WriteBytes(buf.AsSpan(n), records[i].Key);
+            n += WriteBytes(buf.AsSpan(n), records[i].Value);
+            n += VarInt.WriteVarInt(buf.AsSpan(n), 0);
+            var rec = new byte[VarInt.SizeOf(n) + n];
+            int h = VarInt.WriteVarInt(rec, n);
+            buf.AsSpan(0, n).CopyTo(rec.AsSpan(h));
+            bodies.Add(rec);
+        }
+        var batch = new byte[RecordBatchHeader.Size + bodies.Sum(b => b.Length)];
+        var s = batch.AsSpan();
+        BinaryPrimitives.WriteInt32BigEndian(s[8..], batch.Length - 12);
+        BinaryPrimitives.WriteInt32BigEndian(s[12..], -1);
+        s[16] = 2;
+        BinaryPrimitives.WriteInt32BigEndian(s[23..], records.Length - 1);
+        BinaryPrimitives.WriteInt64BigEndian(s[27..], timestamp);
+        BinaryPrimitives.WriteInt64BigEndian(s[35..], timestamp);
+        BinaryPrimitives.WriteInt64BigEndian(s[43..], -1);
+        BinaryPrimitives.WriteInt16BigEndian(s[51..], -1);
+        BinaryPrimitives.WriteInt32BigEndian(s[53..], -1);
+        BinaryPrimitives.WriteInt32BigEndian(s[57..], records.Length);
+        int pos = RecordBatchHeader.Size;
+        foreach (var b in bodies) { b.CopyTo(batch, pos); pos += b.Length; }
+        BatchBuilder.FixCrc(batch);
+        return batch;
+    }
+
+    private static int WriteBytes(Span<byte> dst, string? v)
+    {
+        if (v is null) return VarInt.WriteVarInt(dst, -1);
+        var bytes = Encoding.ASCII.GetBytes(v);
+        int n = VarInt.WriteVarInt(dst, bytes.Length);
+        bytes.CopyTo(dst[n..]);
+        return n + bytes.Length;
+    }
+
+    /// <summary>(offset, key, value) of every record in a run of uncompressed batches.</summary>
+    public static List<(long Offset, string? Key, string? Value)> Records(ReadOnlySpan<byte> data)
+    {
+        var result = new List<(long, string?, string?)>();
+        int pos = 0;
+        while (pos < data.Length)
+        {
+            var b = data[pos..];
+            int total = BinaryPrimitives.ReadInt32BigEndian(b[8..]) + 12;
+            long baseOffset = BinaryPrimitives.ReadInt64BigEndian(b);
+            int count = BinaryPrimitives.ReadInt32BigEndian(b[57..]);
+            var r = b[RecordBatchHeader.Size..total];
+            for (int i = 0; i < count; i++)
+            {
+                VarInt.TryReadVarInt(r, out int len, out int n);
+                var rec = r.Slice(n, len);
+                int p = 1;
+                VarInt.TryReadVarLong(rec[p..], out _, out int m); p += m;
+                VarInt.TryReadVarInt(rec[p..], out int od, out m); p += m;
+                string? key = ReadString(rec, ref p);
+                string? value = ReadString(rec, ref p);
+                result.Add((baseOffset + od, key, value));
+                r = r[(n + len)..];
+            }
+            pos += total;
+        }
+        return result;
+    }
+
+    private static string? ReadString(ReadOnlySpan<byte> rec, ref int p)
+    {
+        VarInt.TryReadVarInt(rec[p..], out int len, out int m);
+        p += m;
+        if (len < 0) return null;
+        var s = Encoding.ASCII.GetString(rec.Slice(p, len));
+        p += len;
+        return s;
+    }
+}
