@@ -1,1 +1,78 @@
-namespace Kayak.Broker; public static class Program { public static int Main(string[] args) => 0; }
+using System.Runtime.InteropServices;
+using Kayak.Broker;
+using Kayak.Broker.Config;
+using Microsoft.Extensions.Logging;
+
+// Same convention as kafka-server-start.sh: Broker [server.properties] [--override key=value]...
+// With no arguments: 127.0.0.1:9092, data under ./data.
+var options = new KafkaBrokerOptions();
+try
+{
+    for (int i = 0; i < args.Length; i++)
+    {
+        string a = args[i];
+        if (a == "--override")
+        {
+            if (i + 1 >= args.Length) return Fail("--override needs a key=value argument");
+            string kv = args[++i];
+            int eq = kv.IndexOf('=');
+            if (eq <= 0) return Fail($"--override expects key=value, got '{kv}'");
+            options.Properties[kv[..eq].Trim()] = kv[(eq + 1)..];
+        }
+        else if (a is "-h" or "--help")
+        {
+            Console.WriteLine("USAGE: Kayak.Broker [server.properties] [--override property=value]*");
+            return 0;
+        }
+        else if (a.StartsWith('-'))
+        {
+            return Fail($"Unknown option {a}. USAGE: Kayak.Broker [server.properties] [--override property=value]*");
+        }
+        else
+        {
+            if (!File.Exists(a)) return Fail($"Properties file {a} does not exist");
+            foreach (var (k, v) in BrokerConfig.ReadPropertiesFile(a))
+                if (!options.Properties.ContainsKey(k)) options.Properties[k] = v;
+        }
+    }
+}
+catch (IOException e)
+{
+    return Fail(e.Message);
+}
+
+using var loggerFactory = LoggerFactory.Create(b => b
+    .SetMinimumLevel(LogLevel.Information)
+    .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "[yyyy-MM-dd HH:mm:ss,fff] "; o.IncludeScopes = false; }));
+options.LoggerFactory = loggerFactory;
+
+await using var broker = new KafkaBroker(options);
+try
+{
+    await broker.StartAsync();
+}
+catch (ConfigException e)
+{
+    return Fail(e.Message);
+}
+catch (Kayak.Storage.ConfigException e)
+{
+    return Fail(e.Message);
+}
+catch (InvalidOperationException e)
+{
+    return Fail(e.Message);
+}
+
+// SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, close files.
+var stop = new TaskCompletionSource();
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+await stop.Task;
+return 0;
+
+static int Fail(string message)
+{
+    Console.Error.WriteLine("ERROR: " + message);
+    return 1;
+}

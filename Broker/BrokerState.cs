@@ -1,0 +1,123 @@
+using System.Net;
+using Kayak.Broker.Config;
+using Kayak.Broker.Handlers;
+using Kayak.Protocol;
+using Kayak.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Kayak.Broker;
+
+/// <summary>
+/// Everything a handler may touch: config, logs, topic metadata, the clock. One per broker;
+/// handlers are stateless and reach their state through <see cref="RequestContext.Broker"/>.
+/// </summary>
+public sealed class BrokerState : IDisposable
+{
+    private readonly ILogger _log;
+
+    internal BrokerState(BrokerConfig config, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        Config = config;
+        Time = time;
+        LoggerFactory = loggerFactory;
+        _log = loggerFactory.CreateLogger("Kayak.Broker");
+        Logs = new LogManager(new LogOptions
+        {
+            LogDirs = config.LogDirs,
+            SegmentBytes = config.LogSegmentBytes,
+            RollMs = config.LogRollMs,
+            RetentionMs = config.LogRetentionMs,
+            RetentionBytes = config.LogRetentionBytes,
+            RetentionCheckIntervalMs = config.LogRetentionCheckIntervalMs,
+            FlushIntervalMessages = config.LogFlushIntervalMessages,
+            FlushIntervalMs = config.LogFlushIntervalMs,
+            IndexIntervalBytes = config.LogIndexIntervalBytes,
+            SegmentIndexBytes = config.LogIndexSizeMaxBytes,
+            Time = time,
+        });
+        Topics = new TopicService(this);
+        Handlers = HandlerRegistry.CreateDefault();
+    }
+
+    public BrokerConfig Config { get; }
+    public TimeProvider Time { get; }
+    public ILoggerFactory LoggerFactory { get; }
+    public LogManager Logs { get; }
+    internal Fetching.FetchSessionCache FetchSessions { get; } = new();
+    public TopicService Topics { get; }
+    public HandlerRegistry Handlers { get; }
+    public int NodeId => Config.NodeId;
+    public string ClusterId { get; private set; } = "";
+    public IReadOnlyList<ListenerEndpoint> AdvertisedListeners { get; private set; } = [];
+    public ListenerEndpoint AdvertisedEndpoint => AdvertisedListeners[0];
+
+    internal void Open()
+    {
+        ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
+        Logs.Open();
+    }
+
+    internal void SetAdvertisedListeners(BrokerConfig config, IReadOnlyList<ListenerEndpoint> bound)
+    {
+        if (config.Has("advertised.listeners"))
+        {
+            AdvertisedListeners = config.AdvertisedListeners;
+            return;
+        }
+        var list = new List<ListenerEndpoint>();
+        foreach (var b in bound)
+        {
+            // Kafka advertises the host's name for a wildcard listener.
+            string host = b.Host is "" or "0.0.0.0" or "::" ? Dns.GetHostName() : b.Host;
+            list.Add(b with { Host = host });
+        }
+        AdvertisedListeners = list;
+    }
+
+    internal void RunRetention()
+    {
+        try { Logs.RunRetention(); }
+        catch (Exception e) { _log.LogError(e, "Retention check failed"); }
+    }
+
+    internal void FlushAll()
+    {
+        try { Logs.FlushAll(); }
+        catch (Exception e) { _log.LogError(e, "Periodic flush failed"); }
+    }
+
+    public void Dispose() => Logs.Dispose();
+}
+
+/// <summary>
+/// Kafka's meta.properties in each log dir: cluster.id and node.id. The cluster id is made once and
+/// kept, so clients see the same cluster across restarts; a log dir of another node is refused.
+/// </summary>
+internal static class MetaProperties
+{
+    public static string LoadOrCreate(IReadOnlyList<string> logDirs, int nodeId)
+    {
+        string? clusterId = null;
+        foreach (var dir in logDirs)
+        {
+            var path = Path.Combine(dir, "meta.properties");
+            if (!File.Exists(path)) continue;
+            var props = BrokerConfig.ReadPropertiesFile(path);
+            if (props.TryGetValue("node.id", out var n) && n != nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                throw new Config.ConfigException("node.id", nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    $"the log dir {dir} belongs to node.id {n}");
+            if (props.TryGetValue("cluster.id", out var c)) clusterId ??= c;
+        }
+        clusterId ??= Uuid.NewRandom().ToString();
+        foreach (var dir in logDirs)
+        {
+            Directory.CreateDirectory(dir);
+            var path = Path.Combine(dir, "meta.properties");
+            if (File.Exists(path)) continue;
+            var tmp = path + ".tmp";
+            File.WriteAllText(tmp, $"#Written by Kayak\nversion=1\ncluster.id={clusterId}\nnode.id={nodeId}\n");
+            File.Move(tmp, path, overwrite: true);
+        }
+        return clusterId;
+    }
+}

@@ -1,0 +1,184 @@
+using System.Globalization;
+using System.Text;
+
+namespace Kayak.Broker.Config;
+
+/// <summary>One listener: PLAINTEXT://host:port (only PLAINTEXT is served).</summary>
+public sealed record ListenerEndpoint(string Name, string Host, int Port)
+{
+    public static ListenerEndpoint Parse(string key, string value)
+    {
+        int sep = value.IndexOf("://", StringComparison.Ordinal);
+        if (sep <= 0) throw new ConfigException(key, value, "Listener must be of the form NAME://host:port");
+        string name = value[..sep].Trim();
+        string rest = value[(sep + 3)..];
+        int colon = rest.LastIndexOf(':');
+        if (colon < 0 || !int.TryParse(rest[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port > 65535)
+            throw new ConfigException(key, value, "Listener must be of the form NAME://host:port with a port from 0 to 65535");
+        string host = rest[..colon].Trim('[', ']');
+        return new ListenerEndpoint(name, host, port);
+    }
+
+    public override string ToString() => $"{Name}://{(Host.Contains(':') ? "[" + Host + "]" : Host)}:{Port}";
+}
+
+/// <summary>
+/// The broker's configuration, resolved from server.properties keys with Kafka's names, defaults
+/// and precedence (log.retention.ms over .minutes over .hours; log.dirs over log.dir). Any invalid
+/// value throws <see cref="ConfigException"/> naming the key.
+/// </summary>
+public sealed class BrokerConfig
+{
+    private readonly Dictionary<string, string> _values;
+
+    public IReadOnlyDictionary<string, string> Values => _values;
+    public IReadOnlyList<string> UnknownKeys { get; }
+
+    public int NodeId { get; }
+    public IReadOnlyList<ListenerEndpoint> Listeners { get; }
+    public IReadOnlyList<ListenerEndpoint> AdvertisedListeners { get; }
+    public IReadOnlyList<string> LogDirs { get; }
+    public int NumPartitions { get; }
+    public int DefaultReplicationFactor { get; }
+    public bool AutoCreateTopicsEnable { get; }
+    public bool DeleteTopicEnable { get; }
+    public int LogSegmentBytes { get; }
+    public long LogRollMs { get; }
+    public long LogRetentionMs { get; }
+    public long LogRetentionBytes { get; }
+    public long LogRetentionCheckIntervalMs { get; }
+    public long LogFlushIntervalMessages { get; }
+    public long LogFlushIntervalMs { get; }
+    public int MessageMaxBytes { get; }
+    public int SocketRequestMaxBytes { get; }
+    public int LogIndexIntervalBytes { get; }
+    public int LogIndexSizeMaxBytes { get; }
+    public string LogCleanupPolicy { get; }
+    public string LogMessageTimestampType { get; }
+    public string CompressionType { get; }
+    public int OffsetsTopicNumPartitions { get; }
+    public int OffsetsTopicSegmentBytes { get; }
+    public long OffsetsRetentionMs { get; }
+    public long OffsetsRetentionCheckIntervalMs { get; }
+    public int GroupInitialRebalanceDelayMs { get; }
+    public int GroupMinSessionTimeoutMs { get; }
+    public int GroupMaxSessionTimeoutMs { get; }
+    public int GroupMaxSize { get; }
+    public int TransactionStateLogNumPartitions { get; }
+    public int TransactionMaxTimeoutMs { get; }
+    public long TransactionalIdExpirationMs { get; }
+    public long ProducerIdExpirationMs { get; }
+
+    public BrokerConfig(IReadOnlyDictionary<string, string> properties)
+    {
+        _values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var unknown = new List<string>();
+        foreach (var (k, v) in properties)
+        {
+            var def = BrokerConfigDefinitions.Find(k);
+            if (def is null) unknown.Add(k);
+            else def.Validate(v);
+            _values[k] = v.Trim();
+        }
+        UnknownKeys = unknown;
+
+        NodeId = Has("node.id") ? GetInt("node.id") : Has("broker.id") && GetInt("broker.id") >= 0 ? GetInt("broker.id") : GetInt("node.id");
+        Listeners = ParseListeners("listeners", GetString("listeners")!);
+        foreach (var l in Listeners)
+            if (!l.Name.Equals("PLAINTEXT", StringComparison.OrdinalIgnoreCase))
+                throw new ConfigException("listeners", GetString("listeners"), $"only PLAINTEXT listeners are supported, not {l.Name}");
+        var advertised = GetString("advertised.listeners");
+        AdvertisedListeners = advertised is null ? Listeners : ParseListeners("advertised.listeners", advertised);
+        LogDirs = SplitList(GetString("log.dirs") ?? GetString("log.dir")!);
+        if (LogDirs.Count == 0) throw new ConfigException("log.dirs", GetString("log.dirs"), "at least one log directory is required");
+        NumPartitions = GetInt("num.partitions");
+        DefaultReplicationFactor = GetInt("default.replication.factor");
+        AutoCreateTopicsEnable = GetBool("auto.create.topics.enable");
+        DeleteTopicEnable = GetBool("delete.topic.enable");
+        LogSegmentBytes = GetInt("log.segment.bytes");
+        LogRollMs = Has("log.roll.ms") ? GetLong("log.roll.ms") : GetInt("log.roll.hours") * 3_600_000L;
+        LogRetentionMs = Has("log.retention.ms") ? GetLong("log.retention.ms")
+            : Has("log.retention.minutes") ? MinutesToMs(GetInt("log.retention.minutes"))
+            : HoursToMs(GetInt("log.retention.hours"));
+        LogRetentionBytes = GetLong("log.retention.bytes");
+        LogRetentionCheckIntervalMs = GetLong("log.retention.check.interval.ms");
+        LogFlushIntervalMessages = GetLong("log.flush.interval.messages");
+        LogFlushIntervalMs = Has("log.flush.interval.ms") ? GetLong("log.flush.interval.ms") : GetLong("log.flush.scheduler.interval.ms");
+        MessageMaxBytes = GetInt("message.max.bytes");
+        SocketRequestMaxBytes = GetInt("socket.request.max.bytes");
+        LogIndexIntervalBytes = GetInt("log.index.interval.bytes");
+        LogIndexSizeMaxBytes = GetInt("log.index.size.max.bytes");
+        LogCleanupPolicy = GetString("log.cleanup.policy")!;
+        LogMessageTimestampType = GetString("log.message.timestamp.type")!;
+        CompressionType = GetString("compression.type")!;
+        OffsetsTopicNumPartitions = GetInt("offsets.topic.num.partitions");
+        OffsetsTopicSegmentBytes = GetInt("offsets.topic.segment.bytes");
+        OffsetsRetentionMs = GetInt("offsets.retention.minutes") * 60_000L;
+        OffsetsRetentionCheckIntervalMs = GetLong("offsets.retention.check.interval.ms");
+        GroupInitialRebalanceDelayMs = GetInt("group.initial.rebalance.delay.ms");
+        GroupMinSessionTimeoutMs = GetInt("group.min.session.timeout.ms");
+        GroupMaxSessionTimeoutMs = GetInt("group.max.session.timeout.ms");
+        GroupMaxSize = GetInt("group.max.size");
+        TransactionStateLogNumPartitions = GetInt("transaction.state.log.num.partitions");
+        TransactionMaxTimeoutMs = GetInt("transaction.max.timeout.ms");
+        TransactionalIdExpirationMs = GetInt("transactional.id.expiration.ms");
+        ProducerIdExpirationMs = GetInt("producer.id.expiration.ms");
+    }
+
+    private static long MinutesToMs(int m) => m < 0 ? -1 : m * 60_000L;
+    private static long HoursToMs(int h) => h < 0 ? -1 : h * 3_600_000L;
+
+    public bool Has(string key) => _values.ContainsKey(key);
+
+    /// <summary>The value in force for a key: explicit, else Kafka's default (null when none).</summary>
+    public string? GetString(string key) =>
+        _values.TryGetValue(key, out var v) ? v : BrokerConfigDefinitions.Find(key)?.Default;
+
+    public bool IsDefault(string key) => !_values.ContainsKey(key);
+
+    private int GetInt(string key) => int.Parse(GetString(key)!, CultureInfo.InvariantCulture);
+    private long GetLong(string key) => long.Parse(GetString(key)!, CultureInfo.InvariantCulture);
+    private bool GetBool(string key) => bool.Parse(GetString(key)!);
+
+    private static List<string> SplitList(string value)
+    {
+        var list = new List<string>();
+        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)) list.Add(part);
+        return list;
+    }
+
+    private static List<ListenerEndpoint> ParseListeners(string key, string value)
+    {
+        var list = new List<ListenerEndpoint>();
+        foreach (var part in SplitList(value)) list.Add(ListenerEndpoint.Parse(key, part));
+        if (list.Count == 0) throw new ConfigException(key, value, "at least one listener is required");
+        return list;
+    }
+
+    /// <summary>Reads a Java-style .properties file: '#'/'!' comments, '=' or ':' separators, '\' line continuations.</summary>
+    public static Dictionary<string, string> ReadPropertiesFile(string path)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        var lines = File.ReadAllLines(path);
+        var sb = new StringBuilder();
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string line = lines[i].TrimStart();
+            if (sb.Length == 0 && (line.Length == 0 || line[0] == '#' || line[0] == '!')) continue;
+            if (line.EndsWith('\\') && !line.EndsWith("\\\\", StringComparison.Ordinal))
+            {
+                sb.Append(line, 0, line.Length - 1);
+                continue;
+            }
+            sb.Append(line);
+            string logical = sb.ToString();
+            sb.Clear();
+            int sep = logical.IndexOfAny(['=', ':']);
+            int ws = logical.IndexOfAny([' ', '\t']);
+            if (sep < 0 || (ws >= 0 && ws < sep && logical[..ws].Trim().Length == ws && logical[ws..].TrimStart()[0] is not '=' and not ':')) sep = ws;
+            if (sep < 0) { result[logical.Trim()] = ""; continue; }
+            result[logical[..sep].Trim()] = logical[(sep + 1)..].Trim();
+        }
+        return result;
+    }
+}

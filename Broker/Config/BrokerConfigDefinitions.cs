@@ -1,0 +1,91 @@
+namespace Kayak.Broker.Config;
+
+/// <summary>
+/// The broker configs Kayak knows, with Kafka's defaults and bounds (KafkaConfig / ServerLogConfigs).
+/// Defaults differ from Kafka's only where a laptop broker must: listeners on 127.0.0.1 and data under ./data.
+/// </summary>
+public static class BrokerConfigDefinitions
+{
+    private const long Max = long.MaxValue;
+
+    public static readonly ConfigDefinition[] All =
+    [
+        new("node.id", ConfigType.Int, "1", Min: 0),
+        new("broker.id", ConfigType.Int, null, Min: -1),
+        new("listeners", ConfigType.List, "PLAINTEXT://127.0.0.1:9092"),
+        new("advertised.listeners", ConfigType.List, null),
+        new("log.dirs", ConfigType.List, null),
+        new("log.dir", ConfigType.String, "./data"),
+        new("num.partitions", ConfigType.Int, "1", Min: 1),
+        new("default.replication.factor", ConfigType.Int, "1", Min: 1),
+        new("auto.create.topics.enable", ConfigType.Boolean, "true"),
+        new("delete.topic.enable", ConfigType.Boolean, "true"),
+        new("log.segment.bytes", ConfigType.Int, "1073741824", Min: 14),
+        new("log.roll.ms", ConfigType.Long, null, Min: 1),
+        new("log.roll.hours", ConfigType.Int, "168", Min: 1),
+        new("log.retention.ms", ConfigType.Long, null, Min: -1),
+        new("log.retention.minutes", ConfigType.Int, null, Min: -1),
+        new("log.retention.hours", ConfigType.Int, "168", Min: -1),
+        new("log.retention.bytes", ConfigType.Long, "-1"),
+        new("log.retention.check.interval.ms", ConfigType.Long, "300000", Min: 1),
+        new("log.flush.interval.messages", ConfigType.Long, Max.ToString(), Min: 1),
+        new("log.flush.interval.ms", ConfigType.Long, null, Min: 0),
+        new("log.flush.scheduler.interval.ms", ConfigType.Long, Max.ToString()),
+        new("message.max.bytes", ConfigType.Int, "1048588", Min: 0),
+        new("socket.request.max.bytes", ConfigType.Int, "104857600", Min: 1),
+        new("log.index.interval.bytes", ConfigType.Int, "4096", Min: 0),
+        new("log.index.size.max.bytes", ConfigType.Int, "10485760", Min: 4),
+        new("log.cleanup.policy", ConfigType.List, "delete", ValidValues: ["delete", "compact", "compact,delete", "delete,compact"]),
+        new("log.message.timestamp.type", ConfigType.String, "CreateTime", ValidValues: ["CreateTime", "LogAppendTime"]),
+        new("compression.type", ConfigType.String, "producer", ValidValues: ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        new("offsets.topic.num.partitions", ConfigType.Int, "50", Min: 1),
+        new("offsets.topic.replication.factor", ConfigType.Int, "1", Used: false, Min: 1),
+        new("offsets.topic.segment.bytes", ConfigType.Int, "104857600", Min: 1),
+        new("offsets.retention.minutes", ConfigType.Int, "10080", Min: 1),
+        new("offsets.retention.check.interval.ms", ConfigType.Long, "600000", Min: 1),
+        new("group.initial.rebalance.delay.ms", ConfigType.Int, "3000", Min: 0),
+        new("group.min.session.timeout.ms", ConfigType.Int, "6000"),
+        new("group.max.session.timeout.ms", ConfigType.Int, "1800000"),
+        new("group.max.size", ConfigType.Int, int.MaxValue.ToString(), Min: 1),
+        new("transaction.state.log.num.partitions", ConfigType.Int, "50", Min: 1),
+        new("transaction.state.log.replication.factor", ConfigType.Int, "1", Used: false, Min: 1),
+        new("transaction.state.log.min.isr", ConfigType.Int, "1", Used: false, Min: 1),
+        new("transaction.max.timeout.ms", ConfigType.Int, "900000", Min: 1),
+        new("transactional.id.expiration.ms", ConfigType.Int, "604800000", Min: 1),
+        new("producer.id.expiration.ms", ConfigType.Int, "86400000", Min: 1),
+        new("min.insync.replicas", ConfigType.Int, "1", Used: false, Min: 1),
+        // Accepted so stock server.properties files start cleanly; a single node has nothing to do with them.
+        new("process.roles", ConfigType.List, null, Used: false),
+        new("controller.quorum.voters", ConfigType.List, null, Used: false),
+        new("controller.quorum.bootstrap.servers", ConfigType.List, null, Used: false),
+        new("controller.listener.names", ConfigType.List, null, Used: false),
+        new("inter.broker.listener.name", ConfigType.String, null, Used: false),
+        new("listener.security.protocol.map", ConfigType.List, null, Used: false),
+        new("num.network.threads", ConfigType.Int, "3", Used: false),
+        new("num.io.threads", ConfigType.Int, "8", Used: false),
+        new("socket.send.buffer.bytes", ConfigType.Int, "102400", Used: false),
+        new("socket.receive.buffer.bytes", ConfigType.Int, "102400", Used: false),
+        new("num.recovery.threads.per.data.dir", ConfigType.Int, "1", Used: false),
+        new("share.coordinator.state.topic.replication.factor", ConfigType.Int, "1", Used: false),
+        new("share.coordinator.state.topic.min.isr", ConfigType.Int, "1", Used: false),
+        new("zookeeper.connect", ConfigType.String, null, Used: false),
+        new("zookeeper.connection.timeout.ms", ConfigType.Int, null, Used: false),
+        new("log.segment.delete.delay.ms", ConfigType.Long, "60000", Used: false),
+        new("log.cleaner.enable", ConfigType.Boolean, "true", Used: false),
+        new("log.preallocate", ConfigType.Boolean, "false", Used: false),
+        new("auto.leader.rebalance.enable", ConfigType.Boolean, "true", Used: false),
+        new("unclean.leader.election.enable", ConfigType.Boolean, "false", Used: false),
+        new("group.coordinator.rebalance.protocols", ConfigType.List, "classic,consumer", Used: false),
+    ];
+
+    private static readonly Dictionary<string, ConfigDefinition> ByName = BuildIndex();
+
+    private static Dictionary<string, ConfigDefinition> BuildIndex()
+    {
+        var d = new Dictionary<string, ConfigDefinition>(StringComparer.Ordinal);
+        foreach (var def in All) d[def.Name] = def;
+        return d;
+    }
+
+    public static ConfigDefinition? Find(string name) => ByName.GetValueOrDefault(name);
+}

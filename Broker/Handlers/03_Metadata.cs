@@ -1,0 +1,79 @@
+// Metadata (key 3), v0-12. One broker that leads every partition (leader epoch 0, replicas = ISR =
+// [this node]). Null topics (v1+) or an empty list at v0 mean "all topics". Unknown topics are created
+// when auto.create.topics.enable and the request's AllowAutoTopicCreation (v4+, implied before) allow it;
+// creation is synchronous, so the reply already lists the new partitions (Kafka answers
+// LEADER_NOT_AVAILABLE first and the client retries; both are valid for clients). v10+ lookups by topic id
+// answer UNKNOWN_TOPIC_ID when absent. Authorized-operations fields stay at "not requested" (no ACLs).
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class MetadataHandler : ApiHandler<MetadataRequest>
+{
+    public override ApiKey Key => ApiKey.Metadata;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, MetadataRequest request)
+    {
+        var broker = context.Broker;
+        var response = new MetadataResponse
+        {
+            ClusterId = broker.ClusterId,
+            ControllerId = broker.NodeId,
+        };
+        foreach (var l in broker.AdvertisedListeners)
+        {
+            response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = broker.NodeId, Host = l.Host, Port = l.Port });
+            break; // one node, one advertised endpoint per listener name; clients use the first
+        }
+
+        bool allTopics = request.Topics is null || (context.ApiVersion == 0 && request.Topics.Count == 0);
+        if (allTopics)
+        {
+            foreach (var topic in broker.Logs.Topics) response.Topics.Add(Describe(broker, topic));
+            return Done(response);
+        }
+
+        bool allowAutoCreate = context.ApiVersion < 4 || request.AllowAutoTopicCreation;
+        foreach (var t in request.Topics!)
+        {
+            if (t.Name is null)
+            {
+                var byId = broker.Logs.GetTopic(t.TopicId);
+                response.Topics.Add(byId is not null
+                    ? Describe(broker, byId)
+                    : new MetadataResponse.MetadataResponseTopic { Name = null, TopicId = t.TopicId, ErrorCode = (short)ErrorCode.UnknownTopicId });
+                continue;
+            }
+            var result = broker.Topics.GetOrAutoCreate(t.Name, allowAutoCreate);
+            response.Topics.Add(result.Topic is not null
+                ? Describe(broker, result.Topic)
+                : new MetadataResponse.MetadataResponseTopic { Name = t.Name, ErrorCode = (short)result.Error });
+        }
+        return Done(response);
+    }
+
+    internal static MetadataResponse.MetadataResponseTopic Describe(BrokerState broker, TopicLog topic)
+    {
+        var rt = new MetadataResponse.MetadataResponseTopic
+        {
+            Name = topic.Name,
+            TopicId = topic.TopicId,
+            IsInternal = TopicService.IsInternal(topic.Name),
+        };
+        int count = topic.Partitions.Count;
+        for (int p = 0; p < count; p++)
+        {
+            rt.Partitions.Add(new MetadataResponse.MetadataResponsePartition
+            {
+                PartitionIndex = p,
+                LeaderId = broker.NodeId,
+                LeaderEpoch = 0,
+                ReplicaNodes = [broker.NodeId],
+                IsrNodes = [broker.NodeId],
+            });
+        }
+        return rt;
+    }
+}

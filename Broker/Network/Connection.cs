@@ -1,0 +1,241 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Kayak.Broker.Handlers;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Microsoft.Extensions.Logging;
+
+namespace Kayak.Broker.Network;
+
+/// <summary>
+/// One client connection. The read loop frames requests (4-byte size prefix), decodes the header
+/// and body, and starts the handler; a write loop sends the responses strictly in request order,
+/// as Kafka's clients require for pipelined requests. At most <see cref="MaxInFlight"/> requests
+/// are outstanding per connection, so a client that never reads its responses cannot grow memory.
+/// </summary>
+internal sealed class Connection
+{
+    private const int MaxInFlight = 64;
+
+    private readonly Socket _socket;
+    private readonly BrokerState _broker;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _closed = new();
+    private readonly Channel<PendingResponse> _responses =
+        Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxInFlight) { SingleReader = true, SingleWriter = true });
+
+    public Connection(Socket socket, BrokerState broker, ILogger log)
+    {
+        _socket = socket;
+        _broker = broker;
+        _log = log;
+    }
+
+    public void Close() => _closed.Cancel();
+
+    public async Task RunAsync()
+    {
+        _socket.NoDelay = true;
+        var stream = new NetworkStream(_socket, ownsSocket: true);
+        var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024));
+        var writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
+        var writeLoop = WriteLoopAsync(writer);
+        try
+        {
+            await ReadLoopAsync(reader).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Client went away or the broker is shutting down.
+        }
+        catch (ProtocolException e)
+        {
+            _log.LogInformation("Closing connection from {Client}: {Error}", SafeRemote(), e.Message);
+        }
+        catch (Exception e)
+        {
+            _log.LogError(e, "Unexpected error on connection from {Client}; closing it", SafeRemote());
+        }
+        finally
+        {
+            _responses.Writer.TryComplete();
+        }
+        try { await writeLoop.ConfigureAwait(false); } catch { /* already closing */ }
+        _closed.Cancel();
+        await reader.CompleteAsync().ConfigureAwait(false);
+        await writer.CompleteAsync().ConfigureAwait(false);
+        await stream.DisposeAsync().ConfigureAwait(false);
+        _closed.Dispose();
+    }
+
+    private string SafeRemote()
+    {
+        try { return _socket.RemoteEndPoint?.ToString() ?? "?"; } catch { return "?"; }
+    }
+
+    private async Task ReadLoopAsync(PipeReader reader)
+    {
+        int maxFrame = _broker.Config.SocketRequestMaxBytes;
+        var token = _closed.Token;
+        while (true)
+        {
+            ReadResult result = await reader.ReadAsync(token).ConfigureAwait(false);
+            ReadOnlySequence<byte> buffer = result.Buffer;
+            while (true)
+            {
+                if (buffer.Length < 4) break;
+                int size = ReadFrameSize(buffer);
+                // Kafka closes the connection on an oversized or negative size without reading the body.
+                if (size < 0 || size > maxFrame)
+                    throw new ProtocolException($"Request size {size} is outside 0..socket.request.max.bytes ({maxFrame})");
+                if (buffer.Length < 4L + size) break;
+                byte[] frame = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1));
+                buffer.Slice(4, size).CopyTo(frame);
+                buffer = buffer.Slice(4 + size);
+                await DispatchAsync(frame, size).ConfigureAwait(false);
+            }
+            reader.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted || result.IsCanceled) return;
+        }
+    }
+
+    private static int ReadFrameSize(ReadOnlySequence<byte> buffer)
+    {
+        Span<byte> tmp = stackalloc byte[4];
+        buffer.Slice(0, 4).CopyTo(tmp);
+        return BinaryPrimitives.ReadInt32BigEndian(tmp);
+    }
+
+    private ValueTask DispatchAsync(byte[] frame, int size)
+    {
+        var pending = Decode(frame, size);
+        return _responses.Writer.WriteAsync(pending, _closed.Token);
+    }
+
+    /// <summary>Decodes header and body and starts the handler. Malformed frames close the connection, as in Kafka.</summary>
+    private PendingResponse Decode(byte[] frame, int size)
+    {
+        var memory = new ReadOnlyMemory<byte>(frame, 0, size);
+        var reader = new KafkaReader(memory);
+        if (size < 8) ThrowHelper.Truncated(8, size);
+        var apiKey = (ApiKey)BinaryPrimitives.ReadInt16BigEndian(frame);
+        short version = BinaryPrimitives.ReadInt16BigEndian(frame.AsSpan(2));
+        var info = ApiVersionTable.Find(apiKey);
+        if (info is null)
+            throw new ProtocolException($"Unknown or unsupported API key {(short)apiKey}");
+
+        var header = new RequestHeader();
+        bool versionSupported = version >= info.MinVersion && version <= info.MaxVersion;
+        if (!versionSupported)
+        {
+            // KIP-511: an ApiVersions request newer than ours is answered at v0 with UNSUPPORTED_VERSION and
+            // our ranges, so the client can retry with a version we know. Anything else is a broken client.
+            if (apiKey != ApiKey.ApiVersions)
+                throw new ProtocolException($"Unsupported version {version} of {apiKey} (supported {info.MinVersion}..{info.MaxVersion})");
+            header.Read(ref reader, 1);
+            ArrayPool<byte>.Shared.Return(frame);
+            var response = Handlers.ApiVersionsHandler.UnsupportedVersionResponse();
+            return new PendingResponse(header.CorrelationId, apiKey, 0, new ValueTask<IApiMessage?>(response), null, null);
+        }
+
+        header.Read(ref reader, ApiMessageTypes.RequestHeaderVersion(apiKey, version));
+        var request = ApiMessageTypes.CreateRequest(apiKey);
+        request.Read(ref reader, version);
+
+        var context = new RequestContext
+        {
+            Broker = _broker,
+            ApiKey = apiKey,
+            ApiVersion = version,
+            CorrelationId = header.CorrelationId,
+            ClientId = header.ClientId,
+            ClientAddress = _socket.RemoteEndPoint,
+            ConnectionClosed = _closed.Token,
+        };
+        ValueTask<IApiMessage?> task;
+        try
+        {
+            task = _broker.Handlers.Get(apiKey).HandleAsync(context, request);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+            throw;
+        }
+        return new PendingResponse(header.CorrelationId, apiKey, version, task, frame, context);
+    }
+
+    private async Task WriteLoopAsync(PipeWriter writer)
+    {
+        var reader = _responses.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var pending))
+                {
+                    IApiMessage? response;
+                    try
+                    {
+                        response = await pending.Task.ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        pending.Context?.ResponseSent();
+                        throw;
+                    }
+                    finally
+                    {
+                        if (pending.Frame is not null) ArrayPool<byte>.Shared.Return(pending.Frame);
+                    }
+                    if (response is null) { pending.Context?.ResponseSent(); continue; }
+                    try
+                    {
+                        WriteResponse(writer, pending, response);
+                    }
+                    finally
+                    {
+                        pending.Context?.ResponseSent();
+                    }
+                    // Flush when the pipeline is drained; pipelined responses share one write.
+                    if (!reader.TryPeek(out _) || writer.UnflushedBytes > 256 * 1024)
+                    {
+                        var flush = await writer.FlushAsync().ConfigureAwait(false);
+                        if (flush.IsCompleted) return;
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            if (e is not (IOException or SocketException or OperationCanceledException or ObjectDisposedException))
+                _log.LogError(e, "Error writing response to {Client}; closing connection", SafeRemote());
+            _closed.Cancel();
+            try { _socket.Shutdown(SocketShutdown.Both); } catch { /* already gone */ }
+            // Drain remaining pending responses so their frames return to the pool.
+            while (reader.TryRead(out var rest))
+            {
+                try { await rest.Task.ConfigureAwait(false); } catch { /* connection is closing */ }
+                if (rest.Frame is not null) ArrayPool<byte>.Shared.Return(rest.Frame);
+                rest.Context?.ResponseSent();
+            }
+        }
+    }
+
+    private static void WriteResponse(PipeWriter output, in PendingResponse pending, IApiMessage response)
+    {
+        short headerVersion = ApiMessageTypes.ResponseHeaderVersion(pending.ApiKey, pending.Version);
+        var header = new ResponseHeader { CorrelationId = pending.CorrelationId };
+        int size = header.Size(headerVersion) + response.Size(pending.Version);
+        var writer = new KafkaWriter(output);
+        writer.WriteInt32(size);
+        header.Write(ref writer, headerVersion);
+        response.Write(ref writer, pending.Version);
+        writer.Flush();
+    }
+
+    private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<IApiMessage?> Task, byte[]? Frame, RequestContext? Context);
+}

@@ -1,0 +1,96 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Kayak.Broker.Config;
+using Microsoft.Extensions.Logging;
+
+namespace Kayak.Broker.Network;
+
+/// <summary>Accepts TCP connections on one PLAINTEXT listener and runs a <see cref="Connection"/> for each.</summary>
+internal sealed class Listener : IAsyncDisposable
+{
+    private readonly ListenerEndpoint _endpoint;
+    private readonly BrokerState _broker;
+    private readonly ILogger _log;
+    private readonly ConcurrentDictionary<Connection, Task> _connections = new();
+    private Socket? _socket;
+    private Task? _acceptLoop;
+
+    public Listener(ListenerEndpoint endpoint, BrokerState broker, ILogger log)
+    {
+        _endpoint = endpoint;
+        _broker = broker;
+        _log = log;
+    }
+
+    /// <summary>The bound endpoint (port resolved when 0 was asked for).</summary>
+    public ListenerEndpoint BoundEndpoint { get; private set; } = null!;
+
+    public void Start()
+    {
+        IPAddress address = ResolveBindAddress(_endpoint.Host);
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (address.Equals(IPAddress.IPv6Any)) socket.DualMode = true;
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        try
+        {
+            socket.Bind(new IPEndPoint(address, _endpoint.Port));
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new InvalidOperationException($"Cannot bind listener {_endpoint}: {e.Message}", e);
+        }
+        socket.Listen(1024);
+        _socket = socket;
+        int port = ((IPEndPoint)socket.LocalEndPoint!).Port;
+        BoundEndpoint = _endpoint with { Port = port };
+        _acceptLoop = AcceptLoopAsync(socket);
+    }
+
+    private static IPAddress ResolveBindAddress(string host)
+    {
+        if (host.Length == 0 || host == "0.0.0.0") return IPAddress.Any;
+        if (host == "::") return IPAddress.IPv6Any;
+        if (IPAddress.TryParse(host, out var ip)) return ip;
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
+        var addresses = Dns.GetHostAddresses(host);
+        return addresses.Length > 0 ? addresses[0] : throw new InvalidOperationException($"Cannot resolve listener host {host}");
+    }
+
+    private async Task AcceptLoopAsync(Socket socket)
+    {
+        while (true)
+        {
+            Socket client;
+            try
+            {
+                client = await socket.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                return;
+            }
+            var connection = new Connection(client, _broker, _log);
+            _connections[connection] = Task.CompletedTask;
+            _connections[connection] = RunConnectionAsync(connection);
+        }
+    }
+
+    private async Task RunConnectionAsync(Connection connection)
+    {
+        await Task.Yield();
+        try { await connection.RunAsync().ConfigureAwait(false); }
+        finally { _connections.TryRemove(connection, out _); }
+    }
+
+    /// <summary>Stops accepting, then closes connections once their in-flight requests are answered.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _socket?.Dispose();
+        if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+        foreach (var c in _connections.Keys) c.Close();
+        var tasks = _connections.Values.ToArray();
+        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+}

@@ -1,0 +1,43 @@
+namespace Kayak.Protocol;
+
+/// <summary>A served API and the version range the broker advertises in ApiVersions.</summary>
+public sealed record ServedApi(ApiKey Key, short MinVersion, short MaxVersion);
+
+/// <summary>
+/// The single place that says which APIs the broker serves and at which versions. ApiVersions is
+/// built from it, the connection rejects what it does not list, and the broker refuses to start if
+/// a listed API has no handler. Ranges are the spec's validVersions minus versions marked
+/// latestVersionUnstable. Produce starts at 0: librdkafka refuses compressed produce to brokers whose
+/// Produce range does not start at 0 (KAFKA-18659).
+/// </summary>
+public static class ApiVersionTable
+{
+    public static readonly ServedApi[] Served =
+    [
+        new(ApiKey.Produce, 0, 11),
+        new(ApiKey.Fetch, 0, 17),
+        new(ApiKey.ListOffsets, 0, 9),
+        new(ApiKey.Metadata, 0, 12),
+        new(ApiKey.ApiVersions, 0, 4),
+        new(ApiKey.CreateTopics, 0, 7),
+        new(ApiKey.DeleteTopics, 0, 6),
+        new(ApiKey.CreatePartitions, 0, 3),
+    ];
+
+    private static readonly ServedApi?[] ByKey = BuildIndex();
+
+    private static ServedApi?[] BuildIndex()
+    {
+        short max = 0;
+        foreach (var s in Served) max = Math.Max(max, (short)s.Key);
+        var index = new ServedApi?[max + 1];
+        foreach (var s in Served) index[(short)s.Key] = s;
+        return index;
+    }
+
+    public static ServedApi? Find(ApiKey key)
+    {
+        short k = (short)key;
+        return k >= 0 && k < ByKey.Length ? ByKey[k] : null;
+    }
+}

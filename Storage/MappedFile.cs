@@ -1,0 +1,178 @@
+using System.Buffers;
+using System.IO.MemoryMappedFiles;
+
+namespace Kayak.Storage;
+
+/// <summary>
+/// A file mapped into memory once, accessed through a raw pointer. Writable maps preallocate the file
+/// to the requested capacity (sparse on Linux) so appends are plain memory copies; <see cref="Dispose(long)"/>
+/// can trim the file back to its real length after the view is gone, like Kafka does on roll/close.
+/// </summary>
+internal sealed unsafe class MappedFile : IDisposable
+{
+    private readonly FileStream _file;
+    private readonly MemoryMappedFile _mmf;
+    private readonly MemoryMappedViewAccessor _view;
+    private readonly byte* _ptr;
+    private MappedMemory? _memory;
+    private bool _disposed;
+
+    public long Capacity { get; }
+    public bool Writable { get; }
+
+    private MappedFile(FileStream file, MemoryMappedFile mmf, MemoryMappedViewAccessor view, byte* ptr, long capacity, bool writable)
+    {
+        _file = file; _mmf = mmf; _view = view; _ptr = ptr; Capacity = capacity; Writable = writable;
+    }
+
+    /// <summary>
+    /// Maps <paramref name="path"/>. Writable: created if missing and grown to <paramref name="capacity"/>
+    /// (never shrunk). Read-only: maps the current length, which must be &gt; 0.
+    /// </summary>
+    public static MappedFile Open(string path, long capacity, bool writable)
+    {
+        var fs = new FileStream(path, writable ? FileMode.OpenOrCreate : FileMode.Open,
+            writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+        try
+        {
+            if (writable)
+            {
+                if (fs.Length < capacity) fs.SetLength(capacity);
+                capacity = fs.Length;
+            }
+            else capacity = fs.Length;
+            if (capacity <= 0) throw new IOException($"Cannot map empty file {path}");
+            var access = writable ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
+            var mmf = MemoryMappedFile.CreateFromFile(fs, null, capacity, access, HandleInheritability.None, leaveOpen: true);
+            MemoryMappedViewAccessor view;
+            try { view = mmf.CreateViewAccessor(0, capacity, access); }
+            catch { mmf.Dispose(); throw; }
+            byte* p = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+            p += view.PointerOffset;
+            return new MappedFile(fs, mmf, view, p, capacity, writable);
+        }
+        catch
+        {
+            fs.Dispose();
+            throw;
+        }
+    }
+
+    public byte* Pointer => _ptr;
+
+    public Span<byte> Span(long offset, int length)
+    {
+        if ((ulong)offset + (ulong)length > (ulong)Capacity) throw new ArgumentOutOfRangeException(nameof(offset));
+        return new Span<byte>(_ptr + offset, length);
+    }
+
+    /// <summary>Zero-copy memory over the mapping (one MemoryManager per mapping, created on first use).</summary>
+    public ReadOnlyMemory<byte> Memory(int offset, int length)
+    {
+        _memory ??= new MappedMemory(_ptr, (int)Math.Min(Capacity, int.MaxValue));
+        return _memory.Memory.Slice(offset, length);
+    }
+
+    /// <summary>msync the mapped pages and fsync the file (data + metadata).</summary>
+    public void Flush()
+    {
+        if (_disposed || !Writable) return;
+        _view.Flush();
+        _file.Flush(flushToDisk: true);
+    }
+
+    public void Dispose() => Dispose(-1);
+
+    /// <summary>Unmaps and closes; when <paramref name="trimTo"/> ≥ 0 and the map was writable, truncates the file to it.</summary>
+    public void Dispose(long trimTo)
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _mmf.Dispose();
+        try
+        {
+            if (trimTo >= 0 && Writable)
+            {
+                _file.SetLength(trimTo);
+                _file.Flush(flushToDisk: true);
+            }
+        }
+        finally
+        {
+            _file.Dispose();
+        }
+    }
+
+    private sealed class MappedMemory : MemoryManager<byte>
+    {
+        private readonly byte* _p;
+        private readonly int _length;
+        public MappedMemory(byte* p, int length) { _p = p; _length = length; }
+        public override Span<byte> GetSpan() => new(_p, _length);
+        public override MemoryHandle Pin(int elementIndex = 0) => new(_p + elementIndex);
+        public override void Unpin() { }
+        protected override void Dispose(bool disposing) { }
+    }
+}
+
+/// <summary>
+/// A sparse, fixed-entry-size index file (Kafka's .index: 8 bytes, .timeindex: 12 bytes), mmap'd.
+/// Writable (active segment): preallocated to its max size. Read-only (inactive): mapped at its trimmed
+/// size on demand. <see cref="Count"/> is published with a volatile write after the entry bytes, so
+/// concurrent readers never see a half-written entry.
+/// </summary>
+internal sealed class SparseIndex
+{
+    private MappedFile? _map;
+    private int _count;
+
+    public string Path { get; }
+    public int EntrySize { get; }
+    public int Count => Volatile.Read(ref _count);
+    public int MaxEntries { get; private set; }
+    public bool IsFull => _count >= MaxEntries;
+    public bool IsMapped => _map is not null;
+
+    public SparseIndex(string path, int entrySize) { Path = path; EntrySize = entrySize; }
+
+    /// <summary>Maps writable with room for maxBytes (rounded down to whole entries); entry count must be set by the caller.</summary>
+    public void OpenWritable(int maxBytes, int existingEntries)
+    {
+        int max = Math.Max(1, maxBytes / EntrySize);
+        long needed = Math.Max((long)max, existingEntries) * EntrySize;
+        _map = MappedFile.Open(Path, needed, writable: true);
+        MaxEntries = (int)(_map.Capacity / EntrySize);
+        _count = existingEntries;
+    }
+
+    /// <summary>Maps the file read-only with <paramref name="entries"/> valid entries (0 = nothing mapped).</summary>
+    public void OpenReadOnly(int entries)
+    {
+        _count = entries;
+        MaxEntries = entries;
+        if (entries > 0) _map = MappedFile.Open(Path, 0, writable: false);
+    }
+
+    public ReadOnlySpan<byte> Entry(int i) => _map!.Span((long)i * EntrySize, EntrySize);
+
+    public void Append(ReadOnlySpan<byte> entry)
+    {
+        entry.CopyTo(_map!.Span((long)_count * EntrySize, EntrySize));
+        Volatile.Write(ref _count, _count + 1);
+    }
+
+    public void Reset() => Volatile.Write(ref _count, 0);
+
+    public void Flush() => _map?.Flush();
+
+    /// <summary>Unmaps; writable maps are trimmed to exactly Count entries.</summary>
+    public void Close()
+    {
+        var m = _map;
+        _map = null;
+        m?.Dispose(m.Writable ? (long)_count * EntrySize : -1);
+    }
+}
