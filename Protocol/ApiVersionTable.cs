@@ -22,6 +22,14 @@ public static class ApiVersionTable
         new(ApiKey.CreateTopics, 0, 7),
         new(ApiKey.DeleteTopics, 0, 6),
         new(ApiKey.CreatePartitions, 0, 3),
+        new(ApiKey.DeleteRecords, 0, 2),
+        new(ApiKey.OffsetForLeaderEpoch, 0, 4),
+        new(ApiKey.DescribeConfigs, 0, 4),
+        new(ApiKey.AlterConfigs, 0, 2),
+        new(ApiKey.DescribeLogDirs, 0, 4),
+        new(ApiKey.IncrementalAlterConfigs, 0, 1),
+        new(ApiKey.DescribeCluster, 0, 1),
+        new(ApiKey.DescribeTopicPartitions, 0, 0),
     ];
 
     private static readonly ServedApi?[] ByKey = BuildIndex();
