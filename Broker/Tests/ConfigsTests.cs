@@ -283,7 +283,11 @@ public sealed class IncrementalAlterConfigsTests
 
         var append = await Send(false, ("retention.ms", Append, "5"));
         Assert.That(append.ErrorCode, Is.EqualTo((short)ErrorCode.InvalidConfig));
-        Assert.That(append.ErrorMessage, Does.Contain("append is not allowed"));
+        Assert.That(append.ErrorMessage, Is.EqualTo("Can't APPEND to key retention.ms because its type is not LIST."));
+        Assert.That((await Send(false, ("made.up", Subtract, "1"))).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidConfig));
+        var nullSet = await Send(false, ("retention.ms", Set, null));
+        Assert.That(nullSet.ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest));
+        Assert.That(nullSet.ErrorMessage, Does.Contain("Null value not supported"));
         Assert.That((await Send(false, ("segment.ms", Set, "1"), ("segment.ms", Delete, null))).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest));
         Assert.That((await Send(false, ("segment.ms", 9, "1"))).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest));
         Assert.That((await Send(false, ("segment.ms", Set, "1"), ("retention.ms", Set, "x"))).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidConfig));
