@@ -270,7 +270,49 @@ public sealed class LogManager : IDisposable
         foreach (var topic in _byName.Values)
             foreach (var p in topic.PartitionArray)
                 deleted += p.ApplyRetention(now);
+        // Rolls since the last run advanced recovery points: persist them (cheap, one small file per dir).
+        CheckpointRecoveryPoints();
         return deleted;
+    }
+
+    /// <summary>
+    /// One log-cleaner pass over every cleanup.policy=compact topic (see PartitionLog.Compaction.cs for the
+    /// exact semantics). Call from a background timer; returns the number of records removed.
+    /// </summary>
+    public long RunCompaction()
+    {
+        long now = _options.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        long removed = 0;
+        foreach (var topic in _byName.Values)
+            if (topic.Config.Compact)
+                foreach (var p in topic.PartitionArray)
+                    removed += p.Compact(now);
+        return removed;
+    }
+
+    /// <summary>
+    /// Kafka's log flusher (log.flush.scheduler.interval.ms): fsyncs partitions whose flush.ms elapsed with
+    /// unflushed messages, then checkpoints recovery points. A no-op with the default (infinite) flush.ms.
+    /// </summary>
+    public int RunScheduledFlush()
+    {
+        long now = _options.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        int flushed = 0;
+        foreach (var topic in _byName.Values)
+            foreach (var p in topic.PartitionArray)
+                if (p.FlushIfDue(now)) flushed++;
+        if (flushed > 0) CheckpointRecoveryPoints();
+        return flushed;
+    }
+
+    /// <summary>
+    /// Writes recovery-point-offset-checkpoint for every log dir (Kafka does this every
+    /// log.flush.offset.checkpoint.interval.ms = 60 s); limits how much a crash has to rescan.
+    /// </summary>
+    public void CheckpointRecoveryPoints()
+    {
+        lock (_lock)
+            foreach (var ld in _dirs) ld.WriteRecoveryPoints();
     }
 
     /// <summary>fsyncs every partition and writes the recovery point checkpoints.</summary>
@@ -296,6 +338,18 @@ public sealed class LogManager : IDisposable
             WriteCheckpoints();
             foreach (var ld in _dirs)
                 AtomicFile.Write(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile), "");
+        }
+    }
+
+    /// <summary>Test hook simulating a crash: unmaps everything without flushing, trimming, checkpoints or marker.</summary>
+    internal void SimulateCrash()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+            foreach (var topic in _byName.Values)
+                foreach (var p in topic.PartitionArray)
+                    p.Abandon();
         }
     }
 

@@ -160,7 +160,7 @@ internal sealed class LogSegment
         {
             long ts = BinaryPrimitives.ReadInt64BigEndian(tidx.AsSpan(i));
             int rel = BinaryPrimitives.ReadInt32BigEndian(tidx.AsSpan(i + 8));
-            if (ts == 0 && rel == 0 && i > 0) break;
+            if (ts == 0 && rel == 0) break; // preallocated, never written
             if (ts <= prevTs || rel < prevRel || rel < 0) return false;
             prevTs = ts; prevRel = rel; count++;
         }
@@ -176,7 +176,13 @@ internal sealed class LogSegment
     {
         long fileLength = new FileInfo(LogPath).Length;
         if (fileLength == 0) { _size = 0; NextOffset = BaseOffset; return true; }
-        using var map = MappedFile.Open(LogPath, 0, writable: false);
+        var map = MappedFile.Open(LogPath, 0, writable: false);
+        try { return FindEnd(map, fileLength); }
+        finally { map.Dispose(); }
+    }
+
+    private unsafe bool FindEnd(MappedFile map, long fileLength)
+    {
         var data = new ReadOnlySpan<byte>(map.Pointer, (int)Math.Min(map.Capacity, int.MaxValue));
         int pos = 0;
         long next = BaseOffset;
@@ -202,6 +208,11 @@ internal sealed class LogSegment
         if (pos < data.Length && data.Slice(pos, Math.Min(data.Length - pos, RecordBatchHeader.Size)).IndexOfAnyExcept((byte)0) >= 0) return false;
         _size = pos;
         NextOffset = next;
+        map.Dispose();
+        // A segment left preallocated (its trim was still deferred to a reader at shutdown): trim it now.
+        if (fileLength > pos)
+            using (var fs = new FileStream(LogPath, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
+                fs.SetLength(pos);
         return true;
     }
 
@@ -371,7 +382,7 @@ internal sealed class LogSegment
             _timeIndexEntries = _timeIndex.Count;
             if (_readers == 0) CloseMappingLocked();
         }
-        _cache?.Touch(this);
+        // Not cached: the writable map is dropped by the last reader; later reads map read-only on demand.
     }
 
     // ---------------------------------------------------------------- reads
@@ -535,6 +546,23 @@ internal sealed class LogSegment
         _cache?.Remove(this);
     }
 
+    /// <summary>
+    /// Compaction swap: the log file was already atomically replaced by its cleaned version; drop this
+    /// segment (mapping released once readers are done; they keep the old inode) and its index files.
+    /// </summary>
+    public void RetireReplaced()
+    {
+        lock (_lock)
+        {
+            _deleted = true;
+            _closed = true;
+            TryDelete(IndexPath);
+            TryDelete(TimeIndexPath);
+            if (_readers == 0) CloseMappingLocked();
+        }
+        _cache?.Remove(this);
+    }
+
     /// <summary>Shutdown: seals (active segments get their final time-index entry) and unmaps, trimming files.</summary>
     public void Close()
     {
@@ -563,6 +591,21 @@ internal sealed class LogSegment
     private static void TryDelete(string path)
     {
         try { File.Delete(path); } catch (IOException) { }
+    }
+
+    /// <summary>Test hook simulating a crash: drops all maps without trimming, flushing or checkpoints.</summary>
+    internal void Abandon()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            var log = _log;
+            _log = null;
+            log?.Dispose(-1);
+            _offsetIndex.Abandon();
+            _timeIndex.Abandon();
+        }
+        _cache?.Remove(this);
     }
 
     // ---------------------------------------------------------------- timestamps

@@ -168,6 +168,14 @@ internal sealed class SparseIndex
 
     public void Flush() => _map?.Flush();
 
+    /// <summary>Unmaps without trimming (crash simulation).</summary>
+    public void Abandon()
+    {
+        var m = _map;
+        _map = null;
+        m?.Dispose(-1);
+    }
+
     /// <summary>Unmaps; writable maps are trimmed to exactly Count entries.</summary>
     public void Close()
     {

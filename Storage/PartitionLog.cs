@@ -32,7 +32,7 @@ public sealed class FetchSlice : IDisposable
 /// per-partition lock; reads are lock-free against a copy-on-write segment array plus volatile offsets.
 /// On a single node the high watermark equals the log end offset.
 /// </summary>
-public sealed class PartitionLog
+public sealed partial class PartitionLog
 {
     private readonly object _lock = new();
     private readonly LogOptions _options;
@@ -106,6 +106,15 @@ public sealed class PartitionLog
     {
         var cfg = Config;
         var bases = new List<long>();
+        // A .log.swap is a finished compaction output whose swap was interrupted: complete it (Kafka does the
+        // same) and drop the old indexes so they are rebuilt from the new file.
+        foreach (var f in Directory.EnumerateFiles(Dir, "*.log.swap"))
+        {
+            string log = f[..^".swap".Length];
+            File.Move(f, log, overwrite: true);
+            File.Delete(Path.ChangeExtension(log, ".index"));
+            File.Delete(Path.ChangeExtension(log, ".timeindex"));
+        }
         foreach (var f in Directory.EnumerateFiles(Dir))
         {
             string name = Path.GetFileName(f);
@@ -140,15 +149,11 @@ public sealed class PartitionLog
             bool last = i == segs.Length - 1;
             long nextBase = last ? long.MaxValue : segs[i + 1].BaseOffset;
             bool needsRecovery = !cleanShutdown && nextBase > recoveryPoint;
-            if (!needsRecovery && s.TryLoadIndexes())
-            {
-                if (last && !s.TryFindEnd()) s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
-                else if (!last) { s.NextOffset = nextBase; s.ComputeMaxTimestampIfMissing(); }
-            }
-            else
-            {
+            // Trusted segments still get a cheap header walk from their last index entry: it yields the
+            // exact next offset and catches a file left preallocated or torn despite the checkpoint.
+            if (needsRecovery || !s.TryLoadIndexes() || !s.TryFindEnd())
                 s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
-            }
+            if (!last) s.ComputeMaxTimestampIfMissing();
         }
         var active = segs[^1];
         active.Activate(Math.Max(cfg.SegmentBytes, active.Size), cfg.SegmentIndexBytes);
@@ -194,7 +199,6 @@ public sealed class PartitionLog
         if (recordBatchCount > 0 && recordBatchCount != count) StorageThrow.Corrupt($"Expected {recordBatchCount} batches, found {count}");
 
         AppendResult result;
-        bool flushed = false;
         lock (_lock)
         {
             if (_closed) throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Partition {Id} is closed");
@@ -240,11 +244,9 @@ public sealed class PartitionLog
             if (_unflushedMessages >= cfg.FlushMessages || now - _lastFlushMs >= cfg.FlushMs)
             {
                 FlushLocked(now);
-                flushed = true;
             }
             result = new AppendResult(firstOffset, next - 1, logAppendTime ? now : -1, _logStartOffset);
         }
-        _ = flushed;
         // Wake long-poll fetches; a null check when nobody waits (no allocation on the hot path).
         Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
         return result;
@@ -391,6 +393,7 @@ public sealed class PartitionLog
         long result;
         lock (_lock)
         {
+            if (offset == -1) offset = _logEndOffset; // DeleteRecords: -1 means "up to the high watermark"
             if (offset < 0 || offset > _logEndOffset) StorageThrow.OffsetOutOfRange(Id, offset, _logStartOffset, _logEndOffset);
             if (offset <= _logStartOffset) return _logStartOffset;
             Volatile.Write(ref _logStartOffset, offset);
@@ -420,7 +423,7 @@ public sealed class PartitionLog
             if (cfg.RetentionMs >= 0)
             {
                 int n = 0;
-                while (n < _segments.Length && _segments[n].Size > 0 && now - _segments[n].MaxTimestamp > cfg.RetentionMs) n++;
+                while (n < _segments.Length && (_segments[n].Size > 0 ? now - _segments[n].MaxTimestamp > cfg.RetentionMs : n < _segments.Length - 1)) n++;
                 if (n == _segments.Length) { RollLocked(cfg.SegmentBytes); }
                 deleted += DeleteOldestLocked(Math.Min(n, _segments.Length - 1));
             }
@@ -475,6 +478,17 @@ public sealed class PartitionLog
         }
     }
 
+    /// <summary>flush.ms: fsyncs when unflushed messages are older than the topic's flush interval.</summary>
+    internal bool FlushIfDue(long now)
+    {
+        lock (_lock)
+        {
+            if (_closed || _unflushedMessages == 0 || now - _lastFlushMs < Config.FlushMs) return false;
+            FlushLocked(now);
+            return true;
+        }
+    }
+
     /// <summary>fsync the active segment and its indexes; advances the recovery point to the log end offset.</summary>
     public void Flush()
     {
@@ -501,6 +515,16 @@ public sealed class PartitionLog
             foreach (var s in _segments) s.Close();
         }
         Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
+    }
+
+    /// <summary>Test hook: a crash — no flush, no trim, no checkpoints.</summary>
+    internal void Abandon()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            foreach (var s in _segments) s.Abandon();
+        }
     }
 
     /// <summary>Topic deletion: stop appends and release maps (files go with the directory).</summary>

@@ -111,6 +111,8 @@ public sealed class TopicConfig
     public long FlushMs { get; }
     public int IndexIntervalBytes { get; }
     public int SegmentIndexBytes { get; }
+    /// <summary>delete.retention.ms: how long compaction keeps tombstones.</summary>
+    public long DeleteRetentionMs { get; }
 
     /// <summary>Validates and resolves <paramref name="overrides"/>; throws <see cref="ConfigException"/> naming the bad key.</summary>
     public TopicConfig(IReadOnlyDictionary<string, string>? overrides, LogOptions defaults)
@@ -142,6 +144,7 @@ public sealed class TopicConfig
         FlushMs = GetLong(FlushMsConfig, defaults.FlushIntervalMs);
         IndexIntervalBytes = (int)GetLong(IndexIntervalBytesConfig, defaults.IndexIntervalBytes);
         SegmentIndexBytes = (int)GetLong(SegmentIndexBytesConfig, defaults.SegmentIndexBytes);
+        DeleteRetentionMs = GetLong("delete.retention.ms", 86_400_000);
     }
 
     /// <summary>A new config with <paramref name="overrides"/> replacing all current overrides (AlterConfigs semantics).</summary>

@@ -125,14 +125,32 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             AppendResult appended;
             if (legacy)
             {
-                // TODO(legacy): convert magic 0/1 message sets to v2 once Protocol's LegacyConverter lands.
-                Fail(rp, ErrorCode.UnsupportedForMessageFormat, "Magic v0/v1 message sets are not supported yet");
-                return;
+                // Old clients: store what they sent as one v2 batch, as Kafka does for a v2 log.
+                using var converted = new PooledBufferWriter(span.Length + 128);
+                int convertedCount = LegacyConverter.ToV2(span, converted);
+                if (convertedCount == 0)
+                {
+                    Fail(rp, ErrorCode.InvalidRecord, "Message set has no records");
+                    return;
+                }
+                if (converted.WrittenCount > maxBytes)
+                {
+                    Fail(rp, ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({converted.WrittenCount} > {maxBytes})");
+                    return;
+                }
+                appended = log.Append(converted.WrittenSpan, 1);
             }
-            appended = log.Append(span, batches);
+            else
+            {
+                appended = log.Append(span, batches);
+            }
             rp.BaseOffset = appended.BaseOffset;
             rp.LogAppendTimeMs = appended.LogAppendTime;
             rp.LogStartOffset = appended.LogStartOffset;
+        }
+        catch (ProtocolException e)
+        {
+            Fail(rp, ErrorCode.CorruptMessage, e.Message);
         }
         catch (StorageErrorException e)
         {

@@ -37,7 +37,7 @@ public sealed class ApiVersionsHandler : ApiHandler<ApiVersionsRequest>
     {
         var response = new ApiVersionsResponse();
         foreach (var api in ApiVersionTable.Served)
-            response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)api.Key, MinVersion = api.MinVersion, MaxVersion = api.MaxVersion });
+            response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKey = (short)api.Key, MinVersion = api.MinVersion, MaxVersion = api.MaxVersion });
         return response;
     }
 

@@ -29,6 +29,11 @@ public sealed class RecordBatchOptions
     public TimestampType TimestampType { get; init; } = TimestampType.CreateTime;
     /// <summary>With LogAppendTime: the broker's append time written as maxTimestamp (Kafka also keeps baseTimestamp = first record's).</summary>
     public long? LogAppendTime { get; init; }
+    /// <summary>
+    /// Overrides lastOffsetDelta, so a compacted batch keeps its original last offset even when its
+    /// trailing records were removed (Kafka preserves it for producer-state/sequence continuity).
+    /// </summary>
+    public int? LastOffsetDelta { get; init; }
 }
 
 /// <summary>An owned record header for building batches.</summary>
@@ -44,13 +49,14 @@ public enum ControlRecordType : short
 /// <summary>
 /// Builds one magic v2 batch: records are encoded into a pooled buffer as they are appended,
 /// then <see cref="Build"/> compresses the section (if asked), writes the 61-byte header and
-/// CRC-32C. Offset deltas are 0..n-1; timestamps are stored relative to the first record's.
+/// CRC-32C. Offset deltas are 0..n-1 (or copied from source records); timestamps are stored relative to the first record's.
 /// </summary>
 public sealed class RecordBatchBuilder : IDisposable
 {
     private readonly RecordBatchOptions _options;
     private readonly PooledBufferWriter _records = new(1024);
     private int _count;
+    private int _lastOffsetDelta = -1;
     private long _baseTimestamp = -1;
     private long _maxTimestamp = -1;
 
@@ -67,23 +73,40 @@ public sealed class RecordBatchBuilder : IDisposable
     public void Append(long timestamp, byte[]? key, byte[]? value, IReadOnlyList<RecordHeader>? headers = null) =>
         Append(timestamp, key, key is null, value, value is null, headers);
 
-    public void Append(long timestamp, ReadOnlySpan<byte> key, bool keyIsNull, ReadOnlySpan<byte> value, bool valueIsNull, IReadOnlyList<RecordHeader>? headers = null)
+    public void Append(long timestamp, ReadOnlySpan<byte> key, bool keyIsNull, ReadOnlySpan<byte> value, bool valueIsNull, IReadOnlyList<RecordHeader>? headers = null) =>
+        AppendCore(_lastOffsetDelta + 1, timestamp, key, keyIsNull, value, valueIsNull, headers, default, 0);
+
+    /// <summary>
+    /// Copies a record from another batch keeping its offset delta, timestamp and raw headers, e.g.
+    /// when compaction retains some records (gaps allowed; Kafka's MemoryRecords.filterTo) or when the
+    /// broker recompresses a batch. <paramref name="sourceBaseTimestamp"/> is the source batch's baseTimestamp.
+    /// </summary>
+    public void Append(in Record record, long sourceBaseTimestamp) =>
+        AppendCore(record.OffsetDelta, sourceBaseTimestamp + record.TimestampDelta, record.Key, record.KeyIsNull,
+            record.Value, record.ValueIsNull, null, record.HeadersSection, record.HeaderCount);
+
+    private void AppendCore(int offsetDelta, long timestamp, ReadOnlySpan<byte> key, bool keyIsNull, ReadOnlySpan<byte> value, bool valueIsNull,
+        IReadOnlyList<RecordHeader>? headers, ReadOnlySpan<byte> rawHeaders, int rawHeaderCount)
     {
+        if (offsetDelta <= _lastOffsetDelta) throw new ArgumentException($"Offset delta {offsetDelta} must exceed the previous {_lastOffsetDelta}.");
         if (_count == 0) _baseTimestamp = timestamp;
         if (timestamp > _maxTimestamp) _maxTimestamp = timestamp;
-        int offsetDelta = _count;
         long tsDelta = timestamp - _baseTimestamp;
-        int headerCount = headers?.Count ?? 0;
+        int headerCount = headers?.Count ?? rawHeaderCount;
 
         int bodySize = 1 + VarInt.SizeOf(tsDelta) + VarInt.SizeOf(offsetDelta)
             + (keyIsNull ? 1 : VarInt.SizeOf(key.Length) + key.Length)
             + (valueIsNull ? 1 : VarInt.SizeOf(value.Length) + value.Length)
             + VarInt.SizeOf(headerCount);
-        for (int i = 0; i < headerCount; i++)
+        if (headers is null) bodySize += rawHeaders.Length;
+        else
         {
-            var h = headers![i];
-            int kl = Encoding.UTF8.GetByteCount(h.Key);
-            bodySize += VarInt.SizeOf(kl) + kl + (h.Value is null ? 1 : VarInt.SizeOf(h.Value.Length) + h.Value.Length);
+            for (int i = 0; i < headerCount; i++)
+            {
+                var h = headers[i];
+                int kl = Encoding.UTF8.GetByteCount(h.Key);
+                bodySize += VarInt.SizeOf(kl) + kl + (h.Value is null ? 1 : VarInt.SizeOf(h.Value.Length) + h.Value.Length);
+            }
         }
 
         Span<byte> s = _records.GetSpan(5 + bodySize);
@@ -94,16 +117,25 @@ public sealed class RecordBatchBuilder : IDisposable
         p = WriteBytes(s, p, key, keyIsNull);
         p = WriteBytes(s, p, value, valueIsNull);
         p += VarInt.WriteVarInt(s[p..], headerCount);
-        for (int i = 0; i < headerCount; i++)
+        if (headers is null)
         {
-            var h = headers![i];
-            int kl = Encoding.UTF8.GetByteCount(h.Key);
-            p += VarInt.WriteVarInt(s[p..], kl);
-            p += Encoding.UTF8.GetBytes(h.Key, s[p..]);
-            p = WriteBytes(s, p, h.Value, h.Value is null);
+            rawHeaders.CopyTo(s[p..]);
+            p += rawHeaders.Length;
+        }
+        else
+        {
+            for (int i = 0; i < headerCount; i++)
+            {
+                var h = headers[i];
+                int kl = Encoding.UTF8.GetByteCount(h.Key);
+                p += VarInt.WriteVarInt(s[p..], kl);
+                p += Encoding.UTF8.GetBytes(h.Key, s[p..]);
+                p = WriteBytes(s, p, h.Value, h.Value is null);
+            }
         }
         _records.Advance(p);
         _count++;
+        _lastOffsetDelta = offsetDelta;
     }
 
     /// <summary>
@@ -157,7 +189,7 @@ public sealed class RecordBatchBuilder : IDisposable
             BinaryPrimitives.WriteInt32BigEndian(b[RecordBatchHeader.PartitionLeaderEpochOffset..], o.PartitionLeaderEpoch);
             b[RecordBatchHeader.MagicOffset] = (byte)RecordBatch.MagicV2;
             BinaryPrimitives.WriteInt16BigEndian(b[RecordBatchHeader.AttributesOffset..], attributes);
-            BinaryPrimitives.WriteInt32BigEndian(b[RecordBatchHeader.LastOffsetDeltaOffset..], Math.Max(_count - 1, 0));
+            BinaryPrimitives.WriteInt32BigEndian(b[RecordBatchHeader.LastOffsetDeltaOffset..], Math.Max(o.LastOffsetDelta ?? _lastOffsetDelta, 0));
             BinaryPrimitives.WriteInt64BigEndian(b[RecordBatchHeader.BaseTimestampOffset..], baseTs);
             BinaryPrimitives.WriteInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..], maxTs);
             BinaryPrimitives.WriteInt64BigEndian(b[RecordBatchHeader.ProducerIdOffset..], o.ProducerId);
@@ -184,6 +216,7 @@ public sealed class RecordBatchBuilder : IDisposable
     {
         _records.Clear();
         _count = 0;
+        _lastOffsetDelta = -1;
         _baseTimestamp = -1;
         _maxTimestamp = -1;
     }

@@ -158,4 +158,12 @@ public class CompressionTests
         }
         Assert.Pass();
     }
+
+    [Test]
+    public void MissingNativeLibraryMessageNamesLibraryAndPackage()
+    {
+        var ex = new NativeLibraryMissingException("liblz4.so.1", "liblz4-1", new DllNotFoundException("x"));
+        Assert.That(ex.Message, Does.Contain("liblz4.so.1").And.Contain("apt-get install liblz4-1"));
+        Assert.That(ex.InnerException, Is.InstanceOf<DllNotFoundException>());
+    }
 }

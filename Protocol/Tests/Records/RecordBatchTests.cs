@@ -327,3 +327,49 @@ public class RecordBatchTests
         }
     }
 }
+
+public class RecordCopyTests
+{
+    [Test]
+    public void CompactionStyleCopyKeepsDeltasHeadersAndLastOffset()
+    {
+        var source = RecordBatchTests.BuildSample(CompressionType.Snappy, 10);
+        RecordBatchHeader.TryRead(source, out var sh);
+        using var records = new PooledBufferWriter();
+        RecordBatch.DecompressRecords(source, records);
+        using var b = new RecordBatchBuilder(new RecordBatchOptions
+        {
+            BaseOffset = sh.BaseOffset, Compression = CompressionType.Gzip, LastOffsetDelta = sh.LastOffsetDelta,
+            ProducerId = sh.ProducerId, ProducerEpoch = sh.ProducerEpoch, BaseSequence = sh.BaseSequence,
+        });
+        foreach (var r in new RecordEnumerator(records.WrittenSpan, sh.RecordsCount))
+            if (r.OffsetDelta % 3 == 0 && r.OffsetDelta != 9) b.Append(r, sh.BaseTimestamp); // keep 0,3,6: drop the tail
+        var compacted = b.ToArray();
+
+        Assert.That(RecordBatch.Validate(compacted).Error, Is.EqualTo(ErrorCode.InvalidRecord), "gaps are not allowed on the produce path");
+        var v = RecordBatch.Validate(compacted, new ValidationOptions { RequireContiguousOffsets = false });
+        Assert.That(v.IsValid, v.Message);
+        Assert.That(v.RecordCount, Is.EqualTo(3));
+        RecordBatchHeader.TryRead(compacted, out var h);
+        Assert.That(h.LastOffsetDelta, Is.EqualTo(9));
+        Assert.That(h.LastOffset, Is.EqualTo(sh.LastOffset));
+
+        var original = GoldenTests.DecodeV2(source);
+        var kept = GoldenTests.DecodeV2(compacted);
+        GoldenTests.AssertSame(kept, [original[0], original[3], original[6]], "compacted");
+    }
+
+    [Test]
+    public void OffsetDeltasMustIncrease()
+    {
+        var source = RecordBatchTests.BuildSample(CompressionType.None, 3);
+        using var b = new RecordBatchBuilder();
+        var e = RecordBatch.EnumerateUncompressed(source);
+        e.MoveNext();
+        e.MoveNext();
+        b.Append(e.Current, 0);
+        bool threw = false;
+        try { b.Append(e.Current, 0); } catch (ArgumentException) { threw = true; }
+        Assert.That(threw, Is.True);
+    }
+}
