@@ -195,7 +195,7 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
             IsSensitive = false,
             Documentation = null,
         };
-        if (options.Version == 0) entry.IsDefaultValue = source == ConfigSource.DefaultConfig;
+        if (options.Version == 0) entry.IsDefault = source == ConfigSource.DefaultConfig;
         else entry.ConfigSource = (sbyte)source;
         if (options.IncludeSynonyms) entry.Synonyms = synonyms;
         if (options.Version >= 3)

@@ -49,8 +49,8 @@ public sealed class DescribeConfigsTests
         Assert.That(cleanup.Value, Is.EqualTo("delete"));
         if (version == 0)
         {
-            Assert.That(retention.IsDefaultValue, Is.False);
-            Assert.That(cleanup.IsDefaultValue, Is.True);
+            Assert.That(retention.IsDefault, Is.False);
+            Assert.That(cleanup.IsDefault, Is.True);
         }
         else
         {
@@ -130,8 +130,8 @@ public sealed class DescribeConfigsTests
         Assert.That(segment.Value, Is.EqualTo("1073741824"));
         if (version == 0)
         {
-            Assert.That(partitions.IsDefaultValue, Is.False);
-            Assert.That(segment.IsDefaultValue, Is.True);
+            Assert.That(partitions.IsDefault, Is.False);
+            Assert.That(segment.IsDefault, Is.True);
         }
         else
         {
