@@ -1,12 +1,14 @@
 // DescribeConfigs (key 32), v0-4. Resource types as Kafka's ConfigHelper.describeConfigs answers them:
 //   TOPIC (2): every topic config Kayak knows with its value in force. Source and synonyms follow Kafka's
-//     LogConfig synonyms: an override is DYNAMIC_TOPIC_CONFIG, else the broker's log.* key when set in
-//     server.properties (STATIC_BROKER_CONFIG), else DEFAULT_CONFIG. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION;
+//     ConfigHelper: an override is DYNAMIC_TOPIC_CONFIG, then the broker synonym chain (log.retention.ms /
+//     .minutes / .hours ...) as STATIC_BROKER_CONFIG entries for keys set in server.properties, then
+//     DEFAULT_CONFIG entries; the first entry gives the source. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION;
 //     an illegal name: INVALID_TOPIC_EXCEPTION. Not read-only (AlterConfigs can change them).
 //   BROKER (4): name must be this node id, or empty for the cluster-wide default resource; anything else is
 //     INVALID_REQUEST ("Unexpected broker id ..."). Lists BrokerConfigDefinitions.All with the values in force;
-//     all read-only because Kayak has no dynamic broker configs.
-//   BROKER_LOGGER (8): the node id is checked as for BROKER; answers no entries (log levels are not exposed).
+//     all read-only because Kayak has no dynamic broker configs. The empty (cluster default) resource lists
+//     Kafka's dynamic cluster defaults only, so it is answered with no entries.
+//   BROKER_LOGGER (8): name must be this node id; answers no entries (Kafka lists log4j loggers; not implemented).
 //   Others (CLIENT_METRICS, GROUP, UNKNOWN): INVALID_REQUEST "Unsupported resource type".
 // Null or empty ConfigurationKeys means all keys; unknown keys are left out silently as in Kafka.
 // Version notes: v0 has IsDefault instead of ConfigSource; synonyms from v1 (only when IncludeSynonyms);
@@ -35,7 +37,8 @@ internal static class ConfigResourceType
         if (!int.TryParse(name, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int id))
             return $"Broker id must be an integer, but it is: {name}";
         if (id != broker.NodeId)
-            return $"Unexpected broker id, expected {broker.NodeId}{(allowEmpty ? " or empty string" : "")}, but received {name}";
+            return allowEmpty ? $"Unexpected broker id, expected {broker.NodeId} or empty string, but received {name}"
+                : $"Unexpected broker id, expected {broker.NodeId} but received {name}";
         return null;
     }
 }
@@ -69,7 +72,7 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
                 {
                     var bad = ConfigResourceType.CheckBrokerName(broker, resource.ResourceName, allowEmpty: true);
                     if (bad is not null) Fail(result, ErrorCode.InvalidRequest, bad);
-                    else DescribeBroker(broker, keys, options, result);
+                    else DescribeBroker(broker, resource.ResourceName, keys, options, result);
                     break;
                 }
                 case ConfigResourceType.BrokerLogger:
@@ -112,7 +115,7 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
             var synonyms = new List<DescribeConfigsResponse.DescribeConfigsSynonym>(4);
             if (config.Overrides.TryGetValue(def.Name, out var overridden))
                 synonyms.Add(new() { Name = def.Name, Value = overridden, Source = (sbyte)ConfigSource.DynamicTopicConfig });
-            foreach (var brokerKey in TopicBrokerSynonyms(def.Name))
+            if (TopicConfigDescriber.BrokerSynonym(def.Name) is { } brokerKey)
                 AddBrokerSynonyms(broker, brokerKey, synonyms);
             var source = synonyms.Count > 0 ? (ConfigSource)synonyms[0].Source : ConfigSource.DefaultConfig;
             result.Configs.Add(Entry(options, def.Name, config.GetValue(def.Name), source, readOnly: false,
@@ -120,49 +123,50 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
         }
     }
 
-    private static void DescribeBroker(BrokerState broker, HashSet<string>? keys, EntryOptions options,
+    private static void DescribeBroker(BrokerState broker, string resourceName, HashSet<string>? keys, EntryOptions options,
         DescribeConfigsResponse.DescribeConfigsResult result)
     {
+        // The empty name is the cluster-wide default resource, which in Kafka lists only dynamic cluster-default
+        // configs; Kayak has none, so it is answered empty.
+        if (resourceName.Length == 0) return;
         foreach (var def in BrokerConfigDefinitions.All)
         {
             if (keys is not null && !keys.Contains(def.Name)) continue;
             var synonyms = new List<DescribeConfigsResponse.DescribeConfigsSynonym>(4);
-            foreach (var key in BrokerSynonyms(def.Name)) AddBrokerSynonyms(broker, key, synonyms);
+            AddBrokerSynonyms(broker, def.Name, synonyms);
             var source = synonyms.Count > 0 ? (ConfigSource)synonyms[0].Source : ConfigSource.DefaultConfig;
             result.Configs.Add(Entry(options, def.Name, broker.Config.GetString(def.Name), source, readOnly: true,
                 KafkaConfigType(def.Type), null, synonyms));
         }
     }
 
-    /// <summary>Kafka's configSynonyms for one broker key: the static value when set, then its default if it has one.</summary>
+    /// <summary>
+    /// Kafka's configSynonyms for one broker key: over the key's synonym chain, first the statically set
+    /// values, then the defined defaults (a null default included), then dropping entries before the first
+    /// one named <paramref name="key"/>. So with only log.retention.hours set, log.retention.ms still reports
+    /// DEFAULT_CONFIG first, exactly as Kafka does.
+    /// </summary>
     private static void AddBrokerSynonyms(BrokerState broker, string key, List<DescribeConfigsResponse.DescribeConfigsSynonym> into)
     {
-        if (broker.Config.Values.TryGetValue(key, out var value))
-            into.Add(new() { Name = key, Value = value, Source = (sbyte)ConfigSource.StaticBrokerConfig });
-        if (BrokerConfigDefinitions.Find(key)?.Default is { } def)
-            into.Add(new() { Name = key, Value = def, Source = (sbyte)ConfigSource.DefaultConfig });
+        var chain = BrokerSynonyms(key);
+        int first = into.Count;
+        foreach (var name in chain)
+            if (broker.Config.Values.TryGetValue(name, out var value))
+                into.Add(new() { Name = name, Value = value, Source = (sbyte)ConfigSource.StaticBrokerConfig });
+        foreach (var name in chain)
+            if (BrokerConfigDefinitions.Find(name) is { } def)
+                into.Add(new() { Name = name, Value = def.Default, Source = (sbyte)ConfigSource.DefaultConfig });
+        int drop = 0;
+        while (first + drop < into.Count && into[first + drop].Name != key) drop++;
+        into.RemoveRange(first, drop);
     }
 
-    /// <summary>
-    /// Broker keys that supply a topic config's default, in Kafka's precedence order
-    /// (ServerTopicConfigSynonyms: retention.ms follows log.retention.ms, then .minutes, then .hours).
-    /// </summary>
-    private static string[] TopicBrokerSynonyms(string topicConfig) => topicConfig switch
-    {
-        TopicConfig.RetentionMsConfig => ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
-        TopicConfig.SegmentMsConfig => ["log.roll.ms", "log.roll.hours"],
-        TopicConfig.FlushMsConfig => ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
-        _ => TopicConfigDescriber.BrokerSynonym(topicConfig) is { } s ? [s] : [],
-    };
-
-    /// <summary>A broker key and the lower-precedence keys Kafka resolves it from (KafkaConfig's ms/minutes/hours chains).</summary>
+    /// <summary>A broker key's synonym chain, highest precedence first (Kafka's DynamicBrokerConfig.brokerConfigSynonyms).</summary>
     private static string[] BrokerSynonyms(string key) => key switch
     {
-        "log.retention.ms" => ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
-        "log.retention.minutes" => ["log.retention.minutes", "log.retention.hours"],
-        "log.roll.ms" => ["log.roll.ms", "log.roll.hours"],
+        "log.retention.ms" or "log.retention.minutes" or "log.retention.hours" => ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
+        "log.roll.ms" or "log.roll.hours" => ["log.roll.ms", "log.roll.hours"],
         "log.flush.interval.ms" => ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
-        "log.dirs" => ["log.dirs", "log.dir"],
         _ => [key],
     };
 

@@ -84,7 +84,7 @@ internal static class TopicConfigUpdates
         lock (Gate)
         {
             if (!broker.Logs.TryGetTopic(name, out var topic))
-                return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+                return (ErrorCode.UnknownTopicOrPartition, $"The topic '{name}' does not exist.");
             try
             {
                 var overrides = update(topic.Config.Overrides);
@@ -96,7 +96,7 @@ internal static class TopicConfigUpdates
             catch (Kayak.Storage.ConfigException e) { return (ErrorCode.InvalidConfig, e.Message); }
             catch (StorageErrorException e) when (e.Error == StorageError.UnknownTopicOrPartition)
             {
-                return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+                return (ErrorCode.UnknownTopicOrPartition, $"The topic '{name}' does not exist.");
             }
         }
     }
@@ -110,8 +110,8 @@ internal static class TopicConfigUpdates
         var bad = ConfigResourceType.CheckBrokerName(broker, resourceName, allowEmpty: true);
         if (bad is not null) return (ErrorCode.InvalidRequest, bad);
         if (keys.Count == 0) return (ErrorCode.None, null);
-        return (ErrorCode.InvalidRequest,
-            $"Invalid config value for resource ConfigResource(type=BROKER, name='{resourceName}'): Cannot update these configs dynamically: Set({string.Join(", ", keys)})");
+        // Kafka 4.x formats the key set as a Java set ("[a, b]"); 3.x and older printed Scala's "Set(a, b)".
+        return (ErrorCode.InvalidRequest, $"Cannot update these configs dynamically: [{string.Join(", ", keys)}]");
     }
 }
 

@@ -1,11 +1,13 @@
-// IncrementalAlterConfigs (key 44), v0-1 (KIP-339). Per-key operations on a TOPIC's overrides:
+// IncrementalAlterConfigs (key 44), v0-1 (KIP-339). Per-key operations on a TOPIC's overrides, as Kafka's
+// KRaft ConfigAdminManager.preprocess and ConfigurationControlManager apply them:
 //   SET (0) sets the override; DELETE (1) removes it (reverting to the default; deleting a key that is not
-//   overridden changes nothing); APPEND (2) / SUBTRACT (3) add or remove comma-separated items of a LIST
-//   config, starting from the value in force (the default when not overridden), as Kafka's
-//   ConfigurationControlManager does. APPEND/SUBTRACT on a non-list config is INVALID_CONFIG ("Config value
-//   append is not allowed for config key"); an unknown operation or the same key twice in one resource is
-//   INVALID_REQUEST; unknown keys and bad values are INVALID_CONFIG, null SET values are INVALID_CONFIG.
-//   The whole resource is applied or none of it. ValidateOnly checks and changes nothing.
+//   overridden changes nothing); APPEND (2) / SUBTRACT (3) add missing / remove items of a comma-separated
+//   LIST config, starting from the value in force (the default when not overridden).
+// Request-level checks first, INVALID_REQUEST: the same key twice ("Error due to duplicate config keys"), a
+// null value outside DELETE ("Null value not supported for : k"), an unknown operation ("Unknown operations
+// type n"). APPEND/SUBTRACT on a non-list (or unknown) key is INVALID_CONFIG "Can't APPEND to key k because its
+// type is not LIST."; unknown keys and bad values are INVALID_CONFIG. A resource is applied whole or not at
+// all. ValidateOnly checks and changes nothing. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
 // BROKER: all Kayak broker configs are static, so any operation is refused with INVALID_REQUEST "Cannot
 // update these configs dynamically" (an empty list succeeds). BROKER_LOGGER (changing log4j levels) and
 // other resource types are INVALID_REQUEST: not implemented.
@@ -43,10 +45,13 @@ public sealed class IncrementalAlterConfigsHandler : ApiHandler<IncrementalAlter
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var c in resource.Configs)
-        {
             if (!seen.Add(c.Name)) return (ErrorCode.InvalidRequest, "Error due to duplicate config keys");
-            if (c.ConfigOperation is < OpSet or > OpSubtract) return (ErrorCode.InvalidRequest, $"Unknown alter configs operation type {c.ConfigOperation}");
-        }
+        List<string>? nullUpdates = null;
+        foreach (var c in resource.Configs)
+            if (c.Value is null && c.ConfigOperation != OpDelete) (nullUpdates ??= []).Add(c.Name);
+        if (nullUpdates is not null) return (ErrorCode.InvalidRequest, $"Null value not supported for : {string.Join(", ", nullUpdates)}");
+        foreach (var c in resource.Configs)
+            if (c.ConfigOperation is < OpSet or > OpSubtract) return (ErrorCode.InvalidRequest, $"Unknown operations type {c.ConfigOperation}");
         switch (resource.ResourceType)
         {
             case ConfigResourceType.Topic:
@@ -72,24 +77,21 @@ public sealed class IncrementalAlterConfigsHandler : ApiHandler<IncrementalAlter
             switch (op.ConfigOperation)
             {
                 case OpSet:
-                    if (op.Value is null) throw new ConfigUpdateException(ErrorCode.InvalidConfig, $"Null value not supported for topic configs: {name}");
-                    result[name] = op.Value;
+                    result[name] = op.Value!; // null values were refused up front
                     break;
                 case OpDelete:
                     result.Remove(name);
                     break;
                 default:
                 {
-                    var def = FindDefinition(name)
-                        ?? throw new ConfigUpdateException(ErrorCode.InvalidConfig, $"Unknown topic config name: {name}");
                     bool append = op.ConfigOperation == OpAppend;
-                    if (def.Type != ConfigType.List)
+                    if (FindDefinition(name) is not { Type: ConfigType.List })
                         throw new ConfigUpdateException(ErrorCode.InvalidConfig,
-                            $"Config value {(append ? "append" : "subtract")} is not allowed for config key: {name}");
+                            $"Can't {(append ? "APPEND" : "SUBTRACT")} to key {name} because its type is not LIST.");
                     effective ??= new TopicConfig(current, broker.Logs.Options);
                     string? baseValue = result.TryGetValue(name, out var v) ? v : effective.GetValue(name);
                     var items = SplitList(baseValue);
-                    foreach (var item in SplitList(op.Value))
+                    foreach (var item in op.Value!.Split(','))
                     {
                         if (append) { if (!items.Contains(item)) items.Add(item); }
                         else items.Remove(item);

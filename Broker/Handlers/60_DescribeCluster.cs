@@ -1,7 +1,8 @@
 // DescribeCluster (key 60), v0-1 (KIP-700). Answers this node as the only broker (first advertised
 // listener, no rack), the cluster id from meta.properties, and this node as controller (a single combined
-// node). v1 adds EndpointType (KIP-919): BROKERS (1) is answered; CONTROLLERS (2) is
-// UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers it. ClusterAuthorizedOperations: when requested,
+// node). v1 adds EndpointType (KIP-919): BROKER (1) is answered; CONTROLLER (2) is MISMATCHED_ENDPOINT_TYPE
+// and any other value UNSUPPORTED_ENDPOINT_TYPE, as Kafka's AuthHelper.computeDescribeClusterResponse answers
+// on a broker listener. (Both are unreachable at v0, where the field does not exist and defaults to BROKER.) ClusterAuthorizedOperations: when requested,
 // Kafka without an authorizer reports every operation supported on CLUSTER; otherwise Int.MinValue.
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -10,7 +11,7 @@ namespace Kayak.Broker.Handlers;
 
 public sealed class DescribeClusterHandler : ApiHandler<DescribeClusterRequest>
 {
-    private const sbyte EndpointBrokers = 1;
+    private const sbyte EndpointBroker = 1, EndpointController = 2;
 
     /// <summary>AclOperation codes Kafka supports on the CLUSTER resource (AclEntry.supportedOperations), as a bit field.</summary>
     internal const int ClusterOperations =
@@ -23,11 +24,16 @@ public sealed class DescribeClusterHandler : ApiHandler<DescribeClusterRequest>
     {
         var broker = context.Broker;
         var response = new DescribeClusterResponse();
-        if (context.ApiVersion >= 1 && request.EndpointType != EndpointBrokers)
+        if (request.EndpointType == EndpointController)
+        {
+            response.ErrorCode = (short)ErrorCode.MismatchedEndpointType;
+            response.ErrorMessage = "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER";
+            return Done(response);
+        }
+        if (request.EndpointType != EndpointBroker)
         {
             response.ErrorCode = (short)ErrorCode.UnsupportedEndpointType;
             response.ErrorMessage = $"Unsupported endpoint type {request.EndpointType}";
-            response.EndpointType = request.EndpointType;
             return Done(response);
         }
         response.ClusterId = broker.ClusterId;

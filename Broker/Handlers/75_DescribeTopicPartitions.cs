@@ -4,7 +4,8 @@
 // returned (Kafka's max.request.partition.size.limit default), and NextCursor names the first partition
 // left out, or is null when everything was returned. A cursor topic missing from an explicit list, or a
 // negative cursor partition, is INVALID_REQUEST on every requested topic (Kafka's error response shape).
-// Unknown topics in an explicit list answer UNKNOWN_TOPIC_OR_PARTITION and use no partition budget.
+// Unknown topics in an explicit list answer UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for an
+// illegal name) and use no partition budget.
 // Each partition: leader = this node, leader epoch 0, replicas = ISR = [node], and empty eligible leader
 // replicas / last known ELR / offline replicas: with the ISR complete there is no ELR (KIP-966 keeps ELR to
 // replicas outside the ISR). TopicAuthorizedOperations: all TOPIC operations, as Kafka reports without an
@@ -63,20 +64,23 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
                 if (cmp < 0) continue;
                 if (cmp == 0) start = cursor.PartitionIndex;
             }
+            if (remaining == 0)
+            {
+                // Kafka's cursor points at the next topic in order, whether or not it exists.
+                response.NextCursor = new DescribeTopicPartitionsResponse.Cursor { TopicName = name, PartitionIndex = start };
+                break;
+            }
             if (!broker.Logs.TryGetTopic(name, out var topic))
             {
                 if (!all)
                     response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
                     {
                         Name = name,
-                        ErrorCode = (short)ErrorCode.UnknownTopicOrPartition,
+                        ErrorCode = (short)(TopicService.ValidateName(name) is null ? ErrorCode.UnknownTopicOrPartition : ErrorCode.InvalidTopicException),
+                        IsInternal = TopicService.IsInternal(name),
+                        TopicAuthorizedOperations = TopicOperations,
                     });
                 continue;
-            }
-            if (remaining == 0)
-            {
-                response.NextCursor = new DescribeTopicPartitionsResponse.Cursor { TopicName = name, PartitionIndex = start };
-                break;
             }
             var partitions = topic.Partitions;
             int end = (int)Math.Min(partitions.Count, (long)start + remaining);

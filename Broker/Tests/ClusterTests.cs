@@ -94,12 +94,15 @@ public sealed class DescribeClusterTests
     }
 
     [Test]
-    public async Task ControllerEndpointIsUnsupported()
+    public async Task ControllerEndpointIsMismatchedAndUnknownTypesUnsupported()
     {
         await using var f = await BrokerFixture.StartAsync();
-        var response = await f.Client.SendAsync<DescribeClusterResponse>(new DescribeClusterRequest { EndpointType = 2 }, 1);
-        Assert.That(response.ErrorCode, Is.EqualTo((short)ErrorCode.UnsupportedEndpointType));
-        Assert.That(response.Brokers, Is.Empty);
+        var controller = await f.Client.SendAsync<DescribeClusterResponse>(new DescribeClusterRequest { EndpointType = 2 }, 1);
+        Assert.That(controller.ErrorCode, Is.EqualTo((short)ErrorCode.MismatchedEndpointType));
+        Assert.That(controller.Brokers, Is.Empty);
+        var unknown = await f.Client.SendAsync<DescribeClusterResponse>(new DescribeClusterRequest { EndpointType = 7 }, 1);
+        Assert.That(unknown.ErrorCode, Is.EqualTo((short)ErrorCode.UnsupportedEndpointType));
+        Assert.That(unknown.ErrorMessage, Is.EqualTo("Unsupported endpoint type 7"));
     }
 }
 

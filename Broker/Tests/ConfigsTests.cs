@@ -60,6 +60,8 @@ public sealed class DescribeConfigsTests
             Assert.That(retention.Synonyms.Select(s => (s.Name, s.Value, s.Source)), Is.EqualTo(new[]
             {
                 ("retention.ms", (string?)"1000", DynamicTopic),
+                ("log.retention.ms", (string?)null, Default),
+                ("log.retention.minutes", (string?)null, Default),
                 ("log.retention.hours", (string?)"168", Default),
             }));
         }
@@ -86,15 +88,18 @@ public sealed class DescribeConfigsTests
     [Test]
     public async Task StaticBrokerSettingIsTheTopicsSource()
     {
-        await using var f = await BrokerFixture.StartAsync(o => o.Properties["log.retention.hours"] = "2");
+        await using var f = await BrokerFixture.StartAsync(o => o.Properties["log.retention.ms"] = "7200000");
         f.CreateTopic("cfg", 1);
         var response = await f.Client.SendAsync<DescribeConfigsResponse>(Request(4, Topic, "cfg", ["retention.ms", "no.such.key"], synonyms: true), 4);
         var entry = response.Results[0].Configs.Single();
         Assert.That(entry.Name, Is.EqualTo("retention.ms"));
         Assert.That(entry.Value, Is.EqualTo("7200000"));
         Assert.That(entry.ConfigSource, Is.EqualTo(StaticBroker));
-        Assert.That(entry.Synonyms[0].Name, Is.EqualTo("log.retention.hours"));
-        Assert.That(entry.Synonyms[0].Value, Is.EqualTo("2"));
+        Assert.That(entry.Synonyms[0].Name, Is.EqualTo("log.retention.ms"));
+        Assert.That(entry.Synonyms[0].Value, Is.EqualTo("7200000"));
+        Assert.That(entry.Synonyms[0].Source, Is.EqualTo(StaticBroker));
+        Assert.That(entry.Synonyms[^1].Name, Is.EqualTo("log.retention.hours"));
+        Assert.That(entry.Synonyms[^1].Source, Is.EqualTo(Default));
     }
 
     [TestCase((short)0)]
@@ -136,7 +141,7 @@ public sealed class DescribeConfigsTests
 
         var clusterDefault = await f.Client.SendAsync<DescribeConfigsResponse>(Request(version, Broker, ""), version);
         Assert.That(clusterDefault.Results[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
-        Assert.That(clusterDefault.Results[0].Configs, Is.Not.Empty);
+        Assert.That(clusterDefault.Results[0].Configs, Is.Empty); // no dynamic cluster defaults exist
     }
 
     [TestCase((short)0)]
@@ -153,6 +158,8 @@ public sealed class DescribeConfigsTests
         Assert.That(type.Results[0].ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest));
         var logger = await f.Client.SendAsync<DescribeConfigsResponse>(Request(version, BrokerLogger, f.State.NodeId.ToString()), version);
         Assert.That(logger.Results[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        var emptyLogger = await f.Client.SendAsync<DescribeConfigsResponse>(Request(version, BrokerLogger, ""), version);
+        Assert.That(emptyLogger.Results[0].ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest));
     }
 }
 
@@ -276,7 +283,11 @@ public sealed class IncrementalAlterConfigsTests
 
         var append = await Send(false, ("retention.ms", Append, "5"));
         Assert.That(append.ErrorCode, Is.EqualTo((short)ErrorCode.InvalidConfig));
-        Assert.That(append.ErrorMessage, Does.Contain("append is not allowed"));
+        Assert.That(append.ErrorMessage, Is.EqualTo("Can't APPEND to key retention.ms because its type is not LIST."));
+        Assert.That((await Send(false, ("made.up", Subtract, "1"))).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidConfig));
+        var nullSet = await Send(false, ("retention.ms", Set, null));
+        Assert.That(nullSet.ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest));
+        Assert.That(nullSet.ErrorMessage, Does.Contain("Null value not supported"));
         Assert.That((await Send(false, ("segment.ms", Set, "1"), ("segment.ms", Delete, null))).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest));
         Assert.That((await Send(false, ("segment.ms", 9, "1"))).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest));
         Assert.That((await Send(false, ("segment.ms", Set, "1"), ("retention.ms", Set, "x"))).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidConfig));

@@ -136,8 +136,11 @@ internal sealed class BrokerFixture : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        Client.Dispose();
+        // Broker first: closing the client first races the connection's own teardown against
+        // Listener.DisposeAsync calling Connection.Close() on an already disposed CancellationTokenSource
+        // (ObjectDisposedException from KafkaBroker.DisposeAsync; reported to the lead, Broker/Network is not ours).
         await Broker.DisposeAsync();
+        Client.Dispose();
         try { Directory.Delete(DataDir, recursive: true); }
         catch (IOException) { }
     }
