@@ -44,6 +44,8 @@ internal sealed class LogSegment
     public string LogPath { get; }
     public string IndexPath => _offsetIndex.Path;
     public string TimeIndexPath => _timeIndex.Path;
+    /// <summary>Kafka's <c>.txnindex</c>: aborted transactions whose abort marker lies in this segment.</summary>
+    public string TxnIndexPath => Path.ChangeExtension(LogPath, ".txnindex");
 
     /// <summary>Offset after the last batch (written under the partition lock).</summary>
     public long NextOffset { get; set; }
@@ -541,6 +543,7 @@ internal sealed class LogSegment
             TryDelete(LogPath);
             TryDelete(IndexPath);
             TryDelete(TimeIndexPath);
+            TryDelete(TxnIndexPath); // aborted-transaction index (ProducerState.Load.cs)
             if (_readers == 0) CloseMappingLocked();
         }
         _cache?.Remove(this);

@@ -4,7 +4,9 @@ using Kayak.Protocol.Records;
 namespace Kayak.Storage;
 
 /// <summary>Result of <see cref="PartitionLog.Append"/>, mirroring the fields of a ProduceResponse partition.</summary>
-public readonly record struct AppendResult(long BaseOffset, long LastOffset, long LogAppendTime, long LogStartOffset);
+/// <remarks><paramref name="IsDuplicate"/>: an idempotent producer's retry of one of its last five batches; nothing
+/// was appended and the offsets are the original batch's (Kafka's duplicate handling in analyzeAndValidateProducerState).</remarks>
+public readonly record struct AppendResult(long BaseOffset, long LastOffset, long LogAppendTime, long LogStartOffset, bool IsDuplicate = false);
 
 /// <summary>
 /// Whole record batches read from one segment, as zero-copy memory over the mapped file. Holds a reference
@@ -57,6 +59,13 @@ public sealed partial class PartitionLog
     /// <summary>The offset the next appended record gets.</summary>
     public long LogEndOffset => Volatile.Read(ref _logEndOffset);
     public long HighWatermark => LogEndOffset;
+    /// <summary>
+    /// Last stable offset (KIP-98): the first offset of the oldest open transaction, else the high watermark.
+    /// read_committed fetches and ListOffsets stop here.
+    /// </summary>
+    public long LastStableOffset => Math.Min(ProducerState.FirstUnstableOffset, LogEndOffset);
+    /// <summary>Idempotent/transactional producer state; written under the append lock (see ProducerState.cs).</summary>
+    public ProducerStateManager ProducerState { get; private set; } = new();
     /// <summary>Offsets below this are known to be fsynced (persisted in recovery-point-offset-checkpoint).</summary>
     public long RecoveryPoint => Volatile.Read(ref _recoveryPoint);
     /// <summary>Total bytes of all segments.</summary>
@@ -162,6 +171,7 @@ public sealed partial class PartitionLog
         _logEndOffset = active.NextOffset;
         _logStartOffset = Math.Max(segs[0].BaseOffset, Math.Min(logStartOffset, _logEndOffset));
         _recoveryPoint = _logEndOffset;
+        RebuildProducerState(); // transactions: see ProducerState.Load.cs
     }
 
     // ---------------------------------------------------------------- append
@@ -203,6 +213,10 @@ public sealed partial class PartitionLog
         {
             if (_closed) throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Partition {Id} is closed");
             long now = NowMs();
+            // Idempotent/transactional producers (KIP-98): sequence/epoch checks before anything is written;
+            // a retried batch is answered with its original offsets and not appended again.
+            if (CheckProducers(batches, count, out var duplicate))
+                return new AppendResult(duplicate.FirstOffset, duplicate.LastOffset, -1, _logStartOffset, IsDuplicate: true);
             var active = MaybeRoll(batches.Length, now, cfg);
             if (active.RollStartMs < 0) active.RollStartMs = now;
             int basePos = active.Size;
@@ -232,6 +246,8 @@ public sealed partial class PartitionLog
                 }
                 long maxTs = BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..]);
                 active.IndexBatch(basePos + pos, next, total, maxTs, cfg.IndexIntervalBytes);
+                if (BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.ProducerIdOffset..]) >= 0)
+                    UpdateProducerState(b[..total], active);
                 next += BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
                 records += Math.Max(0, BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.RecordsCountOffset..]));
                 pos += total;
@@ -299,7 +315,13 @@ public sealed partial class PartitionLog
     /// one batch (KIP-74). Empty at the log end offset. Dispose the slice after sending it.
     /// </summary>
     /// <exception cref="StorageErrorException">OffsetOutOfRange when offset &lt; LogStartOffset or &gt; LogEndOffset.</exception>
-    public FetchSlice Read(long offset, int maxBytes)
+    public FetchSlice Read(long offset, int maxBytes) => Read(offset, maxBytes, long.MaxValue);
+
+    /// <summary>
+    /// As <see cref="Read(long,int)"/>, but only batches whose base offset is below <paramref name="maxOffset"/>
+    /// (read_committed passes the last stable offset, like Kafka's fetch isolation).
+    /// </summary>
+    public FetchSlice Read(long offset, int maxBytes, long maxOffset)
     {
         while (true)
         {
@@ -318,12 +340,14 @@ public sealed partial class PartitionLog
                     int pos = seg.FindBatch(offset);
                     if (pos < 0) continue; // offset beyond this segment's batches: try the next segment
                     var data = seg.Data;
+                    if (BinaryPrimitives.ReadInt64BigEndian(data[pos..]) >= maxOffset) return FetchSlice.Empty;
                     int first = RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(data[(pos + RecordBatchHeader.BatchLengthOffset)..]);
                     int endPos = pos + first;
                     while (endPos + RecordBatchHeader.LogOverhead <= data.Length)
                     {
                         int next = RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(data[(endPos + RecordBatchHeader.BatchLengthOffset)..]);
                         if ((long)endPos - pos + next > maxBytes || endPos + next > data.Length) break;
+                        if (maxOffset != long.MaxValue && BinaryPrimitives.ReadInt64BigEndian(data[endPos..]) >= maxOffset) break;
                         endPos += next;
                     }
                     keep = true;
@@ -449,6 +473,7 @@ public sealed partial class PartitionLog
         Volatile.Write(ref _segments, segs);
         if (segs[0].BaseOffset > _logStartOffset) Volatile.Write(ref _logStartOffset, segs[0].BaseOffset);
         for (int i = 0; i < n; i++) old[i].Delete();
+        ProducerState.TruncateAbortedBefore(_logStartOffset);
         return n;
     }
 

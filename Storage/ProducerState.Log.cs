@@ -1,0 +1,123 @@
+using System.Buffers.Binary;
+using Kayak.Protocol.Compression;
+using Kayak.Protocol.Records;
+
+namespace Kayak.Storage;
+
+/// <summary>
+/// The partition log's side of idempotent and transactional producers: the hooks Append calls, the
+/// rebuild on load, transaction markers and the aborted-transaction index files.
+/// </summary>
+public sealed partial class PartitionLog
+{
+    /// <summary>
+    /// Runs the producer checks for the batches about to be appended (under the append lock). True when the
+    /// single batch is a retry of an already appended one: <paramref name="duplicate"/> has its offsets.
+    /// </summary>
+    private bool CheckProducers(ReadOnlySpan<byte> batches, int count, out ProducerBatchMetadata duplicate)
+    {
+        duplicate = default;
+        int pos = 0;
+        var state = ProducerState;
+        while (pos < batches.Length)
+        {
+            var b = batches[pos..];
+            int total = BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]) + RecordBatchHeader.LogOverhead;
+            pos += total;
+            if (BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.ProducerIdOffset..]) < 0) continue; // the common case
+            RecordBatchHeader.TryRead(b, out var h);
+            if (h.IsControl)
+            {
+                state.CheckMarker(h.ProducerId, h.ProducerEpoch);
+                continue;
+            }
+            if (state.CheckClientBatch(h, out duplicate))
+            {
+                if (count == 1) return true;
+                throw new ProducerStateException(ProducerStateError.DuplicateSequence,
+                    $"Duplicate batch of producer {h.ProducerId} inside a multi-batch append");
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Records one appended batch (base offset already assigned); persists an abort in <c>.txnindex</c>.</summary>
+    private void UpdateProducerState(ReadOnlySpan<byte> batch, LogSegment active)
+    {
+        RecordBatchHeader.TryRead(batch, out var h);
+        ControlRecordType? type = null;
+        int coordinatorEpoch = -1;
+        if (h.IsControl) type = ProducerStateManager.ReadMarkerType(batch, out coordinatorEpoch);
+        if (ProducerState.OnAppended(h, h.LastOffset, type, coordinatorEpoch) is { } aborted)
+            AppendTxnIndex(active.TxnIndexPath, aborted);
+    }
+
+    private static void AppendTxnIndex(string path, AbortedTransaction entry)
+    {
+        Span<byte> buf = stackalloc byte[AbortedTransaction.EntrySize];
+        entry.Write(buf);
+        try
+        {
+            using var f = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+            f.Write(buf);
+        }
+        catch (IOException e)
+        {
+            StorageThrow.StorageFailure($"Cannot write {path}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Rebuilds producer state from the whole log (batch headers; markers' one record), as Kafka's
+    /// LogLoader does when no producer snapshot is usable, and rewrites every <c>.txnindex</c> from it so
+    /// the index files always agree with a log that recovery may have truncated. Kafka bounds this scan with
+    /// <c>.snapshot</c> files; a header walk over mapped segments is cheap enough for Kayak's use.
+    /// </summary>
+    private void RebuildProducerState()
+    {
+        var state = new ProducerStateManager();
+        foreach (var f in Directory.EnumerateFiles(Dir, "*.txnindex")) File.Delete(f);
+        foreach (var seg in _segments)
+        {
+            if (seg.Size == 0 || !seg.TryAcquire()) continue;
+            try
+            {
+                string path = seg.TxnIndexPath;
+                state.Replay(seg.Data, a => AppendTxnIndex(path, a));
+            }
+            finally { seg.Release(); }
+        }
+        state.TruncateAbortedBefore(_logStartOffset);
+        ProducerState = state;
+    }
+
+    /// <summary>
+    /// Writes a transaction marker (control batch, KIP-98) for <paramref name="producerId"/>: what the
+    /// transaction coordinator's WriteTxnMarkers asks the partition leader to append. Completes the
+    /// producer's open transaction here, moving the last stable offset; an abort is added to the
+    /// aborted-transaction index. Throws <see cref="ProducerStateException"/> (PRODUCER_FENCED) for a stale epoch.
+    /// </summary>
+    public AppendResult AppendEndTxnMarker(long producerId, short producerEpoch, int coordinatorEpoch, bool commit)
+    {
+        using var buffer = new PooledBufferWriter(128);
+        ControlRecord.WriteEndTransactionMarker(buffer, commit ? ControlRecordType.Commit : ControlRecordType.Abort,
+            producerId, producerEpoch, coordinatorEpoch, NowMs());
+        return Append(buffer.WrittenSpan, 1);
+    }
+
+    /// <summary>Aborted transactions overlapping [fetchOffset, upperBoundOffset) for a read_committed fetch.</summary>
+    public void CollectAbortedTransactions(long fetchOffset, long upperBoundOffset, List<AbortedTransaction> into) =>
+        ProducerState.CollectAborted(fetchOffset, upperBoundOffset, into);
+
+    /// <summary>producer.id.expiration.ms: forgets idle producers without an open transaction.</summary>
+    public int RemoveExpiredProducers(long expirationMs)
+    {
+        lock (_lock) return _closed ? 0 : ProducerState.RemoveExpired(NowMs(), expirationMs);
+    }
+
+    /// <summary>DescribeProducers: a consistent copy of the active producers of this partition.</summary>
+    public ProducerStateEntry[] ActiveProducers()
+    {
+        lock (_lock) return ProducerState.Snapshot();
+    }
+}

@@ -1,0 +1,327 @@
+using System.Buffers.Binary;
+using Kayak.Protocol.Records;
+
+namespace Kayak.Storage;
+
+/// <summary>First/last sequence and offsets of one appended producer batch (Kafka's BatchMetadata).</summary>
+public readonly record struct ProducerBatchMetadata(int FirstSeq, int LastSeq, long FirstOffset, long LastOffset, long Timestamp);
+
+/// <summary>
+/// One entry of the aborted-transaction index (Kafka's AbortedTxn, 34 bytes in <c>.txnindex</c>):
+/// the aborted producer, the first offset of its transaction in this partition, the offset of the abort
+/// marker, and the last stable offset right after the marker.
+/// </summary>
+public readonly record struct AbortedTransaction(long ProducerId, long FirstOffset, long LastOffset, long LastStableOffset)
+{
+    public const int EntrySize = 34;
+    public const short CurrentVersion = 0;
+
+    public void Write(Span<byte> dest)
+    {
+        BinaryPrimitives.WriteInt16BigEndian(dest, CurrentVersion);
+        BinaryPrimitives.WriteInt64BigEndian(dest[2..], ProducerId);
+        BinaryPrimitives.WriteInt64BigEndian(dest[10..], FirstOffset);
+        BinaryPrimitives.WriteInt64BigEndian(dest[18..], LastOffset);
+        BinaryPrimitives.WriteInt64BigEndian(dest[26..], LastStableOffset);
+    }
+
+    public static AbortedTransaction Read(ReadOnlySpan<byte> src) => new(
+        BinaryPrimitives.ReadInt64BigEndian(src[2..]), BinaryPrimitives.ReadInt64BigEndian(src[10..]),
+        BinaryPrimitives.ReadInt64BigEndian(src[18..]), BinaryPrimitives.ReadInt64BigEndian(src[26..]));
+}
+
+/// <summary>What one producer id looks like from one partition (Kafka's ProducerStateEntry).</summary>
+public sealed class ProducerStateEntry
+{
+    /// <summary>Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN: dedup covers the last 5 batches (max.in.flight ≤ 5).</summary>
+    public const int NumBatchesToRetain = 5;
+
+    private readonly ProducerBatchMetadata[] _batches = new ProducerBatchMetadata[NumBatchesToRetain];
+    private int _head; // index of the oldest batch
+    private int _count;
+
+    public ProducerStateEntry(long producerId) { ProducerId = producerId; }
+
+    public long ProducerId { get; }
+    public short ProducerEpoch { get; internal set; } = -1;
+    public int CoordinatorEpoch { get; internal set; } = -1;
+    /// <summary>Timestamp (ms) of the producer's last write; drives producer.id.expiration.ms.</summary>
+    public long LastTimestamp { get; internal set; } = -1;
+    /// <summary>First offset of the producer's open transaction in this partition, -1 when none.</summary>
+    public long CurrentTxnFirstOffset { get; internal set; } = -1;
+    public int BatchCount => _count;
+    public bool IsEmpty => _count == 0;
+
+    public ProducerBatchMetadata LastBatch => _batches[(_head + _count - 1) % NumBatchesToRetain];
+    public int LastSeq => _count == 0 ? -1 : LastBatch.LastSeq;
+    public long LastDataOffset => _count == 0 ? -1 : LastBatch.LastOffset;
+    public ProducerBatchMetadata Batch(int i) => _batches[(_head + i) % NumBatchesToRetain];
+
+    internal void AddBatch(in ProducerBatchMetadata b)
+    {
+        if (_count == NumBatchesToRetain)
+        {
+            _batches[_head] = b;
+            _head = (_head + 1) % NumBatchesToRetain;
+        }
+        else
+        {
+            _batches[(_head + _count) % NumBatchesToRetain] = b;
+            _count++;
+        }
+    }
+
+    internal void ClearBatches() { _head = 0; _count = 0; }
+
+    /// <summary>Kafka's findDuplicateBatch: the same epoch and exactly the same sequence range as a retained batch.</summary>
+    public bool TryFindDuplicate(short epoch, int firstSeq, int lastSeq, out ProducerBatchMetadata found)
+    {
+        found = default;
+        if (epoch != ProducerEpoch) return false;
+        for (int i = 0; i < _count; i++)
+        {
+            var b = Batch(i);
+            if (b.FirstSeq == firstSeq && b.LastSeq == lastSeq) { found = b; return true; }
+        }
+        return false;
+    }
+}
+
+/// <summary>Why an idempotent/transactional append was refused; maps 1:1 onto Kafka's error codes.</summary>
+public enum ProducerStateError
+{
+    None,
+    /// <summary>OUT_OF_ORDER_SEQUENCE_NUMBER.</summary>
+    OutOfOrderSequence,
+    /// <summary>INVALID_PRODUCER_EPOCH: a client batch with an epoch older than the partition has seen.</summary>
+    InvalidProducerEpoch,
+    /// <summary>PRODUCER_FENCED: a marker from an older epoch.</summary>
+    ProducerFenced,
+    /// <summary>INVALID_TXN_STATE: a non-transactional write while the producer has an open transaction.</summary>
+    InvalidTxnState,
+    /// <summary>DUPLICATE_SEQUENCE_NUMBER: a duplicate inside a multi-batch append (cannot answer with one offset).</summary>
+    DuplicateSequence,
+}
+
+/// <summary>Thrown from <see cref="PartitionLog.Append"/> for producer-state violations; nothing was appended.</summary>
+public sealed class ProducerStateException : Exception
+{
+    public ProducerStateError Error { get; }
+    public ProducerStateException(ProducerStateError error, string message) : base(message) => Error = error;
+}
+
+/// <summary>
+/// Per-partition producer state (Kafka's ProducerStateManager): pid → epoch, last five batches' sequence
+/// ranges and offsets (idempotent dedup), open transactions (their first offsets bound the last stable
+/// offset) and the aborted-transaction list that read_committed fetches return. Mutated only under the
+/// owning <see cref="PartitionLog"/>'s append lock; the aborted list is copy-on-write so fetches read it
+/// without locking. Rebuilt from the log on load (batch headers only, plus the one-record markers).
+/// </summary>
+public sealed class ProducerStateManager
+{
+    private readonly Dictionary<long, ProducerStateEntry> _producers = new();
+    private AbortedTransaction[] _aborted = [];
+    private long _firstUnstableOffset = long.MaxValue;
+    private int _ongoing;
+
+    public int ProducerCount => _producers.Count;
+    /// <summary>First offset of the oldest open transaction, long.MaxValue when none (LSO = min(this, HW)).</summary>
+    public long FirstUnstableOffset => Volatile.Read(ref _firstUnstableOffset);
+    public IReadOnlyList<AbortedTransaction> AbortedTransactions => Volatile.Read(ref _aborted);
+
+    public bool TryGet(long producerId, out ProducerStateEntry entry) => _producers.TryGetValue(producerId, out entry!);
+
+    /// <summary>A copy of the entries (DescribeProducers); call under the partition lock.</summary>
+    public ProducerStateEntry[] Snapshot()
+    {
+        var a = new ProducerStateEntry[_producers.Count];
+        _producers.Values.CopyTo(a, 0);
+        return a;
+    }
+
+    /// <summary>
+    /// Checks a client batch before it is appended, the way Kafka's ProducerAppendInfo does. Returns true
+    /// with <paramref name="duplicate"/> when the batch repeats one of the last five (the caller answers with
+    /// its original offsets and appends nothing). Throws <see cref="ProducerStateException"/> for a fenced
+    /// epoch, a sequence gap, or a non-transactional write inside an open transaction.
+    /// </summary>
+    public bool CheckClientBatch(in RecordBatchHeader h, out ProducerBatchMetadata duplicate)
+    {
+        duplicate = default;
+        if (h.ProducerId < 0) return false;
+        int firstSeq = h.BaseSequence;
+        int lastSeq = LastSequence(firstSeq, h.LastOffsetDelta);
+        if (!_producers.TryGetValue(h.ProducerId, out var e))
+            return false; // Unknown producer (new, or expired/removed): Kafka accepts any sequence (KIP-360).
+        if (h.ProducerEpoch < e.ProducerEpoch)
+            throw new ProducerStateException(ProducerStateError.InvalidProducerEpoch,
+                $"Epoch of producer {h.ProducerId} at offset {h.BaseOffset} is {h.ProducerEpoch}, which is smaller than the last seen epoch {e.ProducerEpoch}");
+        if (e.TryFindDuplicate(h.ProducerEpoch, firstSeq, lastSeq, out duplicate)) return true;
+        if (h.ProducerEpoch != e.ProducerEpoch)
+        {
+            // A bumped epoch restarts sequences at 0.
+            if (firstSeq != 0 && e.ProducerEpoch != -1)
+                throw new ProducerStateException(ProducerStateError.OutOfOrderSequence,
+                    $"Out of order sequence number for producer {h.ProducerId}: found {firstSeq} (incoming seq. number), but expected 0 for a new epoch {h.ProducerEpoch}");
+        }
+        else if (!e.IsEmpty && !InSequence(e.LastSeq, firstSeq))
+        {
+            throw new ProducerStateException(ProducerStateError.OutOfOrderSequence,
+                $"Out of order sequence number for producer {h.ProducerId} at offset {h.BaseOffset}: {firstSeq} (incoming seq. number), {e.LastSeq} (current end sequence number)");
+        }
+        if (!h.IsTransactional && e.CurrentTxnFirstOffset >= 0 && h.ProducerEpoch == e.ProducerEpoch)
+            throw new ProducerStateException(ProducerStateError.InvalidTxnState,
+                $"Expected transactional write from producer {h.ProducerId} at offset {h.BaseOffset}");
+        return false;
+    }
+
+    /// <summary>Checks a transaction marker from the coordinator: an older epoch than the partition saw is fenced.</summary>
+    public void CheckMarker(long producerId, short epoch)
+    {
+        if (_producers.TryGetValue(producerId, out var e) && epoch < e.ProducerEpoch)
+            throw new ProducerStateException(ProducerStateError.ProducerFenced,
+                $"Invalid producer epoch for marker: {epoch} (zombie) < {e.ProducerEpoch} (current) for producer {producerId}");
+    }
+
+    private static int LastSequence(int firstSeq, int lastOffsetDelta)
+    {
+        long last = (long)firstSeq + lastOffsetDelta;
+        return last > int.MaxValue ? (int)(last - int.MaxValue - 1) : (int)last; // sequences wrap at int.MaxValue
+    }
+
+    private static bool InSequence(int lastSeq, int nextSeq) =>
+        nextSeq == lastSeq + 1 || (nextSeq == 0 && lastSeq == int.MaxValue);
+
+    /// <summary>
+    /// Records an appended batch (its real base offset in <paramref name="h"/>). For a control batch,
+    /// <paramref name="markerType"/> says commit or abort; an abort returns the new index entry.
+    /// </summary>
+    public AbortedTransaction? OnAppended(in RecordBatchHeader h, long lastOffset, ControlRecordType? markerType, int coordinatorEpoch)
+    {
+        if (h.ProducerId < 0) return null;
+        if (!_producers.TryGetValue(h.ProducerId, out var e))
+            _producers[h.ProducerId] = e = new ProducerStateEntry(h.ProducerId);
+        if (h.ProducerEpoch > e.ProducerEpoch)
+        {
+            e.ProducerEpoch = h.ProducerEpoch;
+            e.ClearBatches(); // Kafka drops the cached batches on an epoch bump
+        }
+        e.LastTimestamp = Math.Max(e.LastTimestamp, h.MaxTimestamp);
+        if (h.IsControl)
+        {
+            if (markerType is not (ControlRecordType.Commit or ControlRecordType.Abort)) return null;
+            e.CoordinatorEpoch = coordinatorEpoch;
+            long first = e.CurrentTxnFirstOffset;
+            if (first < 0) return null; // nothing written in this partition by the transaction
+            e.CurrentTxnFirstOffset = -1;
+            _ongoing--;
+            RecomputeFirstUnstable();
+            if (markerType == ControlRecordType.Commit) return null;
+            long lso = Math.Min(FirstUnstableOffset, lastOffset + 1);
+            var entry = new AbortedTransaction(h.ProducerId, first, lastOffset, lso);
+            var old = _aborted;
+            var grown = new AbortedTransaction[old.Length + 1];
+            old.CopyTo(grown, 0);
+            grown[^1] = entry;
+            Volatile.Write(ref _aborted, grown);
+            return entry;
+        }
+        if (h.BaseSequence >= 0)
+            e.AddBatch(new ProducerBatchMetadata(h.BaseSequence, LastSequence(h.BaseSequence, h.LastOffsetDelta), h.BaseOffset, lastOffset, h.MaxTimestamp));
+        if (h.IsTransactional && e.CurrentTxnFirstOffset < 0)
+        {
+            e.CurrentTxnFirstOffset = h.BaseOffset;
+            _ongoing++;
+            if (h.BaseOffset < _firstUnstableOffset) Volatile.Write(ref _firstUnstableOffset, h.BaseOffset);
+        }
+        return null;
+    }
+
+    private void RecomputeFirstUnstable()
+    {
+        long min = long.MaxValue;
+        if (_ongoing > 0)
+            foreach (var p in _producers.Values)
+                if (p.CurrentTxnFirstOffset >= 0 && p.CurrentTxnFirstOffset < min) min = p.CurrentTxnFirstOffset;
+        Volatile.Write(ref _firstUnstableOffset, min);
+    }
+
+    /// <summary>
+    /// Kafka's removeExpiredProducers: drops producers idle longer than producer.id.expiration.ms that have
+    /// no open transaction; their next batch is then accepted at any sequence. Returns how many went.
+    /// </summary>
+    public int RemoveExpired(long nowMs, long expirationMs)
+    {
+        List<long>? expired = null;
+        foreach (var (pid, e) in _producers)
+            if (e.CurrentTxnFirstOffset < 0 && nowMs - e.LastTimestamp >= expirationMs) (expired ??= new()).Add(pid);
+        if (expired is null) return 0;
+        foreach (var pid in expired) _producers.Remove(pid);
+        return expired.Count;
+    }
+
+    /// <summary>Forgets aborted transactions wholly below the log start offset (their data is gone).</summary>
+    public void TruncateAbortedBefore(long logStartOffset)
+    {
+        var old = _aborted;
+        int n = 0;
+        while (n < old.Length && old[n].LastOffset < logStartOffset) n++;
+        if (n > 0) Volatile.Write(ref _aborted, old[n..]);
+    }
+
+    /// <summary>
+    /// Kafka's collectAbortedTransactions for a read_committed fetch of [<paramref name="fetchOffset"/>,
+    /// <paramref name="upperBoundOffset"/>): every aborted transaction that overlaps the range.
+    /// </summary>
+    public void CollectAborted(long fetchOffset, long upperBoundOffset, List<AbortedTransaction> into)
+    {
+        foreach (var a in Volatile.Read(ref _aborted))
+            if (a.LastOffset >= fetchOffset && a.FirstOffset < upperBoundOffset) into.Add(a);
+    }
+
+    /// <summary>
+    /// Replays stored batches (whole v2 batches, in log order) into the state, as Kafka's loadProducerState
+    /// does from the log when no snapshot covers it. Calls <paramref name="onAbort"/> for every aborted
+    /// transaction found, so the caller can rebuild <c>.txnindex</c>.
+    /// </summary>
+    public void Replay(ReadOnlySpan<byte> batches, Action<AbortedTransaction>? onAbort)
+    {
+        int pos = 0;
+        while (pos + RecordBatchHeader.Size <= batches.Length)
+        {
+            int len = BinaryPrimitives.ReadInt32BigEndian(batches[(pos + RecordBatchHeader.BatchLengthOffset)..]);
+            int total = len + RecordBatchHeader.LogOverhead;
+            if (len <= 0 || pos + total > batches.Length) break;
+            var span = batches.Slice(pos, total);
+            pos += total;
+            if (!RecordBatchHeader.TryRead(span, out var h) || h.Magic != 2 || h.ProducerId < 0) continue;
+            ControlRecordType? type = null;
+            int coordinatorEpoch = -1;
+            if (h.IsControl) type = ReadMarkerType(span, out coordinatorEpoch);
+            var aborted = OnAppended(h, h.LastOffset, type, coordinatorEpoch);
+            if (aborted is { } a) onAbort?.Invoke(a);
+        }
+    }
+
+    /// <summary>The control type of a marker batch (its single, uncompressed record's key).</summary>
+    internal static ControlRecordType? ReadMarkerType(ReadOnlySpan<byte> batch, out int coordinatorEpoch)
+    {
+        coordinatorEpoch = -1;
+        if (!RecordBatchHeader.TryRead(batch, out var h) || h.Compression != CompressionType.None || h.RecordsCount < 1) return null;
+        try
+        {
+            foreach (var r in new RecordEnumerator(batch[RecordBatchHeader.Size..], 1))
+            {
+                if (!ControlRecord.TryReadKey(r.Key, out _, out var type)) return null;
+                if (type is ControlRecordType.Commit or ControlRecordType.Abort && ControlRecord.TryReadEndTransactionMarker(r.Value, out int ce))
+                    coordinatorEpoch = ce;
+                return type;
+            }
+        }
+        catch (Kayak.Protocol.ProtocolException)
+        {
+            // A malformed control record is not a marker; Kafka would have refused it on append.
+        }
+        return null;
+    }
+}

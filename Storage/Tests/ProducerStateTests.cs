@@ -1,0 +1,183 @@
+using System.Buffers.Binary;
+using NUnit.Framework;
+
+namespace Kayak.Storage.Tests;
+
+public class ProducerStateTests
+{
+    private TempLogs _tmp = null!;
+
+    [SetUp] public void SetUp() => _tmp = new TempLogs();
+    [TearDown] public void TearDown() => _tmp.Dispose();
+
+    /// <summary>A batch of <paramref name="count"/> records from producer <paramref name="pid"/> starting at <paramref name="seq"/>.</summary>
+    private byte[] Batch(long pid, short epoch, int seq, int count = 3, bool transactional = false)
+    {
+        var b = BatchBuilder.Build(count, _tmp.Time.NowMs);
+        BinaryPrimitives.WriteInt64BigEndian(b.AsSpan(43), pid);
+        BinaryPrimitives.WriteInt16BigEndian(b.AsSpan(51), epoch);
+        BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(53), seq);
+        if (transactional) BinaryPrimitives.WriteInt16BigEndian(b.AsSpan(21), 0x10);
+        BatchBuilder.FixCrc(b);
+        return b;
+    }
+
+    private static PartitionLog Partition(LogManager m, string topic = "t")
+    {
+        if (!m.TryGetTopic(topic, out var t)) t = m.CreateTopic(topic, 1, new Dictionary<string, string>());
+        return t.Partitions[0];
+    }
+
+    private static ProducerStateError Refused(PartitionLog p, byte[] batch)
+    {
+        var e = Assert.Throws<ProducerStateException>(() => p.Append(batch, 1))!;
+        return e.Error;
+    }
+
+    [Test]
+    public void RetriedBatchGetsItsOriginalOffsetsAndIsNotAppendedTwice()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        var first = p.Append(Batch(7, 0, 0), 1);
+        var second = p.Append(Batch(7, 0, 3), 1);
+        Assert.That(second.BaseOffset, Is.EqualTo(3));
+        var retry = p.Append(Batch(7, 0, 0), 1);
+        Assert.That(retry.IsDuplicate, Is.True);
+        Assert.That((retry.BaseOffset, retry.LastOffset), Is.EqualTo((first.BaseOffset, first.LastOffset)));
+        Assert.That(p.LogEndOffset, Is.EqualTo(6));
+    }
+
+    [Test]
+    public void OnlyTheLastFiveBatchesAreRemembered()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        for (int i = 0; i < 6; i++) p.Append(Batch(7, 0, i * 3), 1);
+        // Batch 0 fell out of the window: it is neither a duplicate nor in sequence.
+        Assert.That(Refused(p, Batch(7, 0, 0)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+        Assert.That(p.Append(Batch(7, 0, 3), 1).IsDuplicate, Is.True);
+    }
+
+    [Test]
+    public void SequenceGapIsOutOfOrderAndNothingIsWritten()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(7, 0, 0), 1);
+        Assert.That(Refused(p, Batch(7, 0, 4)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+        Assert.That(p.LogEndOffset, Is.EqualTo(3));
+        Assert.That(p.Append(Batch(7, 0, 3), 1).BaseOffset, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void EpochRules()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(7, 1, 0), 1);
+        Assert.That(Refused(p, Batch(7, 0, 3)), Is.EqualTo(ProducerStateError.InvalidProducerEpoch));
+        // A bumped epoch must restart at sequence 0.
+        Assert.That(Refused(p, Batch(7, 2, 3)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+        Assert.That(p.Append(Batch(7, 2, 0), 1).IsDuplicate, Is.False);
+        // An unknown producer may start anywhere (KIP-360).
+        Assert.That(p.Append(Batch(8, 0, 42), 1).IsDuplicate, Is.False);
+    }
+
+    [Test]
+    public void TransactionsMoveTheLastStableOffsetAndAbortsAreIndexed()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(-1, -1, -1), 1);                       // 0..2 plain
+        p.Append(Batch(7, 0, 0, transactional: true), 1);     // 3..5 txn of 7
+        p.Append(Batch(9, 0, 0, transactional: true), 1);     // 6..8 txn of 9
+        Assert.That(p.LastStableOffset, Is.EqualTo(3));
+        Assert.That(p.HighWatermark, Is.EqualTo(9));
+        Assert.That(Refused(p, Batch(7, 0, 3)), Is.EqualTo(ProducerStateError.InvalidTxnState));
+
+        var abort = p.AppendEndTxnMarker(7, 0, 0, commit: false); // 9
+        Assert.That(abort.BaseOffset, Is.EqualTo(9));
+        Assert.That(p.LastStableOffset, Is.EqualTo(6));
+        p.AppendEndTxnMarker(9, 0, 0, commit: true);              // 10
+        Assert.That(p.LastStableOffset, Is.EqualTo(11));
+
+        var aborted = new List<AbortedTransaction>();
+        p.CollectAbortedTransactions(0, 11, aborted);
+        Assert.That(aborted, Is.EqualTo(new[] { new AbortedTransaction(7, 3, 9, 6) }));
+        aborted.Clear();
+        p.CollectAbortedTransactions(10, 11, aborted);
+        Assert.That(aborted, Is.Empty);
+
+        var index = File.ReadAllBytes(Path.Combine(p.Dir, "00000000000000000000.txnindex"));
+        Assert.That(index, Has.Length.EqualTo(AbortedTransaction.EntrySize));
+        Assert.That(AbortedTransaction.Read(index), Is.EqualTo(new AbortedTransaction(7, 3, 9, 6)));
+    }
+
+    [Test]
+    public void StaleMarkerIsFenced()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(7, 3, 0, transactional: true), 1);
+        var e = Assert.Throws<ProducerStateException>(() => p.AppendEndTxnMarker(7, 2, 0, commit: true))!;
+        Assert.That(e.Error, Is.EqualTo(ProducerStateError.ProducerFenced));
+        Assert.That(p.LastStableOffset, Is.EqualTo(0));
+    }
+
+    [Test]
+    public void ReadCommittedReadStopsAtTheLastStableOffset()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(-1, -1, -1), 1);
+        p.Append(Batch(7, 0, 0, transactional: true), 1);
+        p.Append(Batch(-1, -1, -1), 1);
+        using (var all = p.Read(0, 1 << 20)) Assert.That(BatchBuilder.Split(all.Data.Span).Count(), Is.EqualTo(3));
+        using (var committed = p.Read(0, 1 << 20, p.LastStableOffset)) Assert.That(BatchBuilder.Split(committed.Data.Span).Count(), Is.EqualTo(1));
+        using (var none = p.Read(3, 1 << 20, p.LastStableOffset)) Assert.That(none.IsEmpty, Is.True);
+    }
+
+    [TestCase(true)]
+    [TestCase(false)]
+    public void StateSurvivesRestart(bool clean)
+    {
+        var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(7, 0, 0), 1);                           // 0..2
+        p.Append(Batch(9, 0, 0, transactional: true), 1);      // 3..5
+        p.AppendEndTxnMarker(9, 0, 0, commit: false);          // 6
+        p.Append(Batch(9, 1, 0, transactional: true), 1);      // 7..9 open
+        p.Flush();
+        if (clean) m.Dispose(); else m.SimulateCrash();
+
+        using var m2 = _tmp.Open();
+        var p2 = Partition(m2);
+        Assert.That(p2.LastStableOffset, Is.EqualTo(7));
+        Assert.That(p2.Append(Batch(7, 0, 0), 1).IsDuplicate, Is.True);
+        Assert.That(Refused(p2, Batch(7, 0, 5)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+        var aborted = new List<AbortedTransaction>();
+        p2.CollectAbortedTransactions(0, 100, aborted);
+        Assert.That(aborted, Is.EqualTo(new[] { new AbortedTransaction(9, 3, 6, 7) }));
+        Assert.That(File.ReadAllBytes(Path.Combine(p2.Dir, "00000000000000000000.txnindex")), Has.Length.EqualTo(AbortedTransaction.EntrySize));
+        p2.AppendEndTxnMarker(9, 1, 0, commit: true);
+        Assert.That(p2.LastStableOffset, Is.EqualTo(p2.LogEndOffset));
+    }
+
+    [Test]
+    public void IdleProducersExpireWithTheFakeClock()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(7, 0, 0), 1);
+        p.Append(Batch(8, 0, 0, transactional: true), 1);
+        // Expiry counts from the producer's last record timestamp (now + 2 for a 3-record batch).
+        _tmp.Time.Advance(990);
+        Assert.That(p.RemoveExpiredProducers(1000), Is.EqualTo(0));
+        _tmp.Time.Advance(20);
+        // Producer 8 has an open transaction and stays.
+        Assert.That(p.RemoveExpiredProducers(1000), Is.EqualTo(1));
+        Assert.That(p.ActiveProducers().Select(e => e.ProducerId), Is.EqualTo(new[] { 8L }));
+        Assert.That(p.Append(Batch(7, 0, 100), 1).IsDuplicate, Is.False);
+    }
+}
