@@ -1,0 +1,457 @@
+using System.Buffers.Binary;
+using Kayak.Protocol;
+using Kayak.Protocol.Compression;
+using Kayak.Protocol.CoordinatorRecords;
+using Kayak.Protocol.Records;
+
+namespace Kayak.Coordinator.Transactions;
+
+/// <summary>
+/// The transaction coordinator of a one-node cluster (Kafka's TransactionCoordinator + TransactionStateManager
+/// + TransactionMarkerChannelManager). transactional.id → producer id/epoch/state/partitions/timeout, persisted
+/// as TransactionLogKey/Value records in <c>__transaction_state</c> (partition = abs(javaHashCode(id)) %
+/// transaction.state.log.num.partitions) and replayed on start. EndTxn moves Ongoing → PrepareCommit/PrepareAbort
+/// (persisted), writes the markers straight into the data partitions (no WriteTxnMarkers hop on one node),
+/// hands transactional offsets to the group coordinator and persists CompleteCommit/CompleteAbort. A broker
+/// that stops between the two finishes the job when it loads. Every operation runs under one lock.
+/// </summary>
+public sealed class TransactionCoordinator
+{
+    /// <summary>Single node: the coordinator epoch never changes.</summary>
+    public const int CoordinatorEpoch = 0;
+    internal const short KeyVersion = 0;
+    internal const short ValueVersion = 0;
+
+    private readonly TransactionCoordinatorOptions _options;
+    private readonly ITransactionLog _log;
+    private readonly ITransactionMarkerWriter _markers;
+    private readonly IProducerIdAllocator _ids;
+    private readonly object _lock = new();
+    private readonly Dictionary<string, TransactionMetadata> _txns = new(StringComparer.Ordinal);
+
+    public TransactionCoordinator(TransactionCoordinatorOptions options, ITransactionLog log, ITransactionMarkerWriter markers, IProducerIdAllocator ids)
+    {
+        _options = options;
+        _log = log;
+        _markers = markers;
+        _ids = ids;
+    }
+
+    /// <summary>Set by the broker once the group coordinator exists; without it transactional offsets are dropped.</summary>
+    public ITxnOffsetSink? OffsetSink { get; set; }
+
+    private long NowMs => _options.Time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>Kafka's Utils.abs(String.hashCode()) % partitions: the __transaction_state (or __consumer_offsets) partition of a key.</summary>
+    public static int PartitionFor(string key, int partitions)
+    {
+        int h = 0;
+        foreach (char c in key) h = unchecked(31 * h + c);
+        return (h & 0x7fffffff) % partitions;
+    }
+
+    public int PartitionFor(string transactionalId) => PartitionFor(transactionalId, _options.NumPartitions);
+
+    // ------------------------------------------------------------------ InitProducerId
+
+    /// <summary>
+    /// InitProducerId. Without a transactional id: a fresh producer id at epoch 0 (idempotent producer).
+    /// With one: a new id for an unknown transactional.id, else the epoch is bumped (fencing the previous
+    /// instance); an open transaction is aborted first. <paramref name="producerId"/>/<paramref name="producerEpoch"/>
+    /// (v3+, KIP-360) must match the current ones when given, else PRODUCER_FENCED.
+    /// </summary>
+    public InitProducerIdResult InitProducerId(string? transactionalId, int timeoutMs, long producerId = -1, short producerEpoch = -1)
+    {
+        if (transactionalId is null) return new InitProducerIdResult(ErrorCode.None, _ids.NextProducerId(), 0);
+        if (transactionalId.Length == 0) return new InitProducerIdResult(ErrorCode.InvalidRequest, -1, -1);
+        if (timeoutMs <= 0 || timeoutMs > _options.MaxTimeoutMs) return new InitProducerIdResult(ErrorCode.InvalidTransactionTimeout, -1, -1);
+        lock (_lock)
+        {
+            long now = NowMs;
+            if (!_txns.TryGetValue(transactionalId, out var txn))
+            {
+                txn = new TransactionMetadata(transactionalId) { ProducerId = _ids.NextProducerId(), ProducerEpoch = 0, TimeoutMs = timeoutMs, State = TransactionState.Empty, LastUpdateTimestampMs = now };
+                Persist(txn);
+                _txns[transactionalId] = txn;
+                return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
+            }
+            if (producerId >= 0 && (producerId != txn.ProducerId || producerEpoch != txn.ProducerEpoch))
+            {
+                // A retry after a rollover to a new producer id gets the current one back (KIP-360).
+                if (producerId == txn.PreviousProducerId && txn.State != TransactionState.Ongoing)
+                    return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
+                return new InitProducerIdResult(ErrorCode.ProducerFenced, -1, -1);
+            }
+            switch (txn.State)
+            {
+                case TransactionState.PrepareCommit:
+                case TransactionState.PrepareAbort:
+                case TransactionState.PrepareEpochFence:
+                    return new InitProducerIdResult(ErrorCode.ConcurrentTransactions, -1, -1);
+                case TransactionState.Ongoing:
+                    // Kafka fences the old instance by bumping the epoch and aborting its transaction; the client's
+                    // retry then gets a further bump. The abort completes synchronously here.
+                    BumpEpoch(txn);
+                    CompleteTransaction(txn, commit: false, now);
+                    break;
+            }
+            BumpEpoch(txn);
+            txn.TimeoutMs = timeoutMs;
+            txn.State = TransactionState.Empty;
+            txn.Partitions.Clear();
+            txn.StartTimestampMs = -1;
+            txn.LastUpdateTimestampMs = now;
+            Persist(txn);
+            return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
+        }
+    }
+
+    /// <summary>Next epoch; an exhausted epoch (≥ Short.MaxValue - 1) rolls over to a new producer id at epoch 0.</summary>
+    private void BumpEpoch(TransactionMetadata txn)
+    {
+        if (txn.ProducerEpoch >= short.MaxValue - 1)
+        {
+            txn.PreviousProducerId = txn.ProducerId;
+            txn.ProducerId = _ids.NextProducerId();
+            txn.ProducerEpoch = 0;
+        }
+        else txn.ProducerEpoch++;
+    }
+
+    // ------------------------------------------------------------------ AddPartitionsToTxn / AddOffsetsToTxn
+
+    /// <summary>Kafka's checks shared by AddPartitions/AddOffsets/EndTxn/TxnOffsetCommit.</summary>
+    private ErrorCode Validate(string transactionalId, long producerId, short producerEpoch, out TransactionMetadata txn)
+    {
+        if (!_txns.TryGetValue(transactionalId, out txn!)) return ErrorCode.InvalidProducerIdMapping;
+        if (txn.ProducerId != producerId) return ErrorCode.InvalidProducerIdMapping;
+        if (txn.ProducerEpoch != producerEpoch) return ErrorCode.ProducerFenced;
+        if (txn.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence)
+            return ErrorCode.ConcurrentTransactions;
+        return ErrorCode.None;
+    }
+
+    /// <summary>
+    /// AddPartitionsToTxn: adds partitions to the transaction, starting it (Ongoing) when it was Empty or
+    /// complete. Errors apply to every partition, as in Kafka. Already-added partitions cost no write.
+    /// </summary>
+    public ErrorCode AddPartitions(string transactionalId, long producerId, short producerEpoch, IReadOnlyList<TxnPartition> partitions)
+    {
+        lock (_lock)
+        {
+            var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
+            if (error != ErrorCode.None) return error;
+            if (txn.State == TransactionState.Dead) return ErrorCode.InvalidTxnState;
+            bool changed = txn.State != TransactionState.Ongoing;
+            foreach (var p in partitions) if (!txn.Partitions.Contains(p)) { changed = true; break; }
+            if (!changed) return ErrorCode.None;
+            long now = NowMs;
+            if (txn.State != TransactionState.Ongoing)
+            {
+                txn.State = TransactionState.Ongoing;
+                txn.StartTimestampMs = now;
+            }
+            foreach (var p in partitions) txn.Partitions.Add(p);
+            txn.LastUpdateTimestampMs = now;
+            Persist(txn);
+            return ErrorCode.None;
+        }
+    }
+
+    /// <summary>AddPartitionsToTxn v4+ VerifyOnly: are all these partitions part of the ongoing transaction?</summary>
+    public ErrorCode VerifyPartitions(string transactionalId, long producerId, short producerEpoch, IReadOnlyList<TxnPartition> partitions)
+    {
+        lock (_lock)
+        {
+            var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
+            if (error != ErrorCode.None) return error;
+            if (txn.State != TransactionState.Ongoing) return ErrorCode.InvalidTxnState;
+            foreach (var p in partitions) if (!txn.Partitions.Contains(p)) return ErrorCode.InvalidTxnState;
+            return ErrorCode.None;
+        }
+    }
+
+    /// <summary>
+    /// Produce-side check for a transactional batch: the producer's current epoch must have an ongoing
+    /// transaction that contains the partition (Kafka 3.6+ verifies with the coordinator; INVALID_TXN_STATE).
+    /// </summary>
+    public ErrorCode CheckProduce(long producerId, short producerEpoch, string topic, int partition)
+    {
+        lock (_lock)
+        {
+            foreach (var txn in _txns.Values)
+            {
+                if (txn.ProducerId != producerId) continue;
+                if (producerEpoch < txn.ProducerEpoch) return ErrorCode.InvalidProducerEpoch;
+                if (txn.State != TransactionState.Ongoing || producerEpoch != txn.ProducerEpoch || !txn.Partitions.Contains(new TxnPartition(topic, partition)))
+                    return ErrorCode.InvalidTxnState;
+                return ErrorCode.None;
+            }
+            return ErrorCode.InvalidTxnState;
+        }
+    }
+
+    /// <summary>AddOffsetsToTxn: adds the group's <c>__consumer_offsets</c> partition to the transaction.</summary>
+    public ErrorCode AddOffsets(string transactionalId, long producerId, short producerEpoch, string groupId) =>
+        AddPartitions(transactionalId, producerId, producerEpoch,
+            [new TxnPartition("__consumer_offsets", PartitionFor(groupId, _options.OffsetsTopicNumPartitions))]);
+
+    /// <summary>
+    /// TxnOffsetCommit: remembers the offsets until the transaction ends (commit → the group coordinator,
+    /// abort → dropped). The group's offsets partition must have been added with AddOffsetsToTxn.
+    /// </summary>
+    public ErrorCode TxnOffsetCommit(string transactionalId, string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
+    {
+        lock (_lock)
+        {
+            var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
+            if (error != ErrorCode.None) return error;
+            var groupPartition = new TxnPartition("__consumer_offsets", PartitionFor(groupId, _options.OffsetsTopicNumPartitions));
+            if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(groupPartition)) return ErrorCode.InvalidTxnState;
+            if (!txn.PendingOffsets.TryGetValue(groupId, out var pending))
+                txn.PendingOffsets[groupId] = pending = new();
+            foreach (var o in offsets) pending[(o.Topic, o.Partition)] = o;
+            return ErrorCode.None;
+        }
+    }
+
+    // ------------------------------------------------------------------ EndTxn
+
+    /// <summary>
+    /// EndTxn: commit or abort the ongoing transaction. A retry of an already completed commit/abort succeeds;
+    /// the opposite outcome, or ending an Empty transaction, is INVALID_TXN_STATE (Kafka's handleEndTransaction).
+    /// </summary>
+    public ErrorCode EndTxn(string transactionalId, long producerId, short producerEpoch, bool commit)
+    {
+        lock (_lock)
+        {
+            var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
+            if (error != ErrorCode.None) return error;
+            switch (txn.State)
+            {
+                case TransactionState.Ongoing:
+                    CompleteTransaction(txn, commit, NowMs);
+                    return ErrorCode.None;
+                case TransactionState.CompleteCommit:
+                    return commit ? ErrorCode.None : ErrorCode.InvalidTxnState;
+                case TransactionState.CompleteAbort:
+                    return commit ? ErrorCode.InvalidTxnState : ErrorCode.None;
+                default:
+                    return ErrorCode.InvalidTxnState;
+            }
+        }
+    }
+
+    /// <summary>Prepare (persisted) → markers → offsets → Complete (persisted). Under the lock.</summary>
+    private void CompleteTransaction(TransactionMetadata txn, bool commit, long now)
+    {
+        txn.State = commit ? TransactionState.PrepareCommit : TransactionState.PrepareAbort;
+        txn.LastUpdateTimestampMs = now;
+        Persist(txn);
+        FinishPrepared(txn, now);
+    }
+
+    private void FinishPrepared(TransactionMetadata txn, long now)
+    {
+        bool commit = txn.State == TransactionState.PrepareCommit;
+        foreach (var p in txn.Partitions)
+        {
+            // Offsets are materialized in the group coordinator directly; the offsets topic gets no marker.
+            if (p.Topic == "__consumer_offsets") continue;
+            _markers.WriteMarker(p, txn.ProducerId, txn.ProducerEpoch, CoordinatorEpoch, commit);
+        }
+        if (commit && OffsetSink is { } sink)
+            foreach (var (group, offsets) in txn.PendingOffsets)
+                sink.CommitTransactionalOffsets(group, txn.ProducerId, offsets.Values);
+        txn.PendingOffsets.Clear();
+        txn.State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort;
+        txn.Partitions.Clear();
+        txn.LastUpdateTimestampMs = now;
+        Persist(txn);
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    /// <summary>
+    /// Kafka's abortTimedOutTransactions (every transaction.abort.timed.out.transaction.cleanup.interval.ms):
+    /// an Ongoing transaction older than its timeout is aborted with a bumped epoch, which fences the stuck
+    /// producer. Also forgets completed transactional ids idle beyond transactional.id.expiration.ms
+    /// (tombstone). Returns the number of transactions aborted.
+    /// </summary>
+    public int AbortTimedOutTransactions()
+    {
+        int aborted = 0;
+        lock (_lock)
+        {
+            long now = NowMs;
+            List<TransactionMetadata>? expired = null;
+            foreach (var txn in _txns.Values)
+            {
+                if (txn.State == TransactionState.Ongoing && now - txn.StartTimestampMs >= txn.TimeoutMs)
+                {
+                    BumpEpoch(txn);
+                    CompleteTransaction(txn, commit: false, now);
+                    aborted++;
+                }
+                else if (txn.State is TransactionState.Empty or TransactionState.CompleteCommit or TransactionState.CompleteAbort
+                         && now - txn.LastUpdateTimestampMs >= _options.TransactionalIdExpirationMs)
+                    (expired ??= new()).Add(txn);
+            }
+            if (expired is not null)
+                foreach (var txn in expired)
+                {
+                    WriteRecord(txn.TransactionalId, null);
+                    _txns.Remove(txn.TransactionalId);
+                }
+        }
+        return aborted;
+    }
+
+    // ------------------------------------------------------------------ describe / list
+
+    public TransactionDescription? Describe(string transactionalId)
+    {
+        lock (_lock) return _txns.TryGetValue(transactionalId, out var t) ? ToDescription(t) : null;
+    }
+
+    /// <summary>ListTransactions filters: states (names, empty = all), producer ids (empty = all), minimum running time (-1 = any).</summary>
+    public List<TransactionDescription> List(IReadOnlyCollection<string> stateFilters, IReadOnlyCollection<long> producerIdFilters, long durationFilterMs = -1)
+    {
+        var result = new List<TransactionDescription>();
+        lock (_lock)
+        {
+            long now = NowMs;
+            foreach (var t in _txns.Values)
+            {
+                if (stateFilters.Count > 0 && !stateFilters.Contains(TransactionMetadata.StateName(t.State))) continue;
+                if (producerIdFilters.Count > 0 && !producerIdFilters.Contains(t.ProducerId)) continue;
+                if (durationFilterMs >= 0 && (t.State != TransactionState.Ongoing || now - t.StartTimestampMs < durationFilterMs)) continue;
+                result.Add(ToDescription(t));
+            }
+        }
+        return result;
+    }
+
+    private static TransactionDescription ToDescription(TransactionMetadata t) =>
+        new(t.TransactionalId, t.ProducerId, t.ProducerEpoch, t.State, t.TimeoutMs, t.StartTimestampMs, t.Partitions.ToArray());
+
+    // ------------------------------------------------------------------ persistence
+
+    private void Persist(TransactionMetadata txn)
+    {
+        var value = new TransactionLogValue
+        {
+            ProducerId = txn.ProducerId,
+            PreviousProducerId = txn.PreviousProducerId,
+            ProducerEpoch = txn.ProducerEpoch,
+            TransactionTimeoutMs = txn.TimeoutMs,
+            TransactionStatus = (sbyte)txn.State,
+            // Kafka writes no partition list for an Empty transaction.
+            TransactionPartitions = txn.State == TransactionState.Empty ? null : GroupByTopic(txn.Partitions),
+            TransactionLastUpdateTimestampMs = txn.LastUpdateTimestampMs,
+            TransactionStartTimestampMs = txn.StartTimestampMs,
+        };
+        WriteRecord(txn.TransactionalId, value);
+    }
+
+    private static List<TransactionLogValue.PartitionsSchema> GroupByTopic(HashSet<TxnPartition> partitions)
+    {
+        var byTopic = new Dictionary<string, TransactionLogValue.PartitionsSchema>(StringComparer.Ordinal);
+        foreach (var p in partitions)
+        {
+            if (!byTopic.TryGetValue(p.Topic, out var s)) byTopic[p.Topic] = s = new TransactionLogValue.PartitionsSchema { Topic = p.Topic };
+            s.PartitionIds.Add(p.Partition);
+        }
+        return byTopic.Values.ToList();
+    }
+
+    private void WriteRecord(string transactionalId, TransactionLogValue? value)
+    {
+        var keyMsg = new TransactionLogKey { TransactionalId = transactionalId };
+        byte[] key = Serialize(KeyVersion, (ref KafkaWriter w) => keyMsg.Write(ref w, KeyVersion));
+        byte[]? val = value is null ? null : Serialize(ValueVersion, (ref KafkaWriter w) => value.Write(ref w, ValueVersion));
+        using var builder = new RecordBatchBuilder(new RecordBatchOptions());
+        builder.Append(NowMs, key, val);
+        using var output = new PooledBufferWriter(256);
+        builder.Build(output);
+        _log.Append(PartitionFor(transactionalId), output.WrittenSpan);
+    }
+
+    private delegate void WriteBody(ref KafkaWriter writer);
+
+    /// <summary>Coordinator records: int16 version, then the message in that version.</summary>
+    private static byte[] Serialize(short version, WriteBody body)
+    {
+        var buffer = new PooledBufferWriter(128);
+        try
+        {
+            var w = new KafkaWriter(buffer);
+            w.WriteInt16(version);
+            body(ref w);
+            w.Flush();
+            return buffer.WrittenSpan.ToArray();
+        }
+        finally { buffer.Dispose(); }
+    }
+
+    /// <summary>
+    /// Replays every <c>__transaction_state</c> partition (last record per transactional id wins, tombstones
+    /// delete), then finishes transactions caught between Prepare and Complete by a stop: their markers are
+    /// written (again) and the Complete state persisted, so nothing stays half-visible. Ongoing transactions
+    /// stay open; their producer may still end them, or the timeout aborts them.
+    /// </summary>
+    public void Load()
+    {
+        lock (_lock)
+        {
+            _txns.Clear();
+            for (int p = 0; p < _options.NumPartitions; p++)
+                _log.Replay(p, chunk => ReplayChunk(chunk));
+            long now = NowMs;
+            foreach (var txn in _txns.Values)
+            {
+                if (txn.State == TransactionState.PrepareEpochFence) txn.State = TransactionState.PrepareAbort;
+                if (txn.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort) FinishPrepared(txn, now);
+            }
+        }
+    }
+
+    private void ReplayChunk(ReadOnlyMemory<byte> chunk)
+    {
+        int pos = 0;
+        while (pos < chunk.Length)
+        {
+            if (!RecordBatch.TryReadBatch(chunk.Span[pos..], out var h, out int size)) break;
+            var batch = chunk.Slice(pos, size);
+            pos += size;
+            if (h.IsControl || h.Magic != 2) continue;
+            if (h.Compression != CompressionType.None) continue; // the coordinator writes uncompressed batches
+            foreach (var r in RecordBatch.EnumerateUncompressed(batch.Span))
+            {
+                var keyReader = new KafkaReader(r.Key.ToArray());
+                if (keyReader.ReadInt16() != KeyVersion) continue; // not a transaction record
+                var key = new TransactionLogKey();
+                key.Read(ref keyReader, KeyVersion);
+                if (r.ValueIsNull) { _txns.Remove(key.TransactionalId); continue; }
+                var valueReader = new KafkaReader(r.Value.ToArray());
+                short version = valueReader.ReadInt16();
+                var value = new TransactionLogValue();
+                value.Read(ref valueReader, version);
+                var txn = new TransactionMetadata(key.TransactionalId)
+                {
+                    ProducerId = value.ProducerId,
+                    PreviousProducerId = value.PreviousProducerId,
+                    ProducerEpoch = value.ProducerEpoch,
+                    TimeoutMs = value.TransactionTimeoutMs,
+                    State = (TransactionState)value.TransactionStatus,
+                    StartTimestampMs = value.TransactionStartTimestampMs,
+                    LastUpdateTimestampMs = value.TransactionLastUpdateTimestampMs,
+                };
+                if (value.TransactionPartitions is { } parts)
+                    foreach (var t in parts)
+                        foreach (int id in t.PartitionIds) txn.Partitions.Add(new TxnPartition(t.Topic, id));
+                _txns[key.TransactionalId] = txn;
+            }
+        }
+    }
+}

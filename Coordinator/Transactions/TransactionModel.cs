@@ -1,0 +1,109 @@
+using Kayak.Protocol;
+
+namespace Kayak.Coordinator.Transactions;
+
+/// <summary>Kafka's TransactionState, with the ids stored in TransactionLogValue.TransactionStatus.</summary>
+public enum TransactionState : sbyte
+{
+    Empty = 0,
+    Ongoing = 1,
+    PrepareCommit = 2,
+    PrepareAbort = 3,
+    CompleteCommit = 4,
+    CompleteAbort = 5,
+    Dead = 6,
+    PrepareEpochFence = 7,
+}
+
+/// <summary>A topic partition taking part in a transaction.</summary>
+public readonly record struct TxnPartition(string Topic, int Partition);
+
+/// <summary>An offset committed inside a transaction, made visible to the group when the transaction commits.</summary>
+public readonly record struct PendingTxnOffset(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata, long CommitTimestampMs);
+
+/// <summary>One transactional.id as the coordinator knows it (Kafka's TransactionMetadata).</summary>
+public sealed class TransactionMetadata
+{
+    public TransactionMetadata(string transactionalId) { TransactionalId = transactionalId; }
+
+    public string TransactionalId { get; }
+    public long ProducerId { get; internal set; } = -1;
+    /// <summary>The producer id before an epoch-exhaustion rollover (-1 when none).</summary>
+    public long PreviousProducerId { get; internal set; } = -1;
+    public short ProducerEpoch { get; internal set; } = -1;
+    public int TimeoutMs { get; internal set; }
+    public TransactionState State { get; internal set; } = TransactionState.Empty;
+    public HashSet<TxnPartition> Partitions { get; } = new();
+    public long StartTimestampMs { get; internal set; } = -1;
+    public long LastUpdateTimestampMs { get; internal set; } = -1;
+    /// <summary>Offsets sent with TxnOffsetCommit, per group; in memory until the commit materializes them.</summary>
+    internal Dictionary<string, Dictionary<(string, int), PendingTxnOffset>> PendingOffsets { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Kafka's TransactionState.stateName, as DescribeTransactions and ListTransactions spell it.</summary>
+    public static string StateName(TransactionState s) => s switch
+    {
+        TransactionState.Empty => "Empty",
+        TransactionState.Ongoing => "Ongoing",
+        TransactionState.PrepareCommit => "PrepareCommit",
+        TransactionState.PrepareAbort => "PrepareAbort",
+        TransactionState.CompleteCommit => "CompleteCommit",
+        TransactionState.CompleteAbort => "CompleteAbort",
+        TransactionState.Dead => "Dead",
+        _ => "PrepareEpochFence",
+    };
+}
+
+/// <summary>Answer to InitProducerId.</summary>
+public readonly record struct InitProducerIdResult(ErrorCode Error, long ProducerId, short ProducerEpoch);
+
+/// <summary>A read-only view of one transaction (DescribeTransactions / ListTransactions).</summary>
+public sealed record TransactionDescription(string TransactionalId, long ProducerId, short ProducerEpoch, TransactionState State,
+    int TimeoutMs, long StartTimestampMs, IReadOnlyList<TxnPartition> Partitions);
+
+/// <summary>
+/// Where the coordinator keeps its records: the partitions of <c>__transaction_state</c>. The broker
+/// implements it over Storage; <see cref="InMemoryTransactionLog"/> serves tests.
+/// </summary>
+public interface ITransactionLog
+{
+    /// <summary>Appends one v2 batch (base offset 0; the log assigns offsets) durably enough to acknowledge.</summary>
+    void Append(int partition, ReadOnlySpan<byte> batch);
+    /// <summary>Calls <paramref name="onBatches"/> with chunks of whole batches, in log order.</summary>
+    void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches);
+}
+
+/// <summary>Writes commit/abort markers into data partitions (the leader side of WriteTxnMarkers, one node).</summary>
+public interface ITransactionMarkerWriter
+{
+    /// <summary>
+    /// Appends the marker; returns NONE, or an error to log (UNKNOWN_TOPIC_OR_PARTITION for a deleted
+    /// partition is ignored, as Kafka drops markers for partitions that no longer exist).
+    /// </summary>
+    ErrorCode WriteMarker(TxnPartition partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit);
+}
+
+/// <summary>Materializes a committed transaction's offsets in the group coordinator.</summary>
+public interface ITxnOffsetSink
+{
+    void CommitTransactionalOffsets(string groupId, long producerId, IReadOnlyCollection<PendingTxnOffset> offsets);
+}
+
+/// <summary>Hands out producer ids that never repeat, also across restarts.</summary>
+public interface IProducerIdAllocator
+{
+    long NextProducerId();
+}
+
+/// <summary>Knobs of the transaction coordinator (Kafka's transaction.* broker configs).</summary>
+public sealed class TransactionCoordinatorOptions
+{
+    /// <summary>transaction.state.log.num.partitions.</summary>
+    public int NumPartitions { get; init; } = 50;
+    /// <summary>offsets.topic.num.partitions: AddOffsetsToTxn adds the group's __consumer_offsets partition.</summary>
+    public int OffsetsTopicNumPartitions { get; init; } = 50;
+    /// <summary>transaction.max.timeout.ms: larger client timeouts get INVALID_TRANSACTION_TIMEOUT.</summary>
+    public int MaxTimeoutMs { get; init; } = 900_000;
+    /// <summary>transactional.id.expiration.ms: idle completed transactional ids are forgotten.</summary>
+    public long TransactionalIdExpirationMs { get; init; } = 604_800_000;
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+}
