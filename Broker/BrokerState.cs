@@ -46,6 +46,8 @@ public sealed class BrokerState : IDisposable
     internal Fetching.FetchSessionCache FetchSessions { get; } = new();
     public TopicService Topics { get; }
     public HandlerRegistry Handlers { get; }
+    /// <summary>The transaction coordinator (KIP-98); created by <see cref="Open"/>.</summary>
+    public Kayak.Coordinator.Transactions.TransactionCoordinator Transactions { get; private set; } = null!;
     public int NodeId => Config.NodeId;
     public string ClusterId { get; private set; } = "";
     public IReadOnlyList<ListenerEndpoint> AdvertisedListeners { get; private set; } = [];
@@ -55,6 +57,47 @@ public sealed class BrokerState : IDisposable
     {
         ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
         Logs.Open();
+        OpenTransactions();
+    }
+
+    /// <summary>
+    /// Transaction coordinator over __transaction_state, markers written through Storage, producer ids
+    /// persisted next to meta.properties. Loading finishes transactions a stop left between Prepare and Complete.
+    /// </summary>
+    private void OpenTransactions()
+    {
+        var txnLog = LoggerFactory.CreateLogger("Kayak.Transactions");
+        Transactions = new Kayak.Coordinator.Transactions.TransactionCoordinator(
+            new Kayak.Coordinator.Transactions.TransactionCoordinatorOptions
+            {
+                NumPartitions = Config.TransactionStateLogNumPartitions,
+                OffsetsTopicNumPartitions = Config.OffsetsTopicNumPartitions,
+                MaxTimeoutMs = Config.TransactionMaxTimeoutMs,
+                TransactionalIdExpirationMs = Config.TransactionalIdExpirationMs,
+                Time = Time,
+            },
+            new Transactions.TransactionStateLog(this),
+            new Transactions.LocalMarkerWriter(this, txnLog),
+            new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")));
+        Transactions.Load();
+    }
+
+    /// <summary>transaction.abort.timed.out.transaction.cleanup.interval.ms timer.</summary>
+    internal void AbortTimedOutTransactions()
+    {
+        try { Transactions.AbortTimedOutTransactions(); }
+        catch (Exception e) { _log.LogError(e, "Aborting timed out transactions failed"); }
+    }
+
+    /// <summary>producer.id.expiration.check.interval.ms timer: Kafka's removeExpiredProducers on every partition.</summary>
+    internal void ExpireProducers()
+    {
+        try
+        {
+            foreach (var topic in Logs.Topics)
+                foreach (var p in topic.Partitions) p.RemoveExpiredProducers(Config.ProducerIdExpirationMs);
+        }
+        catch (Exception e) { _log.LogError(e, "Producer id expiration failed"); }
     }
 
     internal void SetAdvertisedListeners(BrokerConfig config, IReadOnlyList<ListenerEndpoint> bound)

@@ -17,6 +17,8 @@ public sealed class KafkaBroker : IAsyncDisposable
     private BrokerState? _state;
     private Timer? _retentionTimer;
     private Timer? _flushTimer;
+    private Timer? _txnTimer;
+    private Timer? _producerExpiryTimer;
     private int _disposed;
 
     public KafkaBroker(KafkaBrokerOptions options) { Options = options; }
@@ -64,6 +66,10 @@ public sealed class KafkaBroker : IAsyncDisposable
 
             var retention = TimeSpan.FromMilliseconds(config.LogRetentionCheckIntervalMs);
             _retentionTimer = new Timer(_ => state.RunRetention(), null, retention, retention);
+            var txnInterval = TimeSpan.FromMilliseconds(config.TransactionAbortTimedOutCleanupIntervalMs);
+            _txnTimer = new Timer(_ => state.AbortTimedOutTransactions(), null, txnInterval, txnInterval);
+            var expiry = TimeSpan.FromMilliseconds(config.ProducerIdExpirationCheckIntervalMs);
+            _producerExpiryTimer = new Timer(_ => state.ExpireProducers(), null, expiry, expiry);
             if (config.LogFlushIntervalMs is > 0 and < int.MaxValue)
             {
                 var flush = TimeSpan.FromMilliseconds(config.LogFlushIntervalMs);
@@ -86,6 +92,8 @@ public sealed class KafkaBroker : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         if (_retentionTimer is not null) await _retentionTimer.DisposeAsync().ConfigureAwait(false);
         if (_flushTimer is not null) await _flushTimer.DisposeAsync().ConfigureAwait(false);
+        if (_txnTimer is not null) await _txnTimer.DisposeAsync().ConfigureAwait(false);
+        if (_producerExpiryTimer is not null) await _producerExpiryTimer.DisposeAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         _listeners.Clear();
         if (_state is not null)

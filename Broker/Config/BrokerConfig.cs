@@ -68,6 +68,8 @@ public sealed class BrokerConfig
     public int TransactionMaxTimeoutMs { get; }
     public long TransactionalIdExpirationMs { get; }
     public long ProducerIdExpirationMs { get; }
+    public int TransactionAbortTimedOutCleanupIntervalMs { get; }
+    public int ProducerIdExpirationCheckIntervalMs { get; }
 
     public BrokerConfig(IReadOnlyDictionary<string, string> properties)
     {
@@ -123,6 +125,8 @@ public sealed class BrokerConfig
         TransactionMaxTimeoutMs = GetInt("transaction.max.timeout.ms");
         TransactionalIdExpirationMs = GetInt("transactional.id.expiration.ms");
         ProducerIdExpirationMs = GetInt("producer.id.expiration.ms");
+        TransactionAbortTimedOutCleanupIntervalMs = GetInt("transaction.abort.timed.out.transaction.cleanup.interval.ms");
+        ProducerIdExpirationCheckIntervalMs = GetInt("producer.id.expiration.check.interval.ms");
     }
 
     private static long MinutesToMs(int m) => m < 0 ? -1 : m * 60_000L;

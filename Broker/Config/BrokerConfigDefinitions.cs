@@ -53,6 +53,8 @@ public static class BrokerConfigDefinitions
         new("transaction.max.timeout.ms", ConfigType.Int, "900000", Min: 1),
         new("transactional.id.expiration.ms", ConfigType.Int, "604800000", Min: 1),
         new("producer.id.expiration.ms", ConfigType.Int, "86400000", Min: 1),
+        new("transaction.abort.timed.out.transaction.cleanup.interval.ms", ConfigType.Int, "10000", Min: 1),
+        new("producer.id.expiration.check.interval.ms", ConfigType.Int, "600000", Min: 1),
         new("min.insync.replicas", ConfigType.Int, "1", Used: false, Min: 1),
         // Accepted so stock server.properties files start cleanly; a single node has nothing to do with them.
         new("process.roles", ConfigType.List, null, Used: false),

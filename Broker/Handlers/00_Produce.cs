@@ -6,8 +6,13 @@
 // acks=0 sends no response; acks 1 and -1 are the same on one node (the leader is the whole ISR);
 // other values get INVALID_REQUIRED_ACKS. Produce never auto-creates topics (Kafka leaves that to Metadata).
 // Writes to internal topics from clients are refused (INVALID_TOPIC_EXCEPTION), as in Kafka.
-// Not implemented yet: idempotent/transactional producer state (sequence checks, dedup), recompression
-// when the topic's compression.type is not "producer", throttling.
+// Idempotent/transactional producers (KIP-98): the partition's producer state (Storage/ProducerState.cs)
+// checks epoch and sequence under the append lock; a retry of one of the producer's last five batches gets
+// the original base offset back and is not appended again; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER, an older
+// epoch INVALID_PRODUCER_EPOCH. A transactional batch must go to a partition its transaction has added
+// (AddPartitionsToTxn) with the producer's current epoch, else INVALID_TXN_STATE (Kafka 3.6+ verifies the
+// same with the coordinator; INVALID_PRODUCER_EPOCH for a fenced epoch).
+// Not implemented: recompression when the topic's compression.type is not "producer", throttling.
 using System.Buffers;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -110,6 +115,17 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                     Fail(rp, ErrorCode.InvalidRecord, "Clients are not allowed to write control records");
                     return;
                 }
+                if (header.IsTransactional && header.ProducerId >= 0)
+                {
+                    var txnError = context.Broker.Transactions.CheckProduce(header.ProducerId, header.ProducerEpoch, log.TopicName, log.Partition);
+                    if (txnError != ErrorCode.None)
+                    {
+                        Fail(rp, txnError, txnError == ErrorCode.InvalidProducerEpoch
+                            ? $"Producer epoch {header.ProducerEpoch} of producer {header.ProducerId} is fenced"
+                            : $"Partition {log.TopicName}-{log.Partition} is not part of an ongoing transaction of producer {header.ProducerId} with epoch {header.ProducerEpoch}");
+                        return;
+                    }
+                }
             }
             offset += size;
             batches++;
@@ -151,6 +167,17 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
         catch (ProtocolException e)
         {
             Fail(rp, ErrorCode.CorruptMessage, e.Message);
+        }
+        catch (ProducerStateException e)
+        {
+            Fail(rp, e.Error switch
+            {
+                ProducerStateError.OutOfOrderSequence => ErrorCode.OutOfOrderSequenceNumber,
+                ProducerStateError.InvalidProducerEpoch => ErrorCode.InvalidProducerEpoch,
+                ProducerStateError.ProducerFenced => ErrorCode.ProducerFenced,
+                ProducerStateError.DuplicateSequence => ErrorCode.DuplicateSequenceNumber,
+                _ => ErrorCode.InvalidTxnState,
+            }, e.Message);
         }
         catch (StorageErrorException e)
         {

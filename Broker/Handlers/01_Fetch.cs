@@ -5,8 +5,9 @@
 // Fetch sessions (KIP-227, v7+): epoch 0 opens a session, later epochs send only changed partitions and
 // get back only partitions with news (data, error, or a moved high watermark / log start offset).
 // v13+ names topics by id (UNKNOWN_TOPIC_ID when absent). v0-3 consumers cannot read magic 2: their
-// data is down-converted to magic 0 (v0-1) or 1 (v2-3). Isolation: read_committed reads to the last stable
-// offset, which equals the high watermark until transactions are implemented.
+// data is down-converted to magic 0 (v0-1) or 1 (v2-3). Isolation (v4+, KIP-98): read_committed reads only
+// batches below the last stable offset and gets the aborted transactions overlapping what it read, so the
+// client drops aborted records; read_uncommitted reads to the high watermark and gets a null list.
 // Not implemented: follower fetching (ReplicaId >= 0 is treated like a consumer), preferred read replica,
 // diverging epochs (one leader epoch only), throttling.
 using System.Buffers;
@@ -47,7 +48,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             }
         }
 
-        return BuildResponse(context, version, targets, results, session, incremental);
+        return BuildResponse(context, version, targets, results, session, incremental, version >= 4 && request.IsolationLevel == 1);
     }
 
     private readonly struct FetchTarget
@@ -70,6 +71,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         public FetchSlice? Slice;
         public ReadOnlyMemory<byte> Records;
         public PartitionLog? Log;
+        public List<Kayak.Storage.AbortedTransaction>? Aborted;
     }
 
     private static (List<FetchTarget> Targets, FetchSession? Session, bool Incremental, ErrorCode Error) ResolveTargets(BrokerState broker, FetchRequest request, short version)
@@ -136,6 +138,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
     private static long ReadAll(BrokerState broker, FetchRequest request, short version, List<FetchTarget> targets, PartitionResult[] results, out bool anyError)
     {
         anyError = false;
+        bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         long responseBudget = version >= 3 ? Math.Max(0, request.MaxBytes) : long.MaxValue;
         long total = 0;
         for (int i = 0; i < targets.Count; i++)
@@ -156,7 +159,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             var log = topic.Partitions[t.Partition];
             r.Log = log;
             r.HighWatermark = log.HighWatermark;
-            r.LastStableOffset = log.HighWatermark;
+            r.LastStableOffset = log.LastStableOffset;
             r.LogStartOffset = log.LogStartOffset;
             r.LogEndOffset = log.LogEndOffset;
             if (t.FetchOffset < r.LogStartOffset || t.FetchOffset > r.HighWatermark)
@@ -165,14 +168,16 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
                 anyError = true;
                 continue;
             }
-            if (t.FetchOffset == r.HighWatermark) continue;
+            // read_committed: nothing at or past the last stable offset is visible yet.
+            long visibleEnd = readCommitted ? r.LastStableOffset : r.HighWatermark;
+            if (t.FetchOffset >= visibleEnd) continue;
             // Nothing more fits: later partitions get no data, but still report their offsets.
             long budget = Math.Min(t.MaxBytes, responseBudget - total);
             if (budget <= 0 && total > 0) continue;
             FetchSlice slice;
             try
             {
-                slice = log.Read(t.FetchOffset, (int)Math.Clamp(budget, 1, int.MaxValue));
+                slice = log.Read(t.FetchOffset, (int)Math.Clamp(budget, 1, int.MaxValue), readCommitted ? visibleEnd : long.MaxValue);
             }
             catch (StorageErrorException e) when (e.Error == StorageError.OffsetOutOfRange)
             {
@@ -189,8 +194,24 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             r.Slice = slice;
             r.Records = slice.Data;
             total += slice.Data.Length;
+            if (readCommitted && !slice.IsEmpty)
+            {
+                var aborted = new List<Kayak.Storage.AbortedTransaction>();
+                log.CollectAbortedTransactions(t.FetchOffset, NextOffsetAfter(slice.Data.Span), aborted);
+                if (aborted.Count > 0) r.Aborted = aborted;
+            }
         }
         return total;
+    }
+
+    /// <summary>The offset after the last batch of a fetched slice (upper bound for the aborted-transaction lookup).</summary>
+    private static long NextOffsetAfter(ReadOnlySpan<byte> batches)
+    {
+        long next = 0;
+        foreach (var batch in new BatchEnumerator(batches))
+            next = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(batch)
+                + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(batch[RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
+        return next;
     }
 
     private static void ReleaseAll(PartitionResult[] results)
@@ -222,7 +243,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         return woke;
     }
 
-    private static FetchResponse BuildResponse(RequestContext context, short version, List<FetchTarget> targets, PartitionResult[] results, FetchSession? session, bool incremental)
+    private static FetchResponse BuildResponse(RequestContext context, short version, List<FetchTarget> targets, PartitionResult[] results, FetchSession? session, bool incremental, bool readCommitted)
     {
         var response = new FetchResponse { SessionId = session?.Id ?? 0 };
         FetchResponse.FetchableTopicResponse? current = null;
@@ -258,9 +279,20 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
                 LastStableOffset = r.LastStableOffset,
                 LogStartOffset = r.LogStartOffset,
                 Records = records,
+                AbortedTransactions = AbortedList(version, readCommitted, r.Aborted),
             });
         }
         return response;
+    }
+
+    /// <summary>Kafka answers read_uncommitted with a null list and read_committed with the (possibly empty) list.</summary>
+    private static List<FetchResponse.AbortedTransaction>? AbortedList(short version, bool readCommitted, List<Kayak.Storage.AbortedTransaction>? aborted)
+    {
+        if (version < 4 || !readCommitted) return null;
+        var list = new List<FetchResponse.AbortedTransaction>(aborted?.Count ?? 0);
+        if (aborted is not null)
+            foreach (var a in aborted) list.Add(new FetchResponse.AbortedTransaction { ProducerId = a.ProducerId, FirstOffset = a.FirstOffset });
+        return list;
     }
 
     /// <summary>Old consumers (Fetch v0-3) only read magic 0/1 message sets.</summary>

@@ -38,7 +38,8 @@ public sealed class ListOffsetsHandler : ApiHandler<ListOffsetsRequest>
                 switch (p.Timestamp)
                 {
                     case Latest:
-                        offset = log.HighWatermark; // equals the last stable offset until transactions exist
+                        // isolation_level 1 (read_committed, v2+) stops at the last stable offset (KIP-98).
+                        offset = context.ApiVersion >= 2 && request.IsolationLevel == 1 ? log.LastStableOffset : log.HighWatermark;
                         break;
                     case Earliest:
                     case EarliestLocal:

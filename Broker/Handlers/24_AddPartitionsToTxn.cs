@@ -1,0 +1,71 @@
+// AddPartitionsToTxn (key 24), v0-4. v0-3: one transaction from the producer; v4+ (KIP-890) the batched
+// form brokers use, with VerifyOnly to ask whether partitions are already in the transaction. Unknown
+// partitions get UNKNOWN_TOPIC_OR_PARTITION and the rest OPERATION_NOT_ATTEMPTED; coordinator errors apply
+// to every partition (Kafka's behaviour). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2 (KIP-588).
+using Kayak.Coordinator.Transactions;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class AddPartitionsToTxnHandler : ApiHandler<AddPartitionsToTxnRequest>
+{
+    public override ApiKey Key => ApiKey.AddPartitionsToTxn;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, AddPartitionsToTxnRequest request)
+    {
+        var response = new AddPartitionsToTxnResponse();
+        if (context.ApiVersion < 4)
+        {
+            response.ResultsByTopicV3AndBelow = Handle(context, request.V3AndBelowTransactionalId, request.V3AndBelowProducerId,
+                request.V3AndBelowProducerEpoch, false, request.V3AndBelowTopics);
+            return Done(response);
+        }
+        foreach (var t in request.Transactions)
+            response.ResultsByTransaction.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnResult
+            {
+                TransactionalId = t.TransactionalId,
+                TopicResults = Handle(context, t.TransactionalId, t.ProducerId, t.ProducerEpoch, t.VerifyOnly, t.Topics),
+            });
+        return Done(response);
+    }
+
+    private static List<AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult> Handle(RequestContext context, string transactionalId,
+        long producerId, short producerEpoch, bool verifyOnly, List<AddPartitionsToTxnRequest.AddPartitionsToTxnTopic> topics)
+    {
+        var broker = context.Broker;
+        var partitions = new List<TxnPartition>();
+        bool unknown = false;
+        foreach (var t in topics)
+        {
+            broker.Logs.TryGetTopic(t.Name, out var topic);
+            foreach (int p in t.Partitions)
+            {
+                if (topic is null || p < 0 || p >= topic.Partitions.Count) unknown = true;
+                partitions.Add(new TxnPartition(t.Name, p));
+            }
+        }
+        ErrorCode error = ErrorCode.None;
+        if (!unknown)
+        {
+            error = verifyOnly
+                ? broker.Transactions.VerifyPartitions(transactionalId, producerId, producerEpoch, partitions)
+                : broker.Transactions.AddPartitions(transactionalId, producerId, producerEpoch, partitions);
+            if (error == ErrorCode.ProducerFenced && context.ApiVersion < 2) error = ErrorCode.InvalidProducerEpoch;
+        }
+        var results = new List<AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult>();
+        foreach (var t in topics)
+        {
+            broker.Logs.TryGetTopic(t.Name, out var topic);
+            var rt = new AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult { Name = t.Name };
+            foreach (int p in t.Partitions)
+            {
+                var e = error;
+                if (unknown) e = topic is null || p < 0 || p >= topic.Partitions.Count ? ErrorCode.UnknownTopicOrPartition : ErrorCode.OperationNotAttempted;
+                rt.ResultsByPartition.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult { PartitionIndex = p, PartitionErrorCode = (short)e });
+            }
+            results.Add(rt);
+        }
+        return results;
+    }
+}

@@ -1,0 +1,20 @@
+// EndTxn (key 26), v0-4: commit or abort. The coordinator persists PrepareCommit/PrepareAbort, writes the
+// markers into every partition of the transaction, materializes transactional offsets in the group
+// coordinator and persists CompleteCommit/CompleteAbort before answering, so a read_committed consumer never
+// blocks on a transaction the producer saw complete. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class EndTxnHandler : ApiHandler<EndTxnRequest>
+{
+    public override ApiKey Key => ApiKey.EndTxn;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, EndTxnRequest request)
+    {
+        var error = context.Broker.Transactions.EndTxn(request.TransactionalId, request.ProducerId, request.ProducerEpoch, request.Committed);
+        if (error == ErrorCode.ProducerFenced && context.ApiVersion < 2) error = ErrorCode.InvalidProducerEpoch;
+        return Done(new EndTxnResponse { ErrorCode = (short)error });
+    }
+}

@@ -1,0 +1,36 @@
+// TxnOffsetCommit (key 28), v0-4: offsets committed inside a transaction. They stay pending in the
+// transaction coordinator and become the group's committed offsets only when the transaction commits
+// (dropped on abort), so consume-transform-produce moves the group's position atomically with its output.
+// The group's offsets partition must have been added with AddOffsetsToTxn (else INVALID_TXN_STATE).
+// PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v3 (KIP-588).
+using Kayak.Coordinator.Transactions;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class TxnOffsetCommitHandler : ApiHandler<TxnOffsetCommitRequest>
+{
+    public override ApiKey Key => ApiKey.TxnOffsetCommit;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, TxnOffsetCommitRequest request)
+    {
+        var broker = context.Broker;
+        long now = broker.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        var offsets = new List<PendingTxnOffset>();
+        foreach (var t in request.Topics)
+            foreach (var p in t.Partitions)
+                offsets.Add(new PendingTxnOffset(t.Name, p.PartitionIndex, p.CommittedOffset, p.CommittedLeaderEpoch, p.CommittedMetadata, now));
+        var error = broker.Transactions.TxnOffsetCommit(request.TransactionalId, request.GroupId, request.ProducerId, request.ProducerEpoch, offsets);
+        if (error == ErrorCode.ProducerFenced && context.ApiVersion < 3) error = ErrorCode.InvalidProducerEpoch;
+        var response = new TxnOffsetCommitResponse();
+        foreach (var t in request.Topics)
+        {
+            var rt = new TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic { Name = t.Name };
+            foreach (var p in t.Partitions)
+                rt.Partitions.Add(new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error });
+            response.Topics.Add(rt);
+        }
+        return Done(response);
+    }
+}

@@ -1,0 +1,73 @@
+using Kayak.Coordinator.Transactions;
+using Kayak.Protocol;
+using Kayak.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Kayak.Broker.Transactions;
+
+/// <summary>
+/// The transaction coordinator's state log over the <c>__transaction_state</c> topic, created compacted on
+/// first use (Kafka creates it when the first transactional producer looks up its coordinator).
+/// </summary>
+internal sealed class TransactionStateLog : ITransactionLog
+{
+    private readonly BrokerState _broker;
+
+    public TransactionStateLog(BrokerState broker) { _broker = broker; }
+
+    private TopicLog Topic()
+    {
+        if (_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out var t)) return t;
+        var created = _broker.Topics.Create(TopicService.TransactionStateTopic, -1, -1,
+            new Dictionary<string, string> { ["cleanup.policy"] = "compact", ["min.insync.replicas"] = "1" }, validateOnly: false);
+        if (created.Topic is not null) return created.Topic;
+        if (_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out t)) return t; // created concurrently
+        throw new InvalidOperationException($"Cannot create {TopicService.TransactionStateTopic}: {created.Message}");
+    }
+
+    public void Append(int partition, ReadOnlySpan<byte> batch) => Topic().Partitions[partition].Append(batch, 1);
+
+    public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
+    {
+        if (!_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out var topic) || partition >= topic.Partitions.Count) return;
+        var log = topic.Partitions[partition];
+        long offset = log.LogStartOffset;
+        while (offset < log.LogEndOffset)
+        {
+            using var slice = log.Read(offset, 1 << 20);
+            if (slice.IsEmpty) break;
+            onBatches(slice.Data);
+            long next = offset;
+            foreach (var b in new Kayak.Protocol.Records.BatchEnumerator(slice.Data.Span))
+                next = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(b)
+                    + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(b[Kayak.Protocol.Records.RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
+            if (next <= offset) break;
+            offset = next;
+        }
+    }
+}
+
+/// <summary>Writes commit/abort markers into the data partitions through Storage (one node: no WriteTxnMarkers RPC).</summary>
+internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
+{
+    private readonly BrokerState _broker;
+    private readonly ILogger _log;
+
+    public LocalMarkerWriter(BrokerState broker, ILogger log) { _broker = broker; _log = log; }
+
+    public ErrorCode WriteMarker(TxnPartition partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit)
+    {
+        if (!_broker.Logs.TryGetTopic(partition.Topic, out var topic) || partition.Partition >= topic.Partitions.Count)
+            return ErrorCode.UnknownTopicOrPartition; // deleted meanwhile: Kafka drops markers for missing partitions
+        try
+        {
+            topic.Partitions[partition.Partition].AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit);
+            return ErrorCode.None;
+        }
+        catch (ProducerStateException e)
+        {
+            _log.LogWarning("Marker for {Topic}-{Partition} of producer {ProducerId} refused: {Message}", partition.Topic, partition.Partition, producerId, e.Message);
+            return ErrorCode.ProducerFenced;
+        }
+    }
+}
