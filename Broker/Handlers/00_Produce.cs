@@ -6,9 +6,10 @@
 // acks=0 sends no response; acks 1 and -1 are the same on one node (the leader is the whole ISR);
 // other values get INVALID_REQUIRED_ACKS. Produce never auto-creates topics (Kafka leaves that to Metadata).
 // Writes to internal topics from clients are refused (INVALID_TOPIC_EXCEPTION), as in Kafka.
-// Not implemented yet: idempotent/transactional producer state (sequence checks, dedup), recompression
-// when the topic's compression.type is not "producer", throttling.
+// A topic compression.type other than "producer" re-encodes the batch in that codec (Produce/Recompression.cs).
+// Not implemented yet: idempotent/transactional producer state (sequence checks, dedup), throttling.
 using System.Buffers;
+using Kayak.Broker.Produce;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Protocol.Compression;
@@ -60,6 +61,8 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
         int maxBytes = topic.Config.MaxMessageBytes;
         int offset = 0, batches = 0;
         bool legacy = false;
+        var target = Recompression.TargetFor(topic.Config.CompressionType);
+        var firstCompression = CompressionType.None;
         while (offset < span.Length)
         {
             RecordBatchHeader header;
@@ -105,6 +108,7 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                     Fail(rp, result.Error, result.Message ?? "Invalid record batch");
                     return;
                 }
+                if (batches == 0) firstCompression = header.Compression;
                 if (header.IsControl)
                 {
                     Fail(rp, ErrorCode.InvalidRecord, "Clients are not allowed to write control records");
@@ -127,7 +131,7 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             {
                 // Old clients: store what they sent as one v2 batch, as Kafka does for a v2 log.
                 using var converted = new PooledBufferWriter(span.Length + 128);
-                int convertedCount = LegacyConverter.ToV2(span, converted);
+                int convertedCount = LegacyConverter.ToV2(span, converted, new LegacyConversionOptions { TargetCompression = target });
                 if (convertedCount == 0)
                 {
                     Fail(rp, ErrorCode.InvalidRecord, "Message set has no records");
@@ -139,6 +143,12 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                     return;
                 }
                 appended = log.Append(converted.WrittenSpan, 1);
+            }
+            else if (target is { } codec && batches == 1 && firstCompression != codec)
+            {
+                using var recompressed = new PooledBufferWriter(span.Length + 128);
+                Recompression.Recompress(span, codec, recompressed);
+                appended = log.Append(recompressed.WrittenSpan, 1);
             }
             else
             {
