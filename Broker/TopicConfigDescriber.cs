@@ -1,3 +1,4 @@
+using Kayak.Broker.Config;
 using Kayak.Storage;
 
 namespace Kayak.Broker;
@@ -16,11 +17,15 @@ public enum ConfigSource : sbyte
     GroupConfig = 8,
 }
 
-public readonly record struct DescribedConfig(string Name, string? Value, ConfigSource Source, bool ReadOnly, bool IsSensitive, string Type, string? Documentation);
+public readonly record struct ConfigSynonym(string Name, string? Value, ConfigSource Source);
+
+/// <summary>One described config: its value in force, where it comes from (the first synonym), and the synonyms.</summary>
+public sealed record DescribedConfig(string Name, string? Value, ConfigSource Source, List<ConfigSynonym> Synonyms, string? Documentation);
 
 /// <summary>
-/// Describes a topic's configs as Kafka does: an override is DYNAMIC_TOPIC_CONFIG; otherwise the value
-/// follows the broker's log.* setting (STATIC_BROKER_CONFIG when set in server.properties) or Kafka's default.
+/// Describes configs as Kafka's DescribeConfigs and CreateTopics v5+ report them: a topic override is
+/// DYNAMIC_TOPIC_CONFIG; otherwise the topic config follows its broker synonym (log.retention.ms, ...), which is
+/// STATIC_BROKER_CONFIG when set in server.properties, else DEFAULT_CONFIG.
 /// </summary>
 public static class TopicConfigDescriber
 {
@@ -43,21 +48,51 @@ public static class TopicConfigDescriber
         _ => null,
     };
 
-    public static List<DescribedConfig> Describe(BrokerState broker, IReadOnlyDictionary<string, string> overrides)
+    /// <summary>Every known topic config of a topic with these overrides.</summary>
+    public static List<DescribedConfig> DescribeTopic(BrokerState broker, IReadOnlyDictionary<string, string> overrides)
     {
         var config = new TopicConfig(overrides, broker.Logs.Options);
         var result = new List<DescribedConfig>(TopicConfig.Definitions.Count);
         foreach (var def in TopicConfig.Definitions)
         {
-            ConfigSource source;
-            if (overrides.ContainsKey(def.Name)) source = ConfigSource.DynamicTopicConfig;
-            else
-            {
-                var synonym = BrokerSynonym(def.Name);
-                source = synonym is not null && broker.Config.Has(synonym) ? ConfigSource.StaticBrokerConfig : ConfigSource.DefaultConfig;
-            }
-            result.Add(new DescribedConfig(def.Name, config.GetValue(def.Name), source, false, false, def.Type.ToString().ToUpperInvariant(), def.Documentation));
+            var synonyms = new List<ConfigSynonym>(4);
+            if (overrides.TryGetValue(def.Name, out var overridden))
+                synonyms.Add(new ConfigSynonym(def.Name, overridden, ConfigSource.DynamicTopicConfig));
+            if (BrokerSynonym(def.Name) is { } brokerKey)
+                AddBrokerSynonyms(broker, brokerKey, synonyms);
+            var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
+            result.Add(new DescribedConfig(def.Name, config.GetValue(def.Name), source, synonyms, def.Documentation));
         }
         return result;
     }
+
+    /// <summary>
+    /// Kafka's configSynonyms for one broker key: over the key's synonym chain, first the statically set
+    /// values, then the defined defaults (a null default included), then dropping entries before the first
+    /// one named <paramref name="key"/>. So with only log.retention.hours set, log.retention.ms still reports
+    /// DEFAULT_CONFIG first, exactly as Kafka does.
+    /// </summary>
+    public static void AddBrokerSynonyms(BrokerState broker, string key, List<ConfigSynonym> into)
+    {
+        var chain = BrokerSynonymChain(key);
+        int first = into.Count;
+        foreach (var name in chain)
+            if (broker.Config.Values.TryGetValue(name, out var value))
+                into.Add(new ConfigSynonym(name, value, ConfigSource.StaticBrokerConfig));
+        foreach (var name in chain)
+            if (BrokerConfigDefinitions.Find(name) is { } def)
+                into.Add(new ConfigSynonym(name, def.Default, ConfigSource.DefaultConfig));
+        int drop = 0;
+        while (first + drop < into.Count && into[first + drop].Name != key) drop++;
+        into.RemoveRange(first, drop);
+    }
+
+    /// <summary>A broker key's synonym chain, highest precedence first (Kafka's DynamicBrokerConfig.brokerConfigSynonyms).</summary>
+    private static string[] BrokerSynonymChain(string key) => key switch
+    {
+        "log.retention.ms" or "log.retention.minutes" or "log.retention.hours" => ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
+        "log.roll.ms" or "log.roll.hours" => ["log.roll.ms", "log.roll.hours"],
+        "log.flush.interval.ms" => ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
+        _ => [key],
+    };
 }

@@ -34,14 +34,6 @@ public sealed class RestartTests : BrokerTestBase
         var consumed = await ClientDrivers.Confluent.ConsumeAllAsync(broker.BootstrapServers, topic, Token);
         TestData.AssertExactlyConsumed(topic, before, acksBefore, consumed, "after restart");
 
-        // Topic config survives too.
-        using (var admin = ConfluentClients.Admin(broker.BootstrapServers))
-        {
-            var resource = new Confluent.Kafka.Admin.ConfigResource { Type = Confluent.Kafka.Admin.ResourceType.Topic, Name = topic };
-            var described = (await admin.DescribeConfigsAsync([resource])).Single();
-            Assert.That(described.Entries["retention.ms"].Value, Is.EqualTo("86400000"), "topic config after restart");
-        }
-
         // Offsets continue where they stopped.
         var after = TestData.Records("after", 30, Partitions);
         var acksAfter = await ClientDrivers.Confluent.ProduceAsync(broker.BootstrapServers, topic, after, cancellationToken: Token);
@@ -49,6 +41,14 @@ public sealed class RestartTests : BrokerTestBase
         var allAcks = acksBefore.Concat(acksAfter).ToList();
         var consumedAll = await ClientDrivers.Kcat.ConsumeAllAsync(broker.BootstrapServers, topic, Token);
         TestData.AssertExactlyConsumed(topic, all, allAcks, consumedAll, "after restart and more produce");
+
+        // Topic config survives too.
+        using (var admin = ConfluentClients.Admin(broker.BootstrapServers))
+        {
+            var resource = new Confluent.Kafka.Admin.ConfigResource { Type = Confluent.Kafka.Admin.ResourceType.Topic, Name = topic };
+            var described = (await admin.DescribeConfigsAsync([resource])).Single();
+            Assert.That(described.Entries["retention.ms"].Value, Is.EqualTo("86400000"), "topic config after restart");
+        }
     }
 
     [Test]

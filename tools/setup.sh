@@ -10,8 +10,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
 
 wanted=(kcat librdkafka-dev python3-kafka liblz4-1 libzstd1)
-# kafka-python's codecs (gzip is built in): python3-lz4 (lz4.frame), python3-snappy, python3-zstandard.
-optional=(python3-lz4 python3-snappy python3-zstandard)
+# kafka-python's codecs (gzip is built in): python3-lz4 (lz4.frame), python3-snappy, python3-zstandard; python3-xxhash
+# lets it write magic v0 LZ4 for Protocol's golden-data interop tests.
+optional=(python3-lz4 python3-snappy python3-zstandard python3-xxhash)
 command -v node >/dev/null 2>&1 || wanted+=(nodejs)
 command -v npm >/dev/null 2>&1 || wanted+=(npm)
 

@@ -10,13 +10,17 @@ log="$(mktemp -t kayak-test.XXXXXX.log)"
 dotnet test Kayak.slnx --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 
-# VSTest prints one line per assembly: "Passed!  - Failed:     0, Passed:    12, Skipped: ..." (or "Failed!  - ...").
+# Per test assembly, VSTest's normal console verbosity ends with a block
+#   Total tests: N / Passed: N / Failed: N / Skipped: N / Total time: ...
+# (minimal verbosity prints "Passed!  - Failed: X, Passed: Y, ..." instead): sum either form.
 read -r passed failed < <(awk '
-  /(Passed|Failed)!  *- *Failed: *[0-9]+, *Passed: *[0-9]+/ {
-    line = $0
-    sub(/.*Failed: */, "", line); f += line + 0
-    line = $0
-    sub(/.*Passed: */, "", line); p += line + 0
+  /^Total tests: *[0-9]+/ { inblock = 1; next }
+  inblock && /^ *Passed: *[0-9]+ *$/ { v = $0; sub(/.*Passed: */, "", v); p += v + 0; next }
+  inblock && /^ *Failed: *[0-9]+ *$/ { v = $0; sub(/.*Failed: */, "", v); f += v + 0; next }
+  inblock && /Total time:/ { inblock = 0; next }
+  /(Passed|Failed)! +- +Failed: *[0-9]+, *Passed: *[0-9]+/ {
+    v = $0; sub(/.*Failed: */, "", v); f += v + 0
+    v = $0; sub(/.*Passed: */, "", v); p += v + 0
   }
   END { printf "%d %d\n", p, f }' "$log")
 rm -f "$log"

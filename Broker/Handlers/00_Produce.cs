@@ -6,14 +6,16 @@
 // acks=0 sends no response; acks 1 and -1 are the same on one node (the leader is the whole ISR);
 // other values get INVALID_REQUIRED_ACKS. Produce never auto-creates topics (Kafka leaves that to Metadata).
 // Writes to internal topics from clients are refused (INVALID_TOPIC_EXCEPTION), as in Kafka.
+// A topic compression.type other than "producer" re-encodes the batch in that codec (Produce/Recompression.cs).
 // Idempotent/transactional producers (KIP-98): the partition's producer state (Storage/ProducerState.cs)
 // checks epoch and sequence under the append lock; a retry of one of the producer's last five batches gets
 // the original base offset back and is not appended again; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER, an older
 // epoch INVALID_PRODUCER_EPOCH. A transactional batch must go to a partition its transaction has added
 // (AddPartitionsToTxn) with the producer's current epoch, else INVALID_TXN_STATE (Kafka 3.6+ verifies the
 // same with the coordinator; INVALID_PRODUCER_EPOCH for a fenced epoch).
-// Not implemented: recompression when the topic's compression.type is not "producer", throttling.
+// Not implemented: throttling.
 using System.Buffers;
+using Kayak.Broker.Produce;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Protocol.Compression;
@@ -65,6 +67,8 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
         int maxBytes = topic.Config.MaxMessageBytes;
         int offset = 0, batches = 0;
         bool legacy = false;
+        var target = Recompression.TargetFor(topic.Config.CompressionType);
+        var firstCompression = CompressionType.None;
         while (offset < span.Length)
         {
             RecordBatchHeader header;
@@ -110,6 +114,7 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                     Fail(rp, result.Error, result.Message ?? "Invalid record batch");
                     return;
                 }
+                if (batches == 0) firstCompression = header.Compression;
                 if (header.IsControl)
                 {
                     Fail(rp, ErrorCode.InvalidRecord, "Clients are not allowed to write control records");
@@ -143,7 +148,7 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             {
                 // Old clients: store what they sent as one v2 batch, as Kafka does for a v2 log.
                 using var converted = new PooledBufferWriter(span.Length + 128);
-                int convertedCount = LegacyConverter.ToV2(span, converted);
+                int convertedCount = LegacyConverter.ToV2(span, converted, new LegacyConversionOptions { TargetCompression = target });
                 if (convertedCount == 0)
                 {
                     Fail(rp, ErrorCode.InvalidRecord, "Message set has no records");
@@ -155,6 +160,12 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                     return;
                 }
                 appended = log.Append(converted.WrittenSpan, 1);
+            }
+            else if (target is { } codec && batches == 1 && firstCompression != codec)
+            {
+                using var recompressed = new PooledBufferWriter(span.Length + 128);
+                Recompression.Recompress(span, codec, recompressed);
+                appended = log.Append(recompressed.WrittenSpan, 1);
             }
             else
             {

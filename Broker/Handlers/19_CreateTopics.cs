@@ -77,14 +77,14 @@ public sealed class CreateTopicsHandler : ApiHandler<CreateTopicsRequest>
             if (context.ApiVersion >= 5)
             {
                 result.Configs = new();
-                foreach (var entry in TopicConfigDescriber.Describe(broker, configs))
+                foreach (var entry in TopicConfigDescriber.DescribeTopic(broker, configs))
                     result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
                     {
                         Name = entry.Name,
                         Value = entry.Value,
-                        ReadOnly = entry.ReadOnly,
+                        ReadOnly = false,
                         ConfigSource = (sbyte)entry.Source,
-                        IsSensitive = entry.IsSensitive,
+                        IsSensitive = false,
                     });
             }
         }

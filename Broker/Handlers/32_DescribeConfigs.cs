@@ -108,19 +108,26 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
             Fail(result, ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             return;
         }
-        var config = topic.Config;
-        foreach (var def in TopicConfig.Definitions)
+        var types = TopicConfigTypes();
+        foreach (var c in TopicConfigDescriber.DescribeTopic(broker, topic.Config.Overrides))
         {
-            if (keys is not null && !keys.Contains(def.Name)) continue;
-            var synonyms = new List<DescribeConfigsResponse.DescribeConfigsSynonym>(4);
-            if (config.Overrides.TryGetValue(def.Name, out var overridden))
-                synonyms.Add(new() { Name = def.Name, Value = overridden, Source = (sbyte)ConfigSource.DynamicTopicConfig });
-            if (TopicConfigDescriber.BrokerSynonym(def.Name) is { } brokerKey)
-                AddBrokerSynonyms(broker, brokerKey, synonyms);
-            var source = synonyms.Count > 0 ? (ConfigSource)synonyms[0].Source : ConfigSource.DefaultConfig;
-            result.Configs.Add(Entry(options, def.Name, config.GetValue(def.Name), source, readOnly: false,
-                (sbyte)def.Type, def.Documentation, synonyms));
+            if (keys is not null && !keys.Contains(c.Name)) continue;
+            result.Configs.Add(Entry(options, c.Name, c.Value, c.Source, readOnly: false, types[c.Name], c.Documentation, Synonyms(c.Synonyms)));
         }
+    }
+
+    private static Dictionary<string, sbyte> TopicConfigTypes()
+    {
+        var d = new Dictionary<string, sbyte>(StringComparer.Ordinal);
+        foreach (var def in TopicConfig.Definitions) d[def.Name] = (sbyte)def.Type;
+        return d;
+    }
+
+    private static List<DescribeConfigsResponse.DescribeConfigsSynonym> Synonyms(List<ConfigSynonym> synonyms)
+    {
+        var list = new List<DescribeConfigsResponse.DescribeConfigsSynonym>(synonyms.Count);
+        foreach (var s in synonyms) list.Add(new() { Name = s.Name, Value = s.Value, Source = (sbyte)s.Source });
+        return list;
     }
 
     private static void DescribeBroker(BrokerState broker, string resourceName, HashSet<string>? keys, EntryOptions options,
@@ -132,43 +139,13 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
         foreach (var def in BrokerConfigDefinitions.All)
         {
             if (keys is not null && !keys.Contains(def.Name)) continue;
-            var synonyms = new List<DescribeConfigsResponse.DescribeConfigsSynonym>(4);
-            AddBrokerSynonyms(broker, def.Name, synonyms);
-            var source = synonyms.Count > 0 ? (ConfigSource)synonyms[0].Source : ConfigSource.DefaultConfig;
+            var synonyms = new List<ConfigSynonym>(4);
+            TopicConfigDescriber.AddBrokerSynonyms(broker, def.Name, synonyms);
+            var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
             result.Configs.Add(Entry(options, def.Name, broker.Config.GetString(def.Name), source, readOnly: true,
-                KafkaConfigType(def.Type), null, synonyms));
+                KafkaConfigType(def.Type), null, Synonyms(synonyms)));
         }
     }
-
-    /// <summary>
-    /// Kafka's configSynonyms for one broker key: over the key's synonym chain, first the statically set
-    /// values, then the defined defaults (a null default included), then dropping entries before the first
-    /// one named <paramref name="key"/>. So with only log.retention.hours set, log.retention.ms still reports
-    /// DEFAULT_CONFIG first, exactly as Kafka does.
-    /// </summary>
-    private static void AddBrokerSynonyms(BrokerState broker, string key, List<DescribeConfigsResponse.DescribeConfigsSynonym> into)
-    {
-        var chain = BrokerSynonyms(key);
-        int first = into.Count;
-        foreach (var name in chain)
-            if (broker.Config.Values.TryGetValue(name, out var value))
-                into.Add(new() { Name = name, Value = value, Source = (sbyte)ConfigSource.StaticBrokerConfig });
-        foreach (var name in chain)
-            if (BrokerConfigDefinitions.Find(name) is { } def)
-                into.Add(new() { Name = name, Value = def.Default, Source = (sbyte)ConfigSource.DefaultConfig });
-        int drop = 0;
-        while (first + drop < into.Count && into[first + drop].Name != key) drop++;
-        into.RemoveRange(first, drop);
-    }
-
-    /// <summary>A broker key's synonym chain, highest precedence first (Kafka's DynamicBrokerConfig.brokerConfigSynonyms).</summary>
-    private static string[] BrokerSynonyms(string key) => key switch
-    {
-        "log.retention.ms" or "log.retention.minutes" or "log.retention.hours" => ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
-        "log.roll.ms" or "log.roll.hours" => ["log.roll.ms", "log.roll.hours"],
-        "log.flush.interval.ms" => ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
-        _ => [key],
-    };
 
     /// <summary>DescribeConfigsResponse.ConfigType ids (KIP-569).</summary>
     private static sbyte KafkaConfigType(Config.ConfigType type) => type switch

@@ -45,7 +45,43 @@ internal sealed class RawClient : IDisposable
         return Decode<TResponse>(request.ApiKey, version, correlationId, body);
     }
 
-    private static byte[] Encode(IApiMessage request, short version, int correlationId)
+    /// <summary>Writes raw bytes (a hand-made or broken frame) to the connection.</summary>
+    public Task WriteRawAsync(byte[] bytes) => _stream.WriteAsync(bytes).AsTask();
+
+    /// <summary>Sends a request without waiting for its response (pipelining); returns its correlation id.</summary>
+    public async Task<int> SendOnlyAsync(IApiMessage request, short version)
+    {
+        int correlationId = ++_correlationId;
+        await _stream.WriteAsync(Encode(request, version, correlationId));
+        return correlationId;
+    }
+
+    /// <summary>Reads the next response frame: correlation id and body bytes after the header.</summary>
+    public async Task<(int CorrelationId, byte[] Frame)> ReadFrameAsync()
+    {
+        var sizeBytes = new byte[4];
+        await _stream.ReadExactlyAsync(sizeBytes);
+        var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(sizeBytes)];
+        await _stream.ReadExactlyAsync(frame);
+        return (BinaryPrimitives.ReadInt32BigEndian(frame), frame);
+    }
+
+    /// <summary>True when the broker closed the connection (read returns end of stream) within the timeout.</summary>
+    public async Task<bool> IsClosedByPeerAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        var buffer = new byte[1];
+        try
+        {
+            return await _stream.ReadAsync(buffer, cts.Token) == 0;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
+    internal static byte[] Encode(IApiMessage request, short version, int correlationId)
     {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new KafkaWriter(buffer);
@@ -136,11 +172,8 @@ internal sealed class BrokerFixture : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        // Broker first: closing the client first races the connection's own teardown against
-        // Listener.DisposeAsync calling Connection.Close() on an already disposed CancellationTokenSource
-        // (ObjectDisposedException from KafkaBroker.DisposeAsync; reported to the lead, Broker/Network is not ours).
-        await Broker.DisposeAsync();
         Client.Dispose();
+        await Broker.DisposeAsync();
         try { Directory.Delete(DataDir, recursive: true); }
         catch (IOException) { }
     }

@@ -23,6 +23,8 @@ main(async () => {
     await consumer.subscribe({ topic: req.topic, fromBeginning: true });
     let finish;
     const finished = new Promise((resolve) => { finish = resolve; });
+    // A crashed consumer (e.g. no group coordinator) will not deliver: fail now instead of at the timeout.
+    consumer.on(consumer.events.CRASH, (e) => finish(e.payload.error || new Error('consumer crashed')));
     const timer = setTimeout(() => finish(new Error(`timeout after ${records.length} records`)), req.timeout_ms || 60000);
     await consumer.run({
       autoCommit: false,
