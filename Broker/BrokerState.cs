@@ -46,6 +46,8 @@ public sealed class BrokerState : IDisposable
     internal Fetching.FetchSessionCache FetchSessions { get; } = new();
     public TopicService Topics { get; }
     public HandlerRegistry Handlers { get; }
+    /// <summary>Test fault hook, see <see cref="KafkaBrokerOptions.DropConnectionBeforeResponse"/>.</summary>
+    internal Func<ApiKey, bool>? DropConnectionBeforeResponse { get; set; }
     /// <summary>The transaction coordinator (KIP-98); created by <see cref="Open"/>.</summary>
     public Kayak.Coordinator.Transactions.TransactionCoordinator Transactions { get; private set; } = null!;
     public int NodeId => Config.NodeId;

@@ -46,7 +46,10 @@ public sealed class KafkaBroker : IAsyncDisposable
         foreach (var key in config.UnknownKeys)
             log.LogWarning("The configuration '{Key}' was supplied but isn't a known config.", key);
 
-        var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory);
+        var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
+        {
+            DropConnectionBeforeResponse = Options.DropConnectionBeforeResponse,
+        };
         _state = state;
         try
         {
@@ -118,6 +121,13 @@ public sealed class KafkaBrokerOptions
     public ILoggerFactory? LoggerFactory { get; set; }
     /// <summary>Clock for retention, timestamps and timeouts; tests pass a fake.</summary>
     public TimeProvider? Time { get; set; }
+
+    /// <summary>
+    /// Test fault hook: called with each request's API key once its handler has finished; true drops the
+    /// connection instead of sending the response (the request took effect, the client never hears of it).
+    /// Integration tests use it to make idempotent producers retry.
+    /// </summary>
+    internal Func<Kayak.Protocol.ApiKey, bool>? DropConnectionBeforeResponse { get; set; }
 
     internal Dictionary<string, string> BuildProperties()
     {

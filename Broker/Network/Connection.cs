@@ -193,6 +193,13 @@ internal sealed class Connection
                         if (pending.Frame is not null) ArrayPool<byte>.Shared.Return(pending.Frame);
                     }
                     if (response is null) { pending.Context?.ResponseSent(); continue; }
+                    // Test fault hook (KafkaBrokerOptions.DropConnectionBeforeResponse): the request took effect
+                    // but its response is lost with the connection, as when a network cut hits mid-request.
+                    if (_broker.DropConnectionBeforeResponse?.Invoke(pending.ApiKey) == true)
+                    {
+                        pending.Context?.ResponseSent();
+                        throw new IOException("Connection dropped by fault injection");
+                    }
                     try
                     {
                         WriteResponse(writer, pending, response);

@@ -1,0 +1,274 @@
+using System.Collections.Concurrent;
+using Confluent.Kafka;
+using Kayak.Broker;
+using Kayak.IntegrationTests.Infrastructure;
+using NUnit.Framework;
+
+namespace Kayak.IntegrationTests;
+
+/// <summary>
+/// Exactly-once as Kafka defines it, driven by librdkafka (Confluent.Kafka): the idempotent producer survives
+/// lost responses without duplicates or gaps, transactions commit and abort, read_committed consumers see
+/// only committed records in order, a new instance fences the old one, and all of it survives a restart.
+/// </summary>
+[TestFixture]
+public sealed class TransactionTests : BrokerTestBase
+{
+    private static readonly TimeSpan TxnTimeout = TimeSpan.FromSeconds(30);
+
+    private static IProducer<byte[], byte[]> TransactionalProducer(string bootstrap, string transactionalId) =>
+        ConfluentClients.Producer(bootstrap, c =>
+        {
+            c.TransactionalId = transactionalId;
+            c.EnableIdempotence = true;
+            c.MaxInFlight = 5;
+            c.TransactionTimeoutMs = 60_000;
+        });
+
+    private static void Send(IProducer<byte[], byte[]> producer, string topic, int partition, IEnumerable<string> values)
+    {
+        foreach (var v in values)
+            producer.Produce(new TopicPartition(topic, partition), new Message<byte[], byte[]> { Key = ConfluentClients.Utf8("k")!, Value = ConfluentClients.Utf8(v)! },
+                r => { if (r.Error.IsError) TestContext.Out.WriteLine($"delivery of {v} failed: {r.Error}"); });
+        producer.Flush(TimeSpan.FromSeconds(20));
+    }
+
+    private static IEnumerable<string> Values(string prefix, int n) => Enumerable.Range(0, n).Select(i => $"{prefix}{i}");
+
+    /// <summary>
+    /// Reads one partition from the beginning until <paramref name="expected"/> records arrived (or the deadline),
+    /// then keeps polling briefly so duplicates or stray aborted records would show up too.
+    /// </summary>
+    private static List<(long Offset, string Value)> Read(string bootstrap, string topic, int partition, IsolationLevel isolation, int expected, TimeSpan? timeout = null)
+    {
+        using var consumer = ConfluentClients.Consumer(bootstrap, c => c.IsolationLevel = isolation);
+        consumer.Assign(new TopicPartitionOffset(topic, partition, Offset.Beginning));
+        var result = new List<(long, string)>();
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        DateTime? settleUntil = null;
+        while (DateTime.UtcNow < (settleUntil ?? deadline))
+        {
+            Token.ThrowIfCancellationRequested();
+            var r = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            if (r is not null && !r.IsPartitionEOF) result.Add((r.Offset.Value, ConfluentClients.FromUtf8(r.Message.Value)!));
+            if (result.Count >= expected && settleUntil is null) settleUntil = DateTime.UtcNow + TimeSpan.FromMilliseconds(1000);
+        }
+        consumer.Close();
+        return result;
+    }
+
+    private static void AssertValues(List<(long Offset, string Value)> read, IEnumerable<string> expected, string what)
+    {
+        Assert.That(read.Select(r => r.Value), Is.EqualTo(expected), what);
+        Assert.That(read.Select(r => r.Offset), Is.Ordered.Ascending, what + ": offsets in order");
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task IdempotentProducerRetriesLostResponsesWithoutDuplicatesOrGaps()
+    {
+        RequireKayak("broker-side fault hook");
+        string dir = Path.Combine(Path.GetTempPath(), "kayak-idem-" + Guid.NewGuid().ToString("N"));
+        int produceCount = 0, dropped = 0;
+        var options = new KafkaBrokerOptions
+        {
+            Port = 0,
+            DataDir = dir,
+            // Lose the responses of a few produce requests after they were appended: the client must retry
+            // them over a new connection and the broker must answer with the original offsets.
+            DropConnectionBeforeResponse = key =>
+            {
+                if (key != Kayak.Protocol.ApiKey.Produce) return false;
+                int n = Interlocked.Increment(ref produceCount);
+                bool drop = n is 2 or 5 or 9 or 14;
+                if (drop) Interlocked.Increment(ref dropped);
+                return drop;
+            },
+        };
+        await using var broker = new KafkaBroker(options);
+        try
+        {
+            await broker.StartAsync(Token);
+            const string topic = "idem";
+            using (var admin = ConfluentClients.Admin(broker.BootstrapServers))
+                await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = topic, NumPartitions = 1, ReplicationFactor = 1 }]);
+
+            var acked = new ConcurrentDictionary<string, long>();
+            var errors = new ConcurrentQueue<string>();
+            using (var producer = ConfluentClients.Producer(broker.BootstrapServers, c =>
+            {
+                c.EnableIdempotence = true;
+                c.MaxInFlight = 5;
+                c.LingerMs = 2;
+                c.BatchNumMessages = 10;
+                c.RetryBackoffMs = 50;
+            }))
+            {
+                for (int i = 0; i < 300; i++)
+                {
+                    string v = "m" + i;
+                    producer.Produce(topic, new Message<byte[], byte[]> { Value = ConfluentClients.Utf8(v)! }, r =>
+                    {
+                        if (r.Error.IsError) errors.Enqueue($"{v}: {r.Error}");
+                        else acked[v] = r.Offset.Value;
+                    });
+                    if (i % 20 == 19) await Task.Delay(10, Token); // several requests, several in flight
+                }
+                Assert.That(producer.Flush(TimeSpan.FromSeconds(60)), Is.EqualTo(0), "all delivered");
+            }
+            Assert.That(errors, Is.Empty);
+            Assert.That(dropped, Is.GreaterThanOrEqualTo(2), "responses were actually lost");
+            Assert.That(acked, Has.Count.EqualTo(300));
+            // Every acknowledged offset is the record's real offset: exactly 0..299 in produce order.
+            Assert.That(Enumerable.Range(0, 300).Select(i => acked["m" + i]), Is.EqualTo(Enumerable.Range(0, 300).Select(i => (long)i)));
+
+            var read = Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadUncommitted, 300);
+            AssertValues(read, Values("m", 300), "log content");
+            Assert.That(read.Select(r => r.Offset), Is.EqualTo(Enumerable.Range(0, 300).Select(i => (long)i)), "no gaps");
+        }
+        finally
+        {
+            await broker.DisposeAsync();
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [TestCase(BrokerMode.InProcess)]
+    [TestCase(BrokerMode.Process)]
+    [CancelAfter(120_000)]
+    public async Task CommittedAndAbortedTransactions(BrokerMode mode)
+    {
+        RequireKayak("transactions");
+        var broker = await StartBrokerAsync(mode);
+        var topic = TopicName("txn");
+        await broker.CreateTopicAsync(topic, 1, cancellationToken: Token);
+
+        using (var producer = TransactionalProducer(broker.BootstrapServers, "tx-" + Guid.NewGuid().ToString("N")))
+        {
+            producer.InitTransactions(TxnTimeout);
+            producer.BeginTransaction();
+            Send(producer, topic, 0, Values("a", 5));
+            producer.CommitTransaction(TxnTimeout);
+
+            producer.BeginTransaction();
+            Send(producer, topic, 0, Values("b", 5));
+            producer.AbortTransaction(TxnTimeout);
+
+            producer.BeginTransaction();
+            Send(producer, topic, 0, Values("c", 5));
+            producer.CommitTransaction(TxnTimeout);
+        }
+
+        // read_committed: only committed records, in order, and no blocking after the aborted transaction.
+        var committed = Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 10);
+        AssertValues(committed, Values("a", 5).Concat(Values("c", 5)), "read_committed");
+        // read_uncommitted sees the aborted records too (markers are never returned as records).
+        var uncommitted = Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadUncommitted, 15);
+        AssertValues(uncommitted, Values("a", 5).Concat(Values("b", 5)).Concat(Values("c", 5)), "read_uncommitted");
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task OpenTransactionIsInvisibleToReadCommittedUntilCommitted()
+    {
+        RequireKayak("transactions");
+        var broker = await StartBrokerAsync(BrokerMode.InProcess);
+        var topic = TopicName("lso");
+        await broker.CreateTopicAsync(topic, 1, cancellationToken: Token);
+
+        using var producer = TransactionalProducer(broker.BootstrapServers, "lso-" + Guid.NewGuid().ToString("N"));
+        using var plain = ConfluentClients.Producer(broker.BootstrapServers);
+        producer.InitTransactions(TxnTimeout);
+        producer.BeginTransaction();
+        Send(producer, topic, 0, Values("t", 3));
+        // A non-transactional record after the open transaction is held back too (it is above the LSO).
+        Send(plain, topic, 0, ["plain"]);
+
+        Assert.That(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 1, TimeSpan.FromSeconds(3)), Is.Empty, "open transaction hidden");
+        Assert.That(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadUncommitted, 4).Count, Is.EqualTo(4));
+        using (var consumer = ConfluentClients.Consumer(broker.BootstrapServers, c => c.IsolationLevel = IsolationLevel.ReadCommitted))
+        {
+            var w = consumer.QueryWatermarkOffsets(new TopicPartition(topic, 0), TimeSpan.FromSeconds(10));
+            Assert.That(w.High.Value, Is.EqualTo(4), "high watermark");
+        }
+
+        producer.CommitTransaction(TxnTimeout);
+        AssertValues(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 4), Values("t", 3).Append("plain"), "after commit");
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task SecondProducerWithSameTransactionalIdFencesTheFirst()
+    {
+        RequireKayak("transactions");
+        var broker = await StartBrokerAsync(BrokerMode.InProcess);
+        var topic = TopicName("fence");
+        await broker.CreateTopicAsync(topic, 1, cancellationToken: Token);
+        string id = "fence-" + Guid.NewGuid().ToString("N");
+
+        using var first = TransactionalProducer(broker.BootstrapServers, id);
+        first.InitTransactions(TxnTimeout);
+        first.BeginTransaction();
+        Send(first, topic, 0, Values("zombie", 3));
+
+        using var second = TransactionalProducer(broker.BootstrapServers, id);
+        second.InitTransactions(TxnTimeout); // bumps the epoch and aborts the first one's transaction
+        second.BeginTransaction();
+        Send(second, topic, 0, Values("live", 3));
+        second.CommitTransaction(TxnTimeout);
+
+        var e = Assert.Catch<KafkaException>(() => first.CommitTransaction(TxnTimeout))!;
+        TestContext.Out.WriteLine($"first producer: {e.Error.Code} {e.Error.Reason}");
+        Assert.That(e.Error.IsFatal || e.Error.Code is ErrorCode.ProducerFenced or ErrorCode.InvalidProducerEpoch, Is.True, e.Error.ToString());
+
+        AssertValues(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 3), Values("live", 3), "only the live producer's records");
+    }
+
+    [TestCase(true)]
+    [TestCase(false)]
+    [CancelAfter(180_000)]
+    public async Task RestartInTheMiddleOfATransaction(bool sameProducerCommits)
+    {
+        RequireKayak("restart");
+        var broker = await StartBrokerAsync(BrokerMode.Process);
+        var topic = TopicName("txrs");
+        await broker.CreateTopicAsync(topic, 1, cancellationToken: Token);
+        string id = "rs-" + Guid.NewGuid().ToString("N");
+
+        var producer = TransactionalProducer(broker.BootstrapServers, id);
+        try
+        {
+            producer.InitTransactions(TxnTimeout);
+            producer.BeginTransaction();
+            Send(producer, topic, 0, Values("before", 3));
+
+            await broker.StopAsync(Token);
+            await broker.StartAgainAsync(Token);
+            await broker.WaitForTopicAsync(topic, 1, Token);
+
+            // Still open after the restart: nothing visible to read_committed.
+            Assert.That(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 1, TimeSpan.FromSeconds(3)), Is.Empty, "open transaction hidden after restart");
+
+            if (sameProducerCommits)
+            {
+                Send(producer, topic, 0, Values("after", 2));
+                producer.CommitTransaction(TxnTimeout);
+                AssertValues(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 5), Values("before", 3).Concat(Values("after", 2)), "committed after restart");
+            }
+            else
+            {
+                producer.Dispose();
+                producer = TransactionalProducer(broker.BootstrapServers, id);
+                producer.InitTransactions(TxnTimeout); // the new instance aborts the abandoned transaction
+                producer.BeginTransaction();
+                Send(producer, topic, 0, Values("new", 2));
+                producer.CommitTransaction(TxnTimeout);
+                AssertValues(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 2), Values("new", 2), "abandoned transaction aborted");
+            }
+        }
+        finally
+        {
+            producer.Dispose();
+        }
+    }
+}
