@@ -57,6 +57,12 @@ public sealed class TransactionTests : BrokerTestBase
         return result;
     }
 
+    private static long LatestOffset(string bootstrap, string topic, IsolationLevel isolation)
+    {
+        using var consumer = ConfluentClients.Consumer(bootstrap, c => c.IsolationLevel = isolation);
+        return consumer.QueryWatermarkOffsets(new TopicPartition(topic, 0), TimeSpan.FromSeconds(10)).High.Value;
+    }
+
     private static void AssertValues(List<(long Offset, string Value)> read, IEnumerable<string> expected, string what)
     {
         Assert.That(read.Select(r => r.Value), Is.EqualTo(expected), what);
@@ -186,14 +192,13 @@ public sealed class TransactionTests : BrokerTestBase
 
         Assert.That(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 1, TimeSpan.FromSeconds(3)), Is.Empty, "open transaction hidden");
         Assert.That(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadUncommitted, 4).Count, Is.EqualTo(4));
-        using (var consumer = ConfluentClients.Consumer(broker.BootstrapServers, c => c.IsolationLevel = IsolationLevel.ReadCommitted))
-        {
-            var w = consumer.QueryWatermarkOffsets(new TopicPartition(topic, 0), TimeSpan.FromSeconds(10));
-            Assert.That(w.High.Value, Is.EqualTo(4), "high watermark");
-        }
+        // ListOffsets(latest) honours the isolation level: the last stable offset for read_committed.
+        Assert.That(LatestOffset(broker.BootstrapServers, topic, IsolationLevel.ReadCommitted), Is.EqualTo(0), "read_committed latest = LSO");
+        Assert.That(LatestOffset(broker.BootstrapServers, topic, IsolationLevel.ReadUncommitted), Is.EqualTo(4), "read_uncommitted latest = high watermark");
 
         producer.CommitTransaction(TxnTimeout);
         AssertValues(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 4), Values("t", 3).Append("plain"), "after commit");
+        Assert.That(LatestOffset(broker.BootstrapServers, topic, IsolationLevel.ReadCommitted), Is.EqualTo(5), "LSO after the commit marker");
     }
 
     [Test]
