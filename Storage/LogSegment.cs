@@ -227,8 +227,12 @@ internal sealed class LogSegment
         long fileLength = new FileInfo(LogPath).Length;
         File.Delete(IndexPath);
         File.Delete(TimeIndexPath);
-        _offsetIndex.OpenWritable(indexBytes, 0);
-        _timeIndex.OpenWritable(indexBytes, 0);
+        // Room for every entry the data can produce, even if segment.index.bytes shrank since it was written:
+        // a full index must never make recovery drop valid batches.
+        long maxEntries = fileLength / Math.Max(MinBatchLength + RecordBatchHeader.LogOverhead, indexIntervalBytes) + 2;
+        int bytes = (int)Math.Min(int.MaxValue / TimeEntrySize * (long)TimeEntrySize, Math.Max(indexBytes, maxEntries * TimeEntrySize));
+        _offsetIndex.OpenWritable(bytes, 0);
+        _timeIndex.OpenWritable(bytes, 0);
         MaxTimestamp = OffsetOfMaxTimestamp = -1;
         _lastTimeIndexTs = -1;
         _bytesSinceIndex = 0;
@@ -250,7 +254,6 @@ internal sealed class LogSegment
                 int total = RecordBatchHeader.LogOverhead + len;
                 uint crc = BinaryPrimitives.ReadUInt32BigEndian(b[RecordBatchHeader.CrcOffset..]);
                 if (Crc32C.Compute(b[RecordBatchHeader.AttributesOffset..total]) != crc) break;
-                if (_offsetIndex.IsFull || _timeIndex.IsFull) break;
                 long maxTs = BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..]);
                 IndexBatch(pos, baseOffset, total, maxTs, indexIntervalBytes);
                 next = baseOffset + lastDelta + 1;
