@@ -47,8 +47,17 @@ internal sealed unsafe class MappedFile : IDisposable
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         p += view.PointerOffset;
+        // Appends fault in fresh (hole) pages one at a time; the kernel's mmap read-around on the first fault
+        // of a new file costs milliseconds on ext4 and is useless here. Read-only maps keep the default so
+        // sequential consumers still get readahead.
+        if (writable && OperatingSystem.IsLinux()) _ = madvise(p, (nuint)capacity, MadvRandom);
         return new MappedFile(path, view, p, capacity, writable);
     }
+
+    private const int MadvRandom = 1;
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int madvise(void* addr, nuint length, int advice);
 
     public byte* Pointer => _ptr;
 
@@ -81,7 +90,7 @@ internal sealed unsafe class MappedFile : IDisposable
 
     public void Dispose() => Dispose(-1);
 
-    /// <summary>Unmaps; when <paramref name="trimTo"/> ≥ 0 and the map was writable, truncates the file to it and fsyncs.</summary>
+    /// <summary>Unmaps; when <paramref name="trimTo"/> ≥ 0 and the map was writable, truncates the file to it.</summary>
     public void Dispose(long trimTo)
     {
         if (_disposed) return;
@@ -91,8 +100,9 @@ internal sealed unsafe class MappedFile : IDisposable
         if (trimTo >= 0 && Writable && File.Exists(_path))
         {
             using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+            // No fsync: callers flush dirty data first, and a size change lost in an OS crash only leaves a
+            // zero-filled tail, which the loader recognizes as the end of the log / index.
             fs.SetLength(trimTo);
-            fs.Flush(flushToDisk: true);
         }
     }
 

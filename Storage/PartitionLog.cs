@@ -43,6 +43,7 @@ public sealed partial class PartitionLog
     private long _logEndOffset;
     private long _recoveryPoint;
     private long _unflushedMessages;
+    private bool _dirty;
     private long _lastFlushMs;
     private TaskCompletionSource? _appendSignal;
     private bool _closed;
@@ -241,6 +242,7 @@ public sealed partial class PartitionLog
             Volatile.Write(ref _logEndOffset, next);
 
             _unflushedMessages += records;
+            _dirty = true;
             if (_unflushedMessages >= cfg.FlushMessages || now - _lastFlushMs >= cfg.FlushMs)
             {
                 FlushLocked(now);
@@ -498,7 +500,8 @@ public sealed partial class PartitionLog
     private void FlushLocked(long now)
     {
         if (_closed) return;
-        _segments[^1].Flush();
+        if (_dirty) _segments[^1].Flush(); // earlier segments were fsynced when they rolled
+        _dirty = false;
         _unflushedMessages = 0;
         _lastFlushMs = now;
         Volatile.Write(ref _recoveryPoint, _logEndOffset);
@@ -510,7 +513,7 @@ public sealed partial class PartitionLog
         lock (_lock)
         {
             if (_closed) return;
-            FlushLocked(NowMs());
+            FlushLocked(NowMs()); // no-op unless something was appended since the last flush
             _closed = true;
             foreach (var s in _segments) s.Close();
         }
