@@ -371,13 +371,13 @@ internal sealed class LogSegment
     }
 
     /// <summary>
-    /// Roll: seals the segment (final time-index entry, fsync like Kafka's flush of the rolled segment) and
-    /// trims files to their real length once no reader holds the writable mapping.
+    /// Roll: seals the segment (final time-index entry) and trims files to their real length once no reader
+    /// holds the writable mapping. Durability is the caller's job (<see cref="FsyncFiles"/> in the background,
+    /// like Kafka's asynchronous flush of the rolled segment): unmapping keeps dirty pages in the page cache.
     /// </summary>
     public void MakeInactive()
     {
         AppendFinalTimeIndexEntry();
-        Flush();
         lock (_lock)
         {
             _active = false;
@@ -386,6 +386,25 @@ internal sealed class LogSegment
             if (_readers == 0) CloseMappingLocked();
         }
         // Not cached: the writable map is dropped by the last reader; later reads map read-only on demand.
+    }
+
+    /// <summary>fsyncs the segment's three files by path; works whether or not they are still mapped.</summary>
+    public void FsyncFiles()
+    {
+        FsyncPath(LogPath);
+        FsyncPath(IndexPath);
+        FsyncPath(TimeIndexPath);
+    }
+
+    private static void FsyncPath(string path)
+    {
+        try
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+            fs.Flush(flushToDisk: true);
+        }
+        catch (FileNotFoundException) { } // deleted by retention meanwhile
+        catch (DirectoryNotFoundException) { }
     }
 
     // ---------------------------------------------------------------- reads
