@@ -111,6 +111,8 @@ public sealed class TopicConfig
     public long FlushMs { get; }
     public int IndexIntervalBytes { get; }
     public int SegmentIndexBytes { get; }
+    /// <summary>min.insync.replicas (acks=all fails with NOT_ENOUGH_REPLICAS when above the replica count).</summary>
+    public int MinInSyncReplicas { get; }
     /// <summary>delete.retention.ms: how long compaction keeps tombstones.</summary>
     public long DeleteRetentionMs { get; }
 
@@ -145,6 +147,7 @@ public sealed class TopicConfig
         IndexIntervalBytes = (int)GetLong(IndexIntervalBytesConfig, defaults.IndexIntervalBytes);
         SegmentIndexBytes = (int)GetLong(SegmentIndexBytesConfig, defaults.SegmentIndexBytes);
         DeleteRetentionMs = GetLong("delete.retention.ms", 86_400_000);
+        MinInSyncReplicas = (int)GetLong(MinInSyncReplicasConfig, 1);
     }
 
     /// <summary>A new config with <paramref name="overrides"/> replacing all current overrides (AlterConfigs semantics).</summary>

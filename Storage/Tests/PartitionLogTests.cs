@@ -279,4 +279,16 @@ public class PartitionLogTests
         q.Append(BatchBuilder.Build(2, 0), 1);
         Assert.That(q.RecoveryPoint, Is.EqualTo(0), "default leaves flushing to the page cache");
     }
+
+    [Test]
+    public void Roll_FlushesTheRolledSegmentInTheBackground_AndFlushWaitsForIt()
+    {
+        using var m = _tmp.Open();
+        var p = m.CreateTopic("t", 1, new Dictionary<string, string> { ["segment.bytes"] = "1000" }).Partitions[0];
+        for (int i = 0; i < 7; i++) p.Append(BatchBuilder.Build(2, 0, valueSize: 100), 1); // rolls at 6 and 12
+        Assert.That(p.SegmentCount, Is.EqualTo(3));
+        Assert.That(p.RecoveryPoint, Is.LessThanOrEqualTo(12));
+        p.Flush();
+        Assert.That(p.RecoveryPoint, Is.EqualTo(14));
+    }
 }
