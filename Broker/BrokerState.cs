@@ -33,6 +33,10 @@ public sealed class BrokerState : IDisposable
             FlushIntervalMs = config.LogFlushIntervalMs,
             IndexIntervalBytes = config.LogIndexIntervalBytes,
             SegmentIndexBytes = config.LogIndexSizeMaxBytes,
+            MaxMessageBytes = config.MessageMaxBytes,
+            MessageTimestampType = config.LogMessageTimestampType,
+            CleanupPolicy = config.LogCleanupPolicy,
+            CompressionType = config.CompressionType,
             Time = time,
         });
         Topics = new TopicService(this);
@@ -72,18 +76,6 @@ public sealed class BrokerState : IDisposable
             list.Add(b with { Host = host });
         }
         AdvertisedListeners = list;
-    }
-
-    internal void RunRetention()
-    {
-        try { Logs.RunRetention(); }
-        catch (Exception e) { _log.LogError(e, "Retention check failed"); }
-    }
-
-    internal void FlushAll()
-    {
-        try { Logs.FlushAll(); }
-        catch (Exception e) { _log.LogError(e, "Periodic flush failed"); }
     }
 
     public void Dispose() => Logs.Dispose();

@@ -132,7 +132,7 @@ public sealed class TopicConfig
             }
         Overrides = copy;
 
-        string policy = Get(CleanupPolicyConfig) ?? "delete";
+        string policy = Get(CleanupPolicyConfig) ?? defaults.CleanupPolicy;
         Delete = policy.Contains("delete", StringComparison.Ordinal);
         Compact = policy.Contains("compact", StringComparison.Ordinal);
         RetentionMs = GetLong(RetentionMsConfig, defaults.RetentionMs);
@@ -141,7 +141,7 @@ public sealed class TopicConfig
         SegmentMs = GetLong(SegmentMsConfig, defaults.RollMs);
         MaxMessageBytes = (int)GetLong(MaxMessageBytesConfig, defaults.MaxMessageBytes);
         LogAppendTime = (Get(MessageTimestampTypeConfig) ?? defaults.MessageTimestampType) == "LogAppendTime";
-        CompressionType = Get(CompressionTypeConfig) ?? "producer";
+        CompressionType = Get(CompressionTypeConfig) ?? defaults.CompressionType;
         FlushMessages = GetLong(FlushMessagesConfig, defaults.FlushIntervalMessages);
         FlushMs = GetLong(FlushMsConfig, defaults.FlushIntervalMs);
         IndexIntervalBytes = (int)GetLong(IndexIntervalBytesConfig, defaults.IndexIntervalBytes);
@@ -178,6 +178,8 @@ public sealed class TopicConfig
             case FlushMsConfig: return FlushMs.ToString(inv);
             case IndexIntervalBytesConfig: return IndexIntervalBytes.ToString(inv);
             case SegmentIndexBytesConfig: return SegmentIndexBytes.ToString(inv);
+            case CleanupPolicyConfig: return _defaults.CleanupPolicy;
+            case CompressionTypeConfig: return CompressionType;
         }
         return ByName.TryGetValue(name, out var def) ? def.DefaultValue : null;
     }

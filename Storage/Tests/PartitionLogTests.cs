@@ -15,12 +15,6 @@ public class PartitionLogTests
     private static readonly Dictionary<string, string> NoConfig = [];
 
     [Test]
-    public void Crc32C_MatchesStandardVector()
-    {
-        Assert.That(Crc32C.Compute(Encoding.ASCII.GetBytes("123456789")), Is.EqualTo(0xE3069283u));
-    }
-
-    [Test]
     public void Append_AssignsConsecutiveOffsets_AndReadReturnsBatchContainingOffset()
     {
         using var m = _tmp.Open();
