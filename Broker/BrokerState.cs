@@ -33,6 +33,10 @@ public sealed class BrokerState : IDisposable
             FlushIntervalMs = config.LogFlushIntervalMs,
             IndexIntervalBytes = config.LogIndexIntervalBytes,
             SegmentIndexBytes = config.LogIndexSizeMaxBytes,
+            MaxMessageBytes = config.MessageMaxBytes,
+            MessageTimestampType = config.LogMessageTimestampType,
+            CleanupPolicy = config.LogCleanupPolicy,
+            CompressionType = config.CompressionType,
             Time = time,
         });
         Topics = new TopicService(this);
@@ -84,22 +88,11 @@ public sealed class BrokerState : IDisposable
         Transactions.Load();
     }
 
-    /// <summary>transaction.abort.timed.out.transaction.cleanup.interval.ms timer.</summary>
-    internal void AbortTimedOutTransactions()
-    {
-        try { Transactions.AbortTimedOutTransactions(); }
-        catch (Exception e) { _log.LogError(e, "Aborting timed out transactions failed"); }
-    }
-
     /// <summary>producer.id.expiration.check.interval.ms timer: Kafka's removeExpiredProducers on every partition.</summary>
     internal void ExpireProducers()
     {
-        try
-        {
-            foreach (var topic in Logs.Topics)
-                foreach (var p in topic.Partitions) p.RemoveExpiredProducers(Config.ProducerIdExpirationMs);
-        }
-        catch (Exception e) { _log.LogError(e, "Producer id expiration failed"); }
+        foreach (var topic in Logs.Topics)
+            foreach (var p in topic.Partitions) p.RemoveExpiredProducers(Config.ProducerIdExpirationMs);
     }
 
     internal void SetAdvertisedListeners(BrokerConfig config, IReadOnlyList<ListenerEndpoint> bound)
@@ -117,18 +110,6 @@ public sealed class BrokerState : IDisposable
             list.Add(b with { Host = host });
         }
         AdvertisedListeners = list;
-    }
-
-    internal void RunRetention()
-    {
-        try { Logs.RunRetention(); }
-        catch (Exception e) { _log.LogError(e, "Retention check failed"); }
-    }
-
-    internal void FlushAll()
-    {
-        try { Logs.FlushAll(); }
-        catch (Exception e) { _log.LogError(e, "Periodic flush failed"); }
     }
 
     public void Dispose() => Logs.Dispose();

@@ -90,10 +90,22 @@ public sealed class TopicService
         if (_broker.Logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
         if (!allowAutoCreate || !_broker.Config.AutoCreateTopicsEnable)
             return TopicResult.Fail(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+        return CreateWithDefaults(name);
+    }
+
+    /// <summary>
+    /// The coordinators' internal topics (__consumer_offsets, __transaction_state), created on first use
+    /// whatever auto.create.topics.enable says, with Kafka's partition counts and compacted configs.
+    /// </summary>
+    public TopicResult CreateInternal(string name) =>
+        IsInternal(name) ? CreateWithDefaults(name) : throw new ArgumentException($"{name} is not an internal topic", nameof(name));
+
+    private TopicResult CreateWithDefaults(string name)
+    {
         var invalid = ValidateName(name);
         if (invalid is not null) return TopicResult.Fail(ErrorCode.InvalidTopicException, invalid);
         var result = Create(name, -1, -1, InternalTopicConfigs(name), validateOnly: false);
-        if (result.Error == ErrorCode.TopicAlreadyExists && _broker.Logs.TryGetTopic(name, out existing)) return TopicResult.Ok(existing);
+        if (result.Error == ErrorCode.TopicAlreadyExists && _broker.Logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
         return result;
     }
 

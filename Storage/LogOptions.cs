@@ -28,6 +28,10 @@ public sealed class LogOptions
     public int SegmentIndexBytes { get; init; } = 10 * 1024 * 1024;
     /// <summary>log.message.timestamp.type default for topics without an override.</summary>
     public string MessageTimestampType { get; init; } = "CreateTime";
+    /// <summary>log.cleanup.policy: the default cleanup.policy of topics.</summary>
+    public string CleanupPolicy { get; init; } = "delete";
+    /// <summary>The broker's compression.type: the default of topics' compression.type.</summary>
+    public string CompressionType { get; init; } = "producer";
     /// <summary>message.max.bytes broker default (Kafka: 1048588).</summary>
     public int MaxMessageBytes { get; init; } = 1048588;
     /// <summary>

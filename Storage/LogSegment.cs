@@ -229,8 +229,12 @@ internal sealed class LogSegment
         long fileLength = new FileInfo(LogPath).Length;
         File.Delete(IndexPath);
         File.Delete(TimeIndexPath);
-        _offsetIndex.OpenWritable(indexBytes, 0);
-        _timeIndex.OpenWritable(indexBytes, 0);
+        // Room for every entry the data can produce, even if segment.index.bytes shrank since it was written:
+        // a full index must never make recovery drop valid batches.
+        long maxEntries = fileLength / Math.Max(MinBatchLength + RecordBatchHeader.LogOverhead, indexIntervalBytes) + 2;
+        int bytes = (int)Math.Min(int.MaxValue / TimeEntrySize * (long)TimeEntrySize, Math.Max(indexBytes, maxEntries * TimeEntrySize));
+        _offsetIndex.OpenWritable(bytes, 0);
+        _timeIndex.OpenWritable(bytes, 0);
         MaxTimestamp = OffsetOfMaxTimestamp = -1;
         _lastTimeIndexTs = -1;
         _bytesSinceIndex = 0;
@@ -252,7 +256,6 @@ internal sealed class LogSegment
                 int total = RecordBatchHeader.LogOverhead + len;
                 uint crc = BinaryPrimitives.ReadUInt32BigEndian(b[RecordBatchHeader.CrcOffset..]);
                 if (Crc32C.Compute(b[RecordBatchHeader.AttributesOffset..total]) != crc) break;
-                if (_offsetIndex.IsFull || _timeIndex.IsFull) break;
                 long maxTs = BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..]);
                 IndexBatch(pos, baseOffset, total, maxTs, indexIntervalBytes);
                 next = baseOffset + lastDelta + 1;
@@ -370,13 +373,13 @@ internal sealed class LogSegment
     }
 
     /// <summary>
-    /// Roll: seals the segment (final time-index entry, fsync like Kafka's flush of the rolled segment) and
-    /// trims files to their real length once no reader holds the writable mapping.
+    /// Roll: seals the segment (final time-index entry) and trims files to their real length once no reader
+    /// holds the writable mapping. Durability is the caller's job (<see cref="FsyncFiles"/> in the background,
+    /// like Kafka's asynchronous flush of the rolled segment): unmapping keeps dirty pages in the page cache.
     /// </summary>
     public void MakeInactive()
     {
         AppendFinalTimeIndexEntry();
-        Flush();
         lock (_lock)
         {
             _active = false;
@@ -385,6 +388,25 @@ internal sealed class LogSegment
             if (_readers == 0) CloseMappingLocked();
         }
         // Not cached: the writable map is dropped by the last reader; later reads map read-only on demand.
+    }
+
+    /// <summary>fsyncs the segment's three files by path; works whether or not they are still mapped.</summary>
+    public void FsyncFiles()
+    {
+        FsyncPath(LogPath);
+        FsyncPath(IndexPath);
+        FsyncPath(TimeIndexPath);
+    }
+
+    private static void FsyncPath(string path)
+    {
+        try
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+            fs.Flush(flushToDisk: true);
+        }
+        catch (FileNotFoundException) { } // deleted by retention meanwhile
+        catch (DirectoryNotFoundException) { }
     }
 
     // ---------------------------------------------------------------- reads

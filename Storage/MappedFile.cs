@@ -10,8 +10,7 @@ namespace Kayak.Storage;
 /// </summary>
 internal sealed unsafe class MappedFile : IDisposable
 {
-    private readonly FileStream _file;
-    private readonly MemoryMappedFile _mmf;
+    private readonly string _path;
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _ptr;
     private MappedMemory? _memory;
@@ -20,44 +19,45 @@ internal sealed unsafe class MappedFile : IDisposable
     public long Capacity { get; }
     public bool Writable { get; }
 
-    private MappedFile(FileStream file, MemoryMappedFile mmf, MemoryMappedViewAccessor view, byte* ptr, long capacity, bool writable)
+    private MappedFile(string path, MemoryMappedViewAccessor view, byte* ptr, long capacity, bool writable)
     {
-        _file = file; _mmf = mmf; _view = view; _ptr = ptr; Capacity = capacity; Writable = writable;
+        _path = path; _view = view; _ptr = ptr; Capacity = capacity; Writable = writable;
     }
 
     /// <summary>
     /// Maps <paramref name="path"/>. Writable: created if missing and grown to <paramref name="capacity"/>
     /// (never shrunk). Read-only: maps the current length, which must be &gt; 0.
+    /// The file descriptor is closed as soon as the view exists (a mapping outlives its fd), so a mapped
+    /// segment costs one map and no open file: 10,000 partitions stay far below RLIMIT_NOFILE.
     /// </summary>
     public static MappedFile Open(string path, long capacity, bool writable)
     {
-        var fs = new FileStream(path, writable ? FileMode.OpenOrCreate : FileMode.Open,
+        using var fs = new FileStream(path, writable ? FileMode.OpenOrCreate : FileMode.Open,
             writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
-        try
+        if (writable)
         {
-            if (writable)
-            {
-                if (fs.Length < capacity) fs.SetLength(capacity);
-                capacity = fs.Length;
-            }
-            else capacity = fs.Length;
-            if (capacity <= 0) throw new IOException($"Cannot map empty file {path}");
-            var access = writable ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
-            var mmf = MemoryMappedFile.CreateFromFile(fs, null, capacity, access, HandleInheritability.None, leaveOpen: true);
-            MemoryMappedViewAccessor view;
-            try { view = mmf.CreateViewAccessor(0, capacity, access); }
-            catch { mmf.Dispose(); throw; }
-            byte* p = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            p += view.PointerOffset;
-            return new MappedFile(fs, mmf, view, p, capacity, writable);
+            if (fs.Length < capacity) fs.SetLength(capacity);
+            capacity = fs.Length;
         }
-        catch
-        {
-            fs.Dispose();
-            throw;
-        }
+        else capacity = fs.Length;
+        if (capacity <= 0) throw new IOException($"Cannot map empty file {path}");
+        var access = writable ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
+        using var mmf = MemoryMappedFile.CreateFromFile(fs, null, capacity, access, HandleInheritability.None, leaveOpen: true);
+        var view = mmf.CreateViewAccessor(0, capacity, access);
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        p += view.PointerOffset;
+        // Appends fault in fresh (hole) pages one at a time; the kernel's mmap read-around on the first fault
+        // of a new file costs milliseconds on ext4 and is useless here. Read-only maps keep the default so
+        // sequential consumers still get readahead.
+        if (writable && OperatingSystem.IsLinux()) _ = madvise(p, (nuint)capacity, MadvRandom);
+        return new MappedFile(path, view, p, capacity, writable);
     }
+
+    private const int MadvRandom = 1;
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int madvise(void* addr, nuint length, int advice);
 
     public byte* Pointer => _ptr;
 
@@ -74,35 +74,35 @@ internal sealed unsafe class MappedFile : IDisposable
         return _memory.Memory.Slice(offset, length);
     }
 
-    /// <summary>msync the mapped pages and fsync the file (data + metadata).</summary>
+    /// <summary>msync the mapped pages, then fsync the file through a short-lived handle (data + metadata).</summary>
     public void Flush()
     {
         if (_disposed || !Writable) return;
         _view.Flush();
-        _file.Flush(flushToDisk: true);
+        try
+        {
+            using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+            fs.Flush(flushToDisk: true);
+        }
+        catch (FileNotFoundException) { } // deleted meanwhile (topic deletion): nothing left to make durable
+        catch (DirectoryNotFoundException) { }
     }
 
     public void Dispose() => Dispose(-1);
 
-    /// <summary>Unmaps and closes; when <paramref name="trimTo"/> ≥ 0 and the map was writable, truncates the file to it.</summary>
+    /// <summary>Unmaps; when <paramref name="trimTo"/> ≥ 0 and the map was writable, truncates the file to it.</summary>
     public void Dispose(long trimTo)
     {
         if (_disposed) return;
         _disposed = true;
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
-        _mmf.Dispose();
-        try
+        if (trimTo >= 0 && Writable && File.Exists(_path))
         {
-            if (trimTo >= 0 && Writable)
-            {
-                _file.SetLength(trimTo);
-                _file.Flush(flushToDisk: true);
-            }
-        }
-        finally
-        {
-            _file.Dispose();
+            using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+            // No fsync: callers flush dirty data first, and a size change lost in an OS crash only leaves a
+            // zero-filled tail, which the loader recognizes as the end of the log / index.
+            fs.SetLength(trimTo);
         }
     }
 

@@ -45,6 +45,7 @@ public sealed partial class PartitionLog
     private long _logEndOffset;
     private long _recoveryPoint;
     private long _unflushedMessages;
+    private bool _dirty;
     private long _lastFlushMs;
     private TaskCompletionSource? _appendSignal;
     private bool _closed;
@@ -257,6 +258,7 @@ public sealed partial class PartitionLog
             Volatile.Write(ref _logEndOffset, next);
 
             _unflushedMessages += records;
+            _dirty = true;
             if (_unflushedMessages >= cfg.FlushMessages || now - _lastFlushMs >= cfg.FlushMs)
             {
                 FlushLocked(now);
@@ -289,13 +291,34 @@ public sealed partial class PartitionLog
         var cfg = Config;
         var old = _segments[^1];
         var fresh = LogSegment.CreateActive(Dir, _logEndOffset, capacity, cfg.SegmentIndexBytes, _cache);
-        old.MakeInactive(); // fsyncs the rolled segment, like Kafka's flush on roll
+        old.MakeInactive();
         var segs = new LogSegment[_segments.Length + 1];
         Array.Copy(_segments, segs, _segments.Length);
         segs[^1] = fresh;
         Volatile.Write(ref _segments, segs);
-        Volatile.Write(ref _recoveryPoint, Math.Max(_recoveryPoint, fresh.BaseOffset));
+        // Kafka flushes the rolled segment asynchronously and only then moves the recovery point; chaining
+        // keeps the flushes in order so the recovery point never passes an unsynced segment. The produce
+        // request that triggered the roll does not wait for the fsync of up to segment.bytes of dirty data.
+        long rp = fresh.BaseOffset;
+        _rollFlushes = _rollFlushes.ContinueWith(_ =>
+        {
+            try
+            {
+                old.FsyncFiles();
+                AdvanceRecoveryPoint(rp);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // recovery point stays put: the next start rescans from there
+        }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         return fresh;
+    }
+
+    private Task _rollFlushes = Task.CompletedTask;
+
+    private void AdvanceRecoveryPoint(long offset)
+    {
+        long cur;
+        while ((cur = Volatile.Read(ref _recoveryPoint)) < offset)
+            if (Interlocked.CompareExchange(ref _recoveryPoint, offset, cur) == cur) return;
     }
 
     /// <summary>Forces a roll (tests, retention of an expired active segment).</summary>
@@ -523,10 +546,12 @@ public sealed partial class PartitionLog
     private void FlushLocked(long now)
     {
         if (_closed) return;
-        _segments[^1].Flush();
+        _rollFlushes.Wait(); // rolled segments first (their fsync does not need the partition lock)
+        if (_dirty) _segments[^1].Flush();
+        _dirty = false;
         _unflushedMessages = 0;
         _lastFlushMs = now;
-        Volatile.Write(ref _recoveryPoint, _logEndOffset);
+        AdvanceRecoveryPoint(_logEndOffset);
     }
 
     /// <summary>Clean close: final time-index entry, trim, unmap.</summary>
@@ -535,7 +560,7 @@ public sealed partial class PartitionLog
         lock (_lock)
         {
             if (_closed) return;
-            FlushLocked(NowMs());
+            FlushLocked(NowMs()); // no-op unless something was appended since the last flush
             _closed = true;
             foreach (var s in _segments) s.Close();
         }

@@ -111,6 +111,8 @@ public sealed class TopicConfig
     public long FlushMs { get; }
     public int IndexIntervalBytes { get; }
     public int SegmentIndexBytes { get; }
+    /// <summary>min.insync.replicas (acks=all fails with NOT_ENOUGH_REPLICAS when above the replica count).</summary>
+    public int MinInSyncReplicas { get; }
     /// <summary>delete.retention.ms: how long compaction keeps tombstones.</summary>
     public long DeleteRetentionMs { get; }
 
@@ -130,7 +132,7 @@ public sealed class TopicConfig
             }
         Overrides = copy;
 
-        string policy = Get(CleanupPolicyConfig) ?? "delete";
+        string policy = Get(CleanupPolicyConfig) ?? defaults.CleanupPolicy;
         Delete = policy.Contains("delete", StringComparison.Ordinal);
         Compact = policy.Contains("compact", StringComparison.Ordinal);
         RetentionMs = GetLong(RetentionMsConfig, defaults.RetentionMs);
@@ -139,12 +141,13 @@ public sealed class TopicConfig
         SegmentMs = GetLong(SegmentMsConfig, defaults.RollMs);
         MaxMessageBytes = (int)GetLong(MaxMessageBytesConfig, defaults.MaxMessageBytes);
         LogAppendTime = (Get(MessageTimestampTypeConfig) ?? defaults.MessageTimestampType) == "LogAppendTime";
-        CompressionType = Get(CompressionTypeConfig) ?? "producer";
+        CompressionType = Get(CompressionTypeConfig) ?? defaults.CompressionType;
         FlushMessages = GetLong(FlushMessagesConfig, defaults.FlushIntervalMessages);
         FlushMs = GetLong(FlushMsConfig, defaults.FlushIntervalMs);
         IndexIntervalBytes = (int)GetLong(IndexIntervalBytesConfig, defaults.IndexIntervalBytes);
         SegmentIndexBytes = (int)GetLong(SegmentIndexBytesConfig, defaults.SegmentIndexBytes);
         DeleteRetentionMs = GetLong("delete.retention.ms", 86_400_000);
+        MinInSyncReplicas = (int)GetLong(MinInSyncReplicasConfig, 1);
     }
 
     /// <summary>A new config with <paramref name="overrides"/> replacing all current overrides (AlterConfigs semantics).</summary>
@@ -175,6 +178,8 @@ public sealed class TopicConfig
             case FlushMsConfig: return FlushMs.ToString(inv);
             case IndexIntervalBytesConfig: return IndexIntervalBytes.ToString(inv);
             case SegmentIndexBytesConfig: return SegmentIndexBytes.ToString(inv);
+            case CleanupPolicyConfig: return _defaults.CleanupPolicy;
+            case CompressionTypeConfig: return CompressionType;
         }
         return ByName.TryGetValue(name, out var def) ? def.DefaultValue : null;
     }

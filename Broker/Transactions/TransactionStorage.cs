@@ -18,8 +18,7 @@ internal sealed class TransactionStateLog : ITransactionLog
     private TopicLog Topic()
     {
         if (_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out var t)) return t;
-        var created = _broker.Topics.Create(TopicService.TransactionStateTopic, -1, -1,
-            new Dictionary<string, string> { ["cleanup.policy"] = "compact", ["min.insync.replicas"] = "1" }, validateOnly: false);
+        var created = _broker.Topics.CreateInternal(TopicService.TransactionStateTopic);
         if (created.Topic is not null) return created.Topic;
         if (_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out t)) return t; // created concurrently
         throw new InvalidOperationException($"Cannot create {TopicService.TransactionStateTopic}: {created.Message}");

@@ -143,3 +143,24 @@ public class ConcurrencyAndShutdownTests
         Assert.That(File.ReadAllText(Path.Combine(_tmp.Root, "recovery-point-offset-checkpoint")), Does.Contain("t 0 4"));
     }
 }
+
+public class ResourceTests
+{
+    [Test]
+    public void MappedSegments_HoldNoFileDescriptors()
+    {
+        using var tmp = new TempLogs();
+        using var m = tmp.Open();
+        int before = Directory.GetFiles("/proc/self/fd").Length;
+        var t = m.CreateTopic("many", 40, new Dictionary<string, string>());
+        foreach (var p in t.Partitions) p.Append(BatchBuilder.Build(1, 0), 1);
+        var slices = t.Partitions.Select(p => p.Read(0, 100)).ToList();
+        int after = Directory.GetFiles("/proc/self/fd").Length;
+        Assert.That(after - before, Is.LessThan(10), "40 partitions with 120 mapped files must not keep 120 fds open");
+        foreach (var s in slices)
+        {
+            Assert.That(BatchBuilder.CrcValid(s.Data.Span), Is.True);
+            s.Dispose();
+        }
+    }
+}

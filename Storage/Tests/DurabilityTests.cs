@@ -220,4 +220,20 @@ public class DurabilityTests
         Assert.That(t.Partitions[0].LogStartOffset, Is.EqualTo(5));
         Assert.That(t.Partitions[0].LogEndOffset, Is.EqualTo(8));
     }
+
+    [Test]
+    public void Recovery_KeepsAllBatches_WhenSegmentIndexBytesShrank()
+    {
+        var (_, b) = WriteAndCrash(30, new Dictionary<string, string> { ["index.interval.bytes"] = "0" });
+        using var m = _tmp.Open(_tmp.Options(o => new LogOptions
+        {
+            LogDirs = o.LogDirs, Time = o.Time, SegmentBytes = o.SegmentBytes, IndexIntervalBytes = o.IndexIntervalBytes, SegmentIndexBytes = 16,
+        }));
+        m.TryGetTopic("t", out var t);
+        var p = t.Partitions[0];
+        Assert.That(p.LogEndOffset, Is.EqualTo(90));
+        AssertReadable(p);
+        p.Append(b, 1);
+        Assert.That(p.SegmentCount, Is.EqualTo(2), "the over-full index makes the next append roll");
+    }
 }

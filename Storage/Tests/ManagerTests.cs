@@ -158,6 +158,9 @@ public class ManagerTests
         Assert.That(t.Config.IsOverride("cleanup.policy"), Is.True);
         Assert.That(TopicConfig.Definitions.Select(d => d.Name), Does.Contain("max.message.bytes").And.Contain("segment.ms"));
         Assert.That(t.Config.MaxMessageBytes, Is.EqualTo(1048588));
+        Assert.That(t.Config.MinInSyncReplicas, Is.EqualTo(1));
+        Assert.That(m.CreateTopic("isr", 1, Cfg(("min.insync.replicas", "2"))).Config.MinInSyncReplicas, Is.EqualTo(2));
+        Assert.That(Assert.Throws<ConfigException>(() => m.CreateTopic("isr0", 1, Cfg(("min.insync.replicas", "0"))))!.Key, Is.EqualTo("min.insync.replicas"));
     }
 
     [Test]

@@ -15,12 +15,6 @@ public class PartitionLogTests
     private static readonly Dictionary<string, string> NoConfig = [];
 
     [Test]
-    public void Crc32C_MatchesStandardVector()
-    {
-        Assert.That(Crc32C.Compute(Encoding.ASCII.GetBytes("123456789")), Is.EqualTo(0xE3069283u));
-    }
-
-    [Test]
     public void Append_AssignsConsecutiveOffsets_AndReadReturnsBatchContainingOffset()
     {
         using var m = _tmp.Open();
@@ -278,5 +272,17 @@ public class PartitionLogTests
         var q = m.CreateTopic("u", 1, NoConfig).Partitions[0];
         q.Append(BatchBuilder.Build(2, 0), 1);
         Assert.That(q.RecoveryPoint, Is.EqualTo(0), "default leaves flushing to the page cache");
+    }
+
+    [Test]
+    public void Roll_FlushesTheRolledSegmentInTheBackground_AndFlushWaitsForIt()
+    {
+        using var m = _tmp.Open();
+        var p = m.CreateTopic("t", 1, new Dictionary<string, string> { ["segment.bytes"] = "1000" }).Partitions[0];
+        for (int i = 0; i < 7; i++) p.Append(BatchBuilder.Build(2, 0, valueSize: 100), 1); // rolls at 6 and 12
+        Assert.That(p.SegmentCount, Is.EqualTo(3));
+        Assert.That(p.RecoveryPoint, Is.LessThanOrEqualTo(12));
+        p.Flush();
+        Assert.That(p.RecoveryPoint, Is.EqualTo(14));
     }
 }
