@@ -28,6 +28,8 @@ public sealed class TransactionCoordinator
     private readonly IProducerIdAllocator _ids;
     private readonly object _lock = new();
     private readonly Dictionary<string, TransactionMetadata> _txns = new(StringComparer.Ordinal);
+    /// <summary>Producer id → transaction, for the per-batch check on the produce path.</summary>
+    private readonly Dictionary<long, TransactionMetadata> _byProducerId = new();
 
     public TransactionCoordinator(TransactionCoordinatorOptions options, ITransactionLog log, ITransactionMarkerWriter markers, IProducerIdAllocator ids)
     {
@@ -73,6 +75,7 @@ public sealed class TransactionCoordinator
                 txn = new TransactionMetadata(transactionalId) { ProducerId = _ids.NextProducerId(), ProducerEpoch = 0, TimeoutMs = timeoutMs, State = TransactionState.Empty, LastUpdateTimestampMs = now };
                 Persist(txn);
                 _txns[transactionalId] = txn;
+                _byProducerId[txn.ProducerId] = txn;
                 return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
             }
             if (producerId >= 0 && (producerId != txn.ProducerId || producerEpoch != txn.ProducerEpoch))
@@ -112,7 +115,9 @@ public sealed class TransactionCoordinator
         if (txn.ProducerEpoch >= short.MaxValue - 1)
         {
             txn.PreviousProducerId = txn.ProducerId;
+            _byProducerId.Remove(txn.ProducerId);
             txn.ProducerId = _ids.NextProducerId();
+            _byProducerId[txn.ProducerId] = txn;
             txn.ProducerEpoch = 0;
         }
         else txn.ProducerEpoch++;
@@ -179,9 +184,8 @@ public sealed class TransactionCoordinator
     {
         lock (_lock)
         {
-            foreach (var txn in _txns.Values)
+            if (_byProducerId.TryGetValue(producerId, out var txn))
             {
-                if (txn.ProducerId != producerId) continue;
                 if (producerEpoch < txn.ProducerEpoch) return ErrorCode.InvalidProducerEpoch;
                 if (txn.State != TransactionState.Ongoing || producerEpoch != txn.ProducerEpoch || !txn.Partitions.Contains(new TxnPartition(topic, partition)))
                     return ErrorCode.InvalidTxnState;
@@ -302,6 +306,7 @@ public sealed class TransactionCoordinator
                 {
                     WriteRecord(txn.TransactionalId, null);
                     _txns.Remove(txn.TransactionalId);
+                    _byProducerId.Remove(txn.ProducerId);
                 }
         }
         return aborted;
@@ -405,8 +410,10 @@ public sealed class TransactionCoordinator
         lock (_lock)
         {
             _txns.Clear();
+            _byProducerId.Clear();
             for (int p = 0; p < _options.NumPartitions; p++)
                 _log.Replay(p, chunk => ReplayChunk(chunk));
+            foreach (var txn in _txns.Values) _byProducerId[txn.ProducerId] = txn;
             long now = NowMs;
             foreach (var txn in _txns.Values)
             {
