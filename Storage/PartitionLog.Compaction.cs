@@ -21,6 +21,11 @@ namespace Kayak.Storage;
 /// <item>Crash safety as in Kafka: write <c>.log.cleaned</c>, fsync, rename to <c>.log.swap</c>, then atomically
 /// rename over the <c>.log</c>; an interrupted swap is completed on the next load.</item>
 /// </list>
+/// <item>Transactions (Kafka's cleaner does the same): only segments wholly below the last stable offset are
+/// cleaned; records of aborted transactions neither map their keys (they must not shadow committed values)
+/// nor get removed here (read_committed consumers skip them through the aborted-transaction index); a
+/// producer batch whose records are all superseded is kept as an empty batch so the producer's sequence
+/// state survives a reload.</item>
 /// Not done: merging small segments, min.cleanable.dirty.ratio / lag configs, a cleaner-offset checkpoint
 /// (after a restart the first pass re-reads the whole log), and producer-state-preserving empty batches.
 /// </summary>
@@ -40,25 +45,44 @@ public sealed partial class PartitionLog
             if (segs.Length < 2 || _closed) return 0;
             long activeBase = segs[^1].BaseOffset;
             if (activeBase <= _cleanedUpTo) return 0;
-            var inactive = segs[..^1];
+            // Never clean at or above the last stable offset: open transactions may still abort.
+            long lso = LastStableOffset;
+            int cleanable = 0;
+            while (cleanable < segs.Length - 1 && segs[cleanable + 1].BaseOffset <= lso) cleanable++;
+            if (cleanable == 0) return 0;
+            var inactive = segs[..cleanable];
+            var aborted = ProducerState.AbortedSnapshot;
 
             var latest = new Dictionary<byte[], long>(ByteArrayComparer.Instance);
             foreach (var seg in inactive)
             {
                 if (!seg.TryAcquire()) continue;
-                try { MapKeys(seg.Data, latest); }
+                try { MapKeys(seg.Data, latest, aborted); }
                 finally { seg.Release(); }
             }
 
             long removed = 0;
             foreach (var seg in inactive)
-                removed += CleanSegment(seg, latest, now - cfg.DeleteRetentionMs, cfg);
-            _cleanedUpTo = activeBase;
+                removed += CleanSegment(seg, latest, now - cfg.DeleteRetentionMs, cfg, aborted);
+            _cleanedUpTo = cleanable == segs.Length - 1 ? activeBase : _cleanedUpTo;
             return removed;
         }
     }
 
-    private static void MapKeys(ReadOnlySpan<byte> data, Dictionary<byte[], long> latest)
+    /// <summary>Is this batch part of an aborted transaction (its producer's aborted range covers it)?</summary>
+    private static bool IsAborted(ReadOnlySpan<byte> batch, AbortedTransaction[] aborted)
+    {
+        if (aborted.Length == 0) return false;
+        short attrs = BinaryPrimitives.ReadInt16BigEndian(batch[RecordBatchHeader.AttributesOffset..]);
+        if ((attrs & 0x10) == 0 || (attrs & 0x20) != 0) return false;
+        long pid = BinaryPrimitives.ReadInt64BigEndian(batch[RecordBatchHeader.ProducerIdOffset..]);
+        long offset = BinaryPrimitives.ReadInt64BigEndian(batch);
+        foreach (var a in aborted)
+            if (a.ProducerId == pid && offset >= a.FirstOffset && offset <= a.LastOffset) return true;
+        return false;
+    }
+
+    private static void MapKeys(ReadOnlySpan<byte> data, Dictionary<byte[], long> latest, AbortedTransaction[] aborted)
     {
         int pos = 0;
         while (pos + RecordBatchHeader.Size <= data.Length)
@@ -66,7 +90,7 @@ public sealed partial class PartitionLog
             var b = data[pos..];
             int total = RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]);
             short attrs = BinaryPrimitives.ReadInt16BigEndian(b[RecordBatchHeader.AttributesOffset..]);
-            if ((attrs & 0x7) == 0 && (attrs & 0x20) == 0)
+            if ((attrs & 0x7) == 0 && (attrs & 0x20) == 0 && !IsAborted(b, aborted))
             {
                 long baseOffset = BinaryPrimitives.ReadInt64BigEndian(b);
                 var r = b[RecordBatchHeader.Size..total];
@@ -102,7 +126,7 @@ public sealed partial class PartitionLog
         return true;
     }
 
-    private long CleanSegment(LogSegment seg, Dictionary<byte[], long> latest, long tombstoneHorizon, TopicConfig cfg)
+    private long CleanSegment(LogSegment seg, Dictionary<byte[], long> latest, long tombstoneHorizon, TopicConfig cfg, AbortedTransaction[] aborted)
     {
         if (!seg.TryAcquire()) return 0;
         string cleaned = seg.LogPath + ".cleaned";
@@ -118,7 +142,8 @@ public sealed partial class PartitionLog
                 {
                     var b = data[pos..];
                     int total = RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]);
-                    removed += FilterBatch(b[..total], latest, tombstoneHorizon, output, ref changed);
+                    if (IsAborted(b[..total], aborted)) output.Write(b[..total]); // see the class comment
+                    else removed += FilterBatch(b[..total], latest, tombstoneHorizon, output, ref changed);
                     pos += total;
                 }
                 output.Flush(flushToDisk: true);
@@ -178,7 +203,8 @@ public sealed partial class PartitionLog
             }
             if (removed == 0) { output.Write(batch); return 0; }
             changed = true;
-            if (kept == 0) return removed;
+            bool hasProducer = BinaryPrimitives.ReadInt64BigEndian(batch[RecordBatchHeader.ProducerIdOffset..]) >= 0;
+            if (kept == 0 && !hasProducer) return removed;
             var nb = buffer.AsSpan(0, outLen);
             batch[..RecordBatchHeader.Size].CopyTo(nb);
             BinaryPrimitives.WriteInt32BigEndian(nb[RecordBatchHeader.BatchLengthOffset..], outLen - RecordBatchHeader.LogOverhead);

@@ -128,6 +128,7 @@ public sealed class ProducerStateManager
     /// <summary>First offset of the oldest open transaction, long.MaxValue when none (LSO = min(this, HW)).</summary>
     public long FirstUnstableOffset => Volatile.Read(ref _firstUnstableOffset);
     public IReadOnlyList<AbortedTransaction> AbortedTransactions => Volatile.Read(ref _aborted);
+    internal AbortedTransaction[] AbortedSnapshot => Volatile.Read(ref _aborted);
 
     public bool TryGet(long producerId, out ProducerStateEntry entry) => _producers.TryGetValue(producerId, out entry!);
 

@@ -180,4 +180,44 @@ public class ProducerStateTests
         Assert.That(p.ActiveProducers().Select(e => e.ProducerId), Is.EqualTo(new[] { 8L }));
         Assert.That(p.Append(Batch(7, 0, 100), 1).IsDuplicate, Is.False);
     }
+
+    private static byte[] Keyed(long pid, short epoch, int seq, bool transactional, long ts, string key, string value)
+    {
+        var b = KeyedBatch.Build(ts, (key, value));
+        BinaryPrimitives.WriteInt64BigEndian(b.AsSpan(43), pid);
+        BinaryPrimitives.WriteInt16BigEndian(b.AsSpan(51), epoch);
+        BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(53), seq);
+        if (transactional) BinaryPrimitives.WriteInt16BigEndian(b.AsSpan(21), 0x10);
+        BatchBuilder.FixCrc(b);
+        return b;
+    }
+
+    [Test]
+    public void CompactionIgnoresAbortedRecordsAndOpenTransactions()
+    {
+        using var m = _tmp.Open();
+        var p = m.CreateTopic("c", 1, new Dictionary<string, string> { ["cleanup.policy"] = "compact" }).Partitions[0];
+        long now = _tmp.Time.NowMs;
+        p.Append(Keyed(5, 0, 0, false, now, "a", "good"), 1);          // 0 (idempotent producer 5)
+        p.Append(Keyed(7, 0, 0, true, now, "a", "aborted"), 1);        // 1
+        p.AppendEndTxnMarker(7, 0, 0, commit: false);                   // 2
+        p.Append(Keyed(8, 0, 0, false, now, "b", "b1"), 1);            // 3
+        p.Roll();
+        p.Append(Keyed(9, 0, 0, false, now, "b", "b2"), 1);            // 4 supersedes b@3
+        p.Append(Keyed(10, 0, 0, true, now, "a", "open"), 1);          // 5, open transaction
+        p.Roll();
+        p.Append(Keyed(11, 0, 0, false, now, "z", "active"), 1);       // 6
+        // Only the first segment is below the LSO (5); nothing in it is superseded by committed data there.
+        Assert.That(m.RunCompaction(), Is.EqualTo(0));
+        p.AppendEndTxnMarker(10, 0, 0, commit: true);                   // 7
+        Assert.That(m.RunCompaction(), Is.EqualTo(2), "a@0 (by the committed a@5) and b@3");
+
+        // Producer 8's only batch was emptied but kept: its sequence state survives a reload.
+        using var slice = p.Read(3, 1 << 20);
+        var first = BatchBuilder.Split(slice.Data.Span).First();
+        Assert.That((first.BaseOffset, BinaryPrimitives.ReadInt32BigEndian(first.Bytes.AsSpan(57))), Is.EqualTo((3L, 0)));
+        var aborted = new List<AbortedTransaction>();
+        p.CollectAbortedTransactions(0, 10, aborted);
+        Assert.That(aborted.Single().ProducerId, Is.EqualTo(7));
+    }
 }
