@@ -172,7 +172,7 @@ public sealed partial class PartitionLog
         _logEndOffset = active.NextOffset;
         _logStartOffset = Math.Max(segs[0].BaseOffset, Math.Min(logStartOffset, _logEndOffset));
         _recoveryPoint = _logEndOffset;
-        RebuildProducerState(); // transactions: see ProducerState.Load.cs
+        RebuildProducerState(cleanShutdown); // idempotent/transactional producers: ProducerState.Log.cs
     }
 
     // ---------------------------------------------------------------- append
@@ -561,6 +561,7 @@ public sealed partial class PartitionLog
         {
             if (_closed) return;
             FlushLocked(NowMs()); // no-op unless something was appended since the last flush
+            WriteProducerSnapshotLocked(); // read back on the next clean load instead of scanning the log
             _closed = true;
             foreach (var s in _segments) s.Close();
         }

@@ -68,27 +68,72 @@ public sealed partial class PartitionLog
     }
 
     /// <summary>
-    /// Rebuilds producer state from the whole log (batch headers; markers' one record), as Kafka's
-    /// LogLoader does when no producer snapshot is usable, and rewrites every <c>.txnindex</c> from it so
-    /// the index files always agree with a log that recovery may have truncated. Kafka bounds this scan with
-    /// <c>.snapshot</c> files; a header walk over mapped segments is cheap enough for Kayak's use.
+    /// Producer state on load. After a clean shutdown the <c>&lt;offset&gt;.snapshot</c> written by Close at the log
+    /// end offset is used together with the <c>.txnindex</c> files (Kafka's fast path). Otherwise the state is
+    /// rebuilt from the whole log (batch headers; markers' one record), as Kafka's LogLoader does without a
+    /// usable snapshot, and every <c>.txnindex</c> is rewritten from it so the index files agree with a log
+    /// that recovery may have truncated. Snapshots are deleted once read: a later crash must not trust them.
     /// </summary>
-    private void RebuildProducerState()
+    private void RebuildProducerState(bool cleanShutdown)
     {
         var state = new ProducerStateManager();
-        foreach (var f in Directory.EnumerateFiles(Dir, "*.txnindex")) File.Delete(f);
-        foreach (var seg in _segments)
+        string snapshot = Path.Combine(Dir, LogSegment.FileStem(_logEndOffset) + SnapshotSuffix);
+        bool loaded = false;
+        if (cleanShutdown && File.Exists(snapshot))
         {
-            if (seg.Size == 0 || !seg.TryAcquire()) continue;
-            try
+            try { loaded = state.TryLoadSnapshot(File.ReadAllBytes(snapshot), ReadTxnIndexes()); }
+            catch (IOException) { loaded = false; }
+        }
+        foreach (var f in Directory.EnumerateFiles(Dir, "*" + SnapshotSuffix)) File.Delete(f);
+        if (!loaded)
+        {
+            foreach (var f in Directory.EnumerateFiles(Dir, "*.txnindex")) File.Delete(f);
+            foreach (var seg in _segments)
             {
-                string path = seg.TxnIndexPath;
-                state.Replay(seg.Data, a => AppendTxnIndex(path, a));
+                if (seg.Size == 0 || !seg.TryAcquire()) continue;
+                try
+                {
+                    string path = seg.TxnIndexPath;
+                    state.Replay(seg.Data, a => AppendTxnIndex(path, a));
+                }
+                finally { seg.Release(); }
             }
-            finally { seg.Release(); }
         }
         state.TruncateAbortedBefore(_logStartOffset);
         ProducerState = state;
+    }
+
+    private const string SnapshotSuffix = ".snapshot";
+
+    private AbortedTransaction[] ReadTxnIndexes()
+    {
+        var list = new List<AbortedTransaction>();
+        foreach (var seg in _segments)
+        {
+            if (!File.Exists(seg.TxnIndexPath)) continue;
+            var bytes = File.ReadAllBytes(seg.TxnIndexPath);
+            for (int p = 0; p + AbortedTransaction.EntrySize <= bytes.Length; p += AbortedTransaction.EntrySize)
+                list.Add(AbortedTransaction.Read(bytes.AsSpan(p)));
+        }
+        return list.ToArray();
+    }
+
+    /// <summary>Clean close: persists the producer state at the log end offset (under the append lock).</summary>
+    private void WriteProducerSnapshotLocked()
+    {
+        if (ProducerState.ProducerCount == 0) return;
+        string path = Path.Combine(Dir, LogSegment.FileStem(_logEndOffset) + SnapshotSuffix);
+        try
+        {
+            using var f = new FileStream(path, FileMode.Create, FileAccess.Write);
+            f.Write(ProducerState.WriteSnapshot());
+            f.Flush(flushToDisk: true);
+        }
+        catch (IOException)
+        {
+            // Without a snapshot the next load rebuilds the state from the log.
+            File.Delete(path);
+        }
     }
 
     /// <summary>

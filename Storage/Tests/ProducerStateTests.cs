@@ -149,10 +149,14 @@ public class ProducerStateTests
         p.AppendEndTxnMarker(9, 0, 0, commit: false);          // 6
         p.Append(Batch(9, 1, 0, transactional: true), 1);      // 7..9 open
         p.Flush();
+        string dir = p.Dir;
         if (clean) m.Dispose(); else m.SimulateCrash();
+        // A clean close snapshots the producer state at the log end offset; a crash leaves the log to rescan.
+        Assert.That(File.Exists(Path.Combine(dir, "00000000000000000010.snapshot")), Is.EqualTo(clean));
 
         using var m2 = _tmp.Open();
         var p2 = Partition(m2);
+        Assert.That(Directory.GetFiles(dir, "*.snapshot"), Is.Empty, "snapshots are consumed by the load");
         Assert.That(p2.LastStableOffset, Is.EqualTo(7));
         Assert.That(p2.Append(Batch(7, 0, 0), 1).IsDuplicate, Is.True);
         Assert.That(Refused(p2, Batch(7, 0, 5)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
@@ -162,6 +166,23 @@ public class ProducerStateTests
         Assert.That(File.ReadAllBytes(Path.Combine(p2.Dir, "00000000000000000000.txnindex")), Has.Length.EqualTo(AbortedTransaction.EntrySize));
         p2.AppendEndTxnMarker(9, 1, 0, commit: true);
         Assert.That(p2.LastStableOffset, Is.EqualTo(p2.LogEndOffset));
+    }
+
+    [Test]
+    public void CorruptSnapshotFallsBackToRebuildingFromTheLog()
+    {
+        var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(7, 0, 0), 1);
+        string dir = p.Dir;
+        m.Dispose();
+        var snapshot = Path.Combine(dir, "00000000000000000003.snapshot");
+        var bytes = File.ReadAllBytes(snapshot);
+        bytes[^1] ^= 0xFF;
+        File.WriteAllBytes(snapshot, bytes);
+
+        using var m2 = _tmp.Open();
+        Assert.That(Partition(m2).Append(Batch(7, 0, 0), 1).IsDuplicate, Is.True);
     }
 
     [Test]
