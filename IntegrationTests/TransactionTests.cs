@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
 using Confluent.Kafka;
 using Kayak.Broker;
+using Kayak.IntegrationTests.Drivers;
 using Kayak.IntegrationTests.Infrastructure;
 using NUnit.Framework;
 
@@ -171,6 +173,34 @@ public sealed class TransactionTests : BrokerTestBase
         // read_uncommitted sees the aborted records too (markers are never returned as records).
         var uncommitted = Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadUncommitted, 15);
         AssertValues(uncommitted, Values("a", 5).Concat(Values("b", 5)).Concat(Values("c", 5)), "read_uncommitted");
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task KafkaJsTransactionsAreReadCommittedByLibrdkafka()
+    {
+        RequireKayak("transactions");
+        var broker = await StartBrokerAsync(BrokerMode.InProcess);
+        var topic = TopicName("jstx");
+        await broker.CreateTopicAsync(topic, 2, cancellationToken: Token);
+        JsonObject Step(string prefix, int partition, bool commit) => new()
+        {
+            ["values"] = new JsonArray(Values(prefix, 3).Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()),
+            ["partition"] = partition,
+            ["commit"] = commit,
+        };
+        var steps = new JsonArray(Step("a", 0, true), Step("b", 1, false), Step("c", 1, true), Step("d", 0, false));
+        await new KafkaJs().RunAsync("txn", new JsonObject
+        {
+            ["bootstrap"] = broker.BootstrapServers,
+            ["topic"] = topic,
+            ["transactionalId"] = "js-" + Guid.NewGuid().ToString("N"),
+            ["steps"] = steps,
+        }, cancellationToken: Token);
+
+        AssertValues(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 3), Values("a", 3), "partition 0");
+        AssertValues(Read(broker.BootstrapServers, topic, 1, IsolationLevel.ReadCommitted, 3), Values("c", 3), "partition 1");
+        Assert.That(Read(broker.BootstrapServers, topic, 1, IsolationLevel.ReadUncommitted, 6).Select(r => r.Value), Is.EqualTo(Values("b", 3).Concat(Values("c", 3))));
     }
 
     [Test]
