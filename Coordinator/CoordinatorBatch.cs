@@ -126,7 +126,8 @@ public static class CoordinatorBatch
                 int keyLength = reader.ReadVarInt();
                 var key = keyLength < 0 ? ReadOnlyMemory<byte>.Empty : reader.ReadMemory(keyLength);
                 int valueLength = reader.ReadVarInt();
-                ReadOnlyMemory<byte>? value = valueLength < 0 ? null : reader.ReadMemory(valueLength);
+                // Careful: a bare null would convert to an empty ReadOnlyMemory through byte[]'s implicit conversion.
+                ReadOnlyMemory<byte>? value = valueLength < 0 ? (ReadOnlyMemory<byte>?)null : reader.ReadMemory(valueLength);
                 reader.Skip(length - (reader.Position - start)); // headers: the coordinator writes none
                 if (keyLength >= 0) visitor(key, value);
             }

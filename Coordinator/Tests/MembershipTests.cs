@@ -20,7 +20,7 @@ public class MembershipTests
         Assert.That(join.IsCompleted, Is.False, "group.initial.rebalance.delay.ms has not passed");
         _h.Time.AdvanceMs(1);
         Assert.That(join.IsCompleted, Is.True);
-        var j = join.Result;
+        var j = join.R();
         Assert.Multiple(() =>
         {
             Assert.That(j.ErrorCode, Is.EqualTo(GroupErrors.None));
@@ -31,7 +31,7 @@ public class MembershipTests
             Assert.That(_h.State(), Is.EqualTo(GroupState.CompletingRebalance));
         });
         var sync = _h.Sync(id, 1, new() { [id] = [9, 9] });
-        Assert.That(sync.Result.Assignment, Is.EqualTo(new byte[] { 9, 9 }));
+        Assert.That(sync.R().Assignment, Is.EqualTo(new byte[] { 9, 9 }));
         Assert.That(_h.State(), Is.EqualTo(GroupState.Stable));
         Assert.That(_h.Heartbeat(id, 1), Is.EqualTo(GroupErrors.None));
     }
@@ -46,12 +46,12 @@ public class MembershipTests
         Assert.That(joinA.IsCompleted, Is.False);
         _h.Time.AdvanceMs(3000);
         Assert.That(joinA.IsCompleted && joinB.IsCompleted, Is.True);
-        Assert.That(joinA.Result.GenerationId, Is.EqualTo(1));
-        Assert.That(joinB.Result.GenerationId, Is.EqualTo(1));
-        string leader = joinA.Result.Leader;
+        Assert.That(joinA.R().GenerationId, Is.EqualTo(1));
+        Assert.That(joinB.R().GenerationId, Is.EqualTo(1));
+        string leader = joinA.R().Leader;
         Assert.That(leader, Is.EqualTo(a));
-        Assert.That(joinA.Result.Members, Has.Count.EqualTo(2));
-        Assert.That(joinB.Result.Members, Is.Empty, "followers get no member metadata");
+        Assert.That(joinA.R().Members, Has.Count.EqualTo(2));
+        Assert.That(joinB.R().Members, Is.Empty, "followers get no member metadata");
         Assert.That(b, Does.StartWith("other-"));
     }
 
@@ -66,15 +66,15 @@ public class MembershipTests
         var rejoinA = _h.Join(a);
         // Everyone rejoined: the join phase completes without waiting for the rebalance timeout.
         Assert.That(rejoinA.IsCompleted && joinB.IsCompleted, Is.True);
-        Assert.That(rejoinA.Result.GenerationId, Is.EqualTo(gen + 1));
-        Assert.That(rejoinA.Result.Members, Has.Count.EqualTo(2));
+        Assert.That(rejoinA.R().GenerationId, Is.EqualTo(gen + 1));
+        Assert.That(rejoinA.R().Members, Has.Count.EqualTo(2));
 
         var syncB = _h.Sync(b, gen + 1);
         Assert.That(syncB.IsCompleted, Is.False, "followers wait for the leader's assignment");
         var syncA = _h.Sync(a, gen + 1, new() { [a] = [1], [b] = [2] });
-        Assert.That(syncA.Result.Assignment, Is.EqualTo(new byte[] { 1 }));
+        Assert.That(syncA.R().Assignment, Is.EqualTo(new byte[] { 1 }));
         Assert.That(syncB.IsCompleted, Is.True);
-        Assert.That(syncB.Result.Assignment, Is.EqualTo(new byte[] { 2 }));
+        Assert.That(syncB.R().Assignment, Is.EqualTo(new byte[] { 2 }));
         Assert.That(_h.State(), Is.EqualTo(GroupState.Stable));
     }
 
@@ -92,8 +92,8 @@ public class MembershipTests
         Assert.That(_h.State(), Is.EqualTo(GroupState.PreparingRebalance));
         var again = _h.Join(a);
         Assert.That(again.IsCompleted, Is.True);
-        Assert.That(again.Result.GenerationId, Is.EqualTo(gen + 2));
-        Assert.That(again.Result.Members, Has.Count.EqualTo(1));
+        Assert.That(again.R().GenerationId, Is.EqualTo(gen + 2));
+        Assert.That(again.R().Members, Has.Count.EqualTo(1));
         _h.Sync(a, gen + 2, new() { [a] = [1] });
 
         // v0-2 LeaveGroup: single member, top-level error.
@@ -116,11 +116,13 @@ public class MembershipTests
         Assert.That(_h.State(), Is.EqualTo(GroupState.Stable));
 
         // a keeps heartbeating, b goes silent.
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 3; i++)
         {
             _h.Time.AdvanceMs(3000);
             Assert.That(_h.Heartbeat(a, gen + 1), Is.EqualTo(GroupErrors.None), $"heartbeat {i}");
         }
+        Assert.That(_h.State(), Is.EqualTo(GroupState.Stable));
+        _h.Time.AdvanceMs(1000); // b's session (10 s since its SyncGroup) runs out
         Assert.That(_h.Coordinator.Describe(Harness.Group)!.MemberIds, Is.EqualTo(new[] { a }));
         Assert.That(_h.State(), Is.EqualTo(GroupState.PreparingRebalance));
         Assert.That(_h.Heartbeat(b, gen + 1), Is.EqualTo(GroupErrors.UnknownMemberId));
@@ -147,9 +149,9 @@ public class MembershipTests
         Assert.That(rejoinB.IsCompleted, Is.False);
         _h.Time.AdvanceMs(5000);
         Assert.That(rejoinB.IsCompleted, Is.True);
-        Assert.That(rejoinB.Result.GenerationId, Is.EqualTo(gen + 2));
-        Assert.That(rejoinB.Result.Leader, Is.EqualTo(b), "leadership moves to a member that rejoined");
-        Assert.That(rejoinB.Result.Members, Has.Count.EqualTo(1));
+        Assert.That(rejoinB.R().GenerationId, Is.EqualTo(gen + 2));
+        Assert.That(rejoinB.R().Leader, Is.EqualTo(b), "leadership moves to a member that rejoined");
+        Assert.That(rejoinB.R().Members, Has.Count.EqualTo(1));
         Assert.That(_h.Heartbeat(a, gen + 1), Is.EqualTo(GroupErrors.UnknownMemberId));
     }
 
@@ -159,15 +161,15 @@ public class MembershipTests
         var v3 = _h.Join(version: 3);
         Assert.That(v3.IsCompleted, Is.False, "v3 joins straight away with a generated id");
         var v4 = _h.Join(version: 4);
-        Assert.That(v4.Result.ErrorCode, Is.EqualTo(GroupErrors.MemberIdRequired));
-        Assert.That(v4.Result.MemberId, Does.StartWith("client-"));
+        Assert.That(v4.R().ErrorCode, Is.EqualTo(GroupErrors.MemberIdRequired));
+        Assert.That(v4.R().MemberId, Does.StartWith("client-"));
         // The pending id expires after the session timeout if it never comes back.
         _h.Time.AdvanceMs(3000);
         Assert.That(v3.IsCompleted, Is.True);
-        Assert.That(v3.Result.Members, Has.Count.EqualTo(1));
+        Assert.That(v3.R().Members, Has.Count.EqualTo(1));
         _h.Time.AdvanceMs(Harness.Session);
-        var late = _h.Join(v4.Result.MemberId);
-        Assert.That(late.Result.ErrorCode, Is.EqualTo(GroupErrors.UnknownMemberId));
+        var late = _h.Join(v4.R().MemberId);
+        Assert.That(late.R().ErrorCode, Is.EqualTo(GroupErrors.UnknownMemberId));
     }
 
     [Test]
@@ -179,11 +181,11 @@ public class MembershipTests
             Assert.That(_h.Heartbeat(a, gen + 5), Is.EqualTo(GroupErrors.IllegalGeneration));
             Assert.That(_h.Heartbeat("ghost", gen), Is.EqualTo(GroupErrors.UnknownMemberId));
             Assert.That(_h.Heartbeat(a, gen, group: "nope"), Is.EqualTo(GroupErrors.UnknownMemberId));
-            Assert.That(_h.Sync(a, gen + 1).Result.ErrorCode, Is.EqualTo(GroupErrors.IllegalGeneration));
-            Assert.That(_h.Join("ghost").Result.ErrorCode, Is.EqualTo(GroupErrors.UnknownMemberId));
+            Assert.That(_h.Sync(a, gen + 1).R().ErrorCode, Is.EqualTo(GroupErrors.IllegalGeneration));
+            Assert.That(_h.Join("ghost").R().ErrorCode, Is.EqualTo(GroupErrors.UnknownMemberId));
         });
         _h.JoinDynamic(clientId: "other");
-        Assert.That(_h.Sync(a, gen).Result.ErrorCode, Is.EqualTo(GroupErrors.RebalanceInProgress));
+        Assert.That(_h.Sync(a, gen).R().ErrorCode, Is.EqualTo(GroupErrors.RebalanceInProgress));
         Assert.That(_h.Commit("t1", 0, 5, a, gen).Topics[0].Partitions[0].ErrorCode, Is.EqualTo(GroupErrors.None),
             "commits of the current generation are accepted during PreparingRebalance (cooperative)");
     }
@@ -193,14 +195,14 @@ public class MembershipTests
     {
         var bad = new Kayak.Protocol.Messages.JoinGroupRequest { GroupId = Harness.Group, SessionTimeoutMs = 10, ProtocolType = "consumer" };
         bad.Protocols.Add(new() { Name = "range", Metadata = [] });
-        Assert.That(_h.Coordinator.JoinGroupAsync(bad, 5, new ClientInfo("c", "h")).Result.ErrorCode, Is.EqualTo(GroupErrors.InvalidSessionTimeout));
+        Assert.That(_h.Coordinator.JoinGroupAsync(bad, 5, new ClientInfo("c", "h")).R().ErrorCode, Is.EqualTo(GroupErrors.InvalidSessionTimeout));
         bad.SessionTimeoutMs = Harness.Session;
         bad.GroupId = "";
-        Assert.That(_h.Coordinator.JoinGroupAsync(bad, 5, new ClientInfo("c", "h")).Result.ErrorCode, Is.EqualTo(GroupErrors.InvalidGroupId));
+        Assert.That(_h.Coordinator.JoinGroupAsync(bad, 5, new ClientInfo("c", "h")).R().ErrorCode, Is.EqualTo(GroupErrors.InvalidGroupId));
 
         _h.StableSingle();
         var other = _h.Join(protocol: "roundrobin", version: 3);
-        Assert.That(other.Result.ErrorCode, Is.EqualTo(GroupErrors.InconsistentGroupProtocol));
+        Assert.That(other.R().ErrorCode, Is.EqualTo(GroupErrors.InconsistentGroupProtocol));
     }
 
     [Test]
@@ -210,9 +212,11 @@ public class MembershipTests
         var b = _h.Join(version: 3, protocol: "range", more: ["cooperative-sticky"]);
         var c = _h.Join(version: 3, protocol: "cooperative-sticky", more: ["range"]);
         _h.Time.AdvanceMs(3000);
-        Assert.That(a.Result.ProtocolName, Is.EqualTo("cooperative-sticky"));
-        Assert.That(b.Result.ProtocolName, Is.EqualTo("cooperative-sticky"));
-        Assert.That(c.Result.GenerationId, Is.EqualTo(1));
+        Assert.That(a.IsCompleted, Is.False, "members joined during the initial delay: it is extended");
+        _h.Time.AdvanceMs(3000);
+        Assert.That(a.R().ProtocolName, Is.EqualTo("cooperative-sticky"));
+        Assert.That(b.R().ProtocolName, Is.EqualTo("cooperative-sticky"));
+        Assert.That(c.R().GenerationId, Is.EqualTo(1));
     }
 
     [Test]
@@ -221,7 +225,7 @@ public class MembershipTests
         using var h = new Harness(maxGroupSize: 1);
         h.JoinDynamic();
         var second = h.Join();
-        Assert.That(second.Result.ErrorCode, Is.EqualTo(GroupErrors.GroupMaxSizeReached));
+        Assert.That(second.R().ErrorCode, Is.EqualTo(GroupErrors.GroupMaxSizeReached));
     }
 
     [Test]
@@ -234,7 +238,7 @@ public class MembershipTests
         _h.Time.AdvanceMs(Harness.Session - 1);
         Assert.That(joinB.IsCompleted, Is.False);
         _h.Time.AdvanceMs(1);
-        Assert.That(joinB.Result.GenerationId, Is.EqualTo(gen + 1));
+        Assert.That(joinB.R().GenerationId, Is.EqualTo(gen + 1));
         Assert.That(_h.Coordinator.Describe(Harness.Group)!.MemberIds, Is.EqualTo(new[] { b }));
         Assert.That(_h.Heartbeat(a, gen), Is.EqualTo(GroupErrors.UnknownMemberId));
     }
