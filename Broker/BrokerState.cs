@@ -33,6 +33,10 @@ public sealed class BrokerState : IDisposable
             FlushIntervalMs = config.LogFlushIntervalMs,
             IndexIntervalBytes = config.LogIndexIntervalBytes,
             SegmentIndexBytes = config.LogIndexSizeMaxBytes,
+            MaxMessageBytes = config.MessageMaxBytes,
+            MessageTimestampType = config.LogMessageTimestampType,
+            CleanupPolicy = config.LogCleanupPolicy,
+            CompressionType = config.CompressionType,
             Time = time,
         });
         Topics = new TopicService(this);
@@ -74,18 +78,6 @@ public sealed class BrokerState : IDisposable
         AdvertisedListeners = list;
     }
 
-    internal void RunRetention()
-    {
-        try { Logs.RunRetention(); }
-        catch (Exception e) { _log.LogError(e, "Retention check failed"); }
-    }
-
-    internal void FlushAll()
-    {
-        try { Logs.FlushAll(); }
-        catch (Exception e) { _log.LogError(e, "Periodic flush failed"); }
-    }
-
     public void Dispose() => Logs.Dispose();
 }
 
@@ -104,7 +96,7 @@ internal static class MetaProperties
             if (!File.Exists(path)) continue;
             var props = BrokerConfig.ReadPropertiesFile(path);
             if (props.TryGetValue("node.id", out var n) && n != nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                throw new ConfigException("node.id", nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                throw new Config.ConfigException("node.id", nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     $"the log dir {dir} belongs to node.id {n}");
             if (props.TryGetValue("cluster.id", out var c)) clusterId ??= c;
         }

@@ -15,8 +15,7 @@ public sealed class KafkaBroker : IAsyncDisposable
 {
     private readonly List<Listener> _listeners = new();
     private BrokerState? _state;
-    private Timer? _retentionTimer;
-    private Timer? _flushTimer;
+    private readonly List<Timer> _timers = new();
     private int _disposed;
 
     public KafkaBroker(KafkaBrokerOptions options) { Options = options; }
@@ -62,13 +61,13 @@ public sealed class KafkaBroker : IAsyncDisposable
             var first = state.AdvertisedEndpoint;
             BootstrapServers = $"{first.Host}:{first.Port}";
 
-            var retention = TimeSpan.FromMilliseconds(config.LogRetentionCheckIntervalMs);
-            _retentionTimer = new Timer(_ => state.RunRetention(), null, retention, retention);
-            if (config.LogFlushIntervalMs is > 0 and < int.MaxValue)
-            {
-                var flush = TimeSpan.FromMilliseconds(config.LogFlushIntervalMs);
-                _flushTimer = new Timer(_ => state.FlushAll(), null, flush, flush);
-            }
+            // Kafka's background schedules: retention (log.retention.check.interval.ms), the log cleaner
+            // (log.cleaner.backoff.ms, 15 s), the flusher for flush.ms (log.flush.scheduler.interval.ms, checked
+            // every second here since topics may set flush.ms) and recovery-point checkpoints (60 s).
+            Every(config.LogRetentionCheckIntervalMs, () => state.Logs.RunRetention(), state, "Retention");
+            Every(15_000, () => state.Logs.RunCompaction(), state, "Log cleaner");
+            Every(Math.Min(1_000, config.LogFlushIntervalMs), () => state.Logs.RunScheduledFlush(), state, "Scheduled flush");
+            Every(60_000, state.Logs.CheckpointRecoveryPoints, state, "Recovery-point checkpoint");
         }
         catch
         {
@@ -80,12 +79,27 @@ public sealed class KafkaBroker : IAsyncDisposable
         return Task.CompletedTask;
     }
 
+    private void Every(long periodMs, Action work, BrokerState state, string name)
+    {
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(periodMs, 1, int.MaxValue - 1));
+        var log = state.LoggerFactory.CreateLogger("Kayak.Broker");
+        int running = 0;
+        _timers.Add(new Timer(_ =>
+        {
+            // A slow pass (a large compaction) must not overlap the next tick.
+            if (Interlocked.Exchange(ref running, 1) != 0) return;
+            try { work(); }
+            catch (Exception e) { log.LogError(e, "{Task} failed", name); }
+            finally { Volatile.Write(ref running, 0); }
+        }, null, period, period));
+    }
+
     /// <summary>Clean shutdown: stop accepting, answer in-flight requests, flush and close the logs.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        if (_retentionTimer is not null) await _retentionTimer.DisposeAsync().ConfigureAwait(false);
-        if (_flushTimer is not null) await _flushTimer.DisposeAsync().ConfigureAwait(false);
+        foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
+        _timers.Clear();
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         _listeners.Clear();
         if (_state is not null)

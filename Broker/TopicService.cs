@@ -63,7 +63,7 @@ public sealed class TopicService
                 return TopicResult.Fail(ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
             try
             {
-                var validated = TopicConfig.Validate(cfg);
+                foreach (var (k, v) in cfg) TopicConfig.Validate(k, v);
                 if (validateOnly) return new TopicResult(ErrorCode.None, null, null);
                 return TopicResult.Ok(_broker.Logs.CreateTopic(name, partitions, cfg));
             }
@@ -90,10 +90,22 @@ public sealed class TopicService
         if (_broker.Logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
         if (!allowAutoCreate || !_broker.Config.AutoCreateTopicsEnable)
             return TopicResult.Fail(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+        return CreateWithDefaults(name);
+    }
+
+    /// <summary>
+    /// The coordinators' internal topics (__consumer_offsets, __transaction_state), created on first use
+    /// whatever auto.create.topics.enable says, with Kafka's partition counts and compacted configs.
+    /// </summary>
+    public TopicResult CreateInternal(string name) =>
+        IsInternal(name) ? CreateWithDefaults(name) : throw new ArgumentException($"{name} is not an internal topic", nameof(name));
+
+    private TopicResult CreateWithDefaults(string name)
+    {
         var invalid = ValidateName(name);
         if (invalid is not null) return TopicResult.Fail(ErrorCode.InvalidTopicException, invalid);
         var result = Create(name, -1, -1, InternalTopicConfigs(name), validateOnly: false);
-        if (result.Error == ErrorCode.TopicAlreadyExists && _broker.Logs.TryGetTopic(name, out existing)) return TopicResult.Ok(existing);
+        if (result.Error == ErrorCode.TopicAlreadyExists && _broker.Logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
         return result;
     }
 
@@ -114,6 +126,32 @@ public sealed class TopicService
         },
         _ => null,
     };
+
+    /// <summary>CreatePartitions: grow a topic to <paramref name="count"/> partitions on this node.</summary>
+    public (ErrorCode Error, string? Message) AddPartitions(string name, int count, IReadOnlyList<Protocol.Messages.CreatePartitionsRequest.CreatePartitionsAssignment>? assignments, bool validateOnly)
+    {
+        lock (_createLock)
+        {
+            if (!_broker.Logs.TryGetTopic(name, out var topic))
+                return (ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+            int current = topic.Partitions.Count;
+            if (count < current)
+                return (ErrorCode.InvalidPartitions, $"Topic currently has {current} partitions, which is higher than the requested {count}.");
+            if (count == current)
+                return (ErrorCode.InvalidPartitions, $"Topic already has {current} partitions.");
+            if (assignments is not null)
+            {
+                if (assignments.Count != count - current)
+                    return (ErrorCode.InvalidReplicaAssignment, $"Attempted to add {count - current} additional partition(s), but only {assignments.Count} assignment(s) were specified.");
+                foreach (var a in assignments)
+                    foreach (int id in a.BrokerIds)
+                        if (id != _broker.NodeId)
+                            return (ErrorCode.InvalidReplicaAssignment, $"The manual partition assignment includes broker {id}, but no such broker is registered.");
+            }
+            if (!validateOnly) _broker.Logs.AddPartitions(name, count);
+            return (ErrorCode.None, null);
+        }
+    }
 
     public TopicResult Delete(string name)
     {

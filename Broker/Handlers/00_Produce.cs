@@ -6,11 +6,13 @@
 // acks=0 sends no response; acks 1 and -1 are the same on one node (the leader is the whole ISR);
 // other values get INVALID_REQUIRED_ACKS. Produce never auto-creates topics (Kafka leaves that to Metadata).
 // Writes to internal topics from clients are refused (INVALID_TOPIC_EXCEPTION), as in Kafka.
-// Not implemented yet: idempotent/transactional producer state (sequence checks, dedup), recompression
-// when the topic's compression.type is not "producer", throttling.
+// A topic compression.type other than "producer" re-encodes the batch in that codec (Produce/Recompression.cs).
+// Not implemented yet: idempotent/transactional producer state (sequence checks, dedup), throttling.
 using System.Buffers;
+using Kayak.Broker.Produce;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
+using Kayak.Protocol.Compression;
 using Kayak.Protocol.Records;
 using Kayak.Storage;
 
@@ -59,6 +61,8 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
         int maxBytes = topic.Config.MaxMessageBytes;
         int offset = 0, batches = 0;
         bool legacy = false;
+        var target = Recompression.TargetFor(topic.Config.CompressionType);
+        var firstCompression = CompressionType.None;
         while (offset < span.Length)
         {
             RecordBatchHeader header;
@@ -104,6 +108,7 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                     Fail(rp, result.Error, result.Message ?? "Invalid record batch");
                     return;
                 }
+                if (batches == 0) firstCompression = header.Compression;
                 if (header.IsControl)
                 {
                     Fail(rp, ErrorCode.InvalidRecord, "Clients are not allowed to write control records");
@@ -124,18 +129,38 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             AppendResult appended;
             if (legacy)
             {
-                // Old clients: store what they sent as v2 batches, as Kafka does for a v2 log.
+                // Old clients: store what they sent as one v2 batch, as Kafka does for a v2 log.
                 using var converted = new PooledBufferWriter(span.Length + 128);
-                LegacyConverter.ToV2(span, converted);
-                appended = log.Append(converted.WrittenSpan);
+                int convertedCount = LegacyConverter.ToV2(span, converted, new LegacyConversionOptions { TargetCompression = target });
+                if (convertedCount == 0)
+                {
+                    Fail(rp, ErrorCode.InvalidRecord, "Message set has no records");
+                    return;
+                }
+                if (converted.WrittenCount > maxBytes)
+                {
+                    Fail(rp, ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({converted.WrittenCount} > {maxBytes})");
+                    return;
+                }
+                appended = log.Append(converted.WrittenSpan, 1);
+            }
+            else if (target is { } codec && batches == 1 && firstCompression != codec)
+            {
+                using var recompressed = new PooledBufferWriter(span.Length + 128);
+                Recompression.Recompress(span, codec, recompressed);
+                appended = log.Append(recompressed.WrittenSpan, 1);
             }
             else
             {
-                appended = log.Append(span);
+                appended = log.Append(span, batches);
             }
             rp.BaseOffset = appended.BaseOffset;
             rp.LogAppendTimeMs = appended.LogAppendTime;
             rp.LogStartOffset = appended.LogStartOffset;
+        }
+        catch (ProtocolException e)
+        {
+            Fail(rp, ErrorCode.CorruptMessage, e.Message);
         }
         catch (StorageErrorException e)
         {

@@ -248,11 +248,12 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
                 response.Responses.Add(current);
             }
             var records = r.Records;
-            if (version < 4 && records.Length > 0) records = DownConvert(records, version < 2 ? (byte)0 : (byte)1);
+            var error = r.Error;
+            if (version < 4 && records.Length > 0) records = DownConvert(records, version < 2 ? (byte)0 : (byte)1, ref error);
             current.Partitions.Add(new FetchResponse.PartitionData
             {
                 PartitionIndex = t.Partition,
-                ErrorCode = (short)r.Error,
+                ErrorCode = (short)error,
                 HighWatermark = r.HighWatermark,
                 LastStableOffset = r.LastStableOffset,
                 LogStartOffset = r.LogStartOffset,
@@ -263,10 +264,19 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
     }
 
     /// <summary>Old consumers (Fetch v0-3) only read magic 0/1 message sets.</summary>
-    private static ReadOnlyMemory<byte> DownConvert(ReadOnlyMemory<byte> v2, byte magic)
+    private static ReadOnlyMemory<byte> DownConvert(ReadOnlyMemory<byte> v2, byte magic, ref ErrorCode error)
     {
         var buffer = new ArrayBufferWriter<byte>(v2.Length + 256);
-        DownConverter.ToMagic(v2.Span, magic, buffer);
+        try
+        {
+            DownConverter.ToMagic(v2.Span, magic, buffer);
+        }
+        catch (ProtocolException)
+        {
+            // Kafka: consumers older than Fetch v10 cannot read zstd (KIP-110).
+            error = ErrorCode.UnsupportedCompressionType;
+            return ReadOnlyMemory<byte>.Empty;
+        }
         return buffer.WrittenMemory;
     }
 }

@@ -67,7 +67,7 @@ public sealed class ListOffsetsHandler : ApiHandler<ListOffsetsRequest>
                 {
                     rp.Offset = offset;
                     rp.Timestamp = timestamp;
-                    rp.LeaderEpoch = offset >= 0 ? 0 : -1;
+                    if (context.ApiVersion >= 4) rp.LeaderEpoch = offset >= 0 ? 0 : -1;
                 }
             }
         }

@@ -68,7 +68,8 @@ internal sealed class Connection
         await reader.CompleteAsync().ConfigureAwait(false);
         await writer.CompleteAsync().ConfigureAwait(false);
         await stream.DisposeAsync().ConfigureAwait(false);
-        _closed.Dispose();
+        // _closed is not disposed: Close() may race with the end of RunAsync, and a CancellationTokenSource
+        // without timers holds nothing that needs disposing.
     }
 
     private string SafeRemote()

@@ -106,6 +106,7 @@ public sealed partial class ConsumerGroupMemberMetadataValue : IKafkaMessage
         {
             _u = TaggedFieldSupport.WriteUnknown(ref writer, _unknown, _u, 0);
             int _ts7 = 0;
+            _ts7 += 1;
             if (ClassicMemberMetadata is not null) _ts7 += ClassicMemberMetadata.Size(version);
             writer.WriteUnsignedVarInt(0);
             writer.WriteUnsignedVarInt((uint)_ts7);
@@ -221,7 +222,7 @@ public sealed partial class ConsumerGroupMemberMetadataValue : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(SessionTimeoutMs != 0) && !(SupportedProtocols.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(SessionTimeoutMs != 0) && !(SupportedProtocols.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class ClassicProtocol : IKafkaMessage
@@ -267,6 +268,6 @@ public sealed partial class ConsumerGroupMemberMetadataValue : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Metadata.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Metadata.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -159,7 +159,7 @@ public sealed partial class ConsumerGroupPartitionMetadataValue : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(NumPartitions != 0) && !(PartitionMetadata.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(NumPartitions != 0) && !(PartitionMetadata.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionMetadata : IKafkaMessage
@@ -232,6 +232,6 @@ public sealed partial class ConsumerGroupPartitionMetadataValue : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Partition != 0) && !(Racks.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Partition != 0) && !(Racks.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -220,6 +220,6 @@ public sealed partial class GroupMetadataValue : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(GroupInstanceId is not null) && !(!string.Equals(ClientId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ClientHost, "", global::System.StringComparison.Ordinal)) && !(RebalanceTimeout != -1) && !(SessionTimeout != 0) && !(Subscription.Length != 0) && !(Assignment.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(GroupInstanceId is not null) && !(!string.Equals(ClientId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ClientHost, "", global::System.StringComparison.Ordinal)) && !(RebalanceTimeout != -1) && !(SessionTimeout != 0) && !(Subscription.Length != 0) && !(Assignment.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

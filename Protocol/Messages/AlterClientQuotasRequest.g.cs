@@ -204,7 +204,7 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Entity.Count != 0) && !(Ops.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Entity.Count != 0) && !(Ops.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class EntityData : IKafkaMessage
@@ -261,12 +261,12 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(EntityType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(EntityName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(EntityType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(EntityName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class OpData : IKafkaMessage
     {
-        public string KeyValue { get; set; } = "";
+        public string Key { get; set; } = "";
         public double Value { get; set; }
         public bool Remove { get; set; }
         public List<TaggedField>? UnknownTaggedFields { get; set; }
@@ -274,7 +274,7 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
         public void Read(ref KafkaReader reader, short version)
         {
             UnknownTaggedFields = null;
-            KeyValue = (version >= 1 ? reader.ReadCompactString() : reader.ReadString());
+            Key = (version >= 1 ? reader.ReadCompactString() : reader.ReadString());
             Value = reader.ReadFloat64();
             Remove = reader.ReadBool();
             if (version >= 1)
@@ -291,8 +291,8 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
 
         public void Write(ref KafkaWriter writer, short version)
         {
-            if (version >= 1) writer.WriteCompactString(KeyValue);
-            else writer.WriteString(KeyValue);
+            if (version >= 1) writer.WriteCompactString(Key);
+            else writer.WriteString(Key);
             writer.WriteFloat64(Value);
             writer.WriteBool(Remove);
             if (version >= 1)
@@ -309,7 +309,7 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
         public int Size(short version)
         {
             int _size = 0;
-            _size += (version >= 1 ? VarInt.SizeOfCompactString(KeyValue) : 2 + VarInt.SizeOfString(KeyValue));
+            _size += (version >= 1 ? VarInt.SizeOfCompactString(Key) : 2 + VarInt.SizeOfString(Key));
             _size += 8;
             _size += 1;
             if (version >= 1)
@@ -321,6 +321,6 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(KeyValue, "", global::System.StringComparison.Ordinal)) && !(Value != 0.0) && !(Remove) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Key, "", global::System.StringComparison.Ordinal)) && !(Value != 0.0) && !(Remove) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -180,7 +180,7 @@ public sealed partial class AlterClientQuotasResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(Entity.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(Entity.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class EntityData : IKafkaMessage
@@ -237,6 +237,6 @@ public sealed partial class AlterClientQuotasResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(EntityType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(EntityName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(EntityType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(EntityName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

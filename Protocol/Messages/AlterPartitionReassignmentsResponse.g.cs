@@ -165,7 +165,7 @@ public sealed partial class AlterPartitionReassignmentsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class ReassignablePartitionResponse : IKafkaMessage
@@ -215,6 +215,6 @@ public sealed partial class AlterPartitionReassignmentsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -183,7 +183,7 @@ public sealed partial class AlterPartitionRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionData : IKafkaMessage
@@ -337,7 +337,7 @@ public sealed partial class AlterPartitionRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(LeaderEpoch != 0) && !(NewIsr.Count != 0) && !(NewIsrWithEpochs.Count != 0) && !(LeaderRecoveryState != 0) && !(PartitionEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(LeaderEpoch != 0) && !(NewIsr.Count != 0) && !(NewIsrWithEpochs.Count != 0) && !(LeaderRecoveryState != 0) && !(PartitionEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class BrokerState : IKafkaMessage
@@ -383,6 +383,6 @@ public sealed partial class AlterPartitionRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(BrokerId != 0) && !(BrokerEpoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(BrokerId != 0) && !(BrokerEpoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

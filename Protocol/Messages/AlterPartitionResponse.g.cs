@@ -183,7 +183,7 @@ public sealed partial class AlterPartitionResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionData : IKafkaMessage
@@ -282,6 +282,6 @@ public sealed partial class AlterPartitionResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(LeaderId != 0) && !(LeaderEpoch != 0) && !(Isr.Count != 0) && !(LeaderRecoveryState != 0) && !(PartitionEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(LeaderId != 0) && !(LeaderEpoch != 0) && !(Isr.Count != 0) && !(LeaderRecoveryState != 0) && !(PartitionEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -172,7 +172,7 @@ public sealed partial class AlterReplicaLogDirsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Path, "", global::System.StringComparison.Ordinal)) && !(Topics.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Path, "", global::System.StringComparison.Ordinal)) && !(Topics.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class AlterReplicaLogDirTopic : IKafkaMessage
@@ -252,6 +252,6 @@ public sealed partial class AlterReplicaLogDirsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -157,7 +157,7 @@ public sealed partial class AlterUserScramCredentialsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Mechanism != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Mechanism != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class ScramCredentialUpsertion : IKafkaMessage
@@ -215,6 +215,6 @@ public sealed partial class AlterUserScramCredentialsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Mechanism != 0) && !(Iterations != 0) && !(Salt.Length != 0) && !(SaltedPassword.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Mechanism != 0) && !(Iterations != 0) && !(Salt.Length != 0) && !(SaltedPassword.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

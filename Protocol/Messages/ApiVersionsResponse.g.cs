@@ -292,7 +292,7 @@ public sealed partial class ApiVersionsResponse : IApiMessage
 
     public sealed partial class ApiVersion : IKafkaMessage
     {
-        public short ApiKeyValue { get; set; }
+        public short ApiKey { get; set; }
         public short MinVersion { get; set; }
         public short MaxVersion { get; set; }
         public List<TaggedField>? UnknownTaggedFields { get; set; }
@@ -300,7 +300,7 @@ public sealed partial class ApiVersionsResponse : IApiMessage
         public void Read(ref KafkaReader reader, short version)
         {
             UnknownTaggedFields = null;
-            ApiKeyValue = reader.ReadInt16();
+            ApiKey = reader.ReadInt16();
             MinVersion = reader.ReadInt16();
             MaxVersion = reader.ReadInt16();
             if (version >= 3)
@@ -317,7 +317,7 @@ public sealed partial class ApiVersionsResponse : IApiMessage
 
         public void Write(ref KafkaWriter writer, short version)
         {
-            writer.WriteInt16(ApiKeyValue);
+            writer.WriteInt16(ApiKey);
             writer.WriteInt16(MinVersion);
             writer.WriteInt16(MaxVersion);
             if (version >= 3)
@@ -346,7 +346,7 @@ public sealed partial class ApiVersionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ApiKeyValue != 0) && !(MinVersion != 0) && !(MaxVersion != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ApiKey != 0) && !(MinVersion != 0) && !(MaxVersion != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class SupportedFeatureKey : IKafkaMessage
@@ -396,7 +396,7 @@ public sealed partial class ApiVersionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(MinVersion != 0) && !(MaxVersion != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(MinVersion != 0) && !(MaxVersion != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class FinalizedFeatureKey : IKafkaMessage
@@ -446,6 +446,6 @@ public sealed partial class ApiVersionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(MaxVersionLevel != 0) && !(MinVersionLevel != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(MaxVersionLevel != 0) && !(MinVersionLevel != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -248,7 +248,7 @@ public sealed partial class BrokerRegistrationRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(SecurityProtocol != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(SecurityProtocol != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class Feature : IKafkaMessage
@@ -298,6 +298,6 @@ public sealed partial class BrokerRegistrationRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(MinSupportedVersion != 0) && !(MaxSupportedVersion != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(MinSupportedVersion != 0) && !(MaxSupportedVersion != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

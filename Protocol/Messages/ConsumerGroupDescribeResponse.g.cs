@@ -156,7 +156,7 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class Assignment : IKafkaMessage
@@ -227,7 +227,7 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(TopicPartitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(TopicPartitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DescribedGroup : IKafkaMessage
@@ -330,7 +330,7 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(ErrorMessage is not null) && !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupState, "", global::System.StringComparison.Ordinal)) && !(GroupEpoch != 0) && !(AssignmentEpoch != 0) && !(!string.Equals(AssignorName, "", global::System.StringComparison.Ordinal)) && !(Members.Count != 0) && !(AuthorizedOperations != -2147483648) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(ErrorMessage is not null) && !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupState, "", global::System.StringComparison.Ordinal)) && !(GroupEpoch != 0) && !(AssignmentEpoch != 0) && !(!string.Equals(AssignorName, "", global::System.StringComparison.Ordinal)) && !(Members.Count != 0) && !(AuthorizedOperations != -2147483648) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class Member : IKafkaMessage
@@ -439,6 +439,6 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(InstanceId is not null) && !(RackId is not null) && !(MemberEpoch != 0) && !(!string.Equals(ClientId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ClientHost, "", global::System.StringComparison.Ordinal)) && !(SubscribedTopicNames.Count != 0) && !(SubscribedTopicRegex is not null) && !(!Assignment.IsDefault()) && !(!TargetAssignment.IsDefault()) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(InstanceId is not null) && !(RackId is not null) && !(MemberEpoch != 0) && !(!string.Equals(ClientId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ClientHost, "", global::System.StringComparison.Ordinal)) && !(SubscribedTopicNames.Count != 0) && !(SubscribedTopicRegex is not null) && !(!Assignment.HasOnlyDefaults()) && !(!TargetAssignment.HasOnlyDefaults()) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -178,6 +178,6 @@ public sealed partial class CreateAclsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(ResourcePatternType != 3) && !(!string.Equals(Principal, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Operation != 0) && !(PermissionType != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(ResourcePatternType != 3) && !(!string.Equals(Principal, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Operation != 0) && !(PermissionType != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

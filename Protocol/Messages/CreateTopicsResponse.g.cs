@@ -289,7 +289,7 @@ public sealed partial class CreateTopicsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(TopicConfigErrorCode != 0) && !(NumPartitions != -1) && !(ReplicationFactor != -1) && !(Configs is null || Configs.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(TopicConfigErrorCode != 0) && !(NumPartitions != -1) && !(ReplicationFactor != -1) && !(Configs is null || Configs.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class CreatableTopicConfigs : IKafkaMessage
@@ -347,6 +347,6 @@ public sealed partial class CreateTopicsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Value, "", global::System.StringComparison.Ordinal)) && !(ReadOnly) && !(ConfigSource != -1) && !(IsSensitive) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Value, "", global::System.StringComparison.Ordinal)) && !(ReadOnly) && !(ConfigSource != -1) && !(IsSensitive) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -178,6 +178,6 @@ public sealed partial class DeleteAclsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ResourceTypeFilter != 0) && !(!string.Equals(ResourceNameFilter, "", global::System.StringComparison.Ordinal)) && !(PatternTypeFilter != 3) && !(!string.Equals(PrincipalFilter, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(HostFilter, "", global::System.StringComparison.Ordinal)) && !(Operation != 0) && !(PermissionType != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ResourceTypeFilter != 0) && !(!string.Equals(ResourceNameFilter, "", global::System.StringComparison.Ordinal)) && !(PatternTypeFilter != 3) && !(!string.Equals(PrincipalFilter, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(HostFilter, "", global::System.StringComparison.Ordinal)) && !(Operation != 0) && !(PermissionType != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

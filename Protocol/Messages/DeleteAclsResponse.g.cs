@@ -180,7 +180,7 @@ public sealed partial class DeleteAclsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(MatchingAcls.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(MatchingAcls.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DeleteAclsMatchingAcl : IKafkaMessage
@@ -280,6 +280,6 @@ public sealed partial class DeleteAclsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(PatternType != 3) && !(!string.Equals(Principal, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Operation != 0) && !(PermissionType != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(PatternType != 3) && !(!string.Equals(Principal, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Operation != 0) && !(PermissionType != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

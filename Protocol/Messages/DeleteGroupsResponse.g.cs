@@ -147,6 +147,6 @@ public sealed partial class DeleteGroupsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -153,7 +153,7 @@ public sealed partial class DeleteShareGroupStateResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionResult : IKafkaMessage
@@ -203,6 +203,6 @@ public sealed partial class DeleteShareGroupStateResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Partition != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Partition != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -191,6 +191,6 @@ public sealed partial class DeleteTopicsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Name is not null) && !(!TopicId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Name is not null) && !(!TopicId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

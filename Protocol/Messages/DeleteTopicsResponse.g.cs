@@ -190,6 +190,6 @@ public sealed partial class DeleteTopicsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(ErrorCode != 0) && !(ErrorMessage is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(ErrorCode != 0) && !(ErrorMessage is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

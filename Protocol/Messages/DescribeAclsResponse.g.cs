@@ -206,7 +206,7 @@ public sealed partial class DescribeAclsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(PatternType != 3) && !(Acls.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(PatternType != 3) && !(Acls.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class AclDescription : IKafkaMessage
@@ -271,6 +271,6 @@ public sealed partial class DescribeAclsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Principal, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Operation != 0) && !(PermissionType != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Principal, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Operation != 0) && !(PermissionType != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -152,6 +152,6 @@ public sealed partial class DescribeClientQuotasRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(EntityType, "", global::System.StringComparison.Ordinal)) && !(MatchType != 0) && !(!string.Equals(Match, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(EntityType, "", global::System.StringComparison.Ordinal)) && !(MatchType != 0) && !(!string.Equals(Match, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -219,7 +219,7 @@ public sealed partial class DescribeClientQuotasResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Entity.Count != 0) && !(Values.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Entity.Count != 0) && !(Values.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class EntityData : IKafkaMessage
@@ -276,19 +276,19 @@ public sealed partial class DescribeClientQuotasResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(EntityType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(EntityName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(EntityType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(EntityName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class ValueData : IKafkaMessage
     {
-        public string KeyValue { get; set; } = "";
+        public string Key { get; set; } = "";
         public double Value { get; set; }
         public List<TaggedField>? UnknownTaggedFields { get; set; }
 
         public void Read(ref KafkaReader reader, short version)
         {
             UnknownTaggedFields = null;
-            KeyValue = (version >= 1 ? reader.ReadCompactString() : reader.ReadString());
+            Key = (version >= 1 ? reader.ReadCompactString() : reader.ReadString());
             Value = reader.ReadFloat64();
             if (version >= 1)
             {
@@ -304,8 +304,8 @@ public sealed partial class DescribeClientQuotasResponse : IApiMessage
 
         public void Write(ref KafkaWriter writer, short version)
         {
-            if (version >= 1) writer.WriteCompactString(KeyValue);
-            else writer.WriteString(KeyValue);
+            if (version >= 1) writer.WriteCompactString(Key);
+            else writer.WriteString(Key);
             writer.WriteFloat64(Value);
             if (version >= 1)
             {
@@ -321,7 +321,7 @@ public sealed partial class DescribeClientQuotasResponse : IApiMessage
         public int Size(short version)
         {
             int _size = 0;
-            _size += (version >= 1 ? VarInt.SizeOfCompactString(KeyValue) : 2 + VarInt.SizeOfString(KeyValue));
+            _size += (version >= 1 ? VarInt.SizeOfCompactString(Key) : 2 + VarInt.SizeOfString(Key));
             _size += 8;
             if (version >= 1)
             {
@@ -332,6 +332,6 @@ public sealed partial class DescribeClientQuotasResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(KeyValue, "", global::System.StringComparison.Ordinal)) && !(Value != 0.0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Key, "", global::System.StringComparison.Ordinal)) && !(Value != 0.0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

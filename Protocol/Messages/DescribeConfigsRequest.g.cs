@@ -215,6 +215,6 @@ public sealed partial class DescribeConfigsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(ConfigurationKeys is null || ConfigurationKeys.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(ConfigurationKeys is null || ConfigurationKeys.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

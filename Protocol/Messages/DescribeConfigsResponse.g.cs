@@ -189,7 +189,7 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(Configs.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(Configs.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DescribeConfigsResourceResult : IKafkaMessage
@@ -197,7 +197,7 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
         public string Name { get; set; } = "";
         public string? Value { get; set; } = "";
         public bool ReadOnly { get; set; }
-        public bool IsDefaultValue { get; set; }
+        public bool IsDefault { get; set; }
         public sbyte ConfigSource { get; set; } = -1;
         public bool IsSensitive { get; set; }
         public List<DescribeConfigsSynonym> Synonyms { get; set; } = new();
@@ -213,7 +213,7 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
             ReadOnly = reader.ReadBool();
             if (version <= 0)
             {
-                IsDefaultValue = reader.ReadBool();
+                IsDefault = reader.ReadBool();
             }
             if (version >= 1)
             {
@@ -270,11 +270,11 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
             writer.WriteBool(ReadOnly);
             if (version <= 0)
             {
-                writer.WriteBool(IsDefaultValue);
+                writer.WriteBool(IsDefault);
             }
             else
             {
-                if (IsDefaultValue) throw new UnsupportedVersionException($"Field IsDefault in DescribeConfigsResponse cannot be written at version {version}.");
+                if (IsDefault) throw new UnsupportedVersionException($"Field IsDefault in DescribeConfigsResponse cannot be written at version {version}.");
             }
             if (version >= 1)
             {
@@ -353,7 +353,7 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Value, "", global::System.StringComparison.Ordinal)) && !(ReadOnly) && !(IsDefaultValue) && !(ConfigSource != -1) && !(IsSensitive) && !(Synonyms.Count != 0) && !(ConfigType != 0) && !(!string.Equals(Documentation, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Value, "", global::System.StringComparison.Ordinal)) && !(ReadOnly) && !(IsDefault) && !(ConfigSource != -1) && !(IsSensitive) && !(Synonyms.Count != 0) && !(ConfigType != 0) && !(!string.Equals(Documentation, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DescribeConfigsSynonym : IKafkaMessage
@@ -414,6 +414,6 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Value, "", global::System.StringComparison.Ordinal)) && !(Source != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Value, "", global::System.StringComparison.Ordinal)) && !(Source != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

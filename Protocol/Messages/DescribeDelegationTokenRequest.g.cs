@@ -150,6 +150,6 @@ public sealed partial class DescribeDelegationTokenRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(PrincipalType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(PrincipalName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(PrincipalType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(PrincipalName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

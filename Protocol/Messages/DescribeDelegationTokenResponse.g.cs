@@ -241,7 +241,7 @@ public sealed partial class DescribeDelegationTokenResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(PrincipalType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(PrincipalName, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(TokenRequesterPrincipalType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(TokenRequesterPrincipalName, "", global::System.StringComparison.Ordinal)) && !(IssueTimestamp != 0) && !(ExpiryTimestamp != 0) && !(MaxTimestamp != 0) && !(!string.Equals(TokenId, "", global::System.StringComparison.Ordinal)) && !(Hmac.Length != 0) && !(Renewers.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(PrincipalType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(PrincipalName, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(TokenRequesterPrincipalType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(TokenRequesterPrincipalName, "", global::System.StringComparison.Ordinal)) && !(IssueTimestamp != 0) && !(ExpiryTimestamp != 0) && !(MaxTimestamp != 0) && !(!string.Equals(TokenId, "", global::System.StringComparison.Ordinal)) && !(Hmac.Length != 0) && !(Renewers.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DescribedDelegationTokenRenewer : IKafkaMessage
@@ -298,6 +298,6 @@ public sealed partial class DescribeDelegationTokenResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(PrincipalType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(PrincipalName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(PrincipalType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(PrincipalName, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

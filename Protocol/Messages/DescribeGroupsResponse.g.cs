@@ -221,7 +221,7 @@ public sealed partial class DescribeGroupsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupState, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ProtocolType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ProtocolData, "", global::System.StringComparison.Ordinal)) && !(Members.Count != 0) && !(AuthorizedOperations != -2147483648) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupState, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ProtocolType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ProtocolData, "", global::System.StringComparison.Ordinal)) && !(Members.Count != 0) && !(AuthorizedOperations != -2147483648) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DescribedGroupMember : IKafkaMessage
@@ -307,6 +307,6 @@ public sealed partial class DescribeGroupsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(GroupInstanceId is not null) && !(!string.Equals(ClientId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ClientHost, "", global::System.StringComparison.Ordinal)) && !(MemberMetadata.Length != 0) && !(MemberAssignment.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(GroupInstanceId is not null) && !(!string.Equals(ClientId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ClientHost, "", global::System.StringComparison.Ordinal)) && !(MemberMetadata.Length != 0) && !(MemberAssignment.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -219,7 +219,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(LogDir, "", global::System.StringComparison.Ordinal)) && !(Topics.Count != 0) && !(TotalBytes != -1) && !(UsableBytes != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(LogDir, "", global::System.StringComparison.Ordinal)) && !(Topics.Count != 0) && !(TotalBytes != -1) && !(UsableBytes != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DescribeLogDirsTopic : IKafkaMessage
@@ -304,7 +304,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DescribeLogDirsPartition : IKafkaMessage
@@ -367,6 +367,6 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(PartitionSize != 0) && !(OffsetLag != 0) && !(IsFutureKey) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(PartitionSize != 0) && !(OffsetLag != 0) && !(IsFutureKey) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -157,7 +157,7 @@ public sealed partial class DescribeProducersResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionResponse : IKafkaMessage
@@ -240,7 +240,7 @@ public sealed partial class DescribeProducersResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && !(ActiveProducers.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && !(ActiveProducers.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class ProducerState : IKafkaMessage
@@ -302,6 +302,6 @@ public sealed partial class DescribeProducersResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ProducerId != 0) && !(ProducerEpoch != 0) && !(LastSequence != -1) && !(LastTimestamp != -1) && !(CoordinatorEpoch != 0) && !(CurrentTxnStartOffset != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ProducerId != 0) && !(ProducerEpoch != 0) && !(LastSequence != -1) && !(LastTimestamp != -1) && !(CoordinatorEpoch != 0) && !(CurrentTxnStartOffset != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -230,7 +230,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ReplicaId != 0) && !(!ReplicaDirectoryId.IsZero) && !(LogEndOffset != 0) && !(LastFetchTimestamp != -1) && !(LastCaughtUpTimestamp != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ReplicaId != 0) && !(!ReplicaDirectoryId.IsZero) && !(LogEndOffset != 0) && !(LastFetchTimestamp != -1) && !(LastCaughtUpTimestamp != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class TopicData : IKafkaMessage
@@ -305,7 +305,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionData : IKafkaMessage
@@ -442,7 +442,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(LeaderId != 0) && !(LeaderEpoch != 0) && !(HighWatermark != 0) && !(CurrentVoters.Count != 0) && !(Observers.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(LeaderId != 0) && !(LeaderEpoch != 0) && !(HighWatermark != 0) && !(CurrentVoters.Count != 0) && !(Observers.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class Node : IKafkaMessage
@@ -517,7 +517,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(NodeId != 0) && !(Listeners.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(NodeId != 0) && !(Listeners.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class Listener : IKafkaMessage
@@ -567,6 +567,6 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -189,7 +189,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(IsInternal) && !(Partitions.Count != 0) && !(TopicAuthorizedOperations != -2147483648) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(IsInternal) && !(Partitions.Count != 0) && !(TopicAuthorizedOperations != -2147483648) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class DescribeTopicPartitionsResponsePartition : IKafkaMessage
@@ -395,7 +395,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(PartitionIndex != 0) && !(LeaderId != 0) && !(LeaderEpoch != -1) && !(ReplicaNodes.Count != 0) && !(IsrNodes.Count != 0) && !(EligibleLeaderReplicas is not null) && !(LastKnownElr is not null) && !(OfflineReplicas.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(PartitionIndex != 0) && !(LeaderId != 0) && !(LeaderEpoch != -1) && !(ReplicaNodes.Count != 0) && !(IsrNodes.Count != 0) && !(EligibleLeaderReplicas is not null) && !(LastKnownElr is not null) && !(OfflineReplicas.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class Cursor : IKafkaMessage
@@ -441,6 +441,6 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

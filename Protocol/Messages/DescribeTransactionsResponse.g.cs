@@ -181,7 +181,7 @@ public sealed partial class DescribeTransactionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(TransactionalId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(TransactionState, "", global::System.StringComparison.Ordinal)) && !(TransactionTimeoutMs != 0) && !(TransactionStartTimeMs != 0) && !(ProducerId != 0) && !(ProducerEpoch != 0) && !(Topics.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(TransactionalId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(TransactionState, "", global::System.StringComparison.Ordinal)) && !(TransactionTimeoutMs != 0) && !(TransactionStartTimeMs != 0) && !(ProducerId != 0) && !(ProducerEpoch != 0) && !(Topics.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class TopicData : IKafkaMessage
@@ -251,6 +251,6 @@ public sealed partial class DescribeTransactionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

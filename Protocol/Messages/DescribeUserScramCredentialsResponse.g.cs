@@ -173,7 +173,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(User, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(CredentialInfos.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(User, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && !(CredentialInfos.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class CredentialInfo : IKafkaMessage
@@ -219,6 +219,6 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Mechanism != 0) && !(Iterations != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Mechanism != 0) && !(Iterations != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -219,7 +219,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionData : IKafkaMessage
@@ -357,7 +357,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(LeaderId != 0) && !(LeaderEpoch != 0) && !(PreferredSuccessors.Count != 0) && !(PreferredCandidates.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(LeaderId != 0) && !(LeaderEpoch != 0) && !(PreferredSuccessors.Count != 0) && !(PreferredCandidates.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class ReplicaInfo : IKafkaMessage
@@ -403,7 +403,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(CandidateId != 0) && !(!CandidateDirectoryId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(CandidateId != 0) && !(!CandidateDirectoryId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderEndpoint : IKafkaMessage
@@ -453,6 +453,6 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

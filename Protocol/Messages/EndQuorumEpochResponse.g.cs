@@ -247,7 +247,7 @@ public sealed partial class EndQuorumEpochResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionData : IKafkaMessage
@@ -310,7 +310,7 @@ public sealed partial class EndQuorumEpochResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(LeaderId != 0) && !(LeaderEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(LeaderId != 0) && !(LeaderEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class NodeEndpoint : IKafkaMessage
@@ -360,6 +360,6 @@ public sealed partial class EndQuorumEpochResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -194,8 +194,8 @@ public sealed partial class FetchRequest : IApiMessage
             int _numTagged = _unknown?.Count ?? 0;
             bool _w13 = ClusterId is not null;
             if (_w13) _numTagged++;
-            bool _w14 = version >= 15 && !ReplicaState.IsDefault();
-            if (!_w14 && !ReplicaState.IsDefault()) throw new UnsupportedVersionException($"Field ReplicaState in FetchRequest cannot be written at version {version}.");
+            bool _w14 = version >= 15 && !ReplicaState.HasOnlyDefaults();
+            if (!_w14 && !ReplicaState.HasOnlyDefaults()) throw new UnsupportedVersionException($"Field ReplicaState in FetchRequest cannot be written at version {version}.");
             if (_w14) _numTagged++;
             writer.WriteUnsignedVarInt((uint)_numTagged);
             int _u = 0;
@@ -221,7 +221,7 @@ public sealed partial class FetchRequest : IApiMessage
         }
         else
         {
-            if (!ReplicaState.IsDefault()) throw new UnsupportedVersionException($"Field ReplicaState in FetchRequest cannot be written at version {version}.");
+            if (!ReplicaState.HasOnlyDefaults()) throw new UnsupportedVersionException($"Field ReplicaState in FetchRequest cannot be written at version {version}.");
         }
     }
 
@@ -281,7 +281,7 @@ public sealed partial class FetchRequest : IApiMessage
                 _ts19 += VarInt.SizeOfCompactString(ClusterId);
                 _size += VarInt.SizeOfUnsigned((uint)0) + VarInt.SizeOfUnsigned((uint)_ts19) + _ts19;
             }
-            if (version >= 15 && !ReplicaState.IsDefault())
+            if (version >= 15 && !ReplicaState.HasOnlyDefaults())
             {
                 _numTagged++;
                 int _ts20 = 0;
@@ -336,7 +336,7 @@ public sealed partial class FetchRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ReplicaId != -1) && !(ReplicaEpoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ReplicaId != -1) && !(ReplicaEpoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class FetchTopic : IKafkaMessage
@@ -443,7 +443,7 @@ public sealed partial class FetchRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class FetchPartition : IKafkaMessage
@@ -577,7 +577,7 @@ public sealed partial class FetchRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Partition != 0) && !(CurrentLeaderEpoch != -1) && !(FetchOffset != 0) && !(LastFetchedEpoch != -1) && !(LogStartOffset != -1) && !(PartitionMaxBytes != 0) && !(!ReplicaDirectoryId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Partition != 0) && !(CurrentLeaderEpoch != -1) && !(FetchOffset != 0) && !(LastFetchedEpoch != -1) && !(LogStartOffset != -1) && !(PartitionMaxBytes != 0) && !(!ReplicaDirectoryId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class ForgottenTopic : IKafkaMessage
@@ -679,6 +679,6 @@ public sealed partial class FetchRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

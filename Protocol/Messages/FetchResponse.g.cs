@@ -309,7 +309,7 @@ public sealed partial class FetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionData : IKafkaMessage
@@ -457,11 +457,11 @@ public sealed partial class FetchResponse : IApiMessage
                 var _unknown = UnknownTaggedFields;
                 TaggedFieldSupport.EnsureSorted(_unknown);
                 int _numTagged = _unknown?.Count ?? 0;
-                bool _w34 = !DivergingEpoch.IsDefault();
+                bool _w34 = !DivergingEpoch.HasOnlyDefaults();
                 if (_w34) _numTagged++;
-                bool _w35 = !CurrentLeader.IsDefault();
+                bool _w35 = !CurrentLeader.HasOnlyDefaults();
                 if (_w35) _numTagged++;
-                bool _w36 = !SnapshotId.IsDefault();
+                bool _w36 = !SnapshotId.HasOnlyDefaults();
                 if (_w36) _numTagged++;
                 writer.WriteUnsignedVarInt((uint)_numTagged);
                 int _u = 0;
@@ -496,9 +496,9 @@ public sealed partial class FetchResponse : IApiMessage
             }
             else
             {
-                if (!DivergingEpoch.IsDefault()) throw new UnsupportedVersionException($"Field DivergingEpoch in FetchResponse cannot be written at version {version}.");
-                if (!CurrentLeader.IsDefault()) throw new UnsupportedVersionException($"Field CurrentLeader in FetchResponse cannot be written at version {version}.");
-                if (!SnapshotId.IsDefault()) throw new UnsupportedVersionException($"Field SnapshotId in FetchResponse cannot be written at version {version}.");
+                if (!DivergingEpoch.HasOnlyDefaults()) throw new UnsupportedVersionException($"Field DivergingEpoch in FetchResponse cannot be written at version {version}.");
+                if (!CurrentLeader.HasOnlyDefaults()) throw new UnsupportedVersionException($"Field CurrentLeader in FetchResponse cannot be written at version {version}.");
+                if (!SnapshotId.HasOnlyDefaults()) throw new UnsupportedVersionException($"Field SnapshotId in FetchResponse cannot be written at version {version}.");
             }
         }
 
@@ -535,21 +535,21 @@ public sealed partial class FetchResponse : IApiMessage
             if (version >= 12)
             {
                 int _numTagged = UnknownTaggedFields?.Count ?? 0;
-                if (!DivergingEpoch.IsDefault())
+                if (!DivergingEpoch.HasOnlyDefaults())
                 {
                     _numTagged++;
                     int _ts41 = 0;
                     _ts41 += DivergingEpoch.Size(version);
                     _size += VarInt.SizeOfUnsigned((uint)0) + VarInt.SizeOfUnsigned((uint)_ts41) + _ts41;
                 }
-                if (!CurrentLeader.IsDefault())
+                if (!CurrentLeader.HasOnlyDefaults())
                 {
                     _numTagged++;
                     int _ts42 = 0;
                     _ts42 += CurrentLeader.Size(version);
                     _size += VarInt.SizeOfUnsigned((uint)1) + VarInt.SizeOfUnsigned((uint)_ts42) + _ts42;
                 }
-                if (!SnapshotId.IsDefault())
+                if (!SnapshotId.HasOnlyDefaults())
                 {
                     _numTagged++;
                     int _ts43 = 0;
@@ -562,7 +562,7 @@ public sealed partial class FetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(HighWatermark != 0) && !(LastStableOffset != -1) && !(LogStartOffset != -1) && !(!DivergingEpoch.IsDefault()) && !(!CurrentLeader.IsDefault()) && !(!SnapshotId.IsDefault()) && !(AbortedTransactions is null || AbortedTransactions.Count != 0) && !(PreferredReadReplica != -1) && !(Records.HasValue) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(HighWatermark != 0) && !(LastStableOffset != -1) && !(LogStartOffset != -1) && !(!DivergingEpoch.HasOnlyDefaults()) && !(!CurrentLeader.HasOnlyDefaults()) && !(!SnapshotId.HasOnlyDefaults()) && !(AbortedTransactions is null || AbortedTransactions.Count != 0) && !(PreferredReadReplica != -1) && !(Records.HasValue) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class EpochEndOffset : IKafkaMessage
@@ -608,7 +608,7 @@ public sealed partial class FetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Epoch != -1) && !(EndOffset != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Epoch != -1) && !(EndOffset != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderIdAndEpoch : IKafkaMessage
@@ -654,7 +654,7 @@ public sealed partial class FetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(LeaderId != -1) && !(LeaderEpoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(LeaderId != -1) && !(LeaderEpoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class SnapshotId : IKafkaMessage
@@ -700,7 +700,7 @@ public sealed partial class FetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(EndOffset != -1) && !(Epoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(EndOffset != -1) && !(Epoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class AbortedTransaction : IKafkaMessage
@@ -755,7 +755,7 @@ public sealed partial class FetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ProducerId != 0) && !(FirstOffset != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ProducerId != 0) && !(FirstOffset != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class NodeEndpoint : IKafkaMessage
@@ -809,6 +809,6 @@ public sealed partial class FetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -193,7 +193,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionSnapshot : IKafkaMessage
@@ -281,7 +281,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Partition != 0) && !(CurrentLeaderEpoch != 0) && !(!SnapshotId.IsDefault()) && !(Position != 0) && !(!ReplicaDirectoryId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Partition != 0) && !(CurrentLeaderEpoch != 0) && !(!SnapshotId.HasOnlyDefaults()) && !(Position != 0) && !(!ReplicaDirectoryId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class SnapshotId : IKafkaMessage
@@ -327,6 +327,6 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(EndOffset != 0) && !(Epoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(EndOffset != 0) && !(Epoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -229,7 +229,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionSnapshot : IKafkaMessage
@@ -297,7 +297,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             var _unknown = UnknownTaggedFields;
             TaggedFieldSupport.EnsureSorted(_unknown);
             int _numTagged = _unknown?.Count ?? 0;
-            bool _w27 = !CurrentLeader.IsDefault();
+            bool _w27 = !CurrentLeader.HasOnlyDefaults();
             if (_w27) _numTagged++;
             writer.WriteUnsignedVarInt((uint)_numTagged);
             int _u = 0;
@@ -323,7 +323,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             _size += 8;
             _size += (!UnalignedRecords.HasValue ? 1 : VarInt.SizeOfUnsigned((uint)UnalignedRecords.GetValueOrDefault().Length + 1) + UnalignedRecords.GetValueOrDefault().Length);
             int _numTagged = UnknownTaggedFields?.Count ?? 0;
-            if (!CurrentLeader.IsDefault())
+            if (!CurrentLeader.HasOnlyDefaults())
             {
                 _numTagged++;
                 int _ts29 = 0;
@@ -335,7 +335,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Index != 0) && !(ErrorCode != 0) && !(!SnapshotId.IsDefault()) && !(!CurrentLeader.IsDefault()) && !(SizeValue != 0) && !(Position != 0) && !(UnalignedRecords.HasValue) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Index != 0) && !(ErrorCode != 0) && !(!SnapshotId.HasOnlyDefaults()) && !(!CurrentLeader.HasOnlyDefaults()) && !(SizeValue != 0) && !(Position != 0) && !(UnalignedRecords.HasValue) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class SnapshotId : IKafkaMessage
@@ -381,7 +381,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(EndOffset != 0) && !(Epoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(EndOffset != 0) && !(Epoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderIdAndEpoch : IKafkaMessage
@@ -427,7 +427,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(LeaderId != 0) && !(LeaderEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(LeaderId != 0) && !(LeaderEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class NodeEndpoint : IKafkaMessage
@@ -477,6 +477,6 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

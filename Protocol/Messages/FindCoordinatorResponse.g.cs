@@ -201,7 +201,7 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
 
     public sealed partial class Coordinator : IKafkaMessage
     {
-        public string KeyValue { get; set; } = "";
+        public string Key { get; set; } = "";
         public int NodeId { get; set; }
         public string Host { get; set; } = "";
         public int Port { get; set; }
@@ -212,7 +212,7 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
         public void Read(ref KafkaReader reader, short version)
         {
             UnknownTaggedFields = null;
-            KeyValue = reader.ReadCompactString();
+            Key = reader.ReadCompactString();
             NodeId = reader.ReadInt32();
             Host = reader.ReadCompactString();
             Port = reader.ReadInt32();
@@ -229,7 +229,7 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
 
         public void Write(ref KafkaWriter writer, short version)
         {
-            writer.WriteCompactString(KeyValue);
+            writer.WriteCompactString(Key);
             writer.WriteInt32(NodeId);
             writer.WriteCompactString(Host);
             writer.WriteInt32(Port);
@@ -246,7 +246,7 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
         public int Size(short version)
         {
             int _size = 0;
-            _size += VarInt.SizeOfCompactString(KeyValue);
+            _size += VarInt.SizeOfCompactString(Key);
             _size += 4;
             _size += VarInt.SizeOfCompactString(Host);
             _size += 4;
@@ -258,6 +258,6 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(KeyValue, "", global::System.StringComparison.Ordinal)) && !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Key, "", global::System.StringComparison.Ordinal)) && !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(ErrorCode != 0) && !(!string.Equals(ErrorMessage, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -180,7 +180,7 @@ public sealed partial class IncrementalAlterConfigsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(Configs.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ResourceType != 0) && !(!string.Equals(ResourceName, "", global::System.StringComparison.Ordinal)) && !(Configs.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class AlterableConfig : IKafkaMessage
@@ -241,6 +241,6 @@ public sealed partial class IncrementalAlterConfigsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(ConfigOperation != 0) && !(!string.Equals(Value, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(ConfigOperation != 0) && !(!string.Equals(Value, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

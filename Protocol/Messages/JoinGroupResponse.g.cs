@@ -232,6 +232,6 @@ public sealed partial class JoinGroupResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(GroupInstanceId is not null) && !(Metadata.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(GroupInstanceId is not null) && !(Metadata.Length != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

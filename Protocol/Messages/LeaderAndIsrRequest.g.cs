@@ -474,7 +474,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && !(ControllerEpoch != 0) && !(Leader != 0) && !(LeaderEpoch != 0) && !(Isr.Count != 0) && !(PartitionEpoch != 0) && !(Replicas.Count != 0) && !(AddingReplicas.Count != 0) && !(RemovingReplicas.Count != 0) && !(IsNew) && !(LeaderRecoveryState != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && !(ControllerEpoch != 0) && !(Leader != 0) && !(LeaderEpoch != 0) && !(Isr.Count != 0) && !(PartitionEpoch != 0) && !(Replicas.Count != 0) && !(AddingReplicas.Count != 0) && !(RemovingReplicas.Count != 0) && !(IsNew) && !(LeaderRecoveryState != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderAndIsrTopicState : IKafkaMessage
@@ -572,7 +572,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(PartitionStates.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(PartitionStates.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderAndIsrLiveLeader : IKafkaMessage
@@ -632,6 +632,6 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(BrokerId != 0) && !(!string.Equals(HostName, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(BrokerId != 0) && !(!string.Equals(HostName, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -219,7 +219,7 @@ public sealed partial class LeaderAndIsrResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderAndIsrTopicError : IKafkaMessage
@@ -294,6 +294,6 @@ public sealed partial class LeaderAndIsrResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(PartitionErrors.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(PartitionErrors.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -176,6 +176,6 @@ public sealed partial class LeaderChangeMessage : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(VoterId != 0) && !(!VoterDirectoryId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(VoterId != 0) && !(!VoterDirectoryId.IsZero) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

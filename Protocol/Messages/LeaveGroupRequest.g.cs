@@ -192,6 +192,6 @@ public sealed partial class LeaveGroupRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(GroupInstanceId is not null) && !(Reason is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(GroupInstanceId is not null) && !(Reason is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -178,6 +178,6 @@ public sealed partial class LeaveGroupResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupInstanceId, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(MemberId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupInstanceId, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -187,6 +187,6 @@ public sealed partial class ListGroupsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ProtocolType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupState, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupType, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(ProtocolType, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupState, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(GroupType, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

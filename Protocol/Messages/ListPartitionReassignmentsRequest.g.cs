@@ -158,6 +158,6 @@ public sealed partial class ListPartitionReassignmentsRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(PartitionIndexes.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(PartitionIndexes.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

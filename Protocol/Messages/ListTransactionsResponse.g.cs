@@ -167,6 +167,6 @@ public sealed partial class ListTransactionsResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TransactionalId, "", global::System.StringComparison.Ordinal)) && !(ProducerId != 0) && !(!string.Equals(TransactionState, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TransactionalId, "", global::System.StringComparison.Ordinal)) && !(ProducerId != 0) && !(!string.Equals(TransactionState, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

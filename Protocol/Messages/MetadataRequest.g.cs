@@ -219,6 +219,6 @@ public sealed partial class MetadataRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -251,7 +251,7 @@ public sealed partial class MetadataResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class MetadataResponseTopic : IKafkaMessage
@@ -391,7 +391,7 @@ public sealed partial class MetadataResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(IsInternal) && !(Partitions.Count != 0) && !(TopicAuthorizedOperations != -2147483648) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(IsInternal) && !(Partitions.Count != 0) && !(TopicAuthorizedOperations != -2147483648) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class MetadataResponsePartition : IKafkaMessage
@@ -556,6 +556,6 @@ public sealed partial class MetadataResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(PartitionIndex != 0) && !(LeaderId != 0) && !(LeaderEpoch != -1) && !(ReplicaNodes.Count != 0) && !(IsrNodes.Count != 0) && !(OfflineReplicas.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(PartitionIndex != 0) && !(LeaderId != 0) && !(LeaderEpoch != -1) && !(ReplicaNodes.Count != 0) && !(IsrNodes.Count != 0) && !(OfflineReplicas.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -127,7 +127,7 @@ public sealed partial class OffsetDeleteRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class OffsetDeleteRequestPartition : IKafkaMessage
@@ -154,6 +154,6 @@ public sealed partial class OffsetDeleteRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

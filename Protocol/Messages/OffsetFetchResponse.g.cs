@@ -257,7 +257,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class OffsetFetchResponsePartition : IKafkaMessage
@@ -334,7 +334,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(CommittedOffset != 0) && !(CommittedLeaderEpoch != -1) && !(!string.Equals(Metadata, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(CommittedOffset != 0) && !(CommittedLeaderEpoch != -1) && !(!string.Equals(Metadata, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class OffsetFetchResponseGroup : IKafkaMessage
@@ -413,7 +413,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(Topics.Count != 0) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(GroupId, "", global::System.StringComparison.Ordinal)) && !(Topics.Count != 0) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class OffsetFetchResponseTopics : IKafkaMessage
@@ -488,7 +488,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class OffsetFetchResponsePartitions : IKafkaMessage
@@ -546,6 +546,6 @@ public sealed partial class OffsetFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(CommittedOffset != 0) && !(CommittedLeaderEpoch != -1) && !(!string.Equals(Metadata, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(CommittedOffset != 0) && !(CommittedLeaderEpoch != -1) && !(!string.Equals(Metadata, "", global::System.StringComparison.Ordinal)) && !(ErrorCode != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

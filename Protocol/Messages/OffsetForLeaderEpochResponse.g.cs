@@ -185,7 +185,7 @@ public sealed partial class OffsetForLeaderEpochResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Topic, "", global::System.StringComparison.Ordinal)) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class EpochEndOffset : IKafkaMessage
@@ -257,6 +257,6 @@ public sealed partial class OffsetForLeaderEpochResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ErrorCode != 0) && !(Partition != 0) && !(LeaderEpoch != -1) && !(EndOffset != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ErrorCode != 0) && !(Partition != 0) && !(LeaderEpoch != -1) && !(EndOffset != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

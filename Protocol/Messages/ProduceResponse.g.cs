@@ -257,7 +257,7 @@ public sealed partial class ProduceResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(PartitionResponses.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(PartitionResponses.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionProduceResponse : IKafkaMessage
@@ -371,8 +371,8 @@ public sealed partial class ProduceResponse : IApiMessage
                 var _unknown = UnknownTaggedFields;
                 TaggedFieldSupport.EnsureSorted(_unknown);
                 int _numTagged = _unknown?.Count ?? 0;
-                bool _w32 = version >= 10 && !CurrentLeader.IsDefault();
-                if (!_w32 && !CurrentLeader.IsDefault()) throw new UnsupportedVersionException($"Field CurrentLeader in ProduceResponse cannot be written at version {version}.");
+                bool _w32 = version >= 10 && !CurrentLeader.HasOnlyDefaults();
+                if (!_w32 && !CurrentLeader.HasOnlyDefaults()) throw new UnsupportedVersionException($"Field CurrentLeader in ProduceResponse cannot be written at version {version}.");
                 if (_w32) _numTagged++;
                 writer.WriteUnsignedVarInt((uint)_numTagged);
                 int _u = 0;
@@ -389,7 +389,7 @@ public sealed partial class ProduceResponse : IApiMessage
             }
             else
             {
-                if (!CurrentLeader.IsDefault()) throw new UnsupportedVersionException($"Field CurrentLeader in ProduceResponse cannot be written at version {version}.");
+                if (!CurrentLeader.HasOnlyDefaults()) throw new UnsupportedVersionException($"Field CurrentLeader in ProduceResponse cannot be written at version {version}.");
             }
         }
 
@@ -424,7 +424,7 @@ public sealed partial class ProduceResponse : IApiMessage
             if (version >= 9)
             {
                 int _numTagged = UnknownTaggedFields?.Count ?? 0;
-                if (version >= 10 && !CurrentLeader.IsDefault())
+                if (version >= 10 && !CurrentLeader.HasOnlyDefaults())
                 {
                     _numTagged++;
                     int _ts35 = 0;
@@ -437,7 +437,7 @@ public sealed partial class ProduceResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Index != 0) && !(ErrorCode != 0) && !(BaseOffset != 0) && !(LogAppendTimeMs != -1) && !(LogStartOffset != -1) && !(RecordErrors.Count != 0) && !(ErrorMessage is not null) && !(!CurrentLeader.IsDefault()) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Index != 0) && !(ErrorCode != 0) && !(BaseOffset != 0) && !(LogAppendTimeMs != -1) && !(LogStartOffset != -1) && !(RecordErrors.Count != 0) && !(ErrorMessage is not null) && !(!CurrentLeader.HasOnlyDefaults()) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class BatchIndexAndErrorMessage : IKafkaMessage
@@ -493,7 +493,7 @@ public sealed partial class ProduceResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(BatchIndex != 0) && !(BatchIndexErrorMessage is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(BatchIndex != 0) && !(BatchIndexErrorMessage is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderIdAndEpoch : IKafkaMessage
@@ -539,7 +539,7 @@ public sealed partial class ProduceResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(LeaderId != -1) && !(LeaderEpoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(LeaderId != -1) && !(LeaderEpoch != -1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class NodeEndpoint : IKafkaMessage
@@ -593,6 +593,6 @@ public sealed partial class ProduceResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -153,7 +153,7 @@ public sealed partial class ReadShareGroupStateResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionResult : IKafkaMessage
@@ -244,7 +244,7 @@ public sealed partial class ReadShareGroupStateResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Partition != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && !(StateEpoch != 0) && !(StartOffset != 0) && !(StateBatches.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Partition != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && !(StateEpoch != 0) && !(StartOffset != 0) && !(StateBatches.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class StateBatch : IKafkaMessage
@@ -298,6 +298,6 @@ public sealed partial class ReadShareGroupStateResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(FirstOffset != 0) && !(LastOffset != 0) && !(DeliveryState != 0) && !(DeliveryCount != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(FirstOffset != 0) && !(LastOffset != 0) && !(DeliveryState != 0) && !(DeliveryCount != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -165,7 +165,7 @@ public sealed partial class ShareAcknowledgeRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class AcknowledgePartition : IKafkaMessage
@@ -240,7 +240,7 @@ public sealed partial class ShareAcknowledgeRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(AcknowledgementBatches.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(AcknowledgementBatches.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class AcknowledgementBatch : IKafkaMessage
@@ -314,6 +314,6 @@ public sealed partial class ShareAcknowledgeRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(FirstOffset != 0) && !(LastOffset != 0) && !(AcknowledgeTypes.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(FirstOffset != 0) && !(LastOffset != 0) && !(AcknowledgeTypes.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

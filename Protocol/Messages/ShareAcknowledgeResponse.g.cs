@@ -198,7 +198,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionData : IKafkaMessage
@@ -254,7 +254,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && !(!CurrentLeader.IsDefault()) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && !(!CurrentLeader.HasOnlyDefaults()) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderIdAndEpoch : IKafkaMessage
@@ -300,7 +300,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(LeaderId != 0) && !(LeaderEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(LeaderId != 0) && !(LeaderEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class NodeEndpoint : IKafkaMessage
@@ -354,6 +354,6 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -198,7 +198,7 @@ public sealed partial class ShareFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!TopicId.IsZero) && !(Partitions.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class PartitionData : IKafkaMessage
@@ -299,7 +299,7 @@ public sealed partial class ShareFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && !(AcknowledgeErrorCode != 0) && !(AcknowledgeErrorMessage is not null) && !(!CurrentLeader.IsDefault()) && !(Records.HasValue) && !(AcquiredRecords.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(ErrorCode != 0) && !(ErrorMessage is not null) && !(AcknowledgeErrorCode != 0) && !(AcknowledgeErrorMessage is not null) && !(!CurrentLeader.HasOnlyDefaults()) && !(Records.HasValue) && !(AcquiredRecords.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class LeaderIdAndEpoch : IKafkaMessage
@@ -345,7 +345,7 @@ public sealed partial class ShareFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(LeaderId != 0) && !(LeaderEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(LeaderId != 0) && !(LeaderEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class AcquiredRecords : IKafkaMessage
@@ -395,7 +395,7 @@ public sealed partial class ShareFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(FirstOffset != 0) && !(LastOffset != 0) && !(DeliveryCount != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(FirstOffset != 0) && !(LastOffset != 0) && !(DeliveryCount != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class NodeEndpoint : IKafkaMessage
@@ -449,6 +449,6 @@ public sealed partial class ShareFetchResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(NodeId != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && !(Rack is not null) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

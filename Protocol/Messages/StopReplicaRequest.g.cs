@@ -278,7 +278,7 @@ public sealed partial class StopReplicaRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class StopReplicaTopicV1 : IKafkaMessage
@@ -358,7 +358,7 @@ public sealed partial class StopReplicaRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(PartitionIndexes.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(PartitionIndexes.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class StopReplicaTopicState : IKafkaMessage
@@ -433,7 +433,7 @@ public sealed partial class StopReplicaRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionStates.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionStates.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class StopReplicaPartitionState : IKafkaMessage
@@ -483,6 +483,6 @@ public sealed partial class StopReplicaRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(PartitionIndex != 0) && !(LeaderEpoch != -1) && !(DeletePartition) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(PartitionIndex != 0) && !(LeaderEpoch != -1) && !(DeletePartition) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -179,6 +179,6 @@ public sealed partial class UpdateFeaturesRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Feature, "", global::System.StringComparison.Ordinal)) && !(MaxVersionLevel != 0) && !(AllowDowngrade) && !(UpgradeType != 1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Feature, "", global::System.StringComparison.Ordinal)) && !(MaxVersionLevel != 0) && !(AllowDowngrade) && !(UpgradeType != 1) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

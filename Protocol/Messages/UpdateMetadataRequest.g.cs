@@ -427,7 +427,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && !(ControllerEpoch != 0) && !(Leader != 0) && !(LeaderEpoch != 0) && !(Isr.Count != 0) && !(ZkVersion != 0) && !(Replicas.Count != 0) && !(OfflineReplicas.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(PartitionIndex != 0) && !(ControllerEpoch != 0) && !(Leader != 0) && !(LeaderEpoch != 0) && !(Isr.Count != 0) && !(ZkVersion != 0) && !(Replicas.Count != 0) && !(OfflineReplicas.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class UpdateMetadataTopicState : IKafkaMessage
@@ -525,7 +525,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(PartitionStates.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(TopicName, "", global::System.StringComparison.Ordinal)) && !(!TopicId.IsZero) && !(PartitionStates.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class UpdateMetadataBroker : IKafkaMessage
@@ -658,7 +658,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Id != 0) && !(!string.Equals(V0Host, "", global::System.StringComparison.Ordinal)) && !(V0Port != 0) && !(Endpoints.Count != 0) && !(!string.Equals(Rack, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Id != 0) && !(!string.Equals(V0Host, "", global::System.StringComparison.Ordinal)) && !(V0Port != 0) && !(Endpoints.Count != 0) && !(!string.Equals(Rack, "", global::System.StringComparison.Ordinal)) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class UpdateMetadataEndpoint : IKafkaMessage
@@ -732,6 +732,6 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(Port != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Listener, "", global::System.StringComparison.Ordinal)) && !(SecurityProtocol != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(Port != 0) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Listener, "", global::System.StringComparison.Ordinal)) && !(SecurityProtocol != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

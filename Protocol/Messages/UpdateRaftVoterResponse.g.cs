@@ -57,7 +57,7 @@ public sealed partial class UpdateRaftVoterResponse : IApiMessage
         var _unknown = UnknownTaggedFields;
         TaggedFieldSupport.EnsureSorted(_unknown);
         int _numTagged = _unknown?.Count ?? 0;
-        bool _w1 = !CurrentLeader.IsDefault();
+        bool _w1 = !CurrentLeader.HasOnlyDefaults();
         if (_w1) _numTagged++;
         writer.WriteUnsignedVarInt((uint)_numTagged);
         int _u = 0;
@@ -79,7 +79,7 @@ public sealed partial class UpdateRaftVoterResponse : IApiMessage
         _size += 4;
         _size += 2;
         int _numTagged = UnknownTaggedFields?.Count ?? 0;
-        if (!CurrentLeader.IsDefault())
+        if (!CurrentLeader.HasOnlyDefaults())
         {
             _numTagged++;
             int _ts3 = 0;
@@ -141,6 +141,6 @@ public sealed partial class UpdateRaftVoterResponse : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(LeaderId != -1) && !(LeaderEpoch != -1) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(LeaderId != -1) && !(LeaderEpoch != -1) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

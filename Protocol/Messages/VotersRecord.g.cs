@@ -165,7 +165,7 @@ public sealed partial class VotersRecord : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(VoterId != 0) && !(!VoterDirectoryId.IsZero) && !(Endpoints.Count != 0) && !(!KRaftVersionFeature.IsDefault()) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(VoterId != 0) && !(!VoterDirectoryId.IsZero) && !(Endpoints.Count != 0) && !(!KRaftVersionFeature.HasOnlyDefaults()) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class Endpoint : IKafkaMessage
@@ -215,7 +215,7 @@ public sealed partial class VotersRecord : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(!string.Equals(Host, "", global::System.StringComparison.Ordinal)) && !(Port != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class KRaftVersionFeature : IKafkaMessage
@@ -261,6 +261,6 @@ public sealed partial class VotersRecord : IKafkaMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(MinSupportedVersion != 0) && !(MaxSupportedVersion != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(MinSupportedVersion != 0) && !(MaxSupportedVersion != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

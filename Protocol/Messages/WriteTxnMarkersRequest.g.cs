@@ -183,7 +183,7 @@ public sealed partial class WriteTxnMarkersRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(ProducerId != 0) && !(ProducerEpoch != 0) && !(TransactionResult) && !(Topics.Count != 0) && !(CoordinatorEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(ProducerId != 0) && !(ProducerEpoch != 0) && !(TransactionResult) && !(Topics.Count != 0) && !(CoordinatorEpoch != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 
     public sealed partial class WritableTxnMarkerTopic : IKafkaMessage
@@ -263,6 +263,6 @@ public sealed partial class WriteTxnMarkersRequest : IApiMessage
         }
 
         /// <summary>True when every field holds its spec default (used to skip default tagged structs, as Kafka does).</summary>
-        public bool IsDefault() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(PartitionIndexes.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
+        public bool HasOnlyDefaults() => !(!string.Equals(Name, "", global::System.StringComparison.Ordinal)) && !(PartitionIndexes.Count != 0) && (UnknownTaggedFields is null || UnknownTaggedFields.Count == 0);
     }
 }

@@ -129,7 +129,7 @@ internal sealed class Emitter
         if (f.IsArray)
             return isNull ? $"{x} is not null" : f.TypedNullable ? $"({x} is null || {x}.Count != 0)" : $"{x}.Count != 0";
         if (f.Struct is not null)
-            return isNull ? $"{x} is not null" : f.TypedNullable ? $"({x} is null || !{x}.IsDefault())" : $"!{x}.IsDefault()";
+            return isNull ? $"{x} is not null" : f.TypedNullable ? $"({x} is null || !{x}.HasOnlyDefaults())" : $"!{x}.HasOnlyDefaults()";
         switch (f.Type)
         {
             case "string":
@@ -185,7 +185,7 @@ internal sealed class Emitter
             var parts = new List<string>();
             foreach (var f in s.Fields) parts.Add("!" + Paren(NonDefault(f, f.Prop)));
             parts.Add("(UnknownTaggedFields is null || UnknownTaggedFields.Count == 0)");
-            w.Line($"public bool IsDefault() => {string.Join(" && ", parts)};");
+            w.Line($"public bool HasOnlyDefaults() => {string.Join(" && ", parts)};");
         }
         if (s.IsRoot)
         {
@@ -406,7 +406,7 @@ internal sealed class Emitter
                 w.Line($"_u = TaggedFieldSupport.WriteUnknown(ref writer, _unknown, _u, {f.Tag});");
                 string ts = w.Fresh("ts");
                 w.Line($"int {ts} = 0;");
-                SizeValue(f, Cond.True, ts, f.Prop, false);
+                SizeValue(f, Cond.True, ts, f.Prop, false, Cond.In(f.Nullable, p));
                 w.Line($"writer.WriteUnsignedVarInt({f.Tag});");
                 w.Line($"writer.WriteUnsignedVarInt((uint){ts});");
                 WriteValue(f, Cond.True, Cond.In(f.Nullable, p), f.Prop, false);

@@ -210,10 +210,16 @@ internal static class SpecParser
         return list;
     }
 
+    // Members every generated class declares (or inherits); a spec field with one of these names gets a "Value" suffix.
     private static readonly HashSet<string> ReservedMembers = new(StringComparer.Ordinal)
     {
-        "Key", "ApiKey", "Read", "Write", "Size", "UnknownTaggedFields", "LowestSupportedVersion",
-        "HighestSupportedVersion", "FlexibleFromVersion", "IsDefault", "GetType", "Equals", "GetHashCode", "ToString",
+        "Read", "Write", "Size", "UnknownTaggedFields", "HasOnlyDefaults", "GetType", "Equals", "GetHashCode", "ToString",
+    };
+
+    // Extra members of top-level classes only.
+    private static readonly HashSet<string> ReservedRootMembers = new(StringComparer.Ordinal)
+    {
+        "Key", "ApiKey", "LowestSupportedVersion", "HighestSupportedVersion", "FlexibleFromVersion",
     };
 
     /// <summary>
@@ -223,10 +229,11 @@ internal static class SpecParser
     private static void AssignNames(MessageSpec msg)
     {
         foreach (var f in msg.Root.Fields)
-            if (ReservedMembers.Contains(f.Prop) || f.Prop == msg.Name) f.Prop += "Value";
+            if (ReservedMembers.Contains(f.Prop) || ReservedRootMembers.Contains(f.Prop) || f.Prop == msg.Name) f.Prop += "Value";
         var taken = new HashSet<string>(StringComparer.Ordinal) { msg.Name };
         foreach (var f in msg.Root.Fields) taken.Add(f.Prop);
         foreach (var r in ReservedMembers) taken.Add(r);
+        foreach (var r in ReservedRootMembers) taken.Add(r);
         foreach (var s in msg.Structs)
         {
             foreach (var f in s.Fields)

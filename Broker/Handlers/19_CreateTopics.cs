@@ -1,0 +1,116 @@
+// CreateTopics (key 19), v0-7. -1 partitions / replication factor take the broker defaults (KIP-464,
+// v4+). Replication factor above 1 and replica assignments naming another broker are refused with Kafka's
+// errors, since this is one node. validateOnly (v1+) checks everything and creates nothing. Duplicate names
+// in one request get INVALID_REQUEST. v5+ answers with partitions, replication factor and the topic's
+// resulting configs (value and source, as DescribeConfigs reports them); v7+ with the topic id.
+// timeoutMs is not needed: creation is synchronous.
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class CreateTopicsHandler : ApiHandler<CreateTopicsRequest>
+{
+    public override ApiKey Key => ApiKey.CreateTopics;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, CreateTopicsRequest request)
+    {
+        var broker = context.Broker;
+        var response = new CreateTopicsResponse();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var duplicates = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var t in request.Topics)
+            if (!seen.Add(t.Name)) duplicates.Add(t.Name);
+
+        foreach (var t in request.Topics)
+        {
+            var result = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
+            response.Topics.Add(result);
+            if (duplicates.Contains(t.Name))
+            {
+                SetError(result, ErrorCode.InvalidRequest, $"Create topics request from client `{context.ClientId}` contains multiple entries for the following topics: {t.Name}");
+                continue;
+            }
+            int partitions = t.NumPartitions;
+            short rf = t.ReplicationFactor;
+            if (t.Assignments.Count > 0)
+            {
+                if (partitions != -1 || rf != -1)
+                {
+                    SetError(result, ErrorCode.InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.");
+                    continue;
+                }
+                string? bad = CheckAssignments(broker, t);
+                if (bad is not null)
+                {
+                    SetError(result, ErrorCode.InvalidReplicaAssignment, bad);
+                    continue;
+                }
+                partitions = t.Assignments.Count;
+                rf = 1;
+            }
+            var configs = new Dictionary<string, string>(StringComparer.Ordinal);
+            string? nullConfig = null;
+            foreach (var c in t.Configs)
+            {
+                if (c.Value is null) { nullConfig = c.Name; break; }
+                configs[c.Name] = c.Value;
+            }
+            if (nullConfig is not null)
+            {
+                SetError(result, ErrorCode.InvalidConfig, $"Null value not supported for topic configs: {nullConfig}");
+                continue;
+            }
+            var created = broker.Topics.Create(t.Name, partitions, rf, configs, request.ValidateOnly);
+            if (created.Error != ErrorCode.None)
+            {
+                SetError(result, created.Error, created.Message);
+                continue;
+            }
+            result.NumPartitions = partitions == -1 ? broker.Config.NumPartitions : partitions;
+            result.ReplicationFactor = 1;
+            if (created.Topic is { } topic)
+            {
+                result.TopicId = topic.TopicId;
+                result.NumPartitions = topic.Partitions.Count;
+            }
+            if (context.ApiVersion >= 5)
+            {
+                result.Configs = new();
+                foreach (var entry in TopicConfigDescriber.DescribeTopic(broker, configs))
+                    result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
+                    {
+                        Name = entry.Name,
+                        Value = entry.Value,
+                        ReadOnly = false,
+                        ConfigSource = (sbyte)entry.Source,
+                        IsSensitive = false,
+                    });
+            }
+        }
+        return Done(response);
+    }
+
+    private static string? CheckAssignments(BrokerState broker, CreateTopicsRequest.CreatableTopic t)
+    {
+        for (int i = 0; i < t.Assignments.Count; i++)
+        {
+            var a = t.Assignments[i];
+            if (a.PartitionIndex != i) return "Partitions should be a consecutive 0-based integer sequence";
+            if (a.BrokerIds.Count == 0) return $"The manual partition assignment includes an empty replica list.";
+            foreach (int id in a.BrokerIds)
+                if (id != broker.NodeId) return $"The manual partition assignment includes broker {id}, but no such broker is registered.";
+            if (a.BrokerIds.Count > 1) return "The manual partition assignment includes a partition with 2 or more replicas, but only 1 broker is registered.";
+        }
+        return null;
+    }
+
+    private static void SetError(CreateTopicsResponse.CreatableTopicResult r, ErrorCode error, string? message)
+    {
+        r.ErrorCode = (short)error;
+        r.ErrorMessage = message;
+        r.NumPartitions = -1;
+        r.ReplicationFactor = -1;
+        r.Configs = null;
+    }
+}

@@ -1,0 +1,61 @@
+// DeleteTopics (key 20), v0-6. v0-5 name topics, v6+ may name them by id (UNKNOWN_TOPIC_ID when absent).
+// delete.topic.enable=false answers TOPIC_DELETION_DISABLED. Deletion is synchronous: the partition
+// directories are renamed to "-delete" and removed by Storage, so the reply means the topic is gone.
+// Internal topics are not protected (no ACLs here), as on a Kafka cluster without an authorizer.
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class DeleteTopicsHandler : ApiHandler<DeleteTopicsRequest>
+{
+    public override ApiKey Key => ApiKey.DeleteTopics;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DeleteTopicsRequest request)
+    {
+        var broker = context.Broker;
+        var response = new DeleteTopicsResponse();
+        if (context.ApiVersion < 6)
+        {
+            foreach (var name in request.TopicNames)
+                response.Responses.Add(Delete(broker, name, Uuid.Zero));
+        }
+        else
+        {
+            foreach (var t in request.Topics)
+            {
+                string? name = t.Name;
+                if (name is null)
+                {
+                    var byId = broker.Logs.GetTopic(t.TopicId);
+                    if (byId is null)
+                    {
+                        response.Responses.Add(new DeleteTopicsResponse.DeletableTopicResult
+                        {
+                            Name = null,
+                            TopicId = t.TopicId,
+                            ErrorCode = (short)ErrorCode.UnknownTopicId,
+                            ErrorMessage = "This server does not host this topic ID.",
+                        });
+                        continue;
+                    }
+                    name = byId.Name;
+                }
+                response.Responses.Add(Delete(broker, name, t.TopicId));
+            }
+        }
+        return Done(response);
+    }
+
+    private static DeleteTopicsResponse.DeletableTopicResult Delete(BrokerState broker, string name, Uuid requestedId)
+    {
+        var result = broker.Topics.Delete(name);
+        return new DeleteTopicsResponse.DeletableTopicResult
+        {
+            Name = name,
+            TopicId = result.Topic?.TopicId ?? requestedId,
+            ErrorCode = (short)result.Error,
+            ErrorMessage = result.Message,
+        };
+    }
+}

@@ -1,0 +1,60 @@
+// OffsetForLeaderEpoch (key 23), v0-4. Clients (KIP-320) use it after a leader change to detect log
+// truncation. Kayak's partitions have exactly one leader epoch, 0, starting at offset 0 (Kafka's leader epoch
+// cache after a KRaft topic creation), so answers follow LeaderEpochFileCache.endOffsetFor with one entry:
+//   requested epoch 0            -> (epoch 0, log end offset)
+//   requested epoch < 0 or > 0   -> (-1, -1) with no error (UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET).
+// CurrentLeaderEpoch (v2+) is checked as Kafka's Partition checks a client's epoch: -1 skips the check, a
+// smaller epoch is FENCED_LEADER_EPOCH and a larger one UNKNOWN_LEADER_EPOCH. The response's LeaderEpoch
+// exists from v1 (v0 clients only get the end offset). ReplicaId (v3+) only decides whether a follower is
+// asking; every replica is this leader, so it does not change the answer. Unknown topic or partition is
+// UNKNOWN_TOPIC_OR_PARTITION.
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class OffsetForLeaderEpochHandler : ApiHandler<OffsetForLeaderEpochRequest>
+{
+    /// <summary>The only leader epoch a Kayak partition ever has (Metadata reports it too).</summary>
+    internal const int CurrentEpoch = 0;
+    /// <summary>RecordBatch.NO_PARTITION_LEADER_EPOCH: the client does not know the current epoch.</summary>
+    private const int NoEpoch = -1;
+
+    public override ApiKey Key => ApiKey.OffsetForLeaderEpoch;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, OffsetForLeaderEpochRequest request)
+    {
+        var broker = context.Broker;
+        var response = new OffsetForLeaderEpochResponse();
+        foreach (var t in request.Topics)
+        {
+            var rt = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = t.Topic };
+            response.Topics.Add(rt);
+            broker.Logs.TryGetTopic(t.Topic, out var topic);
+            foreach (var p in t.Partitions)
+            {
+                // Defaults are LeaderEpoch -1 / EndOffset -1, Kafka's answer for errors and undefined epochs.
+                var rp = new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition };
+                rt.Partitions.Add(rp);
+                var log = topic?.GetPartition(p.Partition);
+                if (log is null)
+                {
+                    rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                    continue;
+                }
+                // CurrentLeaderEpoch is only on the wire from v2; the generated default (-1) skips the check below.
+                if (p.CurrentLeaderEpoch != NoEpoch)
+                {
+                    if (p.CurrentLeaderEpoch < CurrentEpoch) { rp.ErrorCode = (short)ErrorCode.FencedLeaderEpoch; continue; }
+                    if (p.CurrentLeaderEpoch > CurrentEpoch) { rp.ErrorCode = (short)ErrorCode.UnknownLeaderEpoch; continue; }
+                }
+                if (p.LeaderEpoch == CurrentEpoch)
+                {
+                    rp.EndOffset = log.LogEndOffset;
+                    if (context.ApiVersion >= 1) rp.LeaderEpoch = CurrentEpoch;
+                }
+            }
+        }
+        return Done(response);
+    }
+}

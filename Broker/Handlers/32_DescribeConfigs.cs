@@ -1,0 +1,185 @@
+// DescribeConfigs (key 32), v0-4. Resource types as Kafka's ConfigHelper.describeConfigs answers them:
+//   TOPIC (2): every topic config Kayak knows with its value in force. Source and synonyms follow Kafka's
+//     ConfigHelper: an override is DYNAMIC_TOPIC_CONFIG, then the broker synonym chain (log.retention.ms /
+//     .minutes / .hours ...) as STATIC_BROKER_CONFIG entries for keys set in server.properties, then
+//     DEFAULT_CONFIG entries; the first entry gives the source. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION;
+//     an illegal name: INVALID_TOPIC_EXCEPTION. Not read-only (AlterConfigs can change them).
+//   BROKER (4): name must be this node id, or empty for the cluster-wide default resource; anything else is
+//     INVALID_REQUEST ("Unexpected broker id ..."). Lists BrokerConfigDefinitions.All with the values in force;
+//     all read-only because Kayak has no dynamic broker configs. The empty (cluster default) resource lists
+//     Kafka's dynamic cluster defaults only, so it is answered with no entries.
+//   BROKER_LOGGER (8): name must be this node id; answers no entries (Kafka lists log4j loggers; not implemented).
+//   Others (CLIENT_METRICS, GROUP, UNKNOWN): INVALID_REQUEST "Unsupported resource type".
+// Null or empty ConfigurationKeys means all keys; unknown keys are left out silently as in Kafka.
+// Version notes: v0 has IsDefault instead of ConfigSource; synonyms from v1 (only when IncludeSynonyms);
+// ConfigType and Documentation from v3 (documentation only when IncludeDocumentation). No sensitive configs
+// exist, so no value is ever hidden. Broker entries carry no documentation text.
+using System.Globalization;
+using Kayak.Broker.Config;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Handlers;
+
+/// <summary>ConfigResource.Type ids shared by DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.</summary>
+internal static class ConfigResourceType
+{
+    public const sbyte Unknown = 0, Topic = 2, Broker = 4, BrokerLogger = 8, ClientMetrics = 16, Group = 32;
+
+    /// <summary>
+    /// Kafka's check of a BROKER / BROKER_LOGGER resource name: an integer equal to this node's id, or (for
+    /// BROKER) empty meaning the cluster default. Returns the INVALID_REQUEST message, or null when fine.
+    /// </summary>
+    public static string? CheckBrokerName(BrokerState broker, string name, bool allowEmpty)
+    {
+        if (name.Length == 0) return allowEmpty ? null : "Broker id must not be empty";
+        if (!int.TryParse(name, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int id))
+            return $"Broker id must be an integer, but it is: {name}";
+        if (id != broker.NodeId)
+            return allowEmpty ? $"Unexpected broker id, expected {broker.NodeId} or empty string, but received {name}"
+                : $"Unexpected broker id, expected {broker.NodeId} but received {name}";
+        return null;
+    }
+}
+
+public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
+{
+    public override ApiKey Key => ApiKey.DescribeConfigs;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeConfigsRequest request)
+    {
+        var broker = context.Broker;
+        short version = context.ApiVersion;
+        var options = new EntryOptions(version, version >= 1 && request.IncludeSynonyms, version >= 3 && request.IncludeDocumentation);
+        var response = new DescribeConfigsResponse();
+        foreach (var resource in request.Resources)
+        {
+            var result = new DescribeConfigsResponse.DescribeConfigsResult
+            {
+                ResourceType = resource.ResourceType,
+                ResourceName = resource.ResourceName,
+                ErrorMessage = null,
+            };
+            response.Results.Add(result);
+            var keys = resource.ConfigurationKeys is { Count: > 0 } k ? new HashSet<string>(k, StringComparer.Ordinal) : null;
+            switch (resource.ResourceType)
+            {
+                case ConfigResourceType.Topic:
+                    DescribeTopic(broker, resource.ResourceName, keys, options, result);
+                    break;
+                case ConfigResourceType.Broker:
+                {
+                    var bad = ConfigResourceType.CheckBrokerName(broker, resource.ResourceName, allowEmpty: true);
+                    if (bad is not null) Fail(result, ErrorCode.InvalidRequest, bad);
+                    else DescribeBroker(broker, resource.ResourceName, keys, options, result);
+                    break;
+                }
+                case ConfigResourceType.BrokerLogger:
+                {
+                    var bad = ConfigResourceType.CheckBrokerName(broker, resource.ResourceName, allowEmpty: false);
+                    if (bad is not null) Fail(result, ErrorCode.InvalidRequest, bad);
+                    break;
+                }
+                default:
+                    Fail(result, ErrorCode.InvalidRequest, $"Unsupported resource type: {resource.ResourceType}");
+                    break;
+            }
+        }
+        return Done(response);
+    }
+
+    private readonly record struct EntryOptions(short Version, bool IncludeSynonyms, bool IncludeDocumentation);
+
+    private static void Fail(DescribeConfigsResponse.DescribeConfigsResult result, ErrorCode error, string message)
+    {
+        result.ErrorCode = (short)error;
+        result.ErrorMessage = message;
+        result.Configs.Clear();
+    }
+
+    private static void DescribeTopic(BrokerState broker, string name, HashSet<string>? keys, EntryOptions options,
+        DescribeConfigsResponse.DescribeConfigsResult result)
+    {
+        var invalid = TopicService.ValidateName(name);
+        if (invalid is not null) { Fail(result, ErrorCode.InvalidTopicException, invalid); return; }
+        if (!broker.Logs.TryGetTopic(name, out var topic))
+        {
+            Fail(result, ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+            return;
+        }
+        var types = TopicConfigTypes();
+        foreach (var c in TopicConfigDescriber.DescribeTopic(broker, topic.Config.Overrides))
+        {
+            if (keys is not null && !keys.Contains(c.Name)) continue;
+            result.Configs.Add(Entry(options, c.Name, c.Value, c.Source, readOnly: false, types[c.Name], c.Documentation, Synonyms(c.Synonyms)));
+        }
+    }
+
+    private static Dictionary<string, sbyte> TopicConfigTypes()
+    {
+        var d = new Dictionary<string, sbyte>(StringComparer.Ordinal);
+        foreach (var def in TopicConfig.Definitions) d[def.Name] = (sbyte)def.Type;
+        return d;
+    }
+
+    private static List<DescribeConfigsResponse.DescribeConfigsSynonym> Synonyms(List<ConfigSynonym> synonyms)
+    {
+        var list = new List<DescribeConfigsResponse.DescribeConfigsSynonym>(synonyms.Count);
+        foreach (var s in synonyms) list.Add(new() { Name = s.Name, Value = s.Value, Source = (sbyte)s.Source });
+        return list;
+    }
+
+    private static void DescribeBroker(BrokerState broker, string resourceName, HashSet<string>? keys, EntryOptions options,
+        DescribeConfigsResponse.DescribeConfigsResult result)
+    {
+        // The empty name is the cluster-wide default resource, which in Kafka lists only dynamic cluster-default
+        // configs; Kayak has none, so it is answered empty.
+        if (resourceName.Length == 0) return;
+        foreach (var def in BrokerConfigDefinitions.All)
+        {
+            if (keys is not null && !keys.Contains(def.Name)) continue;
+            var synonyms = new List<ConfigSynonym>(4);
+            TopicConfigDescriber.AddBrokerSynonyms(broker, def.Name, synonyms);
+            var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
+            result.Configs.Add(Entry(options, def.Name, broker.Config.GetString(def.Name), source, readOnly: true,
+                KafkaConfigType(def.Type), null, Synonyms(synonyms)));
+        }
+    }
+
+    /// <summary>DescribeConfigsResponse.ConfigType ids (KIP-569).</summary>
+    private static sbyte KafkaConfigType(Config.ConfigType type) => type switch
+    {
+        Config.ConfigType.Boolean => 1,
+        Config.ConfigType.String => 2,
+        Config.ConfigType.Int => 3,
+        Config.ConfigType.Long => 5,
+        Config.ConfigType.Double => 6,
+        Config.ConfigType.List => 7,
+        Config.ConfigType.Class => 8,
+        Config.ConfigType.Password => 9,
+        _ => 0,
+    };
+
+    private static DescribeConfigsResponse.DescribeConfigsResourceResult Entry(EntryOptions options, string name, string? value,
+        ConfigSource source, bool readOnly, sbyte type, string? documentation, List<DescribeConfigsResponse.DescribeConfigsSynonym> synonyms)
+    {
+        var entry = new DescribeConfigsResponse.DescribeConfigsResourceResult
+        {
+            Name = name,
+            Value = value,
+            ReadOnly = readOnly,
+            IsSensitive = false,
+            Documentation = null,
+        };
+        if (options.Version == 0) entry.IsDefault = source == ConfigSource.DefaultConfig;
+        else entry.ConfigSource = (sbyte)source;
+        if (options.IncludeSynonyms) entry.Synonyms = synonyms;
+        if (options.Version >= 3)
+        {
+            entry.ConfigType = type;
+            if (options.IncludeDocumentation) entry.Documentation = documentation;
+        }
+        return entry;
+    }
+}

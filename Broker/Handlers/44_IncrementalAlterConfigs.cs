@@ -1,0 +1,121 @@
+// IncrementalAlterConfigs (key 44), v0-1 (KIP-339). Per-key operations on a TOPIC's overrides, as Kafka's
+// KRaft ConfigAdminManager.preprocess and ConfigurationControlManager apply them:
+//   SET (0) sets the override; DELETE (1) removes it (reverting to the default; deleting a key that is not
+//   overridden changes nothing); APPEND (2) / SUBTRACT (3) add missing / remove items of a comma-separated
+//   LIST config, starting from the value in force (the default when not overridden).
+// Request-level checks first, INVALID_REQUEST: the same key twice ("Error due to duplicate config keys"), a
+// null value outside DELETE ("Null value not supported for : k"), an unknown operation ("Unknown operations
+// type n"). APPEND/SUBTRACT on a non-list (or unknown) key is INVALID_CONFIG "Can't APPEND to key k because its
+// type is not LIST."; unknown keys and bad values are INVALID_CONFIG. A resource is applied whole or not at
+// all. ValidateOnly checks and changes nothing. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
+// BROKER: all Kayak broker configs are static, so any operation is refused with INVALID_REQUEST "Cannot
+// update these configs dynamically" (an empty list succeeds). BROKER_LOGGER (changing log4j levels) and
+// other resource types are INVALID_REQUEST: not implemented.
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class IncrementalAlterConfigsHandler : ApiHandler<IncrementalAlterConfigsRequest>
+{
+    private const sbyte OpSet = 0, OpDelete = 1, OpAppend = 2, OpSubtract = 3;
+
+    public override ApiKey Key => ApiKey.IncrementalAlterConfigs;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, IncrementalAlterConfigsRequest request)
+    {
+        var broker = context.Broker;
+        var response = new IncrementalAlterConfigsResponse();
+        foreach (var resource in request.Resources)
+        {
+            var (error, message) = Alter(broker, resource, request.ValidateOnly);
+            response.Responses.Add(new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse
+            {
+                ErrorCode = (short)error,
+                ErrorMessage = message,
+                ResourceType = resource.ResourceType,
+                ResourceName = resource.ResourceName,
+            });
+        }
+        return Done(response);
+    }
+
+    private static (ErrorCode, string?) Alter(BrokerState broker, IncrementalAlterConfigsRequest.AlterConfigsResource resource, bool validateOnly)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var c in resource.Configs)
+            if (!seen.Add(c.Name)) return (ErrorCode.InvalidRequest, "Error due to duplicate config keys");
+        List<string>? nullUpdates = null;
+        foreach (var c in resource.Configs)
+            if (c.Value is null && c.ConfigOperation != OpDelete) (nullUpdates ??= []).Add(c.Name);
+        if (nullUpdates is not null) return (ErrorCode.InvalidRequest, $"Null value not supported for : {string.Join(", ", nullUpdates)}");
+        foreach (var c in resource.Configs)
+            if (c.ConfigOperation is < OpSet or > OpSubtract) return (ErrorCode.InvalidRequest, $"Unknown operations type {c.ConfigOperation}");
+        switch (resource.ResourceType)
+        {
+            case ConfigResourceType.Topic:
+                return TopicConfigUpdates.Replace(broker, resource.ResourceName,
+                    current => Apply(broker, current, resource.Configs), validateOnly);
+            case ConfigResourceType.Broker:
+                return TopicConfigUpdates.RefuseBrokerChange(broker, resource.ResourceName, [.. seen]);
+            case ConfigResourceType.BrokerLogger:
+                return (ErrorCode.InvalidRequest, "Kayak does not support changing broker log levels (BROKER_LOGGER)");
+            default:
+                return (ErrorCode.InvalidRequest, $"Unsupported resource type: {resource.ResourceType}");
+        }
+    }
+
+    private static Dictionary<string, string> Apply(BrokerState broker, IReadOnlyDictionary<string, string> current,
+        List<IncrementalAlterConfigsRequest.AlterableConfig> ops)
+    {
+        var result = new Dictionary<string, string>(current, StringComparer.Ordinal);
+        TopicConfig? effective = null;
+        foreach (var op in ops)
+        {
+            string name = op.Name;
+            switch (op.ConfigOperation)
+            {
+                case OpSet:
+                    result[name] = op.Value!; // null values were refused up front
+                    break;
+                case OpDelete:
+                    result.Remove(name);
+                    break;
+                default:
+                {
+                    bool append = op.ConfigOperation == OpAppend;
+                    if (FindDefinition(name) is not { Type: ConfigType.List })
+                        throw new ConfigUpdateException(ErrorCode.InvalidConfig,
+                            $"Can't {(append ? "APPEND" : "SUBTRACT")} to key {name} because its type is not LIST.");
+                    effective ??= new TopicConfig(current, broker.Logs.Options);
+                    string? baseValue = result.TryGetValue(name, out var v) ? v : effective.GetValue(name);
+                    var items = SplitList(baseValue);
+                    foreach (var item in op.Value!.Split(','))
+                    {
+                        if (append) { if (!items.Contains(item)) items.Add(item); }
+                        else items.Remove(item);
+                    }
+                    result[name] = string.Join(",", items);
+                    break;
+                }
+            }
+        }
+        return result;
+    }
+
+    private static TopicConfigDefinition? FindDefinition(string name)
+    {
+        foreach (var def in TopicConfig.Definitions)
+            if (def.Name == name) return def;
+        return null;
+    }
+
+    private static List<string> SplitList(string? value)
+    {
+        var list = new List<string>();
+        if (string.IsNullOrEmpty(value)) return list;
+        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)) list.Add(part);
+        return list;
+    }
+}

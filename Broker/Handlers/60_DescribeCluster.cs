@@ -1,0 +1,52 @@
+// DescribeCluster (key 60), v0-1 (KIP-700). Answers this node as the only broker (first advertised
+// listener, no rack), the cluster id from meta.properties, and this node as controller (a single combined
+// node). v1 adds EndpointType (KIP-919): BROKER (1) is answered; CONTROLLER (2) is MISMATCHED_ENDPOINT_TYPE
+// and any other value UNSUPPORTED_ENDPOINT_TYPE, as Kafka's AuthHelper.computeDescribeClusterResponse answers
+// on a broker listener. (Both are unreachable at v0, where the field does not exist and defaults to BROKER.) ClusterAuthorizedOperations: when requested,
+// Kafka without an authorizer reports every operation supported on CLUSTER; otherwise Int.MinValue.
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class DescribeClusterHandler : ApiHandler<DescribeClusterRequest>
+{
+    private const sbyte EndpointBroker = 1, EndpointController = 2;
+
+    /// <summary>AclOperation codes Kafka supports on the CLUSTER resource (AclEntry.supportedOperations), as a bit field.</summary>
+    internal const int ClusterOperations =
+        1 << 5 /* CREATE */ | 1 << 7 /* ALTER */ | 1 << 8 /* DESCRIBE */ | 1 << 9 /* CLUSTER_ACTION */ |
+        1 << 10 /* DESCRIBE_CONFIGS */ | 1 << 11 /* ALTER_CONFIGS */ | 1 << 12 /* IDEMPOTENT_WRITE */;
+
+    public override ApiKey Key => ApiKey.DescribeCluster;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeClusterRequest request)
+    {
+        var broker = context.Broker;
+        var response = new DescribeClusterResponse();
+        if (request.EndpointType == EndpointController)
+        {
+            response.ErrorCode = (short)ErrorCode.MismatchedEndpointType;
+            response.ErrorMessage = "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER";
+            return Done(response);
+        }
+        if (request.EndpointType != EndpointBroker)
+        {
+            response.ErrorCode = (short)ErrorCode.UnsupportedEndpointType;
+            response.ErrorMessage = $"Unsupported endpoint type {request.EndpointType}";
+            return Done(response);
+        }
+        response.ClusterId = broker.ClusterId;
+        response.ControllerId = broker.NodeId;
+        var endpoint = broker.AdvertisedEndpoint;
+        response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker
+        {
+            BrokerId = broker.NodeId,
+            Host = endpoint.Host,
+            Port = endpoint.Port,
+            Rack = null,
+        });
+        if (request.IncludeClusterAuthorizedOperations) response.ClusterAuthorizedOperations = ClusterOperations;
+        return Done(response);
+    }
+}

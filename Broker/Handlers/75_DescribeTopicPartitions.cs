@@ -1,0 +1,123 @@
+// DescribeTopicPartitions (key 75), v0 (KIP-966): topic and partition metadata with pagination.
+// An empty topic list means every topic. Topics are answered in name order, starting at the cursor
+// (topic name, partition index) when one is given; at most min(ResponsePartitionLimit, 2000) partitions are
+// returned (Kafka's max.request.partition.size.limit default), and NextCursor names the first partition
+// left out, or is null when everything was returned. A cursor topic missing from an explicit list, or a
+// negative cursor partition, is INVALID_REQUEST on every requested topic (Kafka's error response shape).
+// Unknown topics in an explicit list answer UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for an
+// illegal name) and use no partition budget.
+// Each partition: leader = this node, leader epoch 0, replicas = ISR = [node], and empty eligible leader
+// replicas / last known ELR / offline replicas: with the ISR complete there is no ELR (KIP-966 keeps ELR to
+// replicas outside the ISR). TopicAuthorizedOperations: all TOPIC operations, as Kafka reports without an
+// authorizer. A limit below 1 is treated as 1 so a client paging through always makes progress.
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPartitionsRequest>
+{
+    /// <summary>Kafka's max.request.partition.size.limit default.</summary>
+    private const int MaxPartitionLimit = 2000;
+
+    /// <summary>AclOperation codes Kafka supports on TOPIC (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS).</summary>
+    internal const int TopicOperations = 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
+
+    public override ApiKey Key => ApiKey.DescribeTopicPartitions;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeTopicPartitionsRequest request)
+    {
+        var broker = context.Broker;
+        var response = new DescribeTopicPartitionsResponse();
+        bool all = request.Topics.Count == 0;
+        var cursor = request.Cursor;
+
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        if (all) foreach (var t in broker.Logs.Topics) names.Add(t.Name);
+        else foreach (var t in request.Topics) names.Add(t.Name);
+
+        if (cursor is not null)
+        {
+            string? problem = cursor.PartitionIndex < 0 ? "Cursor partition index must be non-negative"
+                : !all && !names.Contains(cursor.TopicName) ? $"DescribeTopicPartitionsRequest topic list should contain the cursor topic: {cursor.TopicName}"
+                : null;
+            if (problem is not null)
+            {
+                foreach (var t in request.Topics)
+                    response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
+                    {
+                        Name = t.Name,
+                        ErrorCode = (short)ErrorCode.InvalidRequest,
+                    });
+                return Done(response);
+            }
+        }
+
+        int remaining = Math.Clamp(request.ResponsePartitionLimit, 1, MaxPartitionLimit);
+        foreach (var name in names)
+        {
+            int start = 0;
+            if (cursor is not null)
+            {
+                int cmp = string.CompareOrdinal(name, cursor.TopicName);
+                if (cmp < 0) continue;
+                if (cmp == 0) start = cursor.PartitionIndex;
+            }
+            if (remaining == 0)
+            {
+                // Kafka's cursor points at the next topic in order, whether or not it exists.
+                response.NextCursor = new DescribeTopicPartitionsResponse.Cursor { TopicName = name, PartitionIndex = start };
+                break;
+            }
+            if (!broker.Logs.TryGetTopic(name, out var topic))
+            {
+                if (!all)
+                    response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
+                    {
+                        Name = name,
+                        ErrorCode = (short)(TopicService.ValidateName(name) is null ? ErrorCode.UnknownTopicOrPartition : ErrorCode.InvalidTopicException),
+                        IsInternal = TopicService.IsInternal(name),
+                        TopicAuthorizedOperations = TopicOperations,
+                    });
+                continue;
+            }
+            var partitions = topic.Partitions;
+            int end = (int)Math.Min(partitions.Count, (long)start + remaining);
+            response.Topics.Add(Describe(broker, topic, start, end));
+            if (end > start) remaining -= end - start;
+            if (end < partitions.Count)
+            {
+                response.NextCursor = new DescribeTopicPartitionsResponse.Cursor { TopicName = name, PartitionIndex = end };
+                break;
+            }
+        }
+        return Done(response);
+    }
+
+    private static DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic Describe(BrokerState broker, TopicLog topic, int start, int end)
+    {
+        var rt = new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
+        {
+            Name = topic.Name,
+            TopicId = topic.TopicId,
+            IsInternal = TopicService.IsInternal(topic.Name),
+            TopicAuthorizedOperations = TopicOperations,
+        };
+        for (int p = start; p < end; p++)
+        {
+            rt.Partitions.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponsePartition
+            {
+                PartitionIndex = p,
+                LeaderId = broker.NodeId,
+                LeaderEpoch = OffsetForLeaderEpochHandler.CurrentEpoch,
+                ReplicaNodes = [broker.NodeId],
+                IsrNodes = [broker.NodeId],
+                EligibleLeaderReplicas = [],
+                LastKnownElr = [],
+                OfflineReplicas = [],
+            });
+        }
+        return rt;
+    }
+}

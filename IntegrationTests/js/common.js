@@ -1,0 +1,41 @@
+'use strict';
+// Shared helpers for the kafkajs driver scripts: JSON request on stdin, one JSON line on stdout, logs on stderr.
+const { Kafka, logLevel } = require('kafkajs');
+
+function readRequest() {
+  return JSON.parse(require('fs').readFileSync(0, 'utf8'));
+}
+
+function reply(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+function client(bootstrap) {
+  return new Kafka({
+    clientId: 'kayak-itest-kafkajs',
+    brokers: [bootstrap],
+    connectionTimeout: 10000,
+    requestTimeout: 30000,
+    retry: { retries: 5, initialRetryTime: 100 },
+    logLevel: logLevel.WARN,
+    // kafkajs' default logger writes to stdout, which carries our JSON reply: send it to stderr.
+    logCreator: () => ({ namespace, level, label, log }) => {
+      process.stderr.write(`[kafkajs ${label} ${namespace}] ${JSON.stringify(log)}\n`);
+    },
+  });
+}
+
+function text(buf) {
+  return buf === null || buf === undefined ? null : buf.toString('utf8');
+}
+
+function main(fn) {
+  fn().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`${err && err.stack ? err.stack : err}\n`);
+      process.exit(1);
+    });
+}
+
+module.exports = { readRequest, reply, client, text, main };

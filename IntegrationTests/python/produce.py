@@ -1,0 +1,33 @@
+"""Produce records to explicit partitions with kafka-python.
+
+stdin: {"bootstrap", "topic", "acks": "all"|"1"|"0", "compression": null|"gzip"|"snappy"|"lz4"|"zstd",
+        "records": [{"key", "value", "partition", "headers": [[k, v], ...]}]}
+stdout: {"acks": [{"partition", "offset"}, ...]} in record order.
+"""
+import kafka
+from kcommon import read_request, reply, utf8
+
+req = read_request()
+acks = req.get("acks") or "all"
+producer = kafka.KafkaProducer(
+    bootstrap_servers=req["bootstrap"],
+    acks="all" if acks in ("all", "-1") else int(acks),
+    compression_type=req.get("compression"),
+    # One request in flight keeps per-partition order even across retries.
+    max_in_flight_requests_per_connection=1,
+    retries=3,
+    request_timeout_ms=30000,
+    linger_ms=5,
+)
+futures = []
+for r in req["records"]:
+    headers = [(h[0], utf8(h[1])) for h in r.get("headers") or []]
+    futures.append(producer.send(req["topic"], key=utf8(r.get("key")), value=utf8(r.get("value")),
+                                 partition=r.get("partition"), headers=headers))
+producer.flush(timeout=60)
+out = []
+for f in futures:
+    md = f.get(timeout=60)
+    out.append({"partition": md.partition, "offset": md.offset})
+producer.close(timeout=10)
+reply({"acks": out})

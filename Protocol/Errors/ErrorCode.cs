@@ -1,0 +1,309 @@
+namespace Kayak.Protocol;
+
+/// <summary>
+/// Kafka's wire error codes (org.apache.kafka.common.protocol.Errors, through code 133 as of Kafka 4.1).
+/// Names are PascalCase forms of Kafka's names; <see cref="ErrorCodes.KafkaName"/> gives the original.
+/// </summary>
+public enum ErrorCode : short
+{
+    UnknownServerError = -1,
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    InvalidFetchSize = 4,
+    LeaderNotAvailable = 5,
+    NotLeaderOrFollower = 6,
+    RequestTimedOut = 7,
+    BrokerNotAvailable = 8,
+    ReplicaNotAvailable = 9,
+    MessageTooLarge = 10,
+    StaleControllerEpoch = 11,
+    OffsetMetadataTooLarge = 12,
+    NetworkException = 13,
+    CoordinatorLoadInProgress = 14,
+    CoordinatorNotAvailable = 15,
+    NotCoordinator = 16,
+    InvalidTopicException = 17,
+    RecordListTooLarge = 18,
+    NotEnoughReplicas = 19,
+    NotEnoughReplicasAfterAppend = 20,
+    InvalidRequiredAcks = 21,
+    IllegalGeneration = 22,
+    InconsistentGroupProtocol = 23,
+    InvalidGroupId = 24,
+    UnknownMemberId = 25,
+    InvalidSessionTimeout = 26,
+    RebalanceInProgress = 27,
+    InvalidCommitOffsetSize = 28,
+    TopicAuthorizationFailed = 29,
+    GroupAuthorizationFailed = 30,
+    ClusterAuthorizationFailed = 31,
+    InvalidTimestamp = 32,
+    UnsupportedSaslMechanism = 33,
+    IllegalSaslState = 34,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidReplicaAssignment = 39,
+    InvalidConfig = 40,
+    NotController = 41,
+    InvalidRequest = 42,
+    UnsupportedForMessageFormat = 43,
+    PolicyViolation = 44,
+    OutOfOrderSequenceNumber = 45,
+    DuplicateSequenceNumber = 46,
+    InvalidProducerEpoch = 47,
+    InvalidTxnState = 48,
+    InvalidProducerIdMapping = 49,
+    InvalidTransactionTimeout = 50,
+    ConcurrentTransactions = 51,
+    TransactionCoordinatorFenced = 52,
+    TransactionalIdAuthorizationFailed = 53,
+    SecurityDisabled = 54,
+    OperationNotAttempted = 55,
+    KafkaStorageError = 56,
+    LogDirNotFound = 57,
+    SaslAuthenticationFailed = 58,
+    UnknownProducerId = 59,
+    ReassignmentInProgress = 60,
+    DelegationTokenAuthDisabled = 61,
+    DelegationTokenNotFound = 62,
+    DelegationTokenOwnerMismatch = 63,
+    DelegationTokenRequestNotAllowed = 64,
+    DelegationTokenAuthorizationFailed = 65,
+    DelegationTokenExpired = 66,
+    InvalidPrincipalType = 67,
+    NonEmptyGroup = 68,
+    GroupIdNotFound = 69,
+    FetchSessionIdNotFound = 70,
+    InvalidFetchSessionEpoch = 71,
+    ListenerNotFound = 72,
+    TopicDeletionDisabled = 73,
+    FencedLeaderEpoch = 74,
+    UnknownLeaderEpoch = 75,
+    UnsupportedCompressionType = 76,
+    StaleBrokerEpoch = 77,
+    OffsetNotAvailable = 78,
+    MemberIdRequired = 79,
+    PreferredLeaderNotAvailable = 80,
+    GroupMaxSizeReached = 81,
+    FencedInstanceId = 82,
+    EligibleLeadersNotAvailable = 83,
+    ElectionNotNeeded = 84,
+    NoReassignmentInProgress = 85,
+    GroupSubscribedToTopic = 86,
+    InvalidRecord = 87,
+    UnstableOffsetCommit = 88,
+    ThrottlingQuotaExceeded = 89,
+    ProducerFenced = 90,
+    ResourceNotFound = 91,
+    DuplicateResource = 92,
+    UnacceptableCredential = 93,
+    InconsistentVoterSet = 94,
+    InvalidUpdateVersion = 95,
+    FeatureUpdateFailed = 96,
+    PrincipalDeserializationFailure = 97,
+    SnapshotNotFound = 98,
+    PositionOutOfRange = 99,
+    UnknownTopicId = 100,
+    DuplicateBrokerRegistration = 101,
+    BrokerIdNotRegistered = 102,
+    InconsistentTopicId = 103,
+    InconsistentClusterId = 104,
+    TransactionalIdNotFound = 105,
+    FetchSessionTopicIdError = 106,
+    IneligibleReplica = 107,
+    NewLeaderElected = 108,
+    OffsetMovedToTieredStorage = 109,
+    FencedMemberEpoch = 110,
+    UnreleasedInstanceId = 111,
+    UnsupportedAssignor = 112,
+    StaleMemberEpoch = 113,
+    MismatchedEndpointType = 114,
+    UnsupportedEndpointType = 115,
+    UnknownControllerId = 116,
+    UnknownSubscriptionId = 117,
+    TelemetryTooLarge = 118,
+    InvalidRegistration = 119,
+    TransactionAbortable = 120,
+    InvalidRecordState = 121,
+    ShareSessionNotFound = 122,
+    InvalidShareSessionEpoch = 123,
+    FencedStateEpoch = 124,
+    InvalidVoterKey = 125,
+    DuplicateVoter = 126,
+    VoterNotFound = 127,
+    InvalidRegularExpression = 128,
+    RebootstrapRequired = 129,
+    StreamsInvalidTopology = 130,
+    StreamsInvalidTopologyEpoch = 131,
+    StreamsTopologyFenced = 132,
+    ShareSessionLimitReached = 133,
+}
+
+/// <summary>Per-code metadata: Kafka name, retriability (RetriableException subclasses in the Java client), default message.</summary>
+public static class ErrorCodes
+{
+    private const int MinCode = -1;
+    /// <summary>Highest code this table knows; codes above are reported as unknown.</summary>
+    public const short MaxKnownCode = 133;
+
+    private readonly record struct Info(string Name, bool Retriable, string Message);
+
+    // Indexed by code + 1 so lookups are a bounds check and an array read.
+    private static readonly Info[] Table = Build();
+
+    private static Info[] Build()
+    {
+        var t = new Info[MaxKnownCode - MinCode + 1];
+        t[-1 - MinCode] = new("UNKNOWN_SERVER_ERROR", false, "The server hit an unexpected error while handling the request.");
+        t[0 - MinCode] = new("NONE", false, "");
+        t[1 - MinCode] = new("OFFSET_OUT_OF_RANGE", false, "The requested offset is outside the range the server holds.");
+        t[2 - MinCode] = new("CORRUPT_MESSAGE", true, "The message failed its CRC check, exceeds the valid size, has a null key on a compacted topic, or is otherwise corrupt.");
+        t[3 - MinCode] = new("UNKNOWN_TOPIC_OR_PARTITION", true, "This server does not host the topic-partition.");
+        t[4 - MinCode] = new("INVALID_FETCH_SIZE", false, "The requested fetch size is invalid.");
+        t[5 - MinCode] = new("LEADER_NOT_AVAILABLE", true, "The topic-partition has no leader right now (a leader election is in progress).");
+        t[6 - MinCode] = new("NOT_LEADER_OR_FOLLOWER", true, "This broker is not the leader (or not a replica) of the topic-partition.");
+        t[7 - MinCode] = new("REQUEST_TIMED_OUT", true, "The request timed out.");
+        t[8 - MinCode] = new("BROKER_NOT_AVAILABLE", false, "The broker is not available.");
+        t[9 - MinCode] = new("REPLICA_NOT_AVAILABLE", true, "The replica is not available for the topic-partition.");
+        t[10 - MinCode] = new("MESSAGE_TOO_LARGE", false, "The request contains a message larger than the server's maximum message size.");
+        t[11 - MinCode] = new("STALE_CONTROLLER_EPOCH", false, "The controller moved to another broker.");
+        t[12 - MinCode] = new("OFFSET_METADATA_TOO_LARGE", false, "The offset commit metadata is too large.");
+        t[13 - MinCode] = new("NETWORK_EXCEPTION", true, "The server disconnected before a response was received.");
+        t[14 - MinCode] = new("COORDINATOR_LOAD_IN_PROGRESS", true, "The coordinator is still loading and cannot serve requests yet.");
+        t[15 - MinCode] = new("COORDINATOR_NOT_AVAILABLE", true, "The coordinator is not available.");
+        t[16 - MinCode] = new("NOT_COORDINATOR", true, "This broker is not the coordinator.");
+        t[17 - MinCode] = new("INVALID_TOPIC_EXCEPTION", false, "The request targets an invalid topic.");
+        t[18 - MinCode] = new("RECORD_LIST_TOO_LARGE", false, "The request contains a record batch larger than the server's segment size.");
+        t[19 - MinCode] = new("NOT_ENOUGH_REPLICAS", true, "Rejected: fewer in-sync replicas than required.");
+        t[20 - MinCode] = new("NOT_ENOUGH_REPLICAS_AFTER_APPEND", true, "Written to the log, but to fewer in-sync replicas than required.");
+        t[21 - MinCode] = new("INVALID_REQUIRED_ACKS", false, "The produce request has an invalid value for required acks.");
+        t[22 - MinCode] = new("ILLEGAL_GENERATION", false, "The group generation id is not valid.");
+        t[23 - MinCode] = new("INCONSISTENT_GROUP_PROTOCOL", false, "The member's protocols are incompatible with the group's, or the protocol type/list is empty.");
+        t[24 - MinCode] = new("INVALID_GROUP_ID", false, "The group id is invalid.");
+        t[25 - MinCode] = new("UNKNOWN_MEMBER_ID", false, "The coordinator does not know this member.");
+        t[26 - MinCode] = new("INVALID_SESSION_TIMEOUT", false, "The session timeout is outside the broker's allowed range (group.min/max.session.timeout.ms).");
+        t[27 - MinCode] = new("REBALANCE_IN_PROGRESS", false, "The group is rebalancing; the member must rejoin.");
+        t[28 - MinCode] = new("INVALID_COMMIT_OFFSET_SIZE", false, "The committed offset data size is not valid.");
+        t[29 - MinCode] = new("TOPIC_AUTHORIZATION_FAILED", false, "Topic authorization failed.");
+        t[30 - MinCode] = new("GROUP_AUTHORIZATION_FAILED", false, "Group authorization failed.");
+        t[31 - MinCode] = new("CLUSTER_AUTHORIZATION_FAILED", false, "Cluster authorization failed.");
+        t[32 - MinCode] = new("INVALID_TIMESTAMP", false, "The message timestamp is outside the acceptable range.");
+        t[33 - MinCode] = new("UNSUPPORTED_SASL_MECHANISM", false, "The broker does not support the requested SASL mechanism.");
+        t[34 - MinCode] = new("ILLEGAL_SASL_STATE", false, "The request is not valid in the current SASL state.");
+        t[35 - MinCode] = new("UNSUPPORTED_VERSION", false, "The API version is not supported.");
+        t[36 - MinCode] = new("TOPIC_ALREADY_EXISTS", false, "A topic with this name already exists.");
+        t[37 - MinCode] = new("INVALID_PARTITIONS", false, "The number of partitions is below 1.");
+        t[38 - MinCode] = new("INVALID_REPLICATION_FACTOR", false, "The replication factor is below 1 or above the number of available brokers.");
+        t[39 - MinCode] = new("INVALID_REPLICA_ASSIGNMENT", false, "The replica assignment is invalid.");
+        t[40 - MinCode] = new("INVALID_CONFIG", false, "The configuration is invalid.");
+        t[41 - MinCode] = new("NOT_CONTROLLER", true, "This is not the controller of this cluster.");
+        t[42 - MinCode] = new("INVALID_REQUEST", false, "The request is malformed or was sent to an incompatible broker; see the broker logs.");
+        t[43 - MinCode] = new("UNSUPPORTED_FOR_MESSAGE_FORMAT", false, "The broker's message format version does not support the request.");
+        t[44 - MinCode] = new("POLICY_VIOLATION", false, "The request parameters violate the configured policy.");
+        t[45 - MinCode] = new("OUT_OF_ORDER_SEQUENCE_NUMBER", false, "The broker received an out of order sequence number.");
+        t[46 - MinCode] = new("DUPLICATE_SEQUENCE_NUMBER", false, "The broker received a duplicate sequence number.");
+        t[47 - MinCode] = new("INVALID_PRODUCER_EPOCH", false, "The producer used an old epoch.");
+        t[48 - MinCode] = new("INVALID_TXN_STATE", false, "The producer attempted a transactional operation in an invalid state.");
+        t[49 - MinCode] = new("INVALID_PRODUCER_ID_MAPPING", false, "The producer id is not currently assigned to its transactional id.");
+        t[50 - MinCode] = new("INVALID_TRANSACTION_TIMEOUT", false, "The transaction timeout exceeds the broker's transaction.max.timeout.ms.");
+        t[51 - MinCode] = new("CONCURRENT_TRANSACTIONS", true, "Another operation on the same transaction is in progress.");
+        t[52 - MinCode] = new("TRANSACTION_COORDINATOR_FENCED", false, "The transaction coordinator sending WriteTxnMarkers is no longer the current coordinator for the producer.");
+        t[53 - MinCode] = new("TRANSACTIONAL_ID_AUTHORIZATION_FAILED", false, "Transactional id authorization failed.");
+        t[54 - MinCode] = new("SECURITY_DISABLED", false, "Security features are disabled.");
+        t[55 - MinCode] = new("OPERATION_NOT_ATTEMPTED", false, "The broker did not attempt this operation because other operations in the batch failed.");
+        t[56 - MinCode] = new("KAFKA_STORAGE_ERROR", true, "Disk error while accessing the log on disk.");
+        t[57 - MinCode] = new("LOG_DIR_NOT_FOUND", false, "The log directory is not in the broker config.");
+        t[58 - MinCode] = new("SASL_AUTHENTICATION_FAILED", false, "SASL authentication failed.");
+        t[59 - MinCode] = new("UNKNOWN_PRODUCER_ID", false, "The broker has no metadata for this producer id (for example its records were removed by retention).");
+        t[60 - MinCode] = new("REASSIGNMENT_IN_PROGRESS", false, "A partition reassignment is in progress.");
+        t[61 - MinCode] = new("DELEGATION_TOKEN_AUTH_DISABLED", false, "The delegation token feature is not enabled.");
+        t[62 - MinCode] = new("DELEGATION_TOKEN_NOT_FOUND", false, "The delegation token was not found on the server.");
+        t[63 - MinCode] = new("DELEGATION_TOKEN_OWNER_MISMATCH", false, "The principal is not a valid owner/renewer of the token.");
+        t[64 - MinCode] = new("DELEGATION_TOKEN_REQUEST_NOT_ALLOWED", false, "Delegation token requests are not allowed on this channel.");
+        t[65 - MinCode] = new("DELEGATION_TOKEN_AUTHORIZATION_FAILED", false, "Delegation token authorization failed.");
+        t[66 - MinCode] = new("DELEGATION_TOKEN_EXPIRED", false, "The delegation token has expired.");
+        t[67 - MinCode] = new("INVALID_PRINCIPAL_TYPE", false, "The principal type is not supported.");
+        t[68 - MinCode] = new("NON_EMPTY_GROUP", false, "The group is not empty.");
+        t[69 - MinCode] = new("GROUP_ID_NOT_FOUND", false, "The group id does not exist.");
+        t[70 - MinCode] = new("FETCH_SESSION_ID_NOT_FOUND", true, "The fetch session id was not found.");
+        t[71 - MinCode] = new("INVALID_FETCH_SESSION_EPOCH", true, "The fetch session epoch is invalid.");
+        t[72 - MinCode] = new("LISTENER_NOT_FOUND", true, "The leader has no listener matching the one the metadata request arrived on.");
+        t[73 - MinCode] = new("TOPIC_DELETION_DISABLED", false, "Topic deletion is disabled.");
+        t[74 - MinCode] = new("FENCED_LEADER_EPOCH", true, "The request's leader epoch is older than the broker's.");
+        t[75 - MinCode] = new("UNKNOWN_LEADER_EPOCH", true, "The request's leader epoch is newer than the broker's.");
+        t[76 - MinCode] = new("UNSUPPORTED_COMPRESSION_TYPE", false, "The client does not support the partition's compression type.");
+        t[77 - MinCode] = new("STALE_BROKER_EPOCH", false, "The broker epoch has changed.");
+        t[78 - MinCode] = new("OFFSET_NOT_AVAILABLE", true, "The leader's high watermark has not caught up after an election, so offsets may not be monotonic yet.");
+        t[79 - MinCode] = new("MEMBER_ID_REQUIRED", false, "The member needs a member id before joining the group.");
+        t[80 - MinCode] = new("PREFERRED_LEADER_NOT_AVAILABLE", true, "The preferred leader is not available.");
+        t[81 - MinCode] = new("GROUP_MAX_SIZE_REACHED", false, "The group has reached its maximum size.");
+        t[82 - MinCode] = new("FENCED_INSTANCE_ID", false, "Another consumer with the same group.instance.id registered with a different member id.");
+        t[83 - MinCode] = new("ELIGIBLE_LEADERS_NOT_AVAILABLE", true, "No eligible leaders are available for the partition.");
+        t[84 - MinCode] = new("ELECTION_NOT_NEEDED", false, "A leader election is not needed for the partition.");
+        t[85 - MinCode] = new("NO_REASSIGNMENT_IN_PROGRESS", false, "No partition reassignment is in progress.");
+        t[86 - MinCode] = new("GROUP_SUBSCRIBED_TO_TOPIC", false, "Cannot delete offsets of a topic the group is actively subscribed to.");
+        t[87 - MinCode] = new("INVALID_RECORD", false, "The record failed broker-side validation.");
+        t[88 - MinCode] = new("UNSTABLE_OFFSET_COMMIT", true, "There are unstable offsets that must be cleared first.");
+        t[89 - MinCode] = new("THROTTLING_QUOTA_EXCEEDED", true, "The throttling quota was exceeded.");
+        t[90 - MinCode] = new("PRODUCER_FENCED", false, "A newer producer with the same transactional id fenced this one.");
+        t[91 - MinCode] = new("RESOURCE_NOT_FOUND", false, "The request referred to a resource that does not exist.");
+        t[92 - MinCode] = new("DUPLICATE_RESOURCE", false, "The request referred to the same resource twice.");
+        t[93 - MinCode] = new("UNACCEPTABLE_CREDENTIAL", false, "The credential does not meet the acceptability criteria.");
+        t[94 - MinCode] = new("INCONSISTENT_VOTER_SET", false, "The sender or receiver of a voter-only request is not an expected voter.");
+        t[95 - MinCode] = new("INVALID_UPDATE_VERSION", false, "The update version is invalid.");
+        t[96 - MinCode] = new("FEATURE_UPDATE_FAILED", false, "Finalized features could not be updated due to an unexpected server error.");
+        t[97 - MinCode] = new("PRINCIPAL_DESERIALIZATION_FAILURE", false, "Deserializing the forwarded request principal failed.");
+        t[98 - MinCode] = new("SNAPSHOT_NOT_FOUND", false, "The requested snapshot was not found.");
+        t[99 - MinCode] = new("POSITION_OUT_OF_RANGE", false, "The requested position is outside the snapshot.");
+        t[100 - MinCode] = new("UNKNOWN_TOPIC_ID", true, "This server does not host this topic id.");
+        t[101 - MinCode] = new("DUPLICATE_BROKER_REGISTRATION", false, "This broker id is already in use.");
+        t[102 - MinCode] = new("BROKER_ID_NOT_REGISTERED", false, "The broker id is not registered.");
+        t[103 - MinCode] = new("INCONSISTENT_TOPIC_ID", true, "The log's topic id does not match the request's topic id.");
+        t[104 - MinCode] = new("INCONSISTENT_CLUSTER_ID", false, "The request's cluster id does not match the server's.");
+        t[105 - MinCode] = new("TRANSACTIONAL_ID_NOT_FOUND", false, "The transactional id was not found.");
+        t[106 - MinCode] = new("FETCH_SESSION_TOPIC_ID_ERROR", true, "The fetch session used topic ids inconsistently.");
+        t[107 - MinCode] = new("INELIGIBLE_REPLICA", false, "The new ISR contains an ineligible replica.");
+        t[108 - MinCode] = new("NEW_LEADER_ELECTED", false, "The partition state was updated but the leader has changed.");
+        t[109 - MinCode] = new("OFFSET_MOVED_TO_TIERED_STORAGE", false, "The requested offset has moved to tiered storage.");
+        t[110 - MinCode] = new("FENCED_MEMBER_EPOCH", false, "The member epoch is fenced; the member must give up its partitions and rejoin.");
+        t[111 - MinCode] = new("UNRELEASED_INSTANCE_ID", false, "Another member still uses this instance id and must leave first.");
+        t[112 - MinCode] = new("UNSUPPORTED_ASSIGNOR", false, "The group does not support this assignor or its version range.");
+        t[113 - MinCode] = new("STALE_MEMBER_EPOCH", false, "The member epoch is stale; retry after receiving the updated epoch via heartbeat.");
+        t[114 - MinCode] = new("MISMATCHED_ENDPOINT_TYPE", false, "The request was sent to the wrong type of endpoint.");
+        t[115 - MinCode] = new("UNSUPPORTED_ENDPOINT_TYPE", false, "This endpoint type is not supported yet.");
+        t[116 - MinCode] = new("UNKNOWN_CONTROLLER_ID", false, "The controller id is not known.");
+        t[117 - MinCode] = new("UNKNOWN_SUBSCRIPTION_ID", false, "The telemetry subscription id is invalid or outdated.");
+        t[118 - MinCode] = new("TELEMETRY_TOO_LARGE", false, "The telemetry push is larger than the broker accepts.");
+        t[119 - MinCode] = new("INVALID_REGISTRATION", false, "The controller considers the broker registration invalid.");
+        t[120 - MinCode] = new("TRANSACTION_ABORTABLE", false, "The transaction hit an error; the client can abort it and continue using the transactional id.");
+        t[121 - MinCode] = new("INVALID_RECORD_STATE", false, "The record state is invalid; the acknowledgement could not be completed.");
+        t[122 - MinCode] = new("SHARE_SESSION_NOT_FOUND", true, "The share session was not found.");
+        t[123 - MinCode] = new("INVALID_SHARE_SESSION_EPOCH", true, "The share session epoch is invalid.");
+        t[124 - MinCode] = new("FENCED_STATE_EPOCH", false, "The share-group state epoch does not match.");
+        t[125 - MinCode] = new("INVALID_VOTER_KEY", false, "The voter key does not match the receiving replica's key.");
+        t[126 - MinCode] = new("DUPLICATE_VOTER", false, "The voter is already in the voter set.");
+        t[127 - MinCode] = new("VOTER_NOT_FOUND", false, "The voter is not in the voter set.");
+        t[128 - MinCode] = new("INVALID_REGULAR_EXPRESSION", false, "The regular expression is not valid.");
+        t[129 - MinCode] = new("REBOOTSTRAP_REQUIRED", false, "Client metadata is stale; the client should rebootstrap.");
+        t[130 - MinCode] = new("STREAMS_INVALID_TOPOLOGY", false, "The supplied topology is invalid.");
+        t[131 - MinCode] = new("STREAMS_INVALID_TOPOLOGY_EPOCH", false, "The supplied topology epoch is invalid.");
+        t[132 - MinCode] = new("STREAMS_TOPOLOGY_FENCED", false, "The supplied topology epoch is outdated.");
+        t[133 - MinCode] = new("SHARE_SESSION_LIMIT_REACHED", true, "The share session limit has been reached.");
+        return t;
+    }
+
+    public static bool IsKnown(ErrorCode code) => (uint)((int)code - MinCode) < (uint)Table.Length && Table[(int)code - MinCode].Name is not null;
+
+    /// <summary>True for codes whose Java exception extends RetriableException: clients retry them transparently.</summary>
+    public static bool IsRetriable(ErrorCode code) => IsKnown(code) && Table[(int)code - MinCode].Retriable;
+
+    /// <summary>Kafka's UPPER_SNAKE name, e.g. "UNKNOWN_TOPIC_OR_PARTITION"; "UNKNOWN_ERROR_CODE_n" for codes not in the table.</summary>
+    public static string KafkaName(ErrorCode code) => IsKnown(code) ? Table[(int)code - MinCode].Name : "UNKNOWN_ERROR_CODE_" + ((short)code).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>A human-readable default message for the error (empty for None). Unknown codes get UNKNOWN_SERVER_ERROR's message, as Java's Errors.forCode maps them.</summary>
+    public static string DefaultMessage(ErrorCode code) => IsKnown(code) ? Table[(int)code - MinCode].Message : Table[0].Message;
+}

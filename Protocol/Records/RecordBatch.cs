@@ -1,0 +1,194 @@
+using System.Buffers.Binary;
+using Kayak.Protocol.Compression;
+
+namespace Kayak.Protocol.Records;
+
+/// <summary>Knobs for <see cref="RecordBatch.Validate"/>.</summary>
+public sealed class ValidationOptions
+{
+    public static readonly ValidationOptions Default = new();
+    /// <summary>Decompression-bomb guard for compressed batches (Kafka bounds this by the batch's own limits; we make it explicit).</summary>
+    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    /// <summary>
+    /// Produce path: offset deltas must be 0..count-1 and count == lastOffsetDelta + 1 (Kafka's
+    /// LogValidator). Off for batches from the log, where compaction leaves gaps.
+    /// </summary>
+    public bool RequireContiguousOffsets { get; init; } = true;
+}
+
+/// <summary>Outcome of <see cref="RecordBatch.Validate"/>: an error code plus what the broker needs for appends.</summary>
+public readonly struct ValidationResult
+{
+    public ErrorCode Error { get; init; }
+    public string? Message { get; init; }
+    public int RecordCount { get; init; }
+    /// <summary>Maximum record timestamp (baseTimestamp + max delta), -1 without records; Kafka rewrites the header's maxTimestamp with it for CreateTime.</summary>
+    public long MaxTimestamp { get; init; }
+    /// <summary>Offset delta of the record carrying <see cref="MaxTimestamp"/> (first one on ties, like Kafka).</summary>
+    public int OffsetDeltaOfMaxTimestamp { get; init; }
+    public bool IsValid => Error == ErrorCode.None;
+
+    internal static ValidationResult Fail(ErrorCode e, string message) => new() { Error = e, Message = message, MaxTimestamp = -1 };
+}
+
+/// <summary>Magic v2 record batch framing, validation and record access.</summary>
+public static class RecordBatch
+{
+    public const sbyte MagicV2 = 2;
+    /// <summary>Bytes covered by the CRC start at attributes (KIP-98: CRC excludes base offset, length, leader epoch, magic).</summary>
+    public const int CrcCoveredOffset = RecordBatchHeader.AttributesOffset;
+
+    /// <summary>
+    /// Frames the next batch (any magic: v0/v1 entries share offset+size). False = need more bytes.
+    /// Throws <see cref="CorruptRecordException"/> when the size field is impossible.
+    /// <paramref name="header"/> is only meaningful for magic 2.
+    /// </summary>
+    public static bool TryReadBatch(ReadOnlySpan<byte> src, out RecordBatchHeader header, out int totalSize)
+    {
+        header = default; totalSize = 0;
+        if (src.Length < RecordBatchHeader.LogOverhead) return false;
+        int batchLength = BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.BatchLengthOffset..]);
+        // Smallest legal entry is a magic v0 message (14 bytes after the size field).
+        if (batchLength < 14 || batchLength > int.MaxValue - RecordBatchHeader.LogOverhead)
+            throw new CorruptRecordException($"Invalid batch length {batchLength}");
+        if (src.Length < RecordBatchHeader.MagicOffset + 1) return false;
+        sbyte magic = (sbyte)src[RecordBatchHeader.MagicOffset];
+        if (magic == MagicV2 && batchLength < RecordBatchHeader.Size - RecordBatchHeader.LogOverhead)
+            throw new CorruptRecordException($"Batch length {batchLength} is smaller than the v2 header");
+        int total = batchLength + RecordBatchHeader.LogOverhead;
+        if (src.Length < total) return false;
+        totalSize = total;
+        if (magic == MagicV2) RecordBatchHeader.TryRead(src, out header);
+        return true;
+    }
+
+    /// <summary>Computes the CRC-32C stored in a v2 batch (attributes..end).</summary>
+    public static uint ComputeCrc(ReadOnlySpan<byte> batch) => Crc32C.Compute(batch[CrcCoveredOffset..]);
+
+    /// <summary>
+    /// Checks one complete v2 batch as a broker must before appending it: length sanity, magic,
+    /// CRC (→ CORRUPT_MESSAGE), count vs lastOffsetDelta, and every record's framing (decompressing
+    /// into a pooled buffer for compressed batches). Never throws for bad input.
+    /// </summary>
+    public static ValidationResult Validate(ReadOnlySpan<byte> batch, ValidationOptions? options = null)
+    {
+        options ??= ValidationOptions.Default;
+        if (!RecordBatchHeader.TryRead(batch, out var h))
+            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Batch of {batch.Length} bytes is smaller than the v2 header");
+        if (h.Magic != MagicV2)
+            return ValidationResult.Fail(ErrorCode.UnsupportedForMessageFormat, $"Expected magic 2, got {h.Magic}");
+        if (h.BatchLength < RecordBatchHeader.Size - RecordBatchHeader.LogOverhead || (long)h.BatchLength + RecordBatchHeader.LogOverhead != batch.Length)
+            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Batch length {h.BatchLength} does not match the {batch.Length} bytes given");
+        uint crc = ComputeCrc(batch);
+        if (crc != h.Crc)
+            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Record batch is corrupt (stored crc = {h.Crc}, computed crc = {crc})");
+        if ((int)h.Compression > (int)CompressionType.Zstd)
+            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Unknown compression type id {(int)h.Compression}");
+        if (h.RecordsCount < 0)
+            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Negative record count {h.RecordsCount}");
+        if (options.RequireContiguousOffsets)
+        {
+            if (h.RecordsCount == 0)
+                return ValidationResult.Fail(ErrorCode.InvalidRecord, "Record batch has no records");
+            if (h.LastOffsetDelta != h.RecordsCount - 1)
+                return ValidationResult.Fail(ErrorCode.InvalidRecord, $"Inconsistent batch: lastOffsetDelta {h.LastOffsetDelta} but {h.RecordsCount} records");
+        }
+        var body = batch[RecordBatchHeader.Size..];
+        // Every record takes at least 7 bytes; a larger count cannot be honest (and would let a
+        // compressed batch claim huge counts cheaply).
+        if (h.Compression == CompressionType.None && h.RecordsCount > body.Length / 7)
+            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Record count {h.RecordsCount} exceeds what {body.Length} bytes can hold");
+        try
+        {
+            if (h.Compression == CompressionType.None)
+                return WalkRecords(body, h, options);
+            using var buf = new PooledBufferWriter(Math.Max(256, body.Length * 4));
+            Compressor.Decompress(h.Compression, body, buf, options.MaxDecompressedBytes);
+            if (h.RecordsCount > buf.WrittenCount / 7)
+                return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Record count {h.RecordsCount} exceeds what the decompressed data can hold");
+            return WalkRecords(buf.WrittenSpan, h, options);
+        }
+        catch (ProtocolException e)
+        {
+            return ValidationResult.Fail(ErrorCode.CorruptMessage, e.Message);
+        }
+    }
+
+    /// <summary>Like <see cref="Validate"/> but throws <see cref="CorruptRecordException"/> on failure.</summary>
+    public static ValidationResult ValidateOrThrow(ReadOnlySpan<byte> batch, ValidationOptions? options = null)
+    {
+        var r = Validate(batch, options);
+        if (!r.IsValid) throw new CorruptRecordException($"{ErrorCodes.KafkaName(r.Error)}: {r.Message}");
+        return r;
+    }
+
+    private static ValidationResult WalkRecords(ReadOnlySpan<byte> records, in RecordBatchHeader h, ValidationOptions options)
+    {
+        var e = new RecordEnumerator(records, h.RecordsCount);
+        long maxTs = -1;
+        int maxTsDelta = -1;
+        int i = 0;
+        int lastDelta = -1;
+        while (e.MoveNext())
+        {
+            var r = e.Current;
+            if (options.RequireContiguousOffsets ? r.OffsetDelta != i : r.OffsetDelta <= lastDelta)
+                return ValidationResult.Fail(ErrorCode.InvalidRecord, $"Record {i} has offset delta {r.OffsetDelta}");
+            if (r.OffsetDelta > h.LastOffsetDelta)
+                return ValidationResult.Fail(ErrorCode.InvalidRecord, $"Record offset delta {r.OffsetDelta} exceeds lastOffsetDelta {h.LastOffsetDelta}");
+            lastDelta = r.OffsetDelta;
+            long ts = h.BaseTimestamp + r.TimestampDelta;
+            if (ts > maxTs || maxTsDelta < 0) { maxTs = ts; maxTsDelta = r.OffsetDelta; }
+            i++;
+        }
+        if (e.RemainingBytes != 0)
+            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Incorrect declared batch size: {e.RemainingBytes} bytes after the last record");
+        return new ValidationResult { Error = ErrorCode.None, RecordCount = i, MaxTimestamp = maxTs, OffsetDeltaOfMaxTimestamp = Math.Max(maxTsDelta, 0) };
+    }
+
+    /// <summary>Records section of an uncompressed batch (no copy).</summary>
+    public static ReadOnlySpan<byte> RecordsSection(ReadOnlySpan<byte> batch) => batch[RecordBatchHeader.Size..];
+
+    /// <summary>
+    /// Writes the decompressed records section of a batch into <paramref name="dst"/> (copies it when
+    /// uncompressed). Use with <see cref="RecordEnumerator"/> over <c>dst.WrittenSpan</c>.
+    /// </summary>
+    public static void DecompressRecords(ReadOnlySpan<byte> batch, PooledBufferWriter dst, long maxDecompressedBytes = 64L * 1024 * 1024)
+    {
+        if (!RecordBatchHeader.TryRead(batch, out var h)) ThrowHelper.Truncated(RecordBatchHeader.Size, batch.Length);
+        Compressor.Decompress(h.Compression, batch[RecordBatchHeader.Size..], dst, maxDecompressedBytes);
+    }
+
+    /// <summary>Enumerates the records of an uncompressed batch in place.</summary>
+    public static RecordEnumerator EnumerateUncompressed(ReadOnlySpan<byte> batch)
+    {
+        if (!RecordBatchHeader.TryRead(batch, out var h)) ThrowHelper.Truncated(RecordBatchHeader.Size, batch.Length);
+        if (h.Compression != CompressionType.None) ThrowHelper.Malformed("Batch is compressed; use DecompressRecords first");
+        return new RecordEnumerator(batch[RecordBatchHeader.Size..], h.RecordsCount);
+    }
+}
+
+/// <summary>
+/// Walks concatenated batches (a produce request's or a log segment's records field) yielding each
+/// complete batch. A partial trailing batch ends the walk (fetch responses may truncate the last one,
+/// as Kafka allows); <see cref="TrailingBytes"/> tells how many bytes were left.
+/// </summary>
+public ref struct BatchEnumerator
+{
+    private ReadOnlySpan<byte> _rest;
+    private ReadOnlySpan<byte> _current;
+
+    public BatchEnumerator(ReadOnlySpan<byte> records) { _rest = records; _current = default; }
+
+    public readonly BatchEnumerator GetEnumerator() => this;
+    public readonly ReadOnlySpan<byte> Current => _current;
+    public readonly int TrailingBytes => _rest.Length;
+
+    public bool MoveNext()
+    {
+        if (!RecordBatch.TryReadBatch(_rest, out _, out int size)) return false;
+        _current = _rest[..size];
+        _rest = _rest[size..];
+        return true;
+    }
+}

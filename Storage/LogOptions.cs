@@ -1,0 +1,43 @@
+namespace Kayak.Storage;
+
+/// <summary>
+/// Broker-level log settings (Kafka's log.* broker configs). Topic-level overrides live in
+/// <see cref="TopicConfig"/>; these are the defaults it falls back to.
+/// </summary>
+public sealed class LogOptions
+{
+    /// <summary>Kafka's log.dirs. Partitions are spread over them (fewest partitions first, like Kafka).</summary>
+    public IReadOnlyList<string> LogDirs { get; init; } = [];
+    /// <summary>log.segment.bytes; capped at int.MaxValue because batch positions are int32 in the index.</summary>
+    public long SegmentBytes { get; init; } = 1L << 30;
+    /// <summary>log.roll.ms.</summary>
+    public long RollMs { get; init; } = 7L * 24 * 3600 * 1000;
+    /// <summary>log.retention.ms; -1 keeps data forever.</summary>
+    public long RetentionMs { get; init; } = 7L * 24 * 3600 * 1000;
+    /// <summary>log.retention.bytes per partition; -1 = unlimited.</summary>
+    public long RetentionBytes { get; init; } = -1;
+    /// <summary>log.retention.check.interval.ms: how often the broker should call <see cref="LogManager.RunRetention"/>.</summary>
+    public long RetentionCheckIntervalMs { get; init; } = 300_000;
+    /// <summary>log.flush.interval.messages; 1 makes every append fsync before it returns (before acks).</summary>
+    public long FlushIntervalMessages { get; init; } = long.MaxValue;
+    /// <summary>log.flush.interval.ms.</summary>
+    public long FlushIntervalMs { get; init; } = long.MaxValue;
+    /// <summary>log.index.interval.bytes: one sparse index entry per this many appended bytes.</summary>
+    public int IndexIntervalBytes { get; init; } = 4096;
+    /// <summary>log.index.size.max.bytes: preallocated size of each active index file.</summary>
+    public int SegmentIndexBytes { get; init; } = 10 * 1024 * 1024;
+    /// <summary>log.message.timestamp.type default for topics without an override.</summary>
+    public string MessageTimestampType { get; init; } = "CreateTime";
+    /// <summary>log.cleanup.policy: the default cleanup.policy of topics.</summary>
+    public string CleanupPolicy { get; init; } = "delete";
+    /// <summary>The broker's compression.type: the default of topics' compression.type.</summary>
+    public string CompressionType { get; init; } = "producer";
+    /// <summary>message.max.bytes broker default (Kafka: 1048588).</summary>
+    public int MaxMessageBytes { get; init; } = 1048588;
+    /// <summary>
+    /// How many inactive (rolled) segments may stay memory-mapped at once across all partitions; the
+    /// least recently read are unmapped beyond this, keeping far below vm.max_map_count (65530).
+    /// </summary>
+    public int MaxMappedInactiveSegments { get; init; } = 1024;
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+}

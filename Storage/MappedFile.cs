@@ -1,0 +1,186 @@
+using System.Buffers;
+using System.IO.MemoryMappedFiles;
+
+namespace Kayak.Storage;
+
+/// <summary>
+/// A file mapped into memory once, accessed through a raw pointer. Writable maps preallocate the file
+/// to the requested capacity (sparse on Linux) so appends are plain memory copies; <see cref="Dispose(long)"/>
+/// can trim the file back to its real length after the view is gone, like Kafka does on roll/close.
+/// </summary>
+internal sealed unsafe class MappedFile : IDisposable
+{
+    private readonly string _path;
+    private readonly MemoryMappedViewAccessor _view;
+    private readonly byte* _ptr;
+    private MappedMemory? _memory;
+    private bool _disposed;
+
+    public long Capacity { get; }
+    public bool Writable { get; }
+
+    private MappedFile(string path, MemoryMappedViewAccessor view, byte* ptr, long capacity, bool writable)
+    {
+        _path = path; _view = view; _ptr = ptr; Capacity = capacity; Writable = writable;
+    }
+
+    /// <summary>
+    /// Maps <paramref name="path"/>. Writable: created if missing and grown to <paramref name="capacity"/>
+    /// (never shrunk). Read-only: maps the current length, which must be &gt; 0.
+    /// The file descriptor is closed as soon as the view exists (a mapping outlives its fd), so a mapped
+    /// segment costs one map and no open file: 10,000 partitions stay far below RLIMIT_NOFILE.
+    /// </summary>
+    public static MappedFile Open(string path, long capacity, bool writable)
+    {
+        using var fs = new FileStream(path, writable ? FileMode.OpenOrCreate : FileMode.Open,
+            writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+        if (writable)
+        {
+            if (fs.Length < capacity) fs.SetLength(capacity);
+            capacity = fs.Length;
+        }
+        else capacity = fs.Length;
+        if (capacity <= 0) throw new IOException($"Cannot map empty file {path}");
+        var access = writable ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
+        using var mmf = MemoryMappedFile.CreateFromFile(fs, null, capacity, access, HandleInheritability.None, leaveOpen: true);
+        var view = mmf.CreateViewAccessor(0, capacity, access);
+        byte* p = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        p += view.PointerOffset;
+        // Appends fault in fresh (hole) pages one at a time; the kernel's mmap read-around on the first fault
+        // of a new file costs milliseconds on ext4 and is useless here. Read-only maps keep the default so
+        // sequential consumers still get readahead.
+        if (writable && OperatingSystem.IsLinux()) _ = madvise(p, (nuint)capacity, MadvRandom);
+        return new MappedFile(path, view, p, capacity, writable);
+    }
+
+    private const int MadvRandom = 1;
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int madvise(void* addr, nuint length, int advice);
+
+    public byte* Pointer => _ptr;
+
+    public Span<byte> Span(long offset, int length)
+    {
+        if ((ulong)offset + (ulong)length > (ulong)Capacity) throw new ArgumentOutOfRangeException(nameof(offset));
+        return new Span<byte>(_ptr + offset, length);
+    }
+
+    /// <summary>Zero-copy memory over the mapping (one MemoryManager per mapping, created on first use).</summary>
+    public ReadOnlyMemory<byte> Memory(int offset, int length)
+    {
+        _memory ??= new MappedMemory(_ptr, (int)Math.Min(Capacity, int.MaxValue));
+        return _memory.Memory.Slice(offset, length);
+    }
+
+    /// <summary>msync the mapped pages, then fsync the file through a short-lived handle (data + metadata).</summary>
+    public void Flush()
+    {
+        if (_disposed || !Writable) return;
+        _view.Flush();
+        try
+        {
+            using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+            fs.Flush(flushToDisk: true);
+        }
+        catch (FileNotFoundException) { } // deleted meanwhile (topic deletion): nothing left to make durable
+        catch (DirectoryNotFoundException) { }
+    }
+
+    public void Dispose() => Dispose(-1);
+
+    /// <summary>Unmaps; when <paramref name="trimTo"/> ≥ 0 and the map was writable, truncates the file to it.</summary>
+    public void Dispose(long trimTo)
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        if (trimTo >= 0 && Writable && File.Exists(_path))
+        {
+            using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+            // No fsync: callers flush dirty data first, and a size change lost in an OS crash only leaves a
+            // zero-filled tail, which the loader recognizes as the end of the log / index.
+            fs.SetLength(trimTo);
+        }
+    }
+
+    private sealed class MappedMemory : MemoryManager<byte>
+    {
+        private readonly byte* _p;
+        private readonly int _length;
+        public MappedMemory(byte* p, int length) { _p = p; _length = length; }
+        public override Span<byte> GetSpan() => new(_p, _length);
+        public override MemoryHandle Pin(int elementIndex = 0) => new(_p + elementIndex);
+        public override void Unpin() { }
+        protected override void Dispose(bool disposing) { }
+    }
+}
+
+/// <summary>
+/// A sparse, fixed-entry-size index file (Kafka's .index: 8 bytes, .timeindex: 12 bytes), mmap'd.
+/// Writable (active segment): preallocated to its max size. Read-only (inactive): mapped at its trimmed
+/// size on demand. <see cref="Count"/> is published with a volatile write after the entry bytes, so
+/// concurrent readers never see a half-written entry.
+/// </summary>
+internal sealed class SparseIndex
+{
+    private MappedFile? _map;
+    private int _count;
+
+    public string Path { get; }
+    public int EntrySize { get; }
+    public int Count => Volatile.Read(ref _count);
+    public int MaxEntries { get; private set; }
+    public bool IsFull => _count >= MaxEntries;
+    public bool IsMapped => _map is not null;
+
+    public SparseIndex(string path, int entrySize) { Path = path; EntrySize = entrySize; }
+
+    /// <summary>Maps writable with room for maxBytes (rounded down to whole entries); entry count must be set by the caller.</summary>
+    public void OpenWritable(int maxBytes, int existingEntries)
+    {
+        int max = Math.Max(1, maxBytes / EntrySize);
+        long needed = Math.Max((long)max, existingEntries) * EntrySize;
+        _map = MappedFile.Open(Path, needed, writable: true);
+        MaxEntries = (int)(_map.Capacity / EntrySize);
+        _count = existingEntries;
+    }
+
+    /// <summary>Maps the file read-only with <paramref name="entries"/> valid entries (0 = nothing mapped).</summary>
+    public void OpenReadOnly(int entries)
+    {
+        _count = entries;
+        MaxEntries = entries;
+        if (entries > 0) _map = MappedFile.Open(Path, 0, writable: false);
+    }
+
+    public ReadOnlySpan<byte> Entry(int i) => _map!.Span((long)i * EntrySize, EntrySize);
+
+    public void Append(ReadOnlySpan<byte> entry)
+    {
+        entry.CopyTo(_map!.Span((long)_count * EntrySize, EntrySize));
+        Volatile.Write(ref _count, _count + 1);
+    }
+
+    public void Reset() => Volatile.Write(ref _count, 0);
+
+    public void Flush() => _map?.Flush();
+
+    /// <summary>Unmaps without trimming (crash simulation).</summary>
+    public void Abandon()
+    {
+        var m = _map;
+        _map = null;
+        m?.Dispose(-1);
+    }
+
+    /// <summary>Unmaps; writable maps are trimmed to exactly Count entries.</summary>
+    public void Close()
+    {
+        var m = _map;
+        _map = null;
+        m?.Dispose(m.Writable ? (long)_count * EntrySize : -1);
+    }
+}

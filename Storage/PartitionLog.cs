@@ -1,0 +1,566 @@
+using System.Buffers.Binary;
+using Kayak.Protocol.Records;
+
+namespace Kayak.Storage;
+
+/// <summary>Result of <see cref="PartitionLog.Append"/>, mirroring the fields of a ProduceResponse partition.</summary>
+public readonly record struct AppendResult(long BaseOffset, long LastOffset, long LogAppendTime, long LogStartOffset);
+
+/// <summary>
+/// Whole record batches read from one segment, as zero-copy memory over the mapped file. Holds a reference
+/// on the segment until disposed, so retention, roll or topic deletion cannot unmap the bytes while the
+/// broker is still writing them to a socket. Dispose exactly once (extra calls are ignored).
+/// </summary>
+public sealed class FetchSlice : IDisposable
+{
+    private LogSegment? _segment;
+
+    /// <summary>An empty result (fetch at the log end offset).</summary>
+    public static FetchSlice Empty { get; } = new(null, default);
+
+    /// <summary>Concatenated v2 batches; the first contains the requested offset.</summary>
+    public ReadOnlyMemory<byte> Data { get; }
+    public bool IsEmpty => Data.IsEmpty;
+
+    internal FetchSlice(LogSegment? segment, ReadOnlyMemory<byte> data) { _segment = segment; Data = data; }
+
+    public void Dispose() => Interlocked.Exchange(ref _segment, null)?.Release();
+}
+
+/// <summary>
+/// One partition's log: an ordered list of segments, the last one active. Appends are serialized by a
+/// per-partition lock; reads are lock-free against a copy-on-write segment array plus volatile offsets.
+/// On a single node the high watermark equals the log end offset.
+/// </summary>
+public sealed partial class PartitionLog
+{
+    private readonly object _lock = new();
+    private readonly LogOptions _options;
+    private readonly TopicLog _topic;
+    private readonly SegmentMapCache _cache;
+    private LogSegment[] _segments = [];
+    private long _logStartOffset;
+    private long _logEndOffset;
+    private long _recoveryPoint;
+    private long _unflushedMessages;
+    private bool _dirty;
+    private long _lastFlushMs;
+    private TaskCompletionSource? _appendSignal;
+    private bool _closed;
+
+    public int Partition { get; }
+    public string TopicName => _topic.Name;
+    internal string Dir { get; }
+    internal LogDirectory LogDirectory { get; }
+    internal string Id { get; }
+
+    public long LogStartOffset => Volatile.Read(ref _logStartOffset);
+    /// <summary>The offset the next appended record gets.</summary>
+    public long LogEndOffset => Volatile.Read(ref _logEndOffset);
+    public long HighWatermark => LogEndOffset;
+    /// <summary>Offsets below this are known to be fsynced (persisted in recovery-point-offset-checkpoint).</summary>
+    public long RecoveryPoint => Volatile.Read(ref _recoveryPoint);
+    /// <summary>Total bytes of all segments.</summary>
+    public long Size
+    {
+        get
+        {
+            long n = 0;
+            foreach (var s in Volatile.Read(ref _segments)) n += s.Size;
+            return n;
+        }
+    }
+    public int SegmentCount => Volatile.Read(ref _segments).Length;
+    internal LogSegment[] Segments => Volatile.Read(ref _segments);
+
+    internal PartitionLog(TopicLog topic, int partition, string dir, LogDirectory logDir, LogOptions options, SegmentMapCache cache)
+    {
+        _topic = topic;
+        Partition = partition;
+        Dir = dir;
+        LogDirectory = logDir;
+        _options = options;
+        _cache = cache;
+        Id = topic.Name + "-" + partition.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _lastFlushMs = NowMs();
+    }
+
+    private long NowMs() => _options.Time.GetUtcNow().ToUnixTimeMilliseconds();
+    private TopicConfig Config => _topic.Config;
+
+    // ---------------------------------------------------------------- load
+
+    /// <summary>A new empty partition directory with one active segment at offset 0.</summary>
+    internal void InitializeEmpty()
+    {
+        Directory.CreateDirectory(Dir);
+        var cfg = Config;
+        _segments = [LogSegment.CreateActive(Dir, 0, cfg.SegmentBytes, cfg.SegmentIndexBytes, _cache)];
+    }
+
+    /// <summary>
+    /// Loads segments from disk. After a clean shutdown indexes are trusted (sanity-checked) and only the
+    /// active segment's end is located; otherwise every segment from the one holding the recovery point on
+    /// is fully recovered (CRC-checked, torn tail truncated, indexes rebuilt), as Kafka's LogLoader does.
+    /// </summary>
+    internal void Load(bool cleanShutdown, long recoveryPoint, long logStartOffset)
+    {
+        var cfg = Config;
+        var bases = new List<long>();
+        // A .log.swap is a finished compaction output whose swap was interrupted: complete it (Kafka does the
+        // same) and drop the old indexes so they are rebuilt from the new file.
+        foreach (var f in Directory.EnumerateFiles(Dir, "*.log.swap"))
+        {
+            string log = f[..^".swap".Length];
+            File.Move(f, log, overwrite: true);
+            File.Delete(Path.ChangeExtension(log, ".index"));
+            File.Delete(Path.ChangeExtension(log, ".timeindex"));
+        }
+        foreach (var f in Directory.EnumerateFiles(Dir))
+        {
+            string name = Path.GetFileName(f);
+            if (name.EndsWith(".deleted", StringComparison.Ordinal) || name.EndsWith(".cleaned", StringComparison.Ordinal)
+                || name.EndsWith(".swap", StringComparison.Ordinal) || name.EndsWith(".tmp", StringComparison.Ordinal))
+            {
+                File.Delete(f);
+                continue;
+            }
+            if (name.EndsWith(".log", StringComparison.Ordinal) && name.Length == 24 &&
+                long.TryParse(name.AsSpan(0, 20), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long b))
+                bases.Add(b);
+        }
+        bases.Sort();
+        // Index files without a log are leftovers from an interrupted delete.
+        foreach (var f in Directory.EnumerateFiles(Dir, "*index"))
+        {
+            string stem = Path.GetFileNameWithoutExtension(f);
+            if (!File.Exists(Path.Combine(Dir, stem + ".log"))) File.Delete(f);
+        }
+        if (bases.Count == 0)
+        {
+            _segments = [LogSegment.CreateActive(Dir, Math.Max(0, logStartOffset), cfg.SegmentBytes, cfg.SegmentIndexBytes, _cache)];
+            _logStartOffset = _logEndOffset = _recoveryPoint = Math.Max(0, logStartOffset);
+            return;
+        }
+        var segs = new LogSegment[bases.Count];
+        for (int i = 0; i < bases.Count; i++) segs[i] = LogSegment.Existing(Dir, bases[i], _cache);
+        for (int i = 0; i < segs.Length; i++)
+        {
+            var s = segs[i];
+            bool last = i == segs.Length - 1;
+            long nextBase = last ? long.MaxValue : segs[i + 1].BaseOffset;
+            bool needsRecovery = !cleanShutdown && nextBase > recoveryPoint;
+            // Trusted segments still get a cheap header walk from their last index entry: it yields the
+            // exact next offset and catches a file left preallocated or torn despite the checkpoint.
+            if (needsRecovery || !s.TryLoadIndexes() || !s.TryFindEnd())
+                s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
+            if (!last) s.ComputeMaxTimestampIfMissing();
+        }
+        var active = segs[^1];
+        active.Activate(Math.Max(cfg.SegmentBytes, active.Size), cfg.SegmentIndexBytes);
+        active.RollStartMs = active.Size > 0 ? NowMs() : -1;
+        _segments = segs;
+        _logEndOffset = active.NextOffset;
+        _logStartOffset = Math.Max(segs[0].BaseOffset, Math.Min(logStartOffset, _logEndOffset));
+        _recoveryPoint = _logEndOffset;
+    }
+
+    // ---------------------------------------------------------------- append
+
+    /// <summary>
+    /// Appends <paramref name="recordBatchCount"/> concatenated v2 batches, already validated by the broker
+    /// (CRC, magic, sizes). The client's bytes are stored as received except: base offset (assigned here),
+    /// partition leader epoch (when <paramref name="partitionLeaderEpoch"/> ≥ 0, outside the CRC), and for
+    /// LogAppendTime topics the max timestamp + timestamp-type attribute bit, with the CRC recomputed
+    /// (Kafka's LogValidator in-place path). Fsyncs before returning when flush.messages / flush.ms say so.
+    /// </summary>
+    /// <exception cref="StorageErrorException">CorruptRecord for malformed framing; MessageTooLarge over max.message.bytes.</exception>
+    public AppendResult Append(ReadOnlySpan<byte> batches, int recordBatchCount, int partitionLeaderEpoch = -1)
+    {
+        var cfg = Config;
+        // Frame check before touching the log: a bad batch must not leave half an append behind.
+        int pos = 0, count = 0;
+        while (pos < batches.Length)
+        {
+            if (batches.Length - pos < RecordBatchHeader.Size) StorageThrow.Corrupt("Truncated record batch");
+            int len = BinaryPrimitives.ReadInt32BigEndian(batches[(pos + RecordBatchHeader.BatchLengthOffset)..]);
+            if (len < RecordBatchHeader.Size - RecordBatchHeader.LogOverhead || len > batches.Length - pos - RecordBatchHeader.LogOverhead)
+                StorageThrow.Corrupt($"Invalid batch length {len}");
+            if (batches[pos + RecordBatchHeader.MagicOffset] != 2) StorageThrow.Corrupt("Only magic v2 batches can be appended");
+            if (BinaryPrimitives.ReadInt32BigEndian(batches[(pos + RecordBatchHeader.LastOffsetDeltaOffset)..]) < 0)
+                StorageThrow.Corrupt("Negative lastOffsetDelta");
+            int total = len + RecordBatchHeader.LogOverhead;
+            if (total > cfg.MaxMessageBytes)
+                throw new StorageErrorException(StorageError.MessageTooLarge,
+                    $"Record batch of {total} bytes exceeds max.message.bytes {cfg.MaxMessageBytes}");
+            pos += total;
+            count++;
+        }
+        if (count == 0) StorageThrow.Corrupt("No record batches to append");
+        if (recordBatchCount > 0 && recordBatchCount != count) StorageThrow.Corrupt($"Expected {recordBatchCount} batches, found {count}");
+
+        AppendResult result;
+        lock (_lock)
+        {
+            if (_closed) throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Partition {Id} is closed");
+            long now = NowMs();
+            var active = MaybeRoll(batches.Length, now, cfg);
+            if (active.RollStartMs < 0) active.RollStartMs = now;
+            int basePos = active.Size;
+            var dest = active.Tail(batches.Length);
+            batches.CopyTo(dest);
+
+            long next = _logEndOffset;
+            long firstOffset = next;
+            long records = 0;
+            bool logAppendTime = cfg.LogAppendTime;
+            pos = 0;
+            while (pos < dest.Length)
+            {
+                var b = dest[pos..];
+                int total = BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]) + RecordBatchHeader.LogOverhead;
+                BinaryPrimitives.WriteInt64BigEndian(b, next);
+                if (partitionLeaderEpoch >= 0)
+                    BinaryPrimitives.WriteInt32BigEndian(b[RecordBatchHeader.PartitionLeaderEpochOffset..], partitionLeaderEpoch);
+                if (logAppendTime)
+                {
+                    // KIP-32: LogAppendTime sets the batch's max timestamp and timestamp-type bit; records keep
+                    // their deltas and consumers read the batch timestamp for every record.
+                    short attrs = BinaryPrimitives.ReadInt16BigEndian(b[RecordBatchHeader.AttributesOffset..]);
+                    BinaryPrimitives.WriteInt16BigEndian(b[RecordBatchHeader.AttributesOffset..], (short)(attrs | 0x8));
+                    BinaryPrimitives.WriteInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..], now);
+                    BinaryPrimitives.WriteUInt32BigEndian(b[RecordBatchHeader.CrcOffset..], Crc32C.Compute(b[RecordBatchHeader.AttributesOffset..total]));
+                }
+                long maxTs = BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..]);
+                active.IndexBatch(basePos + pos, next, total, maxTs, cfg.IndexIntervalBytes);
+                next += BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
+                records += Math.Max(0, BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.RecordsCountOffset..]));
+                pos += total;
+            }
+            active.NextOffset = next;
+            active.Commit(batches.Length);
+            Volatile.Write(ref _logEndOffset, next);
+
+            _unflushedMessages += records;
+            _dirty = true;
+            if (_unflushedMessages >= cfg.FlushMessages || now - _lastFlushMs >= cfg.FlushMs)
+            {
+                FlushLocked(now);
+            }
+            result = new AppendResult(firstOffset, next - 1, logAppendTime ? now : -1, _logStartOffset);
+        }
+        // Wake long-poll fetches; a null check when nobody waits (no allocation on the hot path).
+        Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
+        return result;
+    }
+
+    /// <summary>Kafka's maybeRoll: by size, by segment.ms since the first append, when an index is full, or on relative-offset overflow.</summary>
+    private LogSegment MaybeRoll(int bytes, long now, TopicConfig cfg)
+    {
+        var active = _segments[^1];
+        int size = active.Size;
+        bool roll = size > 0 && (
+            (long)size + bytes > cfg.SegmentBytes ||
+            (long)size + bytes > active.Capacity && active.HasReaders ||
+            (active.RollStartMs >= 0 && now - active.RollStartMs > cfg.SegmentMs) ||
+            active.IsFullIndex ||
+            _logEndOffset - active.BaseOffset > int.MaxValue - 1_000_000);
+        if (roll) active = RollLocked(Math.Max(cfg.SegmentBytes, bytes));
+        if ((long)active.Size + bytes > active.Capacity) active.EnsureCapacity(bytes);
+        return active;
+    }
+
+    private LogSegment RollLocked(int capacity)
+    {
+        var cfg = Config;
+        var old = _segments[^1];
+        var fresh = LogSegment.CreateActive(Dir, _logEndOffset, capacity, cfg.SegmentIndexBytes, _cache);
+        old.MakeInactive();
+        var segs = new LogSegment[_segments.Length + 1];
+        Array.Copy(_segments, segs, _segments.Length);
+        segs[^1] = fresh;
+        Volatile.Write(ref _segments, segs);
+        // Kafka flushes the rolled segment asynchronously and only then moves the recovery point; chaining
+        // keeps the flushes in order so the recovery point never passes an unsynced segment. The produce
+        // request that triggered the roll does not wait for the fsync of up to segment.bytes of dirty data.
+        long rp = fresh.BaseOffset;
+        _rollFlushes = _rollFlushes.ContinueWith(_ =>
+        {
+            try
+            {
+                old.FsyncFiles();
+                AdvanceRecoveryPoint(rp);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // recovery point stays put: the next start rescans from there
+        }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        return fresh;
+    }
+
+    private Task _rollFlushes = Task.CompletedTask;
+
+    private void AdvanceRecoveryPoint(long offset)
+    {
+        long cur;
+        while ((cur = Volatile.Read(ref _recoveryPoint)) < offset)
+            if (Interlocked.CompareExchange(ref _recoveryPoint, offset, cur) == cur) return;
+    }
+
+    /// <summary>Forces a roll (tests, retention of an expired active segment).</summary>
+    internal void Roll()
+    {
+        lock (_lock)
+        {
+            if (_segments[^1].Size > 0) RollLocked(Config.SegmentBytes);
+        }
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// <summary>
+    /// Whole batches starting with the one containing <paramref name="offset"/>, from a single segment,
+    /// adding following batches while the total stays within <paramref name="maxBytes"/> but always at least
+    /// one batch (KIP-74). Empty at the log end offset. Dispose the slice after sending it.
+    /// </summary>
+    /// <exception cref="StorageErrorException">OffsetOutOfRange when offset &lt; LogStartOffset or &gt; LogEndOffset.</exception>
+    public FetchSlice Read(long offset, int maxBytes)
+    {
+        while (true)
+        {
+            var segs = Volatile.Read(ref _segments);
+            long start = LogStartOffset, end = LogEndOffset;
+            if (offset < start || offset > end) StorageThrow.OffsetOutOfRange(Id, offset, start, end);
+            if (offset == end) return FetchSlice.Empty;
+            bool retry = false;
+            for (int i = FindSegmentIndex(segs, offset); i < segs.Length; i++)
+            {
+                var seg = segs[i];
+                if (!seg.TryAcquire()) { retry = true; break; } // deleted by retention meanwhile: re-read the list
+                bool keep = false;
+                try
+                {
+                    int pos = seg.FindBatch(offset);
+                    if (pos < 0) continue; // offset beyond this segment's batches: try the next segment
+                    var data = seg.Data;
+                    int first = RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(data[(pos + RecordBatchHeader.BatchLengthOffset)..]);
+                    int endPos = pos + first;
+                    while (endPos + RecordBatchHeader.LogOverhead <= data.Length)
+                    {
+                        int next = RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(data[(endPos + RecordBatchHeader.BatchLengthOffset)..]);
+                        if ((long)endPos - pos + next > maxBytes || endPos + next > data.Length) break;
+                        endPos += next;
+                    }
+                    keep = true;
+                    return new FetchSlice(seg, seg.Memory(pos, endPos - pos));
+                }
+                finally
+                {
+                    if (!keep) seg.Release();
+                }
+            }
+            if (!retry) return FetchSlice.Empty;
+        }
+    }
+
+    private static int FindSegmentIndex(LogSegment[] segs, long offset)
+    {
+        int lo = 0, hi = segs.Length - 1, found = 0;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (segs[mid].BaseOffset <= offset) { found = mid; lo = mid + 1; } else hi = mid - 1;
+        }
+        return found;
+    }
+
+    /// <summary>
+    /// ListOffsets by timestamp: the first record with timestamp ≥ <paramref name="timestamp"/>, or null when
+    /// every record is older. Record-exact for uncompressed CreateTime batches; compressed batches resolve to
+    /// their base offset and batch max timestamp. Never returns an offset below the log start offset.
+    /// </summary>
+    public (long Offset, long Timestamp)? FindOffsetByTimestamp(long timestamp)
+    {
+        foreach (var seg in Volatile.Read(ref _segments))
+        {
+            if (seg.MaxTimestamp < timestamp || seg.Size == 0) continue;
+            if (!seg.TryAcquire()) continue;
+            try
+            {
+                if (seg.TryFindTimestamp(timestamp, out long off, out long ts))
+                    return (Math.Max(off, LogStartOffset), ts);
+            }
+            finally { seg.Release(); }
+        }
+        return null;
+    }
+
+    /// <summary>ListOffsets MAX_TIMESTAMP (KIP-734): the record with the largest timestamp; (-1, -1) when empty.</summary>
+    public (long Offset, long Timestamp) MaxTimestamp()
+    {
+        LogSegment? best = null;
+        foreach (var seg in Volatile.Read(ref _segments))
+            if (seg.Size > 0 && seg.MaxTimestamp >= 0 && (best is null || seg.MaxTimestamp > best.MaxTimestamp)) best = seg;
+        if (best is null || !best.TryAcquire()) return (-1, -1);
+        try { return (best.ResolveMaxTimestampOffset(), best.MaxTimestamp); }
+        finally { best.Release(); }
+    }
+
+    // ---------------------------------------------------------------- log start offset / retention
+
+    /// <summary>
+    /// DeleteRecords: moves the log start offset up to <paramref name="offset"/> (no-op if already past it),
+    /// deletes segments wholly below it and persists log-start-offset-checkpoint. Returns the new log start offset.
+    /// </summary>
+    /// <exception cref="StorageErrorException">OffsetOutOfRange when offset &gt; high watermark or negative.</exception>
+    public long DeleteRecordsBefore(long offset)
+    {
+        long result;
+        lock (_lock)
+        {
+            if (offset == -1) offset = _logEndOffset; // DeleteRecords: -1 means "up to the high watermark"
+            if (offset < 0 || offset > _logEndOffset) StorageThrow.OffsetOutOfRange(Id, offset, _logStartOffset, _logEndOffset);
+            if (offset <= _logStartOffset) return _logStartOffset;
+            Volatile.Write(ref _logStartOffset, offset);
+            int n = 0;
+            while (n < _segments.Length - 1 && _segments[n + 1].BaseOffset <= offset) n++;
+            DeleteOldestLocked(n);
+            result = _logStartOffset;
+        }
+        LogDirectory.WriteLogStartOffsets();
+        return result;
+    }
+
+    /// <summary>
+    /// Time and size retention for cleanup.policy=delete (Kafka's deleteRetentionMsBreachedSegments /
+    /// deleteRetentionSizeBreachedSegments): drops the oldest segments whose largest timestamp is older than
+    /// retention.ms, then while the log exceeds retention.bytes by a whole segment. An expired non-empty
+    /// active segment is rolled first so it can go too. Returns the number of segments deleted.
+    /// </summary>
+    internal int ApplyRetention(long now)
+    {
+        var cfg = Config;
+        if (!cfg.Delete) return 0;
+        int deleted = 0;
+        lock (_lock)
+        {
+            if (_closed) return 0;
+            if (cfg.RetentionMs >= 0)
+            {
+                int n = 0;
+                while (n < _segments.Length && (_segments[n].Size > 0 ? now - _segments[n].MaxTimestamp > cfg.RetentionMs : n < _segments.Length - 1)) n++;
+                if (n == _segments.Length) { RollLocked(cfg.SegmentBytes); }
+                deleted += DeleteOldestLocked(Math.Min(n, _segments.Length - 1));
+            }
+            if (cfg.RetentionBytes >= 0)
+            {
+                long diff = 0;
+                foreach (var s in _segments) diff += s.Size;
+                diff -= cfg.RetentionBytes;
+                int n = 0;
+                while (n < _segments.Length - 1 && diff - _segments[n].Size >= 0) { diff -= _segments[n].Size; n++; }
+                deleted += DeleteOldestLocked(n);
+            }
+        }
+        if (deleted > 0) LogDirectory.WriteLogStartOffsets();
+        return deleted;
+    }
+
+    private int DeleteOldestLocked(int n)
+    {
+        if (n <= 0) return 0;
+        var old = _segments;
+        var segs = old[n..];
+        Volatile.Write(ref _segments, segs);
+        if (segs[0].BaseOffset > _logStartOffset) Volatile.Write(ref _logStartOffset, segs[0].BaseOffset);
+        for (int i = 0; i < n; i++) old[i].Delete();
+        return n;
+    }
+
+    // ---------------------------------------------------------------- waiting / flushing / closing
+
+    /// <summary>
+    /// Completes once the log end offset is greater than <paramref name="offset"/> (long-poll fetch), woken
+    /// directly by the append. Cancel via <paramref name="ct"/> (the fetch's max wait).
+    /// </summary>
+    public Task WaitForAppendAsync(long offset, CancellationToken ct)
+    {
+        if (LogEndOffset > offset) return Task.CompletedTask;
+        return WaitSlowAsync(offset, ct);
+    }
+
+    private async Task WaitSlowAsync(long offset, CancellationToken ct)
+    {
+        while (true)
+        {
+            TaskCompletionSource signal;
+            lock (_lock)
+            {
+                if (_logEndOffset > offset || _closed) return;
+                signal = _appendSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+            await signal.Task.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>flush.ms: fsyncs when unflushed messages are older than the topic's flush interval.</summary>
+    internal bool FlushIfDue(long now)
+    {
+        lock (_lock)
+        {
+            if (_closed || _unflushedMessages == 0 || now - _lastFlushMs < Config.FlushMs) return false;
+            FlushLocked(now);
+            return true;
+        }
+    }
+
+    /// <summary>fsync the active segment and its indexes; advances the recovery point to the log end offset.</summary>
+    public void Flush()
+    {
+        lock (_lock) FlushLocked(NowMs());
+    }
+
+    private void FlushLocked(long now)
+    {
+        if (_closed) return;
+        _rollFlushes.Wait(); // rolled segments first (their fsync does not need the partition lock)
+        if (_dirty) _segments[^1].Flush();
+        _dirty = false;
+        _unflushedMessages = 0;
+        _lastFlushMs = now;
+        AdvanceRecoveryPoint(_logEndOffset);
+    }
+
+    /// <summary>Clean close: final time-index entry, trim, unmap.</summary>
+    internal void Close()
+    {
+        lock (_lock)
+        {
+            if (_closed) return;
+            FlushLocked(NowMs()); // no-op unless something was appended since the last flush
+            _closed = true;
+            foreach (var s in _segments) s.Close();
+        }
+        Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
+    }
+
+    /// <summary>Test hook: a crash — no flush, no trim, no checkpoints.</summary>
+    internal void Abandon()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            foreach (var s in _segments) s.Abandon();
+        }
+    }
+
+    /// <summary>Topic deletion: stop appends and release maps (files go with the directory).</summary>
+    internal void CloseForDelete()
+    {
+        lock (_lock)
+        {
+            if (_closed) return;
+            _closed = true;
+            foreach (var s in _segments) s.CloseForDelete();
+        }
+        Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
+    }
+}
