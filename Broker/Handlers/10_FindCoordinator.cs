@@ -35,8 +35,8 @@ public sealed class FindCoordinatorHandler : ApiHandler<FindCoordinatorRequest>
         foreach (var key in request.CoordinatorKeys)
         {
             response.Coordinators.Add(validType
-                ? new FindCoordinatorResponse.Coordinator { KeyValue = key, NodeId = broker.NodeId, Host = broker.AdvertisedEndpoint.Host, Port = broker.AdvertisedEndpoint.Port, ErrorMessage = null }
-                : new FindCoordinatorResponse.Coordinator { KeyValue = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = $"Unknown coordinator key type {request.KeyType}" });
+                ? new FindCoordinatorResponse.Coordinator { Key = key, NodeId = broker.NodeId, Host = broker.AdvertisedEndpoint.Host, Port = broker.AdvertisedEndpoint.Port, ErrorMessage = null }
+                : new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = $"Unknown coordinator key type {request.KeyType}" });
         }
         return Done(response);
     }
