@@ -96,6 +96,10 @@ internal sealed class ClassicGroup(string groupId)
     public int JoinTimerToken { get; set; }
     public bool InitialJoinDelay { get; set; }
 
+    /// <summary>Members of the new generation that have not sent SyncGroup yet (Kafka's pendingSyncMembers).</summary>
+    public readonly HashSet<string> PendingSync = new(StringComparer.Ordinal);
+    public ITimer? SyncTimer { get; set; }
+
     public readonly Dictionary<string, Dictionary<int, CommittedOffset>> Offsets = new(StringComparer.Ordinal);
 
     public bool IsEmpty => MemberList.Count == 0;
@@ -125,6 +129,7 @@ internal sealed class ClassicGroup(string groupId)
     {
         MemberList.Remove(member);
         Members.Remove(member.MemberId);
+        PendingSync.Remove(member.MemberId);
         if (member.GroupInstanceId is not null && StaticMembers.TryGetValue(member.GroupInstanceId, out var id) && id == member.MemberId)
             StaticMembers.Remove(member.GroupInstanceId);
         member.HeartbeatTimer?.Dispose();

@@ -434,6 +434,7 @@ public sealed partial class GroupCoordinator : IDisposable
         }
         group.ProtocolName = group.SelectProtocol();
         Transition(group, GroupState.CompletingRebalance);
+        SchedulePendingSync(group);
         foreach (var m in group.MemberList)
         {
             m.Assignment = [];
@@ -452,6 +453,38 @@ public sealed partial class GroupCoordinator : IDisposable
             if (group.IsLeader(m.MemberId)) FillMembers(group, response);
             ScheduleHeartbeat(group, m, m.SessionTimeoutMs);
             tcs.TrySetResult(response);
+        }
+    }
+
+    /// <summary>
+    /// Kafka's pending-sync timeout (pendingSyncMembers, Kafka 3.x): every member of the new generation must
+    /// send SyncGroup within the rebalance timeout, else it is removed and the group rebalances, so a
+    /// member that got its JoinGroup answer and vanished does not hold the group's partitions.
+    /// </summary>
+    private void SchedulePendingSync(ClassicGroup group)
+    {
+        group.PendingSync.Clear();
+        foreach (var m in group.MemberList) group.PendingSync.Add(m.MemberId);
+        group.SyncTimer?.Dispose();
+        group.SyncTimer = _time.CreateTimer(static state =>
+        {
+            var (self, g, generation) = ((GroupCoordinator, ClassicGroup, int))state!;
+            self.OnPendingSyncExpired(g, generation);
+        }, (this, group, group.GenerationId), TimeSpan.FromMilliseconds(group.RebalanceTimeoutMs), Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnPendingSyncExpired(ClassicGroup group, int generation)
+    {
+        if (_disposed) return;
+        lock (group.Lock)
+        {
+            if (group.GenerationId != generation || group.State is not (GroupState.CompletingRebalance or GroupState.Stable)) return;
+            if (group.PendingSync.Count == 0) return;
+            var missing = new List<GroupMember>();
+            foreach (var id in group.PendingSync)
+                if (group.Members.TryGetValue(id, out var m)) missing.Add(m);
+            group.PendingSync.Clear();
+            foreach (var m in missing) RemoveMemberAndUpdateGroup(group, m);
         }
     }
 
@@ -551,6 +584,7 @@ public sealed partial class GroupCoordinator : IDisposable
                 return Task.FromResult(SyncError(GroupErrors.InconsistentGroupProtocol, version));
 
             var member = group.Members[request.MemberId];
+            if (group.State is GroupState.CompletingRebalance or GroupState.Stable) group.PendingSync.Remove(request.MemberId);
             switch (group.State)
             {
                 case GroupState.Empty:
@@ -718,6 +752,7 @@ public sealed partial class GroupCoordinator : IDisposable
             lock (group.Lock)
             {
                 group.JoinTimer?.Dispose();
+                group.SyncTimer?.Dispose();
                 foreach (var m in group.MemberList) m.HeartbeatTimer?.Dispose();
                 foreach (var t in group.PendingMembers.Values) t.Dispose();
             }

@@ -1,8 +1,7 @@
 // SyncGroup (key 14), v0-5. The leader sends the assignments, followers wait for them; in a Stable
 // group the stored assignment is returned at once. v5+ checks ProtocolType/ProtocolName against the
-// group (INCONSISTENT_GROUP_PROTOCOL). Logic: GroupCoordinator.SyncGroupAsync.
-// Not implemented: Kafka 3.x's pending-sync timeout (followers that never sync are only dropped by
-// their session timeout).
+// group (INCONSISTENT_GROUP_PROTOCOL). Members that do not sync within the rebalance timeout are
+// removed (Kafka 3.x pending-sync). Logic: GroupCoordinator.SyncGroupAsync.
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 

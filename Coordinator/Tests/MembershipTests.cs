@@ -242,4 +242,37 @@ public class MembershipTests
         Assert.That(_h.Coordinator.Describe(Harness.Group)!.MemberIds, Is.EqualTo(new[] { b }));
         Assert.That(_h.Heartbeat(a, gen), Is.EqualTo(GroupErrors.UnknownMemberId));
     }
+
+    [Test]
+    public void MemberThatNeverSyncsIsRemovedAfterRebalanceTimeout()
+    {
+        var (a, gen) = _h.StableSingle();
+        var (b, joinB) = _h.JoinDynamic(clientId: "other");
+        _h.Join(a);
+        Assert.That(joinB.R().GenerationId, Is.EqualTo(gen + 1));
+        _h.Sync(a, gen + 1, new() { [a] = [1], [b] = [2] });
+        Assert.That(_h.State(), Is.EqualTo(GroupState.Stable));
+        // b keeps heartbeating but never sends SyncGroup.
+        for (int elapsed = 0; elapsed < Harness.Rebalance - 5000; elapsed += 5000)
+        {
+            _h.Time.AdvanceMs(5000);
+            Assert.That(_h.Heartbeat(b, gen + 1), Is.EqualTo(GroupErrors.None));
+            Assert.That(_h.Heartbeat(a, gen + 1), Is.EqualTo(GroupErrors.None));
+        }
+        _h.Time.AdvanceMs(5000);
+        Assert.That(_h.Coordinator.Describe(Harness.Group)!.MemberIds, Is.EqualTo(new[] { a }));
+        Assert.That(_h.Heartbeat(a, gen + 1), Is.EqualTo(GroupErrors.RebalanceInProgress));
+    }
+
+    [Test]
+    public void RequestsBeforeLoadAnswerLoadInProgress()
+    {
+        var time = new ManualTimeProvider();
+        using var coordinator = new GroupCoordinator(Harness.Options(time), new InMemoryGroupLog());
+        var hb = coordinator.Heartbeat(new Kayak.Protocol.Messages.HeartbeatRequest { GroupId = "g", MemberId = "m" });
+        Assert.That(hb.ErrorCode, Is.EqualTo(GroupErrors.CoordinatorLoadInProgress));
+        coordinator.Load();
+        hb = coordinator.Heartbeat(new Kayak.Protocol.Messages.HeartbeatRequest { GroupId = "g", MemberId = "m" });
+        Assert.That(hb.ErrorCode, Is.EqualTo(GroupErrors.UnknownMemberId));
+    }
 }
