@@ -382,7 +382,7 @@ public sealed partial class GroupCoordinator
             _log.Append(PartitionFor(groupId), CoordinatorBatch.Encode(records, NowMs));
             return true;
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException)
         {
             // Kafka maps log append failures to COORDINATOR_NOT_AVAILABLE so clients retry.
             return false;

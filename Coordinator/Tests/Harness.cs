@@ -24,6 +24,15 @@ internal sealed class Harness : IDisposable
         Coordinator.Load();
     }
 
+    /// <summary>Over another log (Storage); <see cref="Log"/> is then unavailable.</summary>
+    public Harness(IGroupLog groupLog, ManualTimeProvider time)
+    {
+        Time = time;
+        Log = null!;
+        Coordinator = new GroupCoordinator(Options(Time), groupLog);
+        Coordinator.Load();
+    }
+
     public static GroupCoordinatorOptions Options(ManualTimeProvider time, int initialDelayMs = 3000, int maxGroupSize = int.MaxValue) => new()
     {
         Time = time,
