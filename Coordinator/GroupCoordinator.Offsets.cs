@@ -8,8 +8,10 @@ public sealed partial class GroupCoordinator
     /// <summary>
     /// OffsetCommit, all versions. Members commit with their generation; simple consumers (assign())
     /// commit with generation -1 and no member id, which Kafka accepts while the group has no members.
+    /// <paramref name="partitionExists"/> (optional) filters out partitions of unknown topics first, as
+    /// KafkaApis does: they answer UNKNOWN_TOPIC_OR_PARTITION whatever the group says.
     /// </summary>
-    public OffsetCommitResponse CommitOffsets(OffsetCommitRequest request, short version)
+    public OffsetCommitResponse CommitOffsets(OffsetCommitRequest request, short version, Func<string, int, bool>? partitionExists = null)
     {
         short error = GroupErrors.None;
         ClassicGroup? group = null;
@@ -24,11 +26,11 @@ public sealed partial class GroupCoordinator
                 error = version >= 9 ? GroupErrors.GroupIdNotFound : GroupErrors.IllegalGeneration;
         }
 
-        if (group is null) return CommitResponse(request, error, null);
+        if (group is null) return CommitResponse(request, error, null, partitionExists);
         lock (group.Lock)
         {
             error = ValidateOffsetCommit(group, request);
-            if (error != GroupErrors.None) return CommitResponse(request, error, null);
+            if (error != GroupErrors.None) return CommitResponse(request, error, null, partitionExists);
 
             long now = NowMs;
             // v2-v4 carry a retention time; -1 means the broker default (KIP-211: then no expire timestamp).
@@ -39,6 +41,7 @@ public sealed partial class GroupCoordinator
             {
                 foreach (var p in t.Partitions)
                 {
+                    if (partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex)) continue;
                     string metadata = p.CommittedMetadata ?? "";
                     if (System.Text.Encoding.UTF8.GetByteCount(metadata) > _options.OffsetMetadataMaxBytes) continue;
                     // v1 carries a commit timestamp; -1 (or any other version) means "now".
@@ -49,11 +52,11 @@ public sealed partial class GroupCoordinator
                 }
             }
             if (records.Count > 0 && !TryAppend(group.GroupId, records))
-                return CommitResponse(request, GroupErrors.CoordinatorNotAvailable, null);
+                return CommitResponse(request, GroupErrors.CoordinatorNotAvailable, null, partitionExists);
             foreach (var (topic, partition, offset) in accepted) SetOffset(group, topic, partition, offset);
             if (request.GenerationIdOrMemberEpoch >= 0 && group.Members.TryGetValue(request.MemberId, out var member))
                 ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
-            return CommitResponse(request, GroupErrors.None, _options.OffsetMetadataMaxBytes);
+            return CommitResponse(request, GroupErrors.None, _options.OffsetMetadataMaxBytes, partitionExists);
         }
     }
 
@@ -74,7 +77,7 @@ public sealed partial class GroupCoordinator
         return group.State == GroupState.Empty ? GroupErrors.None : GroupErrors.UnknownMemberId;
     }
 
-    private static OffsetCommitResponse CommitResponse(OffsetCommitRequest request, short error, int? metadataLimit)
+    private static OffsetCommitResponse CommitResponse(OffsetCommitRequest request, short error, int? metadataLimit, Func<string, int, bool>? partitionExists)
     {
         var response = new OffsetCommitResponse();
         foreach (var t in request.Topics)
@@ -83,7 +86,9 @@ public sealed partial class GroupCoordinator
             foreach (var p in t.Partitions)
             {
                 short e = error;
-                if (metadataLimit is int limit && System.Text.Encoding.UTF8.GetByteCount(p.CommittedMetadata ?? "") > limit)
+                if (partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex))
+                    e = GroupErrors.UnknownTopicOrPartition;
+                else if (metadataLimit is int limit && System.Text.Encoding.UTF8.GetByteCount(p.CommittedMetadata ?? "") > limit)
                     e = GroupErrors.OffsetMetadataTooLarge;
                 rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = e });
             }

@@ -126,4 +126,14 @@ public class OffsetTests
         Assert.That(lag[0], Is.EqualTo(new PartitionLag("t1", 0, 10, 25, 15)));
         Assert.That(lag[1], Is.EqualTo(new PartitionLag("t1", 1, 50, -1, -1)));
     }
+
+    [Test]
+    public void UnknownPartitionsAreRejectedBeforeGroupChecks()
+    {
+        var request = new OffsetCommitRequest { GroupId = "s", GenerationIdOrMemberEpoch = -1 };
+        request.Topics.Add(new() { Name = "known", Partitions = [new() { PartitionIndex = 0, CommittedOffset = 1 }, new() { PartitionIndex = 9, CommittedOffset = 1 }] });
+        var r = _h.Coordinator.CommitOffsets(request, 8, (topic, p) => topic == "known" && p < 3);
+        Assert.That(r.Topics[0].Partitions.Select(p => p.ErrorCode), Is.EqualTo(new[] { GroupErrors.None, GroupErrors.UnknownTopicOrPartition }));
+        Assert.That(_h.Coordinator.CommittedOffsets("s").Keys, Is.EqualTo(new[] { ("known", 0) }));
+    }
 }
