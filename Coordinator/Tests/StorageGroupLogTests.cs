@@ -19,6 +19,19 @@ public class StorageGroupLogTests
     }
 
     [Test]
+    public void TopicIsCreatedOnFirstWriteOnly()
+    {
+        using var logs = OpenLogs();
+        var log = new StorageGroupLog(logs, 5);
+        int replayed = 0;
+        log.Replay(0, _ => replayed++);
+        Assert.That(replayed, Is.EqualTo(0));
+        Assert.That(logs.TryGetTopic(StorageGroupLog.TopicName, out _), Is.False, "no group activity, no __consumer_offsets");
+        Assert.That(log.Topic.Partitions, Has.Count.EqualTo(5));
+        Assert.That(logs.TryGetTopic(StorageGroupLog.TopicName, out _), Is.True);
+    }
+
+    [Test]
     public void OffsetsAndGroupsSurviveReopeningTheLogs()
     {
         var time = new ManualTimeProvider();
