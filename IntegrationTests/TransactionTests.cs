@@ -231,6 +231,63 @@ public sealed class TransactionTests : BrokerTestBase
         Assert.That(LatestOffset(broker.BootstrapServers, topic, IsolationLevel.ReadCommitted), Is.EqualTo(5), "LSO after the commit marker");
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    [CancelAfter(120_000)]
+    public async Task ConsumeTransformProduceMovesGroupOffsetsAtomically(bool subscribe)
+    {
+        RequireKayak("transactions");
+        var broker = await StartBrokerAsync(BrokerMode.InProcess);
+        var input = TopicName("in");
+        var output = TopicName("out");
+        await broker.CreateTopicAsync(input, 1, cancellationToken: Token);
+        await broker.CreateTopicAsync(output, 1, cancellationToken: Token);
+        using (var plain = ConfluentClients.Producer(broker.BootstrapServers))
+            Send(plain, input, 0, Values("in", 10));
+        string group = "ctp-" + Guid.NewGuid().ToString("N");
+        var inputPartition = new TopicPartition(input, 0);
+
+        using (var consumer = ConfluentClients.Consumer(broker.BootstrapServers, c =>
+        {
+            c.GroupId = group;
+            c.IsolationLevel = IsolationLevel.ReadCommitted;
+            c.EnableAutoCommit = false;
+        }))
+        using (var producer = TransactionalProducer(broker.BootstrapServers, "ctp-" + Guid.NewGuid().ToString("N")))
+        {
+            if (subscribe) consumer.Subscribe(input);
+            else consumer.Assign(new TopicPartitionOffset(inputPartition, Offset.Beginning));
+            producer.InitTransactions(TxnTimeout);
+
+            // Two rounds of 5: the first commits its output and offsets, the second aborts both.
+            foreach (bool commit in new[] { true, false })
+            {
+                var batch = new List<ConsumeResult<byte[], byte[]>>();
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                while (batch.Count < 5 && DateTime.UtcNow < deadline)
+                    if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { IsPartitionEOF: false } r) batch.Add(r);
+                Assert.That(batch, Has.Count.EqualTo(5), "consumed a round");
+                producer.BeginTransaction();
+                Send(producer, output, 0, batch.Select(r => "out-" + ConfluentClients.FromUtf8(r.Message.Value)));
+                producer.SendOffsetsToTransaction([new TopicPartitionOffset(inputPartition, batch[^1].Offset + 1)], consumer.ConsumerGroupMetadata, TxnTimeout);
+                if (commit) producer.CommitTransaction(TxnTimeout); else producer.AbortTransaction(TxnTimeout);
+            }
+            var committed = consumer.Committed([inputPartition], TimeSpan.FromSeconds(10)).Single();
+            Assert.That(committed.Offset.Value, Is.EqualTo(5), "only the committed transaction moved the group");
+            consumer.Close();
+        }
+
+        AssertValues(Read(broker.BootstrapServers, output, 0, IsolationLevel.ReadCommitted, 5), Values("in", 5).Select(v => "out-" + v), "output of the committed round only");
+        // A restarted instance of the group resumes after the committed round.
+        using var resumed = ConfluentClients.Consumer(broker.BootstrapServers, c => c.GroupId = group);
+        resumed.Assign(inputPartition);
+        ConsumeResult<byte[], byte[]>? first = null;
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (first is null && DateTime.UtcNow < until) first = resumed.Consume(TimeSpan.FromMilliseconds(200));
+        Assert.That(first?.Offset.Value, Is.EqualTo(5));
+        Assert.That(ConfluentClients.FromUtf8(first!.Message.Value), Is.EqualTo("in5"));
+    }
+
     [Test]
     [CancelAfter(120_000)]
     public async Task SecondProducerWithSameTransactionalIdFencesTheFirst()

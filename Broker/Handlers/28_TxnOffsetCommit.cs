@@ -2,6 +2,9 @@
 // transaction coordinator and become the group's committed offsets only when the transaction commits
 // (dropped on abort), so consume-transform-produce moves the group's position atomically with its output.
 // The group's offsets partition must have been added with AddOffsetsToTxn (else INVALID_TXN_STATE).
+// v3+ (KIP-447) carries the consumer's generation/member id, checked against the group like an OffsetCommit
+// (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID); without them any group state is accepted.
+// Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
 // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v3 (KIP-588).
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
@@ -20,17 +23,29 @@ public sealed class TxnOffsetCommitHandler : ApiHandler<TxnOffsetCommitRequest>
         var offsets = new List<PendingTxnOffset>();
         foreach (var t in request.Topics)
             foreach (var p in t.Partitions)
-                offsets.Add(new PendingTxnOffset(t.Name, p.PartitionIndex, p.CommittedOffset, p.CommittedLeaderEpoch, p.CommittedMetadata, now));
-        var error = broker.Transactions.TxnOffsetCommit(request.TransactionalId, request.GroupId, request.ProducerId, request.ProducerEpoch, offsets);
+                if (PartitionExists(broker, t.Name, p.PartitionIndex))
+                    offsets.Add(new PendingTxnOffset(t.Name, p.PartitionIndex, p.CommittedOffset, p.CommittedLeaderEpoch, p.CommittedMetadata, now));
+        var error = (ErrorCode)broker.Groups.ValidateTxnOffsetCommit(request.GroupId,
+            context.ApiVersion >= 3 ? request.MemberId : "", context.ApiVersion >= 3 ? request.GenerationId : -1,
+            context.ApiVersion >= 3 ? request.GroupInstanceId : null);
+        if (error == ErrorCode.None)
+            error = broker.Transactions.TxnOffsetCommit(request.TransactionalId, request.GroupId, request.ProducerId, request.ProducerEpoch, offsets);
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 3) error = ErrorCode.InvalidProducerEpoch;
         var response = new TxnOffsetCommitResponse();
         foreach (var t in request.Topics)
         {
             var rt = new TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic { Name = t.Name };
             foreach (var p in t.Partitions)
-                rt.Partitions.Add(new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error });
+                rt.Partitions.Add(new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition
+                {
+                    PartitionIndex = p.PartitionIndex,
+                    ErrorCode = (short)(PartitionExists(broker, t.Name, p.PartitionIndex) ? error : ErrorCode.UnknownTopicOrPartition),
+                });
             response.Topics.Add(rt);
         }
         return Done(response);
     }
+
+    private static bool PartitionExists(BrokerState broker, string topic, int partition) =>
+        broker.Logs.TryGetTopic(topic, out var t) && partition >= 0 && partition < t.Partitions.Count;
 }
