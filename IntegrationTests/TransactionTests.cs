@@ -316,6 +316,37 @@ public sealed class TransactionTests : BrokerTestBase
         AssertValues(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 3), Values("live", 3), "only the live producer's records");
     }
 
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task TimedOutTransactionIsAbortedAndStopsBlockingReadCommitted()
+    {
+        RequireKayak("transaction timeout");
+        var settings = new BrokerSettings();
+        settings.Properties["transaction.abort.timed.out.transaction.cleanup.interval.ms"] = "200";
+        var broker = await StartBrokerAsync(BrokerMode.InProcess, settings);
+        var topic = TopicName("txto");
+        await broker.CreateTopicAsync(topic, 1, cancellationToken: Token);
+
+        using var stuck = ConfluentClients.Producer(broker.BootstrapServers, c =>
+        {
+            c.TransactionalId = "stuck-" + Guid.NewGuid().ToString("N");
+            c.EnableIdempotence = true;
+            c.TransactionTimeoutMs = 3_000;
+            c.SocketTimeoutMs = 3_000;
+            c.MessageTimeoutMs = 3_000;
+            c.RequestTimeoutMs = 3_000;
+        });
+        stuck.InitTransactions(TxnTimeout);
+        stuck.BeginTransaction();
+        Send(stuck, topic, 0, Values("stuck", 2));
+        using (var plain = ConfluentClients.Producer(broker.BootstrapServers))
+            Send(plain, topic, 0, ["after"]);
+
+        // The coordinator aborts the abandoned transaction after its timeout; the LSO then moves past it.
+        AssertValues(Read(broker.BootstrapServers, topic, 0, IsolationLevel.ReadCommitted, 1), ["after"], "read_committed after the timeout");
+        Assert.Catch<KafkaException>(() => stuck.CommitTransaction(TxnTimeout), "the timed-out producer was fenced");
+    }
+
     [TestCase(true)]
     [TestCase(false)]
     [CancelAfter(180_000)]
