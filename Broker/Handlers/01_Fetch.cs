@@ -194,7 +194,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             r.Slice = slice;
             r.Records = slice.Data;
             total += slice.Data.Length;
-            if (readCommitted && !slice.IsEmpty)
+            if (readCommitted && !slice.IsEmpty && log.ProducerState.AbortedTransactions.Count > 0)
             {
                 var aborted = new List<Kayak.Storage.AbortedTransaction>();
                 log.CollectAbortedTransactions(t.FetchOffset, NextOffsetAfter(slice.Data.Span), aborted);
