@@ -173,7 +173,7 @@ def run(cmd, env=None, stdin=None, timeout=120):
 
 def scenario_kcat(bootstrap, args):
     topic = "golden-kcat"
-    run(["kcat", "-b", bootstrap, "-L"])
+    run(["kcat", "-b", bootstrap, "-L", "-X", "client.id=golden-kcat"])
     run(["kcat", "-b", bootstrap, "-P", "-t", topic, "-K", ":", "-X", "client.id=golden-kcat"],
         stdin=b"k1:hello\nk2:kayak\nk3:golden\n")
     run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-c", "3", "-e", "-X", "client.id=golden-kcat"])
