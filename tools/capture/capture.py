@@ -138,7 +138,7 @@ class Proxy:
 
 
 def start_broker(broker_port, proxy_port, data_dir, args):
-    dll = os.path.join(REPO, "Broker", "bin", args.configuration, "net10.0", "Kayak.Broker.dll")
+    dll = args.broker or os.path.join(REPO, "Broker", "bin", args.configuration, "net10.0", "Kayak.Broker.dll")
     cmd = ["dotnet", dll,
            "--override", f"listeners=PLAINTEXT://127.0.0.1:{broker_port}",
            "--override", f"advertised.listeners=PLAINTEXT://127.0.0.1:{proxy_port}",
@@ -288,9 +288,10 @@ def main():
     p.add_argument("--no-groups", dest="groups", action="store_false", help="skip consumer-group scenarios")
     p.add_argument("--no-build", dest="build", action="store_false")
     p.add_argument("--configuration", default="Debug")
+    p.add_argument("--broker", help="Kayak.Broker.dll to run instead of this checkout's build (implies --no-build)")
     p.add_argument("--python", default="/usr/bin/python3", help="interpreter with kafka-python installed")
     args = p.parse_args()
-    if args.build:
+    if args.build and not args.broker:
         run(["dotnet", "build", os.path.join(REPO, "Broker", "Broker.csproj"), "-c", args.configuration, "-v", "q", "-nologo"], timeout=600)
     for name in args.clients.split(","):
         capture(name.strip(), args, args.out)
