@@ -93,6 +93,17 @@ public class GoldenFrameTests
         });
     }
 
+    [Test]
+    public void IndexListsEveryCapturedFile()
+    {
+        // A frame file missing from index.json would silently escape every data-driven test above.
+        var listed = GoldenFrames.All.SelectMany(e => e.HasResponse ? new[] { e.RequestPath, e.ResponsePath } : new[] { e.RequestPath })
+            .Select(Path.GetFullPath).ToHashSet();
+        foreach (var ex in GoldenFrames.All) Assert.That(File.Exists(ex.RequestPath), $"{ex}: request file missing");
+        var onDisk = Directory.GetFiles(GoldenFrames.Root, "*.bin", SearchOption.AllDirectories).Select(Path.GetFullPath);
+        Assert.That(onDisk, Is.EquivalentTo(listed));
+    }
+
     /// <summary>Guards recaptures: each client must keep showing the APIs issue 2 asks for (the ones it sends in the scenario).</summary>
     [TestCase("kcat", new[] { ApiKey.ApiVersions, ApiKey.Metadata, ApiKey.Produce, ApiKey.ListOffsets, ApiKey.Fetch })]
     [TestCase("kafka-python", new[] { ApiKey.ApiVersions, ApiKey.Metadata, ApiKey.CreateTopics, ApiKey.Produce, ApiKey.ListOffsets, ApiKey.Fetch })]
