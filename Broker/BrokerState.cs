@@ -1,6 +1,7 @@
 using System.Net;
 using Kayak.Broker.Config;
 using Kayak.Broker.Handlers;
+using Kayak.Coordinator;
 using Kayak.Protocol;
 using Kayak.Storage;
 using Microsoft.Extensions.Logging;
@@ -40,6 +41,17 @@ public sealed class BrokerState : IDisposable
             Time = time,
         });
         Topics = new TopicService(this);
+        Groups = new GroupCoordinator(new GroupCoordinatorOptions
+        {
+            OffsetsTopicNumPartitions = config.OffsetsTopicNumPartitions,
+            InitialRebalanceDelayMs = config.GroupInitialRebalanceDelayMs,
+            MinSessionTimeoutMs = config.GroupMinSessionTimeoutMs,
+            MaxSessionTimeoutMs = config.GroupMaxSessionTimeoutMs,
+            MaxGroupSize = config.GroupMaxSize,
+            OffsetsRetentionMinutes = (int)(config.OffsetsRetentionMs / 60_000),
+            OffsetsRetentionCheckIntervalMs = config.OffsetsRetentionCheckIntervalMs,
+            Time = time,
+        }, new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
         Handlers = HandlerRegistry.CreateDefault();
     }
 
@@ -49,6 +61,7 @@ public sealed class BrokerState : IDisposable
     public LogManager Logs { get; }
     internal Fetching.FetchSessionCache FetchSessions { get; } = new();
     public TopicService Topics { get; }
+    public GroupCoordinator Groups { get; }
     public HandlerRegistry Handlers { get; }
     public int NodeId => Config.NodeId;
     public string ClusterId { get; private set; } = "";
@@ -59,6 +72,13 @@ public sealed class BrokerState : IDisposable
     {
         ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
         Logs.Open();
+        Groups.Load();
+    }
+
+    private Storage.TopicLog CreateOffsetsTopic()
+    {
+        var created = Topics.CreateInternal(TopicService.ConsumerOffsetsTopic);
+        return created.Topic ?? throw new InvalidOperationException($"Cannot create {TopicService.ConsumerOffsetsTopic}: {created.Message}");
     }
 
     internal void SetAdvertisedListeners(BrokerConfig config, IReadOnlyList<ListenerEndpoint> bound)
@@ -78,7 +98,11 @@ public sealed class BrokerState : IDisposable
         AdvertisedListeners = list;
     }
 
-    public void Dispose() => Logs.Dispose();
+    public void Dispose()
+    {
+        Groups.Dispose();
+        Logs.Dispose();
+    }
 }
 
 /// <summary>

@@ -1,0 +1,19 @@
+// OffsetCommit (key 8), v0-9. Members commit with their generation; simple consumers (assign()) with
+// generation -1 and no member id, accepted while the group has no members. v1 carries per-partition
+// commit timestamps, v2-4 a retention time (an explicit expire timestamp), metadata longer than
+// offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE, partitions of unknown topics
+// UNKNOWN_TOPIC_OR_PARTITION (KafkaApis checks the metadata cache first). Logic:
+// GroupCoordinator.CommitOffsets. Not implemented: KIP-848 member epochs (v9 with a consumer-protocol group).
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
+{
+    public override ApiKey Key => ApiKey.OffsetCommit;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, OffsetCommitRequest request) =>
+        Done(context.Broker.Groups.CommitOffsets(request, context.ApiVersion, (topic, partition) =>
+            context.Broker.Logs.TryGetTopic(topic, out var log) && partition >= 0 && partition < log.Partitions.Count));
+}

@@ -1,0 +1,22 @@
+// JoinGroup (key 11), v0-9. Kafka's classic protocol: v4+ MEMBER_ID_REQUIRED handshake (KIP-394),
+// v5+ group.instance.id static membership (KIP-345), v7+ protocol type in the response, v8 reason
+// (ignored), v9 SkipAssignment for a rejoining static leader (KIP-814). The response waits for the
+// rebalance to complete (initial delay, all members rejoining, or the rebalance timeout), so this
+// handler awaits; the connection keeps answering in order. Logic: GroupCoordinator.JoinGroupAsync.
+using System.Net;
+using Kayak.Coordinator;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class JoinGroupHandler : ApiHandler<JoinGroupRequest>
+{
+    public override ApiKey Key => ApiKey.JoinGroup;
+
+    protected override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, JoinGroupRequest request) =>
+        await context.Broker.Groups.JoinGroupAsync(request, context.ApiVersion, new ClientInfo(context.ClientId ?? "", ClientHost(context.ClientAddress))).ConfigureAwait(false);
+
+    /// <summary>Kafka reports the client's address as InetAddress.toString: "/" + ip.</summary>
+    internal static string ClientHost(EndPoint? address) => address is IPEndPoint ip ? "/" + ip.Address : address?.ToString() ?? "";
+}

@@ -1,0 +1,310 @@
+using Kayak.Protocol;
+using Kayak.Protocol.CoordinatorRecords;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Coordinator;
+
+public sealed partial class GroupCoordinator
+{
+    /// <summary>Kafka's state names, as DescribeGroups and ListGroups report them.</summary>
+    public static string StateName(GroupState state) => state switch
+    {
+        GroupState.Empty => "Empty",
+        GroupState.PreparingRebalance => "PreparingRebalance",
+        GroupState.CompletingRebalance => "CompletingRebalance",
+        GroupState.Stable => "Stable",
+        _ => "Dead",
+    };
+
+    /// <summary>DescribeGroups: unknown groups are reported as Dead with no error, as Kafka does.</summary>
+    public DescribeGroupsResponse DescribeGroups(DescribeGroupsRequest request)
+    {
+        var response = new DescribeGroupsResponse();
+        foreach (var id in request.Groups)
+        {
+            var d = new DescribeGroupsResponse.DescribedGroup { GroupId = id, GroupState = "Dead" };
+            if (!_loaded) d.ErrorCode = GroupErrors.CoordinatorLoadInProgress;
+            else if (_groups.TryGetValue(id, out var group))
+            {
+                lock (group.Lock)
+                {
+                    d.GroupState = StateName(group.State);
+                    if (group.State != GroupState.Dead)
+                    {
+                        d.ProtocolType = group.ProtocolType ?? "";
+                        // Metadata and assignments only when Stable, the one state where they are consistent.
+                        bool stable = group.State == GroupState.Stable;
+                        d.ProtocolData = stable ? group.ProtocolName ?? "" : "";
+                        foreach (var m in group.MemberList)
+                        {
+                            d.Members.Add(new DescribeGroupsResponse.DescribedGroupMember
+                            {
+                                MemberId = m.MemberId,
+                                GroupInstanceId = m.GroupInstanceId,
+                                ClientId = m.ClientId,
+                                ClientHost = m.ClientHost,
+                                MemberMetadata = stable ? m.MetadataFor(group.ProtocolName) ?? [] : [],
+                                MemberAssignment = stable ? m.Assignment : [],
+                            });
+                        }
+                    }
+                }
+            }
+            response.Groups.Add(d);
+        }
+        return response;
+    }
+
+    /// <summary>ListGroups: v4+ filter by state (case-insensitive), v5+ by type (all ours are "classic").</summary>
+    public ListGroupsResponse ListGroups(ListGroupsRequest request, short version)
+    {
+        var response = new ListGroupsResponse();
+        if (!_loaded)
+        {
+            response.ErrorCode = GroupErrors.CoordinatorLoadInProgress;
+            return response;
+        }
+        foreach (var group in _groups.Values)
+        {
+            string state, protocolType;
+            lock (group.Lock)
+            {
+                if (group.State == GroupState.Dead) continue;
+                state = StateName(group.State);
+                protocolType = group.ProtocolType ?? "";
+            }
+            if (version >= 4 && request.StatesFilter.Count > 0 && !ContainsIgnoreCase(request.StatesFilter, state)) continue;
+            if (version >= 5 && request.TypesFilter.Count > 0 && !ContainsIgnoreCase(request.TypesFilter, "classic")) continue;
+            response.Groups.Add(new ListGroupsResponse.ListedGroup
+            {
+                GroupId = group.GroupId,
+                ProtocolType = protocolType,
+                GroupState = version >= 4 ? state : "",
+                GroupType = version >= 5 ? "classic" : "",
+            });
+        }
+        return response;
+    }
+
+    private static bool ContainsIgnoreCase(List<string> list, string value)
+    {
+        foreach (var s in list)
+            if (string.Equals(s, value, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
+
+    /// <summary>DeleteGroups: only empty groups; writes tombstones for the group and all its offsets.</summary>
+    public DeleteGroupsResponse DeleteGroups(DeleteGroupsRequest request)
+    {
+        var response = new DeleteGroupsResponse();
+        foreach (var id in request.GroupsNames)
+            response.Results.Add(new DeleteGroupsResponse.DeletableGroupResult { GroupId = id, ErrorCode = DeleteGroup(id) });
+        return response;
+    }
+
+    private short DeleteGroup(string groupId)
+    {
+        if (!_loaded) return GroupErrors.CoordinatorLoadInProgress;
+        if (!_groups.TryGetValue(groupId, out var group)) return GroupErrors.GroupIdNotFound;
+        lock (group.Lock)
+        {
+            switch (group.State)
+            {
+                case GroupState.Dead: return GroupErrors.GroupIdNotFound;
+                case GroupState.Empty: break;
+                default: return GroupErrors.NonEmptyGroup;
+            }
+            var records = new List<CoordinatorRecord>();
+            foreach (var (topic, partitions) in group.Offsets)
+                foreach (var p in partitions.Keys) records.Add(OffsetTombstone(groupId, topic, p));
+            records.Add(GroupTombstone(groupId));
+            if (!TryAppend(groupId, records)) return GroupErrors.CoordinatorNotAvailable;
+            group.Offsets.Clear();
+            group.State = GroupState.Dead;
+            CancelJoinTimer(group);
+            _groups.TryRemove(new KeyValuePair<string, ClassicGroup>(groupId, group));
+            return GroupErrors.None;
+        }
+    }
+
+    /// <summary>
+    /// OffsetDelete (KIP-496): an empty group may drop any offsets; an active consumer group only
+    /// offsets of topics none of its members subscribes to (GROUP_SUBSCRIBED_TO_TOPIC otherwise); any
+    /// other active group answers NON_EMPTY_GROUP.
+    /// </summary>
+    public OffsetDeleteResponse DeleteOffsets(OffsetDeleteRequest request)
+    {
+        var response = new OffsetDeleteResponse();
+        if (!_loaded) { response.ErrorCode = GroupErrors.CoordinatorLoadInProgress; return response; }
+        if (!_groups.TryGetValue(request.GroupId, out var group)) { response.ErrorCode = GroupErrors.GroupIdNotFound; return response; }
+        lock (group.Lock)
+        {
+            HashSet<string>? subscribed = null;
+            switch (group.State)
+            {
+                case GroupState.Dead:
+                    response.ErrorCode = GroupErrors.GroupIdNotFound;
+                    return response;
+                case GroupState.Empty:
+                    break;
+                default:
+                    subscribed = group.SubscribedTopics();
+                    if (subscribed is null) { response.ErrorCode = GroupErrors.NonEmptyGroup; return response; }
+                    break;
+            }
+            var records = new List<CoordinatorRecord>();
+            var toRemove = new List<(string, int)>();
+            foreach (var t in request.Topics)
+            {
+                var rt = new OffsetDeleteResponse.OffsetDeleteResponseTopic { Name = t.Name };
+                bool isSubscribed = subscribed is not null && subscribed.Contains(t.Name);
+                foreach (var p in t.Partitions)
+                {
+                    short error = GroupErrors.None;
+                    if (isSubscribed) error = GroupErrors.GroupSubscribedToTopic;
+                    else if (group.Offsets.TryGetValue(t.Name, out var parts) && parts.ContainsKey(p.PartitionIndex))
+                    {
+                        records.Add(OffsetTombstone(group.GroupId, t.Name, p.PartitionIndex));
+                        toRemove.Add((t.Name, p.PartitionIndex));
+                    }
+                    rt.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = error });
+                }
+                response.Topics.Add(rt);
+            }
+            if (records.Count > 0 && !TryAppend(group.GroupId, records))
+            {
+                response.ErrorCode = GroupErrors.CoordinatorNotAvailable;
+                response.Topics.Clear();
+                return response;
+            }
+            foreach (var (t, p) in toRemove) RemoveOffset(group, t, p);
+            return response;
+        }
+    }
+
+    /// <summary>State of one group for tests and tools: (state, generation, leader, member ids, protocol).</summary>
+    public GroupSnapshot? Describe(string groupId)
+    {
+        if (!_groups.TryGetValue(groupId, out var group)) return null;
+        lock (group.Lock)
+        {
+            var members = new List<string>(group.MemberList.Count);
+            foreach (var m in group.MemberList) members.Add(m.MemberId);
+            return new GroupSnapshot(group.GroupId, group.State, group.GenerationId, group.ProtocolType, group.ProtocolName, group.LeaderId, members);
+        }
+    }
+
+    // ------------------------------------------------------------------ loading
+
+    /// <summary>
+    /// Loads every group and offset by replaying all partitions of <c>__consumer_offsets</c> (latest
+    /// record per key wins, null values delete), then starts the periodic offset expiration. Loaded
+    /// members must heartbeat within their session timeout or are removed, as after a Kafka failover.
+    /// Requests answer COORDINATOR_LOAD_IN_PROGRESS until this has run.
+    /// </summary>
+    public void Load()
+    {
+        var offsets = new Dictionary<(string Group, string Topic, int Partition), OffsetCommitValue?>();
+        var groups = new Dictionary<string, GroupMetadataValue?>(StringComparer.Ordinal);
+        for (int partition = 0; partition < _options.OffsetsTopicNumPartitions; partition++)
+        {
+            _log.Replay(partition, chunk => CoordinatorBatch.Decode(chunk, (key, value) =>
+            {
+                var reader = new KafkaReader(key);
+                short keyVersion = reader.ReadInt16();
+                if (keyVersion is 0 or 1)
+                {
+                    var k = new OffsetCommitKey();
+                    k.Read(ref reader, keyVersion);
+                    offsets[(k.Group, k.Topic, k.Partition)] = value is { } v ? ReadValue<OffsetCommitValue>(v, OffsetCommitValue.HighestSupportedVersion) : null;
+                }
+                else if (keyVersion == 2)
+                {
+                    var k = new GroupMetadataKey();
+                    k.Read(ref reader, keyVersion);
+                    groups[k.Group] = value is { } v ? ReadValue<GroupMetadataValue>(v, GroupMetadataValue.HighestSupportedVersion) : null;
+                }
+                // Other key versions are KIP-848/share/transaction records: not ours to load.
+            }));
+        }
+
+        foreach (var ((groupId, topic, partition), value) in offsets)
+        {
+            if (value is null) continue;
+            var group = _groups.GetOrAdd(groupId, static id => new ClassicGroup(id));
+            lock (group.Lock)
+                SetOffset(group, topic, partition, new CommittedOffset(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp));
+        }
+        foreach (var (groupId, value) in groups)
+        {
+            if (value is null) continue;
+            var group = _groups.GetOrAdd(groupId, static id => new ClassicGroup(id));
+            lock (group.Lock)
+            {
+                group.ProtocolType = value.ProtocolType.Length > 0 ? value.ProtocolType : null;
+                group.GenerationId = value.Generation;
+                group.ProtocolName = value.Protocol;
+                group.LeaderId = value.Leader;
+                group.CurrentStateTimestamp = value.CurrentStateTimestamp >= 0 ? value.CurrentStateTimestamp : null;
+                foreach (var mm in value.Members)
+                {
+                    var member = new GroupMember
+                    {
+                        MemberId = mm.MemberId,
+                        GroupInstanceId = mm.GroupInstanceId,
+                        ClientId = mm.ClientId,
+                        ClientHost = mm.ClientHost,
+                        RebalanceTimeoutMs = mm.RebalanceTimeout >= 0 ? mm.RebalanceTimeout : mm.SessionTimeout,
+                        SessionTimeoutMs = mm.SessionTimeout,
+                        ProtocolType = value.ProtocolType,
+                        Protocols = [new MemberProtocol(value.Protocol ?? "", mm.Subscription)],
+                        Assignment = mm.Assignment,
+                    };
+                    group.MemberList.Add(member);
+                    group.Members[member.MemberId] = member;
+                    if (member.GroupInstanceId is not null) group.StaticMembers[member.GroupInstanceId] = member.MemberId;
+                }
+                if (group.LeaderId is not null && !group.Members.ContainsKey(group.LeaderId))
+                    group.LeaderId = group.MemberList.Count > 0 ? group.MemberList[0].MemberId : null;
+                group.State = group.MemberList.Count > 0 ? GroupState.Stable : GroupState.Empty;
+                foreach (var m in group.MemberList) ScheduleHeartbeat(group, m, m.SessionTimeoutMs);
+            }
+        }
+        _loaded = true;
+        if (_options.OffsetsRetentionCheckIntervalMs > 0)
+        {
+            var interval = TimeSpan.FromMilliseconds(_options.OffsetsRetentionCheckIntervalMs);
+            _retentionTimer = _time.CreateTimer(static s => ((GroupCoordinator)s!).RunRetentionCheck(), this, interval, interval);
+        }
+    }
+
+    private void RunRetentionCheck()
+    {
+        if (_disposed) return;
+        try { ExpireOffsets(); }
+        catch (Exception) when (_disposed) { }
+    }
+
+    private static T ReadValue<T>(ReadOnlyMemory<byte> bytes, short highest) where T : IKafkaMessage, new()
+    {
+        var reader = new KafkaReader(bytes);
+        short version = reader.ReadInt16();
+        if (version < 0 || version > highest) throw new CorruptRecordException($"{typeof(T).Name} version {version} is newer than this broker reads.");
+        var value = new T();
+        value.Read(ref reader, version);
+        return value;
+    }
+
+    /// <summary>Removes a group that a failed first JoinGroup created and nothing else uses.</summary>
+    private void RemoveIfUnused(ClassicGroup group)
+    {
+        if (group.State == GroupState.Empty && group.IsEmpty && group.GenerationId == 0 && !group.HasOffsets && group.PendingMembers.Count == 0)
+        {
+            group.State = GroupState.Dead;
+            _groups.TryRemove(new KeyValuePair<string, ClassicGroup>(group.GroupId, group));
+        }
+    }
+}
+
+/// <summary>A point-in-time view of one group.</summary>
+public sealed record GroupSnapshot(string GroupId, GroupState State, int GenerationId, string? ProtocolType, string? ProtocolName, string? LeaderId, IReadOnlyList<string> MemberIds);

@@ -1,0 +1,399 @@
+using Kayak.Protocol.CoordinatorRecords;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Coordinator;
+
+public sealed partial class GroupCoordinator
+{
+    /// <summary>
+    /// OffsetCommit, all versions. Members commit with their generation; simple consumers (assign())
+    /// commit with generation -1 and no member id, which Kafka accepts while the group has no members.
+    /// <paramref name="partitionExists"/> (optional) filters out partitions of unknown topics first, as
+    /// KafkaApis does: they answer UNKNOWN_TOPIC_OR_PARTITION whatever the group says.
+    /// </summary>
+    public OffsetCommitResponse CommitOffsets(OffsetCommitRequest request, short version, Func<string, int, bool>? partitionExists = null)
+    {
+        short error = GroupErrors.None;
+        ClassicGroup? group = null;
+        if (!_loaded) error = GroupErrors.CoordinatorLoadInProgress;
+        else if (!_groups.TryGetValue(request.GroupId, out group))
+        {
+            if (request.GenerationIdOrMemberEpoch < 0)
+                group = _groups.GetOrAdd(request.GroupId, static id => new ClassicGroup(id));
+            else
+                // A commit for a group we do not know from a member of an old generation. v9+ reports
+                // GROUP_ID_NOT_FOUND; older versions keep ILLEGAL_GENERATION as Kafka does.
+                error = version >= 9 ? GroupErrors.GroupIdNotFound : GroupErrors.IllegalGeneration;
+        }
+
+        if (group is null) return CommitResponse(request, error, null, partitionExists);
+        lock (group.Lock)
+        {
+            error = ValidateOffsetCommit(group, request);
+            if (error != GroupErrors.None) return CommitResponse(request, error, null, partitionExists);
+
+            long now = NowMs;
+            // v2-v4 carry a retention time; -1 means the broker default (KIP-211: then no expire timestamp).
+            long expire = version is >= 2 and <= 4 && request.RetentionTimeMs >= 0 ? now + request.RetentionTimeMs : -1;
+            var records = new List<CoordinatorRecord>();
+            var accepted = new List<(string Topic, int Partition, CommittedOffset Offset)>();
+            foreach (var t in request.Topics)
+            {
+                foreach (var p in t.Partitions)
+                {
+                    if (partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex)) continue;
+                    string metadata = p.CommittedMetadata ?? "";
+                    if (System.Text.Encoding.UTF8.GetByteCount(metadata) > _options.OffsetMetadataMaxBytes) continue;
+                    // v1 carries a commit timestamp; -1 (or any other version) means "now".
+                    long commitTs = version == 1 && p.CommitTimestamp != -1 ? p.CommitTimestamp : now;
+                    var offset = new CommittedOffset(p.CommittedOffset, version >= 6 ? p.CommittedLeaderEpoch : -1, metadata, commitTs, expire);
+                    accepted.Add((t.Name, p.PartitionIndex, offset));
+                    records.Add(OffsetRecord(group.GroupId, t.Name, p.PartitionIndex, offset));
+                }
+            }
+            if (records.Count > 0 && !TryAppend(group.GroupId, records))
+                return CommitResponse(request, GroupErrors.CoordinatorNotAvailable, null, partitionExists);
+            foreach (var (topic, partition, offset) in accepted) SetOffset(group, topic, partition, offset);
+            if (request.GenerationIdOrMemberEpoch >= 0 && group.Members.TryGetValue(request.MemberId, out var member))
+                ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
+            return CommitResponse(request, GroupErrors.None, _options.OffsetMetadataMaxBytes, partitionExists);
+        }
+    }
+
+    /// <summary>Kafka's validateOffsetCommit for classic groups.</summary>
+    private static short ValidateOffsetCommit(ClassicGroup group, OffsetCommitRequest request)
+    {
+        if (group.State == GroupState.Dead) return GroupErrors.CoordinatorNotAvailable;
+        if (request.GenerationIdOrMemberEpoch >= 0 || request.MemberId.Length > 0 || request.GroupInstanceId is not null)
+        {
+            short error = ValidateMember(group, request.MemberId, request.GroupInstanceId);
+            if (error != GroupErrors.None) return error;
+            if (request.GenerationIdOrMemberEpoch != group.GenerationId) return GroupErrors.IllegalGeneration;
+            // The member has its JoinGroup answer but not its assignment yet.
+            if (group.State == GroupState.CompletingRebalance) return GroupErrors.RebalanceInProgress;
+            return GroupErrors.None;
+        }
+        // Without membership only an empty group takes commits.
+        return group.State == GroupState.Empty ? GroupErrors.None : GroupErrors.UnknownMemberId;
+    }
+
+    private static OffsetCommitResponse CommitResponse(OffsetCommitRequest request, short error, int? metadataLimit, Func<string, int, bool>? partitionExists)
+    {
+        var response = new OffsetCommitResponse();
+        foreach (var t in request.Topics)
+        {
+            var rt = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
+            foreach (var p in t.Partitions)
+            {
+                short e = error;
+                if (partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex))
+                    e = GroupErrors.UnknownTopicOrPartition;
+                else if (metadataLimit is int limit && System.Text.Encoding.UTF8.GetByteCount(p.CommittedMetadata ?? "") > limit)
+                    e = GroupErrors.OffsetMetadataTooLarge;
+                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = e });
+            }
+            response.Topics.Add(rt);
+        }
+        return response;
+    }
+
+    private static void SetOffset(ClassicGroup group, string topic, int partition, CommittedOffset offset)
+    {
+        if (!group.Offsets.TryGetValue(topic, out var partitions)) group.Offsets[topic] = partitions = new Dictionary<int, CommittedOffset>();
+        partitions[partition] = offset;
+    }
+
+    private static bool RemoveOffset(ClassicGroup group, string topic, int partition)
+    {
+        if (!group.Offsets.TryGetValue(topic, out var partitions) || !partitions.Remove(partition)) return false;
+        if (partitions.Count == 0) group.Offsets.Remove(topic);
+        return true;
+    }
+
+    // ------------------------------------------------------------------ OffsetFetch
+
+    /// <summary>
+    /// OffsetFetch: v0-7 one group (null topics from v2 = every committed partition), v8+ a batch of
+    /// groups. Partitions without a commit answer offset -1. RequireStable is accepted; with no
+    /// transactional offsets pending there is nothing unstable to report.
+    /// </summary>
+    public OffsetFetchResponse FetchOffsets(OffsetFetchRequest request, short version)
+    {
+        var response = new OffsetFetchResponse();
+        if (version >= 8)
+        {
+            foreach (var g in request.Groups)
+            {
+                var rg = new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = g.GroupId };
+                List<(string, List<int>)>? wanted = null;
+                if (g.Topics is not null)
+                {
+                    wanted = new();
+                    foreach (var t in g.Topics) wanted.Add((t.Name, t.PartitionIndexes));
+                }
+                rg.ErrorCode = FetchGroup(g.GroupId, wanted, (topic, partition, offset) =>
+                {
+                    var last = rg.Topics.Count > 0 ? rg.Topics[^1] : null;
+                    if (last is null || last.Name != topic) rg.Topics.Add(last = new OffsetFetchResponse.OffsetFetchResponseTopics { Name = topic });
+                    last.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartitions
+                    {
+                        PartitionIndex = partition,
+                        CommittedOffset = offset?.Offset ?? -1,
+                        CommittedLeaderEpoch = offset?.LeaderEpoch ?? -1,
+                        Metadata = offset?.Metadata ?? "",
+                    });
+                });
+                response.Groups.Add(rg);
+            }
+            return response;
+        }
+
+        List<(string, List<int>)>? topics = null;
+        if (request.Topics is not null)
+        {
+            topics = new();
+            foreach (var t in request.Topics) topics.Add((t.Name, t.PartitionIndexes));
+        }
+        short error = FetchGroup(request.GroupId, topics, (topic, partition, offset) =>
+        {
+            var last = response.Topics.Count > 0 ? response.Topics[^1] : null;
+            if (last is null || last.Name != topic) response.Topics.Add(last = new OffsetFetchResponse.OffsetFetchResponseTopic { Name = topic });
+            last.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartition
+            {
+                PartitionIndex = partition,
+                CommittedOffset = offset?.Offset ?? -1,
+                CommittedLeaderEpoch = offset?.LeaderEpoch ?? -1,
+                Metadata = offset?.Metadata ?? "",
+            });
+        });
+        if (version >= 2) response.ErrorCode = error;
+        else if (error != GroupErrors.None)
+            // v0-1 have no top-level error: every partition carries it.
+            foreach (var t in response.Topics)
+                foreach (var p in t.Partitions) p.ErrorCode = error;
+        return response;
+    }
+
+    private delegate void OffsetSink(string topic, int partition, CommittedOffset? offset);
+
+    private short FetchGroup(string groupId, List<(string Topic, List<int> Partitions)>? wanted, OffsetSink sink)
+    {
+        if (!_loaded)
+        {
+            if (wanted is not null)
+                foreach (var (topic, partitions) in wanted)
+                    foreach (var p in partitions) sink(topic, p, null);
+            return GroupErrors.CoordinatorLoadInProgress;
+        }
+        _groups.TryGetValue(groupId, out var group);
+        if (group is null)
+        {
+            if (wanted is not null)
+                foreach (var (topic, partitions) in wanted)
+                    foreach (var p in partitions) sink(topic, p, null);
+            return GroupErrors.None;
+        }
+        lock (group.Lock)
+        {
+            bool dead = group.State == GroupState.Dead;
+            if (wanted is null)
+            {
+                if (dead) return GroupErrors.None;
+                foreach (var (topic, partitions) in group.Offsets)
+                    foreach (var (p, offset) in partitions) sink(topic, p, offset);
+                return GroupErrors.None;
+            }
+            foreach (var (topic, partitions) in wanted)
+            {
+                group.Offsets.TryGetValue(topic, out var committed);
+                foreach (var p in partitions)
+                {
+                    CommittedOffset? offset = null;
+                    if (!dead) committed?.TryGetValue(p, out offset);
+                    sink(topic, p, offset);
+                }
+            }
+            return GroupErrors.None;
+        }
+    }
+
+    // ------------------------------------------------------------------ retention
+
+    /// <summary>
+    /// Drops expired offsets (KIP-211): offsets with an explicit expire timestamp (v2-4 retention)
+    /// expire then; otherwise offsets of an empty group expire offsets.retention.minutes after the
+    /// group became empty, offsets of a Stable consumer group expire for topics it no longer
+    /// subscribes to, and offsets of a simple group expire that long after their commit. An empty
+    /// group left without offsets is deleted. Returns the number of offsets removed.
+    /// </summary>
+    public int ExpireOffsets()
+    {
+        if (!_loaded) return 0;
+        long now = NowMs;
+        long retention = _options.OffsetsRetentionMs;
+        int removed = 0;
+        foreach (var group in _groups.Values)
+        {
+            lock (group.Lock)
+            {
+                if (group.State == GroupState.Dead) continue;
+                HashSet<string>? keep = null;
+                Func<CommittedOffset, long>? baseTs = null;
+                if (group.ProtocolType is null) baseTs = static o => o.CommitTimestamp;
+                else if (group.State == GroupState.Empty)
+                {
+                    long? stateTs = group.CurrentStateTimestamp;
+                    baseTs = o => stateTs ?? o.CommitTimestamp;
+                }
+                else if (group.State == GroupState.Stable && (keep = group.SubscribedTopics()) is not null)
+                    baseTs = static o => o.CommitTimestamp;
+                if (baseTs is null) continue;
+
+                var records = new List<CoordinatorRecord>();
+                var expired = new List<(string, int)>();
+                foreach (var (topic, partitions) in group.Offsets)
+                {
+                    if (keep is not null && keep.Contains(topic)) continue;
+                    foreach (var (p, o) in partitions)
+                    {
+                        bool isExpired = o.ExpireTimestamp >= 0 ? now >= o.ExpireTimestamp : now - baseTs(o) >= retention;
+                        if (!isExpired) continue;
+                        expired.Add((topic, p));
+                        records.Add(OffsetTombstone(group.GroupId, topic, p));
+                    }
+                }
+                bool deleteGroup = group.State == GroupState.Empty && expired.Count == CountOffsets(group);
+                if (deleteGroup) records.Add(GroupTombstone(group.GroupId));
+                if (records.Count == 0) continue;
+                if (!TryAppend(group.GroupId, records)) continue;
+                foreach (var (t, p) in expired) RemoveOffset(group, t, p);
+                removed += expired.Count;
+                if (deleteGroup)
+                {
+                    group.State = GroupState.Dead;
+                    _groups.TryRemove(new KeyValuePair<string, ClassicGroup>(group.GroupId, group));
+                }
+            }
+        }
+        return removed;
+    }
+
+    private static int CountOffsets(ClassicGroup group)
+    {
+        int n = 0;
+        foreach (var partitions in group.Offsets.Values) n += partitions.Count;
+        return n;
+    }
+
+    // ------------------------------------------------------------------ lag
+
+    /// <summary>
+    /// Committed offset, log end offset and lag for every partition the group has committed, for the
+    /// broker's own use (metrics). <paramref name="logEndOffset"/> returns -1 for an unknown partition;
+    /// lag is then -1 too.
+    /// </summary>
+    public IReadOnlyList<PartitionLag> DescribeLag(string groupId, Func<string, int, long> logEndOffset)
+    {
+        var result = new List<PartitionLag>();
+        if (!_groups.TryGetValue(groupId, out var group)) return result;
+        lock (group.Lock)
+        {
+            if (group.State == GroupState.Dead) return result;
+            foreach (var (topic, partitions) in group.Offsets)
+                foreach (var (p, o) in partitions)
+                    result.Add(new PartitionLag(topic, p, o.Offset, 0, 0));
+        }
+        // Log end offsets are read outside the group lock.
+        for (int i = 0; i < result.Count; i++)
+        {
+            var r = result[i];
+            long end = logEndOffset(r.Topic, r.Partition);
+            result[i] = r with { LogEndOffset = end, Lag = end < 0 ? -1 : Math.Max(0, end - r.CommittedOffset) };
+        }
+        return result;
+    }
+
+    /// <summary>Committed offsets of a group (tests, tools). Empty when the group does not exist.</summary>
+    public IReadOnlyDictionary<(string Topic, int Partition), CommittedOffset> CommittedOffsets(string groupId)
+    {
+        var result = new Dictionary<(string, int), CommittedOffset>();
+        if (!_groups.TryGetValue(groupId, out var group)) return result;
+        lock (group.Lock)
+            foreach (var (topic, partitions) in group.Offsets)
+                foreach (var (p, o) in partitions) result[(topic, p)] = o;
+        return result;
+    }
+
+    // ------------------------------------------------------------------ records
+
+    // Key/value versions Kafka writes (GroupCoordinatorRecordHelpers): offset commit key 1, group
+    // metadata key 2, offset commit value 3 (1 when an explicit expire timestamp must be kept), group
+    // metadata value 3.
+    internal const short OffsetCommitKeyVersion = 1;
+    internal const short GroupMetadataKeyVersion = 2;
+    internal const short GroupMetadataValueVersion = 3;
+
+    private static CoordinatorRecord OffsetRecord(string groupId, string topic, int partition, CommittedOffset o) =>
+        new(new OffsetCommitKey { Group = groupId, Topic = topic, Partition = partition }, OffsetCommitKeyVersion,
+            new OffsetCommitValue
+            {
+                Offset = o.Offset,
+                LeaderEpoch = o.LeaderEpoch,
+                Metadata = o.Metadata,
+                CommitTimestamp = o.CommitTimestamp,
+                ExpireTimestamp = o.ExpireTimestamp,
+            }, o.ExpireTimestamp >= 0 ? (short)1 : (short)3);
+
+    private static CoordinatorRecord OffsetTombstone(string groupId, string topic, int partition) =>
+        new(new OffsetCommitKey { Group = groupId, Topic = topic, Partition = partition }, OffsetCommitKeyVersion, null, 0);
+
+    private static CoordinatorRecord GroupTombstone(string groupId) =>
+        new(new GroupMetadataKey { Group = groupId }, GroupMetadataKeyVersion, null, 0);
+
+    private CoordinatorRecord GroupRecord(ClassicGroup group)
+    {
+        var value = new GroupMetadataValue
+        {
+            ProtocolType = group.ProtocolType ?? "",
+            Generation = group.GenerationId,
+            Protocol = group.ProtocolName,
+            Leader = group.LeaderId,
+            CurrentStateTimestamp = group.CurrentStateTimestamp ?? -1,
+        };
+        foreach (var m in group.MemberList)
+        {
+            value.Members.Add(new GroupMetadataValue.MemberMetadata
+            {
+                MemberId = m.MemberId,
+                GroupInstanceId = m.GroupInstanceId,
+                ClientId = m.ClientId,
+                ClientHost = m.ClientHost,
+                RebalanceTimeout = m.RebalanceTimeoutMs,
+                SessionTimeout = m.SessionTimeoutMs,
+                Subscription = m.MetadataFor(group.ProtocolName) ?? [],
+                Assignment = m.Assignment,
+            });
+        }
+        return new CoordinatorRecord(new GroupMetadataKey { Group = group.GroupId }, GroupMetadataKeyVersion, value, GroupMetadataValueVersion);
+    }
+
+    /// <summary>Writes the group's metadata (generation, members, assignments). False if the log refused it.</summary>
+    private bool TryStoreGroup(ClassicGroup group) => TryAppend(group.GroupId, [GroupRecord(group)]);
+
+    private bool TryAppend(string groupId, List<CoordinatorRecord> records)
+    {
+        try
+        {
+            _log.Append(PartitionFor(groupId), CoordinatorBatch.Encode(records, NowMs));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException)
+        {
+            // Kafka maps log append failures to COORDINATOR_NOT_AVAILABLE so clients retry.
+            return false;
+        }
+    }
+}
+
+/// <summary>One partition's committed offset, log end offset and lag (log end minus committed, never negative).</summary>
+public readonly record struct PartitionLag(string Topic, int Partition, long CommittedOffset, long LogEndOffset, long Lag);

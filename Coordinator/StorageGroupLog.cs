@@ -1,0 +1,84 @@
+using Kayak.Protocol.Records;
+using Kayak.Storage;
+
+namespace Kayak.Coordinator;
+
+/// <summary>
+/// <see cref="IGroupLog"/> over Storage: the compacted internal topic <c>__consumer_offsets</c>, created on the
+/// first write (as Kafka creates it on first use), so a broker that never sees a group starts without 50
+/// partitions. The broker passes its own creator (offsets.topic.segment.bytes, Kafka's internal-topic configs);
+/// the default here uses Kafka's settings for it (cleanup.policy=compact, 100 MiB segments, compression.type=producer).
+/// </summary>
+public sealed class StorageGroupLog : IGroupLog
+{
+    public const string TopicName = "__consumer_offsets";
+    private const int ReplayChunkBytes = 1 << 20;
+    private readonly LogManager _logs;
+    private readonly int _numPartitions;
+    private readonly Func<TopicLog> _create;
+    private readonly Lock _lock = new();
+    private TopicLog? _topic;
+
+    public StorageGroupLog(LogManager logs, int numPartitions, Func<TopicLog>? createTopic = null)
+    {
+        _logs = logs;
+        _numPartitions = numPartitions;
+        _create = createTopic ?? (() => logs.CreateTopic(TopicName, numPartitions, new Dictionary<string, string>
+        {
+            [TopicConfig.CleanupPolicyConfig] = "compact",
+            [TopicConfig.SegmentBytesConfig] = "104857600",
+            [TopicConfig.CompressionTypeConfig] = "producer",
+        }));
+        if (logs.TryGetTopic(TopicName, out var existing)) _topic = Checked(existing);
+    }
+
+    private TopicLog Checked(TopicLog topic) => topic.Partitions.Count >= _numPartitions ? topic
+        : throw new InvalidOperationException(
+            $"{TopicName} has {topic.Partitions.Count} partitions but offsets.topic.num.partitions is {_numPartitions}; groups would move partitions.");
+
+    /// <summary>The topic, created now if it does not exist yet.</summary>
+    public TopicLog Topic
+    {
+        get
+        {
+            if (_topic is { } t) return t;
+            lock (_lock)
+                return _topic ??= Checked(_logs.TryGetTopic(TopicName, out var existing) ? existing : _create());
+        }
+    }
+
+    public long Append(int partition, ReadOnlySpan<byte> batch) =>
+        Partition(partition).Append(batch, 1).BaseOffset;
+
+    public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
+    {
+        if (_topic is null && !_logs.TryGetTopic(TopicName, out _)) return; // nothing written yet
+        var log = Partition(partition);
+        long offset = log.LogStartOffset;
+        while (offset < log.LogEndOffset)
+        {
+            using var slice = log.Read(offset, ReplayChunkBytes);
+            if (slice.IsEmpty) break;
+            onBatches(slice.Data);
+            long next = NextOffset(slice.Data.Span);
+            // Compaction can leave gaps; a slice always starts at or after the requested offset.
+            if (next <= offset) break;
+            offset = next;
+        }
+    }
+
+    /// <summary>One past the last offset of the last whole batch in the chunk.</summary>
+    private static long NextOffset(ReadOnlySpan<byte> data)
+    {
+        long next = -1;
+        while (RecordBatchHeader.TryRead(data, out var h) && h.TotalSize <= data.Length)
+        {
+            next = h.LastOffset + 1;
+            data = data[h.TotalSize..];
+        }
+        return next;
+    }
+
+    private PartitionLog Partition(int partition) =>
+        Topic.GetPartition(partition) ?? throw new InvalidOperationException($"{TopicName} has no partition {partition}.");
+}
