@@ -178,7 +178,8 @@ def scenario_kcat(bootstrap, args):
         stdin=b"k1:hello\nk2:kayak\nk3:golden\n")
     run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-c", "3", "-e", "-X", "client.id=golden-kcat"])
     if args.groups:
-        run(["kcat", "-b", bootstrap, "-G", "golden-kcat-group", topic, "-o", "beginning", "-c", "3",
+        # No -o: the balanced consumer then starts from the committed offset (OffsetFetch), reset to earliest.
+        run(["kcat", "-b", bootstrap, "-G", "golden-kcat-group", topic, "-c", "3",
              "-X", "client.id=golden-kcat", "-X", "auto.offset.reset=earliest"])
 
 

@@ -36,12 +36,14 @@ if got < 3:
 
 if os.environ.get("GOLDEN_GROUPS") == "1":
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, client_id=client_id, group_id="golden-kafka-python-group",
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+                             auto_offset_reset="earliest", enable_auto_commit=False, heartbeat_interval_ms=300)
     got = 0
     for _ in range(60):
         got += sum(len(v) for v in consumer.poll(timeout_ms=500).values())
         if got >= 3:
             break
+    # Keep polling past a heartbeat interval so a Heartbeat is captured too.
+    consumer.poll(timeout_ms=1000)
     consumer.commit()
     consumer.committed(tp)
     consumer.close()

@@ -24,7 +24,7 @@ async function main() {
   await admin.fetchTopicOffsets(topic);
 
   if (process.env.GOLDEN_GROUPS === '1') {
-    const consumer = kafka.consumer({ groupId: 'golden-kafkajs-group', maxWaitTimeInMs: 200 });
+    const consumer = kafka.consumer({ groupId: 'golden-kafkajs-group', maxWaitTimeInMs: 200, heartbeatInterval: 300 });
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     let got = 0;
@@ -37,6 +37,8 @@ async function main() {
         },
       }).catch(reject);
     });
+    // Stay in the group past a heartbeat interval so a Heartbeat is captured too.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     await consumer.disconnect();
     await admin.fetchOffsets({ groupId: 'golden-kafkajs-group', topics: [topic] });
   }
