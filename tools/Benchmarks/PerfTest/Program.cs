@@ -215,7 +215,7 @@ internal sealed class PerfRun(RunSettings s)
             _byName[$"consume {c} records/s"].Of(kind).Add(t.RecordsPerSecond);
             _byName[$"consume {c} MB/s"].Of(kind).Add(t.MbPerSecond);
             _byName[$"consume {c} broker CPU"].Of(kind).Add(t.CpuSecondsPerGb);
-            Log($"{kind}: consume {c}: {t.RecordsPerSecond:N0} rec/s, {t.MbPerSecond:F1} MB/s, broker CPU {t.BrokerCpuSeconds:F2} s ({t.CpuSecondsPerGb:F2} s/GB)");
+            Log($"{kind}: consume {c}: {t.RecordsPerSecond:N0} rec/s, {t.MbPerSecond:F1} MB/s, broker CPU {t.BrokerCpuSeconds:F2} s ({t.CpuSecondsPerGb:F2} s/GB), {t.Retained:N0} records retained, {t.Passes} pass(es)");
         }
 
         string latTopic = $"perf-latency-{tag}";
