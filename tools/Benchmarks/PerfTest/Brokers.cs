@@ -54,6 +54,7 @@ internal sealed class BrokerProcess : IDisposable
             // A free port chosen up front lets the probe start connecting before the broker prints anything.
             port = FreePort();
             psi.ArgumentList.Add(settings.BrokerDll);
+            foreach (var (k, v) in settings.KayakEnvironment) psi.Environment[k] = v;
             foreach (var kv in new[]
                      {
                          $"listeners=PLAINTEXT://127.0.0.1:{port}", $"log.dirs={dataDir}", "num.partitions=1",

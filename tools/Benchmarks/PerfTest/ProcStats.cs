@@ -26,6 +26,9 @@ internal static partial class ProcStats
     /// <summary>VmHWM (peak resident set) of the process in MB.</summary>
     public static double PeakRssMb(int pid) => StatusKb(pid, "VmHWM:") / 1024.0;
 
+    /// <summary>RssAnon and RssFile in MB: mapped log segments count as file-backed resident pages.</summary>
+    public static (double Anon, double File) RssSplitMb(int pid) => (StatusKb(pid, "RssAnon:") / 1024.0, StatusKb(pid, "RssFile:") / 1024.0);
+
     private static long StatusKb(int pid, string key)
     {
         foreach (var line in File.ReadLines($"/proc/{pid}/status"))

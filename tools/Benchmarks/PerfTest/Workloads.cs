@@ -99,7 +99,12 @@ internal static class Workloads
             AutoOffsetReset = AutoOffsetReset.Earliest,
             EnablePartitionEof = false,
         };
-        using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).SetLogHandler(static (_, _) => { }).Build();
+        // KAYAK_PERF_DEBUG=fetch,protocol (librdkafka debug contexts) prints the consumer's log with timestamps.
+        string? debug = Environment.GetEnvironmentVariable("KAYAK_PERF_DEBUG");
+        if (!string.IsNullOrEmpty(debug)) config.Debug = debug;
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(config)
+            .SetLogHandler((_, m) => { if (debug is { Length: > 0 }) Console.Error.WriteLine($"{DateTime.Now:HH:mm:ss.ffffff} {m.Facility} {m.Message}"); })
+            .Build();
         var tp = new TopicPartition(topic, 0);
         var marks = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10));
         double cpu0 = broker.CpuSeconds();
