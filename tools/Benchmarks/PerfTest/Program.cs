@@ -15,6 +15,7 @@ RunSettings settings;
 try { settings = RunSettings.Parse(args); }
 catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 2; }
 NativeKafka.EnsureLoaded();
+if (settings.ManyPartitions is { } mp) return ManyPartitions.Run(settings, mp.Topics, mp.Partitions);
 return new PerfRun(settings).Run();
 
 public sealed class RunSettings
@@ -28,6 +29,8 @@ public sealed class RunSettings
     public int StartupSamples { get; private set; } = 10;
     public string BrokerDll { get; private set; } = "";
     public string? OutFile { get; private set; }
+    /// <summary>--many-partitions TxP: the 10,000-partition check instead of the comparison.</summary>
+    public (int Topics, int Partitions)? ManyPartitions { get; private set; }
     /// <summary>Run only this broker (profiling sessions); null runs both, alternating.</summary>
     public BrokerKind? Only { get; private set; }
     /// <summary>Extra environment for the Kayak broker process (e.g. DOTNET_PerfMapEnabled=1 for perf).</summary>
@@ -50,6 +53,10 @@ public sealed class RunSettings
                 case "--startup-samples": s.StartupSamples = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--broker-dll": s.BrokerDll = Next(); break;
                 case "--out": s.OutFile = Next(); break;
+                case "--many-partitions":
+                    var tp = Next().Split('x');
+                    s.ManyPartitions = (int.Parse(tp[0], CultureInfo.InvariantCulture), int.Parse(tp[1], CultureInfo.InvariantCulture));
+                    break;
                 case "--only": s.Only = Enum.Parse<BrokerKind>(Next(), ignoreCase: true); break;
                 case "--kayak-env":
                     var kv = Next();
@@ -57,7 +64,7 @@ public sealed class RunSettings
                     if (eq <= 0) throw new ArgumentException("--kayak-env expects KEY=VALUE");
                     s.KayakEnvironment[kv[..eq]] = kv[(eq + 1)..];
                     break;
-                default: throw new ArgumentException($"unknown option {args[i]}; usage: [--quick] [--only kayak|mock] [--kayak-env K=V] [--rounds N] [--records N] [--latency-seconds S] [--startup-samples N] [--out FILE] [--broker-dll PATH]");
+                default: throw new ArgumentException($"unknown option {args[i]}; usage: [--quick] [--many-partitions 100x100] [--only kayak|mock] [--kayak-env K=V] [--rounds N] [--records N] [--latency-seconds S] [--startup-samples N] [--out FILE] [--broker-dll PATH]");
             }
         }
         if (s.BrokerDll.Length == 0)

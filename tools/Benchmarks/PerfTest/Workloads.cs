@@ -101,7 +101,18 @@ internal static class Workloads
             // The mock does not answer a Fetch at the log end before fetch.wait.max.ms (500 ms) and every re-read
             // pass starts with one; 10 ms keeps that from dominating. Kayak always has data here, so it never waits.
             FetchWaitMaxMs = 10,
+            // librdkafka 2.0.2 stops fetching once its local queue holds queued.min.messages (100,000) and only
+            // re-checks about once a second after the application drained it: with the defaults that stall, not the
+            // broker, set the rate (~300k rec/s with 1 s gaps in the fetch debug log). Room for the whole run avoids it.
+            QueuedMinMessages = 10_000_000,
+            QueuedMaxMessagesKbytes = 2_097_151,
         };
+        // KAYAK_PERF_CONSUMER_CONFIG="key=value,key=value" adds librdkafka settings for experiments.
+        foreach (var kv in (Environment.GetEnvironmentVariable("KAYAK_PERF_CONSUMER_CONFIG") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = kv.IndexOf('=');
+            if (eq > 0) config.Set(kv[..eq], kv[(eq + 1)..]);
+        }
         // KAYAK_PERF_DEBUG=fetch,protocol (librdkafka debug contexts) prints the consumer's log with timestamps.
         string? debug = Environment.GetEnvironmentVariable("KAYAK_PERF_DEBUG");
         if (!string.IsNullOrEmpty(debug)) config.Debug = debug;
