@@ -136,6 +136,14 @@ internal sealed class BrokerProcess : IDisposable
         throw new TimeoutException($"topic {topic} not ready on {Kind}");
     }
 
+    /// <summary>The last lines the broker printed (diagnostics when a run fails).</summary>
+    public string[] Tail(int n)
+    {
+        lock (_lineLock) return _lines.Skip(Math.Max(0, _lines.Count - n)).ToArray();
+    }
+
+    public bool HasExited => _process.HasExited;
+
     private void OnLine(string? line)
     {
         if (line is null) return;

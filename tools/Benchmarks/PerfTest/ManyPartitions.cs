@@ -14,6 +14,20 @@ internal static class ManyPartitions
     public static int Run(RunSettings s, int topics, int partitionsPerTopic)
     {
         using var broker = BrokerProcess.Start(BrokerKind.Kayak, s);
+        try
+        {
+            return Run(broker, topics, partitionsPerTopic);
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"many-partitions: FAILED — {e.GetType().Name}: {e.Message}; broker {(broker.HasExited ? "exited" : "still running")}; its last output:");
+            foreach (var l in broker.Tail(30)) Console.WriteLine("  " + l);
+            return 1;
+        }
+    }
+
+    private static int Run(BrokerProcess broker, int topics, int partitionsPerTopic)
+    {
         int pid = broker.Pid;
         Log($"Kayak pid {pid} at {broker.Bootstrap}; limits: {MaxOpenFiles(pid)} open files, vm.max_map_count {File.ReadAllText("/proc/sys/vm/max_map_count").Trim()}");
         Log($"idle: {Fds(pid)} fds, {Maps(pid)} maps, RSS {ProcStats.RssMb(pid):F1} MB");
@@ -24,13 +38,8 @@ internal static class ManyPartitions
         var sw = Stopwatch.StartNew();
         using (var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.Bootstrap }).SetLogHandler(static (_, _) => { }).Build())
         {
-            for (int i = 0; i < names.Count; i += 10)
-            {
-                var specs = new List<TopicSpecification>();
-                for (int j = i; j < Math.Min(i + 10, names.Count); j++)
-                    specs.Add(new TopicSpecification { Name = names[j], NumPartitions = partitionsPerTopic, ReplicationFactor = 1 });
-                admin.CreateTopicsAsync(specs, new CreateTopicsOptions { RequestTimeout = TimeSpan.FromSeconds(120) }).GetAwaiter().GetResult();
-            }
+            foreach (var name in names)
+                admin.CreateTopicsAsync([new TopicSpecification { Name = name, NumPartitions = partitionsPerTopic, ReplicationFactor = 1 }]).GetAwaiter().GetResult();
         }
         int total = topics * partitionsPerTopic;
         Log($"created {topics} × {partitionsPerTopic} = {total:N0} partitions in {sw.Elapsed.TotalSeconds:F1} s: {Fds(pid)} fds, {Maps(pid)} maps, RSS {ProcStats.RssMb(pid):F1} MB");
