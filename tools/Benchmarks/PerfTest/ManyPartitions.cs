@@ -38,8 +38,12 @@ internal static class ManyPartitions
         var sw = Stopwatch.StartNew();
         using (var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.Bootstrap }).SetLogHandler(static (_, _) => { }).Build())
         {
-            foreach (var name in names)
-                admin.CreateTopicsAsync([new TopicSpecification { Name = name, NumPartitions = partitionsPerTopic, ReplicationFactor = 1 }]).GetAwaiter().GetResult();
+            for (int i = 0; i < names.Count; i++)
+            {
+                admin.CreateTopicsAsync([new TopicSpecification { Name = names[i], NumPartitions = partitionsPerTopic, ReplicationFactor = 1 }]).GetAwaiter().GetResult();
+                if ((i + 1) % 10 == 0 && i + 1 < names.Count)
+                    Log($"  {(i + 1) * partitionsPerTopic:N0} partitions: {Fds(pid)} fds, {Maps(pid)} maps, RSS {ProcStats.RssMb(pid):F1} MB, VmSize {VmSizeGb(pid):F0} GB");
+            }
         }
         int total = topics * partitionsPerTopic;
         Log($"created {topics} × {partitionsPerTopic} = {total:N0} partitions in {sw.Elapsed.TotalSeconds:F1} s: {Fds(pid)} fds, {Maps(pid)} maps, RSS {ProcStats.RssMb(pid):F1} MB");
@@ -86,6 +90,14 @@ internal static class ManyPartitions
         bool ok = errors == 0 && got == total;
         Console.WriteLine($"many-partitions: {(ok ? "OK" : "FAILED")} — {total:N0} partitions, produce errors {errors}, fetched {got:N0}; broker fds {Fds(pid)} (limit {MaxOpenFiles(pid)}), maps {Maps(pid)} (limit {File.ReadAllText("/proc/sys/vm/max_map_count").Trim()})");
         return ok ? 0 : 1;
+    }
+
+    private static double VmSizeGb(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            if (line.StartsWith("VmSize:", StringComparison.Ordinal))
+                return long.Parse(line.AsSpan(7).Trim().ToString().Split(' ')[0]) / 1048576.0;
+        return double.NaN;
     }
 
     private static int Fds(int pid) => Directory.GetFiles($"/proc/{pid}/fd").Length;
