@@ -121,7 +121,7 @@ public sealed partial class PartitionLog
     /// <summary>Clean close: persists the producer state at the log end offset (under the append lock).</summary>
     private void WriteProducerSnapshotLocked()
     {
-        if (ProducerState.ProducerCount == 0) return;
+        // Written even without producers: an empty snapshot still spares the next clean load the log scan.
         string path = Path.Combine(Dir, LogSegment.FileStem(_logEndOffset) + SnapshotSuffix);
         try
         {
