@@ -279,6 +279,13 @@ public sealed class GroupsOffsetTests : BrokerTestBase
         await broker.KillAsync();
         await broker.StartAgainAsync(Token);
         Assert.That(Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(second), "after kill -9");
+        using (var admin = ConfluentClients.Admin(broker.BootstrapServers))
+        {
+            var info = admin.ListGroup(group, TimeSpan.FromSeconds(10));
+            Assert.That(info, Is.Not.Null, "group listed after kill -9");
+            Assert.That(info!.State, Is.EqualTo("Empty"));
+            Assert.That(info.ProtocolType, Is.EqualTo("consumer"));
+        }
         var viaPython = await Python.RunAsync("group_admin", new JsonObject
         {
             ["bootstrap"] = broker.BootstrapServers,
