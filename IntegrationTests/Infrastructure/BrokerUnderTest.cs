@@ -200,6 +200,9 @@ internal sealed class InProcessBroker(BrokerSettings settings, string dataDir) :
     private KafkaBroker? broker;
     private int port;
 
+    /// <summary>The running broker (null while stopped): tests read its internal state, e.g. the group coordinator.</summary>
+    internal KafkaBroker? Instance => broker;
+
     protected override Task StartFirstAsync(CancellationToken cancellationToken) => StartOnPortAsync(0, cancellationToken);
 
     public override async Task StartAgainAsync(CancellationToken cancellationToken = default)
