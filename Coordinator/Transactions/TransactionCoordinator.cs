@@ -319,7 +319,7 @@ public sealed class TransactionCoordinator
         lock (_lock) return _txns.TryGetValue(transactionalId, out var t) ? ToDescription(t) : null;
     }
 
-    /// <summary>ListTransactions filters: states (names, empty = all), producer ids (empty = all), minimum running time (-1 = any).</summary>
+    /// <summary>ListTransactions filters: states (names, empty = all), producer ids (empty = all), started more than this many ms ago (-1 = any).</summary>
     public List<TransactionDescription> List(IReadOnlyCollection<string> stateFilters, IReadOnlyCollection<long> producerIdFilters, long durationFilterMs = -1)
     {
         var result = new List<TransactionDescription>();
@@ -330,7 +330,8 @@ public sealed class TransactionCoordinator
             {
                 if (stateFilters.Count > 0 && !stateFilters.Contains(TransactionMetadata.StateName(t.State))) continue;
                 if (producerIdFilters.Count > 0 && !producerIdFilters.Contains(t.ProducerId)) continue;
-                if (durationFilterMs >= 0 && (t.State != TransactionState.Ongoing || now - t.StartTimestampMs < durationFilterMs)) continue;
+                // KIP-994: only transactions started longer ago than the filter (Kafka compares the start timestamp only).
+                if (durationFilterMs >= 0 && now - t.StartTimestampMs <= durationFilterMs) continue;
                 result.Add(ToDescription(t));
             }
         }

@@ -230,8 +230,8 @@ public class TransactionCoordinatorTests
         _clock.Advance(5_000);
         Assert.That(c.List(["Ongoing"], []).Select(x => x.TransactionalId), Is.EqualTo(new[] { "t" }));
         Assert.That(c.List([], [u.ProducerId]).Select(x => x.TransactionalId), Is.EqualTo(new[] { "u" }));
-        Assert.That(c.List([], [], 5_000).Select(x => x.TransactionalId), Is.EqualTo(new[] { "t" }));
-        Assert.That(c.List([], [], 5_001), Is.Empty);
+        Assert.That(c.List(["Ongoing"], [], 4_999).Select(x => x.TransactionalId), Is.EqualTo(new[] { "t" }));
+        Assert.That(c.List(["Ongoing"], [], 5_000), Is.Empty, "strictly longer than the filter");
     }
 
     [Test]
