@@ -565,7 +565,7 @@ internal sealed class LogSegment
             TryDelete(LogPath);
             TryDelete(IndexPath);
             TryDelete(TimeIndexPath);
-            TryDelete(TxnIndexPath); // aborted-transaction index (ProducerState.Load.cs)
+            TryDelete(TxnIndexPath); // aborted-transaction index (ProducerState.Log.cs)
             if (_readers == 0) CloseMappingLocked();
         }
         _cache?.Remove(this);
