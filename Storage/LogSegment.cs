@@ -86,7 +86,7 @@ internal sealed class LogSegment
         File.Delete(s.IndexPath);
         File.Delete(s.TimeIndexPath);
         s._active = true;
-        s._log = MappedFile.Open(s.LogPath, capacity, writable: true);
+        s._log = MappedFile.Open(s.LogPath, capacity, writable: true, writeThroughFile: true);
         s._offsetIndex.OpenWritable(indexBytes, 0);
         s._timeIndex.OpenWritable(indexBytes, 0);
         return s;
@@ -278,7 +278,7 @@ internal sealed class LogSegment
     /// <summary>Makes a loaded or recovered segment the active one: maps log and indexes writable.</summary>
     public void Activate(int capacity, int indexBytes)
     {
-        _log = MappedFile.Open(LogPath, Math.Max(capacity, Math.Max(_size, 1)), writable: true);
+        _log = MappedFile.Open(LogPath, Math.Max(capacity, Math.Max(_size, 1)), writable: true, writeThroughFile: true);
         _offsetIndex.OpenWritable(indexBytes, _offsetIndexEntries);
         _timeIndex.OpenWritable(indexBytes, _timeIndexEntries);
         // Bytes after the last index entry are unknown after a load; start counting afresh.
@@ -320,13 +320,14 @@ internal sealed class LogSegment
             // oversize-append segment rarely has readers); otherwise the caller rolls instead.
             if (_readers > 0) throw new InvalidOperationException("Cannot remap a segment with readers");
             _log.Dispose();
-            _log = MappedFile.Open(LogPath, needed, writable: true);
+            _log = MappedFile.Open(LogPath, needed, writable: true, writeThroughFile: true);
         }
     }
 
     public bool HasReaders { get { lock (_lock) return _readers > 0; } }
 
-    public Span<byte> Tail(int length) => _log!.Span(_size, length);
+    /// <summary>Writes appended bytes at <paramref name="position"/> (≥ Size); readers see them after <see cref="Commit"/>.</summary>
+    public void Write(int position, ReadOnlySpan<byte> data) => _log!.Write(position, data);
 
     /// <summary>Publishes <paramref name="length"/> appended bytes to readers.</summary>
     public void Commit(int length) => Volatile.Write(ref _size, _size + length);

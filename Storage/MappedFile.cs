@@ -12,6 +12,7 @@ internal sealed unsafe class MappedFile : IDisposable
 {
     private readonly string _path;
     private readonly MemoryMappedViewAccessor _view;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _writeHandle;
     private readonly byte* _ptr;
     private MappedMemory? _memory;
     private bool _disposed;
@@ -19,9 +20,10 @@ internal sealed unsafe class MappedFile : IDisposable
     public long Capacity { get; }
     public bool Writable { get; }
 
-    private MappedFile(string path, MemoryMappedViewAccessor view, byte* ptr, long capacity, bool writable)
+    private MappedFile(string path, MemoryMappedViewAccessor view, byte* ptr, long capacity, bool writable,
+        Microsoft.Win32.SafeHandles.SafeFileHandle? writeHandle)
     {
-        _path = path; _view = view; _ptr = ptr; Capacity = capacity; Writable = writable;
+        _path = path; _view = view; _ptr = ptr; Capacity = capacity; Writable = writable; _writeHandle = writeHandle;
     }
 
     /// <summary>
@@ -29,8 +31,12 @@ internal sealed unsafe class MappedFile : IDisposable
     /// (never shrunk). Read-only: maps the current length, which must be &gt; 0.
     /// The file descriptor is closed as soon as the view exists (a mapping outlives its fd), so a mapped
     /// segment costs one map and no open file: 10,000 partitions stay far below RLIMIT_NOFILE.
+    /// With <paramref name="writeThroughFile"/> (an active log segment) one descriptor stays open and appends
+    /// go through <see cref="Write"/> (pwrite) instead of stores into the mapping: a store into a hole page
+    /// takes a page fault and zero-fills the page before the copy, which made appends 3-10x slower than
+    /// pwrite (tools/Benchmarks/RESULTS.md). The page cache is shared, so the mapping sees the data at once.
     /// </summary>
-    public static MappedFile Open(string path, long capacity, bool writable)
+    public static MappedFile Open(string path, long capacity, bool writable, bool writeThroughFile = false)
     {
         using var fs = new FileStream(path, writable ? FileMode.OpenOrCreate : FileMode.Open,
             writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
@@ -50,8 +56,18 @@ internal sealed unsafe class MappedFile : IDisposable
         // Appends fault in fresh (hole) pages one at a time; the kernel's mmap read-around on the first fault
         // of a new file costs milliseconds on ext4 and is useless here. Read-only maps keep the default so
         // sequential consumers still get readahead.
-        if (writable && OperatingSystem.IsLinux()) _ = madvise(p, (nuint)capacity, MadvRandom);
-        return new MappedFile(path, view, p, capacity, writable);
+        if (writable && !writeThroughFile && OperatingSystem.IsLinux()) _ = madvise(p, (nuint)capacity, MadvRandom);
+        var handle = writeThroughFile
+            ? File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete)
+            : null;
+        return new MappedFile(path, view, p, capacity, writable, handle);
+    }
+
+    /// <summary>Writes through the file descriptor (write-through maps only); readers see it via the mapping.</summary>
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        if ((ulong)offset + (ulong)data.Length > (ulong)Capacity) throw new ArgumentOutOfRangeException(nameof(offset));
+        RandomAccess.Write(_writeHandle ?? throw new InvalidOperationException("Not a write-through mapping"), data, offset);
     }
 
     private const int MadvRandom = 1;
@@ -79,6 +95,11 @@ internal sealed unsafe class MappedFile : IDisposable
     {
         if (_disposed || !Writable) return;
         _view.Flush();
+        if (_writeHandle is not null)
+        {
+            RandomAccess.FlushToDisk(_writeHandle);
+            return;
+        }
         try
         {
             using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
@@ -97,6 +118,7 @@ internal sealed unsafe class MappedFile : IDisposable
         _disposed = true;
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
+        _writeHandle?.Dispose();
         if (trimTo >= 0 && Writable && File.Exists(_path))
         {
             using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);

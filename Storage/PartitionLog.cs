@@ -221,36 +221,41 @@ public sealed partial class PartitionLog
             var active = MaybeRoll(batches.Length, now, cfg);
             if (active.RollStartMs < 0) active.RollStartMs = now;
             int basePos = active.Size;
-            var dest = active.Tail(batches.Length);
-            batches.CopyTo(dest);
-
             long next = _logEndOffset;
             long firstOffset = next;
             long records = 0;
             bool logAppendTime = cfg.LogAppendTime;
+            // Only the 61-byte header of each batch changes; it is patched in a copy and written ahead of the
+            // client's untouched body (two pwrites, no copy of the records).
+            Span<byte> header = stackalloc byte[RecordBatchHeader.Size];
             pos = 0;
-            while (pos < dest.Length)
+            while (pos < batches.Length)
             {
-                var b = dest[pos..];
-                int total = BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]) + RecordBatchHeader.LogOverhead;
-                BinaryPrimitives.WriteInt64BigEndian(b, next);
+                var src = batches[pos..];
+                int total = BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.BatchLengthOffset..]) + RecordBatchHeader.LogOverhead;
+                var body = src[RecordBatchHeader.Size..total];
+                src[..RecordBatchHeader.Size].CopyTo(header);
+                BinaryPrimitives.WriteInt64BigEndian(header, next);
                 if (partitionLeaderEpoch >= 0)
-                    BinaryPrimitives.WriteInt32BigEndian(b[RecordBatchHeader.PartitionLeaderEpochOffset..], partitionLeaderEpoch);
+                    BinaryPrimitives.WriteInt32BigEndian(header[RecordBatchHeader.PartitionLeaderEpochOffset..], partitionLeaderEpoch);
                 if (logAppendTime)
                 {
                     // KIP-32: LogAppendTime sets the batch's max timestamp and timestamp-type bit; records keep
                     // their deltas and consumers read the batch timestamp for every record.
-                    short attrs = BinaryPrimitives.ReadInt16BigEndian(b[RecordBatchHeader.AttributesOffset..]);
-                    BinaryPrimitives.WriteInt16BigEndian(b[RecordBatchHeader.AttributesOffset..], (short)(attrs | 0x8));
-                    BinaryPrimitives.WriteInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..], now);
-                    BinaryPrimitives.WriteUInt32BigEndian(b[RecordBatchHeader.CrcOffset..], Crc32C.Compute(b[RecordBatchHeader.AttributesOffset..total]));
+                    short attrs = BinaryPrimitives.ReadInt16BigEndian(header[RecordBatchHeader.AttributesOffset..]);
+                    BinaryPrimitives.WriteInt16BigEndian(header[RecordBatchHeader.AttributesOffset..], (short)(attrs | 0x8));
+                    BinaryPrimitives.WriteInt64BigEndian(header[RecordBatchHeader.MaxTimestampOffset..], now);
+                    uint crc = Crc32C.Append(Crc32C.Append(0xFFFFFFFFu, header[RecordBatchHeader.AttributesOffset..]), body);
+                    BinaryPrimitives.WriteUInt32BigEndian(header[RecordBatchHeader.CrcOffset..], ~crc);
                 }
-                long maxTs = BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..]);
-                active.IndexBatch(basePos + pos, next, total, maxTs, cfg.IndexIntervalBytes);
-                if (BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.ProducerIdOffset..]) >= 0)
-                    UpdateProducerState(b[..total], active);
-                next += BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
-                records += Math.Max(0, BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.RecordsCountOffset..]));
+                active.Write(basePos + pos, header);
+                active.Write(basePos + pos + RecordBatchHeader.Size, body);
+                RecordBatchHeader.TryRead(header, out var h);
+                active.IndexBatch(basePos + pos, next, total, h.MaxTimestamp, cfg.IndexIntervalBytes);
+                if (h.ProducerId >= 0)
+                    UpdateProducerState(h, src[..total], active);
+                next += h.LastOffsetDelta + 1;
+                records += Math.Max(0, h.RecordsCount);
                 pos += total;
             }
             active.NextOffset = next;

@@ -42,9 +42,10 @@ public sealed partial class PartitionLog
     }
 
     /// <summary>Records one appended batch (base offset already assigned); persists an abort in <c>.txnindex</c>.</summary>
-    private void UpdateProducerState(ReadOnlySpan<byte> batch, LogSegment active)
+    /// <param name="h">The batch header as stored (assigned base offset).</param>
+    /// <param name="batch">The batch's bytes; only its records are read here.</param>
+    private void UpdateProducerState(in RecordBatchHeader h, ReadOnlySpan<byte> batch, LogSegment active)
     {
-        RecordBatchHeader.TryRead(batch, out var h);
         ControlRecordType? type = null;
         int coordinatorEpoch = -1;
         if (h.IsControl) type = ProducerStateManager.ReadMarkerType(batch, out coordinatorEpoch);

@@ -147,7 +147,7 @@ public class ConcurrencyAndShutdownTests
 public class ResourceTests
 {
     [Test]
-    public void MappedSegments_HoldNoFileDescriptors()
+    public void Partitions_HoldOneFileDescriptorEach()
     {
         using var tmp = new TempLogs();
         using var m = tmp.Open();
@@ -156,7 +156,8 @@ public class ResourceTests
         foreach (var p in t.Partitions) p.Append(BatchBuilder.Build(1, 0), 1);
         var slices = t.Partitions.Select(p => p.Read(0, 100)).ToList();
         int after = Directory.GetFiles("/proc/self/fd").Length;
-        Assert.That(after - before, Is.LessThan(10), "40 partitions with 120 mapped files must not keep 120 fds open");
+        // The active log keeps its descriptor for pwrite appends; indexes and read maps keep none.
+        Assert.That(after - before, Is.InRange(40, 50), "40 partitions with 120 mapped files keep one fd each (the active log)");
         foreach (var s in slices)
         {
             Assert.That(BatchBuilder.CrcValid(s.Data.Span), Is.True);
