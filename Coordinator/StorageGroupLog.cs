@@ -1,4 +1,3 @@
-using Kayak.Protocol.Records;
 using Kayak.Storage;
 
 namespace Kayak.Coordinator;
@@ -53,30 +52,7 @@ public sealed class StorageGroupLog : IGroupLog
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
         if (_topic is null && !_logs.TryGetTopic(TopicName, out _)) return; // nothing written yet
-        var log = Partition(partition);
-        long offset = log.LogStartOffset;
-        while (offset < log.LogEndOffset)
-        {
-            using var slice = log.Read(offset, ReplayChunkBytes);
-            if (slice.IsEmpty) break;
-            onBatches(slice.Data);
-            long next = NextOffset(slice.Data.Span);
-            // Compaction can leave gaps; a slice always starts at or after the requested offset.
-            if (next <= offset) break;
-            offset = next;
-        }
-    }
-
-    /// <summary>One past the last offset of the last whole batch in the chunk.</summary>
-    private static long NextOffset(ReadOnlySpan<byte> data)
-    {
-        long next = -1;
-        while (RecordBatchHeader.TryRead(data, out var h) && h.TotalSize <= data.Length)
-        {
-            next = h.LastOffset + 1;
-            data = data[h.TotalSize..];
-        }
-        return next;
+        Partition(partition).Replay(onBatches, ReplayChunkBytes);
     }
 
     private PartitionLog Partition(int partition) =>

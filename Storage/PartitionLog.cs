@@ -511,6 +511,31 @@ public sealed partial class PartitionLog
     /// Completes once the log end offset is greater than <paramref name="offset"/> (long-poll fetch), woken
     /// directly by the append. Cancel via <paramref name="ct"/> (the fetch's max wait).
     /// </summary>
+    /// <summary>
+    /// Reads the whole partition from its log start offset in order, handing <paramref name="onBatches"/> chunks of
+    /// whole batches (up to <paramref name="chunkBytes"/> each, more for a larger batch). Coordinators replay their
+    /// internal topics with it on start; compaction gaps are skipped.
+    /// </summary>
+    public void Replay(Action<ReadOnlyMemory<byte>> onBatches, int chunkBytes = 1 << 20)
+    {
+        long offset = LogStartOffset;
+        while (offset < LogEndOffset)
+        {
+            using var slice = Read(offset, chunkBytes);
+            if (slice.IsEmpty) break;
+            onBatches(slice.Data);
+            long next = offset;
+            var rest = slice.Data.Span;
+            while (RecordBatchHeader.TryRead(rest, out var h) && h.TotalSize <= rest.Length)
+            {
+                next = h.LastOffset + 1;
+                rest = rest[h.TotalSize..];
+            }
+            if (next <= offset) break;
+            offset = next;
+        }
+    }
+
     public Task WaitForAppendAsync(long offset, CancellationToken ct)
     {
         if (LogEndOffset > offset) return Task.CompletedTask;

@@ -29,20 +29,7 @@ internal sealed class TransactionStateLog : ITransactionLog
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
         if (!_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out var topic) || partition >= topic.Partitions.Count) return;
-        var log = topic.Partitions[partition];
-        long offset = log.LogStartOffset;
-        while (offset < log.LogEndOffset)
-        {
-            using var slice = log.Read(offset, 1 << 20);
-            if (slice.IsEmpty) break;
-            onBatches(slice.Data);
-            long next = offset;
-            foreach (var b in new Kayak.Protocol.Records.BatchEnumerator(slice.Data.Span))
-                next = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(b)
-                    + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(b[Kayak.Protocol.Records.RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
-            if (next <= offset) break;
-            offset = next;
-        }
+        topic.Partitions[partition].Replay(onBatches);
     }
 }
 
