@@ -22,11 +22,9 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
             ClusterId = broker.ClusterId,
             ControllerId = broker.NodeId,
         };
-        foreach (var l in broker.AdvertisedListeners)
-        {
-            response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = broker.NodeId, Host = l.Host, Port = l.Port });
-            break; // one node, one advertised endpoint per listener name; clients use the first
-        }
+        // One node; with several listeners the first advertised one is the endpoint clients are told about.
+        var endpoint = broker.AdvertisedEndpoint;
+        response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = broker.NodeId, Host = endpoint.Host, Port = endpoint.Port });
 
         bool allTopics = request.Topics is null || (context.ApiVersion == 0 && request.Topics.Count == 0);
         if (allTopics)
