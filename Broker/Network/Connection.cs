@@ -166,6 +166,15 @@ internal sealed class Connection
             ArrayPool<byte>.Shared.Return(frame);
             throw;
         }
+        // Most handlers finish synchronously; their request frame (up to socket.request.max.bytes) goes back to
+        // the pool now rather than when the response's turn to be written comes, so a client that pipelines
+        // large produce requests without reading responses holds responses, not frames. Responses never
+        // reference request memory (only Produce's records do, and only while the handler runs).
+        if (task.IsCompleted)
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+            return new PendingResponse(header.CorrelationId, apiKey, version, task, null, context);
+        }
         return new PendingResponse(header.CorrelationId, apiKey, version, task, frame, context);
     }
 
