@@ -263,16 +263,16 @@ public sealed class TransactionCoordinator
     private void FinishPrepared(TransactionMetadata txn, long now)
     {
         bool commit = txn.State == TransactionState.PrepareCommit;
+        var sink = OffsetSink;
         foreach (var p in txn.Partitions)
-        {
-            // The group coordinator writes the marker of a group's offsets partition itself and then resolves the
-            // transaction's pending offsets there (Kafka's handleTxnCompletion follows the marker the same way).
-            // Its marker failing throws: the transaction stays prepared and recovery (Load) writes it again.
-            if (p.Topic == OffsetsTopic && OffsetSink is { } sink)
-                sink.CompleteTransaction(p.Partition, txn.ProducerId, txn.ProducerEpoch, commit);
-            else
+            if (p.Topic != OffsetsTopic || sink is null)
                 _markers.WriteMarker(p, txn.ProducerId, txn.ProducerEpoch, CoordinatorEpoch, commit);
-        }
+        // Then the groups' offsets partitions: the group coordinator writes their marker itself and only then
+        // resolves the transaction's pending offsets there (Kafka's handleTxnCompletion follows the marker the
+        // same way). A failure throws: the transaction stays prepared and recovery (Load) writes it again.
+        if (sink is not null)
+            foreach (var p in txn.Partitions)
+                if (p.Topic == OffsetsTopic) sink.CompleteTransaction(p.Partition, txn.ProducerId, txn.ProducerEpoch, commit);
         txn.State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort;
         txn.Partitions.Clear();
         txn.LastUpdateTimestampMs = now;
