@@ -266,12 +266,14 @@ public sealed partial class GroupCoordinator
                     foreach (var (p, o) in partitions)
                     {
                         bool isExpired = o.ExpireTimestamp >= 0 ? now >= o.ExpireTimestamp : now - baseTs(o) >= retention;
-                        if (!isExpired) continue;
+                        // A partition with a pending transactional offset is not expired under it (Kafka's cleanupExpiredOffsets).
+                        if (!isExpired || HasPendingTxnOffset(group, topic, p)) continue;
                         expired.Add((topic, p));
                         records.Add(OffsetTombstone(group.GroupId, topic, p));
                     }
                 }
-                bool deleteGroup = group.State == GroupState.Empty && expired.Count == CountOffsets(group);
+                // Pending transactional offsets keep the group (Kafka's hasOffsets counts them).
+                bool deleteGroup = group.State == GroupState.Empty && expired.Count == CountOffsets(group) && group.PendingTxnOffsets.Count == 0;
                 if (deleteGroup) records.Add(GroupTombstone(group.GroupId));
                 if (records.Count == 0) continue;
                 if (!TryAppend(group.GroupId, records)) continue;

@@ -52,13 +52,6 @@ public sealed class InMemoryGroupLog : IGroupLog
     public long AppendEndTxnMarker(int partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit) =>
         Append(partition, CoordinatorBatch.EncodeEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit, 0));
 
-    /// <summary>Forgets the batches from index <paramref name="count"/> on (tests: a crash that lost the tail of the log).</summary>
-    public void Truncate(int partition, int count)
-    {
-        lock (_lock)
-            if (_partitions.TryGetValue(partition, out var list) && count < list.Count) list.RemoveRange(count, list.Count - count);
-    }
-
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
         byte[][] batches;

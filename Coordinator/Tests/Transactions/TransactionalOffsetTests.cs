@@ -296,6 +296,21 @@ public class TransactionalOffsetTests
     }
 
     [Test]
+    public void RetentionNeitherExpiresAPartitionWithAPendingOffsetNorDeletesTheGroup()
+    {
+        var groups = Groups();
+        var t = Transactions(groups);
+        using (var h = new HarnessOver(groups)) h.Commit(30); // a simple (assign()) group: retention counts from the commit
+        var p = Begin(t, 17);
+        _time.AdvanceMs(2 * 60 * 60 * 1000); // past offsets.retention.minutes (60 in the harness); the periodic check runs
+        groups.ExpireOffsets();
+        Assert.That(Committed(groups), Is.EqualTo(30), "in-0 has a pending transactional offset: not expired");
+        Assert.That(groups.Describe(G), Is.Not.Null, "pending offsets keep the group");
+        Assert.That(t.EndTxn("t", p.ProducerId, p.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None));
+        Assert.That(Committed(groups), Is.EqualTo(17));
+    }
+
+    [Test]
     public void OverStorageTheTransactionalBatchesHoldTheLastStableOffsetUntilTheMarker()
     {
         string dir = Directory.CreateTempSubdirectory("kayak-txnoff-").FullName;
