@@ -311,6 +311,20 @@ public class TransactionalOffsetTests
     }
 
     [Test]
+    public void RetentionDoesNotDeleteAGroupWhoseOnlyOffsetsArePending()
+    {
+        var groups = Groups();
+        var t = Transactions(groups);
+        var p = Begin(t, 17);
+        _time.AdvanceMs(2 * 60 * 60 * 1000); // the periodic retention check runs meanwhile
+        groups.ExpireOffsets();
+        Assert.That(groups.Describe(G), Is.Not.Null);
+        Assert.That(t.EndTxn("t", p.ProducerId, p.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None));
+        Assert.That(Committed(groups), Is.EqualTo(17));
+        Assert.That(Committed(Groups()), Is.EqualTo(17), "no group tombstone hides it on replay either");
+    }
+
+    [Test]
     public void OverStorageTheTransactionalBatchesHoldTheLastStableOffsetUntilTheMarker()
     {
         string dir = Directory.CreateTempSubdirectory("kayak-txnoff-").FullName;
