@@ -12,8 +12,12 @@ public enum GroupState
     Dead,
 }
 
-/// <summary>One committed offset, as OffsetCommitValue holds it.</summary>
-public sealed record CommittedOffset(long Offset, int LeaderEpoch, string Metadata, long CommitTimestamp, long ExpireTimestamp);
+/// <summary>
+/// One committed offset, as OffsetCommitValue holds it. <paramref name="RecordOffset"/> is where its record sits in
+/// <c>__consumer_offsets</c> (-1 unknown): when transactional and plain commits of a partition mix, the one written
+/// later in the log wins (Kafka's OffsetMetadataManager compares the record offsets the same way).
+/// </summary>
+public sealed record CommittedOffset(long Offset, int LeaderEpoch, string Metadata, long CommitTimestamp, long ExpireTimestamp, long RecordOffset = -1);
 
 /// <summary>One member protocol from JoinGroup: name and opaque metadata (the consumer's subscription).</summary>
 internal readonly record struct MemberProtocol(string Name, byte[] Metadata);
@@ -103,7 +107,13 @@ internal sealed class ClassicGroup(string groupId)
     public readonly Dictionary<string, Dictionary<int, CommittedOffset>> Offsets = new(StringComparer.Ordinal);
 
     public bool IsEmpty => MemberList.Count == 0;
-    public bool HasOffsets => Offsets.Count > 0;
+    public bool HasOffsets => Offsets.Count > 0 || PendingTxnOffsets.Count > 0;
+
+    /// <summary>
+    /// TxnOffsetCommit offsets written to the log but not yet resolved by their transaction's marker, per producer
+    /// id (Kafka's pendingTransactionalOffsetCommits): materialized on commit, dropped on abort.
+    /// </summary>
+    public readonly Dictionary<long, Dictionary<(string Topic, int Partition), CommittedOffset>> PendingTxnOffsets = new();
     public bool IsLeader(string memberId) => LeaderId == memberId;
 
     public int RebalanceTimeoutMs

@@ -13,6 +13,12 @@ namespace Kayak.Coordinator;
 /// </summary>
 public readonly record struct CoordinatorRecord(IKafkaMessage Key, short KeyVersion, IKafkaMessage? Value, short ValueVersion);
 
+/// <summary>The producer of a transactional coordinator batch (TxnOffsetCommit); <see cref="None"/> for plain ones.</summary>
+public readonly record struct TransactionalProducer(long ProducerId, short ProducerEpoch, int BaseSequence)
+{
+    public static TransactionalProducer None => new(-1, -1, -1);
+}
+
 /// <summary>
 /// Encodes and decodes the magic v2 record batches the coordinator writes: uncompressed, CreateTime,
 /// no producer id, CRC-32C over attributes..end as in Kafka's DefaultRecordBatch.
@@ -20,7 +26,15 @@ public readonly record struct CoordinatorRecord(IKafkaMessage Key, short KeyVers
 public static class CoordinatorBatch
 {
     /// <summary>Encodes records as one v2 batch with base offset 0 (the log assigns offsets).</summary>
-    public static byte[] Encode(IReadOnlyList<CoordinatorRecord> records, long timestampMs)
+    public static byte[] Encode(IReadOnlyList<CoordinatorRecord> records, long timestampMs) =>
+        Encode(records, timestampMs, TransactionalProducer.None);
+
+    /// <summary>
+    /// Encodes records as one v2 batch; with a producer (TxnOffsetCommit) the batch carries its producer id,
+    /// epoch and sequence and the transactional attribute, as Kafka's GroupMetadataManager.storeOffsets writes
+    /// it, so the partition's producer state holds the last stable offset below it until the marker.
+    /// </summary>
+    public static byte[] Encode(IReadOnlyList<CoordinatorRecord> records, long timestampMs, TransactionalProducer producer)
     {
         int total = RecordBatchHeader.Size;
         for (int i = 0; i < records.Count; i++)
@@ -58,13 +72,13 @@ public static class CoordinatorBatch
         BinaryPrimitives.WriteInt32BigEndian(h[RecordBatchHeader.BatchLengthOffset..], total - RecordBatchHeader.LogOverhead);
         BinaryPrimitives.WriteInt32BigEndian(h[RecordBatchHeader.PartitionLeaderEpochOffset..], -1);
         h[RecordBatchHeader.MagicOffset] = 2;
-        BinaryPrimitives.WriteInt16BigEndian(h[RecordBatchHeader.AttributesOffset..], 0);
+        BinaryPrimitives.WriteInt16BigEndian(h[RecordBatchHeader.AttributesOffset..], (short)(producer.ProducerId >= 0 ? 0x10 : 0));
         BinaryPrimitives.WriteInt32BigEndian(h[RecordBatchHeader.LastOffsetDeltaOffset..], records.Count - 1);
         BinaryPrimitives.WriteInt64BigEndian(h[RecordBatchHeader.BaseTimestampOffset..], timestampMs);
         BinaryPrimitives.WriteInt64BigEndian(h[RecordBatchHeader.MaxTimestampOffset..], timestampMs);
-        BinaryPrimitives.WriteInt64BigEndian(h[RecordBatchHeader.ProducerIdOffset..], -1);
-        BinaryPrimitives.WriteInt16BigEndian(h[RecordBatchHeader.ProducerEpochOffset..], -1);
-        BinaryPrimitives.WriteInt32BigEndian(h[RecordBatchHeader.BaseSequenceOffset..], -1);
+        BinaryPrimitives.WriteInt64BigEndian(h[RecordBatchHeader.ProducerIdOffset..], producer.ProducerId);
+        BinaryPrimitives.WriteInt16BigEndian(h[RecordBatchHeader.ProducerEpochOffset..], producer.ProducerEpoch);
+        BinaryPrimitives.WriteInt32BigEndian(h[RecordBatchHeader.BaseSequenceOffset..], producer.BaseSequence);
         BinaryPrimitives.WriteInt32BigEndian(h[RecordBatchHeader.RecordsCountOffset..], records.Count);
         uint crc = Crc32C(h[RecordBatchHeader.AttributesOffset..]);
         BinaryPrimitives.WriteUInt32BigEndian(h[RecordBatchHeader.CrcOffset..], crc);
@@ -92,6 +106,77 @@ public static class CoordinatorBatch
         }
         foreach (byte b in data) crc = BitOperations.Crc32C(crc, b);
         return ~crc;
+    }
+
+    /// <summary>A commit/abort marker batch (KIP-98 control batch) for the in-memory log and tests.</summary>
+    public static byte[] EncodeEndTxnMarker(long producerId, short producerEpoch, int coordinatorEpoch, bool commit, long timestampMs)
+    {
+        var output = new ArrayBufferWriter<byte>(128);
+        ControlRecord.WriteEndTransactionMarker(output, commit ? ControlRecordType.Commit : ControlRecordType.Abort,
+            producerId, producerEpoch, coordinatorEpoch, timestampMs);
+        return output.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Receives what <see cref="Replay"/> finds, in log order.</summary>
+    public interface IReplayVisitor
+    {
+        /// <summary>Every data batch with a producer id, before its records (sequence bookkeeping).</summary>
+        void OnProducerBatch(in RecordBatchHeader header);
+        /// <summary>One record; <paramref name="producerId"/> is -1 unless the batch is transactional.</summary>
+        void OnRecord(long offset, long producerId, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte>? value);
+        /// <summary>A commit or abort marker of <paramref name="header"/>'s producer.</summary>
+        void OnMarker(in RecordBatchHeader header, bool commit);
+    }
+
+    /// <summary>
+    /// Like <see cref="Decode"/> but reports record offsets, which batches are transactional, and the control
+    /// markers that end them: what loading needs to keep TxnOffsetCommit records pending until their marker
+    /// (Kafka's GroupMetadataManager.doLoadGroupsAndOffsets / OffsetMetadataManager.replayEndTransactionMarker).
+    /// </summary>
+    public static void Replay(ReadOnlyMemory<byte> chunk, IReplayVisitor visitor)
+    {
+        while (RecordBatchHeader.TryRead(chunk.Span, out var header))
+        {
+            if (header.TotalSize > chunk.Length || header.BatchLength < RecordBatchHeader.Size - RecordBatchHeader.LogOverhead) return;
+            var batch = chunk[..header.TotalSize];
+            chunk = chunk[header.TotalSize..];
+            if (header.Magic != 2) throw new CorruptRecordException($"__consumer_offsets batch has magic {header.Magic}; only v2 is supported.");
+            if (Crc32C(batch.Span[RecordBatchHeader.AttributesOffset..]) != header.Crc)
+                throw new CorruptRecordException("__consumer_offsets batch failed its CRC check.");
+            if (header.IsControl)
+            {
+                if (header.RecordsCount < 1) continue;
+                var cr = new KafkaReader(batch[RecordBatchHeader.Size..]);
+                cr.ReadVarInt(); cr.ReadInt8(); cr.ReadVarLong(); cr.ReadVarInt();
+                int keyLength = cr.ReadVarInt();
+                if (keyLength < 4) continue;
+                var key = cr.ReadMemory(keyLength);
+                // Only commit/abort markers end a transaction; other control types are not ours.
+                if (ControlRecord.TryReadKey(key.Span, out _, out var type) && type is ControlRecordType.Commit or ControlRecordType.Abort)
+                    visitor.OnMarker(header, type == ControlRecordType.Commit);
+                continue;
+            }
+            if (header.ProducerId >= 0) visitor.OnProducerBatch(header);
+            if (header.RecordsCount == 0) continue; // compaction keeps emptied producer batches for their sequences
+            if (header.Compression != CompressionType.None)
+                throw new CorruptRecordException("compressed __consumer_offsets batches are not supported.");
+            long producerId = header.IsTransactional ? header.ProducerId : -1;
+            var reader = new KafkaReader(batch[RecordBatchHeader.Size..]);
+            for (int i = 0; i < header.RecordsCount; i++)
+            {
+                int length = reader.ReadVarInt();
+                int start = reader.Position;
+                reader.ReadInt8();
+                reader.ReadVarLong();
+                int offsetDelta = reader.ReadVarInt();
+                int keyLength = reader.ReadVarInt();
+                var key = keyLength < 0 ? ReadOnlyMemory<byte>.Empty : reader.ReadMemory(keyLength);
+                int valueLength = reader.ReadVarInt();
+                ReadOnlyMemory<byte>? value = valueLength < 0 ? (ReadOnlyMemory<byte>?)null : reader.ReadMemory(valueLength);
+                reader.Skip(length - (reader.Position - start));
+                if (keyLength >= 0) visitor.OnRecord(header.BaseOffset + offsetDelta, producerId, key, value);
+            }
+        }
     }
 
     /// <summary>Called per record while decoding: key bytes and value bytes (null = tombstone).</summary>

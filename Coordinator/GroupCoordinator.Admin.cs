@@ -204,36 +204,26 @@ public sealed partial class GroupCoordinator
     /// </summary>
     public void Load()
     {
-        var offsets = new Dictionary<(string Group, string Topic, int Partition), OffsetCommitValue?>();
+        var offsets = new Dictionary<(string Group, string Topic, int Partition), CommittedOffset?>();
         var groups = new Dictionary<string, GroupMetadataValue?>(StringComparer.Ordinal);
         for (int partition = 0; partition < _options.OffsetsTopicNumPartitions; partition++)
         {
-            _log.Replay(partition, chunk => CoordinatorBatch.Decode(chunk, (key, value) =>
-            {
-                var reader = new KafkaReader(key);
-                short keyVersion = reader.ReadInt16();
-                if (keyVersion is 0 or 1)
-                {
-                    var k = new OffsetCommitKey();
-                    k.Read(ref reader, keyVersion);
-                    offsets[(k.Group, k.Topic, k.Partition)] = value is { } v ? ReadValue<OffsetCommitValue>(v, OffsetCommitValue.HighestSupportedVersion) : null;
-                }
-                else if (keyVersion == 2)
-                {
-                    var k = new GroupMetadataKey();
-                    k.Read(ref reader, keyVersion);
-                    groups[k.Group] = value is { } v ? ReadValue<GroupMetadataValue>(v, GroupMetadataValue.HighestSupportedVersion) : null;
-                }
-                // Other key versions are KIP-848/share/transaction records: not ours to load.
-            }));
+            // Transactional records stay pending until their producer's marker in this partition (KIP-98).
+            var visitor = new LoadVisitor();
+            _log.Replay(partition, chunk => CoordinatorBatch.Replay(chunk, visitor));
+            foreach (var (key, (slot, recordOffset)) in visitor.Offsets)
+                offsets[key] = slot.Value is { } value
+                    ? new CommittedOffset(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset)
+                    : null;
+            foreach (var (groupId, value) in visitor.Groups) groups[groupId] = value;
+            InstallPending(partition, visitor);
         }
 
         foreach (var ((groupId, topic, partition), value) in offsets)
         {
             if (value is null) continue;
             var group = _groups.GetOrAdd(groupId, static id => new ClassicGroup(id));
-            lock (group.Lock)
-                SetOffset(group, topic, partition, new CommittedOffset(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp));
+            lock (group.Lock) SetOffset(group, topic, partition, value);
         }
         foreach (var (groupId, value) in groups)
         {

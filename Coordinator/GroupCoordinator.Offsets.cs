@@ -51,9 +51,12 @@ public sealed partial class GroupCoordinator
                     records.Add(OffsetRecord(group.GroupId, t.Name, p.PartitionIndex, offset));
                 }
             }
-            if (records.Count > 0 && !TryAppend(group.GroupId, records))
+            long baseOffset = -1;
+            if (records.Count > 0 && !TryAppend(group.GroupId, records, out baseOffset))
                 return CommitResponse(request, GroupErrors.CoordinatorNotAvailable, null, partitionExists);
-            foreach (var (topic, partition, offset) in accepted) SetOffset(group, topic, partition, offset);
+            // The record offset lets a later transactional commit of the partition tell which came last.
+            for (int i = 0; i < accepted.Count; i++)
+                SetOffset(group, accepted[i].Topic, accepted[i].Partition, accepted[i].Offset with { RecordOffset = baseOffset + i });
             if (request.GenerationIdOrMemberEpoch >= 0 && group.Members.TryGetValue(request.MemberId, out var member))
                 ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
             return CommitResponse(request, GroupErrors.None, _options.OffsetMetadataMaxBytes, partitionExists);
@@ -114,8 +117,9 @@ public sealed partial class GroupCoordinator
 
     /// <summary>
     /// OffsetFetch: v0-7 one group (null topics from v2 = every committed partition), v8+ a batch of
-    /// groups. Partitions without a commit answer offset -1. RequireStable is accepted; with no
-    /// transactional offsets pending there is nothing unstable to report.
+    /// groups. Partitions without a commit answer offset -1. With RequireStable (v7+, KIP-447) a
+    /// partition holding a pending transactional offset answers UNSTABLE_OFFSET_COMMIT with offset -1, which
+    /// the consumer retries until the transaction ends.
     /// </summary>
     public OffsetFetchResponse FetchOffsets(OffsetFetchRequest request, short version)
     {
@@ -131,13 +135,14 @@ public sealed partial class GroupCoordinator
                     wanted = new();
                     foreach (var t in g.Topics) wanted.Add((t.Name, t.PartitionIndexes));
                 }
-                rg.ErrorCode = FetchGroup(g.GroupId, wanted, (topic, partition, offset) =>
+                rg.ErrorCode = FetchGroup(g.GroupId, wanted, request.RequireStable, (topic, partition, offset, error) =>
                 {
                     var last = rg.Topics.Count > 0 ? rg.Topics[^1] : null;
                     if (last is null || last.Name != topic) rg.Topics.Add(last = new OffsetFetchResponse.OffsetFetchResponseTopics { Name = topic });
                     last.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartitions
                     {
                         PartitionIndex = partition,
+                        ErrorCode = error,
                         CommittedOffset = offset?.Offset ?? -1,
                         CommittedLeaderEpoch = offset?.LeaderEpoch ?? -1,
                         Metadata = offset?.Metadata ?? "",
@@ -154,13 +159,14 @@ public sealed partial class GroupCoordinator
             topics = new();
             foreach (var t in request.Topics) topics.Add((t.Name, t.PartitionIndexes));
         }
-        short error = FetchGroup(request.GroupId, topics, (topic, partition, offset) =>
+        short error = FetchGroup(request.GroupId, topics, version >= 7 && request.RequireStable, (topic, partition, offset, partitionError) =>
         {
             var last = response.Topics.Count > 0 ? response.Topics[^1] : null;
             if (last is null || last.Name != topic) response.Topics.Add(last = new OffsetFetchResponse.OffsetFetchResponseTopic { Name = topic });
             last.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartition
             {
                 PartitionIndex = partition,
+                ErrorCode = partitionError,
                 CommittedOffset = offset?.Offset ?? -1,
                 CommittedLeaderEpoch = offset?.LeaderEpoch ?? -1,
                 Metadata = offset?.Metadata ?? "",
@@ -174,15 +180,15 @@ public sealed partial class GroupCoordinator
         return response;
     }
 
-    private delegate void OffsetSink(string topic, int partition, CommittedOffset? offset);
+    private delegate void OffsetSink(string topic, int partition, CommittedOffset? offset, short error);
 
-    private short FetchGroup(string groupId, List<(string Topic, List<int> Partitions)>? wanted, OffsetSink sink)
+    private short FetchGroup(string groupId, List<(string Topic, List<int> Partitions)>? wanted, bool requireStable, OffsetSink sink)
     {
         if (!_loaded)
         {
             if (wanted is not null)
                 foreach (var (topic, partitions) in wanted)
-                    foreach (var p in partitions) sink(topic, p, null);
+                    foreach (var p in partitions) sink(topic, p, null, GroupErrors.None);
             return GroupErrors.CoordinatorLoadInProgress;
         }
         _groups.TryGetValue(groupId, out var group);
@@ -190,7 +196,7 @@ public sealed partial class GroupCoordinator
         {
             if (wanted is not null)
                 foreach (var (topic, partitions) in wanted)
-                    foreach (var p in partitions) sink(topic, p, null);
+                    foreach (var p in partitions) sink(topic, p, null, GroupErrors.None);
             return GroupErrors.None;
         }
         lock (group.Lock)
@@ -200,7 +206,9 @@ public sealed partial class GroupCoordinator
             {
                 if (dead) return GroupErrors.None;
                 foreach (var (topic, partitions) in group.Offsets)
-                    foreach (var (p, offset) in partitions) sink(topic, p, offset);
+                    foreach (var (p, offset) in partitions)
+                        if (requireStable && HasPendingTxnOffset(group, topic, p)) sink(topic, p, null, GroupErrors.UnstableOffsetCommit);
+                        else sink(topic, p, offset, GroupErrors.None);
                 return GroupErrors.None;
             }
             foreach (var (topic, partitions) in wanted)
@@ -209,8 +217,9 @@ public sealed partial class GroupCoordinator
                 foreach (var p in partitions)
                 {
                     CommittedOffset? offset = null;
+                    if (!dead && requireStable && HasPendingTxnOffset(group, topic, p)) { sink(topic, p, null, GroupErrors.UnstableOffsetCommit); continue; }
                     if (!dead) committed?.TryGetValue(p, out offset);
-                    sink(topic, p, offset);
+                    sink(topic, p, offset, GroupErrors.None);
                 }
             }
             return GroupErrors.None;
@@ -257,12 +266,14 @@ public sealed partial class GroupCoordinator
                     foreach (var (p, o) in partitions)
                     {
                         bool isExpired = o.ExpireTimestamp >= 0 ? now >= o.ExpireTimestamp : now - baseTs(o) >= retention;
-                        if (!isExpired) continue;
+                        // A partition with a pending transactional offset is not expired under it (Kafka's cleanupExpiredOffsets).
+                        if (!isExpired || HasPendingTxnOffset(group, topic, p)) continue;
                         expired.Add((topic, p));
                         records.Add(OffsetTombstone(group.GroupId, topic, p));
                     }
                 }
-                bool deleteGroup = group.State == GroupState.Empty && expired.Count == CountOffsets(group);
+                // Pending transactional offsets keep the group (Kafka's hasOffsets counts them).
+                bool deleteGroup = group.State == GroupState.Empty && expired.Count == CountOffsets(group) && group.PendingTxnOffsets.Count == 0;
                 if (deleteGroup) records.Add(GroupTombstone(group.GroupId));
                 if (records.Count == 0) continue;
                 if (!TryAppend(group.GroupId, records)) continue;
@@ -380,11 +391,15 @@ public sealed partial class GroupCoordinator
     /// <summary>Writes the group's metadata (generation, members, assignments). False if the log refused it.</summary>
     private bool TryStoreGroup(ClassicGroup group) => TryAppend(group.GroupId, [GroupRecord(group)]);
 
-    private bool TryAppend(string groupId, List<CoordinatorRecord> records)
+    private bool TryAppend(string groupId, List<CoordinatorRecord> records) => TryAppend(groupId, records, out _);
+
+    /// <summary>Appends the records as one batch; <paramref name="baseOffset"/> is the first record's log offset.</summary>
+    private bool TryAppend(string groupId, List<CoordinatorRecord> records, out long baseOffset)
     {
+        baseOffset = -1;
         try
         {
-            _log.Append(PartitionFor(groupId), CoordinatorBatch.Encode(records, NowMs));
+            baseOffset = _log.Append(PartitionFor(groupId), CoordinatorBatch.Encode(records, NowMs));
             return true;
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException)

@@ -13,6 +13,13 @@ public interface IGroupLog
     long Append(int partition, ReadOnlySpan<byte> batch);
 
     /// <summary>
+    /// Appends a transaction's commit/abort marker (control batch) for <paramref name="producerId"/>, as the
+    /// transaction coordinator's WriteTxnMarkers does for the group's partition: after it, replay resolves the
+    /// producer's pending TxnOffsetCommit records. Returns the marker's offset.
+    /// </summary>
+    long AppendEndTxnMarker(int partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit);
+
+    /// <summary>
     /// Replays the partition from its start: calls <paramref name="onBatches"/> with chunks that
     /// hold one or more whole record batches, in log order.
     /// </summary>
@@ -41,6 +48,9 @@ public sealed class InMemoryGroupLog : IGroupLog
             return baseOffset;
         }
     }
+
+    public long AppendEndTxnMarker(int partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit) =>
+        Append(partition, CoordinatorBatch.EncodeEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit, 0));
 
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {

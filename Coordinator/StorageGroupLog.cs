@@ -49,6 +49,9 @@ public sealed class StorageGroupLog : IGroupLog
     public long Append(int partition, ReadOnlySpan<byte> batch) =>
         Partition(partition).Append(batch, 1).BaseOffset;
 
+    public long AppendEndTxnMarker(int partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit) =>
+        Partition(partition).AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit).BaseOffset;
+
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
         if (_topic is null && !_logs.TryGetTopic(TopicName, out _)) return; // nothing written yet

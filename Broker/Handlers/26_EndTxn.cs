@@ -1,6 +1,6 @@
 // EndTxn (key 26), v0-4: commit or abort. The coordinator persists PrepareCommit/PrepareAbort, writes the
-// markers into every partition of the transaction, materializes transactional offsets in the group
-// coordinator and persists CompleteCommit/CompleteAbort before answering, so a read_committed consumer never
+// markers into every partition of the transaction (the group coordinator writes the one of a group's
+// __consumer_offsets partition and then materializes or drops the transaction's offsets) and persists CompleteCommit/CompleteAbort before answering, so a read_committed consumer never
 // blocks on a transaction the producer saw complete. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;

@@ -1,6 +1,8 @@
-// TxnOffsetCommit (key 28), v0-4: offsets committed inside a transaction. They stay pending in the
-// transaction coordinator and become the group's committed offsets only when the transaction commits
-// (dropped on abort), so consume-transform-produce moves the group's position atomically with its output.
+// TxnOffsetCommit (key 28), v0-4: offsets committed inside a transaction. The group coordinator appends them
+// to the group's __consumer_offsets partition at once, as a transactional batch of the producer (as Kafka's
+// GroupMetadataManager.storeOffsets does), and they become the group's committed offsets only after the
+// transaction's commit marker lands in that partition (dropped on abort), so consume-transform-produce moves
+// the group's position atomically with its output, also across a crash between PrepareCommit and the markers.
 // The group's offsets partition must have been added with AddOffsetsToTxn (else INVALID_TXN_STATE).
 // v3+ (KIP-447) carries the consumer's generation/member id, checked against the group like an OffsetCommit
 // (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID); without them any group state is accepted.

@@ -11,8 +11,9 @@ namespace Kayak.Coordinator.Transactions;
 /// + TransactionMarkerChannelManager). transactional.id → producer id/epoch/state/partitions/timeout, persisted
 /// as TransactionLogKey/Value records in <c>__transaction_state</c> (partition = abs(javaHashCode(id)) %
 /// transaction.state.log.num.partitions) and replayed on start. EndTxn moves Ongoing → PrepareCommit/PrepareAbort
-/// (persisted), writes the markers straight into the data partitions (no WriteTxnMarkers hop on one node),
-/// hands transactional offsets to the group coordinator and persists CompleteCommit/CompleteAbort. A broker
+/// (persisted), writes the markers straight into the data partitions (no WriteTxnMarkers hop on one node) and,
+/// through the group coordinator, into the groups' <c>__consumer_offsets</c> partitions, whose transactional
+/// offset records the marker resolves; then persists CompleteCommit/CompleteAbort. A broker
 /// that stops between the two finishes the job when it loads. Every operation runs under one lock.
 /// </summary>
 public sealed class TransactionCoordinator
@@ -20,6 +21,7 @@ public sealed class TransactionCoordinator
     /// <summary>Single node: the coordinator epoch never changes.</summary>
     public const int CoordinatorEpoch = 0;
     internal const short KeyVersion = 0;
+    private const string OffsetsTopic = "__consumer_offsets";
     internal const short ValueVersion = 0;
 
     private readonly TransactionCoordinatorOptions _options;
@@ -39,7 +41,10 @@ public sealed class TransactionCoordinator
         _ids = ids;
     }
 
-    /// <summary>Set by the broker once the group coordinator exists; without it transactional offsets are dropped.</summary>
+    /// <summary>
+    /// Set by the broker once the group coordinator exists: it stores TxnOffsetCommit offsets and writes the
+    /// markers of <c>__consumer_offsets</c> partitions. Without it TxnOffsetCommit answers COORDINATOR_NOT_AVAILABLE.
+    /// </summary>
     public ITxnOffsetSink? OffsetSink { get; set; }
 
     private long NowMs => _options.Time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -198,11 +203,13 @@ public sealed class TransactionCoordinator
     /// <summary>AddOffsetsToTxn: adds the group's <c>__consumer_offsets</c> partition to the transaction.</summary>
     public ErrorCode AddOffsets(string transactionalId, long producerId, short producerEpoch, string groupId) =>
         AddPartitions(transactionalId, producerId, producerEpoch,
-            [new TxnPartition("__consumer_offsets", PartitionFor(groupId, _options.OffsetsTopicNumPartitions))]);
+            [new TxnPartition(OffsetsTopic, PartitionFor(groupId, _options.OffsetsTopicNumPartitions))]);
 
     /// <summary>
-    /// TxnOffsetCommit: remembers the offsets until the transaction ends (commit → the group coordinator,
-    /// abort → dropped). The group's offsets partition must have been added with AddOffsetsToTxn.
+    /// TxnOffsetCommit: the group coordinator appends the offsets to the group's <c>__consumer_offsets</c>
+    /// partition now, in a transactional batch, and keeps them pending until this transaction's marker there
+    /// (commit → materialized, abort → dropped). The partition must have been added with AddOffsetsToTxn.
+    /// Runs under the coordinator lock, so EndTxn cannot slip between the check and the append.
     /// </summary>
     public ErrorCode TxnOffsetCommit(string transactionalId, string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
     {
@@ -210,12 +217,10 @@ public sealed class TransactionCoordinator
         {
             var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
             if (error != ErrorCode.None) return error;
-            var groupPartition = new TxnPartition("__consumer_offsets", PartitionFor(groupId, _options.OffsetsTopicNumPartitions));
+            var groupPartition = new TxnPartition(OffsetsTopic, PartitionFor(groupId, _options.OffsetsTopicNumPartitions));
             if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(groupPartition)) return ErrorCode.InvalidTxnState;
-            if (!txn.PendingOffsets.TryGetValue(groupId, out var pending))
-                txn.PendingOffsets[groupId] = pending = new();
-            foreach (var o in offsets) pending[(o.Topic, o.Partition)] = o;
-            return ErrorCode.None;
+            if (OffsetSink is not { } sink) return ErrorCode.CoordinatorNotAvailable;
+            return (ErrorCode)sink.StoreTransactionalOffsets(groupId, producerId, producerEpoch, offsets);
         }
     }
 
@@ -246,7 +251,7 @@ public sealed class TransactionCoordinator
         }
     }
 
-    /// <summary>Prepare (persisted) → markers → offsets → Complete (persisted). Under the lock.</summary>
+    /// <summary>Prepare (persisted) → markers (incl. the groups' offsets partitions) → Complete (persisted). Under the lock.</summary>
     private void CompleteTransaction(TransactionMetadata txn, bool commit, long now)
     {
         txn.State = commit ? TransactionState.PrepareCommit : TransactionState.PrepareAbort;
@@ -258,16 +263,16 @@ public sealed class TransactionCoordinator
     private void FinishPrepared(TransactionMetadata txn, long now)
     {
         bool commit = txn.State == TransactionState.PrepareCommit;
+        var sink = OffsetSink;
         foreach (var p in txn.Partitions)
-        {
-            // Offsets are materialized in the group coordinator directly; the offsets topic gets no marker.
-            if (p.Topic == "__consumer_offsets") continue;
-            _markers.WriteMarker(p, txn.ProducerId, txn.ProducerEpoch, CoordinatorEpoch, commit);
-        }
-        if (commit && OffsetSink is { } sink)
-            foreach (var (group, offsets) in txn.PendingOffsets)
-                sink.CommitTransactionalOffsets(group, txn.ProducerId, offsets.Values);
-        txn.PendingOffsets.Clear();
+            if (p.Topic != OffsetsTopic || sink is null)
+                _markers.WriteMarker(p, txn.ProducerId, txn.ProducerEpoch, CoordinatorEpoch, commit);
+        // Then the groups' offsets partitions: the group coordinator writes their marker itself and only then
+        // resolves the transaction's pending offsets there (Kafka's handleTxnCompletion follows the marker the
+        // same way). A failure throws: the transaction stays prepared and recovery (Load) writes it again.
+        if (sink is not null)
+            foreach (var p in txn.Partitions)
+                if (p.Topic == OffsetsTopic) sink.CompleteTransaction(p.Partition, txn.ProducerId, txn.ProducerEpoch, commit);
         txn.State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort;
         txn.Partitions.Clear();
         txn.LastUpdateTimestampMs = now;

@@ -36,8 +36,6 @@ public sealed class TransactionMetadata
     public HashSet<TxnPartition> Partitions { get; } = new();
     public long StartTimestampMs { get; internal set; } = -1;
     public long LastUpdateTimestampMs { get; internal set; } = -1;
-    /// <summary>Offsets sent with TxnOffsetCommit, per group; in memory until the commit materializes them.</summary>
-    internal Dictionary<string, Dictionary<(string, int), PendingTxnOffset>> PendingOffsets { get; } = new(StringComparer.Ordinal);
 
     /// <summary>Kafka's TransactionState.stateName, as DescribeTransactions and ListTransactions spell it.</summary>
     public static string StateName(TransactionState s) => s switch
@@ -82,10 +80,24 @@ public interface ITransactionMarkerWriter
     ErrorCode WriteMarker(TxnPartition partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit);
 }
 
-/// <summary>Materializes a committed transaction's offsets in the group coordinator.</summary>
+/// <summary>
+/// The group coordinator's side of a transaction's offsets (Kafka: GroupMetadataManager.storeOffsets with a
+/// producer id, and handleTxnCompletion after the marker of the group's <c>__consumer_offsets</c> partition).
+/// </summary>
 public interface ITxnOffsetSink
 {
-    void CommitTransactionalOffsets(string groupId, long producerId, IReadOnlyCollection<PendingTxnOffset> offsets);
+    /// <summary>
+    /// Appends TxnOffsetCommit offsets to the group's partition now, as a transactional batch of the producer,
+    /// pending until the transaction ends. Returns a group error code (NONE when stored).
+    /// </summary>
+    short StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets);
+
+    /// <summary>
+    /// Writes the commit/abort marker of <c>__consumer_offsets</c>-<paramref name="offsetsPartition"/> for the
+    /// producer, then materializes (commit) or drops (abort) its pending offsets there. Safe to repeat. Throws
+    /// <see cref="IOException"/> when the marker cannot be written.
+    /// </summary>
+    void CompleteTransaction(int offsetsPartition, long producerId, short producerEpoch, bool commit);
 }
 
 /// <summary>Hands out producer ids that never repeat, also across restarts.</summary>

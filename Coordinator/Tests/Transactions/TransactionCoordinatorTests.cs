@@ -26,11 +26,17 @@ internal sealed class RecordingMarkers : ITransactionMarkerWriter
 
 internal sealed class RecordingOffsets : ITxnOffsetSink
 {
-    public List<(string Group, PendingTxnOffset Offset)> Committed { get; } = new();
-    public void CommitTransactionalOffsets(string groupId, long producerId, IReadOnlyCollection<PendingTxnOffset> offsets)
+    public List<(string Group, long Pid, PendingTxnOffset Offset)> Stored { get; } = new();
+    public List<(int Partition, long Pid, bool Commit)> Completed { get; } = new();
+
+    public short StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
     {
-        foreach (var o in offsets) Committed.Add((groupId, o));
+        foreach (var o in offsets) Stored.Add((groupId, producerId, o));
+        return 0;
     }
+
+    public void CompleteTransaction(int offsetsPartition, long producerId, short producerEpoch, bool commit) =>
+        Completed.Add((offsetsPartition, producerId, commit));
 }
 
 public class TransactionCoordinatorTests
@@ -210,14 +216,16 @@ public class TransactionCoordinatorTests
         Assert.That(c.AddOffsets("t", p.ProducerId, p.ProducerEpoch, "g"), Is.EqualTo(ErrorCode.None));
         Assert.That(c.Describe("t")!.Partitions, Is.EqualTo(new[] { new TxnPartition("__consumer_offsets", TransactionCoordinator.PartitionFor("g", 7)) }));
         Assert.That(c.TxnOffsetCommit("t", "g", p.ProducerId, p.ProducerEpoch, offsets), Is.EqualTo(ErrorCode.None));
+        Assert.That(sink.Stored, Is.EqualTo(new[] { ("g", p.ProducerId, offsets[0]) }), "stored (pending) at once");
         c.EndTxn("t", p.ProducerId, p.ProducerEpoch, commit: false);
-        Assert.That(sink.Committed, Is.Empty);
+        int partition = TransactionCoordinator.PartitionFor("g", 7);
+        Assert.That(sink.Completed, Is.EqualTo(new[] { (partition, p.ProducerId, false) }));
 
         c.AddOffsets("t", p.ProducerId, p.ProducerEpoch, "g");
         c.TxnOffsetCommit("t", "g", p.ProducerId, p.ProducerEpoch, offsets);
         c.EndTxn("t", p.ProducerId, p.ProducerEpoch, commit: true);
-        Assert.That(sink.Committed, Is.EqualTo(new[] { ("g", offsets[0]) }));
-        Assert.That(_markers.Written, Is.Empty, "no markers go to __consumer_offsets");
+        Assert.That(sink.Completed, Is.EqualTo(new[] { (partition, p.ProducerId, false), (partition, p.ProducerId, true) }));
+        Assert.That(_markers.Written, Is.Empty, "the group coordinator writes the __consumer_offsets markers itself");
     }
 
     [Test]
