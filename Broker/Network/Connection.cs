@@ -200,6 +200,26 @@ internal sealed class Connection
                         pending.Context?.ResponseSent();
                         throw new IOException("Connection dropped by fault injection");
                     }
+                    var spliced = SplicedResponse.For(response);
+                    if (spliced is not null)
+                    {
+                        // Large records go to the socket straight from the log mapping: flush what the pipe holds
+                        // (earlier responses) first so responses stay in request order, and release the mapped
+                        // slices only after the send completed.
+                        try
+                        {
+                            WriteResponse(spliced, pending, response);
+                            var flushed = await writer.FlushAsync().ConfigureAwait(false);
+                            if (flushed.IsCompleted) return;
+                            await spliced.SendAsync(_socket, _closed.Token).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            spliced.Dispose();
+                            pending.Context?.ResponseSent();
+                        }
+                        continue;
+                    }
                     try
                     {
                         WriteResponse(writer, pending, response);
@@ -233,7 +253,7 @@ internal sealed class Connection
         }
     }
 
-    private static void WriteResponse(PipeWriter output, in PendingResponse pending, IApiMessage response)
+    private static void WriteResponse(IBufferWriter<byte> output, in PendingResponse pending, IApiMessage response)
     {
         short headerVersion = ApiMessageTypes.ResponseHeaderVersion(pending.ApiKey, pending.Version);
         var header = new ResponseHeader { CorrelationId = pending.CorrelationId };
