@@ -85,6 +85,7 @@ internal sealed class Connection
         {
             ReadResult result = await reader.ReadAsync(token).ConfigureAwait(false);
             ReadOnlySequence<byte> buffer = result.Buffer;
+            int directSize = -1;
             while (true)
             {
                 if (buffer.Length < 4) break;
@@ -92,16 +93,51 @@ internal sealed class Connection
                 // Kafka closes the connection on an oversized or negative size without reading the body.
                 if (size < 0 || size > maxFrame)
                     throw new ProtocolException($"Request size {size} is outside 0..socket.request.max.bytes ({maxFrame})");
-                if (buffer.Length < 4L + size) break;
+                if (buffer.Length < 4L + size)
+                {
+                    if (size >= DirectReadMinimum && !result.IsCompleted && !result.IsCanceled) directSize = size;
+                    break;
+                }
                 byte[] frame = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1));
                 buffer.Slice(4, size).CopyTo(frame);
                 buffer = buffer.Slice(4 + size);
                 await DispatchAsync(frame, size).ConfigureAwait(false);
             }
-            reader.AdvanceTo(buffer.Start, buffer.End);
-            if (result.IsCompleted || result.IsCanceled) return;
+            if (directSize < 0)
+            {
+                reader.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted || result.IsCanceled) return;
+                continue;
+            }
+            // A large request (a produce batch) still incomplete: take what the pipe holds and receive the rest
+            // straight into the frame, in as few large reads as the socket allows, instead of 16-64 KB pipe
+            // segments that are then copied into the frame again.
+            byte[] big = ArrayPool<byte>.Shared.Rent(directSize);
+            bool dispatched = false;
+            try
+            {
+                var have = buffer.Slice(4);
+                int got = (int)have.Length;
+                have.CopyTo(big);
+                reader.AdvanceTo(buffer.End);
+                while (got < directSize)
+                {
+                    int n = await _socket.ReceiveAsync(big.AsMemory(got, directSize - got), SocketFlags.None, token).ConfigureAwait(false);
+                    if (n == 0) return; // client closed mid-request
+                    got += n;
+                }
+                dispatched = true;
+                await DispatchAsync(big, directSize).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (!dispatched) ArrayPool<byte>.Shared.Return(big);
+            }
         }
     }
+
+    /// <summary>Requests at least this large that are not fully buffered yet are received directly into their frame.</summary>
+    private const int DirectReadMinimum = 128 * 1024;
 
     private static int ReadFrameSize(ReadOnlySequence<byte> buffer)
     {
@@ -209,6 +245,26 @@ internal sealed class Connection
                         pending.Context?.ResponseSent();
                         throw new IOException("Connection dropped by fault injection");
                     }
+                    var spliced = SplicedResponse.For(response);
+                    if (spliced is not null)
+                    {
+                        // Large records go to the socket straight from the log mapping: flush what the pipe holds
+                        // (earlier responses) first so responses stay in request order, and release the mapped
+                        // slices only after the send completed.
+                        try
+                        {
+                            WriteResponse(spliced, pending, response);
+                            var flushed = await writer.FlushAsync().ConfigureAwait(false);
+                            if (flushed.IsCompleted) return;
+                            await spliced.SendAsync(_socket, _closed.Token).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            spliced.Dispose();
+                            pending.Context?.ResponseSent();
+                        }
+                        continue;
+                    }
                     try
                     {
                         WriteResponse(writer, pending, response);
@@ -242,7 +298,7 @@ internal sealed class Connection
         }
     }
 
-    private static void WriteResponse(PipeWriter output, in PendingResponse pending, IApiMessage response)
+    private static void WriteResponse(IBufferWriter<byte> output, in PendingResponse pending, IApiMessage response)
     {
         short headerVersion = ApiMessageTypes.ResponseHeaderVersion(pending.ApiKey, pending.Version);
         var header = new ResponseHeader { CorrelationId = pending.CorrelationId };

@@ -86,9 +86,17 @@ public ref struct KafkaWriter
     public void WriteVarInt(int v) => WriteUnsignedVarInt((uint)((v << 1) ^ (v >> 31)));
     public void WriteVarLong(long v) => WriteUnsignedVarLong((ulong)((v << 1) ^ (v >> 63)));
 
-    /// <summary>Raw bytes, copied in chunks so a large records field never needs one huge span.</summary>
+    /// <summary>
+    /// Raw bytes, copied in chunks so a large records field never needs one huge span. An output implementing
+    /// <see cref="IByReferenceBufferWriter"/> may take a large field by reference instead (no copy).
+    /// </summary>
     public void WriteRaw(ReadOnlySpan<byte> data)
     {
+        if (data.Length >= IByReferenceBufferWriter.MinimumLength && _output is IByReferenceBufferWriter byRef)
+        {
+            Flush();
+            if (byRef.TryWriteByReference(data)) { _flushed += data.Length; return; }
+        }
         while (!data.IsEmpty)
         {
             if (_span.Length - _pos == 0) Grow(Math.Min(data.Length, 1 << 16));
@@ -247,4 +255,20 @@ public static class VarInt
         dst[i++] = (byte)u;
         return i;
     }
+}
+
+/// <summary>
+/// An <see cref="IBufferWriter{T}"/> that can send a large byte field (a Fetch response's records, read from a
+/// mapped log segment) by reference instead of having <see cref="KafkaWriter"/> copy it into its buffers.
+/// </summary>
+public interface IByReferenceBufferWriter
+{
+    /// <summary>Fields shorter than this are always copied (a copy is cheaper than a separate send).</summary>
+    public const int MinimumLength = 32 * 1024;
+
+    /// <summary>
+    /// Called with everything written so far committed (Advance). True when the output took <paramref name="data"/>
+    /// by reference (it recognised the memory and keeps it alive until sent); false to have it copied.
+    /// </summary>
+    bool TryWriteByReference(ReadOnlySpan<byte> data);
 }

@@ -124,6 +124,11 @@ public static class RecordBatch
 
     private static ValidationResult WalkRecords(ReadOnlySpan<byte> records, in RecordBatchHeader h, ValidationOptions options)
     {
+        // Kafka's LogValidator reads every record of a produced v2 batch (DefaultRecord.readFrom), and so do we; the
+        // lean walk below checks the same framing without building Record views. Any irregularity sends the batch
+        // through the full enumerator, which produces the exact error and message.
+        if (FastRecordWalk.TryValidate(records, h, options.RequireContiguousOffsets, out int count, out long fastMaxTs, out int fastMaxTsDelta))
+            return new ValidationResult { Error = ErrorCode.None, RecordCount = count, MaxTimestamp = fastMaxTs, OffsetDeltaOfMaxTimestamp = Math.Max(fastMaxTsDelta, 0) };
         var e = new RecordEnumerator(records, h.RecordsCount);
         long maxTs = -1;
         int maxTsDelta = -1;
@@ -190,5 +195,113 @@ public ref struct BatchEnumerator
         _current = _rest[..size];
         _rest = _rest[size..];
         return true;
+    }
+}
+
+/// <summary>
+/// Validation-only walk over an uncompressed v2 records section: the same checks as <see cref="RecordParser.ReadRecord"/>
+/// plus <c>WalkRecords</c>' offset-delta rules, on indexes instead of spans and Record views, never throwing. It only
+/// answers "valid, and here are the totals" or "not sure": callers re-walk with the full parser for the error.
+/// </summary>
+internal static class FastRecordWalk
+{
+    internal static bool TryValidate(ReadOnlySpan<byte> s, in RecordBatchHeader h, bool contiguous, out int count, out long maxTs, out int maxTsDelta)
+    {
+        count = 0; maxTs = -1; maxTsDelta = -1;
+        int pos = 0;
+        int lastDelta = -1;
+        int records = h.RecordsCount;
+        for (int i = 0; i < records; i++)
+        {
+            if (!VarInt(s, ref pos, s.Length, out int length) || length < 1 || length > s.Length - pos) return false;
+            int end = pos + length;
+            pos++; // attributes
+            if (!VarLong(s, ref pos, end, out long tsDelta)) return false;
+            if (!VarInt(s, ref pos, end, out int offsetDelta)) return false;
+            if (!SkipNullableBytes(s, ref pos, end)) return false; // key
+            if (!SkipNullableBytes(s, ref pos, end)) return false; // value
+            if (!VarInt(s, ref pos, end, out int headerCount) || headerCount < 0 || headerCount > (end - pos) / 2) return false;
+            for (int k = 0; k < headerCount; k++)
+            {
+                // Header keys are non-null strings; values may be null (DefaultRecord).
+                if (!VarInt(s, ref pos, end, out int keyLength) || keyLength < 0 || keyLength > end - pos) return false;
+                pos += keyLength;
+                if (!SkipNullableBytes(s, ref pos, end)) return false;
+            }
+            if (pos != end) return false;
+            if (contiguous ? offsetDelta != i : offsetDelta <= lastDelta) return false;
+            if (offsetDelta > h.LastOffsetDelta) return false;
+            lastDelta = offsetDelta;
+            long ts = h.BaseTimestamp + tsDelta;
+            if (ts > maxTs || maxTsDelta < 0) { maxTs = ts; maxTsDelta = offsetDelta; }
+        }
+        if (pos != s.Length) return false;
+        count = records;
+        return true;
+    }
+
+    private static bool SkipNullableBytes(ReadOnlySpan<byte> s, ref int pos, int end)
+    {
+        if (!VarInt(s, ref pos, end, out int length)) return false;
+        if (length < 0) return length == -1;
+        if (length > end - pos) return false;
+        pos += length;
+        return true;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool VarInt(ReadOnlySpan<byte> s, ref int pos, int end, out int value)
+    {
+        if (pos < end)
+        {
+            uint b = s[pos];
+            if (b < 0x80)
+            {
+                pos++;
+                value = (int)(b >> 1) ^ -(int)(b & 1);
+                return true;
+            }
+        }
+        return VarIntLong(s, ref pos, end, out value);
+    }
+
+    private static bool VarIntLong(ReadOnlySpan<byte> s, ref int pos, int end, out int value)
+    {
+        uint result = 0;
+        for (int i = 0; i < 5; i++)
+        {
+            if (pos + i >= end) break;
+            uint b = s[pos + i];
+            if (i == 4 && b > 0x0f) break; // over 32 bits: the full parser reports it
+            result |= (b & 0x7f) << (7 * i);
+            if ((b & 0x80) == 0)
+            {
+                pos += i + 1;
+                value = (int)(result >> 1) ^ -(int)(result & 1);
+                return true;
+            }
+        }
+        value = 0;
+        return false;
+    }
+
+    private static bool VarLong(ReadOnlySpan<byte> s, ref int pos, int end, out long value)
+    {
+        ulong result = 0;
+        for (int i = 0; i < 10; i++)
+        {
+            if (pos + i >= end) break;
+            ulong b = s[pos + i];
+            if (i == 9 && b > 0x01) break;
+            result |= (b & 0x7f) << (7 * i);
+            if ((b & 0x80) == 0)
+            {
+                pos += i + 1;
+                value = (long)(result >> 1) ^ -(long)(result & 1);
+                return true;
+            }
+        }
+        value = 0;
+        return false;
     }
 }
