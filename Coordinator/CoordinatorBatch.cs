@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Numerics;
 using Kayak.Protocol;
 using Kayak.Protocol.Records;
 
@@ -80,7 +79,7 @@ public static class CoordinatorBatch
         BinaryPrimitives.WriteInt16BigEndian(h[RecordBatchHeader.ProducerEpochOffset..], producer.ProducerEpoch);
         BinaryPrimitives.WriteInt32BigEndian(h[RecordBatchHeader.BaseSequenceOffset..], producer.BaseSequence);
         BinaryPrimitives.WriteInt32BigEndian(h[RecordBatchHeader.RecordsCountOffset..], records.Count);
-        uint crc = Crc32C(h[RecordBatchHeader.AttributesOffset..]);
+        uint crc = Protocol.Records.Crc32C.Compute(h[RecordBatchHeader.AttributesOffset..]);
         BinaryPrimitives.WriteUInt32BigEndian(h[RecordBatchHeader.CrcOffset..], crc);
         return buffer;
     }
@@ -93,19 +92,6 @@ public static class CoordinatorBatch
             + VarInt.SizeOf(key) + key
             + VarInt.SizeOf(value) + Math.Max(value, 0)
             + 1;
-    }
-
-    /// <summary>CRC-32C (Castagnoli) as Kafka's Crc32C: init 0xFFFFFFFF, final complement.</summary>
-    public static uint Crc32C(ReadOnlySpan<byte> data)
-    {
-        uint crc = 0xFFFFFFFFu;
-        while (data.Length >= 8)
-        {
-            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
-            data = data[8..];
-        }
-        foreach (byte b in data) crc = BitOperations.Crc32C(crc, b);
-        return ~crc;
     }
 
     /// <summary>A commit/abort marker batch (KIP-98 control batch) for the in-memory log and tests.</summary>
@@ -141,7 +127,7 @@ public static class CoordinatorBatch
             var batch = chunk[..header.TotalSize];
             chunk = chunk[header.TotalSize..];
             if (header.Magic != 2) throw new CorruptRecordException($"__consumer_offsets batch has magic {header.Magic}; only v2 is supported.");
-            if (Crc32C(batch.Span[RecordBatchHeader.AttributesOffset..]) != header.Crc)
+            if (Protocol.Records.Crc32C.Compute(batch.Span[RecordBatchHeader.AttributesOffset..]) != header.Crc)
                 throw new CorruptRecordException("__consumer_offsets batch failed its CRC check.");
             if (header.IsControl)
             {
@@ -187,36 +173,13 @@ public static class CoordinatorBatch
     /// (transaction markers) are skipped; a trailing partial batch is ignored. Throws
     /// <see cref="CorruptRecordException"/> on a bad CRC or a compressed batch (we never write one).
     /// </summary>
-    public static void Decode(ReadOnlyMemory<byte> chunk, RecordVisitor visitor)
+    public static void Decode(ReadOnlyMemory<byte> chunk, RecordVisitor visitor) => Replay(chunk, new DecodeVisitor(visitor));
+
+    private sealed class DecodeVisitor(RecordVisitor visitor) : IReplayVisitor
     {
-        while (RecordBatchHeader.TryRead(chunk.Span, out var header))
-        {
-            if (header.TotalSize > chunk.Length || header.BatchLength < RecordBatchHeader.Size - RecordBatchHeader.LogOverhead) return;
-            var batch = chunk[..header.TotalSize];
-            chunk = chunk[header.TotalSize..];
-            if (header.Magic != 2) throw new CorruptRecordException($"__consumer_offsets batch has magic {header.Magic}; only v2 is supported.");
-            if (Crc32C(batch.Span[RecordBatchHeader.AttributesOffset..]) != header.Crc)
-                throw new CorruptRecordException("__consumer_offsets batch failed its CRC check.");
-            if (header.IsControl) continue;
-            if (header.Compression != CompressionType.None)
-                throw new CorruptRecordException("compressed __consumer_offsets batches are not supported.");
-            var reader = new KafkaReader(batch[RecordBatchHeader.Size..]);
-            for (int i = 0; i < header.RecordsCount; i++)
-            {
-                int length = reader.ReadVarInt();
-                int start = reader.Position;
-                reader.ReadInt8();
-                reader.ReadVarLong();
-                reader.ReadVarInt();
-                int keyLength = reader.ReadVarInt();
-                var key = keyLength < 0 ? ReadOnlyMemory<byte>.Empty : reader.ReadMemory(keyLength);
-                int valueLength = reader.ReadVarInt();
-                // Careful: a bare null would convert to an empty ReadOnlyMemory through byte[]'s implicit conversion.
-                ReadOnlyMemory<byte>? value = valueLength < 0 ? (ReadOnlyMemory<byte>?)null : reader.ReadMemory(valueLength);
-                reader.Skip(length - (reader.Position - start)); // headers: the coordinator writes none
-                if (keyLength >= 0) visitor(key, value);
-            }
-        }
+        public void OnProducerBatch(in RecordBatchHeader header) { }
+        public void OnRecord(long offset, long producerId, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte>? value) => visitor(key, value);
+        public void OnMarker(in RecordBatchHeader header, bool commit) { }
     }
 
     /// <summary>Java's String.hashCode over UTF-16 chars, then Kafka's Utils.abs (x &amp; 0x7fffffff) mod n.</summary>

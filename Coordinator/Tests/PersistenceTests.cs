@@ -9,12 +9,6 @@ namespace Kayak.Coordinator.Tests;
 public class PersistenceTests
 {
     [Test]
-    public void Crc32CMatchesCastagnoliCheckValue()
-    {
-        Assert.That(CoordinatorBatch.Crc32C(Encoding.ASCII.GetBytes("123456789")), Is.EqualTo(0xE3069283u));
-    }
-
-    [Test]
     public void PartitionUsesJavaStringHashCode()
     {
         // "hello".hashCode() == 99162322 in Java; Kafka takes abs(hash) % partitions.
