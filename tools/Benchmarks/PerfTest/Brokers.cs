@@ -35,6 +35,7 @@ internal sealed class BrokerProcess : IDisposable
     public double StartupMs { get; private set; }
 
     public double CpuSeconds() => ProcStats.CpuSeconds(Pid);
+    public double UserCpuSeconds() => ProcStats.CpuSplitSeconds(Pid).User;
     public double RssMb() => ProcStats.RssMb(Pid);
 
     public static BrokerProcess Start(BrokerKind kind, RunSettings settings)

@@ -10,6 +10,14 @@ internal static partial class ProcStats
     /// <summary>utime + stime of the process in seconds (/proc/PID/stat fields 14 and 15, in clock ticks).</summary>
     public static double CpuSeconds(int pid)
     {
+        var (user, system) = CpuSplitSeconds(pid);
+        return user + system;
+    }
+
+    /// <summary>utime and stime separately: user mode is the broker's own code (and JIT, GC); system is the kernel
+    /// working for it (socket copies, page-cache writes, futexes).</summary>
+    public static (double User, double System) CpuSplitSeconds(int pid)
+    {
         string stat = File.ReadAllText($"/proc/{pid}/stat");
         // The command name (field 2) is in parentheses and may contain spaces: count fields after the last ')'.
         var rest = stat.AsSpan(stat.LastIndexOf(')') + 2);
@@ -17,7 +25,7 @@ internal static partial class ProcStats
         int n = rest.Split(parts, ' ');
         if (n < 13) throw new InvalidOperationException($"unexpected /proc/{pid}/stat: {stat}");
         long utime = long.Parse(rest[parts[11]]), stime = long.Parse(rest[parts[12]]);
-        return (utime + stime) / TicksPerSecond;
+        return (utime / TicksPerSecond, stime / TicksPerSecond);
     }
 
     /// <summary>VmRSS of the process in MB (2^20 bytes).</summary>
