@@ -205,13 +205,14 @@ public sealed class ScriptGroupMember : IGroupMember, IAsyncDisposable
 
     public bool HasExited => exited.Task.IsCompleted;
 
-    /// <summary>Starts python3 group_member.py or node group_member.js with the request on its first stdin line.</summary>
+    /// <summary>Starts python3 group_member.py, node group_member.js or the sarama driver's group_member with the request on its first stdin line.</summary>
     public static ScriptGroupMember Start(string client, string name, JsonObject request)
     {
         var psi = client switch
         {
             "kafka-python" => new ProcessStartInfo(PythonKafka.Interpreter) { ArgumentList = { Path.Combine(RepoPaths.PythonScripts, "group_member.py") } },
             "kafkajs" => new ProcessStartInfo(KafkaJs.Node) { ArgumentList = { Path.Combine(RepoPaths.JsScripts, "group_member.js") }, WorkingDirectory = RepoPaths.JsScripts },
+            "sarama" => SaramaDriver.MemberStartInfo(),
             _ => throw new ArgumentOutOfRangeException(nameof(client), client, "no group member script"),
         };
         psi.RedirectStandardInput = true;
