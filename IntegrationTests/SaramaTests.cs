@@ -3,6 +3,7 @@ using Confluent.Kafka;
 using Kayak.IntegrationTests.Drivers;
 using Kayak.IntegrationTests.Infrastructure;
 using Kayak.Protocol.Records;
+using CompressionType = Kayak.Protocol.Records.CompressionType;
 using NUnit.Framework;
 
 namespace Kayak.IntegrationTests;

@@ -1,6 +1,7 @@
 // Produce (key 0), v0-11. Each partition's records are validated the way Kafka's LogValidator does
 // (framing, magic, CRC → CORRUPT_MESSAGE; size over max.message.bytes → MESSAGE_TOO_LARGE; v3+ must send
-// exactly one magic-2 batch → INVALID_RECORD; control batches from clients → INVALID_RECORD) and then
+// exactly one magic-2 batch → INVALID_RECORD; zstd below v7 → UNSUPPORTED_COMPRESSION_TYPE (KIP-110);
+// control batches from clients → INVALID_RECORD) and then
 // appended as the client's bytes: Storage rewrites only the base offset (and timestamps for LogAppendTime).
 // Produce v0-2 carry magic 0/1 message sets, which are converted to v2 batches on the way in.
 // acks=0 sends no response; acks 1 and -1 are the same on one node (the leader is the whole ISR);
@@ -103,6 +104,14 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             }
             else
             {
+                // KIP-110: zstd needs Produce v7. Kafka's ProduceRequest.validateRecords refuses a zstd batch in
+                // v3-6 per partition with UNSUPPORTED_COMPRESSION_TYPE before any other record validation
+                // (sarama 1.22 sends exactly that: zstd in Produce v3).
+                if (batches == 0 && context.ApiVersion is >= 3 and < 7 && header.Compression == CompressionType.Zstd)
+                {
+                    Fail(rp, ErrorCode.UnsupportedCompressionType, $"Produce requests with version {context.ApiVersion} are not allowed to use ZStandard compression");
+                    return;
+                }
                 if (size > maxBytes)
                 {
                     Fail(rp, ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({size} > {maxBytes})");

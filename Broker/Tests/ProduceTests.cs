@@ -50,4 +50,50 @@ public class ProduceTests
         }
         Assert.That(n, Is.EqualTo(5));
     }
+
+    /// <summary>
+    /// KIP-110: a zstd batch needs Produce v7. Kafka's ProduceRequest.validateRecords answers v3-6 with
+    /// UNSUPPORTED_COMPRESSION_TYPE for that partition and appends nothing (sarama 1.22 sends zstd in Produce v3);
+    /// other partitions of the same request and the same batch at v7 are appended.
+    /// </summary>
+    [TestCase((short)3, false)]
+    [TestCase((short)6, false)]
+    [TestCase((short)7, true)]
+    [TestCase((short)9, true)]
+    public async Task ZstdNeedsProduceV7(short version, bool accepted)
+    {
+        await using var fx = await BrokerFixture.StartAsync();
+        var topic = fx.CreateTopic("zstdv", 2);
+        byte[] Batch(CompressionType compression)
+        {
+            using var builder = new RecordBatchBuilder(new RecordBatchOptions { Compression = compression });
+            for (int i = 0; i < 3; i++)
+                builder.Append(1_700_000_000_000 + i, null, new byte[] { 9, (byte)i }, []);
+            return builder.ToArray();
+        }
+        var r = await fx.Client.SendAsync<ProduceResponse>(new ProduceRequest
+        {
+            Acks = -1,
+            TimeoutMs = 5000,
+            TopicData =
+            [
+                new ProduceRequest.TopicProduceData
+                {
+                    Name = "zstdv",
+                    PartitionData =
+                    [
+                        new ProduceRequest.PartitionProduceData { Index = 0, Records = Batch(CompressionType.Zstd) },
+                        new ProduceRequest.PartitionProduceData { Index = 1, Records = Batch(CompressionType.Gzip) },
+                    ],
+                },
+            ],
+        }, version);
+        var zstd = r.Responses[0].PartitionResponses.Single(p => p.Index == 0);
+        var gzip = r.Responses[0].PartitionResponses.Single(p => p.Index == 1);
+        Assert.That(zstd.ErrorCode, Is.EqualTo(accepted ? (short)0 : (short)ErrorCode.UnsupportedCompressionType));
+        Assert.That(zstd.BaseOffset, Is.EqualTo(accepted ? 0L : -1L));
+        Assert.That(topic.Partitions[0].LogEndOffset, Is.EqualTo(accepted ? 3L : 0L), "zstd partition's log end");
+        Assert.That(gzip.ErrorCode, Is.EqualTo(0), "the other partition of the request is unaffected");
+        Assert.That(topic.Partitions[1].LogEndOffset, Is.EqualTo(3L));
+    }
 }
