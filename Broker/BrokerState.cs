@@ -52,8 +52,28 @@ public sealed class BrokerState : IDisposable
             OffsetsRetentionCheckIntervalMs = config.OffsetsRetentionCheckIntervalMs,
             Time = time,
         }, new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
-        Handlers = HandlerRegistry.CreateDefault();
+        Handlers = new HandlerRegistry(CreateHandlers());
     }
+
+    /// <summary>
+    /// Every handler, listed explicitly: <see cref="HandlerRegistry.CreateDefault"/> finds the same set by
+    /// reflection over all types of the assembly, which loads hundreds of types and costs milliseconds of the
+    /// first start in a process (issue 6, in-process start). <see cref="HandlerRegistry"/> still checks that every
+    /// API in ApiVersionTable has exactly one handler, and a test checks this list against the reflection scan.
+    /// </summary>
+    internal static IApiHandler[] CreateHandlers() =>
+    [
+        new ProduceHandler(), new FetchHandler(), new ListOffsetsHandler(), new MetadataHandler(),
+        new OffsetCommitHandler(), new OffsetFetchHandler(), new FindCoordinatorHandler(), new JoinGroupHandler(),
+        new HeartbeatHandler(), new LeaveGroupHandler(), new SyncGroupHandler(), new DescribeGroupsHandler(),
+        new ListGroupsHandler(), new ApiVersionsHandler(), new CreateTopicsHandler(), new DeleteTopicsHandler(),
+        new DeleteRecordsHandler(), new InitProducerIdHandler(), new OffsetForLeaderEpochHandler(),
+        new AddPartitionsToTxnHandler(), new AddOffsetsToTxnHandler(), new EndTxnHandler(), new TxnOffsetCommitHandler(),
+        new DescribeConfigsHandler(), new AlterConfigsHandler(), new DescribeLogDirsHandler(), new CreatePartitionsHandler(),
+        new DeleteGroupsHandler(), new IncrementalAlterConfigsHandler(), new OffsetDeleteHandler(),
+        new DescribeClusterHandler(), new DescribeProducersHandler(), new DescribeTransactionsHandler(),
+        new ListTransactionsHandler(), new DescribeTopicPartitionsHandler(),
+    ];
 
     public BrokerConfig Config { get; }
     public TimeProvider Time { get; }

@@ -204,6 +204,19 @@ public sealed partial class GroupCoordinator
     /// </summary>
     public void Load()
     {
+        // A broker whose __consumer_offsets was never written (a fresh one: the test-fixture case) has nothing
+        // to replay; skipping the replay code keeps its generic instantiations out of the first start (issue 6).
+        if (!_log.IsEmpty) ReplayAll();
+        _loaded = true;
+        if (_options.OffsetsRetentionCheckIntervalMs > 0)
+        {
+            var interval = TimeSpan.FromMilliseconds(_options.OffsetsRetentionCheckIntervalMs);
+            _retentionTimer = _time.CreateTimer(static s => ((GroupCoordinator)s!).RunRetentionCheck(), this, interval, interval);
+        }
+    }
+
+    private void ReplayAll()
+    {
         var offsets = new Dictionary<(string Group, string Topic, int Partition), CommittedOffset?>();
         var groups = new Dictionary<string, GroupMetadataValue?>(StringComparer.Ordinal);
         for (int partition = 0; partition < _options.OffsetsTopicNumPartitions; partition++)
@@ -259,12 +272,6 @@ public sealed partial class GroupCoordinator
                 group.State = group.MemberList.Count > 0 ? GroupState.Stable : GroupState.Empty;
                 foreach (var m in group.MemberList) ScheduleHeartbeat(group, m, m.SessionTimeoutMs);
             }
-        }
-        _loaded = true;
-        if (_options.OffsetsRetentionCheckIntervalMs > 0)
-        {
-            var interval = TimeSpan.FromMilliseconds(_options.OffsetsRetentionCheckIntervalMs);
-            _retentionTimer = _time.CreateTimer(static s => ((GroupCoordinator)s!).RunRetentionCheck(), this, interval, interval);
         }
     }
 

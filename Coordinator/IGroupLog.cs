@@ -24,6 +24,9 @@ public interface IGroupLog
     /// hold one or more whole record batches, in log order.
     /// </summary>
     void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches);
+
+    /// <summary>True when nothing was ever written, so loading can skip replaying every partition.</summary>
+    bool IsEmpty => false;
 }
 
 /// <summary>A list of batches per partition, for tests and for brokers without durable storage.</summary>

@@ -52,6 +52,9 @@ public sealed class StorageGroupLog : IGroupLog
     public long AppendEndTxnMarker(int partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit) =>
         Partition(partition).AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit).BaseOffset;
 
+    /// <summary>The topic does not exist yet: it is created on the first write.</summary>
+    public bool IsEmpty => _topic is null && !_logs.TryGetTopic(TopicName, out _);
+
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
         if (_topic is null && !_logs.TryGetTopic(TopicName, out _)) return; // nothing written yet

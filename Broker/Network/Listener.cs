@@ -51,6 +51,8 @@ internal sealed class Listener : IAsyncDisposable
     private static IPAddress ResolveBindAddress(string host)
     {
         if (host.Length == 0 || host == "0.0.0.0") return IPAddress.Any;
+        // The usual embedded/test listener, without the first-use cost of the address parser (issue 6).
+        if (host == "127.0.0.1") return IPAddress.Loopback;
         if (host == "::") return IPAddress.IPv6Any;
         if (IPAddress.TryParse(host, out var ip)) return ip;
         if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
@@ -72,8 +74,11 @@ internal sealed class Listener : IAsyncDisposable
                 return;
             }
             var connection = new Connection(client, _broker, _log);
+            // Registered before it runs, so DisposeAsync sees it; its task replaces the placeholder only if the
+            // connection has not already ended and removed itself (a plain store here would put a finished
+            // connection back into the table for good).
             _connections[connection] = Task.CompletedTask;
-            _connections[connection] = RunConnectionAsync(connection);
+            _connections.TryUpdate(connection, RunConnectionAsync(connection), Task.CompletedTask);
         }
     }
 
@@ -89,7 +94,13 @@ internal sealed class Listener : IAsyncDisposable
     {
         _socket?.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
-        foreach (var c in _connections.Keys) c.Close();
+        foreach (var (connection, _) in _connections)
+        {
+            // One connection failing to close (a cancellation callback of a handler throwing) must not stop the
+            // others from closing or the broker from flushing its logs.
+            try { connection.Close(); }
+            catch (Exception e) { _log.LogWarning(e, "Closing a connection failed"); }
+        }
         var tasks = _connections.Values.ToArray();
         await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }

@@ -8,6 +8,7 @@ using Kayak.PerfTest;
 // Kafka-style perf test of Kayak against librdkafka's mock cluster (issue 6). Usage:
 //   dotnet run -c Release --project tools/Benchmarks/PerfTest -- [--quick] [--rounds N] [--records N] [--out FILE] [--broker-dll PATH]
 if (args.Length > 0 && args[0] == "--serve-mock") return MockHost.Run();
+if (args.Length > 0 && args[0] == "--startup-trace") return StartupTrace.Run(args);
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
