@@ -245,7 +245,7 @@ internal sealed class Connection
                         pending.Context?.ResponseSent();
                         throw new IOException("Connection dropped by fault injection");
                     }
-                    var spliced = SplicedResponse.For(response);
+                    var spliced = SplicedResponse.For(response, pending.Context);
                     if (spliced is not null)
                     {
                         // Large records go to the socket straight from the log mapping: flush what the pipe holds
