@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -99,8 +100,11 @@ internal sealed class SplicedResponse : IBufferWriter<byte>, IByReferenceBufferW
         _partStart = _written;
     }
 
-    /// <summary>Sends every part in order (the pipe must have been flushed before, so earlier responses precede it).</summary>
-    public async ValueTask SendAsync(Socket socket, CancellationToken cancel)
+    /// <summary>
+    /// Sends every part in order (the pipe must have been flushed before, so earlier responses precede it); records
+    /// with a segment file go out with sendfile(2) when <paramref name="useSendFile"/> (see <see cref="SendFile.ShouldUse"/>).
+    /// </summary>
+    public async ValueTask SendAsync(Socket socket, bool useSendFile, CancellationToken cancel)
     {
         EndBufferedPart();
         foreach (var part in _parts)
@@ -111,7 +115,7 @@ internal sealed class SplicedResponse : IBufferWriter<byte>, IByReferenceBufferW
                 // everything before a sendfile part is already queued on the socket when sendfile starts.
                 await socket.SendAsync(_buffer.AsMemory(part.Start, part.Length), SocketFlags.None, cancel).ConfigureAwait(false);
             }
-            else if (SendFile.IsSupported && part.Slice is { } slice && slice.TryGetFile(out var file, out long fileOffset))
+            else if (useSendFile && part.Slice is { } slice && slice.TryGetFile(out var file, out long fileOffset))
             {
                 await SendFile.SendAsync(socket, file, fileOffset, part.Reference, cancel).ConfigureAwait(false);
             }
@@ -132,6 +136,17 @@ internal sealed class SplicedResponse : IBufferWriter<byte>, IByReferenceBufferW
     private readonly record struct Part(int Start, int Length, ReadOnlyMemory<byte> Reference, FetchSlice? Slice);
 }
 
+/// <summary>When fetched records go out with sendfile(2) (<see cref="SendFile.Policy"/>, env <c>KAYAK_SENDFILE</c>).</summary>
+internal enum SendFilePolicy
+{
+    /// <summary>Always send from the mapping.</summary>
+    Never,
+    /// <summary>sendfile for clients on other hosts; clients on this host get the mapped send (the default).</summary>
+    RemoteOnly,
+    /// <summary>sendfile for every client.</summary>
+    Always,
+}
+
 /// <summary>
 /// sendfile(2) from a segment file to a connection's socket (Linux), Kafka's zero-copy transferTo. .NET keeps
 /// sockets used asynchronously in non-blocking mode, so sendfile never blocks a thread on a full socket buffer: it
@@ -139,6 +154,13 @@ internal sealed class SplicedResponse : IBufferWriter<byte>, IByReferenceBufferW
 /// mapping with an awaited Socket.SendAsync — which completes once the kernel took them, i.e. when the socket
 /// drained — before sendfile continues with the rest. Errors that say sendfile cannot be used here (EINVAL,
 /// ENOSYS, ...) send the remainder from the mapping as before.
+/// <para>
+/// Only for clients on other hosts by default. Over loopback the client has to copy every byte out of the socket
+/// anyway, and measured here (tools/Benchmarks/RESULTS.md, "sendfile") sendfile costs more CPU than send() from
+/// the mapping: splicing page-cache pages costs more per byte than the copy it saves, and the client then copies
+/// from cache-cold page-cache pages instead of the cache-hot socket buffer the copy just wrote. The saving Kafka's
+/// transferTo is for — no CPU touching the bytes while a NIC DMAs them from the page cache — needs a real NIC.
+/// </para>
 /// </summary>
 internal static class SendFile
 {
@@ -149,6 +171,43 @@ internal static class SendFile
     private const int EAGAIN = 11;
 
     public static bool IsSupported { get; } = OperatingSystem.IsLinux();
+
+    /// <summary>Process-wide; from <c>KAYAK_SENDFILE</c> = never | remote | always (default remote). Tests set it.</summary>
+    internal static SendFilePolicy Policy { get; set; } = ParsePolicy(Environment.GetEnvironmentVariable("KAYAK_SENDFILE"));
+
+    internal static SendFilePolicy ParsePolicy(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        "never" or "0" or "false" => SendFilePolicy.Never,
+        "always" or "1" or "true" => SendFilePolicy.Always,
+        _ => SendFilePolicy.RemoteOnly,
+    };
+
+    /// <summary>Whether fetch responses on this connection use sendfile (decided once per connection).</summary>
+    public static bool ShouldUse(Socket socket)
+    {
+        var policy = Policy;
+        if (!IsSupported || policy == SendFilePolicy.Never) return false;
+        if (policy == SendFilePolicy.Always) return true;
+        try
+        {
+            return !IsSameHost(socket.RemoteEndPoint, socket.LocalEndPoint);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Loopback, or the peer is this host's own address (such connections are routed over loopback too).</summary>
+    internal static bool IsSameHost(EndPoint? remote, EndPoint? local)
+    {
+        if (remote is not IPEndPoint r) return true; // not TCP/IP (e.g. a Unix socket): local by definition
+        var address = r.Address.IsIPv4MappedToIPv6 ? r.Address.MapToIPv4() : r.Address;
+        if (IPAddress.IsLoopback(address)) return true;
+        if (local is not IPEndPoint l) return false;
+        var own = l.Address.IsIPv4MappedToIPv6 ? l.Address.MapToIPv4() : l.Address;
+        return address.Equals(own);
+    }
 
     // Diagnostics for tests (Broker/Tests/SendFileTests.cs): which paths a send took. Updated once per syscall
     // batch or chunk, not per byte.

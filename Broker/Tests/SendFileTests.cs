@@ -21,20 +21,64 @@ public sealed class SendFileTests
     private const int ValueSize = 1_000_000;
     private const int FetchMax = 16 << 20;
 
+    private SendFilePolicy _savedPolicy;
+
     [SetUp]
-    public void RequireLinux()
+    public void UseSendFileOnLoopback()
     {
         if (!SendFile.IsSupported) Assert.Ignore("sendfile(2) is Linux-only; other systems keep the mapped send");
+        // The default (RemoteOnly) keeps loopback clients, i.e. these tests, on the mapped send.
+        _savedPolicy = SendFile.Policy;
+        SendFile.Policy = SendFilePolicy.Always;
     }
+
+    [TearDown]
+    public void RestorePolicy() => SendFile.Policy = _savedPolicy;
+
+    [Test]
+    public async Task DefaultPolicy_LoopbackClient_GetsTheMappedSend_WithTheSameBytes()
+    {
+        SendFile.Policy = SendFile.ParsePolicy(null);
+        Assert.That(SendFile.Policy, Is.EqualTo(SendFilePolicy.RemoteOnly));
+        await using var fx = await BrokerFixture.StartAsync();
+        var log = fx.CreateTopic("sf", 1).Partitions[0];
+        AppendLargeBatches(log, 3);
+        var expected = ReadLog(log, 0);
+        long sendfileBefore = Interlocked.Read(ref SendFile.SendfileBytes);
+        using var client = await SlowClient.ConnectAsync(fx.Broker.BootstrapServers);
+        int id = await client.SendAsync(Fetch("sf", 0), 12);
+        Assert.That(await client.ReadFetchRecordsAsync(id, 12), Is.EqualTo(expected));
+        Assert.That(Interlocked.Read(ref SendFile.SendfileBytes), Is.EqualTo(sendfileBefore), "no sendfile for a client on this host");
+    }
+
+    [TestCase("never", "Never")]
+    [TestCase("ALWAYS", "Always")]
+    [TestCase("remote", "RemoteOnly")]
+    [TestCase("", "RemoteOnly")]
+    public void PolicyFromEnvironmentValue(string value, string expected) =>
+        Assert.That(SendFile.ParsePolicy(value).ToString(), Is.EqualTo(expected));
+
+    [TestCase("127.0.0.1", "127.0.0.1", true)]
+    [TestCase("127.0.0.5", "127.0.0.1", true)]
+    [TestCase("::1", "::1", true)]
+    [TestCase("::ffff:127.0.0.1", "::ffff:127.0.0.1", true)]
+    [TestCase("10.1.2.3", "10.1.2.3", true)]
+    [TestCase("::ffff:10.1.2.3", "10.1.2.3", true)]
+    [TestCase("10.1.2.4", "10.1.2.3", false)]
+    [TestCase("2001:db8::1", "2001:db8::2", false)]
+    public void SameHostDetection(string remote, string local, bool sameHost) =>
+        Assert.That(SendFile.IsSameHost(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(remote), 50000), new System.Net.IPEndPoint(System.Net.IPAddress.Parse(local), 9092)), Is.EqualTo(sameHost));
 
     [Test]
     public async Task MultiMegabyteRecords_ToASlowClient_ArriveByteIdentical_ThroughSendfileAndItsFallback()
     {
         await using var fx = await BrokerFixture.StartAsync();
         var log = fx.CreateTopic("sf", 1).Partitions[0];
-        AppendLargeBatches(log, 5);
+        // ~10 MB: more than the broker's socket buffer can ever hold (tcp_wmem max, 4 MB by default), so the send
+        // must wait for the slow client.
+        AppendLargeBatches(log, 11);
         var expected = ReadLog(log, 1);
-        Assert.That(expected.Length, Is.GreaterThan(3 * ValueSize));
+        Assert.That(expected.Length, Is.GreaterThan(9 * ValueSize));
 
         long sendfileBefore = Interlocked.Read(ref SendFile.SendfileBytes);
         long chunksBefore = Interlocked.Read(ref SendFile.WouldBlockChunks);
@@ -45,7 +89,7 @@ public sealed class SendFileTests
         var records = await client.ReadFetchRecordsAsync(id, 12);
 
         Assert.That(records, Is.EqualTo(expected), "records field byte-identical to the log");
-        AssertValidBatches(records, firstOffset: 1, count: 4);
+        AssertValidBatches(records, firstOffset: 1, count: 10);
         long viaSendfile = Interlocked.Read(ref SendFile.SendfileBytes) - sendfileBefore;
         long chunks = Interlocked.Read(ref SendFile.WouldBlockChunks) - chunksBefore;
         Assert.That(viaSendfile, Is.GreaterThan(0), "part of the records went out with sendfile");
@@ -85,13 +129,14 @@ public sealed class SendFileTests
     public async Task SegmentRemovedMidSend(bool deleteTopic)
     {
         await using var fx = await BrokerFixture.StartAsync();
-        // Three 1 MB batches per segment; old timestamps and retention.ms=1000, so RunRetention deletes the rolled
-        // segments (and the active one, everything being expired) — but only when the test calls it.
-        var log = fx.CreateTopic("gone", 1, new Dictionary<string, string> { ["segment.bytes"] = (3 * ValueSize + 1000).ToString(), ["retention.ms"] = "1000" }).Partitions[0];
-        AppendLargeBatches(log, 5);
+        // Ten 1 MB batches per segment (more than the broker's socket buffer can hold, so most of the slice is still
+        // to be sent when the segment goes); old timestamps and retention.ms=1000, so RunRetention deletes the rolled
+        // segment (and the active one, everything being expired) — but only when the test calls it.
+        var log = fx.CreateTopic("gone", 1, new Dictionary<string, string> { ["segment.bytes"] = (10 * ValueSize + 1000).ToString(), ["retention.ms"] = "1000" }).Partitions[0];
+        AppendLargeBatches(log, 12);
         Assert.That(log.SegmentCount, Is.GreaterThan(1));
         var expected = ReadLog(log, 0);
-        Assert.That(expected.Length, Is.GreaterThan(2 * ValueSize));
+        Assert.That(expected.Length, Is.GreaterThan(9 * ValueSize));
 
         using var client = await SlowClient.ConnectAsync(fx.Broker.BootstrapServers);
         int id = await client.SendAsync(Fetch("gone", 0), 12);
@@ -101,13 +146,13 @@ public sealed class SendFileTests
         if (deleteTopic) Assert.That(fx.State.Topics.Delete("gone").Error, Is.EqualTo(ErrorCode.None));
         else Assert.That(fx.State.Logs.RunRetention(), Is.GreaterThanOrEqualTo(1));
         Assert.That(log.LogStartOffset > 0 || deleteTopic, Is.True, "segment 0 is gone from the log");
-        long chunksAfterDelete = Interlocked.Read(ref SendFile.WouldBlockChunks);
+        long sendfileAfterDelete = Interlocked.Read(ref SendFile.SendfileBytes);
 
         var frame = await client.ReadFrameRestAsync(head, frameLength);
-        Assert.That(Interlocked.Read(ref SendFile.WouldBlockChunks), Is.GreaterThan(chunksAfterDelete), "the send was still in flight after the removal");
+        Assert.That(Interlocked.Read(ref SendFile.SendfileBytes), Is.GreaterThan(sendfileAfterDelete), "sendfile still reading the removed segment's file");
         var records = DecodeFetchRecords(frame, 12);
         Assert.That(records, Is.EqualTo(expected), "the removed segment's bytes, unchanged");
-        AssertValidBatches(records, firstOffset: 0, count: 3);
+        AssertValidBatches(records, firstOffset: 0, count: 10);
 
         // The connection still works afterwards.
         var versions = await client.SendAsync(new ApiVersionsRequest { ClientSoftwareName = "t", ClientSoftwareVersion = "1" }, 3);
