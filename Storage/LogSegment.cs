@@ -441,7 +441,9 @@ internal sealed class LogSegment
 
     private void MapReadOnlyLocked()
     {
-        _log = MappedFile.Open(LogPath, 0, writable: false);
+        // keepFile: the descriptor stays open while mapped so large fetches can sendfile(2) from it
+        // (FetchSlice.TryGetFile); bounded like the maps by SegmentMapCache, not one per partition.
+        _log = MappedFile.Open(LogPath, 0, writable: false, keepFile: true);
         try
         {
             _offsetIndex.OpenReadOnly(_offsetIndexEntries);
@@ -488,6 +490,12 @@ internal sealed class LogSegment
     public unsafe ReadOnlySpan<byte> Data => _log is null ? default : new ReadOnlySpan<byte>(_log.Pointer, Size);
 
     public ReadOnlyMemory<byte> Memory(int position, int length) => _log!.Memory(position, length);
+
+    /// <summary>
+    /// The descriptor of the mapped log file (the same inode as <see cref="Data"/>), or null when the mapping keeps
+    /// none; only while acquired. It is closed with the mapping, which happens only after the last reader released.
+    /// </summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle? FileHandle => _log?.FileHandle;
 
     /// <summary>Largest index entry with base offset ≤ target: the position to start scanning from.</summary>
     public int LookupPosition(long targetOffset)

@@ -12,7 +12,7 @@ internal sealed unsafe class MappedFile : IDisposable
 {
     private readonly string _path;
     private readonly MemoryMappedViewAccessor _view;
-    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _writeHandle;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _file;
     private readonly byte* _ptr;
     private MappedMemory? _memory;
     private bool _disposed;
@@ -21,53 +21,71 @@ internal sealed unsafe class MappedFile : IDisposable
     public bool Writable { get; }
 
     private MappedFile(string path, MemoryMappedViewAccessor view, byte* ptr, long capacity, bool writable,
-        Microsoft.Win32.SafeHandles.SafeFileHandle? writeHandle)
+        Microsoft.Win32.SafeHandles.SafeFileHandle? file)
     {
-        _path = path; _view = view; _ptr = ptr; Capacity = capacity; Writable = writable; _writeHandle = writeHandle;
+        _path = path; _view = view; _ptr = ptr; Capacity = capacity; Writable = writable; _file = file;
     }
 
     /// <summary>
     /// Maps <paramref name="path"/>. Writable: created if missing and grown to <paramref name="capacity"/>
     /// (never shrunk). Read-only: maps the current length, which must be &gt; 0.
     /// The file descriptor is closed as soon as the view exists (a mapping outlives its fd), so a mapped
-    /// segment costs one map and no open file: 10,000 partitions stay far below RLIMIT_NOFILE.
-    /// With <paramref name="writeThroughFile"/> (an active log segment) one descriptor stays open and appends
+    /// index costs one map and no open file: 10,000 partitions stay far below RLIMIT_NOFILE.
+    /// With <paramref name="writeThroughFile"/> (an active log segment) the descriptor stays open and appends
     /// go through <see cref="Write"/> (pwrite) instead of stores into the mapping: a store into a hole page
     /// takes a page fault and zero-fills the page before the copy, which made appends 3-10x slower than
     /// pwrite (tools/Benchmarks/RESULTS.md). The page cache is shared, so the mapping sees the data at once.
+    /// With <paramref name="keepFile"/> (an inactive log segment mapped for readers) the descriptor also stays
+    /// open while mapped, so fetches can sendfile(2) from it; those maps are bounded by the segment map LRU.
+    /// Either way <see cref="FileHandle"/> is the very inode that is mapped, even if the path is later unlinked
+    /// (retention) or renamed over (compaction swap).
     /// </summary>
-    public static MappedFile Open(string path, long capacity, bool writable, bool writeThroughFile = false)
+    public static MappedFile Open(string path, long capacity, bool writable, bool writeThroughFile = false, bool keepFile = false)
     {
-        using var fs = new FileStream(path, writable ? FileMode.OpenOrCreate : FileMode.Open,
-            writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
-        if (writable)
+        var handle = File.OpenHandle(path, writable ? FileMode.OpenOrCreate : FileMode.Open,
+            writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        bool keep = false;
+        try
         {
-            if (fs.Length < capacity) fs.SetLength(capacity);
-            capacity = fs.Length;
+            long length = RandomAccess.GetLength(handle);
+            if (writable && length < capacity)
+            {
+                RandomAccess.SetLength(handle, capacity);
+                length = capacity;
+            }
+            capacity = length;
+            if (capacity <= 0) throw new IOException($"Cannot map empty file {path}");
+            var access = writable ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
+            using var mmf = MemoryMappedFile.CreateFromFile(handle, null, capacity, access, HandleInheritability.None, leaveOpen: true);
+            var view = mmf.CreateViewAccessor(0, capacity, access);
+            byte* p = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+            p += view.PointerOffset;
+            // Appends fault in fresh (hole) pages one at a time; the kernel's mmap read-around on the first fault
+            // of a new file costs milliseconds on ext4 and is useless here. Read-only maps keep the default so
+            // sequential consumers still get readahead.
+            if (writable && !writeThroughFile && OperatingSystem.IsLinux()) _ = madvise(p, (nuint)capacity, MadvRandom);
+            keep = writeThroughFile || keepFile;
+            return new MappedFile(path, view, p, capacity, writable, keep ? handle : null);
         }
-        else capacity = fs.Length;
-        if (capacity <= 0) throw new IOException($"Cannot map empty file {path}");
-        var access = writable ? MemoryMappedFileAccess.ReadWrite : MemoryMappedFileAccess.Read;
-        using var mmf = MemoryMappedFile.CreateFromFile(fs, null, capacity, access, HandleInheritability.None, leaveOpen: true);
-        var view = mmf.CreateViewAccessor(0, capacity, access);
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        p += view.PointerOffset;
-        // Appends fault in fresh (hole) pages one at a time; the kernel's mmap read-around on the first fault
-        // of a new file costs milliseconds on ext4 and is useless here. Read-only maps keep the default so
-        // sequential consumers still get readahead.
-        if (writable && !writeThroughFile && OperatingSystem.IsLinux()) _ = madvise(p, (nuint)capacity, MadvRandom);
-        var handle = writeThroughFile
-            ? File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete)
-            : null;
-        return new MappedFile(path, view, p, capacity, writable, handle);
+        finally
+        {
+            if (!keep) handle.Dispose();
+        }
     }
+
+    /// <summary>
+    /// The open descriptor of the mapped file (write-through and keep-file maps), null otherwise. Closed only by
+    /// <see cref="Dispose(long)"/>, i.e. when the owning segment has no readers left.
+    /// </summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle? FileHandle => _file;
 
     /// <summary>Writes through the file descriptor (write-through maps only); readers see it via the mapping.</summary>
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
         if ((ulong)offset + (ulong)data.Length > (ulong)Capacity) throw new ArgumentOutOfRangeException(nameof(offset));
-        RandomAccess.Write(_writeHandle ?? throw new InvalidOperationException("Not a write-through mapping"), data, offset);
+        if (_file is null || !Writable) throw new InvalidOperationException("Not a write-through mapping");
+        RandomAccess.Write(_file, data, offset);
     }
 
     private const int MadvRandom = 1;
@@ -95,9 +113,9 @@ internal sealed unsafe class MappedFile : IDisposable
     {
         if (_disposed || !Writable) return;
         _view.Flush();
-        if (_writeHandle is not null)
+        if (_file is not null)
         {
-            RandomAccess.FlushToDisk(_writeHandle);
+            RandomAccess.FlushToDisk(_file);
             return;
         }
         try
@@ -118,7 +136,7 @@ internal sealed unsafe class MappedFile : IDisposable
         _disposed = true;
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
-        _writeHandle?.Dispose();
+        _file?.Dispose();
         if (trimTo >= 0 && Writable && File.Exists(_path))
         {
             using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);

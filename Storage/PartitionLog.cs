@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
+using Microsoft.Win32.SafeHandles;
 using Kayak.Protocol.Records;
 
 namespace Kayak.Storage;
@@ -10,21 +12,41 @@ public readonly record struct AppendResult(long BaseOffset, long LastOffset, lon
 
 /// <summary>
 /// Whole record batches read from one segment, as zero-copy memory over the mapped file. Holds a reference
-/// on the segment until disposed, so retention, roll or topic deletion cannot unmap the bytes while the
-/// broker is still writing them to a socket. Dispose exactly once (extra calls are ignored).
+/// on the segment until disposed, so retention, roll or topic deletion cannot unmap the bytes (or close the
+/// segment's descriptor) while the broker is still writing them to a socket. Dispose exactly once (extra calls
+/// are ignored).
 /// </summary>
 public sealed class FetchSlice : IDisposable
 {
     private LogSegment? _segment;
+    private readonly SafeFileHandle? _file;
+    private readonly long _fileOffset;
 
     /// <summary>An empty result (fetch at the log end offset).</summary>
-    public static FetchSlice Empty { get; } = new(null, default);
+    public static FetchSlice Empty { get; } = new(null, default, null, 0);
 
     /// <summary>Concatenated v2 batches; the first contains the requested offset.</summary>
     public ReadOnlyMemory<byte> Data { get; }
     public bool IsEmpty => Data.IsEmpty;
 
-    internal FetchSlice(LogSegment? segment, ReadOnlyMemory<byte> data) { _segment = segment; Data = data; }
+    internal FetchSlice(LogSegment? segment, ReadOnlyMemory<byte> data, SafeFileHandle? file, long fileOffset)
+    {
+        _segment = segment; Data = data; _file = file; _fileOffset = fileOffset;
+    }
+
+    /// <summary>
+    /// The segment file behind <see cref="Data"/>: a readable descriptor and the file offset of <c>Data[0]</c>, so
+    /// the bytes can be sent with sendfile(2) as Kafka's FileRecords.writeTo (FileChannel.transferTo) does. The
+    /// descriptor is the mapped inode itself (still valid after retention unlinked or compaction replaced the
+    /// path) and stays open until this slice is disposed; do not close it. False when the segment keeps no
+    /// descriptor, the slice is empty or already disposed: send <see cref="Data"/> instead.
+    /// </summary>
+    public bool TryGetFile([NotNullWhen(true)] out SafeFileHandle? file, out long fileOffset)
+    {
+        file = _file;
+        fileOffset = _fileOffset;
+        return file is not null && !Data.IsEmpty && Volatile.Read(ref _segment) is not null;
+    }
 
     public void Dispose() => Interlocked.Exchange(ref _segment, null)?.Release();
 }
@@ -379,7 +401,7 @@ public sealed partial class PartitionLog
                         endPos += next;
                     }
                     keep = true;
-                    return new FetchSlice(seg, seg.Memory(pos, endPos - pos));
+                    return new FetchSlice(seg, seg.Memory(pos, endPos - pos), seg.FileHandle, pos);
                 }
                 finally
                 {

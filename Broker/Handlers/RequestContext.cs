@@ -1,4 +1,7 @@
 using System.Net;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Kayak.Storage;
 using Kayak.Protocol;
 
 namespace Kayak.Broker.Handlers;
@@ -22,6 +25,21 @@ public sealed class RequestContext
     /// reference mapped log memory directly, which must not be unmapped before it is sent.
     /// </summary>
     public void DisposeAfterSend(IDisposable resource) => (_afterSend ??= new List<IDisposable>()).Add(resource);
+
+    /// <summary>
+    /// The fetched slice (kept alive by <see cref="DisposeAfterSend"/>) whose Data is exactly
+    /// <paramref name="records"/> (same address and length), so the connection can send those bytes from the
+    /// segment file with sendfile(2). Null when the memory is not a slice's (e.g. down-converted records).
+    /// </summary>
+    internal FetchSlice? FindFetchSlice(ReadOnlyMemory<byte> records)
+    {
+        if (_afterSend is null) return null;
+        ref byte start = ref MemoryMarshal.GetReference(records.Span);
+        foreach (var d in _afterSend)
+            if (d is FetchSlice s && s.Data.Length == records.Length && Unsafe.AreSame(ref MemoryMarshal.GetReference(s.Data.Span), ref start))
+                return s;
+        return null;
+    }
 
     internal void ResponseSent()
     {

@@ -217,6 +217,7 @@ internal sealed class Connection
     private async Task WriteLoopAsync(PipeWriter writer)
     {
         var reader = _responses.Reader;
+        bool useSendFile = SendFile.ShouldUse(_socket);
         try
         {
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
@@ -245,7 +246,7 @@ internal sealed class Connection
                         pending.Context?.ResponseSent();
                         throw new IOException("Connection dropped by fault injection");
                     }
-                    var spliced = SplicedResponse.For(response);
+                    var spliced = SplicedResponse.For(response, pending.Context);
                     if (spliced is not null)
                     {
                         // Large records go to the socket straight from the log mapping: flush what the pipe holds
@@ -256,7 +257,7 @@ internal sealed class Connection
                             WriteResponse(spliced, pending, response);
                             var flushed = await writer.FlushAsync().ConfigureAwait(false);
                             if (flushed.IsCompleted) return;
-                            await spliced.SendAsync(_socket, _closed.Token).ConfigureAwait(false);
+                            await spliced.SendAsync(_socket, useSendFile, _closed.Token).ConfigureAwait(false);
                         }
                         finally
                         {
