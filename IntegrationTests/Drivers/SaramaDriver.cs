@@ -146,17 +146,7 @@ public sealed class SaramaDriver : IClientDriver
             StandardInput = request.ToJsonString(),
             Timeout = TimeSpan.FromSeconds(90),
         }, cancellationToken);
-        result.EnsureSuccess();
-        try
-        {
-            var lastLine = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "";
-            return JsonNode.Parse(lastLine) ?? throw new JsonException("null");
-        }
-        catch (JsonException e)
-        {
-            Assert.Fail($"{Name} {operation}: output is not JSON ({e.Message})\n{result.Describe()}");
-            throw;
-        }
+        return JsonScriptDriver.LastJsonLine(result, $"{Name} {operation}");
     }
 
     /// <summary>

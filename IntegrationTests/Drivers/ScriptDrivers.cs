@@ -19,6 +19,12 @@ public abstract class JsonScriptDriver : IClientDriver
     public async Task<JsonNode> RunAsync(string script, JsonObject request, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         var result = await ProcessRunner.RunAsync(Spec(script, request.ToJsonString(), timeout ?? TimeSpan.FromSeconds(90)), cancellationToken);
+        return LastJsonLine(result, $"{Name} {script}");
+    }
+
+    /// <summary>The driver's answer: it must exit 0 and print one JSON document as its last line of output.</summary>
+    internal static JsonNode LastJsonLine(ProcessResult result, string what)
+    {
         result.EnsureSuccess();
         try
         {
@@ -27,7 +33,7 @@ public abstract class JsonScriptDriver : IClientDriver
         }
         catch (JsonException e)
         {
-            Assert.Fail($"{Name} {script}: output is not JSON ({e.Message})\n{result.Describe()}");
+            Assert.Fail($"{what}: output is not JSON ({e.Message})\n{result.Describe()}");
             throw;
         }
     }
