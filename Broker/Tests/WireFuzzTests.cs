@@ -29,6 +29,9 @@ public class WireFuzzTests
     private const string Topic = "fuzz-topic";
     private const string Group = "fuzz-group";
     private const string TransactionalId = "fuzz-txn";
+    /// <summary>Base seed; KAYAK_FUZZ_SEED explores other mutation sequences (the failure message names the request bytes).</summary>
+    private static readonly int Seed =
+        int.TryParse(Environment.GetEnvironmentVariable("KAYAK_FUZZ_SEED"), out int s) ? s : 0x5EED;
     private static readonly TimeSpan ResponseTimeout = TimeSpan.FromSeconds(5);
 
     private BrokerFixture _fx = null!;
@@ -72,7 +75,7 @@ public class WireFuzzTests
     public async Task MutatedRequestsAreAnsweredOrClose(ApiKey key)
     {
         var served = ApiVersionTable.Find(key)!;
-        var rng = new Random(0x5EED + 7919 * (int)key);
+        var rng = new Random(Seed + 7919 * (int)key);
         var failures = new List<string>();
         var stats = new FuzzStats();
         int logMark = _logs.Count;
@@ -83,19 +86,36 @@ public class WireFuzzTests
         {
             for (short v = served.MinVersion; v <= served.MaxVersion; v++)
             {
-                for (int b = 0; b < 2; b++)
+                // Bases: 0 = default request, 1 = realistic request, both with their bytes mutated; 2 = the realistic
+                // (or default) request with field values mutated and re-encoded, so it parses and reaches the handler.
+                for (int b = 0; b < 3; b++)
                 {
                     for (int i = 0; i < MutationsPerBase; i++)
                     {
                         // JoinGroup gets a fresh group per copy: a second member joining the same group would
                         // legitimately wait for the first one's rebalance timeout.
                         var request = b == 0 ? ApiMessageTypes.CreateRequest(key) : Realistic(key, v, rng.Next(1_000_000));
-                        if (request is null) break;
-                        byte[] body = EncodeHeaderAndBody(request, v, correlationId: 1000 + i);
-                        string description = Mutate(rng, ref body);
+                        if (request is null)
+                        {
+                            if (b == 1) continue;
+                            request = ApiMessageTypes.CreateRequest(key);
+                        }
+                        byte[] body;
+                        string description;
+                        if (b < 2)
+                        {
+                            body = EncodeHeaderAndBody(request, v, correlationId: 1000 + i);
+                            description = Mutate(rng, ref body);
+                        }
+                        else
+                        {
+                            var encoded = MutateValues(rng, request, v, 1000 + i, out description);
+                            if (encoded is null) { stats.Skipped++; continue; }
+                            body = encoded;
+                        }
                         string? failure = await session.ExchangeAsync(key, v, body, stats);
                         if (failure is not null && failures.Count < 8)
-                            failures.Add($"{key} v{v} base {(b == 0 ? "default" : "realistic")} #{i} [{description}]: {failure}\n    bytes {Hex(body)}");
+                            failures.Add($"{key} v{v} base {(b == 0 ? "default" : b == 1 ? "realistic" : "values")} #{i} [{description}]: {failure}\n    bytes {Hex(body)}");
                     }
                 }
             }
@@ -169,6 +189,35 @@ public class WireFuzzTests
             foreach (var c in clients) c.Dispose();
         }
         await ControlRoundTripAsync();
+        Assert.That(_logs.ErrorsSince(logMark), Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task MalformedRequestIsLoggedOnceWithoutStackTrace()
+    {
+        int logMark = _logs.Count;
+        using (var tcp = await ConnectAsync())
+        {
+            // Metadata v9 whose topics array claims 0x7FFFFFFF entries in a 20-byte body.
+            var frame = RawClient.Encode(new MetadataRequest { Topics = [new MetadataRequest.MetadataRequestTopic { Name = Topic }] }, 9, 77);
+            // size, key, version, correlation id, client id (INT16 length + "kayak-broker-tests"), header tags
+            int arrayAt = 4 + 2 + 2 + 4 + 2 + "kayak-broker-tests".Length + 1;
+            Assert.That(frame[arrayAt], Is.EqualTo(2), "compact array of one topic");
+            byte[] hostile = [.. frame.AsSpan(0, arrayAt), 0xFF, 0xFF, 0xFF, 0xFF, 0x07, .. frame.AsSpan(arrayAt + 1)];
+            BinaryPrimitives.WriteInt32BigEndian(hostile, hostile.Length - 4);
+            var stream = tcp.GetStream();
+            await stream.WriteAsync(hostile);
+            var buffer = new byte[16];
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            Assert.That(await stream.ReadAsync(buffer, cts.Token), Is.EqualTo(0), "connection closed");
+        }
+        await ControlRoundTripAsync();
+        var entries = _logs.EntriesSince(logMark);
+        var aboutIt = entries.FindAll(e => e.Message.Contains("Closing connection", StringComparison.Ordinal));
+        Assert.That(aboutIt, Has.Count.EqualTo(1), string.Join("\n", entries.Select(e => e.Message)));
+        Assert.That(aboutIt[0].Level, Is.EqualTo(LogLevel.Information).Or.EqualTo(LogLevel.Warning));
+        Assert.That(aboutIt[0].HasException, Is.False, "no stack trace for a client's malformed request");
         Assert.That(_logs.ErrorsSince(logMark), Is.Empty);
     }
 
@@ -585,6 +634,103 @@ public class WireFuzzTests
         }
     }
 
+    // ---------------------------------------------------------------------------------------------------------
+    // Value mutations: well-formed requests carrying hostile values (extreme numbers, odd or huge strings, nulls,
+    // empty or duplicated lists), which is where handlers, not the reader, must hold.
+
+    private static readonly string[] OddStrings =
+    [
+        // No existing topic names: DeleteTopics would legitimately delete them and later batches need them.
+        "", " ", ".", "..", "fuzz-absent", new string('x', 300), new string('y', 249), "fuzz\u0000topic", "t\u00e9st-\u2603",
+        "../../etc/passwd", "-1", "2147483648",
+    ];
+
+    /// <summary>Mutates 1-3 field values of <paramref name="request"/> and encodes it; null when no mutation encodes at this version.</summary>
+    private static byte[]? MutateValues(Random rng, IApiMessage request, short version, int correlationId, out string description)
+    {
+        var fields = new List<(object Owner, System.Reflection.PropertyInfo Property)>();
+        CollectFields(request, fields, depth: 0);
+        var parts = new List<string>();
+        int count = 1 + rng.Next(3);
+        for (int m = 0; m < count && fields.Count > 0; m++)
+        {
+            var (owner, property) = fields[rng.Next(fields.Count)];
+            object? value = InterestingValue(rng, property.PropertyType, property.GetValue(owner));
+            if (value is NoValue) continue;
+            property.SetValue(owner, value);
+            parts.Add($"{owner.GetType().Name}.{property.Name} = {Describe(value)}");
+        }
+        description = string.Join("; ", parts);
+        try
+        {
+            return EncodeHeaderAndBody(request, version, correlationId);
+        }
+        catch (Exception e) when (e is ProtocolException or NullReferenceException or ArgumentException or InvalidOperationException)
+        {
+            // A value this version cannot carry (a field it lacks, a null where it has no nulls): not sendable.
+            return null;
+        }
+    }
+
+    private static void CollectFields(object message, List<(object, System.Reflection.PropertyInfo)> fields, int depth)
+    {
+        if (depth > 4) return;
+        foreach (var p in message.GetType().GetProperties())
+        {
+            if (!p.CanWrite || p.Name == "UnknownTaggedFields" || p.GetIndexParameters().Length > 0) continue;
+            fields.Add((message, p));
+            var value = p.GetValue(message);
+            if (value is IKafkaMessage nested) CollectFields(nested, fields, depth + 1);
+            else if (value is System.Collections.IList list)
+                foreach (var e in list)
+                    if (e is IKafkaMessage element) CollectFields(element, fields, depth + 1);
+        }
+    }
+
+    private sealed class NoValue { public static readonly NoValue Instance = new(); }
+
+    private static object? InterestingValue(Random rng, Type type, object? current)
+    {
+        if (type == typeof(int)) return rng.Next(7) switch { 0 => 0, 1 => -1, 2 => int.MinValue, 3 => int.MaxValue, 4 => -2, 5 => 1 << 20, _ => rng.Next() };
+        if (type == typeof(long)) return rng.Next(6) switch { 0 => 0L, 1 => -1L, 2 => long.MinValue, 3 => long.MaxValue, 4 => -2L, _ => (long)rng.Next() << 16 };
+        if (type == typeof(short)) return rng.Next(5) switch { 0 => (short)0, 1 => (short)-1, 2 => short.MinValue, 3 => short.MaxValue, _ => (short)rng.Next(-5, 20) };
+        if (type == typeof(sbyte)) return rng.Next(4) switch { 0 => (sbyte)0, 1 => (sbyte)-1, 2 => sbyte.MinValue, _ => (sbyte)rng.Next(-3, 10) };
+        if (type == typeof(bool)) return !(bool)current!;
+        if (type == typeof(string)) return rng.Next(8) == 0 ? null : OddStrings[rng.Next(OddStrings.Length)];
+        if (type == typeof(Uuid)) return rng.Next(3) switch { 0 => Uuid.Zero, 1 => Uuid.One, _ => new Uuid(rng.NextInt64(), rng.NextInt64()) };
+        if (type == typeof(byte[])) return rng.Next(3) switch { 0 => null, 1 => Array.Empty<byte>(), _ => RandomBytes(rng, rng.Next(1, 64)) };
+        if (type == typeof(ReadOnlyMemory<byte>?)) return rng.Next(3) switch { 0 => null, 1 => (ReadOnlyMemory<byte>?)ReadOnlyMemory<byte>.Empty, _ => (ReadOnlyMemory<byte>?)RandomBytes(rng, rng.Next(1, 80)) };
+        if (current is System.Collections.IList list && type.IsGenericType)
+        {
+            switch (rng.Next(3))
+            {
+                case 0: return null;
+                case 1: return Activator.CreateInstance(type);
+                default:
+                    if (list.Count == 0) return NoValue.Instance;
+                    list.Add(list[rng.Next(list.Count)]); // a duplicate entry (same topic/partition/group twice)
+                    return list;
+            }
+        }
+        return NoValue.Instance;
+    }
+
+    private static byte[] RandomBytes(Random rng, int n)
+    {
+        var b = new byte[n];
+        rng.NextBytes(b);
+        return b;
+    }
+
+    private static string Describe(object? value) => value switch
+    {
+        null => "null",
+        string { Length: > 20 } s => $"string({s.Length})",
+        byte[] b => $"bytes({b.Length})",
+        System.Collections.IList l => $"list({l.Count})",
+        _ => value.ToString() ?? "?",
+    };
+
     private static string Hex(byte[] data) =>
         data.Length <= 256 ? Convert.ToHexString(data) : Convert.ToHexString(data.AsSpan(0, 256)) + $"...({data.Length} bytes)";
 
@@ -613,6 +759,7 @@ public class WireFuzzTests
         private TcpClient? _tcp;
         private NetworkStream? _stream;
         private int _pingId = 1_000_000;
+        private readonly HashSet<string> _joinedGroups = new(StringComparer.Ordinal);
 
         public FuzzSession(string bootstrap) { _bootstrap = bootstrap; }
 
@@ -656,6 +803,9 @@ public class WireFuzzTests
                 acksZero = request is ProduceRequest { Acks: 0 };
                 // Long polls that legitimately wait: Fetch's max wait, bounded by the response timeout here.
                 if (request is FetchRequest { MaxWaitMs: > 1000, MinBytes: > 0 }) { stats.Skipped++; return null; }
+                // A second member joining a group (a mutation can turn two group ids into the same one) legitimately
+                // waits for the first member's rebalance timeout: each group is joined once.
+                if (request is JoinGroupRequest join && !_joinedGroups.Add(join.GroupId)) { stats.Skipped++; return null; }
             }
             catch (ProtocolException)
             {
@@ -765,6 +915,18 @@ internal sealed class CapturingLoggerFactory : ILoggerFactory
 {
     private readonly List<(LogLevel Level, string Category, string Message)> _entries = new();
 
+    public readonly record struct Entry(LogLevel Level, string Message, bool HasException);
+
+    private readonly List<bool> _hasException = new();
+
+    public List<Entry> EntriesSince(int mark)
+    {
+        var result = new List<Entry>();
+        lock (_entries)
+            for (int i = mark; i < _entries.Count; i++) result.Add(new Entry(_entries[i].Level, _entries[i].Message, _hasException[i]));
+        return result;
+    }
+
     public int Count { get { lock (_entries) return _entries.Count; } }
 
     public List<string> ErrorsSince(int mark)
@@ -789,7 +951,11 @@ internal sealed class CapturingLoggerFactory : ILoggerFactory
         {
             if (!IsEnabled(logLevel)) return;
             string message = formatter(state, exception) + (exception is null ? "" : "\n" + exception);
-            lock (owner._entries) owner._entries.Add((logLevel, category, message));
+            lock (owner._entries)
+            {
+                owner._entries.Add((logLevel, category, message));
+                owner._hasException.Add(exception is not null);
+            }
         }
     }
 }
