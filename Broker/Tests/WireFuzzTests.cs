@@ -571,8 +571,7 @@ public class WireFuzzTests
         RawClient.Encode(request, version, correlationId).AsSpan(4).ToArray();
 
     // ---------------------------------------------------------------------------------------------------------
-    // Mutations. The api key and version (first 4 bytes) are kept: which request is being fuzzed stays known, and
-    // unknown keys and versions are ConnectionTests' subject.
+    // Mutations. The api key and version (first 4 bytes) are mostly kept so each API's batch fuzzes that API.
 
     private const int Protected = 4;
     private static readonly byte[] Magic = [0x00, 0xFF, 0x7F, 0x80];
@@ -588,7 +587,8 @@ public class WireFuzzTests
 
     private static string MutateOnce(Random rng, ref byte[] data)
     {
-        int pos = rng.Next(Protected, data.Length);
+        // Now and then the api key or version itself.
+        int pos = rng.Next(16) == 0 ? rng.Next(0, Protected) : rng.Next(Protected, data.Length);
         switch (rng.Next(8))
         {
             case 0:
@@ -847,10 +847,30 @@ public class WireFuzzTests
             bool parses;
             int correlationId = 0;
             bool acksZero = false;
+            // Mutations may hit the api key and version too: an unknown key or an unsupported version closes the
+            // connection, except ApiVersions, which KIP-511 answers at v0 with UNSUPPORTED_VERSION.
+            bool unsupportedApiVersions = false;
+            if (payload.Length >= 4)
+            {
+                key = (ApiKey)BinaryPrimitives.ReadInt16BigEndian(payload);
+                version = BinaryPrimitives.ReadInt16BigEndian(payload.AsSpan(2));
+            }
+            var served = ApiVersionTable.Find(key);
+            bool supported = served is not null && version >= served.MinVersion && version <= served.MaxVersion;
             try
             {
+                if (payload.Length < 8 || served is null) ThrowHelper.Malformed("unknown api key or short header");
                 var reader = new KafkaReader(payload);
                 var header = new RequestHeader();
+                if (!supported)
+                {
+                    if (key != ApiKey.ApiVersions) ThrowHelper.Malformed("unsupported version");
+                    header.Read(ref reader, 1);
+                    correlationId = header.CorrelationId;
+                    unsupportedApiVersions = true;
+                    version = 0;
+                    throw new ParsedEnough();
+                }
                 header.Read(ref reader, ApiMessageTypes.RequestHeaderVersion(key, version));
                 correlationId = header.CorrelationId;
                 var request = ApiMessageTypes.CreateRequest(key);
@@ -862,6 +882,10 @@ public class WireFuzzTests
                 // A second member joining a group (a mutation can turn two group ids into the same one) legitimately
                 // waits for the first member's rebalance timeout: each group is joined once.
                 if (request is JoinGroupRequest join && !_joinedGroups.Add(join.GroupId)) { stats.Skipped++; return null; }
+            }
+            catch (ParsedEnough)
+            {
+                parses = true;
             }
             catch (ProtocolException)
             {
@@ -923,6 +947,8 @@ public class WireFuzzTests
                 var response = ApiMessageTypes.CreateResponse(key);
                 response.Read(ref reader, version);
                 if (reader.Remaining != 0) { Reset(); return $"{reader.Remaining} bytes left after the v{version} response"; }
+                if (unsupportedApiVersions && ((ApiVersionsResponse)response).ErrorCode != (short)ErrorCode.UnsupportedVersion)
+                    return "ApiVersions at an unsupported version was not answered with UNSUPPORTED_VERSION";
             }
             catch (Exception e)
             {
@@ -934,6 +960,9 @@ public class WireFuzzTests
         }
 
         private enum ReadOutcome { Frame, Closed, Timeout }
+
+        /// <summary>The local parse got as far as the broker will (the KIP-511 ApiVersions fallback reads only the header).</summary>
+        private sealed class ParsedEnough : Exception;
 
         private static async Task<(ReadOutcome, int CorrelationId, byte[] Body)> ReadAsync(NetworkStream stream)
         {
