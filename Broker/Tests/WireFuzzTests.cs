@@ -170,6 +170,36 @@ public class WireFuzzTests
         Assert.That(heapAfter - heapBefore, Is.LessThan(32L * 1024 * 1024));
     }
 
+    // Found by review of the fuzzer's length inflation: an array count is checked against the bytes left in the frame,
+    // but the reader sized its list by the count up front, so a 16 MB frame claiming 16 million topics allocated a
+    // 128 MB reference array before the first (malformed) element failed. Lists now grow with what parses.
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task ArrayCountClaimingTheWholeFrameDoesNotPreallocate()
+    {
+        const int padding = 16 << 20;
+        var head = RawClient.Encode(new ProduceRequest { Acks = 1, TimeoutMs = 1000 }, 3, 9);
+        // Produce v3 ends with the topics array length (INT32, here 0): claim one element per byte that follows,
+        // and make those bytes 0xFF so the first topic name is a null string and parsing fails at once.
+        var frame = new byte[head.Length + padding];
+        head.CopyTo(frame, 0);
+        BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(head.Length - 4), padding);
+        frame.AsSpan(head.Length).Fill(0xFF);
+        BinaryPrimitives.WriteInt32BigEndian(frame, frame.Length - 4);
+
+        using var tcp = await ConnectAsync();
+        var stream = tcp.GetStream();
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        await stream.WriteAsync(frame);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.That(await stream.ReadAsync(new byte[8], cts.Token), Is.EqualTo(0), "malformed request closes the connection");
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        // The broker's frame buffer is the only large allocation allowed: pooled arrays round up to a power of two
+        // and grow by doubling from 4 MB (4+8+16+32 MB on first use). The presized list alone was 128 MB.
+        Assert.That(allocated, Is.LessThan(5L * padding), $"allocated {allocated / 1024 / 1024} MB for a {padding / 1024 / 1024} MB frame");
+        await ControlRoundTripAsync();
+    }
+
     // The fix for the test above receives large requests into a buffer that grows with the bytes that arrive;
     // a request larger than the first buffer (4 MB), sent in uneven pieces, must still arrive intact.
     [Test]
