@@ -341,6 +341,92 @@ public class WireFuzzTests
         await ControlRoundTripAsync();
     }
 
+    // Record batches whose bytes are mutated but whose CRC is recomputed, so the broker's batch and record
+    // validation (not the CRC) must decide: each produce either appends exactly the batch's records or fails
+    // without appending, and whatever was appended reads back as valid batches with contiguous offsets.
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task MutatedBatchesWithValidCrcAreAppendedWholeOrNotAtAll()
+    {
+        var topic = _fx.CreateTopic("fuzz-batches", 1);
+        var log = topic.Partitions[0];
+        var rng = new Random(Seed + 1);
+        int logMark = _logs.Count;
+        var codecs = new[] { CompressionType.None, CompressionType.Gzip, CompressionType.Snappy, CompressionType.Lz4, CompressionType.Zstd };
+        using var client = await RawClient.ConnectAsync(_fx.Broker.BootstrapServers);
+        int appended = 0, refused = 0;
+        for (int i = 0; i < 8 * MutationsPerBase; i++)
+        {
+            var codec = codecs[rng.Next(codecs.Length)];
+            int records = 1 + rng.Next(3);
+            byte[] batch;
+            using (var builder = new RecordBatchBuilder(new RecordBatchOptions { Compression = codec }))
+            {
+                for (int r = 0; r < records; r++)
+                    builder.Append(1_700_000_000_000 + r, rng.Next(3) == 0 ? null : RandomBytes(rng, rng.Next(1, 12)), RandomBytes(rng, rng.Next(0, 40)),
+                        rng.Next(2) == 0 ? null : [new RecordHeader("h" + r, rng.Next(3) == 0 ? null : RandomBytes(rng, 3))]);
+                batch = builder.ToArray();
+            }
+            // Anything from the partition leader epoch on (base offset and length are the framing ConnectionTests
+            // and the lying-length test cover); the CRC itself is recomputed below.
+            int flips = 1 + rng.Next(2);
+            for (int f = 0; f < flips; f++)
+            {
+                int pos = rng.Next(RecordBatchHeader.PartitionLeaderEpochOffset, batch.Length);
+                if (pos is >= RecordBatchHeader.CrcOffset and < RecordBatchHeader.AttributesOffset) pos = RecordBatchHeader.AttributesOffset + 1;
+                batch[pos] = rng.Next(2) == 0 ? Magic[rng.Next(Magic.Length)] : (byte)(batch[pos] ^ (1 << rng.Next(8)));
+            }
+            BinaryPrimitives.WriteUInt32BigEndian(batch.AsSpan(RecordBatchHeader.CrcOffset), RecordBatch.ComputeCrc(batch));
+
+            long leoBefore = log.LogEndOffset;
+            var response = await client.SendAsync<ProduceResponse>(ProduceTo("fuzz-batches", 0, batch, acks: -1), 9);
+            var p = response.Responses[0].PartitionResponses[0];
+            long leoAfter = log.LogEndOffset;
+            if (p.ErrorCode == 0)
+            {
+                appended++;
+                Assert.That(p.BaseOffset, Is.EqualTo(leoBefore), $"#{i} base offset");
+                Assert.That(leoAfter - leoBefore, Is.EqualTo(RecordBatchHeader.TryRead(batch, out var h) ? h.RecordsCount : -1), $"#{i} appended exactly the batch's records");
+            }
+            else
+            {
+                refused++;
+                Assert.That(leoAfter, Is.EqualTo(leoBefore), $"#{i} refused with {p.ErrorCode} but the log grew");
+            }
+        }
+        TestContext.Out.WriteLine($"{appended} appended, {refused} refused");
+        Assert.That(appended, Is.GreaterThan(0));
+        Assert.That(refused, Is.GreaterThan(0));
+
+        // Read the whole partition back: every stored batch is valid and offsets are contiguous up to the end.
+        var fetch = await client.SendAsync<FetchResponse>(new FetchRequest
+        {
+            MaxWaitMs = 0, MinBytes = 0, MaxBytes = 64 << 20,
+            Topics = [new FetchRequest.FetchTopic { Topic = "fuzz-batches", Partitions = [new FetchRequest.FetchPartition { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 64 << 20 }] }],
+        }, 11);
+        Assert.That(StoredBatchesEnd(fetch.Responses[0].Partitions[0].Records!.Value.ToArray()), Is.EqualTo(log.LogEndOffset));
+        Assert.That(_logs.ErrorsSince(logMark), Is.Empty);
+        await ControlRoundTripAsync();
+    }
+
+    /// <summary>Validates each stored batch as the produce path would and returns the offset after the last one.</summary>
+    private static long StoredBatchesEnd(byte[] records)
+    {
+        long next = 0;
+        int offset = 0;
+        var options = new ValidationOptions { RequireContiguousOffsets = false };
+        while (offset < records.Length && RecordBatch.TryReadBatch(records.AsSpan(offset), out var header, out int size))
+        {
+            Assert.That(header.BaseOffset, Is.EqualTo(next), "stored batches are contiguous");
+            var validation = RecordBatch.Validate(records.AsSpan(offset, size), options);
+            Assert.That(validation.IsValid, Is.True, $"stored batch at {header.BaseOffset}: {validation.Error} {validation.Message}");
+            next = header.LastOffset + 1;
+            offset += size;
+        }
+        Assert.That(offset, Is.EqualTo(records.Length), "no partial batch at the end");
+        return next;
+    }
+
     // Found by the fuzzer: a CreateTopics/CreatePartitions count of 0x7FFFFFFF made the broker allocate a partition
     // table of two billion entries and the process died of OutOfMemory. Kafka's controller refuses operations
     // needing more than 10,000 metadata records with POLICY_VIOLATION.
