@@ -276,6 +276,25 @@ public class WireFuzzTests
         Assert.That(_logs.ErrorsSince(logMark), Is.Empty);
     }
 
+    // A malformed request behind pipelined valid ones: the valid ones are answered, in order, before the close.
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task MalformedRequestAfterPipelinedValidOnesClosesAfterTheirResponses()
+    {
+        using var client = await RawClient.ConnectAsync(_fx.Broker.BootstrapServers);
+        int first = await client.SendOnlyAsync(new MetadataRequest { Topics = [new MetadataRequest.MetadataRequestTopic { Name = Topic }] }, 12);
+        int second = await client.SendOnlyAsync(new ListOffsetsRequest
+        {
+            ReplicaId = -1,
+            Topics = [new ListOffsetsRequest.ListOffsetsTopic { Name = Topic, Partitions = [new ListOffsetsRequest.ListOffsetsPartition { PartitionIndex = 0, Timestamp = -1 }] }],
+        }, 7);
+        // Fetch v4 header, then a body cut inside its replica id.
+        await client.WriteRawAsync([0, 0, 0, 11, 0, 1, 0, 4, 0, 0, 0, 99, 0xFF, 0xFF, 0]);
+        Assert.That((await client.ReadFrameAsync()).CorrelationId, Is.EqualTo(first));
+        Assert.That((await client.ReadFrameAsync()).CorrelationId, Is.EqualTo(second));
+        Assert.That(await client.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)), Is.True);
+    }
+
     [Test]
     [CancelAfter(30_000)]
     public async Task MalformedRequestIsLoggedOnceWithoutStackTrace()
