@@ -33,6 +33,15 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
             return Done(response);
         }
 
+        // Kafka's KafkaApis refuses null names and topic ids below v12 (v10-11 carry the fields but do not support
+        // them) with INVALID_REQUEST for every topic; answering a null name at v10-11 would not even encode.
+        if (context.ApiVersion < 12)
+        {
+            foreach (var t in request.Topics!)
+                if (t.Name is null || !t.TopicId.IsZero)
+                    return Done(InvalidRequest(response, request.Topics));
+        }
+
         bool allowAutoCreate = context.ApiVersion < 4 || request.AllowAutoTopicCreation;
         foreach (var t in request.Topics!)
         {
@@ -50,6 +59,14 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
                 : new MetadataResponse.MetadataResponseTopic { Name = t.Name, ErrorCode = (short)result.Error });
         }
         return Done(response);
+    }
+
+    /// <summary>Kafka's MetadataRequest.getErrorResponse: every requested topic with the error, a null name as "".</summary>
+    private static MetadataResponse InvalidRequest(MetadataResponse response, List<MetadataRequest.MetadataRequestTopic> topics)
+    {
+        foreach (var t in topics)
+            response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name ?? "", TopicId = t.TopicId, ErrorCode = (short)ErrorCode.InvalidRequest });
+        return response;
     }
 
     internal static MetadataResponse.MetadataResponseTopic Describe(BrokerState broker, TopicLog topic)

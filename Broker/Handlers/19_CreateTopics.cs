@@ -3,7 +3,10 @@
 // errors, since this is one node. validateOnly (v1+) checks everything and creates nothing. Duplicate names
 // in one request get INVALID_REQUEST. v5+ answers with partitions, replication factor and the topic's
 // resulting configs (value and source, as DescribeConfigs reports them); v7+ with the topic id.
-// timeoutMs is not needed: creation is synchronous.
+// timeoutMs is not needed: creation is synchronous. Like Kafka's controller, one request may create at most
+// MaxRecordsPerUserOp metadata records (a topic, its partitions, its configs); beyond that every topic gets
+// POLICY_VIOLATION "Unable to perform excessively large batch operation." (QuorumController's bounded record
+// list), so a request claiming two billion partitions is refused instead of allocating for them.
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
@@ -21,6 +24,17 @@ public sealed class CreateTopicsHandler : ApiHandler<CreateTopicsRequest>
         var duplicates = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in request.Topics)
             if (!seen.Add(t.Name)) duplicates.Add(t.Name);
+
+        if (RecordsNeeded(broker, request) > MaxRecordsPerUserOp)
+        {
+            foreach (var t in request.Topics)
+            {
+                var refused = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
+                SetError(refused, ErrorCode.PolicyViolation, ExcessiveBatchMessage);
+                response.Topics.Add(refused);
+            }
+            return Done(response);
+        }
 
         foreach (var t in request.Topics)
         {
@@ -89,6 +103,25 @@ public sealed class CreateTopicsHandler : ApiHandler<CreateTopicsRequest>
             }
         }
         return Done(response);
+    }
+
+    /// <summary>Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: the most records one admin operation may produce.</summary>
+    internal const int MaxRecordsPerUserOp = 10_000;
+    internal const string ExcessiveBatchMessage = "Unable to perform excessively large batch operation.";
+
+    /// <summary>
+    /// The metadata records Kafka's controller would write for this request: one per topic, per partition and per
+    /// config. Topics whose partition count is invalid count only themselves (they fail before their partitions).
+    /// </summary>
+    private static long RecordsNeeded(BrokerState broker, CreateTopicsRequest request)
+    {
+        long records = 0;
+        foreach (var t in request.Topics)
+        {
+            long partitions = t.Assignments.Count > 0 ? t.Assignments.Count : t.NumPartitions == -1 ? broker.Config.NumPartitions : t.NumPartitions;
+            records += 1 + Math.Max(0, partitions) + t.Configs.Count;
+        }
+        return records;
     }
 
     private static string? CheckAssignments(BrokerState broker, CreateTopicsRequest.CreatableTopic t)

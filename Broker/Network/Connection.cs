@@ -112,17 +112,27 @@ internal sealed class Connection
             // A large request (a produce batch) still incomplete: take what the pipe holds and receive the rest
             // straight into the frame, in as few large reads as the socket allows, instead of 16-64 KB pipe
             // segments that are then copied into the frame again.
-            byte[] big = ArrayPool<byte>.Shared.Rent(directSize);
+            // The frame buffer grows with the bytes that actually arrive (doubling past DirectReadInitial), so a
+            // client that announces socket.request.max.bytes and then trickles or leaves costs what it sent, not
+            // 100 MB each; typical produce requests (up to a few MB) still land in one buffer without a copy.
+            var have = buffer.Slice(4);
+            int got = (int)have.Length;
+            byte[] big = ArrayPool<byte>.Shared.Rent(Math.Min(directSize, Math.Max(DirectReadInitial, got)));
             bool dispatched = false;
             try
             {
-                var have = buffer.Slice(4);
-                int got = (int)have.Length;
                 have.CopyTo(big);
                 reader.AdvanceTo(buffer.End);
                 while (got < directSize)
                 {
-                    int n = await _socket.ReceiveAsync(big.AsMemory(got, directSize - got), SocketFlags.None, token).ConfigureAwait(false);
+                    if (got == big.Length)
+                    {
+                        byte[] grown = ArrayPool<byte>.Shared.Rent((int)Math.Min(directSize, 2L * big.Length));
+                        big.AsSpan(0, got).CopyTo(grown);
+                        ArrayPool<byte>.Shared.Return(big);
+                        big = grown;
+                    }
+                    int n = await _socket.ReceiveAsync(big.AsMemory(got, Math.Min(directSize, big.Length) - got), SocketFlags.None, token).ConfigureAwait(false);
                     if (n == 0) return; // client closed mid-request
                     got += n;
                 }
@@ -138,6 +148,9 @@ internal sealed class Connection
 
     /// <summary>Requests at least this large that are not fully buffered yet are received directly into their frame.</summary>
     private const int DirectReadMinimum = 128 * 1024;
+
+    /// <summary>First buffer for a directly received request; larger frames grow it as their bytes arrive.</summary>
+    private const int DirectReadInitial = 4 * 1024 * 1024;
 
     private static int ReadFrameSize(ReadOnlySequence<byte> buffer)
     {

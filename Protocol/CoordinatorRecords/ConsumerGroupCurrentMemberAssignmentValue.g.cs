@@ -32,7 +32,7 @@ public sealed partial class ConsumerGroupCurrentMemberAssignmentValue : IKafkaMe
         }
         else
         {
-            var _l1 = new List<TopicPartitions>(_n0);
+            var _l1 = new List<TopicPartitions>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicPartitions _e3;
@@ -50,7 +50,7 @@ public sealed partial class ConsumerGroupCurrentMemberAssignmentValue : IKafkaMe
         }
         else
         {
-            var _l6 = new List<TopicPartitions>(_n5);
+            var _l6 = new List<TopicPartitions>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 TopicPartitions _e8;
@@ -141,7 +141,7 @@ public sealed partial class ConsumerGroupCurrentMemberAssignmentValue : IKafkaMe
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;

@@ -37,7 +37,7 @@ public sealed partial class ConsumerGroupMemberMetadataValue : IKafkaMessage
         }
         else
         {
-            var _l1 = new List<string>(_n0);
+            var _l1 = new List<string>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 string _e3;
@@ -167,7 +167,7 @@ public sealed partial class ConsumerGroupMemberMetadataValue : IKafkaMessage
             }
             else
             {
-                var _l11 = new List<ClassicProtocol>(_n10);
+                var _l11 = new List<ClassicProtocol>(KafkaReader.InitialCapacity(_n10));
                 for (int _i12 = 0; _i12 < _n10; _i12++)
                 {
                     ClassicProtocol _e13;

@@ -25,7 +25,7 @@ public sealed partial class ConsumerGroupPartitionMetadataValue : IKafkaMessage
         }
         else
         {
-            var _l1 = new List<TopicMetadata>(_n0);
+            var _l1 = new List<TopicMetadata>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicMetadata _e3;
@@ -100,7 +100,7 @@ public sealed partial class ConsumerGroupPartitionMetadataValue : IKafkaMessage
             }
             else
             {
-                var _l8 = new List<PartitionMetadata>(_n7);
+                var _l8 = new List<PartitionMetadata>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     PartitionMetadata _e10;
@@ -179,7 +179,7 @@ public sealed partial class ConsumerGroupPartitionMetadataValue : IKafkaMessage
             }
             else
             {
-                var _l15 = new List<string>(_n14);
+                var _l15 = new List<string>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     string _e17;

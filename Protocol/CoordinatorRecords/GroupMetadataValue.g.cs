@@ -38,7 +38,7 @@ public sealed partial class GroupMetadataValue : IKafkaMessage
         }
         else
         {
-            var _l1 = new List<MemberMetadata>(_n0);
+            var _l1 = new List<MemberMetadata>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 MemberMetadata _e3;

@@ -31,7 +31,7 @@ public sealed partial class ShareGroupCurrentMemberAssignmentValue : IKafkaMessa
         }
         else
         {
-            var _l1 = new List<TopicPartitions>(_n0);
+            var _l1 = new List<TopicPartitions>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicPartitions _e3;
@@ -108,7 +108,7 @@ public sealed partial class ShareGroupCurrentMemberAssignmentValue : IKafkaMessa
             }
             else
             {
-                var _l8 = new List<int>(_n7);
+                var _l8 = new List<int>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     int _e10;

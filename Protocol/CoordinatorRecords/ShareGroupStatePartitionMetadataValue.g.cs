@@ -26,7 +26,7 @@ public sealed partial class ShareGroupStatePartitionMetadataValue : IKafkaMessag
         }
         else
         {
-            var _l1 = new List<TopicPartitionsInfo>(_n0);
+            var _l1 = new List<TopicPartitionsInfo>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicPartitionsInfo _e3;
@@ -44,7 +44,7 @@ public sealed partial class ShareGroupStatePartitionMetadataValue : IKafkaMessag
         }
         else
         {
-            var _l6 = new List<TopicInfo>(_n5);
+            var _l6 = new List<TopicInfo>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 TopicInfo _e8;
@@ -131,7 +131,7 @@ public sealed partial class ShareGroupStatePartitionMetadataValue : IKafkaMessag
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;

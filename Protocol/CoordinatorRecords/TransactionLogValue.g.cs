@@ -38,7 +38,7 @@ public sealed partial class TransactionLogValue : IKafkaMessage
         }
         else
         {
-            var _l1 = new List<PartitionsSchema>(_n0);
+            var _l1 = new List<PartitionsSchema>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 PartitionsSchema _e3;
@@ -227,7 +227,7 @@ public sealed partial class TransactionLogValue : IKafkaMessage
             }
             else
             {
-                var _l17 = new List<int>(_n16);
+                var _l17 = new List<int>(KafkaReader.InitialCapacity(_n16));
                 for (int _i18 = 0; _i18 < _n16; _i18++)
                 {
                     int _e19;

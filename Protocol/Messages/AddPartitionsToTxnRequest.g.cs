@@ -33,7 +33,7 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
             }
             else
             {
-                var _l1 = new List<AddPartitionsToTxnTransaction>(_n0);
+                var _l1 = new List<AddPartitionsToTxnTransaction>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     AddPartitionsToTxnTransaction _e3;
@@ -66,7 +66,7 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<AddPartitionsToTxnTopic>(_n5);
+                var _l6 = new List<AddPartitionsToTxnTopic>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     AddPartitionsToTxnTopic _e8;
@@ -218,7 +218,7 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;
@@ -304,7 +304,7 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
             }
             else
             {
-                var _l20 = new List<AddPartitionsToTxnTopic>(_n19);
+                var _l20 = new List<AddPartitionsToTxnTopic>(KafkaReader.InitialCapacity(_n19));
                 for (int _i21 = 0; _i21 < _n19; _i21++)
                 {
                     AddPartitionsToTxnTopic _e22;

@@ -37,7 +37,7 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
             }
             else
             {
-                var _l1 = new List<AddPartitionsToTxnResult>(_n0);
+                var _l1 = new List<AddPartitionsToTxnResult>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     AddPartitionsToTxnResult _e3;
@@ -58,7 +58,7 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
             }
             else
             {
-                var _l6 = new List<AddPartitionsToTxnTopicResult>(_n5);
+                var _l6 = new List<AddPartitionsToTxnTopicResult>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     AddPartitionsToTxnTopicResult _e8;
@@ -183,7 +183,7 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<AddPartitionsToTxnPartitionResult>(_n14);
+                var _l15 = new List<AddPartitionsToTxnPartitionResult>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     AddPartitionsToTxnPartitionResult _e17;
@@ -323,7 +323,7 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
             }
             else
             {
-                var _l22 = new List<AddPartitionsToTxnTopicResult>(_n21);
+                var _l22 = new List<AddPartitionsToTxnTopicResult>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     AddPartitionsToTxnTopicResult _e24;

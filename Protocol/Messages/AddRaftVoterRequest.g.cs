@@ -35,7 +35,7 @@ public sealed partial class AddRaftVoterRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<Listener>(_n0);
+            var _l1 = new List<Listener>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 Listener _e3;

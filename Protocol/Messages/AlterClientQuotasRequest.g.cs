@@ -28,7 +28,7 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<EntryData>(_n0);
+            var _l1 = new List<EntryData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 EntryData _e3;
@@ -110,7 +110,7 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<EntityData>(_n7);
+                var _l8 = new List<EntityData>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     EntityData _e10;
@@ -128,7 +128,7 @@ public sealed partial class AlterClientQuotasRequest : IApiMessage
             }
             else
             {
-                var _l13 = new List<OpData>(_n12);
+                var _l13 = new List<OpData>(KafkaReader.InitialCapacity(_n12));
                 for (int _i14 = 0; _i14 < _n12; _i14++)
                 {
                     OpData _e15;

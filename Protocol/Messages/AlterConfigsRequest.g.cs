@@ -28,7 +28,7 @@ public sealed partial class AlterConfigsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<AlterConfigsResource>(_n0);
+            var _l1 = new List<AlterConfigsResource>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 AlterConfigsResource _e3;
@@ -113,7 +113,7 @@ public sealed partial class AlterConfigsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<AlterableConfig>(_n7);
+                var _l8 = new List<AlterableConfig>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     AlterableConfig _e10;

@@ -29,7 +29,7 @@ public sealed partial class AlterPartitionReassignmentsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<ReassignableTopic>(_n0);
+            var _l1 = new List<ReassignableTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ReassignableTopic _e3;
@@ -102,7 +102,7 @@ public sealed partial class AlterPartitionReassignmentsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<ReassignablePartition>(_n7);
+                var _l8 = new List<ReassignablePartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     ReassignablePartition _e10;
@@ -177,7 +177,7 @@ public sealed partial class AlterPartitionReassignmentsRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;

@@ -33,7 +33,7 @@ public sealed partial class AlterPartitionReassignmentsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<ReassignableTopicResponse>(_n0);
+            var _l1 = new List<ReassignableTopicResponse>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ReassignableTopicResponse _e3;
@@ -110,7 +110,7 @@ public sealed partial class AlterPartitionReassignmentsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<ReassignablePartitionResponse>(_n7);
+                var _l8 = new List<ReassignablePartitionResponse>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     ReassignablePartitionResponse _e10;

@@ -31,7 +31,7 @@ public sealed partial class AlterPartitionRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicData>(_n0);
+            var _l1 = new List<TopicData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicData _e3;
@@ -114,7 +114,7 @@ public sealed partial class AlterPartitionRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<PartitionData>(_n7);
+                var _l8 = new List<PartitionData>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     PartitionData _e10;
@@ -210,7 +210,7 @@ public sealed partial class AlterPartitionRequest : IApiMessage
                 }
                 else
                 {
-                    var _l15 = new List<int>(_n14);
+                    var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                     for (int _i16 = 0; _i16 < _n14; _i16++)
                     {
                         int _e17;
@@ -229,7 +229,7 @@ public sealed partial class AlterPartitionRequest : IApiMessage
                 }
                 else
                 {
-                    var _l19 = new List<BrokerState>(_n18);
+                    var _l19 = new List<BrokerState>(KafkaReader.InitialCapacity(_n18));
                     for (int _i20 = 0; _i20 < _n18; _i20++)
                     {
                         BrokerState _e21;

@@ -27,7 +27,7 @@ public sealed partial class AlterReplicaLogDirsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<AlterReplicaLogDir>(_n0);
+            var _l1 = new List<AlterReplicaLogDir>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 AlterReplicaLogDir _e3;
@@ -107,7 +107,7 @@ public sealed partial class AlterReplicaLogDirsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<AlterReplicaLogDirTopic>(_n7);
+                var _l8 = new List<AlterReplicaLogDirTopic>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     AlterReplicaLogDirTopic _e10;
@@ -192,7 +192,7 @@ public sealed partial class AlterReplicaLogDirsRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;

@@ -29,7 +29,7 @@ public sealed partial class AlterReplicaLogDirsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<AlterReplicaLogDirTopicResult>(_n0);
+            var _l1 = new List<AlterReplicaLogDirTopicResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 AlterReplicaLogDirTopicResult _e3;
@@ -111,7 +111,7 @@ public sealed partial class AlterReplicaLogDirsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<AlterReplicaLogDirPartitionResult>(_n7);
+                var _l8 = new List<AlterReplicaLogDirPartitionResult>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     AlterReplicaLogDirPartitionResult _e10;

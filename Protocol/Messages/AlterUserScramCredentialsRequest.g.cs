@@ -28,7 +28,7 @@ public sealed partial class AlterUserScramCredentialsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<ScramCredentialDeletion>(_n0);
+            var _l1 = new List<ScramCredentialDeletion>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ScramCredentialDeletion _e3;
@@ -46,7 +46,7 @@ public sealed partial class AlterUserScramCredentialsRequest : IApiMessage
         }
         else
         {
-            var _l6 = new List<ScramCredentialUpsertion>(_n5);
+            var _l6 = new List<ScramCredentialUpsertion>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 ScramCredentialUpsertion _e8;

@@ -34,7 +34,7 @@ public sealed partial class ApiVersionsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<ApiVersion>(_n0);
+            var _l1 = new List<ApiVersion>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ApiVersion _e3;
@@ -68,7 +68,7 @@ public sealed partial class ApiVersionsResponse : IApiMessage
                         }
                         else
                         {
-                            var _l6 = new List<SupportedFeatureKey>(_n5);
+                            var _l6 = new List<SupportedFeatureKey>(KafkaReader.InitialCapacity(_n5));
                             for (int _i7 = 0; _i7 < _n5; _i7++)
                             {
                                 SupportedFeatureKey _e8;
@@ -101,7 +101,7 @@ public sealed partial class ApiVersionsResponse : IApiMessage
                         }
                         else
                         {
-                            var _l11 = new List<FinalizedFeatureKey>(_n10);
+                            var _l11 = new List<FinalizedFeatureKey>(KafkaReader.InitialCapacity(_n10));
                             for (int _i12 = 0; _i12 < _n10; _i12++)
                             {
                                 FinalizedFeatureKey _e13;

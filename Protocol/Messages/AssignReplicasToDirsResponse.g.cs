@@ -31,7 +31,7 @@ public sealed partial class AssignReplicasToDirsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DirectoryData>(_n0);
+            var _l1 = new List<DirectoryData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DirectoryData _e3;
@@ -106,7 +106,7 @@ public sealed partial class AssignReplicasToDirsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<TopicData>(_n7);
+                var _l8 = new List<TopicData>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     TopicData _e10;
@@ -181,7 +181,7 @@ public sealed partial class AssignReplicasToDirsResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<PartitionData>(_n14);
+                var _l15 = new List<PartitionData>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     PartitionData _e17;

@@ -35,7 +35,7 @@ public sealed partial class BeginQuorumEpochRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicData>(_n0);
+            var _l1 = new List<TopicData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicData _e3;
@@ -55,7 +55,7 @@ public sealed partial class BeginQuorumEpochRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<LeaderEndpoint>(_n5);
+                var _l6 = new List<LeaderEndpoint>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     LeaderEndpoint _e8;
@@ -167,7 +167,7 @@ public sealed partial class BeginQuorumEpochRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<PartitionData>(_n14);
+                var _l15 = new List<PartitionData>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     PartitionData _e17;

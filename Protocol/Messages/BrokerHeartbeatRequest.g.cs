@@ -47,7 +47,7 @@ public sealed partial class BrokerHeartbeatRequest : IApiMessage
                     }
                     else
                     {
-                        var _l1 = new List<Uuid>(_n0);
+                        var _l1 = new List<Uuid>(KafkaReader.InitialCapacity(_n0));
                         for (int _i2 = 0; _i2 < _n0; _i2++)
                         {
                             Uuid _e3;

@@ -38,7 +38,7 @@ public sealed partial class BrokerRegistrationRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<Listener>(_n0);
+            var _l1 = new List<Listener>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 Listener _e3;
@@ -56,7 +56,7 @@ public sealed partial class BrokerRegistrationRequest : IApiMessage
         }
         else
         {
-            var _l6 = new List<Feature>(_n5);
+            var _l6 = new List<Feature>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 Feature _e8;
@@ -81,7 +81,7 @@ public sealed partial class BrokerRegistrationRequest : IApiMessage
             }
             else
             {
-                var _l11 = new List<Uuid>(_n10);
+                var _l11 = new List<Uuid>(KafkaReader.InitialCapacity(_n10));
                 for (int _i12 = 0; _i12 < _n10; _i12++)
                 {
                     Uuid _e13;

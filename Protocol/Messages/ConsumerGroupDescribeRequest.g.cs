@@ -28,7 +28,7 @@ public sealed partial class ConsumerGroupDescribeRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<string>(_n0);
+            var _l1 = new List<string>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 string _e3;

@@ -42,7 +42,7 @@ public sealed partial class ConsumerGroupHeartbeatRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<string>(_n0);
+            var _l1 = new List<string>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 string _e3;
@@ -63,7 +63,7 @@ public sealed partial class ConsumerGroupHeartbeatRequest : IApiMessage
         }
         else
         {
-            var _l5 = new List<TopicPartitionsData>(_n4);
+            var _l5 = new List<TopicPartitionsData>(KafkaReader.InitialCapacity(_n4));
             for (int _i6 = 0; _i6 < _n4; _i6++)
             {
                 TopicPartitionsData _e7;
@@ -186,7 +186,7 @@ public sealed partial class ConsumerGroupHeartbeatRequest : IApiMessage
             }
             else
             {
-                var _l14 = new List<int>(_n13);
+                var _l14 = new List<int>(KafkaReader.InitialCapacity(_n13));
                 for (int _i15 = 0; _i15 < _n13; _i15++)
                 {
                     int _e16;

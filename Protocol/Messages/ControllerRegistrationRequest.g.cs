@@ -34,7 +34,7 @@ public sealed partial class ControllerRegistrationRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<Listener>(_n0);
+            var _l1 = new List<Listener>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 Listener _e3;
@@ -52,7 +52,7 @@ public sealed partial class ControllerRegistrationRequest : IApiMessage
         }
         else
         {
-            var _l6 = new List<Feature>(_n5);
+            var _l6 = new List<Feature>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 Feature _e8;

@@ -27,7 +27,7 @@ public sealed partial class CreateAclsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<AclCreation>(_n0);
+            var _l1 = new List<AclCreation>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 AclCreation _e3;

@@ -38,7 +38,7 @@ public sealed partial class CreateDelegationTokenRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<CreatableRenewers>(_n0);
+            var _l1 = new List<CreatableRenewers>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 CreatableRenewers _e3;

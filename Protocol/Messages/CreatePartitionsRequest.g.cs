@@ -29,7 +29,7 @@ public sealed partial class CreatePartitionsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<CreatePartitionsTopic>(_n0);
+            var _l1 = new List<CreatePartitionsTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 CreatePartitionsTopic _e3;
@@ -117,7 +117,7 @@ public sealed partial class CreatePartitionsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<CreatePartitionsAssignment>(_n7);
+                var _l8 = new List<CreatePartitionsAssignment>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     CreatePartitionsAssignment _e10;
@@ -208,7 +208,7 @@ public sealed partial class CreatePartitionsRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;

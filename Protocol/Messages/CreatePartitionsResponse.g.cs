@@ -29,7 +29,7 @@ public sealed partial class CreatePartitionsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<CreatePartitionsTopicResult>(_n0);
+            var _l1 = new List<CreatePartitionsTopicResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 CreatePartitionsTopicResult _e3;

@@ -29,7 +29,7 @@ public sealed partial class CreateTopicsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<CreatableTopic>(_n0);
+            var _l1 = new List<CreatableTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 CreatableTopic _e3;
@@ -133,7 +133,7 @@ public sealed partial class CreateTopicsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<CreatableReplicaAssignment>(_n7);
+                var _l8 = new List<CreatableReplicaAssignment>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     CreatableReplicaAssignment _e10;
@@ -151,7 +151,7 @@ public sealed partial class CreateTopicsRequest : IApiMessage
             }
             else
             {
-                var _l13 = new List<CreatableTopicConfig>(_n12);
+                var _l13 = new List<CreatableTopicConfig>(KafkaReader.InitialCapacity(_n12));
                 for (int _i14 = 0; _i14 < _n12; _i14++)
                 {
                     CreatableTopicConfig _e15;
@@ -254,7 +254,7 @@ public sealed partial class CreateTopicsRequest : IApiMessage
             }
             else
             {
-                var _l22 = new List<int>(_n21);
+                var _l22 = new List<int>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     int _e24;

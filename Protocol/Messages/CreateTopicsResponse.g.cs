@@ -32,7 +32,7 @@ public sealed partial class CreateTopicsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<CreatableTopicResult>(_n0);
+            var _l1 = new List<CreatableTopicResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 CreatableTopicResult _e3;
@@ -145,7 +145,7 @@ public sealed partial class CreateTopicsResponse : IApiMessage
                 }
                 else
                 {
-                    var _l8 = new List<CreatableTopicConfigs>(_n7);
+                    var _l8 = new List<CreatableTopicConfigs>(KafkaReader.InitialCapacity(_n7));
                     for (int _i9 = 0; _i9 < _n7; _i9++)
                     {
                         CreatableTopicConfigs _e10;

@@ -29,7 +29,7 @@ public sealed partial class DeleteAclsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DeleteAclsFilterResult>(_n0);
+            var _l1 = new List<DeleteAclsFilterResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DeleteAclsFilterResult _e3;
@@ -113,7 +113,7 @@ public sealed partial class DeleteAclsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<DeleteAclsMatchingAcl>(_n7);
+                var _l8 = new List<DeleteAclsMatchingAcl>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     DeleteAclsMatchingAcl _e10;

@@ -29,7 +29,7 @@ public sealed partial class DeleteGroupsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DeletableGroupResult>(_n0);
+            var _l1 = new List<DeletableGroupResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DeletableGroupResult _e3;

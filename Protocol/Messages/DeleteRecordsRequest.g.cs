@@ -28,7 +28,7 @@ public sealed partial class DeleteRecordsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<DeleteRecordsTopic>(_n0);
+            var _l1 = new List<DeleteRecordsTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DeleteRecordsTopic _e3;
@@ -111,7 +111,7 @@ public sealed partial class DeleteRecordsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<DeleteRecordsPartition>(_n7);
+                var _l8 = new List<DeleteRecordsPartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     DeleteRecordsPartition _e10;

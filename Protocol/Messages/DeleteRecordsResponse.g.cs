@@ -29,7 +29,7 @@ public sealed partial class DeleteRecordsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DeleteRecordsTopicResult>(_n0);
+            var _l1 = new List<DeleteRecordsTopicResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DeleteRecordsTopicResult _e3;
@@ -111,7 +111,7 @@ public sealed partial class DeleteRecordsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<DeleteRecordsPartitionResult>(_n7);
+                var _l8 = new List<DeleteRecordsPartitionResult>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     DeleteRecordsPartitionResult _e10;

@@ -27,7 +27,7 @@ public sealed partial class DeleteShareGroupStateResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DeleteStateResult>(_n0);
+            var _l1 = new List<DeleteStateResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DeleteStateResult _e3;
@@ -98,7 +98,7 @@ public sealed partial class DeleteShareGroupStateResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<PartitionResult>(_n7);
+                var _l8 = new List<PartitionResult>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     PartitionResult _e10;

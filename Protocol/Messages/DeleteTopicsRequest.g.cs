@@ -31,7 +31,7 @@ public sealed partial class DeleteTopicsRequest : IApiMessage
             }
             else
             {
-                var _l1 = new List<DeleteTopicState>(_n0);
+                var _l1 = new List<DeleteTopicState>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     DeleteTopicState _e3;
@@ -52,7 +52,7 @@ public sealed partial class DeleteTopicsRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<string>(_n5);
+                var _l6 = new List<string>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     string _e8;

@@ -32,7 +32,7 @@ public sealed partial class DeleteTopicsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DeletableTopicResult>(_n0);
+            var _l1 = new List<DeletableTopicResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DeletableTopicResult _e3;

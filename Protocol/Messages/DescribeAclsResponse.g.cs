@@ -33,7 +33,7 @@ public sealed partial class DescribeAclsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribeAclsResource>(_n0);
+            var _l1 = new List<DescribeAclsResource>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribeAclsResource _e3;
@@ -127,7 +127,7 @@ public sealed partial class DescribeAclsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<AclDescription>(_n7);
+                var _l8 = new List<AclDescription>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     AclDescription _e10;

@@ -28,7 +28,7 @@ public sealed partial class DescribeClientQuotasRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<ComponentData>(_n0);
+            var _l1 = new List<ComponentData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ComponentData _e3;

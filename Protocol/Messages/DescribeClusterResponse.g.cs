@@ -43,7 +43,7 @@ public sealed partial class DescribeClusterResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribeClusterBroker>(_n0);
+            var _l1 = new List<DescribeClusterBroker>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribeClusterBroker _e3;

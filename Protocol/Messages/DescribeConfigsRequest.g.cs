@@ -29,7 +29,7 @@ public sealed partial class DescribeConfigsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribeConfigsResource>(_n0);
+            var _l1 = new List<DescribeConfigsResource>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribeConfigsResource _e3;
@@ -143,7 +143,7 @@ public sealed partial class DescribeConfigsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<string>(_n7);
+                var _l8 = new List<string>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     string _e10;

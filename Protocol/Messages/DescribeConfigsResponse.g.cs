@@ -29,7 +29,7 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribeConfigsResult>(_n0);
+            var _l1 = new List<DescribeConfigsResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribeConfigsResult _e3;
@@ -117,7 +117,7 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<DescribeConfigsResourceResult>(_n7);
+                var _l8 = new List<DescribeConfigsResourceResult>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     DescribeConfigsResourceResult _e10;
@@ -229,7 +229,7 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
                 }
                 else
                 {
-                    var _l15 = new List<DescribeConfigsSynonym>(_n14);
+                    var _l15 = new List<DescribeConfigsSynonym>(KafkaReader.InitialCapacity(_n14));
                     for (int _i16 = 0; _i16 < _n14; _i16++)
                     {
                         DescribeConfigsSynonym _e17;

@@ -27,7 +27,7 @@ public sealed partial class DescribeDelegationTokenRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribeDelegationTokenOwner>(_n0);
+            var _l1 = new List<DescribeDelegationTokenOwner>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribeDelegationTokenOwner _e3;

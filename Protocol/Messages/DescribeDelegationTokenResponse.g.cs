@@ -30,7 +30,7 @@ public sealed partial class DescribeDelegationTokenResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribedDelegationToken>(_n0);
+            var _l1 = new List<DescribedDelegationToken>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribedDelegationToken _e3;
@@ -137,7 +137,7 @@ public sealed partial class DescribeDelegationTokenResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<DescribedDelegationTokenRenewer>(_n7);
+                var _l8 = new List<DescribedDelegationTokenRenewer>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     DescribedDelegationTokenRenewer _e10;

@@ -32,7 +32,7 @@ public sealed partial class DescribeGroupsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribedGroup>(_n0);
+            var _l1 = new List<DescribedGroup>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribedGroup _e3;
@@ -129,7 +129,7 @@ public sealed partial class DescribeGroupsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<DescribedGroupMember>(_n7);
+                var _l8 = new List<DescribedGroupMember>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     DescribedGroupMember _e10;

@@ -34,7 +34,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribeLogDirsResult>(_n0);
+            var _l1 = new List<DescribeLogDirsResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribeLogDirsResult _e3;
@@ -128,7 +128,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<DescribeLogDirsTopic>(_n7);
+                var _l8 = new List<DescribeLogDirsTopic>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     DescribeLogDirsTopic _e10;
@@ -239,7 +239,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<DescribeLogDirsPartition>(_n14);
+                var _l15 = new List<DescribeLogDirsPartition>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     DescribeLogDirsPartition _e17;

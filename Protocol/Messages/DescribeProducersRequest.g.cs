@@ -27,7 +27,7 @@ public sealed partial class DescribeProducersRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicRequest>(_n0);
+            var _l1 = new List<TopicRequest>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicRequest _e3;
@@ -98,7 +98,7 @@ public sealed partial class DescribeProducersRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<int>(_n7);
+                var _l8 = new List<int>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     int _e10;

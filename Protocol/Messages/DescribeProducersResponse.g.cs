@@ -29,7 +29,7 @@ public sealed partial class DescribeProducersResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicResponse>(_n0);
+            var _l1 = new List<TopicResponse>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicResponse _e3;
@@ -102,7 +102,7 @@ public sealed partial class DescribeProducersResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<PartitionResponse>(_n7);
+                var _l8 = new List<PartitionResponse>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     PartitionResponse _e10;
@@ -181,7 +181,7 @@ public sealed partial class DescribeProducersResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<ProducerState>(_n14);
+                var _l15 = new List<ProducerState>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     ProducerState _e17;

@@ -35,7 +35,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicData>(_n0);
+            var _l1 = new List<TopicData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicData _e3;
@@ -55,7 +55,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
             }
             else
             {
-                var _l6 = new List<Node>(_n5);
+                var _l6 = new List<Node>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     Node _e8;
@@ -250,7 +250,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<PartitionData>(_n14);
+                var _l15 = new List<PartitionData>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     PartitionData _e17;
@@ -339,7 +339,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
             }
             else
             {
-                var _l22 = new List<ReplicaState>(_n21);
+                var _l22 = new List<ReplicaState>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     ReplicaState _e24;
@@ -357,7 +357,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
             }
             else
             {
-                var _l27 = new List<ReplicaState>(_n26);
+                var _l27 = new List<ReplicaState>(KafkaReader.InitialCapacity(_n26));
                 for (int _i28 = 0; _i28 < _n26; _i28++)
                 {
                     ReplicaState _e29;
@@ -462,7 +462,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
             }
             else
             {
-                var _l36 = new List<Listener>(_n35);
+                var _l36 = new List<Listener>(KafkaReader.InitialCapacity(_n35));
                 for (int _i37 = 0; _i37 < _n35; _i37++)
                 {
                     Listener _e38;

@@ -30,7 +30,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribeTopicPartitionsResponseTopic>(_n0);
+            var _l1 = new List<DescribeTopicPartitionsResponseTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribeTopicPartitionsResponseTopic _e3;
@@ -125,7 +125,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
             }
             else
             {
-                var _l9 = new List<DescribeTopicPartitionsResponsePartition>(_n8);
+                var _l9 = new List<DescribeTopicPartitionsResponsePartition>(KafkaReader.InitialCapacity(_n8));
                 for (int _i10 = 0; _i10 < _n8; _i10++)
                 {
                     DescribeTopicPartitionsResponsePartition _e11;
@@ -219,7 +219,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
             }
             else
             {
-                var _l16 = new List<int>(_n15);
+                var _l16 = new List<int>(KafkaReader.InitialCapacity(_n15));
                 for (int _i17 = 0; _i17 < _n15; _i17++)
                 {
                     int _e18;
@@ -235,7 +235,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
             }
             else
             {
-                var _l20 = new List<int>(_n19);
+                var _l20 = new List<int>(KafkaReader.InitialCapacity(_n19));
                 for (int _i21 = 0; _i21 < _n19; _i21++)
                 {
                     int _e22;
@@ -251,7 +251,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
             }
             else
             {
-                var _l24 = new List<int>(_n23);
+                var _l24 = new List<int>(KafkaReader.InitialCapacity(_n23));
                 for (int _i25 = 0; _i25 < _n23; _i25++)
                 {
                     int _e26;
@@ -267,7 +267,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
             }
             else
             {
-                var _l28 = new List<int>(_n27);
+                var _l28 = new List<int>(KafkaReader.InitialCapacity(_n27));
                 for (int _i29 = 0; _i29 < _n27; _i29++)
                 {
                     int _e30;
@@ -283,7 +283,7 @@ public sealed partial class DescribeTopicPartitionsResponse : IApiMessage
             }
             else
             {
-                var _l32 = new List<int>(_n31);
+                var _l32 = new List<int>(KafkaReader.InitialCapacity(_n31));
                 for (int _i33 = 0; _i33 < _n31; _i33++)
                 {
                     int _e34;

@@ -29,7 +29,7 @@ public sealed partial class DescribeTransactionsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<TransactionStateData>(_n0);
+            var _l1 = new List<TransactionStateData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TransactionStateData _e3;
@@ -114,7 +114,7 @@ public sealed partial class DescribeTransactionsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<TopicData>(_n7);
+                var _l8 = new List<TopicData>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     TopicData _e10;
@@ -201,7 +201,7 @@ public sealed partial class DescribeTransactionsResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;

@@ -33,7 +33,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribeUserScramCredentialsResult>(_n0);
+            var _l1 = new List<DescribeUserScramCredentialsResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribeUserScramCredentialsResult _e3;
@@ -114,7 +114,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<CredentialInfo>(_n7);
+                var _l8 = new List<CredentialInfo>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     CredentialInfo _e10;

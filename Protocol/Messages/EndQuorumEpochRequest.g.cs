@@ -30,7 +30,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicData>(_n0);
+            var _l1 = new List<TopicData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicData _e3;
@@ -50,7 +50,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<LeaderEndpoint>(_n5);
+                var _l6 = new List<LeaderEndpoint>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     LeaderEndpoint _e8;
@@ -154,7 +154,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<PartitionData>(_n14);
+                var _l15 = new List<PartitionData>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     PartitionData _e17;
@@ -246,7 +246,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
                 }
                 else
                 {
-                    var _l22 = new List<int>(_n21);
+                    var _l22 = new List<int>(KafkaReader.InitialCapacity(_n21));
                     for (int _i23 = 0; _i23 < _n21; _i23++)
                     {
                         int _e24;
@@ -265,7 +265,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
                 }
                 else
                 {
-                    var _l26 = new List<ReplicaInfo>(_n25);
+                    var _l26 = new List<ReplicaInfo>(KafkaReader.InitialCapacity(_n25));
                     for (int _i27 = 0; _i27 < _n25; _i27++)
                     {
                         ReplicaInfo _e28;

@@ -60,7 +60,7 @@ public sealed partial class FetchRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<FetchTopic>(_n0);
+            var _l1 = new List<FetchTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 FetchTopic _e3;
@@ -80,7 +80,7 @@ public sealed partial class FetchRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<ForgottenTopic>(_n5);
+                var _l6 = new List<ForgottenTopic>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     ForgottenTopic _e8;
@@ -364,7 +364,7 @@ public sealed partial class FetchRequest : IApiMessage
             }
             else
             {
-                var _l22 = new List<FetchPartition>(_n21);
+                var _l22 = new List<FetchPartition>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     FetchPartition _e24;
@@ -605,7 +605,7 @@ public sealed partial class FetchRequest : IApiMessage
             }
             else
             {
-                var _l32 = new List<int>(_n31);
+                var _l32 = new List<int>(KafkaReader.InitialCapacity(_n31));
                 for (int _i33 = 0; _i33 < _n31; _i33++)
                 {
                     int _e34;

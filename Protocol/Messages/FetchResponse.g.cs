@@ -43,7 +43,7 @@ public sealed partial class FetchResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<FetchableTopicResponse>(_n0);
+            var _l1 = new List<FetchableTopicResponse>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 FetchableTopicResponse _e3;
@@ -73,7 +73,7 @@ public sealed partial class FetchResponse : IApiMessage
                         }
                         else
                         {
-                            var _l6 = new List<NodeEndpoint>(_n5);
+                            var _l6 = new List<NodeEndpoint>(KafkaReader.InitialCapacity(_n5));
                             for (int _i7 = 0; _i7 < _n5; _i7++)
                             {
                                 NodeEndpoint _e8;
@@ -230,7 +230,7 @@ public sealed partial class FetchResponse : IApiMessage
             }
             else
             {
-                var _l19 = new List<PartitionData>(_n18);
+                var _l19 = new List<PartitionData>(KafkaReader.InitialCapacity(_n18));
                 for (int _i20 = 0; _i20 < _n18; _i20++)
                 {
                     PartitionData _e21;
@@ -350,7 +350,7 @@ public sealed partial class FetchResponse : IApiMessage
                 }
                 else
                 {
-                    var _l26 = new List<AbortedTransaction>(_n25);
+                    var _l26 = new List<AbortedTransaction>(KafkaReader.InitialCapacity(_n25));
                     for (int _i27 = 0; _i27 < _n25; _i27++)
                     {
                         AbortedTransaction _e28;

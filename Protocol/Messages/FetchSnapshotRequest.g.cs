@@ -32,7 +32,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicSnapshot>(_n0);
+            var _l1 = new List<TopicSnapshot>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicSnapshot _e3;
@@ -138,7 +138,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
             }
             else
             {
-                var _l11 = new List<PartitionSnapshot>(_n10);
+                var _l11 = new List<PartitionSnapshot>(KafkaReader.InitialCapacity(_n10));
                 for (int _i12 = 0; _i12 < _n10; _i12++)
                 {
                     PartitionSnapshot _e13;

@@ -32,7 +32,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicSnapshot>(_n0);
+            var _l1 = new List<TopicSnapshot>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicSnapshot _e3;
@@ -60,7 +60,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
                     }
                     else
                     {
-                        var _l6 = new List<NodeEndpoint>(_n5);
+                        var _l6 = new List<NodeEndpoint>(KafkaReader.InitialCapacity(_n5));
                         for (int _i7 = 0; _i7 < _n5; _i7++)
                         {
                             NodeEndpoint _e8;
@@ -174,7 +174,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             }
             else
             {
-                var _l19 = new List<PartitionSnapshot>(_n18);
+                var _l19 = new List<PartitionSnapshot>(KafkaReader.InitialCapacity(_n18));
                 for (int _i20 = 0; _i20 < _n18; _i20++)
                 {
                     PartitionSnapshot _e21;

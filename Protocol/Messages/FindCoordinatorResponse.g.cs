@@ -59,7 +59,7 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
             }
             else
             {
-                var _l1 = new List<Coordinator>(_n0);
+                var _l1 = new List<Coordinator>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     Coordinator _e3;

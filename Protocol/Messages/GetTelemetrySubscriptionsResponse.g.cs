@@ -39,7 +39,7 @@ public sealed partial class GetTelemetrySubscriptionsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<sbyte>(_n0);
+            var _l1 = new List<sbyte>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 sbyte _e3;
@@ -58,7 +58,7 @@ public sealed partial class GetTelemetrySubscriptionsResponse : IApiMessage
         }
         else
         {
-            var _l5 = new List<string>(_n4);
+            var _l5 = new List<string>(KafkaReader.InitialCapacity(_n4));
             for (int _i6 = 0; _i6 < _n4; _i6++)
             {
                 string _e7;

@@ -29,7 +29,7 @@ public sealed partial class IncrementalAlterConfigsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<AlterConfigsResourceResponse>(_n0);
+            var _l1 = new List<AlterConfigsResourceResponse>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 AlterConfigsResourceResponse _e3;

@@ -29,7 +29,7 @@ public sealed partial class InitializeShareGroupStateRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<InitializeStateData>(_n0);
+            var _l1 = new List<InitializeStateData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 InitializeStateData _e3;
@@ -102,7 +102,7 @@ public sealed partial class InitializeShareGroupStateRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<PartitionData>(_n7);
+                var _l8 = new List<PartitionData>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     PartitionData _e10;

@@ -46,7 +46,7 @@ public sealed partial class JoinGroupRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<JoinGroupRequestProtocol>(_n0);
+            var _l1 = new List<JoinGroupRequestProtocol>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 JoinGroupRequestProtocol _e3;

@@ -56,7 +56,7 @@ public sealed partial class JoinGroupResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<JoinGroupResponseMember>(_n0);
+            var _l1 = new List<JoinGroupResponseMember>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 JoinGroupResponseMember _e3;

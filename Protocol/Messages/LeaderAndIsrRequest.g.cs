@@ -50,7 +50,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
             }
             else
             {
-                var _l1 = new List<LeaderAndIsrPartitionState>(_n0);
+                var _l1 = new List<LeaderAndIsrPartitionState>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     LeaderAndIsrPartitionState _e3;
@@ -71,7 +71,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<LeaderAndIsrTopicState>(_n5);
+                var _l6 = new List<LeaderAndIsrTopicState>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     LeaderAndIsrTopicState _e8;
@@ -90,7 +90,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
         }
         else
         {
-            var _l11 = new List<LeaderAndIsrLiveLeader>(_n10);
+            var _l11 = new List<LeaderAndIsrLiveLeader>(KafkaReader.InitialCapacity(_n10));
             for (int _i12 = 0; _i12 < _n10; _i12++)
             {
                 LeaderAndIsrLiveLeader _e13;
@@ -271,7 +271,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
             }
             else
             {
-                var _l22 = new List<int>(_n21);
+                var _l22 = new List<int>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     int _e24;
@@ -288,7 +288,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
             }
             else
             {
-                var _l26 = new List<int>(_n25);
+                var _l26 = new List<int>(KafkaReader.InitialCapacity(_n25));
                 for (int _i27 = 0; _i27 < _n25; _i27++)
                 {
                     int _e28;
@@ -306,7 +306,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
                 }
                 else
                 {
-                    var _l30 = new List<int>(_n29);
+                    var _l30 = new List<int>(KafkaReader.InitialCapacity(_n29));
                     for (int _i31 = 0; _i31 < _n29; _i31++)
                     {
                         int _e32;
@@ -325,7 +325,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
                 }
                 else
                 {
-                    var _l34 = new List<int>(_n33);
+                    var _l34 = new List<int>(KafkaReader.InitialCapacity(_n33));
                     for (int _i35 = 0; _i35 < _n33; _i35++)
                     {
                         int _e36;
@@ -499,7 +499,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
             }
             else
             {
-                var _l42 = new List<LeaderAndIsrPartitionState>(_n41);
+                var _l42 = new List<LeaderAndIsrPartitionState>(KafkaReader.InitialCapacity(_n41));
                 for (int _i43 = 0; _i43 < _n41; _i43++)
                 {
                     LeaderAndIsrPartitionState _e44;

@@ -32,7 +32,7 @@ public sealed partial class LeaderAndIsrResponse : IApiMessage
             }
             else
             {
-                var _l1 = new List<LeaderAndIsrPartitionError>(_n0);
+                var _l1 = new List<LeaderAndIsrPartitionError>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     LeaderAndIsrPartitionError _e3;
@@ -53,7 +53,7 @@ public sealed partial class LeaderAndIsrResponse : IApiMessage
             }
             else
             {
-                var _l6 = new List<LeaderAndIsrTopicError>(_n5);
+                var _l6 = new List<LeaderAndIsrTopicError>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     LeaderAndIsrTopicError _e8;
@@ -239,7 +239,7 @@ public sealed partial class LeaderAndIsrResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<LeaderAndIsrPartitionError>(_n14);
+                var _l15 = new List<LeaderAndIsrPartitionError>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     LeaderAndIsrPartitionError _e17;

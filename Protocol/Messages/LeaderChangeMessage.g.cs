@@ -30,7 +30,7 @@ public sealed partial class LeaderChangeMessage : IKafkaMessage
         }
         else
         {
-            var _l1 = new List<Voter>(_n0);
+            var _l1 = new List<Voter>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 Voter _e3;
@@ -48,7 +48,7 @@ public sealed partial class LeaderChangeMessage : IKafkaMessage
         }
         else
         {
-            var _l6 = new List<Voter>(_n5);
+            var _l6 = new List<Voter>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 Voter _e8;

@@ -36,7 +36,7 @@ public sealed partial class LeaveGroupResponse : IApiMessage
             }
             else
             {
-                var _l1 = new List<MemberResponse>(_n0);
+                var _l1 = new List<MemberResponse>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     MemberResponse _e3;

@@ -31,7 +31,7 @@ public sealed partial class ListClientMetricsResourcesResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<ClientMetricsResource>(_n0);
+            var _l1 = new List<ClientMetricsResource>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ClientMetricsResource _e3;

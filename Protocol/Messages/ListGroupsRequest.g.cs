@@ -30,7 +30,7 @@ public sealed partial class ListGroupsRequest : IApiMessage
             }
             else
             {
-                var _l1 = new List<string>(_n0);
+                var _l1 = new List<string>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     string _e3;
@@ -49,7 +49,7 @@ public sealed partial class ListGroupsRequest : IApiMessage
             }
             else
             {
-                var _l5 = new List<string>(_n4);
+                var _l5 = new List<string>(KafkaReader.InitialCapacity(_n4));
                 for (int _i6 = 0; _i6 < _n4; _i6++)
                 {
                     string _e7;

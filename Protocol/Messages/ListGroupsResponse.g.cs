@@ -34,7 +34,7 @@ public sealed partial class ListGroupsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<ListedGroup>(_n0);
+            var _l1 = new List<ListedGroup>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ListedGroup _e3;

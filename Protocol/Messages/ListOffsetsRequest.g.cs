@@ -35,7 +35,7 @@ public sealed partial class ListOffsetsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<ListOffsetsTopic>(_n0);
+            var _l1 = new List<ListOffsetsTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ListOffsetsTopic _e3;
@@ -141,7 +141,7 @@ public sealed partial class ListOffsetsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<ListOffsetsPartition>(_n7);
+                var _l8 = new List<ListOffsetsPartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     ListOffsetsPartition _e10;

@@ -32,7 +32,7 @@ public sealed partial class ListOffsetsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<ListOffsetsTopicResponse>(_n0);
+            var _l1 = new List<ListOffsetsTopicResponse>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ListOffsetsTopicResponse _e3;
@@ -120,7 +120,7 @@ public sealed partial class ListOffsetsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<ListOffsetsPartitionResponse>(_n7);
+                var _l8 = new List<ListOffsetsPartitionResponse>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     ListOffsetsPartitionResponse _e10;
@@ -212,7 +212,7 @@ public sealed partial class ListOffsetsResponse : IApiMessage
                 }
                 else
                 {
-                    var _l15 = new List<long>(_n14);
+                    var _l15 = new List<long>(KafkaReader.InitialCapacity(_n14));
                     for (int _i16 = 0; _i16 < _n14; _i16++)
                     {
                         long _e17;

@@ -29,7 +29,7 @@ public sealed partial class ListPartitionReassignmentsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<ListPartitionReassignmentsTopics>(_n0);
+            var _l1 = new List<ListPartitionReassignmentsTopics>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ListPartitionReassignmentsTopics _e3;
@@ -108,7 +108,7 @@ public sealed partial class ListPartitionReassignmentsRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<int>(_n7);
+                var _l8 = new List<int>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     int _e10;

@@ -33,7 +33,7 @@ public sealed partial class ListPartitionReassignmentsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<OngoingTopicReassignment>(_n0);
+            var _l1 = new List<OngoingTopicReassignment>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 OngoingTopicReassignment _e3;
@@ -110,7 +110,7 @@ public sealed partial class ListPartitionReassignmentsResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<OngoingPartitionReassignment>(_n7);
+                var _l8 = new List<OngoingPartitionReassignment>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     OngoingPartitionReassignment _e10;
@@ -187,7 +187,7 @@ public sealed partial class ListPartitionReassignmentsResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;
@@ -203,7 +203,7 @@ public sealed partial class ListPartitionReassignmentsResponse : IApiMessage
             }
             else
             {
-                var _l19 = new List<int>(_n18);
+                var _l19 = new List<int>(KafkaReader.InitialCapacity(_n18));
                 for (int _i20 = 0; _i20 < _n18; _i20++)
                 {
                     int _e21;
@@ -219,7 +219,7 @@ public sealed partial class ListPartitionReassignmentsResponse : IApiMessage
             }
             else
             {
-                var _l23 = new List<int>(_n22);
+                var _l23 = new List<int>(KafkaReader.InitialCapacity(_n22));
                 for (int _i24 = 0; _i24 < _n22; _i24++)
                 {
                     int _e25;

@@ -29,7 +29,7 @@ public sealed partial class ListTransactionsRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<string>(_n0);
+            var _l1 = new List<string>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 string _e3;
@@ -45,7 +45,7 @@ public sealed partial class ListTransactionsRequest : IApiMessage
         }
         else
         {
-            var _l5 = new List<long>(_n4);
+            var _l5 = new List<long>(KafkaReader.InitialCapacity(_n4));
             for (int _i6 = 0; _i6 < _n4; _i6++)
             {
                 long _e7;

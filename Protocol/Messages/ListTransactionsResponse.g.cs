@@ -32,7 +32,7 @@ public sealed partial class ListTransactionsResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<string>(_n0);
+            var _l1 = new List<string>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 string _e3;
@@ -48,7 +48,7 @@ public sealed partial class ListTransactionsResponse : IApiMessage
         }
         else
         {
-            var _l5 = new List<TransactionStateData>(_n4);
+            var _l5 = new List<TransactionStateData>(KafkaReader.InitialCapacity(_n4));
             for (int _i6 = 0; _i6 < _n4; _i6++)
             {
                 TransactionStateData _e7;

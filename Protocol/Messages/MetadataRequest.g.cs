@@ -31,7 +31,7 @@ public sealed partial class MetadataRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<MetadataRequestTopic>(_n0);
+            var _l1 = new List<MetadataRequestTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 MetadataRequestTopic _e3;

@@ -36,7 +36,7 @@ public sealed partial class MetadataResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<MetadataResponseBroker>(_n0);
+            var _l1 = new List<MetadataResponseBroker>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 MetadataResponseBroker _e3;
@@ -62,7 +62,7 @@ public sealed partial class MetadataResponse : IApiMessage
         }
         else
         {
-            var _l6 = new List<MetadataResponseTopic>(_n5);
+            var _l6 = new List<MetadataResponseTopic>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 MetadataResponseTopic _e8;
@@ -288,7 +288,7 @@ public sealed partial class MetadataResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<MetadataResponsePartition>(_n14);
+                var _l15 = new List<MetadataResponsePartition>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     MetadataResponsePartition _e17;
@@ -422,7 +422,7 @@ public sealed partial class MetadataResponse : IApiMessage
             }
             else
             {
-                var _l22 = new List<int>(_n21);
+                var _l22 = new List<int>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     int _e24;
@@ -438,7 +438,7 @@ public sealed partial class MetadataResponse : IApiMessage
             }
             else
             {
-                var _l26 = new List<int>(_n25);
+                var _l26 = new List<int>(KafkaReader.InitialCapacity(_n25));
                 for (int _i27 = 0; _i27 < _n25; _i27++)
                 {
                     int _e28;
@@ -456,7 +456,7 @@ public sealed partial class MetadataResponse : IApiMessage
                 }
                 else
                 {
-                    var _l30 = new List<int>(_n29);
+                    var _l30 = new List<int>(KafkaReader.InitialCapacity(_n29));
                     for (int _i31 = 0; _i31 < _n29; _i31++)
                     {
                         int _e32;

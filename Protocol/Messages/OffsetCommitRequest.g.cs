@@ -49,7 +49,7 @@ public sealed partial class OffsetCommitRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<OffsetCommitRequestTopic>(_n0);
+            var _l1 = new List<OffsetCommitRequestTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 OffsetCommitRequestTopic _e3;
@@ -170,7 +170,7 @@ public sealed partial class OffsetCommitRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<OffsetCommitRequestPartition>(_n7);
+                var _l8 = new List<OffsetCommitRequestPartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     OffsetCommitRequestPartition _e10;

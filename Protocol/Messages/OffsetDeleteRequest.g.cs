@@ -29,7 +29,7 @@ public sealed partial class OffsetDeleteRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<OffsetDeleteRequestTopic>(_n0);
+            var _l1 = new List<OffsetDeleteRequestTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 OffsetDeleteRequestTopic _e3;
@@ -87,7 +87,7 @@ public sealed partial class OffsetDeleteRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<OffsetDeleteRequestPartition>(_n7);
+                var _l8 = new List<OffsetDeleteRequestPartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     OffsetDeleteRequestPartition _e10;

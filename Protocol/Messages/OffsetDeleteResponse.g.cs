@@ -31,7 +31,7 @@ public sealed partial class OffsetDeleteResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<OffsetDeleteResponseTopic>(_n0);
+            var _l1 = new List<OffsetDeleteResponseTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 OffsetDeleteResponseTopic _e3;
@@ -91,7 +91,7 @@ public sealed partial class OffsetDeleteResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<OffsetDeleteResponsePartition>(_n7);
+                var _l8 = new List<OffsetDeleteResponsePartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     OffsetDeleteResponsePartition _e10;

@@ -37,7 +37,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
             }
             else
             {
-                var _l1 = new List<OffsetFetchRequestTopic>(_n0);
+                var _l1 = new List<OffsetFetchRequestTopic>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     OffsetFetchRequestTopic _e3;
@@ -58,7 +58,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<OffsetFetchRequestGroup>(_n5);
+                var _l6 = new List<OffsetFetchRequestGroup>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     OffsetFetchRequestGroup _e8;
@@ -209,7 +209,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;
@@ -299,7 +299,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
             }
             else
             {
-                var _l20 = new List<OffsetFetchRequestTopics>(_n19);
+                var _l20 = new List<OffsetFetchRequestTopics>(KafkaReader.InitialCapacity(_n19));
                 for (int _i21 = 0; _i21 < _n19; _i21++)
                 {
                     OffsetFetchRequestTopics _e22;
@@ -396,7 +396,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
             }
             else
             {
-                var _l27 = new List<int>(_n26);
+                var _l27 = new List<int>(KafkaReader.InitialCapacity(_n26));
                 for (int _i28 = 0; _i28 < _n26; _i28++)
                 {
                     int _e29;

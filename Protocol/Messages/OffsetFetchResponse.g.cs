@@ -36,7 +36,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
             }
             else
             {
-                var _l1 = new List<OffsetFetchResponseTopic>(_n0);
+                var _l1 = new List<OffsetFetchResponseTopic>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     OffsetFetchResponseTopic _e3;
@@ -61,7 +61,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
             }
             else
             {
-                var _l6 = new List<OffsetFetchResponseGroup>(_n5);
+                var _l6 = new List<OffsetFetchResponseGroup>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     OffsetFetchResponseGroup _e8;
@@ -192,7 +192,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<OffsetFetchResponsePartition>(_n14);
+                var _l15 = new List<OffsetFetchResponsePartition>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     OffsetFetchResponsePartition _e17;
@@ -355,7 +355,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
             }
             else
             {
-                var _l22 = new List<OffsetFetchResponseTopics>(_n21);
+                var _l22 = new List<OffsetFetchResponseTopics>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     OffsetFetchResponseTopics _e24;
@@ -433,7 +433,7 @@ public sealed partial class OffsetFetchResponse : IApiMessage
             }
             else
             {
-                var _l29 = new List<OffsetFetchResponsePartitions>(_n28);
+                var _l29 = new List<OffsetFetchResponsePartitions>(KafkaReader.InitialCapacity(_n28));
                 for (int _i30 = 0; _i30 < _n28; _i30++)
                 {
                     OffsetFetchResponsePartitions _e31;

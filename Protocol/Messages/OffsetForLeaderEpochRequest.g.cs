@@ -32,7 +32,7 @@ public sealed partial class OffsetForLeaderEpochRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<OffsetForLeaderTopic>(_n0);
+            var _l1 = new List<OffsetForLeaderTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 OffsetForLeaderTopic _e3;
@@ -120,7 +120,7 @@ public sealed partial class OffsetForLeaderEpochRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<OffsetForLeaderPartition>(_n7);
+                var _l8 = new List<OffsetForLeaderPartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     OffsetForLeaderPartition _e10;

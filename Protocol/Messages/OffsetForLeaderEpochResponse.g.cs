@@ -32,7 +32,7 @@ public sealed partial class OffsetForLeaderEpochResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<OffsetForLeaderTopicResult>(_n0);
+            var _l1 = new List<OffsetForLeaderTopicResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 OffsetForLeaderTopicResult _e3;
@@ -120,7 +120,7 @@ public sealed partial class OffsetForLeaderEpochResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<EpochEndOffset>(_n7);
+                var _l8 = new List<EpochEndOffset>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     EpochEndOffset _e10;

@@ -36,7 +36,7 @@ public sealed partial class ProduceRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicProduceData>(_n0);
+            var _l1 = new List<TopicProduceData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicProduceData _e3;
@@ -133,7 +133,7 @@ public sealed partial class ProduceRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<PartitionProduceData>(_n7);
+                var _l8 = new List<PartitionProduceData>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     PartitionProduceData _e10;

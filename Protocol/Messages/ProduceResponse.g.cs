@@ -29,7 +29,7 @@ public sealed partial class ProduceResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicProduceResponse>(_n0);
+            var _l1 = new List<TopicProduceResponse>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicProduceResponse _e3;
@@ -63,7 +63,7 @@ public sealed partial class ProduceResponse : IApiMessage
                         }
                         else
                         {
-                            var _l6 = new List<NodeEndpoint>(_n5);
+                            var _l6 = new List<NodeEndpoint>(KafkaReader.InitialCapacity(_n5));
                             for (int _i7 = 0; _i7 < _n5; _i7++)
                             {
                                 NodeEndpoint _e8;
@@ -192,7 +192,7 @@ public sealed partial class ProduceResponse : IApiMessage
             }
             else
             {
-                var _l19 = new List<PartitionProduceResponse>(_n18);
+                var _l19 = new List<PartitionProduceResponse>(KafkaReader.InitialCapacity(_n18));
                 for (int _i20 = 0; _i20 < _n18; _i20++)
                 {
                     PartitionProduceResponse _e21;
@@ -295,7 +295,7 @@ public sealed partial class ProduceResponse : IApiMessage
                 }
                 else
                 {
-                    var _l26 = new List<BatchIndexAndErrorMessage>(_n25);
+                    var _l26 = new List<BatchIndexAndErrorMessage>(KafkaReader.InitialCapacity(_n25));
                     for (int _i27 = 0; _i27 < _n25; _i27++)
                     {
                         BatchIndexAndErrorMessage _e28;

@@ -27,7 +27,7 @@ public sealed partial class ReadShareGroupStateResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<ReadStateResult>(_n0);
+            var _l1 = new List<ReadStateResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ReadStateResult _e3;
@@ -98,7 +98,7 @@ public sealed partial class ReadShareGroupStateResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<PartitionResult>(_n7);
+                var _l8 = new List<PartitionResult>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     PartitionResult _e10;
@@ -181,7 +181,7 @@ public sealed partial class ReadShareGroupStateResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<StateBatch>(_n14);
+                var _l15 = new List<StateBatch>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     StateBatch _e17;

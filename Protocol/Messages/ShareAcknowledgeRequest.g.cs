@@ -33,7 +33,7 @@ public sealed partial class ShareAcknowledgeRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<AcknowledgeTopic>(_n0);
+            var _l1 = new List<AcknowledgeTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 AcknowledgeTopic _e3;
@@ -110,7 +110,7 @@ public sealed partial class ShareAcknowledgeRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<AcknowledgePartition>(_n7);
+                var _l8 = new List<AcknowledgePartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     AcknowledgePartition _e10;
@@ -185,7 +185,7 @@ public sealed partial class ShareAcknowledgeRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<AcknowledgementBatch>(_n14);
+                var _l15 = new List<AcknowledgementBatch>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     AcknowledgementBatch _e17;
@@ -262,7 +262,7 @@ public sealed partial class ShareAcknowledgeRequest : IApiMessage
             }
             else
             {
-                var _l22 = new List<sbyte>(_n21);
+                var _l22 = new List<sbyte>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     sbyte _e24;

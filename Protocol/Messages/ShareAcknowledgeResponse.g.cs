@@ -34,7 +34,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<ShareAcknowledgeTopicResponse>(_n0);
+            var _l1 = new List<ShareAcknowledgeTopicResponse>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 ShareAcknowledgeTopicResponse _e3;
@@ -52,7 +52,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
         }
         else
         {
-            var _l6 = new List<NodeEndpoint>(_n5);
+            var _l6 = new List<NodeEndpoint>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 NodeEndpoint _e8;
@@ -143,7 +143,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<PartitionData>(_n14);
+                var _l15 = new List<PartitionData>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     PartitionData _e17;

@@ -40,7 +40,7 @@ public sealed partial class ShareFetchRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<FetchTopic>(_n0);
+            var _l1 = new List<FetchTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 FetchTopic _e3;
@@ -58,7 +58,7 @@ public sealed partial class ShareFetchRequest : IApiMessage
         }
         else
         {
-            var _l6 = new List<ForgottenTopic>(_n5);
+            var _l6 = new List<ForgottenTopic>(KafkaReader.InitialCapacity(_n5));
             for (int _i7 = 0; _i7 < _n5; _i7++)
             {
                 ForgottenTopic _e8;
@@ -155,7 +155,7 @@ public sealed partial class ShareFetchRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<FetchPartition>(_n14);
+                var _l15 = new List<FetchPartition>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     FetchPartition _e17;
@@ -232,7 +232,7 @@ public sealed partial class ShareFetchRequest : IApiMessage
             }
             else
             {
-                var _l22 = new List<AcknowledgementBatch>(_n21);
+                var _l22 = new List<AcknowledgementBatch>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     AcknowledgementBatch _e24;
@@ -311,7 +311,7 @@ public sealed partial class ShareFetchRequest : IApiMessage
             }
             else
             {
-                var _l29 = new List<sbyte>(_n28);
+                var _l29 = new List<sbyte>(KafkaReader.InitialCapacity(_n28));
                 for (int _i30 = 0; _i30 < _n28; _i30++)
                 {
                     sbyte _e31;
@@ -383,7 +383,7 @@ public sealed partial class ShareFetchRequest : IApiMessage
             }
             else
             {
-                var _l34 = new List<int>(_n33);
+                var _l34 = new List<int>(KafkaReader.InitialCapacity(_n33));
                 for (int _i35 = 0; _i35 < _n33; _i35++)
                 {
                     int _e36;

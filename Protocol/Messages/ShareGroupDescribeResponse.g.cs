@@ -29,7 +29,7 @@ public sealed partial class ShareGroupDescribeResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<DescribedGroup>(_n0);
+            var _l1 = new List<DescribedGroup>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 DescribedGroup _e3;
@@ -104,7 +104,7 @@ public sealed partial class ShareGroupDescribeResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<int>(_n7);
+                var _l8 = new List<int>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     int _e10;
@@ -174,7 +174,7 @@ public sealed partial class ShareGroupDescribeResponse : IApiMessage
             }
             else
             {
-                var _l13 = new List<TopicPartitions>(_n12);
+                var _l13 = new List<TopicPartitions>(KafkaReader.InitialCapacity(_n12));
                 for (int _i14 = 0; _i14 < _n12; _i14++)
                 {
                     TopicPartitions _e15;
@@ -260,7 +260,7 @@ public sealed partial class ShareGroupDescribeResponse : IApiMessage
             }
             else
             {
-                var _l20 = new List<Member>(_n19);
+                var _l20 = new List<Member>(KafkaReader.InitialCapacity(_n19));
                 for (int _i21 = 0; _i21 < _n19; _i21++)
                 {
                     Member _e22;
@@ -359,7 +359,7 @@ public sealed partial class ShareGroupDescribeResponse : IApiMessage
             }
             else
             {
-                var _l27 = new List<string>(_n26);
+                var _l27 = new List<string>(KafkaReader.InitialCapacity(_n26));
                 for (int _i28 = 0; _i28 < _n26; _i28++)
                 {
                     string _e29;

@@ -105,7 +105,7 @@ public sealed partial class ShareGroupHeartbeatResponse : IApiMessage
             }
             else
             {
-                var _l2 = new List<int>(_n1);
+                var _l2 = new List<int>(KafkaReader.InitialCapacity(_n1));
                 for (int _i3 = 0; _i3 < _n1; _i3++)
                 {
                     int _e4;
@@ -173,7 +173,7 @@ public sealed partial class ShareGroupHeartbeatResponse : IApiMessage
             }
             else
             {
-                var _l7 = new List<TopicPartitions>(_n6);
+                var _l7 = new List<TopicPartitions>(KafkaReader.InitialCapacity(_n6));
                 for (int _i8 = 0; _i8 < _n6; _i8++)
                 {
                     TopicPartitions _e9;

@@ -50,7 +50,7 @@ public sealed partial class StopReplicaRequest : IApiMessage
             }
             else
             {
-                var _l1 = new List<StopReplicaPartitionV0>(_n0);
+                var _l1 = new List<StopReplicaPartitionV0>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     StopReplicaPartitionV0 _e3;
@@ -71,7 +71,7 @@ public sealed partial class StopReplicaRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<StopReplicaTopicV1>(_n5);
+                var _l6 = new List<StopReplicaTopicV1>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     StopReplicaTopicV1 _e8;
@@ -92,7 +92,7 @@ public sealed partial class StopReplicaRequest : IApiMessage
             }
             else
             {
-                var _l11 = new List<StopReplicaTopicState>(_n10);
+                var _l11 = new List<StopReplicaTopicState>(KafkaReader.InitialCapacity(_n10));
                 for (int _i12 = 0; _i12 < _n10; _i12++)
                 {
                     StopReplicaTopicState _e13;
@@ -298,7 +298,7 @@ public sealed partial class StopReplicaRequest : IApiMessage
             }
             else
             {
-                var _l22 = new List<int>(_n21);
+                var _l22 = new List<int>(KafkaReader.InitialCapacity(_n21));
                 for (int _i23 = 0; _i23 < _n21; _i23++)
                 {
                     int _e24;
@@ -378,7 +378,7 @@ public sealed partial class StopReplicaRequest : IApiMessage
             }
             else
             {
-                var _l27 = new List<StopReplicaPartitionState>(_n26);
+                var _l27 = new List<StopReplicaPartitionState>(KafkaReader.InitialCapacity(_n26));
                 for (int _i28 = 0; _i28 < _n26; _i28++)
                 {
                     StopReplicaPartitionState _e29;

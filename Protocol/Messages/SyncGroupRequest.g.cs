@@ -48,7 +48,7 @@ public sealed partial class SyncGroupRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<SyncGroupRequestAssignment>(_n0);
+            var _l1 = new List<SyncGroupRequestAssignment>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 SyncGroupRequestAssignment _e3;

@@ -50,7 +50,7 @@ public sealed partial class TxnOffsetCommitRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<TxnOffsetCommitRequestTopic>(_n0);
+            var _l1 = new List<TxnOffsetCommitRequestTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TxnOffsetCommitRequestTopic _e3;
@@ -176,7 +176,7 @@ public sealed partial class TxnOffsetCommitRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<TxnOffsetCommitRequestPartition>(_n7);
+                var _l8 = new List<TxnOffsetCommitRequestPartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     TxnOffsetCommitRequestPartition _e10;

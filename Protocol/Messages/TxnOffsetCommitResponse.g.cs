@@ -29,7 +29,7 @@ public sealed partial class TxnOffsetCommitResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<TxnOffsetCommitResponseTopic>(_n0);
+            var _l1 = new List<TxnOffsetCommitResponseTopic>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TxnOffsetCommitResponseTopic _e3;
@@ -111,7 +111,7 @@ public sealed partial class TxnOffsetCommitResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<TxnOffsetCommitResponsePartition>(_n7);
+                var _l8 = new List<TxnOffsetCommitResponsePartition>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     TxnOffsetCommitResponsePartition _e10;

@@ -30,7 +30,7 @@ public sealed partial class UpdateFeaturesRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<FeatureUpdateKey>(_n0);
+            var _l1 = new List<FeatureUpdateKey>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 FeatureUpdateKey _e3;

@@ -46,7 +46,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
             }
             else
             {
-                var _l1 = new List<UpdateMetadataPartitionState>(_n0);
+                var _l1 = new List<UpdateMetadataPartitionState>(KafkaReader.InitialCapacity(_n0));
                 for (int _i2 = 0; _i2 < _n0; _i2++)
                 {
                     UpdateMetadataPartitionState _e3;
@@ -67,7 +67,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
             }
             else
             {
-                var _l6 = new List<UpdateMetadataTopicState>(_n5);
+                var _l6 = new List<UpdateMetadataTopicState>(KafkaReader.InitialCapacity(_n5));
                 for (int _i7 = 0; _i7 < _n5; _i7++)
                 {
                     UpdateMetadataTopicState _e8;
@@ -86,7 +86,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         }
         else
         {
-            var _l11 = new List<UpdateMetadataBroker>(_n10);
+            var _l11 = new List<UpdateMetadataBroker>(KafkaReader.InitialCapacity(_n10));
             for (int _i12 = 0; _i12 < _n10; _i12++)
             {
                 UpdateMetadataBroker _e13;
@@ -288,7 +288,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
             }
             else
             {
-                var _l25 = new List<int>(_n24);
+                var _l25 = new List<int>(KafkaReader.InitialCapacity(_n24));
                 for (int _i26 = 0; _i26 < _n24; _i26++)
                 {
                     int _e27;
@@ -305,7 +305,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
             }
             else
             {
-                var _l29 = new List<int>(_n28);
+                var _l29 = new List<int>(KafkaReader.InitialCapacity(_n28));
                 for (int _i30 = 0; _i30 < _n28; _i30++)
                 {
                     int _e31;
@@ -323,7 +323,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
                 }
                 else
                 {
-                    var _l33 = new List<int>(_n32);
+                    var _l33 = new List<int>(KafkaReader.InitialCapacity(_n32));
                     for (int _i34 = 0; _i34 < _n32; _i34++)
                     {
                         int _e35;
@@ -452,7 +452,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
             }
             else
             {
-                var _l40 = new List<UpdateMetadataPartitionState>(_n39);
+                var _l40 = new List<UpdateMetadataPartitionState>(KafkaReader.InitialCapacity(_n39));
                 for (int _i41 = 0; _i41 < _n39; _i41++)
                 {
                     UpdateMetadataPartitionState _e42;
@@ -558,7 +558,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
                 }
                 else
                 {
-                    var _l47 = new List<UpdateMetadataEndpoint>(_n46);
+                    var _l47 = new List<UpdateMetadataEndpoint>(KafkaReader.InitialCapacity(_n46));
                     for (int _i48 = 0; _i48 < _n46; _i48++)
                     {
                         UpdateMetadataEndpoint _e49;

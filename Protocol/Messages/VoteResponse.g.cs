@@ -30,7 +30,7 @@ public sealed partial class VoteResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<TopicData>(_n0);
+            var _l1 = new List<TopicData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 TopicData _e3;
@@ -58,7 +58,7 @@ public sealed partial class VoteResponse : IApiMessage
                     }
                     else
                     {
-                        var _l6 = new List<NodeEndpoint>(_n5);
+                        var _l6 = new List<NodeEndpoint>(KafkaReader.InitialCapacity(_n5));
                         for (int _i7 = 0; _i7 < _n5; _i7++)
                         {
                             NodeEndpoint _e8;
@@ -170,7 +170,7 @@ public sealed partial class VoteResponse : IApiMessage
             }
             else
             {
-                var _l19 = new List<PartitionData>(_n18);
+                var _l19 = new List<PartitionData>(KafkaReader.InitialCapacity(_n18));
                 for (int _i20 = 0; _i20 < _n18; _i20++)
                 {
                     PartitionData _e21;

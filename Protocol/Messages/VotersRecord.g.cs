@@ -27,7 +27,7 @@ public sealed partial class VotersRecord : IKafkaMessage
         }
         else
         {
-            var _l1 = new List<Voter>(_n0);
+            var _l1 = new List<Voter>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 Voter _e3;
@@ -103,7 +103,7 @@ public sealed partial class VotersRecord : IKafkaMessage
             }
             else
             {
-                var _l8 = new List<Endpoint>(_n7);
+                var _l8 = new List<Endpoint>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     Endpoint _e10;

@@ -29,7 +29,7 @@ public sealed partial class WriteShareGroupStateRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<WriteStateData>(_n0);
+            var _l1 = new List<WriteStateData>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 WriteStateData _e3;
@@ -102,7 +102,7 @@ public sealed partial class WriteShareGroupStateRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<PartitionData>(_n7);
+                var _l8 = new List<PartitionData>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     PartitionData _e10;
@@ -183,7 +183,7 @@ public sealed partial class WriteShareGroupStateRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<StateBatch>(_n14);
+                var _l15 = new List<StateBatch>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     StateBatch _e17;

@@ -27,7 +27,7 @@ public sealed partial class WriteTxnMarkersRequest : IApiMessage
         }
         else
         {
-            var _l1 = new List<WritableTxnMarker>(_n0);
+            var _l1 = new List<WritableTxnMarker>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 WritableTxnMarker _e3;
@@ -112,7 +112,7 @@ public sealed partial class WriteTxnMarkersRequest : IApiMessage
             }
             else
             {
-                var _l8 = new List<WritableTxnMarkerTopic>(_n7);
+                var _l8 = new List<WritableTxnMarkerTopic>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     WritableTxnMarkerTopic _e10;
@@ -203,7 +203,7 @@ public sealed partial class WriteTxnMarkersRequest : IApiMessage
             }
             else
             {
-                var _l15 = new List<int>(_n14);
+                var _l15 = new List<int>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     int _e17;

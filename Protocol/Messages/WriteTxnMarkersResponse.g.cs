@@ -27,7 +27,7 @@ public sealed partial class WriteTxnMarkersResponse : IApiMessage
         }
         else
         {
-            var _l1 = new List<WritableTxnMarkerResult>(_n0);
+            var _l1 = new List<WritableTxnMarkerResult>(KafkaReader.InitialCapacity(_n0));
             for (int _i2 = 0; _i2 < _n0; _i2++)
             {
                 WritableTxnMarkerResult _e3;
@@ -107,7 +107,7 @@ public sealed partial class WriteTxnMarkersResponse : IApiMessage
             }
             else
             {
-                var _l8 = new List<WritableTxnMarkerTopicResult>(_n7);
+                var _l8 = new List<WritableTxnMarkerTopicResult>(KafkaReader.InitialCapacity(_n7));
                 for (int _i9 = 0; _i9 < _n7; _i9++)
                 {
                     WritableTxnMarkerTopicResult _e10;
@@ -191,7 +191,7 @@ public sealed partial class WriteTxnMarkersResponse : IApiMessage
             }
             else
             {
-                var _l15 = new List<WritableTxnMarkerPartitionResult>(_n14);
+                var _l15 = new List<WritableTxnMarkerPartitionResult>(KafkaReader.InitialCapacity(_n14));
                 for (int _i16 = 0; _i16 < _n14; _i16++)
                 {
                     WritableTxnMarkerPartitionResult _e17;

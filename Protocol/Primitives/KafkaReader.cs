@@ -176,6 +176,15 @@ public ref struct KafkaReader
         return len;
     }
 
+    /// <summary>
+    /// Initial capacity for a list of <paramref name="count"/> elements about to be read. A count may claim one
+    /// element per byte left in the frame (up to socket.request.max.bytes); presizing by it would allocate 8 bytes
+    /// per claimed element before the first one fails to parse, so large lists start small and grow as they fill.
+    /// </summary>
+    public static int InitialCapacity(int count) => count < MaxInitialCapacity ? count : MaxInitialCapacity;
+
+    private const int MaxInitialCapacity = 1024;
+
     /// <summary>Compact array length (uvarint N+1); -1 is null.</summary>
     public int ReadCompactArrayLength()
     {

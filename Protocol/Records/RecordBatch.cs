@@ -67,8 +67,8 @@ public static class RecordBatch
 
     /// <summary>
     /// Checks one complete v2 batch as a broker must before appending it: length sanity, magic,
-    /// CRC (→ CORRUPT_MESSAGE), count vs lastOffsetDelta, and every record's framing (decompressing
-    /// into a pooled buffer for compressed batches). Never throws for bad input.
+    /// CRC (→ CORRUPT_MESSAGE), count vs lastOffsetDelta, and every record's framing (→ INVALID_RECORD, as
+    /// Kafka; decompressing into a pooled buffer for compressed batches). Never throws for bad input.
     /// </summary>
     public static ValidationResult Validate(ReadOnlySpan<byte> batch, ValidationOptions? options = null)
     {
@@ -84,8 +84,12 @@ public static class RecordBatch
             return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Record batch is corrupt (stored crc = {h.Crc}, computed crc = {crc})");
         if ((int)h.Compression > (int)CompressionType.Zstd)
             return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Unknown compression type id {(int)h.Compression}");
+        // Past the CRC the batch arrived as the producer built it, so a framing lie inside it is the producer's
+        // bug, not corruption in transit: Kafka's DefaultRecordBatch iterator and DefaultRecord.readFrom throw
+        // InvalidRecordException (INVALID_RECORD, not retriable) where CRC and size failures are
+        // CorruptRecordException (CORRUPT_MESSAGE, retriable; a producer would resend the same bad batch).
         if (h.RecordsCount < 0)
-            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Negative record count {h.RecordsCount}");
+            return ValidationResult.Fail(ErrorCode.InvalidRecord, $"Found invalid record count {h.RecordsCount} in magic v2 batch");
         if (options.RequireContiguousOffsets)
         {
             if (h.RecordsCount == 0)
@@ -95,22 +99,29 @@ public static class RecordBatch
         }
         var body = batch[RecordBatchHeader.Size..];
         // Every record takes at least 7 bytes; a larger count cannot be honest (and would let a
-        // compressed batch claim huge counts cheaply).
+        // compressed batch claim huge counts cheaply). Kafka finds the same by reaching premature EOF.
         if (h.Compression == CompressionType.None && h.RecordsCount > body.Length / 7)
-            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Record count {h.RecordsCount} exceeds what {body.Length} bytes can hold");
+            return ValidationResult.Fail(ErrorCode.InvalidRecord, $"Record count {h.RecordsCount} exceeds what {body.Length} bytes can hold");
         try
         {
             if (h.Compression == CompressionType.None)
                 return WalkRecords(body, h, options);
             using var buf = new PooledBufferWriter(Math.Max(256, body.Length * 4));
-            Compressor.Decompress(h.Compression, body, buf, options.MaxDecompressedBytes);
+            try
+            {
+                Compressor.Decompress(h.Compression, body, buf, options.MaxDecompressedBytes);
+            }
+            catch (ProtocolException e)
+            {
+                return ValidationResult.Fail(ErrorCode.CorruptMessage, e.Message);
+            }
             if (h.RecordsCount > buf.WrittenCount / 7)
-                return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Record count {h.RecordsCount} exceeds what the decompressed data can hold");
+                return ValidationResult.Fail(ErrorCode.InvalidRecord, $"Record count {h.RecordsCount} exceeds what the decompressed data can hold");
             return WalkRecords(buf.WrittenSpan, h, options);
         }
         catch (ProtocolException e)
         {
-            return ValidationResult.Fail(ErrorCode.CorruptMessage, e.Message);
+            return ValidationResult.Fail(ErrorCode.InvalidRecord, e.Message);
         }
     }
 
@@ -147,7 +158,7 @@ public static class RecordBatch
             i++;
         }
         if (e.RemainingBytes != 0)
-            return ValidationResult.Fail(ErrorCode.CorruptMessage, $"Incorrect declared batch size: {e.RemainingBytes} bytes after the last record");
+            return ValidationResult.Fail(ErrorCode.InvalidRecord, $"Incorrect declared batch size: {e.RemainingBytes} bytes after the last record");
         return new ValidationResult { Error = ErrorCode.None, RecordCount = i, MaxTimestamp = maxTs, OffsetDeltaOfMaxTimestamp = Math.Max(maxTsDelta, 0) };
     }
 

@@ -283,7 +283,9 @@ internal sealed class Emitter
             w.Close();
             w.Open("else");
             string ecs = ElemCs(f.ElemType, f.Struct);
-            w.Line($"var {l} = new List<{ecs}>({n});");
+            // The count was checked against the bytes left, but not the bytes each element needs: size the list by
+            // what is cheap and let it grow with the elements that really parse (KafkaReader.InitialCapacity).
+            w.Line($"var {l} = new List<{ecs}>(KafkaReader.InitialCapacity({n}));");
             w.Open($"for (int {i} = 0; {i} < {n}; {i}++)");
             w.Line($"{ecs} {e};");
             ReadValue(f, ctx, compact, Cond.False, e, true);

@@ -243,7 +243,7 @@ public class RecordBatchTests
             BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(RecordBatchHeader.RecordsCountOffset), int.MaxValue);
             BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(RecordBatchHeader.LastOffsetDeltaOffset), int.MaxValue - 1);
         });
-        Assert.That(r.Error, Is.EqualTo(ErrorCode.CorruptMessage));
+        Assert.That(r.Error, Is.EqualTo(ErrorCode.InvalidRecord));
     }
 
     [Test]
@@ -251,14 +251,14 @@ public class RecordBatchTests
     {
         // First record's length varint: make it huge (5 continuation bytes is malformed).
         var r = PatchAndValidate(BuildSample(CompressionType.None), b => b.AsSpan(RecordBatchHeader.Size, 5).Fill(0xFF));
-        Assert.That(r.Error, Is.EqualTo(ErrorCode.CorruptMessage));
+        Assert.That(r.Error, Is.EqualTo(ErrorCode.InvalidRecord));
     }
 
     [Test]
     public void NegativeRecordLength()
     {
         var r = PatchAndValidate(BuildSample(CompressionType.None), b => b[RecordBatchHeader.Size] = 0x03 /* zigzag -2 */);
-        Assert.That(r.Error, Is.EqualTo(ErrorCode.CorruptMessage));
+        Assert.That(r.Error, Is.EqualTo(ErrorCode.InvalidRecord));
     }
 
     [Test]
@@ -267,7 +267,7 @@ public class RecordBatchTests
         var batch = BuildSample(CompressionType.None, 1);
         // Length varint of record 0 (1 byte): shrink by one so the headers run past the declared size.
         var r = PatchAndValidate(batch, b => b[RecordBatchHeader.Size] = (byte)(b[RecordBatchHeader.Size] - 2));
-        Assert.That(r.Error, Is.EqualTo(ErrorCode.CorruptMessage));
+        Assert.That(r.Error, Is.EqualTo(ErrorCode.InvalidRecord));
     }
 
     [Test]
@@ -275,7 +275,7 @@ public class RecordBatchTests
     {
         var batch = BuildSample(CompressionType.None, 2).Concat(new byte[] { 0, 0, 0 }).ToArray();
         var r = PatchAndValidate(batch, b => BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(8), b.Length - 12));
-        Assert.That(r.Error, Is.EqualTo(ErrorCode.CorruptMessage));
+        Assert.That(r.Error, Is.EqualTo(ErrorCode.InvalidRecord));
     }
 
     [Test]
