@@ -220,8 +220,9 @@ public ref struct BatchEnumerator
 /// Every produced record passes through here (Kafka's LogValidator reads each record of a client's v2 batch), so the
 /// varints take 1- and 2-byte fast paths: one unaligned 16-bit load answers both (a 100-byte record's length, value
 /// length and most offset deltas are 2-byte varints). Memory safety comes from the load being inside the records span;
-/// the record's own end is checked after decoding, which rejects exactly what a bounds-checked byte-by-byte read
-/// rejects. Longer encodings go through the careful loops, which keep the original acceptance rules.
+/// the record's own end is enforced by the length checks and the final pos == end (see <see cref="TryShort"/>), which
+/// rejects exactly what a bounds-checked byte-by-byte read rejects. Longer encodings go through the careful loops, which
+/// keep the original acceptance rules.
 /// </remarks>
 internal static class FastRecordWalk
 {
@@ -275,33 +276,30 @@ internal static class FastRecordWalk
     }
 
     /// <summary>
-    /// Raw (not yet zigzag-decoded) 1- or 2-byte varint at <paramref name="pos"/>, ending at or before
-    /// <paramref name="end"/>. False when longer, or when fewer than 2 bytes of the span remain (the careful path decides).
+    /// Raw (not yet zigzag-decoded) 1- or 2-byte varint at <paramref name="pos"/>. False when longer, or when fewer than
+    /// 2 bytes of the span remain (the careful path decides). Deliberately does not look at the record's end: a varint
+    /// running past it leaves pos beyond end, and then every later check fails (lengths must be ≤ end − pos, header
+    /// counts ≤ (end − pos) / 2, and the record must finish exactly at end), so the verdict equals a bounded read's.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TryShort(ReadOnlySpan<byte> s, ref int pos, int end, out uint raw, out bool fits)
+    private static bool TryShort(ReadOnlySpan<byte> s, ref int pos, out uint raw)
     {
         int p = pos;
-        raw = 0; fits = false;
-        if (!BitConverter.IsLittleEndian || (uint)(p + 1) >= (uint)s.Length) return false;
+        if (!BitConverter.IsLittleEndian || (uint)(p + 1) >= (uint)s.Length) { raw = 0; return false; }
         uint x = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref MemoryMarshal.GetReference(s), p));
-        int width;
-        if ((x & 0x80) == 0) { raw = x & 0x7F; width = 1; }
-        else if ((x & 0x8000) == 0) { raw = (x & 0x7F) | ((x >> 1) & 0x3F80); width = 2; }
-        else return false;
-        // Crossing the record's end is a rejection either way; report it as decided so the careful loop is skipped.
-        fits = width <= end - p;
-        pos = p + width;
-        return true;
+        if ((x & 0x80) == 0) { raw = x & 0x7F; pos = p + 1; return true; }
+        if ((x & 0x8000) == 0) { raw = (x & 0x7F) | ((x >> 1) & 0x3F80); pos = p + 2; return true; }
+        raw = 0;
+        return false;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool VarInt(ReadOnlySpan<byte> s, ref int pos, int end, out int value)
     {
-        if (TryShort(s, ref pos, end, out uint raw, out bool fits))
+        if (TryShort(s, ref pos, out uint raw))
         {
             value = (int)(raw >> 1) ^ -(int)(raw & 1);
-            return fits;
+            return true;
         }
         return VarIntLong(s, ref pos, end, out value);
     }
@@ -309,10 +307,10 @@ internal static class FastRecordWalk
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool VarLong(ReadOnlySpan<byte> s, ref int pos, int end, out long value)
     {
-        if (TryShort(s, ref pos, end, out uint raw, out bool fits))
+        if (TryShort(s, ref pos, out uint raw))
         {
             value = (long)(raw >> 1) ^ -(long)(raw & 1);
-            return fits;
+            return true;
         }
         return VarLongLong(s, ref pos, end, out value);
     }

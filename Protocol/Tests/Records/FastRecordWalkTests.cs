@@ -215,6 +215,12 @@ public sealed class FastRecordWalkTests
             case 4:
                 for (int i = rng.Next(1, 4); i > 0; i--) dst.Add((byte)rng.Next(256));
                 break;
+            case 5:
+                // The right value at maximum width plus bits beyond 32 / 64 in the top byte: shifted out, so only the
+                // top-byte rule rejects it.
+                Unsigned(dst, raw, max);
+                dst[^1] |= (byte)(isLong ? rng.Next(1, 64) << 1 : rng.Next(1, 8) << 4);
+                break;
             default: Unsigned(dst, raw, 1); break;
         }
     }
