@@ -240,20 +240,24 @@ internal static class FastRecordWalk
         {
             if (!VarInt(s, ref pos, s.Length, out int length) || length < 1 || length > s.Length - pos) return false;
             int end = pos + length;
-            pos++; // attributes (length >= 1 keeps this inside the record)
-            if (!VarLong(s, ref pos, end, out long tsDelta)) return false;
-            if (!VarInt(s, ref pos, end, out int offsetDelta)) return false;
-            if (!SkipNullableBytes(s, ref pos, end)) return false; // key
-            if (!SkipNullableBytes(s, ref pos, end)) return false; // value
-            if (!VarInt(s, ref pos, end, out int headerCount) || headerCount < 0 || headerCount > (end - pos) / 2) return false;
+            // The fields are read with their own cursor and the next record starts at end, not where the fields
+            // stopped: the two must agree anyway, and this keeps the chain from record to record down to one length
+            // varint, so the CPU can check a record's fields while already reading the next one's length.
+            int q = pos + 1; // attributes (length >= 1 keeps this inside the record)
+            if (!VarLong(s, ref q, end, out long tsDelta)) return false;
+            if (!VarInt(s, ref q, end, out int offsetDelta)) return false;
+            if (!SkipNullableBytes(s, ref q, end)) return false; // key
+            if (!SkipNullableBytes(s, ref q, end)) return false; // value
+            if (!VarInt(s, ref q, end, out int headerCount) || headerCount < 0 || headerCount > (end - q) / 2) return false;
             for (int k = 0; k < headerCount; k++)
             {
                 // Header keys are non-null strings; values may be null (DefaultRecord).
-                if (!VarInt(s, ref pos, end, out int keyLength) || keyLength < 0 || keyLength > end - pos) return false;
-                pos += keyLength;
-                if (!SkipNullableBytes(s, ref pos, end)) return false;
+                if (!VarInt(s, ref q, end, out int keyLength) || keyLength < 0 || keyLength > end - q) return false;
+                q += keyLength;
+                if (!SkipNullableBytes(s, ref q, end)) return false;
             }
-            if (pos != end) return false;
+            if (q != end) return false;
+            pos = end;
             if (contiguous ? offsetDelta != i : offsetDelta <= lastDelta) return false;
             if (offsetDelta > lastOffsetDelta) return false;
             lastDelta = offsetDelta;
@@ -301,7 +305,11 @@ internal static class FastRecordWalk
             value = (int)(raw >> 1) ^ -(int)(raw & 1);
             return true;
         }
-        return VarIntLong(s, ref pos, end, out value);
+        var d = VarIntLong(s, pos, end);
+        value = (int)d.Value;
+        if (d.Next < 0) return false;
+        pos = d.Next;
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -312,10 +320,26 @@ internal static class FastRecordWalk
             value = (long)(raw >> 1) ^ -(long)(raw & 1);
             return true;
         }
-        return VarLongLong(s, ref pos, end, out value);
+        var d = VarLongLong(s, pos, end);
+        value = d.Value;
+        if (d.Next < 0) return false;
+        pos = d.Next;
+        return true;
     }
 
-    private static bool VarIntLong(ReadOnlySpan<byte> s, ref int pos, int end, out int value)
+    /// <summary>
+    /// A varint decoded by the careful loops: returned by value (two registers) rather than through ref/out
+    /// parameters, so the walk's cursors are not address-exposed and stay in registers.
+    /// </summary>
+    private readonly struct Decoded(long value, int next)
+    {
+        public readonly long Value = value;
+        /// <summary>Position after the varint, -1 when it is truncated at end or malformed.</summary>
+        public readonly int Next = next;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Decoded VarIntLong(ReadOnlySpan<byte> s, int pos, int end)
     {
         uint result = 0;
         for (int i = 0; i < 5; i++)
@@ -325,17 +349,13 @@ internal static class FastRecordWalk
             if (i == 4 && b > 0x0f) break; // over 32 bits: the full parser reports it
             result |= (b & 0x7f) << (7 * i);
             if ((b & 0x80) == 0)
-            {
-                pos += i + 1;
-                value = (int)(result >> 1) ^ -(int)(result & 1);
-                return true;
-            }
+                return new Decoded((int)(result >> 1) ^ -(int)(result & 1), pos + i + 1);
         }
-        value = 0;
-        return false;
+        return new Decoded(0, -1);
     }
 
-    private static bool VarLongLong(ReadOnlySpan<byte> s, ref int pos, int end, out long value)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Decoded VarLongLong(ReadOnlySpan<byte> s, int pos, int end)
     {
         ulong result = 0;
         for (int i = 0; i < 10; i++)
@@ -345,13 +365,8 @@ internal static class FastRecordWalk
             if (i == 9 && b > 0x01) break;
             result |= (b & 0x7f) << (7 * i);
             if ((b & 0x80) == 0)
-            {
-                pos += i + 1;
-                value = (long)(result >> 1) ^ -(long)(result & 1);
-                return true;
-            }
+                return new Decoded((long)(result >> 1) ^ -(long)(result & 1), pos + i + 1);
         }
-        value = 0;
-        return false;
+        return new Decoded(0, -1);
     }
 }
