@@ -238,25 +238,18 @@ internal static class FastRecordWalk
         int bestDelta = -1;
         for (int i = 0; i < records; i++)
         {
-            if (!VarInt(s, ref pos, s.Length, out int length) || length < 1 || length > s.Length - pos) return false;
+            if (!VarInt<Checked>(s, ref pos, s.Length, out int length) || length < 1 || length > s.Length - pos) return false;
             int end = pos + length;
             // The fields are read with their own cursor and the next record starts at end, not where the fields
             // stopped: the two must agree anyway, and this keeps the chain from record to record down to one length
             // varint, so the CPU can check a record's fields while already reading the next one's length.
-            int q = pos + 1; // attributes (length >= 1 keeps this inside the record)
-            if (!VarLong(s, ref q, end, out long tsDelta)) return false;
-            if (!VarInt(s, ref q, end, out int offsetDelta)) return false;
-            if (!SkipNullableBytes(s, ref q, end)) return false; // key
-            if (!SkipNullableBytes(s, ref q, end)) return false; // value
-            if (!VarInt(s, ref q, end, out int headerCount) || headerCount < 0 || headerCount > (end - q) / 2) return false;
-            for (int k = 0; k < headerCount; k++)
-            {
-                // Header keys are non-null strings; values may be null (DefaultRecord).
-                if (!VarInt(s, ref q, end, out int keyLength) || keyLength < 0 || keyLength > end - q) return false;
-                q += keyLength;
-                if (!SkipNullableBytes(s, ref q, end)) return false;
-            }
-            if (q != end) return false;
+            // Every fixed-field read starts at most 2 bytes past the previous one's start or at or before end (see
+            // TryShort), so the fifth (header count) starts at most at end + 8: with 10 bytes of slack after end the
+            // 2-byte loads need no bounds check. Only records near the section's end take the checked variant.
+            if (end <= s.Length - 10
+                ? !Fields<Hoisted>(s, pos + 1, end, out long tsDelta, out int offsetDelta)
+                : !Fields<Checked>(s, pos + 1, end, out tsDelta, out offsetDelta))
+                return false;
             pos = end;
             if (contiguous ? offsetDelta != i : offsetDelta <= lastDelta) return false;
             if (offsetDelta > lastOffsetDelta) return false;
@@ -269,10 +262,39 @@ internal static class FastRecordWalk
         return true;
     }
 
+    /// <summary>
+    /// One record's fields after the attributes byte at <paramref name="q"/> - 1 (DefaultRecord order: timestamp delta,
+    /// offset delta, key, value, headers); true when they end exactly at <paramref name="end"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool SkipNullableBytes(ReadOnlySpan<byte> s, ref int pos, int end)
+    private static bool Fields<TBounds>(ReadOnlySpan<byte> s, int q, int end, out long tsDelta, out int offsetDelta) where TBounds : struct, IBounds
     {
-        if (!VarInt(s, ref pos, end, out int length)) return false;
+        offsetDelta = 0;
+        if (!VarLong<TBounds>(s, ref q, end, out tsDelta)) return false;
+        if (!VarInt<TBounds>(s, ref q, end, out offsetDelta)) return false;
+        if (!SkipNullableBytes<TBounds>(s, ref q, end)) return false; // key
+        if (!SkipNullableBytes<TBounds>(s, ref q, end)) return false; // value
+        if (!VarInt<TBounds>(s, ref q, end, out int headerCount) || headerCount < 0 || headerCount > (end - q) / 2) return false;
+        for (int k = 0; k < headerCount; k++)
+        {
+            // Header keys are non-null strings; values may be null (DefaultRecord). Past the fixed fields the slack
+            // argument no longer holds, so these reads are always checked.
+            if (!VarInt<Checked>(s, ref q, end, out int keyLength) || keyLength < 0 || keyLength > end - q) return false;
+            q += keyLength;
+            if (!SkipNullableBytes<Checked>(s, ref q, end)) return false;
+        }
+        return q == end;
+    }
+
+    /// <summary>Whether the 2-byte loads must check the span's length (compile-time constant per instantiation).</summary>
+    private interface IBounds { static abstract bool Check { get; } }
+    private struct Checked : IBounds { public static bool Check => true; }
+    private struct Hoisted : IBounds { public static bool Check => false; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool SkipNullableBytes<TBounds>(ReadOnlySpan<byte> s, ref int pos, int end) where TBounds : struct, IBounds
+    {
+        if (!VarInt<TBounds>(s, ref pos, end, out int length)) return false;
         if (length < 0) return length == -1;
         if (length > end - pos) return false;
         pos += length;
@@ -286,11 +308,11 @@ internal static class FastRecordWalk
     /// counts ≤ (end − pos) / 2, and the record must finish exactly at end), so the verdict equals a bounded read's.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TryShort(ReadOnlySpan<byte> s, ref int pos, out uint raw)
+    private static bool TryShort<TBounds>(ReadOnlySpan<byte> s, ref int pos, out uint raw) where TBounds : struct, IBounds
     {
         int p = pos;
-        if (!BitConverter.IsLittleEndian || (uint)(p + 1) >= (uint)s.Length) { raw = 0; return false; }
-        uint x = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref MemoryMarshal.GetReference(s), p));
+        if (!BitConverter.IsLittleEndian || (TBounds.Check && (uint)(p + 1) >= (uint)s.Length)) { raw = 0; return false; }
+        uint x = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref MemoryMarshal.GetReference(s), (nint)(uint)p));
         if ((x & 0x80) == 0) { raw = x & 0x7F; pos = p + 1; return true; }
         if ((x & 0x8000) == 0) { raw = (x & 0x7F) | ((x >> 1) & 0x3F80); pos = p + 2; return true; }
         raw = 0;
@@ -298,9 +320,9 @@ internal static class FastRecordWalk
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool VarInt(ReadOnlySpan<byte> s, ref int pos, int end, out int value)
+    private static bool VarInt<TBounds>(ReadOnlySpan<byte> s, ref int pos, int end, out int value) where TBounds : struct, IBounds
     {
-        if (TryShort(s, ref pos, out uint raw))
+        if (TryShort<TBounds>(s, ref pos, out uint raw))
         {
             value = (int)(raw >> 1) ^ -(int)(raw & 1);
             return true;
@@ -313,9 +335,9 @@ internal static class FastRecordWalk
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool VarLong(ReadOnlySpan<byte> s, ref int pos, int end, out long value)
+    private static bool VarLong<TBounds>(ReadOnlySpan<byte> s, ref int pos, int end, out long value) where TBounds : struct, IBounds
     {
-        if (TryShort(s, ref pos, out uint raw))
+        if (TryShort<TBounds>(s, ref pos, out uint raw))
         {
             value = (long)(raw >> 1) ^ -(long)(raw & 1);
             return true;
