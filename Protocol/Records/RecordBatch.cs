@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Kayak.Protocol.Compression;
 
 namespace Kayak.Protocol.Records;
@@ -214,6 +216,14 @@ public ref struct BatchEnumerator
 /// plus <c>WalkRecords</c>' offset-delta rules, on indexes instead of spans and Record views, never throwing. It only
 /// answers "valid, and here are the totals" or "not sure": callers re-walk with the full parser for the error.
 /// </summary>
+/// <remarks>
+/// Every produced record passes through here (Kafka's LogValidator reads each record of a client's v2 batch), so the
+/// varints take 1- and 2-byte fast paths: one unaligned 16-bit load answers both (a 100-byte record's length, value
+/// length and most offset deltas are 2-byte varints). Memory safety comes from the load being inside the records span;
+/// the record's own end is enforced by the length checks and the final pos == end (see <see cref="TryShort"/>), which
+/// rejects exactly what a bounds-checked byte-by-byte read rejects. Longer encodings go through the careful loops, which
+/// keep the original acceptance rules.
+/// </remarks>
 internal static class FastRecordWalk
 {
     internal static bool TryValidate(ReadOnlySpan<byte> s, in RecordBatchHeader h, bool contiguous, out int count, out long maxTs, out int maxTsDelta)
@@ -222,61 +232,136 @@ internal static class FastRecordWalk
         int pos = 0;
         int lastDelta = -1;
         int records = h.RecordsCount;
+        int lastOffsetDelta = h.LastOffsetDelta;
+        long baseTimestamp = h.BaseTimestamp;
+        long bestTs = -1;
+        int bestDelta = -1;
         for (int i = 0; i < records; i++)
         {
-            if (!VarInt(s, ref pos, s.Length, out int length) || length < 1 || length > s.Length - pos) return false;
+            if (!VarInt<Checked>(s, ref pos, s.Length, out int length) || length < 1 || length > s.Length - pos) return false;
             int end = pos + length;
-            pos++; // attributes
-            if (!VarLong(s, ref pos, end, out long tsDelta)) return false;
-            if (!VarInt(s, ref pos, end, out int offsetDelta)) return false;
-            if (!SkipNullableBytes(s, ref pos, end)) return false; // key
-            if (!SkipNullableBytes(s, ref pos, end)) return false; // value
-            if (!VarInt(s, ref pos, end, out int headerCount) || headerCount < 0 || headerCount > (end - pos) / 2) return false;
-            for (int k = 0; k < headerCount; k++)
-            {
-                // Header keys are non-null strings; values may be null (DefaultRecord).
-                if (!VarInt(s, ref pos, end, out int keyLength) || keyLength < 0 || keyLength > end - pos) return false;
-                pos += keyLength;
-                if (!SkipNullableBytes(s, ref pos, end)) return false;
-            }
-            if (pos != end) return false;
+            // The fields are read with their own cursor and the next record starts at end, not where the fields
+            // stopped: the two must agree anyway, and this keeps the chain from record to record down to one length
+            // varint, so the CPU can check a record's fields while already reading the next one's length.
+            // Every fixed-field read starts at most 2 bytes past the previous one's start or at or before end (see
+            // TryShort), so the fifth (header count) starts at most at end + 8: with 10 bytes of slack after end the
+            // 2-byte loads need no bounds check. Only records near the section's end take the checked variant.
+            if (end <= s.Length - 10
+                ? !Fields<Hoisted>(s, pos + 1, end, out long tsDelta, out int offsetDelta)
+                : !Fields<Checked>(s, pos + 1, end, out tsDelta, out offsetDelta))
+                return false;
+            pos = end;
             if (contiguous ? offsetDelta != i : offsetDelta <= lastDelta) return false;
-            if (offsetDelta > h.LastOffsetDelta) return false;
+            if (offsetDelta > lastOffsetDelta) return false;
             lastDelta = offsetDelta;
-            long ts = h.BaseTimestamp + tsDelta;
-            if (ts > maxTs || maxTsDelta < 0) { maxTs = ts; maxTsDelta = offsetDelta; }
+            long ts = baseTimestamp + tsDelta;
+            if (ts > bestTs || bestDelta < 0) { bestTs = ts; bestDelta = offsetDelta; }
         }
         if (pos != s.Length) return false;
-        count = records;
+        count = records; maxTs = bestTs; maxTsDelta = bestDelta;
         return true;
     }
 
-    private static bool SkipNullableBytes(ReadOnlySpan<byte> s, ref int pos, int end)
+    /// <summary>
+    /// One record's fields after the attributes byte at <paramref name="q"/> - 1 (DefaultRecord order: timestamp delta,
+    /// offset delta, key, value, headers); true when they end exactly at <paramref name="end"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Fields<TBounds>(ReadOnlySpan<byte> s, int q, int end, out long tsDelta, out int offsetDelta) where TBounds : struct, IBounds
     {
-        if (!VarInt(s, ref pos, end, out int length)) return false;
+        offsetDelta = 0;
+        if (!VarLong<TBounds>(s, ref q, end, out tsDelta)) return false;
+        if (!VarInt<TBounds>(s, ref q, end, out offsetDelta)) return false;
+        if (!SkipNullableBytes<TBounds>(s, ref q, end)) return false; // key
+        if (!SkipNullableBytes<TBounds>(s, ref q, end)) return false; // value
+        if (!VarInt<TBounds>(s, ref q, end, out int headerCount) || headerCount < 0 || headerCount > (end - q) / 2) return false;
+        for (int k = 0; k < headerCount; k++)
+        {
+            // Header keys are non-null strings; values may be null (DefaultRecord). Past the fixed fields the slack
+            // argument no longer holds, so these reads are always checked.
+            if (!VarInt<Checked>(s, ref q, end, out int keyLength) || keyLength < 0 || keyLength > end - q) return false;
+            q += keyLength;
+            if (!SkipNullableBytes<Checked>(s, ref q, end)) return false;
+        }
+        return q == end;
+    }
+
+    /// <summary>Whether the 2-byte loads must check the span's length (compile-time constant per instantiation).</summary>
+    private interface IBounds { static abstract bool Check { get; } }
+    private struct Checked : IBounds { public static bool Check => true; }
+    private struct Hoisted : IBounds { public static bool Check => false; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool SkipNullableBytes<TBounds>(ReadOnlySpan<byte> s, ref int pos, int end) where TBounds : struct, IBounds
+    {
+        if (!VarInt<TBounds>(s, ref pos, end, out int length)) return false;
         if (length < 0) return length == -1;
         if (length > end - pos) return false;
         pos += length;
         return true;
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static bool VarInt(ReadOnlySpan<byte> s, ref int pos, int end, out int value)
+    /// <summary>
+    /// Raw (not yet zigzag-decoded) 1- or 2-byte varint at <paramref name="pos"/>. False when longer, or when fewer than
+    /// 2 bytes of the span remain (the careful path decides). Deliberately does not look at the record's end: a varint
+    /// running past it leaves pos beyond end, and then every later check fails (lengths must be ≤ end − pos, header
+    /// counts ≤ (end − pos) / 2, and the record must finish exactly at end), so the verdict equals a bounded read's.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TryShort<TBounds>(ReadOnlySpan<byte> s, ref int pos, out uint raw) where TBounds : struct, IBounds
     {
-        if (pos < end)
-        {
-            uint b = s[pos];
-            if (b < 0x80)
-            {
-                pos++;
-                value = (int)(b >> 1) ^ -(int)(b & 1);
-                return true;
-            }
-        }
-        return VarIntLong(s, ref pos, end, out value);
+        int p = pos;
+        if (!BitConverter.IsLittleEndian || (TBounds.Check && (uint)(p + 1) >= (uint)s.Length)) { raw = 0; return false; }
+        uint x = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref MemoryMarshal.GetReference(s), (nint)(uint)p));
+        if ((x & 0x80) == 0) { raw = x & 0x7F; pos = p + 1; return true; }
+        if ((x & 0x8000) == 0) { raw = (x & 0x7F) | ((x >> 1) & 0x3F80); pos = p + 2; return true; }
+        raw = 0;
+        return false;
     }
 
-    private static bool VarIntLong(ReadOnlySpan<byte> s, ref int pos, int end, out int value)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool VarInt<TBounds>(ReadOnlySpan<byte> s, ref int pos, int end, out int value) where TBounds : struct, IBounds
+    {
+        if (TryShort<TBounds>(s, ref pos, out uint raw))
+        {
+            value = (int)(raw >> 1) ^ -(int)(raw & 1);
+            return true;
+        }
+        var d = VarIntLong(s, pos, end);
+        value = (int)d.Value;
+        if (d.Next < 0) return false;
+        pos = d.Next;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool VarLong<TBounds>(ReadOnlySpan<byte> s, ref int pos, int end, out long value) where TBounds : struct, IBounds
+    {
+        if (TryShort<TBounds>(s, ref pos, out uint raw))
+        {
+            value = (long)(raw >> 1) ^ -(long)(raw & 1);
+            return true;
+        }
+        var d = VarLongLong(s, pos, end);
+        value = d.Value;
+        if (d.Next < 0) return false;
+        pos = d.Next;
+        return true;
+    }
+
+    /// <summary>
+    /// A varint decoded by the careful loops: returned by value (two registers) rather than through ref/out
+    /// parameters, so the walk's cursors are not address-exposed and stay in registers.
+    /// </summary>
+    private readonly struct Decoded(long value, int next)
+    {
+        public readonly long Value = value;
+        /// <summary>Position after the varint, -1 when it is truncated at end or malformed.</summary>
+        public readonly int Next = next;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Decoded VarIntLong(ReadOnlySpan<byte> s, int pos, int end)
     {
         uint result = 0;
         for (int i = 0; i < 5; i++)
@@ -286,17 +371,13 @@ internal static class FastRecordWalk
             if (i == 4 && b > 0x0f) break; // over 32 bits: the full parser reports it
             result |= (b & 0x7f) << (7 * i);
             if ((b & 0x80) == 0)
-            {
-                pos += i + 1;
-                value = (int)(result >> 1) ^ -(int)(result & 1);
-                return true;
-            }
+                return new Decoded((int)(result >> 1) ^ -(int)(result & 1), pos + i + 1);
         }
-        value = 0;
-        return false;
+        return new Decoded(0, -1);
     }
 
-    private static bool VarLong(ReadOnlySpan<byte> s, ref int pos, int end, out long value)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Decoded VarLongLong(ReadOnlySpan<byte> s, int pos, int end)
     {
         ulong result = 0;
         for (int i = 0; i < 10; i++)
@@ -306,13 +387,8 @@ internal static class FastRecordWalk
             if (i == 9 && b > 0x01) break;
             result |= (b & 0x7f) << (7 * i);
             if ((b & 0x80) == 0)
-            {
-                pos += i + 1;
-                value = (long)(result >> 1) ^ -(long)(result & 1);
-                return true;
-            }
+                return new Decoded((long)(result >> 1) ^ -(long)(result & 1), pos + i + 1);
         }
-        value = 0;
-        return false;
+        return new Decoded(0, -1);
     }
 }
