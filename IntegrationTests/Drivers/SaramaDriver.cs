@@ -76,14 +76,7 @@ public sealed class SaramaDriver : IClientDriver
     /// <summary>Produces with sarama's SyncProducer.SendMessages (manual partitioner) and returns what it reported, errors included.</summary>
     public async Task<SaramaProduceResult> TryProduceAsync(string bootstrap, string topic, IReadOnlyList<TestRecord> records, SaramaProduceOptions options, CancellationToken cancellationToken = default)
     {
-        var list = new JsonArray();
-        foreach (var r in records)
-        {
-            var headers = new JsonArray();
-            foreach (var h in r.Headers)
-                headers.Add(new JsonArray(h.Key, h.Value));
-            list.Add(new JsonObject { ["key"] = r.Key, ["value"] = r.Value, ["partition"] = r.Partition, ["headers"] = headers });
-        }
+        var list = JsonScriptDriver.RecordsJson(records);
         var response = await RunAsync("produce", new JsonObject
         {
             ["bootstrap"] = bootstrap,

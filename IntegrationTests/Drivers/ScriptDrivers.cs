@@ -22,6 +22,20 @@ public abstract class JsonScriptDriver : IClientDriver
         return LastJsonLine(result, $"{Name} {script}");
     }
 
+    /// <summary>Records as the drivers' produce command takes them: key, value, partition, headers as [key, value] pairs.</summary>
+    internal static JsonArray RecordsJson(IReadOnlyList<TestRecord> records)
+    {
+        var list = new JsonArray();
+        foreach (var r in records)
+        {
+            var headers = new JsonArray();
+            foreach (var h in r.Headers)
+                headers.Add(new JsonArray(h.Key, h.Value));
+            list.Add(new JsonObject { ["key"] = r.Key, ["value"] = r.Value, ["partition"] = r.Partition, ["headers"] = headers });
+        }
+        return list;
+    }
+
     /// <summary>The driver's answer: it must exit 0 and print one JSON document as its last line of output.</summary>
     internal static JsonNode LastJsonLine(ProcessResult result, string what)
     {
@@ -41,14 +55,7 @@ public abstract class JsonScriptDriver : IClientDriver
     public async Task<IReadOnlyList<ProducedRecord>> ProduceAsync(string bootstrap, string topic, IReadOnlyList<TestRecord> records, ProduceOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ProduceOptions();
-        var list = new JsonArray();
-        foreach (var r in records)
-        {
-            var headers = new JsonArray();
-            foreach (var h in r.Headers)
-                headers.Add(new JsonArray(h.Key, h.Value));
-            list.Add(new JsonObject { ["key"] = r.Key, ["value"] = r.Value, ["partition"] = r.Partition, ["headers"] = headers });
-        }
+        var list = RecordsJson(records);
         var request = new JsonObject
         {
             ["bootstrap"] = bootstrap,
