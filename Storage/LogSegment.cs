@@ -463,13 +463,6 @@ internal sealed class LogSegment
         _log = null;
         bool trim = log is { Writable: true } && !_deleted;
         log?.Dispose(trim ? _size : -1);
-        if (_deleted)
-        {
-            // Files are gone already; just drop the maps.
-            _offsetIndex.Close();
-            _timeIndex.Close();
-            return;
-        }
         _offsetIndex.Close();
         _timeIndex.Close();
     }
