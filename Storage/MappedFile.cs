@@ -204,8 +204,6 @@ internal sealed class SparseIndex
         Volatile.Write(ref _count, _count + 1);
     }
 
-    public void Reset() => Volatile.Write(ref _count, 0);
-
     public void Flush() => _map?.Flush();
 
     /// <summary>Unmaps without trimming (crash simulation).</summary>
