@@ -394,20 +394,9 @@ internal sealed class LogSegment
     /// <summary>fsyncs the segment's three files by path; works whether or not they are still mapped.</summary>
     public void FsyncFiles()
     {
-        FsyncPath(LogPath);
-        FsyncPath(IndexPath);
-        FsyncPath(TimeIndexPath);
-    }
-
-    private static void FsyncPath(string path)
-    {
-        try
-        {
-            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
-            fs.Flush(flushToDisk: true);
-        }
-        catch (FileNotFoundException) { } // deleted by retention meanwhile
-        catch (DirectoryNotFoundException) { }
+        MappedFile.FsyncPath(LogPath);
+        MappedFile.FsyncPath(IndexPath);
+        MappedFile.FsyncPath(TimeIndexPath);
     }
 
     // ---------------------------------------------------------------- reads

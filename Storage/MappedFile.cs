@@ -118,12 +118,18 @@ internal sealed unsafe class MappedFile : IDisposable
             RandomAccess.FlushToDisk(_file);
             return;
         }
+        FsyncPath(_path);
+    }
+
+    /// <summary>fsyncs a file by path through a short-lived handle; a file deleted meanwhile (retention, topic deletion) has nothing left to make durable.</summary>
+    public static void FsyncPath(string path)
+    {
         try
         {
-            using var fs = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 1);
             fs.Flush(flushToDisk: true);
         }
-        catch (FileNotFoundException) { } // deleted meanwhile (topic deletion): nothing left to make durable
+        catch (FileNotFoundException) { }
         catch (DirectoryNotFoundException) { }
     }
 
