@@ -47,8 +47,7 @@ public sealed partial class PartitionLog
             if (activeBase <= _cleanedUpTo) return 0;
             // Never clean at or above the last stable offset: open transactions may still abort.
             long lso = LastStableOffset;
-            int cleanable = 0;
-            while (cleanable < segs.Length - 1 && segs[cleanable + 1].BaseOffset <= lso) cleanable++;
+            int cleanable = FindSegmentIndex(segs, lso); // the segments before the one holding the LSO
             if (cleanable == 0) return 0;
             var inactive = segs[..cleanable];
             var aborted = ProducerState.AbortedSnapshot;

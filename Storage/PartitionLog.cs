@@ -471,9 +471,7 @@ public sealed partial class PartitionLog
             if (offset < 0 || offset > _logEndOffset) StorageThrow.OffsetOutOfRange(Id, offset, _logStartOffset, _logEndOffset);
             if (offset <= _logStartOffset) return _logStartOffset;
             Volatile.Write(ref _logStartOffset, offset);
-            int n = 0;
-            while (n < _segments.Length - 1 && _segments[n + 1].BaseOffset <= offset) n++;
-            DeleteOldestLocked(n);
+            DeleteOldestLocked(FindSegmentIndex(_segments, offset)); // the segments before the one holding offset
             result = _logStartOffset;
         }
         LogDirectory.WriteLogStartOffsets();
