@@ -501,9 +501,7 @@ public sealed partial class PartitionLog
             }
             if (cfg.RetentionBytes >= 0)
             {
-                long diff = 0;
-                foreach (var s in _segments) diff += s.Size;
-                diff -= cfg.RetentionBytes;
+                long diff = Size - cfg.RetentionBytes;
                 int n = 0;
                 while (n < _segments.Length - 1 && diff - _segments[n].Size >= 0) { diff -= _segments[n].Size; n++; }
                 deleted += DeleteOldestLocked(n);
