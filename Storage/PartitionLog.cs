@@ -526,10 +526,6 @@ public sealed partial class PartitionLog
     // ---------------------------------------------------------------- waiting / flushing / closing
 
     /// <summary>
-    /// Completes once the log end offset is greater than <paramref name="offset"/> (long-poll fetch), woken
-    /// directly by the append. Cancel via <paramref name="ct"/> (the fetch's max wait).
-    /// </summary>
-    /// <summary>
     /// Reads the whole partition from its log start offset in order, handing <paramref name="onBatches"/> chunks of
     /// whole batches (up to <paramref name="chunkBytes"/> each, more for a larger batch). Coordinators replay their
     /// internal topics with it on start; compaction gaps are skipped.
@@ -554,6 +550,10 @@ public sealed partial class PartitionLog
         }
     }
 
+    /// <summary>
+    /// Completes once the log end offset is greater than <paramref name="offset"/> (long-poll fetch), woken
+    /// directly by the append. Cancel via <paramref name="ct"/> (the fetch's max wait).
+    /// </summary>
     public Task WaitForAppendAsync(long offset, CancellationToken ct)
     {
         if (LogEndOffset > offset) return Task.CompletedTask;
