@@ -423,8 +423,8 @@ internal sealed class LogSegment
     {
         lock (_lock)
         {
-            if (--_readers == 0 && (_closed || !_active) && _log is { Writable: true }) CloseMappingLocked();
-            else if (_readers == 0 && _closed) CloseMappingLocked();
+            // Closed: drop the mapping; rolled: drop the writable one (later reads map read-only on demand).
+            if (--_readers == 0 && (_closed || !_active && _log is { Writable: true })) CloseMappingLocked();
         }
     }
 
