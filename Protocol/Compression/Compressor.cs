@@ -17,8 +17,10 @@ public sealed class CompressionOptions
 /// <summary>Knobs for <see cref="Compressor.Decompress(CompressionType, ReadOnlySpan{byte}, IBufferWriter{byte}, DecompressionOptions)"/>.</summary>
 public sealed class DecompressionOptions
 {
+    /// <summary>The default of <see cref="MaxOutputBytes"/> and of every other decompressed-size limit in Protocol.</summary>
+    public const long DefaultMaxOutputBytes = 64L * 1024 * 1024;
     /// <summary>Decompression-bomb guard: producing more than this throws <see cref="ProtocolException"/>.</summary>
-    public long MaxOutputBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxOutputBytes { get; init; } = DefaultMaxOutputBytes;
     /// <summary>Accept the broken magic v0 LZ4 header checksum (KAFKA-1493).</summary>
     public bool Lz4LegacyHeaderChecksum { get; init; }
 }

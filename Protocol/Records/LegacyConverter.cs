@@ -11,7 +11,7 @@ public sealed class LegacyConversionOptions
     public int PartitionLeaderEpoch { get; init; } = -1;
     /// <summary>Codec of the new batch; null keeps the source codec (Kafka's compression.type=producer).</summary>
     public CompressionType? TargetCompression { get; init; }
-    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
 }
 
 /// <summary>
@@ -67,7 +67,7 @@ public static class LegacyConverter
 /// <summary>Knobs for <see cref="DownConverter.ToMagic"/>.</summary>
 public sealed class DownConversionOptions
 {
-    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
 }
 
 /// <summary>

@@ -36,7 +36,7 @@ public readonly ref struct LegacyMessage
 public sealed class LegacyReadOptions
 {
     public static readonly LegacyReadOptions Default = new();
-    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
 }
 
 /// <summary>Magic v0/v1 message set parsing.</summary>

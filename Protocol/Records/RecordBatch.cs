@@ -10,7 +10,7 @@ public sealed class ValidationOptions
 {
     public static readonly ValidationOptions Default = new();
     /// <summary>Decompression-bomb guard for compressed batches (Kafka bounds this by the batch's own limits; we make it explicit).</summary>
-    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
     /// <summary>
     /// Produce path: offset deltas must be 0..count-1 and count == lastOffsetDelta + 1 (Kafka's
     /// LogValidator). Off for batches from the log, where compaction leaves gaps.
@@ -171,7 +171,7 @@ public static class RecordBatch
     /// Writes the decompressed records section of a batch into <paramref name="dst"/> (copies it when
     /// uncompressed). Use with <see cref="RecordEnumerator"/> over <c>dst.WrittenSpan</c>.
     /// </summary>
-    public static void DecompressRecords(ReadOnlySpan<byte> batch, PooledBufferWriter dst, long maxDecompressedBytes = 64L * 1024 * 1024)
+    public static void DecompressRecords(ReadOnlySpan<byte> batch, PooledBufferWriter dst, long maxDecompressedBytes = DecompressionOptions.DefaultMaxOutputBytes)
     {
         if (!RecordBatchHeader.TryRead(batch, out var h)) ThrowHelper.Truncated(RecordBatchHeader.Size, batch.Length);
         Compressor.Decompress(h.Compression, batch[RecordBatchHeader.Size..], dst, maxDecompressedBytes);
