@@ -58,8 +58,7 @@ public static class LegacyConverter
         using var tmp = new PooledBufferWriter();
         builder.Build(tmp);
         RecordBatchRewriter.SetLogAppendTime(tmp.WrittenSpanMutable, logAppendTime);
-        tmp.WrittenSpan.CopyTo(output.GetSpan(tmp.WrittenCount));
-        output.Advance(tmp.WrittenCount);
+        output.WriteContiguous(tmp.WrittenSpan);
         return builder.Count;
     }
 }
@@ -99,7 +98,7 @@ public static class DownConverter
             {
                 // Already old-format (e.g. a log written before an upgrade): pass through when not newer than asked.
                 if (batch[RecordBatchHeader.MagicOffset] > magic) throw new ProtocolException("Cannot down-convert magic 1 messages to magic 0");
-                Write(output, batch);
+                output.WriteContiguous(batch);
                 continue;
             }
             if (h.IsControl) continue;
@@ -132,12 +131,6 @@ public static class DownConverter
             }
         }
         return written;
-    }
-
-    private static void Write(IBufferWriter<byte> output, ReadOnlySpan<byte> data)
-    {
-        data.CopyTo(output.GetSpan(data.Length));
-        output.Advance(data.Length);
     }
 
     /// <summary>Writes one legacy message (LegacyRecord.write) including its CRC-32.</summary>
