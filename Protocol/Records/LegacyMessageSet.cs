@@ -42,7 +42,7 @@ public sealed class LegacyReadOptions
 /// <summary>Magic v0/v1 message set parsing.</summary>
 public static class LegacyMessageSet
 {
-    public const int LogOverhead = 12;
+    public const int LogOverhead = RecordBatchHeader.LogOverhead;
     /// <summary>crc + magic + attributes + key length + value length.</summary>
     public const int MinMessageSizeV0 = 14;
     public const int MinMessageSizeV1 = 22;

@@ -50,8 +50,8 @@ public static class RecordBatch
         header = default; totalSize = 0;
         if (src.Length < RecordBatchHeader.LogOverhead) return false;
         int batchLength = BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.BatchLengthOffset..]);
-        // Smallest legal entry is a magic v0 message (14 bytes after the size field).
-        if (batchLength < 14 || batchLength > int.MaxValue - RecordBatchHeader.LogOverhead)
+        // Smallest legal entry is a magic v0 message (MinMessageSizeV0 = 14 bytes after the size field).
+        if (batchLength < LegacyMessageSet.MinMessageSizeV0 || batchLength > int.MaxValue - RecordBatchHeader.LogOverhead)
             throw new CorruptRecordException($"Invalid batch length {batchLength}");
         if (src.Length < RecordBatchHeader.MagicOffset + 1) return false;
         sbyte magic = (sbyte)src[RecordBatchHeader.MagicOffset];
