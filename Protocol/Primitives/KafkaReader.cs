@@ -155,8 +155,6 @@ public ref struct KafkaReader
         return m;
     }
 
-    public ReadOnlySpan<byte> ReadSpan(int count) => Take(CheckLength(count));
-
     /// <summary>
     /// INT32 array length; -1 is null. A count larger than the bytes left cannot be honest
     /// (every element takes at least one byte), so it is rejected before any allocation.
