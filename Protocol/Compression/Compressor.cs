@@ -17,8 +17,10 @@ public sealed class CompressionOptions
 /// <summary>Knobs for <see cref="Compressor.Decompress(CompressionType, ReadOnlySpan{byte}, IBufferWriter{byte}, DecompressionOptions)"/>.</summary>
 public sealed class DecompressionOptions
 {
+    /// <summary>The default of <see cref="MaxOutputBytes"/> and of every other decompressed-size limit in Protocol.</summary>
+    public const long DefaultMaxOutputBytes = 64L * 1024 * 1024;
     /// <summary>Decompression-bomb guard: producing more than this throws <see cref="ProtocolException"/>.</summary>
-    public long MaxOutputBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxOutputBytes { get; init; } = DefaultMaxOutputBytes;
     /// <summary>Accept the broken magic v0 LZ4 header checksum (KAFKA-1493).</summary>
     public bool Lz4LegacyHeaderChecksum { get; init; }
 }
@@ -31,7 +33,7 @@ public static class Compressor
         options ??= CompressionOptions.Default;
         switch (type)
         {
-            case CompressionType.None: Write(dst, src); break;
+            case CompressionType.None: dst.WriteContiguous(src); break;
             case CompressionType.Gzip: GzipCompress(src, dst, options.Level); break;
             case CompressionType.Snappy: Snappy.CompressXerial(src, dst); break;
             case CompressionType.Lz4: Lz4.Compress(src, dst, options.Level ?? 0, options.Lz4LegacyHeaderChecksum); break;
@@ -50,7 +52,7 @@ public static class Compressor
         {
             case CompressionType.None:
                 if (src.Length > max) throw new ProtocolException($"Output size {src.Length} exceeds the limit of {max} bytes");
-                Write(dst, src);
+                dst.WriteContiguous(src);
                 break;
             case CompressionType.Gzip: GzipDecompress(src, dst, max); break;
             case CompressionType.Snappy: Snappy.Decompress(src, dst, max); break;
@@ -60,20 +62,13 @@ public static class Compressor
         }
     }
 
-    private static void Write(IBufferWriter<byte> dst, ReadOnlySpan<byte> src)
-    {
-        if (src.Length == 0) return;
-        src.CopyTo(dst.GetSpan(src.Length));
-        dst.Advance(src.Length);
-    }
-
     private static unsafe void GzipCompress(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, int? level)
     {
         var lvl = level switch { null => CompressionLevel.Optimal, <= 0 => CompressionLevel.NoCompression, < 6 => CompressionLevel.Fastest, >= 9 => CompressionLevel.SmallestSize, _ => CompressionLevel.Optimal };
         if (src.Length == 0)
         {
             // GZipStream emits nothing for no input; write a valid empty member (header, empty final block, crc 0, size 0).
-            Write(dst, [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF, 0x03, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
+            dst.WriteContiguous([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF, 0x03, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
             return;
         }
         using var sink = new BufferWriterStream(dst);
@@ -127,6 +122,6 @@ public static class Compressor
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Write(ReadOnlySpan<byte> buffer) => Compressor.Write(dst, buffer);
+        public override void Write(ReadOnlySpan<byte> buffer) => dst.WriteContiguous(buffer);
     }
 }

@@ -63,3 +63,14 @@ public sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
         if (b.Length > 0) ArrayPool<byte>.Shared.Return(b);
     }
 }
+
+internal static class BufferWriterExtensions
+{
+    /// <summary>Copies <paramref name="src"/> into one span of <paramref name="dst"/> (nothing for an empty source).</summary>
+    internal static void WriteContiguous(this IBufferWriter<byte> dst, ReadOnlySpan<byte> src)
+    {
+        if (src.Length == 0) return;
+        src.CopyTo(dst.GetSpan(src.Length));
+        dst.Advance(src.Length);
+    }
+}

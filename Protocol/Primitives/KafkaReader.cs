@@ -136,22 +136,14 @@ public ref struct KafkaReader
     public ReadOnlyMemory<byte>? ReadNullableMemory()
     {
         int len = ReadInt32();
-        if (len < 0) return null;
-        int n = CheckLength(len);
-        var m = _memory.Slice(_position, n);
-        _position += n;
-        return m;
+        return len < 0 ? null : ReadMemory(len);
     }
 
     /// <summary>Compact (uvarint length+1) bytes sliced from the frame without a copy.</summary>
     public ReadOnlyMemory<byte>? ReadCompactNullableMemory()
     {
         uint len = ReadUnsignedVarInt();
-        if (len == 0) return null;
-        int n = CheckLength(len - 1L);
-        var m = _memory.Slice(_position, n);
-        _position += n;
-        return m;
+        return len == 0 ? null : ReadMemory(CheckLength(len - 1L));
     }
 
     /// <summary>A raw slice of the frame, no copy.</summary>
@@ -162,8 +154,6 @@ public ref struct KafkaReader
         _position += n;
         return m;
     }
-
-    public ReadOnlySpan<byte> ReadSpan(int count) => Take(CheckLength(count));
 
     /// <summary>
     /// INT32 array length; -1 is null. A count larger than the bytes left cannot be honest

@@ -67,21 +67,9 @@ public ref struct KafkaWriter
     public void WriteFloat64(double v) => BinaryPrimitives.WriteDoubleBigEndian(Reserve(8), v);
     public void WriteUuid(Uuid v) => v.WriteTo(Reserve(16));
 
-    public void WriteUnsignedVarInt(uint v)
-    {
-        var s = Reserve(VarInt.SizeOfUnsigned(v));
-        int i = 0;
-        while (v >= 0x80) { s[i++] = (byte)(v | 0x80); v >>= 7; }
-        s[i] = (byte)v;
-    }
+    public void WriteUnsignedVarInt(uint v) => VarInt.WriteUnsigned(Reserve(VarInt.SizeOfUnsigned(v)), v);
 
-    public void WriteUnsignedVarLong(ulong v)
-    {
-        var s = Reserve(VarInt.SizeOfUnsigned(v));
-        int i = 0;
-        while (v >= 0x80) { s[i++] = (byte)(v | 0x80); v >>= 7; }
-        s[i] = (byte)v;
-    }
+    public void WriteUnsignedVarLong(ulong v) => VarInt.WriteUnsigned(Reserve(VarInt.SizeOfUnsigned(v)), v);
 
     public void WriteVarInt(int v) => WriteUnsignedVarInt((uint)((v << 1) ^ (v >> 31)));
     public void WriteVarLong(long v) => WriteUnsignedVarLong((ulong)((v << 1) ^ (v >> 63)));
@@ -239,16 +227,17 @@ public static class VarInt
     /// <summary>Writes a zigzag varint into a span; returns bytes written.</summary>
     public static int WriteVarInt(Span<byte> dst, int v) => WriteUnsigned(dst, (uint)((v << 1) ^ (v >> 31)));
 
-    public static int WriteVarLong(Span<byte> dst, long v)
+    public static int WriteVarLong(Span<byte> dst, long v) => WriteUnsigned(dst, (ulong)((v << 1) ^ (v >> 63)));
+
+    public static int WriteUnsigned(Span<byte> dst, uint u)
     {
-        ulong u = (ulong)((v << 1) ^ (v >> 63));
         int i = 0;
         while (u >= 0x80) { dst[i++] = (byte)(u | 0x80); u >>= 7; }
         dst[i++] = (byte)u;
         return i;
     }
 
-    public static int WriteUnsigned(Span<byte> dst, uint u)
+    public static int WriteUnsigned(Span<byte> dst, ulong u)
     {
         int i = 0;
         while (u >= 0x80) { dst[i++] = (byte)(u | 0x80); u >>= 7; }

@@ -11,7 +11,7 @@ public sealed class LegacyConversionOptions
     public int PartitionLeaderEpoch { get; init; } = -1;
     /// <summary>Codec of the new batch; null keeps the source codec (Kafka's compression.type=producer).</summary>
     public CompressionType? TargetCompression { get; init; }
-    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
 }
 
 /// <summary>
@@ -58,8 +58,7 @@ public static class LegacyConverter
         using var tmp = new PooledBufferWriter();
         builder.Build(tmp);
         RecordBatchRewriter.SetLogAppendTime(tmp.WrittenSpanMutable, logAppendTime);
-        tmp.WrittenSpan.CopyTo(output.GetSpan(tmp.WrittenCount));
-        output.Advance(tmp.WrittenCount);
+        output.WriteContiguous(tmp.WrittenSpan);
         return builder.Count;
     }
 }
@@ -67,7 +66,7 @@ public static class LegacyConverter
 /// <summary>Knobs for <see cref="DownConverter.ToMagic"/>.</summary>
 public sealed class DownConversionOptions
 {
-    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
 }
 
 /// <summary>
@@ -99,7 +98,7 @@ public static class DownConverter
             {
                 // Already old-format (e.g. a log written before an upgrade): pass through when not newer than asked.
                 if (batch[RecordBatchHeader.MagicOffset] > magic) throw new ProtocolException("Cannot down-convert magic 1 messages to magic 0");
-                Write(output, batch);
+                output.WriteContiguous(batch);
                 continue;
             }
             if (h.IsControl) continue;
@@ -132,12 +131,6 @@ public static class DownConverter
             }
         }
         return written;
-    }
-
-    private static void Write(IBufferWriter<byte> output, ReadOnlySpan<byte> data)
-    {
-        data.CopyTo(output.GetSpan(data.Length));
-        output.Advance(data.Length);
     }
 
     /// <summary>Writes one legacy message (LegacyRecord.write) including its CRC-32.</summary>

@@ -36,13 +36,13 @@ public readonly ref struct LegacyMessage
 public sealed class LegacyReadOptions
 {
     public static readonly LegacyReadOptions Default = new();
-    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
 }
 
 /// <summary>Magic v0/v1 message set parsing.</summary>
 public static class LegacyMessageSet
 {
-    public const int LogOverhead = 12;
+    public const int LogOverhead = RecordBatchHeader.LogOverhead;
     /// <summary>crc + magic + attributes + key length + value length.</summary>
     public const int MinMessageSizeV0 = 14;
     public const int MinMessageSizeV1 = 22;

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace Kayak.Protocol.Records;
 
 /// <summary>
@@ -185,6 +183,4 @@ internal static class RecordParser
         consumed = pos + vlen;
         return true;
     }
-
-    internal static uint ReadUInt32(ReadOnlySpan<byte> s, int at) => BinaryPrimitives.ReadUInt32BigEndian(s[at..]);
 }

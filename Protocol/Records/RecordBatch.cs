@@ -10,7 +10,7 @@ public sealed class ValidationOptions
 {
     public static readonly ValidationOptions Default = new();
     /// <summary>Decompression-bomb guard for compressed batches (Kafka bounds this by the batch's own limits; we make it explicit).</summary>
-    public long MaxDecompressedBytes { get; init; } = 64L * 1024 * 1024;
+    public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
     /// <summary>
     /// Produce path: offset deltas must be 0..count-1 and count == lastOffsetDelta + 1 (Kafka's
     /// LogValidator). Off for batches from the log, where compaction leaves gaps.
@@ -50,8 +50,8 @@ public static class RecordBatch
         header = default; totalSize = 0;
         if (src.Length < RecordBatchHeader.LogOverhead) return false;
         int batchLength = BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.BatchLengthOffset..]);
-        // Smallest legal entry is a magic v0 message (14 bytes after the size field).
-        if (batchLength < 14 || batchLength > int.MaxValue - RecordBatchHeader.LogOverhead)
+        // Smallest legal entry is a magic v0 message (MinMessageSizeV0 = 14 bytes after the size field).
+        if (batchLength < LegacyMessageSet.MinMessageSizeV0 || batchLength > int.MaxValue - RecordBatchHeader.LogOverhead)
             throw new CorruptRecordException($"Invalid batch length {batchLength}");
         if (src.Length < RecordBatchHeader.MagicOffset + 1) return false;
         sbyte magic = (sbyte)src[RecordBatchHeader.MagicOffset];
@@ -171,7 +171,7 @@ public static class RecordBatch
     /// Writes the decompressed records section of a batch into <paramref name="dst"/> (copies it when
     /// uncompressed). Use with <see cref="RecordEnumerator"/> over <c>dst.WrittenSpan</c>.
     /// </summary>
-    public static void DecompressRecords(ReadOnlySpan<byte> batch, PooledBufferWriter dst, long maxDecompressedBytes = 64L * 1024 * 1024)
+    public static void DecompressRecords(ReadOnlySpan<byte> batch, PooledBufferWriter dst, long maxDecompressedBytes = DecompressionOptions.DefaultMaxOutputBytes)
     {
         if (!RecordBatchHeader.TryRead(batch, out var h)) ThrowHelper.Truncated(RecordBatchHeader.Size, batch.Length);
         Compressor.Decompress(h.Compression, batch[RecordBatchHeader.Size..], dst, maxDecompressedBytes);
