@@ -149,14 +149,14 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             TopicLog? topic = null;
             if (t.TopicName is not null) broker.Logs.TryGetTopic(t.TopicName, out topic);
             else topic = broker.Logs.GetTopic(t.TopicId);
-            if (topic is null || t.Partition < 0 || t.Partition >= topic.Partitions.Count)
+            var log = topic?.GetPartition(t.Partition);
+            if (log is null)
             {
                 r.Error = topic is null && t.TopicName is null ? ErrorCode.UnknownTopicId : ErrorCode.UnknownTopicOrPartition;
                 r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
                 anyError = true;
                 continue;
             }
-            var log = topic.Partitions[t.Partition];
             r.Log = log;
             r.HighWatermark = log.HighWatermark;
             r.LastStableOffset = log.LastStableOffset;
