@@ -31,11 +31,12 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         if (error != ErrorCode.None)
             return new FetchResponse { ErrorCode = (short)error, SessionId = 0 };
 
+        bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         var results = new PartitionResult[targets.Count];
         long deadline = broker.Time.GetTimestamp() + (long)(Math.Max(0, request.MaxWaitMs) * (broker.Time.TimestampFrequency / 1000.0));
         while (true)
         {
-            long total = ReadAll(broker, request, version, targets, results, out bool anyError);
+            long total = ReadAll(broker, request, version, readCommitted, targets, results, out bool anyError);
             long remainingMs = (long)((deadline - broker.Time.GetTimestamp()) * 1000.0 / broker.Time.TimestampFrequency);
             if (total >= request.MinBytes || anyError || remainingMs <= 0 || context.ConnectionClosed.IsCancellationRequested)
                 break;
@@ -43,12 +44,12 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             if (!await WaitForDataAsync(broker, targets, results, remainingMs, context.ConnectionClosed).ConfigureAwait(false))
             {
                 // Timed out: read once more (an append may have landed after the last read) and answer.
-                ReadAll(broker, request, version, targets, results, out _);
+                ReadAll(broker, request, version, readCommitted, targets, results, out _);
                 break;
             }
         }
 
-        return BuildResponse(context, version, targets, results, session, incremental, version >= 4 && request.IsolationLevel == 1);
+        return BuildResponse(context, version, targets, results, session, incremental, readCommitted);
     }
 
     private readonly struct FetchTarget
@@ -135,10 +136,9 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
     }
 
     /// <summary>Reads every target within the byte limits; returns the bytes gathered.</summary>
-    private static long ReadAll(BrokerState broker, FetchRequest request, short version, List<FetchTarget> targets, PartitionResult[] results, out bool anyError)
+    private static long ReadAll(BrokerState broker, FetchRequest request, short version, bool readCommitted, List<FetchTarget> targets, PartitionResult[] results, out bool anyError)
     {
         anyError = false;
-        bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         long responseBudget = version >= 3 ? Math.Max(0, request.MaxBytes) : long.MaxValue;
         long total = 0;
         for (int i = 0; i < targets.Count; i++)
