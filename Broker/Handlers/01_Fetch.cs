@@ -90,13 +90,15 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             foreach (var t in request.Topics)
                 foreach (var p in t.Partitions)
                 {
+                    string? name = version >= 13 ? null : t.Topic;
+                    var id = version >= 13 ? t.TopicId : Uuid.Zero;
                     CachedPartition? cached = null;
                     if (created is not null)
                     {
-                        cached = new CachedPartition { TopicName = version >= 13 ? null : t.Topic, TopicId = version >= 13 ? t.TopicId : Uuid.Zero, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, LogStartOffset = p.LogStartOffset };
+                        cached = new CachedPartition { TopicName = name, TopicId = id, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, LogStartOffset = p.LogStartOffset };
                         created.Partitions.Add(cached);
                     }
-                    targets.Add(new FetchTarget { TopicName = version >= 13 ? null : t.Topic, TopicId = version >= 13 ? t.TopicId : Uuid.Zero, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, Cached = cached });
+                    targets.Add(new FetchTarget { TopicName = name, TopicId = id, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, Cached = cached });
                 }
             return (targets, created, false, ErrorCode.None);
         }
