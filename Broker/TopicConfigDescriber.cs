@@ -20,7 +20,8 @@ public enum ConfigSource : sbyte
 public readonly record struct ConfigSynonym(string Name, string? Value, ConfigSource Source);
 
 /// <summary>One described config: its value in force, where it comes from (the first synonym), and the synonyms.</summary>
-public sealed record DescribedConfig(string Name, string? Value, ConfigSource Source, List<ConfigSynonym> Synonyms, string? Documentation);
+public sealed record DescribedConfig(string Name, string? Value, ConfigSource Source, List<ConfigSynonym> Synonyms, string? Documentation,
+    Kayak.Storage.ConfigType Type);
 
 /// <summary>
 /// Describes configs as Kafka's DescribeConfigs and CreateTopics v5+ report them: a topic override is
@@ -61,7 +62,7 @@ public static class TopicConfigDescriber
             if (BrokerSynonym(def.Name) is { } brokerKey)
                 AddBrokerSynonyms(broker, brokerKey, synonyms);
             var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
-            result.Add(new DescribedConfig(def.Name, config.GetValue(def.Name), source, synonyms, def.Documentation));
+            result.Add(new DescribedConfig(def.Name, config.GetValue(def.Name), source, synonyms, def.Documentation, def.Type));
         }
         return result;
     }

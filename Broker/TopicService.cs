@@ -102,8 +102,6 @@ public sealed class TopicService
 
     private TopicResult CreateWithDefaults(string name)
     {
-        var invalid = ValidateName(name);
-        if (invalid is not null) return TopicResult.Fail(ErrorCode.InvalidTopicException, invalid);
         var result = Create(name, -1, -1, InternalTopicConfigs(name), validateOnly: false);
         if (result.Error == ErrorCode.TopicAlreadyExists && _broker.Logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
         return result;

@@ -144,7 +144,8 @@ public sealed class BrokerConfig
     private long GetLong(string key) => long.Parse(GetString(key)!, CultureInfo.InvariantCulture);
     private bool GetBool(string key) => bool.Parse(GetString(key)!);
 
-    private static List<string> SplitList(string value)
+    /// <summary>A comma-separated list's items, trimmed, empty ones dropped.</summary>
+    internal static List<string> SplitList(string value)
     {
         var list = new List<string>();
         foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)) list.Add(part);

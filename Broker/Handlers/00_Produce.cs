@@ -45,12 +45,12 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                 rt.PartitionResponses.Add(rp);
                 if (!validAcks)
                     rp.ErrorCode = (short)ErrorCode.InvalidRequiredAcks;
-                else if (topic is null || p.Index < 0 || p.Index >= topic.Partitions.Count)
+                else if (topic?.GetPartition(p.Index) is not { } log)
                     rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                 else if (TopicService.IsInternal(t.Name))
                     Fail(rp, ErrorCode.InvalidTopicException, $"Cannot append to internal topic {t.Name}");
                 else
-                    Append(context, topic, topic.Partitions[p.Index], p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
+                    Append(context, topic, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
             }
         }
         return Done(request.Acks == 0 ? null : response);

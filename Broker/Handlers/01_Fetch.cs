@@ -31,11 +31,12 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         if (error != ErrorCode.None)
             return new FetchResponse { ErrorCode = (short)error, SessionId = 0 };
 
+        bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         var results = new PartitionResult[targets.Count];
         long deadline = broker.Time.GetTimestamp() + (long)(Math.Max(0, request.MaxWaitMs) * (broker.Time.TimestampFrequency / 1000.0));
         while (true)
         {
-            long total = ReadAll(broker, request, version, targets, results, out bool anyError);
+            long total = ReadAll(broker, request, version, readCommitted, targets, results, out bool anyError);
             long remainingMs = (long)((deadline - broker.Time.GetTimestamp()) * 1000.0 / broker.Time.TimestampFrequency);
             if (total >= request.MinBytes || anyError || remainingMs <= 0 || context.ConnectionClosed.IsCancellationRequested)
                 break;
@@ -43,12 +44,12 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             if (!await WaitForDataAsync(broker, targets, results, remainingMs, context.ConnectionClosed).ConfigureAwait(false))
             {
                 // Timed out: read once more (an append may have landed after the last read) and answer.
-                ReadAll(broker, request, version, targets, results, out _);
+                ReadAll(broker, request, version, readCommitted, targets, results, out _);
                 break;
             }
         }
 
-        return BuildResponse(context, version, targets, results, session, incremental, version >= 4 && request.IsolationLevel == 1);
+        return BuildResponse(context, version, targets, results, session, incremental, readCommitted);
     }
 
     private readonly struct FetchTarget
@@ -89,13 +90,15 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             foreach (var t in request.Topics)
                 foreach (var p in t.Partitions)
                 {
+                    string? name = version >= 13 ? null : t.Topic;
+                    var id = version >= 13 ? t.TopicId : Uuid.Zero;
                     CachedPartition? cached = null;
                     if (created is not null)
                     {
-                        cached = new CachedPartition { TopicName = version >= 13 ? null : t.Topic, TopicId = version >= 13 ? t.TopicId : Uuid.Zero, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, LogStartOffset = p.LogStartOffset };
+                        cached = new CachedPartition { TopicName = name, TopicId = id, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, LogStartOffset = p.LogStartOffset };
                         created.Partitions.Add(cached);
                     }
-                    targets.Add(new FetchTarget { TopicName = version >= 13 ? null : t.Topic, TopicId = version >= 13 ? t.TopicId : Uuid.Zero, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, Cached = cached });
+                    targets.Add(new FetchTarget { TopicName = name, TopicId = id, Partition = p.Partition, FetchOffset = p.FetchOffset, MaxBytes = p.PartitionMaxBytes, Cached = cached });
                 }
             return (targets, created, false, ErrorCode.None);
         }
@@ -135,10 +138,9 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
     }
 
     /// <summary>Reads every target within the byte limits; returns the bytes gathered.</summary>
-    private static long ReadAll(BrokerState broker, FetchRequest request, short version, List<FetchTarget> targets, PartitionResult[] results, out bool anyError)
+    private static long ReadAll(BrokerState broker, FetchRequest request, short version, bool readCommitted, List<FetchTarget> targets, PartitionResult[] results, out bool anyError)
     {
         anyError = false;
-        bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         long responseBudget = version >= 3 ? Math.Max(0, request.MaxBytes) : long.MaxValue;
         long total = 0;
         for (int i = 0; i < targets.Count; i++)
@@ -149,14 +151,14 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             TopicLog? topic = null;
             if (t.TopicName is not null) broker.Logs.TryGetTopic(t.TopicName, out topic);
             else topic = broker.Logs.GetTopic(t.TopicId);
-            if (topic is null || t.Partition < 0 || t.Partition >= topic.Partitions.Count)
+            var log = topic?.GetPartition(t.Partition);
+            if (log is null)
             {
                 r.Error = topic is null && t.TopicName is null ? ErrorCode.UnknownTopicId : ErrorCode.UnknownTopicOrPartition;
                 r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
                 anyError = true;
                 continue;
             }
-            var log = topic.Partitions[t.Partition];
             r.Log = log;
             r.HighWatermark = log.HighWatermark;
             r.LastStableOffset = log.LastStableOffset;

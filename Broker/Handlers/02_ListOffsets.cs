@@ -28,12 +28,12 @@ public sealed class ListOffsetsHandler : ApiHandler<ListOffsetsRequest>
             {
                 var rp = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex };
                 rt.Partitions.Add(rp);
-                if (topic is null || p.PartitionIndex < 0 || p.PartitionIndex >= topic.Partitions.Count)
+                var log = topic?.GetPartition(p.PartitionIndex);
+                if (log is null)
                 {
                     rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                     continue;
                 }
-                var log = topic.Partitions[p.PartitionIndex];
                 long offset = -1, timestamp = -1;
                 switch (p.Timestamp)
                 {

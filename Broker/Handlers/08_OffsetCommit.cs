@@ -15,5 +15,5 @@ public sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, OffsetCommitRequest request) =>
         Done(context.Broker.Groups.CommitOffsets(request, context.ApiVersion, (topic, partition) =>
-            context.Broker.Logs.TryGetTopic(topic, out var log) && partition >= 0 && partition < log.Partitions.Count));
+            context.Broker.Logs.TryGetTopic(topic, out var log) && log.GetPartition(partition) is not null));
 }

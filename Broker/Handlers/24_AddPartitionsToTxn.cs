@@ -41,7 +41,7 @@ public sealed class AddPartitionsToTxnHandler : ApiHandler<AddPartitionsToTxnReq
             broker.Logs.TryGetTopic(t.Name, out var topic);
             foreach (int p in t.Partitions)
             {
-                if (topic is null || p < 0 || p >= topic.Partitions.Count) unknown = true;
+                if (topic?.GetPartition(p) is null) unknown = true;
                 partitions.Add(new TxnPartition(t.Name, p));
             }
         }
@@ -61,7 +61,7 @@ public sealed class AddPartitionsToTxnHandler : ApiHandler<AddPartitionsToTxnReq
             foreach (int p in t.Partitions)
             {
                 var e = error;
-                if (unknown) e = topic is null || p < 0 || p >= topic.Partitions.Count ? ErrorCode.UnknownTopicOrPartition : ErrorCode.OperationNotAttempted;
+                if (unknown) e = topic?.GetPartition(p) is null ? ErrorCode.UnknownTopicOrPartition : ErrorCode.OperationNotAttempted;
                 rt.ResultsByPartition.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult { PartitionIndex = p, PartitionErrorCode = (short)e });
             }
             results.Add(rt);

@@ -49,5 +49,5 @@ public sealed class TxnOffsetCommitHandler : ApiHandler<TxnOffsetCommitRequest>
     }
 
     private static bool PartitionExists(BrokerState broker, string topic, int partition) =>
-        broker.Logs.TryGetTopic(topic, out var t) && partition >= 0 && partition < t.Partitions.Count;
+        broker.Logs.TryGetTopic(topic, out var t) && t.GetPartition(partition) is not null;
 }

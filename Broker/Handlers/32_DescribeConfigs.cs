@@ -108,19 +108,11 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
             Fail(result, ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             return;
         }
-        var types = TopicConfigTypes();
         foreach (var c in TopicConfigDescriber.DescribeTopic(broker, topic.Config.Overrides))
         {
             if (keys is not null && !keys.Contains(c.Name)) continue;
-            result.Configs.Add(Entry(options, c.Name, c.Value, c.Source, readOnly: false, types[c.Name], c.Documentation, Synonyms(c.Synonyms)));
+            result.Configs.Add(Entry(options, c.Name, c.Value, c.Source, readOnly: false, (sbyte)c.Type, c.Documentation, Synonyms(c.Synonyms)));
         }
-    }
-
-    private static Dictionary<string, sbyte> TopicConfigTypes()
-    {
-        var d = new Dictionary<string, sbyte>(StringComparer.Ordinal);
-        foreach (var def in TopicConfig.Definitions) d[def.Name] = (sbyte)def.Type;
-        return d;
     }
 
     private static List<DescribeConfigsResponse.DescribeConfigsSynonym> Synonyms(List<ConfigSynonym> synonyms)

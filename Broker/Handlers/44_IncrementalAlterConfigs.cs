@@ -90,7 +90,7 @@ public sealed class IncrementalAlterConfigsHandler : ApiHandler<IncrementalAlter
                             $"Can't {(append ? "APPEND" : "SUBTRACT")} to key {name} because its type is not LIST.");
                     effective ??= new TopicConfig(current, broker.Logs.Options);
                     string? baseValue = result.TryGetValue(name, out var v) ? v : effective.GetValue(name);
-                    var items = SplitList(baseValue);
+                    var items = Config.BrokerConfig.SplitList(baseValue ?? "");
                     foreach (var item in op.Value!.Split(','))
                     {
                         if (append) { if (!items.Contains(item)) items.Add(item); }
@@ -109,13 +109,5 @@ public sealed class IncrementalAlterConfigsHandler : ApiHandler<IncrementalAlter
         foreach (var def in TopicConfig.Definitions)
             if (def.Name == name) return def;
         return null;
-    }
-
-    private static List<string> SplitList(string? value)
-    {
-        var list = new List<string>();
-        if (string.IsNullOrEmpty(value)) return list;
-        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)) list.Add(part);
-        return list;
     }
 }

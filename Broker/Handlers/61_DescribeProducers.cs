@@ -21,12 +21,13 @@ public sealed class DescribeProducersHandler : ApiHandler<DescribeProducersReque
             {
                 var rp = new DescribeProducersResponse.PartitionResponse { PartitionIndex = p };
                 rt.Partitions.Add(rp);
-                if (topic is null || p < 0 || p >= topic.Partitions.Count)
+                var log = topic?.GetPartition(p);
+                if (log is null)
                 {
                     rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                     continue;
                 }
-                foreach (var e in topic.Partitions[p].ActiveProducers())
+                foreach (var e in log.ActiveProducers())
                     rp.ActiveProducers.Add(new DescribeProducersResponse.ProducerState
                     {
                         ProducerId = e.ProducerId,

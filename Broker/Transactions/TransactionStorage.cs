@@ -19,9 +19,8 @@ internal sealed class TransactionStateLog : ITransactionLog
     {
         if (_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out var t)) return t;
         var created = _broker.Topics.CreateInternal(TopicService.TransactionStateTopic);
-        if (created.Topic is not null) return created.Topic;
-        if (_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out t)) return t; // created concurrently
-        throw new InvalidOperationException($"Cannot create {TopicService.TransactionStateTopic}: {created.Message}");
+        // CreateInternal already answers a concurrently created topic.
+        return created.Topic ?? throw new InvalidOperationException($"Cannot create {TopicService.TransactionStateTopic}: {created.Message}");
     }
 
     public void Append(int partition, ReadOnlySpan<byte> batch) => Topic().Partitions[partition].Append(batch, 1);
