@@ -402,7 +402,7 @@ public sealed partial class GroupCoordinator
             baseOffset = _log.Append(PartitionFor(groupId), CoordinatorBatch.Encode(records, NowMs));
             return true;
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException)
+        catch (Exception e) when (IsAppendFailure(e))
         {
             // Kafka maps log append failures to COORDINATOR_NOT_AVAILABLE so clients retry.
             return false;
