@@ -21,7 +21,7 @@ public sealed class TransactionCoordinator
     /// <summary>Single node: the coordinator epoch never changes.</summary>
     public const int CoordinatorEpoch = 0;
     internal const short KeyVersion = 0;
-    private const string OffsetsTopic = "__consumer_offsets";
+    private const string OffsetsTopic = StorageGroupLog.TopicName;
     internal const short ValueVersion = 0;
 
     private readonly TransactionCoordinatorOptions _options;
@@ -50,12 +50,7 @@ public sealed class TransactionCoordinator
     private long NowMs => _options.Time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>Kafka's Utils.abs(String.hashCode()) % partitions: the __transaction_state (or __consumer_offsets) partition of a key.</summary>
-    public static int PartitionFor(string key, int partitions)
-    {
-        int h = 0;
-        foreach (char c in key) h = unchecked(31 * h + c);
-        return (h & 0x7fffffff) % partitions;
-    }
+    public static int PartitionFor(string key, int partitions) => CoordinatorBatch.PartitionFor(key, partitions);
 
     public int PartitionFor(string transactionalId) => PartitionFor(transactionalId, _options.NumPartitions);
 
