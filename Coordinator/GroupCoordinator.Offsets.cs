@@ -184,20 +184,14 @@ public sealed partial class GroupCoordinator
 
     private short FetchGroup(string groupId, List<(string Topic, List<int> Partitions)>? wanted, bool requireStable, OffsetSink sink)
     {
-        if (!_loaded)
+        bool loaded = _loaded;
+        if (!loaded || !_groups.TryGetValue(groupId, out var group))
         {
+            // Not loaded yet, or no such group: every wanted partition answers without an offset.
             if (wanted is not null)
                 foreach (var (topic, partitions) in wanted)
                     foreach (var p in partitions) sink(topic, p, null, GroupErrors.None);
-            return GroupErrors.CoordinatorLoadInProgress;
-        }
-        _groups.TryGetValue(groupId, out var group);
-        if (group is null)
-        {
-            if (wanted is not null)
-                foreach (var (topic, partitions) in wanted)
-                    foreach (var p in partitions) sink(topic, p, null, GroupErrors.None);
-            return GroupErrors.None;
+            return loaded ? GroupErrors.None : GroupErrors.CoordinatorLoadInProgress;
         }
         lock (group.Lock)
         {
