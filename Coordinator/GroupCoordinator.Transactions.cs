@@ -79,8 +79,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                 }
                 catch (Exception e) when (IsAppendFailure(e)) { return GroupErrors.CoordinatorNotAvailable; }
                 _txnSequences[(partition, producerId)] = (producerEpoch, sequence + records.Count - 1);
-                if (!_openTxnGroups.TryGetValue(producerId, out var open)) _openTxnGroups[producerId] = open = new HashSet<string>(StringComparer.Ordinal);
-                open.Add(groupId);
+                OpenTxnGroup(producerId, groupId);
             }
             if (!group.PendingTxnOffsets.TryGetValue(producerId, out var pending))
                 group.PendingTxnOffsets[producerId] = pending = new();
@@ -126,6 +125,13 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
             }
             ForgetOpenGroup(producerId, groupId);
         }
+    }
+
+    /// <summary>Notes that the group holds pending offsets of the producer. Under <see cref="_txnLock"/>.</summary>
+    private void OpenTxnGroup(long producerId, string groupId)
+    {
+        if (!_openTxnGroups.TryGetValue(producerId, out var open)) _openTxnGroups[producerId] = open = new HashSet<string>(StringComparer.Ordinal);
+        open.Add(groupId);
     }
 
     private void ForgetOpenGroup(long producerId, string groupId)
@@ -245,11 +251,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                     if (!group.PendingTxnOffsets.TryGetValue(pid, out var offsets)) group.PendingTxnOffsets[pid] = offsets = new();
                     offsets[(topic, p)] = new CommittedOffset(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset);
                 }
-                lock (_txnLock)
-                {
-                    if (!_openTxnGroups.TryGetValue(pid, out var open)) _openTxnGroups[pid] = open = new HashSet<string>(StringComparer.Ordinal);
-                    open.Add(groupId);
-                }
+                lock (_txnLock) OpenTxnGroup(pid, groupId);
             }
     }
 }
