@@ -225,9 +225,7 @@ public sealed partial class GroupCoordinator
             var visitor = new LoadVisitor();
             _log.Replay(partition, chunk => CoordinatorBatch.Replay(chunk, visitor));
             foreach (var (key, (slot, recordOffset)) in visitor.Offsets)
-                offsets[key] = slot.Value is { } value
-                    ? new CommittedOffset(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset)
-                    : null;
+                offsets[key] = slot.Value is { } value ? ToCommittedOffset(value, recordOffset) : null;
             foreach (var (groupId, value) in visitor.Groups) groups[groupId] = value;
             InstallPending(partition, visitor);
         }

@@ -234,6 +234,9 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
         }
     }
 
+    private static CommittedOffset ToCommittedOffset(Protocol.CoordinatorRecords.OffsetCommitValue value, long recordOffset) =>
+        new(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset);
+
     /// <summary>An offset value or a tombstone (null).</summary>
     private readonly record struct OffsetCommitValueSlot(Protocol.CoordinatorRecords.OffsetCommitValue? Value);
 
@@ -249,7 +252,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                 lock (group.Lock)
                 {
                     if (!group.PendingTxnOffsets.TryGetValue(pid, out var offsets)) group.PendingTxnOffsets[pid] = offsets = new();
-                    offsets[(topic, p)] = new CommittedOffset(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset);
+                    offsets[(topic, p)] = ToCommittedOffset(value, recordOffset);
                 }
                 lock (_txnLock) OpenTxnGroup(pid, groupId);
             }
