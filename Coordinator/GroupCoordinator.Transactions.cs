@@ -183,7 +183,8 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
     /// </summary>
     private sealed class LoadVisitor : CoordinatorBatch.IReplayVisitor
     {
-        public readonly Dictionary<(string Group, string Topic, int Partition), (OffsetCommitValueSlot Value, long RecordOffset)> Offsets = new();
+        /// <summary>The offset record in effect per key (plain, or transactional once committed); a null value is a tombstone.</summary>
+        public readonly Dictionary<(string Group, string Topic, int Partition), (Protocol.CoordinatorRecords.OffsetCommitValue? Value, long RecordOffset)> Offsets = new();
         public readonly Dictionary<string, Protocol.CoordinatorRecords.GroupMetadataValue?> Groups = new(StringComparer.Ordinal);
         public readonly Dictionary<long, Dictionary<(string Group, string Topic, int Partition), (Protocol.CoordinatorRecords.OffsetCommitValue Value, long RecordOffset)>> Pending = new();
         public readonly Dictionary<long, (short Epoch, int LastSequence)> Sequences = new();
@@ -202,8 +203,8 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
             if (!Pending.Remove(header.ProducerId, out var pending) || !commit) return;
             foreach (var (key, (value, recordOffset)) in pending)
             {
-                if (Offsets.TryGetValue(key, out var current) && current.Value.Value is not null && current.RecordOffset > recordOffset) continue;
-                Offsets[key] = (new OffsetCommitValueSlot(value), recordOffset);
+                if (Offsets.TryGetValue(key, out var current) && current.Value is not null && current.RecordOffset > recordOffset) continue;
+                Offsets[key] = (value, recordOffset);
             }
         }
 
@@ -222,7 +223,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                     if (!Pending.TryGetValue(producerId, out var pending)) Pending[producerId] = pending = new();
                     pending[(k.Group, k.Topic, k.Partition)] = (v, offset);
                 }
-                else Offsets[(k.Group, k.Topic, k.Partition)] = (new OffsetCommitValueSlot(v), offset);
+                else Offsets[(k.Group, k.Topic, k.Partition)] = (v, offset);
             }
             else if (keyVersion == 2)
             {
@@ -236,9 +237,6 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
 
     private static CommittedOffset ToCommittedOffset(Protocol.CoordinatorRecords.OffsetCommitValue value, long recordOffset) =>
         new(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset);
-
-    /// <summary>An offset value or a tombstone (null).</summary>
-    private readonly record struct OffsetCommitValueSlot(Protocol.CoordinatorRecords.OffsetCommitValue? Value);
 
     /// <summary>Installs what one partition's replay left pending: transactions the transaction coordinator will end.</summary>
     private void InstallPending(int partition, LoadVisitor visitor)
