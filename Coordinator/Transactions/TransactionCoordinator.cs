@@ -197,8 +197,10 @@ public sealed class TransactionCoordinator
 
     /// <summary>AddOffsetsToTxn: adds the group's <c>__consumer_offsets</c> partition to the transaction.</summary>
     public ErrorCode AddOffsets(string transactionalId, long producerId, short producerEpoch, string groupId) =>
-        AddPartitions(transactionalId, producerId, producerEpoch,
-            [new TxnPartition(OffsetsTopic, PartitionFor(groupId, _options.OffsetsTopicNumPartitions))]);
+        AddPartitions(transactionalId, producerId, producerEpoch, [OffsetsPartition(groupId)]);
+
+    /// <summary>The group's <c>__consumer_offsets</c> partition, as a transaction holds it.</summary>
+    private TxnPartition OffsetsPartition(string groupId) => new(OffsetsTopic, PartitionFor(groupId, _options.OffsetsTopicNumPartitions));
 
     /// <summary>
     /// TxnOffsetCommit: the group coordinator appends the offsets to the group's <c>__consumer_offsets</c>
@@ -212,8 +214,7 @@ public sealed class TransactionCoordinator
         {
             var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
             if (error != ErrorCode.None) return error;
-            var groupPartition = new TxnPartition(OffsetsTopic, PartitionFor(groupId, _options.OffsetsTopicNumPartitions));
-            if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(groupPartition)) return ErrorCode.InvalidTxnState;
+            if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(OffsetsPartition(groupId))) return ErrorCode.InvalidTxnState;
             if (OffsetSink is not { } sink) return ErrorCode.CoordinatorNotAvailable;
             return (ErrorCode)sink.StoreTransactionalOffsets(groupId, producerId, producerEpoch, offsets);
         }
