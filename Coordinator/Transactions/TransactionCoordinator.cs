@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using Kayak.Protocol;
-using Kayak.Protocol.Compression;
 using Kayak.Protocol.CoordinatorRecords;
 using Kayak.Protocol.Records;
 
@@ -372,34 +370,10 @@ public sealed class TransactionCoordinator
         return byTopic.Values.ToList();
     }
 
-    private void WriteRecord(string transactionalId, TransactionLogValue? value)
-    {
-        var keyMsg = new TransactionLogKey { TransactionalId = transactionalId };
-        byte[] key = Serialize(KeyVersion, (ref KafkaWriter w) => keyMsg.Write(ref w, KeyVersion));
-        byte[]? val = value is null ? null : Serialize(ValueVersion, (ref KafkaWriter w) => value.Write(ref w, ValueVersion));
-        using var builder = new RecordBatchBuilder(new RecordBatchOptions());
-        builder.Append(NowMs, key, val);
-        using var output = new PooledBufferWriter(256);
-        builder.Build(output);
-        _log.Append(PartitionFor(transactionalId), output.WrittenSpan);
-    }
-
-    private delegate void WriteBody(ref KafkaWriter writer);
-
-    /// <summary>Coordinator records: int16 version, then the message in that version.</summary>
-    private static byte[] Serialize(short version, WriteBody body)
-    {
-        var buffer = new PooledBufferWriter(128);
-        try
-        {
-            var w = new KafkaWriter(buffer);
-            w.WriteInt16(version);
-            body(ref w);
-            w.Flush();
-            return buffer.WrittenSpan.ToArray();
-        }
-        finally { buffer.Dispose(); }
-    }
+    /// <summary>One TransactionLogKey/Value record (null value: a tombstone) as a batch of its own, encoded like the group coordinator's records.</summary>
+    private void WriteRecord(string transactionalId, TransactionLogValue? value) =>
+        _log.Append(PartitionFor(transactionalId), CoordinatorBatch.Encode(
+            [new CoordinatorRecord(new TransactionLogKey { TransactionalId = transactionalId }, KeyVersion, value, ValueVersion)], NowMs));
 
     /// <summary>
     /// Replays every <c>__transaction_state</c> partition (last record per transactional id wins, tombstones
