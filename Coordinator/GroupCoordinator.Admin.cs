@@ -224,10 +224,8 @@ public sealed partial class GroupCoordinator
             // Transactional records stay pending until their producer's marker in this partition (KIP-98).
             var visitor = new LoadVisitor();
             _log.Replay(partition, chunk => CoordinatorBatch.Replay(chunk, visitor));
-            foreach (var (key, (slot, recordOffset)) in visitor.Offsets)
-                offsets[key] = slot.Value is { } value
-                    ? new CommittedOffset(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset)
-                    : null;
+            foreach (var (key, (value, recordOffset)) in visitor.Offsets)
+                offsets[key] = value is null ? null : ToCommittedOffset(value, recordOffset);
             foreach (var (groupId, value) in visitor.Groups) groups[groupId] = value;
             InstallPending(partition, visitor);
         }

@@ -26,40 +26,50 @@ public sealed partial class GroupCoordinator
                 error = version >= 9 ? GroupErrors.GroupIdNotFound : GroupErrors.IllegalGeneration;
         }
 
-        if (group is null) return CommitResponse(request, error, null, partitionExists);
+        if (group is null) return CommitResponse(request, error, partitionExists);
         lock (group.Lock)
         {
             error = ValidateOffsetCommit(group, request);
-            if (error != GroupErrors.None) return CommitResponse(request, error, null, partitionExists);
+            if (error != GroupErrors.None) return CommitResponse(request, error, partitionExists);
 
             long now = NowMs;
             // v2-v4 carry a retention time; -1 means the broker default (KIP-211: then no expire timestamp).
             long expire = version is >= 2 and <= 4 && request.RetentionTimeMs >= 0 ? now + request.RetentionTimeMs : -1;
+            var response = new OffsetCommitResponse();
             var records = new List<CoordinatorRecord>();
             var accepted = new List<(string Topic, int Partition, CommittedOffset Offset)>();
             foreach (var t in request.Topics)
             {
+                var rt = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
                 foreach (var p in t.Partitions)
                 {
-                    if (partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex)) continue;
+                    short partitionError = GroupErrors.None;
                     string metadata = p.CommittedMetadata ?? "";
-                    if (System.Text.Encoding.UTF8.GetByteCount(metadata) > _options.OffsetMetadataMaxBytes) continue;
-                    // v1 carries a commit timestamp; -1 (or any other version) means "now".
-                    long commitTs = version == 1 && p.CommitTimestamp != -1 ? p.CommitTimestamp : now;
-                    var offset = new CommittedOffset(p.CommittedOffset, version >= 6 ? p.CommittedLeaderEpoch : -1, metadata, commitTs, expire);
-                    accepted.Add((t.Name, p.PartitionIndex, offset));
-                    records.Add(OffsetRecord(group.GroupId, t.Name, p.PartitionIndex, offset));
+                    if (partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex))
+                        partitionError = GroupErrors.UnknownTopicOrPartition;
+                    else if (System.Text.Encoding.UTF8.GetByteCount(metadata) > _options.OffsetMetadataMaxBytes)
+                        partitionError = GroupErrors.OffsetMetadataTooLarge;
+                    else
+                    {
+                        // v1 carries a commit timestamp; -1 (or any other version) means "now".
+                        long commitTs = version == 1 && p.CommitTimestamp != -1 ? p.CommitTimestamp : now;
+                        var offset = new CommittedOffset(p.CommittedOffset, version >= 6 ? p.CommittedLeaderEpoch : -1, metadata, commitTs, expire);
+                        accepted.Add((t.Name, p.PartitionIndex, offset));
+                        records.Add(OffsetRecord(group.GroupId, t.Name, p.PartitionIndex, offset));
+                    }
+                    rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = partitionError });
                 }
+                response.Topics.Add(rt);
             }
             long baseOffset = -1;
             if (records.Count > 0 && !TryAppend(group.GroupId, records, out baseOffset))
-                return CommitResponse(request, GroupErrors.CoordinatorNotAvailable, null, partitionExists);
+                return CommitResponse(request, GroupErrors.CoordinatorNotAvailable, partitionExists);
             // The record offset lets a later transactional commit of the partition tell which came last.
             for (int i = 0; i < accepted.Count; i++)
                 SetOffset(group, accepted[i].Topic, accepted[i].Partition, accepted[i].Offset with { RecordOffset = baseOffset + i });
             if (request.GenerationIdOrMemberEpoch >= 0 && group.Members.TryGetValue(request.MemberId, out var member))
                 ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
-            return CommitResponse(request, GroupErrors.None, _options.OffsetMetadataMaxBytes, partitionExists);
+            return response;
         }
     }
 
@@ -80,7 +90,8 @@ public sealed partial class GroupCoordinator
         return group.State == GroupState.Empty ? GroupErrors.None : GroupErrors.UnknownMemberId;
     }
 
-    private static OffsetCommitResponse CommitResponse(OffsetCommitRequest request, short error, int? metadataLimit, Func<string, int, bool>? partitionExists)
+    /// <summary>A commit refused as a whole: every partition answers <paramref name="error"/>, but unknown ones UNKNOWN_TOPIC_OR_PARTITION.</summary>
+    private static OffsetCommitResponse CommitResponse(OffsetCommitRequest request, short error, Func<string, int, bool>? partitionExists)
     {
         var response = new OffsetCommitResponse();
         foreach (var t in request.Topics)
@@ -88,11 +99,7 @@ public sealed partial class GroupCoordinator
             var rt = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
             foreach (var p in t.Partitions)
             {
-                short e = error;
-                if (partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex))
-                    e = GroupErrors.UnknownTopicOrPartition;
-                else if (metadataLimit is int limit && System.Text.Encoding.UTF8.GetByteCount(p.CommittedMetadata ?? "") > limit)
-                    e = GroupErrors.OffsetMetadataTooLarge;
+                short e = partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex) ? GroupErrors.UnknownTopicOrPartition : error;
                 rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = e });
             }
             response.Topics.Add(rt);
@@ -184,20 +191,14 @@ public sealed partial class GroupCoordinator
 
     private short FetchGroup(string groupId, List<(string Topic, List<int> Partitions)>? wanted, bool requireStable, OffsetSink sink)
     {
-        if (!_loaded)
+        bool loaded = _loaded;
+        if (!loaded || !_groups.TryGetValue(groupId, out var group))
         {
+            // Not loaded yet, or no such group: every wanted partition answers without an offset.
             if (wanted is not null)
                 foreach (var (topic, partitions) in wanted)
                     foreach (var p in partitions) sink(topic, p, null, GroupErrors.None);
-            return GroupErrors.CoordinatorLoadInProgress;
-        }
-        _groups.TryGetValue(groupId, out var group);
-        if (group is null)
-        {
-            if (wanted is not null)
-                foreach (var (topic, partitions) in wanted)
-                    foreach (var p in partitions) sink(topic, p, null, GroupErrors.None);
-            return GroupErrors.None;
+            return loaded ? GroupErrors.None : GroupErrors.CoordinatorLoadInProgress;
         }
         lock (group.Lock)
         {
@@ -402,7 +403,7 @@ public sealed partial class GroupCoordinator
             baseOffset = _log.Append(PartitionFor(groupId), CoordinatorBatch.Encode(records, NowMs));
             return true;
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException)
+        catch (Exception e) when (IsAppendFailure(e))
         {
             // Kafka maps log append failures to COORDINATOR_NOT_AVAILABLE so clients retry.
             return false;

@@ -79,8 +79,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                 }
                 catch (Exception e) when (IsAppendFailure(e)) { return GroupErrors.CoordinatorNotAvailable; }
                 _txnSequences[(partition, producerId)] = (producerEpoch, sequence + records.Count - 1);
-                if (!_openTxnGroups.TryGetValue(producerId, out var open)) _openTxnGroups[producerId] = open = new HashSet<string>(StringComparer.Ordinal);
-                open.Add(groupId);
+                OpenTxnGroup(producerId, groupId);
             }
             if (!group.PendingTxnOffsets.TryGetValue(producerId, out var pending))
                 group.PendingTxnOffsets[producerId] = pending = new();
@@ -126,6 +125,13 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
             }
             ForgetOpenGroup(producerId, groupId);
         }
+    }
+
+    /// <summary>Notes that the group holds pending offsets of the producer. Under <see cref="_txnLock"/>.</summary>
+    private void OpenTxnGroup(long producerId, string groupId)
+    {
+        if (!_openTxnGroups.TryGetValue(producerId, out var open)) _openTxnGroups[producerId] = open = new HashSet<string>(StringComparer.Ordinal);
+        open.Add(groupId);
     }
 
     private void ForgetOpenGroup(long producerId, string groupId)
@@ -177,7 +183,8 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
     /// </summary>
     private sealed class LoadVisitor : CoordinatorBatch.IReplayVisitor
     {
-        public readonly Dictionary<(string Group, string Topic, int Partition), (OffsetCommitValueSlot Value, long RecordOffset)> Offsets = new();
+        /// <summary>The offset record in effect per key (plain, or transactional once committed); a null value is a tombstone.</summary>
+        public readonly Dictionary<(string Group, string Topic, int Partition), (Protocol.CoordinatorRecords.OffsetCommitValue? Value, long RecordOffset)> Offsets = new();
         public readonly Dictionary<string, Protocol.CoordinatorRecords.GroupMetadataValue?> Groups = new(StringComparer.Ordinal);
         public readonly Dictionary<long, Dictionary<(string Group, string Topic, int Partition), (Protocol.CoordinatorRecords.OffsetCommitValue Value, long RecordOffset)>> Pending = new();
         public readonly Dictionary<long, (short Epoch, int LastSequence)> Sequences = new();
@@ -196,8 +203,8 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
             if (!Pending.Remove(header.ProducerId, out var pending) || !commit) return;
             foreach (var (key, (value, recordOffset)) in pending)
             {
-                if (Offsets.TryGetValue(key, out var current) && current.Value.Value is not null && current.RecordOffset > recordOffset) continue;
-                Offsets[key] = (new OffsetCommitValueSlot(value), recordOffset);
+                if (Offsets.TryGetValue(key, out var current) && current.Value is not null && current.RecordOffset > recordOffset) continue;
+                Offsets[key] = (value, recordOffset);
             }
         }
 
@@ -216,7 +223,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                     if (!Pending.TryGetValue(producerId, out var pending)) Pending[producerId] = pending = new();
                     pending[(k.Group, k.Topic, k.Partition)] = (v, offset);
                 }
-                else Offsets[(k.Group, k.Topic, k.Partition)] = (new OffsetCommitValueSlot(v), offset);
+                else Offsets[(k.Group, k.Topic, k.Partition)] = (v, offset);
             }
             else if (keyVersion == 2)
             {
@@ -228,8 +235,8 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
         }
     }
 
-    /// <summary>An offset value or a tombstone (null).</summary>
-    private readonly record struct OffsetCommitValueSlot(Protocol.CoordinatorRecords.OffsetCommitValue? Value);
+    private static CommittedOffset ToCommittedOffset(Protocol.CoordinatorRecords.OffsetCommitValue value, long recordOffset) =>
+        new(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset);
 
     /// <summary>Installs what one partition's replay left pending: transactions the transaction coordinator will end.</summary>
     private void InstallPending(int partition, LoadVisitor visitor)
@@ -243,13 +250,9 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                 lock (group.Lock)
                 {
                     if (!group.PendingTxnOffsets.TryGetValue(pid, out var offsets)) group.PendingTxnOffsets[pid] = offsets = new();
-                    offsets[(topic, p)] = new CommittedOffset(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset);
+                    offsets[(topic, p)] = ToCommittedOffset(value, recordOffset);
                 }
-                lock (_txnLock)
-                {
-                    if (!_openTxnGroups.TryGetValue(pid, out var open)) _openTxnGroups[pid] = open = new HashSet<string>(StringComparer.Ordinal);
-                    open.Add(groupId);
-                }
+                lock (_txnLock) OpenTxnGroup(pid, groupId);
             }
     }
 }

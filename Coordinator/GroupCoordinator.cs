@@ -442,17 +442,8 @@ public sealed partial class GroupCoordinator : IDisposable
             if (tcs is null) continue;
             m.AwaitingJoin = null;
             m.IsNew = false;
-            var response = new JoinGroupResponse
-            {
-                GenerationId = group.GenerationId,
-                ProtocolType = group.ProtocolType,
-                ProtocolName = group.ProtocolName,
-                Leader = group.LeaderId ?? "",
-                MemberId = m.MemberId,
-            };
-            if (group.IsLeader(m.MemberId)) FillMembers(group, response);
             ScheduleHeartbeat(group, m, m.SessionTimeoutMs);
-            tcs.TrySetResult(response);
+            tcs.TrySetResult(CurrentGenerationResponse(group, m, m.JoinVersion, skipAssignment: false));
         }
     }
 

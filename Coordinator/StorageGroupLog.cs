@@ -57,7 +57,7 @@ public sealed class StorageGroupLog : IGroupLog
 
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
-        if (_topic is null && !_logs.TryGetTopic(TopicName, out _)) return; // nothing written yet
+        if (IsEmpty) return; // nothing written yet
         Partition(partition).Replay(onBatches, ReplayChunkBytes);
     }
 

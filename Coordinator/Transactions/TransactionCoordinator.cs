@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using Kayak.Protocol;
-using Kayak.Protocol.Compression;
 using Kayak.Protocol.CoordinatorRecords;
 using Kayak.Protocol.Records;
 
@@ -21,7 +19,7 @@ public sealed class TransactionCoordinator
     /// <summary>Single node: the coordinator epoch never changes.</summary>
     public const int CoordinatorEpoch = 0;
     internal const short KeyVersion = 0;
-    private const string OffsetsTopic = "__consumer_offsets";
+    private const string OffsetsTopic = StorageGroupLog.TopicName;
     internal const short ValueVersion = 0;
 
     private readonly TransactionCoordinatorOptions _options;
@@ -50,12 +48,7 @@ public sealed class TransactionCoordinator
     private long NowMs => _options.Time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>Kafka's Utils.abs(String.hashCode()) % partitions: the __transaction_state (or __consumer_offsets) partition of a key.</summary>
-    public static int PartitionFor(string key, int partitions)
-    {
-        int h = 0;
-        foreach (char c in key) h = unchecked(31 * h + c);
-        return (h & 0x7fffffff) % partitions;
-    }
+    public static int PartitionFor(string key, int partitions) => CoordinatorBatch.PartitionFor(key, partitions);
 
     public int PartitionFor(string transactionalId) => PartitionFor(transactionalId, _options.NumPartitions);
 
@@ -202,8 +195,10 @@ public sealed class TransactionCoordinator
 
     /// <summary>AddOffsetsToTxn: adds the group's <c>__consumer_offsets</c> partition to the transaction.</summary>
     public ErrorCode AddOffsets(string transactionalId, long producerId, short producerEpoch, string groupId) =>
-        AddPartitions(transactionalId, producerId, producerEpoch,
-            [new TxnPartition(OffsetsTopic, PartitionFor(groupId, _options.OffsetsTopicNumPartitions))]);
+        AddPartitions(transactionalId, producerId, producerEpoch, [OffsetsPartition(groupId)]);
+
+    /// <summary>The group's <c>__consumer_offsets</c> partition, as a transaction holds it.</summary>
+    private TxnPartition OffsetsPartition(string groupId) => new(OffsetsTopic, PartitionFor(groupId, _options.OffsetsTopicNumPartitions));
 
     /// <summary>
     /// TxnOffsetCommit: the group coordinator appends the offsets to the group's <c>__consumer_offsets</c>
@@ -217,8 +212,7 @@ public sealed class TransactionCoordinator
         {
             var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
             if (error != ErrorCode.None) return error;
-            var groupPartition = new TxnPartition(OffsetsTopic, PartitionFor(groupId, _options.OffsetsTopicNumPartitions));
-            if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(groupPartition)) return ErrorCode.InvalidTxnState;
+            if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(OffsetsPartition(groupId))) return ErrorCode.InvalidTxnState;
             if (OffsetSink is not { } sink) return ErrorCode.CoordinatorNotAvailable;
             return (ErrorCode)sink.StoreTransactionalOffsets(groupId, producerId, producerEpoch, offsets);
         }
@@ -376,34 +370,10 @@ public sealed class TransactionCoordinator
         return byTopic.Values.ToList();
     }
 
-    private void WriteRecord(string transactionalId, TransactionLogValue? value)
-    {
-        var keyMsg = new TransactionLogKey { TransactionalId = transactionalId };
-        byte[] key = Serialize(KeyVersion, (ref KafkaWriter w) => keyMsg.Write(ref w, KeyVersion));
-        byte[]? val = value is null ? null : Serialize(ValueVersion, (ref KafkaWriter w) => value.Write(ref w, ValueVersion));
-        using var builder = new RecordBatchBuilder(new RecordBatchOptions());
-        builder.Append(NowMs, key, val);
-        using var output = new PooledBufferWriter(256);
-        builder.Build(output);
-        _log.Append(PartitionFor(transactionalId), output.WrittenSpan);
-    }
-
-    private delegate void WriteBody(ref KafkaWriter writer);
-
-    /// <summary>Coordinator records: int16 version, then the message in that version.</summary>
-    private static byte[] Serialize(short version, WriteBody body)
-    {
-        var buffer = new PooledBufferWriter(128);
-        try
-        {
-            var w = new KafkaWriter(buffer);
-            w.WriteInt16(version);
-            body(ref w);
-            w.Flush();
-            return buffer.WrittenSpan.ToArray();
-        }
-        finally { buffer.Dispose(); }
-    }
+    /// <summary>One TransactionLogKey/Value record (null value: a tombstone) as a batch of its own, encoded like the group coordinator's records.</summary>
+    private void WriteRecord(string transactionalId, TransactionLogValue? value) =>
+        _log.Append(PartitionFor(transactionalId), CoordinatorBatch.Encode(
+            [new CoordinatorRecord(new TransactionLogKey { TransactionalId = transactionalId }, KeyVersion, value, ValueVersion)], NowMs));
 
     /// <summary>
     /// Replays every <c>__transaction_state</c> partition (last record per transactional id wins, tombstones
