@@ -22,6 +22,15 @@ public abstract class JsonScriptDriver : IClientDriver
         return LastJsonLine(result, $"{Name} {script}");
     }
 
+    /// <summary>Runs the admin script with {"bootstrap", "op", ...}; see python/admin.py and js/admin.js for the operations.</summary>
+    public Task<JsonNode> AdminAsync(string bootstrap, string op, JsonObject? arguments = null, CancellationToken cancellationToken = default)
+    {
+        var request = arguments ?? new JsonObject();
+        request["bootstrap"] = bootstrap;
+        request["op"] = op;
+        return RunAsync("admin", request, cancellationToken: cancellationToken);
+    }
+
     /// <summary>Records as the drivers' produce command takes them: key, value, partition, headers as [key, value] pairs.</summary>
     internal static JsonArray RecordsJson(IReadOnlyList<TestRecord> records)
     {
@@ -116,15 +125,6 @@ public sealed class PythonKafka : JsonScriptDriver
         Timeout = timeout,
         Environment = { ["PYTHONDONTWRITEBYTECODE"] = "1", ["PYTHONUNBUFFERED"] = "1" },
     };
-
-    /// <summary>Runs admin.py with {"bootstrap", "op", ...}; see the script for the operations.</summary>
-    public Task<JsonNode> AdminAsync(string bootstrap, string op, JsonObject? arguments = null, CancellationToken cancellationToken = default)
-    {
-        var request = arguments ?? new JsonObject();
-        request["bootstrap"] = bootstrap;
-        request["op"] = op;
-        return RunAsync("admin", request, cancellationToken: cancellationToken);
-    }
 }
 
 /// <summary>kafkajs 2.x via IntegrationTests/js/*.js run by node (npm ci in tools/setup.sh).</summary>
@@ -143,12 +143,4 @@ public sealed class KafkaJs : JsonScriptDriver
         WorkingDirectory = RepoPaths.JsScripts,
         Environment = { ["KAFKAJS_NO_PARTITIONER_WARNING"] = "1" },
     };
-
-    public Task<JsonNode> AdminAsync(string bootstrap, string op, JsonObject? arguments = null, CancellationToken cancellationToken = default)
-    {
-        var request = arguments ?? new JsonObject();
-        request["bootstrap"] = bootstrap;
-        request["op"] = op;
-        return RunAsync("admin", request, cancellationToken: cancellationToken);
-    }
 }
