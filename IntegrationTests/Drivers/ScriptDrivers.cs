@@ -74,8 +74,14 @@ public abstract class JsonScriptDriver : IClientDriver
             ["records"] = list,
         };
         var response = await RunAsync("produce", request, cancellationToken: cancellationToken);
-        var acks = new List<ProducedRecord>();
-        foreach (var a in response["acks"]!.AsArray())
+        return ParseAcks(response["acks"]!.AsArray());
+    }
+
+    /// <summary>Deliveries as the drivers' produce command prints them: [{partition, offset}, ...], one per record.</summary>
+    internal static List<ProducedRecord> ParseAcks(JsonArray array)
+    {
+        var acks = new List<ProducedRecord>(array.Count);
+        foreach (var a in array)
             acks.Add(new ProducedRecord(a!["partition"]!.GetValue<int>(), a["offset"]!.GetValue<long>()));
         return acks;
     }
