@@ -56,14 +56,6 @@ public sealed class GroupsOffsetTests : BrokerTestBase
         return seen;
     }
 
-    /// <summary>Committed offsets of a group as Confluent's Committed() (OffsetFetch) reports them; -1001 when none.</summary>
-    private static Dictionary<int, long> Committed(string bootstrap, string topic, string group, int partitions)
-    {
-        using var consumer = ConfluentClients.Consumer(bootstrap, c => c.GroupId = group);
-        var committed = consumer.Committed(Enumerable.Range(0, partitions).Select(p => new TopicPartition(topic, p)), TimeSpan.FromSeconds(10));
-        return committed.ToDictionary(c => c.Partition.Value, c => c.Offset.Value);
-    }
-
     private static Dictionary<int, long> Positions(IEnumerable<(int Partition, long Offset)> records) =>
         records.GroupBy(r => r.Partition).ToDictionary(g => g.Key, g => g.Max(r => r.Offset) + 1);
 
@@ -138,7 +130,7 @@ public sealed class GroupsOffsetTests : BrokerTestBase
         Assert.That(first, Has.Count.EqualTo(consume));
 
         // What the broker holds is what the client committed (partitions never committed: none, i.e. start at 0).
-        var committed = Committed(broker.BootstrapServers, topic, group, Partitions);
+        var committed = ConfluentClients.Committed(broker.BootstrapServers, topic, group, Partitions);
         for (var p = 0; p < Partitions; p++)
         {
             var want = committedByClient.GetValueOrDefault(p, 0);
@@ -212,12 +204,12 @@ public sealed class GroupsOffsetTests : BrokerTestBase
         Assert.That(kcat.Order().ToList(), Is.EqualTo(all), "kcat -G group read everything");
         Assert.That(kafkajs.Order().ToList(), Is.EqualTo(all), "kafkajs group read everything");
 
-        var confluentCommitted = Committed(broker.BootstrapServers, topic, confluentGroup, Partitions);
+        var confluentCommitted = ConfluentClients.Committed(broker.BootstrapServers, topic, confluentGroup, Partitions);
         // Commit() after 15 records commits the offsets consumed so far; partitions not yet read have none (-1001).
         var half = Positions(confluent.Take(RecordCount / 2));
         Assert.That(confluentCommitted, Is.EqualTo(Enumerable.Range(0, Partitions).ToDictionary(p => p, p => half.GetValueOrDefault(p, Offset.Unset.Value))), "Confluent group committed its first half");
         // kcat commits what it consumed when it exits (auto-commit on close).
-        var kcatCommitted = Committed(broker.BootstrapServers, topic, kcatGroup, Partitions);
+        var kcatCommitted = ConfluentClients.Committed(broker.BootstrapServers, topic, kcatGroup, Partitions);
         Assert.That(kcatCommitted, Is.EqualTo(Enumerable.Range(0, Partitions).ToDictionary(p => p, _ => (long)(RecordCount / Partitions))), "kcat group committed everything, independently");
 
         using var admin = ConfluentClients.Admin(broker.BootstrapServers);
@@ -258,11 +250,11 @@ public sealed class GroupsOffsetTests : BrokerTestBase
 
         var first = new Dictionary<int, long> { [0] = 3, [1] = 5, [2] = 7 };
         await CommitAsMemberAsync(broker.BootstrapServers, topic, group, first, Token);
-        Assert.That(Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(first), "before restart");
+        Assert.That(ConfluentClients.Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(first), "before restart");
 
         await broker.StopAsync(Token);
         await broker.StartAgainAsync(Token);
-        Assert.That(Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(first), "after clean restart");
+        Assert.That(ConfluentClients.Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(first), "after clean restart");
         using (var admin = ConfluentClients.Admin(broker.BootstrapServers))
         {
             var info = admin.ListGroup(group, TimeSpan.FromSeconds(10));
@@ -278,7 +270,7 @@ public sealed class GroupsOffsetTests : BrokerTestBase
         await CommitAsMemberAsync(broker.BootstrapServers, topic, group, second, Token);
         await broker.KillAsync();
         await broker.StartAgainAsync(Token);
-        Assert.That(Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(second), "after kill -9");
+        Assert.That(ConfluentClients.Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(second), "after kill -9");
         using (var admin = ConfluentClients.Admin(broker.BootstrapServers))
         {
             var info = admin.ListGroup(group, TimeSpan.FromSeconds(10));
@@ -311,7 +303,7 @@ public sealed class GroupsOffsetTests : BrokerTestBase
         await broker.CreateTopicAsync(topic, Partitions, cancellationToken: Token);
         var offsets = new Dictionary<int, long> { [0] = 11, [1] = 22, [2] = 33 };
         await CommitAsMemberAsync(broker.BootstrapServers, topic, group, offsets, Token);
-        Assert.That(Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(offsets));
+        Assert.That(ConfluentClients.Committed(broker.BootstrapServers, topic, group, Partitions), Is.EqualTo(offsets));
 
         var records = await KcatRawAsync(broker.BootstrapServers, "__consumer_offsets", Token);
         var latestOffsets = new Dictionary<int, OffsetCommitValue?>();

@@ -267,7 +267,7 @@ public sealed class SaramaTests : BrokerTestBase
         Assert.That(run1, Has.Count.EqualTo(first));
         Assert.That(assignments1.Last(), Is.EqualTo(new[] { 0, 1, 2 }), "a lone member owns every partition");
 
-        var committed = Committed(broker.BootstrapServers, topic, group);
+        var committed = ConfluentClients.Committed(broker.BootstrapServers, topic, group, Partitions);
         for (var p = 0; p < Partitions; p++)
         {
             var inRun1 = run1.Where(r => r.Partition == p).Select(r => r.Offset).Order().ToList();
@@ -284,7 +284,7 @@ public sealed class SaramaTests : BrokerTestBase
             Assert.That(offsets, Is.EqualTo(Enumerable.Range(start, total / Partitions - start).Select(i => (long)i)), $"partition {p}: run 2 resumes at the committed offset, in order");
         }
         TestData.AssertExactlyConsumed(topic, records, acks, [.. run1, .. run2], "sarama group, two runs");
-        Assert.That(Committed(broker.BootstrapServers, topic, group).Values, Has.All.EqualTo((long)(total / Partitions)), "everything committed after run 2");
+        Assert.That(ConfluentClients.Committed(broker.BootstrapServers, topic, group, Partitions).Values, Has.All.EqualTo((long)(total / Partitions)), "everything committed after run 2");
     }
 
     /// <summary>sarama's ClusterAdmin: CreateTopics v2, Metadata v5, DeleteTopics v1, with Kafka's errors for a duplicate.</summary>
@@ -317,13 +317,6 @@ public sealed class SaramaTests : BrokerTestBase
         await GroupAssert.WaitUntilAsync(() => !GroupAssert.State(broker).Logs.TryGetTopic(topic, out _), "topic deleted", TimeSpan.FromSeconds(10), Token);
         var after = await Sarama.AdminAsync(broker.BootstrapServers, "list_topics", cancellationToken: Token);
         Assert.That(after["topics"]!.AsObject().ContainsKey(topic), Is.False, after.ToJsonString());
-    }
-
-    private static Dictionary<int, long> Committed(string bootstrap, string topic, string group)
-    {
-        using var consumer = ConfluentClients.Consumer(bootstrap, c => c.GroupId = group);
-        var committed = consumer.Committed(Enumerable.Range(0, Partitions).Select(p => new TopicPartition(topic, p)), TimeSpan.FromSeconds(10));
-        return committed.ToDictionary(c => c.Partition.Value, c => c.Offset.Value);
     }
 
     private static CompressionType CodecOf(string codec) => codec switch

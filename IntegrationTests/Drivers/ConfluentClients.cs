@@ -89,6 +89,14 @@ public static class ConfluentClients
         return t.Partitions.Count;
     }
 
+    /// <summary>Committed offsets of a group as Confluent's Committed() (OffsetFetch) reports them; -1001 when none.</summary>
+    public static Dictionary<int, long> Committed(string bootstrap, string topic, string group, int partitions)
+    {
+        using var consumer = Consumer(bootstrap, c => c.GroupId = group);
+        var committed = consumer.Committed(Enumerable.Range(0, partitions).Select(p => new TopicPartition(topic, p)), TimeSpan.FromSeconds(10));
+        return committed.ToDictionary(c => c.Partition.Value, c => c.Offset.Value);
+    }
+
     /// <summary>
     /// Assigns every partition from its beginning and consumes up to the high watermarks read first; a consume error
     /// fails the test. Deadline-bounded.

@@ -86,9 +86,7 @@ public sealed class SaramaDriver : IClientDriver
             ["idempotent"] = options.Idempotent,
             ["records"] = list,
         }, cancellationToken);
-        var acks = new List<ProducedRecord>();
-        foreach (var a in response["acks"]!.AsArray())
-            acks.Add(new ProducedRecord(a!["partition"]!.GetValue<int>(), a["offset"]!.GetValue<long>()));
+        var acks = JsonScriptDriver.ParseAcks(response["acks"]!.AsArray());
         var errors = response["errors"]!.AsArray().Select(e => e!.GetValue<string>()).ToList();
         return new SaramaProduceResult(acks, errors);
     }

@@ -22,6 +22,15 @@ public abstract class JsonScriptDriver : IClientDriver
         return LastJsonLine(result, $"{Name} {script}");
     }
 
+    /// <summary>Runs the admin script with {"bootstrap", "op", ...}; see python/admin.py and js/admin.js for the operations.</summary>
+    public Task<JsonNode> AdminAsync(string bootstrap, string op, JsonObject? arguments = null, CancellationToken cancellationToken = default)
+    {
+        var request = arguments ?? new JsonObject();
+        request["bootstrap"] = bootstrap;
+        request["op"] = op;
+        return RunAsync("admin", request, cancellationToken: cancellationToken);
+    }
+
     /// <summary>Records as the drivers' produce command takes them: key, value, partition, headers as [key, value] pairs.</summary>
     internal static JsonArray RecordsJson(IReadOnlyList<TestRecord> records)
     {
@@ -65,8 +74,14 @@ public abstract class JsonScriptDriver : IClientDriver
             ["records"] = list,
         };
         var response = await RunAsync("produce", request, cancellationToken: cancellationToken);
-        var acks = new List<ProducedRecord>();
-        foreach (var a in response["acks"]!.AsArray())
+        return ParseAcks(response["acks"]!.AsArray());
+    }
+
+    /// <summary>Deliveries as the drivers' produce command prints them: [{partition, offset}, ...], one per record.</summary>
+    internal static List<ProducedRecord> ParseAcks(JsonArray array)
+    {
+        var acks = new List<ProducedRecord>(array.Count);
+        foreach (var a in array)
             acks.Add(new ProducedRecord(a!["partition"]!.GetValue<int>(), a["offset"]!.GetValue<long>()));
         return acks;
     }
@@ -116,15 +131,6 @@ public sealed class PythonKafka : JsonScriptDriver
         Timeout = timeout,
         Environment = { ["PYTHONDONTWRITEBYTECODE"] = "1", ["PYTHONUNBUFFERED"] = "1" },
     };
-
-    /// <summary>Runs admin.py with {"bootstrap", "op", ...}; see the script for the operations.</summary>
-    public Task<JsonNode> AdminAsync(string bootstrap, string op, JsonObject? arguments = null, CancellationToken cancellationToken = default)
-    {
-        var request = arguments ?? new JsonObject();
-        request["bootstrap"] = bootstrap;
-        request["op"] = op;
-        return RunAsync("admin", request, cancellationToken: cancellationToken);
-    }
 }
 
 /// <summary>kafkajs 2.x via IntegrationTests/js/*.js run by node (npm ci in tools/setup.sh).</summary>
@@ -143,12 +149,4 @@ public sealed class KafkaJs : JsonScriptDriver
         WorkingDirectory = RepoPaths.JsScripts,
         Environment = { ["KAFKAJS_NO_PARTITIONER_WARNING"] = "1" },
     };
-
-    public Task<JsonNode> AdminAsync(string bootstrap, string op, JsonObject? arguments = null, CancellationToken cancellationToken = default)
-    {
-        var request = arguments ?? new JsonObject();
-        request["bootstrap"] = bootstrap;
-        request["op"] = op;
-        return RunAsync("admin", request, cancellationToken: cancellationToken);
-    }
 }

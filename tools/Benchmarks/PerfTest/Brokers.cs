@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
+using Kayak.IntegrationTests.Infrastructure;
 
 namespace Kayak.PerfTest;
 
@@ -215,13 +216,13 @@ internal static class MockHost
         var config = new ProducerConfig { BootstrapServers = "" };
         config.Set("test.mock.num.brokers", "1");
         using var owner = new ProducerBuilder<Null, Null>(config).SetLogHandler(static (_, _) => { }).Build();
-        IntPtr cluster = NativeKafka.rd_kafka_handle_mock_cluster(NativeKafka.RawHandle(owner.Handle));
+        IntPtr cluster = MockClusterNative.rd_kafka_handle_mock_cluster(MockClusterNative.RawHandle(owner.Handle).DangerousGetHandle());
         if (cluster == IntPtr.Zero)
         {
             Console.Error.WriteLine("librdkafka did not create a mock cluster");
             return 1;
         }
-        Console.Out.WriteLine("bootstrap=" + System.Runtime.InteropServices.Marshal.PtrToStringUTF8(NativeKafka.rd_kafka_mock_cluster_bootstraps(cluster)));
+        Console.Out.WriteLine("bootstrap=" + System.Runtime.InteropServices.Marshal.PtrToStringUTF8(MockClusterNative.rd_kafka_mock_cluster_bootstraps(cluster)));
         Console.Out.Flush();
         string? line;
         while ((line = Console.In.ReadLine()) is not null)
@@ -229,7 +230,7 @@ internal static class MockHost
             var parts = line.Split(' ');
             if (parts.Length == 3 && parts[0] == "create")
             {
-                int err = NativeKafka.rd_kafka_mock_topic_create(cluster, parts[1], int.Parse(parts[2]), 1);
+                int err = MockClusterNative.rd_kafka_mock_topic_create(cluster, parts[1], int.Parse(parts[2]), 1);
                 Console.Out.WriteLine(err == 0 ? $"created {parts[1]}" : $"error {err}");
                 Console.Out.Flush();
             }

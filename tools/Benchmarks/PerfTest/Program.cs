@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
 using Kayak.Broker;
+using Kayak.IntegrationTests.Infrastructure;
 using Kayak.PerfTest;
 
 // Kafka-style perf test of Kayak against librdkafka's mock cluster (issue 6). Usage:
@@ -120,7 +121,7 @@ internal sealed class PerfRun(RunSettings s)
     public int Run()
     {
         var started = DateTime.UtcNow;
-        Log($"PerfTest: {(s.Quick ? "quick" : "full")} mode, {s.Rounds} round(s), {s.Records:N0} records x {s.RecordSize} B, librdkafka {Library.VersionString} from {NativeKafka.Path}");
+        Log($"PerfTest: {(s.Quick ? "quick" : "full")} mode, {s.Rounds} round(s), {s.Records:N0} records x {s.RecordSize} B, librdkafka {Library.VersionString} from {NativeKafka.LoadedFrom}");
         Log($"Broker: dotnet {s.BrokerDll}");
         DeclareFigures();
         if (s.Only is null or BrokerKind.Kayak) MeasureInProcessStart();
