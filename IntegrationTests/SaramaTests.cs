@@ -130,7 +130,9 @@ public sealed class SaramaTests : BrokerTestBase
 
         var fromConfluent = TestData.Records("confluent-zstd", 60, Partitions);
         var acks = await ClientDrivers.Confluent.ProduceAsync(broker.BootstrapServers, topic, fromConfluent, new ProduceOptions { Compression = "zstd" }, Token);
-        Assert.That(StoredCompression(broker, topic, 0), Is.EqualTo(CompressionType.Zstd));
+        // librdkafka sends a batch uncompressed when compressing would not make it smaller (a lone short record),
+        // so which batch is zstd depends on how its linger timer split the records; some batch must be.
+        Assert.That(StoredCompressions(broker, topic), Does.Contain(CompressionType.Zstd), "librdkafka's zstd batches stored as sent");
         TestData.AssertExactlyConsumed(topic, fromConfluent, acks, await Sarama.ConsumeAllAsync(broker.BootstrapServers, topic, Token), "zstd by confluent, read by sarama");
     }
 
@@ -329,6 +331,24 @@ public sealed class SaramaTests : BrokerTestBase
     };
 
     private static CompressionType StoredCompression(BrokerUnderTest broker, string topic, int partition) => FirstBatch(broker, topic, partition).Compression;
+
+    /// <summary>The codec of every batch stored in the topic (in-process broker only).</summary>
+    private static List<CompressionType> StoredCompressions(BrokerUnderTest broker, string topic)
+    {
+        Assert.That(GroupAssert.State(broker).Logs.TryGetTopic(topic, out var log), Is.True, $"topic {topic} exists");
+        var codecs = new List<CompressionType>();
+        foreach (var partition in log.Partitions)
+        {
+            using var slice = partition.Read(0, 16 << 20);
+            var bytes = slice.Data.Span;
+            while (RecordBatchHeader.TryRead(bytes, out var header) && header.TotalSize <= bytes.Length)
+            {
+                codecs.Add(header.Compression);
+                bytes = bytes[header.TotalSize..];
+            }
+        }
+        return codecs;
+    }
 
     /// <summary>The header of the first batch stored in the partition (in-process broker only).</summary>
     private static RecordBatchHeader FirstBatch(BrokerUnderTest broker, string topic, int partition)
