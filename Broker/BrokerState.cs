@@ -39,6 +39,7 @@ public sealed class BrokerState : IDisposable
             CleanupPolicy = config.LogCleanupPolicy,
             CompressionType = config.CompressionType,
             Time = time,
+            Logger = loggerFactory.CreateLogger("Kayak.Storage"),
         });
         Topics = new TopicService(this);
         Groups = new GroupCoordinator(new GroupCoordinatorOptions
@@ -94,6 +95,8 @@ public sealed class BrokerState : IDisposable
 
     internal void Open()
     {
+        // The log dirs' .lock first: a second broker on the same dirs must not touch anything there (issue 15, K2).
+        Logs.AcquireLocks();
         ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
         Logs.Open();
         Groups.Load();

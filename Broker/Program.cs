@@ -63,6 +63,11 @@ catch (InvalidOperationException e)
 {
     return Fail(e.Message);
 }
+catch (Kayak.Storage.StorageErrorException e)
+{
+    // A locked, unreadable or inconsistent log dir: Kafka logs "Fatal error during KafkaServer startup" and exits 1.
+    return Fail(e.Message);
+}
 
 // SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, close files.
 var stop = new TaskCompletionSource();

@@ -64,7 +64,10 @@ internal sealed class LogDirectory
     }
 }
 
-/// <summary>Crash-safe small-file writes: temp file, fsync, rename over the target (Kafka's checkpoint pattern).</summary>
+/// <summary>
+/// Crash-safe small-file writes: temp file, fsync, rename over the target, fsync of the directory so the rename
+/// itself survives a power loss (Kafka's checkpoint pattern, Utils.atomicMoveWithFallback + flushDir).
+/// </summary>
 internal static class AtomicFile
 {
     public static void Write(string path, string content)
@@ -77,5 +80,38 @@ internal static class AtomicFile
             fs.Flush(flushToDisk: true);
         }
         File.Move(tmp, path, overwrite: true);
+        Posix.FsyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+    }
+}
+
+/// <summary>The one POSIX call .NET has no API for: fsync of a directory (its entries), a no-op on Windows.</summary>
+internal static partial class Posix
+{
+    private const int O_RDONLY = 0;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "open", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Open(string path, int flags);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+
+    /// <summary>Best effort as in Kafka's Utils.flushDir: a directory that cannot be opened is skipped.</summary>
+    public static void FsyncDirectory(string dir)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        int fd = Open(dir, O_RDONLY);
+        if (fd < 0) return;
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+                throw new IOException($"fsync of directory {dir} failed (errno {errno})", errno);
+            }
+        }
+        finally { Close(fd); }
     }
 }

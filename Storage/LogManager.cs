@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Kayak.Protocol;
+using Microsoft.Extensions.Logging;
 
 namespace Kayak.Storage;
 
@@ -14,17 +13,19 @@ namespace Kayak.Storage;
 /// </summary>
 public sealed class LogManager : IDisposable
 {
-    public const string PartitionMetadataFile = "partition.metadata";
-    public const string TopicConfigFile = "kayak-topic.json";
+    public const string PartitionMetadataFile = TopicMetadataFiles.PartitionMetadataFile;
+    public const string TopicConfigFile = TopicMetadataFiles.TopicConfigFile;
     /// <summary>Kafka's limit (leaves room for "-partition" and the ".uuid-delete" suffix in 255-byte dir names).</summary>
     public const int MaxTopicNameLength = 249;
 
     private readonly LogOptions _options;
+    private readonly ILogger _log;
     private readonly SegmentMapCache _cache;
     private readonly object _lock = new();
     private readonly ConcurrentDictionary<string, TopicLog> _byName = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Uuid, TopicLog> _byId = new();
     private readonly List<LogDirectory> _dirs = [];
+    private LogDirLock? _dirLock;
     private bool _opened;
     private bool _disposed;
 
@@ -33,6 +34,7 @@ public sealed class LogManager : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         if (options.LogDirs.Count == 0) throw new ArgumentException("LogOptions.LogDirs is empty", nameof(options));
         _options = options;
+        _log = options.Logger;
         _cache = new SegmentMapCache(options.MaxMappedInactiveSegments);
     }
 
@@ -54,59 +56,135 @@ public sealed class LogManager : IDisposable
         lock (_lock)
         {
             if (_opened) throw new InvalidOperationException("LogManager already opened");
+            AcquireLocks();
             _opened = true;
-            foreach (var path in _options.LogDirs)
+            try
             {
-                Directory.CreateDirectory(path);
-                var ld = new LogDirectory(path);
-                _dirs.Add(ld);
-                LoadDirectory(ld);
+                OpenDirectories();
             }
-            foreach (var topic in _byName.Values)
+            catch
             {
-                // A partition whose directory vanished (lost log dir) comes back empty rather than leaving a hole.
-                var parts = topic.PartitionArray;
-                for (int i = 0; i < parts.Length; i++)
-                    parts[i] ??= CreatePartition(topic, i);
-            }
-            foreach (var ld in _dirs)
-            {
-                // A log dir without partitions and without checkpoint files (a fresh broker, the test-fixture case)
-                // has nothing to checkpoint: skipping the two fsync'd writes takes milliseconds off the first start
-                // (issue 6). The files appear with the first topic (CreateTopic writes them).
-                if (ld.PartitionCount > 0
-                    || File.Exists(System.IO.Path.Combine(ld.Path, LogDirectory.RecoveryPointFile))
-                    || File.Exists(System.IO.Path.Combine(ld.Path, LogDirectory.LogStartOffsetFile)))
-                {
-                    ld.WriteRecoveryPoints();
-                    ld.WriteLogStartOffsets();
-                }
-                File.Delete(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile));
+                // A refused load writes nothing more: no checkpoints listing only the partitions loaded so far and no
+                // clean-shutdown marker (which would make the next start skip recovery of everything not loaded).
+                _disposed = true;
+                foreach (var topic in _byName.Values)
+                    foreach (var p in topic.PartitionArray)
+                        p?.Abandon();
+                ReleaseLocks();
+                throw;
             }
         }
     }
 
+    private void OpenDirectories()
+    {
+        foreach (var path in _options.LogDirs)
+        {
+            Directory.CreateDirectory(path);
+            var ld = new LogDirectory(path);
+            _dirs.Add(ld);
+            LoadDirectory(ld);
+        }
+        foreach (var topic in _byName.Values)
+        {
+            // A partition whose directory vanished (lost log dir) comes back empty rather than leaving a hole.
+            var parts = topic.PartitionArray;
+            for (int i = 0; i < parts.Length; i++)
+                parts[i] ??= CreatePartition(topic, i);
+        }
+        foreach (var ld in _dirs)
+        {
+            // A log dir without partitions and without checkpoint files (a fresh broker, the test-fixture case)
+            // has nothing to checkpoint: skipping the two fsync'd writes takes milliseconds off the first start
+            // (issue 6). The files appear with the first topic (CreateTopic writes them).
+            if (ld.PartitionCount > 0
+                || File.Exists(System.IO.Path.Combine(ld.Path, LogDirectory.RecoveryPointFile))
+                || File.Exists(System.IO.Path.Combine(ld.Path, LogDirectory.LogStartOffsetFile)))
+            {
+                ld.WriteRecoveryPoints();
+                ld.WriteLogStartOffsets();
+            }
+            File.Delete(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile));
+        }
+    }
+
+    /// <summary>
+    /// Takes every log dir's <c>.lock</c> (see <see cref="LogDirLock"/>); <see cref="Open"/> does it first, a broker
+    /// calls it earlier to hold the dirs before it writes anything else there (meta.properties). Throws
+    /// <see cref="StorageErrorException"/> naming the dir another broker holds.
+    /// </summary>
+    public void AcquireLocks()
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _dirLock ??= LogDirLock.Acquire(_options.LogDirs);
+        }
+    }
+
+    /// <summary>One partition dir found at load, with what its two metadata files said.</summary>
+    private sealed class FoundPartition(string path, string topic, int partition)
+    {
+        public string Path { get; } = path;
+        public string Topic { get; } = topic;
+        public int Partition { get; } = partition;
+        public MetadataFileState Json, Meta;
+        public string JsonName = "";
+        public Uuid JsonId, MetaId;
+        public Dictionary<string, string> Overrides = null!;
+        public string? JsonProblem, MetaProblem;
+    }
+
+    /// <summary>
+    /// Loads one log dir. Every partition dir's metadata is read first and checked per topic, so that one torn
+    /// <c>kayak-topic.json</c> is repaired from a sibling partition's copy (the same file is kept in every partition
+    /// dir), and a topic whose metadata cannot be recovered stops the load with an error naming the file instead of
+    /// the topic silently vanishing (issue 15, K1; Kafka takes such a log dir offline rather than lose data).
+    /// </summary>
     private void LoadDirectory(LogDirectory ld)
     {
         bool clean = File.Exists(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile));
         var recoveryPoints = ld.ReadCheckpoint(LogDirectory.RecoveryPointFile);
         var logStarts = ld.ReadCheckpoint(LogDirectory.LogStartOffsetFile);
+        var byTopic = new Dictionary<string, List<FoundPartition>>(StringComparer.Ordinal);
         foreach (var sub in Directory.EnumerateDirectories(ld.Path))
         {
             string dirName = System.IO.Path.GetFileName(sub);
             if (dirName.EndsWith("-delete", StringComparison.Ordinal)) { TryDeleteDirectory(sub); continue; }
             int dash = dirName.LastIndexOf('-');
             if (dash <= 0 || !int.TryParse(dirName.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int partition)) continue;
-            string topicName = dirName[..dash];
-            if (!TryReadTopicFile(sub, out var fileTopic, out var id, out var overrides) || fileTopic != topicName) continue;
-            if (ReadPartitionMetadata(sub) is { } metaId && metaId != id)
-                throw new StorageErrorException(StorageError.KafkaStorageError, $"Topic id mismatch in {sub}");
+            var found = new FoundPartition(sub, dirName[..dash], partition);
+            found.Json = TopicMetadataFiles.ReadTopicFile(sub, out found.JsonName, out found.JsonId, out found.Overrides, out found.JsonProblem);
+            found.Meta = TopicMetadataFiles.ReadPartitionMetadata(sub, out found.MetaId, out found.MetaProblem);
+            if (found.Json == MetadataFileState.Missing && found.Meta == MetadataFileState.Missing)
+            {
+                // Neither file: a create or delete a crash interrupted (the metadata is written before any segment),
+                // or a directory that is not ours. Remove it only if it holds no record bytes.
+                if (!TopicMetadataFiles.HoldsNoData(sub))
+                    throw new StorageErrorException(StorageError.KafkaStorageError,
+                        $"Partition directory {sub} holds log data but has neither {PartitionMetadataFile} nor {TopicConfigFile}; " +
+                        "refusing to load it (its data is kept). Restore the files, or move the directory out of the log dir.");
+                _log.LogWarning("Removing partition directory {Dir}: it has no metadata and no data (a topic create or delete interrupted by a crash)", sub);
+                TryDeleteDirectory(sub);
+                continue;
+            }
+            if (!byTopic.TryGetValue(found.Topic, out var list)) byTopic[found.Topic] = list = [];
+            list.Add(found);
+        }
 
+        foreach (var (topicName, found) in byTopic)
+        {
+            var (id, overrides) = ResolveTopicMetadata(topicName, found);
             if (!_byName.TryGetValue(topicName, out var topic))
             {
                 TopicConfig cfg;
                 try { cfg = new TopicConfig(overrides, _options); }
-                catch (ConfigException) { cfg = new TopicConfig(null, _options); } // a config this version no longer accepts
+                catch (ConfigException e)
+                {
+                    // A config this version no longer accepts: say so instead of changing the topic's behaviour silently.
+                    _log.LogWarning("Topic {Topic}: ignoring its stored config overrides ({Error}); using broker defaults", topicName, e.Message);
+                    cfg = new TopicConfig(null, _options);
+                }
                 topic = new TopicLog(topicName, id, cfg);
                 _byName[topicName] = topic;
                 _byId[id] = topic;
@@ -114,19 +192,85 @@ public sealed class LogManager : IDisposable
             else if (topic.TopicId != id)
                 throw new StorageErrorException(StorageError.KafkaStorageError, $"Partitions of {topicName} disagree on the topic id");
 
-            var parts = topic.PartitionArray;
-            if (partition >= parts.Length)
+            foreach (var f in found)
             {
-                Array.Resize(ref parts, partition + 1);
-                topic.SetPartitions(parts);
+                var parts = topic.PartitionArray;
+                if (f.Partition >= parts.Length)
+                {
+                    Array.Resize(ref parts, f.Partition + 1);
+                    topic.SetPartitions(parts);
+                }
+                if (parts[f.Partition] is not null) throw new StorageErrorException(StorageError.KafkaStorageError, $"Duplicate directory for {System.IO.Path.GetFileName(f.Path)}");
+                var log = new PartitionLog(topic, f.Partition, f.Path, ld, _options, _cache);
+                var key = (topicName, f.Partition);
+                log.Load(clean, recoveryPoints.GetValueOrDefault(key, 0), logStarts.GetValueOrDefault(key, 0));
+                parts[f.Partition] = log;
+                ld.Add(log);
             }
-            if (parts[partition] is not null) throw new StorageErrorException(StorageError.KafkaStorageError, $"Duplicate directory for {dirName}");
-            var log = new PartitionLog(topic, partition, sub, ld, _options, _cache);
-            var key = (topicName, partition);
-            log.Load(clean, recoveryPoints.GetValueOrDefault(key, 0), logStarts.GetValueOrDefault(key, 0));
-            parts[partition] = log;
-            ld.Add(log);
         }
+    }
+
+    /// <summary>
+    /// The topic id and config overrides of one topic's partition dirs: every readable file must agree; a torn or
+    /// missing file is rewritten from a readable sibling (WARN); no readable topic file at all, while one exists
+    /// but is unreadable, fails the load naming it — the overrides (cleanup.policy, retention) are not guessed.
+    /// </summary>
+    private (Uuid Id, Dictionary<string, string> Overrides) ResolveTopicMetadata(string topicName, List<FoundPartition> found)
+    {
+        Uuid? id = null;
+        Dictionary<string, string>? overrides = null;
+        FoundPartition? corruptJson = null;
+        foreach (var f in found)
+        {
+            if (f.Json == MetadataFileState.Ok)
+            {
+                if (f.JsonName != topicName)
+                    throw new StorageErrorException(StorageError.KafkaStorageError,
+                        $"{System.IO.Path.Combine(f.Path, TopicConfigFile)} names topic '{f.JsonName}', but its directory is a partition of '{topicName}'; refusing to load it");
+                Agree(ref id, f.JsonId, f, TopicConfigFile);
+                overrides ??= f.Overrides;
+            }
+            else if (f.Json == MetadataFileState.Corrupt) corruptJson ??= f;
+            if (f.Meta == MetadataFileState.Ok) Agree(ref id, f.MetaId, f, PartitionMetadataFile);
+        }
+        if (corruptJson is not null && overrides is null)
+            throw new StorageErrorException(StorageError.KafkaStorageError,
+                $"Cannot load topic '{topicName}': {System.IO.Path.Combine(corruptJson.Path, TopicConfigFile)} is unreadable ({corruptJson.JsonProblem}) " +
+                "and no other partition of the topic has a readable copy. Refusing to start so that the topic's data is not lost; " +
+                "restore the file (or delete the topic's directories to drop the topic).");
+        if (id is not { } topicId)
+        {
+            var f = found[0];
+            throw new StorageErrorException(StorageError.KafkaStorageError,
+                $"Cannot load topic '{topicName}': {System.IO.Path.Combine(f.Path, PartitionMetadataFile)} is unreadable ({f.MetaProblem}) and no file names the topic id. " +
+                "Refusing to start so that the topic's data is not lost; restore the file.");
+        }
+        overrides ??= new Dictionary<string, string>(StringComparer.Ordinal); // plain Kafka dirs: partition.metadata only
+        bool haveTopicFile = found.Exists(static f => f.Json == MetadataFileState.Ok);
+        foreach (var f in found)
+        {
+            if (f.Meta != MetadataFileState.Ok)
+            {
+                if (f.Meta == MetadataFileState.Corrupt)
+                    _log.LogWarning("Rewriting unreadable {File} ({Problem}) from the topic's other metadata", System.IO.Path.Combine(f.Path, PartitionMetadataFile), f.MetaProblem);
+                TopicMetadataFiles.WritePartitionMetadata(f.Path, topicId);
+            }
+            if (haveTopicFile && f.Json != MetadataFileState.Ok)
+            {
+                if (f.Json == MetadataFileState.Corrupt)
+                    _log.LogWarning("Rewriting unreadable {File} ({Problem}) from another partition's copy", System.IO.Path.Combine(f.Path, TopicConfigFile), f.JsonProblem);
+                TopicMetadataFiles.WriteTopicFile(f.Path, topicName, topicId, overrides);
+            }
+        }
+        return (topicId, overrides);
+    }
+
+    private static void Agree(ref Uuid? id, Uuid candidate, FoundPartition f, string file)
+    {
+        if (id is { } known && known != candidate)
+            throw new StorageErrorException(StorageError.KafkaStorageError,
+                $"Topic id mismatch in {System.IO.Path.Combine(f.Path, file)}: {candidate}, other metadata of topic '{f.Topic}' says {known}");
+        id = candidate;
     }
 
     // ---------------------------------------------------------------- topic admin
@@ -183,11 +327,21 @@ public sealed class LogManager : IDisposable
         var ld = _dirs[0];
         foreach (var d in _dirs) if (d.PartitionCount < ld.PartitionCount) ld = d;
         string dir = System.IO.Path.Combine(ld.Path, topic.Name + "-" + partition.ToString(CultureInfo.InvariantCulture));
-        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); // stale leftover of a half-deleted topic
+        if (Directory.Exists(dir))
+        {
+            // Never reuse a directory that holds data (issue 15, K1: a re-create once wiped a topic whose metadata
+            // had been lost); an empty leftover of an interrupted create or delete is removed.
+            if (!TopicMetadataFiles.HoldsNoData(dir))
+                throw new StorageErrorException(StorageError.KafkaStorageError,
+                    $"Cannot create partition {partition} of '{topic.Name}': directory {dir} already exists and holds log data");
+            Directory.Delete(dir, recursive: true);
+        }
+        // Metadata before segments: a crash in between leaves a dir that names its topic, or one with no data.
+        Directory.CreateDirectory(dir);
+        TopicMetadataFiles.WritePartitionMetadata(dir, topic.TopicId);
+        TopicMetadataFiles.WriteTopicFile(dir, topic.Name, topic.TopicId, topic.Config.Overrides);
         var log = new PartitionLog(topic, partition, dir, ld, _options, _cache);
         log.InitializeEmpty();
-        WritePartitionMetadata(dir, topic.TopicId);
-        WriteTopicFile(dir, topic.Name, topic.TopicId, topic.Config.Overrides);
         ld.Add(log);
         return log;
     }
@@ -260,7 +414,7 @@ public sealed class LogManager : IDisposable
             if (!_byName.TryGetValue(name, out var topic))
                 throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             var cfg = topic.Config.With(newOverrides);
-            foreach (var p in topic.PartitionArray) WriteTopicFile(p.Dir, name, topic.TopicId, cfg.Overrides);
+            foreach (var p in topic.PartitionArray) TopicMetadataFiles.WriteTopicFile(p.Dir, name, topic.TopicId, cfg.Overrides);
             topic.SetConfig(cfg);
         }
     }
@@ -346,13 +500,20 @@ public sealed class LogManager : IDisposable
         {
             if (_disposed) return;
             _disposed = true;
-            if (!_opened) return;
+            if (!_opened) { ReleaseLocks(); return; }
             // fsyncs dominate shutdown with many partitions; issuing them in parallel lets the disk batch them.
             Parallel.ForEach(AllPartitions(), ParallelIo, static p => p.Close());
             WriteCheckpoints();
             foreach (var ld in _dirs)
                 AtomicFile.Write(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile), "");
+            ReleaseLocks();
         }
+    }
+
+    private void ReleaseLocks()
+    {
+        _dirLock?.Dispose();
+        _dirLock = null;
     }
 
     /// <summary>Test hook simulating a crash: unmaps everything without flushing, trimming, checkpoints or marker.</summary>
@@ -364,6 +525,7 @@ public sealed class LogManager : IDisposable
             foreach (var topic in _byName.Values)
                 foreach (var p in topic.PartitionArray)
                     p.Abandon();
+            ReleaseLocks(); // a dead process's flock is gone too
         }
     }
 
@@ -385,67 +547,5 @@ public sealed class LogManager : IDisposable
     private static void TryDeleteDirectory(string dir)
     {
         try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-
-    // ---------------------------------------------------------------- metadata files
-
-    /// <summary>Kafka's partition.metadata: "version: 0" and "topic_id: &lt;base64 uuid&gt;".</summary>
-    private static void WritePartitionMetadata(string dir, Uuid id) =>
-        AtomicFile.Write(System.IO.Path.Combine(dir, PartitionMetadataFile), $"version: 0\ntopic_id: {id}\n");
-
-    private static Uuid? ReadPartitionMetadata(string dir)
-    {
-        string path = System.IO.Path.Combine(dir, PartitionMetadataFile);
-        if (!File.Exists(path)) return null;
-        foreach (var line in File.ReadAllLines(path))
-            if (line.StartsWith("topic_id:", StringComparison.Ordinal) && Uuid.TryParse(line[9..].Trim(), out var id))
-                return id;
-        return null;
-    }
-
-    private static void WriteTopicFile(string dir, string name, Uuid id, IReadOnlyDictionary<string, string> overrides)
-    {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("version", 0);
-            w.WriteString("topic", name);
-            w.WriteString("topic_id", id.ToString());
-            w.WriteStartObject("configs");
-            foreach (var (k, v) in overrides) w.WriteString(k, v);
-            w.WriteEndObject();
-            w.WriteEndObject();
-        }
-        AtomicFile.Write(System.IO.Path.Combine(dir, TopicConfigFile), Encoding.UTF8.GetString(ms.ToArray()));
-    }
-
-    private static bool TryReadTopicFile(string dir, out string name, out Uuid id, out Dictionary<string, string> overrides)
-    {
-        name = ""; id = default; overrides = new Dictionary<string, string>(StringComparer.Ordinal);
-        string path = System.IO.Path.Combine(dir, TopicConfigFile);
-        if (!File.Exists(path))
-        {
-            // A plain Kafka partition dir: take the id from partition.metadata and default configs.
-            if (ReadPartitionMetadata(dir) is not { } metaId) return false;
-            string dirName = System.IO.Path.GetFileName(dir);
-            name = dirName[..dirName.LastIndexOf('-')];
-            id = metaId;
-            return true;
-        }
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-            var root = doc.RootElement;
-            name = root.GetProperty("topic").GetString() ?? "";
-            if (!Uuid.TryParse(root.GetProperty("topic_id").GetString(), out id)) return false;
-            foreach (var prop in root.GetProperty("configs").EnumerateObject())
-                overrides[prop.Name] = prop.Value.GetString() ?? "";
-            return true;
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
     }
 }

@@ -40,4 +40,6 @@ public sealed class LogOptions
     /// </summary>
     public int MaxMappedInactiveSegments { get; init; } = 1024;
     public TimeProvider Time { get; init; } = TimeProvider.System;
+    /// <summary>Where recovery actions and refused metadata are reported (Kafka logs them at WARN/ERROR).</summary>
+    public Microsoft.Extensions.Logging.ILogger Logger { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 }

@@ -31,7 +31,9 @@ internal sealed class Listener : IAsyncDisposable
         IPAddress address = ResolveBindAddress(_endpoint.Host);
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         if (address.Equals(IPAddress.IPv6Any)) socket.DualMode = true;
-        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        // No SocketOptionName.ReuseAddress: on Linux .NET maps it to SO_REUSEPORT as well, which let a second broker
+        // listen on the same port and take half of the new connections (issue 15, K3). Without it .NET still sets
+        // SO_REUSEADDR on Unix listeners, so a restart binds at once over TIME_WAIT connections, as Kafka does.
         try
         {
             socket.Bind(new IPEndPoint(address, _endpoint.Port));
@@ -39,7 +41,8 @@ internal sealed class Listener : IAsyncDisposable
         catch (SocketException e)
         {
             socket.Dispose();
-            throw new InvalidOperationException($"Cannot bind listener {_endpoint}: {e.Message}", e);
+            // Kafka's words (SocketServer): "Socket server failed to bind to host:port: Address already in use."
+            throw new InvalidOperationException($"Socket server failed to bind to {_endpoint.Host}:{_endpoint.Port}: {e.Message}.", e);
         }
         socket.Listen(1024);
         _socket = socket;

@@ -7,7 +7,7 @@ namespace Kayak.Broker.Tests;
 [CancelAfter(60_000)]
 public class ExecutableTests
 {
-    private static async Task<(int ExitCode, string StdErr, string StdOut)> RunBrokerAsync(params string[] args)
+    internal static async Task<(int ExitCode, string StdErr, string StdOut)> RunBrokerAsync(params string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "Kayak.Broker.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
@@ -41,5 +41,102 @@ public class ExecutableTests
         var (code, stderr, _) = await RunBrokerAsync("/nonexistent/server.properties");
         Assert.That(code, Is.Not.EqualTo(0));
         Assert.That(stderr, Does.Contain("/nonexistent/server.properties"));
+    }
+}
+
+/// <summary>
+/// Issue 15, K2 and K3: a second broker started by mistake (a second terminal) on the same log dir or the same port
+/// must fail at start-up with Kafka's message and a non-zero exit, and leave the first broker serving alone.
+/// </summary>
+[CancelAfter(60_000)]
+public class OneBrokerPerDirAndPortTests
+{
+    private static string TempDir() => Path.Combine(Path.GetTempPath(), "kayak-one-" + Guid.NewGuid().ToString("N"));
+
+    [Test]
+    public async Task SecondBrokerOnTheSameLogDir_FailsToStart_AndTheFirstKeepsServing()
+    {
+        var dir = TempDir();
+        try
+        {
+            await using var first = new KafkaBroker(new KafkaBrokerOptions { Port = 0, DataDir = dir });
+            await first.StartAsync();
+            await using var second = new KafkaBroker(new KafkaBrokerOptions { Port = 0, DataDir = dir });
+            var e = Assert.ThrowsAsync<Kayak.Storage.StorageErrorException>(() => second.StartAsync())!;
+            Assert.That(e.Message, Does.StartWith($"Failed to acquire lock on file .lock in {Path.GetFullPath(dir)}."));
+            Assert.That(File.Exists(Path.Combine(dir, "meta.properties")), "the first broker's files are untouched");
+
+            using var client = await RawClient.ConnectAsync(first.BootstrapServers);
+            var created = await client.SendAsync<Kayak.Protocol.Messages.CreateTopicsResponse>(new Kayak.Protocol.Messages.CreateTopicsRequest
+            {
+                Topics = [new() { Name = "t", NumPartitions = 1, ReplicationFactor = 1 }],
+                TimeoutMs = 5000,
+            }, 5);
+            Assert.That(created.Topics[0].ErrorCode, Is.EqualTo(0));
+
+            // The process form: exit 1 with the message on stderr (as kafka-server-start.sh exits after "Fatal error").
+            var (code, stderr, _) = await ExecutableTests.RunBrokerAsync("--override", "log.dirs=" + dir, "--override", "listeners=PLAINTEXT://127.0.0.1:0");
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(stderr, Does.Contain("Failed to acquire lock on file .lock in"));
+        }
+        finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
+    }
+
+    [Test]
+    public async Task SecondBrokerOnTheSamePort_FailsWithAddressAlreadyInUse_AndReleasesItsLogDir()
+    {
+        string dir1 = TempDir(), dir2 = TempDir();
+        try
+        {
+            await using var first = new KafkaBroker(new KafkaBrokerOptions { Port = 0, DataDir = dir1 });
+            await first.StartAsync();
+            int port = first.Listeners[0].Port;
+            await using (var second = new KafkaBroker(new KafkaBrokerOptions { Port = port, DataDir = dir2 }))
+            {
+                var e = Assert.ThrowsAsync<InvalidOperationException>(() => second.StartAsync())!;
+                Assert.That(e.Message, Is.EqualTo($"Socket server failed to bind to 127.0.0.1:{port}: Address already in use."));
+            }
+            // The failed start gave its log dir back.
+            await using (var third = new KafkaBroker(new KafkaBrokerOptions { Port = 0, DataDir = dir2 }))
+                await third.StartAsync();
+
+            var (code, stderr, _) = await ExecutableTests.RunBrokerAsync("--override", "log.dirs=" + dir2, "--override", $"listeners=PLAINTEXT://127.0.0.1:{port}");
+            Assert.That(code, Is.EqualTo(1));
+            Assert.That(stderr, Does.Contain("Address already in use"));
+
+            // Every new connection still reaches the first broker (with SO_REUSEPORT a second listener took some).
+            for (int i = 0; i < 20; i++)
+            {
+                using var c = await RawClient.ConnectAsync(first.BootstrapServers);
+                var md = await c.SendAsync<Kayak.Protocol.Messages.MetadataResponse>(new Kayak.Protocol.Messages.MetadataRequest { Topics = [] }, 2);
+                Assert.That(md.ClusterId, Is.EqualTo(first.State.ClusterId));
+            }
+        }
+        finally
+        {
+            foreach (var d in new[] { dir1, dir2 }) try { Directory.Delete(d, true); } catch (IOException) { }
+        }
+    }
+
+    [Test]
+    public async Task RestartOnTheSamePort_BindsAtOnce_OverConnectionsInTimeWait()
+    {
+        var dir = TempDir();
+        try
+        {
+            int port;
+            await using (var first = new KafkaBroker(new KafkaBrokerOptions { Port = 0, DataDir = dir }))
+            {
+                await first.StartAsync();
+                port = first.Listeners[0].Port;
+                // The broker closes its side first on shutdown: its sockets are left in TIME_WAIT.
+                using var c = await RawClient.ConnectAsync(first.BootstrapServers);
+                await c.SendAsync<Kayak.Protocol.Messages.MetadataResponse>(new Kayak.Protocol.Messages.MetadataRequest { Topics = [] }, 1);
+            }
+            await using var again = new KafkaBroker(new KafkaBrokerOptions { Port = port, DataDir = dir });
+            await again.StartAsync();
+            Assert.That(again.Listeners[0].Port, Is.EqualTo(port));
+        }
+        finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
     }
 }
