@@ -313,11 +313,49 @@ public sealed class LogManager : IDisposable
             var topic = new TopicLog(name, id, cfg);
             var parts = new PartitionLog[partitions];
             topic.SetPartitions(parts);
-            for (int i = 0; i < partitions; i++) parts[i] = CreatePartition(topic, i);
+            CreatePartitions(topic, parts, 0, partitions);
             _byName[name] = topic;
             _byId[id] = topic;
-            WriteCheckpoints();
+            TryWriteCheckpoints();
             return topic;
+        }
+    }
+
+    /// <summary>
+    /// Creates partitions [from, to) or none: on an I/O failure (no space, too many open files) the ones made so
+    /// far are removed again and the error is KAFKA_STORAGE_ERROR, so a topic is never left half-created to come
+    /// back after a restart (issue 15, K10).
+    /// </summary>
+    private void CreatePartitions(TopicLog topic, PartitionLog[] parts, int from, int to)
+    {
+        int i = from;
+        try
+        {
+            for (; i < to; i++) parts[i] = CreatePartition(topic, i);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            for (int j = from; j < i; j++)
+            {
+                var p = parts[j];
+                p.CloseForDelete();
+                p.LogDirectory.Remove(p);
+                parts[j] = null!;
+                TryDeleteDirectory(p.Dir);
+            }
+            _log.LogError(e, "Error while creating partitions {From}..{To} of topic {Topic}; none was created: {Message}", from, to - 1, topic.Name, e.Message);
+            throw new StorageErrorException(StorageError.KafkaStorageError,
+                $"Error while creating partition {i} of topic {topic.Name}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Checkpoints after a topic change; their failure only widens the next recovery, so it is logged, not thrown.</summary>
+    private void TryWriteCheckpoints()
+    {
+        try { WriteCheckpoints(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.LogError(e, "Error writing the checkpoint files: {Message}", e.Message);
         }
     }
 
@@ -337,11 +375,20 @@ public sealed class LogManager : IDisposable
             Directory.Delete(dir, recursive: true);
         }
         // Metadata before segments: a crash in between leaves a dir that names its topic, or one with no data.
-        Directory.CreateDirectory(dir);
-        TopicMetadataFiles.WritePartitionMetadata(dir, topic.TopicId);
-        TopicMetadataFiles.WriteTopicFile(dir, topic.Name, topic.TopicId, topic.Config.Overrides);
         var log = new PartitionLog(topic, partition, dir, ld, _options, _cache);
-        log.InitializeEmpty();
+        try
+        {
+            Directory.CreateDirectory(dir);
+            TopicMetadataFiles.WritePartitionMetadata(dir, topic.TopicId);
+            TopicMetadataFiles.WriteTopicFile(dir, topic.Name, topic.TopicId, topic.Config.Overrides);
+            log.InitializeEmpty();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.CloseForDelete();
+            TryDeleteDirectory(dir); // ours: it did not exist or held no data
+            throw;
+        }
         ld.Add(log);
         return log;
     }
@@ -396,9 +443,9 @@ public sealed class LogManager : IDisposable
                     $"Topic currently has {old.Length} partitions, which is higher than the requested {newTotal}.");
             var parts = new PartitionLog[newTotal];
             Array.Copy(old, parts, old.Length);
-            for (int i = old.Length; i < newTotal; i++) parts[i] = CreatePartition(topic, i);
+            CreatePartitions(topic, parts, old.Length, newTotal);
             topic.SetPartitions(parts);
-            WriteCheckpoints();
+            TryWriteCheckpoints();
         }
     }
 
@@ -501,12 +548,37 @@ public sealed class LogManager : IDisposable
             if (_disposed) return;
             _disposed = true;
             if (!_opened) { ReleaseLocks(); return; }
-            // fsyncs dominate shutdown with many partitions; issuing them in parallel lets the disk batch them.
-            Parallel.ForEach(AllPartitions(), ParallelIo, static p => p.Close());
-            WriteCheckpoints();
-            foreach (var ld in _dirs)
-                AtomicFile.Write(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile), "");
-            ReleaseLocks();
+            try
+            {
+                // fsyncs dominate shutdown with many partitions; issuing them in parallel lets the disk batch them.
+                int failed = 0;
+                Parallel.ForEach(AllPartitions(), ParallelIo, p => { if (!p.Close()) Interlocked.Increment(ref failed); });
+                // A full disk or failing device must not abort the shutdown (issue 15, K6): every file is still
+                // closed, and without the clean-shutdown marker the next start recovers what was not made durable.
+                try { WriteCheckpoints(); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    _log.LogError(e, "Error writing the checkpoint files of {Dirs}: {Message}", string.Join(",", _options.LogDirs), e.Message);
+                    failed++;
+                }
+                if (failed > 0)
+                {
+                    _log.LogError("Shut down with {Failed} I/O failures; not marking the log dirs as cleanly shut down, the next start recovers them", failed);
+                    return;
+                }
+                foreach (var ld in _dirs)
+                {
+                    try { AtomicFile.Write(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile), ""); }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        _log.LogError(e, "Error writing {File} in {Dir}; the next start recovers it: {Message}", LogDirectory.CleanShutdownFile, ld.Path, e.Message);
+                    }
+                }
+            }
+            finally
+            {
+                ReleaseLocks();
+            }
         }
     }
 

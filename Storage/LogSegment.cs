@@ -332,6 +332,13 @@ internal sealed class LogSegment
     /// <summary>Publishes <paramref name="length"/> appended bytes to readers.</summary>
     public void Commit(int length) => Volatile.Write(ref _size, _size + length);
 
+    /// <summary>Before an append of <paramref name="batches"/> batches: disk blocks for the index entries it may add (at most one offset and one time entry per batch).</summary>
+    public void ReserveIndexRoom(int batches)
+    {
+        _offsetIndex.Reserve(batches);
+        _timeIndex.Reserve(batches + 1); // + the final entry written on roll/close
+    }
+
     /// <summary>Kafka's indexing rule: an entry when more than index.interval.bytes were appended since the last one.</summary>
     public void IndexBatch(int position, long baseOffset, int batchSize, long batchMaxTimestamp, int indexIntervalBytes)
     {

@@ -90,6 +90,31 @@ internal sealed unsafe class MappedFile : IDisposable
 
     private const int MadvRandom = 1;
 
+    /// <summary>
+    /// Allocates real blocks for [offset, offset+length) of the mapped file (posix_fallocate) so that later stores
+    /// through the mapping cannot fault for lack of space: a sparse page that the disk cannot back raises SIGBUS in
+    /// the store, which .NET turns into a process abort (issue 15, K5). Throws IOException (ENOSPC) instead.
+    /// A no-op on Windows, whose mapped sections are backed when the file is extended.
+    /// </summary>
+    public void Allocate(long offset, long length)
+    {
+        if (length <= 0 || OperatingSystem.IsWindows()) return;
+        using var handle = File.OpenHandle(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        int rc = posix_fallocate((int)handle.DangerousGetHandle(), offset, length);
+        if (rc != 0) throw new IOException($"Cannot allocate {length} bytes at {offset} of {_path}: {ErrnoText(rc)}", rc);
+    }
+
+    private static string ErrnoText(int errno) => errno switch
+    {
+        28 => "No space left on device",
+        5 => "Input/output error",
+        122 => "Disk quota exceeded",
+        _ => "errno " + errno,
+    };
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = false)]
+    private static extern int posix_fallocate(int fd, long offset, long len);
+
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern int madvise(void* addr, nuint length, int advice);
 
@@ -192,6 +217,7 @@ internal sealed class SparseIndex
         _map = MappedFile.Open(Path, needed, writable: true);
         MaxEntries = (int)(_map.Capacity / EntrySize);
         _count = existingEntries;
+        _allocated = (long)existingEntries * EntrySize; // written entries have blocks; the rest may be a hole
     }
 
     /// <summary>Maps the file read-only with <paramref name="entries"/> valid entries (0 = nothing mapped).</summary>
@@ -204,8 +230,28 @@ internal sealed class SparseIndex
 
     public ReadOnlySpan<byte> Entry(int i) => _map!.Span((long)i * EntrySize, EntrySize);
 
+    /// <summary>Bytes of the writable file known to be backed by disk blocks (see <see cref="MappedFile.Allocate"/>).</summary>
+    private long _allocated;
+
+    /// <summary>
+    /// Makes sure <paramref name="entries"/> more entries can be stored without a page fault on a full disk:
+    /// allocates the file ahead in 64 KB steps (one short-lived open per ~5,000 offset entries). Throws IOException.
+    /// </summary>
+    public void Reserve(int entries)
+    {
+        var map = _map;
+        if (map is null || !map.Writable) return;
+        long need = Math.Min(map.Capacity, ((long)_count + entries) * EntrySize);
+        if (need <= _allocated) return;
+        long target = Math.Min(map.Capacity, Math.Max(need, _allocated + 64 * 1024));
+        map.Allocate(_allocated, target - _allocated);
+        _allocated = target;
+    }
+
     public void Append(ReadOnlySpan<byte> entry)
     {
+        // Appends reserve ahead (LogSegment.ReserveIndexRoom); recovery's index rebuild allocates here.
+        if ((long)(_count + 1) * EntrySize > _allocated) Reserve(1);
         entry.CopyTo(_map!.Span((long)_count * EntrySize, EntrySize));
         Volatile.Write(ref _count, _count + 1);
     }

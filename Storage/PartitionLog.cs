@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
+using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using Kayak.Protocol.Records;
 
@@ -60,6 +61,7 @@ public sealed partial class PartitionLog
 {
     private readonly object _lock = new();
     private readonly LogOptions _options;
+    private readonly ILogger _log;
     private readonly TopicLog _topic;
     private readonly SegmentMapCache _cache;
     private LogSegment[] _segments = [];
@@ -111,6 +113,7 @@ public sealed partial class PartitionLog
         Dir = dir;
         LogDirectory = logDir;
         _options = options;
+        _log = options.Logger;
         _cache = cache;
         Id = topic.Name + "-" + partition.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _lastFlushMs = NowMs();
@@ -240,9 +243,8 @@ public sealed partial class PartitionLog
             // a retried batch is answered with its original offsets and not appended again.
             if (CheckProducers(batches, count, out var duplicate))
                 return new AppendResult(duplicate.FirstOffset, duplicate.LastOffset, -1, _logStartOffset, IsDuplicate: true);
-            var active = MaybeRoll(batches.Length, now, cfg);
-            if (active.RollStartMs < 0) active.RollStartMs = now;
-            int basePos = active.Size;
+            LogSegment active;
+            int basePos;
             long next = _logEndOffset;
             long firstOffset = next;
             long records = 0;
@@ -250,34 +252,60 @@ public sealed partial class PartitionLog
             // Only the 61-byte header of each batch changes; it is patched in a copy and written ahead of the
             // client's untouched body (two pwrites, no copy of the records).
             Span<byte> header = stackalloc byte[RecordBatchHeader.Size];
+            try
+            {
+                active = MaybeRoll(batches.Length, now, cfg);
+                if (active.RollStartMs < 0) active.RollStartMs = now;
+                // Room for this append's index entries is allocated before any byte is written, so a full disk
+                // fails here and never as a fault on a store into the mapped index (issue 15, K5).
+                active.ReserveIndexRoom(count);
+                basePos = active.Size;
+                // Phase 1, the bytes: an I/O error here (ENOSPC, EIO) leaves nothing published — no index entry,
+                // no producer state, no offset; the next append writes over the partial bytes (issue 15, K4).
+                pos = 0;
+                while (pos < batches.Length)
+                {
+                    var src = batches[pos..];
+                    int total = BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.BatchLengthOffset..]) + RecordBatchHeader.LogOverhead;
+                    var body = src[RecordBatchHeader.Size..total];
+                    PatchHeader(src, header, next, partitionLeaderEpoch, logAppendTime, now);
+                    if (logAppendTime)
+                    {
+                        uint crc = Crc32C.Append(Crc32C.Append(0xFFFFFFFFu, header[RecordBatchHeader.AttributesOffset..]), body);
+                        BinaryPrimitives.WriteUInt32BigEndian(header[RecordBatchHeader.CrcOffset..], ~crc);
+                    }
+                    active.Write(basePos + pos, header);
+                    active.Write(basePos + pos + RecordBatchHeader.Size, body);
+                    next += BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
+                    records += Math.Max(0, BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.RecordsCountOffset..]));
+                    pos += total;
+                }
+                // flush.messages / flush.ms due: fsync before the offsets are published, so an fsync that fails
+                // fails the append instead of acknowledging records that may not be on disk.
+                if (_unflushedMessages + records >= cfg.FlushMessages || now - _lastFlushMs >= cfg.FlushMs)
+                {
+                    _rollFlushes.Wait();
+                    active.Flush();
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw StorageFailure("append to", e);
+            }
+
+            // Phase 2, publish: index entries (room reserved), producer state, offsets.
+            next = firstOffset;
             pos = 0;
             while (pos < batches.Length)
             {
                 var src = batches[pos..];
                 int total = BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.BatchLengthOffset..]) + RecordBatchHeader.LogOverhead;
-                var body = src[RecordBatchHeader.Size..total];
-                src[..RecordBatchHeader.Size].CopyTo(header);
-                BinaryPrimitives.WriteInt64BigEndian(header, next);
-                if (partitionLeaderEpoch >= 0)
-                    BinaryPrimitives.WriteInt32BigEndian(header[RecordBatchHeader.PartitionLeaderEpochOffset..], partitionLeaderEpoch);
-                if (logAppendTime)
-                {
-                    // KIP-32: LogAppendTime sets the batch's max timestamp and timestamp-type bit; records keep
-                    // their deltas and consumers read the batch timestamp for every record.
-                    short attrs = BinaryPrimitives.ReadInt16BigEndian(header[RecordBatchHeader.AttributesOffset..]);
-                    BinaryPrimitives.WriteInt16BigEndian(header[RecordBatchHeader.AttributesOffset..], (short)(attrs | 0x8));
-                    BinaryPrimitives.WriteInt64BigEndian(header[RecordBatchHeader.MaxTimestampOffset..], now);
-                    uint crc = Crc32C.Append(Crc32C.Append(0xFFFFFFFFu, header[RecordBatchHeader.AttributesOffset..]), body);
-                    BinaryPrimitives.WriteUInt32BigEndian(header[RecordBatchHeader.CrcOffset..], ~crc);
-                }
-                active.Write(basePos + pos, header);
-                active.Write(basePos + pos + RecordBatchHeader.Size, body);
+                PatchHeader(src, header, next, partitionLeaderEpoch, logAppendTime, now);
                 RecordBatchHeader.TryRead(header, out var h);
                 active.IndexBatch(basePos + pos, next, total, h.MaxTimestamp, cfg.IndexIntervalBytes);
                 if (h.ProducerId >= 0)
                     UpdateProducerState(h, src[..total], active);
                 next += h.LastOffsetDelta + 1;
-                records += Math.Max(0, h.RecordsCount);
                 pos += total;
             }
             active.NextOffset = next;
@@ -288,13 +316,41 @@ public sealed partial class PartitionLog
             _dirty = true;
             if (_unflushedMessages >= cfg.FlushMessages || now - _lastFlushMs >= cfg.FlushMs)
             {
-                FlushLocked(now);
+                FlushLocked(now); // the data is synced already; this moves the recovery point
             }
             result = new AppendResult(firstOffset, next - 1, logAppendTime ? now : -1, _logStartOffset);
         }
         // Wake long-poll fetches; a null check when nobody waits (no allocation on the hot path).
         Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
         return result;
+    }
+
+    /// <summary>The header as stored: the assigned base offset, the leader epoch, and KIP-32 LogAppendTime (timestamp-type bit, max timestamp = now); the CRC is the caller's.</summary>
+    private static void PatchHeader(ReadOnlySpan<byte> src, Span<byte> header, long baseOffset, int partitionLeaderEpoch, bool logAppendTime, long now)
+    {
+        src[..RecordBatchHeader.Size].CopyTo(header);
+        BinaryPrimitives.WriteInt64BigEndian(header, baseOffset);
+        if (partitionLeaderEpoch >= 0)
+            BinaryPrimitives.WriteInt32BigEndian(header[RecordBatchHeader.PartitionLeaderEpochOffset..], partitionLeaderEpoch);
+        if (logAppendTime)
+        {
+            // Records keep their deltas; consumers read the batch timestamp for every record.
+            short attrs = BinaryPrimitives.ReadInt16BigEndian(header[RecordBatchHeader.AttributesOffset..]);
+            BinaryPrimitives.WriteInt16BigEndian(header[RecordBatchHeader.AttributesOffset..], (short)(attrs | 0x8));
+            BinaryPrimitives.WriteInt64BigEndian(header[RecordBatchHeader.MaxTimestampOffset..], now);
+        }
+    }
+
+    /// <summary>
+    /// An I/O failure of this partition's files as the broker answers it (KAFKA_STORAGE_ERROR), logged at ERROR
+    /// with the directory and the OS error: a full disk or a failing device must be visible in the log, not only
+    /// to the producer that got the error (issue 15, K4).
+    /// </summary>
+    private StorageErrorException StorageFailure(string action, Exception e)
+    {
+        int errno = e is IOException io ? io.HResult : 0;
+        _log.LogError(e, "Error while trying to {Action} partition {Partition} in dir {Dir} (errno/HResult {Errno}): {Message}", action, Id, Dir, errno, e.Message);
+        return new StorageErrorException(StorageError.KafkaStorageError, $"Error while trying to {action} partition {Id} in dir {Dir}: {e.Message}", e);
     }
 
     /// <summary>Kafka's maybeRoll: by size, by segment.ms since the first append, when an index is full, or on relative-offset overflow.</summary>
@@ -602,18 +658,36 @@ public sealed partial class PartitionLog
         AdvanceRecoveryPoint(_logEndOffset);
     }
 
-    /// <summary>Clean close: final time-index entry, trim, unmap.</summary>
-    internal void Close()
+    /// <summary>
+    /// Clean close: final time-index entry, trim, unmap. False when the flush or the producer snapshot failed
+    /// (a full disk, EIO): the files are still closed, and the caller must not mark the shutdown clean, so the next
+    /// start recovers this partition from its recovery point (issue 15, K6).
+    /// </summary>
+    internal bool Close()
     {
+        bool ok = true;
         lock (_lock)
         {
-            if (_closed) return;
-            FlushLocked(NowMs()); // no-op unless something was appended since the last flush
-            WriteProducerSnapshotLocked(); // read back on the next clean load instead of scanning the log
+            if (_closed) return true;
+            try
+            {
+                FlushLocked(NowMs()); // no-op unless something was appended since the last flush
+                WriteProducerSnapshotLocked(); // read back on the next clean load instead of scanning the log
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _ = StorageFailure("close", e); // logs it
+                ok = false;
+            }
             _closed = true;
-            foreach (var s in _segments) s.Close();
+            foreach (var s in _segments)
+            {
+                try { s.Close(); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _ = StorageFailure("close a segment of", e); ok = false; }
+            }
         }
         Interlocked.Exchange(ref _appendSignal, null)?.TrySetResult();
+        return ok;
     }
 
     /// <summary>Test hook: a crash — no flush, no trim, no checkpoints.</summary>

@@ -47,6 +47,12 @@ internal sealed class Connection
         {
             await ReadLoopAsync(reader).ConfigureAwait(false);
         }
+        catch (HandlerFailedException e)
+        {
+            // Must come before the IOException case: a storage IOException escaping a handler is the broker's
+            // failure, not the client going away, and was lost that way (issue 15, K4).
+            _log.LogError(e.InnerException, "Error processing {Api} request from {Client}; closing the connection", e.ApiKey, SafeRemote());
+        }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // Client went away or the broker is shutting down.
@@ -210,11 +216,13 @@ internal sealed class Connection
         {
             task = _broker.Handlers.Get(apiKey).HandleAsync(context, request);
         }
-        catch
+        catch (Exception e)
         {
             ArrayPool<byte>.Shared.Return(frame);
-            throw;
+            if (e is ProtocolException) throw;
+            throw new HandlerFailedException(apiKey, e);
         }
+        if (!task.IsCompleted) task = Guard(task, apiKey);
         // Most handlers finish synchronously; their request frame (up to socket.request.max.bytes) goes back to
         // the pool now rather than when the response's turn to be written comes, so a client that pipelines
         // large produce requests without reading responses holds responses, not frames. Responses never
@@ -225,6 +233,13 @@ internal sealed class Connection
             return new PendingResponse(header.CorrelationId, apiKey, version, task, null, context);
         }
         return new PendingResponse(header.CorrelationId, apiKey, version, task, frame, context);
+    }
+
+    /// <summary>Marks an asynchronous handler's failure as the broker's, whatever its type (see HandlerFailedException).</summary>
+    private static async ValueTask<IApiMessage?> Guard(ValueTask<IApiMessage?> task, ApiKey apiKey)
+    {
+        try { return await task.ConfigureAwait(false); }
+        catch (Exception e) when (e is not (ProtocolException or OperationCanceledException)) { throw new HandlerFailedException(apiKey, e); }
     }
 
     private async Task WriteLoopAsync(PipeWriter writer)
@@ -298,7 +313,9 @@ internal sealed class Connection
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            if (e is not (IOException or SocketException or OperationCanceledException or ObjectDisposedException))
+            if (e is HandlerFailedException h)
+                _log.LogError(h.InnerException, "Error processing {Api} request from {Client}; closing the connection", h.ApiKey, SafeRemote());
+            else if (e is not (IOException or SocketException or OperationCanceledException or ObjectDisposedException))
                 _log.LogError(e, "Error writing response to {Client}; closing connection", SafeRemote());
             _closed.Cancel();
             try { _socket.Shutdown(SocketShutdown.Both); } catch { /* already gone */ }
@@ -325,4 +342,13 @@ internal sealed class Connection
     }
 
     private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<IApiMessage?> Task, byte[]? Frame, RequestContext? Context);
+}
+
+/// <summary>
+/// A handler threw something other than a protocol error: logged at ERROR with the API, and the connection closed
+/// (Kafka would answer the request's error response; Kayak's handlers answer the errors they know themselves).
+/// </summary>
+internal sealed class HandlerFailedException(ApiKey apiKey, Exception inner) : Exception($"{apiKey} handler failed: {inner.Message}", inner)
+{
+    public ApiKey ApiKey { get; } = apiKey;
 }
