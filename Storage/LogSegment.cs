@@ -533,7 +533,8 @@ internal sealed class LogSegment
             long baseOffset = BinaryPrimitives.ReadInt64BigEndian(b);
             int len = BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]);
             if (len < MinBatchLength || (long)pos + RecordBatchHeader.LogOverhead + len > data.Length)
-                StorageThrow.StorageFailure($"Corrupt batch at position {pos} of {LogPath}");
+                // Kafka's FileRecords iterator throws CorruptRecordException here: CORRUPT_MESSAGE for this partition.
+                StorageThrow.Corrupt($"Corrupt batch at position {pos} of {LogPath}: length {len}");
             int lastDelta = BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.LastOffsetDeltaOffset..]);
             if (baseOffset + lastDelta >= offset) return pos;
             pos += RecordBatchHeader.LogOverhead + len;

@@ -44,6 +44,22 @@ public sealed class ConfigException : Exception
     public ConfigException(string key, string message) : base(message) => Key = key;
 }
 
+/// <summary>Kafka's wire codes for Storage's errors (the one place they are mapped for reads).</summary>
+public static class StorageErrorCodes
+{
+    public static Kayak.Protocol.ErrorCode ToErrorCode(this StorageError error) => error switch
+    {
+        StorageError.OffsetOutOfRange => Kayak.Protocol.ErrorCode.OffsetOutOfRange,
+        StorageError.UnknownTopicOrPartition => Kayak.Protocol.ErrorCode.UnknownTopicOrPartition,
+        StorageError.TopicAlreadyExists => Kayak.Protocol.ErrorCode.TopicAlreadyExists,
+        StorageError.InvalidTopic => Kayak.Protocol.ErrorCode.InvalidTopicException,
+        StorageError.InvalidPartitions => Kayak.Protocol.ErrorCode.InvalidPartitions,
+        StorageError.CorruptRecord => Kayak.Protocol.ErrorCode.CorruptMessage,
+        StorageError.MessageTooLarge => Kayak.Protocol.ErrorCode.MessageTooLarge,
+        _ => Kayak.Protocol.ErrorCode.KafkaStorageError,
+    };
+}
+
 internal static class StorageThrow
 {
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 // Fetch (key 1), v0-17. Serves stored batches straight from mapped segment memory (no decode, no
 // copy until the socket write). Limits: PartitionMaxBytes per partition and MaxBytes (v3+) per response,
 // always at least one whole batch for the first partition with data (KIP-74). Long poll: when fewer than
@@ -181,10 +182,15 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             {
                 slice = log.Read(t.FetchOffset, (int)Math.Clamp(budget, 1, int.MaxValue), readCommitted ? visibleEnd : long.MaxValue);
             }
-            catch (StorageErrorException e) when (e.Error == StorageError.OffsetOutOfRange)
+            catch (StorageErrorException e)
             {
-                r.Error = ErrorCode.OffsetOutOfRange;
+                // A corrupt batch in an old segment (or an I/O error) answers this partition with Kafka's error and
+                // leaves the other partitions of the request served; it used to close the connection, starving
+                // every healthy partition fetched on it (issue 15, K9).
+                r.Error = e.Error.ToErrorCode();
                 anyError = true;
+                if (e.Error != StorageError.OffsetOutOfRange)
+                    ReadFailed(broker, log, t.FetchOffset, e);
                 continue;
             }
             // KIP-74: the first batch is returned whole even past the limits only if nothing was gathered yet.
@@ -207,6 +213,10 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
     }
 
     /// <summary>The offset after the last batch of a fetched slice (upper bound for the aborted-transaction lookup).</summary>
+    /// <summary>Kafka logs a failed partition read at ERROR ("Error processing fetch with max size ...") and answers the partition.</summary>
+    private static void ReadFailed(BrokerState broker, PartitionLog log, long fetchOffset, StorageErrorException e) =>
+        broker.LoggerFactory.CreateLogger("Kayak.Fetch").LogError("Error processing fetch of partition {Partition} at offset {Offset}: {Message}", $"{log.TopicName}-{log.Partition}", fetchOffset, e.Message);
+
     private static long NextOffsetAfter(ReadOnlySpan<byte> batches)
     {
         long next = 0;

@@ -35,30 +35,39 @@ public sealed class ListOffsetsHandler : ApiHandler<ListOffsetsRequest>
                     continue;
                 }
                 long offset = -1, timestamp = -1;
-                switch (p.Timestamp)
+                try
                 {
-                    case Latest:
-                        // isolation_level 1 (read_committed, v2+) stops at the last stable offset (KIP-98).
-                        offset = context.ApiVersion >= 2 && request.IsolationLevel == 1 ? log.LastStableOffset : log.HighWatermark;
-                        break;
-                    case Earliest:
-                    case EarliestLocal:
-                    case EarliestPendingUpload:
-                        offset = log.LogStartOffset;
-                        break;
-                    case MaxTimestamp:
-                        if (log.LogEndOffset > log.LogStartOffset)
-                            (offset, timestamp) = log.MaxTimestamp();
-                        break;
-                    default:
-                        if (p.Timestamp < 0)
-                        {
-                            rp.ErrorCode = (short)ErrorCode.InvalidRequest;
-                            continue;
-                        }
-                        var found = log.FindOffsetByTimestamp(p.Timestamp);
-                        if (found is { } f) (offset, timestamp) = (f.Offset, f.Timestamp);
-                        break;
+                    switch (p.Timestamp)
+                    {
+                        case Latest:
+                            // isolation_level 1 (read_committed, v2+) stops at the last stable offset (KIP-98).
+                            offset = context.ApiVersion >= 2 && request.IsolationLevel == 1 ? log.LastStableOffset : log.HighWatermark;
+                            break;
+                        case Earliest:
+                        case EarliestLocal:
+                        case EarliestPendingUpload:
+                            offset = log.LogStartOffset;
+                            break;
+                        case MaxTimestamp:
+                            if (log.LogEndOffset > log.LogStartOffset)
+                                (offset, timestamp) = log.MaxTimestamp();
+                            break;
+                        default:
+                            if (p.Timestamp < 0)
+                            {
+                                rp.ErrorCode = (short)ErrorCode.InvalidRequest;
+                                continue;
+                            }
+                            var found = log.FindOffsetByTimestamp(p.Timestamp);
+                            if (found is { } f) (offset, timestamp) = (f.Offset, f.Timestamp);
+                            break;
+                    }
+                }
+                catch (StorageErrorException e)
+                {
+                    // A corrupt batch on the timestamp search path: this partition's error, not a closed connection (issue 15, K9).
+                    rp.ErrorCode = (short)e.Error.ToErrorCode();
+                    continue;
                 }
                 if (context.ApiVersion == 0)
                 {
