@@ -127,6 +127,10 @@ internal sealed class LogSegment
     private int _offsetIndexEntries;
     private int _timeIndexEntries;
 
+    /// <summary>Sizes of the sealed offset and time indexes: the cleaner's grouping keeps merged segments within segment.index.bytes.</summary>
+    public int OffsetIndexBytes => _offsetIndexEntries * OffsetEntrySize;
+    public int TimeIndexBytes => _timeIndexEntries * TimeEntrySize;
+
     private bool CreateEmptyIndexes()
     {
         File.WriteAllBytes(IndexPath, []);

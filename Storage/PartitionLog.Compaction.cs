@@ -1,38 +1,40 @@
-using System.Buffers;
-using System.Buffers.Binary;
-using Kayak.Protocol;
-using Kayak.Protocol.Records;
-
 namespace Kayak.Storage;
 
 /// <summary>
-/// Log compaction (cleanup.policy=compact), a simplified version of Kafka's LogCleaner:
+/// Log compaction (cleanup.policy=compact), after Kafka's LogCleaner / Cleaner:
 /// <list type="bullet">
-/// <item>Runs when at least one segment was rolled since the last pass; the active segment is never cleaned
-/// and its keys are not considered (as in Kafka, where the dirty section ends before the active segment).</item>
-/// <item>Pass 1 maps every key in the inactive segments to its latest offset; pass 2 rewrites each inactive
-/// segment keeping, per key, only that latest record. Tombstones (null value) are dropped once their batch
-/// is older than delete.retention.ms. Keyless records are kept.</item>
-/// <item>Rewritten batches keep their base offset, base/max timestamp and lastOffsetDelta (offsets are never
-/// reassigned; consumers see gaps), with the record count, length and CRC updated. Batches left without
-/// records are dropped.</item>
-/// <item>Compressed and control batches are kept whole and their keys are not mapped (decompression belongs
-/// to the Protocol layer) — conservative: they never cause other records to be removed.</item>
-/// <item>Crash safety as in Kafka: write <c>.log.cleaned</c>, fsync, rename to <c>.log.swap</c>, then atomically
-/// rename over the <c>.log</c>; an interrupted swap is completed on the next load.</item>
+/// <item>A pass runs when a segment was rolled since the last one, or when a tombstone's delete horizon
+/// (KIP-534) has come. The active segment is never cleaned and its keys are not considered (in Kafka the dirty
+/// section ends before the active segment); nor is anything at or above the last stable offset (open
+/// transactions may still abort).</item>
+/// <item>Pass 1 maps every key of the cleanable segments to its latest offset, decompressing compressed batches;
+/// pass 2 rewrites the segments through <see cref="CompactionFilter"/> (which records are kept, tombstones,
+/// transactions, producer-state batches).</item>
+/// <item>Consecutive segments are cleaned into one (Kafka's groupSegmentsBySize): a group grows while its log
+/// bytes stay within segment.bytes, each of its index files within segment.index.bytes and its offsets within an
+/// int of the first base offset. Without it a compacted partition keeps every segment it ever rolled (K12).</item>
+/// <item>Crash safety, Kafka's replaceSegments protocol: the group is written to <c>&lt;first&gt;.log.cleaned</c>
+/// (and <c>.txnindex.cleaned</c> when aborted-transaction entries must move) and fsynced; then, under the append
+/// lock, renamed to <c>.swap</c> (the commit point), the group's other segments are deleted, and the <c>.swap</c>
+/// files are renamed over the first segment's. Load (<see cref="CompleteInterruptedSwaps"/>) finishes a swap it
+/// finds: it deletes the segments the swap's offsets cover and renames it; a lone <c>.cleaned</c> is discarded
+/// (the originals are intact).</item>
 /// </list>
-/// <item>Transactions (Kafka's cleaner does the same): only segments wholly below the last stable offset are
-/// cleaned; records of aborted transactions neither map their keys (they must not shadow committed values)
-/// nor get removed here (read_committed consumers skip them through the aborted-transaction index); a
-/// producer batch whose records are all superseded is kept as an empty batch so the producer's sequence
-/// state survives a reload.</item>
-/// Not done: merging small segments, min.cleanable.dirty.ratio / lag configs, a cleaner-offset checkpoint
-/// (after a restart the first pass re-reads the whole log), and producer-state-preserving empty batches.
+/// Not done: min.cleanable.dirty.ratio / min.compaction.lag.ms / max.compaction.lag.ms, a cleaner-offset checkpoint
+/// (every pass re-reads the cleanable log, as if it were all dirty), removal of aborted transactions' data and of
+/// transaction markers (both kept whole).
 /// </summary>
 public sealed partial class PartitionLog
 {
+    private const string CleanedSuffix = ".cleaned";
+    private const string SwapSuffix = ".swap";
+
     private readonly object _compactionLock = new();
     private long _cleanedUpTo = -1;
+    private long _nextDeleteHorizon = long.MaxValue;
+
+    /// <summary>Test hook: called at each step of a swap ("cleaned", "swap", "deleted"); throwing there simulates a crash.</summary>
+    internal Action<string>? CleanerStep;
 
     /// <summary>One compaction pass; returns the number of records removed.</summary>
     internal long Compact(long now)
@@ -44,189 +46,232 @@ public sealed partial class PartitionLog
             var segs = Volatile.Read(ref _segments);
             if (segs.Length < 2 || _closed) return 0;
             long activeBase = segs[^1].BaseOffset;
-            if (activeBase <= _cleanedUpTo) return 0;
-            // Never clean at or above the last stable offset: open transactions may still abort.
-            long lso = LastStableOffset;
-            int cleanable = FindSegmentIndex(segs, lso); // the segments before the one holding the LSO
+            if (activeBase <= _cleanedUpTo && now < _nextDeleteHorizon) return 0;
+            int cleanable = FindSegmentIndex(segs, LastStableOffset); // the segments before the one holding the LSO
             if (cleanable == 0) return 0;
-            var inactive = segs[..cleanable];
-            var aborted = ProducerState.AbortedSnapshot;
 
-            var latest = new Dictionary<byte[], long>(ByteArrayComparer.Instance);
-            foreach (var seg in inactive)
+            using var filter = new CompactionFilter(now, cfg.DeleteRetentionMs, ProducerState.AbortedSnapshot, ActiveProducers());
+            for (int i = 0; i < cleanable; i++)
             {
-                if (!seg.TryAcquire()) continue;
-                try { MapKeys(seg.Data, latest, aborted); }
-                finally { seg.Release(); }
+                if (!segs[i].TryAcquire()) continue;
+                try { filter.MapKeys(segs[i].Data); }
+                finally { segs[i].Release(); }
             }
-
-            long removed = 0;
-            foreach (var seg in inactive)
-                removed += CleanSegment(seg, latest, now - cfg.DeleteRetentionMs, cfg, aborted);
-            _cleanedUpTo = cleanable == segs.Length - 1 ? activeBase : _cleanedUpTo;
-            return removed;
+            foreach (var (start, count) in GroupSegmentsBySize(segs, cleanable, cfg))
+                CleanGroup(segs[start..(start + count)], filter, cfg);
+            _nextDeleteHorizon = filter.NextDeleteHorizon;
+            if (cleanable == segs.Length - 1) _cleanedUpTo = activeBase;
+            return filter.RecordsRemoved;
         }
     }
 
-    /// <summary>Is this batch part of an aborted transaction (its producer's aborted range covers it)?</summary>
-    private static bool IsAborted(ReadOnlySpan<byte> batch, AbortedTransaction[] aborted)
+    /// <summary>
+    /// Kafka's Cleaner.groupSegmentsBySize over <c>segs[..cleanable]</c>: runs of consecutive segments whose
+    /// combined log size fits segment.bytes, whose offset and time index sizes each fit segment.index.bytes, and
+    /// whose last offset is within int range of the first base offset (relative offsets in the indexes are ints).
+    /// An empty segment skips the offset check, so a long gap cannot strand it.
+    /// </summary>
+    internal static List<(int Start, int Count)> GroupSegmentsBySize(LogSegment[] segs, int cleanable, TopicConfig cfg)
     {
-        if (aborted.Length == 0) return false;
-        short attrs = BinaryPrimitives.ReadInt16BigEndian(batch[RecordBatchHeader.AttributesOffset..]);
-        if ((attrs & 0x10) == 0 || (attrs & 0x20) != 0) return false;
-        long pid = BinaryPrimitives.ReadInt64BigEndian(batch[RecordBatchHeader.ProducerIdOffset..]);
-        long offset = BinaryPrimitives.ReadInt64BigEndian(batch);
-        foreach (var a in aborted)
-            if (a.ProducerId == pid && offset >= a.FirstOffset && offset <= a.LastOffset) return true;
-        return false;
-    }
-
-    private static void MapKeys(ReadOnlySpan<byte> data, Dictionary<byte[], long> latest, AbortedTransaction[] aborted)
-    {
-        int pos = 0;
-        while (pos + RecordBatchHeader.Size <= data.Length)
+        var groups = new List<(int, int)>();
+        int i = 0;
+        while (i < cleanable)
         {
-            var b = data[pos..];
-            int total = RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]);
-            short attrs = BinaryPrimitives.ReadInt16BigEndian(b[RecordBatchHeader.AttributesOffset..]);
-            if ((attrs & 0x7) == 0 && (attrs & 0x20) == 0 && !IsAborted(b, aborted))
+            int start = i;
+            long logBytes = segs[i].Size, indexBytes = segs[i].OffsetIndexBytes, timeIndexBytes = segs[i].TimeIndexBytes;
+            i++;
+            while (i < cleanable
+                   && logBytes + segs[i].Size <= cfg.SegmentBytes
+                   && indexBytes + segs[i].OffsetIndexBytes <= cfg.SegmentIndexBytes
+                   && timeIndexBytes + segs[i].TimeIndexBytes <= cfg.SegmentIndexBytes
+                   && (segs[i].Size == 0 || segs[i + 1].BaseOffset - 1 - segs[start].BaseOffset <= int.MaxValue))
             {
-                long baseOffset = BinaryPrimitives.ReadInt64BigEndian(b);
-                var r = b[RecordBatchHeader.Size..total];
-                var lookup = latest.GetAlternateLookup<ReadOnlySpan<byte>>();
-                while (TryReadRecord(r, out int size, out int offsetDelta, out var key, out _, out bool hasKey))
-                {
-                    if (hasKey) lookup[key] = baseOffset + offsetDelta;
-                    r = r[size..];
-                }
+                logBytes += segs[i].Size;
+                indexBytes += segs[i].OffsetIndexBytes;
+                timeIndexBytes += segs[i].TimeIndexBytes;
+                i++;
             }
-            pos += total;
+            groups.Add((start, i - start));
         }
+        return groups;
     }
 
-    // Parses one record (KIP-98 layout): length, attributes, timestampDelta, offsetDelta, key, value, headers.
-    private static bool TryReadRecord(ReadOnlySpan<byte> r, out int size, out int offsetDelta, out ReadOnlySpan<byte> key, out bool tombstone, out bool hasKey)
+    /// <summary>Cleans one group into a single segment with the first one's base offset and swaps it in.</summary>
+    private void CleanGroup(LogSegment[] group, CompactionFilter filter, TopicConfig cfg)
     {
-        size = offsetDelta = 0; key = default; tombstone = false; hasKey = false;
-        if (!VarInt.TryReadVarInt(r, out int length, out int n) || length <= 0 || n + length > r.Length) return false;
-        var rec = r.Slice(n, length);
-        int p = 1; // attributes
-        if (!VarInt.TryReadVarLong(rec[p..], out _, out int m)) return false;
-        p += m;
-        if (!VarInt.TryReadVarInt(rec[p..], out offsetDelta, out m)) return false;
-        p += m;
-        if (!VarInt.TryReadVarInt(rec[p..], out int keyLen, out m)) return false;
-        p += m;
-        hasKey = keyLen >= 0;
-        if (keyLen > 0) { if (p + keyLen > rec.Length) return false; key = rec.Slice(p, keyLen); p += keyLen; }
-        if (!VarInt.TryReadVarInt(rec[p..], out int valueLen, out _)) return false;
-        tombstone = valueLen < 0;
-        size = n + length;
-        return true;
-    }
-
-    private long CleanSegment(LogSegment seg, Dictionary<byte[], long> latest, long tombstoneHorizon, TopicConfig cfg, AbortedTransaction[] aborted)
-    {
-        if (!seg.TryAcquire()) return 0;
-        string cleaned = seg.LogPath + ".cleaned";
-        long removed = 0;
-        bool changed = false;
+        var first = group[0];
+        string cleaned = first.LogPath + CleanedSuffix;
+        string? txnCleaned = null;
+        long removedBefore = filter.RecordsRemoved;
+        bool changed = group.Length > 1, complete = true;
         try
         {
-            var data = seg.Data;
             using (var output = new FileStream(cleaned, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
             {
-                int pos = 0;
-                while (pos + RecordBatchHeader.Size <= data.Length)
+                foreach (var seg in group)
                 {
-                    var b = data[pos..];
-                    int total = RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]);
-                    if (IsAborted(b[..total], aborted)) output.Write(b[..total]); // see the class comment
-                    else removed += FilterBatch(b[..total], latest, tombstoneHorizon, output, ref changed);
-                    pos += total;
+                    if (!seg.TryAcquire()) { complete = false; break; } // deleted meanwhile (retention, topic deletion, close)
+                    try
+                    {
+                        foreach (var batch in CompactionFilter.Batches(seg.Data)) changed |= filter.Filter(batch, output);
+                    }
+                    finally { seg.Release(); }
                 }
                 output.Flush(flushToDisk: true);
             }
+            if (complete && changed) txnCleaned = MergeTxnIndexes(group);
         }
-        finally { seg.Release(); }
+        catch
+        {
+            File.Delete(cleaned);
+            throw;
+        }
+        if (!complete || !changed)
+        {
+            File.Delete(cleaned);
+            if (!complete) filter.RecordsRemoved = removedBefore;
+            return;
+        }
+        CleanerStep?.Invoke("cleaned");
+        if (!SwapIn(group, cleaned, txnCleaned, cfg)) filter.RecordsRemoved = removedBefore;
+    }
 
-        if (!changed) { File.Delete(cleaned); return 0; }
-        string swap = seg.LogPath + ".swap";
-        File.Move(cleaned, swap, overwrite: true);
+    /// <summary>
+    /// The aborted-transaction entries of a merged group must move to the surviving segment's <c>.txnindex</c>
+    /// (they are kept in log order: segment order). Null when only the first segment has any, or none does.
+    /// </summary>
+    private static string? MergeTxnIndexes(LogSegment[] group)
+    {
+        bool needed = false;
+        for (int i = 1; i < group.Length; i++) needed |= File.Exists(group[i].TxnIndexPath);
+        if (!needed) return null;
+        string path = group[0].TxnIndexPath + CleanedSuffix;
+        using (var output = new FileStream(path, FileMode.Create, FileAccess.Write))
+        {
+            foreach (var seg in group)
+            {
+                if (!File.Exists(seg.TxnIndexPath)) continue;
+                using var input = new FileStream(seg.TxnIndexPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                input.CopyTo(output);
+            }
+            output.Flush(flushToDisk: true);
+        }
+        return path;
+    }
+
+    /// <summary>Kafka's replaceSegments, under the append lock (retention, roll and close cannot interleave). False when the group changed meanwhile.</summary>
+    private bool SwapIn(LogSegment[] group, string cleaned, string? txnCleaned, TopicConfig cfg)
+    {
+        var first = group[0];
         lock (_lock)
         {
-            int idx = Array.IndexOf(_segments, seg);
-            if (idx < 0 || idx == _segments.Length - 1 || _closed)
+            int idx = Array.IndexOf(_segments, first);
+            bool intact = !_closed && idx >= 0 && idx + group.Length < _segments.Length; // never the active segment
+            for (int k = 1; intact && k < group.Length; k++) intact = _segments[idx + k] == group[k];
+            if (!intact)
             {
-                File.Delete(swap); // deleted by retention (or the topic) meanwhile
-                return 0;
+                File.Delete(cleaned);
+                if (txnCleaned is not null) File.Delete(txnCleaned);
+                return false;
             }
-            File.Move(swap, seg.LogPath, overwrite: true);
-            seg.RetireReplaced();
-            var fresh = LogSegment.Existing(Dir, seg.BaseOffset, _cache);
+            string logSwap = first.LogPath + SwapSuffix, txnSwap = first.TxnIndexPath + SwapSuffix;
+            // The .txnindex goes first: a .log.swap on disk means the whole swap is complete and durable.
+            if (txnCleaned is not null) File.Move(txnCleaned, txnSwap, overwrite: true);
+            File.Move(cleaned, logSwap, overwrite: true);
+            DirectorySync.Fsync(Dir);
+            CleanerStep?.Invoke("swap");
+            // Readers holding these segments keep their mappings (the inodes live on); new reads retry on the new list.
+            for (int k = 1; k < group.Length; k++) group[k].Delete();
+            CleanerStep?.Invoke("deleted");
+            if (txnCleaned is not null) File.Move(txnSwap, first.TxnIndexPath, overwrite: true);
+            File.Move(logSwap, first.LogPath, overwrite: true);
+            DirectorySync.Fsync(Dir);
+            first.RetireReplaced();
+            var fresh = LogSegment.Existing(Dir, first.BaseOffset, _cache);
             fresh.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
-            fresh.NextOffset = seg.NextOffset;
-            var segs = (LogSegment[])_segments.Clone();
+            fresh.NextOffset = group[^1].NextOffset; // the offsets up to the next segment stay this segment's, even if removed
+            var segs = new LogSegment[_segments.Length - group.Length + 1];
+            Array.Copy(_segments, segs, idx);
             segs[idx] = fresh;
+            Array.Copy(_segments, idx + group.Length, segs, idx + 1, _segments.Length - idx - group.Length);
             Volatile.Write(ref _segments, segs);
         }
-        return removed;
+        return true;
     }
 
-    /// <summary>Writes the batch with superseded records removed; returns how many records were removed.</summary>
-    private static int FilterBatch(ReadOnlySpan<byte> batch, Dictionary<byte[], long> latest, long tombstoneHorizon, Stream output, ref bool changed)
+    /// <summary>
+    /// On load, before segments are listed (Kafka's LogLoader swap recovery): each <c>&lt;base&gt;.log.swap</c> is a
+    /// cleaned group whose swap was interrupted after its commit point. The segments whose base offsets fall
+    /// inside the swap's offsets are the group's other members (or already gone) and are deleted; the
+    /// <c>.txnindex.swap</c> and <c>.log.swap</c> then replace the first segment's files, whose indexes are
+    /// dropped to be rebuilt. Remaining <c>.cleaned</c>/<c>.swap</c> files are leftovers that Load deletes.
+    /// </summary>
+    private void CompleteInterruptedSwaps()
     {
-        short attrs = BinaryPrimitives.ReadInt16BigEndian(batch[RecordBatchHeader.AttributesOffset..]);
-        if ((attrs & 0x7) != 0 || (attrs & 0x20) != 0) { output.Write(batch); return 0; }
-        long baseOffset = BinaryPrimitives.ReadInt64BigEndian(batch);
-        long maxTs = BinaryPrimitives.ReadInt64BigEndian(batch[RecordBatchHeader.MaxTimestampOffset..]);
-        bool dropTombstones = maxTs < tombstoneHorizon;
-        var lookup = latest.GetAlternateLookup<ReadOnlySpan<byte>>();
-
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(batch.Length);
-        try
+        var swaps = Directory.GetFiles(Dir, "*.log" + SwapSuffix);
+        Array.Sort(swaps, StringComparer.Ordinal);
+        foreach (var swap in swaps)
         {
-            int outLen = RecordBatchHeader.Size, kept = 0, removed = 0;
-            var r = batch[RecordBatchHeader.Size..];
-            while (TryReadRecord(r, out int size, out int offsetDelta, out var key, out bool tombstone, out bool hasKey))
+            string log = swap[..^SwapSuffix.Length];
+            if (!TryParseBaseOffset(Path.GetFileName(log), out long baseOffset)) continue;
+            long end = NextOffsetOf(swap, baseOffset);
+            foreach (var f in Directory.GetFiles(Dir, "*.log"))
             {
-                bool keep = true;
-                if (hasKey)
-                {
-                    keep = !lookup.TryGetValue(key, out long last) || last == baseOffset + offsetDelta;
-                    if (keep && tombstone && dropTombstones) keep = false;
-                }
-                if (keep) { r[..size].CopyTo(buffer.AsSpan(outLen)); outLen += size; kept++; }
-                else removed++;
-                r = r[size..];
+                if (!TryParseBaseOffset(Path.GetFileName(f), out long b) || b <= baseOffset || b >= end) continue;
+                foreach (var ext in new[] { ".index", ".timeindex", ".txnindex" }) File.Delete(Path.ChangeExtension(f, ext));
+                File.Delete(f);
             }
-            if (removed == 0) { output.Write(batch); return 0; }
-            changed = true;
-            bool hasProducer = BinaryPrimitives.ReadInt64BigEndian(batch[RecordBatchHeader.ProducerIdOffset..]) >= 0;
-            if (kept == 0 && !hasProducer) return removed;
-            var nb = buffer.AsSpan(0, outLen);
-            batch[..RecordBatchHeader.Size].CopyTo(nb);
-            BinaryPrimitives.WriteInt32BigEndian(nb[RecordBatchHeader.BatchLengthOffset..], outLen - RecordBatchHeader.LogOverhead);
-            BinaryPrimitives.WriteInt32BigEndian(nb[RecordBatchHeader.RecordsCountOffset..], kept);
-            BinaryPrimitives.WriteUInt32BigEndian(nb[RecordBatchHeader.CrcOffset..], Crc32C.Compute(nb[RecordBatchHeader.AttributesOffset..]));
-            output.Write(nb);
-            return removed;
+            string txn = Path.ChangeExtension(log, ".txnindex");
+            if (File.Exists(txn + SwapSuffix)) File.Move(txn + SwapSuffix, txn, overwrite: true);
+            File.Move(swap, log, overwrite: true);
+            File.Delete(Path.ChangeExtension(log, ".index"));
+            File.Delete(Path.ChangeExtension(log, ".timeindex"));
         }
-        finally { ArrayPool<byte>.Shared.Return(buffer); }
+        if (swaps.Length > 0) DirectorySync.Fsync(Dir);
     }
 
-    private sealed class ByteArrayComparer : IEqualityComparer<byte[]>, IAlternateEqualityComparer<ReadOnlySpan<byte>, byte[]>
+    private static bool TryParseBaseOffset(string fileName, out long baseOffset)
     {
-        public static readonly ByteArrayComparer Instance = new();
-        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
-        public int GetHashCode(byte[] obj) => GetHashCode((ReadOnlySpan<byte>)obj);
-        public bool Equals(ReadOnlySpan<byte> alternate, byte[] other) => alternate.SequenceEqual(other);
-        public int GetHashCode(ReadOnlySpan<byte> alternate)
+        baseOffset = 0;
+        return fileName.Length == 24 && fileName.EndsWith(".log", StringComparison.Ordinal) &&
+            long.TryParse(fileName.AsSpan(0, 20), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out baseOffset);
+    }
+
+    /// <summary>The offset after the last whole batch of a log file, reading batch headers only.</summary>
+    private static long NextOffsetOf(string path, long baseOffset)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+        Span<byte> h = stackalloc byte[Protocol.Records.RecordBatchHeader.Size];
+        long pos = 0, next = baseOffset;
+        while (RandomAccess.Read(f.SafeFileHandle, h, pos) == h.Length)
         {
-            var h = new HashCode();
-            h.AddBytes(alternate);
-            return h.ToHashCode();
+            int len = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(h[Protocol.Records.RecordBatchHeader.BatchLengthOffset..]);
+            long total = (long)len + Protocol.Records.RecordBatchHeader.LogOverhead;
+            if (total < h.Length || pos + total > f.Length) break;
+            next = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(h)
+                + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(h[Protocol.Records.RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
+            pos += total;
         }
-        public byte[] Create(ReadOnlySpan<byte> alternate) => alternate.ToArray();
+        return next;
+    }
+}
+
+/// <summary>fsync of a directory, so renames and unlinks are durable before the next step (Kafka's Utils.flushDir).</summary>
+internal static class DirectorySync
+{
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int fsync(int fd);
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int close(int fd);
+
+    public static void Fsync(string dir)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        int fd = open(dir, 0); // O_RDONLY
+        if (fd < 0) return; // best effort, as Kafka's flushDir on file systems that refuse it
+        fsync(fd);
+        close(fd);
     }
 }

@@ -142,14 +142,8 @@ public sealed partial class PartitionLog
         var cfg = Config;
         var bases = new List<long>();
         // A .log.swap is a finished compaction output whose swap was interrupted: complete it (Kafka does the
-        // same) and drop the old indexes so they are rebuilt from the new file.
-        foreach (var f in Directory.EnumerateFiles(Dir, "*.log.swap"))
-        {
-            string log = f[..^".swap".Length];
-            File.Move(f, log, overwrite: true);
-            File.Delete(Path.ChangeExtension(log, ".index"));
-            File.Delete(Path.ChangeExtension(log, ".timeindex"));
-        }
+        // same; PartitionLog.Compaction.cs), its indexes are rebuilt from the new file.
+        CompleteInterruptedSwaps();
         foreach (var f in Directory.EnumerateFiles(Dir))
         {
             string name = Path.GetFileName(f);
