@@ -178,14 +178,14 @@ public sealed partial class PartitionLog
             // The .txnindex goes first: a .log.swap on disk means the whole swap is complete and durable.
             if (txnCleaned is not null) File.Move(txnCleaned, txnSwap, overwrite: true);
             File.Move(cleaned, logSwap, overwrite: true);
-            DirectorySync.Fsync(Dir);
+            Posix.FsyncDirectory(Dir);
             CleanerStep?.Invoke("swap");
             // Readers holding these segments keep their mappings (the inodes live on); new reads retry on the new list.
             for (int k = 1; k < group.Length; k++) group[k].Delete();
             CleanerStep?.Invoke("deleted");
             if (txnCleaned is not null) File.Move(txnSwap, first.TxnIndexPath, overwrite: true);
             File.Move(logSwap, first.LogPath, overwrite: true);
-            DirectorySync.Fsync(Dir);
+            Posix.FsyncDirectory(Dir);
             first.RetireReplaced();
             var fresh = LogSegment.Existing(Dir, first.BaseOffset, _cache);
             fresh.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
@@ -227,7 +227,7 @@ public sealed partial class PartitionLog
             File.Delete(Path.ChangeExtension(log, ".index"));
             File.Delete(Path.ChangeExtension(log, ".timeindex"));
         }
-        if (swaps.Length > 0) DirectorySync.Fsync(Dir);
+        if (swaps.Length > 0) Posix.FsyncDirectory(Dir);
     }
 
     private static bool TryParseBaseOffset(string fileName, out long baseOffset)
@@ -253,25 +253,5 @@ public sealed partial class PartitionLog
             pos += total;
         }
         return next;
-    }
-}
-
-/// <summary>fsync of a directory, so renames and unlinks are durable before the next step (Kafka's Utils.flushDir).</summary>
-internal static class DirectorySync
-{
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int fsync(int fd);
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int close(int fd);
-
-    public static void Fsync(string dir)
-    {
-        if (!OperatingSystem.IsLinux()) return;
-        int fd = open(dir, 0); // O_RDONLY
-        if (fd < 0) return; // best effort, as Kafka's flushDir on file systems that refuse it
-        fsync(fd);
-        close(fd);
     }
 }
