@@ -15,7 +15,7 @@ public sealed class KafkaBroker : IAsyncDisposable
 {
     private readonly List<Listener> _listeners = new();
     private BrokerState? _state;
-    private readonly List<Timer> _timers = new();
+    private readonly List<ITimer> _timers = new();
     private int _disposed;
 
     public KafkaBroker(KafkaBrokerOptions options) { Options = options; }
@@ -94,7 +94,9 @@ public sealed class KafkaBroker : IAsyncDisposable
         var period = TimeSpan.FromMilliseconds(Math.Clamp(periodMs, 1, int.MaxValue - 1));
         var log = state.LoggerFactory.CreateLogger("Kayak.Broker");
         int running = 0;
-        _timers.Add(new Timer(_ =>
+        // On the broker's TimeProvider (issue 10, step 6): a test's fake clock drives retention, the cleaner, flushes,
+        // checkpoints, transaction timeouts and producer-id expiry instead of waiting for wall-clock time.
+        _timers.Add(state.Time.CreateTimer(_ =>
         {
             // A slow pass (a large compaction) must not overlap the next tick.
             if (Interlocked.Exchange(ref running, 1) != 0) return;

@@ -9,7 +9,7 @@ public class ExecutableTests
 {
     internal static async Task<(int ExitCode, string StdErr, string StdOut)> RunBrokerAsync(params string[] args)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Kayak.Broker.dll");
+        var dll = Path.Combine(AppContext.BaseDirectory, "kayak.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);

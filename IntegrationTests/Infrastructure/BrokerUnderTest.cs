@@ -16,7 +16,7 @@ public enum BrokerMode
     /// <summary>Kayak's <see cref="KafkaBroker"/> hosted inside the test process.</summary>
     InProcess,
 
-    /// <summary>The built Kayak.Broker.dll run with `dotnet` as its own process (SIGTERM / kill -9 / restart).</summary>
+    /// <summary>The built host, kayak.dll, run with `dotnet` as its own process (SIGTERM / kill -9 / restart).</summary>
     Process,
 
     /// <summary>librdkafka's mock cluster: not Kayak; validates the harness and compares behaviour (KAYAK_TEST_BROKER=mock).</summary>
@@ -257,7 +257,7 @@ internal sealed class InProcessBroker(BrokerSettings settings, string dataDir) :
     }
 }
 
-/// <summary>Kayak.Broker.dll as its own OS process: stdout parsed for readiness, SIGTERM to stop, SIGKILL to crash.</summary>
+/// <summary>The host (kayak.dll) as its own OS process: stdout parsed for readiness, SIGTERM to stop, SIGKILL to crash.</summary>
 internal sealed partial class ProcessBroker(BrokerSettings settings, string dataDir) : BrokerUnderTest(BrokerMode.Process, settings, dataDir)
 {
     private const string ReadyMarker = "started (kayak.server.KafkaServer)";
@@ -311,7 +311,7 @@ internal sealed partial class ProcessBroker(BrokerSettings settings, string data
     {
         var dll = RepoPaths.BrokerDll;
         if (!File.Exists(dll))
-            Assert.Fail($"{dll} not found: build Broker/Broker.csproj ({RepoPaths.Configuration}) or set KAYAK_BROKER_DLL");
+            Assert.Fail($"{dll} not found: build Host/Host.csproj ({RepoPaths.Configuration}) or set KAYAK_BROKER_DLL");
 
         var psi = new ProcessStartInfo(DotnetHost())
         {

@@ -19,7 +19,7 @@ public static class RepoPaths
         typeof(RepoPaths).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
 
     /// <summary>
-    /// Kayak.Broker.dll to run as a separate process: $KAYAK_BROKER_DLL, else Broker/bin/&lt;cfg&gt;/net10.0/Kayak.Broker.dll.
+    /// The host (kayak.dll) to run as a separate process: $KAYAK_BROKER_DLL, else Host/bin/&lt;cfg&gt;/net10.0/kayak.dll.
     /// </summary>
     public static string BrokerDll
     {
@@ -28,7 +28,7 @@ public static class RepoPaths
             var fromEnv = Environment.GetEnvironmentVariable("KAYAK_BROKER_DLL");
             if (!string.IsNullOrEmpty(fromEnv))
                 return fromEnv;
-            return Path.Combine(Root, "Broker", "bin", Configuration, "net10.0", "Kayak.Broker.dll");
+            return Path.Combine(Root, "Host", "bin", Configuration, "net10.0", "kayak.dll");
         }
     }
 

@@ -71,8 +71,8 @@ public sealed class RunSettings
         }
         if (s.BrokerDll.Length == 0)
         {
-            // The ProjectReference copies Kayak.Broker.dll (with its runtimeconfig) next to this program.
-            s.BrokerDll = Path.Combine(AppContext.BaseDirectory, "Kayak.Broker.dll");
+            // The ProjectReference copies the host, kayak.dll (with its runtimeconfig), next to this program.
+            s.BrokerDll = Path.Combine(AppContext.BaseDirectory, "kayak.dll");
         }
         if (!File.Exists(s.BrokerDll)) throw new ArgumentException($"broker not found at {s.BrokerDll}");
         return s;
