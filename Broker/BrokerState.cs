@@ -54,6 +54,7 @@ public sealed class BrokerState : IDisposable
             Time = time,
         }, new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
         Handlers = new HandlerRegistry(CreateHandlers());
+        RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
     }
 
     /// <summary>
@@ -81,6 +82,8 @@ public sealed class BrokerState : IDisposable
     public ILoggerFactory LoggerFactory { get; }
     public LogManager Logs { get; }
     internal Fetching.FetchSessionCache FetchSessions { get; } = new();
+    /// <summary>Request frames of all connections, capped by queued.max.request.bytes (issue 15, K8).</summary>
+    internal Network.RequestMemory RequestMemory { get; private set; } = null!;
     public TopicService Topics { get; }
     public GroupCoordinator Groups { get; }
     public HandlerRegistry Handlers { get; }

@@ -51,6 +51,8 @@ public sealed class BrokerConfig
     public long LogFlushIntervalMs { get; }
     public int MessageMaxBytes { get; }
     public int SocketRequestMaxBytes { get; }
+    /// <summary>queued.max.request.bytes: request bytes held at once across connections; ≤ 0 means no cap (Kafka's -1).</summary>
+    public long QueuedMaxRequestBytes { get; }
     public int LogIndexIntervalBytes { get; }
     public int LogIndexSizeMaxBytes { get; }
     public string LogCleanupPolicy { get; }
@@ -108,6 +110,7 @@ public sealed class BrokerConfig
         LogFlushIntervalMs = Has("log.flush.interval.ms") ? GetLong("log.flush.interval.ms") : GetLong("log.flush.scheduler.interval.ms");
         MessageMaxBytes = GetInt("message.max.bytes");
         SocketRequestMaxBytes = GetInt("socket.request.max.bytes");
+        QueuedMaxRequestBytes = GetLong("queued.max.request.bytes");
         LogIndexIntervalBytes = GetInt("log.index.interval.bytes");
         LogIndexSizeMaxBytes = GetInt("log.index.size.max.bytes");
         LogCleanupPolicy = GetString("log.cleanup.policy")!;

@@ -33,6 +33,8 @@ public static class BrokerConfigDefinitions
         new("log.flush.scheduler.interval.ms", ConfigType.Long, Max.ToString()),
         new("message.max.bytes", ConfigType.Int, "1048588", Min: 0),
         new("socket.request.max.bytes", ConfigType.Int, "104857600", Min: 1),
+        // Kafka's cap on request bytes held by the broker at once (-1: none); connections stop being read while it is reached.
+        new("queued.max.request.bytes", ConfigType.Long, "-1"),
         new("log.index.interval.bytes", ConfigType.Int, "4096", Min: 0),
         new("log.index.size.max.bytes", ConfigType.Int, "10485760", Min: 4),
         new("log.cleanup.policy", ConfigType.List, "delete", ValidValues: ["delete", "compact", "compact,delete", "delete,compact"]),

@@ -23,6 +23,7 @@ internal sealed class Connection
     private readonly Socket _socket;
     private readonly BrokerState _broker;
     private readonly ILogger _log;
+    private readonly RequestMemory _memory;
     private readonly CancellationTokenSource _closed = new();
     private readonly Channel<PendingResponse> _responses =
         Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxInFlight) { SingleReader = true, SingleWriter = true });
@@ -32,6 +33,7 @@ internal sealed class Connection
         _socket = socket;
         _broker = broker;
         _log = log;
+        _memory = broker.RequestMemory;
     }
 
     public void Close() => _closed.Cancel();
@@ -104,7 +106,9 @@ internal sealed class Connection
                     if (size >= DirectReadMinimum && !result.IsCompleted && !result.IsCanceled) directSize = size;
                     break;
                 }
-                byte[] frame = ArrayPool<byte>.Shared.Rent(Math.Max(size, 1));
+                // queued.max.request.bytes reached: stop reading this connection until frames are given back.
+                if (!_memory.HasRoom) await _memory.WaitForRoomAsync(token).ConfigureAwait(false);
+                byte[] frame = _memory.Rent(size);
                 buffer.Slice(4, size).CopyTo(frame);
                 buffer = buffer.Slice(4 + size);
                 await DispatchAsync(frame, size).ConfigureAwait(false);
@@ -123,7 +127,8 @@ internal sealed class Connection
             // 100 MB each; typical produce requests (up to a few MB) still land in one buffer without a copy.
             var have = buffer.Slice(4);
             int got = (int)have.Length;
-            byte[] big = ArrayPool<byte>.Shared.Rent(Math.Min(directSize, Math.Max(DirectReadInitial, got)));
+            if (!_memory.HasRoom) await _memory.WaitForRoomAsync(token).ConfigureAwait(false);
+            byte[] big = _memory.Rent(Math.Min(directSize, Math.Max(DirectReadInitial, got)));
             bool dispatched = false;
             try
             {
@@ -133,9 +138,9 @@ internal sealed class Connection
                 {
                     if (got == big.Length)
                     {
-                        byte[] grown = ArrayPool<byte>.Shared.Rent((int)Math.Min(directSize, 2L * big.Length));
+                        byte[] grown = _memory.Rent((int)Math.Min(directSize, 2L * big.Length));
                         big.AsSpan(0, got).CopyTo(grown);
-                        ArrayPool<byte>.Shared.Return(big);
+                        _memory.Return(big);
                         big = grown;
                     }
                     int n = await _socket.ReceiveAsync(big.AsMemory(got, Math.Min(directSize, big.Length) - got), SocketFlags.None, token).ConfigureAwait(false);
@@ -147,7 +152,7 @@ internal sealed class Connection
             }
             finally
             {
-                if (!dispatched) ArrayPool<byte>.Shared.Return(big);
+                if (!dispatched) _memory.Return(big);
             }
         }
     }
@@ -192,7 +197,7 @@ internal sealed class Connection
             if (apiKey != ApiKey.ApiVersions)
                 throw new ProtocolException($"Unsupported version {version} of {apiKey} (supported {info.MinVersion}..{info.MaxVersion})");
             header.Read(ref reader, 1);
-            ArrayPool<byte>.Shared.Return(frame);
+            _memory.Return(frame);
             var response = Handlers.ApiVersionsHandler.UnsupportedVersionResponse();
             return new PendingResponse(header.CorrelationId, apiKey, 0, new ValueTask<IApiMessage?>(response), null, null);
         }
@@ -218,7 +223,7 @@ internal sealed class Connection
         }
         catch (Exception e)
         {
-            ArrayPool<byte>.Shared.Return(frame);
+            _memory.Return(frame);
             if (e is ProtocolException) throw;
             throw new HandlerFailedException(apiKey, e);
         }
@@ -229,7 +234,7 @@ internal sealed class Connection
         // reference request memory (only Produce's records do, and only while the handler runs).
         if (task.IsCompleted)
         {
-            ArrayPool<byte>.Shared.Return(frame);
+            _memory.Return(frame);
             return new PendingResponse(header.CorrelationId, apiKey, version, task, null, context);
         }
         return new PendingResponse(header.CorrelationId, apiKey, version, task, frame, context);
@@ -264,7 +269,7 @@ internal sealed class Connection
                     }
                     finally
                     {
-                        if (pending.Frame is not null) ArrayPool<byte>.Shared.Return(pending.Frame);
+                        if (pending.Frame is not null) _memory.Return(pending.Frame);
                     }
                     if (response is null) { pending.Context?.ResponseSent(); continue; }
                     // Test fault hook (KafkaBrokerOptions.DropConnectionBeforeResponse): the request took effect
@@ -323,7 +328,7 @@ internal sealed class Connection
             while (reader.TryRead(out var rest))
             {
                 try { await rest.Task.ConfigureAwait(false); } catch { /* connection is closing */ }
-                if (rest.Frame is not null) ArrayPool<byte>.Shared.Return(rest.Frame);
+                if (rest.Frame is not null) _memory.Return(rest.Frame);
                 rest.Context?.ResponseSent();
             }
         }

@@ -1,0 +1,76 @@
+using System.Buffers;
+
+namespace Kayak.Broker.Network;
+
+/// <summary>
+/// The memory of received request frames, for all connections of a broker (issue 15, K8).
+/// <list type="bullet">
+/// <item>A cap, Kafka's <c>queued.max.request.bytes</c> (its MemoryPool): while the frames held reach it, connections
+/// stop reading new requests (TCP pushes back on the clients) until frames are returned. One request may take the
+/// cap over by its own size, as Kafka's SimpleMemoryPool allows, so a request larger than the cap still proceeds.</item>
+/// <item>Given back: frames up to <see cref="PooledMaximum"/> come from the shared array pool; larger ones (a 100 MiB
+/// produce) are plain arrays the GC reclaims, so an idle broker shrinks back instead of keeping every large buffer it
+/// ever used in the pool (4.8 GB retained 60 s after the clients left, before this).</item>
+/// </list>
+/// </summary>
+internal sealed class RequestMemory
+{
+    /// <summary>Larger frames are not pooled.</summary>
+    public const int PooledMaximum = 8 << 20;
+
+    private readonly long _capacity;
+    private long _used;
+    private readonly object _lock = new();
+    private TaskCompletionSource? _roomFreed;
+
+    public RequestMemory(long capacity) { _capacity = capacity; }
+
+    /// <summary>Bytes of frames currently held (tests, diagnostics).</summary>
+    public long Used => Interlocked.Read(ref _used);
+
+    public bool HasRoom => _capacity <= 0 || Interlocked.Read(ref _used) < _capacity;
+
+    /// <summary>Completes when a frame may be taken (at once unless the cap is reached).</summary>
+    public ValueTask WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        if (HasRoom) return ValueTask.CompletedTask;
+        return WaitSlowAsync(cancellationToken);
+    }
+
+    private async ValueTask WaitSlowAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task wait;
+            lock (_lock)
+            {
+                if (HasRoom) return;
+                _roomFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _roomFreed.Task;
+            }
+            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A buffer of at least <paramref name="minimumLength"/> bytes, counted until <see cref="Return"/>.</summary>
+    public byte[] Rent(int minimumLength)
+    {
+        byte[] array = minimumLength <= PooledMaximum
+            ? ArrayPool<byte>.Shared.Rent(Math.Max(minimumLength, 1))
+            : GC.AllocateUninitializedArray<byte>(minimumLength);
+        Interlocked.Add(ref _used, array.Length);
+        return array;
+    }
+
+    public void Return(byte[] array)
+    {
+        if (array.Length <= PooledMaximum) ArrayPool<byte>.Shared.Return(array);
+        long used = Interlocked.Add(ref _used, -array.Length);
+        if (_capacity > 0 && used < _capacity)
+        {
+            TaskCompletionSource? freed;
+            lock (_lock) { freed = _roomFreed; _roomFreed = null; }
+            freed?.TrySetResult();
+        }
+    }
+}
