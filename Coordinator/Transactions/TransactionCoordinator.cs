@@ -248,8 +248,8 @@ public sealed class TransactionCoordinator
     /// TxnOffsetCommit: the group coordinator appends the offsets to the group's <c>__consumer_offsets</c>
     /// partition now, in a transactional batch, and keeps them pending until this transaction's marker there
     /// (commit → materialized, abort → dropped). The partition must have been added with AddOffsetsToTxn.
-    /// Runs under the transaction's lock, which EndTxn holds while it writes the markers, so EndTxn cannot slip
-    /// between the check and the append.
+    /// Runs under the transaction's lock, and EndTxn moves the transaction to Prepare under it before any marker,
+    /// so EndTxn cannot slip between the check and the append.
     /// </summary>
     public ErrorCode TxnOffsetCommit(string transactionalId, string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
     {
@@ -293,8 +293,11 @@ public sealed class TransactionCoordinator
     }
 
     /// <summary>
-    /// Prepare (persisted) → markers (incl. the groups' offsets partitions) → Complete (persisted), under this
-    /// transaction's lock only: other transactions and the produce path go on meanwhile.
+    /// Prepare (persisted) → markers (incl. the groups' offsets partitions) → Complete (persisted). Called with the
+    /// transaction's lock held once, and returns with it held; the lock is let go while the markers are written, as
+    /// Kafka writes them outside TransactionMetadata.inLock: meanwhile the transaction's other requests see the
+    /// Prepare state and get CONCURRENT_TRANSACTIONS, and nothing changes its producer, epoch or partitions (every
+    /// mutation checks the state first), so the markers read them without the lock.
     /// </summary>
     private void CompleteTransaction(TransactionMetadata txn, bool commit, long now)
     {
@@ -304,9 +307,26 @@ public sealed class TransactionCoordinator
         FinishPrepared(txn, now);
     }
 
+    /// <summary>Markers of a prepared transaction, then Complete; the lock rules of <see cref="CompleteTransaction"/>.</summary>
     private void FinishPrepared(TransactionMetadata txn, long now)
     {
         bool commit = txn.State == TransactionState.PrepareCommit;
+        Monitor.Exit(txn.Sync);
+        try { WriteMarkers(txn, commit); }
+        finally { Monitor.Enter(txn.Sync); }
+        txn.State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort;
+        txn.Partitions.Clear();
+        txn.LastUpdateTimestampMs = now;
+        Persist(txn);
+    }
+
+    /// <summary>
+    /// Writes the markers of a prepared transaction. A marker takes its partition's lock, ends the producer's
+    /// transaction there and clears its verification guard, so a late Produce of this transaction is refused from
+    /// then on (KIP-890 part 1). A failure throws: the transaction stays prepared and recovery (Load) writes it again.
+    /// </summary>
+    private void WriteMarkers(TransactionMetadata txn, bool commit)
+    {
         _options.MarkerHook?.BeforeMarkers(txn.TransactionalId, txn.ProducerId, txn.ProducerEpoch, commit);
         var sink = OffsetSink;
         foreach (var p in txn.Partitions)
@@ -314,14 +334,10 @@ public sealed class TransactionCoordinator
                 _markers.WriteMarker(p, txn.ProducerId, txn.ProducerEpoch, CoordinatorEpoch, commit);
         // Then the groups' offsets partitions: the group coordinator writes their marker itself and only then
         // resolves the transaction's pending offsets there (Kafka's handleTxnCompletion follows the marker the
-        // same way). A failure throws: the transaction stays prepared and recovery (Load) writes it again.
+        // same way).
         if (sink is not null)
             foreach (var p in txn.Partitions)
                 if (p.Topic == OffsetsTopic) sink.CompleteTransaction(p.Partition, txn.ProducerId, txn.ProducerEpoch, commit);
-        txn.State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort;
-        txn.Partitions.Clear();
-        txn.LastUpdateTimestampMs = now;
-        Persist(txn);
     }
 
     // ------------------------------------------------------------------ timers

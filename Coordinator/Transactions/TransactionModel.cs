@@ -39,7 +39,8 @@ public sealed class TransactionMetadata
 
     /// <summary>
     /// Guards every field above (Kafka's TransactionMetadata.inLock): transactions of different ids never wait for
-    /// each other, and one transaction's EndTxn (markers included) is serialized with its other requests.
+    /// each other. EndTxn lets go of it while it writes the markers; the Prepare state answers the transaction's
+    /// other requests meanwhile (CONCURRENT_TRANSACTIONS), as Kafka's pending state does.
     /// </summary>
     internal object Sync { get; } = new();
     /// <summary>Created by InitProducerId and not yet persisted (invisible), or expired and tombstoned (gone).</summary>
