@@ -89,6 +89,8 @@ public sealed class BrokerState : IDisposable
     public HandlerRegistry Handlers { get; }
     /// <summary>Test fault hook, see <see cref="KafkaBrokerOptions.DropConnectionBeforeResponse"/>.</summary>
     internal Func<ApiKey, bool>? DropConnectionBeforeResponse { get; set; }
+    /// <summary>Test fault hook, see <see cref="KafkaBrokerOptions.TransactionMarkerHook"/>.</summary>
+    internal Kayak.Coordinator.Transactions.ITransactionMarkerHook? TransactionMarkerHook { get; init; }
     /// <summary>The transaction coordinator (KIP-98); created by <see cref="Open"/>.</summary>
     public Kayak.Coordinator.Transactions.TransactionCoordinator Transactions { get; private set; } = null!;
     public int NodeId => Config.NodeId;
@@ -121,6 +123,7 @@ public sealed class BrokerState : IDisposable
                 MaxTimeoutMs = Config.TransactionMaxTimeoutMs,
                 TransactionalIdExpirationMs = Config.TransactionalIdExpirationMs,
                 Time = Time,
+                MarkerHook = TransactionMarkerHook,
             },
             new Transactions.TransactionStateLog(this),
             new Transactions.LocalMarkerWriter(this, txnLog),

@@ -46,6 +46,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
         {
             DropConnectionBeforeResponse = Options.DropConnectionBeforeResponse,
+            TransactionMarkerHook = Options.TransactionMarkerHook,
         };
         _state = state;
         try
@@ -106,6 +107,22 @@ public sealed class KafkaBroker : IAsyncDisposable
         }, null, period, period));
     }
 
+    /// <summary>
+    /// Test hook: stops the way kill -9 leaves the data directory. Timers, listeners and the group coordinator's
+    /// timers stop; nothing is flushed, trimmed or checkpointed and no clean-shutdown marker is written, so the next
+    /// broker on the directory recovers its logs. The logs stay mapped until the process exits; no code path of
+    /// this broker writes to them any more. A later <see cref="DisposeAsync"/> does nothing.
+    /// </summary>
+    internal async ValueTask CrashAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
+        _timers.Clear();
+        foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
+        _listeners.Clear();
+        _state?.Groups.Dispose();
+    }
+
     /// <summary>Clean shutdown: stop accepting, answer in-flight requests, flush and close the logs.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -143,6 +160,13 @@ public sealed class KafkaBrokerOptions
     /// Integration tests use it to make idempotent producers retry.
     /// </summary>
     internal Func<Kayak.Protocol.ApiKey, bool>? DropConnectionBeforeResponse { get; set; }
+
+    /// <summary>
+    /// Test fault hook of the transaction coordinator, called after PrepareCommit/PrepareAbort is persisted and
+    /// before any marker is written (<see cref="Kayak.Coordinator.Transactions.ITransactionMarkerHook"/>). Integration
+    /// tests hold EndTxn there and crash the broker (<see cref="KafkaBroker.CrashAsync"/>).
+    /// </summary>
+    internal Kayak.Coordinator.Transactions.ITransactionMarkerHook? TransactionMarkerHook { get; set; }
 
     internal Dictionary<string, string> BuildProperties()
     {

@@ -204,7 +204,10 @@ public sealed partial class PartitionLog
     /// (Kafka's LogValidator in-place path). Fsyncs before returning when flush.messages / flush.ms say so.
     /// </summary>
     /// <exception cref="StorageErrorException">CorruptRecord for malformed framing; MessageTooLarge over max.message.bytes.</exception>
-    public AppendResult Append(ReadOnlySpan<byte> batches, int recordBatchCount, int partitionLeaderEpoch = -1)
+    public AppendResult Append(ReadOnlySpan<byte> batches, int recordBatchCount, int partitionLeaderEpoch = -1) =>
+        AppendCore(batches, recordBatchCount, partitionLeaderEpoch, verifyTransactions: false, verificationGuard: null);
+
+    private AppendResult AppendCore(ReadOnlySpan<byte> batches, int recordBatchCount, int partitionLeaderEpoch, bool verifyTransactions, VerificationGuard? verificationGuard)
     {
         var cfg = Config;
         // Frame check before touching the log: a bad batch must not leave half an append behind.
@@ -235,7 +238,7 @@ public sealed partial class PartitionLog
             long now = NowMs();
             // Idempotent/transactional producers (KIP-98): sequence/epoch checks before anything is written;
             // a retried batch is answered with its original offsets and not appended again.
-            if (CheckProducers(batches, count, out var duplicate))
+            if (CheckProducers(batches, count, verifyTransactions, verificationGuard, out var duplicate))
                 return new AppendResult(duplicate.FirstOffset, duplicate.LastOffset, -1, _logStartOffset, IsDuplicate: true);
             LogSegment active;
             int basePos;

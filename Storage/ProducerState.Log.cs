@@ -11,10 +11,33 @@ namespace Kayak.Storage;
 public sealed partial class PartitionLog
 {
     /// <summary>
+    /// A client's Produce (Kafka's appendAsLeader with origin CLIENT): as <see cref="Append"/>, and a transactional
+    /// batch is appended only while its producer has a transaction in this partition at that epoch, or with the
+    /// <paramref name="verificationGuard"/> that <see cref="MaybeStartTransactionVerification"/> handed out and the
+    /// transaction coordinator then confirmed. Both are checked under the append lock, where the marker also clears
+    /// them, so a batch whose transaction ended meanwhile is refused (INVALID_TXN_STATE) and never lands after the
+    /// marker (KIP-890 part 1).
+    /// </summary>
+    public AppendResult AppendFromClient(ReadOnlySpan<byte> batches, int recordBatchCount, VerificationGuard? verificationGuard) =>
+        AppendCore(batches, recordBatchCount, -1, verifyTransactions: true, verificationGuard);
+
+    /// <summary>
+    /// Kafka's maybeStartTransactionVerification: null when <paramref name="producerId"/> already has a transaction
+    /// in this partition at <paramref name="producerEpoch"/> (its coordinator knows the partition, nothing to ask),
+    /// else the partition's guard for the producer, created on first use. The caller confirms with the transaction
+    /// coordinator that the partition is in the producer's ongoing transaction, then passes the guard to
+    /// <see cref="AppendFromClient"/>; a marker written in between clears it and the append is refused.
+    /// </summary>
+    public VerificationGuard? MaybeStartTransactionVerification(long producerId, short producerEpoch)
+    {
+        lock (_lock) return ProducerState.MaybeStartVerification(producerId, producerEpoch, NowMs());
+    }
+
+    /// <summary>
     /// Runs the producer checks for the batches about to be appended (under the append lock). True when the
     /// single batch is a retry of an already appended one: <paramref name="duplicate"/> has its offsets.
     /// </summary>
-    private bool CheckProducers(ReadOnlySpan<byte> batches, int count, out ProducerBatchMetadata duplicate)
+    private bool CheckProducers(ReadOnlySpan<byte> batches, int count, bool verifyTransactions, VerificationGuard? guard, out ProducerBatchMetadata duplicate)
     {
         duplicate = default;
         int pos = 0;
@@ -31,7 +54,7 @@ public sealed partial class PartitionLog
                 state.CheckMarker(h.ProducerId, h.ProducerEpoch);
                 continue;
             }
-            if (state.CheckClientBatch(h, out duplicate))
+            if (state.CheckClientBatch(h, verifyTransactions, guard, out duplicate))
             {
                 if (count == 1) return true;
                 throw new ProducerStateException(ProducerStateError.DuplicateSequence,

@@ -87,6 +87,21 @@ public sealed class ProducerStateEntry
     }
 }
 
+/// <summary>
+/// Kafka's VerificationGuard (KIP-890 part 1): one partition's permission for a producer to write the first batch
+/// of a transaction there, created before the transaction coordinator is asked and honoured only while it is still
+/// the partition's current guard. The first transactional batch and the marker clear it, so a confirmation that
+/// raced a marker cannot be used, nor reused by a later transaction (its own guard is a new object).
+/// </summary>
+public sealed class VerificationGuard
+{
+    internal VerificationGuard(long producerId, long createdMs) { ProducerId = producerId; CreatedMs = createdMs; }
+
+    public long ProducerId { get; }
+    /// <summary>When it was created; producer.id.expiration.ms drops guards never used.</summary>
+    internal long CreatedMs { get; }
+}
+
 /// <summary>Why an idempotent/transactional append was refused; maps 1:1 onto Kafka's error codes.</summary>
 public enum ProducerStateError
 {
@@ -121,6 +136,8 @@ public sealed class ProducerStateManager
 {
     private readonly Dictionary<long, ProducerStateEntry> _producers = new();
     private AbortedTransaction[] _aborted = [];
+    /// <summary>Producer id → its unused verification guard (KIP-890); in memory only, as in Kafka. Lazy: most partitions never see one.</summary>
+    private Dictionary<long, VerificationGuard>? _verifications;
     private long _firstUnstableOffset = long.MaxValue;
     private int _ongoing;
 
@@ -146,18 +163,25 @@ public sealed class ProducerStateManager
     /// its original offsets and appends nothing). Throws <see cref="ProducerStateException"/> for a fenced
     /// epoch, a sequence gap, or a non-transactional write inside an open transaction.
     /// </summary>
-    public bool CheckClientBatch(in RecordBatchHeader h, out ProducerBatchMetadata duplicate)
+    /// <param name="verifyTransactions">A client's batch: a transactional one needs an ongoing transaction here or
+    /// <paramref name="guard"/> (Kafka verifies appends of origin CLIENT; coordinator writes are checked by the coordinator).</param>
+    public bool CheckClientBatch(in RecordBatchHeader h, bool verifyTransactions, VerificationGuard? guard, out ProducerBatchMetadata duplicate)
     {
         duplicate = default;
         if (h.ProducerId < 0) return false;
         int firstSeq = h.BaseSequence;
         int lastSeq = LastSequence(firstSeq, h.LastOffsetDelta);
         if (!_producers.TryGetValue(h.ProducerId, out var e))
+        {
+            if (verifyTransactions) RequireVerified(h, null, guard);
             return false; // Unknown producer (new, or expired/removed): Kafka accepts any sequence (KIP-360).
+        }
         if (h.ProducerEpoch < e.ProducerEpoch)
             throw new ProducerStateException(ProducerStateError.InvalidProducerEpoch,
                 $"Epoch of producer {h.ProducerId} at offset {h.BaseOffset} is {h.ProducerEpoch}, which is smaller than the last seen epoch {e.ProducerEpoch}");
+        // A retry of an appended batch gets its offsets back even after the marker, as in Kafka (dedup comes first).
         if (e.TryFindDuplicate(h.ProducerEpoch, firstSeq, lastSeq, out duplicate)) return true;
+        if (verifyTransactions) RequireVerified(h, e, guard);
         if (h.ProducerEpoch != e.ProducerEpoch)
         {
             // A bumped epoch restarts sequences at 0.
@@ -175,6 +199,36 @@ public sealed class ProducerStateManager
                 $"Expected transactional write from producer {h.ProducerId} at offset {h.BaseOffset}");
         return false;
     }
+
+    /// <summary>
+    /// Kafka's check in analyzeAndValidateProducerState: a transactional batch goes into the producer's open
+    /// transaction here (same epoch), or opens one only with the partition's current guard. Runs under the
+    /// append lock, which the marker holds while it ends the transaction and clears the guard.
+    /// </summary>
+    private void RequireVerified(in RecordBatchHeader h, ProducerStateEntry? e, VerificationGuard? guard)
+    {
+        if (!h.IsTransactional) return;
+        if (e is not null && e.CurrentTxnFirstOffset >= 0 && e.ProducerEpoch == h.ProducerEpoch) return;
+        if (guard is not null && _verifications is not null && _verifications.TryGetValue(h.ProducerId, out var current) && ReferenceEquals(current, guard)) return;
+        throw new ProducerStateException(ProducerStateError.InvalidTxnState,
+            $"Record of producer {h.ProducerId} with epoch {h.ProducerEpoch} was not part of an ongoing transaction");
+    }
+
+    /// <summary>
+    /// Kafka's maybeStartTransactionVerification on the partition's producer state (call under the append lock):
+    /// null when the producer's transaction at this epoch already wrote here, else the guard (created on first use,
+    /// shared by concurrent requests of the producer as in Kafka).
+    /// </summary>
+    public VerificationGuard? MaybeStartVerification(long producerId, short producerEpoch, long nowMs)
+    {
+        if (_producers.TryGetValue(producerId, out var e) && e.CurrentTxnFirstOffset >= 0 && e.ProducerEpoch == producerEpoch) return null;
+        _verifications ??= new();
+        if (!_verifications.TryGetValue(producerId, out var guard)) _verifications[producerId] = guard = new VerificationGuard(producerId, nowMs);
+        return guard;
+    }
+
+    /// <summary>Guards handed out and not yet used or cleared (tests, DescribeProducers has no field for them).</summary>
+    public int PendingVerifications => _verifications?.Count ?? 0;
 
     /// <summary>Checks a transaction marker from the coordinator: an older epoch than the partition saw is fenced.</summary>
     public void CheckMarker(long producerId, short epoch)
@@ -200,6 +254,9 @@ public sealed class ProducerStateManager
     public AbortedTransaction? OnAppended(in RecordBatchHeader h, long lastOffset, ControlRecordType? markerType, int coordinatorEpoch)
     {
         if (h.ProducerId < 0) return null;
+        // Kafka's updateProducers: a transactional batch or marker ends the need for a guard, the transaction is now
+        // open here (checked from the entry) or over (a later batch must be verified again, with a new guard).
+        if (h.IsTransactional) _verifications?.Remove(h.ProducerId);
         if (!_producers.TryGetValue(h.ProducerId, out var e))
             _producers[h.ProducerId] = e = new ProducerStateEntry(h.ProducerId);
         if (h.ProducerEpoch > e.ProducerEpoch)
@@ -254,9 +311,17 @@ public sealed class ProducerStateManager
     public int RemoveExpired(long nowMs, long expirationMs)
     {
         List<long>? expired = null;
+        // Kafka also drops guards that lingered unverified as long (their Produce never came back to append).
+        if (_verifications is not null)
+        {
+            foreach (var (pid, g) in _verifications)
+                if (nowMs - g.CreatedMs >= expirationMs) (expired ??= new()).Add(pid);
+            if (expired is not null) foreach (var pid in expired) _verifications.Remove(pid);
+            expired?.Clear();
+        }
         foreach (var (pid, e) in _producers)
             if (e.CurrentTxnFirstOffset < 0 && nowMs - e.LastTimestamp >= expirationMs) (expired ??= new()).Add(pid);
-        if (expired is null) return 0;
+        if (expired is null || expired.Count == 0) return 0;
         foreach (var pid in expired) _producers.Remove(pid);
         return expired.Count;
     }
@@ -394,6 +459,7 @@ public sealed class ProducerStateManager
             producers[e.ProducerId] = e;
         }
         _producers.Clear();
+        _verifications = null;
         _ongoing = 0;
         foreach (var (pid, e) in producers)
         {

@@ -11,9 +11,13 @@
 // Idempotent/transactional producers (KIP-98): the partition's producer state (Storage/ProducerState.cs)
 // checks epoch and sequence under the append lock; a retry of one of the producer's last five batches gets
 // the original base offset back and is not appended again; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER, an older
-// epoch INVALID_PRODUCER_EPOCH. A transactional batch must go to a partition its transaction has added
-// (AddPartitionsToTxn) with the producer's current epoch, else INVALID_TXN_STATE (Kafka 3.6+ verifies the
-// same with the coordinator; INVALID_PRODUCER_EPOCH for a fenced epoch).
+// epoch INVALID_PRODUCER_EPOCH. Transaction verification (KIP-890 part 1, Kafka 3.6+): the first transactional
+// batch of a producer in a partition takes the partition's verification guard, asks the transaction coordinator
+// whether the partition is in the producer's ongoing transaction (INVALID_TXN_STATE if not, INVALID_PRODUCER_EPOCH
+// for a fenced epoch, NOT_ENOUGH_REPLICAS while the transaction is being completed, as Kafka's ReplicaManager
+// translates CONCURRENT_TRANSACTIONS) and appends with the guard; later batches go into the open transaction
+// without asking. The marker clears both under the partition lock, so a batch that loses the race against EndTxn is
+// refused (INVALID_TXN_STATE) and never lands after the marker.
 // Not implemented: throttling.
 using System.Buffers;
 using Kayak.Broker.Produce;
@@ -70,6 +74,7 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
         bool legacy = false;
         var target = Recompression.TargetFor(topic.Config.CompressionType);
         var firstCompression = CompressionType.None;
+        VerificationGuard? guard = null;
         while (offset < span.Length)
         {
             RecordBatchHeader header;
@@ -129,14 +134,19 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                     Fail(rp, ErrorCode.InvalidRecord, "Clients are not allowed to write control records");
                     return;
                 }
-                if (header.IsTransactional && header.ProducerId >= 0)
+                // The guard is taken before the coordinator is asked: a marker written after the answer clears it.
+                if (header.IsTransactional && header.ProducerId >= 0
+                    && (guard = log.MaybeStartTransactionVerification(header.ProducerId, header.ProducerEpoch)) is not null)
                 {
                     var txnError = context.Broker.Transactions.CheckProduce(header.ProducerId, header.ProducerEpoch, log.TopicName, log.Partition);
                     if (txnError != ErrorCode.None)
                     {
-                        Fail(rp, txnError, txnError == ErrorCode.InvalidProducerEpoch
-                            ? $"Producer epoch {header.ProducerEpoch} of producer {header.ProducerId} is fenced"
-                            : $"Partition {log.TopicName}-{log.Partition} is not part of an ongoing transaction of producer {header.ProducerId} with epoch {header.ProducerEpoch}");
+                        if (txnError == ErrorCode.ConcurrentTransactions)
+                            Fail(rp, ErrorCode.NotEnoughReplicas, $"Unable to verify the partition has been added to the transaction. Underlying error: {txnError}");
+                        else
+                            Fail(rp, txnError, txnError == ErrorCode.InvalidProducerEpoch
+                                ? $"Producer epoch {header.ProducerEpoch} of producer {header.ProducerId} is fenced"
+                                : $"Partition {log.TopicName}-{log.Partition} is not part of an ongoing transaction of producer {header.ProducerId} with epoch {header.ProducerEpoch}");
                         return;
                     }
                 }
@@ -174,11 +184,11 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             {
                 using var recompressed = new PooledBufferWriter(span.Length + 128);
                 Recompression.Recompress(span, codec, recompressed);
-                appended = log.Append(recompressed.WrittenSpan, 1);
+                appended = log.AppendFromClient(recompressed.WrittenSpan, 1, guard);
             }
             else
             {
-                appended = log.Append(span, batches);
+                appended = log.AppendFromClient(span, batches, guard);
             }
             rp.BaseOffset = appended.BaseOffset;
             rp.LogAppendTimeMs = appended.LogAppendTime;

@@ -38,35 +38,18 @@ internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
     private readonly BrokerState _broker;
     private readonly ILogger _log;
 
-    /// <summary>
-    /// TEST HOOK (integration tests only): when this file exists in the first log dir at startup, the first commit
-    /// marker write deletes it, prints <see cref="HoldBeforeMarkersLine"/> and blocks forever, so the test can
-    /// kill -9 the broker after PrepareCommit is persisted and before any marker is written. Never present in
-    /// a real deployment; read once at startup, so it costs nothing per marker when absent.
-    /// </summary>
-    public const string HoldBeforeMarkersHookFile = "kayak-test-hook-hold-before-txn-markers";
-    public const string HoldBeforeMarkersLine = "TEST HOOK: holding before transaction markers";
-    private string? _holdHookFile;
-
     public LocalMarkerWriter(BrokerState broker, ILogger log)
     {
         _broker = broker;
         _log = log;
-        string hook = Path.Combine(broker.Config.LogDirs[0], HoldBeforeMarkersHookFile);
-        if (File.Exists(hook)) _holdHookFile = hook;
     }
 
+    /// <summary>
+    /// Appends the marker under the partition's lock, which also ends the producer's transaction there and clears its
+    /// verification guard, so a transactional batch of that transaction is refused from then on (KIP-890 part 1).
+    /// </summary>
     public ErrorCode WriteMarker(TxnPartition partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit)
     {
-        if (commit && _holdHookFile is { } hookFile)
-        {
-            _holdHookFile = null;
-            File.Delete(hookFile); // the restarted broker must complete the transaction, not hold again
-            _log.LogWarning("{Line} (producer {ProducerId})", HoldBeforeMarkersLine, producerId);
-            Console.Out.WriteLine(HoldBeforeMarkersLine);
-            Console.Out.Flush();
-            Thread.Sleep(Timeout.Infinite);
-        }
         if (!_broker.Logs.TryGetTopic(partition.Topic, out var topic) || partition.Partition >= topic.Partitions.Count)
             return ErrorCode.UnknownTopicOrPartition; // deleted meanwhile: Kafka drops markers for missing partitions
         try

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Kayak.Protocol;
 using Kayak.Protocol.CoordinatorRecords;
 using Kayak.Protocol.Records;
@@ -12,7 +13,12 @@ namespace Kayak.Coordinator.Transactions;
 /// (persisted), writes the markers straight into the data partitions (no WriteTxnMarkers hop on one node) and,
 /// through the group coordinator, into the groups' <c>__consumer_offsets</c> partitions, whose transactional
 /// offset records the marker resolves; then persists CompleteCommit/CompleteAbort. A broker
-/// that stops between the two finishes the job when it loads. Every operation runs under one lock.
+/// that stops between the two finishes the job when it loads.
+/// Locking: each transactional id has its own lock (Kafka's TransactionMetadata.inLock); nothing is coordinator-wide,
+/// so one transaction's EndTxn (its markers, its groups' offsets) never holds up another transaction or the produce
+/// path. A Produce that races EndTxn is settled in the partition itself: the verification guard (KIP-890 part 1, see
+/// <see cref="CheckProduce"/>) and the marker meet under the partition's append lock. Lock order: a transaction's
+/// lock, then partition and group locks; nothing takes a transaction's lock while holding one of those.
 /// </summary>
 public sealed class TransactionCoordinator
 {
@@ -26,10 +32,10 @@ public sealed class TransactionCoordinator
     private readonly ITransactionLog _log;
     private readonly ITransactionMarkerWriter _markers;
     private readonly IProducerIdAllocator _ids;
-    private readonly object _lock = new();
-    private readonly Dictionary<string, TransactionMetadata> _txns = new(StringComparer.Ordinal);
-    /// <summary>Producer id → transaction, for the per-batch check on the produce path.</summary>
-    private readonly Dictionary<long, TransactionMetadata> _byProducerId = new();
+    /// <summary>transactional.id → transaction; an entry's fields are read and written under its <see cref="TransactionMetadata.Sync"/>.</summary>
+    private readonly ConcurrentDictionary<string, TransactionMetadata> _txns = new(StringComparer.Ordinal);
+    /// <summary>Producer id → transaction, for the produce path's verification (changed under the transaction's lock).</summary>
+    private readonly ConcurrentDictionary<long, TransactionMetadata> _byProducerId = new();
 
     public TransactionCoordinator(TransactionCoordinatorOptions options, ITransactionLog log, ITransactionMarkerWriter markers, IProducerIdAllocator ids)
     {
@@ -65,55 +71,84 @@ public sealed class TransactionCoordinator
         if (transactionalId is null) return new InitProducerIdResult(ErrorCode.None, _ids.NextProducerId(), 0);
         if (transactionalId.Length == 0) return new InitProducerIdResult(ErrorCode.InvalidRequest, -1, -1);
         if (timeoutMs <= 0 || timeoutMs > _options.MaxTimeoutMs) return new InitProducerIdResult(ErrorCode.InvalidTransactionTimeout, -1, -1);
-        lock (_lock)
+        while (true)
         {
-            long now = NowMs;
-            if (!_txns.TryGetValue(transactionalId, out var txn))
+            var txn = _txns.GetOrAdd(transactionalId, static id => new TransactionMetadata(id));
+            lock (txn.Sync)
             {
-                txn = new TransactionMetadata(transactionalId) { ProducerId = _ids.NextProducerId(), ProducerEpoch = 0, TimeoutMs = timeoutMs, State = TransactionState.Empty, LastUpdateTimestampMs = now };
-                Persist(txn);
-                _txns[transactionalId] = txn;
-                _byProducerId[txn.ProducerId] = txn;
-                return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
+                if (txn.ProducerId < 0)
+                {
+                    if (!_txns.TryGetValue(transactionalId, out var current) || !ReferenceEquals(current, txn)) continue; // expired meanwhile
+                    return InitNew(txn, timeoutMs);
+                }
+                if (!txn.Live) continue; // expired meanwhile: the next round creates it afresh
+                return InitExisting(txn, timeoutMs, producerId, producerEpoch);
             }
-            if (producerId >= 0 && (producerId != txn.ProducerId || producerEpoch != txn.ProducerEpoch))
-            {
-                // A retry after a rollover to a new producer id gets the current one back (KIP-360).
-                if (producerId == txn.PreviousProducerId && txn.State != TransactionState.Ongoing)
-                    return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
-                return new InitProducerIdResult(ErrorCode.ProducerFenced, -1, -1);
-            }
-            switch (txn.State)
-            {
-                case TransactionState.PrepareCommit:
-                case TransactionState.PrepareAbort:
-                case TransactionState.PrepareEpochFence:
-                    return new InitProducerIdResult(ErrorCode.ConcurrentTransactions, -1, -1);
-                case TransactionState.Ongoing:
-                    // Kafka fences the old instance by bumping the epoch and aborting its transaction; the client's
-                    // retry then gets a further bump. The abort completes synchronously here.
-                    BumpEpoch(txn);
-                    CompleteTransaction(txn, commit: false, now);
-                    break;
-            }
-            BumpEpoch(txn);
-            txn.TimeoutMs = timeoutMs;
-            txn.State = TransactionState.Empty;
-            txn.Partitions.Clear();
-            txn.StartTimestampMs = -1;
-            txn.LastUpdateTimestampMs = now;
-            Persist(txn);
-            return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
         }
     }
 
-    /// <summary>Next epoch; an exhausted epoch (≥ Short.MaxValue - 1) rolls over to a new producer id at epoch 0.</summary>
+    /// <summary>A transactional.id seen for the first time (or again after it expired): a new producer id at epoch 0. Under its lock.</summary>
+    private InitProducerIdResult InitNew(TransactionMetadata txn, int timeoutMs)
+    {
+        txn.ProducerId = _ids.NextProducerId();
+        txn.ProducerEpoch = 0;
+        txn.TimeoutMs = timeoutMs;
+        txn.State = TransactionState.Empty;
+        txn.LastUpdateTimestampMs = NowMs;
+        try { Persist(txn); }
+        catch
+        {
+            // Not persisted: forget it, so the retry starts over rather than finding a half-made entry.
+            txn.ProducerId = -1;
+            _txns.TryRemove(new KeyValuePair<string, TransactionMetadata>(txn.TransactionalId, txn));
+            throw;
+        }
+        txn.Live = true;
+        _byProducerId[txn.ProducerId] = txn;
+        return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
+    }
+
+    /// <summary>A known transactional.id: bump the epoch (aborting an open transaction first). Under its lock.</summary>
+    private InitProducerIdResult InitExisting(TransactionMetadata txn, int timeoutMs, long producerId, short producerEpoch)
+    {
+        long now = NowMs;
+        if (producerId >= 0 && (producerId != txn.ProducerId || producerEpoch != txn.ProducerEpoch))
+        {
+            // A retry after a rollover to a new producer id gets the current one back (KIP-360).
+            if (producerId == txn.PreviousProducerId && txn.State != TransactionState.Ongoing)
+                return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
+            return new InitProducerIdResult(ErrorCode.ProducerFenced, -1, -1);
+        }
+        switch (txn.State)
+        {
+            case TransactionState.PrepareCommit:
+            case TransactionState.PrepareAbort:
+            case TransactionState.PrepareEpochFence:
+                return new InitProducerIdResult(ErrorCode.ConcurrentTransactions, -1, -1);
+            case TransactionState.Ongoing:
+                // Kafka fences the old instance by bumping the epoch and aborting its transaction; the client's
+                // retry then gets a further bump. The abort completes synchronously here.
+                BumpEpoch(txn);
+                CompleteTransaction(txn, commit: false, now);
+                break;
+        }
+        BumpEpoch(txn);
+        txn.TimeoutMs = timeoutMs;
+        txn.State = TransactionState.Empty;
+        txn.Partitions.Clear();
+        txn.StartTimestampMs = -1;
+        txn.LastUpdateTimestampMs = now;
+        Persist(txn);
+        return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
+    }
+
+    /// <summary>Next epoch; an exhausted epoch (≥ Short.MaxValue - 1) rolls over to a new producer id at epoch 0. Under the transaction's lock.</summary>
     private void BumpEpoch(TransactionMetadata txn)
     {
         if (txn.ProducerEpoch >= short.MaxValue - 1)
         {
             txn.PreviousProducerId = txn.ProducerId;
-            _byProducerId.Remove(txn.ProducerId);
+            _byProducerId.TryRemove(new KeyValuePair<long, TransactionMetadata>(txn.ProducerId, txn));
             txn.ProducerId = _ids.NextProducerId();
             _byProducerId[txn.ProducerId] = txn;
             txn.ProducerEpoch = 0;
@@ -123,10 +158,13 @@ public sealed class TransactionCoordinator
 
     // ------------------------------------------------------------------ AddPartitionsToTxn / AddOffsetsToTxn
 
-    /// <summary>Kafka's checks shared by AddPartitions/AddOffsets/EndTxn/TxnOffsetCommit.</summary>
-    private ErrorCode Validate(string transactionalId, long producerId, short producerEpoch, out TransactionMetadata txn)
+    /// <summary>The live transaction of an id, or null; lock its <see cref="TransactionMetadata.Sync"/> and call <see cref="Validate"/> before use.</summary>
+    private TransactionMetadata? Find(string transactionalId) => _txns.TryGetValue(transactionalId, out var txn) ? txn : null;
+
+    /// <summary>Kafka's checks shared by AddPartitions/AddOffsets/EndTxn/TxnOffsetCommit. Under the transaction's lock.</summary>
+    private static ErrorCode Validate(TransactionMetadata txn, long producerId, short producerEpoch)
     {
-        if (!_txns.TryGetValue(transactionalId, out txn!)) return ErrorCode.InvalidProducerIdMapping;
+        if (!txn.Live) return ErrorCode.InvalidProducerIdMapping;
         if (txn.ProducerId != producerId) return ErrorCode.InvalidProducerIdMapping;
         if (txn.ProducerEpoch != producerEpoch) return ErrorCode.ProducerFenced;
         if (txn.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence)
@@ -140,9 +178,10 @@ public sealed class TransactionCoordinator
     /// </summary>
     public ErrorCode AddPartitions(string transactionalId, long producerId, short producerEpoch, IReadOnlyList<TxnPartition> partitions)
     {
-        lock (_lock)
+        if (Find(transactionalId) is not { } txn) return ErrorCode.InvalidProducerIdMapping;
+        lock (txn.Sync)
         {
-            var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
+            var error = Validate(txn, producerId, producerEpoch);
             if (error != ErrorCode.None) return error;
             if (txn.State == TransactionState.Dead) return ErrorCode.InvalidTxnState;
             bool changed = txn.State != TransactionState.Ongoing;
@@ -164,9 +203,10 @@ public sealed class TransactionCoordinator
     /// <summary>AddPartitionsToTxn v4+ VerifyOnly: are all these partitions part of the ongoing transaction?</summary>
     public ErrorCode VerifyPartitions(string transactionalId, long producerId, short producerEpoch, IReadOnlyList<TxnPartition> partitions)
     {
-        lock (_lock)
+        if (Find(transactionalId) is not { } txn) return ErrorCode.InvalidProducerIdMapping;
+        lock (txn.Sync)
         {
-            var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
+            var error = Validate(txn, producerId, producerEpoch);
             if (error != ErrorCode.None) return error;
             if (txn.State != TransactionState.Ongoing) return ErrorCode.InvalidTxnState;
             foreach (var p in partitions) if (!txn.Partitions.Contains(p)) return ErrorCode.InvalidTxnState;
@@ -175,21 +215,25 @@ public sealed class TransactionCoordinator
     }
 
     /// <summary>
-    /// Produce-side check for a transactional batch: the producer's current epoch must have an ongoing
-    /// transaction that contains the partition (Kafka 3.6+ verifies with the coordinator; INVALID_TXN_STATE).
+    /// The transaction verification of a Produce (KIP-890 part 1; Kafka's handleVerifyPartitionsInTransaction, which
+    /// brokers reach with AddPartitionsToTxn VerifyOnly): is the partition in the ongoing transaction of this producer
+    /// and epoch? INVALID_PRODUCER_EPOCH for another epoch (Kafka's PRODUCER_FENCED as the produce path returns it),
+    /// CONCURRENT_TRANSACTIONS while the transaction is being completed, INVALID_TXN_STATE otherwise. Asked only for
+    /// the producer's first batch in a partition, after the partition's verification guard was taken: the answer may
+    /// be stale by the time of the append, and the guard is what refuses a batch whose marker came in between.
     /// </summary>
     public ErrorCode CheckProduce(long producerId, short producerEpoch, string topic, int partition)
     {
-        lock (_lock)
+        if (!_byProducerId.TryGetValue(producerId, out var txn)) return ErrorCode.InvalidTxnState;
+        lock (txn.Sync)
         {
-            if (_byProducerId.TryGetValue(producerId, out var txn))
-            {
-                if (producerEpoch < txn.ProducerEpoch) return ErrorCode.InvalidProducerEpoch;
-                if (txn.State != TransactionState.Ongoing || producerEpoch != txn.ProducerEpoch || !txn.Partitions.Contains(new TxnPartition(topic, partition)))
-                    return ErrorCode.InvalidTxnState;
-                return ErrorCode.None;
-            }
-            return ErrorCode.InvalidTxnState;
+            if (!txn.Live || txn.ProducerId != producerId) return ErrorCode.InvalidTxnState; // expired, or rolled over to a new id
+            if (producerEpoch != txn.ProducerEpoch) return producerEpoch < txn.ProducerEpoch ? ErrorCode.InvalidProducerEpoch : ErrorCode.InvalidTxnState;
+            if (txn.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence)
+                return ErrorCode.ConcurrentTransactions;
+            if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(new TxnPartition(topic, partition)))
+                return ErrorCode.InvalidTxnState;
+            return ErrorCode.None;
         }
     }
 
@@ -204,13 +248,15 @@ public sealed class TransactionCoordinator
     /// TxnOffsetCommit: the group coordinator appends the offsets to the group's <c>__consumer_offsets</c>
     /// partition now, in a transactional batch, and keeps them pending until this transaction's marker there
     /// (commit → materialized, abort → dropped). The partition must have been added with AddOffsetsToTxn.
-    /// Runs under the coordinator lock, so EndTxn cannot slip between the check and the append.
+    /// Runs under the transaction's lock, and EndTxn moves the transaction to Prepare under it before any marker,
+    /// so EndTxn cannot slip between the check and the append.
     /// </summary>
     public ErrorCode TxnOffsetCommit(string transactionalId, string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
     {
-        lock (_lock)
+        if (Find(transactionalId) is not { } txn) return ErrorCode.InvalidProducerIdMapping;
+        lock (txn.Sync)
         {
-            var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
+            var error = Validate(txn, producerId, producerEpoch);
             if (error != ErrorCode.None) return error;
             if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(OffsetsPartition(groupId))) return ErrorCode.InvalidTxnState;
             if (OffsetSink is not { } sink) return ErrorCode.CoordinatorNotAvailable;
@@ -226,9 +272,10 @@ public sealed class TransactionCoordinator
     /// </summary>
     public ErrorCode EndTxn(string transactionalId, long producerId, short producerEpoch, bool commit)
     {
-        lock (_lock)
+        if (Find(transactionalId) is not { } txn) return ErrorCode.InvalidProducerIdMapping;
+        lock (txn.Sync)
         {
-            var error = Validate(transactionalId, producerId, producerEpoch, out var txn);
+            var error = Validate(txn, producerId, producerEpoch);
             if (error != ErrorCode.None) return error;
             switch (txn.State)
             {
@@ -245,7 +292,13 @@ public sealed class TransactionCoordinator
         }
     }
 
-    /// <summary>Prepare (persisted) → markers (incl. the groups' offsets partitions) → Complete (persisted). Under the lock.</summary>
+    /// <summary>
+    /// Prepare (persisted) → markers (incl. the groups' offsets partitions) → Complete (persisted). Called with the
+    /// transaction's lock held once, and returns with it held; the lock is let go while the markers are written, as
+    /// Kafka writes them outside TransactionMetadata.inLock: meanwhile the transaction's other requests see the
+    /// Prepare state and get CONCURRENT_TRANSACTIONS, and nothing changes its producer, epoch or partitions (every
+    /// mutation checks the state first), so the markers read them without the lock.
+    /// </summary>
     private void CompleteTransaction(TransactionMetadata txn, bool commit, long now)
     {
         txn.State = commit ? TransactionState.PrepareCommit : TransactionState.PrepareAbort;
@@ -254,23 +307,37 @@ public sealed class TransactionCoordinator
         FinishPrepared(txn, now);
     }
 
+    /// <summary>Markers of a prepared transaction, then Complete; the lock rules of <see cref="CompleteTransaction"/>.</summary>
     private void FinishPrepared(TransactionMetadata txn, long now)
     {
         bool commit = txn.State == TransactionState.PrepareCommit;
+        Monitor.Exit(txn.Sync);
+        try { WriteMarkers(txn, commit); }
+        finally { Monitor.Enter(txn.Sync); }
+        txn.State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort;
+        txn.Partitions.Clear();
+        txn.LastUpdateTimestampMs = now;
+        Persist(txn);
+    }
+
+    /// <summary>
+    /// Writes the markers of a prepared transaction. A marker takes its partition's lock, ends the producer's
+    /// transaction there and clears its verification guard, so a late Produce of this transaction is refused from
+    /// then on (KIP-890 part 1). A failure throws: the transaction stays prepared and recovery (Load) writes it again.
+    /// </summary>
+    private void WriteMarkers(TransactionMetadata txn, bool commit)
+    {
+        _options.MarkerHook?.BeforeMarkers(txn.TransactionalId, txn.ProducerId, txn.ProducerEpoch, commit);
         var sink = OffsetSink;
         foreach (var p in txn.Partitions)
             if (p.Topic != OffsetsTopic || sink is null)
                 _markers.WriteMarker(p, txn.ProducerId, txn.ProducerEpoch, CoordinatorEpoch, commit);
         // Then the groups' offsets partitions: the group coordinator writes their marker itself and only then
         // resolves the transaction's pending offsets there (Kafka's handleTxnCompletion follows the marker the
-        // same way). A failure throws: the transaction stays prepared and recovery (Load) writes it again.
+        // same way).
         if (sink is not null)
             foreach (var p in txn.Partitions)
                 if (p.Topic == OffsetsTopic) sink.CompleteTransaction(p.Partition, txn.ProducerId, txn.ProducerEpoch, commit);
-        txn.State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort;
-        txn.Partitions.Clear();
-        txn.LastUpdateTimestampMs = now;
-        Persist(txn);
     }
 
     // ------------------------------------------------------------------ timers
@@ -281,15 +348,18 @@ public sealed class TransactionCoordinator
     /// producer. Also forgets completed transactional ids idle beyond transactional.id.expiration.ms
     /// (tombstone). Returns the number of transactions aborted.
     /// </summary>
+    /// A transaction busy with another request (its EndTxn writing markers) is skipped until the next pass, as Kafka
+    /// skips transactions with a pending state.
     public int AbortTimedOutTransactions()
     {
         int aborted = 0;
-        lock (_lock)
+        foreach (var txn in _txns.Values)
         {
-            long now = NowMs;
-            List<TransactionMetadata>? expired = null;
-            foreach (var txn in _txns.Values)
+            if (!Monitor.TryEnter(txn.Sync)) continue;
+            try
             {
+                if (!txn.Live) continue;
+                long now = NowMs;
                 if (txn.State == TransactionState.Ongoing && now - txn.StartTimestampMs >= txn.TimeoutMs)
                 {
                     BumpEpoch(txn);
@@ -298,15 +368,16 @@ public sealed class TransactionCoordinator
                 }
                 else if (txn.State is TransactionState.Empty or TransactionState.CompleteCommit or TransactionState.CompleteAbort
                          && now - txn.LastUpdateTimestampMs >= _options.TransactionalIdExpirationMs)
-                    (expired ??= new()).Add(txn);
-            }
-            if (expired is not null)
-                foreach (var txn in expired)
                 {
+                    // Tombstone first, then out of the maps: an InitProducerId waiting for this lock sees it gone
+                    // and starts a new entry, whose record then follows the tombstone in the log.
                     WriteRecord(txn.TransactionalId, null);
-                    _txns.Remove(txn.TransactionalId);
-                    _byProducerId.Remove(txn.ProducerId);
+                    txn.Live = false;
+                    _txns.TryRemove(new KeyValuePair<string, TransactionMetadata>(txn.TransactionalId, txn));
+                    _byProducerId.TryRemove(new KeyValuePair<long, TransactionMetadata>(txn.ProducerId, txn));
                 }
+            }
+            finally { Monitor.Exit(txn.Sync); }
         }
         return aborted;
     }
@@ -315,18 +386,20 @@ public sealed class TransactionCoordinator
 
     public TransactionDescription? Describe(string transactionalId)
     {
-        lock (_lock) return _txns.TryGetValue(transactionalId, out var t) ? ToDescription(t) : null;
+        if (Find(transactionalId) is not { } t) return null;
+        lock (t.Sync) return t.Live ? ToDescription(t) : null;
     }
 
     /// <summary>ListTransactions filters: states (names, empty = all), producer ids (empty = all), started more than this many ms ago (-1 = any).</summary>
     public List<TransactionDescription> List(IReadOnlyCollection<string> stateFilters, IReadOnlyCollection<long> producerIdFilters, long durationFilterMs = -1)
     {
         var result = new List<TransactionDescription>();
-        lock (_lock)
+        long now = NowMs;
+        foreach (var t in _txns.Values)
         {
-            long now = NowMs;
-            foreach (var t in _txns.Values)
+            lock (t.Sync)
             {
+                if (!t.Live) continue;
                 if (stateFilters.Count > 0 && !stateFilters.Contains(TransactionMetadata.StateName(t.State))) continue;
                 if (producerIdFilters.Count > 0 && !producerIdFilters.Contains(t.ProducerId)) continue;
                 // KIP-994: only transactions started longer ago than the filter (Kafka compares the start timestamp only).
@@ -381,22 +454,22 @@ public sealed class TransactionCoordinator
     /// written (again) and the Complete state persisted, so nothing stays half-visible. Ongoing transactions
     /// stay open; their producer may still end them, or the timeout aborts them.
     /// </summary>
+    /// Runs before the broker serves requests; each transaction is still finished under its own lock.
     public void Load()
     {
-        lock (_lock)
-        {
-            _txns.Clear();
-            _byProducerId.Clear();
-            for (int p = 0; p < _options.NumPartitions; p++)
-                _log.Replay(p, chunk => ReplayChunk(chunk));
-            foreach (var txn in _txns.Values) _byProducerId[txn.ProducerId] = txn;
-            long now = NowMs;
-            foreach (var txn in _txns.Values)
+        _txns.Clear();
+        _byProducerId.Clear();
+        for (int p = 0; p < _options.NumPartitions; p++)
+            _log.Replay(p, chunk => ReplayChunk(chunk));
+        long now = NowMs;
+        foreach (var txn in _txns.Values)
+            lock (txn.Sync)
             {
+                txn.Live = true;
+                _byProducerId[txn.ProducerId] = txn;
                 if (txn.State == TransactionState.PrepareEpochFence) txn.State = TransactionState.PrepareAbort;
                 if (txn.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort) FinishPrepared(txn, now);
             }
-        }
     }
 
     private void ReplayChunk(ReadOnlyMemory<byte> chunk)
@@ -415,7 +488,7 @@ public sealed class TransactionCoordinator
                 if (keyReader.ReadInt16() != KeyVersion) continue; // not a transaction record
                 var key = new TransactionLogKey();
                 key.Read(ref keyReader, KeyVersion);
-                if (r.ValueIsNull) { _txns.Remove(key.TransactionalId); continue; }
+                if (r.ValueIsNull) { _txns.TryRemove(key.TransactionalId, out _); continue; }
                 var valueReader = new KafkaReader(r.Value.ToArray());
                 short version = valueReader.ReadInt16();
                 var value = new TransactionLogValue();

@@ -37,6 +37,15 @@ public sealed class TransactionMetadata
     public long StartTimestampMs { get; internal set; } = -1;
     public long LastUpdateTimestampMs { get; internal set; } = -1;
 
+    /// <summary>
+    /// Guards every field above (Kafka's TransactionMetadata.inLock): transactions of different ids never wait for
+    /// each other. EndTxn lets go of it while it writes the markers; the Prepare state answers the transaction's
+    /// other requests meanwhile (CONCURRENT_TRANSACTIONS), as Kafka's pending state does.
+    /// </summary>
+    internal object Sync { get; } = new();
+    /// <summary>Created by InitProducerId and not yet persisted (invisible), or expired and tombstoned (gone).</summary>
+    internal bool Live { get; set; }
+
     /// <summary>Kafka's TransactionState.stateName, as DescribeTransactions and ListTransactions spell it.</summary>
     public static string StateName(TransactionState s) => s switch
     {
@@ -100,6 +109,17 @@ public interface ITxnOffsetSink
     void CompleteTransaction(int offsetsPartition, long producerId, short producerEpoch, bool commit);
 }
 
+/// <summary>
+/// Test fault hook of the transaction coordinator: called once the PrepareCommit/PrepareAbort state is persisted and
+/// before the first marker is written (also when recovery finishes a prepared transaction on load). Integration
+/// tests block in it and crash the broker there; an exception thrown here leaves the transaction prepared, for
+/// recovery to finish. Null in a real deployment.
+/// </summary>
+public interface ITransactionMarkerHook
+{
+    void BeforeMarkers(string transactionalId, long producerId, short producerEpoch, bool commit);
+}
+
 /// <summary>Hands out producer ids that never repeat, also across restarts.</summary>
 public interface IProducerIdAllocator
 {
@@ -118,4 +138,6 @@ public sealed class TransactionCoordinatorOptions
     /// <summary>transactional.id.expiration.ms: idle completed transactional ids are forgotten.</summary>
     public long TransactionalIdExpirationMs { get; init; } = 604_800_000;
     public TimeProvider Time { get; init; } = TimeProvider.System;
+    /// <summary>Test fault hook, see <see cref="ITransactionMarkerHook"/>; null in a real deployment.</summary>
+    public ITransactionMarkerHook? MarkerHook { get; init; }
 }
