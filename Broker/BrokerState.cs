@@ -72,7 +72,7 @@ public sealed class BrokerState : IDisposable
         new DeleteRecordsHandler(), new InitProducerIdHandler(), new OffsetForLeaderEpochHandler(),
         new AddPartitionsToTxnHandler(), new AddOffsetsToTxnHandler(), new EndTxnHandler(), new TxnOffsetCommitHandler(),
         new DescribeConfigsHandler(), new AlterConfigsHandler(), new DescribeLogDirsHandler(), new CreatePartitionsHandler(),
-        new DeleteGroupsHandler(), new IncrementalAlterConfigsHandler(), new OffsetDeleteHandler(),
+        new DeleteGroupsHandler(), new ElectLeadersHandler(), new IncrementalAlterConfigsHandler(), new OffsetDeleteHandler(),
         new DescribeClusterHandler(), new DescribeProducersHandler(), new DescribeTransactionsHandler(),
         new ListTransactionsHandler(), new DescribeTopicPartitionsHandler(),
     ];

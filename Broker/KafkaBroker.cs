@@ -121,6 +121,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         _listeners.Clear();
         _state?.Groups.Dispose();
+        _state?.Logs.SimulateCrash(); // no flush, no checkpoint, no marker; the dir locks go as a dead process's do
     }
 
     /// <summary>Clean shutdown: stop accepting, answer in-flight requests, flush and close the logs.</summary>

@@ -42,6 +42,7 @@ public static class ApiVersionTable
         new(ApiKey.DescribeLogDirs, 0, 4),
         new(ApiKey.CreatePartitions, 0, 3),
         new(ApiKey.DeleteGroups, 0, 2),
+        new(ApiKey.ElectLeaders, 0, 2),
         new(ApiKey.IncrementalAlterConfigs, 0, 1),
         new(ApiKey.OffsetDelete, 0, 0),
         new(ApiKey.DescribeCluster, 0, 1),

@@ -588,8 +588,12 @@ public sealed class LogManager : IDisposable
         _dirLock = null;
     }
 
-    /// <summary>Test hook simulating a crash: unmaps everything without flushing, trimming, checkpoints or marker.</summary>
-    internal void SimulateCrash()
+    /// <summary>
+    /// A crash, for fault injection (the broker's CrashAsync, tests): unmaps everything without flushing, trimming,
+    /// checkpoints or clean-shutdown marker, and releases the log dirs' locks as a dead process's are released, so the
+    /// same dirs can be opened again and recovered.
+    /// </summary>
+    public void SimulateCrash()
     {
         lock (_lock)
         {

@@ -1,7 +1,8 @@
 // Produce (key 0), v0-11. Each partition's records are validated the way Kafka's LogValidator does
 // (framing, magic, CRC → CORRUPT_MESSAGE; size over max.message.bytes → MESSAGE_TOO_LARGE; v3+ must send
 // exactly one magic-2 batch → INVALID_RECORD; zstd below v7 → UNSUPPORTED_COMPRESSION_TYPE (KIP-110);
-// control batches from clients → INVALID_RECORD) and then
+// control batches from clients → INVALID_RECORD; records without a key on a compacted topic → INVALID_RECORD with
+// one record_errors entry per such record, KIP-467) and then
 // appended as the client's bytes: Storage rewrites only the base offset (and timestamps for LogAppendTime).
 // Produce v0-2 carry magic 0/1 message sets, which are converted to v2 batches on the way in.
 // acks=0 sends no response; acks 1 and -1 are the same on one node (the leader is the whole ISR);
@@ -64,6 +65,25 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
     {
         rp.ErrorCode = (short)error;
         rp.ErrorMessage = message;
+    }
+
+    /// <summary>
+    /// LogValidator.validateKey for a compacted topic: every keyless record is reported (batch_index, message), the
+    /// partition fails with INVALID_RECORD and Kafka's message, nothing is appended; the log start offset is
+    /// answered as Kafka's ReplicaManager does for a RecordValidationException.
+    /// </summary>
+    private static bool RefuseKeyless(PartitionLog log, ReadOnlySpan<byte> batches, ProduceResponse.PartitionProduceResponse rp)
+    {
+        List<int>? keyless = null;
+        foreach (var batch in new BatchEnumerator(batches))
+            if (CompactedTopicKeys.FindKeyless(batch) is { } found) (keyless ??= new List<int>()).AddRange(found);
+        if (keyless is null) return false;
+        var (message, errors) = CompactedTopicKeys.Describe(log.TopicName, log.Partition, keyless);
+        Fail(rp, ErrorCode.InvalidRecord, message);
+        foreach (var (index, text) in errors)
+            rp.RecordErrors.Add(new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = index, BatchIndexErrorMessage = text });
+        rp.LogStartOffset = log.LogStartOffset;
+        return true;
     }
 
     private static void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp)
@@ -173,12 +193,17 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                     Fail(rp, ErrorCode.InvalidRecord, "Message set has no records");
                     return;
                 }
+                if (topic.Config.Compact && RefuseKeyless(log, converted.WrittenSpan, rp)) return;
                 if (converted.WrittenCount > maxBytes)
                 {
                     Fail(rp, ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({converted.WrittenCount} > {maxBytes})");
                     return;
                 }
                 appended = log.Append(converted.WrittenSpan, 1);
+            }
+            else if (topic.Config.Compact && RefuseKeyless(log, span, rp))
+            {
+                return;
             }
             else if (target is { } codec && batches == 1 && firstCompression != codec)
             {

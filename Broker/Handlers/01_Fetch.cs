@@ -2,7 +2,9 @@ using Microsoft.Extensions.Logging;
 // Fetch (key 1), v0-17. Serves stored batches straight from mapped segment memory (no decode, no
 // copy until the socket write). Limits: PartitionMaxBytes per partition and MaxBytes (v3+) per response,
 // always at least one whole batch for the first partition with data (KIP-74). Long poll: when fewer than
-// MinBytes are available the request waits up to MaxWaitMs and is woken by the append itself.
+// MinBytes are available the request waits up to MaxWaitMs and is woken by the append itself. A fetch with
+// no existing partition to read (no partitions, a session-closing epoch -1 fetch, only unknown topics) is
+// answered at once, as Kafka does (a Java consumer's close() would otherwise wait out fetch.max.wait.ms).
 // Fetch sessions (KIP-227, v7+): epoch 0 opens a session, later epochs send only changed partitions and
 // get back only partitions with news (data, error, or a moved high watermark / log start offset).
 // v13+ names topics by id (UNKNOWN_TOPIC_ID when absent). v0-3 consumers cannot read magic 2: their
@@ -37,15 +39,19 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         long deadline = broker.Time.GetTimestamp() + (long)(Math.Max(0, request.MaxWaitMs) * (broker.Time.TimestampFrequency / 1000.0));
         while (true)
         {
-            long total = ReadAll(broker, request, version, readCommitted, targets, results, out bool anyError);
+            long total = ReadAll(broker, request, version, readCommitted, targets, results, out bool readError, out int readable);
             long remainingMs = (long)((deadline - broker.Time.GetTimestamp()) * 1000.0 / broker.Time.TimestampFrequency);
-            if (total >= request.MinBytes || anyError || remainingMs <= 0 || context.ConnectionClosed.IsCancellationRequested)
+            // Kafka's rule (KafkaApis.handleFetchRequest, ReplicaManager.fetchMessages): answer at once when no
+            // partition is left to read (an empty or session-closing fetch, or only unknown topics, which Kafka
+            // answers before reading), the client does not want to wait, enough bytes are there, or reading failed.
+            // Unknown partitions next to readable ones do not cut the wait short, as in Kafka.
+            if (readable == 0 || total >= request.MinBytes || readError || remainingMs <= 0 || context.ConnectionClosed.IsCancellationRequested)
                 break;
             ReleaseAll(results);
             if (!await WaitForDataAsync(broker, targets, results, remainingMs, context.ConnectionClosed).ConfigureAwait(false))
             {
                 // Timed out: read once more (an append may have landed after the last read) and answer.
-                ReadAll(broker, request, version, readCommitted, targets, results, out _);
+                ReadAll(broker, request, version, readCommitted, targets, results, out _, out _);
                 break;
             }
         }
@@ -138,10 +144,15 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         return (targets, session, true, ErrorCode.None);
     }
 
-    /// <summary>Reads every target within the byte limits; returns the bytes gathered.</summary>
-    private static long ReadAll(BrokerState broker, FetchRequest request, short version, bool readCommitted, List<FetchTarget> targets, PartitionResult[] results, out bool anyError)
+    /// <summary>
+    /// Reads every target within the byte limits; returns the bytes gathered. <paramref name="readable"/> counts the
+    /// partitions that exist; <paramref name="readError"/> is set by errors of reading one (offset out of range),
+    /// not by unknown topics or partitions.
+    /// </summary>
+    private static long ReadAll(BrokerState broker, FetchRequest request, short version, bool readCommitted, List<FetchTarget> targets, PartitionResult[] results, out bool readError, out int readable)
     {
-        anyError = false;
+        readError = false;
+        readable = 0;
         long responseBudget = version >= 3 ? Math.Max(0, request.MaxBytes) : long.MaxValue;
         long total = 0;
         for (int i = 0; i < targets.Count; i++)
@@ -157,9 +168,9 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             {
                 r.Error = topic is null && t.TopicName is null ? ErrorCode.UnknownTopicId : ErrorCode.UnknownTopicOrPartition;
                 r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
-                anyError = true;
                 continue;
             }
+            readable++;
             r.Log = log;
             r.HighWatermark = log.HighWatermark;
             r.LastStableOffset = log.LastStableOffset;
@@ -168,7 +179,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             if (t.FetchOffset < r.LogStartOffset || t.FetchOffset > r.HighWatermark)
             {
                 r.Error = ErrorCode.OffsetOutOfRange;
-                anyError = true;
+                readError = true;
                 continue;
             }
             // read_committed: nothing at or past the last stable offset is visible yet.
@@ -188,7 +199,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
                 // leaves the other partitions of the request served; it used to close the connection, starving
                 // every healthy partition fetched on it (issue 15, K9).
                 r.Error = e.Error.ToErrorCode();
-                anyError = true;
+                readError = true;
                 if (e.Error != StorageError.OffsetOutOfRange)
                     ReadFailed(broker, log, t.FetchOffset, e);
                 continue;

@@ -3,7 +3,9 @@
 // when auto.create.topics.enable and the request's AllowAutoTopicCreation (v4+, implied before) allow it;
 // creation is synchronous, so the reply already lists the new partitions (Kafka answers
 // LEADER_NOT_AVAILABLE first and the client retries; both are valid for clients). v10+ lookups by topic id
-// answer UNKNOWN_TOPIC_ID when absent. Authorized-operations fields stay at "not requested" (no ACLs).
+// answer UNKNOWN_TOPIC_ID when absent. Authorized operations (KIP-430, v8+): when asked for, every topic answered
+// by name (also with an error) gets all TOPIC operations and (v8-10) the cluster all CLUSTER operations, as Kafka
+// answers without an authorizer; topics looked up by an unknown id keep int.MinValue, as in Kafka.
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
@@ -15,6 +17,23 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
     public override ApiKey Key => ApiKey.Metadata;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, MetadataRequest request)
+    {
+        var response = Answer(context, request);
+        // KafkaApis.handleTopicMetadataRequest: the cluster field only exists in v8-10 (KIP-700 moved it to
+        // DescribeCluster); topics carry theirs from v8.
+        if (context.ApiVersion >= 8)
+        {
+            if (context.ApiVersion <= 10 && request.IncludeClusterAuthorizedOperations)
+                response.ClusterAuthorizedOperations = AuthorizedOperations.Cluster;
+            if (request.IncludeTopicAuthorizedOperations)
+                foreach (var t in response.Topics)
+                    if (t.Name is not null && t.ErrorCode != (short)ErrorCode.UnknownTopicId && t.ErrorCode != (short)ErrorCode.InvalidRequest)
+                        t.TopicAuthorizedOperations = AuthorizedOperations.Topic;
+        }
+        return Done(response);
+    }
+
+    private static MetadataResponse Answer(RequestContext context, MetadataRequest request)
     {
         var broker = context.Broker;
         var response = new MetadataResponse
@@ -30,7 +49,7 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
         if (allTopics)
         {
             foreach (var topic in broker.Logs.Topics) response.Topics.Add(Describe(broker, topic));
-            return Done(response);
+            return response;
         }
 
         // Kafka's KafkaApis refuses null names and topic ids below v12 (v10-11 carry the fields but do not support
@@ -39,7 +58,7 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
         {
             foreach (var t in request.Topics!)
                 if (t.Name is null || !t.TopicId.IsZero)
-                    return Done(InvalidRequest(response, request.Topics));
+                    return InvalidRequest(response, request.Topics);
         }
 
         bool allowAutoCreate = context.ApiVersion < 4 || request.AllowAutoTopicCreation;
@@ -58,7 +77,7 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
                 ? Describe(broker, result.Topic)
                 : new MetadataResponse.MetadataResponseTopic { Name = t.Name, ErrorCode = (short)result.Error });
         }
-        return Done(response);
+        return response;
     }
 
     /// <summary>Kafka's MetadataRequest.getErrorResponse: every requested topic with the error, a null name as "".</summary>

@@ -1,6 +1,7 @@
 // DescribeGroups (key 15), v0-5. State, protocol and members; member metadata and assignments only
 // when the group is Stable, as in Kafka. Unknown groups are reported Dead with no error.
-// v3+ authorized operations are not computed (no ACLs): left at Kafka's "not requested" value.
+// v3+ authorized operations (KIP-430): when asked for, every group answered without error (a Dead unknown one
+// too) gets all GROUP operations, as Kafka answers without an authorizer; otherwise int.MinValue.
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
@@ -10,6 +11,12 @@ public sealed class DescribeGroupsHandler : ApiHandler<DescribeGroupsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeGroups;
 
-    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeGroupsRequest request) =>
-        Done(context.Broker.Groups.DescribeGroups(request));
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeGroupsRequest request)
+    {
+        var response = context.Broker.Groups.DescribeGroups(request);
+        if (context.ApiVersion >= 3 && request.IncludeAuthorizedOperations)
+            foreach (var g in response.Groups)
+                if (g.ErrorCode == (short)ErrorCode.None) g.AuthorizedOperations = AuthorizedOperations.Group;
+        return Done(response);
+    }
 }

@@ -5,7 +5,8 @@
 //     DEFAULT_CONFIG entries; the first entry gives the source. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION;
 //     an illegal name: INVALID_TOPIC_EXCEPTION. Not read-only (AlterConfigs can change them).
 //   BROKER (4): name must be this node id, or empty for the cluster-wide default resource; anything else is
-//     INVALID_REQUEST ("Unexpected broker id ..."). Lists BrokerConfigDefinitions.All with the values in force;
+//     INVALID_REQUEST ("Unexpected broker id ..."). Lists BrokerConfigDefinitions.All with the values in force
+//     (node.id and broker.id both give the node's id, as Kafka's populateSynonyms makes them);
 //     all read-only because Kayak has no dynamic broker configs. The empty (cluster default) resource lists
 //     Kafka's dynamic cluster defaults only, so it is answered with no entries.
 //   BROKER_LOGGER (8): name must be this node id; answers no entries (Kafka lists log4j loggers; not implemented).
@@ -132,11 +133,32 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
         {
             if (keys is not null && !keys.Contains(def.Name)) continue;
             var synonyms = new List<ConfigSynonym>(4);
-            TopicConfigDescriber.AddBrokerSynonyms(broker, def.Name, synonyms);
+            string? value;
+            if (def.Name is "node.id" or "broker.id")
+                value = NodeIdSynonyms(broker, def, synonyms);
+            else
+            {
+                TopicConfigDescriber.AddBrokerSynonyms(broker, def.Name, synonyms);
+                value = broker.Config.GetString(def.Name);
+            }
             var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
-            result.Configs.Add(Entry(options, def.Name, broker.Config.GetString(def.Name), source, readOnly: true,
+            result.Configs.Add(Entry(options, def.Name, value, source, readOnly: true,
                 KafkaConfigType(def.Type), null, Synonyms(synonyms)));
         }
+    }
+
+    /// <summary>
+    /// node.id and broker.id both report the id this node runs with: Kafka's KafkaConfig.populateSynonyms copies
+    /// whichever of the two server.properties sets into the other before the config is built, so both are
+    /// STATIC_BROKER_CONFIG with the same value when either is set (and the default when neither is).
+    /// </summary>
+    private static string NodeIdSynonyms(BrokerState broker, Config.ConfigDefinition def, List<ConfigSynonym> synonyms)
+    {
+        string id = broker.NodeId.ToString(CultureInfo.InvariantCulture);
+        if (broker.Config.Has("node.id") || broker.Config.Has("broker.id"))
+            synonyms.Add(new ConfigSynonym(def.Name, id, ConfigSource.StaticBrokerConfig));
+        synonyms.Add(new ConfigSynonym(def.Name, def.Default, ConfigSource.DefaultConfig));
+        return id;
     }
 
     /// <summary>DescribeConfigsResponse.ConfigType ids (KIP-569).</summary>

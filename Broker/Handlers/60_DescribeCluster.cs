@@ -13,11 +13,6 @@ public sealed class DescribeClusterHandler : ApiHandler<DescribeClusterRequest>
 {
     private const sbyte EndpointBroker = 1, EndpointController = 2;
 
-    /// <summary>AclOperation codes Kafka supports on the CLUSTER resource (AclEntry.supportedOperations), as a bit field.</summary>
-    internal const int ClusterOperations =
-        1 << 5 /* CREATE */ | 1 << 7 /* ALTER */ | 1 << 8 /* DESCRIBE */ | 1 << 9 /* CLUSTER_ACTION */ |
-        1 << 10 /* DESCRIBE_CONFIGS */ | 1 << 11 /* ALTER_CONFIGS */ | 1 << 12 /* IDEMPOTENT_WRITE */;
-
     public override ApiKey Key => ApiKey.DescribeCluster;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeClusterRequest request)
@@ -46,7 +41,7 @@ public sealed class DescribeClusterHandler : ApiHandler<DescribeClusterRequest>
             Port = endpoint.Port,
             Rack = null,
         });
-        if (request.IncludeClusterAuthorizedOperations) response.ClusterAuthorizedOperations = ClusterOperations;
+        if (request.IncludeClusterAuthorizedOperations) response.ClusterAuthorizedOperations = AuthorizedOperations.Cluster;
         return Done(response);
     }
 }

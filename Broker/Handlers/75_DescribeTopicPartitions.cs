@@ -21,9 +21,6 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
     /// <summary>Kafka's max.request.partition.size.limit default.</summary>
     private const int MaxPartitionLimit = 2000;
 
-    /// <summary>AclOperation codes Kafka supports on TOPIC (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS).</summary>
-    internal const int TopicOperations = 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
-
     public override ApiKey Key => ApiKey.DescribeTopicPartitions;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeTopicPartitionsRequest request)
@@ -78,7 +75,7 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
                         Name = name,
                         ErrorCode = (short)(TopicService.ValidateName(name) is null ? ErrorCode.UnknownTopicOrPartition : ErrorCode.InvalidTopicException),
                         IsInternal = TopicService.IsInternal(name),
-                        TopicAuthorizedOperations = TopicOperations,
+                        TopicAuthorizedOperations = AuthorizedOperations.Topic,
                     });
                 continue;
             }
@@ -102,7 +99,7 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
             Name = topic.Name,
             TopicId = topic.TopicId,
             IsInternal = TopicService.IsInternal(topic.Name),
-            TopicAuthorizedOperations = TopicOperations,
+            TopicAuthorizedOperations = AuthorizedOperations.Topic,
         };
         for (int p = start; p < end; p++)
         {

@@ -2,8 +2,9 @@
 
 stdin: {"bootstrap", "op", ...} with op one of
   list          {} -> {"groups": [{"group", "protocol_type"}]}
-  describe      {"group"} -> {"group", "error_code", "state", "protocol_type", "protocol",
-                              "members": [{"member_id", "client_id", "partitions": [[topic, p], ...]}]}
+  describe      {"group", "include_authorized_operations"?} -> {"group", "error_code", "state", "protocol_type", "protocol",
+                              "members": [{"member_id", "client_id", "partitions": [[topic, p], ...]}],
+                              "authorized_operations" (DescribeGroups v3+, KIP-430; null when not asked)}
   offsets       {"group"} -> {"offsets": [{"topic", "partition", "offset", "metadata"}]}
   delete        {"groups": [names]} -> {"errors": {group: null | error class name}}
   offset_delete {"group", "topic", "partitions": [p]} -> {"error_code", "partitions": {p: error_code}}
@@ -53,7 +54,8 @@ try:
     if op == "list":
         reply({"groups": [{"group": g[0], "protocol_type": g[1]} for g in admin.list_consumer_groups()]})
     elif op == "describe":
-        g = admin.describe_consumer_groups([req["group"]])[0]
+        g = admin.describe_consumer_groups([req["group"]],
+                                           include_authorized_operations=bool(req.get("include_authorized_operations")))[0]
         members = []
         for m in g.members:
             partitions = []
@@ -63,7 +65,7 @@ try:
                     partitions.extend([topic, p] for p in parts)
             members.append({"member_id": m.member_id, "client_id": m.client_id, "partitions": partitions})
         reply({"group": g.group, "error_code": g.error_code, "state": g.state, "protocol_type": g.protocol_type,
-               "protocol": g.protocol, "members": members})
+               "protocol": g.protocol, "members": members, "authorized_operations": g.authorized_operations})
     elif op == "offsets":
         offsets = admin.list_consumer_group_offsets(req["group"])
         reply({"offsets": [{"topic": tp.topic, "partition": tp.partition, "offset": om.offset, "metadata": om.metadata}

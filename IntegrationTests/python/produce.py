@@ -2,9 +2,11 @@
 
 stdin: {"bootstrap", "topic", "acks": "all"|"1"|"0", "compression": null|"gzip"|"snappy"|"lz4"|"zstd",
         "records": [{"key", "value", "partition", "headers": [[k, v], ...]}]}
-stdout: {"acks": [{"partition", "offset"}, ...]} in record order.
+stdout: {"acks": [{"partition", "offset"}, ...]} in record order. With "tolerate_errors": true a refused record's
+        entry is {"error": exception class name} instead of failing the script.
 """
 import kafka
+import kafka.errors
 from kcommon import read_request, reply, utf8
 
 req = read_request()
@@ -27,7 +29,13 @@ for r in req["records"]:
 producer.flush(timeout=60)
 out = []
 for f in futures:
-    md = f.get(timeout=60)
+    try:
+        md = f.get(timeout=60)
+    except kafka.errors.KafkaError as e:
+        if not req.get("tolerate_errors"):
+            raise
+        out.append({"error": type(e).__name__})
+        continue
     out.append({"partition": md.partition, "offset": md.offset})
 producer.close(timeout=10)
 reply({"acks": out})

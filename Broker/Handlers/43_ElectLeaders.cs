@@ -1,0 +1,67 @@
+// ElectLeaders (key 43), v0-2 (KIP-183, KIP-460). Answered as Kafka 4.0's controller answers it
+// (ReplicationControlManager.electLeaders) for a single node, which leads every partition and is every
+// partition's preferred (first) replica: PREFERRED (0, the only type in v0) and UNCLEAN (1) elections are both
+// ELECTION_NOT_NEEDED for an existing partition ("Leader election not needed for topic partition.", Kafka's
+// ApiError default message); an unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION with Kafka's message.
+// Null topic_partitions means every partition of every topic (internal ones included): Kafka then lists each
+// topic but leaves out the partitions whose election was not needed, so here every topic comes back with an
+// empty partition list. Another election type is INVALID_REQUEST ("Unknown election type N"), top level
+// and on every requested partition, as ElectLeadersRequest.getErrorResponse builds it. TimeoutMs has nothing
+// to wait for. Not implemented: ACLs (no CLUSTER_AUTHORIZATION_FAILED), as everywhere in Kayak.
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+public sealed class ElectLeadersHandler : ApiHandler<ElectLeadersRequest>
+{
+    private const sbyte Preferred = 0, Unclean = 1;
+    private const string NotNeeded = "Leader election not needed for topic partition.";
+
+    public override ApiKey Key => ApiKey.ElectLeaders;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ElectLeadersRequest request)
+    {
+        var response = new ElectLeadersResponse();
+        // v0 has no election type on the wire and means a preferred election.
+        sbyte type = context.ApiVersion >= 1 ? request.ElectionType : Preferred;
+        if (type is not Preferred and not Unclean)
+            return Done(ErrorResponse(response, request, ErrorCode.InvalidRequest, $"Unknown election type {type}"));
+
+        var logs = context.Broker.Logs;
+        if (request.TopicPartitions is null)
+        {
+            foreach (var topic in logs.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
+                response.ReplicaElectionResults.Add(new ElectLeadersResponse.ReplicaElectionResult { Topic = topic.Name });
+            return Done(response);
+        }
+
+        foreach (var t in request.TopicPartitions)
+        {
+            var result = new ElectLeadersResponse.ReplicaElectionResult { Topic = t.Topic };
+            response.ReplicaElectionResults.Add(result);
+            logs.TryGetTopic(t.Topic, out var topic);
+            foreach (int partition in t.Partitions)
+            {
+                var (error, message) = topic is null ? (ErrorCode.UnknownTopicOrPartition, $"No such topic as {t.Topic}")
+                    : topic.GetPartition(partition) is null ? (ErrorCode.UnknownTopicOrPartition, $"No such partition as {t.Topic}-{partition}")
+                    : (ErrorCode.ElectionNotNeeded, NotNeeded);
+                result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition, ErrorCode = (short)error, ErrorMessage = message });
+            }
+        }
+        return Done(response);
+    }
+
+    private static ElectLeadersResponse ErrorResponse(ElectLeadersResponse response, ElectLeadersRequest request, ErrorCode error, string message)
+    {
+        response.ErrorCode = (short)error;
+        foreach (var t in request.TopicPartitions ?? [])
+        {
+            var result = new ElectLeadersResponse.ReplicaElectionResult { Topic = t.Topic };
+            foreach (int partition in t.Partitions)
+                result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition, ErrorCode = (short)error, ErrorMessage = message });
+            response.ReplicaElectionResults.Add(result);
+        }
+        return response;
+    }
+}
