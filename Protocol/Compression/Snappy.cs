@@ -41,19 +41,24 @@ public static class Snappy
     }
 
     /// <summary>Decodes xerial-framed or raw snappy, refusing to produce more than <paramref name="maxOutput"/> bytes.</summary>
-    public static void Decompress(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, long maxOutput)
+    public static unsafe void Decompress(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, long maxOutput)
     {
-        if (!IsXerialFramed(src)) { DecompressBlock(src, dst, maxOutput); return; }
-        long produced = 0;
-        int pos = XerialHeaderSize;
-        while (pos < src.Length)
+        fixed (byte* p = src)
         {
-            if (src.Length - pos < 4) ThrowHelper.Malformed("snappy: truncated xerial block length");
-            int len = BinaryPrimitives.ReadInt32BigEndian(src[pos..]);
-            pos += 4;
-            if (len < 0 || len > src.Length - pos) ThrowHelper.BadLength(len, src.Length - pos);
-            produced += DecompressBlock(src.Slice(pos, len), dst, maxOutput - produced);
-            pos += len;
+            using var pinned = new PinnedMemory(p, src.Length);
+            ReadOnlyMemory<byte> memory = pinned.Memory;
+            if (!IsXerialFramed(src)) { DecodeBlock(memory, dst, maxOutput); return; }
+            long produced = 0;
+            int pos = XerialHeaderSize;
+            while (pos < src.Length)
+            {
+                if (src.Length - pos < 4) ThrowHelper.Malformed("snappy: truncated xerial block length");
+                int len = BinaryPrimitives.ReadInt32BigEndian(src[pos..]);
+                pos += 4;
+                if (len < 0 || len > src.Length - pos) ThrowHelper.BadLength(len, src.Length - pos);
+                produced += DecodeBlock(memory.Slice(pos, len), dst, maxOutput - produced);
+                pos += len;
+            }
         }
     }
 
@@ -77,22 +82,27 @@ public static class Snappy
     /// <summary>Decodes one raw block into <paramref name="dst"/>; returns the number of bytes produced.</summary>
     public static unsafe int DecompressBlock(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, long maxOutput)
     {
-        // The preamble is checked here, before Snappier asks the writer for that much memory.
-        if (!TryGetUncompressedLength(src, out long total, out _)) ThrowHelper.Malformed("snappy: bad length preamble");
-        if (total > maxOutput || total > Array.MaxLength)
-            throw new ProtocolException($"snappy: decompressed size {total} exceeds the limit of {maxOutput} bytes");
-        // Snappier's IBufferWriter overload decodes straight into the writer (its span overload decodes into a
-        // pooled array and copies), and takes a sequence: the pinned input is wrapped without copying.
         fixed (byte* p = src)
         {
-            using var input = new PinnedMemory(p, src.Length);
-            try
-            {
-                SnappierCodec.Decompress(new ReadOnlySequence<byte>(input.Memory), dst);
-            }
-            catch (InvalidDataException e) { throw new ProtocolException("snappy: " + e.Message, e); }
-            catch (InvalidOperationException e) { throw new ProtocolException("snappy: " + e.Message, e); }
+            using var pinned = new PinnedMemory(p, src.Length);
+            return DecodeBlock(pinned.Memory, dst, maxOutput);
         }
+    }
+
+    private static int DecodeBlock(ReadOnlyMemory<byte> block, IBufferWriter<byte> dst, long maxOutput)
+    {
+        // The preamble is checked here, before Snappier asks the writer for that much memory.
+        if (!TryGetUncompressedLength(block.Span, out long total, out _)) ThrowHelper.Malformed("snappy: bad length preamble");
+        if (total > maxOutput || total > Array.MaxLength)
+            throw new ProtocolException($"snappy: decompressed size {total} exceeds the limit of {maxOutput} bytes");
+        // Snappier's IBufferWriter overload decodes straight into the writer (its span overload decodes into a pooled
+        // array and copies), but takes a sequence, hence the pinned input wrapped as memory without a copy.
+        try
+        {
+            SnappierCodec.Decompress(new ReadOnlySequence<byte>(block), dst);
+        }
+        catch (InvalidDataException e) { throw new ProtocolException("snappy: " + e.Message, e); }
+        catch (InvalidOperationException e) { throw new ProtocolException("snappy: " + e.Message, e); }
         return (int)total;
     }
 
