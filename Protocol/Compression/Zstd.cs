@@ -51,8 +51,10 @@ public static unsafe class Zstd
                         produced += (long)output.pos;
                         if (produced > maxOutput) throw new ProtocolException($"zstd: decompressed size exceeds the limit of {maxOutput} bytes");
                         dst.Advance((int)output.pos);
-                        // Done when all input is consumed and the decoder has flushed everything it holds.
-                        if (input.pos == input.size && output.pos < output.size) break;
+                        // Done when all input is consumed and the decoder holds nothing more: a frame just ended (0,
+                        // which also means fully flushed, even if that filled the span exactly; calling again would
+                        // start a new frame and ask for its header), or it stopped short of a full span.
+                        if (input.pos == input.size && (last == 0 || output.pos < output.size)) break;
                     }
                 }
             }

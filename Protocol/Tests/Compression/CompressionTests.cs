@@ -211,4 +211,32 @@ public class CompressionTests
         }
         Assert.That(failures, Is.GreaterThan(0), "some corruptions must be detected");
     }
+
+    /// <summary>Hands out spans of exactly the size asked for, so a decoder can fill one to the last byte.</summary>
+    private sealed class ExactSpanWriter : System.Buffers.IBufferWriter<byte>
+    {
+        private byte[] _buffer = new byte[16];
+        public int Written { get; private set; }
+        public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, Written);
+        public void Advance(int count) => Written += count;
+        public Memory<byte> GetMemory(int sizeHint = 0) { Ensure(sizeHint); return _buffer.AsMemory(Written, Math.Max(sizeHint, 1)); }
+        public Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+        private void Ensure(int hint)
+        {
+            if (_buffer.Length - Written < Math.Max(hint, 1)) Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, Written + Math.Max(hint, 1)));
+        }
+    }
+
+    [Test]
+    public void OutputEndingExactlyAtASpanBoundaryDecodes([ValueSource(typeof(RecordBatchTests), nameof(RecordBatchTests.AllCodecs))] CompressionType codec)
+    {
+        // zstd used to report such a frame truncated: its last call ended the frame and filled the span, so the loop
+        // called again, which starts a new frame and asks for a header (a 1 MiB batch of 100-byte records hit it).
+        var data = new byte[3 * 64 * 1024];
+        for (int i = 0; i < data.Length; i++) data[i] = (byte)('A' + (i * 7 + i / 13) % 26);
+        var c = Compress(codec, data);
+        var w = new ExactSpanWriter();
+        Compressor.Decompress(codec, c, w, DecompressionOptions.DefaultMaxOutputBytes);
+        Assert.That(w.WrittenSpan.ToArray(), Is.EqualTo(data));
+    }
 }
