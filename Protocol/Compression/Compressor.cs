@@ -84,7 +84,7 @@ public static class Compressor
         if (src.Length < 18) ThrowHelper.Malformed("gzip: input shorter than a gzip header and trailer");
         uint expectedCrc = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(src[^8..]);
         uint expectedSize = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(src[^4..]);
-        uint crc = 0xFFFFFFFF;
+        var crc = new System.IO.Hashing.Crc32();
         long produced = 0;
         fixed (byte* p = src)
         {
@@ -99,13 +99,13 @@ public static class Compressor
                     if (n == 0) break;
                     produced += n;
                     if (produced > max) throw new ProtocolException($"gzip: decompressed size exceeds the limit of {max} bytes");
-                    crc = Crc32.Append(crc, span[..n]);
+                    crc.Append(span[..n]);
                     dst.Advance(n);
                 }
             }
             catch (InvalidDataException e) { throw new ProtocolException("gzip: " + e.Message, e); }
         }
-        if (~crc != expectedCrc || (uint)produced != expectedSize)
+        if (crc.GetCurrentHashAsUInt32() != expectedCrc || (uint)produced != expectedSize)
             ThrowHelper.Malformed("gzip: truncated or corrupt stream (trailer CRC/size mismatch)");
     }
 

@@ -1,167 +1,157 @@
 using System.Buffers;
-using System.Runtime.InteropServices;
+using System.Buffers.Binary;
+using K4os.Compression.LZ4;
+using Hash = System.IO.Hashing.XxHash32;
 
 namespace Kayak.Protocol.Compression;
 
 /// <summary>
-/// LZ4 frame format (magic 0x184D2204), which is what Kafka puts in batches (KafkaLZ4BlockOutputStream).
-/// We P/Invoke the OS liblz4.so.1 frame API instead of writing a managed codec: it is the reference
-/// implementation, fast, already a dependency of librdkafka installs, and keeps this file small.
-/// Frames are written as Java does: independent 64 KiB blocks, no content size, no block checksums.
-/// KAFKA-1493: magic v0 messages computed the header checksum (HC) over the magic bytes too; for
-/// those we patch HC to the correct value before handing the frame to liblz4, and write the broken
-/// value when producing magic v0 (KIP-57 fixed it from magic v1 on).
+/// LZ4 frame format (magic 0x184D2204), which is what Kafka puts in batches (Lz4BlockOutputStream). The block codec
+/// is K4os.Compression.LZ4; the frame around it is written and read here because Kafka's frames need control a
+/// frame library does not give: KAFKA-1493 (magic v0 computed the header checksum HC over the magic bytes too, so
+/// it must be written broken for magic v0 and ignored when reading it, as Java's ignoreFlagDescriptorChecksum), an
+/// output limit checked block by block, and no per-call encoder objects or buffers (blocks go straight into the
+/// caller's writer).
+/// Frames are written as Java does: FLG 0x60 (version 1, independent blocks, no checksums, no content size),
+/// BD 0x40 (64 KiB blocks), blocks stored raw when they do not shrink, then the 0 end mark.
+/// Reading accepts what Java's Lz4BlockInputStream accepts (independent blocks only: Java refuses dependent ones,
+/// as it refuses a dictionary id, which sits in its "reserved" bits), verifies block and content checksums when
+/// present, and, as liblz4 did before, reads concatenated frames and checks a declared content size.
 /// </summary>
-public static unsafe class Lz4
+public static class Lz4
 {
-    private const string Lib = "liblz4.so.1";
-    private const uint Version = 100; // LZ4F_VERSION
     private const uint FrameMagic = 0x184D2204;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct FrameInfo
-    {
-        public int BlockSizeId;      // LZ4F_max64KB = 4
-        public int BlockMode;        // LZ4F_blockIndependent = 1
-        public int ContentChecksum;  // 0
-        public int FrameType;        // 0 = frame
-        public ulong ContentSize;    // 0 = unknown
-        public uint DictId;
-        public int BlockChecksum;    // 0
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Preferences
-    {
-        public FrameInfo Info;
-        public int CompressionLevel;
-        public uint AutoFlush;
-        public uint FavorDecSpeed;
-        public uint Reserved0, Reserved1, Reserved2;
-    }
-
-    [DllImport(Lib)] private static extern nuint LZ4F_compressFrameBound(nuint srcSize, Preferences* prefs);
-    [DllImport(Lib)] private static extern nuint LZ4F_compressFrame(byte* dst, nuint dstCapacity, byte* src, nuint srcSize, Preferences* prefs);
-    [DllImport(Lib)] private static extern uint LZ4F_isError(nuint code);
-    [DllImport(Lib)] private static extern IntPtr LZ4F_getErrorName(nuint code);
-    [DllImport(Lib)] private static extern nuint LZ4F_createDecompressionContext(IntPtr* ctx, uint version);
-    [DllImport(Lib)] private static extern nuint LZ4F_freeDecompressionContext(IntPtr ctx);
-    [DllImport(Lib)] private static extern nuint LZ4F_decompress(IntPtr ctx, byte* dst, nuint* dstSize, byte* src, nuint* srcSize, void* options);
-
-    private static Exception Missing(Exception e) => new NativeLibraryMissingException(Lib, "liblz4-1", e);
-
-    private static string ErrorName(nuint code) => Marshal.PtrToStringAnsi(LZ4F_getErrorName(code)) ?? "unknown";
+    private const int BlockSize = 64 * 1024;
+    private const uint Incompressible = 0x80000000u;
+    private const byte FlgVersionMask = 0xC0, FlgVersion1 = 0x40, FlgIndependent = 0x20, FlgBlockChecksum = 0x10,
+        FlgContentSize = 0x08, FlgContentChecksum = 0x04, FlgReserved = 0x03;
 
     public static void Compress(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, int level = 0, bool brokenHeaderChecksum = false)
     {
-        try { CompressCore(src, dst, level, brokenHeaderChecksum); }
-        catch (DllNotFoundException e) { throw Missing(e); }
-        catch (EntryPointNotFoundException e) { throw Missing(e); }
+        // liblz4's levels: below 3 is the fast compressor, 3..12 high compression; K4os uses the same numbers.
+        var lz4Level = level < 3 ? LZ4Level.L00_FAST : (LZ4Level)Math.Min(level, (int)LZ4Level.L12_MAX);
+        var header = dst.GetSpan(7);
+        BinaryPrimitives.WriteUInt32LittleEndian(header, FrameMagic);
+        header[4] = FlgVersion1 | FlgIndependent;
+        header[5] = 0x40; // 64 KiB maximum block size
+        header[6] = HeaderChecksum(header[..6], brokenHeaderChecksum);
+        dst.Advance(7);
+        for (int pos = 0; pos < src.Length; pos += BlockSize)
+        {
+            var block = src.Slice(pos, Math.Min(BlockSize, src.Length - pos));
+            var span = dst.GetSpan(4 + LZ4Codec.MaximumOutputSize(block.Length));
+            int n = LZ4Codec.Encode(block, span[4..], lz4Level);
+            if (n <= 0 || n >= block.Length)
+            {
+                // Incompressible: stored as is, flagged by the size's high bit (as Java and liblz4 do).
+                block.CopyTo(span[4..]);
+                BinaryPrimitives.WriteUInt32LittleEndian(span, (uint)block.Length | Incompressible);
+                n = block.Length;
+            }
+            else BinaryPrimitives.WriteUInt32LittleEndian(span, (uint)n);
+            dst.Advance(4 + n);
+        }
+        BinaryPrimitives.WriteUInt32LittleEndian(dst.GetSpan(4), 0);
+        dst.Advance(4);
     }
 
-    private static void CompressCore(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, int level, bool brokenHeaderChecksum)
-    {
-        Preferences p = default;
-        p.Info.BlockSizeId = 4;
-        p.Info.BlockMode = 1;
-        p.CompressionLevel = level;
-        int bound = checked((int)LZ4F_compressFrameBound((nuint)src.Length, &p));
-        Span<byte> outSpan = dst.GetSpan(bound);
-        nuint n;
-        fixed (byte* s = src)
-        fixed (byte* d = outSpan)
-            n = LZ4F_compressFrame(d, (nuint)outSpan.Length, s, (nuint)src.Length, &p);
-        if (LZ4F_isError(n) != 0) throw new InvalidOperationException("LZ4F_compressFrame failed: " + ErrorName(n));
-        if (brokenHeaderChecksum) PatchHeaderChecksum(outSpan[..(int)n], broken: true);
-        dst.Advance((int)n);
-    }
-
-    /// <summary>Length of the frame header (magic..HC) or -1 if it is not a readable LZ4 frame header.</summary>
-    private static int HeaderLength(ReadOnlySpan<byte> frame)
-    {
-        if (frame.Length < 7 || System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(frame) != FrameMagic) return -1;
-        byte flg = frame[4];
-        int len = 4 + 2 + ((flg & 0x08) != 0 ? 8 : 0) + ((flg & 0x01) != 0 ? 4 : 0) + 1;
-        return frame.Length >= len ? len : -1;
-    }
-
-    /// <summary>Rewrites the HC byte: correct = xxh32(FLG..descriptor end) &gt;&gt; 8; broken (magic v0) includes the 4 magic bytes.</summary>
-    internal static void PatchHeaderChecksum(Span<byte> frame, bool broken)
-    {
-        int len = HeaderLength(frame);
-        if (len < 0) return;
-        var covered = broken ? frame[..(len - 1)] : frame[4..(len - 1)];
-        frame[len - 1] = (byte)((XxHash32.Hash(covered) >> 8) & 0xFF);
-    }
+    /// <summary>HC: the second byte of xxh32 over FLG..the descriptor's end; the broken (magic v0) one also covers the 4 magic bytes.</summary>
+    private static byte HeaderChecksum(ReadOnlySpan<byte> magicAndDescriptor, bool broken) =>
+        (byte)(Hash.HashToUInt32(broken ? magicAndDescriptor : magicAndDescriptor[4..]) >> 8);
 
     /// <summary>
-    /// Decodes one or more concatenated LZ4 frames. <paramref name="legacyHeaderChecksum"/> accepts
-    /// the magic v0 broken header checksum (KAFKA-1493).
+    /// Decodes one or more concatenated LZ4 frames, refusing to produce more than <paramref name="maxOutput"/> bytes
+    /// (the writer holds at most one 64 KiB..4 MiB block beyond it). <paramref name="legacyHeaderChecksum"/> ignores the
+    /// header checksum, which magic v0 producers got wrong (KAFKA-1493).
     /// </summary>
     public static void Decompress(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, long maxOutput, bool legacyHeaderChecksum = false)
     {
-        try { DecompressCore(src, dst, maxOutput, legacyHeaderChecksum); }
-        catch (DllNotFoundException e) { throw Missing(e); }
-        catch (EntryPointNotFoundException e) { throw Missing(e); }
+        long produced = 0;
+        int pos = 0;
+        while (pos < src.Length)
+            pos += DecompressFrame(src[pos..], dst, maxOutput, legacyHeaderChecksum, ref produced);
     }
 
-    private static void DecompressCore(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, long maxOutput, bool legacyHeaderChecksum)
+    /// <summary>Decodes the frame at the start of <paramref name="src"/>; returns its length.</summary>
+    private static int DecompressFrame(ReadOnlySpan<byte> src, IBufferWriter<byte> dst, long maxOutput, bool legacyHeaderChecksum, ref long produced)
     {
-        IntPtr ctx;
-        nuint rc = LZ4F_createDecompressionContext(&ctx, Version);
-        if (LZ4F_isError(rc) != 0) throw new InvalidOperationException("LZ4F_createDecompressionContext failed: " + ErrorName(rc));
-        try
+        if (src.Length < 7 || BinaryPrimitives.ReadUInt32LittleEndian(src) != FrameMagic)
+            ThrowHelper.Malformed("lz4: invalid or truncated frame header");
+        byte flg = src[4], bd = src[5];
+        if ((flg & FlgVersionMask) != FlgVersion1) ThrowHelper.Malformed($"lz4: frame version {flg >> 6} is unsupported");
+        if ((flg & FlgReserved) != 0) ThrowHelper.Malformed("lz4: reserved FLG bits set (dictionary ids are unsupported)");
+        if ((flg & FlgIndependent) == 0) ThrowHelper.Malformed("lz4: dependent block stream is unsupported");
+        int bsid = (bd >> 4) & 7;
+        if ((bd & 0x8F) != 0 || bsid < 4) ThrowHelper.Malformed("lz4: bad block descriptor");
+        int maxBlock = 1 << (2 * bsid + 8);
+        int pos = 6;
+        long contentSize = -1;
+        if ((flg & FlgContentSize) != 0)
         {
-            long produced = 0;
-            int pos = 0;
-            Span<byte> header = stackalloc byte[19];
-            while (pos < src.Length)
-            {
-                var frame = src[pos..];
-                int hl = HeaderLength(frame);
-                if (hl < 0) ThrowHelper.Malformed("lz4: invalid or truncated frame header");
-                // Feed a patched copy of the header first when the legacy checksum may be wrong.
-                if (legacyHeaderChecksum)
-                {
-                    frame[..hl].CopyTo(header);
-                    PatchHeaderChecksum(header[..hl], broken: false);
-                    produced = Feed(ctx, header[..hl], dst, maxOutput, produced, out _, out _);
-                    pos += hl;
-                }
-                produced = Feed(ctx, src[pos..], dst, maxOutput, produced, out int consumed, out bool done);
-                if (!done) ThrowHelper.Malformed("lz4: truncated frame");
-                pos += consumed;
-            }
+            if (src.Length < pos + 9) ThrowHelper.Malformed("lz4: truncated frame header");
+            ulong declared = BinaryPrimitives.ReadUInt64LittleEndian(src[pos..]);
+            // A declared size over the limit fails before anything is decoded.
+            if (declared > (ulong)(maxOutput - produced))
+                throw new ProtocolException($"lz4: declared content size {declared} exceeds the limit of {maxOutput} bytes");
+            contentSize = (long)declared;
+            pos += 8;
         }
-        finally { LZ4F_freeDecompressionContext(ctx); }
+        if (!legacyHeaderChecksum && src[pos] != HeaderChecksum(src[..pos], broken: false))
+            ThrowHelper.Malformed("lz4: frame header checksum mismatch");
+        pos++;
+        bool blockChecksums = (flg & FlgBlockChecksum) != 0;
+        // Only built when the frame asks for a content checksum (kafka-python and sarama frames may).
+        Hash? content = (flg & FlgContentChecksum) != 0 ? new Hash() : null;
+        long frameStart = produced;
+        while (true)
+        {
+            if (src.Length - pos < 4) ThrowHelper.Malformed("lz4: truncated frame");
+            uint word = BinaryPrimitives.ReadUInt32LittleEndian(src[pos..]);
+            pos += 4;
+            if (word == 0) break; // end mark
+            int len = (int)(word & ~Incompressible);
+            if (len > maxBlock) ThrowHelper.Malformed($"lz4: block size {len} exceeds the frame's maximum {maxBlock}");
+            if (src.Length - pos < len + (blockChecksums ? 4 : 0)) ThrowHelper.Malformed("lz4: truncated block");
+            var block = src.Slice(pos, len);
+            pos += len;
+            if (blockChecksums)
+            {
+                if (Hash.HashToUInt32(block) != BinaryPrimitives.ReadUInt32LittleEndian(src[pos..]))
+                    ThrowHelper.Malformed("lz4: block checksum mismatch");
+                pos += 4;
+            }
+            Span<byte> output;
+            int n;
+            if ((word & Incompressible) != 0)
+            {
+                n = len;
+                if (produced + n > maxOutput) throw LimitExceeded(maxOutput);
+                output = dst.GetSpan(n);
+                block.CopyTo(output);
+            }
+            else
+            {
+                // A block decodes to at most maxBlock bytes, so the span is bounded before the decoder runs.
+                output = dst.GetSpan(maxBlock);
+                n = LZ4Codec.Decode(block, output[..maxBlock]);
+                if (n < 0) ThrowHelper.Malformed("lz4: corrupt block");
+                if (produced + n > maxOutput) throw LimitExceeded(maxOutput);
+            }
+            content?.Append(output[..n]);
+            dst.Advance(n);
+            produced += n;
+        }
+        if (content != null)
+        {
+            if (src.Length - pos < 4) ThrowHelper.Malformed("lz4: truncated content checksum");
+            if (content.GetCurrentHashAsUInt32() != BinaryPrimitives.ReadUInt32LittleEndian(src[pos..]))
+                ThrowHelper.Malformed("lz4: content checksum mismatch");
+            pos += 4;
+        }
+        if (contentSize >= 0 && produced - frameStart != contentSize)
+            ThrowHelper.Malformed($"lz4: frame decoded to {produced - frameStart} bytes but declares {contentSize}");
+        return pos;
     }
 
-    /// <summary>Feeds input until it is used up or a frame ends; returns total produced.</summary>
-    private static long Feed(IntPtr ctx, ReadOnlySpan<byte> input, IBufferWriter<byte> dst, long maxOutput, long produced, out int consumedTotal, out bool frameDone)
-    {
-        consumedTotal = 0;
-        frameDone = false;
-        fixed (byte* s0 = input)
-        {
-            while (true)
-            {
-                Span<byte> outSpan = dst.GetSpan(64 * 1024);
-                nuint outSize = (nuint)outSpan.Length;
-                nuint inSize = (nuint)(input.Length - consumedTotal);
-                nuint hint;
-                fixed (byte* d = outSpan)
-                    hint = LZ4F_decompress(ctx, d, &outSize, s0 + consumedTotal, &inSize, null);
-                if (LZ4F_isError(hint) != 0) throw new ProtocolException("lz4: " + ErrorName(hint));
-                consumedTotal += (int)inSize;
-                produced += (long)outSize;
-                if (produced > maxOutput) throw new ProtocolException($"lz4: decompressed size exceeds the limit of {maxOutput} bytes");
-                dst.Advance((int)outSize);
-                if (hint == 0) { frameDone = true; return produced; } // frame complete
-                if (consumedTotal == input.Length && outSize == 0)   // needs more input than we have
-                {
-                    return produced;
-                }
-            }
-        }
-    }
+    private static ProtocolException LimitExceeded(long max) => new($"lz4: decompressed size exceeds the limit of {max} bytes");
 }
