@@ -77,12 +77,12 @@ public sealed partial class GroupCoordinator : IDisposable
                 if (request.GroupInstanceId is not null)
                 {
                     // KIP-345: static members skip the MEMBER_ID_REQUIRED round trip.
-                    string newId = request.GroupInstanceId + "-" + Guid.NewGuid().ToString();
+                    string newId = MemberIdPrefix(request.GroupInstanceId) + "-" + Guid.NewGuid().ToString();
                     if (group.StaticMembers.TryGetValue(request.GroupInstanceId, out var oldId))
                         return UpdateStaticMemberAndRebalance(group, oldId, newId, join);
                     return AddMemberAndRebalance(group, newId, join);
                 }
-                string id = client.ClientId + "-" + Guid.NewGuid().ToString();
+                string id = MemberIdPrefix(client.ClientId) + "-" + Guid.NewGuid().ToString();
                 if (version >= 4)
                 {
                     // KIP-394: hand out the id and expect the member back with it; until then it is pending.
@@ -94,6 +94,14 @@ public sealed partial class GroupCoordinator : IDisposable
             return JoinExistingMember(group, memberId, join);
         }
     }
+
+    /// <summary>
+    /// Kafka's member ids are the client or instance id, "-" and a UUID. Either may be a 32,767-byte string, and the id
+    /// built from it could then not be written in the JoinGroup response (issue 15, K14); the id is opaque to clients,
+    /// so its prefix is cut to leave room for the 37 bytes after it.
+    /// </summary>
+    private static string MemberIdPrefix(string? prefix) =>
+        prefix is null ? "" : Kayak.Protocol.FreeText.Prefix(prefix, Kayak.Protocol.KafkaWriter.MaxStringBytes - 37);
 
     private readonly record struct JoinArgs(string? InstanceId, ClientInfo Client, int RebalanceTimeoutMs, int SessionTimeoutMs,
         string ProtocolType, List<MemberProtocol> Protocols, short Version);

@@ -27,7 +27,8 @@ internal static class Recompression
     public static void Recompress(ReadOnlySpan<byte> batch, CompressionType target, IBufferWriter<byte> output)
     {
         RecordBatchHeader.TryRead(batch, out var h);
-        using var decompressed = new PooledBufferWriter(h.Compression == CompressionType.None ? 1 : batch.Length * 4);
+        // Not a PooledBufferWriter: its growth through the shared pool would keep arrays of up to 64 MiB (issue 15, K13).
+        using var decompressed = new DecompressionBuffer(h.Compression == CompressionType.None ? 1 : batch.Length * 4, DecompressionOptions.DefaultMaxOutputBytes);
         ReadOnlySpan<byte> records;
         if (h.Compression == CompressionType.None) records = RecordBatch.RecordsSection(batch);
         else

@@ -96,4 +96,31 @@ public class ProduceTests
         Assert.That(gzip.ErrorCode, Is.EqualTo(0), "the other partition of the request is unaffected");
         Assert.That(topic.Partitions[1].LogEndOffset, Is.EqualTo(3L));
     }
+
+    // Issue 15, K13: a batch within max.message.bytes on the wire that decompresses past the broker's 64 MiB
+    // validation limit is refused as too large (MESSAGE_TOO_LARGE, which the Java producer answers by splitting the
+    // batch), not as corrupt (CORRUPT_MESSAGE, retried unchanged), and nothing is appended.
+    [TestCase(CompressionType.Gzip)]
+    [TestCase(CompressionType.Zstd)]
+    public async Task DecompressionBombIsMessageTooLarge(CompressionType codec)
+    {
+        await using var fx = await BrokerFixture.StartAsync();
+        var topic = fx.CreateTopic("bombs", 1);
+        byte[] bomb;
+        using (var builder = new RecordBatchBuilder(new RecordBatchOptions { Compression = codec }))
+        {
+            builder.Append(1_700_000_000_000, null, new byte[(int)DecompressionOptions.DefaultMaxOutputBytes + 4096]);
+            bomb = builder.ToArray();
+        }
+        Assert.That(bomb.Length, Is.LessThan(topic.Config.MaxMessageBytes));
+        var r = await fx.Client.SendAsync<ProduceResponse>(new ProduceRequest
+        {
+            Acks = -1,
+            TimeoutMs = 5000,
+            TopicData = [new ProduceRequest.TopicProduceData { Name = "bombs", PartitionData = [new ProduceRequest.PartitionProduceData { Index = 0, Records = bomb }] }],
+        }, 9);
+        var p = r.Responses[0].PartitionResponses[0];
+        Assert.That(p.ErrorCode, Is.EqualTo((short)ErrorCode.MessageTooLarge), p.ErrorMessage);
+        Assert.That(topic.Partitions[0].LogEndOffset, Is.EqualTo(0));
+    }
 }

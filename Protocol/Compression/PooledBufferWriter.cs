@@ -14,7 +14,8 @@ public sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 
     public PooledBufferWriter(int initialCapacity = 256)
     {
-        _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(initialCapacity, 16));
+        int n = Math.Max(initialCapacity, 16);
+        _buffer = n <= MaxPooledArray ? ArrayPool<byte>.Shared.Rent(n) : GC.AllocateUninitializedArray<byte>(n);
     }
 
     public int WrittenCount => _written;
@@ -49,10 +50,21 @@ public sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
         long size = Math.Max(needed, (long)_buffer.Length * 2);
         if (size > Array.MaxLength) size = Math.Max(needed, Array.MaxLength);
         if (size > Array.MaxLength) throw new OutOfMemoryException("PooledBufferWriter capacity exceeded.");
-        var next = ArrayPool<byte>.Shared.Rent((int)size);
+        var next = size <= MaxPooledArray ? ArrayPool<byte>.Shared.Rent((int)size) : GC.AllocateUninitializedArray<byte>((int)size);
         _buffer.AsSpan(0, _written).CopyTo(next);
-        ArrayPool<byte>.Shared.Return(_buffer);
+        Release(_buffer);
         _buffer = next;
+    }
+
+    /// <summary>
+    /// Larger arrays are allocated for one use and left to the GC: the shared pool keeps what it is given for good,
+    /// and a few 64 MiB decompression buffers kept ~1 GB resident (issue 15, K13).
+    /// </summary>
+    private const int MaxPooledArray = 1 << 20;
+
+    private static void Release(byte[] buffer)
+    {
+        if (buffer.Length > 0 && buffer.Length <= MaxPooledArray) ArrayPool<byte>.Shared.Return(buffer);
     }
 
     public void Dispose()
@@ -60,7 +72,7 @@ public sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
         var b = _buffer;
         _buffer = [];
         _written = 0;
-        if (b.Length > 0) ArrayPool<byte>.Shared.Return(b);
+        Release(b);
     }
 }
 

@@ -40,7 +40,7 @@ public sealed partial class AddRaftVoterResponse : IApiMessage
             throw new UnsupportedVersionException($"AddRaftVoterResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         var _unknown = UnknownTaggedFields;
         TaggedFieldSupport.EnsureSorted(_unknown);
         int _numTagged = _unknown?.Count ?? 0;
@@ -54,7 +54,7 @@ public sealed partial class AddRaftVoterResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         int _numTagged = UnknownTaggedFields?.Count ?? 0;
         _size += VarInt.SizeOfUnsigned((uint)_numTagged) + TaggedFieldSupport.Size(UnknownTaggedFields);
         return _size;

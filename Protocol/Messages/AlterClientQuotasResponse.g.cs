@@ -139,8 +139,8 @@ public sealed partial class AlterClientQuotasResponse : IApiMessage
         public void Write(ref KafkaWriter writer, short version)
         {
             writer.WriteInt16(ErrorCode);
-            if (version >= 1) writer.WriteCompactNullableString(ErrorMessage);
-            else writer.WriteNullableString(ErrorMessage);
+            if (version >= 1) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+            else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             {
                 if (version >= 1) writer.WriteCompactArrayLength(Entity.Count); else writer.WriteArrayLength(Entity.Count);
                 foreach (var _e12 in Entity)
@@ -163,7 +163,7 @@ public sealed partial class AlterClientQuotasResponse : IApiMessage
         {
             int _size = 0;
             _size += 2;
-            _size += (version >= 1 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+            _size += (version >= 1 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
             _size += (version >= 1 ? VarInt.SizeOfUnsigned((uint)(Entity.Count + 1)) : 4);
             {
                 foreach (var _e13 in Entity)

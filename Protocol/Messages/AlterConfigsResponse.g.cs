@@ -124,8 +124,8 @@ public sealed partial class AlterConfigsResponse : IApiMessage
         public void Write(ref KafkaWriter writer, short version)
         {
             writer.WriteInt16(ErrorCode);
-            if (version >= 2) writer.WriteCompactNullableString(ErrorMessage);
-            else writer.WriteNullableString(ErrorMessage);
+            if (version >= 2) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+            else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             writer.WriteInt8(ResourceType);
             if (version >= 2) writer.WriteCompactString(ResourceName);
             else writer.WriteString(ResourceName);
@@ -144,7 +144,7 @@ public sealed partial class AlterConfigsResponse : IApiMessage
         {
             int _size = 0;
             _size += 2;
-            _size += (version >= 2 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+            _size += (version >= 2 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
             _size += 1;
             _size += (version >= 2 ? VarInt.SizeOfCompactString(ResourceName) : 2 + VarInt.SizeOfString(ResourceName));
             if (version >= 2)

@@ -59,7 +59,7 @@ public sealed partial class AlterPartitionReassignmentsResponse : IApiMessage
             throw new UnsupportedVersionException($"AlterPartitionReassignmentsResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         {
             writer.WriteCompactArrayLength(Responses.Count);
             foreach (var _e5 in Responses)
@@ -80,7 +80,7 @@ public sealed partial class AlterPartitionReassignmentsResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         _size += VarInt.SizeOfUnsigned((uint)(Responses.Count + 1));
         {
             foreach (var _e6 in Responses)
@@ -194,7 +194,7 @@ public sealed partial class AlterPartitionReassignmentsResponse : IApiMessage
         {
             writer.WriteInt32(PartitionIndex);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             var _unknown = UnknownTaggedFields;
             TaggedFieldSupport.EnsureSorted(_unknown);
             int _numTagged = _unknown?.Count ?? 0;
@@ -208,7 +208,7 @@ public sealed partial class AlterPartitionReassignmentsResponse : IApiMessage
             int _size = 0;
             _size += 4;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             int _numTagged = UnknownTaggedFields?.Count ?? 0;
             _size += VarInt.SizeOfUnsigned((uint)_numTagged) + TaggedFieldSupport.Size(UnknownTaggedFields);
             return _size;

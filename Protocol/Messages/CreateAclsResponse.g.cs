@@ -120,8 +120,8 @@ public sealed partial class CreateAclsResponse : IApiMessage
         public void Write(ref KafkaWriter writer, short version)
         {
             writer.WriteInt16(ErrorCode);
-            if (version >= 2) writer.WriteCompactNullableString(ErrorMessage);
-            else writer.WriteNullableString(ErrorMessage);
+            if (version >= 2) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+            else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             if (version >= 2)
             {
                 var _unknown = UnknownTaggedFields;
@@ -137,7 +137,7 @@ public sealed partial class CreateAclsResponse : IApiMessage
         {
             int _size = 0;
             _size += 2;
-            _size += (version >= 2 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+            _size += (version >= 2 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
             if (version >= 2)
             {
                 int _numTagged = UnknownTaggedFields?.Count ?? 0;

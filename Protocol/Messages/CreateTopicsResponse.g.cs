@@ -193,8 +193,8 @@ public sealed partial class CreateTopicsResponse : IApiMessage
             writer.WriteInt16(ErrorCode);
             if (version >= 1)
             {
-                if (version >= 5) writer.WriteCompactNullableString(ErrorMessage);
-                else writer.WriteNullableString(ErrorMessage);
+                if (version >= 5) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+                else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             }
             if (version >= 5)
             {
@@ -252,7 +252,7 @@ public sealed partial class CreateTopicsResponse : IApiMessage
             _size += 2;
             if (version >= 1)
             {
-                _size += (version >= 5 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+                _size += (version >= 5 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
             }
             if (version >= 5)
             {

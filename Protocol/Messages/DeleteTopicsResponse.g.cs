@@ -155,7 +155,7 @@ public sealed partial class DeleteTopicsResponse : IApiMessage
             writer.WriteInt16(ErrorCode);
             if (version >= 5)
             {
-                writer.WriteCompactNullableString(ErrorMessage);
+                writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             }
             if (version >= 4)
             {
@@ -179,7 +179,7 @@ public sealed partial class DeleteTopicsResponse : IApiMessage
             _size += 2;
             if (version >= 5)
             {
-                _size += VarInt.SizeOfCompactString(ErrorMessage);
+                _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             }
             if (version >= 4)
             {

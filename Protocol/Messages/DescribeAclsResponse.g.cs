@@ -62,8 +62,8 @@ public sealed partial class DescribeAclsResponse : IApiMessage
             throw new UnsupportedVersionException($"DescribeAclsResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        if (version >= 2) writer.WriteCompactNullableString(ErrorMessage);
-        else writer.WriteNullableString(ErrorMessage);
+        if (version >= 2) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+        else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         {
             if (version >= 2) writer.WriteCompactArrayLength(Resources.Count); else writer.WriteArrayLength(Resources.Count);
             foreach (var _e5 in Resources)
@@ -87,7 +87,7 @@ public sealed partial class DescribeAclsResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += (version >= 2 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+        _size += (version >= 2 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
         _size += (version >= 2 ? VarInt.SizeOfUnsigned((uint)(Resources.Count + 1)) : 4);
         {
             foreach (var _e6 in Resources)

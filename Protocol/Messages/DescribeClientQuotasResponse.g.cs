@@ -62,8 +62,8 @@ public sealed partial class DescribeClientQuotasResponse : IApiMessage
             throw new UnsupportedVersionException($"DescribeClientQuotasResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        if (version >= 1) writer.WriteCompactNullableString(ErrorMessage);
-        else writer.WriteNullableString(ErrorMessage);
+        if (version >= 1) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+        else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         if (Entries is null)
         {
             if (version >= 1) writer.WriteCompactArrayLength(-1); else writer.WriteArrayLength(-1);
@@ -92,7 +92,7 @@ public sealed partial class DescribeClientQuotasResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += (version >= 1 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+        _size += (version >= 1 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
         _size += (version >= 1 ? VarInt.SizeOfUnsigned((uint)((Entries is null ? -1 : Entries.Count) + 1)) : 4);
         if (Entries is not null)
         {

@@ -70,7 +70,7 @@ public sealed partial class DescribeClusterResponse : IApiMessage
             throw new UnsupportedVersionException($"DescribeClusterResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         if (version >= 1)
         {
             writer.WriteInt8(EndpointType);
@@ -102,7 +102,7 @@ public sealed partial class DescribeClusterResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         if (version >= 1)
         {
             _size += 1;

@@ -143,8 +143,8 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
         public void Write(ref KafkaWriter writer, short version)
         {
             writer.WriteInt16(ErrorCode);
-            if (version >= 4) writer.WriteCompactNullableString(ErrorMessage);
-            else writer.WriteNullableString(ErrorMessage);
+            if (version >= 4) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+            else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             writer.WriteInt8(ResourceType);
             if (version >= 4) writer.WriteCompactString(ResourceName);
             else writer.WriteString(ResourceName);
@@ -170,7 +170,7 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
         {
             int _size = 0;
             _size += 2;
-            _size += (version >= 4 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+            _size += (version >= 4 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
             _size += 1;
             _size += (version >= 4 ? VarInt.SizeOfCompactString(ResourceName) : 2 + VarInt.SizeOfString(ResourceName));
             _size += (version >= 4 ? VarInt.SizeOfUnsigned((uint)(Configs.Count + 1)) : 4);

@@ -205,7 +205,7 @@ public sealed partial class DescribeProducersResponse : IApiMessage
         {
             writer.WriteInt32(PartitionIndex);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             {
                 writer.WriteCompactArrayLength(ActiveProducers.Count);
                 foreach (var _e19 in ActiveProducers)
@@ -226,7 +226,7 @@ public sealed partial class DescribeProducersResponse : IApiMessage
             int _size = 0;
             _size += 4;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             _size += VarInt.SizeOfUnsigned((uint)(ActiveProducers.Count + 1));
             {
                 foreach (var _e20 in ActiveProducers)

@@ -83,7 +83,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
         writer.WriteInt16(ErrorCode);
         if (version >= 2)
         {
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         }
         {
             writer.WriteCompactArrayLength(Topics.Count);
@@ -120,7 +120,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
         _size += 2;
         if (version >= 2)
         {
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         }
         _size += VarInt.SizeOfUnsigned((uint)(Topics.Count + 1));
         {
@@ -383,7 +383,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
             writer.WriteInt16(ErrorCode);
             if (version >= 2)
             {
-                writer.WriteCompactNullableString(ErrorMessage);
+                writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             }
             writer.WriteInt32(LeaderId);
             writer.WriteInt32(LeaderEpoch);
@@ -417,7 +417,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
             _size += 2;
             if (version >= 2)
             {
-                _size += VarInt.SizeOfCompactString(ErrorMessage);
+                _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             }
             _size += 4;
             _size += 4;

@@ -59,7 +59,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
             throw new UnsupportedVersionException($"DescribeUserScramCredentialsResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         {
             writer.WriteCompactArrayLength(Results.Count);
             foreach (var _e5 in Results)
@@ -80,7 +80,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         _size += VarInt.SizeOfUnsigned((uint)(Results.Count + 1));
         {
             foreach (var _e6 in Results)
@@ -138,7 +138,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
         {
             writer.WriteCompactString(User);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             {
                 writer.WriteCompactArrayLength(CredentialInfos.Count);
                 foreach (var _e12 in CredentialInfos)
@@ -159,7 +159,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
             int _size = 0;
             _size += VarInt.SizeOfCompactString(User);
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             _size += VarInt.SizeOfUnsigned((uint)(CredentialInfos.Count + 1));
             {
                 foreach (var _e13 in CredentialInfos)

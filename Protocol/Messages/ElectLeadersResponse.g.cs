@@ -225,8 +225,8 @@ public sealed partial class ElectLeadersResponse : IApiMessage
         {
             writer.WriteInt32(PartitionId);
             writer.WriteInt16(ErrorCode);
-            if (version >= 2) writer.WriteCompactNullableString(ErrorMessage);
-            else writer.WriteNullableString(ErrorMessage);
+            if (version >= 2) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+            else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             if (version >= 2)
             {
                 var _unknown = UnknownTaggedFields;
@@ -243,7 +243,7 @@ public sealed partial class ElectLeadersResponse : IApiMessage
             int _size = 0;
             _size += 4;
             _size += 2;
-            _size += (version >= 2 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+            _size += (version >= 2 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
             if (version >= 2)
             {
                 int _numTagged = UnknownTaggedFields?.Count ?? 0;

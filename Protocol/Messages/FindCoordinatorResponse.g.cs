@@ -101,8 +101,8 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
         }
         if ((version >= 1 && version <= 3))
         {
-            if (version >= 3) writer.WriteCompactNullableString(ErrorMessage);
-            else writer.WriteNullableString(ErrorMessage);
+            if (version >= 3) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+            else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         }
         if (version <= 3)
         {
@@ -167,7 +167,7 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
         }
         if ((version >= 1 && version <= 3))
         {
-            _size += (version >= 3 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+            _size += (version >= 3 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
         }
         if (version <= 3)
         {
@@ -234,7 +234,7 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
             writer.WriteCompactString(Host);
             writer.WriteInt32(Port);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             var _unknown = UnknownTaggedFields;
             TaggedFieldSupport.EnsureSorted(_unknown);
             int _numTagged = _unknown?.Count ?? 0;
@@ -251,7 +251,7 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
             _size += VarInt.SizeOfCompactString(Host);
             _size += 4;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             int _numTagged = UnknownTaggedFields?.Count ?? 0;
             _size += VarInt.SizeOfUnsigned((uint)_numTagged) + TaggedFieldSupport.Size(UnknownTaggedFields);
             return _size;

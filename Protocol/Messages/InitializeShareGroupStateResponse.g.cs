@@ -182,7 +182,7 @@ public sealed partial class InitializeShareGroupStateResponse : IApiMessage
         {
             writer.WriteInt32(Partition);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             var _unknown = UnknownTaggedFields;
             TaggedFieldSupport.EnsureSorted(_unknown);
             int _numTagged = _unknown?.Count ?? 0;
@@ -196,7 +196,7 @@ public sealed partial class InitializeShareGroupStateResponse : IApiMessage
             int _size = 0;
             _size += 4;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             int _numTagged = UnknownTaggedFields?.Count ?? 0;
             _size += VarInt.SizeOfUnsigned((uint)_numTagged) + TaggedFieldSupport.Size(UnknownTaggedFields);
             return _size;

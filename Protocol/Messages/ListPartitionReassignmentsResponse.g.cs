@@ -59,7 +59,7 @@ public sealed partial class ListPartitionReassignmentsResponse : IApiMessage
             throw new UnsupportedVersionException($"ListPartitionReassignmentsResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         {
             writer.WriteCompactArrayLength(Topics.Count);
             foreach (var _e5 in Topics)
@@ -80,7 +80,7 @@ public sealed partial class ListPartitionReassignmentsResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         _size += VarInt.SizeOfUnsigned((uint)(Topics.Count + 1));
         {
             foreach (var _e6 in Topics)

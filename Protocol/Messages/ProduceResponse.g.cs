@@ -363,8 +363,8 @@ public sealed partial class ProduceResponse : IApiMessage
             }
             if (version >= 8)
             {
-                if (version >= 9) writer.WriteCompactNullableString(ErrorMessage);
-                else writer.WriteNullableString(ErrorMessage);
+                if (version >= 9) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+                else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             }
             if (version >= 9)
             {
@@ -419,7 +419,7 @@ public sealed partial class ProduceResponse : IApiMessage
             }
             if (version >= 8)
             {
-                _size += (version >= 9 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+                _size += (version >= 9 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
             }
             if (version >= 9)
             {
@@ -466,8 +466,8 @@ public sealed partial class ProduceResponse : IApiMessage
         public void Write(ref KafkaWriter writer, short version)
         {
             writer.WriteInt32(BatchIndex);
-            if (version >= 9) writer.WriteCompactNullableString(BatchIndexErrorMessage);
-            else writer.WriteNullableString(BatchIndexErrorMessage);
+            if (version >= 9) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(BatchIndexErrorMessage));
+            else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(BatchIndexErrorMessage));
             if (version >= 9)
             {
                 var _unknown = UnknownTaggedFields;
@@ -483,7 +483,7 @@ public sealed partial class ProduceResponse : IApiMessage
         {
             int _size = 0;
             _size += 4;
-            _size += (version >= 9 ? VarInt.SizeOfCompactString(BatchIndexErrorMessage) : 2 + (BatchIndexErrorMessage is null ? 0 : VarInt.SizeOfString(BatchIndexErrorMessage)));
+            _size += (version >= 9 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(BatchIndexErrorMessage)) : 2 + (BatchIndexErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(BatchIndexErrorMessage))));
             if (version >= 9)
             {
                 int _numTagged = UnknownTaggedFields?.Count ?? 0;

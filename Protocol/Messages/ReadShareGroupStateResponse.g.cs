@@ -205,7 +205,7 @@ public sealed partial class ReadShareGroupStateResponse : IApiMessage
         {
             writer.WriteInt32(Partition);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             writer.WriteInt32(StateEpoch);
             writer.WriteInt64(StartOffset);
             {
@@ -228,7 +228,7 @@ public sealed partial class ReadShareGroupStateResponse : IApiMessage
             int _size = 0;
             _size += 4;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             _size += 4;
             _size += 8;
             _size += VarInt.SizeOfUnsigned((uint)(StateBatches.Count + 1));

@@ -186,7 +186,7 @@ public sealed partial class ReadShareGroupStateSummaryResponse : IApiMessage
         {
             writer.WriteInt32(Partition);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             writer.WriteInt32(StateEpoch);
             writer.WriteInt64(StartOffset);
             var _unknown = UnknownTaggedFields;
@@ -202,7 +202,7 @@ public sealed partial class ReadShareGroupStateSummaryResponse : IApiMessage
             int _size = 0;
             _size += 4;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             _size += 4;
             _size += 8;
             int _numTagged = UnknownTaggedFields?.Count ?? 0;

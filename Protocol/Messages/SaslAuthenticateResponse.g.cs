@@ -47,8 +47,8 @@ public sealed partial class SaslAuthenticateResponse : IApiMessage
         if (version < LowestSupportedVersion || version > HighestSupportedVersion)
             throw new UnsupportedVersionException($"SaslAuthenticateResponse does not support version {version}.");
         writer.WriteInt16(ErrorCode);
-        if (version >= 2) writer.WriteCompactNullableString(ErrorMessage);
-        else writer.WriteNullableString(ErrorMessage);
+        if (version >= 2) writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
+        else writer.WriteNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         if (version >= 2) writer.WriteCompactNullableBytes(AuthBytes, false);
         else writer.WriteNullableBytes(AuthBytes, false);
         if (version >= 1)
@@ -70,7 +70,7 @@ public sealed partial class SaslAuthenticateResponse : IApiMessage
     {
         int _size = 0;
         _size += 2;
-        _size += (version >= 2 ? VarInt.SizeOfCompactString(ErrorMessage) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(ErrorMessage)));
+        _size += (version >= 2 ? VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage)) : 2 + (ErrorMessage is null ? 0 : VarInt.SizeOfString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage))));
         _size += (version >= 2 ? VarInt.SizeOfUnsigned((uint)AuthBytes.Length + 1) + AuthBytes.Length : 4 + AuthBytes.Length);
         if (version >= 1)
         {

@@ -78,7 +78,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
             throw new UnsupportedVersionException($"ShareAcknowledgeResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         {
             writer.WriteCompactArrayLength(Responses.Count);
             foreach (var _e10 in Responses)
@@ -106,7 +106,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         _size += VarInt.SizeOfUnsigned((uint)(Responses.Count + 1));
         {
             foreach (var _e12 in Responses)
@@ -231,7 +231,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
         {
             writer.WriteInt32(PartitionIndex);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             CurrentLeader.Write(ref writer, version);
             var _unknown = UnknownTaggedFields;
             TaggedFieldSupport.EnsureSorted(_unknown);
@@ -246,7 +246,7 @@ public sealed partial class ShareAcknowledgeResponse : IApiMessage
             int _size = 0;
             _size += 4;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             _size += CurrentLeader.Size(version);
             int _numTagged = UnknownTaggedFields?.Count ?? 0;
             _size += VarInt.SizeOfUnsigned((uint)_numTagged) + TaggedFieldSupport.Size(UnknownTaggedFields);

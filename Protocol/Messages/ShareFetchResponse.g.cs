@@ -78,7 +78,7 @@ public sealed partial class ShareFetchResponse : IApiMessage
             throw new UnsupportedVersionException($"ShareFetchResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         {
             writer.WriteCompactArrayLength(Responses.Count);
             foreach (var _e10 in Responses)
@@ -106,7 +106,7 @@ public sealed partial class ShareFetchResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         _size += VarInt.SizeOfUnsigned((uint)(Responses.Count + 1));
         {
             foreach (var _e12 in Responses)
@@ -256,9 +256,9 @@ public sealed partial class ShareFetchResponse : IApiMessage
         {
             writer.WriteInt32(PartitionIndex);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             writer.WriteInt16(AcknowledgeErrorCode);
-            writer.WriteCompactNullableString(AcknowledgeErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(AcknowledgeErrorMessage));
             CurrentLeader.Write(ref writer, version);
             writer.WriteCompactNullableBytes(Records.GetValueOrDefault().Span, !Records.HasValue);
             {
@@ -281,9 +281,9 @@ public sealed partial class ShareFetchResponse : IApiMessage
             int _size = 0;
             _size += 4;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             _size += 2;
-            _size += VarInt.SizeOfCompactString(AcknowledgeErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(AcknowledgeErrorMessage));
             _size += CurrentLeader.Size(version);
             _size += (!Records.HasValue ? 1 : VarInt.SizeOfUnsigned((uint)Records.GetValueOrDefault().Length + 1) + Records.GetValueOrDefault().Length);
             _size += VarInt.SizeOfUnsigned((uint)(AcquiredRecords.Count + 1));

@@ -284,7 +284,7 @@ public sealed partial class ShareGroupDescribeResponse : IApiMessage
         public void Write(ref KafkaWriter writer, short version)
         {
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             writer.WriteCompactString(GroupId);
             writer.WriteCompactString(GroupState);
             writer.WriteInt32(GroupEpoch);
@@ -310,7 +310,7 @@ public sealed partial class ShareGroupDescribeResponse : IApiMessage
         {
             int _size = 0;
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             _size += VarInt.SizeOfCompactString(GroupId);
             _size += VarInt.SizeOfCompactString(GroupState);
             _size += 4;

@@ -54,7 +54,7 @@ public sealed partial class ShareGroupHeartbeatResponse : IApiMessage
             throw new UnsupportedVersionException($"ShareGroupHeartbeatResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         writer.WriteCompactNullableString(MemberId);
         writer.WriteInt32(MemberEpoch);
         writer.WriteInt32(HeartbeatIntervalMs);
@@ -77,7 +77,7 @@ public sealed partial class ShareGroupHeartbeatResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         _size += VarInt.SizeOfCompactString(MemberId);
         _size += 4;
         _size += 4;

@@ -62,7 +62,7 @@ public sealed partial class UpdateFeaturesResponse : IApiMessage
             throw new UnsupportedVersionException($"UpdateFeaturesResponse does not support version {version}.");
         writer.WriteInt32(ThrottleTimeMs);
         writer.WriteInt16(ErrorCode);
-        writer.WriteCompactNullableString(ErrorMessage);
+        writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         if (version <= 1)
         {
             {
@@ -86,7 +86,7 @@ public sealed partial class UpdateFeaturesResponse : IApiMessage
         int _size = 0;
         _size += 4;
         _size += 2;
-        _size += VarInt.SizeOfCompactString(ErrorMessage);
+        _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
         if (version <= 1)
         {
             _size += VarInt.SizeOfUnsigned((uint)(Results.Count + 1));
@@ -128,7 +128,7 @@ public sealed partial class UpdateFeaturesResponse : IApiMessage
         {
             writer.WriteCompactString(Feature);
             writer.WriteInt16(ErrorCode);
-            writer.WriteCompactNullableString(ErrorMessage);
+            writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             var _unknown = UnknownTaggedFields;
             TaggedFieldSupport.EnsureSorted(_unknown);
             int _numTagged = _unknown?.Count ?? 0;
@@ -142,7 +142,7 @@ public sealed partial class UpdateFeaturesResponse : IApiMessage
             int _size = 0;
             _size += VarInt.SizeOfCompactString(Feature);
             _size += 2;
-            _size += VarInt.SizeOfCompactString(ErrorMessage);
+            _size += VarInt.SizeOfCompactString(global::Kayak.Protocol.FreeText.Fit(ErrorMessage));
             int _numTagged = UnknownTaggedFields?.Count ?? 0;
             _size += VarInt.SizeOfUnsigned((uint)_numTagged) + TaggedFieldSupport.Size(UnknownTaggedFields);
             return _size;

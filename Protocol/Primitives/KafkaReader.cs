@@ -110,13 +110,25 @@ public ref struct KafkaReader
     {
         uint len = ReadUnsignedVarInt();
         if (len == 0) ThrowHelper.Malformed("Null value for a non-nullable compact string.");
-        return DecodeString(CheckLength(len - 1L));
+        return DecodeString(CheckCompactStringLength(len - 1L));
     }
 
     public string? ReadCompactNullableString()
     {
         uint len = ReadUnsignedVarInt();
-        return len == 0 ? null : DecodeString(CheckLength(len - 1L));
+        return len == 0 ? null : DecodeString(CheckCompactStringLength(len - 1L));
+    }
+
+    /// <summary>
+    /// A compact string's length could say up to 4 GB, but every Kafka string is at most 32,767 UTF-8 bytes, compact
+    /// or not: Kafka's generated readers refuse longer ones ("string field ... had invalid length"), so the request
+    /// does not parse and the connection closes, and its writers refuse to send them, so nothing a client sends
+    /// legitimately and nothing echoed back from it can be longer (issue 15, K14).
+    /// </summary>
+    private int CheckCompactStringLength(long length)
+    {
+        if (length > KafkaWriter.MaxStringBytes) ThrowHelper.Malformed($"String of {length} bytes is longer than the protocol's {KafkaWriter.MaxStringBytes}.");
+        return CheckLength(length);
     }
 
     /// <summary>INT32-length bytes; null when the length is -1.</summary>

@@ -13,6 +13,12 @@ namespace Kayak.Protocol;
 public ref struct KafkaWriter
 {
     private const int MinChunk = 4096;
+
+    /// <summary>
+    /// The longest string, in UTF-8 bytes, the protocol carries: an INT16 length's maximum, and Kafka holds compact
+    /// strings to it too (its generated readers refuse longer ones, its writers will not send them).
+    /// </summary>
+    public const int MaxStringBytes = short.MaxValue;
     private readonly IBufferWriter<byte> _output;
     private Span<byte> _span;
     private int _pos;
@@ -109,8 +115,7 @@ public ref struct KafkaWriter
 
     public void WriteString(string v)
     {
-        int n = Encoding.UTF8.GetByteCount(v);
-        if (n > short.MaxValue) ThrowHelper.Malformed("String longer than 32767 bytes.");
+        int n = VarInt.SizeOfString(v);
         WriteInt16((short)n);
         WriteUtf8(v, n);
     }
@@ -123,7 +128,7 @@ public ref struct KafkaWriter
 
     public void WriteCompactString(string v)
     {
-        int n = Encoding.UTF8.GetByteCount(v);
+        int n = VarInt.SizeOfString(v);
         WriteUnsignedVarInt((uint)n + 1);
         WriteUtf8(v, n);
     }
@@ -170,13 +175,30 @@ public static class VarInt
     public static int SizeOf(int v) => SizeOfUnsigned((uint)((v << 1) ^ (v >> 31)));
     public static int SizeOf(long v) => SizeOfUnsigned((ulong)((v << 1) ^ (v >> 63)));
 
-    public static int SizeOfString(string v) => Encoding.UTF8.GetByteCount(v);
+    /// <summary>
+    /// UTF-8 length of a string field; throws when it exceeds <see cref="KafkaWriter.MaxStringBytes"/>. Generated
+    /// <c>Size</c> methods call this, and the connection sizes a response before writing a byte of it, so a string too
+    /// long for the wire is found while the response can still be replaced, not halfway through the socket's stream.
+    /// </summary>
+    public static int SizeOfString(string v)
+    {
+        // Three UTF-8 bytes at most per UTF-16 char (a surrogate pair is two chars, four bytes).
+        if (v.Length <= KafkaWriter.MaxStringBytes / 3) return v.Length == 0 ? 0 : Encoding.UTF8.GetByteCount(v);
+        int n = Encoding.UTF8.GetByteCount(v);
+        if (n > KafkaWriter.MaxStringBytes) ThrowStringTooLong(n);
+        return n;
+    }
+
     public static int SizeOfCompactString(string? v)
     {
         if (v is null) return 1;
-        int n = Encoding.UTF8.GetByteCount(v);
+        int n = SizeOfString(v);
         return SizeOfUnsigned((uint)n + 1) + n;
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private static void ThrowStringTooLong(int n) =>
+        throw new StringTooLongException($"String of {n} bytes is longer than the protocol's {KafkaWriter.MaxStringBytes}.");
 
     /// <summary>
     /// Decodes a zigzag varint from a span without a reader (record batches walk records this way).

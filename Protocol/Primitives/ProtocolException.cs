@@ -22,6 +22,15 @@ public sealed class UnsupportedVersionException : ProtocolException
     public UnsupportedVersionException(string message) : base(message) { }
 }
 
+/// <summary>
+/// A message to be written holds a string longer than the protocol's 32,767 bytes. Thrown by <c>Size</c>, before
+/// anything is written; for a response it is the broker's bug (what it echoes must have fit), not the client's.
+/// </summary>
+public sealed class StringTooLongException : ProtocolException
+{
+    public StringTooLongException(string message) : base(message) { }
+}
+
 /// <summary>Throw helpers keep the hot paths small and inlinable.</summary>
 public static class ThrowHelper
 {

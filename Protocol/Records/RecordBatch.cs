@@ -9,7 +9,10 @@ namespace Kayak.Protocol.Records;
 public sealed class ValidationOptions
 {
     public static readonly ValidationOptions Default = new();
-    /// <summary>Decompression-bomb guard for compressed batches (Kafka bounds this by the batch's own limits; we make it explicit).</summary>
+    /// <summary>
+    /// Decompression-bomb guard for compressed batches: past it Validate answers MESSAGE_TOO_LARGE (see
+    /// <see cref="DecompressedTooLargeException"/>). Kafka streams the records and has no such limit.
+    /// </summary>
     public long MaxDecompressedBytes { get; init; } = DecompressionOptions.DefaultMaxOutputBytes;
     /// <summary>
     /// Produce path: offset deltas must be 0..count-1 and count == lastOffsetDelta + 1 (Kafka's
@@ -108,10 +111,14 @@ public static class RecordBatch
         {
             if (h.Compression == CompressionType.None)
                 return WalkRecords(body, h, options);
-            using var buf = new PooledBufferWriter(Math.Max(256, body.Length * 4));
+            using var buf = new DecompressionBuffer(body.Length * 4, options.MaxDecompressedBytes);
             try
             {
-                Compressor.Decompress(h.Compression, body, buf, options.MaxDecompressedBytes);
+                buf.Decompress(h.Compression, body);
+            }
+            catch (DecompressedTooLargeException e)
+            {
+                return ValidationResult.Fail(ErrorCode.MessageTooLarge, e.Message);
             }
             catch (ProtocolException e)
             {
@@ -175,6 +182,17 @@ public static class RecordBatch
     {
         if (!RecordBatchHeader.TryRead(batch, out var h)) ThrowHelper.Truncated(RecordBatchHeader.Size, batch.Length);
         Compressor.Decompress(h.Compression, batch[RecordBatchHeader.Size..], dst, maxDecompressedBytes);
+    }
+
+    /// <summary>
+    /// Decompresses a batch's records into a <see cref="DecompressionBuffer"/>, which keeps no array above 1 MiB
+    /// pooled once disposed (the produce path, where batches up to the limit come from clients).
+    /// </summary>
+    public static void DecompressRecords(ReadOnlySpan<byte> batch, DecompressionBuffer dst)
+    {
+        if (!RecordBatchHeader.TryRead(batch, out var h)) ThrowHelper.Truncated(RecordBatchHeader.Size, batch.Length);
+        if (h.Compression == CompressionType.None) ThrowHelper.Malformed("Batch is not compressed; use RecordsSection");
+        dst.Decompress(h.Compression, batch[RecordBatchHeader.Size..]);
     }
 
     /// <summary>Enumerates the records of an uncompressed batch in place.</summary>

@@ -479,12 +479,13 @@ internal sealed class Emitter
         switch (type)
         {
             case "string":
+                string fx = Fitted(f, x, elem);
                 if (typedNullable)
                 {
                     NullCheckAfter(nullOk, f, x);
-                    WriteIf(compact, $"writer.WriteCompactNullableString({x});", $"writer.WriteNullableString({x});");
+                    WriteIf(compact, $"writer.WriteCompactNullableString({fx});", $"writer.WriteNullableString({fx});");
                 }
-                else WriteIf(compact, $"writer.WriteCompactString({x});", $"writer.WriteString({x});");
+                else WriteIf(compact, $"writer.WriteCompactString({fx});", $"writer.WriteString({fx});");
                 break;
             case "bytes":
                 if (typedNullable)
@@ -504,6 +505,14 @@ internal sealed class Emitter
                 break;
         }
     }
+
+    /// <summary>
+    /// Error messages are free text that may quote a request's longest names; they are cut to fit a protocol string
+    /// (FreeText.Fit) rather than make the whole response unencodable (issue 15, K14).
+    /// </summary>
+    private static bool IsFreeText(FieldSpec f) => f.Type == "string" && f.Name.EndsWith("ErrorMessage", StringComparison.Ordinal);
+
+    private static string Fitted(FieldSpec f, string x, bool elem) => !elem && IsFreeText(f) ? $"global::Kayak.Protocol.FreeText.Fit({x})" : x;
 
     private void WriteIf(Cond c, string a, string b)
     {
@@ -586,8 +595,11 @@ internal sealed class Emitter
         switch (type)
         {
             case "string":
-                w.Line($"{acc} += {compact.Tern($"VarInt.SizeOfCompactString({x})", typedNullable ? $"2 + ({x} is null ? 0 : VarInt.SizeOfString({x}))" : $"2 + VarInt.SizeOfString({x})")};");
+            {
+                string fx = Fitted(f, x, elem);
+                w.Line($"{acc} += {compact.Tern($"VarInt.SizeOfCompactString({fx})", typedNullable ? $"2 + ({x} is null ? 0 : VarInt.SizeOfString({fx}))" : $"2 + VarInt.SizeOfString({fx})")};");
                 break;
+            }
             case "bytes":
                 if (typedNullable)
                     w.Line($"{acc} += {compact.Tern($"({x} is null ? 1 : VarInt.SizeOfUnsigned((uint){x}.Length + 1) + {x}.Length)", $"4 + ({x} is null ? 0 : {x}.Length)")};");

@@ -294,8 +294,9 @@ public class RecordBatchTests
         Assert.That(batch.Length, Is.LessThan(4096));
         Assert.That(RecordBatch.Validate(batch).IsValid);
         var r = RecordBatch.Validate(batch, new ValidationOptions { MaxDecompressedBytes = 1024 * 1024 });
-        Assert.That(r.Error, Is.EqualTo(ErrorCode.CorruptMessage));
-        Assert.That(r.Message, Does.Contain("limit"));
+        // Too large, not corrupt (issue 15, K13; DecompressionBombTests).
+        Assert.That(r.Error, Is.EqualTo(ErrorCode.MessageTooLarge));
+        Assert.That(r.Message, Does.Contain("decompresses to more than 1048576 bytes"));
     }
 
     [Test]
