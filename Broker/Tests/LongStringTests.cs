@@ -51,8 +51,11 @@ public class LongStringTests
 
     private static IEnumerable<TestCaseData> FlexibleApis()
     {
+        // Only the APIs whose latest version has a non-tagged string to lengthen: a case for the others would test nothing.
         foreach (var s in ApiVersionTable.Served)
-            if (s.MaxVersion >= FlexibleFrom(s.Key))
+            if (s.MaxVersion >= FlexibleFrom(s.Key)
+                && Filled(s.Key, s.MaxVersion, Longest, out int strings) is var request && strings > 0
+                && LengthenFirstCompactString(RawClient.Encode(request, s.MaxVersion, 1)) is not null)
                 yield return new TestCaseData(s.Key).SetName($"OverlongCompactStringClosesTheConnection({s.Key})");
     }
 
@@ -138,12 +141,10 @@ public class LongStringTests
     public async Task OverlongCompactStringClosesTheConnection(ApiKey key)
     {
         short v = ApiVersionTable.Find(key)!.MaxVersion;
-        var request = Filled(key, v, Longest, out int strings);
-        if (strings == 0) Assert.Ignore($"{key} v{v} has no string field");
+        var request = Filled(key, v, Longest, out _);
         // Kayak's writer will not write a 32,768-byte string either: write 32,767 and lengthen the first one that
-        // is not a tagged field's (whose size would then be wrong as well) by one byte.
-        byte[]? frame = LengthenFirstCompactString(RawClient.Encode(request, v, 1));
-        if (frame is null) Assert.Ignore($"{key} v{v} has only tagged string fields");
+        // is not a tagged field's (whose size would then be wrong as well) by one byte. FlexibleApis lists only APIs that have one.
+        byte[] frame = LengthenFirstCompactString(RawClient.Encode(request, v, 1))!;
         int mark = _logs.Count;
         using var client = await RawClient.ConnectAsync(_fx.Broker.BootstrapServers);
         await client.WriteRawAsync(frame!);
