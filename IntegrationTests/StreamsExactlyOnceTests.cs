@@ -84,13 +84,9 @@ public sealed class StreamsExactlyOnceTests : BrokerTestBase
         }
     }
 
-    private static long Sum(string bootstrap, string topic, IsolationLevel isolation)
-    {
-        using var consumer = ConfluentClients.Consumer(bootstrap, c => c.IsolationLevel = isolation);
-        var partitions = ConfluentClients.PartitionCount(bootstrap, topic);
-        // ListOffsets latest: the high watermark, or the last stable offset under read_committed.
-        return Enumerable.Range(0, partitions).Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p), TimeSpan.FromSeconds(10)).High.Value);
-    }
+    /// <summary>ListOffsets latest summed over the topic's partitions: the high watermarks, or the last stable offsets under read_committed.</summary>
+    private static long Sum(IConsumer<byte[], byte[]> consumer, string topic, int partitions) =>
+        Enumerable.Range(0, partitions).Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p), TimeSpan.FromSeconds(10)).High.Value);
 
     [TestCase(StoreKind.RocksDb)]
     [TestCase(StoreKind.InMemory)]
@@ -104,7 +100,7 @@ public sealed class StreamsExactlyOnceTests : BrokerTestBase
         foreach (var t in new[] { input, mapped, counts })
             await broker.CreateTopicAsync(t, 2, cancellationToken: Token);
         var stateDir = Path.Combine(Path.GetTempPath(), "kayak-streams-eos-" + Guid.NewGuid().ToString("N"));
-        string[] Args(int delayMs) => [$"bootstrap={broker.BootstrapServers}", $"app={appId}", $"state={stateDir}", $"input={input}", $"mapped={mapped}", $"counts={counts}", $"store={(store == StoreKind.RocksDb ? "rocksdb" : "memory")}", $"delay-ms={delayMs}"];
+        string[] Args(int delayMs, int commitMs) => [$"bootstrap={broker.BootstrapServers}", $"app={appId}", $"state={stateDir}", $"input={input}", $"mapped={mapped}", $"counts={counts}", $"store={(store == StoreKind.RocksDb ? "rocksdb" : "memory")}", $"delay-ms={delayMs}", $"commit-ms={commitMs}"];
         const int first = 600, total = 1000;
         var records = Enumerable.Range(0, total).Select(i => (Key: $"k{i % 10}", Value: i.ToString(CultureInfo.InvariantCulture))).ToList();
         var log = new Log();
@@ -114,19 +110,24 @@ public sealed class StreamsExactlyOnceTests : BrokerTestBase
         {
             Produce(broker.BootstrapServers, input, records.Take(first));
             long committedAtKill, writtenAtKill;
-            await using (var app = new App(Args(delayMs: 5)))
+            // About 6 s of processing in transactions of about 1 s each.
+            await using (var app = new App(Args(delayMs: 10, commitMs: 1000)))
             {
                 await app.RunningAsync(Token);
                 Phase("first instance running");
-                // Kill once some transactions have committed and the current one has written output not yet committed.
+                // Kill once some transactions have committed and the current one has written output (10 records at
+                // least) not yet committed.
+                // Both consumers connected before the loop, so that the two queries follow each other closely.
+                using var uncommittedView = ConfluentClients.Consumer(broker.BootstrapServers, c => c.IsolationLevel = IsolationLevel.ReadUncommitted);
+                using var committedView = ConfluentClients.Consumer(broker.BootstrapServers, c => c.IsolationLevel = IsolationLevel.ReadCommitted);
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
                 while (true)
                 {
                     // High watermark first, LSO after: an LSO still below the earlier high watermark means records
                     // written before are not committed yet (with the reverse order, growth in between looks the same).
-                    writtenAtKill = Sum(broker.BootstrapServers, mapped, IsolationLevel.ReadUncommitted);
-                    committedAtKill = Sum(broker.BootstrapServers, mapped, IsolationLevel.ReadCommitted);
-                    if (committedAtKill > 0 && writtenAtKill > committedAtKill)
+                    writtenAtKill = Sum(uncommittedView, mapped, 2);
+                    committedAtKill = Sum(committedView, mapped, 2);
+                    if (committedAtKill > 0 && writtenAtKill - committedAtKill >= 10)
                         break;
                     if (DateTime.UtcNow > deadline)
                         Assert.Fail($"never saw committed output plus an open transaction (LSO sum {committedAtKill}, high watermark sum {writtenAtKill})\n{app.Output}");
@@ -138,7 +139,7 @@ public sealed class StreamsExactlyOnceTests : BrokerTestBase
             Assert.That(committedAtKill, Is.LessThan(first), "killed mid-run");
 
             Produce(broker.BootstrapServers, input, records.Skip(first));
-            await using (var app = new App(Args(delayMs: 0)))
+            await using (var app = new App(Args(delayMs: 0, commitMs: 200)))
             {
                 await app.RunningAsync(Token);
                 Phase("second instance running");
@@ -158,7 +159,8 @@ public sealed class StreamsExactlyOnceTests : BrokerTestBase
             }
             // The killed transaction's records are still in the log, aborted: read_uncommitted returns them too.
             var uncommitted = ReadAll(broker.BootstrapServers, mapped, IsolationLevel.ReadUncommitted);
-            Assert.That(uncommitted, Has.Count.GreaterThan(total), "aborted records exist and read_committed skipped them");
+            // Everything between the LSO and the earlier high watermark belonged to the open transaction.
+            Assert.That(uncommitted, Has.Count.GreaterThanOrEqualTo(total + writtenAtKill - committedAtKill), "the killed transaction's records exist, aborted, and read_committed skipped them");
         }
         finally
         {

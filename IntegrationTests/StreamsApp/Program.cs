@@ -4,14 +4,16 @@ using Streamiz.Kafka.Net;
 using Streamiz.Kafka.Net.SerDes;
 using Streamiz.Kafka.Net.Table;
 
-// Usage: Kayak.StreamsApp bootstrap=H:P app=ID state=DIR input=T mapped=T counts=T store=memory|rocksdb [delay-ms=N]
+// Usage: Kayak.StreamsApp bootstrap=H:P app=ID state=DIR input=T mapped=T counts=T store=memory|rocksdb [delay-ms=N] [commit-ms=N]
 // Exactly-once topology over `input` (string keys and values): every record goes to `mapped` as "seen:<value>", and a
 // per-key running count (changelogged store) goes to `counts` as a decimal string. delay-ms slows each
-// record so that a transaction is open for a while (the test kills the process then). Prints RUNNING once the
+// record and commit-ms (default 200) spaces the commits, so that a transaction holds output for a while (the test
+// kills the process then). Prints RUNNING once the
 // KafkaStream is running; runs until stdin closes or SIGTERM, then closes cleanly.
 var options = args.Select(a => a.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1]);
 NativeKafka.EnsureLoaded();
 var delayMs = options.TryGetValue("delay-ms", out var d) ? int.Parse(d) : 0;
+var commitMs = options.TryGetValue("commit-ms", out var c) ? long.Parse(c) : 200;
 
 var config = new StreamConfig<StringSerDes, StringSerDes>
 {
@@ -20,8 +22,8 @@ var config = new StreamConfig<StringSerDes, StringSerDes>
     StateDir = options["state"],
     Guarantee = ProcessingGuarantee.EXACTLY_ONCE,
     AutoOffsetReset = Confluent.Kafka.AutoOffsetReset.Earliest,
-    // Several transactions per run even when slowed down (EOS default is 100 ms).
-    CommitIntervalMs = 200,
+    // Each commit ends a transaction (EOS default every 100 ms).
+    CommitIntervalMs = commitMs,
     // The killed instance stays a group member until its session expires; the restarted one's join waits for that.
     SessionTimeoutMs = 6_000,
     // A transactional.id that is not reused (see the test) leaves the killed instance's transaction to the broker's
