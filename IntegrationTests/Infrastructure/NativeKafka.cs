@@ -24,6 +24,7 @@ public static class NativeKafka
     private static readonly object Gate = new();
     private static bool loaded;
     private static IntPtr handle;
+    private static string? wrongVersion;
 
     /// <summary>Where librdkafka was loaded from (for failure messages).</summary>
     public static string LoadedFrom { get; private set; } = "";
@@ -34,7 +35,12 @@ public static class NativeKafka
         lock (Gate)
         {
             if (loaded)
+            {
+                // A wrong version fails every caller, not only the first.
+                if (wrongVersion is not null)
+                    throw new InvalidOperationException(wrongVersion);
                 return;
+            }
 
             var path = FindRedistLibrary();
             handle = NativeLibrary.Load(path);
@@ -47,7 +53,10 @@ public static class NativeKafka
 
             var version = Library.VersionString;
             if (version != ExpectedVersion)
-                throw new InvalidOperationException($"librdkafka {version} loaded from {path}, expected {ExpectedVersion}: refusing to run on another librdkafka");
+            {
+                wrongVersion = $"librdkafka {version} loaded from {path}, expected {ExpectedVersion}: refusing to run on another librdkafka";
+                throw new InvalidOperationException(wrongVersion);
+            }
         }
     }
 
