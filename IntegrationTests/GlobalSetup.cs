@@ -3,7 +3,7 @@ using NUnit.Framework;
 
 namespace Kayak.IntegrationTests;
 
-/// <summary>Loads the OS's librdkafka once for the assembly and reaps any broker process a test left behind.</summary>
+/// <summary>Loads librdkafka.redist's librdkafka (and checks its version) once for the assembly, and reaps any broker process a test left behind.</summary>
 [SetUpFixture]
 public sealed class GlobalSetup
 {

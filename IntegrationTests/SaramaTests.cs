@@ -216,7 +216,7 @@ public sealed class SaramaTests : BrokerTestBase
         };
 
         // The librdkafka member joins first and so leads the group while it is in it: sarama 1.22 as leader cannot
-        // read librdkafka 2.0.2's subscription metadata (it carries fields after the user data, which sarama's
+        // read librdkafka's subscription metadata (seen with 2.0.2; it carries fields after the user data, which sarama's
         // decoder rejects with "invalid length") and would never assign, which made this test fail whenever the
         // leadership race went to sarama. A librdkafka leader reads sarama's metadata and sarama reads its assignment.
         using var c = new PolledConsumer("confluent-c", broker.BootstrapServers, topic, cfg =>

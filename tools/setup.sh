@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, only what is missing (idempotent; root, no TTY).
-#   Debian: kcat, librdkafka (Confluent.Kafka and kcat run on it), kafka-python and its codecs, Go and sarama (the Go client driver IntegrationTests/go is built offline against
+#   Debian: kcat and confluent-kafka-python (the "older clients", on Debian's librdkafka 2.0.2; Confluent.Kafka runs on
+#   librdkafka.redist from NuGet), kafka-python and its codecs, Go and sarama (the Go client driver IntegrationTests/go is built offline against
 #   Debian's sarama sources in GOPATH mode; gcc for its cgo zstd binding). npm: kafkajs from IntegrationTests/js/package-lock.json.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
 
-wanted=(kcat librdkafka-dev python3-kafka golang-go golang-github-shopify-sarama-dev gcc libc6-dev)
+wanted=(kcat python3-kafka python3-confluent-kafka golang-go golang-github-shopify-sarama-dev gcc libc6-dev)
 # kafka-python's codecs (gzip is built in): python3-lz4 (lz4.frame), python3-snappy, python3-zstandard; python3-xxhash
 # lets it write magic v0 LZ4 for Protocol's golden-data interop tests.
 optional=(python3-lz4 python3-snappy python3-zstandard python3-xxhash)

@@ -14,7 +14,6 @@ public static class ConfluentClients
         return new ProducerConfig
         {
             BootstrapServers = bootstrap,
-            ApiVersionRequest = true,
             SocketTimeoutMs = 10_000,
             MessageTimeoutMs = 30_000,
             RequestTimeoutMs = 10_000,
@@ -32,7 +31,6 @@ public static class ConfluentClients
         return new ConsumerConfig
         {
             BootstrapServers = bootstrap,
-            ApiVersionRequest = true,
             SocketTimeoutMs = 10_000,
             GroupId = groupId ?? "kayak-itest-" + Guid.NewGuid().ToString("N"),
             EnableAutoCommit = false,
@@ -45,7 +43,7 @@ public static class ConfluentClients
     public static AdminClientConfig AdminConfig(string bootstrap)
     {
         NativeKafka.EnsureLoaded();
-        return new AdminClientConfig { BootstrapServers = bootstrap, ApiVersionRequest = true, SocketTimeoutMs = 10_000 };
+        return new AdminClientConfig { BootstrapServers = bootstrap, SocketTimeoutMs = 10_000 };
     }
 
     public static IProducer<byte[], byte[]> Producer(string bootstrap, Action<ProducerConfig>? configure = null)

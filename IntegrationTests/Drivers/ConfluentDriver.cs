@@ -4,7 +4,7 @@ using NUnit.Framework;
 
 namespace Kayak.IntegrationTests.Drivers;
 
-/// <summary>Confluent.Kafka 1.9.3 on the OS's librdkafka.</summary>
+/// <summary>Confluent.Kafka 2.16 on librdkafka.redist 2.16 (Infrastructure/NativeKafka.cs).</summary>
 public sealed class ConfluentDriver : IClientDriver
 {
     public string Name => "confluent";

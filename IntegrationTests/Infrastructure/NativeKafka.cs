@@ -5,74 +5,89 @@ using Confluent.Kafka;
 namespace Kayak.IntegrationTests.Infrastructure;
 
 /// <summary>
-/// Makes Confluent.Kafka 1.9.3 run on the operating system's librdkafka (Debian's librdkafka1) instead of the
-/// librdkafka.redist binaries (our librdkafka.redist is a binary-less placeholder, see tools/librdkafka-placeholder).
+/// Makes Confluent.Kafka run on the librdkafka that its librdkafka.redist package ships, and nothing else.
+/// The package's default linux build (runtimes/linux-*/native/librdkafka.so) links libsasl2.so.3, which Debian 12
+/// does not have; when it fails to load, .NET's probing silently falls through to the OS's /usr/lib librdkafka.so
+/// (Debian's 2.0.2, from librdkafka-dev), and Confluent.Kafka then fails much later with EntryPointNotFoundException
+/// on functions 2.0.2 lacks. The package also ships centos8-librdkafka.so (no GSSAPI; libc, libm, libdl only),
+/// which loads here, so every librdkafka import of Confluent.Kafka is resolved to that file. Library.Load(path)
+/// is not an option: it P/Invokes dlopen from "libdl", and glibc 2.34+ has only libdl.so.2.
 /// </summary>
 public static class NativeKafka
 {
+    /// <summary>
+    /// The librdkafka the tests are written against: librdkafka.redist's version, which Confluent.Kafka 2.16.0
+    /// depends on (IntegrationTests.csproj). Anything else loaded means the resolution above failed.
+    /// </summary>
+    public const string ExpectedVersion = "2.16.0";
+
     private static readonly object Gate = new();
     private static bool loaded;
+    private static IntPtr handle;
+    private static string? wrongVersion;
 
     /// <summary>Where librdkafka was loaded from (for failure messages).</summary>
     public static string LoadedFrom { get; private set; } = "";
 
-    /// <summary>Idempotent; call before building any Confluent client.</summary>
+    /// <summary>Idempotent; call before building any Confluent client. Throws unless librdkafka is <see cref="ExpectedVersion"/>.</summary>
     public static void EnsureLoaded()
     {
         lock (Gate)
         {
             if (loaded)
+            {
+                // A wrong version fails every caller, not only the first.
+                if (wrongVersion is not null)
+                    throw new InvalidOperationException(wrongVersion);
                 return;
+            }
 
-            // Confluent.Kafka 1.9.3 P/Invokes dlopen from "libdl"; glibc >= 2.34 folded libdl into libc and ships only
-            // libdl.so.2 (no unversioned libdl.so without libc6-dev), so the default probing fails. Point it at the
-            // versioned soname.
-            NativeLibrary.SetDllImportResolver(typeof(Library).Assembly, ResolveForConfluent);
-
-            var path = FindLibrdkafka();
-            Library.Load(path);
+            var path = FindRedistLibrary();
+            handle = NativeLibrary.Load(path);
             LoadedFrom = path;
+            // Confluent.Kafka imports "librdkafka" and, as its fallback, "centos8-librdkafka.so"; the mock cluster's
+            // C API below is imported by this assembly. All of them are the one library loaded above.
+            NativeLibrary.SetDllImportResolver(typeof(Library).Assembly, Resolve);
+            NativeLibrary.SetDllImportResolver(typeof(NativeKafka).Assembly, Resolve);
             loaded = true;
+
+            var version = Library.VersionString;
+            if (version != ExpectedVersion)
+            {
+                wrongVersion = $"librdkafka {version} loaded from {path}, expected {ExpectedVersion}: refusing to run on another librdkafka";
+                throw new InvalidOperationException(wrongVersion);
+            }
         }
     }
 
-    private static IntPtr ResolveForConfluent(string name, Assembly assembly, DllImportSearchPath? searchPath)
-    {
-        if (name == "libdl" && NativeLibrary.TryLoad("libdl.so.2", out var handle))
-            return handle;
-        return IntPtr.Zero;
-    }
+    private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath) =>
+        name.Contains("rdkafka", StringComparison.Ordinal) ? handle : IntPtr.Zero;
 
-    private static string FindLibrdkafka()
+    private static string FindRedistLibrary()
     {
-        var fromEnv = Environment.GetEnvironmentVariable("KAYAK_LIBRDKAFKA");
-        if (!string.IsNullOrEmpty(fromEnv))
-            return fromEnv;
-        string[] candidates =
-        [
-            "/usr/lib/x86_64-linux-gnu/librdkafka.so.1",
-            "/usr/lib/aarch64-linux-gnu/librdkafka.so.1",
-            "/usr/lib/librdkafka.so.1",
-            "/usr/local/lib/librdkafka.so.1",
-        ];
-        foreach (var candidate in candidates)
+        var rid = RuntimeInformation.ProcessArchitecture switch
         {
-            if (File.Exists(candidate))
-                return candidate;
-        }
-        // Let dlopen search the default paths; fails with a clear message if librdkafka1 is not installed.
-        return "librdkafka.so.1";
+            Architecture.X64 => "linux-x64",
+            Architecture.Arm64 => "linux-arm64",
+            var other => throw new PlatformNotSupportedException($"no librdkafka.redist build for linux-{other}"),
+        };
+        // The build copies the package's runtimes/ folder next to the assembly (framework-dependent, no RID).
+        var path = Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native", "centos8-librdkafka.so");
+        if (!File.Exists(path))
+            throw new DllNotFoundException($"{path} not found: the librdkafka.redist package's {rid} binaries were not copied to the output");
+        return path;
     }
 }
 
 /// <summary>
 /// librdkafka's built-in mock cluster (test.mock.num.brokers), used to validate the harness and clients without Kayak
-/// (KAYAK_TEST_BROKER=mock). Its admin API does not implement CreateTopics in librdkafka 2.0.2, so topics are made
-/// through the mock's C API.
+/// (KAYAK_TEST_BROKER=mock). Topics are made through the mock's C API (librdkafka 2.0.2's mock did not implement
+/// CreateTopics; the C API works on every version).
 /// </summary>
 internal static partial class MockClusterNative
 {
-    private const string Lib = "librdkafka.so.1";
+    // Resolved to the librdkafka NativeKafka loaded (its DllImport resolver), whatever the name says.
+    private const string Lib = "librdkafka";
 
     [LibraryImport(Lib)]
     internal static partial IntPtr rd_kafka_handle_mock_cluster(IntPtr rk);

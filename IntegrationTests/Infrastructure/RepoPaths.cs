@@ -32,6 +32,9 @@ public static class RepoPaths
         }
     }
 
+    /// <summary>The Streamiz exactly-once application (IntegrationTests/StreamsApp), built by the test project's build.</summary>
+    public static string StreamsAppDll => Path.Combine(Root, "IntegrationTests", "StreamsApp", "bin", Configuration, "net10.0", "Kayak.StreamsApp.dll");
+
     private static string FindRoot()
     {
         var fromEnv = Environment.GetEnvironmentVariable("KAYAK_REPO_ROOT");
