@@ -11,7 +11,7 @@ public enum BrokerKind { Kayak, Mock }
 
 /// <summary>
 /// A broker under test running as its own process, so its CPU time and resident memory can be read from /proc
-/// without the client's share. Kayak runs as Kayak.Broker.dll; the librdkafka mock cluster runs in a child
+/// without the client's share. Kayak runs as the host, kayak.dll; the librdkafka mock cluster runs in a child
 /// PerfTest process (--serve-mock) that owns it and creates topics on request over stdin.
 /// </summary>
 internal sealed class BrokerProcess : IDisposable
