@@ -43,10 +43,9 @@ public sealed partial class GroupCoordinator
                     {
                         var assignments = new Dictionary<string, byte[]>(StringComparer.Ordinal);
                         foreach (var a in request.Assignments) assignments[a.MemberId] = a.Assignment;
-                        // Members the leader left out get an empty assignment, as in Kafka.
-                        foreach (var m in group.MemberList)
-                            m.Assignment = assignments.TryGetValue(m.MemberId, out var bytes) ? bytes : [];
-                        if (TryStoreGroup(group))
+                        // The record carries the assignments (empty for members the leader left out, as in Kafka);
+                        // its replay gives them to the members.
+                        if (TryWrite(group, [GroupRecord(group, group.GenerationId, group.ProtocolName, group.LeaderId, assignments)]))
                         {
                             PropagateAssignment(group);
                             Transition(group, GroupState.Stable);

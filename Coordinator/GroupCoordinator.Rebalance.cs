@@ -103,15 +103,16 @@ public sealed partial class GroupCoordinator
             if (group.LeaderId is null && group.MemberList.Count > 0) group.LeaderId = group.MemberList[0].MemberId;
         }
 
-        group.GenerationId++;
         if (group.IsEmpty)
         {
-            group.ProtocolName = null;
-            group.LeaderId = null;
+            // Kafka's initNextGeneration for a group left without members: the next generation, with no protocol
+            // and no leader, is written and its replay installs it. The join phase is over either way; if the log
+            // refuses the record the generation stays (and Kafka's clients retry whatever they were doing).
             Transition(group, GroupState.Empty);
-            TryStoreGroup(group);
+            TryWrite(group, [GroupRecord(group, group.GenerationId + 1, protocol: null, leader: null)]);
             return;
         }
+        group.GenerationId++;
         group.ProtocolName = group.SelectProtocol();
         Transition(group, GroupState.CompletingRebalance);
         SchedulePendingSync(group);
