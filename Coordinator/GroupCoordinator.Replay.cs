@@ -148,31 +148,39 @@ public sealed partial class GroupCoordinator
                 for (int i = group.MemberList.Count - 1; i >= 0; i--)
                     if (!listed.Contains(group.MemberList[i].MemberId)) group.Remove(group.MemberList[i]);
             }
-            foreach (var mm in value.Members)
+            bool inOrder = true;
+            for (int i = 0; i < value.Members.Count; i++)
             {
-                if (group.Members.TryGetValue(mm.MemberId, out var existing))
+                var mm = value.Members[i];
+                if (!group.Members.TryGetValue(mm.MemberId, out var member))
                 {
-                    existing.Assignment = mm.Assignment;
-                    continue;
+                    member = new GroupMember { MemberId = mm.MemberId, GroupInstanceId = mm.GroupInstanceId };
+                    group.MemberList.Add(member);
+                    group.Members[member.MemberId] = member;
+                    if (member.GroupInstanceId is not null) group.StaticMembers[member.GroupInstanceId] = member.MemberId;
+                    // A loaded member must heartbeat within its session timeout, as after a Kafka failover.
+                    ScheduleHeartbeat(group, member, mm.SessionTimeout);
                 }
-                var member = new GroupMember
-                {
-                    MemberId = mm.MemberId,
-                    GroupInstanceId = mm.GroupInstanceId,
-                    ClientId = mm.ClientId,
-                    ClientHost = mm.ClientHost,
-                    // Value v0 has no rebalance timeout: Kafka uses the session timeout.
-                    RebalanceTimeoutMs = mm.RebalanceTimeout >= 0 ? mm.RebalanceTimeout : mm.SessionTimeout,
-                    SessionTimeoutMs = mm.SessionTimeout,
-                    ProtocolType = value.ProtocolType,
-                    Protocols = [new MemberProtocol(value.Protocol ?? "", mm.Subscription)],
-                    Assignment = mm.Assignment,
-                };
-                group.MemberList.Add(member);
-                group.Members[member.MemberId] = member;
-                if (member.GroupInstanceId is not null) group.StaticMembers[member.GroupInstanceId] = member.MemberId;
-                // A loaded member must heartbeat within its session timeout, as after a Kafka failover.
-                ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
+                // Every field comes from the record. On the write path the record was built from these very members,
+                // so this changes nothing but the assignments; on load a later record of the group supersedes an
+                // earlier one's (a member that rejoined with other timeouts, client or subscription).
+                member.ClientId = mm.ClientId;
+                member.ClientHost = mm.ClientHost;
+                // Value v0 has no rebalance timeout: Kafka uses the session timeout.
+                member.RebalanceTimeoutMs = mm.RebalanceTimeout >= 0 ? mm.RebalanceTimeout : mm.SessionTimeout;
+                member.SessionTimeoutMs = mm.SessionTimeout;
+                member.ProtocolType = value.ProtocolType;
+                member.Assignment = mm.Assignment;
+                // A live member keeps every protocol it offered; the record has the selected one's metadata only.
+                if (member.MetadataFor(value.Protocol) is not { } metadata || !metadata.AsSpan().SequenceEqual(mm.Subscription))
+                    member.Protocols = [new MemberProtocol(value.Protocol ?? "", mm.Subscription)];
+                inOrder &= group.MemberList[i] == member;
+            }
+            // Join order decides the default leader; the record's order is the group's (load only, as above).
+            if (!inOrder)
+            {
+                group.MemberList.Clear();
+                foreach (var mm in value.Members) group.MemberList.Add(group.Members[mm.MemberId]);
             }
             if (group.LeaderId is not null && !group.Members.ContainsKey(group.LeaderId))
                 group.LeaderId = group.MemberList.Count > 0 ? group.MemberList[0].MemberId : null;

@@ -120,7 +120,16 @@ public class ReplayTests
 
         public void Step()
         {
-            foreach (var c in _clients) c.Poll();
+            foreach (var c in _clients)
+            {
+                c.Poll();
+                // Mostly well-behaved clients, so groups do get Stable: a joined member syncs, a member told to
+                // rebalance rejoins. The rest of the time they are late or vanish, and timeouts act.
+                if (c.JustJoined && _rng.Next(10) < 8) Sync(c);
+                c.JustJoined = false;
+                if (c.MustRejoin && _rng.Next(10) < 7) Join(c);
+                c.MustRejoin = false;
+            }
             int roll = _rng.Next(100);
             var client = _clients[_rng.Next(_clients.Count)];
             if (roll < 20) Join(client);
@@ -200,6 +209,7 @@ public class ReplayTests
             if (c.MemberId is null) return;
             short error = Coordinator.Heartbeat(new HeartbeatRequest { GroupId = c.Group, MemberId = c.MemberId, GenerationId = c.Generation, GroupInstanceId = c.InstanceId }).ErrorCode;
             if (error is GroupErrors.UnknownMemberId or GroupErrors.FencedInstanceId) c.Reset();
+            else if (error is GroupErrors.RebalanceInProgress or GroupErrors.IllegalGeneration) c.MustRejoin = true;
         }
 
         private void Leave(Client c)
@@ -298,6 +308,10 @@ public class ReplayTests
         public byte[]? Subscription { get; set; }
         public Task<JoinGroupResponse>? Join { get; set; }
         public Task<SyncGroupResponse>? Sync { get; set; }
+        /// <summary>A JoinGroup answer just arrived: a real client sends SyncGroup next.</summary>
+        public bool JustJoined { get; set; }
+        /// <summary>Told to (re)join: MEMBER_ID_REQUIRED, REBALANCE_IN_PROGRESS, a failed sync.</summary>
+        public bool MustRejoin { get; set; }
 
         public void Reset()
         {
@@ -322,9 +336,14 @@ public class ReplayTests
                         IsLeader = r.Leader == r.MemberId;
                         Members.Clear();
                         foreach (var m in r.Members) Members.Add(m.MemberId);
+                        JustJoined = true;
                         break;
                     case GroupErrors.MemberIdRequired:
                         MemberId = r.MemberId;
+                        MustRejoin = true;
+                        break;
+                    case GroupErrors.RebalanceInProgress:
+                        MustRejoin = true;
                         break;
                     case GroupErrors.UnknownMemberId or GroupErrors.FencedInstanceId:
                         Reset();
@@ -335,6 +354,7 @@ public class ReplayTests
             {
                 Sync = null;
                 if (sync.Result.ErrorCode is GroupErrors.UnknownMemberId or GroupErrors.FencedInstanceId) Reset();
+                else if (sync.Result.ErrorCode != GroupErrors.None) MustRejoin = true;
             }
         }
     }
