@@ -106,6 +106,13 @@ internal sealed class ClassicGroup(string groupId)
 
     public readonly Dictionary<string, Dictionary<int, CommittedOffset>> Offsets = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The group's last GroupMetadata record replayed (null: none, or deleted): what <c>__consumer_offsets</c> says
+    /// the group is. Set only by the coordinator's replay; the rebalance protocol's in-memory state runs ahead of
+    /// it between writes, as in Kafka. Never mutated after it is stored.
+    /// </summary>
+    public Kayak.Protocol.CoordinatorRecords.GroupMetadataValue? StoredMetadata { get; set; }
+
     public bool IsEmpty => MemberList.Count == 0;
     public bool HasOffsets => Offsets.Count > 0 || PendingTxnOffsets.Count > 0;
 

@@ -114,16 +114,18 @@ public sealed partial class GroupCoordinator
                 case GroupState.Empty: break;
                 default: return GroupErrors.NonEmptyGroup;
             }
+            // Kafka's deleteAllOffsets: a tombstone per committed offset and per partition with only a pending
+            // transactional offset, then the group's; their replay removes offsets, pending offsets and the group.
             var records = new List<CoordinatorRecord>();
             foreach (var (topic, partitions) in group.Offsets)
                 foreach (var p in partitions.Keys) records.Add(OffsetTombstone(groupId, topic, p));
+            HashSet<(string, int)>? pendingOnly = null;
+            foreach (var pending in group.PendingTxnOffsets.Values)
+                foreach (var (topic, p) in pending.Keys)
+                    if (!HasCommittedOffset(group, topic, p) && (pendingOnly ??= new()).Add((topic, p)))
+                        records.Add(OffsetTombstone(groupId, topic, p));
             records.Add(GroupTombstone(groupId));
-            if (!TryAppend(groupId, records)) return GroupErrors.CoordinatorNotAvailable;
-            group.Offsets.Clear();
-            group.State = GroupState.Dead;
-            CancelJoinTimer(group);
-            _groups.TryRemove(new KeyValuePair<string, ClassicGroup>(groupId, group));
-            return GroupErrors.None;
+            return TryWrite(group, records) ? GroupErrors.None : GroupErrors.CoordinatorNotAvailable;
         }
     }
 
@@ -153,7 +155,6 @@ public sealed partial class GroupCoordinator
                     break;
             }
             var records = new List<CoordinatorRecord>();
-            var toRemove = new List<(string, int)>();
             foreach (var t in request.Topics)
             {
                 var rt = new OffsetDeleteResponse.OffsetDeleteResponseTopic { Name = t.Name };
@@ -162,22 +163,18 @@ public sealed partial class GroupCoordinator
                 {
                     short error = GroupErrors.None;
                     if (isSubscribed) error = GroupErrors.GroupSubscribedToTopic;
-                    else if (group.Offsets.TryGetValue(t.Name, out var parts) && parts.ContainsKey(p.PartitionIndex))
-                    {
+                    // Kafka writes the tombstone for a committed offset and for a pending transactional one.
+                    else if (HasCommittedOffset(group, t.Name, p.PartitionIndex) || HasPendingTxnOffset(group, t.Name, p.PartitionIndex))
                         records.Add(OffsetTombstone(group.GroupId, t.Name, p.PartitionIndex));
-                        toRemove.Add((t.Name, p.PartitionIndex));
-                    }
                     rt.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = error });
                 }
                 response.Topics.Add(rt);
             }
-            if (records.Count > 0 && !TryAppend(group.GroupId, records))
+            if (records.Count > 0 && !TryWrite(group, records))
             {
                 response.ErrorCode = GroupErrors.CoordinatorNotAvailable;
                 response.Topics.Clear();
-                return response;
             }
-            foreach (var (t, p) in toRemove) RemoveOffset(group, t, p);
             return response;
         }
     }
@@ -194,101 +191,8 @@ public sealed partial class GroupCoordinator
         }
     }
 
-    // ------------------------------------------------------------------ loading
-
-    /// <summary>
-    /// Loads every group and offset by replaying all partitions of <c>__consumer_offsets</c> (latest
-    /// record per key wins, null values delete), then starts the periodic offset expiration. Loaded
-    /// members must heartbeat within their session timeout or are removed, as after a Kafka failover.
-    /// Requests answer COORDINATOR_LOAD_IN_PROGRESS until this has run.
-    /// </summary>
-    public void Load()
-    {
-        // A broker whose __consumer_offsets was never written (a fresh one: the test-fixture case) has nothing
-        // to replay; skipping the replay code keeps its generic instantiations out of the first start (issue 6).
-        if (!_log.IsEmpty) ReplayAll();
-        _loaded = true;
-        if (_options.OffsetsRetentionCheckIntervalMs > 0)
-        {
-            var interval = TimeSpan.FromMilliseconds(_options.OffsetsRetentionCheckIntervalMs);
-            _retentionTimer = _time.CreateTimer(static s => ((GroupCoordinator)s!).RunRetentionCheck(), this, interval, interval);
-        }
-    }
-
-    private void ReplayAll()
-    {
-        var offsets = new Dictionary<(string Group, string Topic, int Partition), CommittedOffset?>();
-        var groups = new Dictionary<string, GroupMetadataValue?>(StringComparer.Ordinal);
-        for (int partition = 0; partition < _options.OffsetsTopicNumPartitions; partition++)
-        {
-            // Transactional records stay pending until their producer's marker in this partition (KIP-98).
-            var visitor = new LoadVisitor();
-            _log.Replay(partition, chunk => CoordinatorBatch.Replay(chunk, visitor));
-            foreach (var (key, (value, recordOffset)) in visitor.Offsets)
-                offsets[key] = value is null ? null : ToCommittedOffset(value, recordOffset);
-            foreach (var (groupId, value) in visitor.Groups) groups[groupId] = value;
-            InstallPending(partition, visitor);
-        }
-
-        foreach (var ((groupId, topic, partition), value) in offsets)
-        {
-            if (value is null) continue;
-            var group = _groups.GetOrAdd(groupId, static id => new ClassicGroup(id));
-            lock (group.Lock) SetOffset(group, topic, partition, value);
-        }
-        foreach (var (groupId, value) in groups)
-        {
-            if (value is null) continue;
-            var group = _groups.GetOrAdd(groupId, static id => new ClassicGroup(id));
-            lock (group.Lock)
-            {
-                group.ProtocolType = value.ProtocolType.Length > 0 ? value.ProtocolType : null;
-                group.GenerationId = value.Generation;
-                group.ProtocolName = value.Protocol;
-                group.LeaderId = value.Leader;
-                group.CurrentStateTimestamp = value.CurrentStateTimestamp >= 0 ? value.CurrentStateTimestamp : null;
-                foreach (var mm in value.Members)
-                {
-                    var member = new GroupMember
-                    {
-                        MemberId = mm.MemberId,
-                        GroupInstanceId = mm.GroupInstanceId,
-                        ClientId = mm.ClientId,
-                        ClientHost = mm.ClientHost,
-                        RebalanceTimeoutMs = mm.RebalanceTimeout >= 0 ? mm.RebalanceTimeout : mm.SessionTimeout,
-                        SessionTimeoutMs = mm.SessionTimeout,
-                        ProtocolType = value.ProtocolType,
-                        Protocols = [new MemberProtocol(value.Protocol ?? "", mm.Subscription)],
-                        Assignment = mm.Assignment,
-                    };
-                    group.MemberList.Add(member);
-                    group.Members[member.MemberId] = member;
-                    if (member.GroupInstanceId is not null) group.StaticMembers[member.GroupInstanceId] = member.MemberId;
-                }
-                if (group.LeaderId is not null && !group.Members.ContainsKey(group.LeaderId))
-                    group.LeaderId = group.MemberList.Count > 0 ? group.MemberList[0].MemberId : null;
-                group.State = group.MemberList.Count > 0 ? GroupState.Stable : GroupState.Empty;
-                foreach (var m in group.MemberList) ScheduleHeartbeat(group, m, m.SessionTimeoutMs);
-            }
-        }
-    }
-
-    private void RunRetentionCheck()
-    {
-        if (_disposed) return;
-        try { ExpireOffsets(); }
-        catch (Exception) when (_disposed) { }
-    }
-
-    private static T ReadValue<T>(ReadOnlyMemory<byte> bytes, short highest) where T : IKafkaMessage, new()
-    {
-        var reader = new KafkaReader(bytes);
-        short version = reader.ReadInt16();
-        if (version < 0 || version > highest) throw new CorruptRecordException($"{typeof(T).Name} version {version} is newer than this broker reads.");
-        var value = new T();
-        value.Read(ref reader, version);
-        return value;
-    }
+    private static bool HasCommittedOffset(ClassicGroup group, string topic, int partition) =>
+        group.Offsets.TryGetValue(topic, out var partitions) && partitions.ContainsKey(partition);
 
     /// <summary>Removes a group that a failed first JoinGroup created and nothing else uses.</summary>
     private void RemoveIfUnused(ClassicGroup group)

@@ -37,7 +37,6 @@ public sealed partial class GroupCoordinator
             long expire = version is >= 2 and <= 4 && request.RetentionTimeMs >= 0 ? now + request.RetentionTimeMs : -1;
             var response = new OffsetCommitResponse();
             var records = new List<CoordinatorRecord>();
-            var accepted = new List<(string Topic, int Partition, CommittedOffset Offset)>();
             foreach (var t in request.Topics)
             {
                 var rt = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
@@ -53,20 +52,17 @@ public sealed partial class GroupCoordinator
                     {
                         // v1 carries a commit timestamp; -1 (or any other version) means "now".
                         long commitTs = version == 1 && p.CommitTimestamp != -1 ? p.CommitTimestamp : now;
-                        var offset = new CommittedOffset(p.CommittedOffset, version >= 6 ? p.CommittedLeaderEpoch : -1, metadata, commitTs, expire);
-                        accepted.Add((t.Name, p.PartitionIndex, offset));
-                        records.Add(OffsetRecord(group.GroupId, t.Name, p.PartitionIndex, offset));
+                        records.Add(OffsetRecord(group.GroupId, t.Name, p.PartitionIndex, p.CommittedOffset,
+                            version >= 6 ? p.CommittedLeaderEpoch : -1, metadata, commitTs, expire));
                     }
                     rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = partitionError });
                 }
                 response.Topics.Add(rt);
             }
-            long baseOffset = -1;
-            if (records.Count > 0 && !TryAppend(group.GroupId, records, out baseOffset))
+            // The offsets change when their records are replayed, after the append; each keeps its record offset,
+            // which lets a later transactional commit of the partition tell which came last.
+            if (records.Count > 0 && !TryWrite(group, records))
                 return CommitResponse(request, GroupErrors.CoordinatorNotAvailable, partitionExists);
-            // The record offset lets a later transactional commit of the partition tell which came last.
-            for (int i = 0; i < accepted.Count; i++)
-                SetOffset(group, accepted[i].Topic, accepted[i].Partition, accepted[i].Offset with { RecordOffset = baseOffset + i });
             if (request.GenerationIdOrMemberEpoch >= 0 && group.Members.TryGetValue(request.MemberId, out var member))
                 ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
             return response;
@@ -260,7 +256,7 @@ public sealed partial class GroupCoordinator
                 if (baseTs is null) continue;
 
                 var records = new List<CoordinatorRecord>();
-                var expired = new List<(string, int)>();
+                int expired = 0;
                 foreach (var (topic, partitions) in group.Offsets)
                 {
                     if (keep is not null && keep.Contains(topic)) continue;
@@ -269,22 +265,16 @@ public sealed partial class GroupCoordinator
                         bool isExpired = o.ExpireTimestamp >= 0 ? now >= o.ExpireTimestamp : now - baseTs(o) >= retention;
                         // A partition with a pending transactional offset is not expired under it (Kafka's cleanupExpiredOffsets).
                         if (!isExpired || HasPendingTxnOffset(group, topic, p)) continue;
-                        expired.Add((topic, p));
+                        expired++;
                         records.Add(OffsetTombstone(group.GroupId, topic, p));
                     }
                 }
                 // Pending transactional offsets keep the group (Kafka's hasOffsets counts them).
-                bool deleteGroup = group.State == GroupState.Empty && expired.Count == CountOffsets(group) && group.PendingTxnOffsets.Count == 0;
+                bool deleteGroup = group.State == GroupState.Empty && expired == CountOffsets(group) && group.PendingTxnOffsets.Count == 0;
                 if (deleteGroup) records.Add(GroupTombstone(group.GroupId));
                 if (records.Count == 0) continue;
-                if (!TryAppend(group.GroupId, records)) continue;
-                foreach (var (t, p) in expired) RemoveOffset(group, t, p);
-                removed += expired.Count;
-                if (deleteGroup)
-                {
-                    group.State = GroupState.Dead;
-                    _groups.TryRemove(new KeyValuePair<string, ClassicGroup>(group.GroupId, group));
-                }
+                // The tombstones' replay removes the offsets, the group tombstone's the group.
+                if (TryWrite(group, records)) removed += expired;
             }
         }
         return removed;
@@ -334,80 +324,6 @@ public sealed partial class GroupCoordinator
             foreach (var (topic, partitions) in group.Offsets)
                 foreach (var (p, o) in partitions) result[(topic, p)] = o;
         return result;
-    }
-
-    // ------------------------------------------------------------------ records
-
-    // Key/value versions Kafka writes (GroupCoordinatorRecordHelpers): offset commit key 1, group
-    // metadata key 2, offset commit value 3 (1 when an explicit expire timestamp must be kept), group
-    // metadata value 3.
-    internal const short OffsetCommitKeyVersion = 1;
-    internal const short GroupMetadataKeyVersion = 2;
-    internal const short GroupMetadataValueVersion = 3;
-
-    private static CoordinatorRecord OffsetRecord(string groupId, string topic, int partition, CommittedOffset o) =>
-        new(new OffsetCommitKey { Group = groupId, Topic = topic, Partition = partition }, OffsetCommitKeyVersion,
-            new OffsetCommitValue
-            {
-                Offset = o.Offset,
-                LeaderEpoch = o.LeaderEpoch,
-                Metadata = o.Metadata,
-                CommitTimestamp = o.CommitTimestamp,
-                ExpireTimestamp = o.ExpireTimestamp,
-            }, o.ExpireTimestamp >= 0 ? (short)1 : (short)3);
-
-    private static CoordinatorRecord OffsetTombstone(string groupId, string topic, int partition) =>
-        new(new OffsetCommitKey { Group = groupId, Topic = topic, Partition = partition }, OffsetCommitKeyVersion, null, 0);
-
-    private static CoordinatorRecord GroupTombstone(string groupId) =>
-        new(new GroupMetadataKey { Group = groupId }, GroupMetadataKeyVersion, null, 0);
-
-    private CoordinatorRecord GroupRecord(ClassicGroup group)
-    {
-        var value = new GroupMetadataValue
-        {
-            ProtocolType = group.ProtocolType ?? "",
-            Generation = group.GenerationId,
-            Protocol = group.ProtocolName,
-            Leader = group.LeaderId,
-            CurrentStateTimestamp = group.CurrentStateTimestamp ?? -1,
-        };
-        foreach (var m in group.MemberList)
-        {
-            value.Members.Add(new GroupMetadataValue.MemberMetadata
-            {
-                MemberId = m.MemberId,
-                GroupInstanceId = m.GroupInstanceId,
-                ClientId = m.ClientId,
-                ClientHost = m.ClientHost,
-                RebalanceTimeout = m.RebalanceTimeoutMs,
-                SessionTimeout = m.SessionTimeoutMs,
-                Subscription = m.MetadataFor(group.ProtocolName) ?? [],
-                Assignment = m.Assignment,
-            });
-        }
-        return new CoordinatorRecord(new GroupMetadataKey { Group = group.GroupId }, GroupMetadataKeyVersion, value, GroupMetadataValueVersion);
-    }
-
-    /// <summary>Writes the group's metadata (generation, members, assignments). False if the log refused it.</summary>
-    private bool TryStoreGroup(ClassicGroup group) => TryAppend(group.GroupId, [GroupRecord(group)]);
-
-    private bool TryAppend(string groupId, List<CoordinatorRecord> records) => TryAppend(groupId, records, out _);
-
-    /// <summary>Appends the records as one batch; <paramref name="baseOffset"/> is the first record's log offset.</summary>
-    private bool TryAppend(string groupId, List<CoordinatorRecord> records, out long baseOffset)
-    {
-        baseOffset = -1;
-        try
-        {
-            baseOffset = _log.Append(PartitionFor(groupId), CoordinatorBatch.Encode(records, NowMs));
-            return true;
-        }
-        catch (Exception e) when (IsAppendFailure(e))
-        {
-            // Kafka maps log append failures to COORDINATOR_NOT_AVAILABLE so clients retry.
-            return false;
-        }
     }
 }
 

@@ -9,7 +9,8 @@ namespace Kayak.Coordinator;
 /// records to the group's <c>__consumer_offsets</c> partition at once, in a transactional batch carrying the
 /// producer id/epoch, and keeps them pending per producer. EndTxn then appends the commit/abort marker to that
 /// partition like to any other partition of the transaction, and only after the marker is in the log are the
-/// pending offsets materialized (commit) or dropped (abort). Loading replays the same rule, so a stop between
+/// pending offsets materialized (commit) or dropped (abort). Both happen in the replay of the records and the
+/// marker (GroupCoordinator.Replay.cs), the same code after each append and on load, so a stop between
 /// the transaction coordinator's PrepareCommit and the marker can never leave the output visible without the
 /// group's offsets: the transaction coordinator completes the transaction on restart and its marker resolves
 /// the pending records whichever of the two coordinators loads first.
@@ -61,12 +62,10 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
         {
             if (group.State == GroupState.Dead) return GroupErrors.CoordinatorNotAvailable;
             var records = new List<CoordinatorRecord>(offsets.Count);
-            var values = new CommittedOffset[offsets.Count];
             for (int i = 0; i < offsets.Count; i++)
             {
                 var o = offsets[i];
-                values[i] = new CommittedOffset(o.Offset, o.LeaderEpoch, o.Metadata ?? "", o.CommitTimestampMs, -1);
-                records.Add(OffsetRecord(groupId, o.Topic, o.Partition, values[i]));
+                records.Add(OffsetRecord(groupId, o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata ?? "", o.CommitTimestampMs, -1));
             }
             long baseOffset;
             lock (_txnLock)
@@ -78,13 +77,10 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                     baseOffset = _log.Append(partition, CoordinatorBatch.Encode(records, NowMs, new TransactionalProducer(producerId, producerEpoch, sequence)));
                 }
                 catch (Exception e) when (IsAppendFailure(e)) { return GroupErrors.CoordinatorNotAvailable; }
-                _txnSequences[(partition, producerId)] = (producerEpoch, sequence + records.Count - 1);
-                OpenTxnGroup(producerId, groupId);
+                // In the log now: replay the batch as loading would, its sequences first, then its records (pending).
+                ReplayProducerBatch(partition, producerId, producerEpoch, sequence, records.Count - 1);
             }
-            if (!group.PendingTxnOffsets.TryGetValue(producerId, out var pending))
-                group.PendingTxnOffsets[producerId] = pending = new();
-            for (int i = 0; i < offsets.Count; i++)
-                pending[(offsets[i].Topic, offsets[i].Partition)] = values[i] with { RecordOffset = baseOffset + i };
+            for (int i = 0; i < records.Count; i++) Replay(group, baseOffset + i, producerId, records[i].Key, records[i].Value);
             return GroupErrors.None;
         }
     }
@@ -107,21 +103,44 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
         {
             throw new IOException($"Cannot write the transaction marker of producer {producerId} to {StorageGroupLog.TopicName}-{offsetsPartition}", e);
         }
-        if (!_loaded) return;
+        // Before Load only the marker is written; loading replays it with the records it resolves.
+        if (_loaded) ReplayEndTxnMarker(offsetsPartition, producerId, producerEpoch, commit);
+    }
+
+    /// <summary>
+    /// A data batch of a producer in <paramref name="partition"/>: its epoch and last sequence, so the next
+    /// TxnOffsetCommit batch continues the sequence (Storage checks it like a client's).
+    /// </summary>
+    private void ReplayProducerBatch(int partition, long producerId, short producerEpoch, int baseSequence, int lastOffsetDelta)
+    {
+        int last = baseSequence < 0 ? -1 : baseSequence + lastOffsetDelta;
+        lock (_txnLock) _txnSequences[(partition, producerId)] = (producerEpoch, last);
+    }
+
+    /// <summary>
+    /// A commit/abort marker of <paramref name="producerId"/> in <paramref name="partition"/> (Kafka's
+    /// OffsetMetadataManager.replayEndTransactionMarker): the producer's pending offsets of every group of that
+    /// partition are materialized (commit) or dropped (abort). A repeated marker finds nothing pending.
+    /// </summary>
+    private void ReplayEndTxnMarker(int partition, long producerId, short producerEpoch, bool commit)
+    {
         string[] groups;
         lock (_txnLock)
         {
+            // A marker with a newer epoch restarts the producer's sequences (Storage clears them on an epoch bump).
+            if (_txnSequences.TryGetValue((partition, producerId), out var s) && producerEpoch > s.Epoch)
+                _txnSequences[(partition, producerId)] = (producerEpoch, -1);
             if (!_openTxnGroups.TryGetValue(producerId, out var open)) return;
             groups = open.ToArray();
         }
         foreach (var groupId in groups)
         {
-            if (PartitionFor(groupId) != offsetsPartition) continue;
+            if (PartitionFor(groupId) != partition) continue;
             if (!_groups.TryGetValue(groupId, out var group)) { ForgetOpenGroup(producerId, groupId); continue; }
             lock (group.Lock)
             {
                 if (group.PendingTxnOffsets.Remove(producerId, out var pending) && commit)
-                    foreach (var ((topic, partition), offset) in pending) MaterializeTxnOffset(group, topic, partition, offset);
+                    foreach (var ((topic, p), offset) in pending) MaterializeTxnOffset(group, topic, p, offset);
             }
             ForgetOpenGroup(producerId, groupId);
         }
@@ -172,87 +191,9 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
         return result;
     }
 
-    private static bool IsAppendFailure(Exception e) =>
-        e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException;
-
-    // ------------------------------------------------------------------ loading
-
-    /// <summary>
-    /// Replay state of one <c>__consumer_offsets</c> partition: plain records apply in log order; records of a
-    /// transactional batch wait per producer id for the partition's commit/abort marker of that producer.
-    /// </summary>
-    private sealed class LoadVisitor : CoordinatorBatch.IReplayVisitor
+    /// <summary>Producer sequences this coordinator tracks, for the state dumps of the replay tests.</summary>
+    internal KeyValuePair<(int Partition, long ProducerId), (short Epoch, int LastSequence)>[] TxnSequences()
     {
-        /// <summary>The offset record in effect per key (plain, or transactional once committed); a null value is a tombstone.</summary>
-        public readonly Dictionary<(string Group, string Topic, int Partition), (Protocol.CoordinatorRecords.OffsetCommitValue? Value, long RecordOffset)> Offsets = new();
-        public readonly Dictionary<string, Protocol.CoordinatorRecords.GroupMetadataValue?> Groups = new(StringComparer.Ordinal);
-        public readonly Dictionary<long, Dictionary<(string Group, string Topic, int Partition), (Protocol.CoordinatorRecords.OffsetCommitValue Value, long RecordOffset)>> Pending = new();
-        public readonly Dictionary<long, (short Epoch, int LastSequence)> Sequences = new();
-
-        public void OnProducerBatch(in RecordBatchHeader header)
-        {
-            int last = header.BaseSequence < 0 ? -1 : header.BaseSequence + header.LastOffsetDelta;
-            Sequences[header.ProducerId] = (header.ProducerEpoch, last);
-        }
-
-        public void OnMarker(in RecordBatchHeader header, bool commit)
-        {
-            // A marker with a newer epoch restarts the producer's sequences (Storage clears them on an epoch bump).
-            if (Sequences.TryGetValue(header.ProducerId, out var s) && header.ProducerEpoch > s.Epoch)
-                Sequences[header.ProducerId] = (header.ProducerEpoch, -1);
-            if (!Pending.Remove(header.ProducerId, out var pending) || !commit) return;
-            foreach (var (key, (value, recordOffset)) in pending)
-            {
-                if (Offsets.TryGetValue(key, out var current) && current.Value is not null && current.RecordOffset > recordOffset) continue;
-                Offsets[key] = (value, recordOffset);
-            }
-        }
-
-        public void OnRecord(long offset, long producerId, ReadOnlyMemory<byte> key, ReadOnlyMemory<byte>? value)
-        {
-            var reader = new Protocol.KafkaReader(key);
-            short keyVersion = reader.ReadInt16();
-            if (keyVersion is 0 or 1)
-            {
-                var k = new Protocol.CoordinatorRecords.OffsetCommitKey();
-                k.Read(ref reader, keyVersion);
-                var v = value is { } bytes ? ReadValue<Protocol.CoordinatorRecords.OffsetCommitValue>(bytes, Protocol.CoordinatorRecords.OffsetCommitValue.HighestSupportedVersion) : null;
-                if (producerId >= 0)
-                {
-                    if (v is null) return; // Kafka writes no transactional tombstones
-                    if (!Pending.TryGetValue(producerId, out var pending)) Pending[producerId] = pending = new();
-                    pending[(k.Group, k.Topic, k.Partition)] = (v, offset);
-                }
-                else Offsets[(k.Group, k.Topic, k.Partition)] = (v, offset);
-            }
-            else if (keyVersion == 2)
-            {
-                var k = new Protocol.CoordinatorRecords.GroupMetadataKey();
-                k.Read(ref reader, keyVersion);
-                Groups[k.Group] = value is { } v ? ReadValue<Protocol.CoordinatorRecords.GroupMetadataValue>(v, Protocol.CoordinatorRecords.GroupMetadataValue.HighestSupportedVersion) : null;
-            }
-            // Other key versions are KIP-848/share/transaction records: not ours to load.
-        }
-    }
-
-    private static CommittedOffset ToCommittedOffset(Protocol.CoordinatorRecords.OffsetCommitValue value, long recordOffset) =>
-        new(value.Offset, value.LeaderEpoch, value.Metadata, value.CommitTimestamp, value.ExpireTimestamp, recordOffset);
-
-    /// <summary>Installs what one partition's replay left pending: transactions the transaction coordinator will end.</summary>
-    private void InstallPending(int partition, LoadVisitor visitor)
-    {
-        lock (_txnLock)
-            foreach (var (pid, seq) in visitor.Sequences) _txnSequences[(partition, pid)] = seq;
-        foreach (var (pid, pending) in visitor.Pending)
-            foreach (var ((groupId, topic, p), (value, recordOffset)) in pending)
-            {
-                var group = _groups.GetOrAdd(groupId, static id => new ClassicGroup(id));
-                lock (group.Lock)
-                {
-                    if (!group.PendingTxnOffsets.TryGetValue(pid, out var offsets)) group.PendingTxnOffsets[pid] = offsets = new();
-                    offsets[(topic, p)] = ToCommittedOffset(value, recordOffset);
-                }
-                lock (_txnLock) OpenTxnGroup(pid, groupId);
-            }
+        lock (_txnLock) return _txnSequences.ToArray();
     }
 }
