@@ -24,8 +24,8 @@ internal sealed class ListOffsetsHandler(ITopicCatalog catalog) : ApiHandler<Lis
         {
             var rt = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
             response.Topics.Add(rt);
-            var topic = catalog.Lookup(t.Name);
-            foreach (var p in t.Partitions) rt.Partitions.Add(Answer(context.ApiVersion, readCommitted, topic, p));
+            catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, (context.ApiVersion, readCommitted),
+                static (s, topic, p) => Answer(s.ApiVersion, s.readCommitted, topic, p));
         }
         return Done(response);
     }

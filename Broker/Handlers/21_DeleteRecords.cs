@@ -28,8 +28,7 @@ internal sealed class DeleteRecordsHandler(ITopicCatalog catalog) : ApiHandler<D
         {
             var rt = new DeleteRecordsResponse.DeleteRecordsTopicResult { Name = t.Name };
             response.Topics.Add(rt);
-            var topic = catalog.Lookup(t.Name);
-            foreach (var p in t.Partitions) rt.Partitions.Add(Delete(topic, p));
+            catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, 0, static (_, topic, p) => Delete(topic, p));
         }
         return Done(response);
     }

@@ -30,8 +30,7 @@ internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog) : ApiHa
         {
             var rt = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = t.Topic };
             response.Topics.Add(rt);
-            var topic = catalog.Lookup(t.Topic);
-            foreach (var p in t.Partitions) rt.Partitions.Add(EndOffset(context.ApiVersion, topic, p));
+            catalog.AnswerPartitions(t.Topic, t.Partitions, rt.Partitions, context.ApiVersion, EndOffset);
         }
         return Done(response);
     }

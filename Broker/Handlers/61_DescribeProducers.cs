@@ -17,8 +17,7 @@ internal sealed class DescribeProducersHandler(ITopicCatalog catalog) : ApiHandl
         {
             var rt = new DescribeProducersResponse.TopicResponse { Name = t.Name };
             response.Topics.Add(rt);
-            var topic = catalog.Lookup(t.Name);
-            foreach (int p in t.PartitionIndexes) rt.Partitions.Add(Describe(topic, p));
+            catalog.AnswerPartitions(t.Name, t.PartitionIndexes, rt.Partitions, 0, static (_, topic, p) => Describe(topic, p));
         }
         return Done(response);
     }

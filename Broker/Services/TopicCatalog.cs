@@ -56,6 +56,23 @@ internal readonly struct TopicLookup
     public bool Exists(int index) => Topic?.GetPartition(index) is not null;
 }
 
+/// <summary>The per-partition answer loop every "topics → partitions" handler shares.</summary>
+internal static class TopicCatalogExtensions
+{
+    /// <summary>
+    /// Looks <paramref name="topic"/> up once and adds <paramref name="answer"/>'s result for each requested partition
+    /// to <paramref name="into"/>; the answer gets the lookup, so a missing topic or partition is answered the same way
+    /// everywhere (<see cref="TopicLookup.TryGetPartition"/>). Pass a static method or lambda: state travels in
+    /// <paramref name="state"/>, so no closure is allocated.
+    /// </summary>
+    public static void AnswerPartitions<TState, TPartition, TResult>(this ITopicCatalog catalog, string topic, List<TPartition> partitions,
+        List<TResult> into, TState state, Func<TState, TopicLookup, TPartition, TResult> answer)
+    {
+        var lookup = catalog.Lookup(topic);
+        foreach (var p in partitions) into.Add(answer(state, lookup, p));
+    }
+}
+
 /// <summary><see cref="ITopicCatalog"/> over Storage's <see cref="LogManager"/>.</summary>
 internal sealed class TopicCatalog : ITopicCatalog
 {
