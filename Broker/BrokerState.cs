@@ -1,6 +1,7 @@
 using System.Net;
 using Kayak.Broker.Config;
 using Kayak.Broker.Handlers;
+using Kayak.Broker.Services;
 using Kayak.Coordinator;
 using Kayak.Protocol;
 using Kayak.Storage;
@@ -9,19 +10,18 @@ using Microsoft.Extensions.Logging;
 namespace Kayak.Broker;
 
 /// <summary>
-/// Everything a handler may touch: config, logs, topic metadata, the clock. One per broker;
-/// handlers are stateless and reach their state through <see cref="RequestContext.Broker"/>.
+/// The composition root: builds Storage's <see cref="LogManager"/>, the coordinators and the broker's services, and
+/// hands each handler only the services it declares in its constructor (issue 10, step 1). No handler sees this
+/// class. The transport (<see cref="Network.Connection"/>) and the background schedules of <see cref="KafkaBroker"/>
+/// still reach it for the handler registry, request memory, test hooks and the periodic Storage tasks.
 /// </summary>
-public sealed class BrokerState : IDisposable
+internal sealed class BrokerState : IDisposable
 {
-    private readonly ILogger _log;
-
     internal BrokerState(BrokerConfig config, TimeProvider time, ILoggerFactory loggerFactory)
     {
         Config = config;
         Time = time;
         LoggerFactory = loggerFactory;
-        _log = loggerFactory.CreateLogger("Kayak.Broker");
         Logs = new LogManager(new LogOptions
         {
             LogDirs = config.LogDirs,
@@ -41,7 +41,10 @@ public sealed class BrokerState : IDisposable
             Time = time,
             Logger = loggerFactory.CreateLogger("Kayak.Storage"),
         });
-        Topics = new TopicService(this);
+        Cluster = new ClusterInfo(config.NodeId);
+        Catalog = new TopicCatalog(Logs);
+        Topics = new TopicService(Logs, config);
+        ConfigDescriber = new TopicConfigDescriber(config, Logs.Options);
         Groups = new GroupCoordinator(new GroupCoordinatorOptions
         {
             OffsetsTopicNumPartitions = config.OffsetsTopicNumPartitions,
@@ -53,59 +56,74 @@ public sealed class BrokerState : IDisposable
             OffsetsRetentionCheckIntervalMs = config.OffsetsRetentionCheckIntervalMs,
             Time = time,
         }, new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
-        Handlers = new HandlerRegistry(CreateHandlers());
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
     }
 
     /// <summary>
-    /// Every handler, listed explicitly: <see cref="HandlerRegistry.CreateDefault"/> finds the same set by
-    /// reflection over all types of the assembly, which loads hundreds of types and costs milliseconds of the
-    /// first start in a process (issue 6, in-process start). <see cref="HandlerRegistry"/> still checks that every
-    /// API in ApiVersionTable has exactly one handler, and a test checks this list against the reflection scan.
+    /// Every handler with the services it needs, listed explicitly: reflection over the assembly's types would load
+    /// hundreds of types and cost milliseconds of the first start in a process (issue 6, in-process start).
+    /// <see cref="HandlerRegistry"/> still checks that every API in ApiVersionTable has exactly one handler, and a test
+    /// checks this list against the handler types of the assembly. Called once the transaction coordinator exists.
     /// </summary>
-    internal static IApiHandler[] CreateHandlers() =>
-    [
-        new ProduceHandler(), new FetchHandler(), new ListOffsetsHandler(), new MetadataHandler(),
-        new OffsetCommitHandler(), new OffsetFetchHandler(), new FindCoordinatorHandler(), new JoinGroupHandler(),
-        new HeartbeatHandler(), new LeaveGroupHandler(), new SyncGroupHandler(), new DescribeGroupsHandler(),
-        new ListGroupsHandler(), new ApiVersionsHandler(), new CreateTopicsHandler(), new DeleteTopicsHandler(),
-        new DeleteRecordsHandler(), new InitProducerIdHandler(), new OffsetForLeaderEpochHandler(),
-        new AddPartitionsToTxnHandler(), new AddOffsetsToTxnHandler(), new EndTxnHandler(), new TxnOffsetCommitHandler(),
-        new DescribeConfigsHandler(), new AlterConfigsHandler(), new DescribeLogDirsHandler(), new CreatePartitionsHandler(),
-        new DeleteGroupsHandler(), new ElectLeadersHandler(), new IncrementalAlterConfigsHandler(), new OffsetDeleteHandler(),
-        new DescribeClusterHandler(), new DescribeProducersHandler(), new DescribeTransactionsHandler(),
-        new ListTransactionsHandler(), new DescribeTopicPartitionsHandler(),
-    ];
+    internal IApiHandler[] CreateHandlers()
+    {
+        var txns = Transactions;
+        return
+        [
+            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns)),
+            new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch")),
+            new ListOffsetsHandler(Catalog), new MetadataHandler(Catalog, Topics, Cluster),
+            new OffsetCommitHandler(Groups, Catalog), new OffsetFetchHandler(Groups), new FindCoordinatorHandler(Cluster),
+            new JoinGroupHandler(Groups), new HeartbeatHandler(Groups), new LeaveGroupHandler(Groups), new SyncGroupHandler(Groups),
+            new DescribeGroupsHandler(Groups), new ListGroupsHandler(Groups), new ApiVersionsHandler(),
+            new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber), new DeleteTopicsHandler(Catalog, Topics),
+            new DeleteRecordsHandler(Catalog), new InitProducerIdHandler(txns), new OffsetForLeaderEpochHandler(Catalog),
+            new AddPartitionsToTxnHandler(txns, Catalog), new AddOffsetsToTxnHandler(txns), new EndTxnHandler(txns),
+            new TxnOffsetCommitHandler(txns, Groups, Catalog, Time),
+            new DescribeConfigsHandler(Catalog, Config, Cluster, ConfigDescriber), new AlterConfigsHandler(Topics, Cluster),
+            new DescribeLogDirsHandler(Catalog, Config.LogDirs), new CreatePartitionsHandler(Topics),
+            new DeleteGroupsHandler(Groups), new ElectLeadersHandler(Catalog),
+            new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster), new OffsetDeleteHandler(Groups),
+            new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
+            new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
+        ];
+    }
 
     public BrokerConfig Config { get; }
     public TimeProvider Time { get; }
     public ILoggerFactory LoggerFactory { get; }
+    /// <summary>Storage; only services (<see cref="TopicCatalog"/>, <see cref="TopicService"/>) and the background tasks use it.</summary>
     public LogManager Logs { get; }
+    public ClusterInfo Cluster { get; }
+    public ITopicCatalog Catalog { get; }
+    public TopicService Topics { get; }
+    internal TopicConfigDescriber ConfigDescriber { get; }
     internal Fetching.FetchSessionCache FetchSessions { get; } = new();
     /// <summary>Request frames of all connections, capped by queued.max.request.bytes (issue 15, K8).</summary>
-    internal Network.RequestMemory RequestMemory { get; private set; } = null!;
-    public TopicService Topics { get; }
+    internal Network.RequestMemory RequestMemory { get; }
     public GroupCoordinator Groups { get; }
-    public HandlerRegistry Handlers { get; }
+    /// <summary>Built by <see cref="Open"/>, once every service the handlers take exists.</summary>
+    public HandlerRegistry Handlers { get; private set; } = null!;
     /// <summary>Test fault hook, see <see cref="KafkaBrokerOptions.DropConnectionBeforeResponse"/>.</summary>
     internal Func<ApiKey, bool>? DropConnectionBeforeResponse { get; set; }
     /// <summary>Test fault hook, see <see cref="KafkaBrokerOptions.TransactionMarkerHook"/>.</summary>
     internal Kayak.Coordinator.Transactions.ITransactionMarkerHook? TransactionMarkerHook { get; init; }
     /// <summary>The transaction coordinator (KIP-98); created by <see cref="Open"/>.</summary>
     public Kayak.Coordinator.Transactions.TransactionCoordinator Transactions { get; private set; } = null!;
-    public int NodeId => Config.NodeId;
-    public string ClusterId { get; private set; } = "";
-    public IReadOnlyList<ListenerEndpoint> AdvertisedListeners { get; private set; } = [];
-    public ListenerEndpoint AdvertisedEndpoint => AdvertisedListeners[0];
+    public int NodeId => Cluster.NodeId;
+    public string ClusterId => Cluster.ClusterId;
+    public IReadOnlyList<ListenerEndpoint> AdvertisedListeners => Cluster.AdvertisedListeners;
+    public ListenerEndpoint AdvertisedEndpoint => Cluster.AdvertisedEndpoint;
 
     internal void Open()
     {
         // The log dirs' .lock first: a second broker on the same dirs must not touch anything there (issue 15, K2).
         Logs.AcquireLocks();
-        ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
+        Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
         Logs.Open();
         Groups.Load();
         OpenTransactions();
+        Handlers = new HandlerRegistry(CreateHandlers());
     }
 
     /// <summary>
@@ -125,8 +143,8 @@ public sealed class BrokerState : IDisposable
                 Time = Time,
                 MarkerHook = TransactionMarkerHook,
             },
-            new Transactions.TransactionStateLog(this),
-            new Transactions.LocalMarkerWriter(this, txnLog),
+            new Transactions.TransactionStateLog(Catalog, Topics),
+            new Transactions.LocalMarkerWriter(Catalog, txnLog),
             new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
         {
             // Committed transactions hand their TxnOffsetCommit offsets to the group coordinator.
@@ -152,7 +170,7 @@ public sealed class BrokerState : IDisposable
     {
         if (config.Has("advertised.listeners"))
         {
-            AdvertisedListeners = config.AdvertisedListeners;
+            Cluster.AdvertisedListeners = config.AdvertisedListeners;
             return;
         }
         var list = new List<ListenerEndpoint>();
@@ -162,7 +180,7 @@ public sealed class BrokerState : IDisposable
             string host = b.Host is "" or "0.0.0.0" or "::" ? Dns.GetHostName() : b.Host;
             list.Add(b with { Host = host });
         }
-        AdvertisedListeners = list;
+        Cluster.AdvertisedListeners = list;
     }
 
     public void Dispose()

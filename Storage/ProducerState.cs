@@ -118,11 +118,23 @@ public enum ProducerStateError
     DuplicateSequence,
 }
 
-/// <summary>Thrown from <see cref="PartitionLog.Append"/> for producer-state violations; nothing was appended.</summary>
-public sealed class ProducerStateException : Exception
+/// <summary>
+/// Thrown from <see cref="PartitionLog.Append"/> for producer-state violations; nothing was appended. The wire code
+/// is mapped from <see cref="Error"/> here, once (anything unnamed is INVALID_TXN_STATE).
+/// </summary>
+public sealed class ProducerStateException : Kayak.Protocol.KafkaException
 {
     public ProducerStateError Error { get; }
-    public ProducerStateException(ProducerStateError error, string message) : base(message) => Error = error;
+    public ProducerStateException(ProducerStateError error, string message) : base(ToErrorCode(error), message) => Error = error;
+
+    private static Kayak.Protocol.ErrorCode ToErrorCode(ProducerStateError error) => error switch
+    {
+        ProducerStateError.OutOfOrderSequence => Kayak.Protocol.ErrorCode.OutOfOrderSequenceNumber,
+        ProducerStateError.InvalidProducerEpoch => Kayak.Protocol.ErrorCode.InvalidProducerEpoch,
+        ProducerStateError.ProducerFenced => Kayak.Protocol.ErrorCode.ProducerFenced,
+        ProducerStateError.DuplicateSequence => Kayak.Protocol.ErrorCode.DuplicateSequenceNumber,
+        _ => Kayak.Protocol.ErrorCode.InvalidTxnState,
+    };
 }
 
 /// <summary>

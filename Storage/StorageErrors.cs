@@ -24,24 +24,27 @@ public enum StorageError
     KafkaStorageError,
 }
 
-/// <summary>Thrown by Storage for conditions the broker answers with a Kafka error code.</summary>
-public sealed class StorageErrorException : Exception
+/// <summary>
+/// Thrown by Storage for conditions the broker answers with a Kafka error code: a <see cref="Kayak.Protocol.KafkaException"/>
+/// whose <c>Code</c> is <see cref="StorageErrorCodes.ToErrorCode"/> of <see cref="Error"/>, mapped here once.
+/// </summary>
+public sealed class StorageErrorException : Kayak.Protocol.KafkaException
 {
     public StorageError Error { get; }
 
-    public StorageErrorException(StorageError error, string message) : base(message) => Error = error;
-    public StorageErrorException(StorageError error, string message, Exception inner) : base(message, inner) => Error = error;
+    public StorageErrorException(StorageError error, string message) : base(error.ToErrorCode(), message) => Error = error;
+    public StorageErrorException(StorageError error, string message, Exception inner) : base(error.ToErrorCode(), message, inner) => Error = error;
 }
 
 /// <summary>
 /// An invalid topic config name or value (Kafka's INVALID_CONFIG). <see cref="Key"/> names the offending
 /// config so the broker can echo it in the error message like Kafka does.
 /// </summary>
-public sealed class ConfigException : Exception
+public sealed class ConfigException : Kayak.Protocol.KafkaException
 {
     public string Key { get; }
 
-    public ConfigException(string key, string message) : base(message) => Key = key;
+    public ConfigException(string key, string message) : base(Kayak.Protocol.ErrorCode.InvalidConfig, message) => Key = key;
 }
 
 /// <summary>Kafka's wire codes for Storage's errors (the one place they are mapped for reads).</summary>

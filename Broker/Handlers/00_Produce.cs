@@ -22,6 +22,7 @@
 // Not implemented: throttling.
 using System.Buffers;
 using Kayak.Broker.Produce;
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Protocol.Compression;
@@ -30,41 +31,34 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class ProduceHandler : ApiHandler<ProduceRequest>
+internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions) : ApiHandler<ProduceRequest>
 {
     public override ApiKey Key => ApiKey.Produce;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ProduceRequest request)
     {
-        var broker = context.Broker;
         var response = new ProduceResponse();
         bool validAcks = request.Acks is 0 or 1 or -1;
         foreach (var t in request.TopicData)
         {
             var rt = new ProduceResponse.TopicProduceResponse { Name = t.Name };
             response.Responses.Add(rt);
-            broker.Logs.TryGetTopic(t.Name, out var topic);
+            var topic = catalog.Lookup(t.Name);
             foreach (var p in t.PartitionData)
             {
                 var rp = new ProduceResponse.PartitionProduceResponse { Index = p.Index, BaseOffset = -1, LogAppendTimeMs = -1, LogStartOffset = -1 };
                 rt.PartitionResponses.Add(rp);
                 if (!validAcks)
-                    rp.ErrorCode = (short)ErrorCode.InvalidRequiredAcks;
-                else if (topic?.GetPartition(p.Index) is not { } log)
-                    rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                    rp.SetError(ErrorCode.InvalidRequiredAcks);
+                else if (!topic.TryGetPartition(p.Index, out var log, out var missing))
+                    rp.SetError(missing);
                 else if (TopicService.IsInternal(t.Name))
-                    Fail(rp, ErrorCode.InvalidTopicException, $"Cannot append to internal topic {t.Name}");
+                    rp.SetError(new(ErrorCode.InvalidTopicException, $"Cannot append to internal topic {t.Name}"));
                 else
-                    Append(context, topic, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
+                    Append(context, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
             }
         }
         return Done(request.Acks == 0 ? null : response);
-    }
-
-    private static void Fail(ProduceResponse.PartitionProduceResponse rp, ErrorCode error, string message)
-    {
-        rp.ErrorCode = (short)error;
-        rp.ErrorMessage = message;
     }
 
     /// <summary>
@@ -79,14 +73,14 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             if (CompactedTopicKeys.FindKeyless(batch) is { } found) (keyless ??= new List<int>()).AddRange(found);
         if (keyless is null) return false;
         var (message, errors) = CompactedTopicKeys.Describe(log.TopicName, log.Partition, keyless);
-        Fail(rp, ErrorCode.InvalidRecord, message);
+        rp.SetError(new(ErrorCode.InvalidRecord, message));
         foreach (var (index, text) in errors)
             rp.RecordErrors.Add(new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = index, BatchIndexErrorMessage = text });
         rp.LogStartOffset = log.LogStartOffset;
         return true;
     }
 
-    private static void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp)
+    private void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp)
     {
         var span = records.Span;
         int maxBytes = topic.Config.MaxMessageBytes;
@@ -103,26 +97,26 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
             {
                 if (!RecordBatch.TryReadBatch(span[offset..], out header, out size))
                 {
-                    Fail(rp, ErrorCode.CorruptMessage, "Truncated record batch");
+                    rp.SetError(new(ErrorCode.CorruptMessage, "Truncated record batch"));
                     return;
                 }
             }
             catch (CorruptRecordException e)
             {
-                Fail(rp, ErrorCode.CorruptMessage, e.Message);
+                rp.SetError(new(ErrorCode.CorruptMessage, e.Message));
                 return;
             }
             sbyte magic = (sbyte)span[offset + RecordBatchHeader.MagicOffset];
             if (magic is < 0 or > 2)
             {
-                Fail(rp, ErrorCode.CorruptMessage, $"Invalid magic {magic}");
+                rp.SetError(new(ErrorCode.CorruptMessage, $"Invalid magic {magic}"));
                 return;
             }
             if (magic < 2)
             {
                 if (context.ApiVersion >= 3)
                 {
-                    Fail(rp, ErrorCode.InvalidRecord, "Produce requests with version 3+ are only allowed to contain record batches with magic version 2");
+                    rp.SetError(new(ErrorCode.InvalidRecord, "Produce requests with version 3+ are only allowed to contain record batches with magic version 2"));
                     return;
                 }
                 legacy = true;
@@ -134,39 +128,39 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                 // (sarama 1.22 sends exactly that: zstd in Produce v3).
                 if (batches == 0 && context.ApiVersion is >= 3 and < 7 && header.Compression == CompressionType.Zstd)
                 {
-                    Fail(rp, ErrorCode.UnsupportedCompressionType, $"Produce requests with version {context.ApiVersion} are not allowed to use ZStandard compression");
+                    rp.SetError(new(ErrorCode.UnsupportedCompressionType, $"Produce requests with version {context.ApiVersion} are not allowed to use ZStandard compression"));
                     return;
                 }
                 if (size > maxBytes)
                 {
-                    Fail(rp, ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({size} > {maxBytes})");
+                    rp.SetError(new(ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({size} > {maxBytes})"));
                     return;
                 }
                 var result = RecordBatch.Validate(span.Slice(offset, size));
                 if (!result.IsValid)
                 {
-                    Fail(rp, result.Error, result.Message ?? "Invalid record batch");
+                    rp.SetError(new(result.Error, result.Message ?? "Invalid record batch"));
                     return;
                 }
                 if (batches == 0) firstCompression = header.Compression;
                 if (header.IsControl)
                 {
-                    Fail(rp, ErrorCode.InvalidRecord, "Clients are not allowed to write control records");
+                    rp.SetError(new(ErrorCode.InvalidRecord, "Clients are not allowed to write control records"));
                     return;
                 }
                 // The guard is taken before the coordinator is asked: a marker written after the answer clears it.
                 if (header.IsTransactional && header.ProducerId >= 0
                     && (guard = log.MaybeStartTransactionVerification(header.ProducerId, header.ProducerEpoch)) is not null)
                 {
-                    var txnError = context.Broker.Transactions.CheckProduce(header.ProducerId, header.ProducerEpoch, log.TopicName, log.Partition);
+                    var txnError = transactions.CheckProduce(header.ProducerId, header.ProducerEpoch, log.TopicName, log.Partition);
                     if (txnError != ErrorCode.None)
                     {
                         if (txnError == ErrorCode.ConcurrentTransactions)
-                            Fail(rp, ErrorCode.NotEnoughReplicas, $"Unable to verify the partition has been added to the transaction. Underlying error: {txnError}");
+                            rp.SetError(new(ErrorCode.NotEnoughReplicas, $"Unable to verify the partition has been added to the transaction. Underlying error: {txnError}"));
                         else
-                            Fail(rp, txnError, txnError == ErrorCode.InvalidProducerEpoch
+                            rp.SetError(new(txnError, txnError == ErrorCode.InvalidProducerEpoch
                                 ? $"Producer epoch {header.ProducerEpoch} of producer {header.ProducerId} is fenced"
-                                : $"Partition {log.TopicName}-{log.Partition} is not part of an ongoing transaction of producer {header.ProducerId} with epoch {header.ProducerEpoch}");
+                                : $"Partition {log.TopicName}-{log.Partition} is not part of an ongoing transaction of producer {header.ProducerId} with epoch {header.ProducerEpoch}"));
                         return;
                     }
                 }
@@ -176,7 +170,7 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
         }
         if (batches == 0 || (context.ApiVersion >= 3 && batches != 1))
         {
-            Fail(rp, ErrorCode.InvalidRecord, "Produce requests with version 3+ must have exactly one record batch per partition");
+            rp.SetError(new(ErrorCode.InvalidRecord, "Produce requests with version 3+ must have exactly one record batch per partition"));
             return;
         }
 
@@ -190,13 +184,13 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
                 int convertedCount = LegacyConverter.ToV2(span, converted, new LegacyConversionOptions { TargetCompression = target });
                 if (convertedCount == 0)
                 {
-                    Fail(rp, ErrorCode.InvalidRecord, "Message set has no records");
+                    rp.SetError(new(ErrorCode.InvalidRecord, "Message set has no records"));
                     return;
                 }
                 if (topic.Config.Compact && RefuseKeyless(log, converted.WrittenSpan, rp)) return;
                 if (converted.WrittenCount > maxBytes)
                 {
-                    Fail(rp, ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({converted.WrittenCount} > {maxBytes})");
+                    rp.SetError(new(ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({converted.WrittenCount} > {maxBytes})"));
                     return;
                 }
                 appended = log.Append(converted.WrittenSpan, 1);
@@ -221,27 +215,17 @@ public sealed class ProduceHandler : ApiHandler<ProduceRequest>
         }
         catch (ProtocolException e)
         {
-            Fail(rp, ErrorCode.CorruptMessage, e.Message);
+            rp.SetError(new(ErrorCode.CorruptMessage, e.Message));
         }
         catch (ProducerStateException e)
         {
-            Fail(rp, e.Error switch
-            {
-                ProducerStateError.OutOfOrderSequence => ErrorCode.OutOfOrderSequenceNumber,
-                ProducerStateError.InvalidProducerEpoch => ErrorCode.InvalidProducerEpoch,
-                ProducerStateError.ProducerFenced => ErrorCode.ProducerFenced,
-                ProducerStateError.DuplicateSequence => ErrorCode.DuplicateSequenceNumber,
-                _ => ErrorCode.InvalidTxnState,
-            }, e.Message);
+            rp.SetError(e.KafkaError);
         }
         catch (StorageErrorException e)
         {
-            Fail(rp, e.Error switch
-            {
-                StorageError.MessageTooLarge => ErrorCode.MessageTooLarge,
-                StorageError.CorruptRecord => ErrorCode.CorruptMessage,
-                _ => ErrorCode.KafkaStorageError,
-            }, e.Message);
+            // The append path answers only these two as themselves; anything else Storage reports while appending
+            // (a partition closed by a concurrent delete, an I/O failure) is the partition's storage error, as in Kafka.
+            rp.SetError(e.Code is ErrorCode.MessageTooLarge or ErrorCode.CorruptMessage ? e.KafkaError : new(ErrorCode.KafkaStorageError, e.Message));
         }
     }
 }

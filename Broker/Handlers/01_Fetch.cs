@@ -15,6 +15,7 @@ using Microsoft.Extensions.Logging;
 // diverging epochs (one leader epoch only), throttling.
 using System.Buffers;
 using Kayak.Broker.Fetching;
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Protocol.Records;
@@ -22,25 +23,24 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class FetchHandler : ApiHandler<FetchRequest>
+internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger) : ApiHandler<FetchRequest>
 {
     public override ApiKey Key => ApiKey.Fetch;
 
     protected override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, FetchRequest request)
     {
-        var broker = context.Broker;
         short version = context.ApiVersion;
-        var (targets, session, incremental, error) = ResolveTargets(broker, request, version);
+        var (targets, session, incremental, error) = ResolveTargets(request, version);
         if (error != ErrorCode.None)
-            return new FetchResponse { ErrorCode = (short)error, SessionId = 0 };
+            return new FetchResponse { SessionId = 0 }.SetError(error);
 
         bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         var results = new PartitionResult[targets.Count];
-        long deadline = broker.Time.GetTimestamp() + (long)(Math.Max(0, request.MaxWaitMs) * (broker.Time.TimestampFrequency / 1000.0));
+        long deadline = time.GetTimestamp() + (long)(Math.Max(0, request.MaxWaitMs) * (time.TimestampFrequency / 1000.0));
         while (true)
         {
-            long total = ReadAll(broker, request, version, readCommitted, targets, results, out bool readError, out int readable);
-            long remainingMs = (long)((deadline - broker.Time.GetTimestamp()) * 1000.0 / broker.Time.TimestampFrequency);
+            long total = ReadAll(request, version, readCommitted, targets, results, out bool readError, out int readable);
+            long remainingMs = (long)((deadline - time.GetTimestamp()) * 1000.0 / time.TimestampFrequency);
             // Kafka's rule (KafkaApis.handleFetchRequest, ReplicaManager.fetchMessages): answer at once when no
             // partition is left to read (an empty or session-closing fetch, or only unknown topics, which Kafka
             // answers before reading), the client does not want to wait, enough bytes are there, or reading failed.
@@ -48,10 +48,10 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             if (readable == 0 || total >= request.MinBytes || readError || remainingMs <= 0 || context.ConnectionClosed.IsCancellationRequested)
                 break;
             ReleaseAll(results);
-            if (!await WaitForDataAsync(broker, targets, results, remainingMs, context.ConnectionClosed).ConfigureAwait(false))
+            if (!await WaitForDataAsync(targets, results, remainingMs, context.ConnectionClosed).ConfigureAwait(false))
             {
                 // Timed out: read once more (an append may have landed after the last read) and answer.
-                ReadAll(broker, request, version, readCommitted, targets, results, out _, out _);
+                ReadAll(request, version, readCommitted, targets, results, out _, out _);
                 break;
             }
         }
@@ -82,18 +82,18 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         public List<Kayak.Storage.AbortedTransaction>? Aborted;
     }
 
-    private static (List<FetchTarget> Targets, FetchSession? Session, bool Incremental, ErrorCode Error) ResolveTargets(BrokerState broker, FetchRequest request, short version)
+    private (List<FetchTarget> Targets, FetchSession? Session, bool Incremental, ErrorCode Error) ResolveTargets(FetchRequest request, short version)
     {
         var targets = new List<FetchTarget>();
         int sessionId = version >= 7 ? request.SessionId : 0;
         int epoch = version >= 7 ? request.SessionEpoch : -1;
-        var cache = broker.FetchSessions;
+        var cache = sessions;
 
         if (sessionId == 0 || epoch <= 0)
         {
             // Full fetch. Epoch -1 closes any session; epoch 0 (re)creates one.
             if (sessionId != 0) cache.Remove(sessionId);
-            FetchSession? created = epoch == 0 ? cache.Create(broker.Time.GetTimestamp()) : null;
+            FetchSession? created = epoch == 0 ? cache.Create(time.GetTimestamp()) : null;
             foreach (var t in request.Topics)
                 foreach (var p in t.Partitions)
                 {
@@ -116,7 +116,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         {
             if (session.NextEpoch != epoch) return (targets, null, false, ErrorCode.InvalidFetchSessionEpoch);
             session.NextEpoch = epoch == int.MaxValue ? 1 : epoch + 1;
-            session.LastUsedTicks = broker.Time.GetTimestamp();
+            session.LastUsedTicks = time.GetTimestamp();
             foreach (var t in request.Topics)
                 foreach (var p in t.Partitions)
                 {
@@ -149,7 +149,7 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
     /// partitions that exist; <paramref name="readError"/> is set by errors of reading one (offset out of range),
     /// not by unknown topics or partitions.
     /// </summary>
-    private static long ReadAll(BrokerState broker, FetchRequest request, short version, bool readCommitted, List<FetchTarget> targets, PartitionResult[] results, out bool readError, out int readable)
+    private long ReadAll(FetchRequest request, short version, bool readCommitted, List<FetchTarget> targets, PartitionResult[] results, out bool readError, out int readable)
     {
         readError = false;
         readable = 0;
@@ -160,13 +160,9 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
             var t = targets[i];
             ref var r = ref results[i];
             r = default;
-            TopicLog? topic = null;
-            if (t.TopicName is not null) broker.Logs.TryGetTopic(t.TopicName, out topic);
-            else topic = broker.Logs.GetTopic(t.TopicId);
-            var log = topic?.GetPartition(t.Partition);
-            if (log is null)
+            if (!catalog.Lookup(t.TopicName, t.TopicId).TryGetPartition(t.Partition, out var log, out var missing))
             {
-                r.Error = topic is null && t.TopicName is null ? ErrorCode.UnknownTopicId : ErrorCode.UnknownTopicOrPartition;
+                r.Error = missing.Code;
                 r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
                 continue;
             }
@@ -198,10 +194,10 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
                 // A corrupt batch in an old segment (or an I/O error) answers this partition with Kafka's error and
                 // leaves the other partitions of the request served; it used to close the connection, starving
                 // every healthy partition fetched on it (issue 15, K9).
-                r.Error = e.Error.ToErrorCode();
+                r.Error = e.Code;
                 readError = true;
                 if (e.Error != StorageError.OffsetOutOfRange)
-                    ReadFailed(broker, log, t.FetchOffset, e);
+                    ReadFailed(log, t.FetchOffset, e);
                 continue;
             }
             // KIP-74: the first batch is returned whole even past the limits only if nothing was gathered yet.
@@ -223,10 +219,11 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
         return total;
     }
 
-    /// <summary>The offset after the last batch of a fetched slice (upper bound for the aborted-transaction lookup).</summary>
     /// <summary>Kafka logs a failed partition read at ERROR ("Error processing fetch with max size ...") and answers the partition.</summary>
-    private static void ReadFailed(BrokerState broker, PartitionLog log, long fetchOffset, StorageErrorException e) =>
-        broker.LoggerFactory.CreateLogger("Kayak.Fetch").LogError("Error processing fetch of partition {Partition} at offset {Offset}: {Message}", $"{log.TopicName}-{log.Partition}", fetchOffset, e.Message);
+    private void ReadFailed(PartitionLog partition, long fetchOffset, StorageErrorException e) =>
+        logger.LogError("Error processing fetch of partition {Partition} at offset {Offset}: {Message}", $"{partition.TopicName}-{partition.Partition}", fetchOffset, e.Message);
+
+    /// <summary>The offset after the last batch of a fetched slice (upper bound for the aborted-transaction lookup).</summary>
 
     private static long NextOffsetAfter(ReadOnlySpan<byte> batches)
     {
@@ -247,13 +244,13 @@ public sealed class FetchHandler : ApiHandler<FetchRequest>
     }
 
     /// <summary>Waits until any fetched partition gets an append, the wait times out, or the client leaves.</summary>
-    private static async Task<bool> WaitForDataAsync(BrokerState broker, List<FetchTarget> targets, PartitionResult[] results, long remainingMs, CancellationToken connectionClosed)
+    private async Task<bool> WaitForDataAsync(List<FetchTarget> targets, PartitionResult[] results, long remainingMs, CancellationToken connectionClosed)
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(remainingMs), broker.Time);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(remainingMs), time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, connectionClosed);
         var waits = new List<Task>(targets.Count);
         for (int i = 0; i < results.Length; i++)
-            if (results[i].Log is { } log) waits.Add(log.WaitForAppendAsync(results[i].LogEndOffset, linked.Token));
+            if (results[i].Log is { } partition) waits.Add(partition.WaitForAppendAsync(results[i].LogEndOffset, linked.Token));
         if (waits.Count == 0)
         {
             try { await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(false); } catch (OperationCanceledException) { }

@@ -3,13 +3,14 @@
 // -4 earliest local (v8+, KIP-405) and -5 earliest pending upload (v9+): with no tiered storage both are the
 // log start offset. Otherwise the first offset whose timestamp is >= the one asked for, or -1/-1 when none.
 // v0 answers with OldStyleOffsets. Leader epoch is always 0 (one leader, never re-elected).
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class ListOffsetsHandler : ApiHandler<ListOffsetsRequest>
+internal sealed class ListOffsetsHandler(ITopicCatalog catalog) : ApiHandler<ListOffsetsRequest>
 {
     private const long Latest = -1, Earliest = -2, MaxTimestamp = -3, EarliestLocal = -4, EarliestPendingUpload = -5;
 
@@ -17,70 +18,63 @@ public sealed class ListOffsetsHandler : ApiHandler<ListOffsetsRequest>
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ListOffsetsRequest request)
     {
-        var broker = context.Broker;
         var response = new ListOffsetsResponse();
+        bool readCommitted = context.ApiVersion >= 2 && request.IsolationLevel == 1;
         foreach (var t in request.Topics)
         {
             var rt = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
             response.Topics.Add(rt);
-            broker.Logs.TryGetTopic(t.Name, out var topic);
-            foreach (var p in t.Partitions)
-            {
-                var rp = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex };
-                rt.Partitions.Add(rp);
-                var log = topic?.GetPartition(p.PartitionIndex);
-                if (log is null)
-                {
-                    rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
-                    continue;
-                }
-                long offset = -1, timestamp = -1;
-                try
-                {
-                    switch (p.Timestamp)
-                    {
-                        case Latest:
-                            // isolation_level 1 (read_committed, v2+) stops at the last stable offset (KIP-98).
-                            offset = context.ApiVersion >= 2 && request.IsolationLevel == 1 ? log.LastStableOffset : log.HighWatermark;
-                            break;
-                        case Earliest:
-                        case EarliestLocal:
-                        case EarliestPendingUpload:
-                            offset = log.LogStartOffset;
-                            break;
-                        case MaxTimestamp:
-                            if (log.LogEndOffset > log.LogStartOffset)
-                                (offset, timestamp) = log.MaxTimestamp();
-                            break;
-                        default:
-                            if (p.Timestamp < 0)
-                            {
-                                rp.ErrorCode = (short)ErrorCode.InvalidRequest;
-                                continue;
-                            }
-                            var found = log.FindOffsetByTimestamp(p.Timestamp);
-                            if (found is { } f) (offset, timestamp) = (f.Offset, f.Timestamp);
-                            break;
-                    }
-                }
-                catch (StorageErrorException e)
-                {
-                    // A corrupt batch on the timestamp search path: this partition's error, not a closed connection (issue 15, K9).
-                    rp.ErrorCode = (short)e.Error.ToErrorCode();
-                    continue;
-                }
-                if (context.ApiVersion == 0)
-                {
-                    if (offset >= 0) rp.OldStyleOffsets.Add(offset);
-                }
-                else
-                {
-                    rp.Offset = offset;
-                    rp.Timestamp = timestamp;
-                    if (context.ApiVersion >= 4) rp.LeaderEpoch = offset >= 0 ? 0 : -1;
-                }
-            }
+            catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, (context.ApiVersion, readCommitted),
+                static (s, topic, p) => Answer(s.ApiVersion, s.readCommitted, topic, p));
         }
         return Done(response);
+    }
+
+    private static ListOffsetsResponse.ListOffsetsPartitionResponse Answer(short version, bool readCommitted, TopicLookup topic,
+        ListOffsetsRequest.ListOffsetsPartition p)
+    {
+        var rp = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex };
+        if (!topic.TryGetPartition(p.PartitionIndex, out var log, out var missing)) return rp.SetError(missing);
+        long offset = -1, timestamp = -1;
+        try
+        {
+            switch (p.Timestamp)
+            {
+                case Latest:
+                    // isolation_level 1 (read_committed, v2+) stops at the last stable offset (KIP-98).
+                    offset = readCommitted ? log.LastStableOffset : log.HighWatermark;
+                    break;
+                case Earliest:
+                case EarliestLocal:
+                case EarliestPendingUpload:
+                    offset = log.LogStartOffset;
+                    break;
+                case MaxTimestamp:
+                    if (log.LogEndOffset > log.LogStartOffset)
+                        (offset, timestamp) = log.MaxTimestamp();
+                    break;
+                default:
+                    if (p.Timestamp < 0) return rp.SetError(ErrorCode.InvalidRequest);
+                    var found = log.FindOffsetByTimestamp(p.Timestamp);
+                    if (found is { } f) (offset, timestamp) = (f.Offset, f.Timestamp);
+                    break;
+            }
+        }
+        catch (StorageErrorException e)
+        {
+            // A corrupt batch on the timestamp search path: this partition's error, not a closed connection (issue 15, K9).
+            return rp.SetError(e.KafkaError);
+        }
+        if (version == 0)
+        {
+            if (offset >= 0) rp.OldStyleOffsets.Add(offset);
+        }
+        else
+        {
+            rp.Offset = offset;
+            rp.Timestamp = timestamp;
+            if (version >= 4) rp.LeaderEpoch = offset >= 0 ? 0 : -1;
+        }
+        return rp;
     }
 }

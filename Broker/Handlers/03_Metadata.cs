@@ -6,13 +6,14 @@
 // answer UNKNOWN_TOPIC_ID when absent. Authorized operations (KIP-430, v8+): when asked for, every topic answered
 // by name (also with an error) gets all TOPIC operations and (v8-10) the cluster all CLUSTER operations, as Kafka
 // answers without an authorizer; topics looked up by an unknown id keep int.MinValue, as in Kafka.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class MetadataHandler : ApiHandler<MetadataRequest>
+internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics, ClusterInfo cluster) : ApiHandler<MetadataRequest>
 {
     public override ApiKey Key => ApiKey.Metadata;
 
@@ -33,22 +34,20 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
         return Done(response);
     }
 
-    private static MetadataResponse Answer(RequestContext context, MetadataRequest request)
+    private MetadataResponse Answer(RequestContext context, MetadataRequest request)
     {
-        var broker = context.Broker;
         var response = new MetadataResponse
         {
-            ClusterId = broker.ClusterId,
-            ControllerId = broker.NodeId,
+            ClusterId = cluster.ClusterId,
+            ControllerId = cluster.NodeId,
         };
-        // One node; with several listeners the first advertised one is the endpoint clients are told about.
-        var endpoint = broker.AdvertisedEndpoint;
-        response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = broker.NodeId, Host = endpoint.Host, Port = endpoint.Port });
+        var endpoint = cluster.AdvertisedEndpoint;
+        response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = cluster.NodeId, Host = endpoint.Host, Port = endpoint.Port });
 
         bool allTopics = request.Topics is null || (context.ApiVersion == 0 && request.Topics.Count == 0);
         if (allTopics)
         {
-            foreach (var topic in broker.Logs.Topics) response.Topics.Add(Describe(broker, topic));
+            foreach (var topic in catalog.All) response.Topics.Add(Describe(topic));
             return response;
         }
 
@@ -66,16 +65,16 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
         {
             if (t.Name is null)
             {
-                var byId = broker.Logs.GetTopic(t.TopicId);
+                var byId = catalog.Find(t.TopicId);
                 response.Topics.Add(byId is not null
-                    ? Describe(broker, byId)
-                    : new MetadataResponse.MetadataResponseTopic { Name = null, TopicId = t.TopicId, ErrorCode = (short)ErrorCode.UnknownTopicId });
+                    ? Describe(byId)
+                    : new MetadataResponse.MetadataResponseTopic { Name = null, TopicId = t.TopicId }.SetError(ErrorCode.UnknownTopicId));
                 continue;
             }
-            var result = broker.Topics.GetOrAutoCreate(t.Name, allowAutoCreate);
+            var result = topics.GetOrAutoCreate(t.Name, allowAutoCreate);
             response.Topics.Add(result.Topic is not null
-                ? Describe(broker, result.Topic)
-                : new MetadataResponse.MetadataResponseTopic { Name = t.Name, ErrorCode = (short)result.Error });
+                ? Describe(result.Topic)
+                : new MetadataResponse.MetadataResponseTopic { Name = t.Name }.SetError(result.Failure));
         }
         return response;
     }
@@ -84,11 +83,11 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
     private static MetadataResponse InvalidRequest(MetadataResponse response, List<MetadataRequest.MetadataRequestTopic> topics)
     {
         foreach (var t in topics)
-            response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name ?? "", TopicId = t.TopicId, ErrorCode = (short)ErrorCode.InvalidRequest });
+            response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name ?? "", TopicId = t.TopicId }.SetError(ErrorCode.InvalidRequest));
         return response;
     }
 
-    internal static MetadataResponse.MetadataResponseTopic Describe(BrokerState broker, TopicLog topic)
+    private MetadataResponse.MetadataResponseTopic Describe(TopicLog topic)
     {
         var rt = new MetadataResponse.MetadataResponseTopic
         {
@@ -102,10 +101,10 @@ public sealed class MetadataHandler : ApiHandler<MetadataRequest>
             rt.Partitions.Add(new MetadataResponse.MetadataResponsePartition
             {
                 PartitionIndex = p,
-                LeaderId = broker.NodeId,
+                LeaderId = cluster.NodeId,
                 LeaderEpoch = 0,
-                ReplicaNodes = [broker.NodeId],
-                IsrNodes = [broker.NodeId],
+                ReplicaNodes = [cluster.NodeId],
+                IsrNodes = [cluster.NodeId],
             });
         }
         return rt;

@@ -4,16 +4,31 @@
 // offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE, partitions of unknown topics
 // UNKNOWN_TOPIC_OR_PARTITION (KafkaApis checks the metadata cache first). Logic:
 // GroupCoordinator.CommitOffsets. Not implemented: KIP-848 member epochs (v9 with a consumer-protocol group).
+using Kayak.Broker.Services;
+using Kayak.Coordinator;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
+internal sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
 {
+    private readonly GroupCoordinator _groups;
+    private readonly ITopicCatalog _topics;
+    // Made once: the coordinator asks it per committed partition.
+    private readonly Func<string, int, bool> _partitionExists;
+
+    public OffsetCommitHandler(GroupCoordinator groups, ITopicCatalog topics)
+    {
+        _groups = groups;
+        _topics = topics;
+        _partitionExists = PartitionExists;
+    }
+
     public override ApiKey Key => ApiKey.OffsetCommit;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, OffsetCommitRequest request) =>
-        Done(context.Broker.Groups.CommitOffsets(request, context.ApiVersion, (topic, partition) =>
-            context.Broker.Logs.TryGetTopic(topic, out var log) && log.GetPartition(partition) is not null));
+        Done(_groups.CommitOffsets(request, context.ApiVersion, _partitionExists));
+
+    private bool PartitionExists(string topic, int partition) => _topics.Lookup(topic).Exists(partition);
 }

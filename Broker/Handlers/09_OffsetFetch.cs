@@ -2,15 +2,16 @@
 // several groups at once. Partitions without a commit answer offset -1. RequireStable (v7+) is
 // accepted; there are no pending transactional offsets to make an answer unstable yet.
 // Not implemented: KIP-848 member id/epoch validation (v9).
+using Kayak.Coordinator;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class OffsetFetchHandler : ApiHandler<OffsetFetchRequest>
+internal sealed class OffsetFetchHandler(GroupCoordinator groups) : ApiHandler<OffsetFetchRequest>
 {
     public override ApiKey Key => ApiKey.OffsetFetch;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, OffsetFetchRequest request) =>
-        Done(context.Broker.Groups.FetchOffsets(request, context.ApiVersion));
+        Done(groups.FetchOffsets(request, context.ApiVersion));
 }

@@ -1,18 +1,18 @@
 // FindCoordinator (key 10), v0-6. This single node coordinates every group and transaction, so the
 // answer is always itself. v0-3 look up one key (KeyValue), v4+ a batch (CoordinatorKeys, KIP-699).
 // Key types: 0 group, 1 transaction; anything else (2 = share groups, v6) is INVALID_REQUEST.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class FindCoordinatorHandler : ApiHandler<FindCoordinatorRequest>
+internal sealed class FindCoordinatorHandler(ClusterInfo cluster) : ApiHandler<FindCoordinatorRequest>
 {
     public override ApiKey Key => ApiKey.FindCoordinator;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, FindCoordinatorRequest request)
     {
-        var broker = context.Broker;
         bool validType = request.KeyType is 0 or 1;
         var response = new FindCoordinatorResponse();
         if (context.ApiVersion < 4)
@@ -27,15 +27,15 @@ public sealed class FindCoordinatorHandler : ApiHandler<FindCoordinatorRequest>
                 return Done(response);
             }
             response.ErrorMessage = context.ApiVersion >= 1 ? null : "";
-            response.NodeId = broker.NodeId;
-            response.Host = broker.AdvertisedEndpoint.Host;
-            response.Port = broker.AdvertisedEndpoint.Port;
+            response.NodeId = cluster.NodeId;
+            response.Host = cluster.AdvertisedEndpoint.Host;
+            response.Port = cluster.AdvertisedEndpoint.Port;
             return Done(response);
         }
         foreach (var key in request.CoordinatorKeys)
         {
             response.Coordinators.Add(validType
-                ? new FindCoordinatorResponse.Coordinator { Key = key, NodeId = broker.NodeId, Host = broker.AdvertisedEndpoint.Host, Port = broker.AdvertisedEndpoint.Port, ErrorMessage = null }
+                ? new FindCoordinatorResponse.Coordinator { Key = key, NodeId = cluster.NodeId, Host = cluster.AdvertisedEndpoint.Host, Port = cluster.AdvertisedEndpoint.Port, ErrorMessage = null }
                 : new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = $"Unknown coordinator key type {request.KeyType}" });
         }
         return Done(response);

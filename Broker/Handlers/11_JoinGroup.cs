@@ -10,12 +10,12 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class JoinGroupHandler : ApiHandler<JoinGroupRequest>
+internal sealed class JoinGroupHandler(GroupCoordinator groups) : ApiHandler<JoinGroupRequest>
 {
     public override ApiKey Key => ApiKey.JoinGroup;
 
     protected override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, JoinGroupRequest request) =>
-        await context.Broker.Groups.JoinGroupAsync(request, context.ApiVersion, new ClientInfo(context.ClientId ?? "", ClientHost(context.ClientAddress))).ConfigureAwait(false);
+        await groups.JoinGroupAsync(request, context.ApiVersion, new ClientInfo(context.ClientId ?? "", ClientHost(context.ClientAddress))).ConfigureAwait(false);
 
     /// <summary>Kafka reports the client's address as InetAddress.toString: "/" + ip.</summary>
     internal static string ClientHost(EndPoint? address) => address is IPEndPoint ip ? "/" + ip.Address : address?.ToString() ?? "";

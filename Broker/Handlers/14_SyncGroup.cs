@@ -2,15 +2,16 @@
 // group the stored assignment is returned at once. v5+ checks ProtocolType/ProtocolName against the
 // group (INCONSISTENT_GROUP_PROTOCOL). Members that do not sync within the rebalance timeout are
 // removed (Kafka 3.x pending-sync). Logic: GroupCoordinator.SyncGroupAsync.
+using Kayak.Coordinator;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class SyncGroupHandler : ApiHandler<SyncGroupRequest>
+internal sealed class SyncGroupHandler(GroupCoordinator groups) : ApiHandler<SyncGroupRequest>
 {
     public override ApiKey Key => ApiKey.SyncGroup;
 
     protected override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, SyncGroupRequest request) =>
-        await context.Broker.Groups.SyncGroupAsync(request, context.ApiVersion).ConfigureAwait(false);
+        await groups.SyncGroupAsync(request, context.ApiVersion).ConfigureAwait(false);
 }

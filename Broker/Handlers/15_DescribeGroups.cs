@@ -2,18 +2,19 @@
 // when the group is Stable, as in Kafka. Unknown groups are reported Dead with no error.
 // v3+ authorized operations (KIP-430): when asked for, every group answered without error (a Dead unknown one
 // too) gets all GROUP operations, as Kafka answers without an authorizer; otherwise int.MinValue.
+using Kayak.Coordinator;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class DescribeGroupsHandler : ApiHandler<DescribeGroupsRequest>
+internal sealed class DescribeGroupsHandler(GroupCoordinator groups) : ApiHandler<DescribeGroupsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeGroups;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeGroupsRequest request)
     {
-        var response = context.Broker.Groups.DescribeGroups(request);
+        var response = groups.DescribeGroups(request);
         if (context.ApiVersion >= 3 && request.IncludeAuthorizedOperations)
             foreach (var g in response.Groups)
                 if (g.ErrorCode == (short)ErrorCode.None) g.AuthorizedOperations = AuthorizedOperations.Group;

@@ -7,7 +7,7 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class ApiVersionsHandler : ApiHandler<ApiVersionsRequest>
+internal sealed class ApiVersionsHandler : ApiHandler<ApiVersionsRequest>
 {
     public override ApiKey Key => ApiKey.ApiVersions;
 

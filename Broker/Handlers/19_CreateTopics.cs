@@ -7,102 +7,90 @@
 // MaxRecordsPerUserOp metadata records (a topic, its partitions, its configs); beyond that every topic gets
 // POLICY_VIOLATION "Unable to perform excessively large batch operation." (QuorumController's bounded record
 // list), so a request claiming two billion partitions is refused instead of allocating for them.
+using Kayak.Broker.Config;
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class CreateTopicsHandler : ApiHandler<CreateTopicsRequest>
+internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer)
+    : ApiHandler<CreateTopicsRequest>
 {
     public override ApiKey Key => ApiKey.CreateTopics;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, CreateTopicsRequest request)
     {
-        var broker = context.Broker;
         var response = new CreateTopicsResponse();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var duplicates = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in request.Topics)
             if (!seen.Add(t.Name)) duplicates.Add(t.Name);
 
-        if (RecordsNeeded(broker, request) > MaxRecordsPerUserOp)
+        if (RecordsNeeded(request) > MaxRecordsPerUserOp)
         {
             foreach (var t in request.Topics)
             {
-                var refused = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
-                SetError(refused, ErrorCode.PolicyViolation, ExcessiveBatchMessage);
-                response.Topics.Add(refused);
+                response.Topics.Add(Failed(t.Name, new(ErrorCode.PolicyViolation, ExcessiveBatchMessage)));
             }
             return Done(response);
         }
 
         foreach (var t in request.Topics)
         {
-            var result = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
-            response.Topics.Add(result);
-            if (duplicates.Contains(t.Name))
-            {
-                SetError(result, ErrorCode.InvalidRequest, $"Create topics request from client `{context.ClientId}` contains multiple entries for the following topics: {t.Name}");
-                continue;
-            }
-            int partitions = t.NumPartitions;
-            short rf = t.ReplicationFactor;
-            if (t.Assignments.Count > 0)
-            {
-                if (partitions != -1 || rf != -1)
-                {
-                    SetError(result, ErrorCode.InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.");
-                    continue;
-                }
-                string? bad = CheckAssignments(broker, t);
-                if (bad is not null)
-                {
-                    SetError(result, ErrorCode.InvalidReplicaAssignment, bad);
-                    continue;
-                }
-                partitions = t.Assignments.Count;
-                rf = 1;
-            }
-            var configs = new Dictionary<string, string>(StringComparer.Ordinal);
-            string? nullConfig = null;
-            foreach (var c in t.Configs)
-            {
-                if (c.Value is null) { nullConfig = c.Name; break; }
-                configs[c.Name] = c.Value;
-            }
-            if (nullConfig is not null)
-            {
-                SetError(result, ErrorCode.InvalidConfig, $"Null value not supported for topic configs: {nullConfig}");
-                continue;
-            }
-            var created = broker.Topics.Create(t.Name, partitions, rf, configs, request.ValidateOnly);
-            if (created.Error != ErrorCode.None)
-            {
-                SetError(result, created.Error, created.Message);
-                continue;
-            }
-            result.NumPartitions = partitions == -1 ? broker.Config.NumPartitions : partitions;
-            result.ReplicationFactor = 1;
-            if (created.Topic is { } topic)
-            {
-                result.TopicId = topic.TopicId;
-                result.NumPartitions = topic.Partitions.Count;
-            }
-            if (context.ApiVersion >= 5)
-            {
-                result.Configs = new();
-                foreach (var entry in TopicConfigDescriber.DescribeTopic(broker, configs))
-                    result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
-                    {
-                        Name = entry.Name,
-                        Value = entry.Value,
-                        ReadOnly = false,
-                        ConfigSource = (sbyte)entry.Source,
-                        IsSensitive = false,
-                    });
-            }
+            var error = duplicates.Contains(t.Name)
+                ? new KafkaError(ErrorCode.InvalidRequest, $"Create topics request from client `{context.ClientId}` contains multiple entries for the following topics: {t.Name}")
+                : KafkaError.None;
+            response.Topics.Add(error.IsError ? Failed(t.Name, error) : Create(context.ApiVersion, t, request.ValidateOnly));
         }
         return Done(response);
+    }
+
+    private CreateTopicsResponse.CreatableTopicResult Create(short version, CreateTopicsRequest.CreatableTopic t, bool validateOnly)
+    {
+        var result = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
+        int partitions = t.NumPartitions;
+        short rf = t.ReplicationFactor;
+        if (t.Assignments.Count > 0)
+        {
+            if (partitions != -1 || rf != -1)
+                return Failed(t.Name, new(ErrorCode.InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."));
+            string? bad = CheckAssignments(t);
+            if (bad is not null) return Failed(t.Name, new(ErrorCode.InvalidReplicaAssignment, bad));
+            partitions = t.Assignments.Count;
+            rf = 1;
+        }
+        var configs = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? nullConfig = null;
+        foreach (var c in t.Configs)
+        {
+            if (c.Value is null) { nullConfig = c.Name; break; }
+            configs[c.Name] = c.Value;
+        }
+        if (nullConfig is not null) return Failed(t.Name, new(ErrorCode.InvalidConfig, $"Null value not supported for topic configs: {nullConfig}"));
+        var created = topics.Create(t.Name, partitions, rf, configs, validateOnly);
+        if (created.Failure.IsError) return Failed(t.Name, created.Failure);
+        result.NumPartitions = partitions == -1 ? config.NumPartitions : partitions;
+        result.ReplicationFactor = 1;
+        if (created.Topic is { } topic)
+        {
+            result.TopicId = topic.TopicId;
+            result.NumPartitions = topic.Partitions.Count;
+        }
+        if (version >= 5)
+        {
+            result.Configs = new();
+            foreach (var entry in describer.DescribeTopic(configs))
+                result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
+                {
+                    Name = entry.Name,
+                    Value = entry.Value,
+                    ReadOnly = false,
+                    ConfigSource = (sbyte)entry.Source,
+                    IsSensitive = false,
+                });
+        }
+        return result;
     }
 
     /// <summary>Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: the most records one admin operation may produce.</summary>
@@ -113,18 +101,18 @@ public sealed class CreateTopicsHandler : ApiHandler<CreateTopicsRequest>
     /// The metadata records Kafka's controller would write for this request: one per topic, per partition and per
     /// config. Topics whose partition count is invalid count only themselves (they fail before their partitions).
     /// </summary>
-    private static long RecordsNeeded(BrokerState broker, CreateTopicsRequest request)
+    private long RecordsNeeded(CreateTopicsRequest request)
     {
         long records = 0;
         foreach (var t in request.Topics)
         {
-            long partitions = t.Assignments.Count > 0 ? t.Assignments.Count : t.NumPartitions == -1 ? broker.Config.NumPartitions : t.NumPartitions;
+            long partitions = t.Assignments.Count > 0 ? t.Assignments.Count : t.NumPartitions == -1 ? config.NumPartitions : t.NumPartitions;
             records += 1 + Math.Max(0, partitions) + t.Configs.Count;
         }
         return records;
     }
 
-    private static string? CheckAssignments(BrokerState broker, CreateTopicsRequest.CreatableTopic t)
+    private string? CheckAssignments(CreateTopicsRequest.CreatableTopic t)
     {
         for (int i = 0; i < t.Assignments.Count; i++)
         {
@@ -132,18 +120,13 @@ public sealed class CreateTopicsHandler : ApiHandler<CreateTopicsRequest>
             if (a.PartitionIndex != i) return "Partitions should be a consecutive 0-based integer sequence";
             if (a.BrokerIds.Count == 0) return $"The manual partition assignment includes an empty replica list.";
             foreach (int id in a.BrokerIds)
-                if (id != broker.NodeId) return $"The manual partition assignment includes broker {id}, but no such broker is registered.";
+                if (id != cluster.NodeId) return $"The manual partition assignment includes broker {id}, but no such broker is registered.";
             if (a.BrokerIds.Count > 1) return "The manual partition assignment includes a partition with 2 or more replicas, but only 1 broker is registered.";
         }
         return null;
     }
 
-    private static void SetError(CreateTopicsResponse.CreatableTopicResult r, ErrorCode error, string? message)
-    {
-        r.ErrorCode = (short)error;
-        r.ErrorMessage = message;
-        r.NumPartitions = -1;
-        r.ReplicationFactor = -1;
-        r.Configs = null;
-    }
+    /// <summary>A refused topic: Kafka answers -1 partitions and replication factor and no configs.</summary>
+    private static CreateTopicsResponse.CreatableTopicResult Failed(string name, KafkaError error) =>
+        new CreateTopicsResponse.CreatableTopicResult { Name = name, NumPartitions = -1, ReplicationFactor = -1, Configs = null }.SetError(error);
 }

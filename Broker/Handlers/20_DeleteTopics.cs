@@ -2,23 +2,23 @@
 // delete.topic.enable=false answers TOPIC_DELETION_DISABLED. Deletion is synchronous: the partition
 // directories are renamed to "-delete" and removed by Storage, so the reply means the topic is gone.
 // Internal topics are not protected (no ACLs here), as on a Kafka cluster without an authorizer.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class DeleteTopicsHandler : ApiHandler<DeleteTopicsRequest>
+internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService topics) : ApiHandler<DeleteTopicsRequest>
 {
     public override ApiKey Key => ApiKey.DeleteTopics;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DeleteTopicsRequest request)
     {
-        var broker = context.Broker;
         var response = new DeleteTopicsResponse();
         if (context.ApiVersion < 6)
         {
             foreach (var name in request.TopicNames)
-                response.Responses.Add(Delete(broker, name, Uuid.Zero));
+                response.Responses.Add(Delete(name, Uuid.Zero));
         }
         else
         {
@@ -27,35 +27,24 @@ public sealed class DeleteTopicsHandler : ApiHandler<DeleteTopicsRequest>
                 string? name = t.Name;
                 if (name is null)
                 {
-                    var byId = broker.Logs.GetTopic(t.TopicId);
+                    var byId = catalog.Find(t.TopicId);
                     if (byId is null)
                     {
-                        response.Responses.Add(new DeleteTopicsResponse.DeletableTopicResult
-                        {
-                            Name = null,
-                            TopicId = t.TopicId,
-                            ErrorCode = (short)ErrorCode.UnknownTopicId,
-                            ErrorMessage = "This server does not host this topic ID.",
-                        });
+                        response.Responses.Add(new DeleteTopicsResponse.DeletableTopicResult { Name = null, TopicId = t.TopicId }
+                            .SetError(new(ErrorCode.UnknownTopicId, "This server does not host this topic ID.")));
                         continue;
                     }
                     name = byId.Name;
                 }
-                response.Responses.Add(Delete(broker, name, t.TopicId));
+                response.Responses.Add(Delete(name, t.TopicId));
             }
         }
         return Done(response);
     }
 
-    private static DeleteTopicsResponse.DeletableTopicResult Delete(BrokerState broker, string name, Uuid requestedId)
+    private DeleteTopicsResponse.DeletableTopicResult Delete(string name, Uuid requestedId)
     {
-        var result = broker.Topics.Delete(name);
-        return new DeleteTopicsResponse.DeletableTopicResult
-        {
-            Name = name,
-            TopicId = result.Topic?.TopicId ?? requestedId,
-            ErrorCode = (short)result.Error,
-            ErrorMessage = result.Message,
-        };
+        var result = topics.Delete(name);
+        return new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = result.Topic?.TopicId ?? requestedId }.SetError(result.Failure);
     }
 }

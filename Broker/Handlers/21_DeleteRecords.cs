@@ -5,13 +5,14 @@
 // refuse with POLICY_VIOLATION, as Kafka does for cleanup.policy without "delete". The low watermark answered
 // is the new log start offset (one replica, so there is nothing to wait for and timeoutMs is unused);
 // failed partitions answer -1. No ACLs, so no TOPIC_AUTHORIZATION_FAILED.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class DeleteRecordsHandler : ApiHandler<DeleteRecordsRequest>
+internal sealed class DeleteRecordsHandler(ITopicCatalog catalog) : ApiHandler<DeleteRecordsRequest>
 {
     /// <summary>DeleteRecordsRequest.HIGH_WATERMARK in Kafka.</summary>
     private const long HighWatermark = -1;
@@ -22,46 +23,33 @@ public sealed class DeleteRecordsHandler : ApiHandler<DeleteRecordsRequest>
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DeleteRecordsRequest request)
     {
-        var broker = context.Broker;
         var response = new DeleteRecordsResponse();
         foreach (var t in request.Topics)
         {
             var rt = new DeleteRecordsResponse.DeleteRecordsTopicResult { Name = t.Name };
             response.Topics.Add(rt);
-            broker.Logs.TryGetTopic(t.Name, out var topic);
-            foreach (var p in t.Partitions)
-            {
-                var rp = new DeleteRecordsResponse.DeleteRecordsPartitionResult { PartitionIndex = p.PartitionIndex, LowWatermark = InvalidLowWatermark };
-                rt.Partitions.Add(rp);
-                var log = topic?.GetPartition(p.PartitionIndex);
-                if (log is null)
-                {
-                    rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
-                    continue;
-                }
-                if (!topic!.Config.Delete)
-                {
-                    rp.ErrorCode = (short)ErrorCode.PolicyViolation;
-                    continue;
-                }
-                long offset = p.Offset == HighWatermark ? log.HighWatermark : p.Offset;
-                if (offset < 0 || offset > log.HighWatermark)
-                {
-                    rp.ErrorCode = (short)ErrorCode.OffsetOutOfRange;
-                    continue;
-                }
-                try
-                {
-                    rp.LowWatermark = log.DeleteRecordsBefore(offset);
-                }
-                catch (StorageErrorException e) when (e.Error == StorageError.OffsetOutOfRange)
-                {
-                    // The log can only have grown since the check above, but it may have been truncated
-                    // by a concurrent topic deletion; report what Kafka would for the offset.
-                    rp.ErrorCode = (short)ErrorCode.OffsetOutOfRange;
-                }
-            }
+            catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, 0, static (_, topic, p) => Delete(topic, p));
         }
         return Done(response);
+    }
+
+    private static DeleteRecordsResponse.DeleteRecordsPartitionResult Delete(TopicLookup topic, DeleteRecordsRequest.DeleteRecordsPartition p)
+    {
+        var rp = new DeleteRecordsResponse.DeleteRecordsPartitionResult { PartitionIndex = p.PartitionIndex, LowWatermark = InvalidLowWatermark };
+        if (!topic.TryGetPartition(p.PartitionIndex, out var log, out var missing)) return rp.SetError(missing);
+        if (!topic.Topic!.Config.Delete) return rp.SetError(ErrorCode.PolicyViolation);
+        long offset = p.Offset == HighWatermark ? log.HighWatermark : p.Offset;
+        if (offset < 0 || offset > log.HighWatermark) return rp.SetError(ErrorCode.OffsetOutOfRange);
+        try
+        {
+            rp.LowWatermark = log.DeleteRecordsBefore(offset);
+        }
+        catch (StorageErrorException e) when (e.Error == StorageError.OffsetOutOfRange)
+        {
+            // The log can only have grown since the check above, but it may have been truncated
+            // by a concurrent topic deletion; report what Kafka would for the offset.
+            rp.SetError(ErrorCode.OffsetOutOfRange);
+        }
+        return rp;
     }
 }

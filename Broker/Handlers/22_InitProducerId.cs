@@ -3,18 +3,19 @@
 // the transactional.id, bumping the epoch to fence older instances (an open transaction is aborted first).
 // v3+ (KIP-360) may name the current id/epoch; a stale pair is PRODUCER_FENCED. Versions before 4 (KIP-588)
 // get INVALID_PRODUCER_EPOCH instead of PRODUCER_FENCED, as Kafka's KafkaApis maps it.
+using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class InitProducerIdHandler : ApiHandler<InitProducerIdRequest>
+internal sealed class InitProducerIdHandler(TransactionCoordinator transactions) : ApiHandler<InitProducerIdRequest>
 {
     public override ApiKey Key => ApiKey.InitProducerId;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, InitProducerIdRequest request)
     {
-        var r = context.Broker.Transactions.InitProducerId(request.TransactionalId, request.TransactionTimeoutMs,
+        var r = transactions.InitProducerId(request.TransactionalId, request.TransactionTimeoutMs,
             context.ApiVersion >= 3 ? request.ProducerId : -1, context.ApiVersion >= 3 ? request.ProducerEpoch : (short)-1);
         var error = r.Error;
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 4) error = ErrorCode.InvalidProducerEpoch;

@@ -8,12 +8,13 @@
 // exists from v1 (v0 clients only get the end offset). ReplicaId (v3+) only decides whether a follower is
 // asking; every replica is this leader, so it does not change the answer. Unknown topic or partition is
 // UNKNOWN_TOPIC_OR_PARTITION.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class OffsetForLeaderEpochHandler : ApiHandler<OffsetForLeaderEpochRequest>
+internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog) : ApiHandler<OffsetForLeaderEpochRequest>
 {
     /// <summary>The only leader epoch a Kayak partition ever has (Metadata reports it too).</summary>
     internal const int CurrentEpoch = 0;
@@ -24,37 +25,32 @@ public sealed class OffsetForLeaderEpochHandler : ApiHandler<OffsetForLeaderEpoc
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, OffsetForLeaderEpochRequest request)
     {
-        var broker = context.Broker;
         var response = new OffsetForLeaderEpochResponse();
         foreach (var t in request.Topics)
         {
             var rt = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = t.Topic };
             response.Topics.Add(rt);
-            broker.Logs.TryGetTopic(t.Topic, out var topic);
-            foreach (var p in t.Partitions)
-            {
-                // Defaults are LeaderEpoch -1 / EndOffset -1, Kafka's answer for errors and undefined epochs.
-                var rp = new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition };
-                rt.Partitions.Add(rp);
-                var log = topic?.GetPartition(p.Partition);
-                if (log is null)
-                {
-                    rp.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
-                    continue;
-                }
-                // CurrentLeaderEpoch is only on the wire from v2; the generated default (-1) skips the check below.
-                if (p.CurrentLeaderEpoch != NoEpoch)
-                {
-                    if (p.CurrentLeaderEpoch < CurrentEpoch) { rp.ErrorCode = (short)ErrorCode.FencedLeaderEpoch; continue; }
-                    if (p.CurrentLeaderEpoch > CurrentEpoch) { rp.ErrorCode = (short)ErrorCode.UnknownLeaderEpoch; continue; }
-                }
-                if (p.LeaderEpoch == CurrentEpoch)
-                {
-                    rp.EndOffset = log.LogEndOffset;
-                    if (context.ApiVersion >= 1) rp.LeaderEpoch = CurrentEpoch;
-                }
-            }
+            catalog.AnswerPartitions(t.Topic, t.Partitions, rt.Partitions, context.ApiVersion, EndOffset);
         }
         return Done(response);
+    }
+
+    private static OffsetForLeaderEpochResponse.EpochEndOffset EndOffset(short version, TopicLookup topic, OffsetForLeaderEpochRequest.OffsetForLeaderPartition p)
+    {
+        // Defaults are LeaderEpoch -1 / EndOffset -1, Kafka's answer for errors and undefined epochs.
+        var rp = new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition };
+        if (!topic.TryGetPartition(p.Partition, out var log, out var missing)) return rp.SetError(missing);
+        // CurrentLeaderEpoch is only on the wire from v2; the generated default (-1) skips the check below.
+        if (p.CurrentLeaderEpoch != NoEpoch)
+        {
+            if (p.CurrentLeaderEpoch < CurrentEpoch) return rp.SetError(ErrorCode.FencedLeaderEpoch);
+            if (p.CurrentLeaderEpoch > CurrentEpoch) return rp.SetError(ErrorCode.UnknownLeaderEpoch);
+        }
+        if (p.LeaderEpoch == CurrentEpoch)
+        {
+            rp.EndOffset = log.LogEndOffset;
+            if (version >= 1) rp.LeaderEpoch = CurrentEpoch;
+        }
+        return rp;
     }
 }

@@ -2,13 +2,14 @@
 // form brokers use, with VerifyOnly to ask whether partitions are already in the transaction. Unknown
 // partitions get UNKNOWN_TOPIC_OR_PARTITION and the rest OPERATION_NOT_ATTEMPTED; coordinator errors apply
 // to every partition (Kafka's behaviour). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2 (KIP-588).
+using Kayak.Broker.Services;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class AddPartitionsToTxnHandler : ApiHandler<AddPartitionsToTxnRequest>
+internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transactions, ITopicCatalog catalog) : ApiHandler<AddPartitionsToTxnRequest>
 {
     public override ApiKey Key => ApiKey.AddPartitionsToTxn;
 
@@ -30,18 +31,17 @@ public sealed class AddPartitionsToTxnHandler : ApiHandler<AddPartitionsToTxnReq
         return Done(response);
     }
 
-    private static List<AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult> Handle(RequestContext context, string transactionalId,
+    private List<AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult> Handle(RequestContext context, string transactionalId,
         long producerId, short producerEpoch, bool verifyOnly, List<AddPartitionsToTxnRequest.AddPartitionsToTxnTopic> topics)
     {
-        var broker = context.Broker;
         var partitions = new List<TxnPartition>();
         bool unknown = false;
         foreach (var t in topics)
         {
-            broker.Logs.TryGetTopic(t.Name, out var topic);
+            var topic = catalog.Lookup(t.Name);
             foreach (int p in t.Partitions)
             {
-                if (topic?.GetPartition(p) is null) unknown = true;
+                if (!topic.Exists(p)) unknown = true;
                 partitions.Add(new TxnPartition(t.Name, p));
             }
         }
@@ -49,19 +49,19 @@ public sealed class AddPartitionsToTxnHandler : ApiHandler<AddPartitionsToTxnReq
         if (!unknown)
         {
             error = verifyOnly
-                ? broker.Transactions.VerifyPartitions(transactionalId, producerId, producerEpoch, partitions)
-                : broker.Transactions.AddPartitions(transactionalId, producerId, producerEpoch, partitions);
+                ? transactions.VerifyPartitions(transactionalId, producerId, producerEpoch, partitions)
+                : transactions.AddPartitions(transactionalId, producerId, producerEpoch, partitions);
             if (error == ErrorCode.ProducerFenced && context.ApiVersion < 2) error = ErrorCode.InvalidProducerEpoch;
         }
         var results = new List<AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult>();
         foreach (var t in topics)
         {
-            broker.Logs.TryGetTopic(t.Name, out var topic);
+            var topic = catalog.Lookup(t.Name);
             var rt = new AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult { Name = t.Name };
             foreach (int p in t.Partitions)
             {
                 var e = error;
-                if (unknown) e = topic?.GetPartition(p) is null ? ErrorCode.UnknownTopicOrPartition : ErrorCode.OperationNotAttempted;
+                if (unknown) e = topic.Exists(p) ? ErrorCode.OperationNotAttempted : ErrorCode.UnknownTopicOrPartition;
                 rt.ResultsByPartition.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult { PartitionIndex = p, PartitionErrorCode = (short)e });
             }
             results.Add(rt);

@@ -8,30 +8,32 @@
 // (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID); without them any group state is accepted.
 // Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
 // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v3 (KIP-588).
+using Kayak.Broker.Services;
+using Kayak.Coordinator;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class TxnOffsetCommitHandler : ApiHandler<TxnOffsetCommitRequest>
+internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions, GroupCoordinator groups, ITopicCatalog catalog, TimeProvider time) : ApiHandler<TxnOffsetCommitRequest>
 {
     public override ApiKey Key => ApiKey.TxnOffsetCommit;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, TxnOffsetCommitRequest request)
     {
-        var broker = context.Broker;
-        long now = broker.Time.GetUtcNow().ToUnixTimeMilliseconds();
+        long now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var offsets = new List<PendingTxnOffset>();
         foreach (var t in request.Topics)
             foreach (var p in t.Partitions)
-                if (PartitionExists(broker, t.Name, p.PartitionIndex))
+                if (PartitionExists(t.Name, p.PartitionIndex))
                     offsets.Add(new PendingTxnOffset(t.Name, p.PartitionIndex, p.CommittedOffset, p.CommittedLeaderEpoch, p.CommittedMetadata, now));
-        var error = (ErrorCode)broker.Groups.ValidateTxnOffsetCommit(request.GroupId,
+        // The group coordinator answers in the generated messages' shorts (GroupErrors): cast once, here.
+        var error = (ErrorCode)groups.ValidateTxnOffsetCommit(request.GroupId,
             context.ApiVersion >= 3 ? request.MemberId : "", context.ApiVersion >= 3 ? request.GenerationId : -1,
             context.ApiVersion >= 3 ? request.GroupInstanceId : null);
         if (error == ErrorCode.None)
-            error = broker.Transactions.TxnOffsetCommit(request.TransactionalId, request.GroupId, request.ProducerId, request.ProducerEpoch, offsets);
+            error = transactions.TxnOffsetCommit(request.TransactionalId, request.GroupId, request.ProducerId, request.ProducerEpoch, offsets);
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 3) error = ErrorCode.InvalidProducerEpoch;
         var response = new TxnOffsetCommitResponse();
         foreach (var t in request.Topics)
@@ -41,13 +43,11 @@ public sealed class TxnOffsetCommitHandler : ApiHandler<TxnOffsetCommitRequest>
                 rt.Partitions.Add(new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition
                 {
                     PartitionIndex = p.PartitionIndex,
-                    ErrorCode = (short)(PartitionExists(broker, t.Name, p.PartitionIndex) ? error : ErrorCode.UnknownTopicOrPartition),
-                });
+                }.SetError(PartitionExists(t.Name, p.PartitionIndex) ? error : ErrorCode.UnknownTopicOrPartition));
             response.Topics.Add(rt);
         }
         return Done(response);
     }
 
-    private static bool PartitionExists(BrokerState broker, string topic, int partition) =>
-        broker.Logs.TryGetTopic(topic, out var t) && t.GetPartition(partition) is not null;
+    private bool PartitionExists(string topic, int partition) => catalog.Lookup(topic).Exists(partition);
 }

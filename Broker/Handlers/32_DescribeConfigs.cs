@@ -17,6 +17,7 @@
 // exist, so no value is ever hidden. Broker entries carry no documentation text.
 using System.Globalization;
 using Kayak.Broker.Config;
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
@@ -32,25 +33,25 @@ internal static class ConfigResourceType
     /// Kafka's check of a BROKER / BROKER_LOGGER resource name: an integer equal to this node's id, or (for
     /// BROKER) empty meaning the cluster default. Returns the INVALID_REQUEST message, or null when fine.
     /// </summary>
-    public static string? CheckBrokerName(BrokerState broker, string name, bool allowEmpty)
+    public static string? CheckBrokerName(ClusterInfo cluster, string name, bool allowEmpty)
     {
         if (name.Length == 0) return allowEmpty ? null : "Broker id must not be empty";
         if (!int.TryParse(name, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int id))
             return $"Broker id must be an integer, but it is: {name}";
-        if (id != broker.NodeId)
-            return allowEmpty ? $"Unexpected broker id, expected {broker.NodeId} or empty string, but received {name}"
-                : $"Unexpected broker id, expected {broker.NodeId} but received {name}";
+        if (id != cluster.NodeId)
+            return allowEmpty ? $"Unexpected broker id, expected {cluster.NodeId} or empty string, but received {name}"
+                : $"Unexpected broker id, expected {cluster.NodeId} but received {name}";
         return null;
     }
 }
 
-public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
+internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer)
+    : ApiHandler<DescribeConfigsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeConfigs;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeConfigsRequest request)
     {
-        var broker = context.Broker;
         short version = context.ApiVersion;
         var options = new EntryOptions(version, version >= 1 && request.IncludeSynonyms, version >= 3 && request.IncludeDocumentation);
         var response = new DescribeConfigsResponse();
@@ -67,23 +68,23 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
             switch (resource.ResourceType)
             {
                 case ConfigResourceType.Topic:
-                    DescribeTopic(broker, resource.ResourceName, keys, options, result);
+                    DescribeTopic(resource.ResourceName, keys, options, result);
                     break;
                 case ConfigResourceType.Broker:
                 {
-                    var bad = ConfigResourceType.CheckBrokerName(broker, resource.ResourceName, allowEmpty: true);
-                    if (bad is not null) Fail(result, ErrorCode.InvalidRequest, bad);
-                    else DescribeBroker(broker, resource.ResourceName, keys, options, result);
+                    var bad = ConfigResourceType.CheckBrokerName(cluster, resource.ResourceName, allowEmpty: true);
+                    if (bad is not null) Fail(result, new(ErrorCode.InvalidRequest, bad));
+                    else DescribeBroker(resource.ResourceName, keys, options, result);
                     break;
                 }
                 case ConfigResourceType.BrokerLogger:
                 {
-                    var bad = ConfigResourceType.CheckBrokerName(broker, resource.ResourceName, allowEmpty: false);
-                    if (bad is not null) Fail(result, ErrorCode.InvalidRequest, bad);
+                    var bad = ConfigResourceType.CheckBrokerName(cluster, resource.ResourceName, allowEmpty: false);
+                    if (bad is not null) Fail(result, new(ErrorCode.InvalidRequest, bad));
                     break;
                 }
                 default:
-                    Fail(result, ErrorCode.InvalidRequest, $"Unsupported resource type: {resource.ResourceType}");
+                    Fail(result, new(ErrorCode.InvalidRequest, $"Unsupported resource type: {resource.ResourceType}"));
                     break;
             }
         }
@@ -92,24 +93,23 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
 
     private readonly record struct EntryOptions(short Version, bool IncludeSynonyms, bool IncludeDocumentation);
 
-    private static void Fail(DescribeConfigsResponse.DescribeConfigsResult result, ErrorCode error, string message)
+    private static void Fail(DescribeConfigsResponse.DescribeConfigsResult result, KafkaError error)
     {
-        result.ErrorCode = (short)error;
-        result.ErrorMessage = message;
+        result.SetError(error);
         result.Configs.Clear();
     }
 
-    private static void DescribeTopic(BrokerState broker, string name, HashSet<string>? keys, EntryOptions options,
+    private void DescribeTopic(string name, HashSet<string>? keys, EntryOptions options,
         DescribeConfigsResponse.DescribeConfigsResult result)
     {
         var invalid = TopicService.ValidateName(name);
-        if (invalid is not null) { Fail(result, ErrorCode.InvalidTopicException, invalid); return; }
-        if (!broker.Logs.TryGetTopic(name, out var topic))
+        if (invalid is not null) { Fail(result, new(ErrorCode.InvalidTopicException, invalid)); return; }
+        if (!catalog.TryGet(name, out var topic))
         {
-            Fail(result, ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+            Fail(result, new(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist."));
             return;
         }
-        foreach (var c in TopicConfigDescriber.DescribeTopic(broker, topic.Config.Overrides))
+        foreach (var c in describer.DescribeTopic(topic.Config.Overrides))
         {
             if (keys is not null && !keys.Contains(c.Name)) continue;
             result.Configs.Add(Entry(options, c.Name, c.Value, c.Source, readOnly: false, (sbyte)c.Type, c.Documentation, Synonyms(c.Synonyms)));
@@ -123,7 +123,7 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
         return list;
     }
 
-    private static void DescribeBroker(BrokerState broker, string resourceName, HashSet<string>? keys, EntryOptions options,
+    private void DescribeBroker(string resourceName, HashSet<string>? keys, EntryOptions options,
         DescribeConfigsResponse.DescribeConfigsResult result)
     {
         // The empty name is the cluster-wide default resource, which in Kafka lists only dynamic cluster-default
@@ -135,11 +135,11 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
             var synonyms = new List<ConfigSynonym>(4);
             string? value;
             if (def.Name is "node.id" or "broker.id")
-                value = NodeIdSynonyms(broker, def, synonyms);
+                value = NodeIdSynonyms(def, synonyms);
             else
             {
-                TopicConfigDescriber.AddBrokerSynonyms(broker, def.Name, synonyms);
-                value = broker.Config.GetString(def.Name);
+                describer.AddBrokerSynonyms(def.Name, synonyms);
+                value = config.GetString(def.Name);
             }
             var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
             result.Configs.Add(Entry(options, def.Name, value, source, readOnly: true,
@@ -152,10 +152,10 @@ public sealed class DescribeConfigsHandler : ApiHandler<DescribeConfigsRequest>
     /// whichever of the two server.properties sets into the other before the config is built, so both are
     /// STATIC_BROKER_CONFIG with the same value when either is set (and the default when neither is).
     /// </summary>
-    private static string NodeIdSynonyms(BrokerState broker, Config.ConfigDefinition def, List<ConfigSynonym> synonyms)
+    private string NodeIdSynonyms(Config.ConfigDefinition def, List<ConfigSynonym> synonyms)
     {
-        string id = broker.NodeId.ToString(CultureInfo.InvariantCulture);
-        if (broker.Config.Has("node.id") || broker.Config.Has("broker.id"))
+        string id = cluster.NodeId.ToString(CultureInfo.InvariantCulture);
+        if (config.Has("node.id") || config.Has("broker.id"))
             synonyms.Add(new ConfigSynonym(def.Name, id, ConfigSource.StaticBrokerConfig));
         synonyms.Add(new ConfigSynonym(def.Name, def.Default, ConfigSource.DefaultConfig));
         return id;

@@ -5,20 +5,19 @@
 // ErrorCode (always NONE; no ACLs so never CLUSTER_AUTHORIZATION_FAILED); v4+ total and usable bytes of the
 // dir's file system (KIP-827), -1 when the drive cannot be queried. A dir that is missing or unreadable
 // answers KAFKA_STORAGE_ERROR for that dir.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class DescribeLogDirsHandler : ApiHandler<DescribeLogDirsRequest>
+internal sealed class DescribeLogDirsHandler(ITopicCatalog catalog, IReadOnlyList<string> logDirs) : ApiHandler<DescribeLogDirsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeLogDirs;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeLogDirsRequest request)
     {
-        var broker = context.Broker;
-        var logDirs = broker.Config.LogDirs;
         var response = new DescribeLogDirsResponse();
         var results = new DescribeLogDirsResponse.DescribeLogDirsResult[logDirs.Count];
         for (int i = 0; i < logDirs.Count; i++)
@@ -33,14 +32,14 @@ public sealed class DescribeLogDirsHandler : ApiHandler<DescribeLogDirsRequest>
 
         if (request.Topics is null)
         {
-            foreach (var topic in broker.Logs.Topics)
+            foreach (var topic in catalog.All)
                 foreach (var p in topic.Partitions) Add(results, logDirs, topic, p);
         }
         else
         {
             foreach (var t in request.Topics)
             {
-                if (!broker.Logs.TryGetTopic(t.Topic, out var topic)) continue;
+                if (!catalog.TryGet(t.Topic, out var topic)) continue;
                 foreach (int index in t.Partitions)
                     if (topic.GetPartition(index) is { } p) Add(results, logDirs, topic, p);
             }

@@ -8,12 +8,13 @@
 // empty partition list. Another election type is INVALID_REQUEST ("Unknown election type N"), top level
 // and on every requested partition, as ElectLeadersRequest.getErrorResponse builds it. TimeoutMs has nothing
 // to wait for. Not implemented: ACLs (no CLUSTER_AUTHORIZATION_FAILED), as everywhere in Kayak.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class ElectLeadersHandler : ApiHandler<ElectLeadersRequest>
+internal sealed class ElectLeadersHandler(ITopicCatalog catalog) : ApiHandler<ElectLeadersRequest>
 {
     private const sbyte Preferred = 0, Unclean = 1;
     private const string NotNeeded = "Leader election not needed for topic partition.";
@@ -28,10 +29,9 @@ public sealed class ElectLeadersHandler : ApiHandler<ElectLeadersRequest>
         if (type is not Preferred and not Unclean)
             return Done(ErrorResponse(response, request, ErrorCode.InvalidRequest, $"Unknown election type {type}"));
 
-        var logs = context.Broker.Logs;
         if (request.TopicPartitions is null)
         {
-            foreach (var topic in logs.Topics.OrderBy(t => t.Name, StringComparer.Ordinal))
+            foreach (var topic in catalog.All.OrderBy(t => t.Name, StringComparer.Ordinal))
                 response.ReplicaElectionResults.Add(new ElectLeadersResponse.ReplicaElectionResult { Topic = topic.Name });
             return Done(response);
         }
@@ -40,13 +40,13 @@ public sealed class ElectLeadersHandler : ApiHandler<ElectLeadersRequest>
         {
             var result = new ElectLeadersResponse.ReplicaElectionResult { Topic = t.Topic };
             response.ReplicaElectionResults.Add(result);
-            logs.TryGetTopic(t.Topic, out var topic);
+            var topic = catalog.Lookup(t.Topic);
             foreach (int partition in t.Partitions)
             {
-                var (error, message) = topic is null ? (ErrorCode.UnknownTopicOrPartition, $"No such topic as {t.Topic}")
-                    : topic.GetPartition(partition) is null ? (ErrorCode.UnknownTopicOrPartition, $"No such partition as {t.Topic}-{partition}")
-                    : (ErrorCode.ElectionNotNeeded, NotNeeded);
-                result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition, ErrorCode = (short)error, ErrorMessage = message });
+                // Kafka's controller names what is missing in the message; the code is the lookup's.
+                var error = topic.TryGetPartition(partition, out _, out var missing) ? new KafkaError(ErrorCode.ElectionNotNeeded, NotNeeded)
+                    : missing with { Message = topic.Topic is null ? $"No such topic as {t.Topic}" : $"No such partition as {t.Topic}-{partition}" };
+                result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition }.SetError(error));
             }
         }
         return Done(response);
@@ -54,12 +54,12 @@ public sealed class ElectLeadersHandler : ApiHandler<ElectLeadersRequest>
 
     private static ElectLeadersResponse ErrorResponse(ElectLeadersResponse response, ElectLeadersRequest request, ErrorCode error, string message)
     {
-        response.ErrorCode = (short)error;
+        response.SetError(error);
         foreach (var t in request.TopicPartitions ?? [])
         {
             var result = new ElectLeadersResponse.ReplicaElectionResult { Topic = t.Topic };
             foreach (int partition in t.Partitions)
-                result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition, ErrorCode = (short)error, ErrorMessage = message });
+                result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition }.SetError(new(error, message)));
             response.ReplicaElectionResults.Add(result);
         }
         return response;

@@ -11,13 +11,15 @@
 // BROKER: all Kayak broker configs are static, so any operation is refused with INVALID_REQUEST "Cannot
 // update these configs dynamically" (an empty list succeeds). BROKER_LOGGER (changing log4j levels) and
 // other resource types are INVALID_REQUEST: not implemented.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class IncrementalAlterConfigsHandler : ApiHandler<IncrementalAlterConfigsRequest>
+internal sealed class IncrementalAlterConfigsHandler(TopicService topics, ITopicCatalog catalog, ClusterInfo cluster)
+    : ApiHandler<IncrementalAlterConfigsRequest>
 {
     private const sbyte OpSet = 0, OpDelete = 1, OpAppend = 2, OpSubtract = 3;
 
@@ -25,48 +27,41 @@ public sealed class IncrementalAlterConfigsHandler : ApiHandler<IncrementalAlter
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, IncrementalAlterConfigsRequest request)
     {
-        var broker = context.Broker;
         var response = new IncrementalAlterConfigsResponse();
         foreach (var resource in request.Resources)
-        {
-            var (error, message) = Alter(broker, resource, request.ValidateOnly);
             response.Responses.Add(new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse
             {
-                ErrorCode = (short)error,
-                ErrorMessage = message,
                 ResourceType = resource.ResourceType,
                 ResourceName = resource.ResourceName,
-            });
-        }
+            }.SetError(Alter(resource, request.ValidateOnly)));
         return Done(response);
     }
 
-    private static (ErrorCode, string?) Alter(BrokerState broker, IncrementalAlterConfigsRequest.AlterConfigsResource resource, bool validateOnly)
+    private KafkaError Alter(IncrementalAlterConfigsRequest.AlterConfigsResource resource, bool validateOnly)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var c in resource.Configs)
-            if (!seen.Add(c.Name)) return (ErrorCode.InvalidRequest, "Error due to duplicate config keys");
+            if (!seen.Add(c.Name)) return new(ErrorCode.InvalidRequest, "Error due to duplicate config keys");
         List<string>? nullUpdates = null;
         foreach (var c in resource.Configs)
             if (c.Value is null && c.ConfigOperation != OpDelete) (nullUpdates ??= []).Add(c.Name);
-        if (nullUpdates is not null) return (ErrorCode.InvalidRequest, $"Null value not supported for : {string.Join(", ", nullUpdates)}");
+        if (nullUpdates is not null) return new(ErrorCode.InvalidRequest, $"Null value not supported for : {string.Join(", ", nullUpdates)}");
         foreach (var c in resource.Configs)
-            if (c.ConfigOperation is < OpSet or > OpSubtract) return (ErrorCode.InvalidRequest, $"Unknown operations type {c.ConfigOperation}");
+            if (c.ConfigOperation is < OpSet or > OpSubtract) return new(ErrorCode.InvalidRequest, $"Unknown operations type {c.ConfigOperation}");
         switch (resource.ResourceType)
         {
             case ConfigResourceType.Topic:
-                return TopicConfigUpdates.Replace(broker, resource.ResourceName,
-                    current => Apply(broker, current, resource.Configs), validateOnly);
+                return topics.AlterConfig(resource.ResourceName, current => Apply(current, resource.Configs), validateOnly);
             case ConfigResourceType.Broker:
-                return TopicConfigUpdates.RefuseBrokerChange(broker, resource.ResourceName, [.. seen]);
+                return BrokerConfigChanges.Refuse(cluster, resource.ResourceName, [.. seen]);
             case ConfigResourceType.BrokerLogger:
-                return (ErrorCode.InvalidRequest, "Kayak does not support changing broker log levels (BROKER_LOGGER)");
+                return new(ErrorCode.InvalidRequest, "Kayak does not support changing broker log levels (BROKER_LOGGER)");
             default:
-                return (ErrorCode.InvalidRequest, $"Unsupported resource type: {resource.ResourceType}");
+                return new(ErrorCode.InvalidRequest, $"Unsupported resource type: {resource.ResourceType}");
         }
     }
 
-    private static Dictionary<string, string> Apply(BrokerState broker, IReadOnlyDictionary<string, string> current,
+    private Dictionary<string, string> Apply(IReadOnlyDictionary<string, string> current,
         List<IncrementalAlterConfigsRequest.AlterableConfig> ops)
     {
         var result = new Dictionary<string, string>(current, StringComparer.Ordinal);
@@ -86,9 +81,9 @@ public sealed class IncrementalAlterConfigsHandler : ApiHandler<IncrementalAlter
                 {
                     bool append = op.ConfigOperation == OpAppend;
                     if (FindDefinition(name) is not { Type: ConfigType.List })
-                        throw new ConfigUpdateException(ErrorCode.InvalidConfig,
+                        throw new KafkaException(ErrorCode.InvalidConfig,
                             $"Can't {(append ? "APPEND" : "SUBTRACT")} to key {name} because its type is not LIST.");
-                    effective ??= new TopicConfig(current, broker.Logs.Options);
+                    effective ??= new TopicConfig(current, catalog.Defaults);
                     string? baseValue = result.TryGetValue(name, out var v) ? v : effective.GetValue(name);
                     var items = Config.BrokerConfig.SplitList(baseValue ?? "");
                     foreach (var item in op.Value!.Split(','))

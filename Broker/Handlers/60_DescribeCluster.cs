@@ -4,12 +4,13 @@
 // and any other value UNSUPPORTED_ENDPOINT_TYPE, as Kafka's AuthHelper.computeDescribeClusterResponse answers
 // on a broker listener. (Both are unreachable at v0, where the field does not exist and defaults to BROKER.) ClusterAuthorizedOperations: when requested,
 // Kafka without an authorizer reports every operation supported on CLUSTER; otherwise Int.MinValue.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class DescribeClusterHandler : ApiHandler<DescribeClusterRequest>
+internal sealed class DescribeClusterHandler(ClusterInfo cluster) : ApiHandler<DescribeClusterRequest>
 {
     private const sbyte EndpointBroker = 1, EndpointController = 2;
 
@@ -17,26 +18,22 @@ public sealed class DescribeClusterHandler : ApiHandler<DescribeClusterRequest>
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeClusterRequest request)
     {
-        var broker = context.Broker;
         var response = new DescribeClusterResponse();
         if (request.EndpointType == EndpointController)
         {
-            response.ErrorCode = (short)ErrorCode.MismatchedEndpointType;
-            response.ErrorMessage = "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER";
-            return Done(response);
+            return Done(response.SetError(new(ErrorCode.MismatchedEndpointType,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER")));
         }
         if (request.EndpointType != EndpointBroker)
         {
-            response.ErrorCode = (short)ErrorCode.UnsupportedEndpointType;
-            response.ErrorMessage = $"Unsupported endpoint type {request.EndpointType}";
-            return Done(response);
+            return Done(response.SetError(new(ErrorCode.UnsupportedEndpointType, $"Unsupported endpoint type {request.EndpointType}")));
         }
-        response.ClusterId = broker.ClusterId;
-        response.ControllerId = broker.NodeId;
-        var endpoint = broker.AdvertisedEndpoint;
+        response.ClusterId = cluster.ClusterId;
+        response.ControllerId = cluster.NodeId;
+        var endpoint = cluster.AdvertisedEndpoint;
         response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker
         {
-            BrokerId = broker.NodeId,
+            BrokerId = cluster.NodeId,
             Host = endpoint.Host,
             Port = endpoint.Port,
             Rack = null,

@@ -6,7 +6,7 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class DescribeTransactionsHandler : ApiHandler<DescribeTransactionsRequest>
+internal sealed class DescribeTransactionsHandler(TransactionCoordinator transactions) : ApiHandler<DescribeTransactionsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeTransactions;
 
@@ -15,7 +15,7 @@ public sealed class DescribeTransactionsHandler : ApiHandler<DescribeTransaction
         var response = new DescribeTransactionsResponse();
         foreach (var id in request.TransactionalIds)
         {
-            var d = context.Broker.Transactions.Describe(id);
+            var d = transactions.Describe(id);
             var s = new DescribeTransactionsResponse.TransactionStateData { TransactionalId = id };
             response.TransactionStates.Add(s);
             if (d is null)

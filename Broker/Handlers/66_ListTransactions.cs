@@ -6,7 +6,7 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class ListTransactionsHandler : ApiHandler<ListTransactionsRequest>
+internal sealed class ListTransactionsHandler(TransactionCoordinator transactions) : ApiHandler<ListTransactionsRequest>
 {
     private static readonly HashSet<string> KnownStates = new(StringComparer.Ordinal)
     {
@@ -26,7 +26,7 @@ public sealed class ListTransactionsHandler : ApiHandler<ListTransactionsRequest
         }
         // Only unknown states asked for: nothing can match.
         if (request.StateFilters.Count > 0 && states.Count == 0) return Done(response);
-        var list = context.Broker.Transactions.List(states, new HashSet<long>(request.ProducerIdFilters),
+        var list = transactions.List(states, new HashSet<long>(request.ProducerIdFilters),
             context.ApiVersion >= 1 ? request.DurationFilter : -1);
         foreach (var d in list)
             response.TransactionStates.Add(new ListTransactionsResponse.TransactionStateData

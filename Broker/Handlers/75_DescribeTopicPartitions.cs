@@ -10,13 +10,14 @@
 // replicas / last known ELR / offline replicas: with the ISR complete there is no ELR (KIP-966 keeps ELR to
 // replicas outside the ISR). TopicAuthorizedOperations: all TOPIC operations, as Kafka reports without an
 // authorizer. A limit below 1 is treated as 1 so a client paging through always makes progress.
+using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPartitionsRequest>
+internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, ClusterInfo cluster) : ApiHandler<DescribeTopicPartitionsRequest>
 {
     /// <summary>Kafka's max.request.partition.size.limit default.</summary>
     private const int MaxPartitionLimit = 2000;
@@ -25,13 +26,12 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeTopicPartitionsRequest request)
     {
-        var broker = context.Broker;
         var response = new DescribeTopicPartitionsResponse();
         bool all = request.Topics.Count == 0;
         var cursor = request.Cursor;
 
         var names = new SortedSet<string>(StringComparer.Ordinal);
-        if (all) foreach (var t in broker.Logs.Topics) names.Add(t.Name);
+        if (all) foreach (var t in catalog.All) names.Add(t.Name);
         else foreach (var t in request.Topics) names.Add(t.Name);
 
         if (cursor is not null)
@@ -67,7 +67,7 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
                 response.NextCursor = new DescribeTopicPartitionsResponse.Cursor { TopicName = name, PartitionIndex = start };
                 break;
             }
-            if (!broker.Logs.TryGetTopic(name, out var topic))
+            if (!catalog.TryGet(name, out var topic))
             {
                 if (!all)
                     response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
@@ -81,7 +81,7 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
             }
             var partitions = topic.Partitions;
             int end = (int)Math.Min(partitions.Count, (long)start + remaining);
-            response.Topics.Add(Describe(broker, topic, start, end));
+            response.Topics.Add(Describe(topic, start, end));
             if (end > start) remaining -= end - start;
             if (end < partitions.Count)
             {
@@ -92,7 +92,7 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
         return Done(response);
     }
 
-    private static DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic Describe(BrokerState broker, TopicLog topic, int start, int end)
+    private DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic Describe(TopicLog topic, int start, int end)
     {
         var rt = new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
         {
@@ -106,10 +106,10 @@ public sealed class DescribeTopicPartitionsHandler : ApiHandler<DescribeTopicPar
             rt.Partitions.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponsePartition
             {
                 PartitionIndex = p,
-                LeaderId = broker.NodeId,
+                LeaderId = cluster.NodeId,
                 LeaderEpoch = OffsetForLeaderEpochHandler.CurrentEpoch,
-                ReplicaNodes = [broker.NodeId],
-                IsrNodes = [broker.NodeId],
+                ReplicaNodes = [cluster.NodeId],
+                IsrNodes = [cluster.NodeId],
                 EligibleLeaderReplicas = [],
                 LastKnownElr = [],
                 OfflineReplicas = [],

@@ -7,14 +7,14 @@ namespace Kayak.Broker.Handlers;
 /// (Produce with acks=0). Handlers run on the connection's read loop until their first await,
 /// so synchronous work (most of them) costs no task switch; responses still leave in request order.
 /// </summary>
-public interface IApiHandler
+internal interface IApiHandler
 {
     ApiKey Key { get; }
     ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request);
 }
 
 /// <summary>Typed base: casts the decoded request once.</summary>
-public abstract class ApiHandler<TRequest> : IApiHandler where TRequest : class, IApiMessage
+internal abstract class ApiHandler<TRequest> : IApiHandler where TRequest : class, IApiMessage
 {
     public abstract ApiKey Key { get; }
 

@@ -6,7 +6,7 @@ namespace Kayak.Broker.Handlers;
 /// Maps API keys to handlers. Built from <see cref="ApiVersionTable"/>: every served API must have
 /// exactly one handler, so ApiVersions never advertises something the broker cannot answer.
 /// </summary>
-public sealed class HandlerRegistry
+internal sealed class HandlerRegistry
 {
     private readonly IApiHandler?[] _byKey;
 
@@ -29,14 +29,4 @@ public sealed class HandlerRegistry
     }
 
     public IApiHandler Get(ApiKey key) => _byKey[(short)key]!;
-
-    /// <summary>All handlers of this assembly, found once at start-up (no reflection on the request path).</summary>
-    public static HandlerRegistry CreateDefault()
-    {
-        var handlers = new List<IApiHandler>();
-        foreach (var type in typeof(HandlerRegistry).Assembly.GetTypes())
-            if (!type.IsAbstract && typeof(IApiHandler).IsAssignableFrom(type) && type.GetConstructor(Type.EmptyTypes) is not null)
-                handlers.Add((IApiHandler)Activator.CreateInstance(type)!);
-        return new HandlerRegistry(handlers);
-    }
 }

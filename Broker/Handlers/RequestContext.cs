@@ -6,10 +6,12 @@ using Kayak.Protocol;
 
 namespace Kayak.Broker.Handlers;
 
-/// <summary>What a handler knows about the request beyond its body.</summary>
-public sealed class RequestContext
+/// <summary>
+/// What a handler knows about the request beyond its body: request metadata only. Everything a handler works with
+/// (topics, groups, transactions, cluster identity, config) it takes in its constructor (issue 10, step 1).
+/// </summary>
+internal sealed class RequestContext
 {
-    public required BrokerState Broker { get; init; }
     public required ApiKey ApiKey { get; init; }
     public required short ApiVersion { get; init; }
     public required int CorrelationId { get; init; }
@@ -17,6 +19,11 @@ public sealed class RequestContext
     public EndPoint? ClientAddress { get; init; }
     /// <summary>Closed when the client's connection goes away; long polls stop waiting.</summary>
     public CancellationToken ConnectionClosed { get; init; }
+
+    // ---- Transport seam (the zero-copy refactor replaces this) -------------------------------------------------
+    // Response resources are not request metadata: they tie a response to the mapped log memory it references until
+    // the connection has written it. They stay here, unchanged, until the transport refactor gives responses their
+    // own lifetime; Fetch is the only handler that calls DisposeAfterSend, Connection the only caller of the rest.
 
     private List<IDisposable>? _afterSend;
 

@@ -208,7 +208,6 @@ internal sealed class Connection
 
         var context = new RequestContext
         {
-            Broker = _broker,
             ApiKey = apiKey,
             ApiVersion = version,
             CorrelationId = header.CorrelationId,

@@ -1,3 +1,4 @@
+using Kayak.Broker.Services;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Storage;
@@ -11,14 +12,19 @@ namespace Kayak.Broker.Transactions;
 /// </summary>
 internal sealed class TransactionStateLog : ITransactionLog
 {
-    private readonly BrokerState _broker;
+    private readonly ITopicCatalog _catalog;
+    private readonly TopicService _topics;
 
-    public TransactionStateLog(BrokerState broker) { _broker = broker; }
+    public TransactionStateLog(ITopicCatalog catalog, TopicService topics)
+    {
+        _catalog = catalog;
+        _topics = topics;
+    }
 
     private TopicLog Topic()
     {
-        if (_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out var t)) return t;
-        var created = _broker.Topics.CreateInternal(TopicService.TransactionStateTopic);
+        if (_catalog.TryGet(TopicService.TransactionStateTopic, out var t)) return t;
+        var created = _topics.CreateInternal(TopicService.TransactionStateTopic);
         // CreateInternal already answers a concurrently created topic.
         return created.Topic ?? throw new InvalidOperationException($"Cannot create {TopicService.TransactionStateTopic}: {created.Message}");
     }
@@ -27,7 +33,7 @@ internal sealed class TransactionStateLog : ITransactionLog
 
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
-        if (!_broker.Logs.TryGetTopic(TopicService.TransactionStateTopic, out var topic) || partition >= topic.Partitions.Count) return;
+        if (!_catalog.TryGet(TopicService.TransactionStateTopic, out var topic) || partition >= topic.Partitions.Count) return;
         topic.Partitions[partition].Replay(onBatches);
     }
 }
@@ -35,12 +41,12 @@ internal sealed class TransactionStateLog : ITransactionLog
 /// <summary>Writes commit/abort markers into the data partitions through Storage (one node: no WriteTxnMarkers RPC).</summary>
 internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
 {
-    private readonly BrokerState _broker;
+    private readonly ITopicCatalog _catalog;
     private readonly ILogger _log;
 
-    public LocalMarkerWriter(BrokerState broker, ILogger log)
+    public LocalMarkerWriter(ITopicCatalog catalog, ILogger log)
     {
-        _broker = broker;
+        _catalog = catalog;
         _log = log;
     }
 
@@ -50,7 +56,7 @@ internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
     /// </summary>
     public ErrorCode WriteMarker(TxnPartition partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit)
     {
-        if (!_broker.Logs.TryGetTopic(partition.Topic, out var topic) || partition.Partition >= topic.Partitions.Count)
+        if (!_catalog.TryGet(partition.Topic, out var topic) || partition.Partition >= topic.Partitions.Count)
             return ErrorCode.UnknownTopicOrPartition; // deleted meanwhile: Kafka drops markers for missing partitions
         try
         {

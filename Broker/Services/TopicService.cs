@@ -1,32 +1,44 @@
+using Kayak.Broker.Config;
 using Kayak.Protocol;
 using Kayak.Storage;
 
-namespace Kayak.Broker;
+namespace Kayak.Broker.Services;
 
-/// <summary>Outcome of a topic operation, in Kafka's error code and message.</summary>
-public readonly record struct TopicResult(ErrorCode Error, string? Message, TopicLog? Topic)
+/// <summary>Outcome of a topic operation: the topic, or Kafka's error (code and message).</summary>
+internal readonly record struct TopicResult(KafkaError Failure, TopicLog? Topic)
 {
-    public static TopicResult Ok(TopicLog t) => new(ErrorCode.None, null, t);
-    public static TopicResult Fail(ErrorCode e, string m) => new(e, m, null);
+    public ErrorCode Error => Failure.Code;
+    public string? Message => Failure.Message;
+
+    public static TopicResult Ok(TopicLog? t) => new(KafkaError.None, t);
+    public static TopicResult Fail(ErrorCode e, string m) => new(new KafkaError(e, m), null);
 }
 
 /// <summary>
-/// Topic lifecycle with Kafka's rules and error codes (CreateTopics, auto-creation from Metadata and
-/// Produce, DeleteTopics, CreatePartitions) on top of Storage's <see cref="LogManager"/>.
+/// Topic lifecycle with Kafka's rules and error codes (CreateTopics, auto-creation from Metadata,
+/// DeleteTopics, CreatePartitions, config changes) on top of Storage's <see cref="LogManager"/>.
 /// </summary>
-public sealed class TopicService
+internal sealed class TopicService
 {
     public const string ConsumerOffsetsTopic = "__consumer_offsets";
     public const string TransactionStateTopic = "__transaction_state";
 
-    private readonly BrokerState _broker;
+    private readonly LogManager _logs;
+    private readonly BrokerConfig _config;
     private readonly object _createLock = new();
+    // Serializes read-modify-write of one topic's overrides across concurrent (incremental) alters; config
+    // changes are rare admin operations, so one lock for all topics is enough.
+    private readonly object _configLock = new();
 
-    public TopicService(BrokerState broker) { _broker = broker; }
+    public TopicService(LogManager logs, BrokerConfig config)
+    {
+        _logs = logs;
+        _config = config;
+    }
 
     public static bool IsInternal(string name) => name is ConsumerOffsetsTopic or TransactionStateTopic;
 
-    public bool TryGet(string name, out TopicLog topic) => _broker.Logs.TryGetTopic(name, out topic!);
+    public bool TryGet(string name, out TopicLog topic) => _logs.TryGetTopic(name, out topic!);
 
     /// <summary>
     /// Validates a topic name as Kafka's Topic.validate does: 1..249 chars of [a-zA-Z0-9._-], not "." or "..".
@@ -51,7 +63,7 @@ public sealed class TopicService
         if (invalid is not null) return TopicResult.Fail(ErrorCode.InvalidTopicException, invalid);
         int partitions = numPartitions == -1 ? DefaultPartitions(name) : numPartitions;
         if (partitions <= 0) return TopicResult.Fail(ErrorCode.InvalidPartitions, "Number of partitions must be larger than 0.");
-        int rf = replicationFactor == -1 ? _broker.Config.DefaultReplicationFactor : replicationFactor;
+        int rf = replicationFactor == -1 ? _config.DefaultReplicationFactor : replicationFactor;
         if (rf <= 0) return TopicResult.Fail(ErrorCode.InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value.");
         if (rf > 1)
             return TopicResult.Fail(ErrorCode.InvalidReplicationFactor,
@@ -59,26 +71,26 @@ public sealed class TopicService
         var cfg = configs ?? new Dictionary<string, string>();
         lock (_createLock)
         {
-            if (_broker.Logs.TryGetTopic(name, out _))
+            if (_logs.TryGetTopic(name, out _))
                 return TopicResult.Fail(ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
             try
             {
                 foreach (var (k, v) in cfg) TopicConfig.Validate(k, v);
-                if (validateOnly) return new TopicResult(ErrorCode.None, null, null);
-                return TopicResult.Ok(_broker.Logs.CreateTopic(name, partitions, cfg));
+                if (validateOnly) return TopicResult.Ok(null);
+                return TopicResult.Ok(_logs.CreateTopic(name, partitions, cfg));
             }
             catch (Kayak.Storage.ConfigException e)
             {
-                return TopicResult.Fail(ErrorCode.InvalidConfig, e.Message);
+                return new TopicResult(e.KafkaError, null);
             }
         }
     }
 
     private int DefaultPartitions(string name) => name switch
     {
-        ConsumerOffsetsTopic => _broker.Config.OffsetsTopicNumPartitions,
-        TransactionStateTopic => _broker.Config.TransactionStateLogNumPartitions,
-        _ => _broker.Config.NumPartitions,
+        ConsumerOffsetsTopic => _config.OffsetsTopicNumPartitions,
+        TransactionStateTopic => _config.TransactionStateLogNumPartitions,
+        _ => _config.NumPartitions,
     };
 
     /// <summary>
@@ -87,8 +99,8 @@ public sealed class TopicService
     /// </summary>
     public TopicResult GetOrAutoCreate(string name, bool allowAutoCreate)
     {
-        if (_broker.Logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
-        if (!allowAutoCreate || !_broker.Config.AutoCreateTopicsEnable)
+        if (_logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
+        if (!allowAutoCreate || !_config.AutoCreateTopicsEnable)
             return TopicResult.Fail(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
         return CreateWithDefaults(name);
     }
@@ -103,7 +115,7 @@ public sealed class TopicService
     private TopicResult CreateWithDefaults(string name)
     {
         var result = Create(name, -1, -1, InternalTopicConfigs(name), validateOnly: false);
-        if (result.Error == ErrorCode.TopicAlreadyExists && _broker.Logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
+        if (result.Error == ErrorCode.TopicAlreadyExists && _logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
         return result;
     }
 
@@ -114,7 +126,7 @@ public sealed class TopicService
         {
             ["cleanup.policy"] = "compact",
             ["compression.type"] = "producer",
-            ["segment.bytes"] = _broker.Config.OffsetsTopicSegmentBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["segment.bytes"] = _config.OffsetsTopicSegmentBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
         },
         TransactionStateTopic => new Dictionary<string, string>
         {
@@ -126,38 +138,67 @@ public sealed class TopicService
     };
 
     /// <summary>CreatePartitions: grow a topic to <paramref name="count"/> partitions on this node.</summary>
-    public (ErrorCode Error, string? Message) AddPartitions(string name, int count, IReadOnlyList<Protocol.Messages.CreatePartitionsRequest.CreatePartitionsAssignment>? assignments, bool validateOnly)
+    public KafkaError AddPartitions(string name, int count, IReadOnlyList<Protocol.Messages.CreatePartitionsRequest.CreatePartitionsAssignment>? assignments, bool validateOnly)
     {
         lock (_createLock)
         {
-            if (!_broker.Logs.TryGetTopic(name, out var topic))
-                return (ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+            if (!_logs.TryGetTopic(name, out var topic))
+                return new(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
             int current = topic.Partitions.Count;
             if (count < current)
-                return (ErrorCode.InvalidPartitions, $"Topic currently has {current} partitions, which is higher than the requested {count}.");
+                return new(ErrorCode.InvalidPartitions, $"Topic currently has {current} partitions, which is higher than the requested {count}.");
             if (count == current)
-                return (ErrorCode.InvalidPartitions, $"Topic already has {current} partitions.");
+                return new(ErrorCode.InvalidPartitions, $"Topic already has {current} partitions.");
             if (assignments is not null)
             {
                 if (assignments.Count != count - current)
-                    return (ErrorCode.InvalidReplicaAssignment, $"Attempted to add {count - current} additional partition(s), but only {assignments.Count} assignment(s) were specified.");
+                    return new(ErrorCode.InvalidReplicaAssignment, $"Attempted to add {count - current} additional partition(s), but only {assignments.Count} assignment(s) were specified.");
                 foreach (var a in assignments)
                     foreach (int id in a.BrokerIds)
-                        if (id != _broker.NodeId)
-                            return (ErrorCode.InvalidReplicaAssignment, $"The manual partition assignment includes broker {id}, but no such broker is registered.");
+                        if (id != _config.NodeId)
+                            return new(ErrorCode.InvalidReplicaAssignment, $"The manual partition assignment includes broker {id}, but no such broker is registered.");
             }
-            if (!validateOnly) _broker.Logs.AddPartitions(name, count);
-            return (ErrorCode.None, null);
+            if (!validateOnly) _logs.AddPartitions(name, count);
+            return KafkaError.None;
         }
     }
 
     public TopicResult Delete(string name)
     {
-        if (!_broker.Config.DeleteTopicEnable)
+        if (!_config.DeleteTopicEnable)
             return TopicResult.Fail(ErrorCode.TopicDeletionDisabled, "Topic deletion is disabled.");
-        if (!_broker.Logs.TryGetTopic(name, out var topic))
+        if (!_logs.TryGetTopic(name, out var topic))
             return TopicResult.Fail(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
-        _broker.Logs.DeleteTopic(name);
+        _logs.DeleteTopic(name);
         return TopicResult.Ok(topic);
+    }
+
+    /// <summary>
+    /// AlterConfigs / IncrementalAlterConfigs: computes the topic's new complete override set from its current one,
+    /// validates every entry and stores it unless <paramref name="validateOnly"/>. <paramref name="update"/> returns the
+    /// new set, or throws <see cref="KafkaException"/> for a request-level problem.
+    /// </summary>
+    public KafkaError AlterConfig(string name, Func<IReadOnlyDictionary<string, string>, IReadOnlyDictionary<string, string>> update, bool validateOnly)
+    {
+        var invalid = ValidateName(name);
+        if (invalid is not null) return new(ErrorCode.InvalidTopicException, invalid);
+        lock (_configLock)
+        {
+            if (!_logs.TryGetTopic(name, out var topic))
+                return new(ErrorCode.UnknownTopicOrPartition, $"The topic '{name}' does not exist.");
+            try
+            {
+                var overrides = update(topic.Config.Overrides);
+                foreach (var (k, v) in overrides) TopicConfig.Validate(k, v);
+                if (!validateOnly) _logs.AlterTopicConfig(name, overrides);
+                return KafkaError.None;
+            }
+            catch (StorageErrorException e) when (e.Error == StorageError.UnknownTopicOrPartition)
+            {
+                return new(ErrorCode.UnknownTopicOrPartition, $"The topic '{name}' does not exist.");
+            }
+            // ConfigException (INVALID_CONFIG) and the updates' own request-level errors.
+            catch (KafkaException e) { return e.KafkaError; }
+        }
     }
 }

@@ -1,10 +1,10 @@
 using Kayak.Broker.Config;
 using Kayak.Storage;
 
-namespace Kayak.Broker;
+namespace Kayak.Broker.Services;
 
 /// <summary>Kafka's DescribeConfigs config sources (ConfigSource in the protocol).</summary>
-public enum ConfigSource : sbyte
+internal enum ConfigSource : sbyte
 {
     Unknown = 0,
     DynamicTopicConfig = 1,
@@ -17,10 +17,10 @@ public enum ConfigSource : sbyte
     GroupConfig = 8,
 }
 
-public readonly record struct ConfigSynonym(string Name, string? Value, ConfigSource Source);
+internal readonly record struct ConfigSynonym(string Name, string? Value, ConfigSource Source);
 
 /// <summary>One described config: its value in force, where it comes from (the first synonym), and the synonyms.</summary>
-public sealed record DescribedConfig(string Name, string? Value, ConfigSource Source, List<ConfigSynonym> Synonyms, string? Documentation,
+internal sealed record DescribedConfig(string Name, string? Value, ConfigSource Source, List<ConfigSynonym> Synonyms, string? Documentation,
     Kayak.Storage.ConfigType Type);
 
 /// <summary>
@@ -28,8 +28,19 @@ public sealed record DescribedConfig(string Name, string? Value, ConfigSource So
 /// DYNAMIC_TOPIC_CONFIG; otherwise the topic config follows its broker synonym (log.retention.ms, ...), which is
 /// STATIC_BROKER_CONFIG when set in server.properties, else DEFAULT_CONFIG.
 /// </summary>
-public static class TopicConfigDescriber
+internal sealed class TopicConfigDescriber
 {
+    private readonly BrokerConfig _config;
+    private readonly LogOptions _defaults;
+
+    /// <param name="config">The broker's static config (server.properties and overrides).</param>
+    /// <param name="defaults">The topic config defaults Storage runs with, built from <paramref name="config"/>.</param>
+    public TopicConfigDescriber(BrokerConfig config, LogOptions defaults)
+    {
+        _config = config;
+        _defaults = defaults;
+    }
+
     /// <summary>Topic config → the broker config that supplies its default (Kafka's LogConfig synonyms).</summary>
     public static string? BrokerSynonym(string topicConfig) => topicConfig switch
     {
@@ -50,9 +61,9 @@ public static class TopicConfigDescriber
     };
 
     /// <summary>Every known topic config of a topic with these overrides.</summary>
-    public static List<DescribedConfig> DescribeTopic(BrokerState broker, IReadOnlyDictionary<string, string> overrides)
+    public List<DescribedConfig> DescribeTopic(IReadOnlyDictionary<string, string> overrides)
     {
-        var config = new TopicConfig(overrides, broker.Logs.Options);
+        var config = new TopicConfig(overrides, _defaults);
         var result = new List<DescribedConfig>(TopicConfig.Definitions.Count);
         foreach (var def in TopicConfig.Definitions)
         {
@@ -60,7 +71,7 @@ public static class TopicConfigDescriber
             if (overrides.TryGetValue(def.Name, out var overridden))
                 synonyms.Add(new ConfigSynonym(def.Name, overridden, ConfigSource.DynamicTopicConfig));
             if (BrokerSynonym(def.Name) is { } brokerKey)
-                AddBrokerSynonyms(broker, brokerKey, synonyms);
+                AddBrokerSynonyms(brokerKey, synonyms);
             var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
             result.Add(new DescribedConfig(def.Name, config.GetValue(def.Name), source, synonyms, def.Documentation, def.Type));
         }
@@ -73,12 +84,12 @@ public static class TopicConfigDescriber
     /// one named <paramref name="key"/>. So with only log.retention.hours set, log.retention.ms still reports
     /// DEFAULT_CONFIG first, exactly as Kafka does.
     /// </summary>
-    public static void AddBrokerSynonyms(BrokerState broker, string key, List<ConfigSynonym> into)
+    public void AddBrokerSynonyms(string key, List<ConfigSynonym> into)
     {
         var chain = BrokerSynonymChain(key);
         int first = into.Count;
         foreach (var name in chain)
-            if (broker.Config.Values.TryGetValue(name, out var value))
+            if (_config.Values.TryGetValue(name, out var value))
                 into.Add(new ConfigSynonym(name, value, ConfigSource.StaticBrokerConfig));
         foreach (var name in chain)
             if (BrokerConfigDefinitions.Find(name) is { } def)
