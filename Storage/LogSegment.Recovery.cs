@@ -210,8 +210,8 @@ internal sealed partial class LogSegment
     }
 
     /// <summary>
-    /// How many bytes of data recovery drops from <paramref name="pos"/>: up to the last non-zero byte before the first
-    /// all-zero 4 KiB page. An all-zero header followed by data (a lost page) still counts: a window of
+    /// How many bytes of data recovery drops from <paramref name="pos"/>: up to the first all-zero 4 KiB page (so the
+    /// rest of a rolled, trimmed segment exactly; a torn tail of the preallocated active segment to its page end). An all-zero header followed by data (a lost page) still counts: a window of
     /// <see cref="ZeroProbeBytes"/> after it is checked. Bounded so that a preallocated tail of up to segment.bytes is
     /// never read whole (faulting in a sparse 1 GiB tail would fill 1 GiB of page cache with zeros).
     /// </summary>
@@ -223,10 +223,9 @@ internal sealed partial class LogSegment
         while (p < data.Length)
         {
             int n = Math.Min(Page - (p % Page), data.Length - p);
-            int last = data.Slice(p, n).LastIndexOfAnyExcept((byte)0);
-            if (last < 0) break;
-            end = p + last + 1;
+            if (data.Slice(p, n).IndexOfAnyExcept((byte)0) < 0) break;
             p += n;
+            end = p;
         }
         if (end == pos)
         {

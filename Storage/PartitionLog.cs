@@ -332,6 +332,14 @@ public sealed partial class PartitionLog
 
     private Task _rollFlushes = Task.CompletedTask;
 
+    /// <summary>Tests and the restart benchmark: waits until every rolled segment is fsynced and the recovery point moved past it.</summary>
+    internal void WaitForRollFlushes()
+    {
+        Task pending;
+        lock (_lock) pending = _rollFlushes;
+        pending.Wait();
+    }
+
     private void AdvanceRecoveryPoint(long offset)
     {
         long cur;
