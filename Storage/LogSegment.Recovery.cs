@@ -136,8 +136,11 @@ internal sealed partial class LogSegment
     /// Full recovery (Kafka's LogSegment.recover): validates every batch (length sane, magic 2, CRC-32C,
     /// offsets increasing), truncates the file at the first invalid batch (a torn write, garbage, a flipped bit, or
     /// the zero-filled preallocated tail), and rebuilds both indexes. Leaves the segment closed with exact files.
+    /// With <paramref name="fsyncIndexes"/> false (a segment in the recovery range) the rebuilt indexes are left to the
+    /// page cache as Kafka's are: the recovery point stays below the segment until it is fsynced, so a power loss only
+    /// means recovering it again; two fsyncs per segment were most of an unclean start with many partitions.
     /// </summary>
-    public unsafe SegmentRecovery Recover(int indexIntervalBytes, int indexBytes)
+    public unsafe SegmentRecovery Recover(int indexIntervalBytes, int indexBytes, bool fsyncIndexes = true)
     {
         long fileLength = new FileInfo(LogPath).Length;
         File.Delete(IndexPath);
@@ -158,6 +161,7 @@ internal sealed partial class LogSegment
         if (fileLength > 0)
         {
             var map = MappedFile.Open(LogPath, 0, writable: true);
+            map.AdviseSequential();
             var data = new ReadOnlySpan<byte>(map.Pointer, (int)Math.Min(map.Capacity, int.MaxValue));
             while (pos < data.Length)
             {
@@ -183,8 +187,11 @@ internal sealed partial class LogSegment
         _size = pos;
         NextOffset = next;
         AppendFinalTimeIndexEntry();
-        _offsetIndex.Flush();
-        _timeIndex.Flush();
+        if (fsyncIndexes)
+        {
+            _offsetIndex.Flush();
+            _timeIndex.Flush();
+        }
         _offsetIndexEntries = _offsetIndex.Count;
         _timeIndexEntries = _timeIndex.Count;
         _offsetIndex.Close();

@@ -87,6 +87,31 @@ public sealed partial class PartitionLog
         // Idempotent/transactional producers (PartitionLog.Snapshots.cs): from a snapshot no later than the first
         // recovered segment, so the replay rewrites the transaction index of every recovered segment.
         RebuildProducerState(firstRecovered < segs.Length ? segs[firstRecovered].BaseOffset : _logEndOffset);
+        if (firstRecovered < segs.Length - 1) FlushRecoveredInBackground(segs[firstRecovered..^1], active.BaseOffset);
+    }
+
+    /// <summary>
+    /// After a crash, the recovered inactive segments hold data that may never have reached the disk. Kafka's next flush
+    /// covers every segment from the recovery point on (LocalLog.flush); here they are fsynced in the background as a
+    /// rolled segment is (with the snapshot at the active segment's base, which the next load would start from), and
+    /// only then does the recovery point move to the active segment.
+    /// </summary>
+    private void FlushRecoveredInBackground(LogSegment[] recovered, long activeBase)
+    {
+        string snapshot = SnapshotPath(activeBase);
+        _rollFlushes = Task.Run(() =>
+        {
+            try
+            {
+                foreach (var s in recovered) s.FsyncFiles();
+                MappedFile.FsyncPath(snapshot);
+                AdvanceRecoveryPoint(activeBase);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _log.LogWarning("Could not fsync the recovered segments of {Partition}: {Message}; the next start recovers them again", Id, e.Message);
+            }
+        });
     }
 
     /// <summary>Loads or recovers each segment in order; returns the segments kept (a truncation drops the later ones).</summary>
@@ -109,7 +134,7 @@ public sealed partial class PartitionLog
             {
                 _log.LogInformation("Recovering unflushed segment {BaseOffset} of {Partition} in dir {Dir} ({Done}/{Total}; recovery point {RecoveryPoint})",
                     s.BaseOffset, Id, LogDirectory.Path, i - firstUnflushed + 1, unflushed, recoveryPoint);
-                r = s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
+                r = s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes, fsyncIndexes: false);
                 recovered++;
             }
             else if (!s.TryLoadIndexes())
