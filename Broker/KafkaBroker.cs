@@ -67,11 +67,12 @@ public sealed class KafkaBroker : IAsyncDisposable
 
             // Kafka's background schedules: retention (log.retention.check.interval.ms), the log cleaner
             // (log.cleaner.backoff.ms, 15 s), the flusher for flush.ms (log.flush.scheduler.interval.ms, checked
-            // every second here since topics may set flush.ms) and recovery-point checkpoints (60 s).
+            // every second here since topics may set flush.ms) and recovery-point checkpoints
+            // (log.flush.offset.checkpoint.interval.ms, 60 s: what a crash has to recover).
             Every(config.LogRetentionCheckIntervalMs, () => state.Logs.RunRetention(), state, "Retention");
             Every(15_000, () => state.Logs.RunCompaction(), state, "Log cleaner");
             Every(Math.Min(1_000, config.LogFlushIntervalMs), () => state.Logs.RunScheduledFlush(), state, "Scheduled flush");
-            Every(60_000, state.Logs.CheckpointRecoveryPoints, state, "Recovery-point checkpoint");
+            Every(config.LogFlushOffsetCheckpointIntervalMs, state.Logs.CheckpointRecoveryPoints, state, "Recovery-point checkpoint");
             // Transactions: abort timed-out transactions (transaction.abort.timed.out.transaction.cleanup.interval.ms)
             // and forget idle producer ids (producer.id.expiration.check.interval.ms).
             Every(config.TransactionAbortTimedOutCleanupIntervalMs, () => state.Transactions.AbortTimedOutTransactions(), state, "Transaction timeout");

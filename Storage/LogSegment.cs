@@ -20,7 +20,7 @@ namespace Kayak.Storage;
 /// Index entries point at batch <b>base</b> offsets (Kafka's point at batch last offsets); the time index
 /// stores (max timestamp so far, base offset of the batch holding it). Both only serve this broker's lookups.
 /// </summary>
-internal sealed class LogSegment
+internal sealed partial class LogSegment
 {
     public const int OffsetEntrySize = 8;
     public const int TimeEntrySize = 12;
@@ -100,216 +100,6 @@ internal sealed class LogSegment
         return s;
     }
 
-    // ---------------------------------------------------------------- load / recovery
-
-    /// <summary>
-    /// Trusting load after a clean shutdown or below the recovery point: sanity-checks both index files
-    /// (Kafka's sanityCheck) and reads the max timestamp from the time index. False when an index is
-    /// missing or corrupt and the segment must be rebuilt with <see cref="Recover"/>.
-    /// </summary>
-    public bool TryLoadIndexes()
-    {
-        if (!File.Exists(IndexPath) || !File.Exists(TimeIndexPath)) return _size == 0 && CreateEmptyIndexes();
-        byte[] idx = File.ReadAllBytes(IndexPath);
-        byte[] tidx = File.ReadAllBytes(TimeIndexPath);
-        if (!CountOffsetEntries(idx, out int offsetEntries) || !CountTimeEntries(tidx, out int timeEntries)) return false;
-        _offsetIndexEntries = offsetEntries;
-        _timeIndexEntries = timeEntries;
-        if (timeEntries > 0)
-        {
-            var last = tidx.AsSpan((timeEntries - 1) * TimeEntrySize);
-            MaxTimestamp = _lastTimeIndexTs = BinaryPrimitives.ReadInt64BigEndian(last);
-            OffsetOfMaxTimestamp = BaseOffset + BinaryPrimitives.ReadInt32BigEndian(last[8..]);
-        }
-        return true;
-    }
-
-    private int _offsetIndexEntries;
-    private int _timeIndexEntries;
-
-    /// <summary>Sizes of the sealed offset and time indexes: the cleaner's grouping keeps merged segments within segment.index.bytes.</summary>
-    public int OffsetIndexBytes => _offsetIndexEntries * OffsetEntrySize;
-    public int TimeIndexBytes => _timeIndexEntries * TimeEntrySize;
-
-    private bool CreateEmptyIndexes()
-    {
-        File.WriteAllBytes(IndexPath, []);
-        File.WriteAllBytes(TimeIndexPath, []);
-        _offsetIndexEntries = _timeIndexEntries = 0;
-        return true;
-    }
-
-    // Valid prefix: strictly increasing relative offsets and positions, all inside the log. An all-zero
-    // entry ends the index (an untrimmed preallocated tail); anything else out of order is corruption.
-    private bool CountOffsetEntries(byte[] idx, out int count)
-    {
-        count = 0;
-        if (idx.Length % OffsetEntrySize != 0) return false;
-        int prevRel = 0, prevPos = 0;
-        for (int i = 0; i + OffsetEntrySize <= idx.Length; i += OffsetEntrySize)
-        {
-            int rel = BinaryPrimitives.ReadInt32BigEndian(idx.AsSpan(i));
-            int pos = BinaryPrimitives.ReadInt32BigEndian(idx.AsSpan(i + 4));
-            if (rel == 0 && pos == 0) break;
-            if (rel <= prevRel || pos <= prevPos || pos + RecordBatchHeader.Size > _size) return false;
-            prevRel = rel; prevPos = pos; count++;
-        }
-        return true;
-    }
-
-    private bool CountTimeEntries(byte[] tidx, out int count)
-    {
-        count = 0;
-        if (tidx.Length % TimeEntrySize != 0) return false;
-        long prevTs = long.MinValue; int prevRel = -1;
-        for (int i = 0; i + TimeEntrySize <= tidx.Length; i += TimeEntrySize)
-        {
-            long ts = BinaryPrimitives.ReadInt64BigEndian(tidx.AsSpan(i));
-            int rel = BinaryPrimitives.ReadInt32BigEndian(tidx.AsSpan(i + 8));
-            if (ts == 0 && rel == 0) break; // preallocated, never written
-            if (ts <= prevTs || rel < prevRel || rel < 0) return false;
-            prevTs = ts; prevRel = rel; count++;
-        }
-        return true;
-    }
-
-    /// <summary>
-    /// Finds the end of the log by walking batch headers from the last index entry (header checks only,
-    /// no CRC): used for the last segment after a clean shutdown, where the file may still be preallocated.
-    /// Sets <see cref="NextOffset"/>; returns false if anything looks wrong (caller then runs <see cref="Recover"/>).
-    /// </summary>
-    public unsafe bool TryFindEnd()
-    {
-        long fileLength = new FileInfo(LogPath).Length;
-        if (fileLength == 0) { _size = 0; NextOffset = BaseOffset; return true; }
-        var map = MappedFile.Open(LogPath, 0, writable: false);
-        try { return FindEnd(map, fileLength); }
-        finally { map.Dispose(); }
-    }
-
-    private unsafe bool FindEnd(MappedFile map, long fileLength)
-    {
-        var data = new ReadOnlySpan<byte>(map.Pointer, (int)Math.Min(map.Capacity, int.MaxValue));
-        int pos = 0;
-        long next = BaseOffset;
-        if (_offsetIndexEntries > 0)
-        {
-            var idx = File.ReadAllBytes(IndexPath);
-            var last = idx.AsSpan((_offsetIndexEntries - 1) * OffsetEntrySize);
-            pos = BinaryPrimitives.ReadInt32BigEndian(last[4..]);
-            next = BaseOffset + BinaryPrimitives.ReadInt32BigEndian(last);
-        }
-        while (pos + RecordBatchHeader.Size <= data.Length)
-        {
-            var b = data[pos..];
-            long baseOffset = BinaryPrimitives.ReadInt64BigEndian(b);
-            int len = BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]);
-            if (len == 0 && baseOffset == 0) break; // zero-filled preallocated space
-            if (len < MinBatchLength || (long)pos + RecordBatchHeader.LogOverhead + len > data.Length
-                || b[RecordBatchHeader.MagicOffset] != 2 || baseOffset < next) return false;
-            next = baseOffset + BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.LastOffsetDeltaOffset..]) + 1;
-            pos += RecordBatchHeader.LogOverhead + len;
-        }
-        // Anything left that is not zero-filled is a torn tail: let full recovery deal with it.
-        if (pos < data.Length && data.Slice(pos, Math.Min(data.Length - pos, RecordBatchHeader.Size)).IndexOfAnyExcept((byte)0) >= 0) return false;
-        _size = pos;
-        NextOffset = next;
-        map.Dispose();
-        // A segment left preallocated (its trim was still deferred to a reader at shutdown): trim it now.
-        if (fileLength > pos)
-            using (var fs = new FileStream(LogPath, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
-                fs.SetLength(pos);
-        return true;
-    }
-
-    /// <summary>
-    /// Full recovery (Kafka's LogSegment.recover): validates every batch (length sane, magic 2, CRC-32C,
-    /// offsets increasing), truncates the file at the first invalid byte (a torn write, garbage, or the
-    /// zero-filled preallocated tail), and rebuilds both indexes. Leaves the segment closed with exact files.
-    /// Returns the number of bytes truncated.
-    /// </summary>
-    public unsafe long Recover(int indexIntervalBytes, int indexBytes)
-    {
-        long fileLength = new FileInfo(LogPath).Length;
-        File.Delete(IndexPath);
-        File.Delete(TimeIndexPath);
-        // Room for every entry the data can produce, even if segment.index.bytes shrank since it was written:
-        // a full index must never make recovery drop valid batches.
-        long maxEntries = fileLength / Math.Max(MinBatchLength + RecordBatchHeader.LogOverhead, indexIntervalBytes) + 2;
-        int bytes = (int)Math.Min(int.MaxValue / TimeEntrySize * (long)TimeEntrySize, Math.Max(indexBytes, maxEntries * TimeEntrySize));
-        _offsetIndex.OpenWritable(bytes, 0);
-        _timeIndex.OpenWritable(bytes, 0);
-        MaxTimestamp = OffsetOfMaxTimestamp = -1;
-        _lastTimeIndexTs = -1;
-        _bytesSinceIndex = 0;
-        int pos = 0;
-        long next = BaseOffset;
-        if (fileLength > 0)
-        {
-            var map = MappedFile.Open(LogPath, 0, writable: true);
-            var data = new ReadOnlySpan<byte>(map.Pointer, (int)Math.Min(map.Capacity, int.MaxValue));
-            while (pos + RecordBatchHeader.Size <= data.Length)
-            {
-                var b = data[pos..];
-                long baseOffset = BinaryPrimitives.ReadInt64BigEndian(b);
-                int len = BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]);
-                if (len < MinBatchLength || (long)pos + RecordBatchHeader.LogOverhead + len > data.Length) break;
-                if (b[RecordBatchHeader.MagicOffset] != 2 || baseOffset < next) break;
-                int lastDelta = BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.LastOffsetDeltaOffset..]);
-                if (lastDelta < 0) break;
-                int total = RecordBatchHeader.LogOverhead + len;
-                uint crc = BinaryPrimitives.ReadUInt32BigEndian(b[RecordBatchHeader.CrcOffset..]);
-                if (Crc32C.Compute(b[RecordBatchHeader.AttributesOffset..total]) != crc) break;
-                long maxTs = BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..]);
-                IndexBatch(pos, baseOffset, total, maxTs, indexIntervalBytes);
-                next = baseOffset + lastDelta + 1;
-                pos += total;
-            }
-            map.Dispose(trimTo: pos);
-        }
-        _size = pos;
-        NextOffset = next;
-        AppendFinalTimeIndexEntry();
-        _offsetIndex.Flush();
-        _timeIndex.Flush();
-        _offsetIndexEntries = _offsetIndex.Count;
-        _timeIndexEntries = _timeIndex.Count;
-        _offsetIndex.Close();
-        _timeIndex.Close();
-        return fileLength - pos;
-    }
-
-    /// <summary>Makes a loaded or recovered segment the active one: maps log and indexes writable.</summary>
-    public void Activate(int capacity, int indexBytes)
-    {
-        _log = MappedFile.Open(LogPath, Math.Max(capacity, Math.Max(_size, 1)), writable: true, writeThroughFile: true);
-        _offsetIndex.OpenWritable(indexBytes, _offsetIndexEntries);
-        _timeIndex.OpenWritable(indexBytes, _timeIndexEntries);
-        // Bytes after the last index entry are unknown after a load; start counting afresh.
-        _bytesSinceIndex = 0;
-        _active = true;
-    }
-
-    /// <summary>Scans batch headers to find the max timestamp when the time index is empty (old/untracked segment).</summary>
-    public void ComputeMaxTimestampIfMissing()
-    {
-        if (MaxTimestamp >= 0 || Size == 0) return;
-        if (!TryAcquire()) return;
-        try
-        {
-            var data = Data;
-            int pos = 0;
-            while (pos + RecordBatchHeader.Size <= data.Length)
-            {
-                var b = data[pos..];
-                long ts = BinaryPrimitives.ReadInt64BigEndian(b[RecordBatchHeader.MaxTimestampOffset..]);
-                if (ts > MaxTimestamp) { MaxTimestamp = ts; OffsetOfMaxTimestamp = BinaryPrimitives.ReadInt64BigEndian(b); }
-                pos += RecordBatchHeader.LogOverhead + BinaryPrimitives.ReadInt32BigEndian(b[RecordBatchHeader.BatchLengthOffset..]);
-            }
-        }
-        finally { Release(); }
-    }
-
     // ---------------------------------------------------------------- append (partition lock held)
 
     /// <summary>Grows the active mapping so <paramref name="bytes"/> more fit (an oversized first batch).</summary>
@@ -382,6 +172,8 @@ internal sealed class LogSegment
             _offsetIndex.Flush();
             _timeIndex.Flush();
         }
+        // The aborted-transaction index is appended through a FileStream, not the mapping (ProducerState.Log.cs).
+        if (File.Exists(TxnIndexPath)) MappedFile.FsyncPath(TxnIndexPath);
     }
 
     /// <summary>
@@ -402,12 +194,17 @@ internal sealed class LogSegment
         // Not cached: the writable map is dropped by the last reader; later reads map read-only on demand.
     }
 
-    /// <summary>fsyncs the segment's three files by path; works whether or not they are still mapped.</summary>
+    /// <summary>
+    /// fsyncs the segment's files by path (log, both indexes and the <c>.txnindex</c> if any, as Kafka's
+    /// LogSegment.flush); works whether or not they are still mapped. The transaction index must be durable before
+    /// the recovery point passes the segment: a load trusts it and replays producer state only after the snapshot.
+    /// </summary>
     public void FsyncFiles()
     {
         MappedFile.FsyncPath(LogPath);
         MappedFile.FsyncPath(IndexPath);
         MappedFile.FsyncPath(TimeIndexPath);
+        MappedFile.FsyncPath(TxnIndexPath); // absent unless a transaction was aborted here: skipped then
     }
 
     // ---------------------------------------------------------------- reads

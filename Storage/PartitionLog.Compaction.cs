@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace Kayak.Storage;
 
 /// <summary>
@@ -215,9 +217,14 @@ public sealed partial class PartitionLog
             string log = swap[..^SwapSuffix.Length];
             if (!TryParseBaseOffset(Path.GetFileName(log), out long baseOffset)) continue;
             long end = NextOffsetOf(swap, baseOffset);
+            // Kafka's LogLoader logs the same at INFO: "Found log file ... from interrupted swap operation, which is
+            // recoverable from .swap files by renaming" (the swap holds everything the replaced segments held).
+            _log.LogInformation("Found log file {File} ({Bytes} bytes, offsets {From} to {To}) from an interrupted compaction swap; completing it, " +
+                "replacing the segments it covers", swap, new FileInfo(swap).Length, baseOffset, end - 1);
             foreach (var f in Directory.GetFiles(Dir, "*.log"))
             {
                 if (!TryParseBaseOffset(Path.GetFileName(f), out long b) || b <= baseOffset || b >= end) continue;
+                _log.LogInformation("Deleting segment {File}: compacted into {Swap} but not deleted before the crash", f, swap);
                 foreach (var ext in new[] { ".index", ".timeindex", ".txnindex" }) File.Delete(Path.ChangeExtension(f, ext));
                 File.Delete(f);
             }

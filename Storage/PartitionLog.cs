@@ -132,68 +132,6 @@ public sealed partial class PartitionLog
         _segments = [LogSegment.CreateActive(Dir, 0, cfg.SegmentBytes, cfg.SegmentIndexBytes, _cache)];
     }
 
-    /// <summary>
-    /// Loads segments from disk. After a clean shutdown indexes are trusted (sanity-checked) and only the
-    /// active segment's end is located; otherwise every segment from the one holding the recovery point on
-    /// is fully recovered (CRC-checked, torn tail truncated, indexes rebuilt), as Kafka's LogLoader does.
-    /// </summary>
-    internal void Load(bool cleanShutdown, long recoveryPoint, long logStartOffset)
-    {
-        var cfg = Config;
-        var bases = new List<long>();
-        // A .log.swap is a finished compaction output whose swap was interrupted: complete it (Kafka does the
-        // same; PartitionLog.Compaction.cs), its indexes are rebuilt from the new file.
-        CompleteInterruptedSwaps();
-        foreach (var f in Directory.EnumerateFiles(Dir))
-        {
-            string name = Path.GetFileName(f);
-            if (name.EndsWith(".deleted", StringComparison.Ordinal) || name.EndsWith(".cleaned", StringComparison.Ordinal)
-                || name.EndsWith(".swap", StringComparison.Ordinal) || name.EndsWith(".tmp", StringComparison.Ordinal))
-            {
-                File.Delete(f);
-                continue;
-            }
-            if (name.EndsWith(".log", StringComparison.Ordinal) && name.Length == 24 &&
-                long.TryParse(name.AsSpan(0, 20), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long b))
-                bases.Add(b);
-        }
-        bases.Sort();
-        // Index files without a log are leftovers from an interrupted delete.
-        foreach (var f in Directory.EnumerateFiles(Dir, "*index"))
-        {
-            string stem = Path.GetFileNameWithoutExtension(f);
-            if (!File.Exists(Path.Combine(Dir, stem + ".log"))) File.Delete(f);
-        }
-        if (bases.Count == 0)
-        {
-            _segments = [LogSegment.CreateActive(Dir, Math.Max(0, logStartOffset), cfg.SegmentBytes, cfg.SegmentIndexBytes, _cache)];
-            _logStartOffset = _logEndOffset = _recoveryPoint = Math.Max(0, logStartOffset);
-            return;
-        }
-        var segs = new LogSegment[bases.Count];
-        for (int i = 0; i < bases.Count; i++) segs[i] = LogSegment.Existing(Dir, bases[i], _cache);
-        for (int i = 0; i < segs.Length; i++)
-        {
-            var s = segs[i];
-            bool last = i == segs.Length - 1;
-            long nextBase = last ? long.MaxValue : segs[i + 1].BaseOffset;
-            bool needsRecovery = !cleanShutdown && nextBase > recoveryPoint;
-            // Trusted segments still get a cheap header walk from their last index entry: it yields the
-            // exact next offset and catches a file left preallocated or torn despite the checkpoint.
-            if (needsRecovery || !s.TryLoadIndexes() || !s.TryFindEnd())
-                s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
-            if (!last) s.ComputeMaxTimestampIfMissing();
-        }
-        var active = segs[^1];
-        active.Activate(Math.Max(cfg.SegmentBytes, active.Size), cfg.SegmentIndexBytes);
-        active.RollStartMs = active.Size > 0 ? NowMs() : -1;
-        _segments = segs;
-        _logEndOffset = active.NextOffset;
-        _logStartOffset = Math.Max(segs[0].BaseOffset, Math.Min(logStartOffset, _logEndOffset));
-        _recoveryPoint = _logEndOffset;
-        RebuildProducerState(cleanShutdown); // idempotent/transactional producers: ProducerState.Log.cs
-    }
-
     // ---------------------------------------------------------------- append
 
     /// <summary>
@@ -380,11 +318,14 @@ public sealed partial class PartitionLog
         // keeps the flushes in order so the recovery point never passes an unsynced segment. The produce
         // request that triggered the roll does not wait for the fsync of up to segment.bytes of dirty data.
         long rp = fresh.BaseOffset;
+        WriteRollSnapshotLocked(rp); // Kafka's roll takes a producer snapshot too: a crash replays from here (PartitionLog.Snapshots.cs)
+        string snapshot = SnapshotPath(rp);
         _rollFlushes = _rollFlushes.ContinueWith(_ =>
         {
             try
             {
                 old.FsyncFiles();
+                MappedFile.FsyncPath(snapshot);
                 AdvanceRecoveryPoint(rp);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // recovery point stays put: the next start rescans from there
@@ -393,6 +334,14 @@ public sealed partial class PartitionLog
     }
 
     private Task _rollFlushes = Task.CompletedTask;
+
+    /// <summary>Tests and the restart benchmark: waits until every rolled segment is fsynced and the recovery point moved past it.</summary>
+    internal void WaitForRollFlushes()
+    {
+        Task pending;
+        lock (_lock) pending = _rollFlushes;
+        pending.Wait();
+    }
 
     private void AdvanceRecoveryPoint(long offset)
     {
@@ -572,6 +521,7 @@ public sealed partial class PartitionLog
         Volatile.Write(ref _segments, segs);
         if (segs[0].BaseOffset > _logStartOffset) Volatile.Write(ref _logStartOffset, segs[0].BaseOffset);
         for (int i = 0; i < n; i++) old[i].Delete();
+        DeleteSnapshotsBelow(segs[0].BaseOffset);
         ProducerState.TruncateAbortedBefore(_logStartOffset);
         return n;
     }

@@ -49,6 +49,8 @@ public sealed class BrokerConfig
     public long LogRetentionCheckIntervalMs { get; }
     public long LogFlushIntervalMessages { get; }
     public long LogFlushIntervalMs { get; }
+    /// <summary>log.flush.offset.checkpoint.interval.ms: period of the recovery-point checkpoint (Kafka's default 60 s).</summary>
+    public int LogFlushOffsetCheckpointIntervalMs { get; }
     public int MessageMaxBytes { get; }
     public int SocketRequestMaxBytes { get; }
     /// <summary>queued.max.request.bytes: request bytes held at once across connections; ≤ 0 means no cap (Kafka's -1).</summary>
@@ -108,6 +110,7 @@ public sealed class BrokerConfig
         LogRetentionCheckIntervalMs = GetLong("log.retention.check.interval.ms");
         LogFlushIntervalMessages = GetLong("log.flush.interval.messages");
         LogFlushIntervalMs = Has("log.flush.interval.ms") ? GetLong("log.flush.interval.ms") : GetLong("log.flush.scheduler.interval.ms");
+        LogFlushOffsetCheckpointIntervalMs = GetInt("log.flush.offset.checkpoint.interval.ms");
         MessageMaxBytes = GetInt("message.max.bytes");
         SocketRequestMaxBytes = GetInt("socket.request.max.bytes");
         QueuedMaxRequestBytes = GetLong("queued.max.request.bytes");

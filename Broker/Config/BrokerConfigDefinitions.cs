@@ -31,6 +31,8 @@ public static class BrokerConfigDefinitions
         new("log.flush.interval.messages", ConfigType.Long, Max.ToString(), Min: 1),
         new("log.flush.interval.ms", ConfigType.Long, null, Min: 0),
         new("log.flush.scheduler.interval.ms", ConfigType.Long, Max.ToString()),
+        // How often recovery points are checkpointed: a crash recovers the segments written since (issue 15, K7).
+        new("log.flush.offset.checkpoint.interval.ms", ConfigType.Int, "60000", Min: 0),
         new("message.max.bytes", ConfigType.Int, "1048588", Min: 0),
         new("socket.request.max.bytes", ConfigType.Int, "104857600", Min: 1),
         // Kafka's cap on request bytes held by the broker at once (-1: none); connections stop being read while it is reached.
