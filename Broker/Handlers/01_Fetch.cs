@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging;
 // Fetch (key 1), v0-17. Serves stored batches straight from mapped segment memory (no decode, no
 // copy until the socket write). Limits: PartitionMaxBytes per partition and MaxBytes (v3+) per response,
 // always at least one whole batch for the first partition with data (KIP-74). Long poll: when fewer than
@@ -16,23 +15,27 @@ using Microsoft.Extensions.Logging;
 using System.Buffers;
 using Kayak.Broker.Fetching;
 using Kayak.Broker.Services;
+using Kayak.Broker.Network;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Protocol.Records;
 using Kayak.Storage;
+using Microsoft.Extensions.Logging;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger) : ApiHandler<FetchRequest>
+internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger) : IApiHandler
 {
-    public override ApiKey Key => ApiKey.Fetch;
+    public ApiKey Key => ApiKey.Fetch;
 
-    protected override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, FetchRequest request)
+    /// <summary>The response and the log slices it references (see <see cref="HandlerResult"/>).</summary>
+    public async ValueTask<HandlerResult> HandleAsync(RequestContext context, IApiMessage message)
     {
+        var request = (FetchRequest)message;
         short version = context.ApiVersion;
         var (targets, session, incremental, error) = ResolveTargets(request, version);
         if (error != ErrorCode.None)
-            return new FetchResponse { SessionId = 0 }.SetError(error);
+            return new HandlerResult(new FetchResponse { SessionId = 0 }.SetError(error));
 
         bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         var results = new PartitionResult[targets.Count];
@@ -56,7 +59,9 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             }
         }
 
-        return BuildResponse(context, version, targets, results, session, incremental, readCommitted);
+        var segments = new ResponseSegments();
+        var response = BuildResponse(version, targets, results, session, incremental, readCommitted, segments);
+        return new HandlerResult(response, segments);
     }
 
     private readonly struct FetchTarget
@@ -263,7 +268,11 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         return woke;
     }
 
-    private static FetchResponse BuildResponse(RequestContext context, short version, List<FetchTarget> targets, PartitionResult[] results, FetchSession? session, bool incremental, bool readCommitted)
+    /// <summary>
+    /// The response; every slice read is handed to <paramref name="segments"/> when the response carries its memory
+    /// as read (to be sent by reference and released after sending), and released at once otherwise.
+    /// </summary>
+    private static FetchResponse BuildResponse(short version, List<FetchTarget> targets, PartitionResult[] results, FetchSession? session, bool incremental, bool readCommitted, ResponseSegments segments)
     {
         var response = new FetchResponse { SessionId = session?.Id ?? 0 };
         FetchResponse.FetchableTopicResponse? current = null;
@@ -271,7 +280,8 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         {
             var t = targets[i];
             ref var r = ref results[i];
-            if (r.Slice is not null) context.DisposeAfterSend(r.Slice);
+            var slice = r.Slice;
+            r.Slice = null;
             var cached = t.Cached;
             if (cached is not null)
             {
@@ -281,7 +291,7 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
                 cached.SentHighWatermark = r.HighWatermark;
                 cached.SentLogStartOffset = r.LogStartOffset;
                 cached.SentLastStableOffset = r.LastStableOffset;
-                if (incremental && !changed) continue;
+                if (incremental && !changed) { slice?.Dispose(); continue; }
             }
             if (current is null || current.Topic != (t.TopicName ?? "") || current.TopicId != t.TopicId)
             {
@@ -291,6 +301,11 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             var records = r.Records;
             var error = r.Error;
             if (version < 4 && records.Length > 0) records = DownConvert(records, version < 2 ? (byte)0 : (byte)1, ref error);
+            if (slice is not null)
+            {
+                if (records.Equals(slice.Data)) segments.Add(records, slice);
+                else slice.Dispose(); // down-converted: the response holds a copy, not the mapping
+            }
             current.Partitions.Add(new FetchResponse.PartitionData
             {
                 PartitionIndex = t.Partition,

@@ -199,7 +199,7 @@ internal sealed class Connection
             header.Read(ref reader, 1);
             _memory.Return(frame);
             var response = Handlers.ApiVersionsHandler.UnsupportedVersionResponse();
-            return new PendingResponse(header.CorrelationId, apiKey, 0, new ValueTask<IApiMessage?>(response), null, null);
+            return new PendingResponse(header.CorrelationId, apiKey, 0, new ValueTask<HandlerResult>(new HandlerResult(response)), null);
         }
 
         header.Read(ref reader, ApiMessageTypes.RequestHeaderVersion(apiKey, version));
@@ -215,7 +215,7 @@ internal sealed class Connection
             ClientAddress = _socket.RemoteEndPoint,
             ConnectionClosed = _closed.Token,
         };
-        ValueTask<IApiMessage?> task;
+        ValueTask<HandlerResult> task;
         try
         {
             task = _broker.Handlers.Get(apiKey).HandleAsync(context, request);
@@ -234,13 +234,13 @@ internal sealed class Connection
         if (task.IsCompleted)
         {
             _memory.Return(frame);
-            return new PendingResponse(header.CorrelationId, apiKey, version, task, null, context);
+            return new PendingResponse(header.CorrelationId, apiKey, version, task, null);
         }
-        return new PendingResponse(header.CorrelationId, apiKey, version, task, frame, context);
+        return new PendingResponse(header.CorrelationId, apiKey, version, task, frame);
     }
 
     /// <summary>Marks an asynchronous handler's failure as the broker's, whatever its type (see HandlerFailedException).</summary>
-    private static async ValueTask<IApiMessage?> Guard(ValueTask<IApiMessage?> task, ApiKey apiKey)
+    private static async ValueTask<HandlerResult> Guard(ValueTask<HandlerResult> task, ApiKey apiKey)
     {
         try { return await task.ConfigureAwait(false); }
         catch (Exception e) when (e is not (ProtocolException or OperationCanceledException)) { throw new HandlerFailedException(apiKey, e); }
@@ -256,34 +256,31 @@ internal sealed class Connection
             {
                 while (reader.TryRead(out var pending))
                 {
-                    IApiMessage? response;
+                    HandlerResult result;
                     try
                     {
-                        response = await pending.Task.ConfigureAwait(false);
-                    }
-                    catch
-                    {
-                        pending.Context?.ResponseSent();
-                        throw;
+                        result = await pending.Task.ConfigureAwait(false);
                     }
                     finally
                     {
                         if (pending.Frame is not null) _memory.Return(pending.Frame);
                     }
-                    if (response is null) { pending.Context?.ResponseSent(); continue; }
+                    var response = result.Message;
+                    var segments = result.Segments;
+                    if (response is null) { segments?.Dispose(); continue; }
                     // Test fault hook (KafkaBrokerOptions.DropConnectionBeforeResponse): the request took effect
                     // but its response is lost with the connection, as when a network cut hits mid-request.
                     if (_broker.DropConnectionBeforeResponse?.Invoke(pending.ApiKey) == true)
                     {
-                        pending.Context?.ResponseSent();
+                        segments?.Dispose();
                         throw new IOException("Connection dropped by fault injection");
                     }
-                    var spliced = SplicedResponse.For(response, pending.Context);
-                    if (spliced is not null)
+                    if (segments is { WorthSplicing: true })
                     {
                         // Large records go to the socket straight from the log mapping: flush what the pipe holds
-                        // (earlier responses) first so responses stay in request order, and release the mapped
-                        // slices only after the send completed.
+                        // (earlier responses) first so responses stay in request order, and release the response's
+                        // segments only after the send completed.
+                        var spliced = new SplicedResponse(segments);
                         try
                         {
                             WriteResponse(spliced, pending, response);
@@ -294,7 +291,7 @@ internal sealed class Connection
                         finally
                         {
                             spliced.Dispose();
-                            pending.Context?.ResponseSent();
+                            segments.Dispose();
                         }
                         continue;
                     }
@@ -304,7 +301,7 @@ internal sealed class Connection
                     }
                     finally
                     {
-                        pending.Context?.ResponseSent();
+                        segments?.Dispose(); // copied into the pipe: the mapping is no longer needed
                     }
                     // Flush when the pipeline is drained; pipelined responses share one write.
                     if (!reader.TryPeek(out _) || writer.UnflushedBytes > 256 * 1024)
@@ -326,9 +323,8 @@ internal sealed class Connection
             // Drain remaining pending responses so their frames return to the pool.
             while (reader.TryRead(out var rest))
             {
-                try { await rest.Task.ConfigureAwait(false); } catch { /* connection is closing */ }
+                try { (await rest.Task.ConfigureAwait(false)).Segments?.Dispose(); } catch { /* connection is closing */ }
                 if (rest.Frame is not null) _memory.Return(rest.Frame);
-                rest.Context?.ResponseSent();
             }
         }
     }
@@ -345,7 +341,7 @@ internal sealed class Connection
         writer.Flush();
     }
 
-    private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<IApiMessage?> Task, byte[]? Frame, RequestContext? Context);
+    private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<HandlerResult> Task, byte[]? Frame);
 }
 
 /// <summary>

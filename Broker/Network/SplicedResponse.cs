@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Kayak.Broker.Handlers;
 using Kayak.Protocol;
@@ -19,55 +18,30 @@ namespace Kayak.Broker.Network;
 /// kernel socket buffer); now once, and on Linux not at all for records whose segment file is known
 /// (<see cref="FetchSlice.TryGetFile"/>): those go out with sendfile(2), which attaches page-cache pages to the
 /// socket buffers like Kafka's FileChannel.transferTo. The caller keeps the mapped slices alive
-/// (RequestContext.DisposeAfterSend) until <see cref="SendAsync"/> has completed.
+/// (the response's <see cref="ResponseSegments"/>) until <see cref="SendAsync"/> has completed.
 /// </summary>
 internal sealed class SplicedResponse : IBufferWriter<byte>, IByReferenceBufferWriter, IDisposable
 {
-    private readonly List<ReadOnlyMemory<byte>> _candidates;
-    private readonly RequestContext? _context;
+    private readonly ResponseSegments _segments;
     // Parts in send order: Length > 0 with Reference default = _buffer[Start..Start+Length]; otherwise Reference.
     private readonly List<Part> _parts = new();
     private byte[] _buffer;
     private int _written;
     private int _partStart;
 
-    private SplicedResponse(List<ReadOnlyMemory<byte>> candidates, RequestContext? context)
+    /// <summary>A writer for a response that owns <paramref name="segments"/>; records fields that are one of them go by reference.</summary>
+    public SplicedResponse(ResponseSegments segments)
     {
-        _candidates = candidates;
-        _context = context;
+        _segments = segments;
         _buffer = ArrayPool<byte>.Shared.Rent(4096);
     }
 
-    /// <summary>
-    /// A spliced writer when the response carries at least one records field worth sending by reference; null
-    /// otherwise. <paramref name="context"/> holds the fetched slices (matched to records fields by address and
-    /// length) whose segment files allow sendfile.
-    /// </summary>
-    public static SplicedResponse? For(IApiMessage response, RequestContext? context)
+    public bool TryWriteByReference(ReadOnlyMemory<byte> records)
     {
-        if (response is not FetchResponse fetch) return null;
-        List<ReadOnlyMemory<byte>>? candidates = null;
-        foreach (var topic in fetch.Responses)
-            foreach (var p in topic.Partitions)
-                if (p.Records is { Length: >= IByReferenceBufferWriter.MinimumLength } r)
-                    (candidates ??= new List<ReadOnlyMemory<byte>>()).Add(r);
-        return candidates is null ? null : new SplicedResponse(candidates, context);
-    }
-
-    public bool TryWriteByReference(ReadOnlySpan<byte> data)
-    {
-        // The writer only hands us a span; find the records field it came from (same address and length).
-        ref byte start = ref MemoryMarshal.GetReference(data);
-        foreach (var c in _candidates)
-        {
-            if (c.Length == data.Length && Unsafe.AreSame(ref MemoryMarshal.GetReference(c.Span), ref start))
-            {
-                EndBufferedPart();
-                _parts.Add(new Part(0, 0, c, _context?.FindFetchSlice(c)));
-                return true;
-            }
-        }
-        return false;
+        if (!_segments.TryFind(records, out var slice)) return false;
+        EndBufferedPart();
+        _parts.Add(new Part(0, 0, records, slice));
+        return true;
     }
 
     public void Advance(int count) => _written += count;

@@ -450,8 +450,8 @@ public sealed partial class FetchResponse : IApiMessage
             {
                 if (PreferredReadReplica != -1) throw new UnsupportedVersionException($"Field PreferredReadReplica in FetchResponse cannot be written at version {version}.");
             }
-            if (version >= 12) writer.WriteCompactNullableBytes(Records.GetValueOrDefault().Span, !Records.HasValue);
-            else writer.WriteNullableBytes(Records.GetValueOrDefault().Span, !Records.HasValue);
+            if (version >= 12) writer.WriteCompactNullableRecords(Records);
+            else writer.WriteNullableRecords(Records);
             if (version >= 12)
             {
                 var _unknown = UnknownTaggedFields;

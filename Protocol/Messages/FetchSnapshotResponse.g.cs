@@ -293,7 +293,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             {
                 throw new ProtocolException($"Null value for non-nullable field UnalignedRecords in FetchSnapshotResponse at version {version}.");
             }
-            writer.WriteCompactNullableBytes(UnalignedRecords.GetValueOrDefault().Span, !UnalignedRecords.HasValue);
+            writer.WriteCompactNullableRecords(UnalignedRecords);
             var _unknown = UnknownTaggedFields;
             TaggedFieldSupport.EnsureSorted(_unknown);
             int _numTagged = _unknown?.Count ?? 0;

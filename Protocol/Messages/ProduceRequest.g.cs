@@ -227,8 +227,8 @@ public sealed partial class ProduceRequest : IApiMessage
         public void Write(ref KafkaWriter writer, short version)
         {
             writer.WriteInt32(Index);
-            if (version >= 9) writer.WriteCompactNullableBytes(Records.GetValueOrDefault().Span, !Records.HasValue);
-            else writer.WriteNullableBytes(Records.GetValueOrDefault().Span, !Records.HasValue);
+            if (version >= 9) writer.WriteCompactNullableRecords(Records);
+            else writer.WriteNullableRecords(Records);
             if (version >= 9)
             {
                 var _unknown = UnknownTaggedFields;

@@ -260,7 +260,7 @@ public sealed partial class ShareFetchResponse : IApiMessage
             writer.WriteInt16(AcknowledgeErrorCode);
             writer.WriteCompactNullableString(global::Kayak.Protocol.FreeText.Fit(AcknowledgeErrorMessage));
             CurrentLeader.Write(ref writer, version);
-            writer.WriteCompactNullableBytes(Records.GetValueOrDefault().Span, !Records.HasValue);
+            writer.WriteCompactNullableRecords(Records);
             {
                 writer.WriteCompactArrayLength(AcquiredRecords.Count);
                 foreach (var _e27 in AcquiredRecords)

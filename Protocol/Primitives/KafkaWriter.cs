@@ -80,17 +80,9 @@ public ref struct KafkaWriter
     public void WriteVarInt(int v) => WriteUnsignedVarInt((uint)((v << 1) ^ (v >> 31)));
     public void WriteVarLong(long v) => WriteUnsignedVarLong((ulong)((v << 1) ^ (v >> 63)));
 
-    /// <summary>
-    /// Raw bytes, copied in chunks so a large records field never needs one huge span. An output implementing
-    /// <see cref="IByReferenceBufferWriter"/> may take a large field by reference instead (no copy).
-    /// </summary>
+    /// <summary>Raw bytes, copied in chunks so a large field never needs one huge span.</summary>
     public void WriteRaw(ReadOnlySpan<byte> data)
     {
-        if (data.Length >= IByReferenceBufferWriter.MinimumLength && _output is IByReferenceBufferWriter byRef)
-        {
-            Flush();
-            if (byRef.TryWriteByReference(data)) { _flushed += data.Length; return; }
-        }
         while (!data.IsEmpty)
         {
             if (_span.Length - _pos == 0) Grow(Math.Min(data.Length, 1 << 16));
@@ -151,6 +143,36 @@ public ref struct KafkaWriter
         if (isNull) { WriteUnsignedVarInt(0); return; }
         WriteUnsignedVarInt((uint)v.Length + 1);
         WriteRaw(v);
+    }
+
+    /// <summary>A records field (nullable bytes): see <see cref="WriteRecordsBody"/>.</summary>
+    public void WriteNullableRecords(ReadOnlyMemory<byte>? v)
+    {
+        if (v is not { } records) { WriteInt32(-1); return; }
+        WriteInt32(records.Length);
+        WriteRecordsBody(records);
+    }
+
+    /// <summary>A records field in a flexible version (compact nullable bytes): see <see cref="WriteRecordsBody"/>.</summary>
+    public void WriteCompactNullableRecords(ReadOnlyMemory<byte>? v)
+    {
+        if (v is not { } records) { WriteUnsignedVarInt(0); return; }
+        WriteUnsignedVarInt((uint)records.Length + 1);
+        WriteRecordsBody(records);
+    }
+
+    /// <summary>
+    /// A records field's bytes. An output implementing <see cref="IByReferenceBufferWriter"/> is offered the memory
+    /// itself first and may send it by reference (zero copy) if it owns a segment for exactly that memory; else copied.
+    /// </summary>
+    private void WriteRecordsBody(ReadOnlyMemory<byte> records)
+    {
+        if (records.Length >= IByReferenceBufferWriter.MinimumLength && _output is IByReferenceBufferWriter byRef)
+        {
+            Flush();
+            if (byRef.TryWriteByReference(records)) { _flushed += records.Length; return; }
+        }
+        WriteRaw(records.Span);
     }
 
     public void WriteArrayLength(int count) => WriteInt32(count);
@@ -278,8 +300,9 @@ public interface IByReferenceBufferWriter
     public const int MinimumLength = 32 * 1024;
 
     /// <summary>
-    /// Called with everything written so far committed (Advance). True when the output took <paramref name="data"/>
-    /// by reference (it recognised the memory and keeps it alive until sent); false to have it copied.
+    /// Called with everything written so far committed (Advance), for a records field. True when the output took
+    /// <paramref name="records"/> by reference — it holds a segment for exactly this memory (same memory object,
+    /// start and length) that stays alive until sent; false to have the bytes copied.
     /// </summary>
-    bool TryWriteByReference(ReadOnlySpan<byte> data);
+    bool TryWriteByReference(ReadOnlyMemory<byte> records);
 }

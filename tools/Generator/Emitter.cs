@@ -497,8 +497,8 @@ internal sealed class Emitter
                 break;
             case "records":
                 NullCheckAfter(nullOk, f, x);
-                WriteIf(compact, $"writer.WriteCompactNullableBytes({x}.GetValueOrDefault().Span, !{x}.HasValue);",
-                    $"writer.WriteNullableBytes({x}.GetValueOrDefault().Span, !{x}.HasValue);");
+                // The memory itself, so an output that owns it (a fetched log segment) can send it without a copy.
+                WriteIf(compact, $"writer.WriteCompactNullableRecords({x});", $"writer.WriteNullableRecords({x});");
                 break;
             default:
                 w.Line($"writer.Write{Prim[type].Method}({x});");

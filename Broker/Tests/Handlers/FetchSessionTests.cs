@@ -31,9 +31,12 @@ public class FetchSessionTests
 
     private static async Task<FetchResponse> Fetch(FetchHandler handler, FetchRequest request, short version = Version)
     {
-        var context = ServiceHarness.Context(ApiKey.Fetch, version);
-        var response = await ServiceHarness.Call<FetchResponse>(handler, context, request);
-        context.ResponseSent(); // what the connection does once written: the fetched slices are released
+        var result = await handler.HandleAsync(ServiceHarness.Context(ApiKey.Fetch, version), request);
+        var response = (FetchResponse)result.Message!;
+        // The response owns the slices it carries: exactly one segment per partition with records.
+        int withRecords = response.Responses.Sum(t => t.Partitions.Count(p => p.Records is { Length: > 0 } r && (result.Segments?.TryFind(r, out _) ?? false)));
+        Assert.That(withRecords, Is.EqualTo(response.Responses.Sum(t => t.Partitions.Count(p => p.Records is { Length: > 0 }))));
+        result.Segments?.Dispose(); // what the connection does once written: the fetched slices are released
         return response;
     }
 

@@ -82,7 +82,7 @@ public class ProduceHandlerTests
         Assert.That(internalTopic.ErrorMessage, Does.Contain("internal topic"));
 
         var none = await handler.HandleAsync(ServiceHarness.Context(ApiKey.Produce, 9), Request(0, "t", 0, ServiceHarness.Batch(4)));
-        Assert.That(none, Is.Null, "acks=0 has no response");
+        Assert.That(none.Message, Is.Null, "acks=0 has no response");
         Assert.That(topic.Partitions[0].LogEndOffset, Is.EqualTo(4), "but is appended");
     }
 

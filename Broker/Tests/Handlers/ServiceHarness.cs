@@ -63,8 +63,8 @@ internal sealed class ServiceHarness : IDisposable
     public static async Task<TResponse> Call<TResponse>(IApiHandler handler, RequestContext context, IApiMessage request)
         where TResponse : class, IApiMessage
     {
-        var response = await handler.HandleAsync(context, request);
-        return (TResponse)response!;
+        var result = await handler.HandleAsync(context, request);
+        return (TResponse)result.Message!;
     }
 
     public void Dispose()
