@@ -11,16 +11,17 @@ using Microsoft.Extensions.Logging;
 namespace Kayak.Broker.Network;
 
 /// <summary>
-/// One client connection. The read loop frames requests (4-byte size prefix), decodes the header
-/// and body, and starts the handler; a write loop sends the responses strictly in request order,
-/// as Kafka's clients require for pipelined requests. At most <see cref="MaxInFlight"/> requests
+/// One client connection over an <see cref="IConnectionTransport"/> (a TCP socket; a stream: TLS, in-memory). The
+/// read loop frames requests (4-byte size prefix), decodes the header and body, and starts the handler; a write loop
+/// sends the responses strictly in request order, as Kafka's clients require for pipelined requests, handing
+/// responses that own log segments to the transport to send without a copy where it can. At most <see cref="MaxInFlight"/> requests
 /// are outstanding per connection, so a client that never reads its responses cannot grow memory.
 /// </summary>
 internal sealed class Connection
 {
     private const int MaxInFlight = 64;
 
-    private readonly Socket _socket;
+    private readonly IConnectionTransport _transport;
     private readonly BrokerState _broker;
     private readonly ILogger _log;
     private readonly RequestMemory _memory;
@@ -28,9 +29,9 @@ internal sealed class Connection
     private readonly Channel<PendingResponse> _responses =
         Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxInFlight) { SingleReader = true, SingleWriter = true });
 
-    public Connection(Socket socket, BrokerState broker, ILogger log)
+    public Connection(IConnectionTransport transport, BrokerState broker, ILogger log)
     {
-        _socket = socket;
+        _transport = transport;
         _broker = broker;
         _log = log;
         _memory = broker.RequestMemory;
@@ -40,8 +41,7 @@ internal sealed class Connection
 
     public async Task RunAsync()
     {
-        _socket.NoDelay = true;
-        var stream = new NetworkStream(_socket, ownsSocket: true);
+        var stream = _transport.Stream;
         var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024));
         var writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
         var writeLoop = WriteLoopAsync(writer);
@@ -75,14 +75,14 @@ internal sealed class Connection
         _closed.Cancel();
         await reader.CompleteAsync().ConfigureAwait(false);
         await writer.CompleteAsync().ConfigureAwait(false);
-        await stream.DisposeAsync().ConfigureAwait(false);
+        await _transport.DisposeAsync().ConfigureAwait(false);
         // _closed is not disposed: Close() may race with the end of RunAsync, and a CancellationTokenSource
         // without timers holds nothing that needs disposing.
     }
 
     private string SafeRemote()
     {
-        try { return _socket.RemoteEndPoint?.ToString() ?? "?"; } catch { return "?"; }
+        try { return _transport.RemoteEndPoint?.ToString() ?? "?"; } catch { return "?"; }
     }
 
     private async Task ReadLoopAsync(PipeReader reader)
@@ -143,7 +143,7 @@ internal sealed class Connection
                         _memory.Return(big);
                         big = grown;
                     }
-                    int n = await _socket.ReceiveAsync(big.AsMemory(got, Math.Min(directSize, big.Length) - got), SocketFlags.None, token).ConfigureAwait(false);
+                    int n = await _transport.ReceiveAsync(big.AsMemory(got, Math.Min(directSize, big.Length) - got), token).ConfigureAwait(false);
                     if (n == 0) return; // client closed mid-request
                     got += n;
                 }
@@ -212,7 +212,7 @@ internal sealed class Connection
             ApiVersion = version,
             CorrelationId = header.CorrelationId,
             ClientId = header.ClientId,
-            ClientAddress = _socket.RemoteEndPoint,
+            ClientAddress = _transport.RemoteEndPoint,
             ConnectionClosed = _closed.Token,
         };
         ValueTask<HandlerResult> task;
@@ -249,7 +249,6 @@ internal sealed class Connection
     private async Task WriteLoopAsync(PipeWriter writer)
     {
         var reader = _responses.Reader;
-        bool useSendFile = SendFile.ShouldUse(_socket);
         try
         {
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
@@ -286,7 +285,7 @@ internal sealed class Connection
                             WriteResponse(spliced, pending, response);
                             var flushed = await writer.FlushAsync().ConfigureAwait(false);
                             if (flushed.IsCompleted) return;
-                            await spliced.SendAsync(_socket, useSendFile, _closed.Token).ConfigureAwait(false);
+                            await _transport.SendAsync(spliced, _closed.Token).ConfigureAwait(false);
                         }
                         finally
                         {
@@ -319,7 +318,7 @@ internal sealed class Connection
             else if (e is not (IOException or SocketException or OperationCanceledException or ObjectDisposedException))
                 _log.LogError(e, "Error writing response to {Client}; closing connection", SafeRemote());
             _closed.Cancel();
-            try { _socket.Shutdown(SocketShutdown.Both); } catch { /* already gone */ }
+            _transport.Abort();
             // Drain remaining pending responses so their frames return to the pool.
             while (reader.TryRead(out var rest))
             {

@@ -76,7 +76,7 @@ internal sealed class Listener : IAsyncDisposable
             {
                 return;
             }
-            var connection = new Connection(client, _broker, _log);
+            var connection = new Connection(new SocketTransport(client), _broker, _log);
             // Registered before it runs, so DisposeAsync sees it; its task replaces the placeholder only if the
             // connection has not already ended and removed itself (a plain store here would put a finished
             // connection back into the table for good).

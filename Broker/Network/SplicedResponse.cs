@@ -100,6 +100,18 @@ internal sealed class SplicedResponse : IBufferWriter<byte>, IByReferenceBufferW
         }
     }
 
+    /// <summary>Writes every part in order into a stream transport (TLS, in-memory): records copied once, into the stream.</summary>
+    public async ValueTask WriteToAsync(Stream stream, CancellationToken cancel)
+    {
+        EndBufferedPart();
+        foreach (var part in _parts)
+        {
+            var bytes = part.Length > 0 ? _buffer.AsMemory(part.Start, part.Length) : part.Reference;
+            await stream.WriteAsync(bytes, cancel).ConfigureAwait(false);
+        }
+        await stream.FlushAsync(cancel).ConfigureAwait(false);
+    }
+
     public void Dispose()
     {
         var b = _buffer;

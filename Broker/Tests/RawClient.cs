@@ -12,8 +12,8 @@ namespace Kayak.Broker.Tests;
 /// </summary>
 internal sealed class RawClient : IDisposable
 {
-    private readonly TcpClient _tcp;
-    private readonly NetworkStream _stream;
+    private readonly TcpClient? _tcp;
+    private readonly Stream _stream;
     private int _correlationId;
 
     private RawClient(TcpClient tcp)
@@ -21,6 +21,11 @@ internal sealed class RawClient : IDisposable
         _tcp = tcp;
         _stream = tcp.GetStream();
     }
+
+    private RawClient(Stream stream) { _stream = stream; }
+
+    /// <summary>A client over any stream (an in-memory transport).</summary>
+    public static RawClient Over(Stream stream) => new(stream);
 
     public static async Task<RawClient> ConnectAsync(string bootstrap)
     {
@@ -119,7 +124,7 @@ internal sealed class RawClient : IDisposable
     public void Dispose()
     {
         _stream.Dispose();
-        _tcp.Dispose();
+        _tcp?.Dispose();
     }
 }
 
