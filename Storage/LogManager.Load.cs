@@ -1,0 +1,160 @@
+using System.Globalization;
+using Kayak.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace Kayak.Storage;
+
+/// <summary>Loading a log dir: every partition dir's metadata files read and checked per topic (issue 15, K1).</summary>
+public sealed partial class LogManager
+{
+    /// <summary>One partition dir found at load, with what its two metadata files said.</summary>
+    private sealed class FoundPartition(string path, string topic, int partition)
+    {
+        public string Path { get; } = path;
+        public string Topic { get; } = topic;
+        public int Partition { get; } = partition;
+        public MetadataFileState Json, Meta;
+        public string JsonName = "";
+        public Uuid JsonId, MetaId;
+        public Dictionary<string, string> Overrides = null!;
+        public string? JsonProblem, MetaProblem;
+    }
+
+    /// <summary>
+    /// Loads one log dir. Every partition dir's metadata is read first and checked per topic, so that one torn
+    /// <c>kayak-topic.json</c> is repaired from a sibling partition's copy (the same file is kept in every partition
+    /// dir), and a topic whose metadata cannot be recovered stops the load with an error naming the file instead of
+    /// the topic silently vanishing (issue 15, K1; Kafka takes such a log dir offline rather than lose data).
+    /// </summary>
+    private void LoadDirectory(LogDirectory ld)
+    {
+        bool clean = File.Exists(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile));
+        var recoveryPoints = ld.ReadCheckpoint(LogDirectory.RecoveryPointFile);
+        var logStarts = ld.ReadCheckpoint(LogDirectory.LogStartOffsetFile);
+        var byTopic = new Dictionary<string, List<FoundPartition>>(StringComparer.Ordinal);
+        foreach (var sub in Directory.EnumerateDirectories(ld.Path))
+        {
+            string dirName = System.IO.Path.GetFileName(sub);
+            if (dirName.EndsWith("-delete", StringComparison.Ordinal)) { TryDeleteDirectory(sub); continue; }
+            int dash = dirName.LastIndexOf('-');
+            if (dash <= 0 || !int.TryParse(dirName.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int partition)) continue;
+            var found = new FoundPartition(sub, dirName[..dash], partition);
+            found.Json = TopicMetadataFiles.ReadTopicFile(sub, out found.JsonName, out found.JsonId, out found.Overrides, out found.JsonProblem);
+            found.Meta = TopicMetadataFiles.ReadPartitionMetadata(sub, out found.MetaId, out found.MetaProblem);
+            if (found.Json == MetadataFileState.Missing && found.Meta == MetadataFileState.Missing)
+            {
+                // Neither file: a create or delete a crash interrupted (the metadata is written before any segment),
+                // or a directory that is not ours. Remove it only if it holds no record bytes.
+                if (!TopicMetadataFiles.HoldsNoData(sub))
+                    throw new StorageErrorException(StorageError.KafkaStorageError,
+                        $"Partition directory {sub} holds log data but has neither {PartitionMetadataFile} nor {TopicConfigFile}; " +
+                        "refusing to load it (its data is kept). Restore the files, or move the directory out of the log dir.");
+                _log.LogWarning("Removing partition directory {Dir}: it has no metadata and no data (a topic create or delete interrupted by a crash)", sub);
+                TryDeleteDirectory(sub);
+                continue;
+            }
+            if (!byTopic.TryGetValue(found.Topic, out var list)) byTopic[found.Topic] = list = [];
+            list.Add(found);
+        }
+
+        foreach (var (topicName, found) in byTopic)
+        {
+            var (id, overrides) = ResolveTopicMetadata(topicName, found);
+            if (!_byName.TryGetValue(topicName, out var topic))
+            {
+                TopicConfig cfg;
+                try { cfg = new TopicConfig(overrides, _options); }
+                catch (ConfigException e)
+                {
+                    // A config this version no longer accepts: say so instead of changing the topic's behaviour silently.
+                    _log.LogWarning("Topic {Topic}: ignoring its stored config overrides ({Error}); using broker defaults", topicName, e.Message);
+                    cfg = new TopicConfig(null, _options);
+                }
+                topic = new TopicLog(topicName, id, cfg);
+                _byName[topicName] = topic;
+                _byId[id] = topic;
+            }
+            else if (topic.TopicId != id)
+                throw new StorageErrorException(StorageError.KafkaStorageError, $"Partitions of {topicName} disagree on the topic id");
+
+            foreach (var f in found)
+            {
+                var parts = topic.PartitionArray;
+                if (f.Partition >= parts.Length)
+                {
+                    Array.Resize(ref parts, f.Partition + 1);
+                    topic.SetPartitions(parts);
+                }
+                if (parts[f.Partition] is not null) throw new StorageErrorException(StorageError.KafkaStorageError, $"Duplicate directory for {System.IO.Path.GetFileName(f.Path)}");
+                var log = new PartitionLog(topic, f.Partition, f.Path, ld, _options, _cache);
+                var key = (topicName, f.Partition);
+                log.Load(clean, recoveryPoints.GetValueOrDefault(key, 0), logStarts.GetValueOrDefault(key, 0));
+                parts[f.Partition] = log;
+                ld.Add(log);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The topic id and config overrides of one topic's partition dirs: every readable file must agree; a torn or
+    /// missing file is rewritten from a readable sibling (WARN); no readable topic file at all, while one exists
+    /// but is unreadable, fails the load naming it — the overrides (cleanup.policy, retention) are not guessed.
+    /// </summary>
+    private (Uuid Id, Dictionary<string, string> Overrides) ResolveTopicMetadata(string topicName, List<FoundPartition> found)
+    {
+        Uuid? id = null;
+        Dictionary<string, string>? overrides = null;
+        FoundPartition? corruptJson = null;
+        foreach (var f in found)
+        {
+            if (f.Json == MetadataFileState.Ok)
+            {
+                if (f.JsonName != topicName)
+                    throw new StorageErrorException(StorageError.KafkaStorageError,
+                        $"{System.IO.Path.Combine(f.Path, TopicConfigFile)} names topic '{f.JsonName}', but its directory is a partition of '{topicName}'; refusing to load it");
+                Agree(ref id, f.JsonId, f, TopicConfigFile);
+                overrides ??= f.Overrides;
+            }
+            else if (f.Json == MetadataFileState.Corrupt) corruptJson ??= f;
+            if (f.Meta == MetadataFileState.Ok) Agree(ref id, f.MetaId, f, PartitionMetadataFile);
+        }
+        if (corruptJson is not null && overrides is null)
+            throw new StorageErrorException(StorageError.KafkaStorageError,
+                $"Cannot load topic '{topicName}': {System.IO.Path.Combine(corruptJson.Path, TopicConfigFile)} is unreadable ({corruptJson.JsonProblem}) " +
+                "and no other partition of the topic has a readable copy. Refusing to start so that the topic's data is not lost; " +
+                "restore the file (or delete the topic's directories to drop the topic).");
+        if (id is not { } topicId)
+        {
+            var f = found[0];
+            throw new StorageErrorException(StorageError.KafkaStorageError,
+                $"Cannot load topic '{topicName}': {System.IO.Path.Combine(f.Path, PartitionMetadataFile)} is unreadable ({f.MetaProblem}) and no file names the topic id. " +
+                "Refusing to start so that the topic's data is not lost; restore the file.");
+        }
+        overrides ??= new Dictionary<string, string>(StringComparer.Ordinal); // plain Kafka dirs: partition.metadata only
+        bool haveTopicFile = found.Exists(static f => f.Json == MetadataFileState.Ok);
+        foreach (var f in found)
+        {
+            if (f.Meta != MetadataFileState.Ok)
+            {
+                if (f.Meta == MetadataFileState.Corrupt)
+                    _log.LogWarning("Rewriting unreadable {File} ({Problem}) from the topic's other metadata", System.IO.Path.Combine(f.Path, PartitionMetadataFile), f.MetaProblem);
+                TopicMetadataFiles.WritePartitionMetadata(f.Path, topicId);
+            }
+            if (haveTopicFile && f.Json != MetadataFileState.Ok)
+            {
+                if (f.Json == MetadataFileState.Corrupt)
+                    _log.LogWarning("Rewriting unreadable {File} ({Problem}) from another partition's copy", System.IO.Path.Combine(f.Path, TopicConfigFile), f.JsonProblem);
+                TopicMetadataFiles.WriteTopicFile(f.Path, topicName, topicId, overrides);
+            }
+        }
+        return (topicId, overrides);
+    }
+
+    private static void Agree(ref Uuid? id, Uuid candidate, FoundPartition f, string file)
+    {
+        if (id is { } known && known != candidate)
+            throw new StorageErrorException(StorageError.KafkaStorageError,
+                $"Topic id mismatch in {System.IO.Path.Combine(f.Path, file)}: {candidate}, other metadata of topic '{f.Topic}' says {known}");
+        id = candidate;
+    }
+}
