@@ -104,10 +104,8 @@ internal sealed class BrokerState : IDisposable
     public GroupCoordinator Groups { get; }
     /// <summary>Built by <see cref="Open"/>, once every service the handlers take exists.</summary>
     public HandlerRegistry Handlers { get; private set; } = null!;
-    /// <summary>Test fault hook, see <see cref="KafkaBrokerOptions.DropConnectionBeforeResponse"/>.</summary>
-    internal Func<ApiKey, bool>? DropConnectionBeforeResponse { get; set; }
-    /// <summary>Test fault hook, see <see cref="KafkaBrokerOptions.TransactionMarkerHook"/>.</summary>
-    internal Kayak.Coordinator.Transactions.ITransactionMarkerHook? TransactionMarkerHook { get; init; }
+    /// <summary>Fault injection (<see cref="KafkaBrokerOptions.Faults"/>); null in normal operation.</summary>
+    internal BrokerFaults? Faults { get; init; }
     /// <summary>The transaction coordinator (KIP-98); created by <see cref="Open"/>.</summary>
     public Kayak.Coordinator.Transactions.TransactionCoordinator Transactions { get; private set; } = null!;
     public int NodeId => Cluster.NodeId;
@@ -141,7 +139,7 @@ internal sealed class BrokerState : IDisposable
                 MaxTimeoutMs = Config.TransactionMaxTimeoutMs,
                 TransactionalIdExpirationMs = Config.TransactionalIdExpirationMs,
                 Time = Time,
-                MarkerHook = TransactionMarkerHook,
+                MarkerHook = Faults?.BeforeTransactionMarkers,
             },
             new Transactions.TransactionStateLog(Catalog, Topics),
             new Transactions.LocalMarkerWriter(Catalog, txnLog),

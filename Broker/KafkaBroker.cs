@@ -45,8 +45,7 @@ public sealed class KafkaBroker : IAsyncDisposable
 
         var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
         {
-            DropConnectionBeforeResponse = Options.DropConnectionBeforeResponse,
-            TransactionMarkerHook = Options.TransactionMarkerHook,
+            Faults = Options.Faults,
         };
         _state = state;
         try
@@ -109,12 +108,23 @@ public sealed class KafkaBroker : IAsyncDisposable
     }
 
     /// <summary>
-    /// Test hook: stops the way kill -9 leaves the data directory. Timers, listeners and the group coordinator's
-    /// timers stop; nothing is flushed, trimmed or checkpointed and no clean-shutdown marker is written, so the next
-    /// broker on the directory recovers its logs. The logs stay mapped until the process exits; no code path of
-    /// this broker writes to them any more. A later <see cref="DisposeAsync"/> does nothing.
+    /// Creates a topic as CreateTopics does (Kafka's name rules, configs validated, replication factor 1). Throws
+    /// <see cref="Kayak.Protocol.KafkaException"/> with Kafka's error code (TOPIC_ALREADY_EXISTS, INVALID_CONFIG, ...).
     /// </summary>
-    internal async ValueTask CrashAsync()
+    public Task CreateTopicAsync(string name, int partitions = 1, IReadOnlyDictionary<string, string>? configs = null)
+    {
+        var result = State.Topics.Create(name, partitions, 1, configs ?? new Dictionary<string, string>(), validateOnly: false);
+        if (result.Topic is null) throw new Kayak.Protocol.KafkaException(result.Error, result.Message ?? result.Error.ToString());
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Fault injection: stops the way kill -9 leaves the data directory. Timers and listeners stop, the logs are
+    /// unmapped without a flush, trim or checkpoint, and no clean-shutdown marker is written, so the next broker on the
+    /// directory recovers its logs; the log dirs' locks are released as a dead process's are. A later
+    /// <see cref="DisposeAsync"/> does nothing.
+    /// </summary>
+    public async ValueTask CrashAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
@@ -157,18 +167,10 @@ public sealed class KafkaBrokerOptions
     public TimeProvider? Time { get; set; }
 
     /// <summary>
-    /// Test fault hook: called with each request's API key once its handler has finished; true drops the
-    /// connection instead of sending the response (the request took effect, the client never hears of it).
-    /// Integration tests use it to make idempotent producers retry.
+    /// Fault injection for tests (<see cref="BrokerFaults"/>): a rule per request — drop the connection, lose the
+    /// response, delay — and a hook before transaction markers. Its members may be changed while the broker runs.
     /// </summary>
-    internal Func<Kayak.Protocol.ApiKey, bool>? DropConnectionBeforeResponse { get; set; }
-
-    /// <summary>
-    /// Test fault hook of the transaction coordinator, called after PrepareCommit/PrepareAbort is persisted and
-    /// before any marker is written (<see cref="Kayak.Coordinator.Transactions.ITransactionMarkerHook"/>). Integration
-    /// tests hold EndTxn there and crash the broker (<see cref="KafkaBroker.CrashAsync"/>).
-    /// </summary>
-    internal Kayak.Coordinator.Transactions.ITransactionMarkerHook? TransactionMarkerHook { get; set; }
+    public BrokerFaults? Faults { get; set; }
 
     internal Dictionary<string, string> BuildProperties()
     {

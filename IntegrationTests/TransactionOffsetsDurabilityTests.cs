@@ -125,7 +125,7 @@ public sealed class TransactionOffsetsDurabilityTests : BrokerTestBase
 
     private static async Task<KafkaBroker> StartAsync(string dataDir, int port, ITransactionMarkerHook? hook)
     {
-        var broker = new KafkaBroker(new KafkaBrokerOptions { Port = port, DataDir = dataDir, TransactionMarkerHook = hook });
+        var broker = new KafkaBroker(new KafkaBrokerOptions { Port = port, DataDir = dataDir, Faults = new BrokerFaults { BeforeTransactionMarkers = hook } });
         await broker.StartAsync();
         return broker;
     }

@@ -84,13 +84,16 @@ public sealed class TransactionTests : BrokerTestBase
             DataDir = dir,
             // Lose the responses of a few produce requests after they were appended: the client must retry
             // them over a new connection and the broker must answer with the original offsets.
-            DropConnectionBeforeResponse = key =>
+            Faults = new BrokerFaults
             {
-                if (key != Kayak.Protocol.ApiKey.Produce) return false;
-                int n = Interlocked.Increment(ref produceCount);
-                bool drop = n is 2 or 5 or 9 or 14;
-                if (drop) Interlocked.Increment(ref dropped);
-                return drop;
+                OnRequest = request =>
+                {
+                    if (request.ApiKey != Kayak.Protocol.ApiKey.Produce) return RequestFault.None;
+                    int n = Interlocked.Increment(ref produceCount);
+                    bool drop = n is 2 or 5 or 9 or 14;
+                    if (drop) Interlocked.Increment(ref dropped);
+                    return drop ? RequestFault.LoseResponse : RequestFault.None;
+                },
             },
         };
         await using var broker = new KafkaBroker(options);

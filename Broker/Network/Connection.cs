@@ -215,10 +215,20 @@ internal sealed class Connection
             ClientAddress = _transport.RemoteEndPoint,
             ConnectionClosed = _closed.Token,
         };
+        var fault = _broker.Faults?.OnRequest is { } rule
+            ? rule(new FaultRequest(apiKey, version, header.CorrelationId, header.ClientId))
+            : RequestFault.None;
+        if (fault.Kind == FaultKind.DropConnection)
+        {
+            _memory.Return(frame);
+            throw new IOException("Connection dropped by fault injection before the request was handled");
+        }
         ValueTask<HandlerResult> task;
         try
         {
-            task = _broker.Handlers.Get(apiKey).HandleAsync(context, request);
+            task = fault.Kind == FaultKind.Delay
+                ? HandleLaterAsync(_broker.Handlers.Get(apiKey), context, request, fault.DelayBy)
+                : _broker.Handlers.Get(apiKey).HandleAsync(context, request);
         }
         catch (Exception e)
         {
@@ -234,9 +244,16 @@ internal sealed class Connection
         if (task.IsCompleted)
         {
             _memory.Return(frame);
-            return new PendingResponse(header.CorrelationId, apiKey, version, task, null);
+            return new PendingResponse(header.CorrelationId, apiKey, version, task, null, fault.Kind == FaultKind.LoseResponse);
         }
-        return new PendingResponse(header.CorrelationId, apiKey, version, task, frame);
+        return new PendingResponse(header.CorrelationId, apiKey, version, task, frame, fault.Kind == FaultKind.LoseResponse);
+    }
+
+    /// <summary>A delayed request (fault injection): waits on the broker's clock, then runs the handler.</summary>
+    private async ValueTask<HandlerResult> HandleLaterAsync(Handlers.IApiHandler handler, Handlers.RequestContext context, IApiMessage request, TimeSpan delay)
+    {
+        await Task.Delay(delay, _broker.Time, _closed.Token).ConfigureAwait(false);
+        return await handler.HandleAsync(context, request).ConfigureAwait(false);
     }
 
     /// <summary>Marks an asynchronous handler's failure as the broker's, whatever its type (see HandlerFailedException).</summary>
@@ -267,9 +284,9 @@ internal sealed class Connection
                     var response = result.Message;
                     var segments = result.Segments;
                     if (response is null) { segments?.Dispose(); continue; }
-                    // Test fault hook (KafkaBrokerOptions.DropConnectionBeforeResponse): the request took effect
-                    // but its response is lost with the connection, as when a network cut hits mid-request.
-                    if (_broker.DropConnectionBeforeResponse?.Invoke(pending.ApiKey) == true)
+                    // Fault injection (RequestFault.LoseResponse): the request took effect but its response is lost
+                    // with the connection, as when a network cut hits mid-request.
+                    if (pending.LoseResponse)
                     {
                         segments?.Dispose();
                         throw new IOException("Connection dropped by fault injection");
@@ -340,7 +357,7 @@ internal sealed class Connection
         writer.Flush();
     }
 
-    private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<HandlerResult> Task, byte[]? Frame);
+    private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<HandlerResult> Task, byte[]? Frame, bool LoseResponse = false);
 }
 
 /// <summary>
