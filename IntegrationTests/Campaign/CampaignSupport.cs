@@ -273,3 +273,19 @@ internal static class LogReader
         }
     }
 }
+
+/// <summary>Runs the host (kayak.dll) once with the given overrides and waits for it to exit (a broker that starts is killed at the timeout, by PID).</summary>
+internal static class KayakProcess
+{
+    public static Task<ProcessResult> RunAsync(string logDir, int port, TimeSpan timeout, CancellationToken token)
+    {
+        var spec = new ProcessSpec
+        {
+            FileName = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet",
+            Arguments = [RepoPaths.BrokerDll, "--override", $"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", $"log.dirs={logDir}"],
+            WorkingDirectory = logDir,
+            Timeout = timeout,
+        };
+        return ProcessRunner.RunAsync(spec, token);
+    }
+}
