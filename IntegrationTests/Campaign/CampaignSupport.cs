@@ -33,6 +33,8 @@ internal sealed class ScenarioRow(string scenario)
     public long CorruptReads;
     public int Crashes;
     public int Hangs;
+    /// <summary>Findings of a gap known not to be fixed yet (reported, not failed; KAYAK_CAMPAIGN_STRICT=1 fails them).</summary>
+    public int KnownIssues;
     public double? RssPeakMb { get; set; }
     public double? RssIdleMb { get; set; }
     public double? ProbeP99Ms { get; set; }
@@ -73,7 +75,7 @@ internal static class CampaignReport
             string rss = r.RssPeakMb is null ? "-" : $"{r.RssPeakMb:F0}/{r.RssIdleMb:F0}";
             string p99 = r.ProbeP99Ms is null ? "-" : $"{r.ProbeP99Ms:F0}";
             string restart = r.RestartMs.Count == 0 ? "-" : $"{Percentile(r.RestartMs, 0.5):F0}/{r.RestartMs.Max():F0}";
-            string result = r.Problems.Count == 0 ? "pass" : $"FAIL ({r.Problems.Count})";
+            string result = (r.Problems.Count == 0 ? "pass" : $"FAIL ({r.Problems.Count})") + (r.KnownIssues > 0 ? $", {r.KnownIssues} known issue" : "");
             sb.AppendLine(CultureInfo.InvariantCulture,
                 $"| {r.Scenario} | {r.Cycles} | {r.Acknowledged} | {r.Lost} | {r.Duplicates} | {r.CorruptReads} | {r.Crashes} | {r.Hangs} | {rss} | {p99} | {restart} | {result} |");
         }
@@ -225,6 +227,7 @@ internal static class LogReader
             targets[p] = readCommitted ? 0 : consumer.QueryWatermarkOffsets(new TopicPartition(topic, p), TimeSpan.FromSeconds(10)).High.Value;
         consumer.Assign(Enumerable.Range(0, partitions).Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
         var deadline = DateTime.UtcNow + timeout;
+        var seen = new HashSet<(int, long)>();
         while (DateTime.UtcNow < deadline)
         {
             token.ThrowIfCancellationRequested();
@@ -254,6 +257,9 @@ internal static class LogReader
                 result.EndOffsets[r.Partition.Value] = r.Offset.Value;
                 continue;
             }
+            // librdkafka refetches after an error and hands out records it already gave: one offset holds one record,
+            // so a repeat of the same position is a redelivery, not a duplicate in the log.
+            if (!seen.Add((r.Partition.Value, r.Offset.Value))) continue;
             result.Records.Add(new ReadRecord(r.Partition.Value, r.Offset.Value, ConfluentClients.FromUtf8(r.Message.Key) ?? "", ConfluentClients.FromUtf8(r.Message.Value) ?? ""));
         }
         consumer.Close();
