@@ -30,7 +30,11 @@ public sealed partial class FaultCampaign
         using (var producer = ConfluentClients.Producer(broker.BootstrapServers, c => { c.LingerMs = 20; c.MaxInFlight = 5; }))
         {
             for (int i = 0; i < perPartition * partitions; i++)
+            {
+                // librdkafka's queue holds 100k messages: drain it now and then.
+                if (i % 50_000 == 49_999) producer.Flush(TimeSpan.FromSeconds(60));
                 producer.Produce(new TopicPartition(topic, i % partitions), new Message<byte[], byte[]> { Key = [], Value = ConfluentClients.Utf8($"r{i}")! });
+            }
             Assert.That(producer.Flush(TimeSpan.FromSeconds(60)), Is.EqualTo(0), "setup records produced");
         }
         string group = "campaign-commits-" + Guid.NewGuid().ToString("N");

@@ -146,7 +146,10 @@ internal static partial class Verifiers
             if (e.Exists == true && !exists) problems.Add($"{name}: create acknowledged, topic lost");
             if (e.Exists == false && exists) problems.Add($"{name}: delete acknowledged, topic resurrected");
             if (!exists) continue;
-            if (a.Partitions != e.Partitions) problems.Add($"{name}: {a.Partitions} partitions, created with {e.Partitions}");
+            if (a.Partitions != e.Partitions)
+                problems.Add(e.Exists is null
+                    ? $"{name}: partial create: {a.Partitions} of {e.Partitions} partitions after a create in flight at the kill"
+                    : $"{name}: {a.Partitions} partitions, created with {e.Partitions}");
             if (e.RetentionMs is not null && a.RetentionMs != e.RetentionMs && a.RetentionMs != e.RetentionMsAlternative)
                 problems.Add($"{name}: retention.ms {a.RetentionMs}, acknowledged {e.RetentionMs}{(e.RetentionMsAlternative is null ? "" : " or " + e.RetentionMsAlternative)}");
         }
