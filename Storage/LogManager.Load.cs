@@ -17,6 +17,7 @@ public sealed partial class LogManager
         public string JsonName = "";
         public Uuid JsonId, MetaId;
         public Dictionary<string, string> Overrides = null!;
+        public int Partitions;
         public string? JsonProblem, MetaProblem;
     }
 
@@ -39,7 +40,7 @@ public sealed partial class LogManager
             int dash = dirName.LastIndexOf('-');
             if (dash <= 0 || !int.TryParse(dirName.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int partition)) continue;
             var found = new FoundPartition(sub, dirName[..dash], partition);
-            found.Json = TopicMetadataFiles.ReadTopicFile(sub, out found.JsonName, out found.JsonId, out found.Overrides, out found.JsonProblem);
+            found.Json = TopicMetadataFiles.ReadTopicFile(sub, out found.JsonName, out found.JsonId, out found.Overrides, out found.Partitions, out found.JsonProblem);
             found.Meta = TopicMetadataFiles.ReadPartitionMetadata(sub, out found.MetaId, out found.MetaProblem);
             if (found.Json == MetadataFileState.Missing && found.Meta == MetadataFileState.Missing)
             {
@@ -76,6 +77,17 @@ public sealed partial class LogManager
             }
             else if (topic.TopicId != id)
                 throw new StorageErrorException(StorageError.KafkaStorageError, $"Partitions of {topicName} disagree on the topic id");
+
+            // The partition count the topic files record (the largest: adding partitions raises it): partitions a
+            // crash kept from being created are completed, empty, by Open (issue 15, K10 across a crash).
+            int recorded = 0;
+            foreach (var f in found) recorded = Math.Max(recorded, f.Partitions);
+            if (recorded > topic.PartitionArray.Length)
+            {
+                var grown = topic.PartitionArray;
+                Array.Resize(ref grown, recorded);
+                topic.SetPartitions(grown);
+            }
 
             foreach (var f in found)
             {
@@ -144,10 +156,17 @@ public sealed partial class LogManager
             {
                 if (f.Json == MetadataFileState.Corrupt)
                     _log.LogWarning("Rewriting unreadable {File} ({Problem}) from another partition's copy", System.IO.Path.Combine(f.Path, TopicConfigFile), f.JsonProblem);
-                TopicMetadataFiles.WriteTopicFile(f.Path, topicName, topicId, overrides);
+                TopicMetadataFiles.WriteTopicFile(f.Path, topicName, topicId, overrides, PartitionCount(found));
             }
         }
         return (topicId, overrides);
+    }
+
+    private static int PartitionCount(List<FoundPartition> found)
+    {
+        int n = 0;
+        foreach (var f in found) n = Math.Max(n, Math.Max(f.Partitions, f.Partition + 1));
+        return n;
     }
 
     private static void Agree(ref Uuid? id, Uuid candidate, FoundPartition f, string file)

@@ -90,7 +90,11 @@ public sealed partial class LogManager : IDisposable
             // A partition whose directory vanished (lost log dir) comes back empty rather than leaving a hole.
             var parts = topic.PartitionArray;
             for (int i = 0; i < parts.Length; i++)
-                parts[i] ??= CreatePartition(topic, i);
+            {
+                if (parts[i] is not null) continue;
+                _log.LogWarning("Creating missing partition {Partition} of topic {Topic} (of {Count}): its creation was interrupted, or its directory is gone", i, topic.Name, parts.Length);
+                parts[i] = CreatePartition(topic, i, parts.Length);
+            }
         }
         foreach (var ld in _dirs)
         {
@@ -180,7 +184,7 @@ public sealed partial class LogManager : IDisposable
         int i = from;
         try
         {
-            for (; i < to; i++) parts[i] = CreatePartition(topic, i);
+            for (; i < to; i++) parts[i] = CreatePartition(topic, i, to);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -208,7 +212,7 @@ public sealed partial class LogManager : IDisposable
         }
     }
 
-    private PartitionLog CreatePartition(TopicLog topic, int partition)
+    private PartitionLog CreatePartition(TopicLog topic, int partition, int total)
     {
         // Like Kafka: the log dir currently holding the fewest partitions.
         var ld = _dirs[0];
@@ -229,7 +233,7 @@ public sealed partial class LogManager : IDisposable
         {
             Directory.CreateDirectory(dir);
             TopicMetadataFiles.WritePartitionMetadata(dir, topic.TopicId);
-            TopicMetadataFiles.WriteTopicFile(dir, topic.Name, topic.TopicId, topic.Config.Overrides);
+            TopicMetadataFiles.WriteTopicFile(dir, topic.Name, topic.TopicId, topic.Config.Overrides, total);
             log.InitializeEmpty();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -310,7 +314,7 @@ public sealed partial class LogManager : IDisposable
             if (!_byName.TryGetValue(name, out var topic))
                 throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             var cfg = topic.Config.With(newOverrides);
-            foreach (var p in topic.PartitionArray) TopicMetadataFiles.WriteTopicFile(p.Dir, name, topic.TopicId, cfg.Overrides);
+            foreach (var p in topic.PartitionArray) TopicMetadataFiles.WriteTopicFile(p.Dir, name, topic.TopicId, cfg.Overrides, topic.PartitionArray.Length);
             topic.SetConfig(cfg);
         }
     }

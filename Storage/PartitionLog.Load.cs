@@ -41,8 +41,9 @@ public sealed partial class PartitionLog
                 || name.EndsWith(".swap", StringComparison.Ordinal) || name.EndsWith(".tmp", StringComparison.Ordinal))
             {
                 // Kafka's removeTempFilesAndCollectSwapFiles (it logs these at DEBUG): an interrupted delete, compaction
-                // (the originals are intact) or atomic write. Nothing the log holds is lost; said at INFO all the same.
-                _log.LogInformation("Deleting stray temporary file {File} ({Bytes} bytes) of {Partition}, left by an operation a crash interrupted",
+                // (the originals are intact) or atomic write. Nothing the log holds is lost, but every recovery action
+                // is said out loud (issue 15, K11), so at WARN.
+                _log.LogWarning("Deleting stray temporary file {File} ({Bytes} bytes) of {Partition}, left by an operation a crash interrupted",
                     f, FileLength(f), Id);
                 File.Delete(f);
                 continue;
@@ -78,6 +79,13 @@ public sealed partial class PartitionLog
         _segments = segs;
         _logEndOffset = active.NextOffset;
         _logStartOffset = Math.Max(segs[0].BaseOffset, Math.Min(logStartOffset, _logEndOffset));
+        // Records up to the recovery point were fsynced, and nothing but recovery lowers the log end: a log that now
+        // ends below it lost flushed records (a zeroed or truncated tail; after a clean stop, when segments are trusted,
+        // the end is found by walking to the first zero header, which would otherwise hide this).
+        if (recoveryPoint > _logEndOffset)
+            _log.LogWarning("Log end offset {LogEnd} of {Partition} in dir {Dir} is below its checkpointed recovery point {RecoveryPoint}: " +
+                "offsets {From} to {To}, which were flushed, are missing (a truncated or zeroed segment tail)",
+                _logEndOffset, Id, Dir, recoveryPoint, _logEndOffset, recoveryPoint - 1);
         // Kafka's recoverLog: after a clean shutdown the log is durable up to its end; after a crash the recovery point
         // stays where the checkpoint had it (never past the end). Recovery read the segments after it from the page
         // cache of the dead process without fsyncing them, so a power loss now could still tear them: moving the

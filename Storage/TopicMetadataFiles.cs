@@ -45,7 +45,12 @@ internal static class TopicMetadataFiles
         return MetadataFileState.Corrupt;
     }
 
-    public static void WriteTopicFile(string dir, string name, Uuid id, IReadOnlyDictionary<string, string> overrides)
+    /// <summary>
+    /// Writes kayak-topic.json. <paramref name="partitions"/> is the topic's partition count as of this write: a crash
+    /// in the middle of a create (or of adding partitions) leaves some partition dirs missing, and the load completes
+    /// them from this count instead of bringing the topic back with fewer partitions.
+    /// </summary>
+    public static void WriteTopicFile(string dir, string name, Uuid id, IReadOnlyDictionary<string, string> overrides, int partitions)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
@@ -54,6 +59,7 @@ internal static class TopicMetadataFiles
             w.WriteNumber("version", 0);
             w.WriteString("topic", name);
             w.WriteString("topic_id", id.ToString());
+            w.WriteNumber("partitions", partitions);
             w.WriteStartObject("configs");
             foreach (var (k, v) in overrides) w.WriteString(k, v);
             w.WriteEndObject();
@@ -62,9 +68,9 @@ internal static class TopicMetadataFiles
         AtomicFile.Write(Path.Combine(dir, TopicConfigFile), Encoding.UTF8.GetString(ms.ToArray()));
     }
 
-    public static MetadataFileState ReadTopicFile(string dir, out string name, out Uuid id, out Dictionary<string, string> overrides, out string? problem)
+    public static MetadataFileState ReadTopicFile(string dir, out string name, out Uuid id, out Dictionary<string, string> overrides, out int partitions, out string? problem)
     {
-        name = ""; id = default; problem = null;
+        name = ""; id = default; problem = null; partitions = 0;
         overrides = new Dictionary<string, string>(StringComparer.Ordinal);
         string path = Path.Combine(dir, TopicConfigFile);
         if (!File.Exists(path)) return MetadataFileState.Missing;
@@ -82,6 +88,12 @@ internal static class TopicMetadataFiles
                 return MetadataFileState.Corrupt;
             }
             name = topic.GetString()!;
+            // Absent in files written before the count was kept: 0, the dirs found decide.
+            if (root.TryGetProperty("partitions", out var count) && (count.ValueKind != JsonValueKind.Number || !count.TryGetInt32(out partitions) || partitions < 0))
+            {
+                problem = "\"partitions\" is not a non-negative number";
+                return MetadataFileState.Corrupt;
+            }
             foreach (var prop in configs.EnumerateObject())
             {
                 if (prop.Value.ValueKind != JsonValueKind.String) { problem = $"config {prop.Name} is not a string"; return MetadataFileState.Corrupt; }

@@ -8,6 +8,7 @@ using Kayak.IntegrationTests.Infrastructure;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Protocol.Records;
+using KafkaException = Confluent.Kafka.KafkaException;
 using NUnit.Framework;
 
 namespace Kayak.IntegrationTests.Campaign;

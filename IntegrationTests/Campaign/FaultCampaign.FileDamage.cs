@@ -23,14 +23,14 @@ public sealed partial class FaultCampaign
 
     private static IEnumerable<Damage> Damages() =>
     [
-        new("torn tail, kill -9", true, 2, dir => TearLastBatch(dir, b => b.Size / 2, truncate: true), LoggedOnMain: false),
-        new("garbage tail, kill -9", true, 2, dir => { AppendGarbage(dir); return null; }, LoggedOnMain: false),
-        new("zeroed tail, clean stop", false, 2, dir => TearLastBatch(dir, _ => 0, truncate: false), LoggedOnMain: false),
-        new("flipped byte, old segment, clean stop", false, 2, FlipByteInOldSegment, LoggedOnMain: false,
+        new("torn tail, kill -9", true, 2, dir => TearLastBatch(dir, b => b.Size / 2, truncate: true)),
+        new("garbage tail, kill -9", true, 2, dir => { AppendGarbage(dir); return null; }),
+        new("zeroed tail, clean stop", false, 2, dir => TearLastBatch(dir, _ => 0, truncate: false)),
+        new("flipped byte, old segment, clean stop", false, 2, FlipByteInOldSegment,
             KnownIssue: "after a clean shutdown old segments are trusted without a CRC check, and Fetch serves the bad batch " +
                 "(librdkafka then stops at it: CRC32C error, no progress past the damage point)"),
-        new("deleted .index/.timeindex, clean stop", false, 2, dir => { DeleteIndexes(dir); return null; }, LoggedOnMain: false),
-        new("stray .swap files, kill -9", true, 2, dir => { StraySwaps(dir); return null; }, LoggedOnMain: false),
+        new("deleted .index/.timeindex, clean stop", false, 2, dir => { DeleteIndexes(dir); return null; }),
+        new("stray .swap files, kill -9", true, 2, dir => { StraySwaps(dir); return null; }),
         new("torn kayak-topic.json of p1, clean stop", false, 2, dir => { TruncateTopicJson(dir, 1); return null; }),
         new("torn kayak-topic.json, no other copy", false, 1, dir => { TruncateTopicJson(dir, 0); return null; }, Refuses: true),
     ];

@@ -153,6 +153,37 @@ public class MetadataFileTests
     }
 
     [Test]
+    public void CreateInterruptedByACrash_IsCompletedOnLoad_FromTheRecordedPartitionCount()
+    {
+        var m = _tmp.Open();
+        m.CreateTopic("half", 4, Cfg(("retention.ms", "123456")));
+        m.SimulateCrash();
+        // As if the crash came after partition 1's directory: 2 and 3 were never made.
+        Directory.Delete(PartitionDir("half", 2), recursive: true);
+        Directory.Delete(PartitionDir("half", 3), recursive: true);
+        var log = new ListLogger();
+        using var again = _tmp.Open(new LogOptions { LogDirs = [_tmp.Root], Time = _tmp.Time, Logger = log });
+        Assert.That(again.TryGetTopic("half", out var t));
+        Assert.That(t.Partitions, Has.Count.EqualTo(4), "the topic comes back whole, not with the partitions made before the crash");
+        Assert.That(t.Config.Overrides["retention.ms"], Is.EqualTo("123456"));
+        Assert.That(log.Warnings, Has.Some.Contain("Creating missing partition 3 of topic half"));
+    }
+
+    [Test]
+    public void TopicFileWithoutAPartitionCount_FromAnOlderVersion_StillLoads()
+    {
+        Populate("old", 2, 1);
+        foreach (var p in new[] { 0, 1 })
+        {
+            string file = Path.Combine(PartitionDir("old", p), LogManager.TopicConfigFile);
+            var lines = File.ReadAllLines(file).Where(l => !l.Contains("\"partitions\"")).ToArray();
+            File.WriteAllLines(file, lines);
+        }
+        using var m = _tmp.Open();
+        Assert.That(m.TryGetTopic("old", out var t) && t.Partitions.Count == 2);
+    }
+
+    [Test]
     public void SecondManagerOnTheSameDir_IsRefusedWithKafkasMessage_UntilTheFirstCloses()
     {
         var first = _tmp.Open();

@@ -205,9 +205,9 @@ public class RecoveryTests
         _logger.Clear();
 
         using (var m = Open()) AssertContiguous(Partition(m));
-        Assert.That(_logger.Infos, Has.One.Contains($"Deleting stray temporary file {Seg(0, "log.cleaned")} (7 bytes)"));
-        Assert.That(_logger.Infos, Has.One.Contains($"Deleting stray temporary file {Seg(3, "log.deleted")} (5 bytes)"));
-        Assert.That(_logger.Infos, Has.One.Contains("kayak-topic.json.tmp (1 bytes)"));
+        Assert.That(_logger.Warnings, Has.One.Contains($"Deleting stray temporary file {Seg(0, "log.cleaned")} (7 bytes)"));
+        Assert.That(_logger.Warnings, Has.One.Contains($"Deleting stray temporary file {Seg(3, "log.deleted")} (5 bytes)"));
+        Assert.That(_logger.Warnings, Has.One.Contains("kayak-topic.json.tmp (1 bytes)"));
         Assert.That(_logger.Warnings, Has.One.Contains($"Found an orphaned index file {Seg(99999, "index")}"));
         Assert.That(_logger.Warnings, Has.One.Contains($"Could not find the index files of log file {logs[1]}"));
         Assert.That(_logger.Warnings, Has.One.Contains($"Found a corrupted index file corresponding to log file {logs[2]}"));
