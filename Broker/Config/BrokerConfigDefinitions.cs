@@ -1,3 +1,5 @@
+using ConfigType = Kayak.Storage.ConfigType;
+
 namespace Kayak.Broker.Config;
 
 /// <summary>
