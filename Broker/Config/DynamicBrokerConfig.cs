@@ -51,7 +51,7 @@ public sealed class DynamicBrokerConfig
     /// <summary>The config in force: static, then cluster defaults, then this broker's dynamic values.</summary>
     public BrokerConfig Current => _current;
 
-    /// <summary>Raised, under no lock, after a change is stored; the argument is the new <see cref="Current"/>.</summary>
+    /// <summary>Raised after a change is stored, in order of changes; the argument is the new <see cref="Current"/>.</summary>
     public event Action<BrokerConfig>? Changed;
 
     public IReadOnlyDictionary<string, string> PerBroker { get { lock (_lock) return new Dictionary<string, string>(_perBroker, StringComparer.Ordinal); } }
@@ -65,9 +65,9 @@ public sealed class DynamicBrokerConfig
     /// </summary>
     public string? Alter(bool perBroker, Func<IReadOnlyDictionary<string, string>, Dictionary<string, string>> update, bool validateOnly)
     {
-        BrokerConfig next;
         lock (_lock)
         {
+            BrokerConfig next;
             var proposed = update(perBroker ? _perBroker : _clusterDefault);
             var problem = DynamicBrokerConfigs.Validate(proposed, perBroker);
             if (problem is not null) return problem;
@@ -80,8 +80,9 @@ public sealed class DynamicBrokerConfig
             _perBroker = new Dictionary<string, string>(broker, StringComparer.Ordinal);
             _clusterDefault = new Dictionary<string, string>(defaults, StringComparer.Ordinal);
             _current = next;
+            // Under the lock, so two concurrent changes reach Storage in the order they were stored.
+            Changed?.Invoke(next);
         }
-        Changed?.Invoke(next);
         return null;
     }
 

@@ -77,7 +77,7 @@ internal sealed class TopicConfigDescriber
     /// </summary>
     public void AddBrokerSynonyms(string key, List<ConfigSynonym> into, bool perBroker = true)
     {
-        var chain = BrokerSynonymChain(key);
+        var chain = BrokerConfigDefinitions.SynonymChain(key);
         int first = into.Count;
         if (perBroker) Add(chain, _config.PerBroker, ConfigSource.DynamicBrokerConfig, into);
         Add(chain, _config.ClusterDefault, ConfigSource.DynamicDefaultBrokerConfig, into);
@@ -95,13 +95,4 @@ internal sealed class TopicConfigDescriber
         foreach (var name in chain)
             if (values.TryGetValue(name, out var value)) into.Add(new ConfigSynonym(name, value, source));
     }
-
-    /// <summary>A broker key's synonym chain, highest precedence first (Kafka's DynamicBrokerConfig.brokerConfigSynonyms).</summary>
-    private static string[] BrokerSynonymChain(string key) => key switch
-    {
-        "log.retention.ms" or "log.retention.minutes" or "log.retention.hours" => ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
-        "log.roll.ms" or "log.roll.hours" => ["log.roll.ms", "log.roll.hours"],
-        "log.flush.interval.ms" => ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
-        _ => [key],
-    };
 }

@@ -201,4 +201,22 @@ public sealed class DynamicBrokerConfigTests
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
     }
+
+    [Test]
+    public void AnUnreadableDynamicConfigFileStopsTheStartNamingIt()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "kayak-dynamic-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, Config.DynamicBrokerConfig.FileName), "{\"broker\": {\"log.retention.ms\": ");
+            var config = new Config.BrokerConfig(new Dictionary<string, string> { ["log.dirs"] = dir });
+            var e = Assert.Throws<Config.ConfigException>(() => _ = new Config.DynamicBrokerConfig(config));
+            Assert.That(e!.Message, Does.Contain(Config.DynamicBrokerConfig.FileName));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
