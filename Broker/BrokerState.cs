@@ -22,40 +22,16 @@ internal sealed class BrokerState : IDisposable
         Config = config;
         Time = time;
         LoggerFactory = loggerFactory;
-        Logs = new LogManager(new LogOptions
-        {
-            LogDirs = config.LogDirs,
-            SegmentBytes = config.LogSegmentBytes,
-            RollMs = config.LogRollMs,
-            RetentionMs = config.LogRetentionMs,
-            RetentionBytes = config.LogRetentionBytes,
-            RetentionCheckIntervalMs = config.LogRetentionCheckIntervalMs,
-            FlushIntervalMessages = config.LogFlushIntervalMessages,
-            FlushIntervalMs = config.LogFlushIntervalMs,
-            IndexIntervalBytes = config.LogIndexIntervalBytes,
-            SegmentIndexBytes = config.LogIndexSizeMaxBytes,
-            MaxMessageBytes = config.MessageMaxBytes,
-            MessageTimestampType = config.LogMessageTimestampType,
-            CleanupPolicy = config.LogCleanupPolicy,
-            CompressionType = config.CompressionType,
-            Time = time,
-            Logger = loggerFactory.CreateLogger("Kayak.Storage"),
-        });
+        // Dynamic configs stored by an earlier run apply from the start, as Kafka applies its metadata log's (KIP-226).
+        Dynamic = new DynamicBrokerConfig(config);
+        var storageLogger = loggerFactory.CreateLogger("Kayak.Storage");
+        Logs = new LogManager(OptionsBinding.Log(Dynamic.Current, time, storageLogger));
+        Dynamic.Changed += current => Logs.UpdateDefaults(OptionsBinding.Log(current, time, storageLogger));
         Cluster = new ClusterInfo(config.NodeId);
         Catalog = new TopicCatalog(Logs);
         Topics = new TopicService(Logs, config);
-        ConfigDescriber = new TopicConfigDescriber(config, Logs.Options);
-        Groups = new GroupCoordinator(new GroupCoordinatorOptions
-        {
-            OffsetsTopicNumPartitions = config.OffsetsTopicNumPartitions,
-            InitialRebalanceDelayMs = config.GroupInitialRebalanceDelayMs,
-            MinSessionTimeoutMs = config.GroupMinSessionTimeoutMs,
-            MaxSessionTimeoutMs = config.GroupMaxSessionTimeoutMs,
-            MaxGroupSize = config.GroupMaxSize,
-            OffsetsRetentionMinutes = (int)(config.OffsetsRetentionMs / 60_000),
-            OffsetsRetentionCheckIntervalMs = config.OffsetsRetentionCheckIntervalMs,
-            Time = time,
-        }, new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
+        ConfigDescriber = new TopicConfigDescriber(Dynamic, () => Logs.Options);
+        Groups = new GroupCoordinator(OptionsBinding.Groups(config, time), new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
     }
 
@@ -80,16 +56,19 @@ internal sealed class BrokerState : IDisposable
             new DeleteRecordsHandler(Catalog), new InitProducerIdHandler(txns), new OffsetForLeaderEpochHandler(Catalog),
             new AddPartitionsToTxnHandler(txns, Catalog), new AddOffsetsToTxnHandler(txns), new EndTxnHandler(txns),
             new TxnOffsetCommitHandler(txns, Groups, Catalog, Time),
-            new DescribeConfigsHandler(Catalog, Config, Cluster, ConfigDescriber), new AlterConfigsHandler(Topics, Cluster),
+            new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber), new AlterConfigsHandler(Topics, Cluster, Dynamic),
             new DescribeLogDirsHandler(Catalog, Config.LogDirs), new CreatePartitionsHandler(Topics),
             new DeleteGroupsHandler(Groups), new ElectLeadersHandler(Catalog),
-            new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster), new OffsetDeleteHandler(Groups),
+            new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic), new OffsetDeleteHandler(Groups),
             new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
             new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
         ];
     }
 
+    /// <summary>The static config (server.properties); <see cref="Dynamic"/> has the one in force.</summary>
     public BrokerConfig Config { get; }
+    /// <summary>Dynamic broker configs (KIP-226) over <see cref="Config"/>.</summary>
+    public DynamicBrokerConfig Dynamic { get; }
     public TimeProvider Time { get; }
     public ILoggerFactory LoggerFactory { get; }
     /// <summary>Storage; only services (<see cref="TopicCatalog"/>, <see cref="TopicService"/>) and the background tasks use it.</summary>
@@ -132,15 +111,7 @@ internal sealed class BrokerState : IDisposable
     {
         var txnLog = LoggerFactory.CreateLogger("Kayak.Transactions");
         Transactions = new Kayak.Coordinator.Transactions.TransactionCoordinator(
-            new Kayak.Coordinator.Transactions.TransactionCoordinatorOptions
-            {
-                NumPartitions = Config.TransactionStateLogNumPartitions,
-                OffsetsTopicNumPartitions = Config.OffsetsTopicNumPartitions,
-                MaxTimeoutMs = Config.TransactionMaxTimeoutMs,
-                TransactionalIdExpirationMs = Config.TransactionalIdExpirationMs,
-                Time = Time,
-                MarkerHook = Faults?.BeforeTransactionMarkers,
-            },
+            OptionsBinding.Transactions(Config, Time, Faults?.BeforeTransactionMarkers),
             new Transactions.TransactionStateLog(Catalog, Topics),
             new Transactions.LocalMarkerWriter(Catalog, txnLog),
             new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
@@ -155,7 +126,7 @@ internal sealed class BrokerState : IDisposable
     internal void ExpireProducers()
     {
         foreach (var topic in Logs.Topics)
-            foreach (var p in topic.Partitions) p.RemoveExpiredProducers(Config.ProducerIdExpirationMs);
+            foreach (var p in topic.Partitions) p.RemoveExpiredProducers(Dynamic.Current.ProducerIdExpirationMs); // dynamic in Kafka too
     }
 
     private Storage.TopicLog CreateOffsetsTopic()

@@ -10,7 +10,7 @@ namespace Kayak.Coordinator;
 /// </summary>
 public sealed class StorageGroupLog : IGroupLog
 {
-    public const string TopicName = "__consumer_offsets";
+    public const string TopicName = InternalTopics.ConsumerOffsets;
     private const int ReplayChunkBytes = 1 << 20;
     private readonly LogManager _logs;
     private readonly int _numPartitions;
@@ -22,12 +22,7 @@ public sealed class StorageGroupLog : IGroupLog
     {
         _logs = logs;
         _numPartitions = numPartitions;
-        _create = createTopic ?? (() => logs.CreateTopic(TopicName, numPartitions, new Dictionary<string, string>
-        {
-            [TopicConfig.CleanupPolicyConfig] = "compact",
-            [TopicConfig.SegmentBytesConfig] = "104857600",
-            [TopicConfig.CompressionTypeConfig] = "producer",
-        }));
+        _create = createTopic ?? (() => logs.CreateTopic(TopicName, numPartitions, InternalTopics.ConsumerOffsetsConfigs()));
         if (logs.TryGetTopic(TopicName, out var existing)) _topic = Checked(existing);
     }
 

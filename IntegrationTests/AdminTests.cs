@@ -64,6 +64,60 @@ public sealed class AdminTests : BrokerTestBase
         Assert.That(missing!.Results.Single().Error.Code, Is.EqualTo(ErrorCode.UnknownTopicOrPart));
     }
 
+    /// <summary>
+    /// Dynamic broker configs (KIP-226) through Confluent's AdminClient: a per-broker log.retention.ms reaches a topic
+    /// without an override, DescribeConfigs names the sources, a static key is refused, and the change survives a restart.
+    /// </summary>
+    [TestCase(BrokerMode.InProcess)]
+    [TestCase(BrokerMode.Process)]
+    [CancelAfter(120_000)]
+    public async Task ConfluentAdminDynamicBrokerConfigs(BrokerMode mode)
+    {
+        var broker = await StartAdminBrokerAsync(mode);
+        var topic = TopicName("dyn");
+        await broker.CreateTopicAsync(topic, 1, cancellationToken: Token);
+        using var admin = ConfluentClients.Admin(broker.BootstrapServers);
+        string id = admin.GetMetadata(TimeSpan.FromSeconds(10)).Brokers.Single().BrokerId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var brokerResource = new ConfigResource { Type = ResourceType.Broker, Name = id };
+        // Confluent.Kafka refuses an empty resource name client-side, so the cluster default ("") is tested over the raw
+        // protocol (Broker/Tests/DynamicBrokerConfigTests).
+
+        await admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>>
+        {
+            [brokerResource] =
+            [
+                new ConfigEntry { Name = "log.retention.ms", Value = "3600000", IncrementalOperation = AlterConfigOpType.Set },
+                new ConfigEntry { Name = "log.segment.bytes", Value = "2000000", IncrementalOperation = AlterConfigOpType.Set },
+            ],
+        });
+
+        var refused = Assert.ThrowsAsync<IncrementalAlterConfigsException>(() => admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>>
+        {
+            [brokerResource] = [new ConfigEntry { Name = "num.partitions", Value = "4", IncrementalOperation = AlterConfigOpType.Set }],
+        }));
+        var error = refused!.Results.Single().Error;
+        Assert.That(error.Code, Is.EqualTo(ErrorCode.InvalidRequest));
+        Assert.That(error.Reason, Does.Contain("Cannot update these configs dynamically").And.Contain("num.partitions"));
+
+        async Task AssertDescribedAsync(string when)
+        {
+            var described = (await admin.DescribeConfigsAsync([brokerResource, new ConfigResource { Type = ResourceType.Topic, Name = topic }])).ToList();
+            var retention = described[0].Entries["log.retention.ms"];
+            Assert.That((retention.Value, retention.Source, retention.IsReadOnly), Is.EqualTo(("3600000", ConfigSource.DynamicBrokerConfig, false)), when);
+            Assert.That(described[0].Entries["num.partitions"].IsReadOnly, Is.True, when);
+            Assert.That(retention.Synonyms.Select(s => s.Source).First(), Is.EqualTo(ConfigSource.DynamicBrokerConfig), when);
+            Assert.That(described[0].Entries["log.segment.bytes"].Source, Is.EqualTo(ConfigSource.DynamicBrokerConfig), when);
+            var topicRetention = described[1].Entries["retention.ms"];
+            Assert.That((topicRetention.Value, topicRetention.Source), Is.EqualTo(("3600000", ConfigSource.DynamicBrokerConfig)), when);
+            Assert.That(described[1].Entries["segment.bytes"].Value, Is.EqualTo("2000000"), when);
+        }
+        await AssertDescribedAsync("after the change");
+
+        await broker.RestartAsync(Token);
+        await broker.WaitForTopicAsync(topic, 1, Token);
+        await AssertDescribedAsync("after a restart");
+    }
+
     [TestCase(BrokerMode.InProcess)]
     [CancelAfter(120_000)]
     public async Task KafkaPythonAdminCreateDescribeAlterDelete(BrokerMode mode)

@@ -66,9 +66,10 @@ internal sealed class LogDirectory
 
 /// <summary>
 /// Crash-safe small-file writes: temp file, fsync, rename over the target, fsync of the directory so the rename
-/// itself survives a power loss (Kafka's checkpoint pattern, Utils.atomicMoveWithFallback + flushDir).
+/// itself survives a power loss (Kafka's checkpoint pattern, Utils.atomicMoveWithFallback + flushDir). Public for the
+/// broker's dynamic config file.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     public static void Write(string path, string content)
     {

@@ -18,7 +18,8 @@ public sealed partial class LogManager : IDisposable
     /// <summary>Kafka's limit (leaves room for "-partition" and the ".uuid-delete" suffix in 255-byte dir names).</summary>
     public const int MaxTopicNameLength = 249;
 
-    private readonly LogOptions _options;
+    // Replaced whole by UpdateDefaults when a dynamic broker config changes a log.* default (Kafka's DynamicLogConfig).
+    private volatile LogOptions _options;
     private readonly ILogger _log;
     private readonly SegmentMapCache _cache;
     private readonly object _lock = new();
@@ -316,6 +317,23 @@ public sealed partial class LogManager : IDisposable
             var cfg = topic.Config.With(newOverrides);
             foreach (var p in topic.PartitionArray) TopicMetadataFiles.WriteTopicFile(p.Dir, name, topic.TopicId, cfg.Overrides, topic.PartitionArray.Length);
             topic.SetConfig(cfg);
+        }
+    }
+
+    /// <summary>
+    /// New broker-level defaults (a dynamic log.* broker config changed, as Kafka's DynamicLogConfig.reconfigure):
+    /// every topic's config is re-resolved against them, its overrides kept, so e.g. a new log.retention.ms applies
+    /// at the next retention run to topics without retention.ms. Log dirs, clock and logger must stay the same.
+    /// </summary>
+    public void UpdateDefaults(LogOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!options.LogDirs.SequenceEqual(_options.LogDirs))
+            throw new ArgumentException("log.dirs cannot change while the broker runs", nameof(options));
+        lock (_lock)
+        {
+            _options = options;
+            foreach (var topic in _byName.Values) topic.SetConfig(new TopicConfig(topic.Config.Overrides, options));
         }
     }
 

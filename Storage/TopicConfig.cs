@@ -17,8 +17,12 @@ public enum ConfigType : byte
     Password = 9,
 }
 
-/// <summary>One known topic-level config: its name, Kafka's default value, type and a short description.</summary>
-public sealed record TopicConfigDefinition(string Name, ConfigType Type, string? DefaultValue, string Documentation);
+/// <summary>
+/// One known topic-level config: its name, Kafka's default value, type, a short description, and the broker config
+/// that supplies its default when the topic has no override (Kafka's ServerTopicConfigSynonyms; null: none).
+/// </summary>
+public sealed record TopicConfigDefinition(string Name, ConfigType Type, string? DefaultValue, string Documentation,
+    string? BrokerSynonym = null);
 
 /// <summary>
 /// A topic's config: the explicit overrides (as given to CreateTopics / AlterConfigs) plus typed,
@@ -49,37 +53,37 @@ public sealed class TopicConfig
     /// </summary>
     public static IReadOnlyList<TopicConfigDefinition> Definitions { get; } =
     [
-        new(CleanupPolicyConfig, ConfigType.List, "delete", "Retention policy: delete, compact or both."),
-        new(CompressionTypeConfig, ConfigType.String, "producer", "Final compression type; 'producer' keeps the producer's codec."),
-        new("compression.gzip.level", ConfigType.Int, "-1", "Gzip compression level."),
-        new("compression.lz4.level", ConfigType.Int, "9", "LZ4 compression level."),
-        new("compression.zstd.level", ConfigType.Int, "3", "Zstd compression level."),
-        new("delete.retention.ms", ConfigType.Long, "86400000", "How long delete tombstones are retained on compacted topics."),
-        new("file.delete.delay.ms", ConfigType.Long, "60000", "Delay before deleting a file from the filesystem."),
-        new(FlushMessagesConfig, ConfigType.Long, "9223372036854775807", "Messages appended between forced fsyncs of the log."),
-        new(FlushMsConfig, ConfigType.Long, "9223372036854775807", "Maximum time between forced fsyncs of the log."),
+        new(CleanupPolicyConfig, ConfigType.List, "delete", "Retention policy: delete, compact or both.", "log.cleanup.policy"),
+        new(CompressionTypeConfig, ConfigType.String, "producer", "Final compression type; 'producer' keeps the producer's codec.", "compression.type"),
+        new("compression.gzip.level", ConfigType.Int, "-1", "Gzip compression level.", "compression.gzip.level"),
+        new("compression.lz4.level", ConfigType.Int, "9", "LZ4 compression level.", "compression.lz4.level"),
+        new("compression.zstd.level", ConfigType.Int, "3", "Zstd compression level.", "compression.zstd.level"),
+        new("delete.retention.ms", ConfigType.Long, "86400000", "How long delete tombstones are retained on compacted topics.", "log.cleaner.delete.retention.ms"),
+        new("file.delete.delay.ms", ConfigType.Long, "60000", "Delay before deleting a file from the filesystem.", "log.segment.delete.delay.ms"),
+        new(FlushMessagesConfig, ConfigType.Long, "9223372036854775807", "Messages appended between forced fsyncs of the log.", "log.flush.interval.messages"),
+        new(FlushMsConfig, ConfigType.Long, "9223372036854775807", "Maximum time between forced fsyncs of the log.", "log.flush.interval.ms"),
         new("follower.replication.throttled.replicas", ConfigType.List, "", "Throttled follower replicas."),
-        new(IndexIntervalBytesConfig, ConfigType.Int, "4096", "Bytes appended between offset index entries."),
+        new(IndexIntervalBytesConfig, ConfigType.Int, "4096", "Bytes appended between offset index entries.", "log.index.interval.bytes"),
         new("leader.replication.throttled.replicas", ConfigType.List, "", "Throttled leader replicas."),
-        new("local.retention.bytes", ConfigType.Long, "-2", "Local retention size for tiered storage (-2 = retention.bytes)."),
-        new("local.retention.ms", ConfigType.Long, "-2", "Local retention time for tiered storage (-2 = retention.ms)."),
-        new("max.compaction.lag.ms", ConfigType.Long, "9223372036854775807", "Maximum time a message stays ineligible for compaction."),
-        new(MaxMessageBytesConfig, ConfigType.Int, "1048588", "Largest record batch size allowed."),
-        new("message.timestamp.after.max.ms", ConfigType.Long, "9223372036854775807", "Maximum allowed timestamp ahead of the broker clock."),
-        new("message.timestamp.before.max.ms", ConfigType.Long, "9223372036854775807", "Maximum allowed timestamp behind the broker clock."),
-        new(MessageTimestampTypeConfig, ConfigType.String, "CreateTime", "CreateTime or LogAppendTime."),
-        new("min.cleanable.dirty.ratio", ConfigType.Double, "0.5", "Dirty ratio that triggers compaction."),
-        new("min.compaction.lag.ms", ConfigType.Long, "0", "Minimum time a message stays uncompacted."),
-        new(MinInSyncReplicasConfig, ConfigType.Int, "1", "Minimum in-sync replicas for acks=all."),
-        new("preallocate", ConfigType.Boolean, "false", "Preallocate segment files."),
+        new("local.retention.bytes", ConfigType.Long, "-2", "Local retention size for tiered storage (-2 = retention.bytes).", "log.local.retention.bytes"),
+        new("local.retention.ms", ConfigType.Long, "-2", "Local retention time for tiered storage (-2 = retention.ms).", "log.local.retention.ms"),
+        new("max.compaction.lag.ms", ConfigType.Long, "9223372036854775807", "Maximum time a message stays ineligible for compaction.", "log.cleaner.max.compaction.lag.ms"),
+        new(MaxMessageBytesConfig, ConfigType.Int, "1048588", "Largest record batch size allowed.", "message.max.bytes"),
+        new("message.timestamp.after.max.ms", ConfigType.Long, "9223372036854775807", "Maximum allowed timestamp ahead of the broker clock.", "log.message.timestamp.after.max.ms"),
+        new("message.timestamp.before.max.ms", ConfigType.Long, "9223372036854775807", "Maximum allowed timestamp behind the broker clock.", "log.message.timestamp.before.max.ms"),
+        new(MessageTimestampTypeConfig, ConfigType.String, "CreateTime", "CreateTime or LogAppendTime.", "log.message.timestamp.type"),
+        new("min.cleanable.dirty.ratio", ConfigType.Double, "0.5", "Dirty ratio that triggers compaction.", "log.cleaner.min.cleanable.ratio"),
+        new("min.compaction.lag.ms", ConfigType.Long, "0", "Minimum time a message stays uncompacted.", "log.cleaner.min.compaction.lag.ms"),
+        new(MinInSyncReplicasConfig, ConfigType.Int, "1", "Minimum in-sync replicas for acks=all.", "min.insync.replicas"),
+        new("preallocate", ConfigType.Boolean, "false", "Preallocate segment files.", "log.preallocate"),
         new("remote.storage.enable", ConfigType.Boolean, "false", "Tiered storage."),
-        new(RetentionBytesConfig, ConfigType.Long, "-1", "Maximum partition size before old segments are deleted."),
-        new(RetentionMsConfig, ConfigType.Long, "604800000", "Maximum age of a segment before it is deleted."),
-        new(SegmentBytesConfig, ConfigType.Int, "1073741824", "Segment file size."),
-        new(SegmentIndexBytesConfig, ConfigType.Int, "10485760", "Offset index file size."),
-        new("segment.jitter.ms", ConfigType.Long, "0", "Random jitter subtracted from segment.ms."),
-        new(SegmentMsConfig, ConfigType.Long, "604800000", "Time after which the active segment is rolled."),
-        new("unclean.leader.election.enable", ConfigType.Boolean, "false", "Allow out-of-sync replicas to become leader."),
+        new(RetentionBytesConfig, ConfigType.Long, "-1", "Maximum partition size before old segments are deleted.", "log.retention.bytes"),
+        new(RetentionMsConfig, ConfigType.Long, "604800000", "Maximum age of a segment before it is deleted.", "log.retention.ms"),
+        new(SegmentBytesConfig, ConfigType.Int, "1073741824", "Segment file size.", "log.segment.bytes"),
+        new(SegmentIndexBytesConfig, ConfigType.Int, "10485760", "Offset index file size.", "log.index.size.max.bytes"),
+        new("segment.jitter.ms", ConfigType.Long, "0", "Random jitter subtracted from segment.ms.", "log.roll.jitter.ms"),
+        new(SegmentMsConfig, ConfigType.Long, "604800000", "Time after which the active segment is rolled.", "log.roll.ms"),
+        new("unclean.leader.election.enable", ConfigType.Boolean, "false", "Allow out-of-sync replicas to become leader.", "unclean.leader.election.enable"),
     ];
 
     private static readonly Dictionary<string, TopicConfigDefinition> ByName = BuildByName();
@@ -92,6 +96,9 @@ public sealed class TopicConfig
     }
 
     public static bool IsKnown(string name) => ByName.ContainsKey(name);
+
+    /// <summary>The definition of a topic config, or null when Kafka has no topic config of that name.</summary>
+    public static TopicConfigDefinition? Find(string name) => ByName.GetValueOrDefault(name);
 
     private readonly LogOptions _defaults;
 

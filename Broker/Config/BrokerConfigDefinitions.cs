@@ -1,3 +1,5 @@
+using ConfigType = Kayak.Storage.ConfigType;
+
 namespace Kayak.Broker.Config;
 
 /// <summary>
@@ -94,4 +96,17 @@ public static class BrokerConfigDefinitions
     }
 
     public static ConfigDefinition? Find(string name) => ByName.GetValueOrDefault(name);
+
+    /// <summary>
+    /// The keys that set the same value as <paramref name="key"/>, highest precedence first (Kafka's
+    /// DynamicBrokerConfig.brokerConfigSynonyms): DescribeConfigs lists its synonyms in this order.
+    /// </summary>
+    public static string[] SynonymChain(string key) => key switch
+    {
+        "log.retention.ms" or "log.retention.minutes" or "log.retention.hours" => ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
+        "log.roll.ms" or "log.roll.hours" => ["log.roll.ms", "log.roll.hours"],
+        "log.roll.jitter.ms" or "log.roll.jitter.hours" => ["log.roll.jitter.ms", "log.roll.jitter.hours"],
+        "log.flush.interval.ms" => ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
+        _ => [key],
+    };
 }

@@ -1,8 +1,8 @@
 using System.Globalization;
+// One ConfigType for broker and topic definitions (issue 10, step 6): its values are DescribeConfigs' configType ids.
+using ConfigType = Kayak.Storage.ConfigType;
 
 namespace Kayak.Broker.Config;
-
-public enum ConfigType { Boolean, Int, Long, Double, String, List, Class, Password }
 
 /// <summary>A bad configuration value: the message names the key, as Kafka's ConfigException does.</summary>
 public sealed class ConfigException : Exception
@@ -44,16 +44,4 @@ public sealed record ConfigDefinition(string Name, ConfigType Type, string? Defa
         if (ValidValues is not null && Array.IndexOf(ValidValues, value.Trim()) < 0)
             throw new ConfigException(Name, value, "String must be one of: " + string.Join(", ", ValidValues));
     }
-
-    public string KafkaTypeName => Type switch
-    {
-        ConfigType.Boolean => "BOOLEAN",
-        ConfigType.Int => "INT",
-        ConfigType.Long => "LONG",
-        ConfigType.Double => "DOUBLE",
-        ConfigType.List => "LIST",
-        ConfigType.Class => "CLASS",
-        ConfigType.Password => "PASSWORD",
-        _ => "STRING",
-    };
 }

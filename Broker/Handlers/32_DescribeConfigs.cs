@@ -45,7 +45,7 @@ internal static class ConfigResourceType
     }
 }
 
-internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer)
+internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, DynamicBrokerConfig dynamic, ClusterInfo cluster, TopicConfigDescriber describer)
     : ApiHandler<DescribeConfigsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeConfigs;
@@ -126,25 +126,52 @@ internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, BrokerConfig
     private void DescribeBroker(string resourceName, HashSet<string>? keys, EntryOptions options,
         DescribeConfigsResponse.DescribeConfigsResult result)
     {
-        // The empty name is the cluster-wide default resource, which in Kafka lists only dynamic cluster-default
-        // configs; Kayak has none, so it is answered empty.
-        if (resourceName.Length == 0) return;
+        // The empty name is the cluster-wide default resource: Kafka lists only the dynamic cluster defaults there.
+        if (resourceName.Length == 0)
+        {
+            foreach (var (name, _) in dynamic.ClusterDefault.OrderBy(p => p.Key, StringComparer.Ordinal))
+                if (keys is null || keys.Contains(name)) AddBrokerEntry(name, options, result, perBroker: false);
+            return;
+        }
+        var config = dynamic.Current;
         foreach (var def in BrokerConfigDefinitions.All)
         {
             if (keys is not null && !keys.Contains(def.Name)) continue;
-            var synonyms = new List<ConfigSynonym>(4);
-            string? value;
             if (def.Name is "node.id" or "broker.id")
-                value = NodeIdSynonyms(def, synonyms);
-            else
             {
-                describer.AddBrokerSynonyms(def.Name, synonyms);
-                value = config.GetString(def.Name);
+                var synonyms = new List<ConfigSynonym>(2);
+                string value = NodeIdSynonyms(def, synonyms);
+                result.Configs.Add(Entry(options, def.Name, value, synonyms[0].Source, readOnly: true, (sbyte)def.Type, null, Synonyms(synonyms)));
             }
-            var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
-            result.Configs.Add(Entry(options, def.Name, value, source, readOnly: true,
-                KafkaConfigType(def.Type), null, Synonyms(synonyms)));
+            else AddBrokerEntry(def.Name, options, result, perBroker: true, config.GetString(def.Name));
         }
+        // Dynamic keys Kayak has no definition for (listener-prefixed, security, custom): Kafka lists them too.
+        foreach (var name in dynamic.PerBroker.Keys.Concat(dynamic.ClusterDefault.Keys).Distinct().Order(StringComparer.Ordinal))
+            if (BrokerConfigDefinitions.Find(name) is null && (keys is null || keys.Contains(name)))
+                AddBrokerEntry(name, options, result, perBroker: true);
+    }
+
+    /// <summary>Kafka's ConfigHelper.createBrokerConfigEntry: value, source from the first synonym, read-only unless dynamic.</summary>
+    private void AddBrokerEntry(string name, EntryOptions options, DescribeConfigsResponse.DescribeConfigsResult result, bool perBroker,
+        string? value = null)
+    {
+        var synonyms = new List<ConfigSynonym>(4);
+        describer.AddBrokerSynonyms(name, synonyms, perBroker);
+        var def = BrokerConfigDefinitions.Find(DynamicBrokerConfigs.BaseName(name));
+        if (value is null && synonyms.Count > 0) value = synonyms[0].Value;
+        // PASSWORD values, and values of keys of unknown type, are never sent (Kafka's KafkaConfig.maybeSensitive).
+        bool sensitive = def is null ? !DynamicBrokerConfigs.IsDynamic(name) || name.Contains("password", StringComparison.Ordinal)
+            : def.Type == Kayak.Storage.ConfigType.Password;
+        if (sensitive)
+        {
+            value = null;
+            for (int i = 0; i < synonyms.Count; i++) synonyms[i] = synonyms[i] with { Value = null };
+        }
+        var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
+        var entry = Entry(options, name, value, source, readOnly: !DynamicBrokerConfigs.IsDynamic(name),
+            def is null ? (sbyte)0 : (sbyte)def.Type, null, Synonyms(synonyms));
+        entry.IsSensitive = sensitive;
+        result.Configs.Add(entry);
     }
 
     /// <summary>
@@ -155,25 +182,11 @@ internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, BrokerConfig
     private string NodeIdSynonyms(Config.ConfigDefinition def, List<ConfigSynonym> synonyms)
     {
         string id = cluster.NodeId.ToString(CultureInfo.InvariantCulture);
-        if (config.Has("node.id") || config.Has("broker.id"))
+        if (dynamic.Static.Has("node.id") || dynamic.Static.Has("broker.id"))
             synonyms.Add(new ConfigSynonym(def.Name, id, ConfigSource.StaticBrokerConfig));
         synonyms.Add(new ConfigSynonym(def.Name, def.Default, ConfigSource.DefaultConfig));
         return id;
     }
-
-    /// <summary>DescribeConfigsResponse.ConfigType ids (KIP-569).</summary>
-    private static sbyte KafkaConfigType(Config.ConfigType type) => type switch
-    {
-        Config.ConfigType.Boolean => 1,
-        Config.ConfigType.String => 2,
-        Config.ConfigType.Int => 3,
-        Config.ConfigType.Long => 5,
-        Config.ConfigType.Double => 6,
-        Config.ConfigType.List => 7,
-        Config.ConfigType.Class => 8,
-        Config.ConfigType.Password => 9,
-        _ => 0,
-    };
 
     private static DescribeConfigsResponse.DescribeConfigsResourceResult Entry(EntryOptions options, string name, string? value,
         ConfigSource source, bool readOnly, sbyte type, string? documentation, List<DescribeConfigsResponse.DescribeConfigsSynonym> synonyms)

@@ -4,17 +4,19 @@
 // "Invalid value ... for configuration ..." / "Unknown topic config name" messages; null values are
 // INVALID_CONFIG "Null value not supported for topic configs"); nothing changes unless all are valid.
 // ValidateOnly checks and changes nothing. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
-// BROKER resources: Kayak has only static broker configs, so any entry is refused with INVALID_REQUEST
-// "... Cannot update these configs dynamically" (an empty set succeeds, changing nothing); a name other
-// than this node id or empty is INVALID_REQUEST. BROKER_LOGGER is refused as Kafka's legacy API refuses it.
+// BROKER resources (KIP-226): the entries become the complete dynamic set of this broker (name = node id) or of
+// the cluster default (name ""), validated as Kafka's DynamicBrokerConfig.validateConfigs does (a static key is
+// INVALID_REQUEST "Cannot update these configs dynamically: [k]"); see BrokerConfigChanges. A name other than
+// this node id or empty is INVALID_REQUEST. BROKER_LOGGER is refused as Kafka's legacy API refuses it.
 // Other resource types: INVALID_REQUEST.
+using Kayak.Broker.Config;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class AlterConfigsHandler(TopicService topics, ClusterInfo cluster) : ApiHandler<AlterConfigsRequest>
+internal sealed class AlterConfigsHandler(TopicService topics, ClusterInfo cluster, DynamicBrokerConfig dynamic) : ApiHandler<AlterConfigsRequest>
 {
     public override ApiKey Key => ApiKey.AlterConfigs;
 
@@ -46,9 +48,13 @@ internal sealed class AlterConfigsHandler(TopicService topics, ClusterInfo clust
             }
             case ConfigResourceType.Broker:
             {
-                var keys = new List<string>(resource.Configs.Count);
-                foreach (var c in resource.Configs) keys.Add(c.Name);
-                return BrokerConfigChanges.Refuse(cluster, resource.ResourceName, keys);
+                var configs = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var c in resource.Configs)
+                {
+                    if (c.Value is null) return new(ErrorCode.InvalidRequest, $"Null value not supported for : {c.Name}");
+                    configs[c.Name] = c.Value;
+                }
+                return BrokerConfigChanges.Alter(cluster, dynamic, resource.ResourceName, _ => configs, validateOnly);
             }
             case ConfigResourceType.BrokerLogger:
                 return new(ErrorCode.InvalidRequest, "AlterConfigs is deprecated and does not support the resource type BROKER_LOGGER");
@@ -58,19 +64,26 @@ internal sealed class AlterConfigsHandler(TopicService topics, ClusterInfo clust
     }
 }
 
-/// <summary>Topic config changes shared by AlterConfigs and IncrementalAlterConfigs.</summary>
 /// <summary>
-/// A BROKER resource change on a broker whose configs are all static (read-only in DescribeConfigs):
-/// Kafka refuses such keys with "Cannot update these configs dynamically".
+/// A BROKER resource change (KIP-226), shared by AlterConfigs and IncrementalAlterConfigs: the resource name picks
+/// this broker's dynamic set (node id) or the cluster default (""); Kafka's ConfigAdminManager answers a failed
+/// validation with INVALID_REQUEST carrying the ConfigException's message (KAFKA-13609 keeps it so).
 /// </summary>
 internal static class BrokerConfigChanges
 {
-    public static KafkaError Refuse(ClusterInfo cluster, string resourceName, List<string> keys)
+    public static KafkaError Alter(ClusterInfo cluster, DynamicBrokerConfig dynamic, string resourceName,
+        Func<IReadOnlyDictionary<string, string>, Dictionary<string, string>> update, bool validateOnly)
     {
         var bad = ConfigResourceType.CheckBrokerName(cluster, resourceName, allowEmpty: true);
         if (bad is not null) return new(ErrorCode.InvalidRequest, bad);
-        if (keys.Count == 0) return KafkaError.None;
-        // Kafka 4.x formats the key set as a Java set ("[a, b]"); 3.x and older printed Scala's "Set(a, b)".
-        return new(ErrorCode.InvalidRequest, $"Cannot update these configs dynamically: [{string.Join(", ", keys)}]");
+        try
+        {
+            var problem = dynamic.Alter(perBroker: resourceName.Length > 0, update, validateOnly);
+            return problem is null ? KafkaError.None : new(ErrorCode.InvalidRequest, problem);
+        }
+        catch (KafkaException e)
+        {
+            return e.KafkaError;
+        }
     }
 }

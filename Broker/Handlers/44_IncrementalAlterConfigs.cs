@@ -8,9 +8,12 @@
 // type n"). APPEND/SUBTRACT on a non-list (or unknown) key is INVALID_CONFIG "Can't APPEND to key k because its
 // type is not LIST."; unknown keys and bad values are INVALID_CONFIG. A resource is applied whole or not at
 // all. ValidateOnly checks and changes nothing. Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
-// BROKER: all Kayak broker configs are static, so any operation is refused with INVALID_REQUEST "Cannot
-// update these configs dynamically" (an empty list succeeds). BROKER_LOGGER (changing log4j levels) and
-// other resource types are INVALID_REQUEST: not implemented.
+// BROKER (KIP-226): the same operations on this broker's dynamic configs (name = node id) or the cluster
+// default (name ""), starting from the resource's current dynamic set; APPEND/SUBTRACT on a non-LIST key is
+// INVALID_CONFIG "Config value append is not allowed for config key: k" (Kafka's ConfigAdminManager). The
+// resulting set is validated as DynamicBrokerConfig.validateConfigs does (static keys: INVALID_REQUEST "Cannot
+// update these configs dynamically: [k]"), then stored and applied (BrokerConfigChanges). BROKER_LOGGER
+// (changing log4j levels) and other resource types are INVALID_REQUEST: not implemented.
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -18,7 +21,8 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class IncrementalAlterConfigsHandler(TopicService topics, ITopicCatalog catalog, ClusterInfo cluster)
+internal sealed class IncrementalAlterConfigsHandler(TopicService topics, ITopicCatalog catalog, ClusterInfo cluster,
+    Config.DynamicBrokerConfig dynamic)
     : ApiHandler<IncrementalAlterConfigsRequest>
 {
     private const sbyte OpSet = 0, OpDelete = 1, OpAppend = 2, OpSubtract = 3;
@@ -53,7 +57,8 @@ internal sealed class IncrementalAlterConfigsHandler(TopicService topics, ITopic
             case ConfigResourceType.Topic:
                 return topics.AlterConfig(resource.ResourceName, current => Apply(current, resource.Configs), validateOnly);
             case ConfigResourceType.Broker:
-                return BrokerConfigChanges.Refuse(cluster, resource.ResourceName, [.. seen]);
+                return BrokerConfigChanges.Alter(cluster, dynamic, resource.ResourceName,
+                    current => ApplyBroker(current, resource.Configs), validateOnly);
             case ConfigResourceType.BrokerLogger:
                 return new(ErrorCode.InvalidRequest, "Kayak does not support changing broker log levels (BROKER_LOGGER)");
             default:
@@ -97,6 +102,36 @@ internal sealed class IncrementalAlterConfigsHandler(TopicService topics, ITopic
             }
         }
         return result;
+    }
+
+    private Dictionary<string, string> ApplyBroker(IReadOnlyDictionary<string, string> current,
+        List<IncrementalAlterConfigsRequest.AlterableConfig> ops)
+    {
+        var result = new Dictionary<string, string>(current, StringComparer.Ordinal);
+        foreach (var op in ops)
+        {
+            string name = op.Name;
+            if (op.ConfigOperation == OpSet) result[name] = op.Value!;
+            else if (op.ConfigOperation == OpDelete) result.Remove(name);
+            else
+            {
+                if (Config.BrokerConfigDefinitions.Find(Config.DynamicBrokerConfigs.BaseName(name)) is not { Type: ConfigType.List })
+                    throw new KafkaException(ErrorCode.InvalidConfig, $"Config value append is not allowed for config key: {name}");
+                string? baseValue = result.TryGetValue(name, out var v) ? v : dynamic.Current.GetString(name);
+                result[name] = string.Join(",", AppendOrSubtract(Config.BrokerConfig.SplitList(baseValue ?? ""), op));
+            }
+        }
+        return result;
+    }
+
+    private static List<string> AppendOrSubtract(List<string> items, IncrementalAlterConfigsRequest.AlterableConfig op)
+    {
+        foreach (var item in op.Value!.Split(','))
+        {
+            if (op.ConfigOperation == OpAppend) { if (!items.Contains(item)) items.Add(item); }
+            else items.Remove(item);
+        }
+        return items;
     }
 
     private static TopicConfigDefinition? FindDefinition(string name)

@@ -20,8 +20,8 @@ internal readonly record struct TopicResult(KafkaError Failure, TopicLog? Topic)
 /// </summary>
 internal sealed class TopicService
 {
-    public const string ConsumerOffsetsTopic = "__consumer_offsets";
-    public const string TransactionStateTopic = "__transaction_state";
+    public const string ConsumerOffsetsTopic = InternalTopics.ConsumerOffsets;
+    public const string TransactionStateTopic = InternalTopics.TransactionState;
 
     private readonly LogManager _logs;
     private readonly BrokerConfig _config;
@@ -36,7 +36,7 @@ internal sealed class TopicService
         _config = config;
     }
 
-    public static bool IsInternal(string name) => name is ConsumerOffsetsTopic or TransactionStateTopic;
+    public static bool IsInternal(string name) => InternalTopics.IsInternal(name);
 
     public bool TryGet(string name, out TopicLog topic) => _logs.TryGetTopic(name, out topic!);
 
@@ -120,20 +120,10 @@ internal sealed class TopicService
     }
 
     /// <summary>Internal topics are compacted, as in Kafka (offsets.topic.segment.bytes for __consumer_offsets).</summary>
-    private IReadOnlyDictionary<string, string>? InternalTopicConfigs(string name) => name switch
+    private Dictionary<string, string>? InternalTopicConfigs(string name) => name switch
     {
-        ConsumerOffsetsTopic => new Dictionary<string, string>
-        {
-            ["cleanup.policy"] = "compact",
-            ["compression.type"] = "producer",
-            ["segment.bytes"] = _config.OffsetsTopicSegmentBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        },
-        TransactionStateTopic => new Dictionary<string, string>
-        {
-            ["cleanup.policy"] = "compact",
-            ["compression.type"] = "uncompressed",
-            ["segment.bytes"] = "104857600",
-        },
+        ConsumerOffsetsTopic => InternalTopics.ConsumerOffsetsConfigs(_config.OffsetsTopicSegmentBytes),
+        TransactionStateTopic => InternalTopics.TransactionStateConfigs(),
         _ => null,
     };
 

@@ -115,7 +115,7 @@ public sealed class DescribeConfigsTests
     [TestCase((short)0)]
     [TestCase((short)2)]
     [TestCase((short)4)]
-    public async Task BrokerConfigsAreReadOnlyWithStaticSources(short version)
+    public async Task BrokerConfigsWithStaticSourcesAreReadOnlyUnlessDynamicInKafka(short version)
     {
         await using var f = await BrokerFixture.StartAsync(o => o.Properties["num.partitions"] = "3");
         string id = f.State.NodeId.ToString();
@@ -123,7 +123,13 @@ public sealed class DescribeConfigsTests
         var result = response.Results[0];
         Assert.That(result.ErrorCode, Is.EqualTo((short)ErrorCode.None));
         Assert.That(result.Configs.Count, Is.EqualTo(Config.BrokerConfigDefinitions.All.Length));
-        Assert.That(result.Configs.All(c => c.ReadOnly), Is.True);
+        // Read-only exactly when Kafka's DynamicBrokerConfig cannot change the key (num.partitions: read-only;
+        // log.segment.bytes, message.max.bytes: cluster-wide dynamic).
+        Assert.That(Find(result, "num.partitions").ReadOnly, Is.True);
+        Assert.That(Find(result, "log.retention.hours").ReadOnly, Is.True);
+        Assert.That(Find(result, "log.segment.bytes").ReadOnly, Is.False);
+        Assert.That(Find(result, "message.max.bytes").ReadOnly, Is.False);
+        Assert.That(Find(result, "num.io.threads").ReadOnly, Is.False);
         var partitions = Find(result, "num.partitions");
         var segment = Find(result, "log.segment.bytes");
         Assert.That(partitions.Value, Is.EqualTo("3"));
@@ -141,7 +147,7 @@ public sealed class DescribeConfigsTests
 
         var clusterDefault = await f.Client.SendAsync<DescribeConfigsResponse>(Request(version, Broker, ""), version);
         Assert.That(clusterDefault.Results[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
-        Assert.That(clusterDefault.Results[0].Configs, Is.Empty); // no dynamic cluster defaults exist
+        Assert.That(clusterDefault.Results[0].Configs, Is.Empty); // no dynamic cluster defaults set
     }
 
     [TestCase((short)0)]
