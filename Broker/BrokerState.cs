@@ -86,6 +86,7 @@ internal sealed class BrokerState : IDisposable
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster), new OffsetDeleteHandler(Groups),
             new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
             new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
+            new ConsumerGroupHeartbeatHandler(Groups, Catalog), new ConsumerGroupDescribeHandler(Groups),
         ];
     }
 

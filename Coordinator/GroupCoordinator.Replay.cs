@@ -73,6 +73,10 @@ public sealed partial class GroupCoordinator
                 if (value is GroupMetadataValue v) ReplayGroupMetadata(Resolve(writer, k.Group), v);
                 else ReplayGroupTombstone(k.Group);
                 break;
+            default:
+                // KIP-848 consumer group records (GroupCoordinator.ConsumerRecords.cs).
+                ReplayConsumerRecord(writer, key, value);
+                break;
         }
     }
 
@@ -331,7 +335,9 @@ public sealed partial class GroupCoordinator
                 k.Read(ref reader, keyVersion);
                 owner.Replay(offset, producerId, k, value is { } v ? ReadValue<GroupMetadataValue>(v, GroupMetadataValue.HighestSupportedVersion) : null);
             }
-            // Other key versions are KIP-848/share/transaction records: not ours to load.
+            else if (TryReadConsumerRecord(keyVersion, ref reader, value, out var consumerKey, out var consumerValue))
+                owner.Replay(offset, producerId, consumerKey, consumerValue);
+            // Other key versions are share-group/transaction records: not ours to load.
         }
     }
 
