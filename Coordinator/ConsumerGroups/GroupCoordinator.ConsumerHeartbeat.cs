@@ -56,7 +56,7 @@ public sealed partial class GroupCoordinator
         {
             if (r.RebalanceTimeoutMs == -1) problem = "RebalanceTimeoutMs must be provided in first request.";
             else if (r.TopicPartitions is { Count: > 0 }) problem = "TopicPartitions must be empty when (re-)joining.";
-            else if (r.SubscribedTopicNames is null && r.SubscribedTopicRegex is null)
+            else if (r.SubscribedTopicNames is null && string.IsNullOrEmpty(r.SubscribedTopicRegex))
                 problem = "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.";
         }
         else if (r.MemberEpoch == ConsumerGroupState.LeaveStaticEpoch && r.InstanceId is null) problem = "InstanceId can't be null.";
@@ -65,8 +65,9 @@ public sealed partial class GroupCoordinator
 
         if (r.ServerAssignor is not null && r.ServerAssignor != UniformAssignor.Name)
             return HeartbeatError(ErrorCode.UnsupportedAssignor, $"ServerAssignor {r.ServerAssignor} is not supported. Supported assignors: {UniformAssignor.Name}.");
-        // Regex subscriptions (KIP-848's SubscribedTopicRegex, RE2J syntax in Kafka) are not implemented yet.
-        if (r.SubscribedTopicRegex is not null)
+        // Regex subscriptions (KIP-848's SubscribedTopicRegex, RE2J syntax in Kafka) are not implemented yet. An empty
+        // one means "no regex" (Kafka clears the member's regex with it; librdkafka 2.16 sends it with topic names).
+        if (r.SubscribedTopicRegex is { Length: > 0 })
             return HeartbeatError(ErrorCode.InvalidRegularExpression, "SubscribedTopicRegex is not supported by this broker; subscribe by topic names.");
         return null;
     }
