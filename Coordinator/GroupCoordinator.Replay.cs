@@ -56,7 +56,7 @@ public sealed partial class GroupCoordinator
     /// The one entry point that changes coordinator state from a record (Kafka's GroupCoordinatorShard.replay):
     /// <paramref name="recordOffset"/> is the record's offset in its partition, <paramref name="producerId"/> the
     /// producer of a transactional batch (-1 otherwise), a null <paramref name="value"/> a tombstone. Keys that are
-    /// not classic-group records (KIP-848, share groups) are ignored.
+    /// neither offsets nor classic-group records go to the KIP-848 replay (share-group keys are ignored).
     /// </summary>
     internal void Replay(long recordOffset, long producerId, IKafkaMessage key, IKafkaMessage? value) =>
         Replay(null, recordOffset, producerId, key, value);
