@@ -62,6 +62,7 @@ internal sealed class BrokerState : IDisposable
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic), new OffsetDeleteHandler(Groups),
             new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
             new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
+            new ConsumerGroupHeartbeatHandler(Groups, Catalog), new ConsumerGroupDescribeHandler(Groups),
         ];
     }
 

@@ -107,6 +107,12 @@ internal sealed class ClassicGroup(string groupId)
     public readonly Dictionary<string, Dictionary<int, CommittedOffset>> Offsets = new(StringComparer.Ordinal);
 
     /// <summary>
+    /// Set when the group is a KIP-848 consumer group (its records were written or replayed): its members then live
+    /// there and the classic fields above stay empty. Offsets stay here for both types, as in Kafka's OffsetMetadataManager.
+    /// </summary>
+    public ConsumerGroups.ConsumerGroupState? Consumer { get; set; }
+
+    /// <summary>
     /// The group's last GroupMetadata record replayed (null: none, or deleted): what <c>__consumer_offsets</c> says
     /// the group is. Set only by the coordinator's replay; the rebalance protocol's in-memory state runs ahead of
     /// it between writes, as in Kafka. Never mutated after it is stored.

@@ -28,6 +28,14 @@ public sealed partial class GroupCoordinator
             {
                 lock (group.Lock)
                 {
+                    if (group.Consumer is not null)
+                    {
+                        // Kafka answers DescribeGroups for a KIP-848 group with GROUP_ID_NOT_FOUND ("not a classic
+                        // group"); ConsumerGroupDescribe describes it.
+                        d.ErrorCode = GroupErrors.GroupIdNotFound;
+                        response.Groups.Add(d);
+                        continue;
+                    }
                     d.GroupState = StateName(group.State);
                     if (group.State != GroupState.Dead)
                     {
@@ -66,21 +74,23 @@ public sealed partial class GroupCoordinator
         }
         foreach (var group in _groups.Values)
         {
-            string state, protocolType;
+            string state, protocolType, type;
             lock (group.Lock)
             {
                 if (group.State == GroupState.Dead) continue;
-                state = StateName(group.State);
-                protocolType = group.ProtocolType ?? "";
+                // KIP-848 groups report their own states (Empty/Assigning/Reconciling/Stable) and type "consumer".
+                state = group.Consumer?.StateName ?? StateName(group.State);
+                protocolType = group.Consumer is not null ? "consumer" : group.ProtocolType ?? "";
+                type = group.Consumer is not null ? "consumer" : "classic";
             }
             if (version >= 4 && request.StatesFilter.Count > 0 && !ContainsIgnoreCase(request.StatesFilter, state)) continue;
-            if (version >= 5 && request.TypesFilter.Count > 0 && !ContainsIgnoreCase(request.TypesFilter, "classic")) continue;
+            if (version >= 5 && request.TypesFilter.Count > 0 && !ContainsIgnoreCase(request.TypesFilter, type)) continue;
             response.Groups.Add(new ListGroupsResponse.ListedGroup
             {
                 GroupId = group.GroupId,
                 ProtocolType = protocolType,
                 GroupState = version >= 4 ? state : "",
-                GroupType = version >= 5 ? "classic" : "",
+                GroupType = version >= 5 ? type : "",
             });
         }
         return response;
@@ -114,6 +124,7 @@ public sealed partial class GroupCoordinator
                 case GroupState.Empty: break;
                 default: return GroupErrors.NonEmptyGroup;
             }
+            if (group.Consumer is { IsEmpty: false }) return GroupErrors.NonEmptyGroup;
             // Kafka's deleteAllOffsets: a tombstone per committed offset and per partition with only a pending
             // transactional offset, then the group's; their replay removes offsets, pending offsets and the group.
             var records = new List<CoordinatorRecord>();
@@ -124,6 +135,7 @@ public sealed partial class GroupCoordinator
                 foreach (var (topic, p) in pending.Keys)
                     if (!HasCommittedOffset(group, topic, p) && (pendingOnly ??= new()).Add((topic, p)))
                         records.Add(OffsetTombstone(groupId, topic, p));
+            if (group.Consumer is not null) AddConsumerGroupDeletion(records, groupId);
             records.Add(GroupTombstone(groupId));
             return TryWrite(group, records) ? GroupErrors.None : GroupErrors.CoordinatorNotAvailable;
         }

@@ -29,7 +29,9 @@ public sealed partial class GroupCoordinator
         if (group is null) return CommitResponse(request, error, partitionExists);
         lock (group.Lock)
         {
-            error = ValidateOffsetCommit(group, request);
+            error = group.Consumer is { } consumer && group.State != GroupState.Dead
+                ? ValidateConsumerOffsetCommit(consumer, request.MemberId, request.GenerationIdOrMemberEpoch, version, transactional: false)
+                : ValidateOffsetCommit(group, request);
             if (error != GroupErrors.None) return CommitResponse(request, error, partitionExists);
 
             long now = NowMs;
@@ -132,6 +134,13 @@ public sealed partial class GroupCoordinator
             foreach (var g in request.Groups)
             {
                 var rg = new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = g.GroupId };
+                // v9+ (KIP-848): a consumer-protocol member reads with its member epoch.
+                if (version >= 9 && ValidateConsumerOffsetFetch(g.GroupId, g.MemberId, g.MemberEpoch) is var fetchError && fetchError != GroupErrors.None)
+                {
+                    rg.ErrorCode = fetchError;
+                    response.Groups.Add(rg);
+                    continue;
+                }
                 List<(string, List<int>)>? wanted = null;
                 if (g.Topics is not null)
                 {
@@ -243,6 +252,8 @@ public sealed partial class GroupCoordinator
             lock (group.Lock)
             {
                 if (group.State == GroupState.Dead) continue;
+                // Offsets of KIP-848 consumer groups are kept (their expiry is not implemented yet).
+                if (group.Consumer is not null) continue;
                 HashSet<string>? keep = null;
                 Func<CommittedOffset, long>? baseTs = null;
                 if (group.ProtocolType is null) baseTs = static o => o.CommitTimestamp;

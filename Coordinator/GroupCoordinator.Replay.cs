@@ -56,7 +56,7 @@ public sealed partial class GroupCoordinator
     /// The one entry point that changes coordinator state from a record (Kafka's GroupCoordinatorShard.replay):
     /// <paramref name="recordOffset"/> is the record's offset in its partition, <paramref name="producerId"/> the
     /// producer of a transactional batch (-1 otherwise), a null <paramref name="value"/> a tombstone. Keys that are
-    /// not classic-group records (KIP-848, share groups) are ignored.
+    /// neither offsets nor classic-group records go to the KIP-848 replay (share-group keys are ignored).
     /// </summary>
     internal void Replay(long recordOffset, long producerId, IKafkaMessage key, IKafkaMessage? value) =>
         Replay(null, recordOffset, producerId, key, value);
@@ -72,6 +72,10 @@ public sealed partial class GroupCoordinator
             case GroupMetadataKey k:
                 if (value is GroupMetadataValue v) ReplayGroupMetadata(Resolve(writer, k.Group), v);
                 else ReplayGroupTombstone(k.Group);
+                break;
+            default:
+                // KIP-848 consumer group records (GroupCoordinator.ConsumerRecords.cs).
+                ReplayConsumerRecord(writer, key, value);
                 break;
         }
     }
@@ -331,7 +335,9 @@ public sealed partial class GroupCoordinator
                 k.Read(ref reader, keyVersion);
                 owner.Replay(offset, producerId, k, value is { } v ? ReadValue<GroupMetadataValue>(v, GroupMetadataValue.HighestSupportedVersion) : null);
             }
-            // Other key versions are KIP-848/share/transaction records: not ours to load.
+            else if (TryReadConsumerRecord(keyVersion, ref reader, value, out var consumerKey, out var consumerValue))
+                owner.Replay(offset, producerId, consumerKey, consumerValue);
+            // Other key versions are share-group/transaction records: not ours to load.
         }
     }
 

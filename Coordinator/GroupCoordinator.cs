@@ -25,6 +25,7 @@ public sealed partial class GroupCoordinator : IDisposable
 
     public GroupCoordinator(GroupCoordinatorOptions options, IGroupLog log)
     {
+        options.ValidateConsumerGroupSettings();
         _options = options;
         _log = log;
         _time = options.Time;
@@ -63,6 +64,10 @@ public sealed partial class GroupCoordinator : IDisposable
         {
             if (group.State == GroupState.Dead)
                 return Task.FromResult(JoinError(GroupErrors.CoordinatorNotAvailable, memberId, version));
+            // KIP-848: a consumer-protocol group takes no classic members here (Kafka's classic-to-consumer
+            // migration is not implemented), so the classic protocol is inconsistent with the group's.
+            if (group.Consumer is not null)
+                return Task.FromResult(JoinError(GroupErrors.InconsistentGroupProtocol, memberId, version));
             if (!AcceptJoiningMember(group, memberId))
                 return Task.FromResult(JoinError(GroupErrors.GroupMaxSizeReached, memberId, version));
             if (!group.SupportsProtocols(request.ProtocolType, protocols))

@@ -24,8 +24,39 @@ public sealed class GroupCoordinatorOptions
     /// first JoinGroup (its socket is muted while it waits) is dropped after this long.
     /// </summary>
     public int NewMemberJoinTimeoutMs { get; init; } = 5 * 60 * 1000;
+    /// <summary>
+    /// group.consumer.session.timeout.ms (KIP-848): a consumer-protocol member that sends no ConsumerGroupHeartbeat for
+    /// this long is removed. Must lie within group.consumer.min/max.session.timeout.ms (45000/60000).
+    /// </summary>
+    public int ConsumerGroupSessionTimeoutMs { get; init; } = 45000;
+    /// <summary>group.consumer.min.session.timeout.ms</summary>
+    public int ConsumerGroupMinSessionTimeoutMs { get; init; } = 45000;
+    /// <summary>group.consumer.max.session.timeout.ms</summary>
+    public int ConsumerGroupMaxSessionTimeoutMs { get; init; } = 60000;
+    /// <summary>group.consumer.heartbeat.interval.ms: told to members in every ConsumerGroupHeartbeat response.</summary>
+    public int ConsumerGroupHeartbeatIntervalMs { get; init; } = 5000;
+    /// <summary>group.consumer.min.heartbeat.interval.ms</summary>
+    public int ConsumerGroupMinHeartbeatIntervalMs { get; init; } = 5000;
+    /// <summary>group.consumer.max.heartbeat.interval.ms</summary>
+    public int ConsumerGroupMaxHeartbeatIntervalMs { get; init; } = 15000;
     /// <summary>Clock for every timer, so tests run on a fake clock.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     internal long OffsetsRetentionMs => OffsetsRetentionMinutes * 60_000L;
+
+    /// <summary>
+    /// Kafka's GroupCoordinatorConfig checks: each KIP-848 timeout within its min/max, and the heartbeat interval below
+    /// the session timeout (a member must get several heartbeats in before it expires).
+    /// </summary>
+    internal void ValidateConsumerGroupSettings()
+    {
+        if (ConsumerGroupMinSessionTimeoutMs > ConsumerGroupMaxSessionTimeoutMs
+            || ConsumerGroupSessionTimeoutMs < ConsumerGroupMinSessionTimeoutMs || ConsumerGroupSessionTimeoutMs > ConsumerGroupMaxSessionTimeoutMs)
+            throw new ArgumentException("group.consumer.session.timeout.ms must be within group.consumer.min.session.timeout.ms and group.consumer.max.session.timeout.ms.");
+        if (ConsumerGroupMinHeartbeatIntervalMs > ConsumerGroupMaxHeartbeatIntervalMs
+            || ConsumerGroupHeartbeatIntervalMs < ConsumerGroupMinHeartbeatIntervalMs || ConsumerGroupHeartbeatIntervalMs > ConsumerGroupMaxHeartbeatIntervalMs)
+            throw new ArgumentException("group.consumer.heartbeat.interval.ms must be within group.consumer.min.heartbeat.interval.ms and group.consumer.max.heartbeat.interval.ms.");
+        if (ConsumerGroupHeartbeatIntervalMs >= ConsumerGroupSessionTimeoutMs)
+            throw new ArgumentException("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms.");
+    }
 }

@@ -57,7 +57,8 @@ public sealed class PolledConsumer : IGroupMember, IDisposable
             {
                 Interlocked.Increment(ref assignedCallbacks);
                 AssignedEvents.Enqueue(assigned.Select(p => p.Partition.Value).ToArray());
-                if (config.PartitionAssignmentStrategy == PartitionAssignmentStrategy.CooperativeSticky)
+                // Cooperative-sticky and the KIP-848 consumer protocol hand out increments; eager strategies whole assignments.
+                if (config.PartitionAssignmentStrategy == PartitionAssignmentStrategy.CooperativeSticky || config.GroupProtocol == GroupProtocol.Consumer)
                     partitions = [.. partitions.Union(assigned.Select(p => p.Partition.Value)).Order()];
                 else
                     partitions = [.. assigned.Select(p => p.Partition.Value).Order()];

@@ -50,6 +50,10 @@ public static class ApiVersionTable
         new(ApiKey.DescribeTransactions, 0, 0),
         new(ApiKey.ListTransactions, 0, 1),
         new(ApiKey.DescribeTopicPartitions, 0, 0),
+        // KIP-848. v1 (SubscribedTopicRegex, client-made member ids) is Kafka 4.0's default even though this spec copy
+        // still marks it unstable; librdkafka 2.16 speaks it.
+        new(ApiKey.ConsumerGroupHeartbeat, 0, 1),
+        new(ApiKey.ConsumerGroupDescribe, 0, 0),
     ];
 
     private static readonly ServedApi?[] ByKey = BuildIndex();

@@ -68,8 +68,9 @@ internal sealed record BrokerFeature(string Name, short SupportedMin, short Supp
 /// The feature levels Kayak advertises, named and numbered as Kafka 4.0's (server-common MetadataVersion,
 /// GroupVersion, TransactionVersion, KRaftVersion, EligibleLeaderReplicasVersion), each only as far as Kayak
 /// implements it. What clients act on: a Java producer uses the KIP-890 part 2 protocol only when
-/// transaction.version >= 2 is finalized, and consumers look for group.version >= 1 before KIP-848; both are
-/// left at 0 (not listed), so clients stay on the classic protocols Kayak serves.
+/// transaction.version >= 2 is finalized, and consumers look for group.version >= 1 before KIP-848. group.version
+/// is at 1 (KIP-848 consumer groups are served); transaction.version stays at 0 (not listed), so producers keep
+/// KIP-890 part 1.
 /// </summary>
 internal static class BrokerFeatures
 {
@@ -86,13 +87,13 @@ internal static class BrokerFeatures
     /// its levels only change with a Kayak release, so the epoch is a constant to raise whenever a finalized level
     /// changes: Java clients (ApiVersions.update) only take finalized features from a higher epoch than they saw.
     /// </summary>
-    public const long FinalizedEpoch = 0;
+    public const long FinalizedEpoch = 1; // 1: group.version finalized at 1 (KIP-848)
 
     public static readonly BrokerFeature[] All =
     [
         new("metadata.version", MetadataVersionMinimum, MetadataVersion3_9_IV0, MetadataVersion3_9_IV0),
-        // No KIP-848 consumer groups (ConsumerGroupHeartbeat is not served): GV_0 only.
-        new("group.version", 0, 0, 0),
+        // GV_1: KIP-848 consumer groups (ConsumerGroupHeartbeat, ConsumerGroupDescribe) are served, as in Kafka 4.0.
+        new("group.version", 0, 1, 1),
         // KIP-890 part 2 (EndTxn v5, implicit AddPartitionsToTxn) is not implemented: TV_0 only.
         new("transaction.version", 0, 0, 0),
         // No Raft quorum to reconfigure (KIP-853) and no eligible leader replicas (KIP-966) on one node.

@@ -25,15 +25,16 @@ public sealed class FeaturesTests
         Assert.That(finalized.MaxVersionLevel, Is.EqualTo(21));
         Assert.That(r.FinalizedFeaturesEpoch, Is.GreaterThanOrEqualTo(0), "Java clients ignore finalized features at epoch -1");
 
-        Assert.That(Describe(r), Is.EqualTo(new[]
-        {
-            "Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 3.9-IV0\tFinalizedVersionLevel: 3.9-IV0\tEpoch: 0",
-        }));
+        var expected = new List<string>();
+        // Below v4 Kafka leaves out supported ranges starting at 0 (KAFKA-17492): group.version's 0-1 only from v4.
+        if (version >= 4) expected.Add("Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 1\tEpoch: 1");
+        expected.Add("Feature: metadata.version\tSupportedMinVersion: 3.3-IV3\tSupportedMaxVersion: 3.9-IV0\tFinalizedVersionLevel: 3.9-IV0\tEpoch: 1");
+        Assert.That(Describe(r), Is.EqualTo(expected));
     }
 
     /// <summary>
-    /// group.version and transaction.version stay at level 0: Kafka lists neither a supported range whose maximum
-    /// is 0 nor a finalized level 0, so clients keep the classic group protocol and the KIP-890 part 1 transactions.
+    /// transaction.version stays at level 0: Kafka lists neither a supported range whose maximum is 0 nor a finalized
+    /// level 0, so producers keep the KIP-890 part 1 transactions. group.version is finalized at 1 (KIP-848).
     /// </summary>
     [TestCase((short)3)]
     [TestCase((short)4)]
@@ -42,9 +43,10 @@ public sealed class FeaturesTests
         await using var fx = await BrokerFixture.StartAsync();
         var r = await fx.Client.SendAsync<ApiVersionsResponse>(new ApiVersionsRequest { ClientSoftwareName = "t", ClientSoftwareVersion = "1" }, version);
         var names = r.SupportedFeatures.Select(f => f.Name).Concat(r.FinalizedFeatures.Select(f => f.Name)).ToList();
-        Assert.That(names, Has.None.AnyOf("group.version", "transaction.version", "kraft.version", "eligible.leader.replicas.version"));
-        Assert.That(r.SupportedFeatures.Select(f => f.Name), Is.EquivalentTo(new[] { "metadata.version" }));
-        Assert.That(r.FinalizedFeatures.Select(f => f.Name), Is.EquivalentTo(new[] { "metadata.version" }));
+        Assert.That(names, Has.None.AnyOf("transaction.version", "kraft.version", "eligible.leader.replicas.version"));
+        Assert.That(r.SupportedFeatures.Select(f => f.Name),
+            Is.EquivalentTo(version >= 4 ? new[] { "group.version", "metadata.version" } : new[] { "metadata.version" }));
+        Assert.That(r.FinalizedFeatures.Select(f => f.Name), Is.EquivalentTo(new[] { "group.version", "metadata.version" }));
     }
 
     [TestCase((short)0)]

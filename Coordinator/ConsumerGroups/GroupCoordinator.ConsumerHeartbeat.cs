@@ -1,0 +1,315 @@
+using Kayak.Coordinator.ConsumerGroups;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Coordinator;
+
+/// <summary>Looks a topic up by name for the KIP-848 coordinator: its id and partition count, false when it does not exist.</summary>
+public delegate bool ConsumerTopicResolver(string name, out Uuid topicId, out int partitionCount);
+
+/// <summary>
+/// ConsumerGroupHeartbeat (KIP-848), following Kafka's GroupMetadataManager.consumerGroupHeartbeat: validate, find or
+/// create the group and member, update the member's metadata and the group's subscription metadata (bumping the
+/// group epoch when either changed), recompute the target assignment with the server-side assignor when the group
+/// epoch is ahead of the assignment epoch, reconcile the member towards its target (CurrentAssignmentBuilder), write
+/// every change as records, and answer from the state their replay produced.
+/// </summary>
+public sealed partial class GroupCoordinator
+{
+    public ConsumerGroupHeartbeatResponse ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest request, short version, ClientInfo client,
+        ConsumerTopicResolver topics)
+    {
+        if (!_loaded) return HeartbeatError(ErrorCode.CoordinatorLoadInProgress, null);
+        if (ValidateHeartbeat(request, version) is { } invalid) return invalid;
+
+        ClassicGroup? group;
+        if (request.MemberEpoch == 0) group = _groups.GetOrAdd(request.GroupId, static id => new ClassicGroup(id));
+        else if (!_groups.TryGetValue(request.GroupId, out group))
+            return HeartbeatError(ErrorCode.GroupIdNotFound, $"Consumer group {request.GroupId} not found.");
+
+        lock (group.Lock)
+        {
+            if (group.State == GroupState.Dead) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+            // A classic group with members is not converted (Kafka's online migration is not implemented here).
+            if (group.MemberList.Count > 0 || group.PendingMembers.Count > 0)
+                return HeartbeatError(ErrorCode.GroupIdNotFound, $"Group {request.GroupId} is not a consumer group.");
+            var cg = group.Consumer;
+            if (cg is null && request.MemberEpoch != 0)
+                return HeartbeatError(ErrorCode.GroupIdNotFound, $"Consumer group {request.GroupId} not found.");
+            cg ??= new ConsumerGroupState(); // state itself comes from the replay of the records below
+
+            if (request.MemberEpoch < 0) return ConsumerLeave(group, cg, request);
+            return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics);
+        }
+    }
+
+    /// <summary>Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid, INVALID_REQUEST with its messages.</summary>
+    private static ConsumerGroupHeartbeatResponse? ValidateHeartbeat(ConsumerGroupHeartbeatRequest r, short version)
+    {
+        string? problem = null;
+        if (r.GroupId.Length == 0) problem = "GroupId can't be empty.";
+        else if (r.InstanceId is { Length: 0 }) problem = "InstanceId can't be empty.";
+        else if (r.RackId is { Length: 0 }) problem = "RackId can't be empty.";
+        // KIP-1082: from v1 the client generates its member id; v0 gets one from the coordinator on join.
+        else if (r.MemberId.Length == 0 && (version >= 1 || r.MemberEpoch != 0)) problem = "MemberId can't be empty.";
+        else if (r.MemberEpoch == 0)
+        {
+            if (r.RebalanceTimeoutMs == -1) problem = "RebalanceTimeoutMs must be provided in first request.";
+            else if (r.TopicPartitions is { Count: > 0 }) problem = "TopicPartitions must be empty when (re-)joining.";
+            else if (r.SubscribedTopicNames is null && string.IsNullOrEmpty(r.SubscribedTopicRegex))
+                problem = "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.";
+        }
+        else if (r.MemberEpoch == ConsumerGroupState.LeaveStaticEpoch && r.InstanceId is null) problem = "InstanceId can't be null.";
+        else if (r.MemberEpoch < ConsumerGroupState.LeaveStaticEpoch) problem = "MemberEpoch is invalid.";
+        if (problem is not null) return HeartbeatError(ErrorCode.InvalidRequest, problem);
+
+        if (r.ServerAssignor is not null && r.ServerAssignor != UniformAssignor.Name)
+            return HeartbeatError(ErrorCode.UnsupportedAssignor, $"ServerAssignor {r.ServerAssignor} is not supported. Supported assignors: {UniformAssignor.Name}.");
+        // Regex subscriptions (KIP-848's SubscribedTopicRegex, RE2J syntax in Kafka) are not implemented yet. An empty
+        // one means "no regex" (Kafka clears the member's regex with it; librdkafka 2.16 sends it with topic names).
+        if (r.SubscribedTopicRegex is { Length: > 0 })
+            return HeartbeatError(ErrorCode.InvalidRegularExpression, "SubscribedTopicRegex is not supported by this broker; subscribe by topic names.");
+        return null;
+    }
+
+    private static ConsumerGroupHeartbeatResponse HeartbeatError(ErrorCode error, string? message) =>
+        new() { ErrorCode = (short)error, ErrorMessage = message };
+
+    private ConsumerGroupHeartbeatResponse ConsumerLeave(ClassicGroup group, ConsumerGroupState cg, ConsumerGroupHeartbeatRequest request)
+    {
+        ConsumerMember? member;
+        if (request.InstanceId is null)
+        {
+            if (!cg.Members.TryGetValue(request.MemberId, out member))
+                return HeartbeatError(ErrorCode.UnknownMemberId, $"Member {request.MemberId} is not a member of group {group.GroupId}.");
+        }
+        else
+        {
+            if (!cg.StaticMembers.TryGetValue(request.InstanceId, out var id) || !cg.Members.TryGetValue(id, out member))
+                return HeartbeatError(ErrorCode.UnknownMemberId, $"Instance id {request.InstanceId} is unknown.");
+            if (id != request.MemberId)
+                return HeartbeatError(ErrorCode.FencedInstanceId, $"Instance id {request.InstanceId} belongs to another member.");
+        }
+
+        var records = new List<CoordinatorRecord>();
+        if (request.MemberEpoch == ConsumerGroupState.LeaveStaticEpoch)
+            // A static member leaving temporarily keeps its assignment for its return under the same instance id;
+            // its session timeout still runs and removes it if it does not come back.
+            records.Add(CurrentAssignmentRecord(group.GroupId, member.MemberId, new CurrentAssignmentBuilder.Result(
+                ConsumerGroupState.LeaveStaticEpoch, member.PreviousMemberEpoch, member.State, member.Assigned, TopicPartitions.Empty)));
+        else
+        {
+            AddMemberRemoval(records, group.GroupId, member.MemberId);
+            records.Add(GroupEpochRecord(group.GroupId, cg.GroupEpoch + 1));
+        }
+        if (!TryWrite(group, records)) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+        return new ConsumerGroupHeartbeatResponse { MemberId = request.MemberId, MemberEpoch = request.MemberEpoch };
+    }
+
+    private ConsumerGroupHeartbeatResponse ConsumerJoinOrHeartbeat(ClassicGroup group, ConsumerGroupState cg,
+        ConsumerGroupHeartbeatRequest request, short version, ClientInfo client, ConsumerTopicResolver topics)
+    {
+        string groupId = group.GroupId;
+        string memberId = request.MemberId.Length > 0 ? request.MemberId : Guid.NewGuid().ToString(); // v0 join only
+        var owned = request.TopicPartitions is null
+            ? null
+            : TopicPartitions.From(request.TopicPartitions.Select(t => (t.TopicId, (IEnumerable<int>)t.Partitions)));
+        var records = new List<CoordinatorRecord>();
+        string? replaced = null; // a static member's previous incarnation, taken over by this one
+        bool groupCreated = group.Consumer is null;
+
+        cg.Members.TryGetValue(memberId, out var existing);
+        if (request.MemberEpoch == 0)
+        {
+            if (request.InstanceId is not null && cg.StaticMembers.TryGetValue(request.InstanceId, out var staticId) && staticId != memberId)
+            {
+                var old = cg.Members[staticId];
+                if (!old.IsStaticLeft)
+                    return HeartbeatError(ErrorCode.UnreleasedInstanceId, $"Static member {staticId} with instance id {request.InstanceId} is not released.");
+                replaced = staticId;
+            }
+        }
+        else
+        {
+            if (existing is null) return HeartbeatError(ErrorCode.UnknownMemberId, $"Member {memberId} is not a member of group {groupId}.");
+            if (existing.InstanceId is not null && request.InstanceId is not null && existing.InstanceId != request.InstanceId)
+                return HeartbeatError(ErrorCode.FencedInstanceId, $"Member {memberId} has instance id {existing.InstanceId}.");
+            // Kafka's throwIfMemberEpochIsInvalid: an epoch ahead of ours, or behind it other than the previous epoch
+            // with no more than what the member had, is a zombie.
+            if (request.MemberEpoch > existing.MemberEpoch
+                || (request.MemberEpoch < existing.MemberEpoch
+                    && (request.MemberEpoch != existing.PreviousMemberEpoch || owned is null || !owned.IsSubsetOf(existing.Assigned))))
+                return HeartbeatError(ErrorCode.FencedMemberEpoch, $"The consumer group member has a smaller or larger member epoch ({request.MemberEpoch}) than the one known by the group coordinator ({existing.MemberEpoch}).");
+        }
+
+        // The member as it is to be: its current assignment (a replaced static member's, or none for a new one) and
+        // its metadata with every field the request carries.
+        var basis = existing ?? (replaced is not null ? cg.Members[replaced] : null);
+        var proposed = new ConsumerMember(memberId)
+        {
+            InstanceId = request.InstanceId ?? basis?.InstanceId,
+            RackId = request.RackId ?? basis?.RackId,
+            ClientId = client.ClientId,
+            ClientHost = client.ClientHost,
+            SubscribedTopicNames = request.SubscribedTopicNames is { } names
+                ? names.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList()
+                : basis?.SubscribedTopicNames ?? new(),
+            RebalanceTimeoutMs = request.RebalanceTimeoutMs != -1 ? request.RebalanceTimeoutMs : basis?.RebalanceTimeoutMs ?? -1,
+            ServerAssignor = request.ServerAssignor ?? basis?.ServerAssignor,
+            MemberEpoch = existing?.MemberEpoch ?? 0,
+            PreviousMemberEpoch = existing?.PreviousMemberEpoch ?? 0,
+            State = existing?.State ?? ConsumerMemberState.Stable,
+            Assigned = basis?.Assigned ?? TopicPartitions.Empty,
+            PendingRevocation = existing?.PendingRevocation ?? TopicPartitions.Empty,
+        };
+
+        if (replaced is not null) AddMemberRemoval(records, groupId, replaced);
+        bool bump = false;
+        if (existing is null || !SameMetadata(existing, proposed))
+        {
+            records.Add(MemberMetadataRecord(groupId, proposed));
+            bump = basis is null || !basis.SubscribedTopicNames.SequenceEqual(proposed.SubscribedTopicNames);
+        }
+
+        // Everyone the group will have after this heartbeat.
+        var members = new Dictionary<string, ConsumerMember>(cg.Members, StringComparer.Ordinal);
+        if (replaced is not null) members.Remove(replaced);
+        members[memberId] = proposed;
+
+        var metadata = SubscriptionMetadata(members.Values, topics);
+        if (!SameSubscriptionMetadata(metadata, cg.SubscriptionMetadata))
+        {
+            records.Add(SubscriptionMetadataRecord(groupId, metadata));
+            bump = true;
+        }
+        int groupEpoch = cg.GroupEpoch;
+        if (bump || groupCreated)
+        {
+            groupEpoch++;
+            records.Add(GroupEpochRecord(groupId, groupEpoch));
+        }
+
+        // The target assignment of the group epoch (Kafka's TargetAssignmentBuilder), when it is behind.
+        int targetEpoch = cg.AssignmentEpoch;
+        TopicPartitions target;
+        var previousTargets = new Dictionary<string, TopicPartitions>(cg.Target, StringComparer.Ordinal);
+        if (replaced is not null && previousTargets.Remove(replaced, out var inherited)) previousTargets[memberId] = inherited;
+        if (groupEpoch > cg.AssignmentEpoch)
+        {
+            var assignorMembers = members.Values.Select(m => new AssignorMember(m.MemberId,
+                m.SubscribedTopicNames.Where(metadata.ContainsKey).Select(n => metadata[n].TopicId).ToList())).ToList();
+            var counts = metadata.Values.ToDictionary(t => t.TopicId, t => t.NumPartitions);
+            var newTargets = UniformAssignor.Assign(assignorMembers, counts, previousTargets);
+            foreach (var (id, t) in newTargets)
+                if (!previousTargets.TryGetValue(id, out var before) || !before.SetEquals(t) || id == memberId && replaced is not null)
+                    records.Add(TargetMemberRecord(groupId, id, t));
+            records.Add(TargetEpochRecord(groupId, groupEpoch));
+            targetEpoch = groupEpoch;
+            target = newTargets[memberId];
+        }
+        else
+        {
+            target = previousTargets.TryGetValue(memberId, out var t) ? t : TopicPartitions.Empty;
+            if (replaced is not null) records.Add(TargetMemberRecord(groupId, memberId, target));
+        }
+
+        var next = CurrentAssignmentBuilder.Build(proposed, targetEpoch, target, owned,
+            (t, p) => cg.Owners.TryGetValue((t, p), out var owner) && owner != memberId && owner != replaced);
+        bool assignmentChanged = existing is null || next.MemberEpoch != existing.MemberEpoch || next.PreviousMemberEpoch != existing.PreviousMemberEpoch
+            || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
+        if (assignmentChanged) records.Add(CurrentAssignmentRecord(groupId, memberId, next));
+
+        if (records.Count > 0 && !TryWrite(group, records)) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+
+        var member = group.Consumer!.Members[memberId];
+        long now = NowMs;
+        member.RevocationDeadline = member.State == ConsumerMemberState.UnrevokedPartitions
+            ? (member.RevocationDeadline >= 0 ? member.RevocationDeadline : now + Math.Max(member.RebalanceTimeoutMs, 0))
+            : -1;
+        ScheduleConsumerSession(groupId, member, now + _options.ConsumerGroupSessionTimeoutMs);
+
+        var response = new ConsumerGroupHeartbeatResponse
+        {
+            MemberId = memberId,
+            MemberEpoch = member.MemberEpoch,
+            HeartbeatIntervalMs = _options.ConsumerGroupHeartbeatIntervalMs,
+        };
+        // Kafka sends the assignment on join, on a full request and whenever the member changed.
+        if (request.MemberEpoch == 0 || owned is not null || assignmentChanged || records.Count > 0)
+        {
+            var assignment = new ConsumerGroupHeartbeatResponse.AssignmentData();
+            foreach (var (id, set) in member.Assigned.ByTopic)
+                assignment.TopicPartitions.Add(new ConsumerGroupHeartbeatResponse.TopicPartitions { TopicId = id, Partitions = set.ToList() });
+            response.Assignment = assignment;
+        }
+        _ = version;
+        return response;
+    }
+
+    private static bool SameMetadata(ConsumerMember a, ConsumerMember b) =>
+        a.InstanceId == b.InstanceId && a.RackId == b.RackId && a.ClientId == b.ClientId && a.ClientHost == b.ClientHost
+        && a.RebalanceTimeoutMs == b.RebalanceTimeoutMs && a.ServerAssignor == b.ServerAssignor
+        && a.SubscribedTopicNames.SequenceEqual(b.SubscribedTopicNames);
+
+    /// <summary>Every topic some member subscribes to that exists, with its id and partition count.</summary>
+    private static Dictionary<string, SubscribedTopic> SubscriptionMetadata(IEnumerable<ConsumerMember> members, ConsumerTopicResolver topics)
+    {
+        var result = new Dictionary<string, SubscribedTopic>(StringComparer.Ordinal);
+        foreach (var m in members)
+            foreach (var name in m.SubscribedTopicNames)
+                if (!result.ContainsKey(name) && topics(name, out var id, out int count) && count > 0)
+                    result[name] = new SubscribedTopic(id, name, count);
+        return result;
+    }
+
+    private static bool SameSubscriptionMetadata(Dictionary<string, SubscribedTopic> a, Dictionary<string, SubscribedTopic> b)
+    {
+        if (a.Count != b.Count) return false;
+        foreach (var (name, t) in a)
+            if (!b.TryGetValue(name, out var o) || o != t) return false;
+        return true;
+    }
+
+    // ------------------------------------------------------------------ session and rebalance timeouts
+
+    private void ScheduleConsumerSession(string groupId, ConsumerMember member, long deadline)
+    {
+        member.SessionDeadline = deadline;
+        long due = member.RevocationDeadline >= 0 ? Math.Min(deadline, member.RevocationDeadline) : deadline;
+        var delay = TimeSpan.FromMilliseconds(Math.Max(0, due - NowMs));
+        if (member.Timer is null)
+            member.Timer = _time.CreateTimer(static s =>
+            {
+                var (owner, group, m) = ((GroupCoordinator, string, ConsumerMember))s!;
+                owner.OnConsumerMemberTimer(group, m);
+            }, (this, groupId, member), delay, Timeout.InfiniteTimeSpan);
+        else member.Timer.Change(delay, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>
+    /// A member's session expired, or it did not revoke within its rebalance timeout: Kafka fences it
+    /// (consumerGroupFenceMember), removing it and bumping the group epoch so the others take over its partitions.
+    /// </summary>
+    private void OnConsumerMemberTimer(string groupId, ConsumerMember member)
+    {
+        if (_disposed || !_groups.TryGetValue(groupId, out var group)) return;
+        lock (group.Lock)
+        {
+            var cg = group.Consumer;
+            if (cg is null || !cg.Members.TryGetValue(member.MemberId, out var current) || current != member) return;
+            long now = NowMs;
+            bool revocationExpired = member.RevocationDeadline >= 0 && now >= member.RevocationDeadline
+                && member.State == ConsumerMemberState.UnrevokedPartitions;
+            if (now < member.SessionDeadline && !revocationExpired)
+            {
+                ScheduleConsumerSession(groupId, member, member.SessionDeadline);
+                return;
+            }
+            var records = new List<CoordinatorRecord>();
+            AddMemberRemoval(records, groupId, member.MemberId);
+            records.Add(GroupEpochRecord(groupId, cg.GroupEpoch + 1));
+            // A refused write leaves the member in place; try again a heartbeat interval later.
+            if (!TryWrite(group, records)) ScheduleConsumerSession(groupId, member, now + _options.ConsumerGroupHeartbeatIntervalMs);
+        }
+    }
+}
