@@ -142,8 +142,15 @@ internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, BrokerConfig
                 value = config.GetString(def.Name);
             }
             var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
+            // Kafka never returns a PASSWORD config's value (keystore passwords, inline keys): null and sensitive.
+            bool sensitive = def.Type == Config.ConfigType.Password;
+            if (sensitive)
+            {
+                value = null;
+                for (int i = 0; i < synonyms.Count; i++) synonyms[i] = synonyms[i] with { Value = null };
+            }
             result.Configs.Add(Entry(options, def.Name, value, source, readOnly: true,
-                KafkaConfigType(def.Type), null, Synonyms(synonyms)));
+                KafkaConfigType(def.Type), null, Synonyms(synonyms), sensitive));
         }
     }
 
@@ -176,14 +183,15 @@ internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, BrokerConfig
     };
 
     private static DescribeConfigsResponse.DescribeConfigsResourceResult Entry(EntryOptions options, string name, string? value,
-        ConfigSource source, bool readOnly, sbyte type, string? documentation, List<DescribeConfigsResponse.DescribeConfigsSynonym> synonyms)
+        ConfigSource source, bool readOnly, sbyte type, string? documentation, List<DescribeConfigsResponse.DescribeConfigsSynonym> synonyms,
+        bool sensitive = false)
     {
         var entry = new DescribeConfigsResponse.DescribeConfigsResourceResult
         {
             Name = name,
             Value = value,
             ReadOnly = readOnly,
-            IsSensitive = false,
+            IsSensitive = sensitive,
             Documentation = null,
         };
         if (options.Version == 0) entry.IsDefault = source == ConfigSource.DefaultConfig;
