@@ -168,8 +168,9 @@ internal sealed class BrokerState : IDisposable
 
     /// <summary>
     /// Each bound listener's advertised endpoint, in listeners order: its advertised.listeners entry when there is one
-    /// (a port of 0 there means the bound port), else the bound endpoint with the host's name for a wildcard, as Kafka
-    /// advertises a listener that advertised.listeners leaves out.
+    /// (a port of 0 there means the bound port), else the bound endpoint with the host's name for a wildcard. Kafka's
+    /// effectiveAdvertisedBrokerListeners leaves a listener that advertised.listeners omits out of the registration, so a
+    /// client on it gets no broker in Metadata; a single node has nowhere else to send it, so Kayak advertises it as bound.
     /// </summary>
     internal void SetAdvertisedListeners(BrokerConfig config, IReadOnlyList<ListenerEndpoint> bound)
     {
