@@ -87,6 +87,47 @@ public class TlsTests
         Assert.That($"{plainMd.Brokers[0].Host}:{plainMd.Brokers[0].Port}", Is.EqualTo(b.Endpoint("PLAINTEXT")));
     }
 
+    [Test]
+    public async Task LargeProduceAndFetch_OverTls_AreByteExact()
+    {
+        await using var b = await StartAsync(_certs.Pkcs12Keystore());
+        var created = b.Broker.State.Topics.Create("big", 1, 1, new Dictionary<string, string>(), validateOnly: false);
+        Assert.That(created.Topic, Is.Not.Null);
+        // 600 KB: the request is received straight into its frame, the fetched records (owned segments, sent by
+        // reference on a socket) are copied once into the TLS stream.
+        var value = new byte[600_000];
+        new Random(7).NextBytes(value);
+        var (tcp, ssl) = await ConnectTlsAsync(b.Endpoint("SSL"));
+        using (tcp)
+        using (var client = RawClient.Over(ssl))
+        {
+            using var builder = new Kayak.Protocol.Records.RecordBatchBuilder(new Kayak.Protocol.Records.RecordBatchOptions());
+            builder.Append(1_700_000_000_000, null, value);
+            var produced = await client.SendAsync<ProduceResponse>(new ProduceRequest
+            {
+                Acks = 1,
+                TimeoutMs = 5000,
+                TopicData = [new() { Name = "big", PartitionData = [new() { Index = 0, Records = builder.ToArray() }] }],
+            }, 9);
+            Assert.That(produced.Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo(0));
+            var fetched = await client.SendAsync<FetchResponse>(new FetchRequest
+            {
+                MaxWaitMs = 0,
+                MinBytes = 1,
+                MaxBytes = 4 << 20,
+                Topics = [new() { Topic = "big", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 4 << 20 }] }],
+            }, 11);
+            var records = fetched.Responses[0].Partitions[0].Records!.Value.ToArray();
+            int n = 0;
+            foreach (var record in Kayak.Protocol.Records.RecordBatch.EnumerateUncompressed(records))
+            {
+                Assert.That(record.Value.SequenceEqual(value), Is.True);
+                n++;
+            }
+            Assert.That(n, Is.EqualTo(1));
+        }
+    }
+
     [TestCase("plaintext-kafka")]
     [TestCase("garbage")]
     [TestCase("half-client-hello")]
@@ -182,6 +223,8 @@ public class TlsTests
             new Dictionary<string, string> { ["ssl.keystore.location"] = _certs.ServerPem, ["ssl.keystore.type"] = "PEM" },
             new Dictionary<string, string> { ["ssl.keystore.location"] = _certs.ServerEncryptedPem, ["ssl.keystore.type"] = "PEM", ["ssl.key.password"] = TestCertificates.Password },
             new Dictionary<string, string> { ["ssl.keystore.certificate.chain"] = _certs.ServerCertificatePem, ["ssl.keystore.key"] = _certs.ServerKeyPem, ["ssl.keystore.type"] = "PEM" },
+            // Store types are case-insensitive, as Java's KeyStore.getInstance.
+            new Dictionary<string, string> { ["ssl.keystore.location"] = _certs.ServerP12, ["ssl.keystore.password"] = TestCertificates.Password, ["ssl.keystore.type"] = "pkcs12" },
             // Kafka's default type name (JKS) with a PKCS12 file: read as Java 9+'s JKS keystore reads it.
             new Dictionary<string, string> { ["ssl.keystore.location"] = _certs.ServerP12, ["ssl.keystore.password"] = TestCertificates.Password },
         };

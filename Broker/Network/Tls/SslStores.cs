@@ -110,10 +110,19 @@ internal sealed class SslStores(BrokerConfig config, string listener)
         if (into.Count == 0) throw new ConfigException(key, Hidden, "no PEM certificate (-----BEGIN CERTIFICATE-----) found");
     }
 
+    /// <summary>The store type, case-insensitive as Java's KeyStore.getInstance: JKS, PKCS12 or PEM.</summary>
+    private string StoreType(string typeKey)
+    {
+        string type = Get(typeKey)!.Trim().ToUpperInvariant();
+        if (type is not ("JKS" or "PKCS12" or "PEM"))
+            throw new ConfigException(Key(typeKey), type, "Kayak reads PKCS12 and PEM stores (and JKS-typed ones that are PKCS12 files)");
+        return type;
+    }
+
     /// <summary>Inline PEM needs ssl.*.type=PEM in Kafka; left at its default (JKS) it is taken as PEM too.</summary>
     private void RequirePemType(string typeKey)
     {
-        string type = Get(typeKey)!.ToUpperInvariant();
+        string type = StoreType(typeKey);
         if (type != "PEM" && (config.Has(typeKey) || config.Has(ListenerSecurity.Prefix(listener) + typeKey)))
             throw new ConfigException(Key(typeKey), type, "inline certificates and keys need the type PEM");
     }
@@ -121,7 +130,7 @@ internal sealed class SslStores(BrokerConfig config, string listener)
     /// <summary>The format a store file is read as: its configured type, with JKS (Kafka's default) sniffed from the file.</summary>
     private string FileType(string typeKey, string locationKey, string location)
     {
-        string type = Get(typeKey)!.ToUpperInvariant();
+        string type = StoreType(typeKey);
         byte[] head = new byte[4];
         int n;
         try
