@@ -216,6 +216,31 @@ public class TlsTests
     }
 
     [Test]
+    public async Task EnabledProtocolsAndCipherSuites_AreWhatTheHandshakeNegotiates()
+    {
+        var tls12 = _certs.Pkcs12Keystore();
+        tls12["ssl.enabled.protocols"] = "TLSv1.2";
+        await using (var b = await StartAsync(tls12))
+        {
+            var (tcp, ssl) = await ConnectTlsAsync(b.Endpoint("SSL"));
+            using (tcp)
+            using (ssl)
+                Assert.That(ssl.SslProtocol, Is.EqualTo(SslProtocols.Tls12));
+        }
+        var suite = _certs.Pkcs12Keystore();
+        // Not OpenSSL's first choice (TLS_AES_256_GCM_SHA384), so only the policy makes the handshake pick it.
+        suite["ssl.cipher.suites"] = "TLS_AES_128_GCM_SHA256";
+        suite["ssl.enabled.protocols"] = "TLSv1.3";
+        await using (var b = await StartAsync(suite))
+        {
+            var (tcp, ssl) = await ConnectTlsAsync(b.Endpoint("SSL"));
+            using (tcp)
+            using (ssl)
+                Assert.That(ssl.NegotiatedCipherSuite, Is.EqualTo(TlsCipherSuite.TLS_AES_128_GCM_SHA256));
+        }
+    }
+
+    [Test]
     public async Task PemKeystores_FileEncryptedAndInline_Serve()
     {
         var variants = new[]
