@@ -117,7 +117,7 @@ internal sealed class Listener : IAsyncDisposable
     private async Task HandshakeAsync(Socket client, SslFactory ssl)
     {
         await Task.Yield();
-        System.Net.EndPoint? remote = null;
+        EndPoint? remote = null;
         try
         {
             remote = client.RemoteEndPoint;
