@@ -136,16 +136,25 @@ internal sealed class BrokerState : IDisposable
         return created.Topic ?? throw new InvalidOperationException($"Cannot create {TopicService.ConsumerOffsetsTopic}: {created.Message}");
     }
 
+    /// <summary>
+    /// Each bound listener's advertised endpoint, in listeners order: its advertised.listeners entry when there is one
+    /// (a port of 0 there means the bound port), else the bound endpoint with the host's name for a wildcard. Kafka's
+    /// effectiveAdvertisedBrokerListeners leaves a listener that advertised.listeners omits out of the registration, so a
+    /// client on it gets no broker in Metadata; a single node has nowhere else to send it, so Kayak advertises it as bound.
+    /// </summary>
     internal void SetAdvertisedListeners(BrokerConfig config, IReadOnlyList<ListenerEndpoint> bound)
     {
-        if (config.Has("advertised.listeners"))
-        {
-            Cluster.AdvertisedListeners = config.AdvertisedListeners;
-            return;
-        }
         var list = new List<ListenerEndpoint>();
         foreach (var b in bound)
         {
+            var advertised = config.Has("advertised.listeners")
+                ? config.AdvertisedListeners.FirstOrDefault(a => a.Name.Equals(b.Name, StringComparison.OrdinalIgnoreCase))
+                : null;
+            if (advertised is not null)
+            {
+                list.Add(advertised.Port == 0 ? advertised with { Port = b.Port } : advertised);
+                continue;
+            }
             // Kafka advertises the host's name for a wildcard listener.
             string host = b.Host is "" or "0.0.0.0" or "::" ? Dns.GetHostName() : b.Host;
             list.Add(b with { Host = host });

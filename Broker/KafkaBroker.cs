@@ -43,6 +43,13 @@ public sealed class KafkaBroker : IAsyncDisposable
         foreach (var key in config.UnknownKeys)
             log.LogWarning("The configuration '{Key}' was supplied but isn't a known config.", key);
 
+        // Every SSL listener's stores are loaded before anything is opened or bound: a bad keystore password or a JKS
+        // file stops the start-up with a ConfigException naming the key and leaves the log dirs untouched.
+        var ssl = new Dictionary<string, Network.Tls.SslFactory>(StringComparer.OrdinalIgnoreCase);
+        foreach (var endpoint in config.Listeners)
+            if (config.ListenerSecurityProtocols[endpoint.Name] == ListenerSecurity.Ssl)
+                ssl[endpoint.Name] = Network.Tls.SslFactory.Create(config, endpoint.Name, Options.TlsHandshakeTimeout);
+
         var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
         {
             Faults = Options.Faults,
@@ -54,7 +61,7 @@ public sealed class KafkaBroker : IAsyncDisposable
             var bound = new List<ListenerEndpoint>();
             foreach (var endpoint in config.Listeners)
             {
-                var listener = new Listener(endpoint, state, loggerFactory.CreateLogger("Kayak.Network"));
+                var listener = new Listener(endpoint, state, loggerFactory.CreateLogger("Kayak.Network"), ssl.GetValueOrDefault(endpoint.Name));
                 listener.Start();
                 _listeners.Add(listener);
                 bound.Add(listener.BoundEndpoint);
@@ -171,6 +178,9 @@ public sealed class KafkaBrokerOptions
     /// response, delay — and a hook before transaction markers. Its members may be changed while the broker runs.
     /// </summary>
     public BrokerFaults? Faults { get; set; }
+
+    /// <summary>Test hook: the TLS handshake timeout of SSL listeners (default <see cref="Network.Tls.SslFactory.DefaultHandshakeTimeout"/>).</summary>
+    internal TimeSpan? TlsHandshakeTimeout { get; set; }
 
     internal Dictionary<string, string> BuildProperties()
     {

@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Kayak.Broker.Config;
 
-/// <summary>One listener: PLAINTEXT://host:port (only PLAINTEXT is served).</summary>
+/// <summary>One listener: NAME://host:port; listener.security.protocol.map gives the name's protocol (PLAINTEXT or SSL).</summary>
 public sealed record ListenerEndpoint(string Name, string Host, int Port)
 {
     public static ListenerEndpoint Parse(string key, string value)
@@ -37,6 +37,8 @@ public sealed class BrokerConfig
     public int NodeId { get; }
     public IReadOnlyList<ListenerEndpoint> Listeners { get; }
     public IReadOnlyList<ListenerEndpoint> AdvertisedListeners { get; }
+    /// <summary>Each listener's name (upper case) → its security protocol, PLAINTEXT or SSL (listener.security.protocol.map).</summary>
+    public IReadOnlyDictionary<string, string> ListenerSecurityProtocols { get; }
     public IReadOnlyList<string> LogDirs { get; }
     public int NumPartitions { get; }
     public int DefaultReplicationFactor { get; }
@@ -81,7 +83,7 @@ public sealed class BrokerConfig
         var unknown = new List<string>();
         foreach (var (k, v) in properties)
         {
-            var def = BrokerConfigDefinitions.Find(k);
+            var def = BrokerConfigDefinitions.Find(k) ?? ListenerSecurity.FindListenerOverride(k);
             if (def is null) unknown.Add(k);
             else def.Validate(v);
             _values[k] = v.Trim();
@@ -90,11 +92,9 @@ public sealed class BrokerConfig
 
         NodeId = Has("node.id") ? GetInt("node.id") : Has("broker.id") && GetInt("broker.id") >= 0 ? GetInt("broker.id") : GetInt("node.id");
         Listeners = ParseListeners("listeners", GetString("listeners")!);
-        foreach (var l in Listeners)
-            if (!l.Name.Equals("PLAINTEXT", StringComparison.OrdinalIgnoreCase))
-                throw new ConfigException("listeners", GetString("listeners"), $"only PLAINTEXT listeners are supported, not {l.Name}");
         var advertised = GetString("advertised.listeners");
         AdvertisedListeners = advertised is null ? Listeners : ParseListeners("advertised.listeners", advertised);
+        ListenerSecurityProtocols = ListenerSecurity.Resolve(this);
         LogDirs = SplitList(GetString("log.dirs") ?? GetString("log.dir")!);
         if (LogDirs.Count == 0) throw new ConfigException("log.dirs", GetString("log.dirs"), "at least one log directory is required");
         NumPartitions = GetInt("num.partitions");
@@ -145,6 +145,17 @@ public sealed class BrokerConfig
         _values.TryGetValue(key, out var v) ? v : BrokerConfigDefinitions.Find(key)?.Default;
 
     public bool IsDefault(string key) => !_values.ContainsKey(key);
+
+    /// <summary>
+    /// A listener's value for a key: listener.name.&lt;name lower-cased&gt;.&lt;key&gt; wins over &lt;key&gt;, key by key, as Kafka's
+    /// ListenerName.configPrefix and valuesWithPrefixOverride read ssl.* for each listener.
+    /// </summary>
+    public string? GetListenerString(string listenerName, string key) =>
+        _values.TryGetValue(ListenerSecurity.Prefix(listenerName) + key, out var v) ? v : GetString(key);
+
+    /// <summary>The key a listener's value came from (for error messages naming it).</summary>
+    public string ListenerKey(string listenerName, string key) =>
+        _values.ContainsKey(ListenerSecurity.Prefix(listenerName) + key) ? ListenerSecurity.Prefix(listenerName) + key : key;
 
     private int GetInt(string key) => int.Parse(GetString(key)!, CultureInfo.InvariantCulture);
     private long GetLong(string key) => long.Parse(GetString(key)!, CultureInfo.InvariantCulture);

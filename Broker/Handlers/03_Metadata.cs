@@ -41,7 +41,7 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
             ClusterId = cluster.ClusterId,
             ControllerId = cluster.NodeId,
         };
-        var endpoint = cluster.AdvertisedEndpoint;
+        var endpoint = cluster.EndpointFor(context.ListenerName);
         response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = cluster.NodeId, Host = endpoint.Host, Port = endpoint.Port });
 
         bool allTopics = request.Topics is null || (context.ApiVersion == 0 && request.Topics.Count == 0);

@@ -28,14 +28,16 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster) : ApiHandler<F
             }
             response.ErrorMessage = context.ApiVersion >= 1 ? null : "";
             response.NodeId = cluster.NodeId;
-            response.Host = cluster.AdvertisedEndpoint.Host;
-            response.Port = cluster.AdvertisedEndpoint.Port;
+            var endpoint = cluster.EndpointFor(context.ListenerName);
+            response.Host = endpoint.Host;
+            response.Port = endpoint.Port;
             return Done(response);
         }
+        var coordinator = cluster.EndpointFor(context.ListenerName);
         foreach (var key in request.CoordinatorKeys)
         {
             response.Coordinators.Add(validType
-                ? new FindCoordinatorResponse.Coordinator { Key = key, NodeId = cluster.NodeId, Host = cluster.AdvertisedEndpoint.Host, Port = cluster.AdvertisedEndpoint.Port, ErrorMessage = null }
+                ? new FindCoordinatorResponse.Coordinator { Key = key, NodeId = cluster.NodeId, Host = coordinator.Host, Port = coordinator.Port, ErrorMessage = null }
                 : new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = $"Unknown coordinator key type {request.KeyType}" });
         }
         return Done(response);

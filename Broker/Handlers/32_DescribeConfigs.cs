@@ -189,14 +189,15 @@ internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, DynamicBroke
     }
 
     private static DescribeConfigsResponse.DescribeConfigsResourceResult Entry(EntryOptions options, string name, string? value,
-        ConfigSource source, bool readOnly, sbyte type, string? documentation, List<DescribeConfigsResponse.DescribeConfigsSynonym> synonyms)
+        ConfigSource source, bool readOnly, sbyte type, string? documentation, List<DescribeConfigsResponse.DescribeConfigsSynonym> synonyms,
+        bool sensitive = false)
     {
         var entry = new DescribeConfigsResponse.DescribeConfigsResourceResult
         {
             Name = name,
             Value = value,
             ReadOnly = readOnly,
-            IsSensitive = false,
+            IsSensitive = sensitive,
             Documentation = null,
         };
         if (options.Version == 0) entry.IsDefault = source == ConfigSource.DefaultConfig;

@@ -30,7 +30,7 @@ internal sealed class DescribeClusterHandler(ClusterInfo cluster) : ApiHandler<D
         }
         response.ClusterId = cluster.ClusterId;
         response.ControllerId = cluster.NodeId;
-        var endpoint = cluster.AdvertisedEndpoint;
+        var endpoint = cluster.EndpointFor(context.ListenerName);
         response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker
         {
             BrokerId = cluster.NodeId,

@@ -14,6 +14,16 @@ internal sealed class RequestContext
     public required int CorrelationId { get; init; }
     public string? ClientId { get; init; }
     public EndPoint? ClientAddress { get; init; }
+    /// <summary>
+    /// The listener the request came in on (listeners=NAME://…): Metadata, FindCoordinator and DescribeCluster answer
+    /// with that listener's advertised endpoint, as Kafka's KafkaApis does with request.context.listenerName.
+    /// </summary>
+    public string? ListenerName { get; init; }
+    /// <summary>
+    /// Who the client authenticated as, Kafka's KafkaPrincipal string: "User:ANONYMOUS" on PLAINTEXT and on SSL without
+    /// a client certificate, "User:" + the mapped X.500 name of the client certificate on mTLS (for ACLs later).
+    /// </summary>
+    public string Principal { get; init; } = "User:ANONYMOUS";
     /// <summary>Closed when the client's connection goes away; long polls stop waiting.</summary>
     public CancellationToken ConnectionClosed { get; init; }
 }

@@ -29,13 +29,23 @@ internal sealed class Connection
     private readonly Channel<PendingResponse> _responses =
         Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxInFlight) { SingleReader = true, SingleWriter = true });
 
-    public Connection(IConnectionTransport transport, BrokerState broker, ILogger log)
+    private readonly string? _listenerName;
+    private readonly string _principal;
+
+    /// <param name="listenerName">The listener the client connected to (null for in-memory connections).</param>
+    /// <param name="principal">Kafka's principal string from authentication; User:ANONYMOUS without it.</param>
+    public Connection(IConnectionTransport transport, BrokerState broker, ILogger log, string? listenerName = null, string principal = "User:ANONYMOUS")
     {
         _transport = transport;
         _broker = broker;
         _log = log;
         _memory = broker.RequestMemory;
+        _listenerName = listenerName;
+        _principal = principal;
     }
+
+    /// <summary>Kafka's KafkaPrincipal of the client (ACLs will use it).</summary>
+    public string Principal => _principal;
 
     public void Close() => _closed.Cancel();
 
@@ -213,6 +223,8 @@ internal sealed class Connection
             CorrelationId = header.CorrelationId,
             ClientId = header.ClientId,
             ClientAddress = _transport.RemoteEndPoint,
+            ListenerName = _listenerName,
+            Principal = _principal,
             ConnectionClosed = _closed.Token,
         };
         var fault = _broker.Faults?.OnRequest is { } rule

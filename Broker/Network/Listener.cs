@@ -2,25 +2,34 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Kayak.Broker.Config;
+using Kayak.Broker.Network.Tls;
 using Microsoft.Extensions.Logging;
 
 namespace Kayak.Broker.Network;
 
-/// <summary>Accepts TCP connections on one PLAINTEXT listener and runs a <see cref="Connection"/> for each.</summary>
+/// <summary>
+/// Accepts TCP connections on one listener and runs a <see cref="Connection"/> for each: straight over the socket
+/// (zero-copy sends) on PLAINTEXT, over an SslStream after the TLS handshake on SSL (records copied once, to encrypt).
+/// </summary>
 internal sealed class Listener : IAsyncDisposable
 {
     private readonly ListenerEndpoint _endpoint;
     private readonly BrokerState _broker;
     private readonly ILogger _log;
+    private readonly SslFactory? _ssl;
     private readonly ConcurrentDictionary<Connection, Task> _connections = new();
+    private readonly ConcurrentDictionary<Socket, Task> _handshakes = new();
+    private readonly CancellationTokenSource _stopping = new();
     private Socket? _socket;
     private Task? _acceptLoop;
 
-    public Listener(ListenerEndpoint endpoint, BrokerState broker, ILogger log)
+    /// <param name="ssl">The listener's TLS configuration; null for PLAINTEXT.</param>
+    public Listener(ListenerEndpoint endpoint, BrokerState broker, ILogger log, SslFactory? ssl = null)
     {
         _endpoint = endpoint;
         _broker = broker;
         _log = log;
+        _ssl = ssl;
     }
 
     /// <summary>The bound endpoint (port resolved when 0 was asked for).</summary>
@@ -76,12 +85,56 @@ internal sealed class Listener : IAsyncDisposable
             {
                 return;
             }
-            var connection = new Connection(new SocketTransport(client), _broker, _log);
-            // Registered before it runs, so DisposeAsync sees it; its task replaces the placeholder only if the
-            // connection has not already ended and removed itself (a plain store here would put a finished
-            // connection back into the table for good).
-            _connections[connection] = Task.CompletedTask;
-            _connections.TryUpdate(connection, RunConnectionAsync(connection), Task.CompletedTask);
+            if (_ssl is not null)
+            {
+                // The handshake runs off the accept loop, so a stuck client delays nobody else; registered like a
+                // connection (placeholder first) so DisposeAsync waits for it.
+                _handshakes[client] = Task.CompletedTask;
+                _handshakes.TryUpdate(client, HandshakeAsync(client, _ssl), Task.CompletedTask);
+                continue;
+            }
+            Register(new Connection(new SocketTransport(client), _broker, _log, _endpoint.Name));
+        }
+    }
+
+    private void Register(Connection connection)
+    {
+        // Registered before it runs, so DisposeAsync sees it; its task replaces the placeholder only if the
+        // connection has not already ended and removed itself (a plain store here would put a finished
+        // connection back into the table for good).
+        _connections[connection] = Task.CompletedTask;
+        _connections.TryUpdate(connection, RunConnectionAsync(connection), Task.CompletedTask);
+        // DisposeAsync cancels _stopping before it closes the registered connections: one registered after that
+        // is closed here, so none outlives the listener.
+        if (_stopping.IsCancellationRequested) connection.Close();
+    }
+
+    /// <summary>
+    /// TLS handshake within <see cref="SslFactory.HandshakeTimeout"/>: plaintext bytes, garbage, a missing required
+    /// client certificate or a client that sends nothing end here with the socket closed (Kafka's SslTransportLayer
+    /// logs "Failed authentication with … (SSL handshake failed)" at INFO and closes the channel).
+    /// </summary>
+    private async Task HandshakeAsync(Socket client, SslFactory ssl)
+    {
+        await Task.Yield();
+        EndPoint? remote = null;
+        try
+        {
+            remote = client.RemoteEndPoint;
+            client.NoDelay = true;
+            var (stream, principal) = await ssl.AuthenticateAsync(new NetworkStream(client, ownsSocket: true), _stopping.Token).ConfigureAwait(false);
+            Register(new Connection(new StreamTransport(stream, remote), _broker, _log, _endpoint.Name, principal));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            client.Dispose();
+            if (!_stopping.IsCancellationRequested)
+                _log.LogInformation("Failed authentication with {Client} on listener {Listener} (SSL handshake failed): {Error}",
+                    remote?.ToString() ?? "?", _endpoint.Name, e is OperationCanceledException ? $"no handshake within {ssl.HandshakeTimeout.TotalSeconds:0.#} s" : e.Message);
+        }
+        finally
+        {
+            _handshakes.TryRemove(client, out _);
         }
     }
 
@@ -95,8 +148,10 @@ internal sealed class Listener : IAsyncDisposable
     /// <summary>Stops accepting, then closes connections once their in-flight requests are answered.</summary>
     public async ValueTask DisposeAsync()
     {
+        _stopping.Cancel();
         _socket?.Dispose();
         if (_acceptLoop is not null) await _acceptLoop.ConfigureAwait(false);
+        await Task.WhenAll(_handshakes.Values.ToArray()).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         foreach (var (connection, _) in _connections)
         {
             // One connection failing to close (a cancellation callback of a handler throwing) must not stop the

@@ -17,4 +17,17 @@ internal sealed class ClusterInfo
 
     /// <summary>One node; with several listeners the first advertised one is the endpoint clients are told about.</summary>
     public ListenerEndpoint AdvertisedEndpoint => AdvertisedListeners[0];
+
+    /// <summary>
+    /// The advertised endpoint of the listener a request came in on (Kafka's rule: a client is told about the listener
+    /// it used, so an SSL client never gets sent to the PLAINTEXT port); the first one when the name is unknown
+    /// (in-memory connections have none).
+    /// </summary>
+    public ListenerEndpoint EndpointFor(string? listenerName)
+    {
+        if (listenerName is not null)
+            foreach (var l in AdvertisedListeners)
+                if (l.Name.Equals(listenerName, StringComparison.OrdinalIgnoreCase)) return l;
+        return AdvertisedEndpoint;
+    }
 }

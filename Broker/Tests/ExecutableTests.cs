@@ -26,7 +26,9 @@ public class ExecutableTests
     [TestCase("log.retention.bytes=x", "log.retention.bytes")]
     [TestCase("listeners=nonsense", "listeners")]
     [TestCase("log.segment.bytes=1", "log.segment.bytes")]
-    [TestCase("listeners=SSL://127.0.0.1:0", "listeners")]
+    [TestCase("listeners=SSL://127.0.0.1:0", "ssl.keystore.location")]
+    [TestCase("listeners=SASL_SSL://127.0.0.1:0", "listeners")]
+    [TestCase("listeners=PLAINTEXT://127.0.0.1:0,EXTERNAL://127.0.0.1:0", "listener.security.protocol.map")]
     public async Task BadValueNamesTheKeyAndExitsNonZero(string setting, string key)
     {
         var dir = Path.Combine(Path.GetTempPath(), "kayak-exe-" + Guid.NewGuid().ToString("N"));

@@ -99,9 +99,10 @@ public static class ConfluentClients
     /// Assigns every partition from its beginning and consumes up to the high watermarks read first; a consume error
     /// fails the test. Deadline-bounded.
     /// </summary>
-    public static List<ConsumedRecord> ConsumeAll(string bootstrap, string topic, TimeSpan timeout, Action<ConsumerConfig>? configure = null, CancellationToken cancellationToken = default)
+    /// <param name="partitionCount">Known partition count (saves the admin lookup, which has no SSL settings).</param>
+    public static List<ConsumedRecord> ConsumeAll(string bootstrap, string topic, TimeSpan timeout, Action<ConsumerConfig>? configure = null, CancellationToken cancellationToken = default, int? partitionCount = null)
     {
-        var partitions = PartitionCount(bootstrap, topic);
+        var partitions = partitionCount ?? PartitionCount(bootstrap, topic);
         using var consumer = Consumer(bootstrap, configure);
         var targets = new Dictionary<int, long>();
         for (var p = 0; p < partitions; p++)

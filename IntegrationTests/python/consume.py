@@ -1,13 +1,13 @@
 """Consume every partition of a topic from the beginning up to the high watermarks read at the start (kafka-python).
 
-stdin: {"bootstrap", "topic", "timeout_ms"}
+stdin: {"bootstrap", "topic", "timeout_ms", "client_config": {kafka-python keyword arguments, e.g. SSL ones}}
 stdout: {"records": [{"topic", "partition", "offset", "key", "value", "headers": [[k, v]], "timestamp"}]}
 """
 import sys
 import time
 
 import kafka
-from kcommon import read_request, reply, text, wait_for_partitions
+from kcommon import client_config, read_request, reply, text, wait_for_partitions
 
 req = read_request()
 topic = req["topic"]
@@ -18,6 +18,7 @@ consumer = kafka.KafkaConsumer(
     enable_auto_commit=False,
     auto_offset_reset="earliest",
     request_timeout_ms=30000,
+    **client_config(req),
 )
 tps = [kafka.TopicPartition(topic, p) for p in wait_for_partitions(consumer, topic, deadline)]
 consumer.assign(tps)

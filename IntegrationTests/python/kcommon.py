@@ -17,6 +17,11 @@ def reply(obj):
     sys.stdout.flush()
 
 
+def client_config(req):
+    """Extra client keyword arguments, passed as given: security_protocol, ssl_cafile, ssl_certfile... for SSL."""
+    return req.get("client_config") or {}
+
+
 def text(b):
     return None if b is None else b.decode("utf-8")
 

@@ -1,13 +1,14 @@
 """Produce records to explicit partitions with kafka-python.
 
 stdin: {"bootstrap", "topic", "acks": "all"|"1"|"0", "compression": null|"gzip"|"snappy"|"lz4"|"zstd",
-        "records": [{"key", "value", "partition", "headers": [[k, v], ...]}]}
+        "records": [{"key", "value", "partition", "headers": [[k, v], ...]}],
+        "client_config": {kafka-python keyword arguments, e.g. security_protocol="SSL", ssl_cafile}}
 stdout: {"acks": [{"partition", "offset"}, ...]} in record order. With "tolerate_errors": true a refused record's
         entry is {"error": exception class name} instead of failing the script.
 """
 import kafka
 import kafka.errors
-from kcommon import read_request, reply, utf8
+from kcommon import client_config, read_request, reply, utf8
 
 req = read_request()
 acks = req.get("acks") or "all"
@@ -19,6 +20,7 @@ producer = kafka.KafkaProducer(
     max_in_flight_requests_per_connection=1,
     retries=3,
     request_timeout_ms=30000,
+    **client_config(req),
     linger_ms=5,
 )
 futures = []

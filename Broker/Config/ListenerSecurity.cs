@@ -1,0 +1,73 @@
+namespace Kayak.Broker.Config;
+
+/// <summary>
+/// listeners, advertised.listeners and listener.security.protocol.map checked together the way Kafka's KafkaConfig does
+/// (listenerSecurityProtocolMap, validateAdvertisedListeners): every listener name needs a protocol, names are unique,
+/// advertised names are a subset of the listeners. PLAINTEXT and SSL are served; SASL_PLAINTEXT and SASL_SSL are
+/// Kafka protocols Kayak does not implement yet, so a listener using one is refused at start-up naming the key.
+/// </summary>
+internal static class ListenerSecurity
+{
+    public const string Plaintext = "PLAINTEXT";
+    public const string Ssl = "SSL";
+
+    private static readonly string[] KafkaProtocols = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+    /// <summary>Kafka's per-listener config prefix: "listener.name." + the name in lower case + ".".</summary>
+    public static string Prefix(string listenerName) => "listener.name." + listenerName.ToLowerInvariant() + ".";
+
+    /// <summary>
+    /// listener.name.&lt;name&gt;.&lt;key&gt; is a known key when &lt;key&gt; is one Kafka lets a listener override (ssl.*):
+    /// it is validated as that key and not warned about as unknown.
+    /// </summary>
+    public static ConfigDefinition? FindListenerOverride(string key)
+    {
+        const string prefix = "listener.name.";
+        if (!key.StartsWith(prefix, StringComparison.Ordinal)) return null;
+        int dot = key.IndexOf('.', prefix.Length);
+        if (dot < 0) return null;
+        string inner = key[(dot + 1)..];
+        if (!inner.StartsWith("ssl.", StringComparison.Ordinal)) return null;
+        var def = BrokerConfigDefinitions.Find(inner);
+        return def is null ? null : def with { Name = key };
+    }
+
+    /// <summary>Listener name (upper case) → security protocol, for every configured listener.</summary>
+    public static IReadOnlyDictionary<string, string> Resolve(BrokerConfig config)
+    {
+        const string mapKey = "listener.security.protocol.map";
+        string mapValue = config.GetString(mapKey)!;
+        var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var entry in BrokerConfig.SplitList(mapValue))
+        {
+            int colon = entry.IndexOf(':');
+            if (colon <= 0 || colon == entry.Length - 1)
+                throw new ConfigException(mapKey, mapValue, $"Map entry '{entry}' is not of the form LISTENER_NAME:SECURITY_PROTOCOL");
+            string protocol = entry[(colon + 1)..].Trim().ToUpperInvariant();
+            if (Array.IndexOf(KafkaProtocols, protocol) < 0)
+                throw new ConfigException(mapKey, mapValue, $"No enum constant org.apache.kafka.common.security.auth.SecurityProtocol.{protocol}");
+            map[entry[..colon].Trim()] = protocol;
+        }
+
+        var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var l in config.Listeners)
+        {
+            string listeners = config.GetString("listeners")!;
+            if (result.ContainsKey(l.Name))
+                throw new ConfigException("listeners", listeners, $"Each listener must have a different name, {l.Name} appears more than once");
+            if (!map.TryGetValue(l.Name, out var protocol))
+                throw new ConfigException(mapKey, mapValue, $"No security protocol defined for listener {l.Name.ToUpperInvariant()}");
+            if (protocol is not (Plaintext or Ssl))
+                throw new ConfigException(config.IsDefault(mapKey) ? "listeners" : mapKey, config.IsDefault(mapKey) ? listeners : mapValue,
+                    $"listener {l.Name} uses {protocol}, but SASL is not implemented yet: only PLAINTEXT and SSL listeners are supported");
+            result[l.Name.ToUpperInvariant()] = protocol;
+        }
+        foreach (var a in config.AdvertisedListeners)
+        {
+            if (!result.ContainsKey(a.Name))
+                throw new ConfigException("advertised.listeners", config.GetString("advertised.listeners"),
+                    $"advertised.listeners listener names must be equal to or a subset of the ones defined in listeners; {a.Name} is not");
+        }
+        return result;
+    }
+}

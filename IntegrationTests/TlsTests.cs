@@ -1,0 +1,196 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+using Kayak.Broker;
+using Kayak.IntegrationTests.Drivers;
+using Kayak.IntegrationTests.Infrastructure;
+using Kayak.Tests.Tls;
+using NUnit.Framework;
+
+namespace Kayak.IntegrationTests;
+
+/// <summary>
+/// Issue 12: real clients over TLS to a broker with listeners=PLAINTEXT://…,SSL://… — Confluent.Kafka 2.16
+/// (SecurityProtocol.Ssl with SslCaLocation, and mTLS with SslCertificateLocation/SslKeyLocation against
+/// ssl.client.auth=required), kcat (Debian's librdkafka 2.0.2) and kafka-python. Each produces and consumes exact records;
+/// Metadata tells each client the endpoint of the listener it came in on.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[CancelAfter(120_000)]
+public sealed class TlsTests
+{
+    private const int Partitions = 2;
+    private TestCertificates _certs = null!;
+
+    [OneTimeSetUp]
+    public void CreateCertificates()
+    {
+        NativeKafka.EnsureLoaded();
+        _certs = TestCertificates.Create();
+    }
+
+    [OneTimeTearDown]
+    public void DeleteCertificates() => _certs.Dispose();
+
+    private static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
+
+    private sealed class TwoListenerBroker(KafkaBroker broker, string dir) : IAsyncDisposable
+    {
+        public string Plaintext => Endpoint("PLAINTEXT");
+        public string Ssl => Endpoint("SSL");
+
+        private string Endpoint(string name) => broker.Listeners.First(l => l.Name == name) is var l ? $"{l.Host}:{l.Port}" : "";
+
+        public async ValueTask DisposeAsync()
+        {
+            await broker.DisposeAsync();
+            try { Directory.Delete(dir, true); } catch (IOException) { }
+        }
+    }
+
+    private async Task<TwoListenerBroker> StartAsync(string clientAuth = "none")
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "kayak-itest", "tls-" + Guid.NewGuid().ToString("N"));
+        var options = new KafkaBrokerOptions { DataDir = dir };
+        options.Properties["listeners"] = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0";
+        foreach (var (k, v) in _certs.Pkcs12Keystore("listener.name.ssl.")) options.Properties[k] = v;
+        options.Properties["listener.name.ssl.ssl.client.auth"] = clientAuth;
+        options.Properties["listener.name.ssl.ssl.truststore.location"] = _certs.CaP12;
+        options.Properties["listener.name.ssl.ssl.truststore.password"] = TestCertificates.Password;
+        options.Properties["listener.name.ssl.ssl.truststore.type"] = "PKCS12";
+        var broker = new KafkaBroker(options);
+        await broker.StartAsync(Token);
+        return new TwoListenerBroker(broker, dir);
+    }
+
+    private static async Task<string> CreateTopicAsync(TwoListenerBroker broker, string prefix)
+    {
+        var topic = $"{prefix}-{Guid.NewGuid():N}";
+        using var admin = ConfluentClients.Admin(broker.Plaintext);
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = topic, NumPartitions = Partitions, ReplicationFactor = 1 }]);
+        return topic;
+    }
+
+    private void Ssl(ClientConfig c, bool clientCertificate = false)
+    {
+        c.SecurityProtocol = SecurityProtocol.Ssl;
+        c.SslCaLocation = _certs.CaPem;
+        if (clientCertificate)
+        {
+            c.SslCertificateLocation = _certs.ClientCertPem;
+            c.SslKeyLocation = _certs.ClientKeyPem;
+        }
+    }
+
+    private async Task ConfluentRoundTripAsync(TwoListenerBroker broker, bool clientCertificate)
+    {
+        var topic = await CreateTopicAsync(broker, "tls-confluent");
+        var records = TestData.Records("confluent-ssl", 20, Partitions);
+        var acks = new List<ProducedRecord>();
+        using (var producer = ConfluentClients.Producer(broker.Ssl, c => Ssl(c, clientCertificate)))
+        {
+            foreach (var r in records)
+            {
+                var headers = new Headers();
+                foreach (var h in r.Headers) headers.Add(h.Key, ConfluentClients.Utf8(h.Value));
+                var d = await producer.ProduceAsync(new TopicPartition(topic, r.Partition),
+                    new Message<byte[], byte[]> { Key = ConfluentClients.Utf8(r.Key)!, Value = ConfluentClients.Utf8(r.Value)!, Headers = headers }, Token);
+                acks.Add(new ProducedRecord(d.Partition.Value, d.Offset.Value));
+            }
+        }
+        var consumed = await Task.Run(() => ConfluentClients.ConsumeAll(broker.Ssl, topic, TimeSpan.FromSeconds(60),
+            c => Ssl(c, clientCertificate), Token, partitionCount: Partitions), Token);
+        TestData.AssertExactlyConsumed(topic, records, acks, consumed, "confluent over SSL");
+    }
+
+    [Test]
+    public async Task Confluent_ProducesAndConsumesOverSsl()
+    {
+        await using var broker = await StartAsync();
+        await ConfluentRoundTripAsync(broker, clientCertificate: false);
+    }
+
+    [Test]
+    public async Task Confluent_MutualTls_WithTheClientCertificate_AndRefusedWithoutIt()
+    {
+        await using var broker = await StartAsync(clientAuth: "required");
+        await ConfluentRoundTripAsync(broker, clientCertificate: true);
+
+        // No client certificate: the broker fails the handshake, so no metadata ever arrives.
+        var config = ConfluentClients.AdminConfig(broker.Ssl);
+        Ssl(config);
+        using var admin = new AdminClientBuilder(config).Build();
+        Assert.That(() => admin.GetMetadata(TimeSpan.FromSeconds(5)), Throws.InstanceOf<KafkaException>());
+    }
+
+    [Test]
+    public async Task Metadata_TellsEachClientTheEndpointOfItsListener()
+    {
+        await using var broker = await StartAsync();
+        var config = ConfluentClients.AdminConfig(broker.Ssl);
+        Ssl(config);
+        using (var ssl = new AdminClientBuilder(config).Build())
+        {
+            var md = ssl.GetMetadata(TimeSpan.FromSeconds(10));
+            Assert.That($"{md.Brokers[0].Host}:{md.Brokers[0].Port}", Is.EqualTo(broker.Ssl));
+        }
+        using var plain = ConfluentClients.Admin(broker.Plaintext);
+        var plainMd = plain.GetMetadata(TimeSpan.FromSeconds(10));
+        Assert.That($"{plainMd.Brokers[0].Host}:{plainMd.Brokers[0].Port}", Is.EqualTo(broker.Plaintext));
+
+        // kcat (Debian's librdkafka 2.0.2) over SSL sees the SSL endpoint too.
+        var kcat = await Kcat.RunAsync(broker.Ssl, ["-L", "-J"], options: KcatSsl(), cancellationToken: Token);
+        using var doc = JsonDocument.Parse(kcat.Stdout);
+        var b = doc.RootElement.GetProperty("brokers")[0];
+        Assert.That(b.GetProperty("name").GetString(), Is.EqualTo(broker.Ssl));
+    }
+
+    private KcatOptions KcatSsl() => new() { Settings = { ["security.protocol"] = "ssl", ["ssl.ca.location"] = _certs.CaPem } };
+
+    [Test]
+    public async Task Kcat_ProducesAndConsumesOverSsl()
+    {
+        await using var broker = await StartAsync();
+        var topic = await CreateTopicAsync(broker, "tls-kcat");
+        var records = TestData.Records("kcat-ssl", 12, Partitions);
+        var kcat = new Kcat();
+        var acks = await kcat.ProduceAsync(broker.Ssl, topic, records, null, KcatSsl(), Token);
+        var consumed = await kcat.ConsumeAsync(broker.Ssl, topic, KcatSsl(), Token);
+        TestData.AssertExactlyConsumed(topic, records, acks, consumed, "kcat over SSL");
+    }
+
+    [Test]
+    public async Task KafkaPython_ProducesAndConsumesOverSsl()
+    {
+        await using var broker = await StartAsync();
+        var topic = await CreateTopicAsync(broker, "tls-python");
+        var records = TestData.Records("python-ssl", 12, Partitions);
+        var python = new PythonKafka();
+        JsonObject Security() => new() { ["security_protocol"] = "SSL", ["ssl_cafile"] = _certs.CaPem };
+        var produced = await python.RunAsync("produce", new JsonObject
+        {
+            ["bootstrap"] = broker.Ssl,
+            ["topic"] = topic,
+            ["acks"] = "all",
+            ["records"] = JsonNode.Parse(JsonSerializer.Serialize(records.Select(r => new
+            {
+                key = r.Key,
+                value = r.Value,
+                partition = r.Partition,
+                headers = r.Headers.Select(h => new[] { h.Key, h.Value }),
+            }))),
+            ["client_config"] = Security(),
+        }, cancellationToken: Token);
+        var acks = JsonScriptDriver.ParseAcks(produced["acks"]!.AsArray());
+        var consumed = await python.RunAsync("consume", new JsonObject
+        {
+            ["bootstrap"] = broker.Ssl,
+            ["topic"] = topic,
+            ["timeout_ms"] = 60_000,
+            ["client_config"] = Security(),
+        }, cancellationToken: Token);
+        TestData.AssertExactlyConsumed(topic, records, acks, JsonScriptDriver.ParseRecords(consumed["records"]!.AsArray()), "kafka-python over SSL");
+    }
+}
