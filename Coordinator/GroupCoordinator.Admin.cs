@@ -118,6 +118,7 @@ public sealed partial class GroupCoordinator
         if (!_groups.TryGetValue(groupId, out var group)) return GroupErrors.GroupIdNotFound;
         lock (group.Lock)
         {
+            ExpireOverdueMembers(group);
             switch (group.State)
             {
                 case GroupState.Dead: return GroupErrors.GroupIdNotFound;

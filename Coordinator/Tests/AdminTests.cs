@@ -22,6 +22,24 @@ public class AdminTests
         Assert.That(_h.Coordinator.Describe("empty"), Is.Null);
     }
 
+    /// <summary>
+    /// A member whose session ran out is gone for DeleteGroups even if its timer has not fired yet (timers run late;
+    /// librdkafka's test suite waits exactly session.timeout.ms after a static member's close, then deletes the group).
+    /// </summary>
+    [Test]
+    public void DeleteGroups_RightAtTheSessionDeadline_DoesNotWaitForALateTimer()
+    {
+        var (a, gen) = _h.StableSingle();
+        _h.Commit("t1", 0, 5, a, gen); // the member's last contact: the session runs from here
+        _h.Time.AdvanceWithoutFiring(Harness.Session - 1);
+        var early = _h.Coordinator.DeleteGroups(new DeleteGroupsRequest { GroupsNames = [Harness.Group] });
+        Assert.That(early.Results[0].ErrorCode, Is.EqualTo(GroupErrors.NonEmptyGroup), "1 ms before the deadline the member is alive");
+        _h.Time.AdvanceWithoutFiring(1);
+        var r = _h.Coordinator.DeleteGroups(new DeleteGroupsRequest { GroupsNames = [Harness.Group] });
+        Assert.That(r.Results[0].ErrorCode, Is.EqualTo(GroupErrors.None), "at the deadline the member has expired, fired or not");
+        Assert.That(_h.Fetched("t1", 0), Is.EqualTo(-1));
+    }
+
     [Test]
     public void OffsetDeleteRespectsSubscriptions()
     {
