@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Text;
 using Confluent.Kafka;
 using Kayak.Broker;
+using Kayak.Tests.Filesystems;
 using Microsoft.Extensions.Logging;
 using NUnit.Framework;
 
@@ -20,18 +20,9 @@ public sealed class FullDiskTests
     [CancelAfter(120_000)]
     public async Task ProduceOnAFullDisk_GetsStorageError_ReadsKeepWorking_AndProduceResumesWhenSpaceReturns()
     {
-        if (!OperatingSystem.IsLinux()) Assert.Ignore("mounts a tmpfs: Linux only");
-        string mount = Path.Combine(Path.GetTempPath(), "kayak-itest-fulldisk-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(mount);
-        var (code, err) = Run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mount);
-        if (code != 0)
-        {
-            Directory.Delete(mount);
-            if (Environment.UserName != "root") Assert.Ignore("needs root to mount a small tmpfs: " + err);
-            Assert.Fail("mount of a 2 MiB tmpfs failed as root: " + err);
-        }
+        using var fs = SmallFilesystem.Mount("2m");
+        string mount = fs.Path;
         var logs = new CapturingLoggerProvider();
-        try
         {
             using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs));
             var options = new KafkaBrokerOptions { Port = 0, DataDir = Path.Combine(mount, "logs"), LoggerFactory = loggerFactory };
@@ -79,11 +70,6 @@ public sealed class FullDiskTests
             Assert.That(again.Offset.Value, Is.EqualTo(acked));
             Assert.That(await CountAsync(broker.BootstrapServers, topic, acked + 1), Is.EqualTo(acked + 1));
         }
-        finally
-        {
-            Run("umount", "-l", mount);
-            try { Directory.Delete(mount, recursive: true); } catch (IOException) { }
-        }
     }
 
     private static async Task<int> CountAsync(string bootstrap, string topic, int expected)
@@ -103,16 +89,6 @@ public sealed class FullDiskTests
         await Task.Yield();
         Assert.That(consumer.Consume(TimeSpan.FromSeconds(1)), Is.Null);
         return n;
-    }
-
-    private static (int Code, string Err) Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, err);
     }
 
     private sealed class CapturingLoggerProvider : ILoggerProvider, ILogger

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Kayak.Tests.Filesystems;
 using NUnit.Framework;
 
 namespace Kayak.Storage.Tests;
@@ -12,42 +12,20 @@ namespace Kayak.Storage.Tests;
 [NonParallelizable]
 public class FullDiskTests
 {
+    private SmallFilesystem _fs = null!;
     private string _mount = null!;
     private FakeTime _time = null!;
 
     [SetUp]
     public void SetUp()
     {
-        if (!OperatingSystem.IsLinux()) Assert.Ignore("mounts a small tmpfs: Linux only");
-        _mount = Path.Combine(Path.GetTempPath(), "kayak-fulldisk-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(_mount);
-        var (code, err) = Run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", _mount);
-        if (code != 0)
-        {
-            Directory.Delete(_mount);
-            if (Environment.UserName != "root") Assert.Ignore("needs root to mount a small tmpfs: " + err);
-            Assert.Fail("mount of a 1 MiB tmpfs failed as root: " + err);
-        }
+        _fs = SmallFilesystem.Mount("1m");
+        _mount = _fs.Path;
         _time = new FakeTime();
     }
 
     [TearDown]
-    public void TearDown()
-    {
-        if (_mount is null || !Directory.Exists(_mount)) return;
-        Run("umount", "-l", _mount);
-        try { Directory.Delete(_mount, recursive: true); } catch (IOException) { }
-    }
-
-    private static (int Code, string Err) Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, err);
-    }
+    public void TearDown() => _fs?.Dispose();
 
     private LogManager Open()
     {
