@@ -122,6 +122,29 @@ public class RecoveryTests
     }
 
     [Test]
+    public void RecoveredSegments_KeepTheirIndexFiles_WhenTheRebuiltIndexIsTheSame()
+    {
+        // Kafka's LogSegment.recover rebuilds the indexes; here an unchanged index file is not rewritten at all (no
+        // delete + create per recovered segment), and a damaged one is rewritten in place with the rebuilt entries.
+        var (_, bases) = WriteSegmentsAndCrash(20, checkpoint: false);
+        string rolledIndex = Seg(bases[1], "index"), rolledTimeIndex = Seg(bases[1], "timeindex"), damaged = Seg(bases[2], "index");
+        var before = (Index: File.ReadAllBytes(rolledIndex), Time: File.ReadAllBytes(rolledTimeIndex), Damaged: File.ReadAllBytes(damaged));
+        var writeTimes = (File.GetLastWriteTimeUtc(rolledIndex), File.GetLastWriteTimeUtc(rolledTimeIndex));
+        Assert.That(before.Damaged, Is.Not.Empty);
+        File.WriteAllBytes(damaged, [.. before.Damaged, 1, 2, 3, 4, 5, 6, 7, 8]); // an entry pointing past the log
+        using var m = Open();
+        var p = Partition(m);
+        Assert.That(p.LastLoad.RecoveredSegments, Is.EqualTo(bases.Length));
+        Assert.That(File.ReadAllBytes(rolledIndex), Is.EqualTo(before.Index));
+        Assert.That(File.ReadAllBytes(rolledTimeIndex), Is.EqualTo(before.Time));
+        Assert.That((File.GetLastWriteTimeUtc(rolledIndex), File.GetLastWriteTimeUtc(rolledTimeIndex)), Is.EqualTo(writeTimes), "identical indexes are not rewritten");
+        Assert.That(File.ReadAllBytes(damaged), Is.EqualTo(before.Damaged), "the damaged index is rebuilt and trimmed to its entries");
+        AssertContiguous(p);
+        using var read = p.Read(bases[2] + 1, 1);
+        Assert.That(read.Data.Length, Is.GreaterThan(0), "lookups go through the rebuilt index");
+    }
+
+    [Test]
     public void CrashWithoutACheckpoint_RecoversEverySegment_AndReplaysTheWholeLog()
     {
         var (_, bases) = WriteSegmentsAndCrash(13, checkpoint: false);
