@@ -28,6 +28,8 @@ internal sealed class LogDirectory
 
     private PartitionLog[] Snapshot() { lock (_partitions) return [.. _partitions]; }
 
+    public PartitionLog[] Partitions => Snapshot();
+
     public void WriteRecoveryPoints() => WriteCheckpoint(RecoveryPointFile, static p => p.RecoveryPoint);
     public void WriteLogStartOffsets() => WriteCheckpoint(LogStartOffsetFile, static p => p.LogStartOffset);
 

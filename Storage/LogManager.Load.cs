@@ -58,6 +58,7 @@ public sealed partial class LogManager
             list.Add(found);
         }
 
+        var loads = new List<(TopicLog Topic, int Partition, PartitionLog Log)>();
         foreach (var (topicName, found) in byTopic)
         {
             var (id, overrides) = ResolveTopicMetadata(topicName, found);
@@ -98,13 +99,49 @@ public sealed partial class LogManager
                     topic.SetPartitions(parts);
                 }
                 if (parts[f.Partition] is not null) throw new StorageErrorException(StorageError.KafkaStorageError, $"Duplicate directory for {System.IO.Path.GetFileName(f.Path)}");
-                var log = new PartitionLog(topic, f.Partition, f.Path, ld, _options, _cache);
-                var key = (topicName, f.Partition);
-                log.Load(clean, recoveryPoints.GetValueOrDefault(key, 0), logStarts.GetValueOrDefault(key, 0));
-                parts[f.Partition] = log;
-                ld.Add(log);
+                loads.Add((topic, f.Partition, new PartitionLog(topic, f.Partition, f.Path, ld, _options, _cache)));
             }
         }
+        LoadPartitions(ld, loads, clean, recoveryPoints, logStarts);
+    }
+
+    /// <summary>
+    /// Loads (after a crash: recovers) the partitions of one log dir on num.recovery.threads.per.data.dir threads, as
+    /// Kafka's LogManager.loadLogs does with its per-dir thread pool: a partition's segments stay in order on one thread,
+    /// different partitions share nothing but thread-safe structures (the map cache, the logger). Only then are they
+    /// published to their topics and the log dir, in directory order; a failure stops the remaining loads and is
+    /// rethrown after the loaded partitions are published, so that Open's failure path releases them.
+    /// </summary>
+    private void LoadPartitions(LogDirectory ld, List<(TopicLog Topic, int Partition, PartitionLog Log)> loads, bool clean,
+        Dictionary<(string, int), long> recoveryPoints, Dictionary<(string, int), long> logStarts)
+    {
+        var loaded = new bool[loads.Count];
+        Exception? failure = null;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _options.RecoveryThreadsPerDataDir) };
+        Parallel.For(0, loads.Count, options, (i, state) =>
+        {
+            if (Volatile.Read(ref failure) is not null) { state.Stop(); return; }
+            var (topic, partition, log) = loads[i];
+            var key = (topic.Name, partition);
+            try
+            {
+                log.Load(clean, recoveryPoints.GetValueOrDefault(key, 0), logStarts.GetValueOrDefault(key, 0));
+                loaded[i] = true;
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref failure, e, null);
+                state.Stop();
+            }
+        });
+        for (int i = 0; i < loads.Count; i++)
+        {
+            if (!loaded[i]) continue;
+            var (topic, partition, log) = loads[i];
+            topic.PartitionArray[partition] = log;
+            ld.Add(log);
+        }
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
     }
 
     /// <summary>

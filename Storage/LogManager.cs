@@ -111,6 +111,12 @@ public sealed partial class LogManager : IDisposable
             }
             File.Delete(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile));
         }
+        // Segments recovered after a crash are fsynced only now, one queue per log dir (PartitionLog.FlushRecoveredSegments).
+        foreach (var ld in _dirs)
+        {
+            var parts = ld.Partitions;
+            _ = Task.Run(() => { foreach (var p in parts) p.FlushRecoveredSegments(); });
+        }
     }
 
     /// <summary>

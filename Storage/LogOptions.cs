@@ -26,6 +26,11 @@ public sealed class LogOptions
     public int IndexIntervalBytes { get; init; } = 4096;
     /// <summary>log.index.size.max.bytes: preallocated size of each active index file.</summary>
     public int SegmentIndexBytes { get; init; } = 10 * 1024 * 1024;
+    /// <summary>
+    /// num.recovery.threads.per.data.dir (Kafka's default 2): how many partitions of one log dir
+    /// <see cref="LogManager.Open"/> loads at once, each partition's segments still in order on one thread.
+    /// </summary>
+    public int RecoveryThreadsPerDataDir { get; init; } = 2;
     /// <summary>log.message.timestamp.type default for topics without an override.</summary>
     public string MessageTimestampType { get; init; } = "CreateTime";
     /// <summary>log.cleanup.policy: the default cleanup.policy of topics.</summary>

@@ -143,14 +143,12 @@ internal sealed partial class LogSegment
     public unsafe SegmentRecovery Recover(int indexIntervalBytes, int indexBytes, bool fsyncIndexes = true)
     {
         long fileLength = new FileInfo(LogPath).Length;
-        File.Delete(IndexPath);
-        File.Delete(TimeIndexPath);
         // Room for every entry the data can produce, even if segment.index.bytes shrank since it was written:
         // a full index must never make recovery drop valid batches.
         long maxEntries = fileLength / Math.Max(MinBatchLength + RecordBatchHeader.LogOverhead, indexIntervalBytes) + 2;
         int bytes = (int)Math.Min(int.MaxValue / TimeEntrySize * (long)TimeEntrySize, Math.Max(indexBytes, maxEntries * TimeEntrySize));
-        _offsetIndex.OpenWritable(bytes, 0);
-        _timeIndex.OpenWritable(bytes, 0);
+        _offsetIndex.BeginRebuild(bytes);
+        _timeIndex.BeginRebuild(bytes);
         MaxTimestamp = OffsetOfMaxTimestamp = -1;
         _lastTimeIndexTs = -1;
         _bytesSinceIndex = 0;
@@ -187,15 +185,10 @@ internal sealed partial class LogSegment
         _size = pos;
         NextOffset = next;
         AppendFinalTimeIndexEntry();
-        if (fsyncIndexes)
-        {
-            _offsetIndex.Flush();
-            _timeIndex.Flush();
-        }
         _offsetIndexEntries = _offsetIndex.Count;
         _timeIndexEntries = _timeIndex.Count;
-        _offsetIndex.Close();
-        _timeIndex.Close();
+        _offsetIndex.EndRebuild(fsyncIndexes);
+        _timeIndex.EndRebuild(fsyncIndexes);
         return new SegmentRecovery(pos, fileLength - pos, droppedData, problem, next);
     }
 

@@ -96,6 +96,7 @@ public sealed partial class PartitionLog
                 // fails the append instead of acknowledging records that may not be on disk.
                 if (_unflushedMessages + records >= cfg.FlushMessages || now - _lastFlushMs >= cfg.FlushMs)
                 {
+                    FlushRecoveredSegments(); // not left waiting for the log dir's queue to reach this partition
                     _rollFlushes.Wait();
                     active.Flush();
                 }

@@ -95,31 +95,49 @@ public sealed partial class PartitionLog
         // Idempotent/transactional producers (PartitionLog.Snapshots.cs): from a snapshot no later than the first
         // recovered segment, so the replay rewrites the transaction index of every recovered segment.
         RebuildProducerState(firstRecovered < segs.Length ? segs[firstRecovered].BaseOffset : _logEndOffset);
-        if (firstRecovered < segs.Length - 1) FlushRecoveredInBackground(segs[firstRecovered..^1], active.BaseOffset);
+        if (firstRecovered < segs.Length - 1) DeferRecoveredFlush(segs[firstRecovered..^1], active.BaseOffset);
     }
 
     /// <summary>
     /// After a crash, the recovered inactive segments hold data that may never have reached the disk. Kafka's next flush
-    /// covers every segment from the recovery point on (LocalLog.flush); here they are fsynced in the background as a
-    /// rolled segment is (with the snapshot at the active segment's base, which the next load would start from), and
-    /// only then does the recovery point move to the active segment.
+    /// covers every segment from the recovery point on (LocalLog.flush); here they are fsynced once
+    /// <see cref="LogManager.Open"/> has loaded every partition, by one queue per log dir
+    /// (<see cref="FlushRecoveredSegments"/>), with the snapshot at the active segment's base (which the next load would
+    /// start from), and only then does the recovery point move to the active segment. Until then later rolls' fsyncs
+    /// chain after this one, so the recovery point never passes an unsynced segment. Started during the load, one
+    /// fsync task per partition competed with the recovery of the next thousands of partitions.
     /// </summary>
-    private void FlushRecoveredInBackground(LogSegment[] recovered, long activeBase)
+    private void DeferRecoveredFlush(LogSegment[] recovered, long activeBase)
     {
-        string snapshot = SnapshotPath(activeBase);
-        _rollFlushes = Task.Run(() =>
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _recoveredFlush = new RecoveredFlush(recovered, activeBase, done);
+        _rollFlushes = done.Task;
+    }
+
+    private sealed record RecoveredFlush(LogSegment[] Segments, long ActiveBase, TaskCompletionSource Done);
+
+    /// <summary>Set by the load, taken by the log dir's flush queue (started after the load: the task start orders the two).</summary>
+    private RecoveredFlush? _recoveredFlush;
+
+    /// <summary>True while the segments recovered at load are not yet fsynced (tests).</summary>
+    internal bool HasPendingRecoveredFlush => Volatile.Read(ref _recoveredFlush) is not null;
+
+    /// <summary>The log dir's flush queue (LogManager.Open): fsyncs the segments recovered at load, then moves the recovery point.</summary>
+    internal void FlushRecoveredSegments()
+    {
+        var pending = Interlocked.Exchange(ref _recoveredFlush, null);
+        if (pending is null) return;
+        try
         {
-            try
-            {
-                foreach (var s in recovered) s.FsyncFiles();
-                MappedFile.FsyncPath(snapshot);
-                AdvanceRecoveryPoint(activeBase);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                _log.LogWarning("Could not fsync the recovered segments of {Partition}: {Message}; the next start recovers them again", Id, e.Message);
-            }
-        });
+            foreach (var s in pending.Segments) s.FsyncFiles();
+            MappedFile.FsyncPath(SnapshotPath(pending.ActiveBase));
+            AdvanceRecoveryPoint(pending.ActiveBase);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.LogWarning("Could not fsync the recovered segments of {Partition}: {Message}; the next start recovers them again", Id, e.Message);
+        }
+        finally { pending.Done.TrySetResult(); }
     }
 
     /// <summary>Loads or recovers each segment in order; returns the segments kept (a truncation drops the later ones).</summary>

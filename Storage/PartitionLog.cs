@@ -370,6 +370,7 @@ public sealed partial class PartitionLog
     private void FlushLocked(long now)
     {
         if (_closed) return;
+        FlushRecoveredSegments(); // segments recovered at load, if the log dir's queue has not reached them yet
         _rollFlushes.Wait(); // rolled segments first (their fsync does not need the partition lock)
         if (_dirty) _segments[^1].Flush();
         _dirty = false;

@@ -58,6 +58,7 @@ public sealed class BrokerConfig
     /// <summary>queued.max.request.bytes: request bytes held at once across connections; ≤ 0 means no cap (Kafka's -1).</summary>
     public long QueuedMaxRequestBytes { get; }
     public int LogIndexIntervalBytes { get; }
+    public int NumRecoveryThreadsPerDataDir { get; }
     public int LogIndexSizeMaxBytes { get; }
     public string LogCleanupPolicy { get; }
     public string LogMessageTimestampType { get; }
@@ -115,6 +116,7 @@ public sealed class BrokerConfig
         SocketRequestMaxBytes = GetInt("socket.request.max.bytes");
         QueuedMaxRequestBytes = GetLong("queued.max.request.bytes");
         LogIndexIntervalBytes = GetInt("log.index.interval.bytes");
+        NumRecoveryThreadsPerDataDir = GetInt("num.recovery.threads.per.data.dir");
         LogIndexSizeMaxBytes = GetInt("log.index.size.max.bytes");
         LogCleanupPolicy = GetString("log.cleanup.policy")!;
         LogMessageTimestampType = GetString("log.message.timestamp.type")!;

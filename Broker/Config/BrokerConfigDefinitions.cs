@@ -66,6 +66,8 @@ public static class BrokerConfigDefinitions
         // Kafka's cap on request bytes held by the broker at once (-1: none); connections stop being read while it is reached.
         new("queued.max.request.bytes", ConfigType.Long, "-1"),
         new("log.index.interval.bytes", ConfigType.Int, "4096", Min: 0),
+        // Kafka's LogManager.loadLogs: partitions of one log dir loaded (and recovered) by this many threads.
+        new("num.recovery.threads.per.data.dir", ConfigType.Int, "2", Min: 1),
         new("log.index.size.max.bytes", ConfigType.Int, "10485760", Min: 4),
         new("log.cleanup.policy", ConfigType.List, "delete", ValidValues: ["delete", "compact", "compact,delete", "delete,compact"]),
         new("log.message.timestamp.type", ConfigType.String, "CreateTime", ValidValues: ["CreateTime", "LogAppendTime"]),
@@ -98,7 +100,6 @@ public static class BrokerConfigDefinitions
         new("num.io.threads", ConfigType.Int, "8", Used: false),
         new("socket.send.buffer.bytes", ConfigType.Int, "102400", Used: false),
         new("socket.receive.buffer.bytes", ConfigType.Int, "102400", Used: false),
-        new("num.recovery.threads.per.data.dir", ConfigType.Int, "1", Used: false),
         new("share.coordinator.state.topic.replication.factor", ConfigType.Int, "1", Used: false),
         new("share.coordinator.state.topic.min.isr", ConfigType.Int, "1", Used: false),
         new("zookeeper.connect", ConfigType.String, null, Used: false),

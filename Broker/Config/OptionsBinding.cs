@@ -23,6 +23,7 @@ internal static class OptionsBinding
         FlushIntervalMessages = config.LogFlushIntervalMessages,
         FlushIntervalMs = config.LogFlushIntervalMs,
         IndexIntervalBytes = config.LogIndexIntervalBytes,
+        RecoveryThreadsPerDataDir = config.NumRecoveryThreadsPerDataDir,
         SegmentIndexBytes = config.LogIndexSizeMaxBytes,
         MaxMessageBytes = config.MessageMaxBytes,
         MessageTimestampType = config.LogMessageTimestampType,

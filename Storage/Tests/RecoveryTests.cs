@@ -122,6 +122,59 @@ public class RecoveryTests
     }
 
     [Test]
+    public void RecoveredSegments_KeepTheirIndexFiles_WhenTheRebuiltIndexIsTheSame()
+    {
+        // Kafka's LogSegment.recover rebuilds the indexes; here an unchanged index file is not rewritten at all (no
+        // delete + create per recovered segment), and a damaged one is rewritten in place with the rebuilt entries.
+        var (_, bases) = WriteSegmentsAndCrash(20, checkpoint: false);
+        string rolledIndex = Seg(bases[1], "index"), rolledTimeIndex = Seg(bases[1], "timeindex"), damaged = Seg(bases[2], "index");
+        var before = (Index: File.ReadAllBytes(rolledIndex), Time: File.ReadAllBytes(rolledTimeIndex), Damaged: File.ReadAllBytes(damaged));
+        var writeTimes = (File.GetLastWriteTimeUtc(rolledIndex), File.GetLastWriteTimeUtc(rolledTimeIndex));
+        Assert.That(before.Damaged, Is.Not.Empty);
+        File.WriteAllBytes(damaged, [.. before.Damaged, 1, 2, 3, 4, 5, 6, 7, 8]); // an entry pointing past the log
+        using var m = Open();
+        var p = Partition(m);
+        Assert.That(p.LastLoad.RecoveredSegments, Is.EqualTo(bases.Length));
+        Assert.That(File.ReadAllBytes(rolledIndex), Is.EqualTo(before.Index));
+        Assert.That(File.ReadAllBytes(rolledTimeIndex), Is.EqualTo(before.Time));
+        Assert.That((File.GetLastWriteTimeUtc(rolledIndex), File.GetLastWriteTimeUtc(rolledTimeIndex)), Is.EqualTo(writeTimes), "identical indexes are not rewritten");
+        Assert.That(File.ReadAllBytes(damaged), Is.EqualTo(before.Damaged), "the damaged index is rebuilt and trimmed to its entries");
+        AssertContiguous(p);
+        using var read = p.Read(bases[2] + 1, 1);
+        Assert.That(read.Data.Length, Is.GreaterThan(0), "lookups go through the rebuilt index");
+    }
+
+    [Test]
+    public void ParallelRecovery_LoadsEveryPartition_AndFsyncsTheRecoveredSegmentsAfterOpen()
+    {
+        // Kafka's num.recovery.threads.per.data.dir: partitions recovered concurrently, each one's segments in order;
+        // the recovered segments' fsync is queued per log dir and only then does the recovery point move.
+        var b = BatchBuilder.Build(3, 1000, valueSize: 40);
+        var m = Open();
+        var parts = m.CreateTopic("t", 6, SmallSegments).Partitions;
+        for (int i = 0; i < 10; i++) foreach (var p in parts) p.Append(b, 1);
+        var ends = parts.Select(p => p.LogEndOffset).ToArray();
+        var segments = parts.Select(p => p.Segments.Length).ToArray();
+        m.SimulateCrash();
+        using var m2 = _tmp.Open(_tmp.Options(o => new LogOptions
+        {
+            LogDirs = o.LogDirs, Time = o.Time, SegmentBytes = o.SegmentBytes, SegmentIndexBytes = o.SegmentIndexBytes,
+            IndexIntervalBytes = o.IndexIntervalBytes, Logger = _logger, RecoveryThreadsPerDataDir = 3,
+        }));
+        Assert.That(m2.TryGetTopic("t", out var t), Is.True);
+        for (int i = 0; i < parts.Count; i++)
+        {
+            var p = t!.Partitions[i];
+            Assert.That(p.LastLoad.RecoveredSegments, Is.EqualTo(segments[i]), "no checkpoint: every segment is in the recovery range");
+            Assert.That(p.LogEndOffset, Is.EqualTo(ends[i]));
+            AssertContiguous(p);
+            p.WaitForRollFlushes();
+            Assert.That(p.HasPendingRecoveredFlush, Is.False);
+            Assert.That(p.RecoveryPoint, Is.EqualTo(p.Segments[^1].BaseOffset), "after the fsync the recovery point moves to the active segment, not past it");
+        }
+    }
+
+    [Test]
     public void CrashWithoutACheckpoint_RecoversEverySegment_AndReplaysTheWholeLog()
     {
         var (_, bases) = WriteSegmentsAndCrash(13, checkpoint: false);
