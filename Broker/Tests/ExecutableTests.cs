@@ -27,7 +27,8 @@ public class ExecutableTests
     [TestCase("listeners=nonsense", "listeners")]
     [TestCase("log.segment.bytes=1", "log.segment.bytes")]
     [TestCase("listeners=SSL://127.0.0.1:0", "ssl.keystore.location")]
-    [TestCase("listeners=SASL_SSL://127.0.0.1:0", "listeners")]
+    [TestCase("listeners=SASL_SSL://127.0.0.1:0", "ssl.keystore.location")]
+    [TestCase("listeners=SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms")]
     [TestCase("listeners=PLAINTEXT://127.0.0.1:0,EXTERNAL://127.0.0.1:0", "listener.security.protocol.map")]
     public async Task BadValueNamesTheKeyAndExitsNonZero(string setting, string key)
     {

@@ -71,6 +71,16 @@ internal sealed class RawClient : IDisposable
         return (BinaryPrimitives.ReadInt32BigEndian(frame), frame);
     }
 
+    /// <summary>Reads one size-prefixed frame without a response header (the v0 SASL exchange).</summary>
+    public async Task<byte[]> ReadSizePrefixedAsync()
+    {
+        var sizeBytes = new byte[4];
+        await _stream.ReadExactlyAsync(sizeBytes);
+        var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(sizeBytes)];
+        await _stream.ReadExactlyAsync(frame);
+        return frame;
+    }
+
     /// <summary>True when the broker closed the connection (read returns end of stream) within the timeout.</summary>
     public async Task<bool> IsClosedByPeerAsync(TimeSpan timeout)
     {
