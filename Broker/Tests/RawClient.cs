@@ -24,6 +24,9 @@ internal sealed class RawClient : IDisposable
 
     private RawClient(Stream stream) { _stream = stream; }
 
+    /// <summary>The client's local address (what the broker logs as the client).</summary>
+    public System.Net.EndPoint? LocalEndPoint => _tcp?.Client.LocalEndPoint;
+
     /// <summary>A client over any stream (an in-memory transport).</summary>
     public static RawClient Over(Stream stream) => new(stream);
 

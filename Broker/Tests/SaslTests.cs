@@ -220,6 +220,27 @@ public class SaslTests
     }
 
     [Test]
+    public async Task FailedAuthentications_AreLoggedWithTheClientAddress_NeverThePassword()
+    {
+        var logs = new CapturingLoggerFactory();
+        await using var f = await StartAsync(o => o.LoggerFactory = logs);
+        int mark = logs.Count;
+        await HandshakeAsync(f.Client, "PLAIN");
+        await AuthenticateAsync(f.Client, Plain("alice", "not-the-password-1"));
+        using var scram = await RawClient.ConnectAsync(f.Broker.BootstrapServers);
+        await HandshakeAsync(scram, "SCRAM-SHA-256");
+        await AuthenticateAsync(scram, "n,,n=mallory,r=abc"u8.ToArray());
+        Assert.That(await f.Client.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)) && await scram.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)));
+        var entries = logs.EntriesSince(mark).Where(e => e.Message.Contains("Failed authentication")).ToList();
+        int localPort = ((System.Net.IPEndPoint)f.Client.LocalEndPoint!).Port;
+        var messages = entries.Select(e => e.Message).ToList();
+        Assert.That(messages, Has.Some.Contains($"with 127.0.0.1:{localPort} ").And.Some.Contains("Invalid username or password"));
+        Assert.That(messages, Has.Some.Contains("invalid credentials with SASL mechanism SCRAM-SHA-256"));
+        Assert.That(logs.EntriesSince(mark).Select(e => e.Message), Has.None.Contains("not-the-password-1").And.None.Contains("alice-secret"));
+        Assert.That(logs.ErrorsSince(mark), Is.Empty);
+    }
+
+    [Test]
     public async Task SaslHandshake_OnAPlaintextListener_IsIllegalSaslState()
     {
         await using var f = await BrokerFixture.StartAsync();
