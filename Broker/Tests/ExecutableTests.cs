@@ -39,6 +39,15 @@ public class ExecutableTests
     }
 
     [Test]
+    public async Task BadAddScram_ExitsNonZero_WithoutEchoingThePassword()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "kayak-exe-" + Guid.NewGuid().ToString("N"));
+        var (code, stderr, _) = await RunBrokerAsync("--override", "log.dirs=" + dir, "--add-scram", "SCRAM-SHA-1=[name=alice,password=alice-secret]");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("unknown SCRAM mechanism SCRAM-SHA-1").And.Not.Contain("alice-secret"));
+    }
+
+    [Test]
     public async Task MissingPropertiesFileExitsNonZero()
     {
         var (code, stderr, _) = await RunBrokerAsync("/nonexistent/server.properties");

@@ -241,6 +241,24 @@ public class SaslTests
     }
 
     [Test]
+    public async Task DescribeConfigs_NeverReturnsJaasConfigs()
+    {
+        await using var f = await StartAsync(o => o.Properties["listeners"] = "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0");
+        var endpoint = f.Broker.Listeners.First(l => l.Name == "PLAINTEXT");
+        using var c = await RawClient.ConnectAsync($"{endpoint.Host}:{endpoint.Port}");
+        var response = await c.SendAsync<DescribeConfigsResponse>(new DescribeConfigsRequest
+        {
+            Resources = [new() { ResourceType = 4, ResourceName = f.State.NodeId.ToString(), ConfigurationKeys = null }],
+            IncludeSynonyms = true,
+        }, 4);
+        var configs = response.Results[0].Configs;
+        Assert.That(configs.Select(e => e.Value ?? ""), Has.None.Contains("alice-secret").And.None.Contains("LoginModule"));
+        var jaas = configs.Single(e => e.Name == "sasl.jaas.config");
+        Assert.That((jaas.Value, jaas.IsSensitive), Is.EqualTo(((string?)null, true)));
+        Assert.That(configs.Single(e => e.Name == "sasl.enabled.mechanisms").Value, Is.EqualTo("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"));
+    }
+
+    [Test]
     public async Task SaslHandshake_OnAPlaintextListener_IsIllegalSaslState()
     {
         await using var f = await BrokerFixture.StartAsync();
