@@ -139,10 +139,12 @@ public class SaslTests
     }
 
     /// <summary>A SCRAM client (RFC 5802 §3) over SaslAuthenticate, against credentials seeded as --add-scram does.</summary>
-    [TestCase("SCRAM-SHA-256", "alice-secret", true)]
-    [TestCase("SCRAM-SHA-512", "alice-secret", true)]
-    [TestCase("SCRAM-SHA-256", "wrong", false)]
-    public async Task Scram_FullExchange(string mechanismName, string password, bool succeeds)
+    [TestCase("SCRAM-SHA-256", "alice-secret", true, false)]
+    [TestCase("SCRAM-SHA-512", "alice-secret", true, false)]
+    [TestCase("SCRAM-SHA-256", "wrong", false, false)]
+    // librdkafka 2.0.2 (Debian's kcat) sends its nonce again before the combined one; Kafka accepts it (endsWith).
+    [TestCase("SCRAM-SHA-256", "alice-secret", true, true)]
+    public async Task Scram_FullExchange(string mechanismName, string password, bool succeeds, bool doubledNonce)
     {
         await using var f = await StartAsync();
         var mechanism = ScramMechanism.Find(mechanismName)!;
@@ -155,7 +157,7 @@ public class SaslTests
         Assert.That(fields["r"], Does.StartWith("fyko+d2lbbFgONRv9qkxdawL").And.Length.GreaterThan(24));
         Assert.That(int.Parse(fields["i"]), Is.EqualTo(mechanismName == "SCRAM-SHA-512" ? 8192 : 4096));
         var salted = mechanism.SaltedPassword(password, Convert.FromBase64String(fields["s"]), int.Parse(fields["i"]));
-        string withoutProof = "c=biws,r=" + fields["r"];
+        string withoutProof = "c=biws,r=" + (doubledNonce ? "fyko+d2lbbFgONRv9qkxdawL" : "") + fields["r"];
         var authMessage = Encoding.UTF8.GetBytes(clientFirstBare + "," + serverFirst + "," + withoutProof);
         var clientKey = mechanism.ClientKey(salted);
         var signature = mechanism.Hmac(mechanism.H(clientKey), authMessage);

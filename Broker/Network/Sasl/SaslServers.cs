@@ -135,7 +135,10 @@ internal sealed class ScramSaslServer(ScramMechanism mechanism, ScramCredentialS
         var fields = withoutProof.Split(',');
         if (fields.Length < 2 || !fields[1].StartsWith("r=", StringComparison.Ordinal))
             throw new SaslMechanismException("Invalid SCRAM client final message format");
-        if (fields[1][2..] != _nonce) throw new SaslMechanismException("Invalid client nonce in the final client message.");
+        // Kafka's ScramSaslServer checks that the nonce ends with the server-first nonce, not that it equals it:
+        // librdkafka before 2.x's fix sends its own nonce again in front (seen with Debian's 2.0.2), and Kafka accepts
+        // that; the proof covers the message as sent either way.
+        if (!fields[1][2..].EndsWith(_nonce, StringComparison.Ordinal)) throw new SaslMechanismException("Invalid client nonce in the final client message.");
         if (fields[0][2..] != Convert.ToBase64String(Encoding.UTF8.GetBytes(_gs2Header)))
             throw new SaslMechanismException("Invalid channel binding in the final client message.");
         byte[] proof;
