@@ -230,6 +230,10 @@ internal sealed class Connection
             _stopReading = true;
             _log.LogInformation("Failed authentication with {Client} on listener {Listener} ({Error})", SafeRemote(), _listenerName, reply.Failure);
         }
+        else if (reply.Reauthenticated && _log.IsEnabled(LogLevel.Debug))
+        {
+            _log.LogDebug("Re-authenticated {Principal} from {Client} on listener {Listener} (KIP-368)", sasl.Principal, SafeRemote(), _listenerName);
+        }
         if (reply.Message is null && reply.Raw is null) return ValueTask.CompletedTask;
         var result = new ValueTask<HandlerResult>(new HandlerResult(reply.Message));
         return _responses.Writer.WriteAsync(new PendingResponse(reply.CorrelationId, reply.ApiKey, reply.Version, result, null, Raw: reply.Raw), _closed.Token);

@@ -6,8 +6,10 @@ using Kayak.Protocol.Messages;
 namespace Kayak.Broker.Network.Sasl;
 
 /// <summary>What the authenticator hands the connection for one frame: a response (a Kafka message, or for the v0
-/// unframed exchange a raw token), and when <see cref="Failure"/> is set, the connection closes after sending it.</summary>
-internal readonly record struct SaslReply(int CorrelationId, ApiKey ApiKey, short Version, IApiMessage? Message, byte[]? Raw, string? Failure);
+/// unframed exchange a raw token), and when <see cref="Failure"/> is set, the connection closes after sending it.
+/// <see cref="Reauthenticated"/>: this frame completed a re-authentication (KIP-368).</summary>
+internal readonly record struct SaslReply(int CorrelationId, ApiKey ApiKey, short Version, IApiMessage? Message, byte[]? Raw, string? Failure,
+    bool Reauthenticated = false);
 
 /// <summary>
 /// The server side of SASL on one connection, as Kafka's SaslServerAuthenticator: ApiVersions (once) and SaslHandshake
@@ -174,8 +176,13 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         {
             byte[] challenge = _server!.EvaluateResponse(request.AuthBytes) ?? [];
             long lifetime = 0;
-            if (_server.IsComplete) lifetime = Complete();
-            return reply with { Message = new SaslAuthenticateResponse { AuthBytes = challenge, SessionLifetimeMs = lifetime } };
+            bool reauthenticated = false;
+            if (_server.IsComplete)
+            {
+                lifetime = Complete();
+                reauthenticated = _previousPrincipal is not null;
+            }
+            return reply with { Message = new SaslAuthenticateResponse { AuthBytes = challenge, SessionLifetimeMs = lifetime }, Reauthenticated = reauthenticated };
         }
         catch (SaslAuthenticationException e)
         {
