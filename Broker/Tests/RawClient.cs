@@ -74,6 +74,13 @@ internal sealed class RawClient : IDisposable
         return (BinaryPrimitives.ReadInt32BigEndian(frame), frame);
     }
 
+    /// <summary>Reads whatever bytes arrive (0: the broker closed).</summary>
+    public async Task<int> ReadSomeAsync(byte[] buffer, CancellationToken cancellationToken)
+    {
+        try { return await _stream.ReadAsync(buffer, cancellationToken); }
+        catch (IOException) { return 0; }
+    }
+
     /// <summary>Reads one size-prefixed frame without a response header (the v0 SASL exchange).</summary>
     public async Task<byte[]> ReadSizePrefixedAsync()
     {

@@ -260,6 +260,67 @@ public class SaslTests
         Assert.That(configs.Single(e => e.Name == "sasl.enabled.mechanisms").Value, Is.EqualTo("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"));
     }
 
+    /// <summary>Random frames at each stage of the exchange: every connection ends closed or answered, nothing is logged as an error.</summary>
+    [Test]
+    public async Task RandomFrames_AtEachStage_NeverCrashOrHang()
+    {
+        var logs = new CapturingLoggerFactory();
+        await using var f = await StartAsync(o => o.LoggerFactory = logs);
+        var random = new Random(12);
+        for (int i = 0; i < 300; i++)
+        {
+            using var c = await RawClient.ConnectAsync(f.Broker.BootstrapServers);
+            int stage = i % 3;
+            if (stage >= 1) await HandshakeAsync(c, (i % 2 == 0) ? "PLAIN" : "SCRAM-SHA-512", (short)(i % 4 < 2 ? 1 : 0));
+            if (stage == 2 && i % 4 < 2) await AuthenticateAsync(c, "n,,n=alice,r=abcdefgh"u8.ToArray());
+            var body = new byte[random.Next(0, 200)];
+            random.NextBytes(body);
+            if (body.Length >= 2 && i % 5 == 0) { body[0] = 0; body[1] = (byte)ApiKey.SaslAuthenticate; }
+            if (body.Length >= 4 && i % 7 == 0) { body[0] = 0; body[1] = (byte)ApiKey.SaslHandshake; body[2] = 0; body[3] = (byte)(i % 3); }
+            // A well-formed ApiVersions before the handshake is answered and the connection waits for the handshake.
+            bool mayStayOpen = body.Length >= 8 && i % 11 == 0 && stage == 0;
+            if (mayStayOpen) { body[0] = 0; body[1] = (byte)ApiKey.ApiVersions; body[2] = 0; body[3] = (byte)(i % 6); }
+            var frame = new byte[4 + body.Length];
+            BinaryPrimitives.WriteInt32BigEndian(frame, body.Length);
+            body.CopyTo(frame, 4);
+            await c.WriteRawAsync(frame);
+            // The broker closes the connection (after its error response, if any), or answers an ApiVersions and waits.
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(mayStayOpen ? 2 : 10));
+            var buffer = new byte[4096];
+            int received = 0;
+            try
+            {
+                int n;
+                while ((n = await c.ReadSomeAsync(buffer, cts.Token)) > 0) received += n;
+            }
+            catch (OperationCanceledException)
+            {
+                if (!mayStayOpen || received == 0) Assert.Fail($"frame {i} (stage {stage}): the broker neither closed nor answered");
+            }
+        }
+        using var next = await RawClient.ConnectAsync(f.Broker.BootstrapServers);
+        await HandshakeAsync(next, "PLAIN");
+        Assert.That((await AuthenticateAsync(next, Plain("alice", "alice-secret"))).ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        Assert.That(logs.ErrorsSince(0), Is.Empty);
+    }
+
+    [Test]
+    public void Authenticator_GivesTheSaslPrincipal()
+    {
+        var config = SaslListenerConfig.Create(new BrokerConfig(new Dictionary<string, string>
+        {
+            ["listeners"] = "SASL_PLAINTEXT://127.0.0.1:0",
+            ["log.dirs"] = "/nonexistent",
+            ["sasl.enabled.mechanisms"] = "PLAIN",
+            ["sasl.jaas.config"] = PlainJaas,
+        }), "SASL_PLAINTEXT", new ScramCredentialStore());
+        var sasl = new SaslAuthenticator(config, TimeProvider.System);
+        Assert.That(sasl.Principal, Is.EqualTo("User:ANONYMOUS"));
+        Assert.That(sasl.Process(RawClient.Encode(new SaslHandshakeRequest { Mechanism = "PLAIN" }, 1, 1).AsMemory(4)).Failure, Is.Null);
+        var reply = sasl.Process(RawClient.Encode(new SaslAuthenticateRequest { AuthBytes = Plain("alice", "alice-secret") }, 2, 2).AsMemory(4));
+        Assert.That((reply.Failure, sasl.Authenticated, sasl.Principal), Is.EqualTo(((string?)null, true, "User:alice")));
+    }
+
     [Test]
     public async Task SaslHandshake_OnAPlaintextListener_IsIllegalSaslState()
     {

@@ -138,7 +138,7 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
             return Fail(reply, $"Unexpected ApiVersions request received during SASL authentication state {_state}");
         if (key != ApiKey.SaslHandshake)
             return Fail(reply, $"Unexpected Kafka request of type {KafkaName(key)} during SASL handshake.");
-        if (version > 1) return Fail(reply, $"Unsupported version {version} of SaslHandshake");
+        if (version is < 0 or > 1) return Fail(reply, $"Unsupported version {version} of SaslHandshake");
         string mechanism = request.Mechanism;
         var enabled = config.EnabledMechanisms.ToList();
         if (!config.EnabledMechanisms.Contains(mechanism))
@@ -170,7 +170,7 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         var reply = new SaslReply(header.CorrelationId, key, version, null, null, null);
         if (key != ApiKey.SaslAuthenticate)
             return Fail(reply, $"Unexpected Kafka request of type {KafkaName(key)} during SASL authentication.");
-        if (version > 2) return Fail(reply, $"Version {version} is not supported for apiKey SASL_AUTHENTICATE");
+        if (version is < 0 or > 2) return Fail(reply, $"Version {version} is not supported for apiKey SASL_AUTHENTICATE");
         _clientSupportsReauth |= version > 0;
         try
         {
