@@ -240,6 +240,7 @@ public class SaslTests
         Assert.That(messages, Has.Some.Contains("invalid credentials with SASL mechanism SCRAM-SHA-256"));
         Assert.That(logs.EntriesSince(mark).Select(e => e.Message), Has.None.Contains("not-the-password-1").And.None.Contains("alice-secret"));
         Assert.That(logs.ErrorsSince(mark), Is.Empty);
+        Assert.That(logs.EntriesSince(0).Select(e => e.Message), Has.None.Contains("isn't a known config"), "SASL keys are known, per listener too");
     }
 
     [Test]
@@ -358,6 +359,29 @@ public class SaslTests
         var badScram = Assert.ThrowsAsync<ArgumentException>(() => StartWith(new() { ["sasl.enabled.mechanisms"] = "SCRAM-SHA-256", ["sasl.jaas.config"] = ScramJaas },
             "SCRAM-SHA-256=[name=alice,password=alice-secret,iterations=10]"))!;
         Assert.That(badScram.Message, Does.Contain("iterations").And.Not.Contain("alice-secret"));
+    }
+
+    [Test]
+    public async Task ListenerLevelJaasConfig_IsUsedBeforeTheGlobalOne()
+    {
+        var options = new KafkaBrokerOptions { DataDir = Path.Combine(Path.GetTempPath(), "kayak-sasl-" + Guid.NewGuid().ToString("N")) };
+        options.Properties["listeners"] = "SASL_PLAINTEXT://127.0.0.1:0";
+        options.Properties["sasl.enabled.mechanisms"] = "PLAIN";
+        options.Properties["listener.name.sasl_plaintext.sasl.jaas.config"] = PlainJaas;
+        options.Properties["sasl.jaas.config"] = ScramJaas; // would be refused for PLAIN if it were used
+        var broker = new KafkaBroker(options);
+        try
+        {
+            await broker.StartAsync();
+            using var c = await RawClient.ConnectAsync(broker.BootstrapServers);
+            await HandshakeAsync(c, "PLAIN");
+            Assert.That((await AuthenticateAsync(c, Plain("alice", "alice-secret"))).ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        }
+        finally
+        {
+            await broker.DisposeAsync();
+            try { Directory.Delete(options.DataDir, true); } catch (IOException) { }
+        }
     }
 
     [Test]

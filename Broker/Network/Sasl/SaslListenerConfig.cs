@@ -6,7 +6,8 @@ namespace Kayak.Broker.Network.Sasl;
 /// <summary>
 /// The SASL side of one SASL_PLAINTEXT or SASL_SSL listener, read once at start-up as Kafka's ChannelBuilders and
 /// JaasContext.loadServerContext do: sasl.enabled.mechanisms (per listener too), and for each mechanism the JAAS entry
-/// from listener.name.&lt;listener&gt;.&lt;mechanism&gt;.sasl.jaas.config, else sasl.jaas.config. Every problem is a
+/// from listener.name.&lt;listener&gt;.&lt;mechanism&gt;.sasl.jaas.config, else listener.name.&lt;listener&gt;.sasl.jaas.config,
+/// else sasl.jaas.config. Every problem is a
 /// <see cref="ConfigException"/> naming the key, so the broker does not start.
 /// </summary>
 internal sealed class SaslListenerConfig
@@ -66,7 +67,8 @@ internal sealed class SaslListenerConfig
             if (mechanism is not ("PLAIN" or "SCRAM-SHA-256" or "SCRAM-SHA-512"))
                 throw new ConfigException(mechanismsKey, mechanismsValue, $"SASL mechanism {mechanism} is not supported by Kayak (supported: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)");
             string prefix = MechanismPrefix(listenerName, mechanism);
-            string jaasKey = config.Values.ContainsKey(prefix + JaasConfigKey) ? prefix + JaasConfigKey : JaasConfigKey;
+            // listener.name.<l>.<mechanism>.sasl.jaas.config, then listener.name.<l>.sasl.jaas.config, then sasl.jaas.config.
+            string jaasKey = config.Values.ContainsKey(prefix + JaasConfigKey) ? prefix + JaasConfigKey : config.ListenerKey(listenerName, JaasConfigKey);
             string jaasValue = config.Values.GetValueOrDefault(jaasKey)
                 ?? throw new ConfigException(prefix + JaasConfigKey, null,
                     $"Could not find a JAAS configuration for mechanism {mechanism} on listener {listenerName}: set {prefix + JaasConfigKey} (or {JaasConfigKey})");
