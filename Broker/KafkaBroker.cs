@@ -47,8 +47,19 @@ public sealed class KafkaBroker : IAsyncDisposable
         // file stops the start-up with a ConfigException naming the key and leaves the log dirs untouched.
         var ssl = new Dictionary<string, Network.Tls.SslFactory>(StringComparer.OrdinalIgnoreCase);
         foreach (var endpoint in config.Listeners)
-            if (config.ListenerSecurityProtocols[endpoint.Name] == ListenerSecurity.Ssl)
+            if (config.ListenerSecurityProtocols[endpoint.Name] is ListenerSecurity.Ssl or ListenerSecurity.SaslSsl)
                 ssl[endpoint.Name] = Network.Tls.SslFactory.Create(config, endpoint.Name, Options.TlsHandshakeTimeout);
+        // SASL listeners likewise: mechanisms and JAAS entries checked, SCRAM credentials salted, before anything opens.
+        var scram = new Network.Sasl.ScramCredentialStore();
+        foreach (var spec in Options.ScramCredentials)
+        {
+            var (mechanism, user, credential) = Network.Sasl.ScramCredentialStore.ParseAddScram(spec);
+            scram.Add(mechanism, user, credential);
+        }
+        var sasl = new Dictionary<string, Network.Sasl.SaslListenerConfig>(StringComparer.OrdinalIgnoreCase);
+        foreach (var endpoint in config.Listeners)
+            if (config.ListenerSecurityProtocols[endpoint.Name] is ListenerSecurity.SaslPlaintext or ListenerSecurity.SaslSsl)
+                sasl[endpoint.Name] = Network.Sasl.SaslListenerConfig.Create(config, endpoint.Name, scram);
 
         var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
         {
@@ -61,7 +72,8 @@ public sealed class KafkaBroker : IAsyncDisposable
             var bound = new List<ListenerEndpoint>();
             foreach (var endpoint in config.Listeners)
             {
-                var listener = new Listener(endpoint, state, loggerFactory.CreateLogger("Kayak.Network"), ssl.GetValueOrDefault(endpoint.Name));
+                var listener = new Listener(endpoint, state, loggerFactory.CreateLogger("Kayak.Network"),
+                    ssl.GetValueOrDefault(endpoint.Name), sasl.GetValueOrDefault(endpoint.Name));
                 listener.Start();
                 _listeners.Add(listener);
                 bound.Add(listener.BoundEndpoint);
@@ -178,6 +190,13 @@ public sealed class KafkaBrokerOptions
     /// response, delay — and a hook before transaction markers. Its members may be changed while the broker runs.
     /// </summary>
     public BrokerFaults? Faults { get; set; }
+
+    /// <summary>
+    /// SCRAM credentials to seed at start-up, in kafka-storage format --add-scram syntax:
+    /// "SCRAM-SHA-256=[name=alice,password=alice-secret]" (optional iterations=N, salt=base64). Only the salted
+    /// credential (Kafka's ScramCredential) is kept. A malformed entry fails StartAsync with an ArgumentException.
+    /// </summary>
+    public List<string> ScramCredentials { get; } = new();
 
     /// <summary>Test hook: the TLS handshake timeout of SSL listeners (default <see cref="Network.Tls.SslFactory.DefaultHandshakeTimeout"/>).</summary>
     internal TimeSpan? TlsHandshakeTimeout { get; set; }

@@ -19,9 +19,15 @@ try
             if (eq <= 0) return Fail($"--override expects key=value, got '{kv}'");
             options.Properties[kv[..eq].Trim()] = kv[(eq + 1)..];
         }
+        else if (a == "--add-scram")
+        {
+            // As kafka-storage format --add-scram: SCRAM-SHA-256=[name=alice,password=alice-secret]; salted at start-up.
+            if (i + 1 >= args.Length) return Fail("--add-scram needs a MECHANISM=[name=USER,password=PASSWORD] argument");
+            options.ScramCredentials.Add(args[++i]);
+        }
         else if (a is "-h" or "--help")
         {
-            Console.WriteLine("USAGE: Kayak.Broker [server.properties] [--override property=value]*");
+            Console.WriteLine("USAGE: Kayak.Broker [server.properties] [--override property=value]* [--add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]']*");
             return 0;
         }
         else if (a.StartsWith('-'))
@@ -62,6 +68,10 @@ catch (Kayak.Storage.ConfigException e)
 catch (InvalidOperationException e)
 {
     return Fail(e.Message);
+}
+catch (ArgumentException e)
+{
+    return Fail(e.Message); // --add-scram
 }
 catch (Kayak.Storage.StorageErrorException e)
 {

@@ -16,7 +16,7 @@ public static class BrokerConfigDefinitions
         new("broker.id", ConfigType.Int, null, Min: -1),
         new("listeners", ConfigType.List, "PLAINTEXT://127.0.0.1:9092"),
         new("advertised.listeners", ConfigType.List, null),
-        // Kafka's default map; SASL_* names are known but refused at start-up until SASL exists (issue 12).
+        // Kafka's default map.
         new("listener.security.protocol.map", ConfigType.List, "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         // TLS on SSL listeners (Kafka's SslConfigs / BrokerSecurityConfigs); each may be given per listener as
         // listener.name.<name>.<key>. The store types default to JKS as in Kafka; a JKS type reads PKCS12 files as
@@ -31,6 +31,15 @@ public static class BrokerConfigDefinitions
         new("ssl.truststore.password", ConfigType.Password, null),
         new("ssl.truststore.type", ConfigType.String, "JKS"),
         new("ssl.truststore.certificates", ConfigType.Password, null),
+        // SASL on SASL_PLAINTEXT and SASL_SSL listeners (Kafka's BrokerSecurityConfigs / SaslConfigs); per listener as
+        // listener.name.<name>.sasl.enabled.mechanisms, per mechanism as listener.name.<name>.<mechanism>.sasl.jaas.config.
+        // Kafka's default mechanism is GSSAPI, which Kayak refuses at start-up (SaslListenerConfig).
+        new("sasl.enabled.mechanisms", ConfigType.List, "GSSAPI"),
+        new("sasl.jaas.config", ConfigType.Password, null),
+        new("sasl.server.max.receive.size", ConfigType.Int, "524288", Min: 1),
+        new("connections.max.reauth.ms", ConfigType.Long, "0"),
+        new("sasl.mechanism.inter.broker.protocol", ConfigType.String, "GSSAPI", Used: false),
+        new("sasl.mechanism.controller.protocol", ConfigType.String, "GSSAPI", Used: false),
         new("ssl.client.auth", ConfigType.String, "none", ValidValues: ["required", "requested", "none"]),
         new("ssl.enabled.protocols", ConfigType.List, "TLSv1.2,TLSv1.3"),
         new("ssl.cipher.suites", ConfigType.List, null),

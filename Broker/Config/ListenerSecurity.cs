@@ -3,13 +3,14 @@ namespace Kayak.Broker.Config;
 /// <summary>
 /// listeners, advertised.listeners and listener.security.protocol.map checked together the way Kafka's KafkaConfig does
 /// (listenerSecurityProtocolMap, validateAdvertisedListeners): every listener name needs a protocol, names are unique,
-/// advertised names are a subset of the listeners. PLAINTEXT and SSL are served; SASL_PLAINTEXT and SASL_SSL are
-/// Kafka protocols Kayak does not implement yet, so a listener using one is refused at start-up naming the key.
+/// advertised names are a subset of the listeners. All four of Kafka's protocols are served (SASL: issue 12, part 3).
 /// </summary>
 internal static class ListenerSecurity
 {
     public const string Plaintext = "PLAINTEXT";
     public const string Ssl = "SSL";
+    public const string SaslPlaintext = "SASL_PLAINTEXT";
+    public const string SaslSsl = "SASL_SSL";
 
     private static readonly string[] KafkaProtocols = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
@@ -17,7 +18,8 @@ internal static class ListenerSecurity
     public static string Prefix(string listenerName) => "listener.name." + listenerName.ToLowerInvariant() + ".";
 
     /// <summary>
-    /// listener.name.&lt;name&gt;.&lt;key&gt; is a known key when &lt;key&gt; is one Kafka lets a listener override (ssl.*):
+    /// listener.name.&lt;name&gt;.&lt;key&gt; is a known key when &lt;key&gt; is one Kafka lets a listener override (ssl.*,
+    /// sasl.*, and per mechanism &lt;mechanism&gt;.sasl.jaas.config and &lt;mechanism&gt;.connections.max.reauth.ms):
     /// it is validated as that key and not warned about as unknown.
     /// </summary>
     public static ConfigDefinition? FindListenerOverride(string key)
@@ -27,7 +29,14 @@ internal static class ListenerSecurity
         int dot = key.IndexOf('.', prefix.Length);
         if (dot < 0) return null;
         string inner = key[(dot + 1)..];
-        if (!inner.StartsWith("ssl.", StringComparison.Ordinal)) return null;
+        // Kafka's ListenerName.saslMechanismConfigPrefix: listener.name.<listener>.<mechanism lower case>.<key>.
+        foreach (var perMechanism in (string[])["sasl.jaas.config", "connections.max.reauth.ms"])
+        {
+            int at = inner.IndexOf("." + perMechanism, StringComparison.Ordinal);
+            if (at > 0 && at + 1 + perMechanism.Length == inner.Length) { inner = perMechanism; break; }
+        }
+        if (!inner.StartsWith("ssl.", StringComparison.Ordinal) && !inner.StartsWith("sasl.", StringComparison.Ordinal)
+            && inner != "connections.max.reauth.ms") return null;
         var def = BrokerConfigDefinitions.Find(inner);
         return def is null ? null : def with { Name = key };
     }
@@ -57,9 +66,6 @@ internal static class ListenerSecurity
                 throw new ConfigException("listeners", listeners, $"Each listener must have a different name, {l.Name} appears more than once");
             if (!map.TryGetValue(l.Name, out var protocol))
                 throw new ConfigException(mapKey, mapValue, $"No security protocol defined for listener {l.Name.ToUpperInvariant()}");
-            if (protocol is not (Plaintext or Ssl))
-                throw new ConfigException(config.IsDefault(mapKey) ? "listeners" : mapKey, config.IsDefault(mapKey) ? listeners : mapValue,
-                    $"listener {l.Name} uses {protocol}, but SASL is not implemented yet: only PLAINTEXT and SSL listeners are supported");
             result[l.Name.ToUpperInvariant()] = protocol;
         }
         foreach (var a in config.AdvertisedListeners)

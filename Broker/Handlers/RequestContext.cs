@@ -21,7 +21,8 @@ internal sealed class RequestContext
     public string? ListenerName { get; init; }
     /// <summary>
     /// Who the client authenticated as, Kafka's KafkaPrincipal string: "User:ANONYMOUS" on PLAINTEXT and on SSL without
-    /// a client certificate, "User:" + the mapped X.500 name of the client certificate on mTLS (for ACLs later).
+    /// a client certificate, "User:" + the mapped X.500 name of the client certificate on mTLS, "User:" + the SASL
+    /// user on SASL_PLAINTEXT and SASL_SSL (Kafka's DefaultKafkaPrincipalBuilder; for ACLs later).
     /// </summary>
     public string Principal { get; init; } = "User:ANONYMOUS";
     /// <summary>Closed when the client's connection goes away; long polls stop waiting.</summary>

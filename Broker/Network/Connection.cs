@@ -31,10 +31,14 @@ internal sealed class Connection
 
     private readonly string? _listenerName;
     private readonly string _principal;
+    private readonly Sasl.SaslAuthenticator? _sasl;
+    private bool _stopReading;
 
     /// <param name="listenerName">The listener the client connected to (null for in-memory connections).</param>
     /// <param name="principal">Kafka's principal string from authentication; User:ANONYMOUS without it.</param>
-    public Connection(IConnectionTransport transport, BrokerState broker, ILogger log, string? listenerName = null, string principal = "User:ANONYMOUS")
+    /// <param name="sasl">On SASL_PLAINTEXT and SASL_SSL listeners: the connection's SASL authenticator.</param>
+    public Connection(IConnectionTransport transport, BrokerState broker, ILogger log, string? listenerName = null, string principal = "User:ANONYMOUS",
+        Sasl.SaslAuthenticator? sasl = null)
     {
         _transport = transport;
         _broker = broker;
@@ -42,10 +46,11 @@ internal sealed class Connection
         _memory = broker.RequestMemory;
         _listenerName = listenerName;
         _principal = principal;
+        _sasl = sasl;
     }
 
-    /// <summary>Kafka's KafkaPrincipal of the client (ACLs will use it).</summary>
-    public string Principal => _principal;
+    /// <summary>Kafka's KafkaPrincipal of the client (ACLs will use it): on SASL listeners the SASL principal.</summary>
+    public string Principal => _sasl is null ? _principal : _sasl.Principal;
 
     public void Close() => _closed.Cancel();
 
@@ -97,18 +102,23 @@ internal sealed class Connection
 
     private async Task ReadLoopAsync(PipeReader reader)
     {
-        int maxFrame = _broker.Config.SocketRequestMaxBytes;
+        int requestMax = _broker.Config.SocketRequestMaxBytes;
         var token = _closed.Token;
         while (true)
         {
+            if (_stopReading) return;
             ReadResult result = await reader.ReadAsync(token).ConfigureAwait(false);
             ReadOnlySequence<byte> buffer = result.Buffer;
             int directSize = -1;
-            while (true)
+            while (!_stopReading)
             {
                 if (buffer.Length < 4) break;
                 int size = ReadFrameSize(buffer);
-                // Kafka closes the connection on an oversized or negative size without reading the body.
+                // Kafka closes the connection on an oversized or negative size without reading the body. Until SASL
+                // authentication completes the cap is sasl.server.max.receive.size (SaslServerAuthenticator).
+                if (_sasl is { Authenticated: false } && (size < 0 || size > _sasl.MaxReceiveSize))
+                    throw new ProtocolException($"Failed authentication: Failing SASL authentication due to invalid receive size {size} (sasl.server.max.receive.size {_sasl.MaxReceiveSize})");
+                int maxFrame = requestMax;
                 if (size < 0 || size > maxFrame)
                     throw new ProtocolException($"Request size {size} is outside 0..socket.request.max.bytes ({maxFrame})");
                 if (buffer.Length < 4L + size)
@@ -182,8 +192,51 @@ internal sealed class Connection
 
     private ValueTask DispatchAsync(byte[] frame, int size)
     {
+        if (_sasl is { } sasl && size >= 2)
+        {
+            var key = (ApiKey)BinaryPrimitives.ReadInt16BigEndian(frame);
+            if (sasl.Authenticated)
+            {
+                // KIP-368: a session past connections.max.reauth.ms is closed at its next request, as Kafka's
+                // SocketServer does ("Disconnecting expired channel"), unless that request re-authenticates.
+                if (key == ApiKey.SaslHandshake && sasl.TryBeginReauthentication()) return AuthenticateAsync(sasl, frame, size);
+                if (sasl.SessionExpired)
+                {
+                    _memory.Return(frame);
+                    throw new ProtocolException("SASL session expired (connections.max.reauth.ms) and the client did not re-authenticate");
+                }
+            }
+            else if (!sasl.PassThrough(frame.AsSpan(0, size)))
+            {
+                return AuthenticateAsync(sasl, frame, size);
+            }
+        }
         var pending = Decode(frame, size);
         return _responses.Writer.WriteAsync(pending, _closed.Token);
+    }
+
+    /// <summary>
+    /// A frame of the SASL exchange (Kafka's SaslServerAuthenticator runs before KafkaApis): its reply is queued in
+    /// order; a failure is logged with the client address (never a password) and the connection closes once the reply
+    /// (SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM) is sent.
+    /// </summary>
+    private ValueTask AuthenticateAsync(Sasl.SaslAuthenticator sasl, byte[] frame, int size)
+    {
+        Sasl.SaslReply reply;
+        try { reply = sasl.Process(frame.AsMemory(0, size)); }
+        finally { _memory.Return(frame); }
+        if (reply.Failure is not null)
+        {
+            _stopReading = true;
+            _log.LogInformation("Failed authentication with {Client} on listener {Listener} ({Error})", SafeRemote(), _listenerName, reply.Failure);
+        }
+        else if (reply.Reauthenticated && _log.IsEnabled(LogLevel.Debug))
+        {
+            _log.LogDebug("Re-authenticated {Principal} from {Client} on listener {Listener} (KIP-368)", sasl.Principal, SafeRemote(), _listenerName);
+        }
+        if (reply.Message is null && reply.Raw is null) return ValueTask.CompletedTask;
+        var result = new ValueTask<HandlerResult>(new HandlerResult(reply.Message));
+        return _responses.Writer.WriteAsync(new PendingResponse(reply.CorrelationId, reply.ApiKey, reply.Version, result, null, Raw: reply.Raw), _closed.Token);
     }
 
     /// <summary>Decodes header and body and starts the handler. Malformed frames close the connection, as in Kafka.</summary>
@@ -224,7 +277,7 @@ internal sealed class Connection
             ClientId = header.ClientId,
             ClientAddress = _transport.RemoteEndPoint,
             ListenerName = _listenerName,
-            Principal = _principal,
+            Principal = Principal,
             ConnectionClosed = _closed.Token,
         };
         var fault = _broker.Faults?.OnRequest is { } rule
@@ -284,6 +337,17 @@ internal sealed class Connection
             {
                 while (reader.TryRead(out var pending))
                 {
+                    if (pending.Raw is { } raw)
+                    {
+                        // The v0 SASL exchange: a size-prefixed token, no response header.
+                        var span = writer.GetSpan(4 + raw.Length);
+                        BinaryPrimitives.WriteInt32BigEndian(span, raw.Length);
+                        raw.CopyTo(span[4..]);
+                        writer.Advance(4 + raw.Length);
+                        var flushedRaw = await writer.FlushAsync().ConfigureAwait(false);
+                        if (flushedRaw.IsCompleted) return;
+                        continue;
+                    }
                     HandlerResult result;
                     try
                     {
@@ -369,7 +433,8 @@ internal sealed class Connection
         writer.Flush();
     }
 
-    private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<HandlerResult> Task, byte[]? Frame, bool LoseResponse = false);
+    private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<HandlerResult> Task, byte[]? Frame,
+        bool LoseResponse = false, byte[]? Raw = null);
 }
 
 /// <summary>

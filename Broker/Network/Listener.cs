@@ -9,7 +9,8 @@ namespace Kayak.Broker.Network;
 
 /// <summary>
 /// Accepts TCP connections on one listener and runs a <see cref="Connection"/> for each: straight over the socket
-/// (zero-copy sends) on PLAINTEXT, over an SslStream after the TLS handshake on SSL (records copied once, to encrypt).
+/// (zero-copy sends) on PLAINTEXT, over an SslStream after the TLS handshake on SSL (records copied once, to encrypt);
+/// SASL_PLAINTEXT and SASL_SSL connections authenticate through a SaslAuthenticator first.
 /// </summary>
 internal sealed class Listener : IAsyncDisposable
 {
@@ -17,20 +18,25 @@ internal sealed class Listener : IAsyncDisposable
     private readonly BrokerState _broker;
     private readonly ILogger _log;
     private readonly SslFactory? _ssl;
+    private readonly Sasl.SaslListenerConfig? _sasl;
     private readonly ConcurrentDictionary<Connection, Task> _connections = new();
     private readonly ConcurrentDictionary<Socket, Task> _handshakes = new();
     private readonly CancellationTokenSource _stopping = new();
     private Socket? _socket;
     private Task? _acceptLoop;
 
-    /// <param name="ssl">The listener's TLS configuration; null for PLAINTEXT.</param>
-    public Listener(ListenerEndpoint endpoint, BrokerState broker, ILogger log, SslFactory? ssl = null)
+    /// <param name="ssl">The listener's TLS configuration; null for PLAINTEXT and SASL_PLAINTEXT.</param>
+    /// <param name="sasl">The listener's SASL configuration; null for PLAINTEXT and SSL.</param>
+    public Listener(ListenerEndpoint endpoint, BrokerState broker, ILogger log, SslFactory? ssl = null, Sasl.SaslListenerConfig? sasl = null)
     {
         _endpoint = endpoint;
         _broker = broker;
         _log = log;
         _ssl = ssl;
+        _sasl = sasl;
     }
+
+    private Sasl.SaslAuthenticator? NewAuthenticator() => _sasl is null ? null : new Sasl.SaslAuthenticator(_sasl, _broker.Time);
 
     /// <summary>The bound endpoint (port resolved when 0 was asked for).</summary>
     public ListenerEndpoint BoundEndpoint { get; private set; } = null!;
@@ -93,7 +99,7 @@ internal sealed class Listener : IAsyncDisposable
                 _handshakes.TryUpdate(client, HandshakeAsync(client, _ssl), Task.CompletedTask);
                 continue;
             }
-            Register(new Connection(new SocketTransport(client), _broker, _log, _endpoint.Name));
+            Register(new Connection(new SocketTransport(client), _broker, _log, _endpoint.Name, sasl: NewAuthenticator()));
         }
     }
 
@@ -123,7 +129,7 @@ internal sealed class Listener : IAsyncDisposable
             remote = client.RemoteEndPoint;
             client.NoDelay = true;
             var (stream, principal) = await ssl.AuthenticateAsync(new NetworkStream(client, ownsSocket: true), _stopping.Token).ConfigureAwait(false);
-            Register(new Connection(new StreamTransport(stream, remote), _broker, _log, _endpoint.Name, principal));
+            Register(new Connection(new StreamTransport(stream, remote), _broker, _log, _endpoint.Name, principal, NewAuthenticator()));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

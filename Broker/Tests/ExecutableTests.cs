@@ -27,7 +27,8 @@ public class ExecutableTests
     [TestCase("listeners=nonsense", "listeners")]
     [TestCase("log.segment.bytes=1", "log.segment.bytes")]
     [TestCase("listeners=SSL://127.0.0.1:0", "ssl.keystore.location")]
-    [TestCase("listeners=SASL_SSL://127.0.0.1:0", "listeners")]
+    [TestCase("listeners=SASL_SSL://127.0.0.1:0", "ssl.keystore.location")]
+    [TestCase("listeners=SASL_PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms")]
     [TestCase("listeners=PLAINTEXT://127.0.0.1:0,EXTERNAL://127.0.0.1:0", "listener.security.protocol.map")]
     public async Task BadValueNamesTheKeyAndExitsNonZero(string setting, string key)
     {
@@ -35,6 +36,15 @@ public class ExecutableTests
         var (code, stderr, _) = await RunBrokerAsync("--override", setting, "--override", "log.dirs=" + dir);
         Assert.That(code, Is.Not.EqualTo(0));
         Assert.That(stderr, Does.Contain(key));
+    }
+
+    [Test]
+    public async Task BadAddScram_ExitsNonZero_WithoutEchoingThePassword()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "kayak-exe-" + Guid.NewGuid().ToString("N"));
+        var (code, stderr, _) = await RunBrokerAsync("--override", "log.dirs=" + dir, "--add-scram", "SCRAM-SHA-1=[name=alice,password=alice-secret]");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("unknown SCRAM mechanism SCRAM-SHA-1").And.Not.Contain("alice-secret"));
     }
 
     [Test]

@@ -24,6 +24,9 @@ internal sealed class RawClient : IDisposable
 
     private RawClient(Stream stream) { _stream = stream; }
 
+    /// <summary>The client's local address (what the broker logs as the client).</summary>
+    public System.Net.EndPoint? LocalEndPoint => _tcp?.Client.LocalEndPoint;
+
     /// <summary>A client over any stream (an in-memory transport).</summary>
     public static RawClient Over(Stream stream) => new(stream);
 
@@ -69,6 +72,23 @@ internal sealed class RawClient : IDisposable
         var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(sizeBytes)];
         await _stream.ReadExactlyAsync(frame);
         return (BinaryPrimitives.ReadInt32BigEndian(frame), frame);
+    }
+
+    /// <summary>Reads whatever bytes arrive (0: the broker closed).</summary>
+    public async Task<int> ReadSomeAsync(byte[] buffer, CancellationToken cancellationToken)
+    {
+        try { return await _stream.ReadAsync(buffer, cancellationToken); }
+        catch (IOException) { return 0; }
+    }
+
+    /// <summary>Reads one size-prefixed frame without a response header (the v0 SASL exchange).</summary>
+    public async Task<byte[]> ReadSizePrefixedAsync()
+    {
+        var sizeBytes = new byte[4];
+        await _stream.ReadExactlyAsync(sizeBytes);
+        var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(sizeBytes)];
+        await _stream.ReadExactlyAsync(frame);
+        return frame;
     }
 
     /// <summary>True when the broker closed the connection (read returns end of stream) within the timeout.</summary>

@@ -315,20 +315,6 @@ public class TlsTests
     }
 
     [Test]
-    public void SaslListeners_AreRefusedNamingTheKey()
-    {
-        var e = Assert.ThrowsAsync<ConfigException>(() => StartAsync(new() { ["listeners"] = "SASL_SSL://127.0.0.1:0" }))!;
-        Assert.That(e.Key, Is.EqualTo("listeners"));
-        Assert.That(e.Message, Does.Contain("SASL is not implemented"));
-        var mapped = Assert.ThrowsAsync<ConfigException>(() => StartAsync(new()
-        {
-            ["listeners"] = "CLIENT://127.0.0.1:0",
-            ["listener.security.protocol.map"] = "CLIENT:SASL_PLAINTEXT",
-        }))!;
-        Assert.That(mapped.Key, Is.EqualTo("listener.security.protocol.map"));
-    }
-
-    [Test]
     public void PrincipalMappingRules_FollowKafkasSslPrincipalMapper()
     {
         var mapper = SslPrincipalMapper.Parse("ssl.principal.mapping.rules",

@@ -10,8 +10,10 @@ function reply(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
 
-function client(bootstrap) {
+// config: extra kafkajs client options from the request's client_config (ssl, sasl: { mechanism, username, password }).
+function client(bootstrap, config) {
   return new Kafka({
+    ...(config || {}),
     clientId: 'kayak-itest-kafkajs',
     brokers: [bootstrap],
     connectionTimeout: 10000,

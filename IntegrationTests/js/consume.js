@@ -7,7 +7,7 @@ const { readRequest, reply, client, text, main } = require('./common');
 
 main(async () => {
   const req = readRequest();
-  const kafka = client(req.bootstrap);
+  const kafka = client(req.bootstrap, req.client_config);
   const admin = kafka.admin();
   await admin.connect();
   const offsets = await admin.fetchTopicOffsets(req.topic);

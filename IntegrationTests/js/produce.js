@@ -7,7 +7,7 @@ const { readRequest, reply, client, main } = require('./common');
 
 main(async () => {
   const req = readRequest();
-  const producer = client(req.bootstrap).producer({ allowAutoTopicCreation: true });
+  const producer = client(req.bootstrap, req.client_config).producer({ allowAutoTopicCreation: true });
   await producer.connect();
   try {
     const codecs = { gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD };
