@@ -39,22 +39,7 @@ public sealed class SaslTests
 
     private static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
 
-    private sealed class SaslBroker(KafkaBroker broker, string dir) : IAsyncDisposable
-    {
-        public string Plaintext => Endpoint("PLAINTEXT");
-        public string SaslPlaintext => Endpoint("SASL_PLAINTEXT");
-        public string SaslSsl => Endpoint("SASL_SSL");
-
-        private string Endpoint(string name) => broker.Listeners.First(l => l.Name == name) is var l ? $"{l.Host}:{l.Port}" : "";
-
-        public async ValueTask DisposeAsync()
-        {
-            await broker.DisposeAsync();
-            try { Directory.Delete(dir, true); } catch (IOException) { }
-        }
-    }
-
-    private async Task<SaslBroker> StartAsync(Action<KafkaBrokerOptions>? configure = null)
+    private async Task<ListenerBroker> StartAsync(Action<KafkaBrokerOptions>? configure = null)
     {
         var dir = Path.Combine(Path.GetTempPath(), "kayak-itest", "sasl-" + Guid.NewGuid().ToString("N"));
         var options = new KafkaBrokerOptions { DataDir = dir };
@@ -71,15 +56,7 @@ public sealed class SaslTests
         configure?.Invoke(options);
         var broker = new KafkaBroker(options);
         await broker.StartAsync(Token);
-        return new SaslBroker(broker, dir);
-    }
-
-    private static async Task<string> CreateTopicAsync(SaslBroker broker, string prefix)
-    {
-        var topic = $"{prefix}-{Guid.NewGuid():N}";
-        using var admin = ConfluentClients.Admin(broker.Plaintext);
-        await admin.CreateTopicsAsync([new TopicSpecification { Name = topic, NumPartitions = Partitions, ReplicationFactor = 1 }]);
-        return topic;
+        return new ListenerBroker(broker, dir);
     }
 
     private Action<ClientConfig> Sasl(string mechanism, bool ssl = false, string password = "alice-secret") => c =>
@@ -96,9 +73,9 @@ public sealed class SaslTests
         if (ssl) c.SslCaLocation = _certs.CaPem;
     };
 
-    private async Task ConfluentRoundTripAsync(SaslBroker broker, string endpoint, Action<ClientConfig> security, string what)
+    private async Task ConfluentRoundTripAsync(ListenerBroker broker, string endpoint, Action<ClientConfig> security, string what)
     {
-        var topic = await CreateTopicAsync(broker, "sasl-confluent");
+        var topic = await broker.CreateTopicAsync(Partitions, "sasl-confluent");
         var records = TestData.Records(what, 20, Partitions);
         var acks = new List<ProducedRecord>();
         using (var producer = ConfluentClients.Producer(endpoint, c => security(c)))
@@ -123,7 +100,7 @@ public sealed class SaslTests
     public async Task Confluent_ProducesAndConsumesOverSaslPlaintext(string mechanism)
     {
         await using var broker = await StartAsync();
-        await ConfluentRoundTripAsync(broker, broker.SaslPlaintext, Sasl(mechanism), "confluent " + mechanism);
+        await ConfluentRoundTripAsync(broker, broker.Endpoint("SASL_PLAINTEXT"), Sasl(mechanism), "confluent " + mechanism);
     }
 
     [TestCase("PLAIN")]
@@ -131,7 +108,7 @@ public sealed class SaslTests
     public async Task Confluent_ProducesAndConsumesOverSaslSsl(string mechanism)
     {
         await using var broker = await StartAsync();
-        await ConfluentRoundTripAsync(broker, broker.SaslSsl, Sasl(mechanism, ssl: true), "confluent SASL_SSL " + mechanism);
+        await ConfluentRoundTripAsync(broker, broker.Endpoint("SASL_SSL"), Sasl(mechanism, ssl: true), "confluent SASL_SSL " + mechanism);
     }
 
     [TestCase("PLAIN", "Authentication failed: Invalid username or password")]
@@ -139,7 +116,7 @@ public sealed class SaslTests
     public async Task Confluent_WrongPassword_SeesAnAuthenticationFailure(string mechanism, string message)
     {
         await using var broker = await StartAsync();
-        var config = ConfluentClients.AdminConfig(broker.SaslPlaintext);
+        var config = ConfluentClients.AdminConfig(broker.Endpoint("SASL_PLAINTEXT"));
         Sasl(mechanism, password: "wrong")(config);
         var errors = new List<Error>();
         using var admin = new AdminClientBuilder(config).SetErrorHandler((_, e) => { lock (errors) errors.Add(e); }).Build();
@@ -162,8 +139,8 @@ public sealed class SaslTests
         var logs = new InfoLog();
         using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
         await using var broker = await StartAsync(o => { o.Properties["connections.max.reauth.ms"] = "3000"; o.LoggerFactory = loggerFactory; });
-        var topic = await CreateTopicAsync(broker, "sasl-reauth");
-        using var producer = ConfluentClients.Producer(broker.SaslPlaintext, c => Sasl("SCRAM-SHA-256")(c));
+        var topic = await broker.CreateTopicAsync(Partitions, "sasl-reauth");
+        using var producer = ConfluentClients.Producer(broker.Endpoint("SASL_PLAINTEXT"), c => Sasl("SCRAM-SHA-256")(c));
         for (int i = 0; i < 40; i++)
         {
             var d = await producer.ProduceAsync(new TopicPartition(topic, 0), new Message<byte[], byte[]> { Key = [], Value = [(byte)i] }, Token);
@@ -202,18 +179,18 @@ public sealed class SaslTests
     public async Task Kcat_ProducesAndConsumesOverSaslPlaintext(string mechanism)
     {
         await using var broker = await StartAsync();
-        var topic = await CreateTopicAsync(broker, "sasl-kcat");
+        var topic = await broker.CreateTopicAsync(Partitions, "sasl-kcat");
         var records = TestData.Records("kcat-sasl", 12, Partitions);
         var kcat = new Kcat();
         var options = KcatPlain();
         options.Settings["sasl.mechanism"] = mechanism;
-        var acks = await kcat.ProduceAsync(broker.SaslPlaintext, topic, records, null, options, Token);
-        var consumed = await kcat.ConsumeAsync(broker.SaslPlaintext, topic, options, Token);
+        var acks = await kcat.ProduceAsync(broker.Endpoint("SASL_PLAINTEXT"), topic, records, null, options, Token);
+        var consumed = await kcat.ConsumeAsync(broker.Endpoint("SASL_PLAINTEXT"), topic, options, Token);
         TestData.AssertExactlyConsumed(topic, records, acks, consumed, "kcat over SASL_PLAINTEXT");
 
-        var metadata = await Kcat.RunAsync(broker.SaslPlaintext, ["-L", "-J"], options: options, cancellationToken: Token);
+        var metadata = await Kcat.RunAsync(broker.Endpoint("SASL_PLAINTEXT"), ["-L", "-J"], options: options, cancellationToken: Token);
         using var doc = JsonDocument.Parse(metadata.Stdout);
-        Assert.That(doc.RootElement.GetProperty("brokers")[0].GetProperty("name").GetString(), Is.EqualTo(broker.SaslPlaintext));
+        Assert.That(doc.RootElement.GetProperty("brokers")[0].GetProperty("name").GetString(), Is.EqualTo(broker.Endpoint("SASL_PLAINTEXT")));
     }
 
     [TestCase("kafka-python", "PLAIN")]
@@ -224,7 +201,7 @@ public sealed class SaslTests
     public async Task ScriptClients_ProduceAndConsumeOverSaslPlaintext(string client, string mechanism)
     {
         await using var broker = await StartAsync();
-        var topic = await CreateTopicAsync(broker, "sasl-script");
+        var topic = await broker.CreateTopicAsync(Partitions, "sasl-script");
         var records = TestData.Records(client + "-sasl", 12, Partitions);
         JsonScriptDriver driver = client == "kafkajs" ? new KafkaJs() : new PythonKafka();
         // kafka-python 2.0.2 speaks SaslHandshake v0 and raw tokens; kafkajs SaslHandshake v1 and SaslAuthenticate.
@@ -239,7 +216,7 @@ public sealed class SaslTests
             };
         var produced = await driver.RunAsync("produce", new JsonObject
         {
-            ["bootstrap"] = broker.SaslPlaintext,
+            ["bootstrap"] = broker.Endpoint("SASL_PLAINTEXT"),
             ["topic"] = topic,
             ["acks"] = "all",
             ["records"] = JsonScriptDriver.RecordsJson(records),
@@ -248,7 +225,7 @@ public sealed class SaslTests
         var acks = JsonScriptDriver.ParseAcks(produced["acks"]!.AsArray());
         var consumed = await driver.RunAsync("consume", new JsonObject
         {
-            ["bootstrap"] = broker.SaslPlaintext,
+            ["bootstrap"] = broker.Endpoint("SASL_PLAINTEXT"),
             ["topic"] = topic,
             ["timeout_ms"] = 60_000,
             ["client_config"] = Security(),

@@ -36,21 +36,7 @@ public sealed class TlsTests
 
     private static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
 
-    private sealed class TwoListenerBroker(KafkaBroker broker, string dir) : IAsyncDisposable
-    {
-        public string Plaintext => Endpoint("PLAINTEXT");
-        public string Ssl => Endpoint("SSL");
-
-        private string Endpoint(string name) => broker.Listeners.First(l => l.Name == name) is var l ? $"{l.Host}:{l.Port}" : "";
-
-        public async ValueTask DisposeAsync()
-        {
-            await broker.DisposeAsync();
-            try { Directory.Delete(dir, true); } catch (IOException) { }
-        }
-    }
-
-    private async Task<TwoListenerBroker> StartAsync(string clientAuth = "none")
+    private async Task<ListenerBroker> StartAsync(string clientAuth = "none")
     {
         var dir = Path.Combine(Path.GetTempPath(), "kayak-itest", "tls-" + Guid.NewGuid().ToString("N"));
         var options = new KafkaBrokerOptions { DataDir = dir };
@@ -62,15 +48,7 @@ public sealed class TlsTests
         options.Properties["listener.name.ssl.ssl.truststore.type"] = "PKCS12";
         var broker = new KafkaBroker(options);
         await broker.StartAsync(Token);
-        return new TwoListenerBroker(broker, dir);
-    }
-
-    private static async Task<string> CreateTopicAsync(TwoListenerBroker broker, string prefix)
-    {
-        var topic = $"{prefix}-{Guid.NewGuid():N}";
-        using var admin = ConfluentClients.Admin(broker.Plaintext);
-        await admin.CreateTopicsAsync([new TopicSpecification { Name = topic, NumPartitions = Partitions, ReplicationFactor = 1 }]);
-        return topic;
+        return new ListenerBroker(broker, dir);
     }
 
     private void Ssl(ClientConfig c, bool clientCertificate = false)
@@ -84,12 +62,12 @@ public sealed class TlsTests
         }
     }
 
-    private async Task ConfluentRoundTripAsync(TwoListenerBroker broker, bool clientCertificate)
+    private async Task ConfluentRoundTripAsync(ListenerBroker broker, bool clientCertificate)
     {
-        var topic = await CreateTopicAsync(broker, "tls-confluent");
+        var topic = await broker.CreateTopicAsync(Partitions, "tls-confluent");
         var records = TestData.Records("confluent-ssl", 20, Partitions);
         var acks = new List<ProducedRecord>();
-        using (var producer = ConfluentClients.Producer(broker.Ssl, c => Ssl(c, clientCertificate)))
+        using (var producer = ConfluentClients.Producer(broker.Endpoint("SSL"), c => Ssl(c, clientCertificate)))
         {
             foreach (var r in records)
             {
@@ -100,7 +78,7 @@ public sealed class TlsTests
                 acks.Add(new ProducedRecord(d.Partition.Value, d.Offset.Value));
             }
         }
-        var consumed = await Task.Run(() => ConfluentClients.ConsumeAll(broker.Ssl, topic, TimeSpan.FromSeconds(60),
+        var consumed = await Task.Run(() => ConfluentClients.ConsumeAll(broker.Endpoint("SSL"), topic, TimeSpan.FromSeconds(60),
             c => Ssl(c, clientCertificate), Token, partitionCount: Partitions), Token);
         TestData.AssertExactlyConsumed(topic, records, acks, consumed, "confluent over SSL");
     }
@@ -119,7 +97,7 @@ public sealed class TlsTests
         await ConfluentRoundTripAsync(broker, clientCertificate: true);
 
         // No client certificate: the broker fails the handshake, so no metadata ever arrives.
-        var config = ConfluentClients.AdminConfig(broker.Ssl);
+        var config = ConfluentClients.AdminConfig(broker.Endpoint("SSL"));
         Ssl(config);
         using var admin = new AdminClientBuilder(config).Build();
         Assert.That(() => admin.GetMetadata(TimeSpan.FromSeconds(5)), Throws.InstanceOf<KafkaException>());
@@ -129,22 +107,22 @@ public sealed class TlsTests
     public async Task Metadata_TellsEachClientTheEndpointOfItsListener()
     {
         await using var broker = await StartAsync();
-        var config = ConfluentClients.AdminConfig(broker.Ssl);
+        var config = ConfluentClients.AdminConfig(broker.Endpoint("SSL"));
         Ssl(config);
         using (var ssl = new AdminClientBuilder(config).Build())
         {
             var md = ssl.GetMetadata(TimeSpan.FromSeconds(10));
-            Assert.That($"{md.Brokers[0].Host}:{md.Brokers[0].Port}", Is.EqualTo(broker.Ssl));
+            Assert.That($"{md.Brokers[0].Host}:{md.Brokers[0].Port}", Is.EqualTo(broker.Endpoint("SSL")));
         }
-        using var plain = ConfluentClients.Admin(broker.Plaintext);
+        using var plain = ConfluentClients.Admin(broker.Endpoint("PLAINTEXT"));
         var plainMd = plain.GetMetadata(TimeSpan.FromSeconds(10));
-        Assert.That($"{plainMd.Brokers[0].Host}:{plainMd.Brokers[0].Port}", Is.EqualTo(broker.Plaintext));
+        Assert.That($"{plainMd.Brokers[0].Host}:{plainMd.Brokers[0].Port}", Is.EqualTo(broker.Endpoint("PLAINTEXT")));
 
         // kcat (Debian's librdkafka 2.0.2) over SSL sees the SSL endpoint too.
-        var kcat = await Kcat.RunAsync(broker.Ssl, ["-L", "-J"], options: KcatSsl(), cancellationToken: Token);
+        var kcat = await Kcat.RunAsync(broker.Endpoint("SSL"), ["-L", "-J"], options: KcatSsl(), cancellationToken: Token);
         using var doc = JsonDocument.Parse(kcat.Stdout);
         var b = doc.RootElement.GetProperty("brokers")[0];
-        Assert.That(b.GetProperty("name").GetString(), Is.EqualTo(broker.Ssl));
+        Assert.That(b.GetProperty("name").GetString(), Is.EqualTo(broker.Endpoint("SSL")));
     }
 
     private KcatOptions KcatSsl() => new() { Settings = { ["security.protocol"] = "ssl", ["ssl.ca.location"] = _certs.CaPem } };
@@ -153,11 +131,11 @@ public sealed class TlsTests
     public async Task Kcat_ProducesAndConsumesOverSsl()
     {
         await using var broker = await StartAsync();
-        var topic = await CreateTopicAsync(broker, "tls-kcat");
+        var topic = await broker.CreateTopicAsync(Partitions, "tls-kcat");
         var records = TestData.Records("kcat-ssl", 12, Partitions);
         var kcat = new Kcat();
-        var acks = await kcat.ProduceAsync(broker.Ssl, topic, records, null, KcatSsl(), Token);
-        var consumed = await kcat.ConsumeAsync(broker.Ssl, topic, KcatSsl(), Token);
+        var acks = await kcat.ProduceAsync(broker.Endpoint("SSL"), topic, records, null, KcatSsl(), Token);
+        var consumed = await kcat.ConsumeAsync(broker.Endpoint("SSL"), topic, KcatSsl(), Token);
         TestData.AssertExactlyConsumed(topic, records, acks, consumed, "kcat over SSL");
     }
 
@@ -165,13 +143,13 @@ public sealed class TlsTests
     public async Task KafkaPython_ProducesAndConsumesOverSsl()
     {
         await using var broker = await StartAsync();
-        var topic = await CreateTopicAsync(broker, "tls-python");
+        var topic = await broker.CreateTopicAsync(Partitions, "tls-python");
         var records = TestData.Records("python-ssl", 12, Partitions);
         var python = new PythonKafka();
         JsonObject Security() => new() { ["security_protocol"] = "SSL", ["ssl_cafile"] = _certs.CaPem };
         var produced = await python.RunAsync("produce", new JsonObject
         {
-            ["bootstrap"] = broker.Ssl,
+            ["bootstrap"] = broker.Endpoint("SSL"),
             ["topic"] = topic,
             ["acks"] = "all",
             ["records"] = JsonNode.Parse(JsonSerializer.Serialize(records.Select(r => new
@@ -186,7 +164,7 @@ public sealed class TlsTests
         var acks = JsonScriptDriver.ParseAcks(produced["acks"]!.AsArray());
         var consumed = await python.RunAsync("consume", new JsonObject
         {
-            ["bootstrap"] = broker.Ssl,
+            ["bootstrap"] = broker.Endpoint("SSL"),
             ["topic"] = topic,
             ["timeout_ms"] = 60_000,
             ["client_config"] = Security(),
