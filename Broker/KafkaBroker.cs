@@ -137,6 +137,17 @@ public sealed class KafkaBroker : IAsyncDisposable
         return Task.CompletedTask;
     }
 
+    /// <summary>The first steps of any stop, once: no more scheduled work, no more connections. False if already stopped.</summary>
+    private async ValueTask<bool> StopServingAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return false;
+        foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
+        _timers.Clear();
+        foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
+        _listeners.Clear();
+        return true;
+    }
+
     /// <summary>
     /// Fault injection: stops the way kill -9 leaves the data directory. Timers and listeners stop, the logs are
     /// unmapped without a flush, trim or checkpoint, and no clean-shutdown marker is written, so the next broker on the
@@ -145,11 +156,7 @@ public sealed class KafkaBroker : IAsyncDisposable
     /// </summary>
     public async ValueTask CrashAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
-        _timers.Clear();
-        foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
-        _listeners.Clear();
+        if (!await StopServingAsync().ConfigureAwait(false)) return;
         _state?.Groups.Dispose();
         _state?.Logs.SimulateCrash(); // no flush, no checkpoint, no marker; the dir locks go as a dead process's do
     }
@@ -157,11 +164,7 @@ public sealed class KafkaBroker : IAsyncDisposable
     /// <summary>Clean shutdown: stop accepting, answer in-flight requests, flush and close the logs.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
-        _timers.Clear();
-        foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
-        _listeners.Clear();
+        if (!await StopServingAsync().ConfigureAwait(false)) return;
         if (_state is not null)
         {
             _state.Dispose();
