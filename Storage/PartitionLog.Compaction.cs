@@ -34,6 +34,7 @@ public sealed partial class PartitionLog
     private readonly object _compactionLock = new();
     private long _cleanedUpTo = -1;
     private long _nextDeleteHorizon = long.MaxValue;
+    private bool _uncleanableLogged;
 
     /// <summary>Test hook: called at each step of a swap ("cleaned", "swap", "deleted"); throwing there simulates a crash.</summary>
     internal Action<string>? CleanerStep;
@@ -56,7 +57,20 @@ public sealed partial class PartitionLog
             for (int i = 0; i < cleanable; i++)
             {
                 if (!segs[i].TryAcquire()) continue;
-                try { filter.MapKeys(segs[i].Data); }
+                try
+                {
+                    // The cleaner rewrites batches under a fresh CRC, so a damaged batch in a segment trusted at load
+                    // must not reach it: Kafka marks a partition whose cleaning fails uncleanable and leaves it as is.
+                    if (segs[i].VerifyAll(_log, Id) >= 0)
+                    {
+                        if (!_uncleanableLogged)
+                            _log.LogWarning("Not compacting {Partition}: its segment {File} holds an invalid batch (left as it is, as Kafka leaves an uncleanable partition)",
+                                Id, segs[i].LogPath);
+                        _uncleanableLogged = true;
+                        return 0;
+                    }
+                    filter.MapKeys(segs[i].Data);
+                }
                 finally { segs[i].Release(); }
             }
             foreach (var (start, count) in GroupSegmentsBySize(segs, cleanable, cfg))

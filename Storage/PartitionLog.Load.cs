@@ -184,7 +184,12 @@ public sealed partial class PartitionLog
                 r = s.Recover(cfg.IndexIntervalBytes, cfg.SegmentIndexBytes);
                 rebuilt++;
             }
-            else continue;
+            else
+            {
+                // Trusted unread: its batches get their CRC check on first read instead (LogSegment.Verification.cs).
+                s.MarkTrustedUnread();
+                continue;
+            }
 
             if (!r.FoundInvalidData)
             {

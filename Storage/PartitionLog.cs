@@ -175,6 +175,12 @@ public sealed partial class PartitionLog
                         if (maxOffset != long.MaxValue && BinaryPrimitives.ReadInt64BigEndian(data[endPos..]) >= maxOffset) break;
                         endPos += next;
                     }
+                    // A segment trusted at load gets each batch CRC-checked on its first read (issue 15): serve up to
+                    // the first invalid batch; a read that starts at one is CORRUPT_MESSAGE for this partition.
+                    int bad = seg.VerifyBatches(pos, endPos, _log, Id);
+                    if (bad == pos)
+                        StorageThrow.Corrupt($"Corrupt batch at position {pos} of {seg.LogPath} (offset {BinaryPrimitives.ReadInt64BigEndian(data[pos..])}): CRC or header check failed");
+                    if (bad > pos) endPos = bad;
                     keep = true;
                     return new FetchSlice(seg, seg.Memory(pos, endPos - pos), seg.FileHandle, pos);
                 }

@@ -68,4 +68,63 @@ public class CorruptSegmentFetchTests
         var md = await fx.Client.SendAsync<MetadataResponse>(new MetadataRequest { Topics = null }, 9);
         Assert.That(md.Topics.Select(t => t.Name), Is.SupersetOf(new[] { "bad", "good" }));
     }
+
+    /// <summary>
+    /// Issue 15: a flipped bit inside a record of an old segment, after a clean stop. The segment is trusted at start
+    /// (no read), and its batches get their CRC check on the first fetch: the fetch from the beginning ends before the
+    /// damaged batch, a fetch at it is CORRUPT_MESSAGE, the batch after it is served.
+    /// </summary>
+    [Test]
+    public async Task FlippedByteInATrustedSegment_IsRefusedOnFetch_AndTheBatchesAroundItAreServed()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "kayak-broker-tests-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using (var first = new KafkaBroker(new KafkaBrokerOptions { Port = 0, DataDir = dir }))
+            {
+                await first.StartAsync();
+                var t = first.State.Topics.Create("bad", 1, 1, new Dictionary<string, string> { ["segment.bytes"] = "1024" }, validateOnly: false).Topic!;
+                BrokerFixture.Produce(t.Partitions[0], 60);
+            }
+            var oldest = Directory.GetFiles(Path.Combine(dir, "bad-0"), "*.log").Order().First();
+            int firstBatch;
+            using (var fs = new FileStream(oldest, FileMode.Open, FileAccess.ReadWrite))
+            {
+                var len = new byte[12];
+                fs.ReadExactly(len);
+                firstBatch = 12 + BinaryPrimitives.ReadInt32BigEndian(len.AsSpan(8));
+                fs.Position = firstBatch + 66; // inside the second batch's record (offset 1)
+                int v = fs.ReadByte();
+                fs.Position--;
+                fs.WriteByte((byte)(v ^ 0x10));
+            }
+
+            await using var broker = new KafkaBroker(new KafkaBrokerOptions { Port = 0, DataDir = dir });
+            await broker.StartAsync();
+            using var client = await RawClient.ConnectAsync(broker.BootstrapServers);
+            async Task<FetchResponse.PartitionData> FetchAt(long offset)
+            {
+                var r = await client.SendAsync<FetchResponse>(new FetchRequest
+                {
+                    MaxWaitMs = 0, MinBytes = 1, MaxBytes = 1 << 20,
+                    Topics = [new FetchRequest.FetchTopic { Topic = "bad", Partitions = [new FetchRequest.FetchPartition { Partition = 0, FetchOffset = offset, PartitionMaxBytes = 1 << 20 }] }],
+                }, 11);
+                return r.Responses[0].Partitions[0];
+            }
+            var fromStart = await FetchAt(0);
+            Assert.That(fromStart.ErrorCode, Is.EqualTo((short)ErrorCode.None));
+            Assert.That(fromStart.Records?.Length, Is.EqualTo(firstBatch), "only the batch before the damaged one");
+            var atDamage = await FetchAt(1);
+            Assert.That(atDamage.ErrorCode, Is.EqualTo((short)ErrorCode.CorruptMessage));
+            Assert.That(atDamage.Records?.Length ?? 0, Is.EqualTo(0), "no bytes of the damaged batch");
+            var after = await FetchAt(2);
+            Assert.That(after.ErrorCode, Is.EqualTo((short)ErrorCode.None));
+            Assert.That(BinaryPrimitives.ReadInt64BigEndian(after.Records!.Value.Span), Is.EqualTo(2));
+            Assert.That(after.HighWatermark, Is.EqualTo(60), "nothing was truncated");
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
 }

@@ -202,6 +202,8 @@ internal sealed class ReadResult
     public Dictionary<int, long> EndOffsets { get; } = [];
     public List<string> CorruptReads { get; } = [];
     public List<string> OtherErrors { get; } = [];
+    /// <summary>CORRUPT_MESSAGE (Confluent.Kafka: InvalidMsg, code 2) answers for a known damaged batch (a hole the reader was told to seek past).</summary>
+    public List<string> Refusals { get; } = [];
     public bool Complete;
 }
 
@@ -211,7 +213,10 @@ internal sealed class ReadResult
 /// </summary>
 internal static class LogReader
 {
-    public static ReadResult ReadAll(string bootstrap, string topic, int partitions, bool readCommitted, TimeSpan timeout, CancellationToken token)
+    /// <param name="holes">Damaged batches per partition: a CORRUPT_MESSAGE answer there is counted as a refusal and
+    /// the reader seeks past the batch, as an application that handles the error would.</param>
+    public static ReadResult ReadAll(string bootstrap, string topic, int partitions, bool readCommitted, TimeSpan timeout, CancellationToken token,
+        IReadOnlyDictionary<int, (long From, long To)>? holes = null)
     {
         var result = new ReadResult();
         using var consumer = ConfluentClients.Consumer(bootstrap, c =>
@@ -244,6 +249,16 @@ internal static class LogReader
             catch (ConsumeException e)
             {
                 string what = $"{e.ConsumerRecord?.TopicPartitionOffset.ToString() ?? topic}: {e.Error.Code} {e.Error.Reason}";
+                if (e.Error.Code == ErrorCode.InvalidMsg && holes is { Count: > 0 })
+                {
+                    result.Refusals.Add(what);
+                    int p = e.ConsumerRecord?.Partition.Value ?? -1;
+                    foreach (var (hp, (_, to)) in holes)
+                        if (p < 0 || p == hp)
+                            consumer.Seek(new TopicPartitionOffset(topic, hp, to + 1));
+                    if (result.Refusals.Count > 100) break;
+                    continue;
+                }
                 if (e.Error.Code == ErrorCode.Local_BadMsg || e.Error.Reason.Contains("CRC", StringComparison.OrdinalIgnoreCase))
                     result.CorruptReads.Add(what);
                 else

@@ -32,9 +32,10 @@ internal static partial class Verifiers
     /// Every acknowledged record is at its acknowledged offset with its value, no value appears twice in the log
     /// (a retried batch written again), and each partition's offsets are contiguous from 0. Acknowledgements at or
     /// past <paramref name="damagePoint"/> of a partition are not required (file damage may legitimately cut them).
+    /// <paramref name="holes"/>: a damaged batch the broker refuses (and the reader skipped): the only gap allowed.
     /// </summary>
     public static DurabilityFindings CheckAcknowledged(IReadOnlyDictionary<(int Partition, long Offset), string> acknowledged, IReadOnlyList<ReadRecord> log,
-        IReadOnlyDictionary<int, long>? damagePoint = null)
+        IReadOnlyDictionary<int, long>? damagePoint = null, IReadOnlyDictionary<int, (long From, long To)>? holes = null)
     {
         var f = new DurabilityFindings();
         var byPosition = new Dictionary<(int, long), ReadRecord>();
@@ -60,7 +61,8 @@ internal static partial class Verifiers
             long expect = 0;
             foreach (var o in g.Select(r => r.Offset).Order())
             {
-                if (o != expect) f.Gaps.Add($"partition {g.Key}: offset {o} where {expect} was expected");
+                bool hole = holes is not null && holes.TryGetValue(g.Key, out var h) && expect == h.From && o == h.To + 1;
+                if (o != expect && !hole) f.Gaps.Add($"partition {g.Key}: offset {o} where {expect} was expected");
                 expect = o + 1;
             }
         }

@@ -287,18 +287,4 @@ public class RecoveryTests
         Assert.That(_logger.Infos, Has.One.Contains($"Found log file {Seg(0, "log.swap")}").And.Contains("offsets 0 to 20"));
         Assert.That(_logger.Infos, Has.One.Contains($"Deleting segment {logs[1]}"));
     }
-
-    private sealed class CapturingLogger : ILogger
-    {
-        private readonly List<(LogLevel Level, string Text)> _lines = [];
-        public IReadOnlyList<string> Warnings { get { lock (_lines) return _lines.Where(l => l.Level >= LogLevel.Warning).Select(l => l.Text).ToList(); } }
-        public IReadOnlyList<string> Infos { get { lock (_lines) return _lines.Where(l => l.Level == LogLevel.Information).Select(l => l.Text).ToList(); } }
-        public void Clear() { lock (_lines) _lines.Clear(); }
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-        public bool IsEnabled(LogLevel logLevel) => true;
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (_lines) _lines.Add((logLevel, formatter(state, exception)));
-        }
-    }
 }
