@@ -98,3 +98,79 @@ public class ReadBenchmarks : IBytesPerOperation, IDisposable
         GC.SuppressFinalize(this);
     }
 }
+
+/// <summary>
+/// Issue 15's lazy CRC check: reading a whole 64 MB partition of 16 KB batches in 1 MB fetches right after a clean
+/// restart (every batch of the trusted segments is CRC-checked on this first read) against the same read once checked.
+/// </summary>
+public class TrustedFirstReadBenchmarks : IBytesPerOperation, IDisposable
+{
+    private string _dir = "";
+    private LogManager? _logs;
+    private PartitionLog? _log;
+
+    public long BytesPerOperation => 64L << 20;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var batch = Data.Batch(16 << 10);
+        _dir = Directory.CreateTempSubdirectory("kayak-micro-firstread-").FullName;
+        using (var logs = new LogManager(new LogOptions { LogDirs = [_dir] }))
+        {
+            logs.Open();
+            var p = logs.CreateTopic("bench", 1, new Dictionary<string, string> { ["segment.bytes"] = (16 << 20).ToString() }).GetPartition(0)!;
+            while (p.Size < (64L << 20)) p.Append(batch, 1);
+        }
+        Reopen();
+    }
+
+    private void Reopen()
+    {
+        _logs?.Dispose();
+        _logs = new LogManager(new LogOptions { LogDirs = [_dir] });
+        _logs.Open();
+        _logs.TryGetTopic("bench", out var t);
+        _log = t!.GetPartition(0)!;
+    }
+
+    [IterationSetup(Target = nameof(FirstReadAfterCleanStart))]
+    public void ReopenClean() => Reopen();
+
+    /// <summary>The first read after a clean start: CRC check of every batch included.</summary>
+    [Benchmark]
+    public long FirstReadAfterCleanStart() => ReadAll();
+
+    /// <summary>The same read once every batch was checked (the usual case).</summary>
+    [Benchmark(Baseline = true)]
+    public long ReadChecked() => ReadAll();
+
+    private long ReadAll()
+    {
+        long total = 0;
+        for (long offset = 0; offset < _log!.LogEndOffset;)
+        {
+            using var slice = _log.Read(offset, 1 << 20);
+            total += slice.Data.Length;
+            var rest = slice.Data.Span;
+            long last = offset;
+            while (rest.Length >= 61)
+            {
+                int size = 12 + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(rest[8..]);
+                last = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(rest) + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(rest[23..]);
+                rest = rest[size..];
+            }
+            offset = last + 1;
+        }
+        return total;
+    }
+
+    [GlobalCleanup]
+    public void Dispose()
+    {
+        _logs?.Dispose();
+        _logs = null;
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+        GC.SuppressFinalize(this);
+    }
+}
