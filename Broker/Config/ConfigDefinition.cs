@@ -4,11 +4,15 @@ using ConfigType = Kayak.Storage.ConfigType;
 
 namespace Kayak.Broker.Config;
 
-/// <summary>A bad configuration value: the message names the key, as Kafka's ConfigException does.</summary>
-public sealed class ConfigException : Exception
+/// <summary>
+/// A bad broker configuration value: the message names the key, as Kafka's ConfigException does. A KafkaException
+/// with INVALID_CONFIG like Storage's topic-config error, so the host, the embedding API and IncrementalAlterConfigs
+/// all see the one error type (issue 10).
+/// </summary>
+public sealed class ConfigException : Kayak.Protocol.KafkaException
 {
     public ConfigException(string key, string? value, string problem)
-        : base($"Invalid value {value ?? "null"} for configuration {key}: {problem}") { Key = key; }
+        : base(Kayak.Protocol.ErrorCode.InvalidConfig, $"Invalid value {value ?? "null"} for configuration {key}: {problem}") { Key = key; }
 
     public string Key { get; }
 }
