@@ -219,6 +219,9 @@ public sealed partial class LogManager : IDisposable
         }
     }
 
+    /// <summary>Test hook: called with the partition between its two metadata files; throwing there simulates a kill.</summary>
+    internal Action<int>? CreateStep;
+
     private PartitionLog CreatePartition(TopicLog topic, int partition, int total)
     {
         // Like Kafka: the log dir currently holding the fewest partitions.
@@ -234,13 +237,18 @@ public sealed partial class LogManager : IDisposable
                     $"Cannot create partition {partition} of '{topic.Name}': directory {dir} already exists and holds log data");
             Directory.Delete(dir, recursive: true);
         }
-        // Metadata before segments: a crash in between leaves a dir that names its topic, or one with no data.
+        // Metadata before segments: a crash in between leaves a dir that names its topic, or one with no data. The
+        // topic file (name, id, overrides, partition count) before partition.metadata: a kill between the two leaves a
+        // dir the load completes from the topic file — the whole topic with its configs — where the other order left
+        // one with partition.metadata only, which loads as a plain Kafka dir: one partition, broker defaults (found by
+        // the fault campaign's kill -9 during creates).
         var log = new PartitionLog(topic, partition, dir, ld, _options, _cache);
         try
         {
             Directory.CreateDirectory(dir);
-            TopicMetadataFiles.WritePartitionMetadata(dir, topic.TopicId);
             TopicMetadataFiles.WriteTopicFile(dir, topic.Name, topic.TopicId, topic.Config.Overrides, total);
+            CreateStep?.Invoke(partition);
+            TopicMetadataFiles.WritePartitionMetadata(dir, topic.TopicId);
             log.InitializeEmpty();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

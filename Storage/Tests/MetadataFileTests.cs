@@ -169,6 +169,25 @@ public class MetadataFileTests
         Assert.That(log.Warnings, Has.Some.Contain("Creating missing partition 3 of topic half"));
     }
 
+    [TestCase(0)]
+    [TestCase(2)]
+    public void KillBetweenAPartitionsTwoMetadataFiles_LeavesNoTopicWithDefaultsOrMissingPartitions(int killedAt)
+    {
+        // Found by the fault campaign (kill -9 during creates): partition.metadata written first left a dir that
+        // loaded as a plain Kafka partition — a 1-partition topic with broker defaults instead of the requested 3
+        // partitions and retention.ms.
+        var m = _tmp.Open();
+        m.CreateStep = p => { if (p == killedAt) throw new InvalidOperationException("killed"); };
+        Assert.Throws<InvalidOperationException>(() => m.CreateTopic("torn", 3, Cfg(("retention.ms", "3817064"))));
+        m.SimulateCrash();
+        using var again = _tmp.Open();
+        Assert.That(again.TryGetTopic("torn", out var t), "the topic file was written: the create is completed");
+        Assert.That(t.Partitions, Has.Count.EqualTo(3));
+        Assert.That(t.Config.Overrides["retention.ms"], Is.EqualTo("3817064"));
+        for (int p = 0; p < 3; p++)
+            Assert.That(File.Exists(Path.Combine(PartitionDir("torn", p), TopicMetadataFiles.PartitionMetadataFile)), $"partition {p}");
+    }
+
     [Test]
     public void TopicFileWithoutAPartitionCount_FromAnOlderVersion_StillLoads()
     {
