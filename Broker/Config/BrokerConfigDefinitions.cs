@@ -72,6 +72,9 @@ public static class BrokerConfigDefinitions
         new("log.flush.offset.checkpoint.interval.ms", ConfigType.Int, "60000", Min: 0),
         new("message.max.bytes", ConfigType.Int, "1048588", Min: 0),
         new("socket.request.max.bytes", ConfigType.Int, "104857600", Min: 1),
+        // Kafka's Selector closes a connection idle this long; Kayak applies it to SASL connections that have not
+        // authenticated (Connection), so a client that connects and never authenticates does not hold a connection.
+        new("connections.max.idle.ms", ConfigType.Long, "600000", Min: 1),
         // Kafka's cap on request bytes held by the broker at once (-1: none); connections stop being read while it is reached.
         new("queued.max.request.bytes", ConfigType.Long, "-1"),
         new("log.index.interval.bytes", ConfigType.Int, "4096", Min: 0),

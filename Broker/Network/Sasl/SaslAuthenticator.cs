@@ -169,7 +169,19 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         var (header, key, version) = ReadRequest(frame, request);
         var reply = new SaslReply(header.CorrelationId, key, version, null, null, null);
         if (key != ApiKey.SaslAuthenticate)
-            return Fail(reply, $"Unexpected Kafka request of type {KafkaName(key)} during SASL authentication.");
+        {
+            // Kafka answers the request with its error response (ILLEGAL_SASL_STATE), then closes. Kayak builds that
+            // answer for the requests a client sends here (a second SaslHandshake, an ApiVersions); any other API
+            // closes the connection without an answer.
+            IApiMessage? answer = key switch
+            {
+                ApiKey.SaslHandshake when version is >= 0 and <= 1 => new SaslHandshakeResponse { ErrorCode = (short)ErrorCode.IllegalSaslState },
+                ApiKey.ApiVersions when ApiVersionTable.Find(key) is { } v && version >= v.MinVersion && version <= v.MaxVersion =>
+                    new ApiVersionsResponse { ErrorCode = (short)ErrorCode.IllegalSaslState },
+                _ => null,
+            };
+            return Fail(reply with { Message = answer }, $"Unexpected Kafka request of type {KafkaName(key)} during SASL authentication.");
+        }
         if (version is < 0 or > 2) return Fail(reply, $"Version {version} is not supported for apiKey SASL_AUTHENTICATE");
         _clientSupportsReauth |= version > 0;
         try
