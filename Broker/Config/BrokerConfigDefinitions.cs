@@ -38,6 +38,8 @@ public static class BrokerConfigDefinitions
         new("sasl.jaas.config", ConfigType.Password, null),
         new("sasl.server.max.receive.size", ConfigType.Int, "524288", Min: 1),
         new("connections.max.reauth.ms", ConfigType.Long, "0"),
+        // Per listener and mechanism only (listener.name.<l>.oauthbearer.sasl.server.callback.handler.class).
+        new("sasl.server.callback.handler.class", ConfigType.String, null),
         new("sasl.mechanism.inter.broker.protocol", ConfigType.String, "GSSAPI", Used: false),
         new("sasl.mechanism.controller.protocol", ConfigType.String, "GSSAPI", Used: false),
         new("ssl.client.auth", ConfigType.String, "none", ValidValues: ["required", "requested", "none"]),

@@ -156,7 +156,7 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
             return reply;
         }
         _mechanism = mechanism;
-        _server = config.CreateServer(mechanism);
+        _server = config.CreateServer(mechanism, time);
         _state = State.Authenticate;
         return reply;
     }
@@ -198,7 +198,7 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         }
         catch (SaslAuthenticationException e)
         {
-            return Fail(reply with { Message = AuthenticateFailed(e.Message) }, e.Message);
+            return Fail(reply with { Message = AuthenticateFailed(e.Message) }, e.Message + RefusedTokenReason());
         }
         catch (SaslMechanismException e)
         {
@@ -222,9 +222,12 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         }
         catch (Exception e) when (e is SaslAuthenticationException or SaslMechanismException)
         {
-            return Fail(default, $"Authentication failed during {AuthenticationText} with SASL mechanism {_mechanism}: {e.Message}");
+            return Fail(default, $"Authentication failed during {AuthenticationText} with SASL mechanism {_mechanism}: {e.Message}{RefusedTokenReason()}");
         }
     }
+
+    /// <summary>Why an OAUTHBEARER token was refused (logged, never sent: the client only sees RFC 7628's status).</summary>
+    private string RefusedTokenReason() => _server is OAuthBearerSaslServer { LastFailureReason: { } reason } ? " (" + reason + ")" : "";
 
     /// <summary>Authentication done: the principal, and the session lifetime of KIP-368 (0: none).</summary>
     private long Complete()
@@ -234,8 +237,19 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
             throw new SaslAuthenticationException($"Cannot change principals during re-authentication from {_previousPrincipal}: {principal}");
         Principal = principal;
         _state = State.Complete;
-        long lifetime = config.MaxReauthMs(_mechanism!);
-        _expiresAtMs = lifetime > 0 ? time.GetUtcNow().ToUnixTimeMilliseconds() + lifetime : long.MaxValue;
+        // ReauthInfo.calcCompletionTimesAndReturnSessionLifetimeMs: connections.max.reauth.ms, bounded by the
+        // credential's expiry (an OAUTHBEARER token's exp) when there is one, even without connections.max.reauth.ms.
+        long maxReauth = config.MaxReauthMs(_mechanism!);
+        long now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        long? credentialExpiration = _server.CredentialExpirationMs;
+        if (credentialExpiration is null && maxReauth <= 0)
+        {
+            _expiresAtMs = long.MaxValue;
+            return 0;
+        }
+        long lifetime = credentialExpiration is not { } expiry ? maxReauth
+            : Math.Max(0, maxReauth > 0 ? Math.Min(expiry - now, maxReauth) : expiry - now);
+        _expiresAtMs = now + lifetime;
         return lifetime;
     }
 }
