@@ -101,7 +101,7 @@ internal sealed class Connection
 
     private void AuthenticationDeadlinePassed()
     {
-        if (_sasl is null || _sasl.Authenticated || _closed.IsCancellationRequested) return;
+        if (_sasl is null || _sasl.HasAuthenticated || _closed.IsCancellationRequested) return;
         _log.LogInformation("Failed authentication with {Client} on listener {Listener} (not authenticated within connections.max.idle.ms {IdleMs} ms); closing the connection",
             SafeRemote(), _listenerName, _broker.Config.ConnectionsMaxIdleMs);
         Close();

@@ -34,6 +34,9 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
 
     public bool Authenticated => _state == State.Complete;
 
+    /// <summary>Authentication completed at least once (a KIP-368 re-authentication in progress does not undo it).</summary>
+    public bool HasAuthenticated { get; private set; }
+
     /// <summary>Kafka's principal after authentication: "User:" + the authenticated name.</summary>
     public string Principal { get; private set; } = "User:ANONYMOUS";
 
@@ -237,6 +240,7 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
             throw new SaslAuthenticationException($"Cannot change principals during re-authentication from {_previousPrincipal}: {principal}");
         Principal = principal;
         _state = State.Complete;
+        HasAuthenticated = true;
         // ReauthInfo.calcCompletionTimesAndReturnSessionLifetimeMs: connections.max.reauth.ms, bounded by the
         // credential's expiry (an OAUTHBEARER token's exp) when there is one, even without connections.max.reauth.ms.
         long maxReauth = config.MaxReauthMs(_mechanism!);
