@@ -105,6 +105,20 @@ public class OAuthBearerTests
     }
 
     [Test]
+    public async Task SessionPastTheTokensExp_IsClosedAtItsNextRequest()
+    {
+        var time = new ManualTimeProvider();
+        await using var f = await StartAsync(time);
+        var auth = await AuthenticateAsync(f.Client, InitialResponse(Jwt(Claims(expSeconds: Now / 1000.0 + 120))));
+        Assert.That(auth.SessionLifetimeMs, Is.EqualTo(120_000));
+        time.Advance(TimeSpan.FromSeconds(119));
+        Assert.That((await f.Client.SendAsync<MetadataResponse>(new MetadataRequest { Topics = null }, 9)).Brokers, Has.Count.EqualTo(1));
+        time.Advance(TimeSpan.FromSeconds(1));
+        await f.Client.SendOnlyAsync(new MetadataRequest { Topics = null }, 9);
+        Assert.That(await f.Client.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)), Is.True, "KIP-368: the token expired");
+    }
+
+    [Test]
     public async Task InvalidToken_GetsTheJsonError_ThenTheClientsControlA_IsSaslAuthenticationFailed()
     {
         var time = new ManualTimeProvider();
