@@ -60,6 +60,7 @@ internal sealed class BrokerState : IDisposable
             new DescribeLogDirsHandler(Catalog, Config.LogDirs), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics),
             new DeleteGroupsHandler(Groups), new ElectLeadersHandler(Catalog),
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic), new OffsetDeleteHandler(Groups),
+            new DescribeUserScramCredentialsHandler(Scram), new AlterUserScramCredentialsHandler(Scram),
             new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
             new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
             new ConsumerGroupHeartbeatHandler(Groups, Catalog), new ConsumerGroupDescribeHandler(Groups),
@@ -86,6 +87,9 @@ internal sealed class BrokerState : IDisposable
     public HandlerRegistry Handlers { get; private set; } = null!;
     /// <summary>Fault injection (<see cref="KafkaBrokerOptions.Faults"/>); null in normal operation.</summary>
     internal BrokerFaults? Faults { get; init; }
+
+    /// <summary>SCRAM credentials (KIP-554), shared with the SASL listeners; loaded from the first log dir in <see cref="Open"/>.</summary>
+    internal Network.Sasl.ScramCredentialStore Scram { get; init; } = new();
     /// <summary>The transaction coordinator (KIP-98); created by <see cref="Open"/>.</summary>
     public Kayak.Coordinator.Transactions.TransactionCoordinator Transactions { get; private set; } = null!;
     public int NodeId => Cluster.NodeId;
@@ -98,6 +102,10 @@ internal sealed class BrokerState : IDisposable
         // The log dirs' .lock first: a second broker on the same dirs must not touch anything there (issue 15, K2).
         Logs.AcquireLocks();
         Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
+        foreach (var seed in Scram.Open(Config.LogDirs[0]))
+            LoggerFactory.CreateLogger("Kayak.Broker").LogWarning(
+                "--add-scram {Credential} ignored: {File} exists and is authoritative (Kafka applies --add-scram at format time only); use AlterUserScramCredentials",
+                seed, Network.Sasl.ScramCredentialStore.FileName);
         Logs.Open();
         Groups.Load();
         OpenTransactions();

@@ -64,6 +64,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
         {
             Faults = Options.Faults,
+            Scram = scram,
         };
         _state = state;
         try

@@ -55,6 +55,8 @@ public sealed class BrokerConfig
     public int LogFlushOffsetCheckpointIntervalMs { get; }
     public int MessageMaxBytes { get; }
     public int SocketRequestMaxBytes { get; }
+    /// <summary>connections.max.idle.ms (Kafka's default 10 minutes).</summary>
+    public long ConnectionsMaxIdleMs { get; }
     /// <summary>queued.max.request.bytes: request bytes held at once across connections; ≤ 0 means no cap (Kafka's -1).</summary>
     public long QueuedMaxRequestBytes { get; }
     public int LogIndexIntervalBytes { get; }
@@ -114,6 +116,7 @@ public sealed class BrokerConfig
         LogFlushOffsetCheckpointIntervalMs = GetInt("log.flush.offset.checkpoint.interval.ms");
         MessageMaxBytes = GetInt("message.max.bytes");
         SocketRequestMaxBytes = GetInt("socket.request.max.bytes");
+        ConnectionsMaxIdleMs = GetLong("connections.max.idle.ms");
         QueuedMaxRequestBytes = GetLong("queued.max.request.bytes");
         LogIndexIntervalBytes = GetInt("log.index.interval.bytes");
         NumRecoveryThreadsPerDataDir = GetInt("num.recovery.threads.per.data.dir");

@@ -38,6 +38,8 @@ public static class BrokerConfigDefinitions
         new("sasl.jaas.config", ConfigType.Password, null),
         new("sasl.server.max.receive.size", ConfigType.Int, "524288", Min: 1),
         new("connections.max.reauth.ms", ConfigType.Long, "0"),
+        // Per listener and mechanism only (listener.name.<l>.oauthbearer.sasl.server.callback.handler.class).
+        new("sasl.server.callback.handler.class", ConfigType.String, null),
         new("sasl.mechanism.inter.broker.protocol", ConfigType.String, "GSSAPI", Used: false),
         new("sasl.mechanism.controller.protocol", ConfigType.String, "GSSAPI", Used: false),
         new("ssl.client.auth", ConfigType.String, "none", ValidValues: ["required", "requested", "none"]),
@@ -72,6 +74,9 @@ public static class BrokerConfigDefinitions
         new("log.flush.offset.checkpoint.interval.ms", ConfigType.Int, "60000", Min: 0),
         new("message.max.bytes", ConfigType.Int, "1048588", Min: 0),
         new("socket.request.max.bytes", ConfigType.Int, "104857600", Min: 1),
+        // Kafka's Selector closes a connection idle this long; Kayak applies it to SASL connections that have not
+        // authenticated (Connection), so a client that connects and never authenticates does not hold a connection.
+        new("connections.max.idle.ms", ConfigType.Long, "600000", Min: 1),
         // Kafka's cap on request bytes held by the broker at once (-1: none); connections stop being read while it is reached.
         new("queued.max.request.bytes", ConfigType.Long, "-1"),
         new("log.index.interval.bytes", ConfigType.Int, "4096", Min: 0),

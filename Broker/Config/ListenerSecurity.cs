@@ -30,7 +30,7 @@ internal static class ListenerSecurity
         if (dot < 0) return null;
         string inner = key[(dot + 1)..];
         // Kafka's ListenerName.saslMechanismConfigPrefix: listener.name.<listener>.<mechanism lower case>.<key>.
-        foreach (var perMechanism in (string[])["sasl.jaas.config", "connections.max.reauth.ms"])
+        foreach (var perMechanism in (string[])["sasl.jaas.config", "connections.max.reauth.ms", "sasl.server.callback.handler.class"])
         {
             int at = inner.IndexOf("." + perMechanism, StringComparison.Ordinal);
             if (at > 0 && at + 1 + perMechanism.Length == inner.Length) { inner = perMechanism; break; }

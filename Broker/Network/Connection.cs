@@ -60,6 +60,10 @@ internal sealed class Connection
         var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024));
         var writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
         var writeLoop = WriteLoopAsync(writer);
+        // A SASL client that connects and never authenticates is closed after connections.max.idle.ms (Kafka's Selector
+        // closes it as idle), on the broker's TimeProvider.
+        using var authenticationDeadline = _sasl is null ? null : _broker.Time.CreateTimer(static s => ((Connection)s!).AuthenticationDeadlinePassed(),
+            this, TimeSpan.FromMilliseconds(Math.Min(_broker.Config.ConnectionsMaxIdleMs, int.MaxValue - 1)), Timeout.InfiniteTimeSpan);
         try
         {
             await ReadLoopAsync(reader).ConfigureAwait(false);
@@ -93,6 +97,14 @@ internal sealed class Connection
         await _transport.DisposeAsync().ConfigureAwait(false);
         // _closed is not disposed: Close() may race with the end of RunAsync, and a CancellationTokenSource
         // without timers holds nothing that needs disposing.
+    }
+
+    private void AuthenticationDeadlinePassed()
+    {
+        if (_sasl is null || _sasl.HasAuthenticated || _closed.IsCancellationRequested) return;
+        _log.LogInformation("Failed authentication with {Client} on listener {Listener} (not authenticated within connections.max.idle.ms {IdleMs} ms); closing the connection",
+            SafeRemote(), _listenerName, _broker.Config.ConnectionsMaxIdleMs);
+        Close();
     }
 
     private string SafeRemote()

@@ -41,6 +41,12 @@ public sealed class SaramaDriver : IClientDriver
         KafkaVersion = kafkaVersion;
     }
 
+    /// <summary>
+    /// TLS and SASL settings sent with every request (go/sarama-driver/security.go): tls_ca (a PEM file),
+    /// sasl_mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER), username, password, token. Null: PLAINTEXT.
+    /// </summary>
+    public JsonObject? Security { get; init; }
+
     /// <summary>The Kafka version sarama is configured for ("2.2.0", "0.10.2.0", "0.9.0.0").</summary>
     public string KafkaVersion { get; }
 
@@ -127,22 +133,26 @@ public sealed class SaramaDriver : IClientDriver
     }
 
     /// <summary>Runs one operation; fails the test unless the program exits 0 with a JSON line.</summary>
-    public async Task<JsonNode> RunAsync(string operation, JsonObject request, CancellationToken cancellationToken = default)
+    public async Task<JsonNode> RunAsync(string operation, JsonObject request, CancellationToken cancellationToken = default) =>
+        JsonScriptDriver.LastJsonLine(await TryRunAsync(operation, request, TimeSpan.FromSeconds(90), cancellationToken), $"{Name} {operation}");
+
+    /// <summary>Runs one operation and returns how the program ended (a refused authentication exits non-zero).</summary>
+    public Task<ProcessResult> TryRunAsync(string operation, JsonObject request, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         request["version"] = KafkaVersion;
-        var result = await ProcessRunner.RunAsync(new ProcessSpec
+        if (Security is not null) request["security"] = Security.DeepClone();
+        return ProcessRunner.RunAsync(new ProcessSpec
         {
             FileName = BinaryPath,
             Arguments = [operation],
             StandardInput = request.ToJsonString(),
-            Timeout = TimeSpan.FromSeconds(90),
+            Timeout = timeout,
         }, cancellationToken);
-        return JsonScriptDriver.LastJsonLine(result, $"{Name} {operation}");
     }
 
     /// <summary>
     /// go build in GOPATH mode, offline: Debian ships sarama and its dependencies as sources under /usr/share/gocode.
-    /// GOCACHE lives under obj/ so later runs only relink when main.go is unchanged.
+    /// GOCACHE lives under obj/ so later runs only relink when the sources are unchanged.
     /// </summary>
     private static string Build()
     {
@@ -157,7 +167,7 @@ public sealed class SaramaDriver : IClientDriver
         var spec = new ProcessSpec
         {
             FileName = Go,
-            Arguments = ["build", "-o", output, "main.go"],
+            Arguments = ["build", "-o", output, "."],
             WorkingDirectory = source,
             Timeout = TimeSpan.FromMinutes(5),
             Environment =

@@ -15,6 +15,10 @@ public abstract class JsonScriptDriver : IClientDriver
 
     protected abstract ProcessSpec Spec(string script, string stdin, TimeSpan timeout);
 
+    /// <summary>Runs script with the request and returns how it ended (a refused authentication exits non-zero).</summary>
+    public Task<ProcessResult> TryRunAsync(string script, JsonObject request, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        ProcessRunner.RunAsync(Spec(script, request.ToJsonString(), timeout), cancellationToken);
+
     /// <summary>Runs script (e.g. "produce") with the request; fails the test unless it exits 0 with JSON output.</summary>
     public async Task<JsonNode> RunAsync(string script, JsonObject request, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {

@@ -11,9 +11,15 @@ function reply(obj) {
 }
 
 // config: extra kafkajs client options from the request's client_config (ssl, sasl: { mechanism, username, password }).
+// OAUTHBEARER: sasl: { mechanism: 'oauthbearer', token } becomes kafkajs' oauthBearerProvider returning that token.
 function client(bootstrap, config) {
+  config = { ...(config || {}) };
+  if (config.sasl && config.sasl.mechanism === 'oauthbearer' && typeof config.sasl.token === 'string') {
+    const token = config.sasl.token;
+    config.sasl = { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: token }) };
+  }
   return new Kafka({
-    ...(config || {}),
+    ...config,
     clientId: 'kayak-itest-kafkajs',
     brokers: [bootstrap],
     connectionTimeout: 10000,

@@ -34,6 +34,9 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
 
     public bool Authenticated => _state == State.Complete;
 
+    /// <summary>Authentication completed at least once (a KIP-368 re-authentication in progress does not undo it).</summary>
+    public bool HasAuthenticated { get; private set; }
+
     /// <summary>Kafka's principal after authentication: "User:" + the authenticated name.</summary>
     public string Principal { get; private set; } = "User:ANONYMOUS";
 
@@ -156,7 +159,7 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
             return reply;
         }
         _mechanism = mechanism;
-        _server = config.CreateServer(mechanism);
+        _server = config.CreateServer(mechanism, time);
         _state = State.Authenticate;
         return reply;
     }
@@ -169,7 +172,19 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         var (header, key, version) = ReadRequest(frame, request);
         var reply = new SaslReply(header.CorrelationId, key, version, null, null, null);
         if (key != ApiKey.SaslAuthenticate)
-            return Fail(reply, $"Unexpected Kafka request of type {KafkaName(key)} during SASL authentication.");
+        {
+            // Kafka answers the request with its error response (ILLEGAL_SASL_STATE), then closes. Kayak builds that
+            // answer for the requests a client sends here (a second SaslHandshake, an ApiVersions); any other API
+            // closes the connection without an answer.
+            IApiMessage? answer = key switch
+            {
+                ApiKey.SaslHandshake when version is >= 0 and <= 1 => new SaslHandshakeResponse { ErrorCode = (short)ErrorCode.IllegalSaslState },
+                ApiKey.ApiVersions when ApiVersionTable.Find(key) is { } v && version >= v.MinVersion && version <= v.MaxVersion =>
+                    new ApiVersionsResponse { ErrorCode = (short)ErrorCode.IllegalSaslState },
+                _ => null,
+            };
+            return Fail(reply with { Message = answer }, $"Unexpected Kafka request of type {KafkaName(key)} during SASL authentication.");
+        }
         if (version is < 0 or > 2) return Fail(reply, $"Version {version} is not supported for apiKey SASL_AUTHENTICATE");
         _clientSupportsReauth |= version > 0;
         try
@@ -186,7 +201,7 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         }
         catch (SaslAuthenticationException e)
         {
-            return Fail(reply with { Message = AuthenticateFailed(e.Message) }, e.Message);
+            return Fail(reply with { Message = AuthenticateFailed(e.Message) }, e.Message + RefusedTokenReason());
         }
         catch (SaslMechanismException e)
         {
@@ -210,9 +225,12 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         }
         catch (Exception e) when (e is SaslAuthenticationException or SaslMechanismException)
         {
-            return Fail(default, $"Authentication failed during {AuthenticationText} with SASL mechanism {_mechanism}: {e.Message}");
+            return Fail(default, $"Authentication failed during {AuthenticationText} with SASL mechanism {_mechanism}: {e.Message}{RefusedTokenReason()}");
         }
     }
+
+    /// <summary>Why an OAUTHBEARER token was refused (logged, never sent: the client only sees RFC 7628's status).</summary>
+    private string RefusedTokenReason() => _server is OAuthBearerSaslServer { LastFailureReason: { } reason } ? " (" + reason + ")" : "";
 
     /// <summary>Authentication done: the principal, and the session lifetime of KIP-368 (0: none).</summary>
     private long Complete()
@@ -222,8 +240,20 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
             throw new SaslAuthenticationException($"Cannot change principals during re-authentication from {_previousPrincipal}: {principal}");
         Principal = principal;
         _state = State.Complete;
-        long lifetime = config.MaxReauthMs(_mechanism!);
-        _expiresAtMs = lifetime > 0 ? time.GetUtcNow().ToUnixTimeMilliseconds() + lifetime : long.MaxValue;
+        HasAuthenticated = true;
+        // ReauthInfo.calcCompletionTimesAndReturnSessionLifetimeMs: connections.max.reauth.ms, bounded by the
+        // credential's expiry (an OAUTHBEARER token's exp) when there is one, even without connections.max.reauth.ms.
+        long maxReauth = config.MaxReauthMs(_mechanism!);
+        long now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        long? credentialExpiration = _server.CredentialExpirationMs;
+        if (credentialExpiration is null && maxReauth <= 0)
+        {
+            _expiresAtMs = long.MaxValue;
+            return 0;
+        }
+        long lifetime = credentialExpiration is not { } expiry ? maxReauth
+            : Math.Max(0, maxReauth > 0 ? Math.Min(expiry - now, maxReauth) : expiry - now);
+        _expiresAtMs = now + lifetime;
         return lifetime;
     }
 }

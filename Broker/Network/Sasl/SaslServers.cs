@@ -15,6 +15,8 @@ internal interface ISaslServer
     bool IsComplete { get; }
     /// <summary>The authenticated user (the authorization id), once complete.</summary>
     string? AuthorizationId { get; }
+    /// <summary>When the credential expires (Kafka's CREDENTIAL_LIFETIME_MS negotiated property: OAUTHBEARER's exp); null: never.</summary>
+    long? CredentialExpirationMs => null;
 }
 
 /// <summary>Kafka's SaslAuthenticationException: its message goes to the client.</summary>

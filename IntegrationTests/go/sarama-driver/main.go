@@ -14,6 +14,8 @@
 //	             group and exits
 //	admin        {bootstrap, version, op: create_topic|delete_topic|describe_topic|list_topics, topic, partitions}
 //
+// Every request may carry "security": {tls_ca, sasl_mechanism, username, password, token} (security.go).
+//
 // version is a Kafka version string for sarama's Config.Version ("2.2.0", "0.10.2.0", ...): it picks the request
 // versions and the record format (magic 2 from 0.11 on) sarama uses; sarama 1.22 does not negotiate with ApiVersions.
 package main
@@ -59,6 +61,7 @@ type request struct {
 	HeartbeatIntervalMs int        `json:"heartbeat_interval_ms"`
 	Op                  string     `json:"op"`
 	Partitions          int32      `json:"partitions"`
+	Security            *security  `json:"security"`
 }
 
 type outRecord struct {
@@ -152,6 +155,7 @@ func config(req *request) *sarama.Config {
 	}
 	c.Net.DialTimeout = 10 * time.Second
 	c.Metadata.Retry.Backoff = 100 * time.Millisecond
+	applySecurity(c, req.Security)
 	return c
 }
 

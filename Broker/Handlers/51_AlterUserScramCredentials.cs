@@ -1,0 +1,85 @@
+// AlterUserScramCredentials (key 51), v0 (KIP-554). As Kafka 4.0's ScramControlManager.alterCredentials: one result per
+// user; a user named twice in the request (deletions and upsertions together) is DUPLICATE_RESOURCE ("A user credential
+// cannot be altered twice in the same request") and none of its changes apply; an empty name is UNACCEPTABLE_CREDENTIAL,
+// a mechanism other than SCRAM-SHA-256 (1) / SCRAM-SHA-512 (2) UNSUPPORTED_SASL_MECHANISM, iterations outside
+// 4096..16384 UNACCEPTABLE_CREDENTIAL ("Too few iterations" / "Too many iterations"), deleting a credential that does not
+// exist RESOURCE_NOT_FOUND. Valid changes apply together: the client sends Hi(password) (SaltedPassword), the broker
+// stores salt, StoredKey, ServerKey and iterations durably, then new authentications use them; sessions already
+// authenticated are not closed (Kafka does not either). Result order as Kafka's: deletions, upsertions, then errors.
+// Not implemented: authorization. Kafka's ControllerApis answers CLUSTER_AUTHORIZATION_FAILED for every user unless the
+// principal may ALTER the CLUSTER; until the broker has an authorizer every principal may.
+using Kayak.Broker.Network.Sasl;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+internal sealed class AlterUserScramCredentialsHandler(ScramCredentialStore store) : ApiHandler<AlterUserScramCredentialsRequest>
+{
+    private const string Twice = "A user credential cannot be altered twice in the same request";
+
+    public override ApiKey Key => ApiKey.AlterUserScramCredentials;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, AlterUserScramCredentialsRequest request)
+    {
+        // ACLs: authorize ALTER on CLUSTER here (Kafka: CLUSTER_AUTHORIZATION_FAILED for every user of the request).
+        var deletions = new Dictionary<string, AlterUserScramCredentialsRequest.ScramCredentialDeletion>(StringComparer.Ordinal);
+        var upsertions = new Dictionary<string, AlterUserScramCredentialsRequest.ScramCredentialUpsertion>(StringComparer.Ordinal);
+        var errors = new Dictionary<string, (ErrorCode Code, string Message)>(StringComparer.Ordinal);
+        foreach (var d in request.Deletions)
+        {
+            if (errors.ContainsKey(d.Name)) continue;
+            if (deletions.Remove(d.Name)) errors[d.Name] = (ErrorCode.DuplicateResource, Twice);
+            else if (ValidateDeletion(d) is { } error) errors[d.Name] = error;
+            else deletions[d.Name] = d;
+        }
+        foreach (var u in request.Upsertions)
+        {
+            if (errors.ContainsKey(u.Name)) continue;
+            if (deletions.Remove(u.Name) | upsertions.Remove(u.Name)) errors[u.Name] = (ErrorCode.DuplicateResource, Twice);
+            else if (ValidateUpsertion(u) is { } error) errors[u.Name] = error;
+            else upsertions[u.Name] = u;
+        }
+        var response = new AlterUserScramCredentialsResponse();
+        var removed = new List<(string, string)>();
+        var added = new List<(string, string, ScramCredential)>();
+        foreach (var d in deletions.Values)
+        {
+            removed.Add((ScramMechanism.FromType(d.Mechanism)!.Name, d.Name));
+            response.Results.Add(new() { User = d.Name, ErrorMessage = null });
+        }
+        foreach (var u in upsertions.Values)
+        {
+            var mechanism = ScramMechanism.FromType(u.Mechanism)!;
+            added.Add((mechanism.Name, u.Name, mechanism.FromSaltedPassword(u.SaltedPassword, u.Salt, u.Iterations)));
+            response.Results.Add(new() { User = u.Name, ErrorMessage = null });
+        }
+        foreach (var (user, (code, message)) in errors)
+            response.Results.Add(new() { User = user, ErrorCode = (short)code, ErrorMessage = message });
+        if (removed.Count + added.Count > 0) store.Apply(removed, added);
+        return Done(response);
+    }
+
+    private static (ErrorCode, string)? ValidateName(string name, sbyte mechanism)
+    {
+        if (name.Length == 0) return (ErrorCode.UnacceptableCredential, "Username must not be empty");
+        if (ScramMechanism.FromType(mechanism) is null) return (ErrorCode.UnsupportedSaslMechanism, "Unknown SCRAM mechanism");
+        return null;
+    }
+
+    private (ErrorCode, string)? ValidateDeletion(AlterUserScramCredentialsRequest.ScramCredentialDeletion d)
+    {
+        if (ValidateName(d.Name, d.Mechanism) is { } error) return error;
+        if (store.Find(ScramMechanism.FromType(d.Mechanism)!.Name, d.Name) is null)
+            return (ErrorCode.ResourceNotFound, "Attempt to delete a user credential that does not exist");
+        return null;
+    }
+
+    private static (ErrorCode, string)? ValidateUpsertion(AlterUserScramCredentialsRequest.ScramCredentialUpsertion u)
+    {
+        if (ValidateName(u.Name, u.Mechanism) is { } error) return error;
+        if (u.Iterations < ScramMechanism.MinIterations) return (ErrorCode.UnacceptableCredential, "Too few iterations");
+        if (u.Iterations > ScramMechanism.MaxIterations) return (ErrorCode.UnacceptableCredential, "Too many iterations");
+        return null;
+    }
+}
