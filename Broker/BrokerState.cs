@@ -46,14 +46,14 @@ internal sealed class BrokerState : IDisposable
         var txns = Transactions;
         return
         [
-            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns)),
-            new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch")),
-            new ListOffsetsHandler(Catalog), new MetadataHandler(Catalog, Topics, Cluster),
-            new OffsetCommitHandler(Groups, Catalog), new OffsetFetchHandler(Groups), new FindCoordinatorHandler(Cluster),
+            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster),
+            new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster),
+            new ListOffsetsHandler(Catalog, Leadership), new MetadataHandler(Catalog, Topics, Cluster, Leadership),
+            new OffsetCommitHandler(Groups, Catalog), new OffsetFetchHandler(Groups), new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config),
             new JoinGroupHandler(Groups), new HeartbeatHandler(Groups), new LeaveGroupHandler(Groups), new SyncGroupHandler(Groups),
             new DescribeGroupsHandler(Groups), new ListGroupsHandler(Groups), new SaslHandshakeHandler(), new ApiVersionsHandler(),
             new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber), new DeleteTopicsHandler(Catalog, Topics),
-            new DeleteRecordsHandler(Catalog), new InitProducerIdHandler(txns), new OffsetForLeaderEpochHandler(Catalog),
+            new DeleteRecordsHandler(Catalog), new InitProducerIdHandler(txns), new OffsetForLeaderEpochHandler(Catalog, Leadership),
             new AddPartitionsToTxnHandler(txns, Catalog), new AddOffsetsToTxnHandler(txns), new EndTxnHandler(txns),
             new TxnOffsetCommitHandler(txns, Groups, Catalog, Time),
             new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber), new AlterConfigsHandler(Topics, Cluster, Dynamic),
@@ -61,7 +61,7 @@ internal sealed class BrokerState : IDisposable
             new DeleteGroupsHandler(Groups), new ElectLeadersHandler(Catalog),
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic), new OffsetDeleteHandler(Groups),
             new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
-            new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
+            new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster, Leadership),
             new ConsumerGroupHeartbeatHandler(Groups, Catalog), new ConsumerGroupDescribeHandler(Groups),
         ];
     }
@@ -88,6 +88,15 @@ internal sealed class BrokerState : IDisposable
     internal BrokerFaults? Faults { get; init; }
     /// <summary>The transaction coordinator (KIP-98); created by <see cref="Open"/>.</summary>
     public Kayak.Coordinator.Transactions.TransactionCoordinator Transactions { get; private set; } = null!;
+    /// <summary>
+    /// The controller of the in-process cluster this broker belongs to (issue 14); null for a single broker, which
+    /// leads every partition itself.
+    /// </summary>
+    internal Cluster.ClusterController? Controller { get; init; }
+    /// <summary>Who leads each partition; set by <see cref="Open"/>.</summary>
+    internal IPartitionLeadership Leadership { get; private set; } = null!;
+    /// <summary>Which node coordinates a group or transactional id; set by <see cref="Open"/>.</summary>
+    internal ICoordinatorLocator Coordinators { get; private set; } = null!;
     public int NodeId => Cluster.NodeId;
     public string ClusterId => Cluster.ClusterId;
     public IReadOnlyList<ListenerEndpoint> AdvertisedListeners => Cluster.AdvertisedListeners;
@@ -97,8 +106,23 @@ internal sealed class BrokerState : IDisposable
     {
         // The log dirs' .lock first: a second broker on the same dirs must not touch anything there (issue 15, K2).
         Logs.AcquireLocks();
-        Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
+        Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId, Controller?.ClusterId);
         Logs.Open();
+        if (Controller is { } controller)
+        {
+            // Before the coordinators load: they read __consumer_offsets / __transaction_state as the cluster has them.
+            Topics.Controller = controller;
+            Cluster.View = controller;
+            var leadership = new Cluster.ClusterLeadership(controller, NodeId);
+            Leadership = leadership;
+            Coordinators = leadership;
+            controller.Attach(NodeId, Topics);
+        }
+        else
+        {
+            Leadership = new SingleNodeLeadership(NodeId);
+            Coordinators = new SingleNodeCoordinatorLocator(NodeId);
+        }
         Groups.Load();
         OpenTransactions();
         Handlers = new HandlerRegistry(CreateHandlers());
@@ -115,7 +139,8 @@ internal sealed class BrokerState : IDisposable
             OptionsBinding.Transactions(Config, Time, Faults?.BeforeTransactionMarkers),
             new Transactions.TransactionStateLog(Catalog, Topics),
             new Transactions.LocalMarkerWriter(Catalog, txnLog),
-            new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
+            (Kayak.Coordinator.Transactions.IProducerIdAllocator?)Controller?.ProducerIds
+                ?? new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
         {
             // Committed transactions hand their TxnOffsetCommit offsets to the group coordinator.
             OffsetSink = Groups,
@@ -175,7 +200,8 @@ internal sealed class BrokerState : IDisposable
 /// </summary>
 internal static class MetaProperties
 {
-    public static string LoadOrCreate(IReadOnlyList<string> logDirs, int nodeId)
+    /// <param name="expectedClusterId">A cluster member's id from the controller: a log dir of another cluster is refused.</param>
+    public static string LoadOrCreate(IReadOnlyList<string> logDirs, int nodeId, string? expectedClusterId = null)
     {
         string? clusterId = null;
         foreach (var dir in logDirs)
@@ -186,9 +212,14 @@ internal static class MetaProperties
             if (props.TryGetValue("node.id", out var n) && n != nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture))
                 throw new Config.ConfigException("node.id", nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     $"the log dir {dir} belongs to node.id {n}");
-            if (props.TryGetValue("cluster.id", out var c)) clusterId ??= c;
+            if (props.TryGetValue("cluster.id", out var c))
+            {
+                if (expectedClusterId is not null && c != expectedClusterId)
+                    throw new Config.ConfigException("log.dirs", dir, $"Invalid cluster.id in: {path}. Expected {expectedClusterId}, but read {c}");
+                clusterId ??= c;
+            }
         }
-        clusterId ??= Uuid.NewRandom().ToString();
+        clusterId ??= expectedClusterId ?? Uuid.NewRandom().ToString();
         foreach (var dir in logDirs)
         {
             Directory.CreateDirectory(dir);
