@@ -19,6 +19,13 @@ internal sealed class ClusterLeadership(ClusterController controller, int nodeId
         return t.Partitions[partition].Leader == nodeId;
     }
 
+    public bool EnoughInSyncReplicas(string topic, int partition, int minInSync, out int isrSize)
+    {
+        var t = controller.Topic(topic);
+        isrSize = t is null || (uint)partition >= (uint)t.Partitions.Length ? 0 : t.Partitions[partition].Isr.Length;
+        return isrSize >= minInSync;
+    }
+
     public PartitionReplicas Describe(string topic, int partition)
     {
         var t = controller.Topic(topic);

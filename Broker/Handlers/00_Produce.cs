@@ -21,7 +21,8 @@
 // refused (INVALID_TXN_STATE) and never lands after the marker.
 // In an in-process cluster (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER, with the
 // current leader and its endpoint (KIP-951: CurrentLeader, NodeEndpoints) from v10. acks=-1 waits for nobody else
-// yet: the ISR is the leader alone until followers replicate.
+// yet: the ISR is the leader alone until followers replicate, so acks=-1 with min.insync.replicas above the ISR's size
+// is NOT_ENOUGH_REPLICAS before anything is appended (a single broker keeps accepting it, as before).
 // Not implemented: throttling.
 using System.Buffers;
 using Kayak.Broker.Produce;
@@ -59,6 +60,9 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                     rp.SetError(new(ErrorCode.InvalidTopicException, $"Cannot append to internal topic {t.Name}"));
                 else if (!leadership.IsLocalLeader(t.Name, p.Index))
                     NotLeader(context, response, t.Name, rp);
+                else if (request.Acks == -1 && !leadership.EnoughInSyncReplicas(t.Name, p.Index, topic.Topic!.Config.MinInSyncReplicas, out int isr))
+                    rp.SetError(new(ErrorCode.NotEnoughReplicas,
+                        $"The size of the current ISR : {isr} is insufficient to satisfy the min.isr requirement of {topic.Topic!.Config.MinInSyncReplicas} for partition {t.Name}-{p.Index}"));
                 else
                     Append(context, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
             }

@@ -18,6 +18,12 @@ internal interface IPartitionLeadership
 
     /// <summary>The partition's leader (-1 when it has none, e.g. its leader is stopped), epoch, replicas and ISR.</summary>
     PartitionReplicas Describe(string topic, int partition);
+
+    /// <summary>
+    /// Whether acks=all may append: the ISR (its size in <paramref name="isrSize"/>) is at least min.insync.replicas,
+    /// else NOT_ENOUGH_REPLICAS (Kafka's Partition.appendRecordsToLeader). Allocates nothing.
+    /// </summary>
+    bool EnoughInSyncReplicas(string topic, int partition, int minInSync, out int isrSize);
 }
 
 /// <summary>One broker: it is the leader, the only replica and the whole ISR of every partition, at leader epoch 0.</summary>
@@ -34,6 +40,16 @@ internal sealed class SingleNodeLeadership : IPartitionLeadership
     public bool IsLocalLeader(string topic, int partition) => true;
 
     public PartitionReplicas Describe(string topic, int partition) => _self;
+
+    /// <summary>
+    /// A single broker keeps its behaviour from before the cluster existed: acks=all is never refused for the ISR's
+    /// size (Kafka would refuse min.insync.replicas above 1 here).
+    /// </summary>
+    public bool EnoughInSyncReplicas(string topic, int partition, int minInSync, out int isrSize)
+    {
+        isrSize = 1;
+        return true;
+    }
 }
 
 /// <summary>A broker as clients are told about it: node id and its advertised endpoint per listener.</summary>

@@ -174,6 +174,21 @@ public class InProcessClusterTests
     }
 
     [Test]
+    public async Task AcksAll_BelowMinInSyncReplicas_IsNotEnoughReplicas_AndAppendsNothing()
+    {
+        await using var cluster = await StartAsync();
+        await cluster.CreateTopicAsync("min2", 1, 3, new Dictionary<string, string> { ["min.insync.replicas"] = "2" });
+        var leader = cluster.Broker(cluster.Partition("min2", 0).Leader)!;
+        using var client = await RawClient.ConnectAsync(leader.BootstrapServers);
+        ProduceRequest Request(short acks) => new() { Acks = acks, TimeoutMs = 5000, TopicData = [new() { Name = "min2", PartitionData = [new() { Index = 0, Records = Batch() }] }] };
+        var all = await client.SendAsync<ProduceResponse>(Request(-1), 11);
+        Assert.That(all.Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo((short)ErrorCode.NotEnoughReplicas), "the ISR is the leader alone");
+        Assert.That(leader.State.Catalog.Lookup("min2").Topic!.GetPartition(0)!.LogEndOffset, Is.EqualTo(0));
+        var one = await client.SendAsync<ProduceResponse>(Request(1), 11);
+        Assert.That(one.Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo((short)ErrorCode.None), "acks=1 does not ask for the ISR");
+    }
+
+    [Test]
     public async Task FindCoordinator_IsTheLeaderOfTheKeysInternalPartition()
     {
         await using var cluster = await StartAsync();
@@ -259,5 +274,67 @@ public class InProcessClusterTests
         using var builder = new Kayak.Protocol.Records.RecordBatchBuilder(new Kayak.Protocol.Records.RecordBatchOptions { PartitionLeaderEpoch = 0 });
         builder.Append(1_700_000_000_000, null, new byte[] { 1, 2, 3 });
         return builder.ToArray();
+    }
+}
+
+/// <summary>Issue 14: the executable with kayak.cluster.size=3 serves three brokers on consecutive ports.</summary>
+[CancelAfter(90_000)]
+public class HostClusterTests
+{
+    [Test]
+    public async Task ClusterSize3_StartsThreeBrokersOnConsecutivePorts_WithTheirOwnLogDirs()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "kayak-exe-cluster-" + Guid.NewGuid().ToString("N"));
+        int port = ConsecutiveFreePorts(3);
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "kayak.dll"), "--override", "kayak.cluster.size=3",
+                     "--override", $"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", "log.dirs=" + dir })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        try
+        {
+            string? line;
+            while ((line = await p.StandardOutput.ReadLineAsync()) is not null && !line.Contains("Cluster ", StringComparison.Ordinal)) { }
+            Assert.That(line, Does.Contain("started: 3 brokers"), await Task.WhenAny(stderr, Task.Delay(100)) == stderr ? stderr.Result : "");
+            for (int id = 1; id <= 3; id++)
+            {
+                using var client = await RawClient.ConnectAsync($"127.0.0.1:{port + id - 1}");
+                var md = await client.SendAsync<MetadataResponse>(new MetadataRequest { Topics = null }, 12);
+                Assert.That(md.Brokers.Select(b => (b.NodeId, b.Port)), Is.EqualTo(new[] { (1, port), (2, port + 1), (3, port + 2) }));
+                Assert.That(File.Exists(Path.Combine(dir, $"broker-{id}", "meta.properties")), Is.True);
+            }
+            Assert.That(File.Exists(Path.Combine(dir, ClusterMetadata.FileName)), Is.True);
+        }
+        finally
+        {
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+            try { Directory.Delete(dir, recursive: true); }
+            catch (IOException) { }
+        }
+    }
+
+    /// <summary>A port p with p, p+1, ... free right now (bound and released, so another process could still take one).</summary>
+    private static int ConsecutiveFreePorts(int count)
+    {
+        for (int attempt = 0; attempt < 50; attempt++)
+        {
+            int start = Random.Shared.Next(20_000, 60_000);
+            var held = new List<System.Net.Sockets.TcpListener>();
+            try
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, start + i);
+                    l.Start();
+                    held.Add(l);
+                }
+                return start;
+            }
+            catch (System.Net.Sockets.SocketException) { }
+            finally { foreach (var l in held) l.Stop(); }
+        }
+        throw new InvalidOperationException("no free consecutive ports");
     }
 }
