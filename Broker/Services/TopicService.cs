@@ -130,12 +130,14 @@ internal sealed class TopicService
     }
 
     /// <summary>
-    /// offsets.topic.replication.factor / transaction.state.log.replication.factor for the internal topics (Kayak's
-    /// default 1, which <see cref="Cluster.KafkaCluster"/> raises to Kafka's 3 or the cluster size); -1 (the default
-    /// replication factor) for the others.
+    /// In a cluster, offsets.topic.replication.factor / transaction.state.log.replication.factor for the internal
+    /// topics (Kayak's default 1, which <see cref="Cluster.KafkaCluster"/> raises to Kafka's 3 or the cluster size);
+    /// otherwise -1 (the default replication factor).
     /// </summary>
     private short InternalReplicationFactor(string name)
     {
+        // A single broker ignores both, as it did before the cluster existed (a stock server.properties may say 3).
+        if (Controller is null) return -1;
         string? key = name switch
         {
             ConsumerOffsetsTopic => "offsets.topic.replication.factor",
