@@ -116,6 +116,8 @@ internal sealed class BrokerState : IDisposable
             var leadership = new Cluster.ClusterLeadership(controller, NodeId);
             Leadership = leadership;
             Coordinators = leadership;
+            // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere).
+            Groups.OwnsPartition = p => leadership.IsLocalLeader(TopicService.ConsumerOffsetsTopic, p);
             controller.Attach(NodeId, Topics);
         }
         else

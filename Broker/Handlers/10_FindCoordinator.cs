@@ -4,7 +4,8 @@
 // the internal topic is created on first use, and a partition without a live leader is COORDINATOR_NOT_AVAILABLE.
 // v0-3 look up one key (KeyValue), v4+ a batch (CoordinatorKeys, KIP-699).
 // Key types: 0 group, 1 transaction; anything else (2 = share groups, v6) is INVALID_REQUEST.
-// Not implemented: the coordinators do not yet refuse keys of partitions they do not lead (NOT_COORDINATOR).
+// The group coordinator answers NOT_COORDINATOR for groups of partitions it does not lead; the transaction
+// coordinator does not check yet.
 using Kayak.Broker.Config;
 using Kayak.Broker.Services;
 using Kayak.Protocol;

@@ -203,6 +203,19 @@ public class InProcessClusterTests
         }
         // offsets.topic.replication.factor: Kafka's 3 (capped at the cluster size) in a cluster.
         Assert.That(cluster.Partition("__consumer_offsets", 0).Replicas, Has.Count.EqualTo(3));
+        // Only the coordinator serves the group; the others answer NOT_COORDINATOR (the client looks it up again).
+        int coordinator = r.Coordinators[0].NodeId;
+        await cluster.CreateTopicAsync("offsets", 1, 3);
+        var commit = new OffsetCommitRequest { GroupId = "g1", GenerationIdOrMemberEpoch = -1, Topics = [new() { Name = "offsets", Partitions = [new() { PartitionIndex = 0, CommittedOffset = 7 }] }] };
+        foreach (var b in cluster.Brokers)
+        {
+            using var c = await RawClient.ConnectAsync(b.BootstrapServers);
+            var answer = await c.SendAsync<OffsetCommitResponse>(commit, 8);
+            Assert.That(answer.Topics[0].Partitions[0].ErrorCode,
+                Is.EqualTo((short)(b.Config.NodeId == coordinator ? ErrorCode.None : ErrorCode.NotCoordinator)), $"broker {b.Config.NodeId}");
+            var hb = await c.SendAsync<HeartbeatResponse>(new HeartbeatRequest { GroupId = "g1", GenerationId = 1, MemberId = "m" }, 4);
+            Assert.That(hb.ErrorCode, b.Config.NodeId == coordinator ? Is.Not.EqualTo((short)ErrorCode.NotCoordinator) : Is.EqualTo((short)ErrorCode.NotCoordinator));
+        }
         var t = await client.SendAsync<FindCoordinatorResponse>(new FindCoordinatorRequest { KeyType = 1, KeyValue = "tx" }, 3);
         Assert.That(t.ErrorCode, Is.EqualTo((short)ErrorCode.None));
         Assert.That(t.NodeId, Is.EqualTo(cluster.Partition("__transaction_state", Kayak.Coordinator.Transactions.TransactionCoordinator.PartitionFor("tx", 50)).Leader));
