@@ -46,14 +46,14 @@ internal sealed class BrokerState : IDisposable
         var txns = Transactions;
         return
         [
-            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns)),
-            new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch")),
-            new ListOffsetsHandler(Catalog), new MetadataHandler(Catalog, Topics, Cluster),
-            new OffsetCommitHandler(Groups, Catalog), new OffsetFetchHandler(Groups), new FindCoordinatorHandler(Cluster),
+            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster),
+            new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster),
+            new ListOffsetsHandler(Catalog, Leadership), new MetadataHandler(Catalog, Topics, Cluster, Leadership),
+            new OffsetCommitHandler(Groups, Catalog), new OffsetFetchHandler(Groups), new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config),
             new JoinGroupHandler(Groups), new HeartbeatHandler(Groups), new LeaveGroupHandler(Groups), new SyncGroupHandler(Groups),
             new DescribeGroupsHandler(Groups), new ListGroupsHandler(Groups), new SaslHandshakeHandler(), new ApiVersionsHandler(),
             new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber), new DeleteTopicsHandler(Catalog, Topics),
-            new DeleteRecordsHandler(Catalog), new InitProducerIdHandler(txns), new OffsetForLeaderEpochHandler(Catalog),
+            new DeleteRecordsHandler(Catalog), new InitProducerIdHandler(txns), new OffsetForLeaderEpochHandler(Catalog, Leadership),
             new AddPartitionsToTxnHandler(txns, Catalog), new AddOffsetsToTxnHandler(txns), new EndTxnHandler(txns),
             new TxnOffsetCommitHandler(txns, Groups, Catalog, Time),
             new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber), new AlterConfigsHandler(Topics, Cluster, Dynamic),
@@ -62,7 +62,7 @@ internal sealed class BrokerState : IDisposable
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic), new OffsetDeleteHandler(Groups),
             new DescribeUserScramCredentialsHandler(Scram), new AlterUserScramCredentialsHandler(Scram),
             new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
-            new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
+            new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster, Leadership),
             new ConsumerGroupHeartbeatHandler(Groups, Catalog), new ConsumerGroupDescribeHandler(Groups),
         ];
     }
@@ -92,6 +92,15 @@ internal sealed class BrokerState : IDisposable
     internal Network.Sasl.ScramCredentialStore Scram { get; init; } = new();
     /// <summary>The transaction coordinator (KIP-98); created by <see cref="Open"/>.</summary>
     public Kayak.Coordinator.Transactions.TransactionCoordinator Transactions { get; private set; } = null!;
+    /// <summary>
+    /// The controller of the in-process cluster this broker belongs to (issue 14); null for a single broker, which
+    /// leads every partition itself.
+    /// </summary>
+    internal Cluster.ClusterController? Controller { get; init; }
+    /// <summary>Who leads each partition; set by <see cref="Open"/>.</summary>
+    internal IPartitionLeadership Leadership { get; private set; } = null!;
+    /// <summary>Which node coordinates a group or transactional id; set by <see cref="Open"/>.</summary>
+    internal ICoordinatorLocator Coordinators { get; private set; } = null!;
     public int NodeId => Cluster.NodeId;
     public string ClusterId => Cluster.ClusterId;
     public IReadOnlyList<ListenerEndpoint> AdvertisedListeners => Cluster.AdvertisedListeners;
@@ -101,12 +110,29 @@ internal sealed class BrokerState : IDisposable
     {
         // The log dirs' .lock first: a second broker on the same dirs must not touch anything there (issue 15, K2).
         Logs.AcquireLocks();
-        Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
+        Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId, Controller?.ClusterId);
         foreach (var seed in Scram.Open(Config.LogDirs[0]))
             LoggerFactory.CreateLogger("Kayak.Broker").LogWarning(
                 "--add-scram {Credential} ignored: {File} exists and is authoritative (Kafka applies --add-scram at format time only); use AlterUserScramCredentials",
                 seed, Network.Sasl.ScramCredentialStore.FileName);
         Logs.Open();
+        if (Controller is { } controller)
+        {
+            // Before the coordinators load: they read __consumer_offsets / __transaction_state as the cluster has them.
+            Topics.Controller = controller;
+            Cluster.View = controller;
+            var leadership = new Cluster.ClusterLeadership(controller, NodeId);
+            Leadership = leadership;
+            Coordinators = leadership;
+            // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere).
+            Groups.OwnsPartition = p => leadership.IsLocalLeader(TopicService.ConsumerOffsetsTopic, p);
+            controller.Attach(NodeId, Topics);
+        }
+        else
+        {
+            Leadership = new SingleNodeLeadership(NodeId);
+            Coordinators = new SingleNodeCoordinatorLocator(NodeId);
+        }
         Groups.Load();
         OpenTransactions();
         Handlers = new HandlerRegistry(CreateHandlers());
@@ -123,7 +149,8 @@ internal sealed class BrokerState : IDisposable
             OptionsBinding.Transactions(Config, Time, Faults?.BeforeTransactionMarkers),
             new Transactions.TransactionStateLog(Catalog, Topics),
             new Transactions.LocalMarkerWriter(Catalog, txnLog),
-            new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
+            (Kayak.Coordinator.Transactions.IProducerIdAllocator?)Controller?.ProducerIds
+                ?? new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
         {
             // Committed transactions hand their TxnOffsetCommit offsets to the group coordinator.
             OffsetSink = Groups,
@@ -183,7 +210,8 @@ internal sealed class BrokerState : IDisposable
 /// </summary>
 internal static class MetaProperties
 {
-    public static string LoadOrCreate(IReadOnlyList<string> logDirs, int nodeId)
+    /// <param name="expectedClusterId">A cluster member's id from the controller: a log dir of another cluster is refused.</param>
+    public static string LoadOrCreate(IReadOnlyList<string> logDirs, int nodeId, string? expectedClusterId = null)
     {
         string? clusterId = null;
         foreach (var dir in logDirs)
@@ -194,9 +222,14 @@ internal static class MetaProperties
             if (props.TryGetValue("node.id", out var n) && n != nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture))
                 throw new Config.ConfigException("node.id", nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     $"the log dir {dir} belongs to node.id {n}");
-            if (props.TryGetValue("cluster.id", out var c)) clusterId ??= c;
+            if (props.TryGetValue("cluster.id", out var c))
+            {
+                if (expectedClusterId is not null && c != expectedClusterId)
+                    throw new Config.ConfigException("log.dirs", dir, $"Invalid cluster.id in: {path}. Expected {expectedClusterId}, but read {c}");
+                clusterId ??= c;
+            }
         }
-        clusterId ??= Uuid.NewRandom().ToString();
+        clusterId ??= expectedClusterId ?? Uuid.NewRandom().ToString();
         foreach (var dir in logDirs)
         {
             Directory.CreateDirectory(dir);

@@ -65,6 +65,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         {
             Faults = Options.Faults,
             Scram = scram,
+            Controller = Options.Controller,
         };
         _state = state;
         try
@@ -83,6 +84,8 @@ public sealed class KafkaBroker : IAsyncDisposable
             state.SetAdvertisedListeners(config, bound);
             var first = state.AdvertisedEndpoint;
             BootstrapServers = $"{first.Host}:{first.Port}";
+            // A cluster member is listed to clients once it listens (Kafka: registered and unfenced).
+            state.Controller?.SetLive(config.NodeId, state.AdvertisedListeners);
 
             // Kafka's background schedules: retention (log.retention.check.interval.ms), the log cleaner
             // (log.cleaner.backoff.ms, 15 s), the flusher for flush.ms (log.flush.scheduler.interval.ms, checked
@@ -142,6 +145,8 @@ public sealed class KafkaBroker : IAsyncDisposable
     private async ValueTask<bool> StopServingAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return false;
+        // Out of the cluster first: no client is sent here and no topic change reaches these logs any more.
+        if (_state is { Controller: { } controller } s) controller.Detach(s.Config.NodeId);
         foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
         _timers.Clear();
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
@@ -201,6 +206,9 @@ public sealed class KafkaBrokerOptions
     /// credential (Kafka's ScramCredential) is kept. A malformed entry fails StartAsync with an ArgumentException.
     /// </summary>
     public List<string> ScramCredentials { get; } = new();
+
+    /// <summary>Set by <see cref="Cluster.KafkaCluster"/>: the in-process controller this broker is a member of.</summary>
+    internal Cluster.ClusterController? Controller { get; set; }
 
     /// <summary>Test hook: the TLS handshake timeout of SSL listeners (default <see cref="Network.Tls.SslFactory.DefaultHandshakeTimeout"/>).</summary>
     internal TimeSpan? TlsHandshakeTimeout { get; set; }

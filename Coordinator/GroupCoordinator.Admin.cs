@@ -23,7 +23,7 @@ public sealed partial class GroupCoordinator
         foreach (var id in request.Groups)
         {
             var d = new DescribeGroupsResponse.DescribedGroup { GroupId = id, GroupState = "Dead" };
-            if (!_loaded) d.ErrorCode = GroupErrors.CoordinatorLoadInProgress;
+            if (Unavailable(id) is var unavailable && unavailable != GroupErrors.None) d.ErrorCode = unavailable;
             else if (_groups.TryGetValue(id, out var group))
             {
                 lock (group.Lock)
@@ -74,6 +74,8 @@ public sealed partial class GroupCoordinator
         }
         foreach (var group in _groups.Values)
         {
+            // A cluster member lists only the groups it coordinates, as each Kafka coordinator does.
+            if (OwnsPartition is { } owns && !owns(PartitionFor(group.GroupId))) continue;
             string state, protocolType, type;
             lock (group.Lock)
             {
@@ -114,7 +116,7 @@ public sealed partial class GroupCoordinator
 
     private short DeleteGroup(string groupId)
     {
-        if (!_loaded) return GroupErrors.CoordinatorLoadInProgress;
+        if (Unavailable(groupId) is var unavailable && unavailable != GroupErrors.None) return unavailable;
         if (!_groups.TryGetValue(groupId, out var group)) return GroupErrors.GroupIdNotFound;
         lock (group.Lock)
         {
@@ -150,7 +152,7 @@ public sealed partial class GroupCoordinator
     public OffsetDeleteResponse DeleteOffsets(OffsetDeleteRequest request)
     {
         var response = new OffsetDeleteResponse();
-        if (!_loaded) { response.ErrorCode = GroupErrors.CoordinatorLoadInProgress; return response; }
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) { response.ErrorCode = unavailable; return response; }
         if (!_groups.TryGetValue(request.GroupId, out var group)) { response.ErrorCode = GroupErrors.GroupIdNotFound; return response; }
         lock (group.Lock)
         {

@@ -10,7 +10,7 @@ public sealed partial class GroupCoordinator
     /// <summary>SyncGroup, all versions: the leader's assignments go to every member of the generation.</summary>
     public Task<SyncGroupResponse> SyncGroupAsync(SyncGroupRequest request, short version)
     {
-        if (!_loaded) return Task.FromResult(SyncError(GroupErrors.CoordinatorLoadInProgress, version));
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return Task.FromResult(SyncError(unavailable, version));
         if (!_groups.TryGetValue(request.GroupId, out var group))
             return Task.FromResult(SyncError(GroupErrors.UnknownMemberId, version));
         lock (group.Lock)
@@ -91,7 +91,7 @@ public sealed partial class GroupCoordinator
     /// <summary>Heartbeat, all versions.</summary>
     public HeartbeatResponse Heartbeat(HeartbeatRequest request)
     {
-        if (!_loaded) return new HeartbeatResponse { ErrorCode = GroupErrors.CoordinatorLoadInProgress };
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return new HeartbeatResponse { ErrorCode = unavailable };
         if (!_groups.TryGetValue(request.GroupId, out var group)) return new HeartbeatResponse { ErrorCode = GroupErrors.UnknownMemberId };
         lock (group.Lock)
         {
@@ -128,9 +128,9 @@ public sealed partial class GroupCoordinator
     {
         var leaving = version >= 3 ? request.Members : [new LeaveGroupRequest.MemberIdentity { MemberId = request.MemberId }];
         var response = new LeaveGroupResponse();
-        if (!_loaded)
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None)
         {
-            response.ErrorCode = GroupErrors.CoordinatorLoadInProgress;
+            response.ErrorCode = unavailable;
             return response;
         }
         if (!_groups.TryGetValue(request.GroupId, out var group))

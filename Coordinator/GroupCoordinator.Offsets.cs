@@ -15,7 +15,7 @@ public sealed partial class GroupCoordinator
     {
         short error = GroupErrors.None;
         ClassicGroup? group = null;
-        if (!_loaded) error = GroupErrors.CoordinatorLoadInProgress;
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) error = unavailable;
         else if (!_groups.TryGetValue(request.GroupId, out group))
         {
             if (request.GenerationIdOrMemberEpoch < 0)
@@ -196,14 +196,14 @@ public sealed partial class GroupCoordinator
 
     private short FetchGroup(string groupId, List<(string Topic, List<int> Partitions)>? wanted, bool requireStable, OffsetSink sink)
     {
-        bool loaded = _loaded;
-        if (!loaded || !_groups.TryGetValue(groupId, out var group))
+        short unavailable = Unavailable(groupId);
+        if (unavailable != GroupErrors.None || !_groups.TryGetValue(groupId, out var group))
         {
             // Not loaded yet, or no such group: every wanted partition answers without an offset.
             if (wanted is not null)
                 foreach (var (topic, partitions) in wanted)
                     foreach (var p in partitions) sink(topic, p, null, GroupErrors.None);
-            return loaded ? GroupErrors.None : GroupErrors.CoordinatorLoadInProgress;
+            return unavailable;
         }
         lock (group.Lock)
         {

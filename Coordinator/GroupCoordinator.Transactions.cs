@@ -35,7 +35,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
     /// </summary>
     public short ValidateTxnOffsetCommit(string groupId, string memberId, int generationId, string? groupInstanceId)
     {
-        if (!_loaded) return GroupErrors.CoordinatorLoadInProgress;
+        if (Unavailable(groupId) is var unavailable && unavailable != GroupErrors.None) return unavailable;
         if (!_groups.TryGetValue(groupId, out var group)) return GroupErrors.None; // created by the commit
         lock (group.Lock)
         {
@@ -54,7 +54,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
     /// </summary>
     public short StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
     {
-        if (!_loaded) return GroupErrors.CoordinatorLoadInProgress;
+        if (Unavailable(groupId) is var unavailable && unavailable != GroupErrors.None) return unavailable;
         if (offsets.Count == 0) return GroupErrors.None;
         var group = _groups.GetOrAdd(groupId, static id => new ClassicGroup(id));
         int partition = PartitionFor(groupId);

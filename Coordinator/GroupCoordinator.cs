@@ -33,6 +33,18 @@ public sealed partial class GroupCoordinator : IDisposable
 
     public GroupCoordinatorOptions Options => _options;
 
+    /// <summary>
+    /// Issue 14 (in-process cluster): whether this broker leads a <c>__consumer_offsets</c> partition; null (a single
+    /// broker) means all of them. A group whose partition is led elsewhere is answered NOT_COORDINATOR, as Kafka's
+    /// coordinator answers for partitions it does not own, and the client asks FindCoordinator again.
+    /// </summary>
+    public Func<int, bool>? OwnsPartition { get; set; }
+
+    /// <summary>NOT_COORDINATOR for a group coordinated elsewhere, COORDINATOR_LOAD_IN_PROGRESS before loading, else NONE.</summary>
+    private short Unavailable(string groupId) =>
+        OwnsPartition is { } owns && !owns(PartitionFor(groupId)) ? GroupErrors.NotCoordinator
+        : _loaded ? GroupErrors.None : GroupErrors.CoordinatorLoadInProgress;
+
     /// <summary>The <c>__consumer_offsets</c> partition of a group (Kafka's partitionFor).</summary>
     public int PartitionFor(string groupId) => CoordinatorBatch.PartitionFor(groupId, _options.OffsetsTopicNumPartitions);
 
@@ -44,7 +56,7 @@ public sealed partial class GroupCoordinator : IDisposable
     public Task<JoinGroupResponse> JoinGroupAsync(JoinGroupRequest request, short version, ClientInfo client)
     {
         string memberId = request.MemberId;
-        if (!_loaded) return Task.FromResult(JoinError(GroupErrors.CoordinatorLoadInProgress, memberId, version));
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return Task.FromResult(JoinError(unavailable, memberId, version));
         if (string.IsNullOrEmpty(request.GroupId)) return Task.FromResult(JoinError(GroupErrors.InvalidGroupId, memberId, version));
         if (request.SessionTimeoutMs < _options.MinSessionTimeoutMs || request.SessionTimeoutMs > _options.MaxSessionTimeoutMs)
             return Task.FromResult(JoinError(GroupErrors.InvalidSessionTimeout, memberId, version));

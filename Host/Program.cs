@@ -52,10 +52,34 @@ using var loggerFactory = LoggerFactory.Create(b => b
     .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "[yyyy-MM-dd HH:mm:ss,fff] "; o.IncludeScopes = false; }));
 options.LoggerFactory = loggerFactory;
 
-await using var broker = new KafkaBroker(options);
+// kayak.cluster.size=N (issue 14): N brokers in this process, node ids 1..N, consecutive ports, <log.dirs>/broker-<id>.
+int clusterSize;
 try
 {
-    await broker.StartAsync();
+    clusterSize = new BrokerConfig(options.Properties).ClusterSize;
+}
+catch (ConfigException e)
+{
+    return Fail(e.Message);
+}
+IAsyncDisposable running;
+try
+{
+    if (clusterSize > 1)
+    {
+        var clusterOptions = new Kayak.Broker.Cluster.KafkaClusterOptions { Brokers = clusterSize, LoggerFactory = loggerFactory };
+        foreach (var (k, v) in options.Properties) clusterOptions.Properties[k] = v;
+        if (options.ScramCredentials.Count > 0) return Fail("--add-scram is not supported with kayak.cluster.size > 1 yet");
+        var cluster = new Kayak.Broker.Cluster.KafkaCluster(clusterOptions);
+        running = cluster;
+        await cluster.StartAsync();
+    }
+    else
+    {
+        var broker = new KafkaBroker(options);
+        running = broker;
+        await broker.StartAsync();
+    }
 }
 catch (ConfigException e)
 {
@@ -79,6 +103,7 @@ catch (Kayak.Storage.StorageErrorException e)
     return Fail(e.Message);
 }
 
+await using var stopOnExit = running;
 // SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, close files.
 var stop = new TaskCompletionSource();
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });

@@ -42,6 +42,8 @@ public sealed class BrokerConfig
     public IReadOnlyList<string> LogDirs { get; }
     public int NumPartitions { get; }
     public int DefaultReplicationFactor { get; }
+    /// <summary>kayak.cluster.size: brokers the Host starts in one process (issue 14).</summary>
+    public int ClusterSize { get; }
     public bool AutoCreateTopicsEnable { get; }
     public bool DeleteTopicEnable { get; }
     public int LogSegmentBytes { get; }
@@ -102,6 +104,7 @@ public sealed class BrokerConfig
         if (LogDirs.Count == 0) throw new ConfigException("log.dirs", GetString("log.dirs"), "at least one log directory is required");
         NumPartitions = GetInt("num.partitions");
         DefaultReplicationFactor = GetInt("default.replication.factor");
+        ClusterSize = GetInt("kayak.cluster.size");
         AutoCreateTopicsEnable = GetBool("auto.create.topics.enable");
         DeleteTopicEnable = GetBool("delete.topic.enable");
         LogSegmentBytes = GetInt("log.segment.bytes");

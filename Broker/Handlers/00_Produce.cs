@@ -19,6 +19,10 @@
 // translates CONCURRENT_TRANSACTIONS) and appends with the guard; later batches go into the open transaction
 // without asking. The marker clears both under the partition lock, so a batch that loses the race against EndTxn is
 // refused (INVALID_TXN_STATE) and never lands after the marker.
+// In an in-process cluster (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER, with the
+// current leader and its endpoint (KIP-951: CurrentLeader, NodeEndpoints) from v10. acks=-1 waits for nobody else
+// yet: the ISR is the leader alone until followers replicate, so acks=-1 with min.insync.replicas above the ISR's size
+// is NOT_ENOUGH_REPLICAS before anything is appended (a single broker keeps accepting it, as before).
 // Not implemented: throttling.
 using System.Buffers;
 using Kayak.Broker.Produce;
@@ -31,7 +35,7 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions) : ApiHandler<ProduceRequest>
+internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IPartitionLeadership leadership, ClusterInfo cluster) : ApiHandler<ProduceRequest>
 {
     public override ApiKey Key => ApiKey.Produce;
 
@@ -54,11 +58,30 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                     rp.SetError(missing);
                 else if (TopicService.IsInternal(t.Name))
                     rp.SetError(new(ErrorCode.InvalidTopicException, $"Cannot append to internal topic {t.Name}"));
+                else if (!leadership.IsLocalLeader(t.Name, p.Index))
+                    NotLeader(context, response, t.Name, rp);
+                else if (request.Acks == -1 && !leadership.EnoughInSyncReplicas(t.Name, p.Index, topic.Topic!.Config.MinInSyncReplicas, out int isr))
+                    rp.SetError(new(ErrorCode.NotEnoughReplicas,
+                        $"The size of the current ISR : {isr} is insufficient to satisfy the min.isr requirement of {topic.Topic!.Config.MinInSyncReplicas} for partition {t.Name}-{p.Index}"));
                 else
                     Append(context, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
             }
         }
         return Done(request.Acks == 0 ? null : response);
+    }
+
+    /// <summary>KIP-951: from v10 the client learns the new leader from the error itself, without a Metadata round trip.</summary>
+    private void NotLeader(RequestContext context, ProduceResponse response, string topic, ProduceResponse.PartitionProduceResponse rp)
+    {
+        rp.SetError(ErrorCode.NotLeaderOrFollower);
+        if (context.ApiVersion < 10) return;
+        var current = leadership.Describe(topic, rp.Index);
+        rp.CurrentLeader = new ProduceResponse.LeaderIdAndEpoch { LeaderId = current.Leader, LeaderEpoch = current.LeaderEpoch };
+        if (current.Leader < 0 || cluster.Broker(current.Leader) is not { } leader) return;
+        foreach (var n in response.NodeEndpoints)
+            if (n.NodeId == leader.NodeId) return;
+        var endpoint = leader.EndpointFor(context.ListenerName);
+        response.NodeEndpoints.Add(new ProduceResponse.NodeEndpoint { NodeId = leader.NodeId, Host = endpoint.Host, Port = endpoint.Port, Rack = null });
     }
 
     /// <summary>

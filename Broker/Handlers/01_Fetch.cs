@@ -10,7 +10,9 @@
 // data is down-converted to magic 0 (v0-1) or 1 (v2-3). Isolation (v4+, KIP-98): read_committed reads only
 // batches below the last stable offset and gets the aborted transactions overlapping what it read, so the
 // client drops aborted records; read_uncommitted reads to the high watermark and gets a null list.
-// Not implemented: follower fetching (ReplicaId >= 0 is treated like a consumer), preferred read replica,
+// In an in-process cluster (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER, with the
+// current leader and its endpoint from v16 (KIP-951).
+// Not implemented: follower fetching (ReplicaId >= 0 is treated like a consumer; no replica fetchers yet), preferred read replica,
 // diverging epochs (one leader epoch only), throttling.
 using System.Buffers;
 using Kayak.Broker.Fetching;
@@ -24,7 +26,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger) : IApiHandler
+internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger,
+    IPartitionLeadership leadership, ClusterInfo cluster) : IApiHandler
 {
     public ApiKey Key => ApiKey.Fetch;
 
@@ -61,7 +64,31 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
 
         var segments = new ResponseSegments();
         var response = BuildResponse(version, targets, results, session, incremental, readCommitted, segments);
+        if (version >= 16) AddCurrentLeaders(context, response);
         return new HandlerResult(response, segments);
+    }
+
+    /// <summary>
+    /// KIP-951: from v16 a NOT_LEADER_OR_FOLLOWER partition carries the current leader and epoch, and the response the
+    /// leaders' endpoints, so the consumer moves without waiting for a Metadata refresh.
+    /// </summary>
+    private void AddCurrentLeaders(RequestContext context, FetchResponse response)
+    {
+        foreach (var t in response.Responses)
+            foreach (var p in t.Partitions)
+            {
+                if (p.ErrorCode != (short)ErrorCode.NotLeaderOrFollower) continue;
+                string? name = catalog.Find(t.TopicId)?.Name;
+                if (name is null) continue;
+                var current = leadership.Describe(name, p.PartitionIndex);
+                p.CurrentLeader = new FetchResponse.LeaderIdAndEpoch { LeaderId = current.Leader, LeaderEpoch = current.LeaderEpoch };
+                if (current.Leader < 0 || cluster.Broker(current.Leader) is not { } leader) continue;
+                bool listed = false;
+                foreach (var n in response.NodeEndpoints) listed |= n.NodeId == leader.NodeId;
+                if (listed) continue;
+                var endpoint = leader.EndpointFor(context.ListenerName);
+                response.NodeEndpoints.Add(new FetchResponse.NodeEndpoint { NodeId = leader.NodeId, Host = endpoint.Host, Port = endpoint.Port, Rack = null });
+            }
     }
 
     private readonly struct FetchTarget
@@ -168,6 +195,13 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             if (!catalog.Lookup(t.TopicName, t.TopicId).TryGetPartition(t.Partition, out var log, out var missing))
             {
                 r.Error = missing.Code;
+                r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
+                continue;
+            }
+            if (!leadership.IsLocalLeader(log.TopicName, t.Partition))
+            {
+                // Issue 14: only the leader serves consumers (no fetch from followers, KIP-392, yet).
+                r.Error = ErrorCode.NotLeaderOrFollower;
                 r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
                 continue;
             }

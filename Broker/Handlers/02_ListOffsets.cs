@@ -2,7 +2,8 @@
 // read_committed), -2 earliest (log start offset), -3 the record with the largest timestamp (v7+, KIP-734),
 // -4 earliest local (v8+, KIP-405) and -5 earliest pending upload (v9+): with no tiered storage both are the
 // log start offset. Otherwise the first offset whose timestamp is >= the one asked for, or -1/-1 when none.
-// v0 answers with OldStyleOffsets. Leader epoch is always 0 (one leader, never re-elected).
+// v0 answers with OldStyleOffsets. Leader epoch is always 0 (one leader, never re-elected). In an in-process cluster
+// (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER.
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -10,7 +11,7 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ListOffsetsHandler(ITopicCatalog catalog) : ApiHandler<ListOffsetsRequest>
+internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IPartitionLeadership leadership) : ApiHandler<ListOffsetsRequest>
 {
     private const long Latest = -1, Earliest = -2, MaxTimestamp = -3, EarliestLocal = -4, EarliestPendingUpload = -5;
 
@@ -24,17 +25,18 @@ internal sealed class ListOffsetsHandler(ITopicCatalog catalog) : ApiHandler<Lis
         {
             var rt = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
             response.Topics.Add(rt);
-            catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, (context.ApiVersion, readCommitted),
-                static (s, topic, p) => Answer(s.ApiVersion, s.readCommitted, topic, p));
+            catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, (context.ApiVersion, readCommitted, leadership),
+                static (s, topic, p) => Answer(s.ApiVersion, s.readCommitted, s.leadership, topic, p));
         }
         return Done(response);
     }
 
-    private static ListOffsetsResponse.ListOffsetsPartitionResponse Answer(short version, bool readCommitted, TopicLookup topic,
-        ListOffsetsRequest.ListOffsetsPartition p)
+    private static ListOffsetsResponse.ListOffsetsPartitionResponse Answer(short version, bool readCommitted, IPartitionLeadership leadership,
+        TopicLookup topic, ListOffsetsRequest.ListOffsetsPartition p)
     {
         var rp = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex };
         if (!topic.TryGetPartition(p.PartitionIndex, out var log, out var missing)) return rp.SetError(missing);
+        if (!leadership.IsLocalLeader(log.TopicName, p.PartitionIndex)) return rp.SetError(ErrorCode.NotLeaderOrFollower);
         long offset = -1, timestamp = -1;
         try
         {

@@ -1,5 +1,7 @@
-// Metadata (key 3), v0-12. One broker that leads every partition (leader epoch 0, replicas = ISR =
-// [this node]). Null topics (v1+) or an empty list at v0 mean "all topics". Unknown topics are created
+// Metadata (key 3), v0-12. The live brokers (one, or every running broker of an in-process cluster, issue 14)
+// and each partition's leader, leader epoch, replicas and ISR as IPartitionLeadership reports them (a single broker
+// leads every partition at epoch 0); a partition whose leader is stopped is LEADER_NOT_AVAILABLE with leader -1 and
+// that replica in OfflineReplicas (v5+), as in Kafka. Null topics (v1+) or an empty list at v0 mean "all topics". Unknown topics are created
 // when auto.create.topics.enable and the request's AllowAutoTopicCreation (v4+, implied before) allow it;
 // creation is synchronous, so the reply already lists the new partitions (Kafka answers
 // LEADER_NOT_AVAILABLE first and the client retries; both are valid for clients). v10+ lookups by topic id
@@ -13,7 +15,7 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics, ClusterInfo cluster) : ApiHandler<MetadataRequest>
+internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics, ClusterInfo cluster, IPartitionLeadership leadership) : ApiHandler<MetadataRequest>
 {
     public override ApiKey Key => ApiKey.Metadata;
 
@@ -39,10 +41,13 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
         var response = new MetadataResponse
         {
             ClusterId = cluster.ClusterId,
-            ControllerId = cluster.NodeId,
+            ControllerId = cluster.ControllerId,
         };
-        var endpoint = cluster.EndpointFor(context.ListenerName);
-        response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = cluster.NodeId, Host = endpoint.Host, Port = endpoint.Port });
+        foreach (var broker in cluster.Brokers)
+        {
+            var endpoint = broker.EndpointFor(context.ListenerName);
+            response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = broker.NodeId, Host = endpoint.Host, Port = endpoint.Port });
+        }
 
         bool allTopics = request.Topics is null || (context.ApiVersion == 0 && request.Topics.Count == 0);
         if (allTopics)
@@ -98,14 +103,22 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
         int count = topic.Partitions.Count;
         for (int p = 0; p < count; p++)
         {
-            rt.Partitions.Add(new MetadataResponse.MetadataResponsePartition
+            var replicas = leadership.Describe(topic.Name, p);
+            var rp = new MetadataResponse.MetadataResponsePartition
             {
                 PartitionIndex = p,
-                LeaderId = cluster.NodeId,
-                LeaderEpoch = 0,
-                ReplicaNodes = [cluster.NodeId],
-                IsrNodes = [cluster.NodeId],
-            });
+                LeaderId = replicas.Leader,
+                LeaderEpoch = replicas.LeaderEpoch,
+                ReplicaNodes = [.. replicas.Replicas],
+                IsrNodes = [.. replicas.Isr],
+            };
+            if (replicas.Leader < 0)
+            {
+                rp.ErrorCode = (short)ErrorCode.LeaderNotAvailable;
+                foreach (int r in replicas.Replicas)
+                    if (cluster.Broker(r) is null) rp.OfflineReplicas.Add(r);
+            }
+            rt.Partitions.Add(rp);
         }
         return rt;
     }

@@ -1,13 +1,19 @@
-// FindCoordinator (key 10), v0-6. This single node coordinates every group and transaction, so the
-// answer is always itself. v0-3 look up one key (KeyValue), v4+ a batch (CoordinatorKeys, KIP-699).
+// FindCoordinator (key 10), v0-6. A single node coordinates every group and transaction, so the answer is always
+// itself. In an in-process cluster (issue 14) the coordinator is the leader of the key's partition of
+// __consumer_offsets (groups) or __transaction_state (transactional ids), abs(hashCode) % partitions as in Kafka;
+// the internal topic is created on first use, and a partition without a live leader is COORDINATOR_NOT_AVAILABLE.
+// v0-3 look up one key (KeyValue), v4+ a batch (CoordinatorKeys, KIP-699).
 // Key types: 0 group, 1 transaction; anything else (2 = share groups, v6) is INVALID_REQUEST.
+// The group coordinator answers NOT_COORDINATOR for groups of partitions it does not lead; the transaction
+// coordinator does not check yet.
+using Kayak.Broker.Config;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class FindCoordinatorHandler(ClusterInfo cluster) : ApiHandler<FindCoordinatorRequest>
+internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLocator locator, TopicService topics, BrokerConfig config) : ApiHandler<FindCoordinatorRequest>
 {
     public override ApiKey Key => ApiKey.FindCoordinator;
 
@@ -27,19 +33,46 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster) : ApiHandler<F
                 return Done(response);
             }
             response.ErrorMessage = context.ApiVersion >= 1 ? null : "";
-            response.NodeId = cluster.NodeId;
-            var endpoint = cluster.EndpointFor(context.ListenerName);
+            var node = Locate(request.KeyType, request.KeyValue);
+            if (node is null)
+            {
+                response.ErrorCode = (short)ErrorCode.CoordinatorNotAvailable;
+                response.ErrorMessage = context.ApiVersion >= 1 ? "The coordinator is not available." : "";
+                response.NodeId = -1;
+                response.Host = "";
+                response.Port = -1;
+                return Done(response);
+            }
+            response.NodeId = node.NodeId;
+            var endpoint = node.EndpointFor(context.ListenerName);
             response.Host = endpoint.Host;
             response.Port = endpoint.Port;
             return Done(response);
         }
-        var coordinator = cluster.EndpointFor(context.ListenerName);
         foreach (var key in request.CoordinatorKeys)
         {
-            response.Coordinators.Add(validType
-                ? new FindCoordinatorResponse.Coordinator { Key = key, NodeId = cluster.NodeId, Host = coordinator.Host, Port = coordinator.Port, ErrorMessage = null }
-                : new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = $"Unknown coordinator key type {request.KeyType}" });
+            if (!validType)
+            {
+                response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = $"Unknown coordinator key type {request.KeyType}" });
+                continue;
+            }
+            var node = Locate(request.KeyType, key);
+            if (node is null)
+            {
+                response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.CoordinatorNotAvailable, ErrorMessage = "The coordinator is not available." });
+                continue;
+            }
+            var endpoint = node.EndpointFor(context.ListenerName);
+            response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = node.NodeId, Host = endpoint.Host, Port = endpoint.Port, ErrorMessage = null });
         }
         return Done(response);
+    }
+
+    private BrokerNode? Locate(sbyte keyType, string key)
+    {
+        int nodeId = keyType == 0
+            ? locator.CoordinatorFor(TopicService.ConsumerOffsetsTopic, config.OffsetsTopicNumPartitions, key, topics.CreateInternal)
+            : locator.CoordinatorFor(TopicService.TransactionStateTopic, config.TransactionStateLogNumPartitions, key, topics.CreateInternal);
+        return nodeId < 0 ? null : cluster.Broker(nodeId);
     }
 }

@@ -1,6 +1,7 @@
 // CreateTopics (key 19), v0-7. -1 partitions / replication factor take the broker defaults (KIP-464,
-// v4+). Replication factor above 1 and replica assignments naming another broker are refused with Kafka's
-// errors, since this is one node. validateOnly (v1+) checks everything and creates nothing. Duplicate names
+// v4+). A replication factor above the number of registered brokers (1, or the size of an in-process cluster,
+// issue 14) and replica assignments naming another broker are refused with Kafka's errors (manual assignments
+// are not supported in a cluster yet). validateOnly (v1+) checks everything and creates nothing. Duplicate names
 // in one request get INVALID_REQUEST. v5+ answers with partitions, replication factor and the topic's
 // resulting configs (value and source, as DescribeConfigs reports them); v7+ with the topic id.
 // timeoutMs is not needed: creation is synchronous. Like Kafka's controller, one request may create at most
@@ -71,7 +72,7 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
         var created = topics.Create(t.Name, partitions, rf, configs, validateOnly);
         if (created.Failure.IsError) return Failed(t.Name, created.Failure);
         result.NumPartitions = partitions == -1 ? config.NumPartitions : partitions;
-        result.ReplicationFactor = 1;
+        result.ReplicationFactor = rf == -1 ? (short)config.DefaultReplicationFactor : rf;
         if (created.Topic is { } topic)
         {
             result.TopicId = topic.TopicId;

@@ -7,14 +7,15 @@
 // smaller epoch is FENCED_LEADER_EPOCH and a larger one UNKNOWN_LEADER_EPOCH. The response's LeaderEpoch
 // exists from v1 (v0 clients only get the end offset). ReplicaId (v3+) only decides whether a follower is
 // asking; every replica is this leader, so it does not change the answer. Unknown topic or partition is
-// UNKNOWN_TOPIC_OR_PARTITION.
+// UNKNOWN_TOPIC_OR_PARTITION. In an in-process cluster (issue 14) a partition this broker does not lead is
+// NOT_LEADER_OR_FOLLOWER.
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog) : ApiHandler<OffsetForLeaderEpochRequest>
+internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog, IPartitionLeadership leadership) : ApiHandler<OffsetForLeaderEpochRequest>
 {
     /// <summary>The only leader epoch a Kayak partition ever has (Metadata reports it too).</summary>
     internal const int CurrentEpoch = 0;
@@ -30,16 +31,20 @@ internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog) : ApiHa
         {
             var rt = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = t.Topic };
             response.Topics.Add(rt);
-            catalog.AnswerPartitions(t.Topic, t.Partitions, rt.Partitions, context.ApiVersion, EndOffset);
+            catalog.AnswerPartitions(t.Topic, t.Partitions, rt.Partitions, (context.ApiVersion, leadership),
+                static (s, topic, p) => EndOffset(s.ApiVersion, s.leadership, topic, p));
         }
         return Done(response);
     }
 
-    private static OffsetForLeaderEpochResponse.EpochEndOffset EndOffset(short version, TopicLookup topic, OffsetForLeaderEpochRequest.OffsetForLeaderPartition p)
+    private static OffsetForLeaderEpochResponse.EpochEndOffset EndOffset(short version, IPartitionLeadership leadership, TopicLookup topic,
+        OffsetForLeaderEpochRequest.OffsetForLeaderPartition p)
     {
         // Defaults are LeaderEpoch -1 / EndOffset -1, Kafka's answer for errors and undefined epochs.
         var rp = new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition };
         if (!topic.TryGetPartition(p.Partition, out var log, out var missing)) return rp.SetError(missing);
+        // Issue 14: only the leader answers (Kafka's followers answer only replicas, ReplicaId >= 0; none fetch yet).
+        if (!leadership.IsLocalLeader(log.TopicName, p.Partition)) return rp.SetError(ErrorCode.NotLeaderOrFollower);
         // CurrentLeaderEpoch is only on the wire from v2; the generated default (-1) skips the check below.
         if (p.CurrentLeaderEpoch != NoEpoch)
         {

@@ -1,6 +1,6 @@
-// DescribeCluster (key 60), v0-1 (KIP-700). Answers this node as the only broker (first advertised
-// listener, no rack), the cluster id from meta.properties, and this node as controller (a single combined
-// node). v1 adds EndpointType (KIP-919): BROKER (1) is answered; CONTROLLER (2) is MISMATCHED_ENDPOINT_TYPE
+// DescribeCluster (key 60), v0-1 (KIP-700). Answers the live brokers (this node alone, or every running broker of
+// an in-process cluster, issue 14; each on the listener the request came in on, no rack), the cluster id from
+// meta.properties, and the lowest live broker as controller (a KRaft broker names a live broker there). v1 adds EndpointType (KIP-919): BROKER (1) is answered; CONTROLLER (2) is MISMATCHED_ENDPOINT_TYPE
 // and any other value UNSUPPORTED_ENDPOINT_TYPE, as Kafka's AuthHelper.computeDescribeClusterResponse answers
 // on a broker listener. (Both are unreachable at v0, where the field does not exist and defaults to BROKER.) ClusterAuthorizedOperations: when requested,
 // Kafka without an authorizer reports every operation supported on CLUSTER; otherwise Int.MinValue.
@@ -29,15 +29,18 @@ internal sealed class DescribeClusterHandler(ClusterInfo cluster) : ApiHandler<D
             return Done(response.SetError(new(ErrorCode.UnsupportedEndpointType, $"Unsupported endpoint type {request.EndpointType}")));
         }
         response.ClusterId = cluster.ClusterId;
-        response.ControllerId = cluster.NodeId;
-        var endpoint = cluster.EndpointFor(context.ListenerName);
-        response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker
+        response.ControllerId = cluster.ControllerId;
+        foreach (var broker in cluster.Brokers)
         {
-            BrokerId = cluster.NodeId,
-            Host = endpoint.Host,
-            Port = endpoint.Port,
-            Rack = null,
-        });
+            var endpoint = broker.EndpointFor(context.ListenerName);
+            response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker
+            {
+                BrokerId = broker.NodeId,
+                Host = endpoint.Host,
+                Port = endpoint.Port,
+                Rack = null,
+            });
+        }
         if (request.IncludeClusterAuthorizedOperations) response.ClusterAuthorizedOperations = AuthorizedOperations.Cluster;
         return Done(response);
     }

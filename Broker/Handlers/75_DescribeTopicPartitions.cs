@@ -6,9 +6,9 @@
 // negative cursor partition, is INVALID_REQUEST on every requested topic (Kafka's error response shape).
 // Unknown topics in an explicit list answer UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for an
 // illegal name) and use no partition budget.
-// Each partition: leader = this node, leader epoch 0, replicas = ISR = [node], and empty eligible leader
-// replicas / last known ELR / offline replicas: with the ISR complete there is no ELR (KIP-966 keeps ELR to
-// replicas outside the ISR). TopicAuthorizedOperations: all TOPIC operations, as Kafka reports without an
+// Each partition: leader, leader epoch, replicas and ISR from IPartitionLeadership (a single node: itself, epoch 0;
+// an in-process cluster: the controller's assignment, issue 14), stopped replicas as offline replicas, and empty
+// eligible leader replicas / last known ELR (ELR, KIP-966, is not implemented: there is no ELR election). TopicAuthorizedOperations: all TOPIC operations, as Kafka reports without an
 // authorizer. A limit below 1 is treated as 1 so a client paging through always makes progress.
 using Kayak.Broker.Services;
 using Kayak.Protocol;
@@ -17,7 +17,7 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, ClusterInfo cluster) : ApiHandler<DescribeTopicPartitionsRequest>
+internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, ClusterInfo cluster, IPartitionLeadership leadership) : ApiHandler<DescribeTopicPartitionsRequest>
 {
     /// <summary>Kafka's max.request.partition.size.limit default.</summary>
     private const int MaxPartitionLimit = 2000;
@@ -103,17 +103,23 @@ internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, Clus
         };
         for (int p = start; p < end; p++)
         {
-            rt.Partitions.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponsePartition
+            var replicas = leadership.Describe(topic.Name, p);
+            var rp = new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponsePartition
             {
                 PartitionIndex = p,
-                LeaderId = cluster.NodeId,
-                LeaderEpoch = OffsetForLeaderEpochHandler.CurrentEpoch,
-                ReplicaNodes = [cluster.NodeId],
-                IsrNodes = [cluster.NodeId],
+                LeaderId = replicas.Leader,
+                LeaderEpoch = replicas.LeaderEpoch,
+                ReplicaNodes = [.. replicas.Replicas],
+                IsrNodes = [.. replicas.Isr],
                 EligibleLeaderReplicas = [],
                 LastKnownElr = [],
                 OfflineReplicas = [],
-            });
+            };
+            // As Metadata: a stopped replica is offline; a partition without a live leader is LEADER_NOT_AVAILABLE.
+            foreach (int r in replicas.Replicas)
+                if (cluster.Broker(r) is null) rp.OfflineReplicas.Add(r);
+            if (replicas.Leader < 0) rp.ErrorCode = (short)ErrorCode.LeaderNotAvailable;
+            rt.Partitions.Add(rp);
         }
         return rt;
     }

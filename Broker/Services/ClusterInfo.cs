@@ -13,7 +13,45 @@ internal sealed class ClusterInfo
 
     public int NodeId { get; }
     public string ClusterId { get; internal set; } = "";
-    public IReadOnlyList<ListenerEndpoint> AdvertisedListeners { get; internal set; } = [];
+    public IReadOnlyList<ListenerEndpoint> AdvertisedListeners
+    {
+        get => _advertised;
+        internal set
+        {
+            _advertised = value;
+            _self = [new BrokerNode(NodeId, value)];
+        }
+    }
+
+    private IReadOnlyList<ListenerEndpoint> _advertised = [];
+    private IReadOnlyList<BrokerNode> _self = [];
+
+    /// <summary>The other brokers of an in-process cluster (issue 14); null for a single broker.</summary>
+    internal IClusterView? View { get; set; }
+
+    /// <summary>The live brokers clients are told about, sorted by node id: this node alone unless in a cluster.</summary>
+    public IReadOnlyList<BrokerNode> Brokers => View?.LiveBrokers ?? _self;
+
+    /// <summary>
+    /// What Metadata and DescribeCluster report as controller. A KRaft broker reports a random live broker (the
+    /// controllers are not reachable by clients); the lowest live id here, so answers are stable.
+    /// </summary>
+    public int ControllerId
+    {
+        get
+        {
+            var brokers = Brokers;
+            return brokers.Count > 0 ? brokers[0].NodeId : NodeId;
+        }
+    }
+
+    /// <summary>A live broker by id, or null when it is not running.</summary>
+    public BrokerNode? Broker(int nodeId)
+    {
+        foreach (var b in Brokers)
+            if (b.NodeId == nodeId) return b;
+        return null;
+    }
 
     /// <summary>One node; with several listeners the first advertised one is the endpoint clients are told about.</summary>
     public ListenerEndpoint AdvertisedEndpoint => AdvertisedListeners[0];

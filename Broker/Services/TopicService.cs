@@ -38,6 +38,14 @@ internal sealed class TopicService
 
     public static bool IsInternal(string name) => InternalTopics.IsInternal(name);
 
+    /// <summary>
+    /// The in-process cluster's controller (issue 14): topic changes go through it, which places the replicas and
+    /// applies the change to every broker's logs (<see cref="CreateLocal"/> and friends). Null on a single broker.
+    /// </summary>
+    internal Cluster.ClusterController? Controller { get; set; }
+
+    private int RegisteredBrokers => Controller?.RegisteredBrokers ?? 1;
+
     public bool TryGet(string name, out TopicLog topic) => _logs.TryGetTopic(name, out topic!);
 
     /// <summary>
@@ -65,10 +73,12 @@ internal sealed class TopicService
         if (partitions <= 0) return TopicResult.Fail(ErrorCode.InvalidPartitions, "Number of partitions must be larger than 0.");
         int rf = replicationFactor == -1 ? _config.DefaultReplicationFactor : replicationFactor;
         if (rf <= 0) return TopicResult.Fail(ErrorCode.InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value.");
-        if (rf > 1)
+        int brokers = RegisteredBrokers;
+        if (rf > brokers)
             return TopicResult.Fail(ErrorCode.InvalidReplicationFactor,
-                $"Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered.");
+                $"Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered.");
         var cfg = configs ?? new Dictionary<string, string>();
+        if (Controller is { } controller) return controller.CreateTopic(_config.NodeId, name, partitions, rf, cfg, validateOnly);
         lock (_createLock)
         {
             if (_logs.TryGetTopic(name, out _))
@@ -114,9 +124,28 @@ internal sealed class TopicService
 
     private TopicResult CreateWithDefaults(string name)
     {
-        var result = Create(name, -1, -1, InternalTopicConfigs(name), validateOnly: false);
+        var result = Create(name, -1, InternalReplicationFactor(name), InternalTopicConfigs(name), validateOnly: false);
         if (result.Error == ErrorCode.TopicAlreadyExists && _logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);
         return result;
+    }
+
+    /// <summary>
+    /// In a cluster, offsets.topic.replication.factor / transaction.state.log.replication.factor for the internal
+    /// topics (Kayak's default 1, which <see cref="Cluster.KafkaCluster"/> raises to Kafka's 3 or the cluster size);
+    /// otherwise -1 (the default replication factor).
+    /// </summary>
+    private short InternalReplicationFactor(string name)
+    {
+        // A single broker ignores both, as it did before the cluster existed (a stock server.properties may say 3).
+        if (Controller is null) return -1;
+        string? key = name switch
+        {
+            ConsumerOffsetsTopic => "offsets.topic.replication.factor",
+            TransactionStateTopic => "transaction.state.log.replication.factor",
+            _ => null,
+        };
+        return key is not null && short.TryParse(_config.GetString(key), System.Globalization.NumberStyles.Integer,
+            System.Globalization.CultureInfo.InvariantCulture, out short rf) ? rf : (short)-1;
     }
 
     /// <summary>Internal topics are compacted, as in Kafka (offsets.topic.segment.bytes for __consumer_offsets).</summary>
@@ -130,6 +159,7 @@ internal sealed class TopicService
     /// <summary>CreatePartitions: grow a topic to <paramref name="count"/> partitions on this node.</summary>
     public KafkaError AddPartitions(string name, int count, IReadOnlyList<Protocol.Messages.CreatePartitionsRequest.CreatePartitionsAssignment>? assignments, bool validateOnly)
     {
+        if (Controller is not null) return AddPartitionsInCluster(name, count, assignments, validateOnly);
         lock (_createLock)
         {
             if (!_logs.TryGetTopic(name, out var topic))
@@ -157,10 +187,57 @@ internal sealed class TopicService
     {
         if (!_config.DeleteTopicEnable)
             return TopicResult.Fail(ErrorCode.TopicDeletionDisabled, "Topic deletion is disabled.");
+        if (Controller is { } controller) return controller.DeleteTopic(_config.NodeId, name);
         if (!_logs.TryGetTopic(name, out var topic))
             return TopicResult.Fail(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
         _logs.DeleteTopic(name);
         return TopicResult.Ok(topic);
+    }
+
+    /// <summary>CreatePartitions in a cluster: Kafka's checks here, the placement by the controller.</summary>
+    private KafkaError AddPartitionsInCluster(string name, int count, IReadOnlyList<Protocol.Messages.CreatePartitionsRequest.CreatePartitionsAssignment>? assignments, bool validateOnly)
+    {
+        if (!_logs.TryGetTopic(name, out var topic))
+            return new(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+        int current = topic.Partitions.Count;
+        if (count < current)
+            return new(ErrorCode.InvalidPartitions, $"Topic currently has {current} partitions, which is higher than the requested {count}.");
+        if (count == current)
+            return new(ErrorCode.InvalidPartitions, $"Topic already has {current} partitions.");
+        if (assignments is not null)
+            return new(ErrorCode.InvalidReplicaAssignment, "Manual partition assignments are not supported by the in-process cluster yet.");
+        return Controller!.AddPartitions(_config.NodeId, name, count, validateOnly);
+    }
+
+    // The controller's hands on this broker's logs (issue 14): the change is already decided and recorded; only
+    // Storage's own checks remain.
+
+    internal TopicResult CreateLocal(string name, int partitions, IReadOnlyDictionary<string, string> configs, Uuid topicId)
+    {
+        lock (_createLock)
+        {
+            try { return TopicResult.Ok(_logs.CreateTopic(name, partitions, configs, topicId)); }
+            catch (KafkaException e) { return new TopicResult(e.KafkaError, null); }
+        }
+    }
+
+    internal void DeleteLocal(string name)
+    {
+        lock (_createLock)
+            if (_logs.TryGetTopic(name, out _)) _logs.DeleteTopic(name);
+    }
+
+    internal void AddPartitionsLocal(string name, int count)
+    {
+        lock (_createLock)
+            if (_logs.TryGetTopic(name, out var t) && t.Partitions.Count < count) _logs.AddPartitions(name, count);
+    }
+
+    internal List<string> LocalTopicNames()
+    {
+        var names = new List<string>();
+        foreach (var t in _logs.Topics) names.Add(t.Name);
+        return names;
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ public sealed partial class GroupCoordinator
     public ConsumerGroupHeartbeatResponse ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest request, short version, ClientInfo client,
         ConsumerTopicResolver topics)
     {
-        if (!_loaded) return HeartbeatError(ErrorCode.CoordinatorLoadInProgress, null);
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return HeartbeatError((ErrorCode)unavailable, null);
         if (ValidateHeartbeat(request, version) is { } invalid) return invalid;
 
         ClassicGroup? group;

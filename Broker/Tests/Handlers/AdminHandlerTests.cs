@@ -13,7 +13,7 @@ public class AdminHandlerTests
     {
         using var h = new ServiceHarness();
         var topic = h.CreateTopic("t", 2);
-        var handler = new MetadataHandler(h.Catalog, h.Topics, h.Cluster);
+        var handler = new MetadataHandler(h.Catalog, h.Topics, h.Cluster, h.Leadership);
 
         var response = await ServiceHarness.Call<MetadataResponse>(handler, ServiceHarness.Context(ApiKey.Metadata, 12),
             new MetadataRequest { Topics = [new() { Name = "t" }], AllowAutoTopicCreation = false });
@@ -30,7 +30,7 @@ public class AdminHandlerTests
     public async Task MetadataAutoCreatesOnlyWhenAllowed_AndUnknownIdsAreUnknownTopicId()
     {
         using var h = new ServiceHarness(new() { ["num.partitions"] = "3" });
-        var handler = new MetadataHandler(h.Catalog, h.Topics, h.Cluster);
+        var handler = new MetadataHandler(h.Catalog, h.Topics, h.Cluster, h.Leadership);
         var context = ServiceHarness.Context(ApiKey.Metadata, 12);
 
         var refused = await ServiceHarness.Call<MetadataResponse>(handler, context,
@@ -58,7 +58,7 @@ public class AdminHandlerTests
         using var h = new ServiceHarness();
         var topic = h.CreateTopic("t", 1);
         ServiceHarness.Append(topic.Partitions[0], 4);
-        var handler = new ListOffsetsHandler(h.Catalog);
+        var handler = new ListOffsetsHandler(h.Catalog, h.Leadership);
 
         var response = await ServiceHarness.Call<ListOffsetsResponse>(handler, ServiceHarness.Context(ApiKey.ListOffsets, 7),
             ListOffsets("t", (0, -2), (0, -1), (0, -7), (1, -1)));

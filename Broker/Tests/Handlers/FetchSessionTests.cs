@@ -15,7 +15,7 @@ public class FetchSessionTests
 {
     private const short Version = 12; // names topics (v13+ uses ids, covered separately)
 
-    private static FetchHandler Handler(ServiceHarness h) => new(h.Catalog, h.Sessions, TimeProvider.System, NullLogger.Instance);
+    private static FetchHandler Handler(ServiceHarness h) => new(h.Catalog, h.Sessions, TimeProvider.System, NullLogger.Instance, h.Leadership, h.Cluster);
 
     private static FetchRequest Request(int sessionId, int epoch, params (string Topic, int Partition, long Offset)[] partitions)
     {

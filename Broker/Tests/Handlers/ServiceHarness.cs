@@ -40,6 +40,8 @@ internal sealed class ServiceHarness : IDisposable
     public ClusterInfo Cluster { get; }
     public TopicConfigDescriber Describer { get; }
     public FetchSessionCache Sessions { get; } = new();
+    /// <summary>A single broker leads everything (issue 14's IPartitionLeadership in single-node mode).</summary>
+    public IPartitionLeadership Leadership => new SingleNodeLeadership(Config.NodeId);
 
     public TopicLog CreateTopic(string name, int partitions)
     {

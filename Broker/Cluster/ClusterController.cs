@@ -1,0 +1,199 @@
+using Kayak.Broker.Services;
+using Kayak.Protocol;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Cluster;
+
+/// <summary>
+/// The in-process controller of a <see cref="KafkaCluster"/> (issue 14): it owns the cluster metadata — topics, topic
+/// ids, replica assignments, leaders, leader epochs, ISR — as KRaft's QuorumController does, persists it after every
+/// change (<see cref="ClusterMetadata"/>) and applies each change to the log managers of the running brokers, so every
+/// broker hosts a log for each partition under the same topic id. Brokers reach it through their
+/// <see cref="TopicService"/> (CreateTopics, auto-creation, internal topics, DeleteTopics, CreatePartitions), never
+/// through a handler. One lock serialises the admin operations; readers (leadership lookups on the request paths) see
+/// an immutable snapshot.
+/// </summary>
+internal sealed class ClusterController : IClusterView
+{
+    private readonly object _lock = new();
+    private readonly string _path;
+    private readonly Random _random;
+    // Brokers whose logs receive topic changes: from their Open (before they listen) until they stop.
+    private readonly Dictionary<int, TopicService> _hosts = new();
+    private readonly SortedDictionary<int, BrokerNode> _live = new();
+    private volatile ClusterMetadata _metadata;
+    private volatile BrokerNode[] _liveBrokers = [];
+
+    public ClusterController(string root, Random? random = null)
+    {
+        Directory.CreateDirectory(root);
+        _path = Path.Combine(root, ClusterMetadata.FileName);
+        _random = random ?? new Random();
+        _metadata = ClusterMetadata.LoadOrCreate(_path);
+        if (!File.Exists(_path)) _metadata.Save(_path); // the cluster id is fixed from the first start
+        ProducerIds = new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(root, "kayak-producer-id-block"));
+    }
+
+    public string ClusterId => _metadata.ClusterId;
+
+    public ClusterMetadata Metadata => _metadata;
+
+    /// <summary>
+    /// One producer-id allocator for all brokers, as Kafka's controller hands out the blocks (KIP-730): two brokers
+    /// must never give the same id to two idempotent producers writing to the same partition leader.
+    /// </summary>
+    public Kayak.Coordinator.Transactions.ProducerIdManager ProducerIds { get; }
+
+    public IReadOnlyList<BrokerNode> LiveBrokers => _liveBrokers;
+
+    /// <summary>Number of brokers a replication factor is checked against (Kafka: the registered, unfenced brokers).</summary>
+    public int RegisteredBrokers
+    {
+        get { lock (_lock) return _hosts.Count; }
+    }
+
+    public TopicAssignment? Topic(string name) => _metadata.Topics.GetValueOrDefault(name);
+
+    /// <summary>
+    /// A broker opens its logs: it hosts every topic of the metadata from now on. Topics it missed while stopped are
+    /// created, with their topic ids; logs of topics deleted meanwhile are removed (Kafka's stray-log cleanup).
+    /// </summary>
+    public void Attach(int nodeId, TopicService topics)
+    {
+        lock (_lock)
+        {
+            _hosts[nodeId] = topics;
+            var md = _metadata;
+            foreach (var t in md.Topics.Values)
+            {
+                if (topics.TryGet(t.Name, out var local))
+                {
+                    if (local.TopicId != t.TopicId) { topics.DeleteLocal(t.Name); topics.CreateLocal(t.Name, t.Partitions.Length, ConfigsOf(t.Name), t.TopicId); }
+                    else if (local.Partitions.Count < t.Partitions.Length) topics.AddPartitionsLocal(t.Name, t.Partitions.Length);
+                }
+                else topics.CreateLocal(t.Name, t.Partitions.Length, ConfigsOf(t.Name), t.TopicId);
+            }
+            foreach (var local in topics.LocalTopicNames())
+                if (!md.Topics.ContainsKey(local)) topics.DeleteLocal(local);
+        }
+    }
+
+    /// <summary>The broker listens: clients are told about it from now on.</summary>
+    public void SetLive(int nodeId, IReadOnlyList<Config.ListenerEndpoint> endpoints)
+    {
+        lock (_lock)
+        {
+            _live[nodeId] = new BrokerNode(nodeId, endpoints);
+            _liveBrokers = _live.Values.ToArray();
+        }
+    }
+
+    /// <summary>The broker stops: no longer listed, no longer receives topic changes.</summary>
+    public void Detach(int nodeId)
+    {
+        lock (_lock)
+        {
+            _hosts.Remove(nodeId);
+            if (_live.Remove(nodeId)) _liveBrokers = _live.Values.ToArray();
+        }
+    }
+
+    // A topic's config overrides live in each broker's log (the topic file), not in the cluster metadata; a broker
+    // that missed the creation copies them from a running one.
+    private Dictionary<string, string> ConfigsOf(string name)
+    {
+        foreach (var host in _hosts.Values)
+            if (host.TryGet(name, out var t)) return new Dictionary<string, string>(t.Config.Overrides, StringComparer.Ordinal);
+        return new Dictionary<string, string>(StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// CreateTopics on the cluster: Kafka's placement over the registered brokers (<see cref="ReplicaPlacement"/>),
+    /// a new topic id, the first replica as leader at epoch 0 and the ISR as replicated so far (see
+    /// <see cref="InitialIsr"/>); then every running broker creates the logs. The caller gets its own broker's topic.
+    /// </summary>
+    public TopicResult CreateTopic(int caller, string name, int partitions, int replicationFactor, IReadOnlyDictionary<string, string> configs, bool validateOnly)
+    {
+        lock (_lock)
+        {
+            if (_metadata.Topics.ContainsKey(name))
+                return TopicResult.Fail(ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
+            int[][] replicas;
+            try
+            {
+                foreach (var (k, v) in configs) TopicConfig.Validate(k, v);
+                replicas = ReplicaPlacement.Assign(RegisteredIds(), partitions, replicationFactor, 0, -1, _random);
+            }
+            catch (Kayak.Storage.ConfigException e) { return new TopicResult(e.KafkaError, null); }
+            catch (KafkaException e) { return new TopicResult(e.KafkaError, null); }
+            if (validateOnly) return TopicResult.Ok(null);
+            var id = Uuid.NewRandom();
+            var parts = new PartitionAssignment[partitions];
+            for (int p = 0; p < partitions; p++) parts[p] = new PartitionAssignment(replicas[p], replicas[p][0], 0, InitialIsr(replicas[p]));
+            // The caller's broker first: Storage's own checks (a name colliding by '.' vs '_') fail there before any
+            // other broker or the metadata is changed.
+            var first = _hosts[caller].CreateLocal(name, partitions, configs, id);
+            if (first.Topic is null) return first;
+            foreach (var (node, host) in _hosts)
+                if (node != caller) host.CreateLocal(name, partitions, configs, id);
+            Publish(_metadata.With(new TopicAssignment(name, id, parts)));
+            return first;
+        }
+    }
+
+    /// <summary>
+    /// The ISR a new partition starts with. Kafka starts with all replicas (they are all empty); this first slice has
+    /// no replica fetchers yet, so a follower never holds the leader's records and is honestly out of sync: the ISR is
+    /// the leader alone, and acks=all is satisfied by the leader (min.insync.replicas permitting).
+    /// </summary>
+    private static int[] InitialIsr(int[] replicas) => [replicas[0]];
+
+    public TopicResult DeleteTopic(int caller, string name)
+    {
+        lock (_lock)
+        {
+            if (!_metadata.Topics.ContainsKey(name) || !_hosts[caller].TryGet(name, out var topic))
+                return TopicResult.Fail(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+            Publish(_metadata.Without(name));
+            foreach (var host in _hosts.Values) host.DeleteLocal(name);
+            return TopicResult.Ok(topic);
+        }
+    }
+
+    /// <summary>CreatePartitions: the new partitions continue Kafka's placement from partition 0's leader.</summary>
+    public KafkaError AddPartitions(int caller, string name, int count, bool validateOnly)
+    {
+        lock (_lock)
+        {
+            if (!_metadata.Topics.TryGetValue(name, out var topic))
+                return new(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
+            int current = topic.Partitions.Length;
+            int rf = topic.Partitions[0].Replicas.Length;
+            var brokers = RegisteredIds();
+            int start = Math.Max(0, brokers.IndexOf(topic.Partitions[0].Replicas[0]));
+            int[][] replicas;
+            try { replicas = ReplicaPlacement.Assign(brokers, count - current, rf, current, start, _random); }
+            catch (KafkaException e) { return e.KafkaError; }
+            if (validateOnly) return KafkaError.None;
+            var parts = new PartitionAssignment[count];
+            Array.Copy(topic.Partitions, parts, current);
+            for (int p = current; p < count; p++) parts[p] = new PartitionAssignment(replicas[p - current], replicas[p - current][0], 0, InitialIsr(replicas[p - current]));
+            foreach (var host in _hosts.Values) host.AddPartitionsLocal(name, count);
+            Publish(topic with { Partitions = parts } is var changed ? _metadata.With(changed) : _metadata);
+            return KafkaError.None;
+        }
+    }
+
+    private List<int> RegisteredIds()
+    {
+        var ids = new List<int>(_hosts.Keys);
+        ids.Sort();
+        return ids;
+    }
+
+    private void Publish(ClusterMetadata next)
+    {
+        next.Save(_path); // durable before anyone sees it, as a committed metadata record
+        _metadata = next;
+    }
+}

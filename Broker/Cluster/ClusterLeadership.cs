@@ -1,0 +1,55 @@
+using Kayak.Broker.Services;
+using Kayak.Coordinator.Transactions;
+
+namespace Kayak.Broker.Cluster;
+
+/// <summary>
+/// One broker's view of the controller's leadership (issue 14): it leads a partition when the metadata names it
+/// leader. A partition whose leader is not running has no leader (-1): with the ISR holding only that leader there is
+/// no in-sync replica to elect, and Kafka's default unclean.leader.election.enable=false leaves it offline until the
+/// leader returns.
+/// </summary>
+internal sealed class ClusterLeadership(ClusterController controller, int nodeId) : IPartitionLeadership, ICoordinatorLocator
+{
+    public bool IsLocalLeader(string topic, int partition)
+    {
+        var t = controller.Topic(topic);
+        // A topic the controller does not know (yet) is the local catalog's business; there is nothing to redirect to.
+        if (t is null || (uint)partition >= (uint)t.Partitions.Length) return true;
+        return t.Partitions[partition].Leader == nodeId;
+    }
+
+    public bool EnoughInSyncReplicas(string topic, int partition, int minInSync, out int isrSize)
+    {
+        var t = controller.Topic(topic);
+        isrSize = t is null || (uint)partition >= (uint)t.Partitions.Length ? 0 : t.Partitions[partition].Isr.Length;
+        return isrSize >= minInSync;
+    }
+
+    public PartitionReplicas Describe(string topic, int partition)
+    {
+        var t = controller.Topic(topic);
+        if (t is null || (uint)partition >= (uint)t.Partitions.Length)
+            return new PartitionReplicas(-1, -1, [], []);
+        var p = t.Partitions[partition];
+        bool leaderLive = false;
+        foreach (var b in controller.LiveBrokers)
+            if (b.NodeId == p.Leader) leaderLive = true;
+        return new PartitionReplicas(leaderLive ? p.Leader : -1, p.LeaderEpoch, p.Replicas, p.Isr);
+    }
+
+    /// <summary>
+    /// The coordinator of a group (or transactional id) is the leader of its __consumer_offsets (__transaction_state)
+    /// partition, Kafka's abs(hashCode) % partitions; the internal topic is created on first use, as Kafka's
+    /// FindCoordinator does.
+    /// </summary>
+    public int CoordinatorFor(string topic, int partitions, string key, Func<string, TopicResult> createInternal)
+    {
+        if (controller.Topic(topic) is null)
+        {
+            var created = createInternal(topic);
+            if (created.Topic is null) return -1;
+        }
+        return Describe(topic, TransactionCoordinator.PartitionFor(key, partitions)).Leader;
+    }
+}

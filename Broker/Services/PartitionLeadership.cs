@@ -1,0 +1,86 @@
+using Kayak.Broker.Config;
+
+namespace Kayak.Broker.Services;
+
+/// <summary>Leader, leader epoch, replicas and in-sync replicas of one partition, as Metadata answers them.</summary>
+internal readonly record struct PartitionReplicas(int Leader, int LeaderEpoch, int[] Replicas, int[] Isr);
+
+/// <summary>
+/// Who leads a partition (issue 14). Produce, Fetch, ListOffsets and OffsetForLeaderEpoch ask it before touching the
+/// local log and answer NOT_LEADER_OR_FOLLOWER when this broker is not the leader; Metadata, DescribeTopicPartitions
+/// and FindCoordinator report its answers. A single broker leads everything (<see cref="SingleNodeLeadership"/>); in a
+/// <see cref="Cluster.KafkaCluster"/> the controller's metadata decides.
+/// </summary>
+internal interface IPartitionLeadership
+{
+    /// <summary>True when this broker leads the partition. On the produce and fetch paths: allocates nothing.</summary>
+    bool IsLocalLeader(string topic, int partition);
+
+    /// <summary>The partition's leader (-1 when it has none, e.g. its leader is stopped), epoch, replicas and ISR.</summary>
+    PartitionReplicas Describe(string topic, int partition);
+
+    /// <summary>
+    /// Whether acks=all may append: the ISR (its size in <paramref name="isrSize"/>) is at least min.insync.replicas,
+    /// else NOT_ENOUGH_REPLICAS (Kafka's Partition.appendRecordsToLeader). Allocates nothing.
+    /// </summary>
+    bool EnoughInSyncReplicas(string topic, int partition, int minInSync, out int isrSize);
+}
+
+/// <summary>One broker: it is the leader, the only replica and the whole ISR of every partition, at leader epoch 0.</summary>
+internal sealed class SingleNodeLeadership : IPartitionLeadership
+{
+    private readonly PartitionReplicas _self;
+
+    public SingleNodeLeadership(int nodeId)
+    {
+        int[] self = [nodeId];
+        _self = new PartitionReplicas(nodeId, 0, self, self);
+    }
+
+    public bool IsLocalLeader(string topic, int partition) => true;
+
+    public PartitionReplicas Describe(string topic, int partition) => _self;
+
+    /// <summary>
+    /// A single broker keeps its behaviour from before the cluster existed: acks=all is never refused for the ISR's
+    /// size (Kafka would refuse min.insync.replicas above 1 here).
+    /// </summary>
+    public bool EnoughInSyncReplicas(string topic, int partition, int minInSync, out int isrSize)
+    {
+        isrSize = 1;
+        return true;
+    }
+}
+
+/// <summary>A broker as clients are told about it: node id and its advertised endpoint per listener.</summary>
+internal sealed record BrokerNode(int NodeId, IReadOnlyList<ListenerEndpoint> Listeners)
+{
+    /// <summary>The endpoint on the listener a request came in on (Kafka's rule); the first one for an unknown name.</summary>
+    public ListenerEndpoint EndpointFor(string? listenerName)
+    {
+        if (listenerName is not null)
+            foreach (var l in Listeners)
+                if (l.Name.Equals(listenerName, StringComparison.OrdinalIgnoreCase)) return l;
+        return Listeners[0];
+    }
+}
+
+/// <summary>The live brokers of a cluster, as <see cref="ClusterInfo"/> reports them; null on a single broker.</summary>
+internal interface IClusterView
+{
+    /// <summary>The running brokers, sorted by node id.</summary>
+    IReadOnlyList<BrokerNode> LiveBrokers { get; }
+}
+
+/// <summary>Where FindCoordinator sends a client: the node leading the key's partition of an internal topic.</summary>
+internal interface ICoordinatorLocator
+{
+    /// <returns>The coordinator's node id, or -1 when none is available.</returns>
+    int CoordinatorFor(string topic, int partitions, string key, Func<string, TopicResult> createInternal);
+}
+
+/// <summary>A single broker coordinates every group and transaction.</summary>
+internal sealed class SingleNodeCoordinatorLocator(int nodeId) : ICoordinatorLocator
+{
+    public int CoordinatorFor(string topic, int partitions, string key, Func<string, TopicResult> createInternal) => nodeId;
+}
