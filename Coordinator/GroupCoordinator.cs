@@ -16,6 +16,8 @@ public readonly record struct ClientInfo(string ClientId, string ClientHost);
 public sealed partial class GroupCoordinator : IDisposable
 {
     private readonly GroupCoordinatorOptions _options;
+    /// <summary>group.consumer.assignors as assignor names, the default first (KIP-848).</summary>
+    private readonly List<string> _assignors = new();
     private readonly IGroupLog _log;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, ClassicGroup> _groups = new(StringComparer.Ordinal);
@@ -26,6 +28,11 @@ public sealed partial class GroupCoordinator : IDisposable
     public GroupCoordinator(GroupCoordinatorOptions options, IGroupLog log)
     {
         options.ValidateConsumerGroupSettings();
+        foreach (var a in options.ConsumerGroupAssignors)
+        {
+            string name = ConsumerGroups.ConsumerAssignors.Normalize(a);
+            if (!_assignors.Contains(name)) _assignors.Add(name);
+        }
         _options = options;
         _log = log;
         _time = options.Time;

@@ -151,6 +151,7 @@ public sealed partial class GroupCoordinator
         member.ClientId = v.ClientId;
         member.ClientHost = v.ClientHost;
         member.SubscribedTopicNames = v.SubscribedTopicNames;
+        member.SubscribedTopicRegex = string.IsNullOrEmpty(v.SubscribedTopicRegex) ? null : v.SubscribedTopicRegex;
         member.RebalanceTimeoutMs = v.RebalanceTimeoutMs;
         member.ServerAssignor = v.ServerAssignor;
         if (v.InstanceId is not null) cg.StaticMembers[v.InstanceId] = memberId;
@@ -211,7 +212,7 @@ public sealed partial class GroupCoordinator
                 ClientId = m.ClientId,
                 ClientHost = m.ClientHost,
                 SubscribedTopicNames = m.SubscribedTopicNames,
-                SubscribedTopicRegex = null,
+                SubscribedTopicRegex = m.SubscribedTopicRegex,
                 RebalanceTimeoutMs = m.RebalanceTimeoutMs,
                 ServerAssignor = m.ServerAssignor,
             }, 0);
