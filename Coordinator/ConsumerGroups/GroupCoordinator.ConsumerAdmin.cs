@@ -50,6 +50,7 @@ public sealed partial class GroupCoordinator
                         ClientId = m.ClientId,
                         ClientHost = m.ClientHost,
                         SubscribedTopicNames = m.SubscribedTopicNames.ToList(),
+                        SubscribedTopicRegex = m.SubscribedTopicRegex,
                         Assignment = DescribeAssignment(cg, m.Assigned),
                         TargetAssignment = DescribeAssignment(cg, cg.TargetOf(m.MemberId)),
                     });
