@@ -32,9 +32,11 @@ public sealed partial class GroupCoordinator
         lock (group.Lock)
         {
             if (group.State == GroupState.Dead) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
-            // A classic group with members is not converted (Kafka's online migration is not implemented here).
+            // Kafka's getOrMaybeCreateConsumerGroup: an empty classic group becomes a consumer group (offsets kept,
+            // whatever group.consumer.migration.policy says); one with members would be upgraded online when the
+            // policy allows it, which is not implemented here, so it is "not a consumer group" as when Kafka cannot.
             if (group.MemberList.Count > 0 || group.PendingMembers.Count > 0)
-                return HeartbeatError(ErrorCode.GroupIdNotFound, $"Group {request.GroupId} is not a consumer group.");
+                return HeartbeatError(ErrorCode.GroupIdNotFound, $"Group {request.GroupId} is not a consumer group");
             var cg = group.Consumer;
             if (cg is null && request.MemberEpoch != 0)
                 return HeartbeatError(ErrorCode.GroupIdNotFound, $"Consumer group {request.GroupId} not found.");
