@@ -124,10 +124,6 @@ public sealed partial class GroupCoordinator
         bool groupCreated = group.Consumer is null;
 
         cg.Members.TryGetValue(memberId, out var existing);
-        // Kafka's throwIfConsumerGroupIsFull: group.consumer.max.size bounds the members, a known one may stay.
-        if (existing is null && cg.Members.Count >= _options.ConsumerGroupMaxSize)
-            return HeartbeatError(ErrorCode.GroupMaxSizeReached,
-                $"The consumer group has reached its maximum capacity of {_options.ConsumerGroupMaxSize} members.");
         if (request.MemberEpoch == 0)
         {
             if (request.InstanceId is not null && cg.StaticMembers.TryGetValue(request.InstanceId, out var staticId) && staticId != memberId)
@@ -150,6 +146,12 @@ public sealed partial class GroupCoordinator
                     && (request.MemberEpoch != existing.PreviousMemberEpoch || owned is null || !owned.IsSubsetOf(existing.Assigned))))
                 return HeartbeatError(ErrorCode.FencedMemberEpoch, $"The consumer group member has a smaller or larger member epoch ({request.MemberEpoch}) than the one known by the group coordinator ({existing.MemberEpoch}).");
         }
+
+        // Kafka's throwIfConsumerGroupIsFull: group.consumer.max.size bounds the members; a known one may stay, and a
+        // static member coming back under its instance id takes its old place rather than a new one.
+        if (existing is null && replaced is null && cg.Members.Count >= _options.ConsumerGroupMaxSize)
+            return HeartbeatError(ErrorCode.GroupMaxSizeReached,
+                $"The consumer group has reached its maximum capacity of {_options.ConsumerGroupMaxSize} members.");
 
         // The member as it is to be: its current assignment (a replaced static member's, or none for a new one) and
         // its metadata with every field the request carries.

@@ -138,4 +138,26 @@ public class BoundsTests
         d.Stabilise();
         Assert.That(d.State!.Members.Keys, Is.EquivalentTo(new[] { "b", "c" }));
     }
+
+    [Test]
+    public void AStaticMemberComingBackToAFullGroupTakesItsOldPlace()
+    {
+        using var d = new ConsumerGroupDriver(time => new GroupCoordinatorOptions { Time = time, ConsumerGroupMaxSize = 2 });
+        d.CreateTopic("t", 4);
+        d.Add("a", ["t"]);
+        d.Add("s1", ["t"], instanceId: "static");
+        d.Stabilise();
+        var leave = d.H.Coordinator.ConsumerGroupHeartbeat(new ConsumerGroupHeartbeatRequest
+        {
+            GroupId = Harness.Group, MemberId = "s1", MemberEpoch = -2, InstanceId = "static",
+        }, 1, new ClientInfo("c", "/127.0.0.1"), d.Resolve);
+        Assert.That(leave.ErrorCode, Is.EqualTo(0));
+        d.Members.Remove("s1");
+        Assert.That(d.Heartbeat(d.Add("other", ["t"])).ErrorCode, Is.EqualTo((short)ErrorCode.GroupMaxSizeReached), "the static member holds its place");
+        d.Members.Remove("other");
+        var back = d.Add("s2", ["t"], instanceId: "static");
+        Assert.That(d.Heartbeat(back).ErrorCode, Is.EqualTo(0));
+        d.Stabilise();
+        Assert.That(d.State!.Members.Keys, Is.EquivalentTo(new[] { "a", "s2" }));
+    }
 }
