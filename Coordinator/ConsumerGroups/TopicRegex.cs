@@ -23,8 +23,28 @@ internal static class TopicRegex
         ["xdigit"] = "0-9A-Fa-f",
     };
 
+    /// <summary>
+    /// Patterns compiled so far, valid or not (clients repeat their regex in heartbeats). Bounded: cleared when it
+    /// reaches <see cref="CacheLimit"/> entries, so hostile clients sending ever new patterns cannot grow it.
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Regex? Regex, string? Error)> Cache = new(StringComparer.Ordinal);
+    private const int CacheLimit = 1024;
+
     /// <summary>The compiled full-match regex, or null with Kafka's style of message in <paramref name="error"/>.</summary>
     public static Regex? TryCompile(string pattern, out string? error)
+    {
+        if (Cache.TryGetValue(pattern, out var cached))
+        {
+            error = cached.Error;
+            return cached.Regex;
+        }
+        var regex = Compile(pattern, out error);
+        if (Cache.Count >= CacheLimit) Cache.Clear();
+        Cache[pattern] = (regex, error);
+        return regex;
+    }
+
+    private static Regex? Compile(string pattern, out string? error)
     {
         error = null;
         try
