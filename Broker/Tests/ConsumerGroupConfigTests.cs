@@ -45,6 +45,35 @@ public sealed class ConsumerGroupConfigTests
         Assert.That(describe.Groups[0].AssignorName, Is.EqualTo("range"));
     }
 
+    /// <summary>Over the wire: a bad regex is INVALID_REGULAR_EXPRESSION, a hostile one cannot stall the broker.</summary>
+    [Test]
+    public async Task RegexSubscriptionsOverTheWire()
+    {
+        await using var f = await BrokerFixture.StartAsync();
+        f.CreateTopic("re-a", 2);
+        f.CreateTopic("re-b", 1);
+        var bad = Join("m1", "re-a");
+        bad.SubscribedTopicNames = [];
+        bad.SubscribedTopicRegex = "re-(";
+        var refused = await f.Client.SendAsync<ConsumerGroupHeartbeatResponse>(bad, 1);
+        Assert.That(refused.ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRegularExpression));
+        Assert.That(refused.ErrorMessage, Does.StartWith("SubscribedTopicRegex `re-(` is not a valid regular expression"));
+
+        var hostile = Join("m1", "re-a");
+        hostile.SubscribedTopicNames = [];
+        hostile.SubscribedTopicRegex = "(r|re|e|-|a|b)*(a|aa)+(x+x+)+y";
+        var joined = await f.Client.SendAsync<ConsumerGroupHeartbeatResponse>(hostile, 1);
+        Assert.That(joined.ErrorCode, Is.EqualTo((short)0));
+        Assert.That(joined.Assignment!.TopicPartitions, Is.Empty, "matches nothing");
+
+        var good = Join("m2", "re-a");
+        good.SubscribedTopicNames = [];
+        good.SubscribedTopicRegex = "re-.*";
+        var assigned = await f.Client.SendAsync<ConsumerGroupHeartbeatResponse>(good, 1);
+        Assert.That(assigned.ErrorCode, Is.EqualTo((short)0));
+        Assert.That(assigned.Assignment!.TopicPartitions.Sum(t => t.Partitions.Count), Is.EqualTo(3));
+    }
+
     [TestCase("group.consumer.heartbeat.interval.ms", "50000")] // not below the session timeout, and above its max
     [TestCase("group.consumer.session.timeout.ms", "1000")] // below group.consumer.min.session.timeout.ms
     [TestCase("group.consumer.assignors", "sticky")]
