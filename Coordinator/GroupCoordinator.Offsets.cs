@@ -252,11 +252,18 @@ public sealed partial class GroupCoordinator
             lock (group.Lock)
             {
                 if (group.State == GroupState.Dead) continue;
-                // Offsets of KIP-848 consumer groups are kept (their expiry is not implemented yet).
-                if (group.Consumer is not null) continue;
                 HashSet<string>? keep = null;
                 Func<CommittedOffset, long>? baseTs = null;
-                if (group.ProtocolType is null) baseTs = static o => o.CommitTimestamp;
+                var consumer = group.Consumer;
+                if (consumer is not null)
+                {
+                    // KIP-848 (Kafka's ConsumerGroup.offsetExpirationCondition and isSubscribedToTopic): an offset of a
+                    // topic no member subscribes to expires offsets.retention.minutes after its commit; an empty group
+                    // subscribes to nothing.
+                    keep = ConsumerSubscribedTopics(consumer);
+                    baseTs = static o => o.CommitTimestamp;
+                }
+                else if (group.ProtocolType is null) baseTs = static o => o.CommitTimestamp;
                 else if (group.State == GroupState.Empty)
                 {
                     long? stateTs = group.CurrentStateTimestamp;
@@ -281,7 +288,9 @@ public sealed partial class GroupCoordinator
                     }
                 }
                 // Pending transactional offsets keep the group (Kafka's hasOffsets counts them).
-                bool deleteGroup = group.State == GroupState.Empty && expired == CountOffsets(group) && group.PendingTxnOffsets.Count == 0;
+                bool deleteGroup = group.State == GroupState.Empty && consumer is not { IsEmpty: false }
+                    && expired == CountOffsets(group) && group.PendingTxnOffsets.Count == 0;
+                if (deleteGroup && consumer is not null) AddConsumerGroupDeletion(records, group.GroupId);
                 if (deleteGroup) records.Add(GroupTombstone(group.GroupId));
                 if (records.Count == 0) continue;
                 // The tombstones' replay removes the offsets, the group tombstone's the group.
@@ -289,6 +298,18 @@ public sealed partial class GroupCoordinator
             }
         }
         return removed;
+    }
+
+    /// <summary>
+    /// Topics some member of a KIP-848 group subscribes to, by name or through its regex (the subscription metadata of
+    /// the last heartbeat: it may still hold a topic of a member that left since, which only keeps an offset longer).
+    /// </summary>
+    private static HashSet<string> ConsumerSubscribedTopics(ConsumerGroups.ConsumerGroupState cg)
+    {
+        if (cg.IsEmpty) return new HashSet<string>(StringComparer.Ordinal);
+        var topics = new HashSet<string>(cg.SubscriptionMetadata.Keys, StringComparer.Ordinal);
+        foreach (var m in cg.Members.Values) topics.UnionWith(m.SubscribedTopicNames);
+        return topics;
     }
 
     private static int CountOffsets(ClassicGroup group)

@@ -16,6 +16,8 @@ public readonly record struct ClientInfo(string ClientId, string ClientHost);
 public sealed partial class GroupCoordinator : IDisposable
 {
     private readonly GroupCoordinatorOptions _options;
+    /// <summary>group.consumer.assignors as assignor names, the default first (KIP-848).</summary>
+    private readonly List<string> _assignors = new();
     private readonly IGroupLog _log;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, ClassicGroup> _groups = new(StringComparer.Ordinal);
@@ -26,6 +28,11 @@ public sealed partial class GroupCoordinator : IDisposable
     public GroupCoordinator(GroupCoordinatorOptions options, IGroupLog log)
     {
         options.ValidateConsumerGroupSettings();
+        foreach (var a in options.ConsumerGroupAssignors)
+        {
+            string name = ConsumerGroups.ConsumerAssignors.Normalize(a);
+            if (!_assignors.Contains(name)) _assignors.Add(name);
+        }
         _options = options;
         _log = log;
         _time = options.Time;
@@ -76,10 +83,20 @@ public sealed partial class GroupCoordinator : IDisposable
         {
             if (group.State == GroupState.Dead)
                 return Task.FromResult(JoinError(GroupErrors.CoordinatorNotAvailable, memberId, version));
-            // KIP-848: a consumer-protocol group takes no classic members here (Kafka's classic-to-consumer
-            // migration is not implemented), so the classic protocol is inconsistent with the group's.
-            if (group.Consumer is not null)
-                return Task.FromResult(JoinError(GroupErrors.InconsistentGroupProtocol, memberId, version));
+            if (group.Consumer is { } consumerGroup)
+            {
+                // KIP-848, Kafka's classicGroupJoin: an empty consumer group becomes a classic group (its records
+                // tombstoned, offsets kept), whatever group.consumer.migration.policy says (that policy is about
+                // non-empty groups). A non-empty one would take the classic member as a classic-protocol member of
+                // the consumer group (Kafka's online migration), which is not implemented: the classic protocol is
+                // inconsistent with the group's.
+                if (!consumerGroup.IsEmpty)
+                    return Task.FromResult(JoinError(GroupErrors.InconsistentGroupProtocol, memberId, version));
+                var tombstones = new List<CoordinatorRecord>();
+                AddConsumerGroupDeletion(tombstones, group.GroupId);
+                if (!TryWrite(group, tombstones))
+                    return Task.FromResult(JoinError(GroupErrors.CoordinatorNotAvailable, memberId, version));
+            }
             if (!AcceptJoiningMember(group, memberId))
                 return Task.FromResult(JoinError(GroupErrors.GroupMaxSizeReached, memberId, version));
             if (!group.SupportsProtocols(request.ProtocolType, protocols))

@@ -39,10 +39,28 @@ public sealed class GroupCoordinatorOptions
     public int ConsumerGroupMinHeartbeatIntervalMs { get; init; } = 5000;
     /// <summary>group.consumer.max.heartbeat.interval.ms</summary>
     public int ConsumerGroupMaxHeartbeatIntervalMs { get; init; } = 15000;
+    /// <summary>group.consumer.max.size: a consumer group refuses new members beyond this (GROUP_MAX_SIZE_REACHED).</summary>
+    public int ConsumerGroupMaxSize { get; init; } = int.MaxValue;
+    /// <summary>
+    /// group.consumer.assignors: the server-side assignors members may name in ServerAssignor ("uniform", "range", or
+    /// Kafka's class names for them); the first is used when no member names one.
+    /// </summary>
+    public IReadOnlyList<string> ConsumerGroupAssignors { get; init; } = ["uniform", "range"];
+    /// <summary>
+    /// group.consumer.migration.policy (KIP-848): whether an empty classic group may become a consumer group
+    /// ("upgrade"), an empty consumer group a classic one ("downgrade"), both ("bidirectional", Kafka's default) or
+    /// neither ("disabled").
+    /// </summary>
+    public string ConsumerGroupMigrationPolicy { get; init; } = "bidirectional";
     /// <summary>Clock for every timer, so tests run on a fake clock.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     internal long OffsetsRetentionMs => OffsetsRetentionMinutes * 60_000L;
+
+    /// <summary>An empty classic group may become a consumer group (policy upgrade or bidirectional).</summary>
+    internal bool ConsumerUpgradeAllowed => ConsumerGroupMigrationPolicy.ToLowerInvariant() is "upgrade" or "bidirectional";
+    /// <summary>An empty consumer group may become a classic group (policy downgrade or bidirectional).</summary>
+    internal bool ConsumerDowngradeAllowed => ConsumerGroupMigrationPolicy.ToLowerInvariant() is "downgrade" or "bidirectional";
 
     /// <summary>
     /// Kafka's GroupCoordinatorConfig checks: each KIP-848 timeout within its min/max, and the heartbeat interval below
@@ -56,6 +74,11 @@ public sealed class GroupCoordinatorOptions
         if (ConsumerGroupMinHeartbeatIntervalMs > ConsumerGroupMaxHeartbeatIntervalMs
             || ConsumerGroupHeartbeatIntervalMs < ConsumerGroupMinHeartbeatIntervalMs || ConsumerGroupHeartbeatIntervalMs > ConsumerGroupMaxHeartbeatIntervalMs)
             throw new ArgumentException("group.consumer.heartbeat.interval.ms must be within group.consumer.min.heartbeat.interval.ms and group.consumer.max.heartbeat.interval.ms.");
+        if (ConsumerGroupMaxSize < 1) throw new ArgumentException("group.consumer.max.size must be at least 1.");
+        if (ConsumerGroupAssignors.Count == 0) throw new ArgumentException("group.consumer.assignors must name at least one assignor.");
+        foreach (var a in ConsumerGroupAssignors) ConsumerGroups.ConsumerAssignors.Normalize(a);
+        if (ConsumerGroupMigrationPolicy.ToLowerInvariant() is not ("disabled" or "upgrade" or "downgrade" or "bidirectional"))
+            throw new ArgumentException("group.consumer.migration.policy must be one of disabled, upgrade, downgrade, bidirectional.");
         if (ConsumerGroupHeartbeatIntervalMs >= ConsumerGroupSessionTimeoutMs)
             throw new ArgumentException("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms.");
     }

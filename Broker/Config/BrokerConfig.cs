@@ -75,6 +75,15 @@ public sealed class BrokerConfig
     public int GroupMinSessionTimeoutMs { get; }
     public int GroupMaxSessionTimeoutMs { get; }
     public int GroupMaxSize { get; }
+    public int ConsumerGroupSessionTimeoutMs { get; }
+    public int ConsumerGroupMinSessionTimeoutMs { get; }
+    public int ConsumerGroupMaxSessionTimeoutMs { get; }
+    public int ConsumerGroupHeartbeatIntervalMs { get; }
+    public int ConsumerGroupMinHeartbeatIntervalMs { get; }
+    public int ConsumerGroupMaxHeartbeatIntervalMs { get; }
+    public int ConsumerGroupMaxSize { get; }
+    public IReadOnlyList<string> ConsumerGroupAssignors { get; }
+    public string ConsumerGroupMigrationPolicy { get; }
     public int TransactionStateLogNumPartitions { get; }
     public int TransactionMaxTimeoutMs { get; }
     public long TransactionalIdExpirationMs { get; }
@@ -135,6 +144,17 @@ public sealed class BrokerConfig
         GroupMinSessionTimeoutMs = GetInt("group.min.session.timeout.ms");
         GroupMaxSessionTimeoutMs = GetInt("group.max.session.timeout.ms");
         GroupMaxSize = GetInt("group.max.size");
+        ConsumerGroupSessionTimeoutMs = GetInt("group.consumer.session.timeout.ms");
+        ConsumerGroupMinSessionTimeoutMs = GetInt("group.consumer.min.session.timeout.ms");
+        ConsumerGroupMaxSessionTimeoutMs = GetInt("group.consumer.max.session.timeout.ms");
+        ConsumerGroupHeartbeatIntervalMs = GetInt("group.consumer.heartbeat.interval.ms");
+        ConsumerGroupMinHeartbeatIntervalMs = GetInt("group.consumer.min.heartbeat.interval.ms");
+        ConsumerGroupMaxHeartbeatIntervalMs = GetInt("group.consumer.max.heartbeat.interval.ms");
+        ConsumerGroupMaxSize = GetInt("group.consumer.max.size");
+        ConsumerGroupAssignors = SplitList(GetString("group.consumer.assignors")!);
+        if (ConsumerGroupAssignors.Count == 0)
+            throw new ConfigException("group.consumer.assignors", GetString("group.consumer.assignors"), "at least one assignor is required");
+        ConsumerGroupMigrationPolicy = GetString("group.consumer.migration.policy")!;
         TransactionStateLogNumPartitions = GetInt("transaction.state.log.num.partitions");
         TransactionMaxTimeoutMs = GetInt("transaction.max.timeout.ms");
         TransactionalIdExpirationMs = GetInt("transactional.id.expiration.ms");

@@ -95,6 +95,17 @@ public static class BrokerConfigDefinitions
         new("group.min.session.timeout.ms", ConfigType.Int, "6000"),
         new("group.max.session.timeout.ms", ConfigType.Int, "1800000"),
         new("group.max.size", ConfigType.Int, int.MaxValue.ToString(), Min: 1),
+        // KIP-848 consumer groups (Kafka's GroupCoordinatorConfig); the timeouts must nest within their min/max.
+        new("group.consumer.session.timeout.ms", ConfigType.Int, "45000", Min: 1),
+        new("group.consumer.min.session.timeout.ms", ConfigType.Int, "45000", Min: 1),
+        new("group.consumer.max.session.timeout.ms", ConfigType.Int, "60000", Min: 1),
+        new("group.consumer.heartbeat.interval.ms", ConfigType.Int, "5000", Min: 1),
+        new("group.consumer.min.heartbeat.interval.ms", ConfigType.Int, "5000", Min: 1),
+        new("group.consumer.max.heartbeat.interval.ms", ConfigType.Int, "15000", Min: 1),
+        new("group.consumer.max.size", ConfigType.Int, int.MaxValue.ToString(), Min: 1),
+        // Server-side assignors by name (or Kafka's class names); the first is the default for a group.
+        new("group.consumer.assignors", ConfigType.List, "uniform,range"),
+        new("group.consumer.migration.policy", ConfigType.String, "bidirectional", ValidValues: ["disabled", "upgrade", "downgrade", "bidirectional"]),
         new("transaction.state.log.num.partitions", ConfigType.Int, "50", Min: 1),
         new("transaction.state.log.replication.factor", ConfigType.Int, "1", Used: false, Min: 1),
         new("transaction.state.log.min.isr", ConfigType.Int, "1", Used: false, Min: 1),

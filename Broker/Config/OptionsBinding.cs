@@ -42,6 +42,15 @@ internal static class OptionsBinding
         MaxGroupSize = config.GroupMaxSize,
         OffsetsRetentionMinutes = (int)(config.OffsetsRetentionMs / 60_000),
         OffsetsRetentionCheckIntervalMs = config.OffsetsRetentionCheckIntervalMs,
+        ConsumerGroupSessionTimeoutMs = config.ConsumerGroupSessionTimeoutMs,
+        ConsumerGroupMinSessionTimeoutMs = config.ConsumerGroupMinSessionTimeoutMs,
+        ConsumerGroupMaxSessionTimeoutMs = config.ConsumerGroupMaxSessionTimeoutMs,
+        ConsumerGroupHeartbeatIntervalMs = config.ConsumerGroupHeartbeatIntervalMs,
+        ConsumerGroupMinHeartbeatIntervalMs = config.ConsumerGroupMinHeartbeatIntervalMs,
+        ConsumerGroupMaxHeartbeatIntervalMs = config.ConsumerGroupMaxHeartbeatIntervalMs,
+        ConsumerGroupMaxSize = config.ConsumerGroupMaxSize,
+        ConsumerGroupAssignors = config.ConsumerGroupAssignors,
+        ConsumerGroupMigrationPolicy = config.ConsumerGroupMigrationPolicy,
         Time = time,
     };
 

@@ -2,7 +2,9 @@
 // v5+ group.instance.id static membership (KIP-345), v7+ protocol type in the response, v8 reason
 // (ignored), v9 SkipAssignment for a rejoining static leader (KIP-814). The response waits for the
 // rebalance to complete (initial delay, all members rejoining, or the rebalance timeout), so this
-// handler awaits; the connection keeps answering in order. Logic: GroupCoordinator.JoinGroupAsync.
+// handler awaits; the connection keeps answering in order. An empty KIP-848 consumer group becomes a classic group
+// (offsets kept); a non-empty one answers INCONSISTENT_GROUP_PROTOCOL (Kafka's online migration, classic members
+// inside a consumer group, is not implemented). Logic: GroupCoordinator.JoinGroupAsync.
 using System.Net;
 using Kayak.Coordinator;
 using Kayak.Protocol;

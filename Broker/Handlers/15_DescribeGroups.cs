@@ -1,5 +1,6 @@
 // DescribeGroups (key 15), v0-5. State, protocol and members; member metadata and assignments only
-// when the group is Stable, as in Kafka. Unknown groups are reported Dead with no error.
+// when the group is Stable, as in Kafka. Unknown groups are reported Dead with no error; a KIP-848 consumer group
+// answers GROUP_ID_NOT_FOUND (it is not a classic group; librdkafka describes it with ConsumerGroupDescribe).
 // v3+ authorized operations (KIP-430): when asked for, every group answered without error (a Dead unknown one
 // too) gets all GROUP operations, as Kafka answers without an authorizer; otherwise int.MinValue.
 using Kayak.Coordinator;

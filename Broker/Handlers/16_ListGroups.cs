@@ -1,5 +1,6 @@
 // ListGroups (key 16), v0-5. Every live group; v4+ filters by state (case-insensitive, KIP-518),
-// v5+ by type (all groups here are "classic"; KIP-848 consumer groups are not implemented).
+// v5+ by type (case-insensitive): "classic", or "consumer" for KIP-848 groups, which report their own states
+// (Empty/Assigning/Reconciling/Stable) and protocol type "consumer".
 using Kayak.Coordinator;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;

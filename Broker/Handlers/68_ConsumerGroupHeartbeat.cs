@@ -1,9 +1,10 @@
 // ConsumerGroupHeartbeat (key 68), v0-1 (KIP-848). The consumer-protocol group: join with epoch 0, heartbeat with the
 // member epoch, leave with -1 (-2: a static member that will rejoin under its group.instance.id). The coordinator runs
-// the server-side "uniform" assignor and hands out partitions only after their previous owner revoked them. Topics are
-// subscribed by name; SubscribedTopicRegex (v1) answers INVALID_REGULAR_EXPRESSION (not implemented), a ServerAssignor
-// other than "uniform" UNSUPPORTED_ASSIGNOR. v0 members get a coordinator-made member id; v1 members bring their own
-// (KIP-1082). Logic: GroupCoordinator.ConsumerGroupHeartbeat (Coordinator/ConsumerGroups).
+// a server-side assignor (group.consumer.assignors: "uniform" and "range"; the member's ServerAssignor picks one, any
+// other is UNSUPPORTED_ASSIGNOR) and hands out partitions only after their previous owner revoked them. Topics are
+// subscribed by name and/or by SubscribedTopicRegex (RE2 syntax, re-resolved against this node's topics on every
+// heartbeat; an invalid one is INVALID_REGULAR_EXPRESSION). v0 members get a coordinator-made member id; v1 members
+// bring their own (KIP-1082). Logic: GroupCoordinator.ConsumerGroupHeartbeat (Coordinator/ConsumerGroups).
 using Kayak.Broker.Services;
 using Kayak.Coordinator;
 using Kayak.Protocol;
@@ -17,7 +18,13 @@ internal sealed class ConsumerGroupHeartbeatHandler(GroupCoordinator groups, ITo
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ConsumerGroupHeartbeatRequest request) =>
         Done(groups.ConsumerGroupHeartbeat(request, context.ApiVersion,
-            new ClientInfo(context.ClientId ?? "", JoinGroupHandler.ClientHost(context.ClientAddress)), ResolveTopic));
+            new ClientInfo(context.ClientId ?? "", JoinGroupHandler.ClientHost(context.ClientAddress)), ResolveTopic, TopicNames()));
+
+    /// <summary>Every topic's name, read lazily: only a group with a regex subscription enumerates it.</summary>
+    private IEnumerable<string> TopicNames()
+    {
+        foreach (var topic in catalog.All) yield return topic.Name;
+    }
 
     /// <summary>A subscribed topic name to its id and partition count, from the topics this node hosts.</summary>
     private bool ResolveTopic(string name, out Uuid topicId, out int partitionCount)

@@ -108,6 +108,8 @@ internal sealed class ConsumerMember(string memberId)
     public string ClientId { get; set; } = "";
     public string ClientHost { get; set; } = "";
     public List<string> SubscribedTopicNames { get; set; } = new();
+    /// <summary>KIP-848 SubscribedTopicRegex (RE2 syntax, see <see cref="TopicRegex"/>); null when the member has none.</summary>
+    public string? SubscribedTopicRegex { get; set; }
     public int RebalanceTimeoutMs { get; set; } = -1;
     public string? ServerAssignor { get; set; }
 
@@ -149,6 +151,8 @@ internal sealed class ConsumerGroupState
     public Dictionary<string, SubscribedTopic> SubscriptionMetadata { get; set; } = new(StringComparer.Ordinal);
     /// <summary>Who owns each partition now (assigned or pending revocation).</summary>
     public readonly Dictionary<(Uuid Topic, int Partition), string> Owners = new();
+    /// <summary>Compiled regexes of the members' subscriptions (soft state, pruned to the regexes in use).</summary>
+    public readonly Dictionary<string, System.Text.RegularExpressions.Regex> RegexCache = new(StringComparer.Ordinal);
 
     public bool IsEmpty => Members.Count == 0;
 

@@ -37,7 +37,7 @@ public sealed partial class GroupCoordinator
                 d.GroupState = cg.StateName;
                 d.GroupEpoch = cg.GroupEpoch;
                 d.AssignmentEpoch = cg.AssignmentEpoch;
-                d.AssignorName = UniformAssignor.Name;
+                d.AssignorName = ConsumerAssignors.Preferred(cg.Members.Values, _assignors);
                 // Without an authorizer Kafka reports every group operation as allowed (KIP-430).
                 if (request.IncludeAuthorizedOperations) d.AuthorizedOperations = GroupAuthorizedOperations;
                 foreach (var m in cg.Members.Values.OrderBy(m => m.MemberId, StringComparer.Ordinal))
@@ -50,6 +50,7 @@ public sealed partial class GroupCoordinator
                         ClientId = m.ClientId,
                         ClientHost = m.ClientHost,
                         SubscribedTopicNames = m.SubscribedTopicNames.ToList(),
+                        SubscribedTopicRegex = m.SubscribedTopicRegex,
                         Assignment = DescribeAssignment(cg, m.Assigned),
                         TargetAssignment = DescribeAssignment(cg, cg.TargetOf(m.MemberId)),
                     });

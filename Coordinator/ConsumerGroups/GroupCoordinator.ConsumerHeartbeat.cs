@@ -16,8 +16,10 @@ public delegate bool ConsumerTopicResolver(string name, out Uuid topicId, out in
 /// </summary>
 public sealed partial class GroupCoordinator
 {
+    /// <param name="topicNames">Every topic name, for regex subscriptions (KIP-848 SubscribedTopicRegex); read only when
+    /// some member subscribes by regex, on each heartbeat, so topics created or deleted since are picked up.</param>
     public ConsumerGroupHeartbeatResponse ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest request, short version, ClientInfo client,
-        ConsumerTopicResolver topics)
+        ConsumerTopicResolver topics, IEnumerable<string>? topicNames = null)
     {
         if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return HeartbeatError((ErrorCode)unavailable, null);
         if (ValidateHeartbeat(request, version) is { } invalid) return invalid;
@@ -30,21 +32,23 @@ public sealed partial class GroupCoordinator
         lock (group.Lock)
         {
             if (group.State == GroupState.Dead) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
-            // A classic group with members is not converted (Kafka's online migration is not implemented here).
+            // Kafka's getOrMaybeCreateConsumerGroup: an empty classic group becomes a consumer group (offsets kept,
+            // whatever group.consumer.migration.policy says); one with members would be upgraded online when the
+            // policy allows it, which is not implemented here, so it is "not a consumer group" as when Kafka cannot.
             if (group.MemberList.Count > 0 || group.PendingMembers.Count > 0)
-                return HeartbeatError(ErrorCode.GroupIdNotFound, $"Group {request.GroupId} is not a consumer group.");
+                return HeartbeatError(ErrorCode.GroupIdNotFound, $"Group {request.GroupId} is not a consumer group");
             var cg = group.Consumer;
             if (cg is null && request.MemberEpoch != 0)
                 return HeartbeatError(ErrorCode.GroupIdNotFound, $"Consumer group {request.GroupId} not found.");
             cg ??= new ConsumerGroupState(); // state itself comes from the replay of the records below
 
             if (request.MemberEpoch < 0) return ConsumerLeave(group, cg, request);
-            return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics);
+            return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? []);
         }
     }
 
     /// <summary>Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid, INVALID_REQUEST with its messages.</summary>
-    private static ConsumerGroupHeartbeatResponse? ValidateHeartbeat(ConsumerGroupHeartbeatRequest r, short version)
+    private ConsumerGroupHeartbeatResponse? ValidateHeartbeat(ConsumerGroupHeartbeatRequest r, short version)
     {
         string? problem = null;
         if (r.GroupId.Length == 0) problem = "GroupId can't be empty.";
@@ -63,12 +67,13 @@ public sealed partial class GroupCoordinator
         else if (r.MemberEpoch < ConsumerGroupState.LeaveStaticEpoch) problem = "MemberEpoch is invalid.";
         if (problem is not null) return HeartbeatError(ErrorCode.InvalidRequest, problem);
 
-        if (r.ServerAssignor is not null && r.ServerAssignor != UniformAssignor.Name)
-            return HeartbeatError(ErrorCode.UnsupportedAssignor, $"ServerAssignor {r.ServerAssignor} is not supported. Supported assignors: {UniformAssignor.Name}.");
-        // Regex subscriptions (KIP-848's SubscribedTopicRegex, RE2J syntax in Kafka) are not implemented yet. An empty
-        // one means "no regex" (Kafka clears the member's regex with it; librdkafka 2.16 sends it with topic names).
-        if (r.SubscribedTopicRegex is { Length: > 0 })
-            return HeartbeatError(ErrorCode.InvalidRegularExpression, "SubscribedTopicRegex is not supported by this broker; subscribe by topic names.");
+        if (r.ServerAssignor is not null && !_assignors.Contains(r.ServerAssignor))
+            return HeartbeatError(ErrorCode.UnsupportedAssignor,
+                $"ServerAssignor {r.ServerAssignor} is not supported. Supported assignors: {string.Join(", ", _assignors)}.");
+        // Kafka's throwIfRegularExpressionIsInvalid. An empty regex means "no regex" (librdkafka 2.16 sends it beside
+        // topic names).
+        if (r.SubscribedTopicRegex is { Length: > 0 } regex && TopicRegex.TryCompile(regex, out var error) is null)
+            return HeartbeatError(ErrorCode.InvalidRegularExpression, error);
         return null;
     }
 
@@ -107,7 +112,7 @@ public sealed partial class GroupCoordinator
     }
 
     private ConsumerGroupHeartbeatResponse ConsumerJoinOrHeartbeat(ClassicGroup group, ConsumerGroupState cg,
-        ConsumerGroupHeartbeatRequest request, short version, ClientInfo client, ConsumerTopicResolver topics)
+        ConsumerGroupHeartbeatRequest request, short version, ClientInfo client, ConsumerTopicResolver topics, IEnumerable<string> topicNames)
     {
         string groupId = group.GroupId;
         string memberId = request.MemberId.Length > 0 ? request.MemberId : Guid.NewGuid().ToString(); // v0 join only
@@ -142,6 +147,12 @@ public sealed partial class GroupCoordinator
                 return HeartbeatError(ErrorCode.FencedMemberEpoch, $"The consumer group member has a smaller or larger member epoch ({request.MemberEpoch}) than the one known by the group coordinator ({existing.MemberEpoch}).");
         }
 
+        // Kafka's throwIfConsumerGroupIsFull: group.consumer.max.size bounds the members; a known one may stay, and a
+        // static member coming back under its instance id takes its old place rather than a new one.
+        if (existing is null && replaced is null && cg.Members.Count >= _options.ConsumerGroupMaxSize)
+            return HeartbeatError(ErrorCode.GroupMaxSizeReached,
+                $"The consumer group has reached its maximum capacity of {_options.ConsumerGroupMaxSize} members.");
+
         // The member as it is to be: its current assignment (a replaced static member's, or none for a new one) and
         // its metadata with every field the request carries.
         var basis = existing ?? (replaced is not null ? cg.Members[replaced] : null);
@@ -154,6 +165,7 @@ public sealed partial class GroupCoordinator
             SubscribedTopicNames = request.SubscribedTopicNames is { } names
                 ? names.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList()
                 : basis?.SubscribedTopicNames ?? new(),
+            SubscribedTopicRegex = request.SubscribedTopicRegex is { } regex ? (regex.Length == 0 ? null : regex) : basis?.SubscribedTopicRegex,
             RebalanceTimeoutMs = request.RebalanceTimeoutMs != -1 ? request.RebalanceTimeoutMs : basis?.RebalanceTimeoutMs ?? -1,
             ServerAssignor = request.ServerAssignor ?? basis?.ServerAssignor,
             MemberEpoch = existing?.MemberEpoch ?? 0,
@@ -168,7 +180,8 @@ public sealed partial class GroupCoordinator
         if (existing is null || !SameMetadata(existing, proposed))
         {
             records.Add(MemberMetadataRecord(groupId, proposed));
-            bump = basis is null || !basis.SubscribedTopicNames.SequenceEqual(proposed.SubscribedTopicNames);
+            bump = basis is null || !basis.SubscribedTopicNames.SequenceEqual(proposed.SubscribedTopicNames)
+                || basis.SubscribedTopicRegex != proposed.SubscribedTopicRegex;
         }
 
         // Everyone the group will have after this heartbeat.
@@ -176,7 +189,8 @@ public sealed partial class GroupCoordinator
         if (replaced is not null) members.Remove(replaced);
         members[memberId] = proposed;
 
-        var metadata = SubscriptionMetadata(members.Values, topics);
+        var resolved = ResolveRegexes(cg, members.Values, topicNames);
+        var metadata = SubscriptionMetadata(members.Values, resolved, topics);
         if (!SameSubscriptionMetadata(metadata, cg.SubscriptionMetadata))
         {
             records.Add(SubscriptionMetadataRecord(groupId, metadata));
@@ -196,10 +210,16 @@ public sealed partial class GroupCoordinator
         if (replaced is not null && previousTargets.Remove(replaced, out var inherited)) previousTargets[memberId] = inherited;
         if (groupEpoch > cg.AssignmentEpoch)
         {
-            var assignorMembers = members.Values.Select(m => new AssignorMember(m.MemberId,
-                m.SubscribedTopicNames.Where(metadata.ContainsKey).Select(n => metadata[n].TopicId).ToList())).ToList();
+            var assignorMembers = new List<AssignorMember>(members.Count);
+            foreach (var m in members.Values)
+            {
+                var ids = new HashSet<Uuid>();
+                foreach (var n in SubscribedNames(m, resolved))
+                    if (metadata.TryGetValue(n, out var t)) ids.Add(t.TopicId);
+                assignorMembers.Add(new AssignorMember(m.MemberId, ids, m.InstanceId));
+            }
             var counts = metadata.Values.ToDictionary(t => t.TopicId, t => t.NumPartitions);
-            var newTargets = UniformAssignor.Assign(assignorMembers, counts, previousTargets);
+            var newTargets = ConsumerAssignors.Assign(ConsumerAssignors.Preferred(members.Values, _assignors), assignorMembers, counts, previousTargets);
             foreach (var (id, t) in newTargets)
                 if (!previousTargets.TryGetValue(id, out var before) || !before.SetEquals(t) || id == memberId && replaced is not null)
                     records.Add(TargetMemberRecord(groupId, id, t));
@@ -249,14 +269,55 @@ public sealed partial class GroupCoordinator
     private static bool SameMetadata(ConsumerMember a, ConsumerMember b) =>
         a.InstanceId == b.InstanceId && a.RackId == b.RackId && a.ClientId == b.ClientId && a.ClientHost == b.ClientHost
         && a.RebalanceTimeoutMs == b.RebalanceTimeoutMs && a.ServerAssignor == b.ServerAssignor
-        && a.SubscribedTopicNames.SequenceEqual(b.SubscribedTopicNames);
+        && a.SubscribedTopicNames.SequenceEqual(b.SubscribedTopicNames) && a.SubscribedTopicRegex == b.SubscribedTopicRegex;
 
-    /// <summary>Every topic some member subscribes to that exists, with its id and partition count.</summary>
-    private static Dictionary<string, SubscribedTopic> SubscriptionMetadata(IEnumerable<ConsumerMember> members, ConsumerTopicResolver topics)
+    /// <summary>
+    /// The topics each distinct regex of the members matches now (Kafka's resolved regular expressions, internal
+    /// topics excluded). Evaluated on every heartbeat against the current topics, so a topic created or deleted
+    /// since changes the group's subscription metadata, which bumps the group epoch. Compiled regexes are cached in
+    /// the group and pruned to those still in use.
+    /// </summary>
+    private static Dictionary<string, List<string>> ResolveRegexes(ConsumerGroupState cg, IEnumerable<ConsumerMember> members, IEnumerable<string> topicNames)
+    {
+        var result = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var m in members)
+            if (m.SubscribedTopicRegex is { } r) result.TryAdd(r, new List<string>());
+        foreach (var cached in cg.RegexCache.Keys.ToArray())
+            if (!result.ContainsKey(cached)) cg.RegexCache.Remove(cached);
+        if (result.Count == 0) return result;
+        var compiled = new List<(System.Text.RegularExpressions.Regex Regex, List<string> Into)>(result.Count);
+        foreach (var (pattern, into) in result)
+        {
+            if (!cg.RegexCache.TryGetValue(pattern, out var regex))
+            {
+                // Validated on the request that set it; one replayed from an older log may not compile: matches nothing.
+                regex = TopicRegex.TryCompile(pattern, out _);
+                if (regex is null) continue;
+                cg.RegexCache[pattern] = regex;
+            }
+            compiled.Add((regex, into));
+        }
+        foreach (var name in topicNames)
+            foreach (var (regex, into) in compiled)
+                if (TopicRegex.Matches(regex, name)) into.Add(name);
+        return result;
+    }
+
+    /// <summary>A member's topics by name: those it names and those its regex matches.</summary>
+    private static IEnumerable<string> SubscribedNames(ConsumerMember m, Dictionary<string, List<string>> resolved)
+    {
+        foreach (var n in m.SubscribedTopicNames) yield return n;
+        if (m.SubscribedTopicRegex is { } r && resolved.TryGetValue(r, out var matched))
+            foreach (var n in matched) yield return n;
+    }
+
+    /// <summary>Every topic some member subscribes to (by name or regex) that exists, with its id and partition count.</summary>
+    private static Dictionary<string, SubscribedTopic> SubscriptionMetadata(IEnumerable<ConsumerMember> members,
+        Dictionary<string, List<string>> resolved, ConsumerTopicResolver topics)
     {
         var result = new Dictionary<string, SubscribedTopic>(StringComparer.Ordinal);
         foreach (var m in members)
-            foreach (var name in m.SubscribedTopicNames)
+            foreach (var name in SubscribedNames(m, resolved))
                 if (!result.ContainsKey(name) && topics(name, out var id, out int count) && count > 0)
                     result[name] = new SubscribedTopic(id, name, count);
         return result;

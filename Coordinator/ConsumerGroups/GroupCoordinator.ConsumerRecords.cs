@@ -151,6 +151,7 @@ public sealed partial class GroupCoordinator
         member.ClientId = v.ClientId;
         member.ClientHost = v.ClientHost;
         member.SubscribedTopicNames = v.SubscribedTopicNames;
+        member.SubscribedTopicRegex = string.IsNullOrEmpty(v.SubscribedTopicRegex) ? null : v.SubscribedTopicRegex;
         member.RebalanceTimeoutMs = v.RebalanceTimeoutMs;
         member.ServerAssignor = v.ServerAssignor;
         if (v.InstanceId is not null) cg.StaticMembers[v.InstanceId] = memberId;
@@ -172,7 +173,19 @@ public sealed partial class GroupCoordinator
         var group = Resolve(writer, groupId);
         lock (group.Lock)
         {
-            group.Consumer ??= new ConsumerGroupState();
+            if (group.Consumer is null)
+            {
+                // KIP-848: an empty classic group that becomes a consumer group (Kafka's maybeDeleteEmptyClassicGroup)
+                // drops its classic metadata; its offsets stay. Done on replay so a reload ends the same way.
+                if (group.MemberList.Count == 0)
+                {
+                    group.StoredMetadata = null;
+                    group.GenerationId = 0;
+                    group.ProtocolType = group.ProtocolName = group.LeaderId = null;
+                    group.CurrentStateTimestamp = null;
+                }
+                group.Consumer = new ConsumerGroupState();
+            }
             apply(group.Consumer);
         }
     }
@@ -211,7 +224,7 @@ public sealed partial class GroupCoordinator
                 ClientId = m.ClientId,
                 ClientHost = m.ClientHost,
                 SubscribedTopicNames = m.SubscribedTopicNames,
-                SubscribedTopicRegex = null,
+                SubscribedTopicRegex = m.SubscribedTopicRegex,
                 RebalanceTimeoutMs = m.RebalanceTimeoutMs,
                 ServerAssignor = m.ServerAssignor,
             }, 0);

@@ -2,8 +2,9 @@ using Kayak.Protocol;
 
 namespace Kayak.Coordinator.ConsumerGroups;
 
-/// <summary>One member as the server-side assignor sees it: its subscription by topic id.</summary>
-internal readonly record struct AssignorMember(string MemberId, IReadOnlyCollection<Uuid> Subscribed);
+/// <summary>One member as the server-side assignor sees it: its subscription by topic id (and instance id, which the
+/// range assignor orders by).</summary>
+internal readonly record struct AssignorMember(string MemberId, IReadOnlyCollection<Uuid> Subscribed, string? InstanceId = null);
 
 /// <summary>
 /// KIP-848's default server-side assignor, "uniform" (Kafka's UniformAssignor): every subscribed partition goes to a

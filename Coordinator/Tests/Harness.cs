@@ -24,6 +24,15 @@ internal sealed class Harness : IDisposable
         Coordinator.Load();
     }
 
+    /// <summary>With options built on the harness's manual clock.</summary>
+    public Harness(Func<ManualTimeProvider, GroupCoordinatorOptions> options)
+    {
+        Time = new ManualTimeProvider();
+        Log = new InMemoryGroupLog();
+        Coordinator = new GroupCoordinator(options(Time), Log);
+        Coordinator.Load();
+    }
+
     /// <summary>Over another log (Storage); <see cref="Log"/> is then unavailable.</summary>
     public Harness(IGroupLog groupLog, ManualTimeProvider time)
     {

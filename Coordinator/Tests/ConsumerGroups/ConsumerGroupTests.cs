@@ -203,11 +203,17 @@ public class ConsumerGroupTests
         var r = g.H.Coordinator.ConsumerGroupHeartbeat(request, 1, default, g.Resolve);
         Assert.That(r.ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRequest), "no rebalance timeout on join");
         request.RebalanceTimeoutMs = 1000;
-        request.ServerAssignor = "range";
-        Assert.That(g.H.Coordinator.ConsumerGroupHeartbeat(request, 1, default, g.Resolve).ErrorCode, Is.EqualTo((short)ErrorCode.UnsupportedAssignor));
+        request.ServerAssignor = "sticky";
+        var unsupported = g.H.Coordinator.ConsumerGroupHeartbeat(request, 1, default, g.Resolve);
+        Assert.That(unsupported.ErrorCode, Is.EqualTo((short)ErrorCode.UnsupportedAssignor));
+        Assert.That(unsupported.ErrorMessage, Is.EqualTo("ServerAssignor sticky is not supported. Supported assignors: uniform, range."));
         request.ServerAssignor = null;
-        request.SubscribedTopicRegex = "t.*";
-        Assert.That(g.H.Coordinator.ConsumerGroupHeartbeat(request, 1, default, g.Resolve).ErrorCode, Is.EqualTo((short)ErrorCode.InvalidRegularExpression));
+        foreach (var bad in new[] { "t(", "(a)\\1", "(?=t)t", "(?>t)", "[z-a]", "(?x)t", "(?U)t*" })
+        {
+            request.SubscribedTopicRegex = bad;
+            Assert.That(g.H.Coordinator.ConsumerGroupHeartbeat(request, 1, default, g.Resolve).ErrorCode,
+                Is.EqualTo((short)ErrorCode.InvalidRegularExpression), bad);
+        }
     }
 
     [Test]
