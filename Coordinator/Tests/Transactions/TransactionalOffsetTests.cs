@@ -11,7 +11,7 @@ namespace Kayak.Coordinator.Tests.Transactions;
 /// <summary>A sink that stores through the real group coordinator but "crashes" while ending the transaction.</summary>
 internal sealed class CrashingSink(ITxnOffsetSink inner, bool afterMarker) : ITxnOffsetSink
 {
-    public short StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets) =>
+    public ErrorCode StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets) =>
         inner.StoreTransactionalOffsets(groupId, producerId, producerEpoch, offsets);
 
     public void CompleteTransaction(int offsetsPartition, long producerId, short producerEpoch, bool commit)
