@@ -139,15 +139,27 @@ public sealed partial class TransactionCoordinator
     /// Runs before the broker serves requests; each transaction is still finished under its own lock.
     public void Load()
     {
-        _txns.Clear();
-        _byProducerId.Clear();
-        for (int p = 0; p < _options.NumPartitions; p++)
-            _log.Replay(p, chunk => CoordinatorBatch.Decode(chunk, ReplayRecord));
+        LoadState();
         long now = NowMs;
         foreach (var txn in _txns.Values)
             lock (txn.Sync)
                 if (IsPrepared(txn.State)) FinishPrepared(txn, now);
     }
+
+    /// <summary>The replay half of <see cref="Load"/>: the state the log holds, with nothing written (replay-equivalence tests).</summary>
+    internal void LoadState()
+    {
+        _txns.Clear();
+        _byProducerId.Clear();
+        for (int p = 0; p < _options.NumPartitions; p++)
+            _log.Replay(p, chunk => CoordinatorBatch.Decode(chunk, ReplayRecord));
+    }
+
+    /// <summary>Every transaction the coordinator holds, live or not (tests dump them; lock each to read).</summary>
+    internal ICollection<TransactionMetadata> AllTransactions => _txns.Values;
+
+    /// <summary>The produce path's producer id → transactional id index (tests check it agrees with the metadata).</summary>
+    internal IEnumerable<KeyValuePair<long, TransactionMetadata>> ProducerIndex => _byProducerId;
 
     /// <summary>Decodes one record of <c>__transaction_state</c> and replays it; keys of another version are not transaction records.</summary>
     private void ReplayRecord(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte>? value)
