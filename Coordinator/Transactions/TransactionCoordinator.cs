@@ -12,6 +12,9 @@ namespace Kayak.Coordinator.Transactions;
 /// through the group coordinator, into the groups' <c>__consumer_offsets</c> partitions, whose transactional
 /// offset records the marker resolves; then persists CompleteCommit/CompleteAbort. A broker
 /// that stops between the two finishes the job when it loads.
+/// State changes only through records: every transition is a <see cref="TxnTransit"/> written as a TransactionLog
+/// record and replayed into the metadata after the append (TransactionCoordinator.Log.cs); the metadata's setters
+/// are used by that replay alone, so what a load rebuilds is what the running coordinator held.
 /// Locking: each transactional id has its own lock (Kafka's TransactionMetadata.inLock); nothing is coordinator-wide,
 /// so one transaction's EndTxn (its markers, its groups' offsets) never holds up another transaction or the produce
 /// path. A Produce that races EndTxn is settled in the partition itself: the verification guard (KIP-890 part 1, see
