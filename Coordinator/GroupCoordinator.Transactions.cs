@@ -34,17 +34,17 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
     /// consumer's generation and member id) must match the group; an anonymous one (generation -1, assign())
     /// is accepted whatever the group's state, unlike a plain OffsetCommit.
     /// </summary>
-    public short ValidateTxnOffsetCommit(string groupId, string memberId, int generationId, string? groupInstanceId)
+    public ErrorCode ValidateTxnOffsetCommit(string groupId, string memberId, int generationId, string? groupInstanceId)
     {
-        if (!_loaded) return GroupErrors.CoordinatorLoadInProgress;
-        if (!_groups.TryGetValue(groupId, out var group)) return GroupErrors.None; // created by the commit
+        if (!_loaded) return ErrorCode.CoordinatorLoadInProgress;
+        if (!_groups.TryGetValue(groupId, out var group)) return ErrorCode.None; // created by the commit
         lock (group.Lock)
         {
-            if (group.State == GroupState.Dead) return GroupErrors.CoordinatorNotAvailable;
-            if (generationId < 0 && memberId.Length == 0 && groupInstanceId is null) return GroupErrors.None;
-            short error = ValidateMember(group, memberId, groupInstanceId);
-            if (error != GroupErrors.None) return error;
-            return generationId != group.GenerationId ? GroupErrors.IllegalGeneration : GroupErrors.None;
+            if (group.State == GroupState.Dead) return ErrorCode.CoordinatorNotAvailable;
+            if (generationId < 0 && memberId.Length == 0 && groupInstanceId is null) return ErrorCode.None;
+            ErrorCode error = ValidateMember(group, memberId, groupInstanceId);
+            if (error != ErrorCode.None) return error;
+            return generationId != group.GenerationId ? ErrorCode.IllegalGeneration : ErrorCode.None;
         }
     }
 
