@@ -58,7 +58,7 @@ public sealed partial class TransactionCoordinator
             _log.Append(PartitionFor(transactionalId), batch);
             return true;
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException)
+        catch (Exception e) when (GroupCoordinator.IsAppendFailure(e))
         {
             return false;
         }
