@@ -20,7 +20,7 @@ internal readonly record struct TxnTransit(long ProducerId, long PreviousProduce
 /// runtime have it: a transition becomes a TransactionLogKey/Value record, the record is appended to the id's
 /// <c>__transaction_state</c> partition, and only once the append succeeded is it replayed into the metadata by
 /// <see cref="Replay"/>, the same method <see cref="Load"/> runs over the log at start. A refused append leaves the
-/// state as it was and the operation answers COORDINATOR_NOT_AVAILABLE (Kafka's mapping, so the client retries).
+/// state as it was and the operation answers Kafka's coordinator error for it (<see cref="AppendError"/>).
 /// Writes run under the transaction's lock; the replay takes it too (reentrant), which is what load needs.
 /// </summary>
 public sealed partial class TransactionCoordinator
@@ -28,25 +28,26 @@ public sealed partial class TransactionCoordinator
     /// <summary>TransactionLogValue v1 (flexible, KIP-890) carries PreviousProducerId as a tagged field; v0 has no place for it.</summary>
     private const short ValueVersionWithPreviousId = 1;
 
-    /// <summary>Appends the transition's record and replays it; false (nothing changed) when the log refused it. Under <paramref name="txn"/>'s lock.</summary>
-    private bool TryWrite(TransactionMetadata txn, in TxnTransit transit)
+    /// <summary>
+    /// Appends the transition's record and replays it; NONE, or the coordinator error for the refused append (nothing
+    /// changed, see <see cref="AppendError"/>). Under <paramref name="txn"/>'s lock.
+    /// </summary>
+    private ErrorCode TryWrite(TransactionMetadata txn, in TxnTransit transit)
     {
         var value = ToValue(transit);
-        if (!TryAppend(txn.TransactionalId, value)) return false;
-        Replay(txn, txn.TransactionalId, value);
-        return true;
+        var error = TryAppend(txn.TransactionalId, value);
+        if (error == ErrorCode.None) Replay(txn, txn.TransactionalId, value);
+        return error;
     }
 
-    /// <summary>Tombstones an expired transactional id (Kafka's removeExpiredTransactionalIds); false when refused. Under its lock.</summary>
-    private bool TryWriteTombstone(TransactionMetadata txn)
+    /// <summary>Tombstones an expired transactional id (Kafka's removeExpiredTransactionalIds); a refused one is tried again next pass. Under its lock.</summary>
+    private void TryWriteTombstone(TransactionMetadata txn)
     {
-        if (!TryAppend(txn.TransactionalId, null)) return false;
-        Replay(txn, txn.TransactionalId, null);
-        return true;
+        if (TryAppend(txn.TransactionalId, null) == ErrorCode.None) Replay(txn, txn.TransactionalId, null);
     }
 
     /// <summary>One TransactionLogKey/Value record (null value: a tombstone) as a batch of its own, encoded like the group coordinator's records.</summary>
-    private bool TryAppend(string transactionalId, TransactionLogValue? value)
+    private ErrorCode TryAppend(string transactionalId, TransactionLogValue? value)
     {
         // Version 1 only when there is a previous producer id to keep (an epoch rollover, KIP-360): Kafka 4.0 reads
         // both and writes v0 without transaction version 2.
@@ -56,13 +57,28 @@ public sealed partial class TransactionCoordinator
         try
         {
             _log.Append(PartitionFor(transactionalId), batch);
-            return true;
+            return ErrorCode.None;
         }
         catch (Exception e) when (GroupCoordinator.IsAppendFailure(e))
         {
-            return false;
+            return AppendError(e);
         }
     }
+
+    /// <summary>
+    /// Kafka's TransactionStateManager.appendTransactionToLog turns a log append error into the coordinator's: a
+    /// missing partition (here also a state topic that cannot be created, a closed log, an I/O error outside Storage's
+    /// own reporting) is COORDINATOR_NOT_AVAILABLE, a storage error NOT_COORDINATOR, a record over max.message.bytes
+    /// UNKNOWN_SERVER_ERROR, anything else its own code. All but the last make the client retry.
+    /// </summary>
+    private static ErrorCode AppendError(Exception e) => e is not KafkaException k ? ErrorCode.CoordinatorNotAvailable : k.Code switch
+    {
+        ErrorCode.UnknownTopicOrPartition or ErrorCode.NotEnoughReplicas or ErrorCode.NotEnoughReplicasAfterAppend or ErrorCode.RequestTimedOut
+            => ErrorCode.CoordinatorNotAvailable,
+        ErrorCode.NotLeaderOrFollower or ErrorCode.KafkaStorageError => ErrorCode.NotCoordinator,
+        ErrorCode.MessageTooLarge or ErrorCode.RecordListTooLarge => ErrorCode.UnknownServerError,
+        var other => other,
+    };
 
     private static TransactionLogValue ToValue(in TxnTransit t) => new()
     {

@@ -65,7 +65,7 @@ public sealed partial class TransactionCoordinator
     /// InitProducerId. Without a transactional id: a fresh producer id at epoch 0 (idempotent producer).
     /// With one: a new id for an unknown transactional.id, else the epoch is bumped (fencing the previous
     /// instance); an open transaction is aborted first. <paramref name="producerId"/>/<paramref name="producerEpoch"/>
-    /// (v3+, KIP-360) must match the current ones when given, else PRODUCER_FENCED. COORDINATOR_NOT_AVAILABLE when
+    /// (v3+, KIP-360) must match the current ones when given, else PRODUCER_FENCED. Kafka's coordinator error (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, ...) when
     /// <c>__transaction_state</c> refused the record (nothing changed; the client retries).
     /// </summary>
     public InitProducerIdResult InitProducerId(string? transactionalId, int timeoutMs, long producerId = -1, short producerEpoch = -1)
@@ -96,11 +96,12 @@ public sealed partial class TransactionCoordinator
     private InitProducerIdResult InitNew(TransactionMetadata txn, int timeoutMs)
     {
         var fresh = new TxnTransit(_ids.NextProducerId(), -1, 0, timeoutMs, TransactionState.Empty, [], -1, NowMs);
-        if (!TryWrite(txn, fresh))
+        var error = TryWrite(txn, fresh);
+        if (error != ErrorCode.None)
         {
             // Not persisted: the placeholder goes, so the retry starts over rather than finding a half-made entry.
             _txns.TryRemove(new KeyValuePair<string, TransactionMetadata>(txn.TransactionalId, txn));
-            return Failed(ErrorCode.CoordinatorNotAvailable);
+            return Failed(error);
         }
         return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
     }
@@ -136,7 +137,8 @@ public sealed partial class TransactionCoordinator
         {
             TimeoutMs = timeoutMs, State = TransactionState.Empty, Partitions = [], StartTimestampMs = -1, LastUpdateTimestampMs = now,
         };
-        if (!TryWrite(txn, empty)) return Failed(ErrorCode.CoordinatorNotAvailable);
+        var written = TryWrite(txn, empty);
+        if (written != ErrorCode.None) return Failed(written);
         return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
     }
 
@@ -193,7 +195,7 @@ public sealed partial class TransactionCoordinator
                 StartTimestampMs = ongoing ? txn.StartTimestampMs : now,
                 LastUpdateTimestampMs = now,
             };
-            return TryWrite(txn, added) ? ErrorCode.None : ErrorCode.CoordinatorNotAvailable;
+            return TryWrite(txn, added);
         }
     }
 
@@ -265,7 +267,7 @@ public sealed partial class TransactionCoordinator
     /// <summary>
     /// EndTxn: commit or abort the ongoing transaction. A retry of an already completed commit/abort succeeds;
     /// the opposite outcome, or ending an Empty transaction, is INVALID_TXN_STATE (Kafka's handleEndTransaction).
-    /// COORDINATOR_NOT_AVAILABLE when the Prepare record was refused (the transaction stays Ongoing). Once Prepare is
+    /// The append error (e.g. COORDINATOR_NOT_AVAILABLE) when the Prepare record was refused (the transaction stays Ongoing). Once Prepare is
     /// in the log the outcome is decided and the answer is NONE, as Kafka answers after the Prepare append.
     /// </summary>
     public ErrorCode EndTxn(string transactionalId, long producerId, short producerEpoch, bool commit)
@@ -288,13 +290,14 @@ public sealed partial class TransactionCoordinator
     /// <summary>
     /// Prepare (written from <paramref name="start"/>: the current state, or a bumped epoch for a fencing abort) →
     /// markers (incl. the groups' offsets partitions) → Complete (written). Called with the transaction's lock held
-    /// and returns with it held. COORDINATOR_NOT_AVAILABLE when Prepare was refused (nothing changed); otherwise NONE,
+    /// and returns with it held. The append error when Prepare was refused (nothing changed); otherwise NONE,
     /// also when Complete was refused, which leaves the transaction prepared for the timer to finish.
     /// </summary>
     private ErrorCode CompleteTransaction(TransactionMetadata txn, TxnTransit start, bool commit, long now)
     {
         var prepare = start with { State = commit ? TransactionState.PrepareCommit : TransactionState.PrepareAbort, LastUpdateTimestampMs = now };
-        if (!TryWrite(txn, prepare)) return ErrorCode.CoordinatorNotAvailable;
+        var error = TryWrite(txn, prepare);
+        if (error != ErrorCode.None) return error;
         FinishPrepared(txn, now);
         return ErrorCode.None;
     }
@@ -321,7 +324,7 @@ public sealed partial class TransactionCoordinator
         {
             State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort, Partitions = [], LastUpdateTimestampMs = now,
         };
-        return TryWrite(txn, complete);
+        return TryWrite(txn, complete) == ErrorCode.None;
     }
 
     /// <summary>

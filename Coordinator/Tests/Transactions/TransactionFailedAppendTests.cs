@@ -1,5 +1,6 @@
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
+using Kayak.Storage;
 using NUnit.Framework;
 
 namespace Kayak.Coordinator.Tests.Transactions;
@@ -175,6 +176,23 @@ public class TransactionFailedAppendTests
         Assert.That(_c.Describe("t"), Is.Null);
         Assert.That(_c.CheckProduce(_t.ProducerId, _t.ProducerEpoch, "a", 0), Is.EqualTo(ErrorCode.InvalidTxnState));
         AssertReloadMatches();
+    }
+
+    /// <summary>Kafka's TransactionStateManager maps the log's append error to the coordinator's (nothing changes either way).</summary>
+    [TestCase(StorageError.KafkaStorageError, ErrorCode.NotCoordinator)]
+    [TestCase(StorageError.MessageTooLarge, ErrorCode.UnknownServerError)]
+    [TestCase(StorageError.UnknownTopicOrPartition, ErrorCode.CoordinatorNotAvailable)]
+    [TestCase(StorageError.CorruptRecord, ErrorCode.CorruptMessage)]
+    public void TheAppendErrorBecomesKafkasCoordinatorError(StorageError storage, ErrorCode expected)
+    {
+        _log.Error = () => new StorageErrorException(storage, "simulated");
+        RefusedChangesNothing(() =>
+        {
+            Assert.That(_c.InitProducerId("n", 10_000).Error, Is.EqualTo(expected));
+            Assert.That(_c.AddPartitions("t", _t.ProducerId, _t.ProducerEpoch, [A0]), Is.EqualTo(expected));
+        });
+        Assert.That(_c.AddPartitions("t", _t.ProducerId, _t.ProducerEpoch, [A0]), Is.EqualTo(ErrorCode.None));
+        Assert.That(_c.EndTxn("t", _t.ProducerId, _t.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None));
     }
 
     /// <summary>Writes markers, then makes the log refuse what follows (the Complete record).</summary>

@@ -52,13 +52,15 @@ internal sealed class FaultyTransactionLog(InMemoryTransactionLog inner) : ITran
     public InMemoryTransactionLog Inner { get; } = inner;
     public bool Fail { get; set; }
     public int Refused { get; private set; }
+    /// <summary>What a refused append throws (an IOException unless set).</summary>
+    public Func<Exception>? Error { get; set; }
 
     public void Append(int partition, ReadOnlySpan<byte> batch)
     {
         if (Fail)
         {
             Refused++;
-            throw new IOException("simulated refused append to __transaction_state");
+            throw Error?.Invoke() ?? new IOException("simulated refused append to __transaction_state");
         }
         Inner.Append(partition, batch);
     }
