@@ -358,9 +358,12 @@ public sealed partial class TransactionCoordinator
     /// </summary>
     /// A transaction busy with another request (its EndTxn writing markers) is skipped until the next pass, as Kafka
     /// skips transactions with a pending state.
+    /// A transaction whose markers cannot be written stays prepared for the next pass and does not hold up the others
+    /// of this one; the first such failure is rethrown at the end, for the broker's timer to log.
     public int AbortTimedOutTransactions()
     {
         int aborted = 0;
+        Exception? failure = null;
         foreach (var txn in _txns.Values)
         {
             if (!Monitor.TryEnter(txn.Sync)) continue;
@@ -382,8 +385,10 @@ public sealed partial class TransactionCoordinator
                     TryWriteTombstone(txn);
                 }
             }
+            catch (Exception e) when (GroupCoordinator.IsAppendFailure(e)) { failure ??= e; }
             finally { Monitor.Exit(txn.Sync); }
         }
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         return aborted;
     }
 

@@ -20,6 +20,8 @@ public class TransactionFailedAppendTests
     private RecordingMarkers _markers = null!;
     private TransactionCoordinator _c = null!;
     private InitProducerIdResult _t;
+    /// <summary>One allocator for every coordinator of a test, as the broker's persisted block file is.</summary>
+    private ProducerIdManager _ids = null!;
 
     [SetUp]
     public void SetUp()
@@ -27,6 +29,7 @@ public class TransactionFailedAppendTests
         _clock = new ManualClock();
         _log = new FaultyTransactionLog(new InMemoryTransactionLog());
         _markers = new RecordingMarkers();
+        _ids = new ProducerIdManager(null);
         _c = New(_markers);
         _t = _c.InitProducerId("t", 10_000);
         Assert.That(_t.Error, Is.EqualTo(ErrorCode.None));
@@ -37,7 +40,7 @@ public class TransactionFailedAppendTests
         var c = new TransactionCoordinator(new TransactionCoordinatorOptions
         {
             NumPartitions = Partitions, OffsetsTopicNumPartitions = 7, Time = _clock, TransactionalIdExpirationMs = 100_000,
-        }, _log, markers, new ProducerIdManager(null));
+        }, _log, markers, _ids);
         c.Load();
         return c;
     }
@@ -193,6 +196,40 @@ public class TransactionFailedAppendTests
         });
         Assert.That(_c.AddPartitions("t", _t.ProducerId, _t.ProducerEpoch, [A0]), Is.EqualTo(ErrorCode.None));
         Assert.That(_c.EndTxn("t", _t.ProducerId, _t.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None));
+    }
+
+    /// <summary>A timed-out transaction whose markers fail stays prepared and does not keep the timer from aborting the others.</summary>
+    [Test]
+    public void TheTimerAbortsOtherTransactionsWhenOnesMarkersFail()
+    {
+        var markers = new FailingTopic("a");
+        _c = New(markers);
+        Assert.That(_c.AddPartitions("t", _t.ProducerId, _t.ProducerEpoch, [A0]), Is.EqualTo(ErrorCode.None));
+        // Several others, so some come after t in the timer's pass whatever the map's order.
+        string[] others = ["u0", "u1", "u2", "u3", "u4", "u5"];
+        foreach (var id in others)
+        {
+            var u = _c.InitProducerId(id, 10_000);
+            Assert.That(_c.AddPartitions(id, u.ProducerId, u.ProducerEpoch, [B1]), Is.EqualTo(ErrorCode.None));
+        }
+        _clock.Advance(10_000);
+        Assert.Throws<IOException>(() => _c.AbortTimedOutTransactions(), "the failure is reported");
+        Assert.That(_c.Describe("t")!.State, Is.EqualTo(TransactionState.PrepareAbort), "decided, markers pending");
+        foreach (var id in others) Assert.That(_c.Describe(id)!.State, Is.EqualTo(TransactionState.CompleteAbort), $"{id} is not held up by t");
+        AssertReloadMatches();
+
+        markers.Topic = null;
+        Assert.That(_c.AbortTimedOutTransactions(), Is.EqualTo(0), "finished, not aborted again");
+        Assert.That(_c.Describe("t")!.State, Is.EqualTo(TransactionState.CompleteAbort));
+        AssertReloadMatches();
+    }
+
+    private sealed class FailingTopic(string? topic) : ITransactionMarkerWriter
+    {
+        public string? Topic { get; set; } = topic;
+
+        public ErrorCode WriteMarker(TxnPartition partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit) =>
+            partition.Topic == Topic ? throw new IOException("simulated marker failure") : ErrorCode.None;
     }
 
     /// <summary>Writes markers, then makes the log refuse what follows (the Complete record).</summary>
