@@ -23,7 +23,7 @@ public sealed partial class GroupCoordinator
         foreach (var id in request.Groups)
         {
             var d = new DescribeGroupsResponse.DescribedGroup { GroupId = id, GroupState = "Dead" };
-            if (Unavailable(id) is var unavailable && unavailable != GroupErrors.None) d.ErrorCode = unavailable;
+            if (Unavailable(id) is var unavailable && unavailable != ErrorCode.None) d.ErrorCode = (short)unavailable;
             else if (_groups.TryGetValue(id, out var group))
             {
                 lock (group.Lock)
@@ -32,7 +32,7 @@ public sealed partial class GroupCoordinator
                     {
                         // Kafka answers DescribeGroups for a KIP-848 group with GROUP_ID_NOT_FOUND ("not a classic
                         // group"); ConsumerGroupDescribe describes it.
-                        d.ErrorCode = GroupErrors.GroupIdNotFound;
+                        d.ErrorCode = (short)ErrorCode.GroupIdNotFound;
                         response.Groups.Add(d);
                         continue;
                     }
@@ -69,7 +69,7 @@ public sealed partial class GroupCoordinator
         var response = new ListGroupsResponse();
         if (!_loaded)
         {
-            response.ErrorCode = GroupErrors.CoordinatorLoadInProgress;
+            response.ErrorCode = (short)ErrorCode.CoordinatorLoadInProgress;
             return response;
         }
         foreach (var group in _groups.Values)
@@ -110,24 +110,24 @@ public sealed partial class GroupCoordinator
     {
         var response = new DeleteGroupsResponse();
         foreach (var id in request.GroupsNames)
-            response.Results.Add(new DeleteGroupsResponse.DeletableGroupResult { GroupId = id, ErrorCode = DeleteGroup(id) });
+            response.Results.Add(new DeleteGroupsResponse.DeletableGroupResult { GroupId = id, ErrorCode = (short)DeleteGroup(id) });
         return response;
     }
 
-    private short DeleteGroup(string groupId)
+    private ErrorCode DeleteGroup(string groupId)
     {
-        if (Unavailable(groupId) is var unavailable && unavailable != GroupErrors.None) return unavailable;
-        if (!_groups.TryGetValue(groupId, out var group)) return GroupErrors.GroupIdNotFound;
+        if (Unavailable(groupId) is var unavailable && unavailable != ErrorCode.None) return unavailable;
+        if (!_groups.TryGetValue(groupId, out var group)) return ErrorCode.GroupIdNotFound;
         lock (group.Lock)
         {
             ExpireOverdueMembers(group);
             switch (group.State)
             {
-                case GroupState.Dead: return GroupErrors.GroupIdNotFound;
+                case GroupState.Dead: return ErrorCode.GroupIdNotFound;
                 case GroupState.Empty: break;
-                default: return GroupErrors.NonEmptyGroup;
+                default: return ErrorCode.NonEmptyGroup;
             }
-            if (group.Consumer is { IsEmpty: false }) return GroupErrors.NonEmptyGroup;
+            if (group.Consumer is { IsEmpty: false }) return ErrorCode.NonEmptyGroup;
             // Kafka's deleteAllOffsets: a tombstone per committed offset and per partition with only a pending
             // transactional offset, then the group's; their replay removes offsets, pending offsets and the group.
             var records = new List<CoordinatorRecord>();
@@ -140,7 +140,7 @@ public sealed partial class GroupCoordinator
                         records.Add(OffsetTombstone(groupId, topic, p));
             if (group.Consumer is not null) AddConsumerGroupDeletion(records, groupId);
             records.Add(GroupTombstone(groupId));
-            return TryWrite(group, records) ? GroupErrors.None : GroupErrors.CoordinatorNotAvailable;
+            return TryWrite(group, records) ? ErrorCode.None : ErrorCode.CoordinatorNotAvailable;
         }
     }
 
@@ -152,21 +152,21 @@ public sealed partial class GroupCoordinator
     public OffsetDeleteResponse DeleteOffsets(OffsetDeleteRequest request)
     {
         var response = new OffsetDeleteResponse();
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) { response.ErrorCode = unavailable; return response; }
-        if (!_groups.TryGetValue(request.GroupId, out var group)) { response.ErrorCode = GroupErrors.GroupIdNotFound; return response; }
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) { response.ErrorCode = (short)unavailable; return response; }
+        if (!_groups.TryGetValue(request.GroupId, out var group)) { response.ErrorCode = (short)ErrorCode.GroupIdNotFound; return response; }
         lock (group.Lock)
         {
             HashSet<string>? subscribed = null;
             switch (group.State)
             {
                 case GroupState.Dead:
-                    response.ErrorCode = GroupErrors.GroupIdNotFound;
+                    response.ErrorCode = (short)ErrorCode.GroupIdNotFound;
                     return response;
                 case GroupState.Empty:
                     break;
                 default:
                     subscribed = group.SubscribedTopics();
-                    if (subscribed is null) { response.ErrorCode = GroupErrors.NonEmptyGroup; return response; }
+                    if (subscribed is null) { response.ErrorCode = (short)ErrorCode.NonEmptyGroup; return response; }
                     break;
             }
             var records = new List<CoordinatorRecord>();
@@ -176,18 +176,18 @@ public sealed partial class GroupCoordinator
                 bool isSubscribed = subscribed is not null && subscribed.Contains(t.Name);
                 foreach (var p in t.Partitions)
                 {
-                    short error = GroupErrors.None;
-                    if (isSubscribed) error = GroupErrors.GroupSubscribedToTopic;
+                    ErrorCode error = ErrorCode.None;
+                    if (isSubscribed) error = ErrorCode.GroupSubscribedToTopic;
                     // Kafka writes the tombstone for a committed offset and for a pending transactional one.
                     else if (HasCommittedOffset(group, t.Name, p.PartitionIndex) || HasPendingTxnOffset(group, t.Name, p.PartitionIndex))
                         records.Add(OffsetTombstone(group.GroupId, t.Name, p.PartitionIndex));
-                    rt.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = error });
+                    rt.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error });
                 }
                 response.Topics.Add(rt);
             }
             if (records.Count > 0 && !TryWrite(group, records))
             {
-                response.ErrorCode = GroupErrors.CoordinatorNotAvailable;
+                response.ErrorCode = (short)ErrorCode.CoordinatorNotAvailable;
                 response.Topics.Clear();
             }
             return response;

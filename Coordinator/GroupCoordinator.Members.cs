@@ -1,3 +1,4 @@
+using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Coordinator;
@@ -10,31 +11,31 @@ public sealed partial class GroupCoordinator
     /// <summary>SyncGroup, all versions: the leader's assignments go to every member of the generation.</summary>
     public Task<SyncGroupResponse> SyncGroupAsync(SyncGroupRequest request, short version)
     {
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return Task.FromResult(SyncError(unavailable, version));
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) return Task.FromResult(SyncError(unavailable, version));
         if (!_groups.TryGetValue(request.GroupId, out var group))
-            return Task.FromResult(SyncError(GroupErrors.UnknownMemberId, version));
+            return Task.FromResult(SyncError(ErrorCode.UnknownMemberId, version));
         lock (group.Lock)
         {
-            if (group.State == GroupState.Dead) return Task.FromResult(SyncError(GroupErrors.CoordinatorNotAvailable, version));
-            short error = ValidateMember(group, request.MemberId, request.GroupInstanceId);
-            if (error != GroupErrors.None) return Task.FromResult(SyncError(error, version));
-            if (request.GenerationId != group.GenerationId) return Task.FromResult(SyncError(GroupErrors.IllegalGeneration, version));
+            if (group.State == GroupState.Dead) return Task.FromResult(SyncError(ErrorCode.CoordinatorNotAvailable, version));
+            ErrorCode error = ValidateMember(group, request.MemberId, request.GroupInstanceId);
+            if (error != ErrorCode.None) return Task.FromResult(SyncError(error, version));
+            if (request.GenerationId != group.GenerationId) return Task.FromResult(SyncError(ErrorCode.IllegalGeneration, version));
             // v5+: the client repeats the protocol it was given; a mismatch is INCONSISTENT_GROUP_PROTOCOL.
             if ((request.ProtocolType is not null && request.ProtocolType != group.ProtocolType)
                 || (request.ProtocolName is not null && request.ProtocolName != group.ProtocolName))
-                return Task.FromResult(SyncError(GroupErrors.InconsistentGroupProtocol, version));
+                return Task.FromResult(SyncError(ErrorCode.InconsistentGroupProtocol, version));
 
             var member = group.Members[request.MemberId];
             if (group.State is GroupState.CompletingRebalance or GroupState.Stable) group.PendingSync.Remove(request.MemberId);
             switch (group.State)
             {
                 case GroupState.Empty:
-                    return Task.FromResult(SyncError(GroupErrors.UnknownMemberId, version));
+                    return Task.FromResult(SyncError(ErrorCode.UnknownMemberId, version));
                 case GroupState.PreparingRebalance:
-                    return Task.FromResult(SyncError(GroupErrors.RebalanceInProgress, version));
+                    return Task.FromResult(SyncError(ErrorCode.RebalanceInProgress, version));
                 case GroupState.CompletingRebalance:
                 {
-                    member.AwaitingSync?.TrySetResult(SyncError(GroupErrors.RebalanceInProgress, member.SyncVersion));
+                    member.AwaitingSync?.TrySetResult(SyncError(ErrorCode.RebalanceInProgress, member.SyncVersion));
                     var tcs = new TaskCompletionSource<SyncGroupResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
                     member.AwaitingSync = tcs;
                     member.SyncVersion = version;
@@ -52,7 +53,7 @@ public sealed partial class GroupCoordinator
                         }
                         else
                         {
-                            ResetAndPropagateAssignmentError(group, GroupErrors.CoordinatorNotAvailable);
+                            ResetAndPropagateAssignmentError(group, ErrorCode.CoordinatorNotAvailable);
                             MaybePrepareRebalance(group);
                         }
                     }
@@ -84,40 +85,40 @@ public sealed partial class GroupCoordinator
         Assignment = assignment,
     };
 
-    internal static SyncGroupResponse SyncError(short error, short version) => new() { ErrorCode = error };
+    internal static SyncGroupResponse SyncError(ErrorCode error, short version) => new() { ErrorCode = (short)error };
 
     // ------------------------------------------------------------------ Heartbeat
 
     /// <summary>Heartbeat, all versions.</summary>
     public HeartbeatResponse Heartbeat(HeartbeatRequest request)
     {
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return new HeartbeatResponse { ErrorCode = unavailable };
-        if (!_groups.TryGetValue(request.GroupId, out var group)) return new HeartbeatResponse { ErrorCode = GroupErrors.UnknownMemberId };
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) return new HeartbeatResponse { ErrorCode = (short)unavailable };
+        if (!_groups.TryGetValue(request.GroupId, out var group)) return new HeartbeatResponse { ErrorCode = (short)ErrorCode.UnknownMemberId };
         lock (group.Lock)
         {
-            short error;
-            if (group.State == GroupState.Dead) error = GroupErrors.CoordinatorNotAvailable;
-            else if ((error = ValidateMember(group, request.MemberId, request.GroupInstanceId)) != GroupErrors.None) { }
-            else if (request.GenerationId != group.GenerationId) error = GroupErrors.IllegalGeneration;
+            ErrorCode error;
+            if (group.State == GroupState.Dead) error = ErrorCode.CoordinatorNotAvailable;
+            else if ((error = ValidateMember(group, request.MemberId, request.GroupInstanceId)) != ErrorCode.None) { }
+            else if (request.GenerationId != group.GenerationId) error = ErrorCode.IllegalGeneration;
             else
             {
                 var member = group.Members[request.MemberId];
                 switch (group.State)
                 {
                     case GroupState.Empty:
-                        error = GroupErrors.UnknownMemberId;
+                        error = ErrorCode.UnknownMemberId;
                         break;
                     case GroupState.PreparingRebalance:
                         // The member must rejoin; the heartbeat still counts so it is not expired meanwhile.
                         ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
-                        error = GroupErrors.RebalanceInProgress;
+                        error = ErrorCode.RebalanceInProgress;
                         break;
                     default: // CompletingRebalance (members may heartbeat before SyncGroup) and Stable
                         ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
                         break;
                 }
             }
-            return new HeartbeatResponse { ErrorCode = error };
+            return new HeartbeatResponse { ErrorCode = (short)error };
         }
     }
 
@@ -130,56 +131,56 @@ public sealed partial class GroupCoordinator
         var response = new LeaveGroupResponse();
         if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None)
         {
-            response.ErrorCode = unavailable;
+            response.ErrorCode = (short)unavailable;
             return response;
         }
         if (!_groups.TryGetValue(request.GroupId, out var group))
         {
-            if (version < 3) response.ErrorCode = GroupErrors.UnknownMemberId;
-            else foreach (var m in leaving) response.Members.Add(LeaveResult(m, GroupErrors.UnknownMemberId));
+            if (version < 3) response.ErrorCode = (short)ErrorCode.UnknownMemberId;
+            else foreach (var m in leaving) response.Members.Add(LeaveResult(m, ErrorCode.UnknownMemberId));
             return response;
         }
         lock (group.Lock)
         {
             if (group.State == GroupState.Dead)
             {
-                response.ErrorCode = GroupErrors.CoordinatorNotAvailable;
+                response.ErrorCode = (short)ErrorCode.CoordinatorNotAvailable;
                 return response;
             }
             foreach (var identity in leaving)
             {
-                short error = LeaveOne(group, identity);
+                ErrorCode error = LeaveOne(group, identity);
                 if (version >= 3) response.Members.Add(LeaveResult(identity, error));
-                else response.ErrorCode = error;
+                else response.ErrorCode = (short)error;
             }
         }
         return response;
     }
 
-    private static LeaveGroupResponse.MemberResponse LeaveResult(LeaveGroupRequest.MemberIdentity m, short error) =>
-        new() { MemberId = m.MemberId, GroupInstanceId = m.GroupInstanceId, ErrorCode = error };
+    private static LeaveGroupResponse.MemberResponse LeaveResult(LeaveGroupRequest.MemberIdentity m, ErrorCode error) =>
+        new() { MemberId = m.MemberId, GroupInstanceId = m.GroupInstanceId, ErrorCode = (short)error };
 
-    private short LeaveOne(ClassicGroup group, LeaveGroupRequest.MemberIdentity identity)
+    private ErrorCode LeaveOne(ClassicGroup group, LeaveGroupRequest.MemberIdentity identity)
     {
         string memberId = identity.MemberId;
         if (memberId.Length == 0 && identity.GroupInstanceId is not null)
         {
             // KIP-345: an admin may remove a static member by instance id alone.
-            if (!group.StaticMembers.TryGetValue(identity.GroupInstanceId, out var id)) return GroupErrors.UnknownMemberId;
+            if (!group.StaticMembers.TryGetValue(identity.GroupInstanceId, out var id)) return ErrorCode.UnknownMemberId;
             memberId = id;
         }
         else if (group.PendingMembers.Remove(memberId, out var timer))
         {
             timer.Dispose();
             if (group.State == GroupState.PreparingRebalance) TryCompleteJoin(group);
-            return GroupErrors.None;
+            return ErrorCode.None;
         }
         else
         {
-            short error = ValidateMember(group, memberId, identity.GroupInstanceId);
-            if (error != GroupErrors.None) return error;
+            ErrorCode error = ValidateMember(group, memberId, identity.GroupInstanceId);
+            if (error != ErrorCode.None) return error;
         }
         RemoveMemberAndUpdateGroup(group, group.Members[memberId]);
-        return GroupErrors.None;
+        return ErrorCode.None;
     }
 }

@@ -1,3 +1,4 @@
+using Kayak.Protocol;
 using Kayak.Protocol.CoordinatorRecords;
 using Kayak.Protocol.Messages;
 
@@ -13,9 +14,9 @@ public sealed partial class GroupCoordinator
     /// </summary>
     public OffsetCommitResponse CommitOffsets(OffsetCommitRequest request, short version, Func<string, int, bool>? partitionExists = null)
     {
-        short error = GroupErrors.None;
+        ErrorCode error = ErrorCode.None;
         ClassicGroup? group = null;
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) error = unavailable;
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) error = unavailable;
         else if (!_groups.TryGetValue(request.GroupId, out group))
         {
             if (request.GenerationIdOrMemberEpoch < 0)
@@ -23,16 +24,16 @@ public sealed partial class GroupCoordinator
             else
                 // A commit for a group we do not know from a member of an old generation. v9+ reports
                 // GROUP_ID_NOT_FOUND; older versions keep ILLEGAL_GENERATION as Kafka does.
-                error = version >= 9 ? GroupErrors.GroupIdNotFound : GroupErrors.IllegalGeneration;
+                error = version >= 9 ? ErrorCode.GroupIdNotFound : ErrorCode.IllegalGeneration;
         }
 
         if (group is null) return CommitResponse(request, error, partitionExists);
         lock (group.Lock)
         {
             error = group.Consumer is { } consumer && group.State != GroupState.Dead
-                ? ValidateConsumerOffsetCommit(consumer, request.MemberId, request.GenerationIdOrMemberEpoch, version, transactional: false)
+                ? (ErrorCode)ValidateConsumerOffsetCommit(consumer, request.MemberId, request.GenerationIdOrMemberEpoch, version, transactional: false)
                 : ValidateOffsetCommit(group, request);
-            if (error != GroupErrors.None) return CommitResponse(request, error, partitionExists);
+            if (error != ErrorCode.None) return CommitResponse(request, error, partitionExists);
 
             long now = NowMs;
             // v2-v4 carry a retention time; -1 means the broker default (KIP-211: then no expire timestamp).
@@ -44,12 +45,12 @@ public sealed partial class GroupCoordinator
                 var rt = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
                 foreach (var p in t.Partitions)
                 {
-                    short partitionError = GroupErrors.None;
+                    var partitionError = ErrorCode.None;
                     string metadata = p.CommittedMetadata ?? "";
                     if (partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex))
-                        partitionError = GroupErrors.UnknownTopicOrPartition;
+                        partitionError = ErrorCode.UnknownTopicOrPartition;
                     else if (System.Text.Encoding.UTF8.GetByteCount(metadata) > _options.OffsetMetadataMaxBytes)
-                        partitionError = GroupErrors.OffsetMetadataTooLarge;
+                        partitionError = ErrorCode.OffsetMetadataTooLarge;
                     else
                     {
                         // v1 carries a commit timestamp; -1 (or any other version) means "now".
@@ -57,14 +58,14 @@ public sealed partial class GroupCoordinator
                         records.Add(OffsetRecord(group.GroupId, t.Name, p.PartitionIndex, p.CommittedOffset,
                             version >= 6 ? p.CommittedLeaderEpoch : -1, metadata, commitTs, expire));
                     }
-                    rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = partitionError });
+                    rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)partitionError });
                 }
                 response.Topics.Add(rt);
             }
             // The offsets change when their records are replayed, after the append; each keeps its record offset,
             // which lets a later transactional commit of the partition tell which came last.
             if (records.Count > 0 && !TryWrite(group, records))
-                return CommitResponse(request, GroupErrors.CoordinatorNotAvailable, partitionExists);
+                return CommitResponse(request, ErrorCode.CoordinatorNotAvailable, partitionExists);
             if (request.GenerationIdOrMemberEpoch >= 0 && group.Members.TryGetValue(request.MemberId, out var member))
                 ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
             return response;
@@ -72,24 +73,24 @@ public sealed partial class GroupCoordinator
     }
 
     /// <summary>Kafka's validateOffsetCommit for classic groups.</summary>
-    private static short ValidateOffsetCommit(ClassicGroup group, OffsetCommitRequest request)
+    private static ErrorCode ValidateOffsetCommit(ClassicGroup group, OffsetCommitRequest request)
     {
-        if (group.State == GroupState.Dead) return GroupErrors.CoordinatorNotAvailable;
+        if (group.State == GroupState.Dead) return ErrorCode.CoordinatorNotAvailable;
         if (request.GenerationIdOrMemberEpoch >= 0 || request.MemberId.Length > 0 || request.GroupInstanceId is not null)
         {
-            short error = ValidateMember(group, request.MemberId, request.GroupInstanceId);
-            if (error != GroupErrors.None) return error;
-            if (request.GenerationIdOrMemberEpoch != group.GenerationId) return GroupErrors.IllegalGeneration;
+            ErrorCode error = ValidateMember(group, request.MemberId, request.GroupInstanceId);
+            if (error != ErrorCode.None) return error;
+            if (request.GenerationIdOrMemberEpoch != group.GenerationId) return ErrorCode.IllegalGeneration;
             // The member has its JoinGroup answer but not its assignment yet.
-            if (group.State == GroupState.CompletingRebalance) return GroupErrors.RebalanceInProgress;
-            return GroupErrors.None;
+            if (group.State == GroupState.CompletingRebalance) return ErrorCode.RebalanceInProgress;
+            return ErrorCode.None;
         }
         // Without membership only an empty group takes commits.
-        return group.State == GroupState.Empty ? GroupErrors.None : GroupErrors.UnknownMemberId;
+        return group.State == GroupState.Empty ? ErrorCode.None : ErrorCode.UnknownMemberId;
     }
 
     /// <summary>A commit refused as a whole: every partition answers <paramref name="error"/>, but unknown ones UNKNOWN_TOPIC_OR_PARTITION.</summary>
-    private static OffsetCommitResponse CommitResponse(OffsetCommitRequest request, short error, Func<string, int, bool>? partitionExists)
+    private static OffsetCommitResponse CommitResponse(OffsetCommitRequest request, ErrorCode error, Func<string, int, bool>? partitionExists)
     {
         var response = new OffsetCommitResponse();
         foreach (var t in request.Topics)
@@ -97,8 +98,8 @@ public sealed partial class GroupCoordinator
             var rt = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
             foreach (var p in t.Partitions)
             {
-                short e = partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex) ? GroupErrors.UnknownTopicOrPartition : error;
-                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = e });
+                var e = partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex) ? ErrorCode.UnknownTopicOrPartition : error;
+                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)e });
             }
             response.Topics.Add(rt);
         }
@@ -135,7 +136,7 @@ public sealed partial class GroupCoordinator
             {
                 var rg = new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = g.GroupId };
                 // v9+ (KIP-848): a consumer-protocol member reads with its member epoch.
-                if (version >= 9 && ValidateConsumerOffsetFetch(g.GroupId, g.MemberId, g.MemberEpoch) is var fetchError && fetchError != GroupErrors.None)
+                if (version >= 9 && ValidateConsumerOffsetFetch(g.GroupId, g.MemberId, g.MemberEpoch) is var fetchError && fetchError != (short)ErrorCode.None)
                 {
                     rg.ErrorCode = fetchError;
                     response.Groups.Add(rg);
@@ -147,14 +148,14 @@ public sealed partial class GroupCoordinator
                     wanted = new();
                     foreach (var t in g.Topics) wanted.Add((t.Name, t.PartitionIndexes));
                 }
-                rg.ErrorCode = FetchGroup(g.GroupId, wanted, request.RequireStable, (topic, partition, offset, error) =>
+                rg.ErrorCode = (short)FetchGroup(g.GroupId, wanted, request.RequireStable, (topic, partition, offset, error) =>
                 {
                     var last = rg.Topics.Count > 0 ? rg.Topics[^1] : null;
                     if (last is null || last.Name != topic) rg.Topics.Add(last = new OffsetFetchResponse.OffsetFetchResponseTopics { Name = topic });
                     last.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartitions
                     {
                         PartitionIndex = partition,
-                        ErrorCode = error,
+                        ErrorCode = (short)error,
                         CommittedOffset = offset?.Offset ?? -1,
                         CommittedLeaderEpoch = offset?.LeaderEpoch ?? -1,
                         Metadata = offset?.Metadata ?? "",
@@ -171,38 +172,38 @@ public sealed partial class GroupCoordinator
             topics = new();
             foreach (var t in request.Topics) topics.Add((t.Name, t.PartitionIndexes));
         }
-        short error = FetchGroup(request.GroupId, topics, version >= 7 && request.RequireStable, (topic, partition, offset, partitionError) =>
+        ErrorCode error = FetchGroup(request.GroupId, topics, version >= 7 && request.RequireStable, (topic, partition, offset, partitionError) =>
         {
             var last = response.Topics.Count > 0 ? response.Topics[^1] : null;
             if (last is null || last.Name != topic) response.Topics.Add(last = new OffsetFetchResponse.OffsetFetchResponseTopic { Name = topic });
             last.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartition
             {
                 PartitionIndex = partition,
-                ErrorCode = partitionError,
+                ErrorCode = (short)partitionError,
                 CommittedOffset = offset?.Offset ?? -1,
                 CommittedLeaderEpoch = offset?.LeaderEpoch ?? -1,
                 Metadata = offset?.Metadata ?? "",
             });
         });
-        if (version >= 2) response.ErrorCode = error;
-        else if (error != GroupErrors.None)
+        if (version >= 2) response.ErrorCode = (short)error;
+        else if (error != ErrorCode.None)
             // v0-1 have no top-level error: every partition carries it.
             foreach (var t in response.Topics)
-                foreach (var p in t.Partitions) p.ErrorCode = error;
+                foreach (var p in t.Partitions) p.ErrorCode = (short)error;
         return response;
     }
 
-    private delegate void OffsetSink(string topic, int partition, CommittedOffset? offset, short error);
+    private delegate void OffsetSink(string topic, int partition, CommittedOffset? offset, ErrorCode error);
 
-    private short FetchGroup(string groupId, List<(string Topic, List<int> Partitions)>? wanted, bool requireStable, OffsetSink sink)
+    private ErrorCode FetchGroup(string groupId, List<(string Topic, List<int> Partitions)>? wanted, bool requireStable, OffsetSink sink)
     {
-        short unavailable = Unavailable(groupId);
-        if (unavailable != GroupErrors.None || !_groups.TryGetValue(groupId, out var group))
+        ErrorCode unavailable = Unavailable(groupId);
+        if (unavailable != ErrorCode.None || !_groups.TryGetValue(groupId, out var group))
         {
             // Not loaded yet, or no such group: every wanted partition answers without an offset.
             if (wanted is not null)
                 foreach (var (topic, partitions) in wanted)
-                    foreach (var p in partitions) sink(topic, p, null, GroupErrors.None);
+                    foreach (var p in partitions) sink(topic, p, null, ErrorCode.None);
             return unavailable;
         }
         lock (group.Lock)
@@ -210,12 +211,12 @@ public sealed partial class GroupCoordinator
             bool dead = group.State == GroupState.Dead;
             if (wanted is null)
             {
-                if (dead) return GroupErrors.None;
+                if (dead) return ErrorCode.None;
                 foreach (var (topic, partitions) in group.Offsets)
                     foreach (var (p, offset) in partitions)
-                        if (requireStable && HasPendingTxnOffset(group, topic, p)) sink(topic, p, null, GroupErrors.UnstableOffsetCommit);
-                        else sink(topic, p, offset, GroupErrors.None);
-                return GroupErrors.None;
+                        if (requireStable && HasPendingTxnOffset(group, topic, p)) sink(topic, p, null, ErrorCode.UnstableOffsetCommit);
+                        else sink(topic, p, offset, ErrorCode.None);
+                return ErrorCode.None;
             }
             foreach (var (topic, partitions) in wanted)
             {
@@ -223,12 +224,12 @@ public sealed partial class GroupCoordinator
                 foreach (var p in partitions)
                 {
                     CommittedOffset? offset = null;
-                    if (!dead && requireStable && HasPendingTxnOffset(group, topic, p)) { sink(topic, p, null, GroupErrors.UnstableOffsetCommit); continue; }
+                    if (!dead && requireStable && HasPendingTxnOffset(group, topic, p)) { sink(topic, p, null, ErrorCode.UnstableOffsetCommit); continue; }
                     if (!dead) committed?.TryGetValue(p, out offset);
-                    sink(topic, p, offset, GroupErrors.None);
+                    sink(topic, p, offset, ErrorCode.None);
                 }
             }
-            return GroupErrors.None;
+            return ErrorCode.None;
         }
     }
 

@@ -1,3 +1,4 @@
+using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Coordinator;
@@ -18,7 +19,7 @@ public sealed partial class GroupCoordinator
     private void PrepareRebalance(ClassicGroup group)
     {
         // Members waiting for SyncGroup learn that this generation is over.
-        if (group.State == GroupState.CompletingRebalance) ResetAndPropagateAssignmentError(group, GroupErrors.RebalanceInProgress);
+        if (group.State == GroupState.CompletingRebalance) ResetAndPropagateAssignmentError(group, ErrorCode.RebalanceInProgress);
         bool initial = group.State == GroupState.Empty;
         Transition(group, GroupState.PreparingRebalance);
         if (initial)
@@ -166,7 +167,7 @@ public sealed partial class GroupCoordinator
         group.CurrentStateTimestamp = NowMs;
     }
 
-    private static void ResetAndPropagateAssignmentError(ClassicGroup group, short error)
+    private static void ResetAndPropagateAssignmentError(ClassicGroup group, ErrorCode error)
     {
         foreach (var m in group.MemberList)
         {
@@ -242,9 +243,9 @@ public sealed partial class GroupCoordinator
 
     private void RemoveMemberAndUpdateGroup(ClassicGroup group, GroupMember member)
     {
-        member.AwaitingJoin?.TrySetResult(JoinError(GroupErrors.UnknownMemberId, member.MemberId, member.JoinVersion));
+        member.AwaitingJoin?.TrySetResult(JoinError(ErrorCode.UnknownMemberId, member.MemberId, member.JoinVersion));
         member.AwaitingJoin = null;
-        member.AwaitingSync?.TrySetResult(SyncError(GroupErrors.UnknownMemberId, member.SyncVersion));
+        member.AwaitingSync?.TrySetResult(SyncError(ErrorCode.UnknownMemberId, member.SyncVersion));
         member.AwaitingSync = null;
         group.Remove(member);
         switch (group.State)

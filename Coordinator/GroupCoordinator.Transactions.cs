@@ -1,4 +1,5 @@
 using Kayak.Coordinator.Transactions;
+using Kayak.Protocol;
 using Kayak.Protocol.Records;
 
 namespace Kayak.Coordinator;
@@ -33,17 +34,17 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
     /// consumer's generation and member id) must match the group; an anonymous one (generation -1, assign())
     /// is accepted whatever the group's state, unlike a plain OffsetCommit.
     /// </summary>
-    public short ValidateTxnOffsetCommit(string groupId, string memberId, int generationId, string? groupInstanceId)
+    public ErrorCode ValidateTxnOffsetCommit(string groupId, string memberId, int generationId, string? groupInstanceId)
     {
-        if (Unavailable(groupId) is var unavailable && unavailable != GroupErrors.None) return unavailable;
-        if (!_groups.TryGetValue(groupId, out var group)) return GroupErrors.None; // created by the commit
+        if (Unavailable(groupId) is var unavailable && unavailable != ErrorCode.None) return unavailable;
+        if (!_groups.TryGetValue(groupId, out var group)) return ErrorCode.None; // created by the commit
         lock (group.Lock)
         {
-            if (group.State == GroupState.Dead) return GroupErrors.CoordinatorNotAvailable;
-            if (generationId < 0 && memberId.Length == 0 && groupInstanceId is null) return GroupErrors.None;
-            short error = ValidateMember(group, memberId, groupInstanceId);
-            if (error != GroupErrors.None) return error;
-            return generationId != group.GenerationId ? GroupErrors.IllegalGeneration : GroupErrors.None;
+            if (group.State == GroupState.Dead) return ErrorCode.CoordinatorNotAvailable;
+            if (generationId < 0 && memberId.Length == 0 && groupInstanceId is null) return ErrorCode.None;
+            ErrorCode error = ValidateMember(group, memberId, groupInstanceId);
+            if (error != ErrorCode.None) return error;
+            return generationId != group.GenerationId ? ErrorCode.IllegalGeneration : ErrorCode.None;
         }
     }
 
@@ -52,15 +53,15 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
     /// until the transaction's marker. Returns NONE, COORDINATOR_LOAD_IN_PROGRESS, or COORDINATOR_NOT_AVAILABLE
     /// when the log refused the batch (Kafka's mapping of append failures, so the producer retries).
     /// </summary>
-    public short StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
+    public ErrorCode StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
     {
-        if (Unavailable(groupId) is var unavailable && unavailable != GroupErrors.None) return unavailable;
-        if (offsets.Count == 0) return GroupErrors.None;
+        if (Unavailable(groupId) is var unavailable && unavailable != ErrorCode.None) return unavailable;
+        if (offsets.Count == 0) return ErrorCode.None;
         var group = _groups.GetOrAdd(groupId, static id => new ClassicGroup(id));
         int partition = PartitionFor(groupId);
         lock (group.Lock)
         {
-            if (group.State == GroupState.Dead) return GroupErrors.CoordinatorNotAvailable;
+            if (group.State == GroupState.Dead) return ErrorCode.CoordinatorNotAvailable;
             var records = new List<CoordinatorRecord>(offsets.Count);
             for (int i = 0; i < offsets.Count; i++)
             {
@@ -76,12 +77,12 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                 {
                     baseOffset = _log.Append(partition, CoordinatorBatch.Encode(records, NowMs, new TransactionalProducer(producerId, producerEpoch, sequence)));
                 }
-                catch (Exception e) when (IsAppendFailure(e)) { return GroupErrors.CoordinatorNotAvailable; }
+                catch (Exception e) when (IsAppendFailure(e)) { return ErrorCode.CoordinatorNotAvailable; }
                 // In the log now: replay the batch as loading would, its sequences first, then its records (pending).
                 ReplayProducerBatch(partition, producerId, producerEpoch, sequence, records.Count - 1);
             }
             for (int i = 0; i < records.Count; i++) Replay(group, baseOffset + i, producerId, records[i].Key, records[i].Value);
-            return GroupErrors.None;
+            return ErrorCode.None;
         }
     }
 

@@ -1,3 +1,4 @@
+using Kayak.Protocol;
 using System.Collections.Concurrent;
 using Kayak.Protocol.Messages;
 
@@ -48,9 +49,9 @@ public sealed partial class GroupCoordinator : IDisposable
     public Func<int, bool>? OwnsPartition { get; set; }
 
     /// <summary>NOT_COORDINATOR for a group coordinated elsewhere, COORDINATOR_LOAD_IN_PROGRESS before loading, else NONE.</summary>
-    private short Unavailable(string groupId) =>
-        OwnsPartition is { } owns && !owns(PartitionFor(groupId)) ? GroupErrors.NotCoordinator
-        : _loaded ? GroupErrors.None : GroupErrors.CoordinatorLoadInProgress;
+    private ErrorCode Unavailable(string groupId) =>
+        OwnsPartition is { } owns && !owns(PartitionFor(groupId)) ? ErrorCode.NotCoordinator
+        : _loaded ? ErrorCode.None : ErrorCode.CoordinatorLoadInProgress;
 
     /// <summary>The <c>__consumer_offsets</c> partition of a group (Kafka's partitionFor).</summary>
     public int PartitionFor(string groupId) => CoordinatorBatch.PartitionFor(groupId, _options.OffsetsTopicNumPartitions);
@@ -63,10 +64,10 @@ public sealed partial class GroupCoordinator : IDisposable
     public Task<JoinGroupResponse> JoinGroupAsync(JoinGroupRequest request, short version, ClientInfo client)
     {
         string memberId = request.MemberId;
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return Task.FromResult(JoinError(unavailable, memberId, version));
-        if (string.IsNullOrEmpty(request.GroupId)) return Task.FromResult(JoinError(GroupErrors.InvalidGroupId, memberId, version));
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) return Task.FromResult(JoinError(unavailable, memberId, version));
+        if (string.IsNullOrEmpty(request.GroupId)) return Task.FromResult(JoinError(ErrorCode.InvalidGroupId, memberId, version));
         if (request.SessionTimeoutMs < _options.MinSessionTimeoutMs || request.SessionTimeoutMs > _options.MaxSessionTimeoutMs)
-            return Task.FromResult(JoinError(GroupErrors.InvalidSessionTimeout, memberId, version));
+            return Task.FromResult(JoinError(ErrorCode.InvalidSessionTimeout, memberId, version));
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         int rebalanceTimeout = version == 0 || request.RebalanceTimeoutMs < 0 ? request.SessionTimeoutMs : request.RebalanceTimeoutMs;
         bool unknownMember = memberId.Length == 0;
@@ -77,12 +78,12 @@ public sealed partial class GroupCoordinator : IDisposable
         ClassicGroup group;
         if (unknownMember) group = _groups.GetOrAdd(request.GroupId, static id => new ClassicGroup(id));
         else if (!_groups.TryGetValue(request.GroupId, out group!))
-            return Task.FromResult(JoinError(GroupErrors.UnknownMemberId, memberId, version));
+            return Task.FromResult(JoinError(ErrorCode.UnknownMemberId, memberId, version));
 
         lock (group.Lock)
         {
             if (group.State == GroupState.Dead)
-                return Task.FromResult(JoinError(GroupErrors.CoordinatorNotAvailable, memberId, version));
+                return Task.FromResult(JoinError(ErrorCode.CoordinatorNotAvailable, memberId, version));
             if (group.Consumer is { } consumerGroup)
             {
                 // KIP-848, Kafka's classicGroupJoin: an empty consumer group becomes a classic group (its records
@@ -91,18 +92,18 @@ public sealed partial class GroupCoordinator : IDisposable
                 // the consumer group (Kafka's online migration), which is not implemented: the classic protocol is
                 // inconsistent with the group's.
                 if (!consumerGroup.IsEmpty)
-                    return Task.FromResult(JoinError(GroupErrors.InconsistentGroupProtocol, memberId, version));
+                    return Task.FromResult(JoinError(ErrorCode.InconsistentGroupProtocol, memberId, version));
                 var tombstones = new List<CoordinatorRecord>();
                 AddConsumerGroupDeletion(tombstones, group.GroupId);
                 if (!TryWrite(group, tombstones))
-                    return Task.FromResult(JoinError(GroupErrors.CoordinatorNotAvailable, memberId, version));
+                    return Task.FromResult(JoinError(ErrorCode.CoordinatorNotAvailable, memberId, version));
             }
             if (!AcceptJoiningMember(group, memberId))
-                return Task.FromResult(JoinError(GroupErrors.GroupMaxSizeReached, memberId, version));
+                return Task.FromResult(JoinError(ErrorCode.GroupMaxSizeReached, memberId, version));
             if (!group.SupportsProtocols(request.ProtocolType, protocols))
             {
                 RemoveIfUnused(group);
-                return Task.FromResult(JoinError(GroupErrors.InconsistentGroupProtocol, memberId, version));
+                return Task.FromResult(JoinError(ErrorCode.InconsistentGroupProtocol, memberId, version));
             }
 
             var join = new JoinArgs(request.GroupInstanceId, client, rebalanceTimeout, request.SessionTimeoutMs, request.ProtocolType, protocols, version);
@@ -121,7 +122,7 @@ public sealed partial class GroupCoordinator : IDisposable
                 {
                     // KIP-394: hand out the id and expect the member back with it; until then it is pending.
                     AddPendingMember(group, id, request.SessionTimeoutMs);
-                    return Task.FromResult(JoinError(GroupErrors.MemberIdRequired, id, version));
+                    return Task.FromResult(JoinError(ErrorCode.MemberIdRequired, id, version));
                 }
                 return AddMemberAndRebalance(group, id, join);
             }
@@ -151,8 +152,8 @@ public sealed partial class GroupCoordinator : IDisposable
             pendingTimer.Dispose();
             return AddMemberAndRebalance(group, memberId, join);
         }
-        short error = ValidateMember(group, memberId, join.InstanceId);
-        if (error != GroupErrors.None) return Task.FromResult(JoinError(error, memberId, join.Version));
+        ErrorCode error = ValidateMember(group, memberId, join.InstanceId);
+        if (error != ErrorCode.None) return Task.FromResult(JoinError(error, memberId, join.Version));
         var member = group.Members[memberId];
         switch (group.State)
         {
@@ -171,19 +172,19 @@ public sealed partial class GroupCoordinator : IDisposable
                     return UpdateMemberAndRebalance(group, member, join);
                 return Task.FromResult(CurrentGenerationResponse(group, member, join.Version, skipAssignment: false));
             default:
-                return Task.FromResult(JoinError(GroupErrors.UnknownMemberId, memberId, join.Version));
+                return Task.FromResult(JoinError(ErrorCode.UnknownMemberId, memberId, join.Version));
         }
     }
 
     /// <summary>Kafka's validateMember: static identity first (FENCED_INSTANCE_ID), then membership.</summary>
-    private static short ValidateMember(ClassicGroup group, string memberId, string? instanceId)
+    private static ErrorCode ValidateMember(ClassicGroup group, string memberId, string? instanceId)
     {
         if (instanceId is not null)
         {
-            if (!group.StaticMembers.TryGetValue(instanceId, out var registered)) return GroupErrors.UnknownMemberId;
-            if (registered != memberId) return GroupErrors.FencedInstanceId;
+            if (!group.StaticMembers.TryGetValue(instanceId, out var registered)) return ErrorCode.UnknownMemberId;
+            if (registered != memberId) return ErrorCode.FencedInstanceId;
         }
-        return group.Members.ContainsKey(memberId) ? GroupErrors.None : GroupErrors.UnknownMemberId;
+        return group.Members.ContainsKey(memberId) ? ErrorCode.None : ErrorCode.UnknownMemberId;
     }
 
     private Task<JoinGroupResponse> AddMemberAndRebalance(ClassicGroup group, string memberId, JoinArgs join)
@@ -231,7 +232,7 @@ public sealed partial class GroupCoordinator : IDisposable
         member.ClientId = join.Client.ClientId;
         member.ClientHost = join.Client.ClientHost;
         // A second JoinGroup while one is parked replaces it; the old request is told to retry.
-        member.AwaitingJoin?.TrySetResult(JoinError(GroupErrors.RebalanceInProgress, member.MemberId, member.JoinVersion));
+        member.AwaitingJoin?.TrySetResult(JoinError(ErrorCode.RebalanceInProgress, member.MemberId, member.JoinVersion));
         member.AwaitingJoin = NewJoinCompletion();
         member.JoinVersion = join.Version;
     }
@@ -245,9 +246,9 @@ public sealed partial class GroupCoordinator : IDisposable
     {
         var old = group.Members[oldId];
         // The old incarnation's parked requests are fenced.
-        old.AwaitingJoin?.TrySetResult(JoinError(GroupErrors.FencedInstanceId, oldId, old.JoinVersion));
+        old.AwaitingJoin?.TrySetResult(JoinError(ErrorCode.FencedInstanceId, oldId, old.JoinVersion));
         old.AwaitingJoin = null;
-        old.AwaitingSync?.TrySetResult(SyncError(GroupErrors.FencedInstanceId, old.SyncVersion));
+        old.AwaitingSync?.TrySetResult(SyncError(ErrorCode.FencedInstanceId, old.SyncVersion));
         old.AwaitingSync = null;
 
         var oldProtocols = old.Protocols;
@@ -283,7 +284,7 @@ public sealed partial class GroupCoordinator : IDisposable
                         old.ClientId = oldClientId;
                         old.ClientHost = oldHost;
                         old.AwaitingJoin = null;
-                        tcs.TrySetResult(JoinError(GroupErrors.CoordinatorNotAvailable, "", join.Version));
+                        tcs.TrySetResult(JoinError(ErrorCode.CoordinatorNotAvailable, "", join.Version));
                         return tcs.Task;
                     }
                     old.AwaitingJoin = null;
@@ -360,9 +361,9 @@ public sealed partial class GroupCoordinator : IDisposable
 
     private static TaskCompletionSource<JoinGroupResponse> NewJoinCompletion() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    internal static JoinGroupResponse JoinError(short error, string memberId, short version) => new()
+    internal static JoinGroupResponse JoinError(ErrorCode error, string memberId, short version) => new()
     {
-        ErrorCode = error,
+        ErrorCode = (short)error,
         MemberId = memberId,
         GenerationId = -1,
         // Nullable from v7; Kafka answers errors with null protocol name there.

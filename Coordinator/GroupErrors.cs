@@ -3,8 +3,10 @@ using Kayak.Protocol;
 namespace Kayak.Coordinator;
 
 /// <summary>
-/// Kafka error codes the group coordinator returns, as the shorts the generated messages carry
-/// (values from the shared <see cref="ErrorCode"/> enum, Kafka's Errors).
+/// Kafka error codes as the shorts the generated messages carry (values from the shared <see cref="ErrorCode"/>
+/// enum, Kafka's Errors). The classic group coordinator works in <see cref="ErrorCode"/> and casts where it fills a
+/// message field; these constants remain for the KIP-848 code under ConsumerGroups/ and for tests comparing
+/// response fields.
 /// </summary>
 internal static class GroupErrors
 {

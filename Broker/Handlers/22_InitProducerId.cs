@@ -2,7 +2,8 @@
 // producer, the Java client's default since Kafka 3.0). With one: the transaction coordinator's id/epoch for
 // the transactional.id, bumping the epoch to fence older instances (an open transaction is aborted first).
 // v3+ (KIP-360) may name the current id/epoch; a stale pair is PRODUCER_FENCED. Versions before 4 (KIP-588)
-// get INVALID_PRODUCER_EPOCH instead of PRODUCER_FENCED, as Kafka's KafkaApis maps it.
+// get INVALID_PRODUCER_EPOCH instead of PRODUCER_FENCED, as Kafka's KafkaApis maps it. A refused __transaction_state append answers Kafka's
+// coordinator error (COORDINATOR_NOT_AVAILABLE; NOT_COORDINATOR for a storage error); nothing changes, the client retries.
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;

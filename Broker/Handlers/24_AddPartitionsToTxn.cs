@@ -2,6 +2,8 @@
 // form brokers use, with VerifyOnly to ask whether partitions are already in the transaction. Unknown
 // partitions get UNKNOWN_TOPIC_OR_PARTITION and the rest OPERATION_NOT_ATTEMPTED; coordinator errors apply
 // to every partition (Kafka's behaviour). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2 (KIP-588).
+// A refused __transaction_state append answers Kafka's coordinator error (COORDINATOR_NOT_AVAILABLE; NOT_COORDINATOR
+// for a storage error) and leaves the transaction unchanged.
 using Kayak.Broker.Services;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;

@@ -2,6 +2,8 @@
 // markers into every partition of the transaction (the group coordinator writes the one of a group's
 // __consumer_offsets partition and then materializes or drops the transaction's offsets) and persists CompleteCommit/CompleteAbort before answering, so a read_committed consumer never
 // blocks on a transaction the producer saw complete. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
+// Kafka's coordinator error (COORDINATOR_NOT_AVAILABLE, ...) when __transaction_state refuses the Prepare record (the transaction stays Ongoing); a
+// refused Complete record after the markers still answers NONE (decided) and the timeout timer finishes it.
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;

@@ -28,8 +28,7 @@ internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions
             foreach (var p in t.Partitions)
                 if (PartitionExists(t.Name, p.PartitionIndex))
                     offsets.Add(new PendingTxnOffset(t.Name, p.PartitionIndex, p.CommittedOffset, p.CommittedLeaderEpoch, p.CommittedMetadata, now));
-        // The group coordinator answers in the generated messages' shorts (GroupErrors): cast once, here.
-        var error = (ErrorCode)groups.ValidateTxnOffsetCommit(request.GroupId,
+        var error = groups.ValidateTxnOffsetCommit(request.GroupId,
             context.ApiVersion >= 3 ? request.MemberId : "", context.ApiVersion >= 3 ? request.GenerationId : -1,
             context.ApiVersion >= 3 ? request.GroupInstanceId : null);
         if (error == ErrorCode.None)

@@ -18,7 +18,7 @@ public sealed partial class GroupCoordinator
         {
             var d = new ConsumerGroupDescribeResponse.DescribedGroup { GroupId = groupId };
             response.Groups.Add(d);
-            if (Unavailable(groupId) is var unavailable && unavailable != GroupErrors.None) { d.ErrorCode = unavailable; continue; }
+            if (Unavailable(groupId) is var unavailable && unavailable != ErrorCode.None) { d.ErrorCode = (short)unavailable; continue; }
             if (!_groups.TryGetValue(groupId, out var group))
             {
                 d.ErrorCode = (short)ErrorCode.GroupIdNotFound;

@@ -21,7 +21,7 @@ public sealed partial class GroupCoordinator
     public ConsumerGroupHeartbeatResponse ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest request, short version, ClientInfo client,
         ConsumerTopicResolver topics, IEnumerable<string>? topicNames = null)
     {
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None) return HeartbeatError((ErrorCode)unavailable, null);
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) return HeartbeatError(unavailable, null);
         if (ValidateHeartbeat(request, version) is { } invalid) return invalid;
 
         ClassicGroup? group;

@@ -1,3 +1,4 @@
+using Kayak.Protocol;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol.Messages;
 using NUnit.Framework;
@@ -30,7 +31,7 @@ public class FailedAppendTests
         (_member, _generation) = _h.StableSingle();
         Assert.That(Harness.CommitError(_h.Commit("t1", 0, 5, _member, _generation)), Is.EqualTo(GroupErrors.None));
         Assert.That(Harness.CommitError(_h.Commit("t9", 1, 1, group: Simple)), Is.EqualTo(GroupErrors.None));
-        Assert.That(C.StoreTransactionalOffsets(Simple, Pid, 0, [new PendingTxnOffset("t9", 2, 3, 1, "p", _time.NowMs)]), Is.EqualTo(GroupErrors.None));
+        Assert.That(C.StoreTransactionalOffsets(Simple, Pid, 0, [new PendingTxnOffset("t9", 2, 3, 1, "p", _time.NowMs)]), Is.EqualTo(ErrorCode.None));
     }
 
     [TearDown]
@@ -73,9 +74,9 @@ public class FailedAppendTests
     {
         RefusedChangesNothing(() =>
             Assert.That(C.StoreTransactionalOffsets(Simple, Pid + 1, 0, [new PendingTxnOffset("t9", 0, 9, 1, "", _time.NowMs)]),
-                Is.EqualTo(GroupErrors.CoordinatorNotAvailable)));
+                Is.EqualTo(ErrorCode.CoordinatorNotAvailable)));
         Assert.That(C.PendingTransactionalOffsets(Simple).Keys, Is.EqualTo(new[] { Pid }));
-        Assert.That(C.StoreTransactionalOffsets(Simple, Pid + 1, 0, [new PendingTxnOffset("t9", 0, 9, 1, "", _time.NowMs)]), Is.EqualTo(GroupErrors.None));
+        Assert.That(C.StoreTransactionalOffsets(Simple, Pid + 1, 0, [new PendingTxnOffset("t9", 0, 9, 1, "", _time.NowMs)]), Is.EqualTo(ErrorCode.None));
         Assert.That(C.PendingTransactionalOffsets(Simple).Keys, Is.EquivalentTo(new[] { Pid, Pid + 1 }));
     }
 

@@ -1,3 +1,4 @@
+using Kayak.Protocol;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol.Messages;
 using NUnit.Framework;
@@ -260,7 +261,7 @@ public class ReplayTests
             for (int i = 0; i < n; i++)
                 offsets.Add(new PendingTxnOffset(Topics[_rng.Next(Topics.Length)], _rng.Next(3), _rng.Next(1000), 7, "txn" + p.ProducerId, _time.NowMs));
             // Leader epoch 7 marks transactional offsets for the coverage test.
-            if (Coordinator.StoreTransactionalOffsets(group, p.ProducerId, p.Epoch, offsets) == GroupErrors.None)
+            if (Coordinator.StoreTransactionalOffsets(group, p.ProducerId, p.Epoch, offsets) == ErrorCode.None)
                 p.Partitions.Add(Coordinator.PartitionFor(group));
         }
 

@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using Kayak.Protocol;
-using Kayak.Protocol.CoordinatorRecords;
-using Kayak.Protocol.Records;
 
 namespace Kayak.Coordinator.Transactions;
 
@@ -14,13 +12,16 @@ namespace Kayak.Coordinator.Transactions;
 /// through the group coordinator, into the groups' <c>__consumer_offsets</c> partitions, whose transactional
 /// offset records the marker resolves; then persists CompleteCommit/CompleteAbort. A broker
 /// that stops between the two finishes the job when it loads.
+/// State changes only through records: every transition is a <see cref="TxnTransit"/> written as a TransactionLog
+/// record and replayed into the metadata after the append (TransactionCoordinator.Log.cs); the metadata's setters
+/// are used by that replay alone, so what a load rebuilds is what the running coordinator held.
 /// Locking: each transactional id has its own lock (Kafka's TransactionMetadata.inLock); nothing is coordinator-wide,
 /// so one transaction's EndTxn (its markers, its groups' offsets) never holds up another transaction or the produce
 /// path. A Produce that races EndTxn is settled in the partition itself: the verification guard (KIP-890 part 1, see
 /// <see cref="CheckProduce"/>) and the marker meet under the partition's append lock. Lock order: a transaction's
 /// lock, then partition and group locks; nothing takes a transaction's lock while holding one of those.
 /// </summary>
-public sealed class TransactionCoordinator
+public sealed partial class TransactionCoordinator
 {
     /// <summary>Single node: the coordinator epoch never changes.</summary>
     public const int CoordinatorEpoch = 0;
@@ -64,47 +65,44 @@ public sealed class TransactionCoordinator
     /// InitProducerId. Without a transactional id: a fresh producer id at epoch 0 (idempotent producer).
     /// With one: a new id for an unknown transactional.id, else the epoch is bumped (fencing the previous
     /// instance); an open transaction is aborted first. <paramref name="producerId"/>/<paramref name="producerEpoch"/>
-    /// (v3+, KIP-360) must match the current ones when given, else PRODUCER_FENCED.
+    /// (v3+, KIP-360) must match the current ones when given, else PRODUCER_FENCED. Kafka's coordinator error (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, ...) when
+    /// <c>__transaction_state</c> refused the record (nothing changed; the client retries).
     /// </summary>
     public InitProducerIdResult InitProducerId(string? transactionalId, int timeoutMs, long producerId = -1, short producerEpoch = -1)
     {
         if (transactionalId is null) return new InitProducerIdResult(ErrorCode.None, _ids.NextProducerId(), 0);
-        if (transactionalId.Length == 0) return new InitProducerIdResult(ErrorCode.InvalidRequest, -1, -1);
-        if (timeoutMs <= 0 || timeoutMs > _options.MaxTimeoutMs) return new InitProducerIdResult(ErrorCode.InvalidTransactionTimeout, -1, -1);
+        if (transactionalId.Length == 0) return Failed(ErrorCode.InvalidRequest);
+        if (timeoutMs <= 0 || timeoutMs > _options.MaxTimeoutMs) return Failed(ErrorCode.InvalidTransactionTimeout);
         while (true)
         {
             var txn = _txns.GetOrAdd(transactionalId, static id => new TransactionMetadata(id));
             lock (txn.Sync)
             {
-                if (txn.ProducerId < 0)
+                if (!txn.Live)
                 {
-                    if (!_txns.TryGetValue(transactionalId, out var current) || !ReferenceEquals(current, txn)) continue; // expired meanwhile
+                    // Never persisted (a placeholder of this or a failed call) or expired meanwhile: a placeholder
+                    // still in the map is ours to fill, anything else means starting over with the current entry.
+                    if (txn.ProducerId >= 0 || !_txns.TryGetValue(transactionalId, out var current) || !ReferenceEquals(current, txn)) continue;
                     return InitNew(txn, timeoutMs);
                 }
-                if (!txn.Live) continue; // expired meanwhile: the next round creates it afresh
                 return InitExisting(txn, timeoutMs, producerId, producerEpoch);
             }
         }
     }
 
+    private static InitProducerIdResult Failed(ErrorCode error) => new(error, -1, -1);
+
     /// <summary>A transactional.id seen for the first time (or again after it expired): a new producer id at epoch 0. Under its lock.</summary>
     private InitProducerIdResult InitNew(TransactionMetadata txn, int timeoutMs)
     {
-        txn.ProducerId = _ids.NextProducerId();
-        txn.ProducerEpoch = 0;
-        txn.TimeoutMs = timeoutMs;
-        txn.State = TransactionState.Empty;
-        txn.LastUpdateTimestampMs = NowMs;
-        try { Persist(txn); }
-        catch
+        var fresh = new TxnTransit(_ids.NextProducerId(), -1, 0, timeoutMs, TransactionState.Empty, [], -1, NowMs);
+        var error = TryWrite(txn, fresh);
+        if (error != ErrorCode.None)
         {
-            // Not persisted: forget it, so the retry starts over rather than finding a half-made entry.
-            txn.ProducerId = -1;
+            // Not persisted: the placeholder goes, so the retry starts over rather than finding a half-made entry.
             _txns.TryRemove(new KeyValuePair<string, TransactionMetadata>(txn.TransactionalId, txn));
-            throw;
+            return Failed(error);
         }
-        txn.Live = true;
-        _byProducerId[txn.ProducerId] = txn;
         return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
     }
 
@@ -117,44 +115,40 @@ public sealed class TransactionCoordinator
             // A retry after a rollover to a new producer id gets the current one back (KIP-360).
             if (producerId == txn.PreviousProducerId && txn.State != TransactionState.Ongoing)
                 return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
-            return new InitProducerIdResult(ErrorCode.ProducerFenced, -1, -1);
+            return Failed(ErrorCode.ProducerFenced);
         }
         switch (txn.State)
         {
             case TransactionState.PrepareCommit:
             case TransactionState.PrepareAbort:
             case TransactionState.PrepareEpochFence:
-                return new InitProducerIdResult(ErrorCode.ConcurrentTransactions, -1, -1);
+                return Failed(ErrorCode.ConcurrentTransactions);
             case TransactionState.Ongoing:
-                // Kafka fences the old instance by bumping the epoch and aborting its transaction; the client's
-                // retry then gets a further bump. The abort completes synchronously here.
-                BumpEpoch(txn);
-                CompleteTransaction(txn, commit: false, now);
+                // Kafka fences the old instance by bumping the epoch and aborting its transaction (the bump goes into
+                // the PrepareAbort record; PrepareEpochFence is never written); the client's retry then gets a
+                // further bump. The abort completes synchronously here.
+                var error = CompleteTransaction(txn, Bumped(TxnTransit.Of(txn)), commit: false, now);
+                if (error != ErrorCode.None) return Failed(error);
+                // Markers written but CompleteAbort refused: the timer finishes it; the client retries meanwhile.
+                if (txn.State != TransactionState.CompleteAbort) return Failed(ErrorCode.ConcurrentTransactions);
                 break;
         }
-        BumpEpoch(txn);
-        txn.TimeoutMs = timeoutMs;
-        txn.State = TransactionState.Empty;
-        txn.Partitions.Clear();
-        txn.StartTimestampMs = -1;
-        txn.LastUpdateTimestampMs = now;
-        Persist(txn);
+        var empty = Bumped(TxnTransit.Of(txn)) with
+        {
+            TimeoutMs = timeoutMs, State = TransactionState.Empty, Partitions = [], StartTimestampMs = -1, LastUpdateTimestampMs = now,
+        };
+        var written = TryWrite(txn, empty);
+        if (written != ErrorCode.None) return Failed(written);
         return new InitProducerIdResult(ErrorCode.None, txn.ProducerId, txn.ProducerEpoch);
     }
 
-    /// <summary>Next epoch; an exhausted epoch (≥ Short.MaxValue - 1) rolls over to a new producer id at epoch 0. Under the transaction's lock.</summary>
-    private void BumpEpoch(TransactionMetadata txn)
-    {
-        if (txn.ProducerEpoch >= short.MaxValue - 1)
-        {
-            txn.PreviousProducerId = txn.ProducerId;
-            _byProducerId.TryRemove(new KeyValuePair<long, TransactionMetadata>(txn.ProducerId, txn));
-            txn.ProducerId = _ids.NextProducerId();
-            _byProducerId[txn.ProducerId] = txn;
-            txn.ProducerEpoch = 0;
-        }
-        else txn.ProducerEpoch++;
-    }
+    /// <summary>
+    /// The next epoch; an exhausted epoch (≥ Short.MaxValue - 1) rolls over to a new producer id at epoch 0, keeping
+    /// the old one as the previous id (KIP-360). Only the transition: the metadata takes it when its record is replayed.
+    /// </summary>
+    private TxnTransit Bumped(TxnTransit t) => t.ProducerEpoch >= short.MaxValue - 1
+        ? t with { PreviousProducerId = t.ProducerId, ProducerId = _ids.NextProducerId(), ProducerEpoch = 0 }
+        : t with { ProducerEpoch = (short)(t.ProducerEpoch + 1) };
 
     // ------------------------------------------------------------------ AddPartitionsToTxn / AddOffsetsToTxn
 
@@ -167,10 +161,12 @@ public sealed class TransactionCoordinator
         if (!txn.Live) return ErrorCode.InvalidProducerIdMapping;
         if (txn.ProducerId != producerId) return ErrorCode.InvalidProducerIdMapping;
         if (txn.ProducerEpoch != producerEpoch) return ErrorCode.ProducerFenced;
-        if (txn.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence)
-            return ErrorCode.ConcurrentTransactions;
+        if (IsPrepared(txn.State)) return ErrorCode.ConcurrentTransactions;
         return ErrorCode.None;
     }
+
+    private static bool IsPrepared(TransactionState s) =>
+        s is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence;
 
     /// <summary>
     /// AddPartitionsToTxn: adds partitions to the transaction, starting it (Ongoing) when it was Empty or
@@ -184,19 +180,22 @@ public sealed class TransactionCoordinator
             var error = Validate(txn, producerId, producerEpoch);
             if (error != ErrorCode.None) return error;
             if (txn.State == TransactionState.Dead) return ErrorCode.InvalidTxnState;
-            bool changed = txn.State != TransactionState.Ongoing;
+            bool ongoing = txn.State == TransactionState.Ongoing;
+            bool changed = !ongoing;
             foreach (var p in partitions) if (!txn.Partitions.Contains(p)) { changed = true; break; }
             if (!changed) return ErrorCode.None;
             long now = NowMs;
-            if (txn.State != TransactionState.Ongoing)
+            // A completed transaction's partitions were cleared by its Complete record; Empty has none.
+            var union = new HashSet<TxnPartition>(txn.Partitions);
+            foreach (var p in partitions) union.Add(p);
+            var added = TxnTransit.Of(txn) with
             {
-                txn.State = TransactionState.Ongoing;
-                txn.StartTimestampMs = now;
-            }
-            foreach (var p in partitions) txn.Partitions.Add(p);
-            txn.LastUpdateTimestampMs = now;
-            Persist(txn);
-            return ErrorCode.None;
+                State = TransactionState.Ongoing,
+                Partitions = union,
+                StartTimestampMs = ongoing ? txn.StartTimestampMs : now,
+                LastUpdateTimestampMs = now,
+            };
+            return TryWrite(txn, added);
         }
     }
 
@@ -229,8 +228,7 @@ public sealed class TransactionCoordinator
         {
             if (!txn.Live || txn.ProducerId != producerId) return ErrorCode.InvalidTxnState; // expired, or rolled over to a new id
             if (producerEpoch != txn.ProducerEpoch) return producerEpoch < txn.ProducerEpoch ? ErrorCode.InvalidProducerEpoch : ErrorCode.InvalidTxnState;
-            if (txn.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort or TransactionState.PrepareEpochFence)
-                return ErrorCode.ConcurrentTransactions;
+            if (IsPrepared(txn.State)) return ErrorCode.ConcurrentTransactions;
             if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(new TxnPartition(topic, partition)))
                 return ErrorCode.InvalidTxnState;
             return ErrorCode.None;
@@ -260,7 +258,7 @@ public sealed class TransactionCoordinator
             if (error != ErrorCode.None) return error;
             if (txn.State != TransactionState.Ongoing || !txn.Partitions.Contains(OffsetsPartition(groupId))) return ErrorCode.InvalidTxnState;
             if (OffsetSink is not { } sink) return ErrorCode.CoordinatorNotAvailable;
-            return (ErrorCode)sink.StoreTransactionalOffsets(groupId, producerId, producerEpoch, offsets);
+            return sink.StoreTransactionalOffsets(groupId, producerId, producerEpoch, offsets);
         }
     }
 
@@ -269,6 +267,8 @@ public sealed class TransactionCoordinator
     /// <summary>
     /// EndTxn: commit or abort the ongoing transaction. A retry of an already completed commit/abort succeeds;
     /// the opposite outcome, or ending an Empty transaction, is INVALID_TXN_STATE (Kafka's handleEndTransaction).
+    /// The append error (e.g. COORDINATOR_NOT_AVAILABLE) when the Prepare record was refused (the transaction stays Ongoing). Once Prepare is
+    /// in the log the outcome is decided and the answer is NONE, as Kafka answers after the Prepare append.
     /// </summary>
     public ErrorCode EndTxn(string transactionalId, long producerId, short producerEpoch, bool commit)
     {
@@ -277,47 +277,54 @@ public sealed class TransactionCoordinator
         {
             var error = Validate(txn, producerId, producerEpoch);
             if (error != ErrorCode.None) return error;
-            switch (txn.State)
+            return txn.State switch
             {
-                case TransactionState.Ongoing:
-                    CompleteTransaction(txn, commit, NowMs);
-                    return ErrorCode.None;
-                case TransactionState.CompleteCommit:
-                    return commit ? ErrorCode.None : ErrorCode.InvalidTxnState;
-                case TransactionState.CompleteAbort:
-                    return commit ? ErrorCode.InvalidTxnState : ErrorCode.None;
-                default:
-                    return ErrorCode.InvalidTxnState;
-            }
+                TransactionState.Ongoing => CompleteTransaction(txn, TxnTransit.Of(txn), commit, NowMs),
+                TransactionState.CompleteCommit => commit ? ErrorCode.None : ErrorCode.InvalidTxnState,
+                TransactionState.CompleteAbort => commit ? ErrorCode.InvalidTxnState : ErrorCode.None,
+                _ => ErrorCode.InvalidTxnState,
+            };
         }
     }
 
     /// <summary>
-    /// Prepare (persisted) → markers (incl. the groups' offsets partitions) → Complete (persisted). Called with the
-    /// transaction's lock held once, and returns with it held; the lock is let go while the markers are written, as
-    /// Kafka writes them outside TransactionMetadata.inLock: meanwhile the transaction's other requests see the
-    /// Prepare state and get CONCURRENT_TRANSACTIONS, and nothing changes its producer, epoch or partitions (every
-    /// mutation checks the state first), so the markers read them without the lock.
+    /// Prepare (written from <paramref name="start"/>: the current state, or a bumped epoch for a fencing abort) →
+    /// markers (incl. the groups' offsets partitions) → Complete (written). Called with the transaction's lock held
+    /// and returns with it held. The append error when Prepare was refused (nothing changed); otherwise NONE,
+    /// also when Complete was refused, which leaves the transaction prepared for the timer to finish.
     /// </summary>
-    private void CompleteTransaction(TransactionMetadata txn, bool commit, long now)
+    private ErrorCode CompleteTransaction(TransactionMetadata txn, TxnTransit start, bool commit, long now)
     {
-        txn.State = commit ? TransactionState.PrepareCommit : TransactionState.PrepareAbort;
-        txn.LastUpdateTimestampMs = now;
-        Persist(txn);
+        var prepare = start with { State = commit ? TransactionState.PrepareCommit : TransactionState.PrepareAbort, LastUpdateTimestampMs = now };
+        var error = TryWrite(txn, prepare);
+        if (error != ErrorCode.None) return error;
         FinishPrepared(txn, now);
+        return ErrorCode.None;
     }
 
-    /// <summary>Markers of a prepared transaction, then Complete; the lock rules of <see cref="CompleteTransaction"/>.</summary>
-    private void FinishPrepared(TransactionMetadata txn, long now)
+    /// <summary>
+    /// Markers of a prepared transaction, then its Complete record; false when the log refused that record (the
+    /// transaction stays prepared). The lock is let go while the markers are written, as Kafka writes them outside
+    /// TransactionMetadata.inLock: meanwhile the transaction's other requests see the Prepare state and get
+    /// CONCURRENT_TRANSACTIONS, and nothing changes its producer, epoch or partitions (every transition checks the
+    /// state first), so the markers read them without the lock. A marker failure throws with the transaction prepared.
+    /// </summary>
+    private bool FinishPrepared(TransactionMetadata txn, long now)
     {
-        bool commit = txn.State == TransactionState.PrepareCommit;
+        bool commit = txn.State == TransactionState.PrepareCommit; // PrepareEpochFence (never written by us) aborts
+        txn.Completing = true;
         Monitor.Exit(txn.Sync);
         try { WriteMarkers(txn, commit); }
-        finally { Monitor.Enter(txn.Sync); }
-        txn.State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort;
-        txn.Partitions.Clear();
-        txn.LastUpdateTimestampMs = now;
-        Persist(txn);
+        finally
+        {
+            Monitor.Enter(txn.Sync);
+            txn.Completing = false;
+        }
+        var complete = TxnTransit.Of(txn) with
+        {
+            State = commit ? TransactionState.CompleteCommit : TransactionState.CompleteAbort, Partitions = [], LastUpdateTimestampMs = now,
+        };
+        return TryWrite(txn, complete) == ErrorCode.None;
     }
 
     /// <summary>
@@ -346,39 +353,42 @@ public sealed class TransactionCoordinator
     /// Kafka's abortTimedOutTransactions (every transaction.abort.timed.out.transaction.cleanup.interval.ms):
     /// an Ongoing transaction older than its timeout is aborted with a bumped epoch, which fences the stuck
     /// producer. Also forgets completed transactional ids idle beyond transactional.id.expiration.ms
-    /// (tombstone). Returns the number of transactions aborted.
+    /// (tombstone), and finishes prepared transactions whose Complete record the log refused earlier (Kafka retries
+    /// that append). Returns the number of transactions aborted.
     /// </summary>
     /// A transaction busy with another request (its EndTxn writing markers) is skipped until the next pass, as Kafka
     /// skips transactions with a pending state.
+    /// A transaction whose markers cannot be written stays prepared for the next pass and does not hold up the others
+    /// of this one; the first such failure is rethrown at the end, for the broker's timer to log.
     public int AbortTimedOutTransactions()
     {
         int aborted = 0;
+        Exception? failure = null;
         foreach (var txn in _txns.Values)
         {
             if (!Monitor.TryEnter(txn.Sync)) continue;
             try
             {
-                if (!txn.Live) continue;
+                if (!txn.Live || txn.Completing) continue;
                 long now = NowMs;
                 if (txn.State == TransactionState.Ongoing && now - txn.StartTimestampMs >= txn.TimeoutMs)
                 {
-                    BumpEpoch(txn);
-                    CompleteTransaction(txn, commit: false, now);
-                    aborted++;
+                    if (CompleteTransaction(txn, Bumped(TxnTransit.Of(txn)), commit: false, now) == ErrorCode.None) aborted++;
                 }
+                else if (IsPrepared(txn.State))
+                    FinishPrepared(txn, now);
                 else if (txn.State is TransactionState.Empty or TransactionState.CompleteCommit or TransactionState.CompleteAbort
                          && now - txn.LastUpdateTimestampMs >= _options.TransactionalIdExpirationMs)
                 {
-                    // Tombstone first, then out of the maps: an InitProducerId waiting for this lock sees it gone
-                    // and starts a new entry, whose record then follows the tombstone in the log.
-                    WriteRecord(txn.TransactionalId, null);
-                    txn.Live = false;
-                    _txns.TryRemove(new KeyValuePair<string, TransactionMetadata>(txn.TransactionalId, txn));
-                    _byProducerId.TryRemove(new KeyValuePair<long, TransactionMetadata>(txn.ProducerId, txn));
+                    // The tombstone's replay takes it out of the maps: an InitProducerId waiting for this lock sees it
+                    // gone and starts a new entry, whose record then follows the tombstone in the log.
+                    TryWriteTombstone(txn);
                 }
             }
+            catch (Exception e) when (GroupCoordinator.IsAppendFailure(e)) { failure ??= e; }
             finally { Monitor.Exit(txn.Sync); }
         }
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         return aborted;
     }
 
@@ -413,101 +423,4 @@ public sealed class TransactionCoordinator
     private static TransactionDescription ToDescription(TransactionMetadata t) =>
         new(t.TransactionalId, t.ProducerId, t.ProducerEpoch, t.State, t.TimeoutMs, t.StartTimestampMs, t.Partitions.ToArray());
 
-    // ------------------------------------------------------------------ persistence
-
-    private void Persist(TransactionMetadata txn)
-    {
-        var value = new TransactionLogValue
-        {
-            ProducerId = txn.ProducerId,
-            PreviousProducerId = txn.PreviousProducerId,
-            ProducerEpoch = txn.ProducerEpoch,
-            TransactionTimeoutMs = txn.TimeoutMs,
-            TransactionStatus = (sbyte)txn.State,
-            // Kafka writes no partition list for an Empty transaction.
-            TransactionPartitions = txn.State == TransactionState.Empty ? null : GroupByTopic(txn.Partitions),
-            TransactionLastUpdateTimestampMs = txn.LastUpdateTimestampMs,
-            TransactionStartTimestampMs = txn.StartTimestampMs,
-        };
-        WriteRecord(txn.TransactionalId, value);
-    }
-
-    private static List<TransactionLogValue.PartitionsSchema> GroupByTopic(HashSet<TxnPartition> partitions)
-    {
-        var byTopic = new Dictionary<string, TransactionLogValue.PartitionsSchema>(StringComparer.Ordinal);
-        foreach (var p in partitions)
-        {
-            if (!byTopic.TryGetValue(p.Topic, out var s)) byTopic[p.Topic] = s = new TransactionLogValue.PartitionsSchema { Topic = p.Topic };
-            s.PartitionIds.Add(p.Partition);
-        }
-        return byTopic.Values.ToList();
-    }
-
-    /// <summary>One TransactionLogKey/Value record (null value: a tombstone) as a batch of its own, encoded like the group coordinator's records.</summary>
-    private void WriteRecord(string transactionalId, TransactionLogValue? value) =>
-        _log.Append(PartitionFor(transactionalId), CoordinatorBatch.Encode(
-            [new CoordinatorRecord(new TransactionLogKey { TransactionalId = transactionalId }, KeyVersion, value, ValueVersion)], NowMs));
-
-    /// <summary>
-    /// Replays every <c>__transaction_state</c> partition (last record per transactional id wins, tombstones
-    /// delete), then finishes transactions caught between Prepare and Complete by a stop: their markers are
-    /// written (again) and the Complete state persisted, so nothing stays half-visible. Ongoing transactions
-    /// stay open; their producer may still end them, or the timeout aborts them.
-    /// </summary>
-    /// Runs before the broker serves requests; each transaction is still finished under its own lock.
-    public void Load()
-    {
-        _txns.Clear();
-        _byProducerId.Clear();
-        for (int p = 0; p < _options.NumPartitions; p++)
-            _log.Replay(p, chunk => ReplayChunk(chunk));
-        long now = NowMs;
-        foreach (var txn in _txns.Values)
-            lock (txn.Sync)
-            {
-                txn.Live = true;
-                _byProducerId[txn.ProducerId] = txn;
-                if (txn.State == TransactionState.PrepareEpochFence) txn.State = TransactionState.PrepareAbort;
-                if (txn.State is TransactionState.PrepareCommit or TransactionState.PrepareAbort) FinishPrepared(txn, now);
-            }
-    }
-
-    private void ReplayChunk(ReadOnlyMemory<byte> chunk)
-    {
-        int pos = 0;
-        while (pos < chunk.Length)
-        {
-            if (!RecordBatch.TryReadBatch(chunk.Span[pos..], out var h, out int size)) break;
-            var batch = chunk.Slice(pos, size);
-            pos += size;
-            if (h.IsControl || h.Magic != 2) continue;
-            if (h.Compression != CompressionType.None) continue; // the coordinator writes uncompressed batches
-            foreach (var r in RecordBatch.EnumerateUncompressed(batch.Span))
-            {
-                var keyReader = new KafkaReader(r.Key.ToArray());
-                if (keyReader.ReadInt16() != KeyVersion) continue; // not a transaction record
-                var key = new TransactionLogKey();
-                key.Read(ref keyReader, KeyVersion);
-                if (r.ValueIsNull) { _txns.TryRemove(key.TransactionalId, out _); continue; }
-                var valueReader = new KafkaReader(r.Value.ToArray());
-                short version = valueReader.ReadInt16();
-                var value = new TransactionLogValue();
-                value.Read(ref valueReader, version);
-                var txn = new TransactionMetadata(key.TransactionalId)
-                {
-                    ProducerId = value.ProducerId,
-                    PreviousProducerId = value.PreviousProducerId,
-                    ProducerEpoch = value.ProducerEpoch,
-                    TimeoutMs = value.TransactionTimeoutMs,
-                    State = (TransactionState)value.TransactionStatus,
-                    StartTimestampMs = value.TransactionStartTimestampMs,
-                    LastUpdateTimestampMs = value.TransactionLastUpdateTimestampMs,
-                };
-                if (value.TransactionPartitions is { } parts)
-                    foreach (var t in parts)
-                        foreach (int id in t.PartitionIds) txn.Partitions.Add(new TxnPartition(t.Topic, id));
-                _txns[key.TransactionalId] = txn;
-            }
-        }
-    }
 }

@@ -21,7 +21,11 @@ public readonly record struct TxnPartition(string Topic, int Partition);
 /// <summary>An offset committed inside a transaction, made visible to the group when the transaction commits.</summary>
 public readonly record struct PendingTxnOffset(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata, long CommitTimestampMs);
 
-/// <summary>One transactional.id as the coordinator knows it (Kafka's TransactionMetadata).</summary>
+/// <summary>
+/// One transactional.id as the coordinator knows it (Kafka's TransactionMetadata). Its fields change only by
+/// replaying a TransactionLogValue record (<see cref="TransactionCoordinator"/>'s Replay), on the write path once
+/// the record is in the log, and at load; the setters are for that replay alone.
+/// </summary>
 public sealed class TransactionMetadata
 {
     public TransactionMetadata(string transactionalId) { TransactionalId = transactionalId; }
@@ -43,8 +47,13 @@ public sealed class TransactionMetadata
     /// other requests meanwhile (CONCURRENT_TRANSACTIONS), as Kafka's pending state does.
     /// </summary>
     internal object Sync { get; } = new();
-    /// <summary>Created by InitProducerId and not yet persisted (invisible), or expired and tombstoned (gone).</summary>
+    /// <summary>False while created by InitProducerId and not yet persisted (invisible), or once expired and tombstoned (gone).</summary>
     internal bool Live { get; set; }
+    /// <summary>
+    /// An EndTxn (or the timer) is writing this prepared transaction's markers with the lock let go (Kafka's
+    /// pendingState for the Complete transition): the timer's retry of stuck prepared transactions leaves it alone.
+    /// </summary>
+    internal bool Completing { get; set; }
 
     /// <summary>Kafka's TransactionState.stateName, as DescribeTransactions and ListTransactions spell it.</summary>
     public static string StateName(TransactionState s) => s switch
@@ -73,7 +82,11 @@ public sealed record TransactionDescription(string TransactionalId, long Produce
 /// </summary>
 public interface ITransactionLog
 {
-    /// <summary>Appends one v2 batch (base offset 0; the log assigns offsets) durably enough to acknowledge.</summary>
+    /// <summary>
+    /// Appends one v2 batch (base offset 0; the log assigns offsets) durably enough to acknowledge. A refused append
+    /// throws (IOException, StorageErrorException, ...); the coordinator then changes nothing and answers
+    /// COORDINATOR_NOT_AVAILABLE.
+    /// </summary>
     void Append(int partition, ReadOnlySpan<byte> batch);
     /// <summary>Calls <paramref name="onBatches"/> with chunks of whole batches, in log order.</summary>
     void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches);
@@ -97,9 +110,9 @@ public interface ITxnOffsetSink
 {
     /// <summary>
     /// Appends TxnOffsetCommit offsets to the group's partition now, as a transactional batch of the producer,
-    /// pending until the transaction ends. Returns a group error code (NONE when stored).
+    /// pending until the transaction ends. Returns NONE when stored, else Kafka's error for the producer.
     /// </summary>
-    short StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets);
+    ErrorCode StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets);
 
     /// <summary>
     /// Writes the commit/abort marker of <c>__consumer_offsets</c>-<paramref name="offsetsPartition"/> for the

@@ -1,3 +1,4 @@
+using Kayak.Protocol;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol.Messages;
 using NUnit.Framework;
@@ -24,7 +25,7 @@ public class PendingOffsetTombstoneTests
         var log = new InMemoryGroupLog();
         using var h = new Harness(log, time);
         h.Commit("t", 0, 5, group: G);
-        Assert.That(h.Coordinator.StoreTransactionalOffsets(G, Pid, 0, [Pending(0, 6), Pending(1, 7)]), Is.EqualTo(GroupErrors.None));
+        Assert.That(h.Coordinator.StoreTransactionalOffsets(G, Pid, 0, [Pending(0, 6), Pending(1, 7)]), Is.EqualTo(ErrorCode.None));
 
         Assert.That(h.Coordinator.DeleteGroups(new DeleteGroupsRequest { GroupsNames = [G] }).Results[0].ErrorCode, Is.EqualTo(GroupErrors.None));
         Assert.That(h.Coordinator.Describe(G), Is.Null);
@@ -42,7 +43,7 @@ public class PendingOffsetTombstoneTests
         var time = new ManualTimeProvider();
         var log = new InMemoryGroupLog();
         using var h = new Harness(log, time);
-        Assert.That(h.Coordinator.StoreTransactionalOffsets(G, Pid, 0, [Pending(0, 6), Pending(1, 7)]), Is.EqualTo(GroupErrors.None));
+        Assert.That(h.Coordinator.StoreTransactionalOffsets(G, Pid, 0, [Pending(0, 6), Pending(1, 7)]), Is.EqualTo(ErrorCode.None));
         var request = new OffsetDeleteRequest { GroupId = G };
         request.Topics.Add(new OffsetDeleteRequest.OffsetDeleteRequestTopic { Name = "t", Partitions = [new() { PartitionIndex = 0 }] });
         var response = h.Coordinator.DeleteOffsets(request);

@@ -29,10 +29,10 @@ internal sealed class RecordingOffsets : ITxnOffsetSink
     public List<(string Group, long Pid, PendingTxnOffset Offset)> Stored { get; } = new();
     public List<(int Partition, long Pid, bool Commit)> Completed { get; } = new();
 
-    public short StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
+    public ErrorCode StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
     {
         foreach (var o in offsets) Stored.Add((groupId, producerId, o));
-        return 0;
+        return ErrorCode.None;
     }
 
     public void CompleteTransaction(int offsetsPartition, long producerId, short producerEpoch, bool commit) =>

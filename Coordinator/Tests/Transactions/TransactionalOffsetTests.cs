@@ -11,7 +11,7 @@ namespace Kayak.Coordinator.Tests.Transactions;
 /// <summary>A sink that stores through the real group coordinator but "crashes" while ending the transaction.</summary>
 internal sealed class CrashingSink(ITxnOffsetSink inner, bool afterMarker) : ITxnOffsetSink
 {
-    public short StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets) =>
+    public ErrorCode StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets) =>
         inner.StoreTransactionalOffsets(groupId, producerId, producerEpoch, offsets);
 
     public void CompleteTransaction(int offsetsPartition, long producerId, short producerEpoch, bool commit)
@@ -109,12 +109,12 @@ public class TransactionalOffsetTests
         using var h = new Harness();
         var (member, generation) = h.StableSingle();
         var groups = h.Coordinator;
-        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, member, generation, null), Is.EqualTo((short)ErrorCode.None));
-        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, member, generation - 1, null), Is.EqualTo((short)ErrorCode.IllegalGeneration));
-        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "stranger", generation, null), Is.EqualTo((short)ErrorCode.UnknownMemberId));
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, member, generation, null), Is.EqualTo(ErrorCode.None));
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, member, generation - 1, null), Is.EqualTo(ErrorCode.IllegalGeneration));
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "stranger", generation, null), Is.EqualTo(ErrorCode.UnknownMemberId));
         // assign()-style producers send no member: accepted although the group is Stable (unlike OffsetCommit).
-        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "", -1, null), Is.EqualTo((short)ErrorCode.None));
-        Assert.That(groups.ValidateTxnOffsetCommit("unknown-group", "", -1, null), Is.EqualTo((short)ErrorCode.None));
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "", -1, null), Is.EqualTo(ErrorCode.None));
+        Assert.That(groups.ValidateTxnOffsetCommit("unknown-group", "", -1, null), Is.EqualTo(ErrorCode.None));
     }
 
     [Test]
