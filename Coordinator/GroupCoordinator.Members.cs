@@ -129,7 +129,7 @@ public sealed partial class GroupCoordinator
     {
         var leaving = version >= 3 ? request.Members : [new LeaveGroupRequest.MemberIdentity { MemberId = request.MemberId }];
         var response = new LeaveGroupResponse();
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != GroupErrors.None)
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None)
         {
             response.ErrorCode = (short)unavailable;
             return response;

@@ -31,7 +31,7 @@ public sealed partial class GroupCoordinator
         lock (group.Lock)
         {
             error = group.Consumer is { } consumer && group.State != GroupState.Dead
-                ? (ErrorCode)ValidateConsumerOffsetCommit(consumer, request.MemberId, request.GenerationIdOrMemberEpoch, version, transactional: false)
+                ? ValidateConsumerOffsetCommit(consumer, request.MemberId, request.GenerationIdOrMemberEpoch, version, transactional: false)
                 : ValidateOffsetCommit(group, request);
             if (error != ErrorCode.None) return CommitResponse(request, error, partitionExists);
 
@@ -136,9 +136,9 @@ public sealed partial class GroupCoordinator
             {
                 var rg = new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = g.GroupId };
                 // v9+ (KIP-848): a consumer-protocol member reads with its member epoch.
-                if (version >= 9 && ValidateConsumerOffsetFetch(g.GroupId, g.MemberId, g.MemberEpoch) is var fetchError && fetchError != (short)ErrorCode.None)
+                if (version >= 9 && ValidateConsumerOffsetFetch(g.GroupId, g.MemberId, g.MemberEpoch) is var fetchError && fetchError != ErrorCode.None)
                 {
-                    rg.ErrorCode = fetchError;
+                    rg.ErrorCode = (short)fetchError;
                     response.Groups.Add(rg);
                     continue;
                 }

@@ -75,27 +75,27 @@ public sealed partial class GroupCoordinator
     /// must exist (UNKNOWN_MEMBER_ID), commit with OffsetCommit v9+ (UNSUPPORTED_VERSION; older versions carry a
     /// generation, not a member epoch) and with its current epoch (STALE_MEMBER_EPOCH).
     /// </summary>
-    private static short ValidateConsumerOffsetCommit(ConsumerGroupState cg, string memberId, int memberEpoch, short version, bool transactional)
+    private static ErrorCode ValidateConsumerOffsetCommit(ConsumerGroupState cg, string memberId, int memberEpoch, short version, bool transactional)
     {
-        if (memberEpoch < 0 && cg.IsEmpty) return GroupErrors.None;
-        if (!cg.Members.TryGetValue(memberId, out var member)) return GroupErrors.UnknownMemberId;
-        if (!transactional && version < 9) return (short)ErrorCode.UnsupportedVersion;
-        return memberEpoch == member.MemberEpoch ? GroupErrors.None : (short)ErrorCode.StaleMemberEpoch;
+        if (memberEpoch < 0 && cg.IsEmpty) return ErrorCode.None;
+        if (!cg.Members.TryGetValue(memberId, out var member)) return ErrorCode.UnknownMemberId;
+        if (!transactional && version < 9) return ErrorCode.UnsupportedVersion;
+        return memberEpoch == member.MemberEpoch ? ErrorCode.None : ErrorCode.StaleMemberEpoch;
     }
 
     /// <summary>
     /// Kafka's ConsumerGroup.validateOffsetFetch for OffsetFetch v9+: a fetch naming a member must come from that
     /// member at its current epoch; without a member id (admin, epoch -1) anyone may read.
     /// </summary>
-    private short ValidateConsumerOffsetFetch(string groupId, string? memberId, int memberEpoch)
+    private ErrorCode ValidateConsumerOffsetFetch(string groupId, string? memberId, int memberEpoch)
     {
-        if (memberId is null && memberEpoch < 0) return GroupErrors.None;
-        if (!_loaded || !_groups.TryGetValue(groupId, out var group)) return GroupErrors.None;
+        if (memberId is null && memberEpoch < 0) return ErrorCode.None;
+        if (!_loaded || !_groups.TryGetValue(groupId, out var group)) return ErrorCode.None;
         lock (group.Lock)
         {
-            if (group.Consumer is not { } cg) return GroupErrors.None;
-            if (memberId is null || !cg.Members.TryGetValue(memberId, out var member)) return GroupErrors.UnknownMemberId;
-            return memberEpoch == member.MemberEpoch ? GroupErrors.None : (short)ErrorCode.StaleMemberEpoch;
+            if (group.Consumer is not { } cg) return ErrorCode.None;
+            if (memberId is null || !cg.Members.TryGetValue(memberId, out var member)) return ErrorCode.UnknownMemberId;
+            return memberEpoch == member.MemberEpoch ? ErrorCode.None : ErrorCode.StaleMemberEpoch;
         }
     }
 }

@@ -1,12 +1,10 @@
 using Kayak.Protocol;
 
-namespace Kayak.Coordinator;
+namespace Kayak.Coordinator.Tests;
 
 /// <summary>
-/// Kafka error codes as the shorts the generated messages carry (values from the shared <see cref="ErrorCode"/>
-/// enum, Kafka's Errors). The classic group coordinator works in <see cref="ErrorCode"/> and casts where it fills a
-/// message field; these constants remain for the KIP-848 code under ConsumerGroups/ and for tests comparing
-/// response fields.
+/// Kafka error codes as the shorts the generated messages carry, for tests comparing response fields. The
+/// coordinator itself works in <see cref="ErrorCode"/> only (issue 10) and casts where it fills a message field.
 /// </summary>
 internal static class GroupErrors
 {
