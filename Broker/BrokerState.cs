@@ -33,6 +33,10 @@ internal sealed class BrokerState : IDisposable
         ConfigDescriber = new TopicConfigDescriber(Dynamic, () => Logs.Options);
         Groups = new GroupCoordinator(OptionsBinding.Groups(config, time), new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
+        Authorizer = config.AuthorizerEnabled
+            ? new Security.StandardAuthorizer(config.SuperUsers, config.AllowEveryoneIfNoAclFound,
+                new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName)))
+            : Security.AllowAllAuthorizer.Instance;
     }
 
     /// <summary>
@@ -63,6 +67,7 @@ internal sealed class BrokerState : IDisposable
             new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
             new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
             new ConsumerGroupHeartbeatHandler(Groups, Catalog), new ConsumerGroupDescribeHandler(Groups),
+            new DescribeAclsHandler(Authorizer), new CreateAclsHandler(Authorizer), new DeleteAclsHandler(Authorizer),
         ];
     }
 
@@ -82,6 +87,8 @@ internal sealed class BrokerState : IDisposable
     /// <summary>Request frames of all connections, capped by queued.max.request.bytes (issue 15, K8).</summary>
     internal Network.RequestMemory RequestMemory { get; }
     public GroupCoordinator Groups { get; }
+    /// <summary>ACL checks (authorizer.class.name); allow-all when none is configured.</summary>
+    internal Security.IAuthorizer Authorizer { get; }
     /// <summary>Built by <see cref="Open"/>, once every service the handlers take exists.</summary>
     public HandlerRegistry Handlers { get; private set; } = null!;
     /// <summary>Fault injection (<see cref="KafkaBrokerOptions.Faults"/>); null in normal operation.</summary>
@@ -97,6 +104,8 @@ internal sealed class BrokerState : IDisposable
     {
         // The log dirs' .lock first: a second broker on the same dirs must not touch anything there (issue 15, K2).
         Logs.AcquireLocks();
+        // Stored ACLs before anything is served: a torn kayak-acls.json stops the start rather than open what it closes.
+        Authorizer.Acls?.Load();
         Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId);
         Logs.Open();
         Groups.Load();
