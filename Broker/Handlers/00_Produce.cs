@@ -19,8 +19,12 @@
 // translates CONCURRENT_TRANSACTIONS) and appends with the guard; later batches go into the open transaction
 // without asking. The marker clears both under the partition lock, so a batch that loses the race against EndTxn is
 // refused (INVALID_TXN_STATE) and never lands after the marker.
+// ACLs (KafkaApis.handleProduceRequest): transactional records need WRITE on the TRANSACTIONAL_ID (else every partition
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic WRITE (TOPIC_AUTHORIZATION_FAILED, before its existence is told).
+// Idempotent producers are checked at InitProducerId, as in Kafka 4.0.
 // Not implemented: throttling.
 using System.Buffers;
+using Kayak.Broker.Security;
 using Kayak.Broker.Produce;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
@@ -31,7 +35,7 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions) : ApiHandler<ProduceRequest>
+internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IAuthorizer authorizer) : ApiHandler<ProduceRequest>
 {
     public override ApiKey Key => ApiKey.Produce;
 
@@ -39,16 +43,22 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
     {
         var response = new ProduceResponse();
         bool validAcks = request.Acks is 0 or 1 or -1;
+        bool txnDenied = ProduceAuthorization.TransactionDenied(authorizer, context, request);
         foreach (var t in request.TopicData)
         {
             var rt = new ProduceResponse.TopicProduceResponse { Name = t.Name };
             response.Responses.Add(rt);
             var topic = catalog.Lookup(t.Name);
+            bool topicDenied = !txnDenied && !authorizer.Topic(context, AclOperation.Write, t.Name);
             foreach (var p in t.PartitionData)
             {
                 var rp = new ProduceResponse.PartitionProduceResponse { Index = p.Index, BaseOffset = -1, LogAppendTimeMs = -1, LogStartOffset = -1 };
                 rt.PartitionResponses.Add(rp);
-                if (!validAcks)
+                if (txnDenied)
+                    rp.SetError(ErrorCode.TransactionalIdAuthorizationFailed);
+                else if (topicDenied)
+                    rp.SetError(ErrorCode.TopicAuthorizationFailed);
+                else if (!validAcks)
                     rp.SetError(ErrorCode.InvalidRequiredAcks);
                 else if (!topic.TryGetPartition(p.Index, out var log, out var missing))
                     rp.SetError(missing);

@@ -10,12 +10,15 @@
 // data is down-converted to magic 0 (v0-1) or 1 (v2-3). Isolation (v4+, KIP-98): read_committed reads only
 // batches below the last stable offset and gets the aborted transactions overlapping what it read, so the
 // client drops aborted records; read_uncommitted reads to the high watermark and gets a null list.
+// ACLs: each topic needs READ (TOPIC_AUTHORIZATION_FAILED, no offsets; by id only once the id is known), as
+// KafkaApis.handleFetchRequest.
 // Not implemented: follower fetching (ReplicaId >= 0 is treated like a consumer), preferred read replica,
 // diverging epochs (one leader epoch only), throttling.
 using System.Buffers;
 using Kayak.Broker.Fetching;
 using Kayak.Broker.Services;
 using Kayak.Broker.Network;
+using Kayak.Broker.Security;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Protocol.Records;
@@ -24,7 +27,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger) : IApiHandler
+internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger, IAuthorizer authorizer) : IApiHandler
 {
     public ApiKey Key => ApiKey.Fetch;
 
@@ -36,6 +39,7 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         var (targets, session, incremental, error) = ResolveTargets(request, version);
         if (error != ErrorCode.None)
             return new HandlerResult(new FetchResponse { SessionId = 0 }.SetError(error));
+        if (authorizer.Acls is not null) MarkDenied(context, targets);
 
         bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         var results = new PartitionResult[targets.Count];
@@ -72,6 +76,18 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         public required long FetchOffset { get; init; }
         public required int MaxBytes { get; init; }
         public CachedPartition? Cached { get; init; }
+        /// <summary>The principal may not READ the topic.</summary>
+        public bool Denied { get; init; }
+    }
+
+    private void MarkDenied(RequestContext context, List<FetchTarget> targets)
+    {
+        for (int i = 0; i < targets.Count; i++)
+        {
+            var t = targets[i];
+            string? name = t.TopicName ?? catalog.Find(t.TopicId)?.Name;
+            if (name is not null && !authorizer.Topic(context, AclOperation.Read, name)) targets[i] = t with { Denied = true };
+        }
     }
 
     private struct PartitionResult
@@ -165,6 +181,12 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             var t = targets[i];
             ref var r = ref results[i];
             r = default;
+            if (t.Denied)
+            {
+                r.Error = ErrorCode.TopicAuthorizationFailed;
+                r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
+                continue;
+            }
             if (!catalog.Lookup(t.TopicName, t.TopicId).TryGetPartition(t.Partition, out var log, out var missing))
             {
                 r.Error = missing.Code;

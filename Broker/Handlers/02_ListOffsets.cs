@@ -3,6 +3,8 @@
 // -4 earliest local (v8+, KIP-405) and -5 earliest pending upload (v9+): with no tiered storage both are the
 // log start offset. Otherwise the first offset whose timestamp is >= the one asked for, or -1/-1 when none.
 // v0 answers with OldStyleOffsets. Leader epoch is always 0 (one leader, never re-elected).
+// ACLs: each topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED with offset/timestamp -1, KafkaApis.handleListOffsetRequest).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -10,7 +12,7 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ListOffsetsHandler(ITopicCatalog catalog) : ApiHandler<ListOffsetsRequest>
+internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<ListOffsetsRequest>
 {
     private const long Latest = -1, Earliest = -2, MaxTimestamp = -3, EarliestLocal = -4, EarliestPendingUpload = -5;
 
@@ -24,6 +26,16 @@ internal sealed class ListOffsetsHandler(ITopicCatalog catalog) : ApiHandler<Lis
         {
             var rt = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
             response.Topics.Add(rt);
+            if (!authorizer.Topic(context, AclOperation.Describe, t.Name))
+            {
+                foreach (var p in t.Partitions)
+                    rt.Partitions.Add(new ListOffsetsResponse.ListOffsetsPartitionResponse
+                    {
+                        PartitionIndex = p.PartitionIndex, Offset = -1, Timestamp = -1, LeaderEpoch = -1,
+                        ErrorCode = (short)ErrorCode.TopicAuthorizationFailed,
+                    });
+                continue;
+            }
             catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, (context.ApiVersion, readCommitted),
                 static (s, topic, p) => Answer(s.ApiVersion, s.readCommitted, topic, p));
         }
