@@ -7,6 +7,9 @@
 // MaxRecordsPerUserOp metadata records (a topic, its partitions, its configs); beyond that every topic gets
 // POLICY_VIOLATION "Unable to perform excessively large batch operation." (QuorumController's bounded record
 // list), so a request claiming two billion partitions is refused instead of allocating for them.
+// ACLs (KafkaApis.handleCreateTopicsRequest): CREATE on the CLUSTER or on the topic, else TOPIC_AUTHORIZATION_FAILED;
+// without DESCRIBE_CONFIGS on the topic the configs are withheld (TopicConfigErrorCode TOPIC_AUTHORIZATION_FAILED).
+using Kayak.Broker.Security;
 using Kayak.Broker.Config;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
@@ -14,7 +17,7 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer)
+internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer, IAuthorizer authorizer)
     : ApiHandler<CreateTopicsRequest>
 {
     public override ApiKey Key => ApiKey.CreateTopics;
@@ -36,17 +39,21 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             return Done(response);
         }
 
+        bool clusterCreate = authorizer.Cluster(context, AclOperation.Create);
         foreach (var t in request.Topics)
         {
             var error = duplicates.Contains(t.Name)
                 ? new KafkaError(ErrorCode.InvalidRequest, $"Create topics request from client `{context.ClientId}` contains multiple entries for the following topics: {t.Name}")
-                : KafkaError.None;
-            response.Topics.Add(error.IsError ? Failed(t.Name, error) : Create(context.ApiVersion, t, request.ValidateOnly));
+                : !clusterCreate && !authorizer.Topic(context, AclOperation.Create, t.Name)
+                    ? new KafkaError(ErrorCode.TopicAuthorizationFailed, "Authorization failed.")
+                    : KafkaError.None;
+            response.Topics.Add(error.IsError ? Failed(t.Name, error)
+                : Create(context.ApiVersion, t, request.ValidateOnly, authorizer.Topic(context, AclOperation.DescribeConfigs, t.Name)));
         }
         return Done(response);
     }
 
-    private CreateTopicsResponse.CreatableTopicResult Create(short version, CreateTopicsRequest.CreatableTopic t, bool validateOnly)
+    private CreateTopicsResponse.CreatableTopicResult Create(short version, CreateTopicsRequest.CreatableTopic t, bool validateOnly, bool describeConfigs)
     {
         var result = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
         int partitions = t.NumPartitions;
@@ -77,7 +84,9 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             result.TopicId = topic.TopicId;
             result.NumPartitions = topic.Partitions.Count;
         }
-        if (version >= 5)
+        if (version >= 5 && !describeConfigs)
+            result.TopicConfigErrorCode = (short)ErrorCode.TopicAuthorizationFailed; // KafkaApis: no configs without DESCRIBE_CONFIGS
+        else if (version >= 5)
         {
             result.Configs = new();
             foreach (var entry in describer.DescribeTopic(configs))

@@ -8,13 +8,15 @@
 // exists from v1 (v0 clients only get the end offset). ReplicaId (v3+) only decides whether a follower is
 // asking; every replica is this leader, so it does not change the answer. Unknown topic or partition is
 // UNKNOWN_TOPIC_OR_PARTITION.
+// ACLs: CLUSTER_ACTION on the cluster, else DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog) : ApiHandler<OffsetForLeaderEpochRequest>
+internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<OffsetForLeaderEpochRequest>
 {
     /// <summary>The only leader epoch a Kayak partition ever has (Metadata reports it too).</summary>
     internal const int CurrentEpoch = 0;
@@ -30,6 +32,12 @@ internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog) : ApiHa
         {
             var rt = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = t.Topic };
             response.Topics.Add(rt);
+            if (!authorizer.Cluster(context, AclOperation.ClusterAction) && !authorizer.Topic(context, AclOperation.Describe, t.Topic))
+            {
+                foreach (var p in t.Partitions)
+                    rt.Partitions.Add(new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition }.SetError(ErrorCode.TopicAuthorizationFailed));
+                continue;
+            }
             catalog.AnswerPartitions(t.Topic, t.Partitions, rt.Partitions, context.ApiVersion, EndOffset);
         }
         return Done(response);
