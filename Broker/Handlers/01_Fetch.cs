@@ -27,8 +27,11 @@ using Microsoft.Extensions.Logging;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger, IAuthorizer authorizer) : IApiHandler
+internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger, IAuthorizer? authorizer = null) : IApiHandler
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     public ApiKey Key => ApiKey.Fetch;
 
     /// <summary>The response and the log slices it references (see <see cref="HandlerResult"/>).</summary>
@@ -39,7 +42,7 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         var (targets, session, incremental, error) = ResolveTargets(request, version);
         if (error != ErrorCode.None)
             return new HandlerResult(new FetchResponse { SessionId = 0 }.SetError(error));
-        if (authorizer.Acls is not null) MarkDenied(context, targets);
+        if (_authorizer.Acls is not null) MarkDenied(context, targets);
 
         bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         var results = new PartitionResult[targets.Count];
@@ -86,7 +89,7 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         {
             var t = targets[i];
             string? name = t.TopicName ?? catalog.Find(t.TopicId)?.Name;
-            if (name is not null && !authorizer.Topic(context, AclOperation.Read, name)) targets[i] = t with { Denied = true };
+            if (name is not null && !_authorizer.Topic(context, AclOperation.Read, name)) targets[i] = t with { Denied = true };
         }
     }
 

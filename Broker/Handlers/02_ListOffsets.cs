@@ -12,8 +12,11 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<ListOffsetsRequest>
+internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IAuthorizer? authorizer = null) : ApiHandler<ListOffsetsRequest>
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     private const long Latest = -1, Earliest = -2, MaxTimestamp = -3, EarliestLocal = -4, EarliestPendingUpload = -5;
 
     public override ApiKey Key => ApiKey.ListOffsets;
@@ -26,7 +29,7 @@ internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IAuthorizer auth
         {
             var rt = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
             response.Topics.Add(rt);
-            if (!authorizer.Topic(context, AclOperation.Describe, t.Name))
+            if (!_authorizer.Topic(context, AclOperation.Describe, t.Name))
             {
                 foreach (var p in t.Partitions)
                     rt.Partitions.Add(new ListOffsetsResponse.ListOffsetsPartitionResponse

@@ -18,8 +18,11 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics, ClusterInfo cluster, IAuthorizer authorizer) : ApiHandler<MetadataRequest>
+internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics, ClusterInfo cluster, IAuthorizer? authorizer = null) : ApiHandler<MetadataRequest>
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     public override ApiKey Key => ApiKey.Metadata;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, MetadataRequest request)
@@ -30,12 +33,12 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
         if (context.ApiVersion >= 8)
         {
             if (context.ApiVersion <= 10 && request.IncludeClusterAuthorizedOperations)
-                response.ClusterAuthorizedOperations = authorizer.Cluster(context, AclOperation.Describe)
-                    ? authorizer.AuthorizedOperations(context, AclResourceType.Cluster, StandardAuthorizer.ClusterName) : 0;
+                response.ClusterAuthorizedOperations = _authorizer.Cluster(context, AclOperation.Describe)
+                    ? _authorizer.AuthorizedOperations(context, AclResourceType.Cluster, StandardAuthorizer.ClusterName) : 0;
             if (request.IncludeTopicAuthorizedOperations)
                 foreach (var t in response.Topics)
                     if (t.Name is not null && t.ErrorCode is not ((short)ErrorCode.UnknownTopicId or (short)ErrorCode.InvalidRequest or (short)ErrorCode.TopicAuthorizationFailed))
-                        t.TopicAuthorizedOperations = authorizer.AuthorizedOperations(context, AclResourceType.Topic, t.Name);
+                        t.TopicAuthorizedOperations = _authorizer.AuthorizedOperations(context, AclResourceType.Topic, t.Name);
         }
         return Done(response);
     }
@@ -54,7 +57,7 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
         if (allTopics)
         {
             foreach (var topic in catalog.All)
-                if (authorizer.Topic(context, AclOperation.Describe, topic.Name)) response.Topics.Add(Describe(topic));
+                if (_authorizer.Topic(context, AclOperation.Describe, topic.Name)) response.Topics.Add(Describe(topic));
             return response;
         }
 
@@ -75,15 +78,15 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
                 var byId = catalog.Find(t.TopicId);
                 response.Topics.Add(byId is null
                     ? new MetadataResponse.MetadataResponseTopic { Name = null, TopicId = t.TopicId }.SetError(ErrorCode.UnknownTopicId)
-                    : !authorizer.Topic(context, AclOperation.Describe, byId.Name)
+                    : !_authorizer.Topic(context, AclOperation.Describe, byId.Name)
                         ? new MetadataResponse.MetadataResponseTopic { Name = null, TopicId = t.TopicId }.SetError(ErrorCode.TopicAuthorizationFailed)
                         : Describe(byId));
                 continue;
             }
-            bool describe = authorizer.Topic(context, AclOperation.Describe, t.Name);
+            bool describe = _authorizer.Topic(context, AclOperation.Describe, t.Name);
             if (!describe
                 || (topics.WouldAutoCreate(allowAutoCreate) && !catalog.TryGet(t.Name, out _)
-                    && !authorizer.Cluster(context, AclOperation.Create) && !authorizer.Topic(context, AclOperation.Create, t.Name)))
+                    && !_authorizer.Cluster(context, AclOperation.Create) && !_authorizer.Topic(context, AclOperation.Create, t.Name)))
             {
                 response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name, IsInternal = describe && TopicService.IsInternal(t.Name) }
                     .SetError(ErrorCode.TopicAuthorizationFailed));

@@ -17,9 +17,12 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer, IAuthorizer authorizer)
+internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer, IAuthorizer? authorizer = null)
     : ApiHandler<CreateTopicsRequest>
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     public override ApiKey Key => ApiKey.CreateTopics;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, CreateTopicsRequest request)
@@ -39,16 +42,16 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             return Done(response);
         }
 
-        bool clusterCreate = authorizer.Cluster(context, AclOperation.Create);
+        bool clusterCreate = _authorizer.Cluster(context, AclOperation.Create);
         foreach (var t in request.Topics)
         {
             var error = duplicates.Contains(t.Name)
                 ? new KafkaError(ErrorCode.InvalidRequest, $"Create topics request from client `{context.ClientId}` contains multiple entries for the following topics: {t.Name}")
-                : !clusterCreate && !authorizer.Topic(context, AclOperation.Create, t.Name)
+                : !clusterCreate && !_authorizer.Topic(context, AclOperation.Create, t.Name)
                     ? new KafkaError(ErrorCode.TopicAuthorizationFailed, "Authorization failed.")
                     : KafkaError.None;
             response.Topics.Add(error.IsError ? Failed(t.Name, error)
-                : Create(context.ApiVersion, t, request.ValidateOnly, authorizer.Topic(context, AclOperation.DescribeConfigs, t.Name)));
+                : Create(context.ApiVersion, t, request.ValidateOnly, _authorizer.Topic(context, AclOperation.DescribeConfigs, t.Name)));
         }
         return Done(response);
     }
