@@ -55,6 +55,48 @@ internal static class AclRequests
 {
     public static readonly KafkaError ClusterDenied = new(ErrorCode.ClusterAuthorizationFailed, "Cluster authorization failed.");
 
+    /// <summary>
+    /// Would Kafka's request parsing (the request classes' validate) refuse this ACL request: an UNKNOWN code anywhere,
+    /// or a v0 pattern type other than LITERAL (ANY for filters). The handlers then close the connection.
+    /// </summary>
+    public static bool FailsKafkaParse(IApiMessage request, short version)
+    {
+        try
+        {
+            switch (request)
+            {
+                case DescribeAclsRequest d:
+                    Filter(d.ResourceTypeFilter, d.ResourceNameFilter, d.PatternTypeFilter, d.PrincipalFilter, d.HostFilter, d.Operation, d.PermissionType, version);
+                    break;
+                case DeleteAclsRequest del:
+                    foreach (var f in del.Filters)
+                        Filter(f.ResourceTypeFilter, f.ResourceNameFilter, f.PatternTypeFilter, f.PrincipalFilter, f.HostFilter, f.Operation, f.PermissionType, version);
+                    break;
+                case CreateAclsRequest c:
+                    foreach (var x in c.Creations) Binding(x, version);
+                    break;
+            }
+            return false;
+        }
+        catch (ProtocolException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>A creation as Kafka's CreateAclsRequest.validate accepts it, else ProtocolException (the connection closes).</summary>
+    public static AclBinding Binding(CreateAclsRequest.AclCreation c, short version)
+    {
+        var b = new AclBinding(AclCodes.ResourceType(c.ResourceType), c.ResourceName, AclCodes.PatternType(c.ResourcePatternType),
+            c.Principal, c.Host, AclCodes.Operation(c.Operation), AclCodes.Permission(c.PermissionType));
+        if (version == 0 && b.PatternType != AclPatternType.Literal)
+            throw new ProtocolException("Version 0 only supports literal resource pattern types");
+        if (b.ResourceType == AclResourceType.Unknown || b.PatternType == AclPatternType.Unknown
+            || b.Operation == AclOperation.Unknown || b.Permission == AclPermissionType.Unknown)
+            throw new ProtocolException("CreatableAcls contain unknown elements: " + b);
+        return b;
+    }
+
     public static AclBindingFilter Filter(sbyte resourceType, string? name, sbyte patternType, string? principal, string? host,
         sbyte operation, sbyte permission, short version)
     {

@@ -17,17 +17,7 @@ internal sealed class CreateAclsHandler(IAuthorizer authorizer) : ApiHandler<Cre
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, CreateAclsRequest request)
     {
         var bindings = new List<AclBinding>(request.Creations.Count);
-        foreach (var c in request.Creations)
-        {
-            var b = new AclBinding(AclCodes.ResourceType(c.ResourceType), c.ResourceName, AclCodes.PatternType(c.ResourcePatternType),
-                c.Principal, c.Host, AclCodes.Operation(c.Operation), AclCodes.Permission(c.PermissionType));
-            if (context.ApiVersion == 0 && b.PatternType != AclPatternType.Literal)
-                throw new ProtocolException("Version 0 only supports literal resource pattern types");
-            if (b.ResourceType == AclResourceType.Unknown || b.PatternType == AclPatternType.Unknown
-                || b.Operation == AclOperation.Unknown || b.Permission == AclPermissionType.Unknown)
-                throw new ProtocolException("CreatableAcls contain unknown elements: " + b);
-            bindings.Add(b);
-        }
+        foreach (var c in request.Creations) bindings.Add(AclRequests.Binding(c, context.ApiVersion));
         var response = new CreateAclsResponse();
         KafkaError? all = !authorizer.Authorize(context, AclOperation.Alter, AclResourceType.Cluster, StandardAuthorizer.ClusterName)
             ? AclRequests.ClusterDenied
