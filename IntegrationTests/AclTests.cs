@@ -244,6 +244,9 @@ public sealed class AclTests
         try
         {
             await CreateTopicAsync(broker, "acl-admin");
+            // DESCRIBE lets bob's DeleteRecords find the leader in Metadata (without it librdkafka waits for one), and
+            // implies none of the operations below.
+            await GrantAsync(broker, Allow(ResourceType.Topic, "acl-admin", AclOperation.Describe));
             using var bob = Admin(broker, "bob");
             var create = Assert.ThrowsAsync<CreateTopicsException>(() =>
                 bob.CreateTopicsAsync([new TopicSpecification { Name = "bob-new", NumPartitions = 1, ReplicationFactor = 1 }]));
@@ -281,7 +284,7 @@ public sealed class AclTests
                 [new ConfigResource { Type = ResourceType.Topic, Name = "acl-admin" }] = [new ConfigEntry { Name = "retention.ms", Value = "3600000", IncrementalOperation = AlterConfigOpType.Set }],
             });
             var deleted = await bob.DeleteRecordsAsync([new TopicPartitionOffset("acl-admin", 0, Offset.End)]);
-            Assert.That(deleted.Single().Error.Code, Is.EqualTo(ErrorCode.NoError));
+            Assert.That(deleted.Single().Offset.Value, Is.EqualTo(0), "the low watermark of an empty partition");
             await bob.DeleteTopicsAsync(["acl-admin"]);
             Assert.That(broker.State.Catalog.TryGet("acl-admin", out _), Is.False);
         }
