@@ -286,4 +286,66 @@ public class AclHandlerTests
         var e = Assert.ThrowsAsync<ConfigException>(() => StartAsync());
         Assert.That(e!.Message, Does.Contain(file));
     }
+
+    [Test]
+    public async Task Bob_IsRefusedPerTopicAndCluster_LearningNoOffsets_UntilAnAclAllows()
+    {
+        await using var broker = await StartAsync();
+        const string topic = RealisticRequests.Topic;
+        await broker.CreateTopicAsync(topic, 2);
+        Uuid IdOf(string name) => broker.State.Catalog.TryGet(name, out var t) ? t.TopicId : default;
+        using var bob = await LoginAsync(broker, "bob");
+        const short Denied = (short)ErrorCode.TopicAuthorizationFailed;
+
+        var produce = await bob.SendAsync<ProduceResponse>(RealisticRequests.For(ApiKey.Produce, 9, 1, IdOf)!, 9);
+        Assert.That(produce.Responses.Single().PartitionResponses.Single().ErrorCode, Is.EqualTo(Denied));
+        for (short v = 4; v <= 13; v += 9)
+        {
+            var fetch = await bob.SendAsync<FetchResponse>(RealisticRequests.For(ApiKey.Fetch, v, 1, IdOf)!, v);
+            var p = fetch.Responses.Single().Partitions.Single();
+            Assert.That((p.ErrorCode, p.HighWatermark, p.LogStartOffset), Is.EqualTo((Denied, -1L, -1L)), $"v{v}: no offsets told");
+            Assert.That(p.Records is null || p.Records.Value.Length == 0, Is.True);
+        }
+        var list = await bob.SendAsync<ListOffsetsResponse>(RealisticRequests.For(ApiKey.ListOffsets, 7, 1, IdOf)!, 7);
+        Assert.That(list.Topics.Single().Partitions.Single() is var lp && lp.ErrorCode == Denied && lp.Offset == -1, Is.True);
+        var epoch = await bob.SendAsync<OffsetForLeaderEpochResponse>(RealisticRequests.For(ApiKey.OffsetForLeaderEpoch, 4, 1, IdOf)!, 4);
+        Assert.That(epoch.Topics.Single().Partitions.Select(x => (x.ErrorCode, x.EndOffset)), Is.All.EqualTo((Denied, -1L)));
+        var producers = await bob.SendAsync<DescribeProducersResponse>(RealisticRequests.For(ApiKey.DescribeProducers, 0, 1, IdOf)!, 0);
+        Assert.That(producers.Topics.Single().Partitions.Select(x => x.ErrorCode), Is.All.EqualTo(Denied));
+        var dtp = await bob.SendAsync<DescribeTopicPartitionsResponse>(new DescribeTopicPartitionsRequest { ResponsePartitionLimit = 10 }, 0);
+        Assert.That(dtp.Topics, Is.Empty, "all topics: none he may describe");
+
+        // Cluster-level: idempotent InitProducerId, log dirs, elections, cluster operations; groups: the coordinator.
+        var init = await bob.SendAsync<InitProducerIdResponse>(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 1000 }, 4);
+        Assert.That((init.ErrorCode, init.ProducerId), Is.EqualTo(((short)ErrorCode.ClusterAuthorizationFailed, -1L)));
+        var dirs = await bob.SendAsync<DescribeLogDirsResponse>(new DescribeLogDirsRequest { Topics = null }, 4);
+        Assert.That((dirs.ErrorCode, dirs.Results.Count), Is.EqualTo(((short)ErrorCode.ClusterAuthorizationFailed, 0)));
+        var elect = await bob.SendAsync<ElectLeadersResponse>(new ElectLeadersRequest { TopicPartitions = null, TimeoutMs = 1000 }, 2);
+        Assert.That(elect.ErrorCode, Is.EqualTo((short)ErrorCode.ClusterAuthorizationFailed));
+        var cluster = await bob.SendAsync<DescribeClusterResponse>(new DescribeClusterRequest { IncludeClusterAuthorizedOperations = true, EndpointType = 1 }, 1);
+        Assert.That(cluster.ClusterAuthorizedOperations, Is.EqualTo(0));
+        var coordinator = await bob.SendAsync<FindCoordinatorResponse>(new FindCoordinatorRequest { KeyType = 0, CoordinatorKeys = ["g"] }, 4);
+        Assert.That(coordinator.Coordinators.Single() is var fc && fc.ErrorCode == (short)ErrorCode.GroupAuthorizationFailed && fc.NodeId == -1, Is.True);
+        var txnCoordinator = await bob.SendAsync<FindCoordinatorResponse>(new FindCoordinatorRequest { KeyType = 1, KeyValue = "t" }, 3);
+        Assert.That(txnCoordinator.ErrorCode, Is.EqualTo((short)ErrorCode.TransactionalIdAuthorizationFailed));
+
+        using var alice = await LoginAsync(broker, "alice");
+        await alice.SendAsync<CreateAclsResponse>(new CreateAclsRequest
+        {
+            Creations = [Creation(Topic, topic, Literal, "User:bob", All), Creation(Cluster, "kafka-cluster", Literal, "User:bob", Describe)],
+        }, 3);
+        produce = await bob.SendAsync<ProduceResponse>(RealisticRequests.For(ApiKey.Produce, 9, 1, IdOf)!, 9);
+        Assert.That(produce.Responses.Single().PartitionResponses.Single().ErrorCode, Is.EqualTo(0));
+        var fetched = await bob.SendAsync<FetchResponse>(RealisticRequests.For(ApiKey.Fetch, 13, 1, IdOf)!, 13);
+        var fp = fetched.Responses.Single().Partitions.Single();
+        Assert.That((fp.ErrorCode, fp.HighWatermark), Is.EqualTo(((short)ErrorCode.OffsetOutOfRange, 0L)), "authorized: partition 0 is empty, offset 1 is past its end");
+        init = await bob.SendAsync<InitProducerIdResponse>(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 1000 }, 4);
+        Assert.That(init.ErrorCode, Is.EqualTo(0), "WRITE on a topic (ALL) lets an idempotent producer start");
+        dirs = await bob.SendAsync<DescribeLogDirsResponse>(new DescribeLogDirsRequest { Topics = null }, 4);
+        Assert.That(dirs.ErrorCode, Is.EqualTo(0));
+        cluster = await bob.SendAsync<DescribeClusterResponse>(new DescribeClusterRequest { IncludeClusterAuthorizedOperations = true, EndpointType = 1 }, 1);
+        Assert.That(cluster.ClusterAuthorizedOperations, Is.EqualTo(1 << Describe));
+        dtp = await bob.SendAsync<DescribeTopicPartitionsResponse>(new DescribeTopicPartitionsRequest { ResponsePartitionLimit = 10 }, 0);
+        Assert.That(dtp.Topics.Single().TopicAuthorizedOperations, Is.EqualTo(Kayak.Broker.Handlers.AuthorizedOperations.Topic));
+    }
 }
