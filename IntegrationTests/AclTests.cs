@@ -218,6 +218,8 @@ public sealed class AclTests
             {
                 Assert.ThrowsAsync<ProduceException<byte[], byte[]>>(() =>
                     producer.ProduceAsync("acl-idem", new Message<byte[], byte[]> { Key = [1], Value = [1] }, Token));
+                // The fatal InitProducerId error reaches the error handler on the client's poll thread.
+                for (int i = 0; i < 200 && !HasError(errors, ErrorCode.ClusterAuthorizationFailed); i++) await Task.Delay(50, Token);
             }
             lock (errors)
                 Assert.That(errors.Any(e => e.Code == ErrorCode.ClusterAuthorizationFailed),
@@ -235,6 +237,11 @@ public sealed class AclTests
             }
         }
         finally { await Cleanup(broker, dir); }
+    }
+
+    private static bool HasError(List<Error> errors, ErrorCode code)
+    {
+        lock (errors) return errors.Any(e => e.Code == code);
     }
 
     [Test]
