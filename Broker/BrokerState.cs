@@ -33,6 +33,10 @@ internal sealed class BrokerState : IDisposable
         ConfigDescriber = new TopicConfigDescriber(Dynamic, () => Logs.Options);
         Groups = new GroupCoordinator(OptionsBinding.Groups(config, time), new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
+        Authorizer = config.AuthorizerEnabled
+            ? new Security.StandardAuthorizer(config.SuperUsers, config.AllowEveryoneIfNoAclFound,
+                new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName)))
+            : Security.AllowAllAuthorizer.Instance;
     }
 
     /// <summary>
@@ -46,24 +50,26 @@ internal sealed class BrokerState : IDisposable
         var txns = Transactions;
         return
         [
-            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster),
-            new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster),
-            new ListOffsetsHandler(Catalog, Leadership), new MetadataHandler(Catalog, Topics, Cluster, Leadership),
-            new OffsetCommitHandler(Groups, Catalog), new OffsetFetchHandler(Groups), new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config),
-            new JoinGroupHandler(Groups), new HeartbeatHandler(Groups), new LeaveGroupHandler(Groups), new SyncGroupHandler(Groups),
-            new DescribeGroupsHandler(Groups), new ListGroupsHandler(Groups), new SaslHandshakeHandler(), new ApiVersionsHandler(),
-            new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber), new DeleteTopicsHandler(Catalog, Topics),
-            new DeleteRecordsHandler(Catalog), new InitProducerIdHandler(txns), new OffsetForLeaderEpochHandler(Catalog, Leadership),
-            new AddPartitionsToTxnHandler(txns, Catalog), new AddOffsetsToTxnHandler(txns), new EndTxnHandler(txns),
-            new TxnOffsetCommitHandler(txns, Groups, Catalog, Time),
-            new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber), new AlterConfigsHandler(Topics, Cluster, Dynamic),
-            new DescribeLogDirsHandler(Catalog, Config.LogDirs), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics),
-            new DeleteGroupsHandler(Groups), new ElectLeadersHandler(Catalog),
-            new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic), new OffsetDeleteHandler(Groups),
-            new DescribeUserScramCredentialsHandler(Scram), new AlterUserScramCredentialsHandler(Scram),
-            new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
-            new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster, Leadership),
-            new ConsumerGroupHeartbeatHandler(Groups, Catalog), new ConsumerGroupDescribeHandler(Groups),
+            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster, Authorizer),
+            new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster, Authorizer),
+            new ListOffsetsHandler(Catalog, Leadership, Authorizer), new MetadataHandler(Catalog, Topics, Cluster, Leadership, Authorizer),
+            new OffsetCommitHandler(Groups, Catalog, Authorizer), new OffsetFetchHandler(Groups, Authorizer),
+            new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config, Authorizer),
+            new JoinGroupHandler(Groups, Authorizer), new HeartbeatHandler(Groups, Authorizer), new LeaveGroupHandler(Groups, Authorizer), new SyncGroupHandler(Groups, Authorizer),
+            new DescribeGroupsHandler(Groups, Authorizer), new ListGroupsHandler(Groups, Authorizer), new SaslHandshakeHandler(), new ApiVersionsHandler(),
+            new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber, Authorizer), new DeleteTopicsHandler(Catalog, Topics, Authorizer),
+            new DeleteRecordsHandler(Catalog, Authorizer), new InitProducerIdHandler(txns, Authorizer), new OffsetForLeaderEpochHandler(Catalog, Leadership, Authorizer),
+            new AddPartitionsToTxnHandler(txns, Catalog, Authorizer), new AddOffsetsToTxnHandler(txns, Authorizer), new EndTxnHandler(txns, Authorizer),
+            new TxnOffsetCommitHandler(txns, Groups, Catalog, Time, Authorizer),
+            new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber, Authorizer), new AlterConfigsHandler(Topics, Cluster, Dynamic, Authorizer),
+            new DescribeLogDirsHandler(Catalog, Config.LogDirs, Authorizer), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics, Authorizer),
+            new DeleteGroupsHandler(Groups, Authorizer), new ElectLeadersHandler(Catalog, Authorizer),
+            new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic, Authorizer), new OffsetDeleteHandler(Groups, Authorizer),
+            new DescribeUserScramCredentialsHandler(Scram, Authorizer), new AlterUserScramCredentialsHandler(Scram, Authorizer),
+            new DescribeClusterHandler(Cluster, Authorizer), new DescribeProducersHandler(Catalog, Authorizer), new DescribeTransactionsHandler(txns, Authorizer),
+            new ListTransactionsHandler(txns, Authorizer), new DescribeTopicPartitionsHandler(Catalog, Cluster, Leadership, Authorizer),
+            new ConsumerGroupHeartbeatHandler(Groups, Catalog, Authorizer), new ConsumerGroupDescribeHandler(Groups, Authorizer),
+            new DescribeAclsHandler(Authorizer), new CreateAclsHandler(Authorizer), new DeleteAclsHandler(Authorizer),
         ];
     }
 
@@ -83,6 +89,8 @@ internal sealed class BrokerState : IDisposable
     /// <summary>Request frames of all connections, capped by queued.max.request.bytes (issue 15, K8).</summary>
     internal Network.RequestMemory RequestMemory { get; }
     public GroupCoordinator Groups { get; }
+    /// <summary>ACL checks (authorizer.class.name); allow-all when none is configured.</summary>
+    internal Security.IAuthorizer Authorizer { get; }
     /// <summary>Built by <see cref="Open"/>, once every service the handlers take exists.</summary>
     public HandlerRegistry Handlers { get; private set; } = null!;
     /// <summary>Fault injection (<see cref="KafkaBrokerOptions.Faults"/>); null in normal operation.</summary>
@@ -110,6 +118,8 @@ internal sealed class BrokerState : IDisposable
     {
         // The log dirs' .lock first: a second broker on the same dirs must not touch anything there (issue 15, K2).
         Logs.AcquireLocks();
+        // Stored ACLs before anything is served: a torn kayak-acls.json stops the start rather than open what it closes.
+        Authorizer.Acls?.Load();
         Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId, Controller?.ClusterId);
         foreach (var seed in Scram.Open(Config.LogDirs[0]))
             LoggerFactory.CreateLogger("Kayak.Broker").LogWarning(

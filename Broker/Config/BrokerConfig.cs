@@ -90,6 +90,11 @@ public sealed class BrokerConfig
     public long ProducerIdExpirationMs { get; }
     public int TransactionAbortTimedOutCleanupIntervalMs { get; }
     public int ProducerIdExpirationCheckIntervalMs { get; }
+    /// <summary>authorizer.class.name is StandardAuthorizer: ACLs are enforced.</summary>
+    public bool AuthorizerEnabled { get; }
+    /// <summary>super.users: principals ("User:alice") allowed everything, semicolon-separated as in Kafka.</summary>
+    public IReadOnlyList<string> SuperUsers { get; }
+    public bool AllowEveryoneIfNoAclFound { get; }
 
     public BrokerConfig(IReadOnlyDictionary<string, string> properties)
     {
@@ -161,6 +166,16 @@ public sealed class BrokerConfig
         ProducerIdExpirationMs = GetInt("producer.id.expiration.ms");
         TransactionAbortTimedOutCleanupIntervalMs = GetInt("transaction.abort.timed.out.transaction.cleanup.interval.ms");
         ProducerIdExpirationCheckIntervalMs = GetInt("producer.id.expiration.check.interval.ms");
+        string authorizer = GetString("authorizer.class.name")!;
+        if (authorizer.Length > 0 && authorizer != Security.StandardAuthorizer.ClassName)
+            throw new ConfigException("authorizer.class.name", authorizer,
+                $"Kayak has only {Security.StandardAuthorizer.ClassName} (empty for no authorizer)");
+        AuthorizerEnabled = authorizer.Length > 0;
+        var superUsers = new List<string>();
+        foreach (var u in (GetString("super.users") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            superUsers.Add(u);
+        SuperUsers = superUsers;
+        AllowEveryoneIfNoAclFound = GetBool("allow.everyone.if.no.acl.found");
     }
 
     private static long MinutesToMs(int m) => m < 0 ? -1 : m * 60_000L;

@@ -42,6 +42,11 @@ public static class BrokerConfigDefinitions
         new("sasl.server.callback.handler.class", ConfigType.String, null),
         new("sasl.mechanism.inter.broker.protocol", ConfigType.String, "GSSAPI", Used: false),
         new("sasl.mechanism.controller.protocol", ConfigType.String, "GSSAPI", Used: false),
+        // ACLs (Kafka's ServerConfigs / StandardAuthorizer): "" = no authorizer (everything allowed, the ACL APIs answer
+        // SECURITY_DISABLED); org.apache.kafka.metadata.authorizer.StandardAuthorizer is the only class Kayak has.
+        new("authorizer.class.name", ConfigType.String, ""),
+        new("super.users", ConfigType.String, null),
+        new("allow.everyone.if.no.acl.found", ConfigType.Boolean, "false"),
         new("ssl.client.auth", ConfigType.String, "none", ValidValues: ["required", "requested", "none"]),
         new("ssl.enabled.protocols", ConfigType.List, "TLSv1.2,TLSv1.3"),
         new("ssl.cipher.suites", ConfigType.List, null),

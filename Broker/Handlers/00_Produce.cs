@@ -23,8 +23,12 @@
 // current leader and its endpoint (KIP-951: CurrentLeader, NodeEndpoints) from v10. acks=-1 waits for nobody else
 // yet: the ISR is the leader alone until followers replicate, so acks=-1 with min.insync.replicas above the ISR's size
 // is NOT_ENOUGH_REPLICAS before anything is appended (a single broker keeps accepting it, as before).
+// ACLs (KafkaApis.handleProduceRequest): transactional records need WRITE on the TRANSACTIONAL_ID (else every partition
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic WRITE (TOPIC_AUTHORIZATION_FAILED, before its existence is told).
+// Idempotent producers are checked at InitProducerId, as in Kafka 4.0.
 // Not implemented: throttling.
 using System.Buffers;
+using Kayak.Broker.Security;
 using Kayak.Broker.Produce;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
@@ -35,24 +39,34 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IPartitionLeadership leadership, ClusterInfo cluster) : ApiHandler<ProduceRequest>
+internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IPartitionLeadership leadership, ClusterInfo cluster,
+    IAuthorizer? authorizer = null) : ApiHandler<ProduceRequest>
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     public override ApiKey Key => ApiKey.Produce;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ProduceRequest request)
     {
         var response = new ProduceResponse();
         bool validAcks = request.Acks is 0 or 1 or -1;
+        bool txnDenied = ProduceAuthorization.TransactionDenied(_authorizer, context, request);
         foreach (var t in request.TopicData)
         {
             var rt = new ProduceResponse.TopicProduceResponse { Name = t.Name };
             response.Responses.Add(rt);
             var topic = catalog.Lookup(t.Name);
+            bool topicDenied = !txnDenied && !_authorizer.Topic(context, AclOperation.Write, t.Name);
             foreach (var p in t.PartitionData)
             {
                 var rp = new ProduceResponse.PartitionProduceResponse { Index = p.Index, BaseOffset = -1, LogAppendTimeMs = -1, LogStartOffset = -1 };
                 rt.PartitionResponses.Add(rp);
-                if (!validAcks)
+                if (txnDenied)
+                    rp.SetError(ErrorCode.TransactionalIdAuthorizationFailed);
+                else if (topicDenied)
+                    rp.SetError(ErrorCode.TopicAuthorizationFailed);
+                else if (!validAcks)
                     rp.SetError(ErrorCode.InvalidRequiredAcks);
                 else if (!topic.TryGetPartition(p.Index, out var log, out var missing))
                     rp.SetError(missing);

@@ -13,11 +13,14 @@
 // In an in-process cluster (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER, with the
 // current leader and its endpoint from v16 (KIP-951).
 // Not implemented: follower fetching (ReplicaId >= 0 is treated like a consumer; no replica fetchers yet), preferred read replica,
+// ACLs: each topic needs READ (TOPIC_AUTHORIZATION_FAILED, no offsets; by id only once the id is known), as
+// KafkaApis.handleFetchRequest.
 // diverging epochs (one leader epoch only), throttling.
 using System.Buffers;
 using Kayak.Broker.Fetching;
 using Kayak.Broker.Services;
 using Kayak.Broker.Network;
+using Kayak.Broker.Security;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Protocol.Records;
@@ -27,8 +30,11 @@ using Microsoft.Extensions.Logging;
 namespace Kayak.Broker.Handlers;
 
 internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sessions, TimeProvider time, ILogger logger,
-    IPartitionLeadership leadership, ClusterInfo cluster) : IApiHandler
+    IPartitionLeadership leadership, ClusterInfo cluster, IAuthorizer? authorizer = null) : IApiHandler
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     public ApiKey Key => ApiKey.Fetch;
 
     /// <summary>The response and the log slices it references (see <see cref="HandlerResult"/>).</summary>
@@ -39,6 +45,7 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         var (targets, session, incremental, error) = ResolveTargets(request, version);
         if (error != ErrorCode.None)
             return new HandlerResult(new FetchResponse { SessionId = 0 }.SetError(error));
+        if (_authorizer.Acls is not null) MarkDenied(context, targets);
 
         bool readCommitted = version >= 4 && request.IsolationLevel == 1;
         var results = new PartitionResult[targets.Count];
@@ -99,6 +106,18 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         public required long FetchOffset { get; init; }
         public required int MaxBytes { get; init; }
         public CachedPartition? Cached { get; init; }
+        /// <summary>The principal may not READ the topic.</summary>
+        public bool Denied { get; init; }
+    }
+
+    private void MarkDenied(RequestContext context, List<FetchTarget> targets)
+    {
+        for (int i = 0; i < targets.Count; i++)
+        {
+            var t = targets[i];
+            string? name = t.TopicName ?? catalog.Find(t.TopicId)?.Name;
+            if (name is not null && !_authorizer.Topic(context, AclOperation.Read, name)) targets[i] = t with { Denied = true };
+        }
     }
 
     private struct PartitionResult
@@ -192,6 +211,12 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             var t = targets[i];
             ref var r = ref results[i];
             r = default;
+            if (t.Denied)
+            {
+                r.Error = ErrorCode.TopicAuthorizationFailed;
+                r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
+                continue;
+            }
             if (!catalog.Lookup(t.TopicName, t.TopicId).TryGetPartition(t.Partition, out var log, out var missing))
             {
                 r.Error = missing.Code;

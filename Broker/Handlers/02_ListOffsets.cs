@@ -4,6 +4,8 @@
 // log start offset. Otherwise the first offset whose timestamp is >= the one asked for, or -1/-1 when none.
 // v0 answers with OldStyleOffsets. Leader epoch is always 0 (one leader, never re-elected). In an in-process cluster
 // (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER.
+// ACLs: each topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED with offset/timestamp -1, KafkaApis.handleListOffsetRequest).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -11,8 +13,11 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IPartitionLeadership leadership) : ApiHandler<ListOffsetsRequest>
+internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IPartitionLeadership leadership, IAuthorizer? authorizer = null) : ApiHandler<ListOffsetsRequest>
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     private const long Latest = -1, Earliest = -2, MaxTimestamp = -3, EarliestLocal = -4, EarliestPendingUpload = -5;
 
     public override ApiKey Key => ApiKey.ListOffsets;
@@ -25,6 +30,16 @@ internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IPartitionLeader
         {
             var rt = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
             response.Topics.Add(rt);
+            if (!_authorizer.Topic(context, AclOperation.Describe, t.Name))
+            {
+                foreach (var p in t.Partitions)
+                    rt.Partitions.Add(new ListOffsetsResponse.ListOffsetsPartitionResponse
+                    {
+                        PartitionIndex = p.PartitionIndex, Offset = -1, Timestamp = -1, LeaderEpoch = -1,
+                        ErrorCode = (short)ErrorCode.TopicAuthorizationFailed,
+                    });
+                continue;
+            }
             catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, (context.ApiVersion, readCommitted, leadership),
                 static (s, topic, p) => Answer(s.ApiVersion, s.readCommitted, s.leadership, topic, p));
         }

@@ -8,6 +8,11 @@
 // answer UNKNOWN_TOPIC_ID when absent. Authorized operations (KIP-430, v8+): when asked for, every topic answered
 // by name (also with an error) gets all TOPIC operations and (v8-10) the cluster all CLUSTER operations, as Kafka
 // answers without an authorizer; topics looked up by an unknown id keep int.MinValue, as in Kafka.
+// ACLs (KafkaApis.handleTopicMetadataRequest): an all-topics request lists only the topics the principal may DESCRIBE;
+// a named one it may not is TOPIC_AUTHORIZATION_FAILED without telling whether it exists (by id: the id is kept, the
+// name not given); auto-creation needs CREATE on the CLUSTER or the topic (else TOPIC_AUTHORIZATION_FAILED). With an
+// authorizer the operations are the ones the ACLs allow, and the cluster's are 0 without DESCRIBE on it.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -15,8 +20,12 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics, ClusterInfo cluster, IPartitionLeadership leadership) : ApiHandler<MetadataRequest>
+internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics, ClusterInfo cluster, IPartitionLeadership leadership,
+    IAuthorizer? authorizer = null) : ApiHandler<MetadataRequest>
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     public override ApiKey Key => ApiKey.Metadata;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, MetadataRequest request)
@@ -27,11 +36,12 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
         if (context.ApiVersion >= 8)
         {
             if (context.ApiVersion <= 10 && request.IncludeClusterAuthorizedOperations)
-                response.ClusterAuthorizedOperations = AuthorizedOperations.Cluster;
+                response.ClusterAuthorizedOperations = _authorizer.Cluster(context, AclOperation.Describe)
+                    ? _authorizer.AuthorizedOperations(context, AclResourceType.Cluster, StandardAuthorizer.ClusterName) : 0;
             if (request.IncludeTopicAuthorizedOperations)
                 foreach (var t in response.Topics)
-                    if (t.Name is not null && t.ErrorCode != (short)ErrorCode.UnknownTopicId && t.ErrorCode != (short)ErrorCode.InvalidRequest)
-                        t.TopicAuthorizedOperations = AuthorizedOperations.Topic;
+                    if (t.Name is not null && t.ErrorCode is not ((short)ErrorCode.UnknownTopicId or (short)ErrorCode.InvalidRequest or (short)ErrorCode.TopicAuthorizationFailed))
+                        t.TopicAuthorizedOperations = _authorizer.AuthorizedOperations(context, AclResourceType.Topic, t.Name);
         }
         return Done(response);
     }
@@ -52,7 +62,8 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
         bool allTopics = request.Topics is null || (context.ApiVersion == 0 && request.Topics.Count == 0);
         if (allTopics)
         {
-            foreach (var topic in catalog.All) response.Topics.Add(Describe(topic));
+            foreach (var topic in catalog.All)
+                if (_authorizer.Topic(context, AclOperation.Describe, topic.Name)) response.Topics.Add(Describe(topic));
             return response;
         }
 
@@ -71,9 +82,20 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
             if (t.Name is null)
             {
                 var byId = catalog.Find(t.TopicId);
-                response.Topics.Add(byId is not null
-                    ? Describe(byId)
-                    : new MetadataResponse.MetadataResponseTopic { Name = null, TopicId = t.TopicId }.SetError(ErrorCode.UnknownTopicId));
+                response.Topics.Add(byId is null
+                    ? new MetadataResponse.MetadataResponseTopic { Name = null, TopicId = t.TopicId }.SetError(ErrorCode.UnknownTopicId)
+                    : !_authorizer.Topic(context, AclOperation.Describe, byId.Name)
+                        ? new MetadataResponse.MetadataResponseTopic { Name = null, TopicId = t.TopicId }.SetError(ErrorCode.TopicAuthorizationFailed)
+                        : Describe(byId));
+                continue;
+            }
+            bool describe = _authorizer.Topic(context, AclOperation.Describe, t.Name);
+            if (!describe
+                || (topics.WouldAutoCreate(allowAutoCreate) && !catalog.TryGet(t.Name, out _)
+                    && !_authorizer.Cluster(context, AclOperation.Create) && !_authorizer.Topic(context, AclOperation.Create, t.Name)))
+            {
+                response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name, IsInternal = describe && TopicService.IsInternal(t.Name) }
+                    .SetError(ErrorCode.TopicAuthorizationFailed));
                 continue;
             }
             var result = topics.GetOrAutoCreate(t.Name, allowAutoCreate);

@@ -4,6 +4,8 @@
 // offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE, partitions of unknown topics
 // UNKNOWN_TOPIC_OR_PARTITION (KafkaApis checks the metadata cache first). Logic:
 // GroupCoordinator.CommitOffsets. Not implemented: KIP-848 member epochs (v9 with a consumer-protocol group).
+// ACLs: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Coordinator;
 using Kayak.Protocol;
@@ -17,9 +19,11 @@ internal sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
     private readonly ITopicCatalog _topics;
     // Made once: the coordinator asks it per committed partition.
     private readonly Func<string, int, bool> _partitionExists;
+    private readonly IAuthorizer _authorizer;
 
-    public OffsetCommitHandler(GroupCoordinator groups, ITopicCatalog topics)
+    public OffsetCommitHandler(GroupCoordinator groups, ITopicCatalog topics, IAuthorizer authorizer)
     {
+        _authorizer = authorizer;
         _groups = groups;
         _topics = topics;
         _partitionExists = PartitionExists;
@@ -27,8 +31,12 @@ internal sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
 
     public override ApiKey Key => ApiKey.OffsetCommit;
 
-    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, OffsetCommitRequest request) =>
-        Done(_groups.CommitOffsets(request, context.ApiVersion, _partitionExists));
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, OffsetCommitRequest request)
+    {
+        if (!_authorizer.Group(context, AclOperation.Read, request.GroupId)) return Done(GroupAuthorization.CommitDenied(request));
+        var denied = GroupAuthorization.RemoveDeniedTopics(_authorizer, context, request);
+        return Done(GroupAuthorization.AddDeniedTopics(_groups.CommitOffsets(request, context.ApiVersion, _partitionExists), denied));
+    }
 
     private bool PartitionExists(string topic, int partition) => _topics.Lookup(topic).Exists(partition);
 }

@@ -6,14 +6,17 @@
 // Key types: 0 group, 1 transaction; anything else (2 = share groups, v6) is INVALID_REQUEST.
 // The group coordinator answers NOT_COORDINATOR for groups of partitions it does not lead; the transaction
 // coordinator does not check yet.
+// ACLs: DESCRIBE on the group or transactional id (GROUP_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED, no node).
 using Kayak.Broker.Config;
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLocator locator, TopicService topics, BrokerConfig config) : ApiHandler<FindCoordinatorRequest>
+internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLocator locator, TopicService topics, BrokerConfig config, IAuthorizer authorizer)
+    : ApiHandler<FindCoordinatorRequest>
 {
     public override ApiKey Key => ApiKey.FindCoordinator;
 
@@ -23,6 +26,15 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLo
         var response = new FindCoordinatorResponse();
         if (context.ApiVersion < 4)
         {
+            if (validType && Denied(context, request.KeyType, request.KeyValue) is { } denied)
+            {
+                response.ErrorCode = (short)denied;
+                response.ErrorMessage = context.ApiVersion >= 1 ? null : "";
+                response.NodeId = -1;
+                response.Host = "";
+                response.Port = -1;
+                return Done(response);
+            }
             if (!validType)
             {
                 response.ErrorCode = (short)ErrorCode.InvalidRequest;
@@ -56,6 +68,11 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLo
                 response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = $"Unknown coordinator key type {request.KeyType}" });
                 continue;
             }
+            if (Denied(context, request.KeyType, key) is { } denied)
+            {
+                response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)denied, ErrorMessage = null });
+                continue;
+            }
             var node = Locate(request.KeyType, key);
             if (node is null)
             {
@@ -75,4 +92,8 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLo
             : locator.CoordinatorFor(TopicService.TransactionStateTopic, config.TransactionStateLogNumPartitions, key, topics.CreateInternal);
         return nodeId < 0 ? null : cluster.Broker(nodeId);
     }
+    /// <summary>KafkaApis.getCoordinator: DESCRIBE on the group (key type 0) or the transactional id (1).</summary>
+    private ErrorCode? Denied(RequestContext context, sbyte keyType, string key) => keyType == 0
+        ? authorizer.Group(context, AclOperation.Describe, key) ? null : ErrorCode.GroupAuthorizationFailed
+        : authorizer.TransactionalId(context, AclOperation.Describe, key) ? null : ErrorCode.TransactionalIdAuthorizationFailed;
 }

@@ -5,6 +5,8 @@
 // handler awaits; the connection keeps answering in order. An empty KIP-848 consumer group becomes a classic group
 // (offsets kept); a non-empty one answers INCONSISTENT_GROUP_PROTOCOL (Kafka's online migration, classic members
 // inside a consumer group, is not implemented). Logic: GroupCoordinator.JoinGroupAsync.
+// ACLs: READ on the group, else GROUP_AUTHORIZATION_FAILED (KafkaApis).
+using Kayak.Broker.Security;
 using System.Net;
 using Kayak.Coordinator;
 using Kayak.Protocol;
@@ -12,12 +14,13 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class JoinGroupHandler(GroupCoordinator groups) : ApiHandler<JoinGroupRequest>
+internal sealed class JoinGroupHandler(GroupCoordinator groups, IAuthorizer authorizer) : ApiHandler<JoinGroupRequest>
 {
     public override ApiKey Key => ApiKey.JoinGroup;
 
     protected override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, JoinGroupRequest request) =>
-        await groups.JoinGroupAsync(request, context.ApiVersion, new ClientInfo(context.ClientId ?? "", ClientHost(context.ClientAddress))).ConfigureAwait(false);
+        !authorizer.Group(context, AclOperation.Read, request.GroupId) ? GroupAuthorization.JoinDenied()
+            : await groups.JoinGroupAsync(request, context.ApiVersion, new ClientInfo(context.ClientId ?? "", ClientHost(context.ClientAddress))).ConfigureAwait(false);
 
     /// <summary>Kafka reports the client's address as InetAddress.toString: "/" + ip.</summary>
     internal static string ClientHost(EndPoint? address) => address is IPEndPoint ip ? "/" + ip.Address : address?.ToString() ?? "";

@@ -3,22 +3,25 @@
 // answers GROUP_ID_NOT_FOUND (it is not a classic group; librdkafka describes it with ConsumerGroupDescribe).
 // v3+ authorized operations (KIP-430): when asked for, every group answered without error (a Dead unknown one
 // too) gets all GROUP operations, as Kafka answers without an authorizer; otherwise int.MinValue.
+// ACLs: DESCRIBE per group (GROUP_AUTHORIZATION_FAILED, nothing else told); authorized operations from the ACLs.
+using Kayak.Broker.Security;
 using Kayak.Coordinator;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DescribeGroupsHandler(GroupCoordinator groups) : ApiHandler<DescribeGroupsRequest>
+internal sealed class DescribeGroupsHandler(GroupCoordinator groups, IAuthorizer authorizer) : ApiHandler<DescribeGroupsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeGroups;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeGroupsRequest request)
     {
         var response = groups.DescribeGroups(request);
+        GroupAuthorization.FilterDescribe(authorizer, context, response);
         if (context.ApiVersion >= 3 && request.IncludeAuthorizedOperations)
             foreach (var g in response.Groups)
-                if (g.ErrorCode == (short)ErrorCode.None) g.AuthorizedOperations = AuthorizedOperations.Group;
+                if (g.ErrorCode == (short)ErrorCode.None) g.AuthorizedOperations = authorizer.AuthorizedOperations(context, AclResourceType.Group, g.GroupId);
         return Done(response);
     }
 }

@@ -8,6 +8,9 @@
 // MaxRecordsPerUserOp metadata records (a topic, its partitions, its configs); beyond that every topic gets
 // POLICY_VIOLATION "Unable to perform excessively large batch operation." (QuorumController's bounded record
 // list), so a request claiming two billion partitions is refused instead of allocating for them.
+// ACLs (KafkaApis.handleCreateTopicsRequest): CREATE on the CLUSTER or on the topic, else TOPIC_AUTHORIZATION_FAILED;
+// without DESCRIBE_CONFIGS on the topic the configs are withheld (TopicConfigErrorCode TOPIC_AUTHORIZATION_FAILED).
+using Kayak.Broker.Security;
 using Kayak.Broker.Config;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
@@ -15,9 +18,12 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer)
+internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer, IAuthorizer? authorizer = null)
     : ApiHandler<CreateTopicsRequest>
 {
+    // Optional so unit tests that build the handler alone run it without ACLs.
+    private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+
     public override ApiKey Key => ApiKey.CreateTopics;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, CreateTopicsRequest request)
@@ -37,17 +43,21 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             return Done(response);
         }
 
+        bool clusterCreate = _authorizer.Cluster(context, AclOperation.Create);
         foreach (var t in request.Topics)
         {
             var error = duplicates.Contains(t.Name)
                 ? new KafkaError(ErrorCode.InvalidRequest, $"Create topics request from client `{context.ClientId}` contains multiple entries for the following topics: {t.Name}")
-                : KafkaError.None;
-            response.Topics.Add(error.IsError ? Failed(t.Name, error) : Create(context.ApiVersion, t, request.ValidateOnly));
+                : !clusterCreate && !_authorizer.Topic(context, AclOperation.Create, t.Name)
+                    ? new KafkaError(ErrorCode.TopicAuthorizationFailed, "Authorization failed.")
+                    : KafkaError.None;
+            response.Topics.Add(error.IsError ? Failed(t.Name, error)
+                : Create(context.ApiVersion, t, request.ValidateOnly, _authorizer.Topic(context, AclOperation.DescribeConfigs, t.Name)));
         }
         return Done(response);
     }
 
-    private CreateTopicsResponse.CreatableTopicResult Create(short version, CreateTopicsRequest.CreatableTopic t, bool validateOnly)
+    private CreateTopicsResponse.CreatableTopicResult Create(short version, CreateTopicsRequest.CreatableTopic t, bool validateOnly, bool describeConfigs)
     {
         var result = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
         int partitions = t.NumPartitions;
@@ -78,7 +88,9 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             result.TopicId = topic.TopicId;
             result.NumPartitions = topic.Partitions.Count;
         }
-        if (version >= 5)
+        if (version >= 5 && !describeConfigs)
+            result.TopicConfigErrorCode = (short)ErrorCode.TopicAuthorizationFailed; // KafkaApis: no configs without DESCRIBE_CONFIGS
+        else if (version >= 5)
         {
             result.Configs = new();
             foreach (var entry in describer.DescribeTopic(configs))

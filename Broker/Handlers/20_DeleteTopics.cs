@@ -2,13 +2,15 @@
 // delete.topic.enable=false answers TOPIC_DELETION_DISABLED. Deletion is synchronous: the partition
 // directories are renamed to "-delete" and removed by Storage, so the reply means the topic is gone.
 // Internal topics are not protected (no ACLs here), as on a Kafka cluster without an authorizer.
+// ACLs: DELETE on each topic (TOPIC_AUTHORIZATION_FAILED); by id, DESCRIBE first or the name stays untold.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService topics) : ApiHandler<DeleteTopicsRequest>
+internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService topics, IAuthorizer authorizer) : ApiHandler<DeleteTopicsRequest>
 {
     public override ApiKey Key => ApiKey.DeleteTopics;
 
@@ -18,7 +20,7 @@ internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService to
         if (context.ApiVersion < 6)
         {
             foreach (var name in request.TopicNames)
-                response.Responses.Add(Delete(name, Uuid.Zero));
+                response.Responses.Add(Delete(context, name, Uuid.Zero, byId: false));
         }
         else
         {
@@ -36,14 +38,19 @@ internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService to
                     }
                     name = byId.Name;
                 }
-                response.Responses.Add(Delete(name, t.TopicId));
+                response.Responses.Add(Delete(context, name, t.TopicId, byId: t.Name is null));
             }
         }
         return Done(response);
     }
 
-    private DeleteTopicsResponse.DeletableTopicResult Delete(string name, Uuid requestedId)
+    private DeleteTopicsResponse.DeletableTopicResult Delete(RequestContext context, string name, Uuid requestedId, bool byId)
     {
+        // KafkaApis.handleDeleteTopicsRequest: a topic named by id needs DESCRIBE before its name is told; then DELETE.
+        if (byId && !authorizer.Topic(context, AclOperation.Describe, name))
+            return new DeleteTopicsResponse.DeletableTopicResult { Name = null, TopicId = requestedId }.SetError(ErrorCode.TopicAuthorizationFailed);
+        if (!authorizer.Topic(context, AclOperation.Delete, name))
+            return new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = requestedId }.SetError(ErrorCode.TopicAuthorizationFailed);
         var result = topics.Delete(name);
         return new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = result.Topic?.TopicId ?? requestedId }.SetError(result.Failure);
     }

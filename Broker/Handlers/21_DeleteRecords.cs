@@ -5,6 +5,8 @@
 // refuse with POLICY_VIOLATION, as Kafka does for cleanup.policy without "delete". The low watermark answered
 // is the new log start offset (one replica, so there is nothing to wait for and timeoutMs is unused);
 // failed partitions answer -1. No ACLs, so no TOPIC_AUTHORIZATION_FAILED.
+// ACLs: DELETE on each topic (TOPIC_AUTHORIZATION_FAILED, low watermark -1).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -12,7 +14,7 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DeleteRecordsHandler(ITopicCatalog catalog) : ApiHandler<DeleteRecordsRequest>
+internal sealed class DeleteRecordsHandler(ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<DeleteRecordsRequest>
 {
     /// <summary>DeleteRecordsRequest.HIGH_WATERMARK in Kafka.</summary>
     private const long HighWatermark = -1;
@@ -28,6 +30,13 @@ internal sealed class DeleteRecordsHandler(ITopicCatalog catalog) : ApiHandler<D
         {
             var rt = new DeleteRecordsResponse.DeleteRecordsTopicResult { Name = t.Name };
             response.Topics.Add(rt);
+            if (!authorizer.Topic(context, AclOperation.Delete, t.Name))
+            {
+                foreach (var p in t.Partitions)
+                    rt.Partitions.Add(new DeleteRecordsResponse.DeleteRecordsPartitionResult { PartitionIndex = p.PartitionIndex, LowWatermark = InvalidLowWatermark }
+                        .SetError(ErrorCode.TopicAuthorizationFailed));
+                continue;
+            }
             catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, 0, static (_, topic, p) => Delete(topic, p));
         }
         return Done(response);

@@ -9,13 +9,16 @@
 // asking; every replica is this leader, so it does not change the answer. Unknown topic or partition is
 // UNKNOWN_TOPIC_OR_PARTITION. In an in-process cluster (issue 14) a partition this broker does not lead is
 // NOT_LEADER_OR_FOLLOWER.
+// ACLs: CLUSTER_ACTION on the cluster, else DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog, IPartitionLeadership leadership) : ApiHandler<OffsetForLeaderEpochRequest>
+internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog, IPartitionLeadership leadership, IAuthorizer authorizer)
+    : ApiHandler<OffsetForLeaderEpochRequest>
 {
     /// <summary>The only leader epoch a Kayak partition ever has (Metadata reports it too).</summary>
     internal const int CurrentEpoch = 0;
@@ -31,6 +34,12 @@ internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog, IPartit
         {
             var rt = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = t.Topic };
             response.Topics.Add(rt);
+            if (!authorizer.Cluster(context, AclOperation.ClusterAction) && !authorizer.Topic(context, AclOperation.Describe, t.Topic))
+            {
+                foreach (var p in t.Partitions)
+                    rt.Partitions.Add(new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition }.SetError(ErrorCode.TopicAuthorizationFailed));
+                continue;
+            }
             catalog.AnswerPartitions(t.Topic, t.Partitions, rt.Partitions, (context.ApiVersion, leadership),
                 static (s, topic, p) => EndOffset(s.ApiVersion, s.leadership, topic, p));
         }

@@ -4,6 +4,9 @@
 // to every partition (Kafka's behaviour). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2 (KIP-588).
 // A refused __transaction_state append answers Kafka's coordinator error (COORDINATOR_NOT_AVAILABLE; NOT_COORDINATOR
 // for a storage error) and leaves the transaction unchanged.
+// ACLs: below v4 WRITE on the transactional id (every partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each
+// topic (TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED); v4+ CLUSTER_ACTION on the cluster.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
@@ -11,7 +14,7 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transactions, ITopicCatalog catalog) : ApiHandler<AddPartitionsToTxnRequest>
+internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transactions, ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<AddPartitionsToTxnRequest>
 {
     public override ApiKey Key => ApiKey.AddPartitionsToTxn;
 
@@ -22,6 +25,12 @@ internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transacti
         {
             response.ResultsByTopicV3AndBelow = Handle(context, request.V3AndBelowTransactionalId, request.V3AndBelowProducerId,
                 request.V3AndBelowProducerEpoch, false, request.V3AndBelowTopics);
+            return Done(response);
+        }
+        // v4+ comes from brokers verifying transactions (KIP-890): CLUSTER_ACTION on the cluster.
+        if (!authorizer.Cluster(context, AclOperation.ClusterAction))
+        {
+            response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
             return Done(response);
         }
         foreach (var t in request.Transactions)
@@ -38,12 +47,17 @@ internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transacti
     {
         var partitions = new List<TxnPartition>();
         bool unknown = false;
+        // Versions below 4 come from clients: WRITE on the transactional id and on each topic (internal ones never).
+        bool txnDenied = context.ApiVersion < 4 && !authorizer.TransactionalId(context, AclOperation.Write, transactionalId);
+        HashSet<string>? deniedTopics = null;
         foreach (var t in topics)
         {
             var topic = catalog.Lookup(t.Name);
+            if (context.ApiVersion < 4 && authorizer.Acls is not null && (Services.TopicService.IsInternal(t.Name) || !authorizer.Topic(context, AclOperation.Write, t.Name)))
+                (deniedTopics ??= new(StringComparer.Ordinal)).Add(t.Name);
             foreach (int p in t.Partitions)
             {
-                if (!topic.Exists(p)) unknown = true;
+                if (!topic.Exists(p) || txnDenied || deniedTopics?.Contains(t.Name) == true) unknown = true;
                 partitions.Add(new TxnPartition(t.Name, p));
             }
         }
@@ -63,7 +77,9 @@ internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transacti
             foreach (int p in t.Partitions)
             {
                 var e = error;
-                if (unknown) e = topic.Exists(p) ? ErrorCode.OperationNotAttempted : ErrorCode.UnknownTopicOrPartition;
+                if (txnDenied) e = ErrorCode.TransactionalIdAuthorizationFailed;
+                else if (deniedTopics?.Contains(t.Name) == true) e = ErrorCode.TopicAuthorizationFailed;
+                else if (unknown) e = topic.Exists(p) ? ErrorCode.OperationNotAttempted : ErrorCode.UnknownTopicOrPartition;
                 rt.ResultsByPartition.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult { PartitionIndex = p, PartitionErrorCode = (short)e });
             }
             results.Add(rt);

@@ -4,18 +4,22 @@
 // blocks on a transaction the producer saw complete. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 // Kafka's coordinator error (COORDINATOR_NOT_AVAILABLE, ...) when __transaction_state refuses the Prepare record (the transaction stays Ongoing); a
 // refused Complete record after the markers still answers NONE (decided) and the timeout timer finishes it.
+// ACLs: WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+using Kayak.Broker.Security;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class EndTxnHandler(TransactionCoordinator transactions) : ApiHandler<EndTxnRequest>
+internal sealed class EndTxnHandler(TransactionCoordinator transactions, IAuthorizer authorizer) : ApiHandler<EndTxnRequest>
 {
     public override ApiKey Key => ApiKey.EndTxn;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, EndTxnRequest request)
     {
+        if (!authorizer.TransactionalId(context, AclOperation.Write, request.TransactionalId))
+            return Done(new EndTxnResponse { ErrorCode = (short)ErrorCode.TransactionalIdAuthorizationFailed });
         var error = transactions.EndTxn(request.TransactionalId, request.ProducerId, request.ProducerEpoch, request.Committed);
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 2) error = ErrorCode.InvalidProducerEpoch;
         return Done(new EndTxnResponse { ErrorCode = (short)error });

@@ -8,6 +8,8 @@
 // (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID); without them any group state is accepted.
 // Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
 // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v3 (KIP-588).
+// ACLs: see HandleAsync.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Coordinator;
 using Kayak.Coordinator.Transactions;
@@ -16,22 +18,30 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions, GroupCoordinator groups, ITopicCatalog catalog, TimeProvider time) : ApiHandler<TxnOffsetCommitRequest>
+internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions, GroupCoordinator groups, ITopicCatalog catalog, TimeProvider time, IAuthorizer authorizer) : ApiHandler<TxnOffsetCommitRequest>
 {
     public override ApiKey Key => ApiKey.TxnOffsetCommit;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, TxnOffsetCommitRequest request)
     {
         long now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        // KafkaApis.handleTxnOffsetCommitRequest: WRITE on the transactional id, READ on the group (every partition
+        // gets the error), READ on each topic (TOPIC_AUTHORIZATION_FAILED, its offsets not committed).
+        ErrorCode? all = !authorizer.TransactionalId(context, AclOperation.Write, request.TransactionalId) ? ErrorCode.TransactionalIdAuthorizationFailed
+            : !authorizer.Group(context, AclOperation.Read, request.GroupId) ? ErrorCode.GroupAuthorizationFailed : null;
+        var deniedTopics = all is null && authorizer.Acls is not null ? new HashSet<string>(StringComparer.Ordinal) : null;
+        if (deniedTopics is not null)
+            foreach (var t in request.Topics)
+                if (!authorizer.Topic(context, AclOperation.Read, t.Name)) deniedTopics.Add(t.Name);
         var offsets = new List<PendingTxnOffset>();
         foreach (var t in request.Topics)
             foreach (var p in t.Partitions)
-                if (PartitionExists(t.Name, p.PartitionIndex))
+                if (PartitionExists(t.Name, p.PartitionIndex) && deniedTopics?.Contains(t.Name) != true)
                     offsets.Add(new PendingTxnOffset(t.Name, p.PartitionIndex, p.CommittedOffset, p.CommittedLeaderEpoch, p.CommittedMetadata, now));
-        var error = groups.ValidateTxnOffsetCommit(request.GroupId,
+        var error = all ?? groups.ValidateTxnOffsetCommit(request.GroupId,
             context.ApiVersion >= 3 ? request.MemberId : "", context.ApiVersion >= 3 ? request.GenerationId : -1,
             context.ApiVersion >= 3 ? request.GroupInstanceId : null);
-        if (error == ErrorCode.None)
+        if (error == ErrorCode.None && !(offsets.Count == 0 && deniedTopics is { Count: > 0 }))
             error = transactions.TxnOffsetCommit(request.TransactionalId, request.GroupId, request.ProducerId, request.ProducerEpoch, offsets);
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 3) error = ErrorCode.InvalidProducerEpoch;
         var response = new TxnOffsetCommitResponse();
@@ -42,7 +52,8 @@ internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions
                 rt.Partitions.Add(new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition
                 {
                     PartitionIndex = p.PartitionIndex,
-                }.SetError(PartitionExists(t.Name, p.PartitionIndex) ? error : ErrorCode.UnknownTopicOrPartition));
+                }.SetError(all ?? (deniedTopics?.Contains(t.Name) == true ? ErrorCode.TopicAuthorizationFailed
+                    : PartitionExists(t.Name, p.PartitionIndex) ? error : ErrorCode.UnknownTopicOrPartition)));
             response.Topics.Add(rt);
         }
         return Done(response);

@@ -15,6 +15,8 @@
 // Version notes: v0 has IsDefault instead of ConfigSource; synonyms from v1 (only when IncludeSynonyms);
 // ConfigType and Documentation from v3 (documentation only when IncludeDocumentation). No sensitive configs
 // exist, so no value is ever hidden. Broker entries carry no documentation text.
+// ACLs: DESCRIBE_CONFIGS on the CLUSTER for BROKER/BROKER_LOGGER (CLUSTER_AUTHORIZATION_FAILED), on the topic for TOPIC.
+using Kayak.Broker.Security;
 using System.Globalization;
 using Kayak.Broker.Config;
 using Kayak.Broker.Services;
@@ -45,7 +47,7 @@ internal static class ConfigResourceType
     }
 }
 
-internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, DynamicBrokerConfig dynamic, ClusterInfo cluster, TopicConfigDescriber describer)
+internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, DynamicBrokerConfig dynamic, ClusterInfo cluster, TopicConfigDescriber describer, IAuthorizer authorizer)
     : ApiHandler<DescribeConfigsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeConfigs;
@@ -65,6 +67,8 @@ internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, DynamicBroke
             };
             response.Results.Add(result);
             var keys = resource.ConfigurationKeys is { Count: > 0 } k ? new HashSet<string>(k, StringComparer.Ordinal) : null;
+            var denied = ConfigAuthorization.Check(authorizer, context, resource.ResourceType, resource.ResourceName, AclOperation.DescribeConfigs);
+            if (denied.IsError) { Fail(result, denied); continue; }
             switch (resource.ResourceType)
             {
                 case ConfigResourceType.Topic:

@@ -9,6 +9,8 @@
 // INVALID_REQUEST "Cannot update these configs dynamically: [k]"); see BrokerConfigChanges. A name other than
 // this node id or empty is INVALID_REQUEST. BROKER_LOGGER is refused as Kafka's legacy API refuses it.
 // Other resource types: INVALID_REQUEST.
+// ACLs: ALTER_CONFIGS on the CLUSTER for BROKER/BROKER_LOGGER (CLUSTER_AUTHORIZATION_FAILED), on the topic for TOPIC.
+using Kayak.Broker.Security;
 using Kayak.Broker.Config;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
@@ -16,7 +18,7 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class AlterConfigsHandler(TopicService topics, ClusterInfo cluster, DynamicBrokerConfig dynamic) : ApiHandler<AlterConfigsRequest>
+internal sealed class AlterConfigsHandler(TopicService topics, ClusterInfo cluster, DynamicBrokerConfig dynamic, IAuthorizer authorizer) : ApiHandler<AlterConfigsRequest>
 {
     public override ApiKey Key => ApiKey.AlterConfigs;
 
@@ -28,7 +30,8 @@ internal sealed class AlterConfigsHandler(TopicService topics, ClusterInfo clust
             {
                 ResourceType = resource.ResourceType,
                 ResourceName = resource.ResourceName,
-            }.SetError(Alter(resource, request.ValidateOnly)));
+            }.SetError(ConfigAuthorization.Check(authorizer, context, resource.ResourceType, resource.ResourceName, AclOperation.AlterConfigs) is { IsError: true } denied
+                ? denied : Alter(resource, request.ValidateOnly)));
         return Done(response);
     }
 

@@ -5,6 +5,8 @@
 // ErrorCode (always NONE; no ACLs so never CLUSTER_AUTHORIZATION_FAILED); v4+ total and usable bytes of the
 // dir's file system (KIP-827), -1 when the drive cannot be queried. A dir that is missing or unreadable
 // answers KAFKA_STORAGE_ERROR for that dir.
+// ACLs: DESCRIBE on the cluster, else no log dirs (and CLUSTER_AUTHORIZATION_FAILED from v3).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -12,13 +14,19 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DescribeLogDirsHandler(ITopicCatalog catalog, IReadOnlyList<string> logDirs) : ApiHandler<DescribeLogDirsRequest>
+internal sealed class DescribeLogDirsHandler(ITopicCatalog catalog, IReadOnlyList<string> logDirs, IAuthorizer authorizer) : ApiHandler<DescribeLogDirsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeLogDirs;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeLogDirsRequest request)
     {
         var response = new DescribeLogDirsResponse();
+        if (!authorizer.Cluster(context, AclOperation.Describe))
+        {
+            // KafkaApis: no log dirs, and from v3 the top-level error.
+            if (context.ApiVersion >= 3) response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
+            return Done(response);
+        }
         var results = new DescribeLogDirsResponse.DescribeLogDirsResult[logDirs.Count];
         for (int i = 0; i < logDirs.Count; i++)
         {

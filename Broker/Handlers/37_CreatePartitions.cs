@@ -3,13 +3,15 @@
 // ValidateOnly checks and changes nothing. Duplicate topics in one request get INVALID_REQUEST. As in Kafka's
 // controller, one request may add at most MaxRecordsPerUserOp partitions in total; beyond that every topic gets
 // POLICY_VIOLATION (a Count of two billion must not allocate a two-billion-entry partition table).
+// ACLs: ALTER on each topic (TOPIC_AUTHORIZATION_FAILED).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class CreatePartitionsHandler(TopicService topics) : ApiHandler<CreatePartitionsRequest>
+internal sealed class CreatePartitionsHandler(TopicService topics, IAuthorizer authorizer) : ApiHandler<CreatePartitionsRequest>
 {
     public override ApiKey Key => ApiKey.CreatePartitions;
 
@@ -31,7 +33,9 @@ internal sealed class CreatePartitionsHandler(TopicService topics) : ApiHandler<
         {
             var error = duplicates.Contains(t.Name)
                 ? new KafkaError(ErrorCode.InvalidRequest, "Duplicate topic in request.")
-                : topics.AddPartitions(t.Name, t.Count, t.Assignments, request.ValidateOnly);
+                : !authorizer.Topic(context, AclOperation.Alter, t.Name)
+                    ? new KafkaError(ErrorCode.TopicAuthorizationFailed, "The topic authorization is failed.")
+                    : topics.AddPartitions(t.Name, t.Count, t.Assignments, request.ValidateOnly);
             response.Results.Add(new CreatePartitionsResponse.CreatePartitionsTopicResult { Name = t.Name }.SetError(error));
         }
         return Done(response);

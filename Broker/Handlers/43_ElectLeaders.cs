@@ -8,13 +8,15 @@
 // empty partition list. Another election type is INVALID_REQUEST ("Unknown election type N"), top level
 // and on every requested partition, as ElectLeadersRequest.getErrorResponse builds it. TimeoutMs has nothing
 // to wait for. Not implemented: ACLs (no CLUSTER_AUTHORIZATION_FAILED), as everywhere in Kayak.
+// ACLs: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for the request and every partition.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ElectLeadersHandler(ITopicCatalog catalog) : ApiHandler<ElectLeadersRequest>
+internal sealed class ElectLeadersHandler(ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<ElectLeadersRequest>
 {
     private const sbyte Preferred = 0, Unclean = 1;
     private const string NotNeeded = "Leader election not needed for topic partition.";
@@ -26,6 +28,8 @@ internal sealed class ElectLeadersHandler(ITopicCatalog catalog) : ApiHandler<El
         var response = new ElectLeadersResponse();
         // v0 has no election type on the wire and means a preferred election.
         sbyte type = context.ApiVersion >= 1 ? request.ElectionType : Preferred;
+        if (!authorizer.Cluster(context, AclOperation.Alter))
+            return Done(ErrorResponse(response, request, ErrorCode.ClusterAuthorizationFailed, "Cluster authorization failed."));
         if (type is not Preferred and not Unclean)
             return Done(ErrorResponse(response, request, ErrorCode.InvalidRequest, $"Unknown election type {type}"));
 

@@ -14,6 +14,8 @@
 // resulting set is validated as DynamicBrokerConfig.validateConfigs does (static keys: INVALID_REQUEST "Cannot
 // update these configs dynamically: [k]"), then stored and applied (BrokerConfigChanges). BROKER_LOGGER
 // (changing log4j levels) and other resource types are INVALID_REQUEST: not implemented.
+// ACLs: ALTER_CONFIGS on the CLUSTER for BROKER/BROKER_LOGGER (CLUSTER_AUTHORIZATION_FAILED), on the topic for TOPIC.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -22,7 +24,7 @@ using Kayak.Storage;
 namespace Kayak.Broker.Handlers;
 
 internal sealed class IncrementalAlterConfigsHandler(TopicService topics, ITopicCatalog catalog, ClusterInfo cluster,
-    Config.DynamicBrokerConfig dynamic)
+    Config.DynamicBrokerConfig dynamic, IAuthorizer authorizer)
     : ApiHandler<IncrementalAlterConfigsRequest>
 {
     private const sbyte OpSet = 0, OpDelete = 1, OpAppend = 2, OpSubtract = 3;
@@ -37,7 +39,8 @@ internal sealed class IncrementalAlterConfigsHandler(TopicService topics, ITopic
             {
                 ResourceType = resource.ResourceType,
                 ResourceName = resource.ResourceName,
-            }.SetError(Alter(resource, request.ValidateOnly)));
+            }.SetError(ConfigAuthorization.Check(authorizer, context, resource.ResourceType, resource.ResourceName, AclOperation.AlterConfigs) is { IsError: true } denied
+                ? denied : Alter(resource, request.ValidateOnly)));
         return Done(response);
     }
 

@@ -2,22 +2,27 @@
 // every user with credentials; a listed user appears once, with one CredentialInfo (mechanism, iterations) per SCRAM
 // mechanism it has — never the salt or keys. A user named twice is DUPLICATE_RESOURCE, one without credentials
 // RESOURCE_NOT_FOUND, each with Kafka's message; the top-level error is NONE.
-// Not implemented: authorization. Kafka's KafkaApis answers the whole request CLUSTER_AUTHORIZATION_FAILED unless the
-// principal may DESCRIBE the CLUSTER; until the broker has an authorizer every principal may.
+// ACLs: as Kafka's KafkaApis, the whole request is CLUSTER_AUTHORIZATION_FAILED unless the principal may DESCRIBE the
+// CLUSTER (with no authorizer configured every principal may).
 using Kayak.Broker.Network.Sasl;
+using Kayak.Broker.Security;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DescribeUserScramCredentialsHandler(ScramCredentialStore store) : ApiHandler<DescribeUserScramCredentialsRequest>
+internal sealed class DescribeUserScramCredentialsHandler(ScramCredentialStore store, IAuthorizer authorizer) : ApiHandler<DescribeUserScramCredentialsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeUserScramCredentials;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeUserScramCredentialsRequest request)
     {
-        // ACLs: authorize DESCRIBE on CLUSTER here (Kafka: CLUSTER_AUTHORIZATION_FAILED for the whole response).
         var response = new DescribeUserScramCredentialsResponse { ErrorMessage = null };
+        if (!authorizer.Cluster(context, AclOperation.Describe))
+        {
+            response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
+            return Done(response);
+        }
         var snapshot = store.Snapshot();
         // User name → named more than once; request order for listed users, name order for "all users".
         var users = new Dictionary<string, bool>(StringComparer.Ordinal);

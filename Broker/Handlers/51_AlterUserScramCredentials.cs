@@ -6,15 +6,16 @@
 // exist RESOURCE_NOT_FOUND. Valid changes apply together: the client sends Hi(password) (SaltedPassword), the broker
 // stores salt, StoredKey, ServerKey and iterations durably, then new authentications use them; sessions already
 // authenticated are not closed (Kafka does not either). Result order as Kafka's: deletions, upsertions, then errors.
-// Not implemented: authorization. Kafka's ControllerApis answers CLUSTER_AUTHORIZATION_FAILED for every user unless the
-// principal may ALTER the CLUSTER; until the broker has an authorizer every principal may.
+// ACLs: as Kafka's ControllerApis, every user of the request is CLUSTER_AUTHORIZATION_FAILED unless the principal may
+// ALTER the CLUSTER (with no authorizer configured every principal may).
 using Kayak.Broker.Network.Sasl;
+using Kayak.Broker.Security;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class AlterUserScramCredentialsHandler(ScramCredentialStore store) : ApiHandler<AlterUserScramCredentialsRequest>
+internal sealed class AlterUserScramCredentialsHandler(ScramCredentialStore store, IAuthorizer authorizer) : ApiHandler<AlterUserScramCredentialsRequest>
 {
     private const string Twice = "A user credential cannot be altered twice in the same request";
 
@@ -22,7 +23,16 @@ internal sealed class AlterUserScramCredentialsHandler(ScramCredentialStore stor
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, AlterUserScramCredentialsRequest request)
     {
-        // ACLs: authorize ALTER on CLUSTER here (Kafka: CLUSTER_AUTHORIZATION_FAILED for every user of the request).
+        if (!authorizer.Cluster(context, AclOperation.Alter))
+        {
+            var refused = new AlterUserScramCredentialsResponse();
+            var named = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var d in request.Deletions)
+                if (named.Add(d.Name)) refused.Results.Add(new() { User = d.Name, ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed, ErrorMessage = null });
+            foreach (var u in request.Upsertions)
+                if (named.Add(u.Name)) refused.Results.Add(new() { User = u.Name, ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed, ErrorMessage = null });
+            return Done(refused);
+        }
         var deletions = new Dictionary<string, AlterUserScramCredentialsRequest.ScramCredentialDeletion>(StringComparer.Ordinal);
         var upsertions = new Dictionary<string, AlterUserScramCredentialsRequest.ScramCredentialUpsertion>(StringComparer.Ordinal);
         var errors = new Dictionary<string, (ErrorCode Code, string Message)>(StringComparer.Ordinal);

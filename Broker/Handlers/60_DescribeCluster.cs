@@ -4,13 +4,15 @@
 // and any other value UNSUPPORTED_ENDPOINT_TYPE, as Kafka's AuthHelper.computeDescribeClusterResponse answers
 // on a broker listener. (Both are unreachable at v0, where the field does not exist and defaults to BROKER.) ClusterAuthorizedOperations: when requested,
 // Kafka without an authorizer reports every operation supported on CLUSTER; otherwise Int.MinValue.
+// ACLs: authorized operations are the ACLs' (0 without DESCRIBE on the cluster), AuthHelper.computeDescribeClusterResponse.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DescribeClusterHandler(ClusterInfo cluster) : ApiHandler<DescribeClusterRequest>
+internal sealed class DescribeClusterHandler(ClusterInfo cluster, IAuthorizer authorizer) : ApiHandler<DescribeClusterRequest>
 {
     private const sbyte EndpointBroker = 1, EndpointController = 2;
 
@@ -41,7 +43,9 @@ internal sealed class DescribeClusterHandler(ClusterInfo cluster) : ApiHandler<D
                 Rack = null,
             });
         }
-        if (request.IncludeClusterAuthorizedOperations) response.ClusterAuthorizedOperations = AuthorizedOperations.Cluster;
+        if (request.IncludeClusterAuthorizedOperations)
+            response.ClusterAuthorizedOperations = authorizer.Cluster(context, AclOperation.Describe)
+                ? authorizer.AuthorizedOperations(context, AclResourceType.Cluster, StandardAuthorizer.ClusterName) : 0;
         return Done(response);
     }
 }

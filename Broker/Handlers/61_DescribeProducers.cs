@@ -1,12 +1,14 @@
 // DescribeProducers (key 61), v0 (KIP-664): the active idempotent/transactional producers of each partition
 // as its producer state knows them (epoch, last sequence, last timestamp, open transaction's first offset).
+// ACLs: READ on each topic (TOPIC_AUTHORIZATION_FAILED).
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DescribeProducersHandler(ITopicCatalog catalog) : ApiHandler<DescribeProducersRequest>
+internal sealed class DescribeProducersHandler(ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<DescribeProducersRequest>
 {
     public override ApiKey Key => ApiKey.DescribeProducers;
 
@@ -17,6 +19,12 @@ internal sealed class DescribeProducersHandler(ITopicCatalog catalog) : ApiHandl
         {
             var rt = new DescribeProducersResponse.TopicResponse { Name = t.Name };
             response.Topics.Add(rt);
+            if (!authorizer.Topic(context, AclOperation.Read, t.Name))
+            {
+                foreach (int p in t.PartitionIndexes)
+                    rt.Partitions.Add(new DescribeProducersResponse.PartitionResponse { PartitionIndex = p }.SetError(ErrorCode.TopicAuthorizationFailed));
+                continue;
+            }
             catalog.AnswerPartitions(t.Name, t.PartitionIndexes, rt.Partitions, 0, static (_, topic, p) => Describe(topic, p));
         }
         return Done(response);

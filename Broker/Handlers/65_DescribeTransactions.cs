@@ -1,12 +1,14 @@
 // DescribeTransactions (key 65), v0 (KIP-664): state, timeout, start time, producer id/epoch and partitions
 // of each transactional id; unknown ids get TRANSACTIONAL_ID_NOT_FOUND.
+// ACLs: DESCRIBE on each transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); only topics it may DESCRIBE are listed.
+using Kayak.Broker.Security;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DescribeTransactionsHandler(TransactionCoordinator transactions) : ApiHandler<DescribeTransactionsRequest>
+internal sealed class DescribeTransactionsHandler(TransactionCoordinator transactions, IAuthorizer authorizer) : ApiHandler<DescribeTransactionsRequest>
 {
     public override ApiKey Key => ApiKey.DescribeTransactions;
 
@@ -18,6 +20,11 @@ internal sealed class DescribeTransactionsHandler(TransactionCoordinator transac
             var d = transactions.Describe(id);
             var s = new DescribeTransactionsResponse.TransactionStateData { TransactionalId = id };
             response.TransactionStates.Add(s);
+            if (!authorizer.TransactionalId(context, AclOperation.Describe, id))
+            {
+                s.ErrorCode = (short)ErrorCode.TransactionalIdAuthorizationFailed;
+                continue;
+            }
             if (d is null)
             {
                 s.ErrorCode = (short)ErrorCode.TransactionalIdNotFound;
@@ -31,6 +38,7 @@ internal sealed class DescribeTransactionsHandler(TransactionCoordinator transac
             var byTopic = new Dictionary<string, DescribeTransactionsResponse.TopicData>(StringComparer.Ordinal);
             foreach (var p in d.Partitions)
             {
+                if (!authorizer.Topic(context, AclOperation.Describe, p.Topic)) continue; // only topics the principal may DESCRIBE
                 if (!byTopic.TryGetValue(p.Topic, out var td))
                 {
                     byTopic[p.Topic] = td = new DescribeTransactionsResponse.TopicData { Topic = p.Topic };

@@ -1,12 +1,14 @@
 // ListTransactions (key 66), v0-1 (KIP-664; v1 adds DurationFilter, KIP-994): transactional ids filtered by
 // state names and producer ids. Unknown state names are echoed in UnknownStateFilters, as Kafka does.
+// ACLs: only the transactional ids the principal may DESCRIBE are listed.
+using Kayak.Broker.Security;
 using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ListTransactionsHandler(TransactionCoordinator transactions) : ApiHandler<ListTransactionsRequest>
+internal sealed class ListTransactionsHandler(TransactionCoordinator transactions, IAuthorizer authorizer) : ApiHandler<ListTransactionsRequest>
 {
     private static readonly HashSet<string> KnownStates = new(StringComparer.Ordinal)
     {
@@ -29,7 +31,8 @@ internal sealed class ListTransactionsHandler(TransactionCoordinator transaction
         var list = transactions.List(states, new HashSet<long>(request.ProducerIdFilters),
             context.ApiVersion >= 1 ? request.DurationFilter : -1);
         foreach (var d in list)
-            response.TransactionStates.Add(new ListTransactionsResponse.TransactionStateData
+            if (authorizer.TransactionalId(context, AclOperation.Describe, d.TransactionalId))
+                response.TransactionStates.Add(new ListTransactionsResponse.TransactionStateData
             {
                 TransactionalId = d.TransactionalId,
                 ProducerId = d.ProducerId,

@@ -5,6 +5,9 @@
 // subscribed by name and/or by SubscribedTopicRegex (RE2 syntax, re-resolved against this node's topics on every
 // heartbeat; an invalid one is INVALID_REGULAR_EXPRESSION). v0 members get a coordinator-made member id; v1 members
 // bring their own (KIP-1082). Logic: GroupCoordinator.ConsumerGroupHeartbeat (Coordinator/ConsumerGroups).
+// ACLs: READ on the group (GROUP_AUTHORIZATION_FAILED), DESCRIBE on every topic subscribed by name
+// (TOPIC_AUTHORIZATION_FAILED); topics a regex matches are not filtered by ACLs yet.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Coordinator;
 using Kayak.Protocol;
@@ -12,18 +15,29 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ConsumerGroupHeartbeatHandler(GroupCoordinator groups, ITopicCatalog catalog) : ApiHandler<ConsumerGroupHeartbeatRequest>
+internal sealed class ConsumerGroupHeartbeatHandler(GroupCoordinator groups, ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<ConsumerGroupHeartbeatRequest>
 {
     public override ApiKey Key => ApiKey.ConsumerGroupHeartbeat;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ConsumerGroupHeartbeatRequest request) =>
-        Done(groups.ConsumerGroupHeartbeat(request, context.ApiVersion,
+        !authorizer.Group(context, AclOperation.Read, request.GroupId) ? Done(GroupAuthorization.ConsumerHeartbeatDenied(ErrorCode.GroupAuthorizationFailed))
+        : SubscribedTopicDenied(context, request) ? Done(new ConsumerGroupHeartbeatResponse { ErrorCode = (short)ErrorCode.TopicAuthorizationFailed })
+        : Done(groups.ConsumerGroupHeartbeat(request, context.ApiVersion,
             new ClientInfo(context.ClientId ?? "", JoinGroupHandler.ClientHost(context.ClientAddress)), ResolveTopic, TopicNames()));
 
     /// <summary>Every topic's name, read lazily: only a group with a regex subscription enumerates it.</summary>
     private IEnumerable<string> TopicNames()
     {
         foreach (var topic in catalog.All) yield return topic.Name;
+    }
+
+    /// <summary>Kafka 4.0: every subscribed topic name needs DESCRIBE (no member state changes otherwise).</summary>
+    private bool SubscribedTopicDenied(RequestContext context, ConsumerGroupHeartbeatRequest request)
+    {
+        if (authorizer.Acls is null || request.SubscribedTopicNames is null) return false;
+        foreach (var name in request.SubscribedTopicNames)
+            if (!authorizer.Topic(context, AclOperation.Describe, name)) return true;
+        return false;
     }
 
     /// <summary>A subscribed topic name to its id and partition count, from the topics this node hosts.</summary>

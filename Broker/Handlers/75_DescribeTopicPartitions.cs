@@ -10,6 +10,9 @@
 // an in-process cluster: the controller's assignment, issue 14), stopped replicas as offline replicas, and empty
 // eligible leader replicas / last known ELR (ELR, KIP-966, is not implemented: there is no ELR election). TopicAuthorizedOperations: all TOPIC operations, as Kafka reports without an
 // authorizer. A limit below 1 is treated as 1 so a client paging through always makes progress.
+// ACLs: DESCRIBE per topic: others are left out of an all-topics answer, TOPIC_AUTHORIZATION_FAILED when named;
+// authorized operations from the ACLs.
+using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -17,7 +20,8 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, ClusterInfo cluster, IPartitionLeadership leadership) : ApiHandler<DescribeTopicPartitionsRequest>
+internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, ClusterInfo cluster, IPartitionLeadership leadership, IAuthorizer authorizer)
+    : ApiHandler<DescribeTopicPartitionsRequest>
 {
     /// <summary>Kafka's max.request.partition.size.limit default.</summary>
     private const int MaxPartitionLimit = 2000;
@@ -67,6 +71,16 @@ internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, Clus
                 response.NextCursor = new DescribeTopicPartitionsResponse.Cursor { TopicName = name, PartitionIndex = start };
                 break;
             }
+            if (!authorizer.Topic(context, AclOperation.Describe, name))
+            {
+                // Not told whether it exists; left out of an all-topics answer.
+                if (!all)
+                    response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
+                    {
+                        Name = name, ErrorCode = (short)ErrorCode.TopicAuthorizationFailed,
+                    });
+                continue;
+            }
             if (!catalog.TryGet(name, out var topic))
             {
                 if (!all)
@@ -75,13 +89,13 @@ internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, Clus
                         Name = name,
                         ErrorCode = (short)(TopicService.ValidateName(name) is null ? ErrorCode.UnknownTopicOrPartition : ErrorCode.InvalidTopicException),
                         IsInternal = TopicService.IsInternal(name),
-                        TopicAuthorizedOperations = AuthorizedOperations.Topic,
+                        TopicAuthorizedOperations = authorizer.AuthorizedOperations(context, AclResourceType.Topic, name),
                     });
                 continue;
             }
             var partitions = topic.Partitions;
             int end = (int)Math.Min(partitions.Count, (long)start + remaining);
-            response.Topics.Add(Describe(topic, start, end));
+            response.Topics.Add(Describe(topic, start, end, authorizer.AuthorizedOperations(context, AclResourceType.Topic, name)));
             if (end > start) remaining -= end - start;
             if (end < partitions.Count)
             {
@@ -92,14 +106,14 @@ internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, Clus
         return Done(response);
     }
 
-    private DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic Describe(TopicLog topic, int start, int end)
+    private DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic Describe(TopicLog topic, int start, int end, int operations)
     {
         var rt = new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
         {
             Name = topic.Name,
             TopicId = topic.TopicId,
             IsInternal = TopicService.IsInternal(topic.Name),
-            TopicAuthorizedOperations = AuthorizedOperations.Topic,
+            TopicAuthorizedOperations = operations,
         };
         for (int p = start; p < end; p++)
         {

@@ -3,8 +3,8 @@ namespace Kayak.Broker.Handlers;
 /// <summary>
 /// KIP-430 authorized operations: the bit field (bit n = AclOperation code n) Kafka returns when a client asks.
 /// Without an authorizer Kafka's AuthHelper.authorizedOperations answers every operation AclEntry.supportedOperations
-/// lists for the resource type; Kayak has no ACLs, so these are always the answer. Not asked for, the field keeps the
-/// schema default int.MinValue.
+/// lists for the resource type: these sets (also Security.AllowAllAuthorizer's answer). With StandardAuthorizer the
+/// handlers ask IAuthorizer.AuthorizedOperations instead. Not asked for, the field keeps the schema default int.MinValue.
 /// </summary>
 internal static class AuthorizedOperations
 {

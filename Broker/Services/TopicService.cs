@@ -107,6 +107,9 @@ internal sealed class TopicService
     /// Auto-creation as Metadata and Produce trigger it (auto.create.topics.enable): existing topics are
     /// returned as they are; otherwise UNKNOWN_TOPIC_OR_PARTITION when disabled or not allowed.
     /// </summary>
+    /// <summary>Would <see cref="GetOrAutoCreate"/> create a missing topic (Metadata then asks for CREATE permission first).</summary>
+    public bool WouldAutoCreate(bool allowAutoCreate) => allowAutoCreate && _config.AutoCreateTopicsEnable;
+
     public TopicResult GetOrAutoCreate(string name, bool allowAutoCreate)
     {
         if (_logs.TryGetTopic(name, out var existing)) return TopicResult.Ok(existing);

@@ -201,7 +201,28 @@ public class LongStringTests
         if (request is ProduceRequest p) p.Acks = 1;
         strings = 0;
         Fill(request, request, version, value, ref strings, depth: 0);
+        ValidAclCodes(request);
         return request;
+    }
+
+    /// <summary>
+    /// The ACL APIs with the zero codes of a default request name UNKNOWN types, which close the connection as Kafka's
+    /// request parsing does: give them valid ones (ANY filters, a LITERAL TOPIC READ ALLOW binding).
+    /// </summary>
+    private static void ValidAclCodes(IApiMessage request)
+    {
+        switch (request)
+        {
+            case DescribeAclsRequest d:
+                (d.ResourceTypeFilter, d.Operation, d.PermissionType) = (1, 1, 1);
+                break;
+            case CreateAclsRequest c:
+                foreach (var x in c.Creations) (x.ResourceType, x.Operation, x.PermissionType) = (2, 3, 3);
+                break;
+            case DeleteAclsRequest del:
+                foreach (var f in del.Filters) (f.ResourceTypeFilter, f.Operation, f.PermissionType) = (1, 1, 1);
+                break;
+        }
     }
 
     private static void Fill(IApiMessage root, object message, short version, string value, ref int strings, int depth)

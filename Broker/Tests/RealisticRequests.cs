@@ -136,6 +136,12 @@ internal static class RealisticRequests
                 return new ListTransactionsRequest { StateFilters = ["Ongoing"], ProducerIdFilters = [1], DurationFilter = v >= 1 ? 1000 : -1 };
             case ApiKey.DescribeTopicPartitions:
                 return new DescribeTopicPartitionsRequest { ResponsePartitionLimit = 1, Topics = [new DescribeTopicPartitionsRequest.TopicRequest { Name = Topic }], Cursor = new DescribeTopicPartitionsRequest.CursorData { TopicName = Topic, PartitionIndex = 1 } };
+            case ApiKey.DescribeAcls:
+                return new DescribeAclsRequest { ResourceTypeFilter = 2, ResourceNameFilter = Topic, PatternTypeFilter = v >= 1 ? (sbyte)2 : (sbyte)3, PrincipalFilter = null, HostFilter = null, Operation = 1, PermissionType = 1 };
+            case ApiKey.CreateAcls:
+                return new CreateAclsRequest { Creations = [new CreateAclsRequest.AclCreation { ResourceType = 2, ResourceName = Topic, ResourcePatternType = 3, Principal = "User:fuzz", Host = "*", Operation = 3, PermissionType = 3 }] };
+            case ApiKey.DeleteAcls:
+                return new DeleteAclsRequest { Filters = [new DeleteAclsRequest.DeleteAclsFilter { ResourceTypeFilter = 2, ResourceNameFilter = Topic, PatternTypeFilter = 3, PrincipalFilter = "User:fuzz", HostFilter = null, Operation = 1, PermissionType = 1 }] };
             default:
                 return null;
         }

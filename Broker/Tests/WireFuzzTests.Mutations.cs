@@ -317,7 +317,8 @@ public partial class WireFuzzTests
                 correlationId = header.CorrelationId;
                 var request = ApiMessageTypes.CreateRequest(key);
                 request.Read(ref reader, version);
-                parses = true;
+                // Kafka's parse also validates ACL requests' codes (UNKNOWN closes the connection).
+                parses = !Kayak.Broker.Handlers.AclRequests.FailsKafkaParse(request, version);
                 acksZero = request is ProduceRequest { Acks: 0 };
                 // Long polls that legitimately wait: Fetch's max wait, bounded by the response timeout here.
                 if (request is FetchRequest { MaxWaitMs: > 1000, MinBytes: > 0 }) { stats.Skipped++; return null; }

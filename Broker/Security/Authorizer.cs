@@ -1,0 +1,271 @@
+using System.Net;
+using Kayak.Broker.Handlers;
+using Kayak.Protocol;
+
+namespace Kayak.Broker.Security;
+
+/// <summary>
+/// What handlers ask before they act, as KafkaApis asks Kafka's Authorizer through AuthHelper. Without an authorizer
+/// (authorizer.class.name empty, the default) every check passes and <see cref="Acls"/> is null: the ACL APIs answer
+/// SECURITY_DISABLED.
+/// </summary>
+internal interface IAuthorizer
+{
+    bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name);
+
+    /// <summary>Kafka's Authorizer.authorizeByResourceType: may the principal do the operation on some resource of the type.</summary>
+    bool AuthorizeByResourceType(RequestContext context, AclOperation operation, AclResourceType type);
+
+    /// <summary>KIP-430: the bit field (bit n = operation code n) of the type's supported operations the principal may do.</summary>
+    int AuthorizedOperations(RequestContext context, AclResourceType type, string name);
+
+    /// <summary>The ACL store, null when no authorizer is configured.</summary>
+    StandardAuthorizer? Acls { get; }
+}
+
+/// <summary>No authorizer configured: Kafka's KafkaApis with authorizer = None allows everything.</summary>
+internal sealed class AllowAllAuthorizer : IAuthorizer
+{
+    public static readonly AllowAllAuthorizer Instance = new();
+    public bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name) => true;
+    public bool AuthorizeByResourceType(RequestContext context, AclOperation operation, AclResourceType type) => true;
+    public int AuthorizedOperations(RequestContext context, AclResourceType type, string name) => AllBits(type);
+    public StandardAuthorizer? Acls => null;
+
+    internal static int AllBits(AclResourceType type)
+    {
+        int bits = 0;
+        foreach (var op in AclCodes.SupportedOperations(type)) bits |= 1 << (int)op;
+        return bits;
+    }
+}
+
+/// <summary>
+/// Kafka's StandardAuthorizer (org.apache.kafka.metadata.authorizer, KRaft): super.users may do anything; otherwise
+/// the ACLs whose pattern covers the resource (LITERAL equal, LITERAL "*", PREFIXED a prefix of the name) and whose
+/// principal ("User:*" for everyone) and host ("*" or the client's IP) match decide: any DENY denies, else any ALLOW
+/// allows (ALLOW of READ/WRITE/DELETE/ALTER implies DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS, ALL is every
+/// operation), else a resource with no ACL at all gets allow.everyone.if.no.acl.found and one with ACLs is denied
+/// (StandardAuthorizerData.findAclRule / findResult). ACLs live in kayak-acls.json in the first log dir
+/// (<see cref="AclFile"/>) instead of Kafka's metadata log.
+/// </summary>
+internal sealed class StandardAuthorizer : IAuthorizer
+{
+    public const string ClassName = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+    public const string Wildcard = "*";
+    public const string WildcardPrincipal = "User:*";
+    public const string ClusterName = "kafka-cluster";
+
+    private readonly HashSet<string> _superUsers;
+    private readonly bool _allowIfNoAcl;
+    private readonly AclFile? _file;
+    private readonly object _writeLock = new();
+    // Copy-on-write: checks read the array without a lock, creates and deletes publish a new one.
+    private volatile AclBinding[] _acls = [];
+
+    public StandardAuthorizer(IEnumerable<string> superUsers, bool allowEveryoneIfNoAclFound, AclFile? file)
+    {
+        _superUsers = new HashSet<string>(superUsers, StringComparer.Ordinal);
+        _allowIfNoAcl = allowEveryoneIfNoAclFound;
+        _file = file;
+    }
+
+    public StandardAuthorizer? Acls => this;
+
+    /// <summary>Loads the stored ACLs; a file that cannot be read stops the start (ConfigException naming it).</summary>
+    public void Load()
+    {
+        if (_file is not null) _acls = _file.Load();
+    }
+
+    public int Count => _acls.Length;
+
+    public bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name)
+    {
+        if (_superUsers.Contains(context.Principal)) return true;
+        var acls = _acls;
+        bool hasResourceAcls = false, allowed = false;
+        string? host = null;
+        foreach (var acl in acls)
+        {
+            if (acl.ResourceType != type || !Covers(acl, name)) continue;
+            hasResourceAcls = true;
+            switch (Result(acl, context, operation, ref host))
+            {
+                case AclPermissionType.Deny: return false;
+                case AclPermissionType.Allow: allowed = true; break;
+            }
+        }
+        return allowed || (!hasResourceAcls && _allowIfNoAcl);
+    }
+
+    /// <summary>Does the ACL's resource pattern apply to the literal resource name.</summary>
+    private static bool Covers(AclBinding acl, string name) => acl.PatternType == AclPatternType.Prefixed
+        ? name.StartsWith(acl.Name, StringComparison.Ordinal)
+        : acl.Name == name || acl.Name == Wildcard;
+
+    /// <summary>StandardAuthorizerData.findResult: Unknown when the ACL does not apply to this principal, host and operation.</summary>
+    private static AclPermissionType Result(AclBinding acl, RequestContext context, AclOperation op, ref string? host)
+    {
+        if (acl.Principal != context.Principal && acl.Principal != WildcardPrincipal) return AclPermissionType.Unknown;
+        if (acl.Host != Wildcard && acl.Host != (host ??= ClientHost(context))) return AclPermissionType.Unknown;
+        if (acl.Operation != AclOperation.All)
+        {
+            // Implied operations apply to ALLOW only: a DENY of READ does not deny DESCRIBE.
+            bool applies = acl.Permission == AclPermissionType.Allow
+                ? op switch
+                {
+                    AclOperation.Describe => acl.Operation is AclOperation.Describe or AclOperation.Read or AclOperation.Write or AclOperation.Delete or AclOperation.Alter,
+                    AclOperation.DescribeConfigs => acl.Operation is AclOperation.DescribeConfigs or AclOperation.AlterConfigs,
+                    _ => acl.Operation == op,
+                }
+                : acl.Operation == op;
+            if (!applies) return AclPermissionType.Unknown;
+        }
+        return acl.Permission;
+    }
+
+    /// <summary>The client's IP as InetAddress.getHostAddress writes it (an IPv4-mapped IPv6 address as IPv4).</summary>
+    internal static string ClientHost(RequestContext context)
+    {
+        if (context.ClientAddress is not IPEndPoint ip) return "";
+        var address = ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4() : ip.Address;
+        return address.ToString();
+    }
+
+    public bool AuthorizeByResourceType(RequestContext context, AclOperation op, AclResourceType type)
+    {
+        // Authorizer.authorizeByResourceType: a hard-coded name first, so super users (and allow.everyone.if.no.acl.found
+        // with no ACL on that name) pass whatever DENY ACLs exist.
+        if (Authorize(context, op, type, "hardcode")) return true;
+        var denyLiteral = new HashSet<string>(StringComparer.Ordinal);
+        var denyPrefixed = new HashSet<string>(StringComparer.Ordinal);
+        var allows = new List<AclBinding>();
+        string host = ClientHost(context);
+        foreach (var acl in _acls)
+        {
+            if (acl.ResourceType != type) continue;
+            if (acl.Host != Wildcard && acl.Host != host) continue;
+            if (acl.Principal != context.Principal && acl.Principal != WildcardPrincipal) continue;
+            if (acl.Operation != op && acl.Operation != AclOperation.All) continue;
+            if (acl.Permission == AclPermissionType.Deny)
+            {
+                if (acl.PatternType == AclPatternType.Literal)
+                {
+                    if (acl.Name == Wildcard) return false;
+                    denyLiteral.Add(acl.Name);
+                }
+                else denyPrefixed.Add(acl.Name);
+                continue;
+            }
+            if (acl.PatternType == AclPatternType.Literal && acl.Name == Wildcard) return true;
+            allows.Add(acl);
+        }
+        // An ALLOW counts unless a DENY dominates it: the same literal name, or a prefixed DENY on a prefix of its name.
+        foreach (var allow in allows)
+        {
+            if (allow.PatternType == AclPatternType.Literal && denyLiteral.Contains(allow.Name)) continue;
+            bool dominated = false;
+            for (int i = 1; i <= allow.Name.Length && !dominated; i++) dominated = denyPrefixed.Contains(allow.Name[..i]);
+            if (!dominated) return true;
+        }
+        return false;
+    }
+
+    public int AuthorizedOperations(RequestContext context, AclResourceType type, string name)
+    {
+        int bits = 0;
+        foreach (var op in AclCodes.SupportedOperations(type))
+            if (Authorize(context, op, type, name)) bits |= 1 << (int)op;
+        return bits;
+    }
+
+    /// <summary>Kafka's Authorizer.acls(filter).</summary>
+    public List<AclBinding> Describe(AclBindingFilter filter)
+    {
+        var result = new List<AclBinding>();
+        foreach (var acl in _acls)
+            if (filter.Matches(acl)) result.Add(acl);
+        return result;
+    }
+
+    /// <summary>
+    /// CreateAcls: each binding validated as AclControlManager.validateNewAcl and AclApis do (INVALID_REQUEST), the valid
+    /// ones added at once (an existing ACL is a success that adds nothing) and stored before the answer.
+    /// </summary>
+    public KafkaError[] Create(IReadOnlyList<AclBinding> bindings)
+    {
+        var results = new KafkaError[bindings.Count];
+        lock (_writeLock)
+        {
+            var next = new List<AclBinding>(_acls);
+            var existing = new HashSet<AclBinding>(next);
+            for (int i = 0; i < bindings.Count; i++)
+            {
+                results[i] = Validate(bindings[i]);
+                if (!results[i].IsError && existing.Add(bindings[i])) next.Add(bindings[i]);
+            }
+            Publish(next);
+        }
+        return results;
+    }
+
+    /// <summary>DeleteAcls: every filter matches against the ACLs as they were before the request (AclControlManager.deleteAcls).</summary>
+    public (KafkaError Error, List<AclBinding> Deleted)[] Delete(IReadOnlyList<AclBindingFilter> filters)
+    {
+        var results = new (KafkaError, List<AclBinding>)[filters.Count];
+        lock (_writeLock)
+        {
+            var current = _acls;
+            var removed = new HashSet<AclBinding>();
+            for (int i = 0; i < filters.Count; i++)
+            {
+                var deleted = new List<AclBinding>();
+                if (filters[i].IsUnknown)
+                {
+                    results[i] = (new KafkaError(ErrorCode.InvalidRequest, filters[i].PatternType == AclPatternType.Unknown || filters[i].ResourceType == AclResourceType.Unknown
+                        ? "Unknown patternFilter." : "Unknown entryFilter."), deleted);
+                    continue;
+                }
+                foreach (var acl in current)
+                    if (filters[i].Matches(acl)) { deleted.Add(acl); removed.Add(acl); }
+                results[i] = (KafkaError.None, deleted);
+            }
+            if (removed.Count > 0)
+            {
+                var next = new List<AclBinding>(current.Length);
+                foreach (var acl in current) if (!removed.Contains(acl)) next.Add(acl);
+                Publish(next);
+            }
+        }
+        return results;
+    }
+
+    /// <summary>Writes the file, then makes the ACLs current: an answered create or delete survives a crash.</summary>
+    private void Publish(List<AclBinding> next)
+    {
+        var array = next.ToArray();
+        _file?.Store(array);
+        _acls = array;
+    }
+
+    /// <summary>AclControlManager.validateNewAcl plus AclApis' checks (cluster name, empty name) and a principal of the form Type:name.</summary>
+    internal static KafkaError Validate(AclBinding b)
+    {
+        if (b.ResourceType is AclResourceType.Unknown or AclResourceType.Any)
+            return new(ErrorCode.InvalidRequest, "Invalid resourceType " + AclCodes.Name(b.ResourceType));
+        if (b.PatternType is not (AclPatternType.Literal or AclPatternType.Prefixed))
+            return new(ErrorCode.InvalidRequest, "Invalid patternType " + AclCodes.Name(b.PatternType));
+        if (b.Operation is AclOperation.Unknown or AclOperation.Any)
+            return new(ErrorCode.InvalidRequest, "Invalid operation " + AclCodes.Name(b.Operation));
+        if (b.Permission is not (AclPermissionType.Allow or AclPermissionType.Deny))
+            return new(ErrorCode.InvalidRequest, "Invalid permissionType " + AclCodes.Name(b.Permission));
+        if (b.ResourceType == AclResourceType.Cluster && b.Name != ClusterName)
+            return new(ErrorCode.InvalidRequest, "The only valid name for the CLUSTER resource is " + ClusterName);
+        if (b.Name.Length == 0) return new(ErrorCode.InvalidRequest, "Invalid empty resource name");
+        int colon = b.Principal.IndexOf(':');
+        if (colon <= 0)
+            return new(ErrorCode.InvalidRequest, $"Could not parse principal from `{b.Principal}` (no colon is present separating the principal type from the principal name)");
+        return KafkaError.None;
+    }
+}
