@@ -33,6 +33,8 @@ internal sealed class BrokerState : IDisposable
         ConfigDescriber = new TopicConfigDescriber(Dynamic, () => Logs.Options);
         Groups = new GroupCoordinator(OptionsBinding.Groups(config, time), new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
+        // Client quotas stored by an earlier run are enforced from the first request (KIP-13, KIP-546).
+        Quotas = new Quotas.ClientQuotas(config, time, new Quotas.ClientQuotaStore(config.LogDirs[0]));
     }
 
     /// <summary>
@@ -52,14 +54,15 @@ internal sealed class BrokerState : IDisposable
             new OffsetCommitHandler(Groups, Catalog), new OffsetFetchHandler(Groups), new FindCoordinatorHandler(Cluster),
             new JoinGroupHandler(Groups), new HeartbeatHandler(Groups), new LeaveGroupHandler(Groups), new SyncGroupHandler(Groups),
             new DescribeGroupsHandler(Groups), new ListGroupsHandler(Groups), new SaslHandshakeHandler(), new ApiVersionsHandler(),
-            new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber), new DeleteTopicsHandler(Catalog, Topics),
+            new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber, Quotas), new DeleteTopicsHandler(Catalog, Topics, Quotas),
             new DeleteRecordsHandler(Catalog), new InitProducerIdHandler(txns), new OffsetForLeaderEpochHandler(Catalog),
             new AddPartitionsToTxnHandler(txns, Catalog), new AddOffsetsToTxnHandler(txns), new EndTxnHandler(txns),
             new TxnOffsetCommitHandler(txns, Groups, Catalog, Time),
             new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber), new AlterConfigsHandler(Topics, Cluster, Dynamic),
-            new DescribeLogDirsHandler(Catalog, Config.LogDirs), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics),
+            new DescribeLogDirsHandler(Catalog, Config.LogDirs), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics, Quotas),
             new DeleteGroupsHandler(Groups), new ElectLeadersHandler(Catalog),
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic), new OffsetDeleteHandler(Groups),
+            new DescribeClientQuotasHandler(Quotas.Store), new AlterClientQuotasHandler(Quotas.Store),
             new DescribeClusterHandler(Cluster), new DescribeProducersHandler(Catalog), new DescribeTransactionsHandler(txns),
             new ListTransactionsHandler(txns), new DescribeTopicPartitionsHandler(Catalog, Cluster),
             new ConsumerGroupHeartbeatHandler(Groups, Catalog), new ConsumerGroupDescribeHandler(Groups),
@@ -79,6 +82,8 @@ internal sealed class BrokerState : IDisposable
     public TopicService Topics { get; }
     internal TopicConfigDescriber ConfigDescriber { get; }
     internal Fetching.FetchSessionCache FetchSessions { get; } = new();
+    /// <summary>Client quotas (KIP-13, KIP-124, KIP-599): stored values and their enforcement, used by the connections.</summary>
+    internal Quotas.ClientQuotas Quotas { get; }
     /// <summary>Request frames of all connections, capped by queued.max.request.bytes (issue 15, K8).</summary>
     internal Network.RequestMemory RequestMemory { get; }
     public GroupCoordinator Groups { get; }

@@ -99,6 +99,13 @@ public static class BrokerConfigDefinitions
         new("transaction.abort.timed.out.transaction.cleanup.interval.ms", ConfigType.Int, "10000", Min: 1),
         new("producer.id.expiration.check.interval.ms", ConfigType.Int, "600000", Min: 1),
         new("min.insync.replicas", ConfigType.Int, "1", Used: false, Min: 1),
+        // Client quotas (KIP-13, KIP-124, KIP-599; Kafka's QuotaConfig): rates are sampled over quota.window.num windows
+        // of quota.window.size.seconds; controller_mutation_rate's token bucket holds controller.quota.window.num x
+        // controller.quota.window.size.seconds x the rate.
+        new("quota.window.num", ConfigType.Int, "11", Min: 1),
+        new("quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
+        new("controller.quota.window.num", ConfigType.Int, "11", Min: 1),
+        new("controller.quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
         // Accepted so stock server.properties files start cleanly; a single node has nothing to do with them.
         new("process.roles", ConfigType.List, null, Used: false),
         new("controller.quorum.voters", ConfigType.List, null, Used: false),

@@ -7,14 +7,18 @@
 // MaxRecordsPerUserOp metadata records (a topic, its partitions, its configs); beyond that every topic gets
 // POLICY_VIOLATION "Unable to perform excessively large batch operation." (QuorumController's bounded record
 // list), so a request claiming two billion partitions is refused instead of allocating for them.
+// controller_mutation_rate (KIP-599): each created topic takes its partitions from the client's token bucket; from v6 a
+// topic arriving while the bucket is empty gets THROTTLING_QUOTA_EXCEEDED, older versions are created and throttled.
 using Kayak.Broker.Config;
+using Kayak.Broker.Quotas;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer)
+internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer,
+    IControllerMutationQuotas quotas)
     : ApiHandler<CreateTopicsRequest>
 {
     public override ApiKey Key => ApiKey.CreateTopics;
@@ -41,13 +45,14 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             var error = duplicates.Contains(t.Name)
                 ? new KafkaError(ErrorCode.InvalidRequest, $"Create topics request from client `{context.ClientId}` contains multiple entries for the following topics: {t.Name}")
                 : KafkaError.None;
-            response.Topics.Add(error.IsError ? Failed(t.Name, error) : Create(context.ApiVersion, t, request.ValidateOnly));
+            response.Topics.Add(error.IsError ? Failed(t.Name, error) : Create(context, t, request.ValidateOnly));
         }
         return Done(response);
     }
 
-    private CreateTopicsResponse.CreatableTopicResult Create(short version, CreateTopicsRequest.CreatableTopic t, bool validateOnly)
+    private CreateTopicsResponse.CreatableTopicResult Create(RequestContext context, CreateTopicsRequest.CreatableTopic t, bool validateOnly)
     {
+        short version = context.ApiVersion;
         var result = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
         int partitions = t.NumPartitions;
         short rf = t.ReplicationFactor;
@@ -68,6 +73,14 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             configs[c.Name] = c.Value;
         }
         if (nullConfig is not null) return Failed(t.Name, new(ErrorCode.InvalidConfig, $"Null value not supported for topic configs: {nullConfig}"));
+        if (!validateOnly)
+        {
+            // Kafka's controller checks the quota after the topic passed validation (ReplicationControlManager.createTopic).
+            var check = topics.Create(t.Name, partitions, rf, configs, validateOnly: true);
+            if (check.Failure.IsError) return Failed(t.Name, check.Failure);
+            if (!quotas.TryRecordMutation(context, partitions == -1 ? config.NumPartitions : partitions))
+                return Failed(t.Name, new(ErrorCode.ThrottlingQuotaExceeded, ThrottledMessage));
+        }
         var created = topics.Create(t.Name, partitions, rf, configs, validateOnly);
         if (created.Failure.IsError) return Failed(t.Name, created.Failure);
         result.NumPartitions = partitions == -1 ? config.NumPartitions : partitions;
@@ -96,6 +109,8 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
     /// <summary>Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: the most records one admin operation may produce.</summary>
     internal const int MaxRecordsPerUserOp = 10_000;
     internal const string ExcessiveBatchMessage = "Unable to perform excessively large batch operation.";
+    /// <summary>Errors.THROTTLING_QUOTA_EXCEEDED's message (KIP-599).</summary>
+    internal const string ThrottledMessage = "The throttling quota has been exceeded.";
 
     /// <summary>
     /// The metadata records Kafka's controller would write for this request: one per topic, per partition and per

@@ -2,13 +2,16 @@
 // delete.topic.enable=false answers TOPIC_DELETION_DISABLED. Deletion is synchronous: the partition
 // directories are renamed to "-delete" and removed by Storage, so the reply means the topic is gone.
 // Internal topics are not protected (no ACLs here), as on a Kafka cluster without an authorizer.
+// controller_mutation_rate (KIP-599): a deleted topic's partitions come from the client's token bucket; from v5 a topic
+// arriving while it is empty gets THROTTLING_QUOTA_EXCEEDED and stays, older versions are deleted and throttled.
+using Kayak.Broker.Quotas;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService topics) : ApiHandler<DeleteTopicsRequest>
+internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService topics, IControllerMutationQuotas quotas) : ApiHandler<DeleteTopicsRequest>
 {
     public override ApiKey Key => ApiKey.DeleteTopics;
 
@@ -18,7 +21,7 @@ internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService to
         if (context.ApiVersion < 6)
         {
             foreach (var name in request.TopicNames)
-                response.Responses.Add(Delete(name, Uuid.Zero));
+                response.Responses.Add(Delete(context, name, Uuid.Zero));
         }
         else
         {
@@ -36,14 +39,17 @@ internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService to
                     }
                     name = byId.Name;
                 }
-                response.Responses.Add(Delete(name, t.TopicId));
+                response.Responses.Add(Delete(context, name, t.TopicId));
             }
         }
         return Done(response);
     }
 
-    private DeleteTopicsResponse.DeletableTopicResult Delete(string name, Uuid requestedId)
+    private DeleteTopicsResponse.DeletableTopicResult Delete(RequestContext context, string name, Uuid requestedId)
     {
+        if (topics.TryGet(name, out var existing) && !quotas.TryRecordMutation(context, existing.Partitions.Count))
+            return new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = existing.TopicId }
+                .SetError(new(ErrorCode.ThrottlingQuotaExceeded, CreateTopicsHandler.ThrottledMessage));
         var result = topics.Delete(name);
         return new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = result.Topic?.TopicId ?? requestedId }.SetError(result.Failure);
     }

@@ -3,13 +3,16 @@
 // ValidateOnly checks and changes nothing. Duplicate topics in one request get INVALID_REQUEST. As in Kafka's
 // controller, one request may add at most MaxRecordsPerUserOp partitions in total; beyond that every topic gets
 // POLICY_VIOLATION (a Count of two billion must not allocate a two-billion-entry partition table).
+// controller_mutation_rate (KIP-599): the added partitions come from the client's token bucket; from v3 a topic arriving
+// while it is empty gets THROTTLING_QUOTA_EXCEEDED, older versions grow and are throttled.
+using Kayak.Broker.Quotas;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class CreatePartitionsHandler(TopicService topics) : ApiHandler<CreatePartitionsRequest>
+internal sealed class CreatePartitionsHandler(TopicService topics, IControllerMutationQuotas quotas) : ApiHandler<CreatePartitionsRequest>
 {
     public override ApiKey Key => ApiKey.CreatePartitions;
 
@@ -31,10 +34,21 @@ internal sealed class CreatePartitionsHandler(TopicService topics) : ApiHandler<
         {
             var error = duplicates.Contains(t.Name)
                 ? new KafkaError(ErrorCode.InvalidRequest, "Duplicate topic in request.")
-                : topics.AddPartitions(t.Name, t.Count, t.Assignments, request.ValidateOnly);
+                : Grow(context, t, request.ValidateOnly);
             response.Results.Add(new CreatePartitionsResponse.CreatePartitionsTopicResult { Name = t.Name }.SetError(error));
         }
         return Done(response);
+    }
+
+    private KafkaError Grow(RequestContext context, CreatePartitionsRequest.CreatePartitionsTopic t, bool validateOnly)
+    {
+        if (validateOnly) return topics.AddPartitions(t.Name, t.Count, t.Assignments, validateOnly: true);
+        var check = topics.AddPartitions(t.Name, t.Count, t.Assignments, validateOnly: true);
+        if (check.IsError) return check;
+        int added = topics.TryGet(t.Name, out var topic) ? Math.Max(0, t.Count - topic.Partitions.Count) : 0;
+        if (!quotas.TryRecordMutation(context, added))
+            return new KafkaError(ErrorCode.ThrottlingQuotaExceeded, CreateTopicsHandler.ThrottledMessage);
+        return topics.AddPartitions(t.Name, t.Count, t.Assignments, validateOnly: false);
     }
 
     /// <summary>The partition records Kafka's controller would write: the growth of each existing topic.</summary>
