@@ -40,6 +40,9 @@ internal sealed class ServiceHarness : IDisposable
     public ClusterInfo Cluster { get; }
     public TopicConfigDescriber Describer { get; }
     public FetchSessionCache Sessions { get; } = new();
+    /// <summary>Client quotas with none set: the admin handlers' controller_mutation_rate never refuses.</summary>
+    public Kayak.Broker.Quotas.ClientQuotas Quotas => _quotas ??= new(Config, TimeProvider.System, new Kayak.Broker.Quotas.ClientQuotaStore(null));
+    private Kayak.Broker.Quotas.ClientQuotas? _quotas;
 
     public TopicLog CreateTopic(string name, int partitions)
     {
