@@ -143,4 +143,53 @@ public sealed class ClientQuotaTests : BrokerTestBase
         Assert.That(ackedBytes, Is.LessThanOrEqualTo(bound), "the producer is held to producer_byte_rate");
         Assert.That(Volatile.Read(ref maxThrottleMs), Is.GreaterThan(0), "librdkafka reports the broker's throttle_time_ms");
     }
+
+    [Test]
+    [CancelAfter(180_000)]
+    public async Task ConfluentConsumer_OverConsumerByteRate_GetsEveryRecordInOrder_AndReportsTheThrottle()
+    {
+        RequireKayak("client quotas are Kayak's");
+        var broker = await StartBrokerAsync(BrokerMode.InProcess);
+        var topic = TopicName("cquota");
+        await broker.CreateTopicAsync(topic, 1, cancellationToken: Token);
+        const int count = 2000;
+        using (var producer = ConfluentClients.Producer(broker.BootstrapServers))
+        {
+            for (int i = 0; i < count; i++)
+                producer.Produce(topic, new Message<byte[], byte[]> { Key = BitConverter.GetBytes(i), Value = new byte[1000] });
+            Assert.That(producer.Flush(TimeSpan.FromSeconds(60)), Is.Zero);
+        }
+        // 2 MB against 100 kB/s: the first ~1 MB is the burst Kafka's sampled rate allows, the rest is throttled, and
+        // every throttled fetch is answered empty (KafkaApis: getThrottledResponse) until the client may have more.
+        const string clientId = "quota-consumer";
+        var set = await AlterAsync(broker.BootstrapServers, false,
+            Entry(new JsonArray(new JsonArray("client-id", clientId)), ("consumer_byte_rate", 100_000, false)));
+        Assert.That((int)set[0]!["error_code"]!, Is.Zero);
+
+        int maxThrottleMs = 0;
+        var config = ConfluentClients.ConsumerConfig(broker.BootstrapServers);
+        config.ClientId = clientId;
+        config.StatisticsIntervalMs = 500;
+        config.MaxPartitionFetchBytes = 256 * 1024; // several fetches, so some are throttled
+        using var consumer = new ConsumerBuilder<byte[], byte[]>(config)
+            .SetStatisticsHandler((_, json) =>
+            {
+                using var doc = JsonDocument.Parse(json);
+                foreach (var b in doc.RootElement.GetProperty("brokers").EnumerateObject())
+                    if (b.Value.TryGetProperty("throttle", out var t) && t.GetProperty("max").GetInt32() is var max && max > maxThrottleMs)
+                        maxThrottleMs = max;
+            })
+            .Build();
+        consumer.Assign(new TopicPartitionOffset(topic, 0, Offset.Beginning));
+        var keys = new List<int>(count);
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (keys.Count < count && DateTime.UtcNow < deadline)
+        {
+            var r = consumer.Consume(TimeSpan.FromMilliseconds(500));
+            if (r?.Message is { } m) keys.Add(BitConverter.ToInt32(m.Key));
+        }
+        for (int i = 0; i < 6 && maxThrottleMs == 0; i++) consumer.Consume(TimeSpan.FromMilliseconds(500)); // a last statistics callback
+        Assert.That(keys, Is.EqualTo(Enumerable.Range(0, count).ToList()), "every record once, in order, despite the empty throttled fetches");
+        Assert.That(maxThrottleMs, Is.GreaterThan(0), "librdkafka reports the broker's throttle_time_ms");
+    }
 }
