@@ -192,4 +192,27 @@ public sealed class ClientQuotaTests : BrokerTestBase
         Assert.That(keys, Is.EqualTo(Enumerable.Range(0, count).ToList()), "every record once, in order, despite the empty throttled fetches");
         Assert.That(maxThrottleMs, Is.GreaterThan(0), "librdkafka reports the broker's throttle_time_ms");
     }
+
+    [Test]
+    [CancelAfter(180_000)]
+    public async Task SaramaProducer_OnProduceV3_GetsItsThrottledResponsesLate_AndEveryRecordIsAcknowledged()
+    {
+        RequireKayak("client quotas are Kayak's");
+        var broker = await StartBrokerAsync(BrokerMode.InProcess);
+        var quotas = ((InProcessBroker)broker).Instance!.State.Quotas;
+        var topic = TopicName("squota");
+        await broker.CreateTopicAsync(topic, 1, cancellationToken: Token);
+        // sarama 1.22 speaks Produce v3, before KIP-219: the broker holds each throttled response back instead of
+        // muting (sarama never reads throttle_time_ms). 20 kB/s: ~200 kB pass as the burst, the rest is delayed.
+        var set = await AlterAsync(broker.BootstrapServers, false,
+            Entry(new JsonArray(new JsonArray("client-id", "kayak-itest-sarama")), ("producer_byte_rate", 20_000, false)));
+        Assert.That((int)set[0]!["error_code"]!, Is.Zero);
+
+        var records = Enumerable.Range(0, 300).Select(i => new TestRecord($"k{i}", new string((char)('a' + i % 26), 1000), 0, [])).ToList();
+        var sarama = new SaramaDriver();
+        var acks = await sarama.ProduceAsync(broker.BootstrapServers, topic, records, cancellationToken: Token);
+        Assert.That(acks, Has.Count.EqualTo(records.Count));
+        Assert.That(acks.Select(a => a.Offset), Is.EqualTo(Enumerable.Range(0, records.Count).Select(i => (long)i)));
+        Assert.That(quotas.DelayedResponses, Is.GreaterThan(0), "sarama's Produce v3 responses were held back");
+    }
 }

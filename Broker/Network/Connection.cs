@@ -404,8 +404,9 @@ internal sealed class Connection
                         int throttle = ApplyQuotas(context, pending, ref response, ref segments);
                         // KIP-219: a client that throttles itself gets its answer now and the connection is muted; an
                         // older one gets the answer only after the throttle time (and nothing else is read meanwhile).
-                        if (throttle > 0 && response is not null && !Quotas.ClientQuotas.ClientThrottles(pending.ApiKey, pending.Version))
-                            await Task.Delay(TimeSpan.FromMilliseconds(throttle), _broker.Time, _closed.Token).ConfigureAwait(false);
+                        bool late = throttle > 0 && response is not null && !Quotas.ClientQuotas.ClientThrottles(pending.ApiKey, pending.Version);
+                        if (throttle > 0) _broker.Quotas.CountThrottled(late);
+                        if (late) await Task.Delay(TimeSpan.FromMilliseconds(throttle), _broker.Time, _closed.Token).ConfigureAwait(false);
                     }
                     if (response is null) { segments?.Dispose(); continue; }
                     // Fault injection (RequestFault.LoseResponse): the request took effect but its response is lost

@@ -132,7 +132,6 @@ internal sealed class ClientQuotaStore
             // never depends on DNS at request time.
             if (ip is not null && !IPAddress.TryParse(ip, out _))
                 return new(ErrorCode.InvalidRequest, $"{ip} is not a valid IP or resolvable host.");
-            if (ip is not null) ip = IPAddress.Parse(ip).ToString();
         }
         entity = new ClientQuotaEntity(hasUser, user, hasClient, client, hasIp, ip);
         foreach (var (key, value) in ops)

@@ -37,6 +37,19 @@ internal sealed class ClientQuotas : IControllerMutationQuotas
     public ClientQuotaManager Request { get; }
     public ClientQuotaManager ControllerMutation { get; }
 
+    private long _throttled, _delayed;
+
+    /// <summary>Responses that carried a throttle (KIP-219 mute or late answer): an operator's and a test's view.</summary>
+    public long ThrottledResponses => Interlocked.Read(ref _throttled);
+    /// <summary>Of those, responses held back because their version predates KIP-219 client-side throttling.</summary>
+    public long DelayedResponses => Interlocked.Read(ref _delayed);
+
+    internal void CountThrottled(bool delayed)
+    {
+        Interlocked.Increment(ref _throttled);
+        if (delayed) Interlocked.Increment(ref _delayed);
+    }
+
     /// <summary>True once any quota was set: until then the connection skips quota work entirely.</summary>
     public bool Enabled { get; private set; }
 
