@@ -218,4 +218,33 @@ public sealed class ClientQuotaApiTests
         Assert.That((ErrorCode)permissive.Topics.Single().ErrorCode, Is.EqualTo(ErrorCode.None), "v5 is permissive: created");
         Assert.That(permissive.ThrottleTimeMs, Is.EqualTo(5000), "and throttled by its debt");
     }
+
+    [Test]
+    public async Task CreatePartitionsV3_AndDeleteTopicsV5_AreRefusedOverControllerMutationRate_OlderVersionsAreThrottled()
+    {
+        var clock = new ManualTimeProvider();
+        await using var fx = await BrokerFixture.StartAsync(o => o.Time = clock);
+        foreach (var name in new[] { "g1", "g2", "d1", "d2" }) await fx.Broker.CreateTopicAsync(name, 4);
+        await SetAsync(fx.Client, [("client-id", null)], "controller_mutation_rate", 1); // burst: 11 partitions
+
+        CreatePartitionsRequest Grow(string topic, int count) => new() { TimeoutMs = 5000, Topics = [new() { Name = topic, Count = count, Assignments = null }] };
+        var grown = await fx.Client.SendAsync<CreatePartitionsResponse>(Grow("g1", 16), 3).WaitAsync(AnswerBound); // 12 added: -1 left
+        Assert.That(((ErrorCode)grown.Results.Single().ErrorCode, grown.ThrottleTimeMs), Is.EqualTo((ErrorCode.None, 0)),
+            "strict mode checks before recording: the growth that empties the bucket is not throttled (Kafka's StrictControllerMutationQuota)");
+        var refused = await fx.Client.SendAsync<CreatePartitionsResponse>(Grow("g2", 5), 3).WaitAsync(AnswerBound);
+        Assert.That(((ErrorCode)refused.Results.Single().ErrorCode, refused.ThrottleTimeMs), Is.EqualTo((ErrorCode.ThrottlingQuotaExceeded, 1000)));
+        Assert.That(fx.State.Topics.TryGet("g2", out var g2) ? g2.Partitions.Count : 0, Is.EqualTo(4), "a refused growth changes nothing");
+
+        // Each refusal muted its connection for the throttle time (the clock stands still): the quota is the client
+        // id's, so fresh connections of the same client id are still in debt.
+        using var second = await RawClient.ConnectAsync(fx.Broker.BootstrapServers);
+        using var third = await RawClient.ConnectAsync(fx.Broker.BootstrapServers);
+        var deleteRefused = await second.SendAsync<DeleteTopicsResponse>(new DeleteTopicsRequest { TopicNames = ["d1"], TimeoutMs = 5000 }, 5).WaitAsync(AnswerBound);
+        Assert.That((ErrorCode)deleteRefused.Responses.Single().ErrorCode, Is.EqualTo(ErrorCode.ThrottlingQuotaExceeded));
+        Assert.That(fx.State.Topics.TryGet("d1", out _), Is.True);
+        // DeleteTopics v4 is permissive: deleted, and the client is told to wait for its debt (1 + 4 partitions at 1/s).
+        var deleted = await third.SendAsync<DeleteTopicsResponse>(new DeleteTopicsRequest { TopicNames = ["d2"], TimeoutMs = 5000 }, 4).WaitAsync(AnswerBound);
+        Assert.That(((ErrorCode)deleted.Responses.Single().ErrorCode, deleted.ThrottleTimeMs), Is.EqualTo((ErrorCode.None, 5000)));
+        Assert.That(fx.State.Topics.TryGet("d2", out _), Is.False);
+    }
 }
