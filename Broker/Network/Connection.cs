@@ -186,7 +186,15 @@ internal sealed class Connection
     private long NowMs => _broker.Time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>Throttled (KIP-219): Kafka's SocketServer mutes the channel, so the next request is not read until the throttle ends.</summary>
-    private bool Muted() => Volatile.Read(ref _mutedUntilMs) != 0 && Volatile.Read(ref _mutedUntilMs) > NowMs;
+    private bool Muted()
+    {
+        long until = Volatile.Read(ref _mutedUntilMs);
+        if (until == 0) return false;
+        if (until > NowMs) return true;
+        // Ended: back to the clock-free check, unless the write loop muted again meanwhile.
+        Interlocked.CompareExchange(ref _mutedUntilMs, 0, until);
+        return false;
+    }
 
     private async ValueTask WaitUnmutedAsync(CancellationToken token)
     {
