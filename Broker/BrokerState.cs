@@ -37,6 +37,8 @@ internal sealed class BrokerState : IDisposable
             ? new Security.StandardAuthorizer(config.SuperUsers, config.AllowEveryoneIfNoAclFound,
                 new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName)))
             : Security.AllowAllAuthorizer.Instance;
+        // Client quotas stored by an earlier run are enforced from the first request (KIP-13, KIP-546).
+        Quotas = new Quotas.ClientQuotas(config, time, new Quotas.ClientQuotaStore(config.LogDirs[0]));
     }
 
     /// <summary>
@@ -57,14 +59,15 @@ internal sealed class BrokerState : IDisposable
             new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config, Authorizer),
             new JoinGroupHandler(Groups, Authorizer), new HeartbeatHandler(Groups, Authorizer), new LeaveGroupHandler(Groups, Authorizer), new SyncGroupHandler(Groups, Authorizer),
             new DescribeGroupsHandler(Groups, Authorizer), new ListGroupsHandler(Groups, Authorizer), new SaslHandshakeHandler(), new ApiVersionsHandler(),
-            new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber, Authorizer), new DeleteTopicsHandler(Catalog, Topics, Authorizer),
+            new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber, Quotas, Authorizer), new DeleteTopicsHandler(Catalog, Topics, Quotas, Authorizer),
             new DeleteRecordsHandler(Catalog, Authorizer), new InitProducerIdHandler(txns, Authorizer), new OffsetForLeaderEpochHandler(Catalog, Leadership, Authorizer),
             new AddPartitionsToTxnHandler(txns, Catalog, Authorizer), new AddOffsetsToTxnHandler(txns, Authorizer), new EndTxnHandler(txns, Authorizer),
             new TxnOffsetCommitHandler(txns, Groups, Catalog, Time, Authorizer),
             new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber, Authorizer), new AlterConfigsHandler(Topics, Cluster, Dynamic, Authorizer),
-            new DescribeLogDirsHandler(Catalog, Config.LogDirs, Authorizer), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics, Authorizer),
+            new DescribeLogDirsHandler(Catalog, Config.LogDirs, Authorizer), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics, Quotas, Authorizer),
             new DeleteGroupsHandler(Groups, Authorizer), new ElectLeadersHandler(Catalog, Authorizer),
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic, Authorizer), new OffsetDeleteHandler(Groups, Authorizer),
+            new DescribeClientQuotasHandler(Quotas.Store, Authorizer), new AlterClientQuotasHandler(Quotas.Store, Authorizer),
             new DescribeUserScramCredentialsHandler(Scram, Authorizer), new AlterUserScramCredentialsHandler(Scram, Authorizer),
             new DescribeClusterHandler(Cluster, Authorizer), new DescribeProducersHandler(Catalog, Authorizer), new DescribeTransactionsHandler(txns, Authorizer),
             new ListTransactionsHandler(txns, Authorizer), new DescribeTopicPartitionsHandler(Catalog, Cluster, Leadership, Authorizer),
@@ -86,6 +89,8 @@ internal sealed class BrokerState : IDisposable
     public TopicService Topics { get; }
     internal TopicConfigDescriber ConfigDescriber { get; }
     internal Fetching.FetchSessionCache FetchSessions { get; } = new();
+    /// <summary>Client quotas (KIP-13, KIP-124, KIP-599): stored values and their enforcement, used by the connections.</summary>
+    internal Quotas.ClientQuotas Quotas { get; }
     /// <summary>Request frames of all connections, capped by queued.max.request.bytes (issue 15, K8).</summary>
     internal Network.RequestMemory RequestMemory { get; }
     public GroupCoordinator Groups { get; }

@@ -50,6 +50,8 @@ public static class ApiVersionTable
         new(ApiKey.ElectLeaders, 0, 2),
         new(ApiKey.IncrementalAlterConfigs, 0, 1),
         new(ApiKey.OffsetDelete, 0, 0),
+        new(ApiKey.DescribeClientQuotas, 0, 1),
+        new(ApiKey.AlterClientQuotas, 0, 1),
         new(ApiKey.DescribeUserScramCredentials, 0, 0),
         new(ApiKey.AlterUserScramCredentials, 0, 0),
         new(ApiKey.DescribeCluster, 0, 1),

@@ -176,7 +176,18 @@ public sealed class BrokerConfig
             superUsers.Add(u);
         SuperUsers = superUsers;
         AllowEveryoneIfNoAclFound = GetBool("allow.everyone.if.no.acl.found");
+        QuotaWindowNum = GetInt("quota.window.num");
+        QuotaWindowSizeSeconds = GetInt("quota.window.size.seconds");
+        ControllerQuotaWindowNum = GetInt("controller.quota.window.num");
+        ControllerQuotaWindowSizeSeconds = GetInt("controller.quota.window.size.seconds");
     }
+
+    /// <summary>Client quota sampling (Kafka's QuotaConfig): quota.window.num windows of quota.window.size.seconds.</summary>
+    public int QuotaWindowNum { get; }
+    public int QuotaWindowSizeSeconds { get; }
+    /// <summary>controller_mutation_rate's token bucket (KIP-599): controller.quota.window.num x controller.quota.window.size.seconds.</summary>
+    public int ControllerQuotaWindowNum { get; }
+    public int ControllerQuotaWindowSizeSeconds { get; }
 
     private static long MinutesToMs(int m) => m < 0 ? -1 : m * 60_000L;
     private static long HoursToMs(int h) => h < 0 ? -1 : h * 3_600_000L;

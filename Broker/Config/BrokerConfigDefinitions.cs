@@ -123,6 +123,13 @@ public static class BrokerConfigDefinitions
         // Kayak's own (issue 14): the Host starts an in-process cluster of this many brokers (node ids 1..N, listener
         // ports consecutive from the configured ones, log dirs <log.dirs>/broker-<id>); 1 is a plain single broker.
         new("kayak.cluster.size", ConfigType.Int, "1", Min: 1, Max: 64),
+        // Client quotas (KIP-13, KIP-124, KIP-599; Kafka's QuotaConfig): rates are sampled over quota.window.num windows
+        // of quota.window.size.seconds; controller_mutation_rate's token bucket holds controller.quota.window.num x
+        // controller.quota.window.size.seconds x the rate.
+        new("quota.window.num", ConfigType.Int, "11", Min: 1),
+        new("quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
+        new("controller.quota.window.num", ConfigType.Int, "11", Min: 1),
+        new("controller.quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
         // Accepted so stock server.properties files start cleanly; a single node has nothing to do with them.
         new("process.roles", ConfigType.List, null, Used: false),
         new("controller.quorum.voters", ConfigType.List, null, Used: false),

@@ -10,15 +10,19 @@
 // list), so a request claiming two billion partitions is refused instead of allocating for them.
 // ACLs (KafkaApis.handleCreateTopicsRequest): CREATE on the CLUSTER or on the topic, else TOPIC_AUTHORIZATION_FAILED;
 // without DESCRIBE_CONFIGS on the topic the configs are withheld (TopicConfigErrorCode TOPIC_AUTHORIZATION_FAILED).
+// controller_mutation_rate (KIP-599): each created topic takes its partitions from the client's token bucket; from v6 a
+// topic arriving while the bucket is empty gets THROTTLING_QUOTA_EXCEEDED, older versions are created and throttled.
 using Kayak.Broker.Security;
 using Kayak.Broker.Config;
+using Kayak.Broker.Quotas;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer, IAuthorizer? authorizer = null)
+internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig config, ClusterInfo cluster, TopicConfigDescriber describer,
+    IControllerMutationQuotas quotas, IAuthorizer? authorizer = null)
     : ApiHandler<CreateTopicsRequest>
 {
     // Optional so unit tests that build the handler alone run it without ACLs.
@@ -52,13 +56,14 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
                     ? new KafkaError(ErrorCode.TopicAuthorizationFailed, "Authorization failed.")
                     : KafkaError.None;
             response.Topics.Add(error.IsError ? Failed(t.Name, error)
-                : Create(context.ApiVersion, t, request.ValidateOnly, _authorizer.Topic(context, AclOperation.DescribeConfigs, t.Name)));
+                : Create(context, t, request.ValidateOnly, _authorizer.Topic(context, AclOperation.DescribeConfigs, t.Name)));
         }
         return Done(response);
     }
 
-    private CreateTopicsResponse.CreatableTopicResult Create(short version, CreateTopicsRequest.CreatableTopic t, bool validateOnly, bool describeConfigs)
+    private CreateTopicsResponse.CreatableTopicResult Create(RequestContext context, CreateTopicsRequest.CreatableTopic t, bool validateOnly, bool describeConfigs)
     {
+        short version = context.ApiVersion;
         var result = new CreateTopicsResponse.CreatableTopicResult { Name = t.Name };
         int partitions = t.NumPartitions;
         short rf = t.ReplicationFactor;
@@ -79,6 +84,14 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             configs[c.Name] = c.Value;
         }
         if (nullConfig is not null) return Failed(t.Name, new(ErrorCode.InvalidConfig, $"Null value not supported for topic configs: {nullConfig}"));
+        if (!validateOnly)
+        {
+            // Kafka's controller checks the quota after the topic passed validation (ReplicationControlManager.createTopic).
+            var check = topics.Create(t.Name, partitions, rf, configs, validateOnly: true);
+            if (check.Failure.IsError) return Failed(t.Name, check.Failure);
+            if (!quotas.TryRecordMutation(context, partitions == -1 ? config.NumPartitions : partitions))
+                return Failed(t.Name, new(ErrorCode.ThrottlingQuotaExceeded, ThrottledMessage));
+        }
         var created = topics.Create(t.Name, partitions, rf, configs, validateOnly);
         if (created.Failure.IsError) return Failed(t.Name, created.Failure);
         result.NumPartitions = partitions == -1 ? config.NumPartitions : partitions;
@@ -109,6 +122,8 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
     /// <summary>Kafka's QuorumController.MAX_RECORDS_PER_USER_OP: the most records one admin operation may produce.</summary>
     internal const int MaxRecordsPerUserOp = 10_000;
     internal const string ExcessiveBatchMessage = "Unable to perform excessively large batch operation.";
+    /// <summary>Errors.THROTTLING_QUOTA_EXCEEDED's message (KIP-599).</summary>
+    internal const string ThrottledMessage = "The throttling quota has been exceeded.";
 
     /// <summary>
     /// The metadata records Kafka's controller would write for this request: one per topic, per partition and per

@@ -4,13 +4,17 @@
 // Internal topics are not protected (no ACLs here), as on a Kafka cluster without an authorizer.
 // ACLs: DELETE on each topic (TOPIC_AUTHORIZATION_FAILED); by id, DESCRIBE first or the name stays untold.
 using Kayak.Broker.Security;
+// controller_mutation_rate (KIP-599): a deleted topic's partitions come from the client's token bucket; from v5 a topic
+// arriving while it is empty gets THROTTLING_QUOTA_EXCEEDED and stays, older versions are deleted and throttled.
+using Kayak.Broker.Quotas;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService topics, IAuthorizer authorizer) : ApiHandler<DeleteTopicsRequest>
+internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService topics, IControllerMutationQuotas quotas, IAuthorizer authorizer)
+    : ApiHandler<DeleteTopicsRequest>
 {
     public override ApiKey Key => ApiKey.DeleteTopics;
 
@@ -51,6 +55,9 @@ internal sealed class DeleteTopicsHandler(ITopicCatalog catalog, TopicService to
             return new DeleteTopicsResponse.DeletableTopicResult { Name = null, TopicId = requestedId }.SetError(ErrorCode.TopicAuthorizationFailed);
         if (!authorizer.Topic(context, AclOperation.Delete, name))
             return new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = requestedId }.SetError(ErrorCode.TopicAuthorizationFailed);
+        if (topics.TryGet(name, out var existing) && !quotas.TryRecordMutation(context, existing.Partitions.Count))
+            return new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = existing.TopicId }
+                .SetError(new(ErrorCode.ThrottlingQuotaExceeded, CreateTopicsHandler.ThrottledMessage));
         var result = topics.Delete(name);
         return new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = result.Topic?.TopicId ?? requestedId }.SetError(result.Failure);
     }

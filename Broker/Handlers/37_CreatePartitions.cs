@@ -5,13 +5,16 @@
 // POLICY_VIOLATION (a Count of two billion must not allocate a two-billion-entry partition table).
 // ACLs: ALTER on each topic (TOPIC_AUTHORIZATION_FAILED).
 using Kayak.Broker.Security;
+// controller_mutation_rate (KIP-599): the added partitions come from the client's token bucket; from v3 a topic arriving
+// while it is empty gets THROTTLING_QUOTA_EXCEEDED, older versions grow and are throttled.
+using Kayak.Broker.Quotas;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class CreatePartitionsHandler(TopicService topics, IAuthorizer authorizer) : ApiHandler<CreatePartitionsRequest>
+internal sealed class CreatePartitionsHandler(TopicService topics, IControllerMutationQuotas quotas, IAuthorizer authorizer) : ApiHandler<CreatePartitionsRequest>
 {
     public override ApiKey Key => ApiKey.CreatePartitions;
 
@@ -35,10 +38,21 @@ internal sealed class CreatePartitionsHandler(TopicService topics, IAuthorizer a
                 ? new KafkaError(ErrorCode.InvalidRequest, "Duplicate topic in request.")
                 : !authorizer.Topic(context, AclOperation.Alter, t.Name)
                     ? new KafkaError(ErrorCode.TopicAuthorizationFailed, "The topic authorization is failed.")
-                    : topics.AddPartitions(t.Name, t.Count, t.Assignments, request.ValidateOnly);
+                    : Grow(context, t, request.ValidateOnly);
             response.Results.Add(new CreatePartitionsResponse.CreatePartitionsTopicResult { Name = t.Name }.SetError(error));
         }
         return Done(response);
+    }
+
+    private KafkaError Grow(RequestContext context, CreatePartitionsRequest.CreatePartitionsTopic t, bool validateOnly)
+    {
+        if (validateOnly) return topics.AddPartitions(t.Name, t.Count, t.Assignments, validateOnly: true);
+        var check = topics.AddPartitions(t.Name, t.Count, t.Assignments, validateOnly: true);
+        if (check.IsError) return check;
+        int added = topics.TryGet(t.Name, out var topic) ? Math.Max(0, t.Count - topic.Partitions.Count) : 0;
+        if (!quotas.TryRecordMutation(context, added))
+            return new KafkaError(ErrorCode.ThrottlingQuotaExceeded, CreateTopicsHandler.ThrottledMessage);
+        return topics.AddPartitions(t.Name, t.Count, t.Assignments, validateOnly: false);
     }
 
     /// <summary>The partition records Kafka's controller would write: the growth of each existing topic.</summary>

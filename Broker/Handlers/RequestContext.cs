@@ -25,6 +25,11 @@ internal sealed class RequestContext
     /// user on SASL_PLAINTEXT and SASL_SSL (Kafka's DefaultKafkaPrincipalBuilder; for ACLs later).
     /// </summary>
     public string Principal { get; init; } = "User:ANONYMOUS";
+    /// <summary>
+    /// The controller_mutation_rate throttle the topic admin handlers recorded (KIP-599; Kafka's ControllerMutationQuota
+    /// throttleTime), folded into the response's throttle_time_ms by the connection.
+    /// </summary>
+    public int ControllerThrottleTimeMs { get; set; }
     /// <summary>Closed when the client's connection goes away; long polls stop waiting.</summary>
     public CancellationToken ConnectionClosed { get; init; }
 }

@@ -33,6 +33,10 @@ internal sealed class Connection
     private readonly string _principal;
     private readonly Sasl.SaslAuthenticator? _sasl;
     private bool _stopReading;
+    /// <summary>KIP-219: until this time (broker clock, Unix ms) the connection is not read; 0 when not throttled.</summary>
+    private long _mutedUntilMs;
+    private string? _quotaPrincipal;
+    private string _quotaUser = "";
 
     /// <param name="listenerName">The listener the client connected to (null for in-memory connections).</param>
     /// <param name="principal">Kafka's principal string from authentication; User:ANONYMOUS without it.</param>
@@ -140,6 +144,7 @@ internal sealed class Connection
                 }
                 // queued.max.request.bytes reached: stop reading this connection until frames are given back.
                 if (!_memory.HasRoom) await _memory.WaitForRoomAsync(token).ConfigureAwait(false);
+                if (Muted()) await WaitUnmutedAsync(token).ConfigureAwait(false);
                 byte[] frame = _memory.Rent(size);
                 buffer.Slice(4, size).CopyTo(frame);
                 buffer = buffer.Slice(4 + size);
@@ -180,6 +185,7 @@ internal sealed class Connection
                     got += n;
                 }
                 dispatched = true;
+                if (Muted()) await WaitUnmutedAsync(token).ConfigureAwait(false);
                 await DispatchAsync(big, directSize).ConfigureAwait(false);
             }
             finally
@@ -187,6 +193,43 @@ internal sealed class Connection
                 if (!dispatched) _memory.Return(big);
             }
         }
+    }
+
+    private long NowMs => _broker.Time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>Throttled (KIP-219): Kafka's SocketServer mutes the channel, so the next request is not read until the throttle ends.</summary>
+    private bool Muted()
+    {
+        long until = Volatile.Read(ref _mutedUntilMs);
+        if (until == 0) return false;
+        if (until > NowMs) return true;
+        // Ended: back to the clock-free check, unless the write loop muted again meanwhile.
+        Interlocked.CompareExchange(ref _mutedUntilMs, 0, until);
+        return false;
+    }
+
+    private async ValueTask WaitUnmutedAsync(CancellationToken token)
+    {
+        long wait;
+        while ((wait = Volatile.Read(ref _mutedUntilMs) - NowMs) > 0)
+            await Task.Delay(TimeSpan.FromMilliseconds(wait), _broker.Time, token).ConfigureAwait(false);
+    }
+
+    private void MuteFor(int throttleMs)
+    {
+        long until = NowMs + throttleMs;
+        if (until > Volatile.Read(ref _mutedUntilMs)) Volatile.Write(ref _mutedUntilMs, until);
+    }
+
+    /// <summary>Kafka's quota user for the connection's principal, cached: SASL re-authentication may change it.</summary>
+    private string QuotaUser(string principal)
+    {
+        if (!ReferenceEquals(principal, _quotaPrincipal))
+        {
+            _quotaUser = Quotas.ClientQuotas.UserOf(principal);
+            _quotaPrincipal = principal;
+        }
+        return _quotaUser;
     }
 
     /// <summary>Requests at least this large that are not fully buffered yet are received directly into their frame.</summary>
@@ -301,6 +344,7 @@ internal sealed class Connection
             throw new IOException("Connection dropped by fault injection before the request was handled");
         }
         ValueTask<HandlerResult> task;
+        long started = _broker.Time.GetTimestamp();
         try
         {
             task = fault.Kind == FaultKind.Delay
@@ -313,6 +357,8 @@ internal sealed class Connection
             if (e is ProtocolException) throw;
             throw new HandlerFailedException(apiKey, e);
         }
+        // request_percentage counts the time the request held the read loop (Kafka: request handler thread time).
+        long handlerTicks = _broker.Time.GetTimestamp() - started;
         if (!task.IsCompleted) task = Guard(task, apiKey);
         // Most handlers finish synchronously; their request frame (up to socket.request.max.bytes) goes back to
         // the pool now rather than when the response's turn to be written comes, so a client that pipelines
@@ -321,9 +367,11 @@ internal sealed class Connection
         if (task.IsCompleted)
         {
             _memory.Return(frame);
-            return new PendingResponse(header.CorrelationId, apiKey, version, task, null, fault.Kind == FaultKind.LoseResponse);
+            return new PendingResponse(header.CorrelationId, apiKey, version, task, null, fault.Kind == FaultKind.LoseResponse,
+                Context: context, RequestSize: size, HandlerTicks: handlerTicks);
         }
-        return new PendingResponse(header.CorrelationId, apiKey, version, task, frame, fault.Kind == FaultKind.LoseResponse);
+        return new PendingResponse(header.CorrelationId, apiKey, version, task, frame, fault.Kind == FaultKind.LoseResponse,
+            Context: context, RequestSize: size, HandlerTicks: handlerTicks);
     }
 
     /// <summary>A delayed request (fault injection): waits on the broker's clock, then runs the handler.</summary>
@@ -371,6 +419,15 @@ internal sealed class Connection
                     }
                     var response = result.Message;
                     var segments = result.Segments;
+                    if (pending.Context is { } context && _broker.Quotas.Enabled)
+                    {
+                        int throttle = ApplyQuotas(context, pending, ref response, ref segments);
+                        // KIP-219: a client that throttles itself gets its answer now and the connection is muted; an
+                        // older one gets the answer only after the throttle time (and nothing else is read meanwhile).
+                        bool late = throttle > 0 && response is not null && !Quotas.ClientQuotas.ClientThrottles(pending.ApiKey, pending.Version);
+                        if (throttle > 0) _broker.Quotas.CountThrottled(late);
+                        if (late) await Task.Delay(TimeSpan.FromMilliseconds(throttle), _broker.Time, _closed.Token).ConfigureAwait(false);
+                    }
                     if (response is null) { segments?.Dispose(); continue; }
                     // Fault injection (RequestFault.LoseResponse): the request took effect but its response is lost
                     // with the connection, as when a network cut hits mid-request.
@@ -433,6 +490,22 @@ internal sealed class Connection
         }
     }
 
+    /// <summary>Records the request against the client's quotas; a throttle sets throttle_time_ms and mutes the connection.</summary>
+    private int ApplyQuotas(Handlers.RequestContext context, in PendingResponse pending, ref IApiMessage? response, ref ResponseSegments? segments)
+    {
+        double nanos = pending.HandlerTicks * (1_000_000_000.0 / _broker.Time.TimestampFrequency);
+        int throttle = _broker.Quotas.ThrottleTimeMs(context, QuotaUser(context.Principal), pending.RequestSize, ref response, nanos, out bool dropSegments);
+        if (dropSegments)
+        {
+            segments?.Dispose();
+            segments = null;
+        }
+        if (throttle <= 0) return 0;
+        if (response is IThrottledResponse throttled && throttled.ThrottleTimeMs < throttle) throttled.ThrottleTimeMs = throttle;
+        MuteFor(throttle);
+        return throttle;
+    }
+
     private static void WriteResponse(IBufferWriter<byte> output, in PendingResponse pending, IApiMessage response)
     {
         short headerVersion = ApiMessageTypes.ResponseHeaderVersion(pending.ApiKey, pending.Version);
@@ -446,7 +519,7 @@ internal sealed class Connection
     }
 
     private readonly record struct PendingResponse(int CorrelationId, ApiKey ApiKey, short Version, ValueTask<HandlerResult> Task, byte[]? Frame,
-        bool LoseResponse = false, byte[]? Raw = null);
+        bool LoseResponse = false, byte[]? Raw = null, Handlers.RequestContext? Context = null, int RequestSize = 0, long HandlerTicks = 0);
 }
 
 /// <summary>

@@ -128,6 +128,18 @@ internal static class RealisticRequests
                 return new IncrementalAlterConfigsRequest { ValidateOnly = unique % 2 == 0, Resources = [new IncrementalAlterConfigsRequest.AlterConfigsResource { ResourceType = 2, ResourceName = Topic, Configs = [new IncrementalAlterConfigsRequest.AlterableConfig { Name = "retention.ms", ConfigOperation = 0, Value = "604800000" }] }] };
             case ApiKey.OffsetDelete:
                 return new OffsetDeleteRequest { GroupId = Group, Topics = [new OffsetDeleteRequest.OffsetDeleteRequestTopic { Name = Topic, Partitions = [new OffsetDeleteRequest.OffsetDeleteRequestPartition { PartitionIndex = 1 }] }] };
+            case ApiKey.DescribeClientQuotas:
+                return new DescribeClientQuotasRequest { Components = [new DescribeClientQuotasRequest.ComponentData { EntityType = "user", MatchType = 0, Match = "fuzz" }], Strict = unique % 2 == 0 };
+            case ApiKey.AlterClientQuotas:
+                return new AlterClientQuotasRequest
+                {
+                    ValidateOnly = unique % 2 == 0,
+                    Entries = [new AlterClientQuotasRequest.EntryData
+                    {
+                        Entity = [new AlterClientQuotasRequest.EntityData { EntityType = "client-id", EntityName = "fuzz" }],
+                        Ops = [new AlterClientQuotasRequest.OpData { Key = "consumer_byte_rate", Value = 1e12 }],
+                    }],
+                };
             case ApiKey.DescribeProducers:
                 return new DescribeProducersRequest { Topics = [new DescribeProducersRequest.TopicRequest { Name = Topic, PartitionIndexes = [0, 1] }] };
             case ApiKey.DescribeTransactions:

@@ -4,7 +4,7 @@
 
 namespace Kayak.Protocol.Messages;
 
-public sealed partial class ApiVersionsResponse : IApiMessage
+public sealed partial class ApiVersionsResponse : IApiMessage, global::Kayak.Protocol.IThrottledResponse
 {
     public const global::Kayak.Protocol.ApiKey Key = global::Kayak.Protocol.ApiKey.ApiVersions;
     public const short LowestSupportedVersion = 0;

@@ -4,7 +4,7 @@
 
 namespace Kayak.Protocol.Messages;
 
-public sealed partial class ConsumerGroupHeartbeatResponse : IApiMessage
+public sealed partial class ConsumerGroupHeartbeatResponse : IApiMessage, global::Kayak.Protocol.IThrottledResponse
 {
     public const global::Kayak.Protocol.ApiKey Key = global::Kayak.Protocol.ApiKey.ConsumerGroupHeartbeat;
     public const short LowestSupportedVersion = 0;

@@ -4,7 +4,7 @@
 
 namespace Kayak.Protocol.Messages;
 
-public sealed partial class ListGroupsResponse : IApiMessage
+public sealed partial class ListGroupsResponse : IApiMessage, global::Kayak.Protocol.IThrottledResponse
 {
     public const global::Kayak.Protocol.ApiKey Key = global::Kayak.Protocol.ApiKey.ListGroups;
     public const short LowestSupportedVersion = 0;

@@ -4,7 +4,7 @@
 
 namespace Kayak.Protocol.Messages;
 
-public sealed partial class MetadataResponse : IApiMessage
+public sealed partial class MetadataResponse : IApiMessage, global::Kayak.Protocol.IThrottledResponse
 {
     public const global::Kayak.Protocol.ApiKey Key = global::Kayak.Protocol.ApiKey.Metadata;
     public const short LowestSupportedVersion = 0;

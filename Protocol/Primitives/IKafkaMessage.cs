@@ -14,3 +14,12 @@ public interface IApiMessage : IKafkaMessage
 {
     ApiKey ApiKey { get; }
 }
+
+/// <summary>
+/// A response with a top-level throttle_time_ms (generated for every response that has one). Client quotas
+/// (KIP-13, KIP-219) set it after the handler ran, so handlers need not know about quotas.
+/// </summary>
+public interface IThrottledResponse
+{
+    int ThrottleTimeMs { get; set; }
+}

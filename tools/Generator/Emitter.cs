@@ -155,6 +155,9 @@ internal sealed partial class Emitter
     {
         var w = _w;
         string iface = s.IsRoot && IsApi ? "IApiMessage" : "IKafkaMessage";
+        // Client quotas (KIP-13/KIP-219): the connection sets throttle_time_ms on any response that has one.
+        if (s.IsRoot && _msg.Kind == "response" && s.Fields.Any(f => f.Name == "ThrottleTimeMs" && f.Type == "int32" && f.Tagged.IsEmpty))
+            iface += ", global::Kayak.Protocol.IThrottledResponse";
         w.Open($"public sealed partial class {s.ClassName} : {iface}");
         if (s.IsRoot)
         {

@@ -83,7 +83,7 @@ public class AdminHandlerTests
     public async Task CreateTopicsCreatesRefusesAndValidatesPerTopic()
     {
         using var h = new ServiceHarness();
-        var handler = new CreateTopicsHandler(h.Topics, h.Config, h.Cluster, h.Describer);
+        var handler = new CreateTopicsHandler(h.Topics, h.Config, h.Cluster, h.Describer, h.Quotas);
         var request = new CreateTopicsRequest { Topics = [Topic("new", 2), Topic("dup"), Topic("dup"), Topic("rf", 1, 3), Topic("bad name!")] };
 
         var response = await ServiceHarness.Call<CreateTopicsResponse>(handler, ServiceHarness.Context(ApiKey.CreateTopics, 7), request);
@@ -106,7 +106,7 @@ public class AdminHandlerTests
     {
         using var h = new ServiceHarness();
         h.CreateTopic("exists", 1);
-        var handler = new CreateTopicsHandler(h.Topics, h.Config, h.Cluster, h.Describer);
+        var handler = new CreateTopicsHandler(h.Topics, h.Config, h.Cluster, h.Describer, h.Quotas);
 
         var response = await ServiceHarness.Call<CreateTopicsResponse>(handler, ServiceHarness.Context(ApiKey.CreateTopics, 4),
             new CreateTopicsRequest { Topics = [Topic("checked", 3), Topic("exists")], ValidateOnly = true });

@@ -42,6 +42,9 @@ internal sealed class ServiceHarness : IDisposable
     public FetchSessionCache Sessions { get; } = new();
     /// <summary>A single broker leads everything (issue 14's IPartitionLeadership in single-node mode).</summary>
     public IPartitionLeadership Leadership => new SingleNodeLeadership(Config.NodeId);
+    /// <summary>Client quotas with none set: the admin handlers' controller_mutation_rate never refuses.</summary>
+    public Kayak.Broker.Quotas.ClientQuotas Quotas => _quotas ??= new(Config, TimeProvider.System, new Kayak.Broker.Quotas.ClientQuotaStore(null));
+    private Kayak.Broker.Quotas.ClientQuotas? _quotas;
 
     public TopicLog CreateTopic(string name, int partitions)
     {
