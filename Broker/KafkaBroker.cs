@@ -99,6 +99,12 @@ public sealed class KafkaBroker : IAsyncDisposable
             // and forget idle producer ids (producer.id.expiration.check.interval.ms).
             Every(config.TransactionAbortTimedOutCleanupIntervalMs, () => state.Transactions.AbortTimedOutTransactions(), state, "Transaction timeout");
             Every(config.ProducerIdExpirationCheckIntervalMs, state.ExpireProducers, state, "Producer id expiration");
+            // Memory back to the OS once the broker goes idle after load (issue 15; RequestMemory.ShouldTrimIdle).
+            Every(10_000, () =>
+            {
+                if (state.RequestMemory.ShouldTrimIdle())
+                    GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            }, state, "Idle memory trim");
         }
         catch
         {

@@ -65,6 +65,27 @@ public class RequestMemoryTests
     }
 
     [Test]
+    public void IdleTrim_ComesOnceAfterABusyPeriod_WhenTrafficDropsToATrickle()
+    {
+        var memory = new Network.RequestMemory(0);
+        void Requests(int n) { for (int i = 0; i < n; i++) memory.Return(memory.Rent(64)); }
+        Requests(50);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "a trickle with no busy period before it");
+        Requests(5_000);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "busy");
+        Requests(4_000);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "still busy");
+        Requests(10); // health checks only
+        Assert.That(memory.ShouldTrimIdle(), Is.True, "back to a trickle after load");
+        Requests(10);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "once, until the next busy period");
+        Assert.That(memory.ShouldTrimIdle(), Is.False);
+        Requests(3_000);
+        Assert.That(memory.ShouldTrimIdle(), Is.False);
+        Assert.That(memory.ShouldTrimIdle(), Is.True, "idle after the next load");
+    }
+
+    [Test]
     public async Task OneRequestLargerThanTheCap_StillProceeds()
     {
         var memory = new RequestMemory(100);

@@ -68,7 +68,7 @@ internal static class CampaignReport
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Fault campaign ({CampaignSize.Name} size), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-        sb.AppendLine("| scenario | cycles | acked | lost | dup | corrupt | crashes | hangs | RSS peak/idle MB | probe p99 ms | restart ms (median/max) | result |");
+        sb.AppendLine("| scenario | cycles | acked | lost | dup | corrupt | crashes | hangs | RssAnon peak/idle MB | probe p99 ms | restart ms (median/max) | result |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in Rows)
         {
@@ -121,14 +121,22 @@ internal static partial class BrokerProbe
     }
 
     /// <summary>VmRSS in MB, or null once the process is gone.</summary>
-    public static double? RssMb(int pid)
+    public static double? RssMb(int pid) => StatusMb(pid, "VmRSS:");
+
+    /// <summary>
+    /// RssAnon in MB: the process's own memory (heap, stacks, buffers). VmRSS also counts the pages of the mapped log
+    /// segments a flood wrote (RssFile): page cache the kernel reclaims under pressure, not memory the broker holds.
+    /// </summary>
+    public static double? AnonMb(int pid) => StatusMb(pid, "RssAnon:");
+
+    private static double? StatusMb(int pid, string key)
     {
         try
         {
             foreach (var line in File.ReadLines($"/proc/{pid}/status"))
             {
-                if (!line.StartsWith("VmRSS:", StringComparison.Ordinal)) continue;
-                var kb = long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+                if (!line.StartsWith(key, StringComparison.Ordinal)) continue;
+                var kb = long.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
                 return kb / 1024.0;
             }
         }
