@@ -124,7 +124,11 @@ public sealed class BrokerFaults
                 var e = _errors[i];
                 if (e.Api != request.ApiKey || !ErrorResponses.Matches(message, request.ApiVersion, e)) continue;
                 Consume(_errors, i, e.Count, e with { Count = e.Count - 1 });
-                return RequestFault.Answer(ErrorResponses.Build(request.ApiKey, message, e.Error));
+                // An error this version of the API has no field for (UnsupportedVersionException when encoding)
+                // cannot be answered: the connection is dropped instead, as a broker failing the request would.
+                return ErrorResponses.Build(request.ApiKey, message, request.ApiVersion, e.Error) is { } answer
+                    ? RequestFault.Answer(answer)
+                    : RequestFault.DropConnection;
             }
             for (int i = 0; i < _latencies.Count; i++)
             {

@@ -38,7 +38,22 @@ internal static class ErrorResponses
         return false;
     }
 
-    public static IApiMessage Build(ApiKey apiKey, IApiMessage request, ErrorCode error)
+    public static IApiMessage? Build(ApiKey apiKey, IApiMessage request, short version, ErrorCode error)
+    {
+        var response = BuildUnchecked(apiKey, request, version, error);
+        try
+        {
+            var writer = new KafkaWriter(new System.Buffers.ArrayBufferWriter<byte>());
+            response.Write(ref writer, version);
+            return response;
+        }
+        catch (UnsupportedVersionException)
+        {
+            return null;
+        }
+    }
+
+    private static IApiMessage BuildUnchecked(ApiKey apiKey, IApiMessage request, short version, ErrorCode error)
     {
         short code = (short)error;
         switch (request)
@@ -93,16 +108,18 @@ internal static class ErrorResponses
             }
             case FindCoordinatorRequest find:
             {
-                var r = new FindCoordinatorResponse { ErrorCode = code, ErrorMessage = null, NodeId = -1, Host = "", Port = -1 };
+                // v4+ (KIP-699) answers per key and must leave the top-level fields at their defaults.
+                if (version < 4) return new FindCoordinatorResponse { ErrorCode = code, ErrorMessage = null, NodeId = -1, Host = "", Port = -1 };
+                var r = new FindCoordinatorResponse { ErrorMessage = null };
                 foreach (var key in find.CoordinatorKeys)
                     r.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = code, ErrorMessage = null });
                 return r;
             }
         }
-        var response = ApiMessageTypes.CreateResponse(apiKey);
-        var property = TopLevelErrorCode(response.GetType()) ?? throw new ArgumentException($"No error response for {apiKey}");
-        property.SetValue(response, code);
-        return response;
+        var generic = ApiMessageTypes.CreateResponse(apiKey);
+        var property = TopLevelErrorCode(generic.GetType()) ?? throw new ArgumentException($"No error response for {apiKey}");
+        property.SetValue(generic, code);
+        return generic;
     }
 
     private static IEnumerable<(string Topic, int Partition)> Partitions(IApiMessage request)
