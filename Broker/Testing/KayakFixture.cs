@@ -124,7 +124,7 @@ public sealed class KayakFixture : IAsyncDisposable
     }
 
     /// <summary>A port p with p..p+count-1 free on 127.0.0.1 now (KafkaCluster gives node i port p+i-1).</summary>
-    private static int FreePorts(int count)
+    public static int FreePorts(int count)
     {
         for (int attempt = 0; attempt < 100; attempt++)
         {
