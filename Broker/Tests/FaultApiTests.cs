@@ -228,6 +228,20 @@ public class FaultApiTests
         Assert.That(Directory.Exists(dir), Is.False);
     }
 
+    [Test]
+    public void FaultNames_AcceptKafkaNames_EnumNames_AndNumbers()
+    {
+        Assert.That(FaultNames.TryParseErrorCode("NOT_LEADER_OR_FOLLOWER", out var e) && e == ErrorCode.NotLeaderOrFollower);
+        Assert.That(FaultNames.TryParseErrorCode("RequestTimedOut", out e) && e == ErrorCode.RequestTimedOut);
+        Assert.That(FaultNames.TryParseErrorCode("27", out e) && e == ErrorCode.RebalanceInProgress);
+        Assert.That(FaultNames.TryParseErrorCode("NO_SUCH_ERROR", out _), Is.False);
+        Assert.That(FaultNames.TryParseErrorCode("9999", out _), Is.False);
+        Assert.That(FaultNames.TryParseApiKey("OFFSET_COMMIT", out var a) && a == ApiKey.OffsetCommit);
+        Assert.That(FaultNames.TryParseApiKey("produce", out a) && a == ApiKey.Produce);
+        Assert.That(FaultNames.TryParseApiKey("12", out a) && a == ApiKey.Heartbeat);
+        Assert.That(FaultNames.TryParseApiKey("Nope", out _), Is.False);
+    }
+
     private static ProduceRequest Produce(string topic, int partition)
     {
         using var builder = new Kayak.Protocol.Records.RecordBatchBuilder(new Kayak.Protocol.Records.RecordBatchOptions());
