@@ -124,6 +124,11 @@ public sealed class BrokerFaults
                 var e = _errors[i];
                 if (e.Api != request.ApiKey || !ErrorResponses.Matches(message, request.ApiVersion, e)) continue;
                 Consume(_errors, i, e.Count, e with { Count = e.Count - 1 });
+                if (ErrorResponses.RewritesResponse(e.Api))
+                {
+                    ErrorResponses.PrepareRewrite(message);
+                    return RequestFault.Rewrite(e);
+                }
                 // An error this version of the API has no field for (UnsupportedVersionException when encoding)
                 // cannot be answered: the connection is dropped instead, as a broker failing the request would.
                 return ErrorResponses.Build(request.ApiKey, message, request.ApiVersion, e.Error) is { } answer
@@ -166,9 +171,9 @@ public readonly record struct FaultRequest(ApiKey ApiKey, short ApiVersion, int 
 /// <summary>What happens to a request (see <see cref="BrokerFaults.OnRequest"/>).</summary>
 public readonly record struct RequestFault
 {
-    private RequestFault(FaultKind kind, TimeSpan delay, IApiMessage? response = null, Task? until = null)
+    private RequestFault(FaultKind kind, TimeSpan delay, IApiMessage? response = null, Task? until = null, ErrorInjection error = default)
     {
-        Kind = kind; DelayBy = delay; Response = response; Until = until;
+        Kind = kind; DelayBy = delay; Response = response; Until = until; Error = error;
     }
 
     public FaultKind Kind { get; }
@@ -178,6 +183,8 @@ public readonly record struct RequestFault
     public IApiMessage? Response { get; }
     /// <summary>For <see cref="FaultKind.Hold"/>: the request is handled once this completes.</summary>
     public Task? Until { get; }
+    /// <summary>For <see cref="FaultKind.Rewrite"/>: the error put into the handler's response.</summary>
+    public ErrorInjection Error { get; }
 
     /// <summary>Handled as usual.</summary>
     public static RequestFault None => default;
@@ -191,6 +198,8 @@ public readonly record struct RequestFault
     public static RequestFault Answer(IApiMessage response) => new(FaultKind.Answer, TimeSpan.Zero, response);
     /// <summary>The request is handled once <paramref name="until"/> completes (a paused broker).</summary>
     public static RequestFault HeldUntil(Task until) => new(FaultKind.Hold, TimeSpan.Zero, until: until);
+    /// <summary>The request is handled and <paramref name="error"/> is put into its response (Metadata).</summary>
+    internal static RequestFault Rewrite(ErrorInjection error) => new(FaultKind.Rewrite, TimeSpan.Zero, error: error);
 }
 
-public enum FaultKind { None, DropConnection, LoseResponse, Delay, Answer, Hold }
+public enum FaultKind { None, DropConnection, LoseResponse, Delay, Answer, Hold, Rewrite }

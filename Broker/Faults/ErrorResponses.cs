@@ -10,19 +10,44 @@ namespace Kayak.Broker;
 /// partition of the request; FindCoordinator per key (v4+) and at the top; every API whose response has a top-level
 /// ErrorCode (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, InitProducerId, EndTxn, AddOffsetsToTxn,
 /// ConsumerGroupHeartbeat, ListGroups, DescribeCluster, OffsetFetch v0-7, ...) there.
-/// Not built yet: Metadata and the other per-resource admin APIs (CreateTopics, DescribeConfigs, ...), and a
+/// Metadata: the topics' error fields of the real response (see <see cref="RewritesResponse"/>). Not built yet: the per-resource admin APIs (CreateTopics, DescribeConfigs, ...), and a
 /// partition-filtered error does not split a request naming other partitions too (all of them carry the error).
 /// Only ever runs for a request that matched a rule, so reflection here costs nothing on the normal path.
 /// </summary>
 internal static class ErrorResponses
 {
-    public static bool HasPartitions(ApiKey api) => api is ApiKey.Produce or ApiKey.Fetch or ApiKey.ListOffsets or ApiKey.OffsetCommit;
+    private static readonly string Any = new('*', 1);
+
+    public static bool HasPartitions(ApiKey api) => api is ApiKey.Produce or ApiKey.Fetch or ApiKey.ListOffsets or ApiKey.OffsetCommit or ApiKey.Metadata;
+
+    /// <summary>
+    /// Metadata is answered by the real handler (it only reads, and auto-creation is turned off for the request)
+    /// with the error put in the topics' error fields: clients still learn the brokers, as from Kafka.
+    /// </summary>
+    public static bool RewritesResponse(ApiKey api) => api == ApiKey.Metadata;
+
+    public static void PrepareRewrite(IApiMessage request)
+    {
+        if (request is MetadataRequest m) m.AllowAutoTopicCreation = false;
+    }
+
+    public static IApiMessage? Rewrite(IApiMessage? response, in ErrorInjection rule)
+    {
+        if (response is MetadataResponse m)
+            foreach (var t in m.Topics)
+                if (rule.Topic is null || rule.Topic == t.Name)
+                {
+                    t.ErrorCode = (short)rule.Error;
+                    t.Partitions.Clear();
+                }
+        return response;
+    }
 
     public static bool HasGroup(ApiKey api) =>
         ApiVersionTable.Find(api) is not null && (api == ApiKey.FindCoordinator || GroupIdProperty(ApiMessageTypes.CreateRequest(api).GetType()) is not null);
 
     public static bool Supports(ApiKey api) =>
-        ApiVersionTable.Find(api) is not null && api != ApiKey.Metadata && (HasPartitions(api) || api == ApiKey.FindCoordinator || TopLevelErrorCode(ApiMessageTypes.CreateResponse(api).GetType()) is not null);
+        ApiVersionTable.Find(api) is not null && (HasPartitions(api) || api == ApiKey.FindCoordinator || TopLevelErrorCode(ApiMessageTypes.CreateResponse(api).GetType()) is not null);
 
     /// <summary>Whether <paramref name="request"/> is one the rule's topic/partition/group filter selects.</summary>
     public static bool Matches(IApiMessage request, short version, in ErrorInjection rule)
@@ -34,7 +59,7 @@ internal static class ErrorResponses
         }
         if (rule.Topic is not { } topic) return true;
         foreach (var (t, p) in Partitions(request))
-            if (t == topic && (rule.Partition is null || rule.Partition == p)) return true;
+            if ((t == topic || ReferenceEquals(t, Any)) && (rule.Partition is null || rule.Partition == p || p == -1)) return true;
         return false;
     }
 
@@ -137,6 +162,11 @@ internal static class ErrorResponses
                 break;
             case OffsetCommitRequest r:
                 foreach (var t in r.Topics) foreach (var p in t.Partitions) yield return (t.Name, p.PartitionIndex);
+                break;
+            case MetadataRequest r:
+                // Topics null or empty asks for every topic (by version), so a topic filter matches it too.
+                if (r.Topics is not { Count: > 0 }) { yield return (Any, -1); break; }
+                foreach (var t in r.Topics) yield return (t.Name ?? "", -1);
                 break;
         }
     }

@@ -308,6 +308,7 @@ internal sealed class Connection
                 FaultKind.Delay => HandleLaterAsync(_broker.Handlers.Get(apiKey), context, request, fault.DelayBy),
                 FaultKind.Hold => HandleAfterAsync(_broker.Handlers.Get(apiKey), context, request, fault.Until!),
                 FaultKind.Answer => new ValueTask<HandlerResult>(new HandlerResult(fault.Response)),
+                FaultKind.Rewrite => RewriteAsync(_broker.Handlers.Get(apiKey).HandleAsync(context, request), fault.Error),
                 _ => _broker.Handlers.Get(apiKey).HandleAsync(context, request),
             };
         }
@@ -335,6 +336,13 @@ internal sealed class Connection
     {
         await Task.Delay(delay, _broker.Time, _closed.Token).ConfigureAwait(false);
         return await handler.HandleAsync(context, request).ConfigureAwait(false);
+    }
+
+    /// <summary>An injected error put into the handler's own response (Metadata, fault injection).</summary>
+    private static async ValueTask<HandlerResult> RewriteAsync(ValueTask<HandlerResult> handled, ErrorInjection error)
+    {
+        var result = await handled.ConfigureAwait(false);
+        return result with { Message = ErrorResponses.Rewrite(result.Message, error) };
     }
 
     /// <summary>A request that arrived while the broker is paused (fault injection): handled once it is resumed.</summary>

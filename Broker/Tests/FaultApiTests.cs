@@ -110,9 +110,32 @@ public class FaultApiTests
         var l2 = await fx.Client.SendAsync<ListOffsetsResponse>(list, 7);
         Assert.That(l2.Topics[0].Partitions[0].Offset, Is.EqualTo(2));
 
-        Assert.Throws<ArgumentException>(() => fx.Broker.Faults.InjectError(ApiKey.Metadata, ErrorCode.NotController));
+        Assert.Throws<ArgumentException>(() => fx.Broker.Faults.InjectError(ApiKey.CreateTopics, ErrorCode.NotController));
         Assert.Throws<ArgumentException>(() => fx.Broker.Faults.InjectError(ApiKey.Heartbeat, ErrorCode.NotController, topic: "r"));
         Assert.Throws<ArgumentOutOfRangeException>(() => fx.Broker.Faults.InjectError(ApiKey.Produce, ErrorCode.NotController, count: 0));
+    }
+
+    [Test]
+    public async Task MetadataError_GoesToTheTopicsErrorField_BrokersStayListed_NothingIsAutoCreated()
+    {
+        await using var fx = await BrokerFixture.StartAsync();
+        fx.CreateTopic("m", 2);
+        fx.CreateTopic("ok", 1);
+        fx.Broker.Faults.InjectError(ApiKey.Metadata, ErrorCode.LeaderNotAvailable, count: 1, topic: "m");
+
+        var unrelated = await fx.Client.SendAsync<MetadataResponse>(new MetadataRequest { Topics = [new() { Name = "ok" }] }, 12);
+        Assert.That(unrelated.Topics.Single().ErrorCode, Is.EqualTo(0));
+        var request = new MetadataRequest { Topics = [new() { Name = "m" }, new() { Name = "ok" }, new() { Name = "new-topic" }], AllowAutoTopicCreation = true };
+        var r = await fx.Client.SendAsync<MetadataResponse>(request, 12);
+        Assert.That(r.Brokers, Has.Count.EqualTo(1));
+        var m = r.Topics.Single(t => t.Name == "m");
+        Assert.That((ErrorCode)m.ErrorCode, Is.EqualTo(ErrorCode.LeaderNotAvailable));
+        Assert.That(m.Partitions, Is.Empty);
+        Assert.That(r.Topics.Single(t => t.Name == "ok").ErrorCode, Is.EqualTo(0));
+        Assert.That(fx.State.Topics.TryGet("new-topic", out _), Is.False, "a faulted Metadata request creates no topic");
+
+        var after = await fx.Client.SendAsync<MetadataResponse>(new MetadataRequest { Topics = [new() { Name = "m" }] }, 12);
+        Assert.That(after.Topics.Single().Partitions, Has.Count.EqualTo(2));
     }
 
     [Test]
