@@ -9,7 +9,8 @@ namespace Kayak.Broker;
 /// error fields, as Kafka's AbstractRequest.getErrorResponse does: Produce, Fetch, ListOffsets and OffsetCommit per
 /// partition of the request; FindCoordinator per key (v4+) and at the top; every API whose response has a top-level
 /// ErrorCode (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, InitProducerId, EndTxn, AddOffsetsToTxn,
-/// ConsumerGroupHeartbeat, ListGroups, DescribeCluster, OffsetFetch v0-7, ...) there.
+/// ConsumerGroupHeartbeat, ListGroups, DescribeCluster, OffsetFetch v2-7, ...) there; OffsetFetch v8+ per group.
+/// An error the request's version has no field for (OffsetFetch v0-1) drops the connection instead.
 /// Metadata: the topics' error fields of the real response (see <see cref="RewritesResponse"/>). Not built yet: the per-resource admin APIs (CreateTopics, DescribeConfigs, ...), and a
 /// partition-filtered error does not split a request naming other partitions too (all of them carry the error).
 /// Only ever runs for a request that matched a rule, so reflection here costs nothing on the normal path.
@@ -55,6 +56,7 @@ internal static class ErrorResponses
         if (rule.Group is { } group)
         {
             if (request is FindCoordinatorRequest fc) return version >= 4 ? fc.CoordinatorKeys.Contains(group) : fc.KeyValue == group;
+            if (request is OffsetFetchRequest of && version >= 8) return of.Groups.Exists(g => g.GroupId == group);
             return GroupIdProperty(request.GetType())?.GetValue(request) as string == group;
         }
         if (rule.Topic is not { } topic) return true;
@@ -129,6 +131,14 @@ internal static class ErrorResponses
                         topic.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = code });
                     r.Topics.Add(topic);
                 }
+                return r;
+            }
+            case OffsetFetchRequest fetchOffsets when version >= 8:
+            {
+                // KIP-709: v8+ answers per group.
+                var r = new OffsetFetchResponse();
+                foreach (var g in fetchOffsets.Groups)
+                    r.Groups.Add(new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = g.GroupId, ErrorCode = code });
                 return r;
             }
             case FindCoordinatorRequest find:

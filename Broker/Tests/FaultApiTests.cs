@@ -79,6 +79,12 @@ public class FaultApiTests
         var found = await fx.Client.SendAsync<FindCoordinatorResponse>(new FindCoordinatorRequest { KeyValue = "g1" }, 3);
         Assert.That(found.ErrorCode, Is.EqualTo(0));
 
+        fx.Broker.Faults.InjectError(ApiKey.OffsetFetch, ErrorCode.CoordinatorLoadInProgress, count: 2, group: "g1");
+        var offsets = await fx.Client.SendAsync<OffsetFetchResponse>(new OffsetFetchRequest { Groups = [new() { GroupId = "g1", Topics = null }] }, 8);
+        Assert.That((ErrorCode)offsets.Groups.Single().ErrorCode, Is.EqualTo(ErrorCode.CoordinatorLoadInProgress));
+        var offsetsV7 = await fx.Client.SendAsync<OffsetFetchResponse>(new OffsetFetchRequest { GroupId = "g1", Topics = null }, 7);
+        Assert.That((ErrorCode)offsetsV7.ErrorCode, Is.EqualTo(ErrorCode.CoordinatorLoadInProgress));
+
         fx.Broker.Faults.Clear();
         var cleared = await fx.Client.SendAsync<HeartbeatResponse>(new HeartbeatRequest { GroupId = "g1", GenerationId = 1, MemberId = "m" }, 4);
         Assert.That((ErrorCode)cleared.ErrorCode, Is.Not.EqualTo(ErrorCode.RebalanceInProgress));
