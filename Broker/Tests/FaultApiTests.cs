@@ -251,8 +251,19 @@ public class FaultApiTests
             Assert.That((ErrorCode)v.ErrorCode, Is.EqualTo(ErrorCode.UnsupportedVersion), "the node's faults outlive the restart");
             kafka.PauseBroker(3);
             Assert.That(kafka.Cluster.Nodes()[2].State, Is.EqualTo(BrokerRunState.Paused));
+            // A paused broker with a request held still stops: the held request ends with its connection.
+            using (var held = await RawClient.ConnectAsync(ports[2]))
+            {
+                await held.SendOnlyAsync(new ApiVersionsRequest(), 2);
+                await kafka.StopBrokerAsync(3);
+                Assert.That(await held.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)), Is.True);
+            }
+            await kafka.StartBrokerAsync(3);
+            Assert.That(kafka.Cluster.Nodes()[2].State, Is.EqualTo(BrokerRunState.Paused), "a pause outlives a restart, like the node's other faults");
             kafka.ClearFaults();
             Assert.That(kafka.Cluster.Nodes()[2].State, Is.EqualTo(BrokerRunState.Running));
+            using var resumed = await RawClient.ConnectAsync(ports[2]);
+            Assert.That((await resumed.SendAsync<ApiVersionsResponse>(new ApiVersionsRequest(), 2)).ErrorCode, Is.EqualTo(0));
         }
         Assert.That(Directory.Exists(dir), Is.False);
     }
