@@ -15,7 +15,7 @@ namespace Kayak.IntegrationTests;
 /// Issue 14, steps 3-5, with stock clients: Confluent.Kafka 2.16's idempotent producer retries through injected
 /// NOT_LEADER_OR_FOLLOWER and REQUEST_TIMED_OUT and delivers every record exactly once; a consumer group member
 /// survives its broker being paused and resumed; the Host's HTTP control endpoint, driven by python3's urllib, stops
-/// and starts a broker and injects an error that kafka-python's producer sees.
+/// and starts a broker and injects an error that kafka-python's producer sees and a Metadata error kcat -L shows.
 /// </summary>
 [TestFixture]
 public sealed class FaultInjectionClientTests
@@ -101,7 +101,7 @@ public sealed class FaultInjectionClientTests
 
     [Test]
     [CancelAfter(180_000)]
-    public async Task HttpControlEndpoint_FromPythonUrllib_StopsStartsABroker_AndInjectsAnErrorKafkaPythonSees()
+    public async Task HttpControlEndpoint_FromPythonUrllib_StopsStartsABroker_AndInjectsErrorsKafkaPythonAndKcatSee()
     {
         string dir = Path.Combine(Path.GetTempPath(), "kayak-itest-control-" + Guid.NewGuid().ToString("N"));
         int ports = KayakFixture.FreePorts(4); // three brokers, then the control endpoint
@@ -150,6 +150,18 @@ public sealed class FaultInjectionClientTests
             Assert.That((long)result["accepted_offset"]!, Is.EqualTo(1), "the refused record took no effect");
             var topics = result["cluster_after"]!["topics"]!.AsArray();
             Assert.That(topics.Select(t => (string?)t!["name"]), Does.Contain("http-faults"));
+
+            // kcat sees a Metadata error injected over HTTP in the topic's error field, and not once cleared.
+            using var http = new HttpClient();
+            var injected = await http.PostAsync(control + "/v1/faults",
+                new StringContent("{\"api\":\"METADATA\",\"error\":\"LEADER_NOT_AVAILABLE\",\"topic\":\"http-faults\",\"count\":-1}"), Token);
+            Assert.That((int)injected.StatusCode, Is.EqualTo(200), await injected.Content.ReadAsStringAsync(Token));
+            var (_, faulted) = await Kcat.MetadataAsync(bootstrap, "http-faults", Token);
+            using (var doc = System.Text.Json.JsonDocument.Parse(faulted))
+                Assert.That(doc.RootElement.GetProperty("topics")[0].GetProperty("error").GetString(), Does.Contain("Leader not available"), faulted);
+            Assert.That((int)(await http.DeleteAsync(control + "/v1/faults", Token)).StatusCode, Is.EqualTo(200));
+            var (healthy, _) = await Kcat.MetadataAsync(bootstrap, "http-faults", Token);
+            Assert.That(healthy["http-faults"], Is.EqualTo(1));
         }
         catch
         {
