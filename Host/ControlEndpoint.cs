@@ -87,7 +87,8 @@ internal static class ControlEndpoint
                     return new { partition = p, leader, leaderEpoch = epoch, replicas, isr };
                 }).ToArray(),
             }).ToArray();
-            return new { clusterId = cluster.ClusterId, bootstrap = cluster.BootstrapServers, brokers, topics };
+            var partitioned = cluster.Network.Cuts().Select(c => new { from = c.From, to = c.To }).ToArray();
+            return new { clusterId = cluster.ClusterId, bootstrap = cluster.BootstrapServers, brokers, topics, partitioned };
         }
 
         public async Task<object> BrokerActionAsync(int id, string action)

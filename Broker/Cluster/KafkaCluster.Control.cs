@@ -92,6 +92,14 @@ public sealed class NetworkPartitions
         foreach (int o in others) if (o != nodeId) Cut(nodeId, o);
     }
 
+    /// <summary>The current cuts, (from, to) pairs, sorted.</summary>
+    public IReadOnlyList<(int From, int To)> Cuts()
+    {
+        var list = new List<(int From, int To)>(Volatile.Read(ref _cut));
+        list.Sort();
+        return list;
+    }
+
     /// <summary>Heals every cut involving <paramref name="nodeId"/>.</summary>
     public void Heal(int nodeId) => Update(set => set.RemoveWhere(c => c.Item1 == nodeId || c.Item2 == nodeId));
 

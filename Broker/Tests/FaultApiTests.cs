@@ -220,6 +220,7 @@ public class FaultApiTests
         net.Cut(1, 2, oneWay: true);
         Assert.That(net.IsPartitioned(1, 2) && !net.IsPartitioned(2, 1));
         net.Isolate(3, [1, 2, 3]);
+        Assert.That(net.Cuts(), Is.EqualTo(new[] { (1, 2), (1, 3), (2, 3), (3, 1), (3, 2) }));
         Assert.That(net.IsPartitioned(3, 1) && net.IsPartitioned(1, 3) && net.IsPartitioned(2, 3) && !net.IsPartitioned(3, 3));
         net.Heal(3);
         Assert.That(net.IsPartitioned(3, 1) || net.IsPartitioned(2, 3), Is.False);
