@@ -106,7 +106,8 @@ public sealed class FaultInjectionClientTests
         string dir = Path.Combine(Path.GetTempPath(), "kayak-itest-control-" + Guid.NewGuid().ToString("N"));
         int ports = KayakFixture.FreePorts(4); // three brokers, then the control endpoint
         string control = $"http://127.0.0.1:{ports + 3}";
-        var psi = new ProcessStartInfo("dotnet")
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
+        var psi = new ProcessStartInfo(dotnet)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
