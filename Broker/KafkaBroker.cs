@@ -28,6 +28,12 @@ public sealed class KafkaBroker : IAsyncDisposable
     /// <summary>The bound listeners, with resolved ports.</summary>
     public IReadOnlyList<ListenerEndpoint> Listeners { get; private set; } = [];
 
+    /// <summary>
+    /// This broker's fault injection (<see cref="BrokerFaults"/>): injected errors, latency, dropped connections,
+    /// pause/resume. <see cref="KafkaBrokerOptions.Faults"/> when set, else the broker's own.
+    /// </summary>
+    public BrokerFaults Faults => Options.Faults ??= new BrokerFaults();
+
     public BrokerConfig Config => _state?.Config ?? throw new InvalidOperationException("Broker not started");
 
     internal BrokerState State => _state ?? throw new InvalidOperationException("Broker not started");
@@ -63,7 +69,7 @@ public sealed class KafkaBroker : IAsyncDisposable
 
         var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
         {
-            Faults = Options.Faults,
+            Faults = Faults,
             Scram = scram,
             Controller = Options.Controller,
         };

@@ -104,6 +104,20 @@ catch (Kayak.Storage.StorageErrorException e)
 }
 
 await using var stopOnExit = running;
+// kayak.control.listener (issue 14): the HTTP control and fault-injection endpoint, off unless set.
+Microsoft.AspNetCore.Builder.WebApplication? control = null;
+if (new BrokerConfig(options.Properties).GetString("kayak.control.listener") is { Length: > 0 } controlUrl)
+{
+    try
+    {
+        control = await Kayak.Host.ControlEndpoint.StartAsync(controlUrl, running as Kayak.Broker.Cluster.KafkaCluster, running as KafkaBroker, loggerFactory);
+    }
+    catch (Exception e) when (e is IOException or UriFormatException or InvalidOperationException)
+    {
+        return Fail($"kayak.control.listener {controlUrl}: {e.Message}");
+    }
+}
+await using var stopControl = control;
 // SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, close files.
 var stop = new TaskCompletionSource();
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });

@@ -14,7 +14,7 @@ namespace Kayak.Broker.Cluster;
 /// so a stopped leader's partitions stay offline (LEADER_NOT_AVAILABLE) until it is started again, as Kafka does
 /// without an in-sync replica and with unclean.leader.election.enable=false.
 /// </summary>
-public sealed class KafkaCluster : IAsyncDisposable
+public sealed partial class KafkaCluster : IAsyncDisposable
 {
     private readonly KafkaBroker?[] _brokers;
     private readonly Dictionary<string, string>[] _properties;
@@ -80,7 +80,7 @@ public sealed class KafkaCluster : IAsyncDisposable
     {
         int i = Index(nodeId);
         if (_brokers[i] is not null) throw new InvalidOperationException($"Broker {nodeId} is running");
-        var options = new KafkaBrokerOptions { LoggerFactory = Options.LoggerFactory, Time = Options.Time, Controller = Controller };
+        var options = new KafkaBrokerOptions { LoggerFactory = Options.LoggerFactory, Time = Options.Time, Controller = Controller, Faults = Faults(nodeId) };
         foreach (var (k, v) in _properties[i]) options.Properties[k] = v;
         var broker = new KafkaBroker(options);
         await broker.StartAsync(cancellationToken).ConfigureAwait(false);

@@ -120,6 +120,10 @@ public static class BrokerConfigDefinitions
         new("transaction.abort.timed.out.transaction.cleanup.interval.ms", ConfigType.Int, "10000", Min: 1),
         new("producer.id.expiration.check.interval.ms", ConfigType.Int, "600000", Min: 1),
         new("min.insync.replicas", ConfigType.Int, "1", Used: false, Min: 1),
+        // Kayak's own (issue 14): the Host's HTTP control endpoint (GET /v1/cluster, stop/kill/start/pause/resume a
+        // broker, inject faults), e.g. http://127.0.0.1:9644. Off when unset; it has no authentication, so bind it to
+        // loopback unless the network is trusted.
+        new("kayak.control.listener", ConfigType.String, null),
         // Kayak's own (issue 14): the Host starts an in-process cluster of this many brokers (node ids 1..N, listener
         // ports consecutive from the configured ones, log dirs <log.dirs>/broker-<id>); 1 is a plain single broker.
         new("kayak.cluster.size", ConfigType.Int, "1", Min: 1, Max: 64),

@@ -335,8 +335,8 @@ internal sealed class Connection
             Principal = Principal,
             ConnectionClosed = _closed.Token,
         };
-        var fault = _broker.Faults?.OnRequest is { } rule
-            ? rule(new FaultRequest(apiKey, version, header.CorrelationId, header.ClientId))
+        var fault = _broker.Faults is { } faults
+            ? faults.Evaluate(new FaultRequest(apiKey, version, header.CorrelationId, header.ClientId), request)
             : RequestFault.None;
         if (fault.Kind == FaultKind.DropConnection)
         {
@@ -347,9 +347,14 @@ internal sealed class Connection
         long started = _broker.Time.GetTimestamp();
         try
         {
-            task = fault.Kind == FaultKind.Delay
-                ? HandleLaterAsync(_broker.Handlers.Get(apiKey), context, request, fault.DelayBy)
-                : _broker.Handlers.Get(apiKey).HandleAsync(context, request);
+            task = fault.Kind switch
+            {
+                FaultKind.Delay => HandleLaterAsync(_broker.Handlers.Get(apiKey), context, request, fault.DelayBy),
+                FaultKind.Hold => HandleAfterAsync(_broker.Handlers.Get(apiKey), context, request, fault.Until!),
+                FaultKind.Answer => new ValueTask<HandlerResult>(new HandlerResult(fault.Response)),
+                FaultKind.Rewrite => RewriteAsync(_broker.Handlers.Get(apiKey).HandleAsync(context, request), fault.Error),
+                _ => _broker.Handlers.Get(apiKey).HandleAsync(context, request),
+            };
         }
         catch (Exception e)
         {
@@ -378,6 +383,20 @@ internal sealed class Connection
     private async ValueTask<HandlerResult> HandleLaterAsync(Handlers.IApiHandler handler, Handlers.RequestContext context, IApiMessage request, TimeSpan delay)
     {
         await Task.Delay(delay, _broker.Time, _closed.Token).ConfigureAwait(false);
+        return await handler.HandleAsync(context, request).ConfigureAwait(false);
+    }
+
+    /// <summary>An injected error put into the handler's own response (Metadata, fault injection).</summary>
+    private static async ValueTask<HandlerResult> RewriteAsync(ValueTask<HandlerResult> handled, ErrorInjection error)
+    {
+        var result = await handled.ConfigureAwait(false);
+        return result with { Message = ErrorResponses.Rewrite(result.Message, error) };
+    }
+
+    /// <summary>A request that arrived while the broker is paused (fault injection): handled once it is resumed.</summary>
+    private async ValueTask<HandlerResult> HandleAfterAsync(Handlers.IApiHandler handler, Handlers.RequestContext context, IApiMessage request, Task until)
+    {
+        await until.WaitAsync(_closed.Token).ConfigureAwait(false);
         return await handler.HandleAsync(context, request).ConfigureAwait(false);
     }
 
