@@ -7,10 +7,19 @@ namespace Kayak.Broker.Cluster;
 /// One broker's view of the controller's leadership (issue 14): it leads a partition when the metadata names it
 /// leader. A partition whose leader is not running has no leader (-1): with the ISR holding only that leader there is
 /// no in-sync replica to elect, and Kafka's default unclean.leader.election.enable=false leaves it offline until the
-/// leader returns.
+/// leader returns. Leaders elected after a failover come from the ISR (<see cref="ClusterController"/>).
 /// </summary>
-internal sealed class ClusterLeadership(ClusterController controller, int nodeId) : IPartitionLeadership, ICoordinatorLocator
+internal sealed class ClusterLeadership(ClusterController controller, int nodeId, ReplicaTracker replicas) : IPartitionLeadership, ICoordinatorLocator
 {
+    public bool Replicated => true;
+
+    public ReplicaTracker Replicas => replicas;
+
+    public Kayak.Protocol.ErrorCode FollowerFetched(Kayak.Storage.PartitionLog log, int replicaId, int currentLeaderEpoch, long fetchOffset) =>
+        replicas.FollowerFetched(log, replicaId, currentLeaderEpoch, fetchOffset);
+
+    public void LeaderAppended(Kayak.Storage.PartitionLog log) => replicas.UpdateHighWatermark(log);
+
     public bool IsLocalLeader(string topic, int partition)
     {
         var t = controller.Topic(topic);

@@ -20,9 +20,11 @@
 // without asking. The marker clears both under the partition lock, so a batch that loses the race against EndTxn is
 // refused (INVALID_TXN_STATE) and never lands after the marker.
 // In an in-process cluster (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER, with the
-// current leader and its endpoint (KIP-951: CurrentLeader, NodeEndpoints) from v10. acks=-1 waits for nobody else
-// yet: the ISR is the leader alone until followers replicate, so acks=-1 with min.insync.replicas above the ISR's size
-// is NOT_ENOUGH_REPLICAS before anything is appended (a single broker keeps accepting it, as before).
+// current leader and its endpoint (KIP-951: CurrentLeader, NodeEndpoints) from v10. acks=-1 with min.insync.replicas
+// above the ISR's size is NOT_ENOUGH_REPLICAS before anything is appended (a single broker keeps accepting it, as
+// before); otherwise it waits, as Kafka's delayed produce, until the high watermark (the ISR's smallest log end) passes
+// the appended records, up to the request's timeout (REQUEST_TIMED_OUT), and is NOT_ENOUGH_REPLICAS_AFTER_APPEND when
+// the ISR shrank below min.insync.replicas meanwhile. On a single broker nothing waits.
 // Not implemented: throttling.
 using System.Buffers;
 using Kayak.Broker.Produce;
@@ -35,13 +37,14 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IPartitionLeadership leadership, ClusterInfo cluster) : ApiHandler<ProduceRequest>
+internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IPartitionLeadership leadership, ClusterInfo cluster, TimeProvider time) : ApiHandler<ProduceRequest>
 {
     public override ApiKey Key => ApiKey.Produce;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ProduceRequest request)
     {
         var response = new ProduceResponse();
+        List<(PartitionLog, long, ProduceResponse.PartitionProduceResponse, int)>? pending = null;
         bool validAcks = request.Acks is 0 or 1 or -1;
         foreach (var t in request.TopicData)
         {
@@ -64,10 +67,52 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                     rp.SetError(new(ErrorCode.NotEnoughReplicas,
                         $"The size of the current ISR : {isr} is insufficient to satisfy the min.isr requirement of {topic.Topic!.Config.MinInSyncReplicas} for partition {t.Name}-{p.Index}"));
                 else
-                    Append(context, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
+                {
+                    long lastOffset = -1;
+                    Append(context, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp, ref lastOffset);
+                    if (lastOffset >= 0 && leadership.Replicated)
+                    {
+                        leadership.LeaderAppended(log);
+                        if (request.Acks == -1 && log.HighWatermark <= lastOffset)
+                            (pending ??= new()).Add((log, lastOffset, rp, topic.Topic!.Config.MinInSyncReplicas));
+                    }
+                }
             }
         }
+        if (pending is not null) return WaitForIsrAsync(request, response, pending);
         return Done(request.Acks == 0 ? null : response);
+    }
+
+    /// <summary>
+    /// acks=all in a cluster (Kafka's DelayedProduce): each appended partition completes when its high watermark passes
+    /// its last record (the whole ISR has it), checked against min.insync.replicas then (NOT_ENOUGH_REPLICAS_AFTER_APPEND),
+    /// or at the request's timeout on the broker's clock (REQUEST_TIMED_OUT; the records stay in the log, as in Kafka).
+    /// </summary>
+    private async ValueTask<IApiMessage?> WaitForIsrAsync(ProduceRequest request, ProduceResponse response,
+        List<(PartitionLog Log, long LastOffset, ProduceResponse.PartitionProduceResponse Response, int MinIsr)> pending)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(0, request.TimeoutMs)), time);
+        foreach (var (log, last, rp, minIsr) in pending)
+        {
+            try
+            {
+                await log.WaitForHighWatermarkAsync(last, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                if (log.HighWatermark <= last)
+                {
+                    rp.SetError(new(ErrorCode.RequestTimedOut, $"Timed out waiting for the in-sync replicas of {log.TopicName}-{log.Partition} to reach offset {last}"));
+                    continue;
+                }
+            }
+            if (log.HighWatermark <= last)
+                rp.SetError(new(ErrorCode.NotLeaderOrFollower, $"Partition {log.TopicName}-{log.Partition} was closed while waiting for its replicas"));
+            else if (!leadership.EnoughInSyncReplicas(log.TopicName, log.Partition, minIsr, out int isr))
+                rp.SetError(new(ErrorCode.NotEnoughReplicasAfterAppend,
+                    $"The size of the current ISR : {isr} is insufficient to satisfy the min.isr requirement of {minIsr} for partition {log.TopicName}-{log.Partition}"));
+        }
+        return response;
     }
 
     /// <summary>KIP-951: from v10 the client learns the new leader from the error itself, without a Metadata round trip.</summary>
@@ -103,7 +148,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
         return true;
     }
 
-    private void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp)
+    private void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp, ref long lastOffset)
     {
         var span = records.Span;
         int maxBytes = topic.Config.MaxMessageBytes;
@@ -233,6 +278,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                 appended = log.AppendFromClient(span, batches, guard);
             }
             rp.BaseOffset = appended.BaseOffset;
+            lastOffset = appended.LastOffset;
             rp.LogAppendTimeMs = appended.LogAppendTime;
             rp.LogStartOffset = appended.LogStartOffset;
         }
