@@ -154,8 +154,9 @@ public sealed class KafkaBroker : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return false;
         // Out of the cluster first: no client is sent here and no topic change reaches these logs any more.
-        if (_state is { Controller: { } controller } s) controller.Detach(s.Config.NodeId);
+        // Fetchers first: a fetch after the fence would put this broker back into an ISR.
         if (_state?.ReplicaFetchers is { } fetchers) await fetchers.DisposeAsync().ConfigureAwait(false);
+        if (_state is { Controller: { } controller } s) controller.Detach(s.Config.NodeId);
         foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
         _timers.Clear();
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);

@@ -103,6 +103,9 @@ internal sealed class ClusterController : IClusterView
             if (!_metadata.Topics.TryGetValue(topic, out var t) || (uint)partition >= (uint)t.Partitions.Length) return false;
             var p = t.Partitions[partition];
             if (p.Leader != leader || p.LeaderEpoch != leaderEpoch || !_live.ContainsKey(leader)) return false;
+            // KIP-841: a fenced (stopped) broker is not added to an ISR.
+            foreach (int r in isr)
+                if (!_live.ContainsKey(r) && Array.IndexOf(p.Isr, r) < 0) return false;
             var parts = (PartitionAssignment[])t.Partitions.Clone();
             parts[partition] = p with { Isr = isr };
             Publish(_metadata.With(t with { Partitions = parts }));
