@@ -182,4 +182,36 @@ public sealed partial class PartitionLog
             await signal.Task.WaitAsync(ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Kafka's LeaderEpochFileCache.endOffsetFor, computed from the batches' partition leader epochs (the leader
+    /// stamps its epoch on each append in a cluster) instead of a leader-epoch-checkpoint file: for the current
+    /// leader epoch the log end offset; else the largest epoch ≤ <paramref name="requested"/> found in the log with
+    /// the base offset of the first batch of a later epoch (the log end when there is none); (-1, -1) when no batch
+    /// has an epoch ≤ the requested one. A scan of the batch headers: OffsetForLeaderEpoch is rare (after a leader
+    /// change), not a hot path.
+    /// </summary>
+    public (int Epoch, long EndOffset) EndOffsetForLeaderEpoch(int requested, int currentLeaderEpoch)
+    {
+        if (requested == currentLeaderEpoch) return (requested, LogEndOffset);
+        int best = -1;
+        long offset = LogStartOffset, end = LogEndOffset;
+        while (offset < end)
+        {
+            using var slice = Read(offset, 1 << 20);
+            if (slice.IsEmpty) break;
+            long next = offset;
+            var rest = slice.Data.Span;
+            while (RecordBatchHeader.TryRead(rest, out var h) && h.TotalSize <= rest.Length)
+            {
+                if (h.PartitionLeaderEpoch > requested) return best < 0 ? (-1, -1) : (best, h.BaseOffset);
+                if (h.PartitionLeaderEpoch > best) best = h.PartitionLeaderEpoch;
+                next = h.LastOffset + 1;
+                rest = rest[h.TotalSize..];
+            }
+            if (next <= offset) break;
+            offset = next;
+        }
+        return best < 0 ? (-1, -1) : (best, end);
+    }
 }

@@ -84,6 +84,12 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
     }
 
     /// <summary>
+    /// In a cluster the leader stamps its leader epoch on each batch (Kafka's appendAsLeader), so OffsetForLeaderEpoch can
+    /// tell epochs apart after a failover; a single broker keeps storing the client's value, as before.
+    /// </summary>
+    private int LeaderEpoch(PartitionLog log) => leadership.Replicated ? leadership.Describe(log.TopicName, log.Partition).LeaderEpoch : -1;
+
+    /// <summary>
     /// acks=all in a cluster (Kafka's DelayedProduce): each appended partition completes when its high watermark passes
     /// its last record (the whole ISR has it), checked against min.insync.replicas then (NOT_ENOUGH_REPLICAS_AFTER_APPEND),
     /// or at the request's timeout on the broker's clock (REQUEST_TIMED_OUT; the records stay in the log, as in Kafka).
@@ -261,7 +267,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                     rp.SetError(new(ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({converted.WrittenCount} > {maxBytes})"));
                     return;
                 }
-                appended = log.Append(converted.WrittenSpan, 1);
+                appended = log.Append(converted.WrittenSpan, 1, LeaderEpoch(log));
             }
             else if (topic.Config.Compact && RefuseKeyless(log, span, rp))
             {
@@ -271,11 +277,11 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
             {
                 using var recompressed = new PooledBufferWriter(span.Length + 128);
                 Recompression.Recompress(span, codec, recompressed);
-                appended = log.AppendFromClient(recompressed.WrittenSpan, 1, guard);
+                appended = log.AppendFromClient(recompressed.WrittenSpan, 1, guard, LeaderEpoch(log));
             }
             else
             {
-                appended = log.AppendFromClient(span, batches, guard);
+                appended = log.AppendFromClient(span, batches, guard, LeaderEpoch(log));
             }
             rp.BaseOffset = appended.BaseOffset;
             lastOffset = appended.LastOffset;

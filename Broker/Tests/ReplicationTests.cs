@@ -227,6 +227,18 @@ public class ReplicationTests
         var p = (await c2.SendAsync<ProduceResponse>(Produce("f", -1), 11)).Responses[0].PartitionResponses[0];
         Assert.That(p.ErrorCode, Is.EqualTo((short)ErrorCode.None), "two in-sync replicas left: min.insync.replicas=2 holds");
         Assert.That(p.BaseOffset, Is.EqualTo(20));
+        // KIP-101/320: the new leader answers OffsetForLeaderEpoch from the epochs stamped on the batches.
+        OffsetForLeaderEpochRequest Ofle(int current, int requested) => new()
+        {
+            ReplicaId = -1,
+            Topics = [new() { Topic = "f", Partitions = [new() { Partition = 0, CurrentLeaderEpoch = current, LeaderEpoch = requested }] }],
+        };
+        var old = (await c2.SendAsync<OffsetForLeaderEpochResponse>(Ofle(epoch + 1, epoch), 4)).Topics[0].Partitions[0];
+        Assert.That((old.ErrorCode, old.LeaderEpoch, old.EndOffset), Is.EqualTo(((short)0, epoch, 20L)), "epoch 0 ended where epoch 1 began");
+        var now = (await c2.SendAsync<OffsetForLeaderEpochResponse>(Ofle(epoch + 1, epoch + 1), 4)).Topics[0].Partitions[0];
+        Assert.That((now.ErrorCode, now.LeaderEpoch, now.EndOffset), Is.EqualTo(((short)0, epoch + 1, 21L)));
+        var stale = (await c2.SendAsync<OffsetForLeaderEpochResponse>(Ofle(epoch, epoch), 4)).Topics[0].Partitions[0];
+        Assert.That(stale.ErrorCode, Is.EqualTo((short)ErrorCode.FencedLeaderEpoch));
         // A second broker down: the ISR is one, below min.insync.replicas.
         int other = after.Isr.Single(r => r != after.Leader);
         await cluster.StopBrokerAsync(other);
