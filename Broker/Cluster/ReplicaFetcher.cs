@@ -48,8 +48,9 @@ internal sealed class ReplicaFetcherManager(ClusterController controller, int no
 /// (v15) = this broker's id, each partition at its log end offset with the leader epoch this follower knows
 /// (CurrentLeaderEpoch), long-polled by replica.fetch.wait.max.ms / replica.fetch.min.bytes and bounded by
 /// replica.fetch.max.bytes per partition and replica.fetch.response.max.bytes in all; the leader's batches are
-/// appended as they are (<see cref="PartitionLog.AppendAsFollower"/>) and its high watermark taken. Errors back off by
-/// replica.fetch.backoff.ms on the broker's TimeProvider.
+/// appended as they are (<see cref="PartitionLog.AppendAsFollower"/>) and its high watermark taken. Under a leader
+/// epoch it has not reconciled with yet (and after a restart) it first truncates by OffsetForLeaderEpoch (KIP-101/279).
+/// Errors back off by replica.fetch.backoff.ms on the broker's TimeProvider.
 /// </summary>
 internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, int leaderId, ITopicCatalog catalog,
     BrokerConfig config, TimeProvider time, ILogger logger)
@@ -60,6 +61,10 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
     private int _correlationId;
 
     private readonly record struct Followed(string Topic, Uuid TopicId, int Partition, int LeaderEpoch, PartitionLog Log);
+
+    // The leader epoch each partition was last reconciled with the leader under (KIP-101): a new epoch, a fetcher's
+    // first round (after a restart) or a diverging fetch asks OffsetForLeaderEpoch and truncates before fetching.
+    private readonly Dictionary<(Uuid, int), int> _reconciled = new();
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -81,6 +86,7 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
                 bool failed;
                 try
                 {
+                    await ReconcileAsync(leader, followed, ct).ConfigureAwait(false);
                     failed = await FetchOnceAsync(leader, followed, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or ProtocolException or InvalidOperationException)
@@ -143,7 +149,7 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
                 PartitionMaxBytes = config.ReplicaFetchMaxBytes,
             });
         }
-        var response = await SendAsync(leader, request, ct).ConfigureAwait(false);
+        var response = await SendAsync<FetchResponse>(leader, request, ApiKey.Fetch, FetchVersion, ct).ConfigureAwait(false);
         if (response.ErrorCode != 0) return true;
         bool failed = false;
         foreach (var t in response.Responses)
@@ -156,9 +162,8 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
                 if (p.ErrorCode != 0)
                 {
                     // NOT_LEADER_OR_FOLLOWER / FENCED / UNKNOWN_LEADER_EPOCH: the controller's metadata moves on and the
-                    // next round follows it. OFFSET_OUT_OF_RANGE: this log diverged from the leader's (it led before a
-                    // failover and kept records the ISR never had); truncation by OffsetForLeaderEpoch (KIP-101) is
-                    // not implemented, so the replica stays out of the ISR.
+                    // next round follows it. OFFSET_OUT_OF_RANGE: this log diverged from the leader's; reconcile again.
+                    if (p.ErrorCode == (short)ErrorCode.OffsetOutOfRange) _reconciled.Remove((m.TopicId, m.Partition));
                     logger.LogDebug("Replica fetch of {Topic}-{Partition} from {Leader}: {Error}", m.Topic, m.Partition, leaderId, (ErrorCode)p.ErrorCode);
                     failed = true;
                     continue;
@@ -171,13 +176,65 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
                 catch (StorageErrorException e)
                 {
                     logger.LogWarning("Replica fetch of {Topic}-{Partition} from {Leader} could not be appended: {Message}", m.Topic, m.Partition, leaderId, e.Message);
+                    _reconciled.Remove((m.TopicId, m.Partition));
                     failed = true;
                 }
             }
         return failed;
     }
 
-    private async Task<FetchResponse> SendAsync(BrokerNode leader, FetchRequest request, CancellationToken ct)
+    /// <summary>
+    /// KIP-101 / KIP-279: before fetching under a leader epoch it has not reconciled with, the follower asks the leader
+    /// where the latest epoch of its own log ends (OffsetForLeaderEpoch v4, ReplicaId = this broker) and truncates to that
+    /// end, or to where that epoch ends in its own log when the leader answers an older epoch; records the ISR never had
+    /// (a former leader's unacknowledged tail) go, and fetching continues from a common prefix.
+    /// </summary>
+    private async Task ReconcileAsync(BrokerNode leader, List<Followed> followed, CancellationToken ct)
+    {
+        OffsetForLeaderEpochRequest? request = null;
+        var asked = new List<(Followed F, int Epoch)>();
+        foreach (var f in followed)
+        {
+            if (_reconciled.TryGetValue((f.TopicId, f.Partition), out int e) && e == f.LeaderEpoch) continue;
+            if (f.Log.LogEndOffset == f.Log.LogStartOffset)
+            {
+                _reconciled[(f.TopicId, f.Partition)] = f.LeaderEpoch;
+                continue;
+            }
+            int latest = f.Log.LatestLeaderEpoch();
+            request ??= new OffsetForLeaderEpochRequest { ReplicaId = nodeId };
+            var topic = request.Topics.Find(t => t.Topic == f.Topic);
+            if (topic is null)
+            {
+                topic = new OffsetForLeaderEpochRequest.OffsetForLeaderTopic { Topic = f.Topic };
+                request.Topics.Add(topic);
+            }
+            topic.Partitions.Add(new OffsetForLeaderEpochRequest.OffsetForLeaderPartition { Partition = f.Partition, CurrentLeaderEpoch = f.LeaderEpoch, LeaderEpoch = latest });
+            asked.Add((f, latest));
+        }
+        if (request is null) return;
+        var response = await SendAsync<OffsetForLeaderEpochResponse>(leader, request, ApiKey.OffsetForLeaderEpoch, 4, ct).ConfigureAwait(false);
+        foreach (var t in response.Topics)
+            foreach (var p in t.Partitions)
+            {
+                var match = asked.Find(a => a.F.Topic == t.Topic && a.F.Partition == p.Partition);
+                if (match.F.Log is not { } log || p.ErrorCode != 0) continue;
+                long target = p.EndOffset;
+                if (target >= 0 && p.LeaderEpoch >= 0 && p.LeaderEpoch < match.Epoch)
+                    target = Math.Min(target, log.EndOffsetForLeaderEpoch(p.LeaderEpoch, int.MinValue).EndOffset);
+                if (target < 0) target = log.HighWatermark; // the leader has no epoch this old: keep only what was committed
+                if (target < log.LogEndOffset)
+                {
+                    logger.LogInformation("Truncating {Topic}-{Partition} on broker {Node} from {End} to {Offset}: leader {Leader} answered epoch {Epoch} ends at {LeaderEnd}",
+                        match.F.Topic, match.F.Partition, nodeId, log.LogEndOffset, target, leaderId, p.LeaderEpoch, p.EndOffset);
+                    log.TruncateTo(target);
+                }
+                _reconciled[(match.F.TopicId, match.F.Partition)] = match.F.LeaderEpoch;
+            }
+    }
+
+    private async Task<TResponse> SendAsync<TResponse>(BrokerNode leader, IApiMessage request, ApiKey key, short version, CancellationToken ct)
+        where TResponse : class, IApiMessage
     {
         if (_stream is null)
         {
@@ -188,7 +245,7 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
         }
         int correlationId = ++_correlationId;
         var buffer = new ArrayBufferWriter<byte>();
-        Encode(buffer, request, correlationId);
+        Encode(buffer, request, key, version, correlationId);
         var frame = buffer.WrittenMemory.ToArray();
         BinaryPrimitives.WriteInt32BigEndian(frame, frame.Length - 4);
         // The leader answers within replica.fetch.wait.max.ms; a silent leader is given up on after 30 s more
@@ -204,7 +261,7 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
             if (length < 4 || length > config.ReplicaFetchResponseMaxBytes + (64 << 20)) throw new ProtocolException($"Fetch response frame of {length} bytes");
             var body = new byte[length];
             await _stream.ReadExactlyAsync(body, linked.Token).ConfigureAwait(false);
-            return Decode(body, correlationId);
+            return Decode<TResponse>(body, key, version, correlationId);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -212,30 +269,30 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
         }
     }
 
-    private void Encode(IBufferWriter<byte> buffer, FetchRequest request, int correlationId)
+    private void Encode(IBufferWriter<byte> buffer, IApiMessage request, ApiKey key, short version, int correlationId)
     {
         var writer = new KafkaWriter(buffer);
         writer.WriteInt32(0); // size, patched by the caller
         var header = new RequestHeader
         {
-            RequestApiKey = (short)ApiKey.Fetch,
-            RequestApiVersion = FetchVersion,
+            RequestApiKey = (short)key,
+            RequestApiVersion = version,
             CorrelationId = correlationId,
             ClientId = $"replica-fetcher-{nodeId}-from-{leaderId}",
         };
-        header.Write(ref writer, ApiMessageTypes.RequestHeaderVersion(ApiKey.Fetch, FetchVersion));
-        request.Write(ref writer, FetchVersion);
+        header.Write(ref writer, ApiMessageTypes.RequestHeaderVersion(key, version));
+        request.Write(ref writer, version);
         writer.Flush();
     }
 
-    private static FetchResponse Decode(byte[] body, int correlationId)
+    private static TResponse Decode<TResponse>(byte[] body, ApiKey key, short version, int correlationId) where TResponse : class, IApiMessage
     {
         var reader = new KafkaReader(body);
         var header = new ResponseHeader();
-        header.Read(ref reader, ApiMessageTypes.ResponseHeaderVersion(ApiKey.Fetch, FetchVersion));
+        header.Read(ref reader, ApiMessageTypes.ResponseHeaderVersion(key, version));
         if (header.CorrelationId != correlationId) throw new ProtocolException($"Correlation id {header.CorrelationId}, expected {correlationId}");
-        var response = new FetchResponse();
-        response.Read(ref reader, FetchVersion);
+        var response = (TResponse)ApiMessageTypes.CreateResponse(key);
+        response.Read(ref reader, version);
         return response;
     }
 

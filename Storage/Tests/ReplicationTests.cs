@@ -162,4 +162,47 @@ public class ReplicationTests
         Assert.That(log.UpdateHighWatermark(1, allowDecrease: true), Is.False, "a single broker's high watermark is not set from outside");
         Assert.That(log.HighWatermark, Is.EqualTo(2));
     }
+
+    [Test]
+    public void TruncateTo_RemovesTheTail_AcrossSegments_AndTheLogContinuesAndReloads()
+    {
+        byte[] leaderBytes;
+        long end;
+        using (var fm = Open(_followerDir, replicated: true))
+        {
+            var log = fm.CreateTopic("t", 1, NoConfig).Partitions[0];
+            for (int i = 0; i < 60; i++) log.Append(BatchBuilder.Build(2, _followerDir.Time.NowMs, valueSize: 100, tag: "a" + i), 1, partitionLeaderEpoch: 0);
+            Assert.That(log.SegmentCount, Is.GreaterThan(3));
+            log.UpdateHighWatermark(100);
+            // Into the middle of a batch: whole batches go, so the end is the batch's base offset (Kafka's rule).
+            Assert.That(log.TruncateTo(41), Is.EqualTo(40));
+            Assert.That(log.LogEndOffset, Is.EqualTo(40));
+            Assert.That(log.HighWatermark, Is.EqualTo(40), "never above the log end");
+            Assert.That(log.LatestLeaderEpoch(), Is.EqualTo(0));
+            Assert.That(() => log.Read(41, 100), Throws.TypeOf<StorageErrorException>(), "offsets past the new end are out of range");
+            // The log continues at the new end, with another epoch (the new leader's batches).
+            var idem = BatchBuilder.Build(3, _followerDir.Time.NowMs, valueSize: 50, tag: "b");
+            BinaryPrimitives.WriteInt64BigEndian(idem.AsSpan(RecordBatchHeader.ProducerIdOffset), 7);
+            BinaryPrimitives.WriteInt16BigEndian(idem.AsSpan(RecordBatchHeader.ProducerEpochOffset), 0);
+            BinaryPrimitives.WriteInt32BigEndian(idem.AsSpan(RecordBatchHeader.BaseSequenceOffset), 0);
+            BatchBuilder.FixCrc(idem);
+            Assert.That(log.AppendFromClient(idem, 1, null, partitionLeaderEpoch: 1).BaseOffset, Is.EqualTo(40));
+            for (int i = 0; i < 10; i++) log.Append(BatchBuilder.Build(2, _followerDir.Time.NowMs, valueSize: 100, tag: "c" + i), 1, partitionLeaderEpoch: 1);
+            Assert.That(log.EndOffsetForLeaderEpoch(0, 1), Is.EqualTo((0, 40L)), "epoch 0 ends where epoch 1 starts");
+            Assert.That(log.EndOffsetForLeaderEpoch(1, 1), Is.EqualTo((1, log.LogEndOffset)));
+            // Truncating the producer's batch away forgets the producer (state rebuilt from a snapshot below 40).
+            log.TruncateTo(43);
+            Assert.That(log.ActiveProducers().Select(p => p.ProducerId), Is.EqualTo(new long[] { 7 }));
+            log.TruncateTo(40);
+            Assert.That(log.ActiveProducers(), Is.Empty, "its only batch was truncated");
+            for (int i = 0; i < 5; i++) log.Append(BatchBuilder.Build(2, _followerDir.Time.NowMs, valueSize: 100, tag: "d" + i), 1, partitionLeaderEpoch: 2);
+            end = log.LogEndOffset;
+            log.UpdateHighWatermark(end);
+            leaderBytes = AllBytes(log);
+        }
+        using var again = Open(_followerDir, replicated: true);
+        var reloaded = again.Topics.Single().Partitions[0];
+        Assert.That(reloaded.LogEndOffset, Is.EqualTo(end));
+        Assert.That(AllBytes(reloaded), Is.EqualTo(leaderBytes), "the truncated and continued log loads back as written");
+    }
 }
