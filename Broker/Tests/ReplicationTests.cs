@@ -249,4 +249,44 @@ public class ReplicationTests
         await Eventually(() => cluster.Partition("f", 0).Isr.Contains(other), "the restarted follower rejoins the ISR");
         Assert.That(Bytes(Log(cluster, other, "f"), 21), Is.EqualTo(Bytes(newLeader, 21)));
     }
+
+    [Test]
+    public async Task RestartedFormerLeader_TruncatesItsUnreplicatedTail_ByOffsetForLeaderEpoch_AndRejoinsTheIsr()
+    {
+        string? blocked = null;
+        var faults = new BrokerFaults
+        {
+            OnRequest = r => r.ApiKey == ApiKey.Fetch && r.ClientId is { } id && Volatile.Read(ref blocked) is { } b && id.EndsWith(b, StringComparison.Ordinal) ? RequestFault.DropConnection : RequestFault.None,
+        };
+        await using var cluster = await StartAsync(o => { for (int n = 1; n <= 3; n++) o.Faults[n] = faults; });
+        await cluster.CreateTopicAsync("div", 1, 3);
+        var (old, epoch, replicas, _) = cluster.Partition("div", 0);
+        using (var client = await RawClient.ConnectAsync(cluster.Broker(old)!.BootstrapServers))
+        {
+            Assert.That((await client.SendAsync<ProduceResponse>(Produce("div", -1, records: 4), 11)).Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
+            // The followers stop getting the leader's records; acks=1 records land on the leader only.
+            Volatile.Write(ref blocked, $"-from-{old}");
+            for (int i = 0; i < 3; i++)
+                Assert.That((await client.SendAsync<ProduceResponse>(Produce("div", 1, records: 2), 11)).Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        }
+        Assert.That(Log(cluster, old, "div").LogEndOffset, Is.EqualTo(10));
+        await cluster.CrashBrokerAsync(old);
+        var (leader, newEpoch, _, _) = cluster.Partition("div", 0);
+        Assert.That(newEpoch, Is.EqualTo(epoch + 1));
+        // A fetch already waiting at the leader may have carried the first acks=1 batch; the later ones it never got.
+        long common = Log(cluster, leader, "div").LogEndOffset;
+        Assert.That(common, Is.InRange(4L, 6L), "the new leader has what it had fetched");
+        using (var client = await RawClient.ConnectAsync(cluster.Broker(leader)!.BootstrapServers))
+            Assert.That((await client.SendAsync<ProduceResponse>(Produce("div", -1, records: 3), 11)).Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
+
+        // The former leader comes back with offsets up to 9 of epoch 0; from `common` on the new leader has epoch 1.
+        Volatile.Write(ref blocked, null);
+        await cluster.StartBrokerAsync(old);
+        Assert.That(Log(cluster, old, "div").LogEndOffset, Is.EqualTo(10), "recovered its own log first");
+        await Eventually(() => cluster.Partition("div", 0).Isr.Contains(old), "truncated, caught up and back in the ISR");
+        var leaderLog = Log(cluster, leader, "div");
+        Assert.That(Log(cluster, old, "div").LogEndOffset, Is.EqualTo(leaderLog.LogEndOffset));
+        Assert.That(leaderLog.LogEndOffset, Is.EqualTo(common + 3));
+        Assert.That(Bytes(Log(cluster, old, "div"), common + 3), Is.EqualTo(Bytes(leaderLog, common + 3)), "the same log as the leader's, byte for byte");
+    }
 }
