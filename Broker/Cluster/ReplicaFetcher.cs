@@ -95,6 +95,13 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
                     Close();
                     failed = true;
                 }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // A storage failure (full disk, a partition deleted meanwhile) must not end replication for good.
+                    logger.LogError(e, "Replica fetcher {Node} from leader {Leader} failed; retrying after {Backoff} ms", nodeId, leaderId, config.ReplicaFetchBackoffMs);
+                    Close();
+                    failed = true;
+                }
                 if (failed) await Task.Delay(backoff, time, ct).ConfigureAwait(false);
             }
         }

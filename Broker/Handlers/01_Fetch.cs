@@ -248,9 +248,11 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             r.LastStableOffset = log.LastStableOffset;
             r.LogStartOffset = log.LogStartOffset;
             r.LogEndOffset = log.LogEndOffset;
-            // A follower reads past the high watermark, up to the log end offset (Kafka's FetchLogEnd isolation).
+            // A follower reads past the high watermark, up to the log end offset (Kafka's FetchLogEnd isolation). Out of
+            // range is past the log end, as in Kafka's LocalLog.read: a consumer between the high watermark and the log
+            // end (a leader whose high watermark is catching up after a failover) gets no data, not a reset.
             long readableEnd = follower ? r.LogEndOffset : r.HighWatermark;
-            if (t.FetchOffset < r.LogStartOffset || t.FetchOffset > readableEnd)
+            if (t.FetchOffset < r.LogStartOffset || t.FetchOffset > r.LogEndOffset)
             {
                 r.Error = ErrorCode.OffsetOutOfRange;
                 readError = true;

@@ -10,7 +10,7 @@
 // UNKNOWN_TOPIC_OR_PARTITION. In an in-process cluster (issue 14) a partition this broker does not lead is
 // NOT_LEADER_OR_FOLLOWER, and leader epochs move with failovers: the current epoch is the controller's, the leader
 // stamps it on every produced batch, and an older requested epoch is answered from the batches' epochs
-// (PartitionLog.EndOffsetForLeaderEpoch, Kafka's endOffsetFor). Followers do not truncate by it yet.
+// (PartitionLog.EndOffsetForLeaderEpoch, Kafka's endOffsetFor); followers truncate by it (KIP-101/279, Cluster/ReplicaFetcher.cs).
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
