@@ -46,7 +46,7 @@ internal sealed class BrokerState : IDisposable
         var txns = Transactions;
         return
         [
-            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster, Time),
+            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster, time: Time),
             new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster),
             new ListOffsetsHandler(Catalog, Leadership), new MetadataHandler(Catalog, Topics, Cluster, Leadership),
             new OffsetCommitHandler(Groups, Catalog), new OffsetFetchHandler(Groups), new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config),

@@ -39,6 +39,8 @@ public sealed partial class PartitionLog
     /// </summary>
     public void SetHighWatermarkFollowsLogEnd(bool follows)
     {
+        // Called after every leader append in a cluster: no lock when nothing changes.
+        if (_highWatermarkFollowsLogEnd == follows && (!follows || Volatile.Read(ref _highWatermark) >= LogEndOffset)) return;
         lock (_lock)
         {
             if (!_replicated) return;

@@ -37,8 +37,12 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IPartitionLeadership leadership, ClusterInfo cluster, TimeProvider time) : ApiHandler<ProduceRequest>
+internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IPartitionLeadership leadership, ClusterInfo cluster,
+    TimeProvider? time = null) : ApiHandler<ProduceRequest>
 {
+    // acks=all waits for the ISR on the broker's clock (a handler built alone in a test has no replication, no wait).
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     public override ApiKey Key => ApiKey.Produce;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ProduceRequest request)
@@ -97,7 +101,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
     private async ValueTask<IApiMessage?> WaitForIsrAsync(ProduceRequest request, ProduceResponse response,
         List<(PartitionLog Log, long LastOffset, ProduceResponse.PartitionProduceResponse Response, int MinIsr)> pending)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(0, request.TimeoutMs)), time);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(0, request.TimeoutMs)), _time);
         foreach (var (log, last, rp, minIsr) in pending)
         {
             try

@@ -39,7 +39,7 @@ public class ProduceHandlerTests
     {
         using var h = new ServiceHarness();
         var topic = h.CreateTopic("t", 2);
-        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster, TimeProvider.System);
+        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster);
 
         var first = await ProduceOne(handler, 1, "t", 1, ServiceHarness.Batch(3));
         var second = await ProduceOne(handler, -1, "t", 1, ServiceHarness.Batch(2));
@@ -55,7 +55,7 @@ public class ProduceHandlerTests
     {
         using var h = new ServiceHarness();
         h.CreateTopic("t", 1);
-        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster, TimeProvider.System);
+        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster);
 
         foreach (var (topic, partition) in new[] { ("nope", 0), ("t", 1) })
         {
@@ -72,7 +72,7 @@ public class ProduceHandlerTests
         using var h = new ServiceHarness();
         var topic = h.CreateTopic("t", 1);
         h.Topics.CreateInternal(TopicService.ConsumerOffsetsTopic);
-        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster, TimeProvider.System);
+        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster);
 
         var badAcks = await ProduceOne(handler, 2, "t", 0, ServiceHarness.Batch(1));
         Assert.That((ErrorCode)badAcks.ErrorCode, Is.EqualTo(ErrorCode.InvalidRequiredAcks));
@@ -91,7 +91,7 @@ public class ProduceHandlerTests
     {
         using var h = new ServiceHarness();
         var topic = h.CreateTopic("t", 1);
-        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster, TimeProvider.System);
+        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster);
         var batch = ServiceHarness.Batch(2);
         batch[^1] ^= 0xFF; // the CRC covers the records
 
@@ -108,7 +108,7 @@ public class ProduceHandlerTests
         using var h = new ServiceHarness();
         var topic = h.CreateTopic("t", 1);
         var verifier = new FakeVerifier(ErrorCode.InvalidTxnState);
-        var handler = new ProduceHandler(h.Catalog, verifier, h.Leadership, h.Cluster, TimeProvider.System);
+        var handler = new ProduceHandler(h.Catalog, verifier, h.Leadership, h.Cluster);
         var txnBatch = ServiceHarness.Batch(1, new RecordBatchOptions { ProducerId = 42, ProducerEpoch = 0, BaseSequence = 0, IsTransactional = true });
 
         var rp = await ProduceOne(handler, -1, "t", 0, txnBatch);
@@ -127,7 +127,7 @@ public class ProduceHandlerTests
     {
         using var h = new ServiceHarness();
         h.CreateTopic("t", 1);
-        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster, TimeProvider.System);
+        var handler = new ProduceHandler(h.Catalog, new FakeVerifier(ErrorCode.None), h.Leadership, h.Cluster);
         var idempotent = new RecordBatchOptions { ProducerId = 7, ProducerEpoch = 0, BaseSequence = 0 };
         var gap = new RecordBatchOptions { ProducerId = 7, ProducerEpoch = 0, BaseSequence = 5 };
 
