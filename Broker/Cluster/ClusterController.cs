@@ -10,8 +10,9 @@ namespace Kayak.Broker.Cluster;
 /// change (<see cref="ClusterMetadata"/>) and applies each change to the log managers of the running brokers, so every
 /// broker hosts a log for each partition under the same topic id. Brokers reach it through their
 /// <see cref="TopicService"/> (CreateTopics, auto-creation, internal topics, DeleteTopics, CreatePartitions), never
-/// through a handler. One lock serialises the admin operations; readers (leadership lookups on the request paths) see
-/// an immutable snapshot.
+/// through a handler; leaders change ISRs through <see cref="ChangeIsr"/> (Kafka's AlterPartition), and a broker that
+/// stops is fenced: out of every ISR, its partitions led by another ISR member at the next epoch. One lock serialises
+/// the changes; readers (leadership lookups on the request paths) see an immutable snapshot.
 /// </summary>
 internal sealed class ClusterController : IClusterView
 {
