@@ -299,6 +299,58 @@ public sealed class ClusterTests
         }
     }
 
+    /// <summary>
+    /// A Confluent.Kafka 2.16 consumer reading through a failover: librdkafka sees the new leader epoch in Metadata,
+    /// validates its position with OffsetForLeaderEpoch (KIP-320) against the new leader and goes on from where it was,
+    /// with auto.offset.reset=error so a wrong answer (a "truncation" or an out-of-range position) would fail the test.
+    /// </summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task Consumer_ContinuesThroughAFailover_WithoutAResetOrAGap()
+    {
+        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
+        await cluster.StartAsync(Token);
+        const string topic = "through";
+        await cluster.CreateTopicAsync(topic, 1, 3);
+        var (victim, epoch, _, _) = cluster.Partition(topic, 0);
+        string bootstrap = cluster.Broker(victim % 3 + 1)!.BootstrapServers;
+        using (var producer = ConfluentClients.Producer(bootstrap, c => { c.EnableIdempotence = true; c.Acks = Acks.All; }))
+        {
+            for (int i = 0; i < 1000; i++)
+                producer.Produce(topic, new Message<byte[], byte[]> { Value = ConfluentClients.Utf8($"v{i}")! });
+            Assert.That(producer.Flush(TimeSpan.FromSeconds(60)), Is.EqualTo(0));
+        }
+        var errors = new List<string>();
+        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig(ConfluentClients.ConsumerConfig(bootstrap)) { AutoOffsetReset = AutoOffsetReset.Error })
+            .SetErrorHandler((_, e) => { lock (errors) errors.Add(e.Reason); })
+            .Build();
+        consumer.Assign(new TopicPartitionOffset(topic, 0, Offset.Beginning));
+        long next = 0;
+        while (next < 500)
+        {
+            var r = consumer.Consume(Token);
+            Assert.That(r.Offset.Value, Is.EqualTo(next));
+            next++;
+        }
+        await cluster.CrashBrokerAsync(victim);
+        Assert.That(cluster.Partition(topic, 0).LeaderEpoch, Is.EqualTo(epoch + 1));
+        using (var producer = ConfluentClients.Producer(bootstrap, c => { c.EnableIdempotence = true; c.Acks = Acks.All; }))
+        {
+            for (int i = 1000; i < 1200; i++)
+                producer.Produce(topic, new Message<byte[], byte[]> { Value = ConfluentClients.Utf8($"v{i}")! });
+            Assert.That(producer.Flush(TimeSpan.FromSeconds(60)), Is.EqualTo(0), "the new leader takes acks=all writes");
+        }
+        while (next < 1200)
+        {
+            var r = consumer.Consume(Token);
+            Assert.That(r.Offset.Value, Is.EqualTo(next), "in order, no gap, no reset");
+            Assert.That(ConfluentClients.FromUtf8(r.Message.Value), Is.EqualTo($"v{next}"));
+            next++;
+        }
+        lock (errors) Assert.That(errors.Where(e => e.Contains("reset", StringComparison.OrdinalIgnoreCase) || e.Contains("truncat", StringComparison.OrdinalIgnoreCase)), Is.Empty);
+        consumer.Close();
+    }
+
     private static byte[] LogBytes(Kayak.Storage.PartitionLog log, long upTo)
     {
         var all = new MemoryStream();
