@@ -52,7 +52,7 @@ internal sealed class BrokerState : IDisposable
         var txns = Transactions;
         return
         [
-            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster, Authorizer),
+            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster, Authorizer, Time),
             new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster, Authorizer),
             new ListOffsetsHandler(Catalog, Leadership, Authorizer), new MetadataHandler(Catalog, Topics, Cluster, Leadership, Authorizer),
             new OffsetCommitHandler(Groups, Catalog, Authorizer), new OffsetFetchHandler(Groups, Authorizer),
@@ -112,6 +112,14 @@ internal sealed class BrokerState : IDisposable
     internal Cluster.ClusterController? Controller { get; init; }
     /// <summary>Who leads each partition; set by <see cref="Open"/>.</summary>
     internal IPartitionLeadership Leadership { get; private set; } = null!;
+    /// <summary>In a cluster: the leader's view of its followers (ISR, high watermark); null on a single broker.</summary>
+    internal Cluster.ReplicaTracker? ReplicaTracker { get; private set; }
+    /// <summary>In a cluster: this broker's fetchers of the partitions it follows; null on a single broker.</summary>
+    internal Cluster.ReplicaFetcherManager? ReplicaFetchers { get; private set; }
+
+    /// <summary>The local log of a partition, or null (ISR expiration walks the partitions led here).</summary>
+    internal Storage.PartitionLog? LocalLog(string topic, int partition) =>
+        Catalog.Lookup(topic).TryGetPartition(partition, out var log, out _) ? log : null;
     /// <summary>Which node coordinates a group or transactional id; set by <see cref="Open"/>.</summary>
     internal ICoordinatorLocator Coordinators { get; private set; } = null!;
     public int NodeId => Cluster.NodeId;
@@ -136,9 +144,13 @@ internal sealed class BrokerState : IDisposable
             // Before the coordinators load: they read __consumer_offsets / __transaction_state as the cluster has them.
             Topics.Controller = controller;
             Cluster.View = controller;
-            var leadership = new Cluster.ClusterLeadership(controller, NodeId);
+            var leadership = new Cluster.ClusterLeadership(controller, NodeId,
+                new Cluster.ReplicaTracker(controller, NodeId, Time, Config.ReplicaLagTimeMaxMs));
             Leadership = leadership;
             Coordinators = leadership;
+            ReplicaTracker = leadership.Replicas;
+            ReplicaFetchers = new Cluster.ReplicaFetcherManager(controller, NodeId, Config.ClusterSize, Catalog, Config, Time,
+                LoggerFactory.CreateLogger("Kayak.ReplicaFetcher"));
             // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere).
             Groups.OwnsPartition = p => leadership.IsLocalLeader(TopicService.ConsumerOffsetsTopic, p);
             controller.Attach(NodeId, Topics);

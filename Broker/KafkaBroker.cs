@@ -92,6 +92,14 @@ public sealed class KafkaBroker : IAsyncDisposable
             BootstrapServers = $"{first.Host}:{first.Port}";
             // A cluster member is listed to clients once it listens (Kafka: registered and unfenced).
             state.Controller?.SetLive(config.NodeId, state.AdvertisedListeners);
+            // Replication (issue 14): fetch what this broker follows; as leader, expire followers that fell behind
+            // (Kafka's isr-expiration task, every replica.lag.time.max.ms / 2; at most 1 s here so a partition whose
+            // ISR became the leader alone exposes its records soon).
+            if (state.ReplicaTracker is { } tracker)
+            {
+                state.ReplicaFetchers!.Start();
+                Every(Math.Min(config.ReplicaLagTimeMaxMs / 2, 1_000), () => tracker.ShrinkIsrs(state.LocalLog), state, "ISR expiration");
+            }
 
             // Kafka's background schedules: retention (log.retention.check.interval.ms), the log cleaner
             // (log.cleaner.backoff.ms, 15 s), the flusher for flush.ms (log.flush.scheduler.interval.ms, checked
@@ -158,6 +166,8 @@ public sealed class KafkaBroker : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return false;
         // Out of the cluster first: no client is sent here and no topic change reaches these logs any more.
+        // Fetchers first: a fetch after the fence would put this broker back into an ISR.
+        if (_state?.ReplicaFetchers is { } fetchers) await fetchers.DisposeAsync().ConfigureAwait(false);
         if (_state is { Controller: { } controller } s) controller.Detach(s.Config.NodeId);
         foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
         _timers.Clear();

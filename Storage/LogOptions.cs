@@ -44,6 +44,11 @@ public sealed class LogOptions
     /// least recently read are unmapped beyond this, keeping far below vm.max_map_count (65530).
     /// </summary>
     public int MaxMappedInactiveSegments { get; init; } = 1024;
+    /// <summary>
+    /// A member of a replicated cluster (issue 14): every partition tracks a high watermark apart from its log end
+    /// offset (PartitionLog.Replica.cs). False on a single broker, whose high watermark is the log end offset.
+    /// </summary>
+    public bool Replicated { get; init; }
     public TimeProvider Time { get; init; } = TimeProvider.System;
     /// <summary>Where recovery actions and refused metadata are reported (Kafka logs them at WARN/ERROR).</summary>
     public Microsoft.Extensions.Logging.ILogger Logger { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;

@@ -124,6 +124,7 @@ public sealed partial class PartitionLog
             active.NextOffset = next;
             active.Commit(batches.Length);
             Volatile.Write(ref _logEndOffset, next);
+            if (_highWatermarkFollowsLogEnd) Volatile.Write(ref _highWatermark, next);
 
             _unflushedMessages += records;
             _dirty = true;

@@ -83,12 +83,16 @@ public sealed partial class PartitionLog
     public long LogStartOffset => Volatile.Read(ref _logStartOffset);
     /// <summary>The offset the next appended record gets.</summary>
     public long LogEndOffset => Volatile.Read(ref _logEndOffset);
-    public long HighWatermark => LogEndOffset;
+    /// <summary>
+    /// What consumers may read: the log end offset on a single broker; in a replicated cluster the offset every ISR
+    /// member holds (<see cref="UpdateHighWatermark"/>, PartitionLog.Replica.cs).
+    /// </summary>
+    public long HighWatermark => _replicated ? Math.Max(Volatile.Read(ref _highWatermark), LogStartOffset) : LogEndOffset;
     /// <summary>
     /// Last stable offset (KIP-98): the first offset of the oldest open transaction, else the high watermark.
     /// read_committed fetches and ListOffsets stop here.
     /// </summary>
-    public long LastStableOffset => Math.Min(ProducerState.FirstUnstableOffset, LogEndOffset);
+    public long LastStableOffset => Math.Min(ProducerState.FirstUnstableOffset, HighWatermark);
     /// <summary>Idempotent/transactional producer state; written under the append lock (see ProducerState.cs).</summary>
     public ProducerStateManager ProducerState { get; private set; } = new();
     /// <summary>Offsets below this are known to be fsynced (persisted in recovery-point-offset-checkpoint).</summary>
@@ -117,6 +121,7 @@ public sealed partial class PartitionLog
         _cache = cache;
         Id = topic.Name + "-" + partition.ToString(System.Globalization.CultureInfo.InvariantCulture);
         _lastFlushMs = NowMs();
+        _replicated = options.Replicated;
     }
 
     private long NowMs() => _options.Time.GetUtcNow().ToUnixTimeMilliseconds();

@@ -18,8 +18,8 @@ public sealed partial class PartitionLog
     /// them, so a batch whose transaction ended meanwhile is refused (INVALID_TXN_STATE) and never lands after the
     /// marker (KIP-890 part 1).
     /// </summary>
-    public AppendResult AppendFromClient(ReadOnlySpan<byte> batches, int recordBatchCount, VerificationGuard? verificationGuard) =>
-        AppendCore(batches, recordBatchCount, -1, verifyTransactions: true, verificationGuard);
+    public AppendResult AppendFromClient(ReadOnlySpan<byte> batches, int recordBatchCount, VerificationGuard? verificationGuard, int partitionLeaderEpoch = -1) =>
+        AppendCore(batches, recordBatchCount, partitionLeaderEpoch, verifyTransactions: true, verificationGuard);
 
     /// <summary>
     /// Kafka's maybeStartTransactionVerification: null when <paramref name="producerId"/> already has a transaction

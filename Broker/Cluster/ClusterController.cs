@@ -10,8 +10,9 @@ namespace Kayak.Broker.Cluster;
 /// change (<see cref="ClusterMetadata"/>) and applies each change to the log managers of the running brokers, so every
 /// broker hosts a log for each partition under the same topic id. Brokers reach it through their
 /// <see cref="TopicService"/> (CreateTopics, auto-creation, internal topics, DeleteTopics, CreatePartitions), never
-/// through a handler. One lock serialises the admin operations; readers (leadership lookups on the request paths) see
-/// an immutable snapshot.
+/// through a handler; leaders change ISRs through <see cref="ChangeIsr"/> (Kafka's AlterPartition), and a broker that
+/// stops is fenced: out of every ISR, its partitions led by another ISR member at the next epoch. One lock serialises
+/// the changes; readers (leadership lookups on the request paths) see an immutable snapshot.
 /// </summary>
 internal sealed class ClusterController : IClusterView
 {
@@ -85,7 +86,71 @@ internal sealed class ClusterController : IClusterView
         {
             _live[nodeId] = new BrokerNode(nodeId, endpoints);
             _liveBrokers = _live.Values.ToArray();
+            // Partitions left without a leader whose last ISR member is back get it as leader again (Kafka's
+            // clean election: only an ISR member may lead, unclean.leader.election.enable=false).
+            Reassign(p => p.Leader < 0 && Array.IndexOf(p.Isr, nodeId) >= 0 ? p with { Leader = nodeId, LeaderEpoch = p.LeaderEpoch + 1 } : p);
         }
+    }
+
+    /// <summary>
+    /// Kafka's AlterPartition from a leader: the ISR of a partition it leads at <paramref name="leaderEpoch"/> becomes
+    /// <paramref name="isr"/> (persisted before anyone sees it). False when the leader or its epoch changed meanwhile
+    /// (FENCED_LEADER_EPOCH in Kafka: the stale leader's request is refused).
+    /// </summary>
+    public bool ChangeIsr(string topic, int partition, int leader, int leaderEpoch, int[] isr)
+    {
+        lock (_lock)
+        {
+            if (!_metadata.Topics.TryGetValue(topic, out var t) || (uint)partition >= (uint)t.Partitions.Length) return false;
+            var p = t.Partitions[partition];
+            if (p.Leader != leader || p.LeaderEpoch != leaderEpoch || !_live.ContainsKey(leader)) return false;
+            // KIP-841: a fenced (stopped) broker is not added to an ISR.
+            foreach (int r in isr)
+                if (!_live.ContainsKey(r) && Array.IndexOf(p.Isr, r) < 0) return false;
+            var parts = (PartitionAssignment[])t.Partitions.Clone();
+            parts[partition] = p with { Isr = isr };
+            Publish(_metadata.With(t with { Partitions = parts }));
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// A broker leaves (clean stop or crash; Kafka fences it): it drops out of every ISR it is in, unless it is the
+    /// last member (Kafka keeps the last one, so the partition can come back with it), and the partitions it led get
+    /// a new leader from the rest of the ISR that is running, at the next leader epoch; with none left the partition
+    /// is offline (leader -1) until an ISR member returns.
+    /// </summary>
+    private void Fence(int nodeId)
+    {
+        Reassign(p =>
+        {
+            if (Array.IndexOf(p.Isr, nodeId) < 0 && p.Leader != nodeId) return p;
+            var isr = p.Isr.Length > 1 ? Array.FindAll(p.Isr, r => r != nodeId) : p.Isr;
+            if (p.Leader != nodeId) return p with { Isr = isr };
+            int leader = -1;
+            foreach (int r in p.Replicas)
+                if (r != nodeId && Array.IndexOf(isr, r) >= 0 && _live.ContainsKey(r)) { leader = r; break; }
+            return p with { Leader = leader, LeaderEpoch = p.LeaderEpoch + 1, Isr = isr };
+        });
+    }
+
+    private void Reassign(Func<PartitionAssignment, PartitionAssignment> change)
+    {
+        var md = _metadata;
+        var next = md;
+        foreach (var t in md.Topics.Values)
+        {
+            PartitionAssignment[]? parts = null;
+            for (int i = 0; i < t.Partitions.Length; i++)
+            {
+                var n = change(t.Partitions[i]);
+                if (ReferenceEquals(n, t.Partitions[i])) continue;
+                parts ??= (PartitionAssignment[])t.Partitions.Clone();
+                parts[i] = n;
+            }
+            if (parts is not null) next = next.With(t with { Partitions = parts });
+        }
+        if (!ReferenceEquals(next, md)) Publish(next);
     }
 
     /// <summary>The broker stops: no longer listed, no longer receives topic changes.</summary>
@@ -95,6 +160,7 @@ internal sealed class ClusterController : IClusterView
         {
             _hosts.Remove(nodeId);
             if (_live.Remove(nodeId)) _liveBrokers = _live.Values.ToArray();
+            Fence(nodeId);
         }
     }
 
@@ -142,11 +208,10 @@ internal sealed class ClusterController : IClusterView
     }
 
     /// <summary>
-    /// The ISR a new partition starts with. Kafka starts with all replicas (they are all empty); this first slice has
-    /// no replica fetchers yet, so a follower never holds the leader's records and is honestly out of sync: the ISR is
-    /// the leader alone, and acks=all is satisfied by the leader (min.insync.replicas permitting).
+    /// The ISR a new partition starts with: all its replicas, as Kafka's controller does (they are all empty, so all
+    /// in sync); a follower that does not fetch is removed after replica.lag.time.max.ms by its leader.
     /// </summary>
-    private static int[] InitialIsr(int[] replicas) => [replicas[0]];
+    private static int[] InitialIsr(int[] replicas) => (int[])replicas.Clone();
 
     public TopicResult DeleteTopic(int caller, string name)
     {

@@ -5,12 +5,21 @@ namespace Kayak.Broker.Cluster;
 
 /// <summary>
 /// One broker's view of the controller's leadership (issue 14): it leads a partition when the metadata names it
-/// leader. A partition whose leader is not running has no leader (-1): with the ISR holding only that leader there is
-/// no in-sync replica to elect, and Kafka's default unclean.leader.election.enable=false leaves it offline until the
-/// leader returns.
+/// leader. When a leader stops, the controller elects another ISR member (<see cref="ClusterController"/>); a partition
+/// with no running ISR member has no leader (-1), and Kafka's default unclean.leader.election.enable=false leaves it
+/// offline until one returns. The leader's side of replication is <see cref="ReplicaTracker"/>.
 /// </summary>
-internal sealed class ClusterLeadership(ClusterController controller, int nodeId) : IPartitionLeadership, ICoordinatorLocator
+internal sealed class ClusterLeadership(ClusterController controller, int nodeId, ReplicaTracker replicas) : IPartitionLeadership, ICoordinatorLocator
 {
+    public bool Replicated => true;
+
+    public ReplicaTracker Replicas => replicas;
+
+    public Kayak.Protocol.ErrorCode FollowerFetched(Kayak.Storage.PartitionLog log, int replicaId, int currentLeaderEpoch, long fetchOffset) =>
+        replicas.FollowerFetched(log, replicaId, currentLeaderEpoch, fetchOffset);
+
+    public void LeaderAppended(Kayak.Storage.PartitionLog log) => replicas.UpdateHighWatermark(log);
+
     public bool IsLocalLeader(string topic, int partition)
     {
         var t = controller.Topic(topic);

@@ -17,7 +17,7 @@ public sealed partial class KafkaCluster
     {
         int i = Index(nodeId);
         var all = LazyInitializer.EnsureInitialized(ref _nodeFaults, () => new BrokerFaults[_brokers.Length]);
-        lock (all) return all[i] ??= new BrokerFaults();
+        lock (all) return all[i] ??= Options.Faults.GetValueOrDefault(nodeId) ?? new BrokerFaults();
     }
 
     /// <summary>Which brokers cannot reach which (both directions unless one-way). Clients still reach every broker.</summary>

@@ -10,9 +10,9 @@ namespace Kayak.Broker.Cluster;
 /// <c>&lt;log.dirs&gt;/broker-&lt;id&gt;</c>, and an in-process controller (<see cref="ClusterController"/>) that owns
 /// the topics, replica assignments, leaders, leader epochs and ISR and persists them under the cluster root, so a
 /// cluster started again on the same directory comes back as it was.
-/// What this first slice does not do yet: followers do not replicate (the ISR is each partition's leader alone),
-/// so a stopped leader's partitions stay offline (LEADER_NOT_AVAILABLE) until it is started again, as Kafka does
-/// without an in-sync replica and with unclean.leader.election.enable=false.
+/// Followers replicate from their leaders with the Fetch protocol (<see cref="ReplicaFetcher"/>); a stopped or crashed
+/// broker leaves the ISRs and its partitions get a new leader from the ISR, or stay offline (LEADER_NOT_AVAILABLE)
+/// without one, as Kafka does with unclean.leader.election.enable=false.
 /// </summary>
 public sealed partial class KafkaCluster : IAsyncDisposable
 {
@@ -187,6 +187,8 @@ public sealed class KafkaClusterOptions
     public ILoggerFactory? LoggerFactory { get; set; }
     /// <summary>Clock of every broker; tests pass a fake.</summary>
     public TimeProvider? Time { get; set; }
+    /// <summary>Fault injection per node id (<see cref="BrokerFaults"/>), e.g. to hold back one follower's fetches.</summary>
+    public Dictionary<int, BrokerFaults> Faults { get; } = new();
     /// <summary>Seed of the replica placement's random start (Kafka picks it at random); null for a random one.</summary>
     public int? PlacementSeed { get; set; }
 

@@ -44,6 +44,13 @@ public sealed class BrokerConfig
     public int DefaultReplicationFactor { get; }
     /// <summary>kayak.cluster.size: brokers the Host starts in one process (issue 14).</summary>
     public int ClusterSize { get; }
+    /// <summary>Replication in an in-process cluster (issue 14): Kafka's replica.* broker configs.</summary>
+    public int ReplicaLagTimeMaxMs { get; }
+    public int ReplicaFetchWaitMaxMs { get; }
+    public int ReplicaFetchMinBytes { get; }
+    public int ReplicaFetchMaxBytes { get; }
+    public int ReplicaFetchResponseMaxBytes { get; }
+    public int ReplicaFetchBackoffMs { get; }
     public bool AutoCreateTopicsEnable { get; }
     public bool DeleteTopicEnable { get; }
     public int LogSegmentBytes { get; }
@@ -119,6 +126,12 @@ public sealed class BrokerConfig
         NumPartitions = GetInt("num.partitions");
         DefaultReplicationFactor = GetInt("default.replication.factor");
         ClusterSize = GetInt("kayak.cluster.size");
+        ReplicaLagTimeMaxMs = (int)Math.Min(int.MaxValue, GetLong("replica.lag.time.max.ms"));
+        ReplicaFetchWaitMaxMs = GetInt("replica.fetch.wait.max.ms");
+        ReplicaFetchMinBytes = GetInt("replica.fetch.min.bytes");
+        ReplicaFetchMaxBytes = GetInt("replica.fetch.max.bytes");
+        ReplicaFetchResponseMaxBytes = GetInt("replica.fetch.response.max.bytes");
+        ReplicaFetchBackoffMs = GetInt("replica.fetch.backoff.ms");
         AutoCreateTopicsEnable = GetBool("auto.create.topics.enable");
         DeleteTopicEnable = GetBool("delete.topic.enable");
         LogSegmentBytes = GetInt("log.segment.bytes");

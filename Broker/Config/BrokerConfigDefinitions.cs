@@ -134,6 +134,13 @@ public static class BrokerConfigDefinitions
         new("quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
         new("controller.quota.window.num", ConfigType.Int, "11", Min: 1),
         new("controller.quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
+        // Replication between the members of an in-process cluster (issue 14), Kafka's names and defaults.
+        new("replica.lag.time.max.ms", ConfigType.Long, "30000", Min: 1),
+        new("replica.fetch.wait.max.ms", ConfigType.Int, "500", Min: 0),
+        new("replica.fetch.min.bytes", ConfigType.Int, "1", Min: 0),
+        new("replica.fetch.max.bytes", ConfigType.Int, "1048576", Min: 0),
+        new("replica.fetch.response.max.bytes", ConfigType.Int, "10485760", Min: 0),
+        new("replica.fetch.backoff.ms", ConfigType.Int, "1000", Min: 0),
         // Accepted so stock server.properties files start cleanly; a single node has nothing to do with them.
         new("process.roles", ConfigType.List, null, Used: false),
         new("controller.quorum.voters", ConfigType.List, null, Used: false),

@@ -15,6 +15,7 @@ internal static class OptionsBinding
     public static LogOptions Log(BrokerConfig config, TimeProvider time, ILogger logger) => new()
     {
         LogDirs = config.LogDirs,
+        Replicated = config.ClusterSize > 1,
         SegmentBytes = config.LogSegmentBytes,
         RollMs = config.LogRollMs,
         RetentionMs = config.LogRetentionMs,

@@ -20,13 +20,15 @@
 // without asking. The marker clears both under the partition lock, so a batch that loses the race against EndTxn is
 // refused (INVALID_TXN_STATE) and never lands after the marker.
 // In an in-process cluster (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER, with the
-// current leader and its endpoint (KIP-951: CurrentLeader, NodeEndpoints) from v10. acks=-1 waits for nobody else
-// yet: the ISR is the leader alone until followers replicate, so acks=-1 with min.insync.replicas above the ISR's size
-// is NOT_ENOUGH_REPLICAS before anything is appended (a single broker keeps accepting it, as before).
+// current leader and its endpoint (KIP-951: CurrentLeader, NodeEndpoints) from v10. acks=-1 with min.insync.replicas
+// above the ISR's size is NOT_ENOUGH_REPLICAS before anything is appended (a single broker keeps accepting it, as
+// before); otherwise it waits, as Kafka's delayed produce, until the high watermark (the ISR's smallest log end) passes
+// the appended records, up to the request's timeout (REQUEST_TIMED_OUT), and is NOT_ENOUGH_REPLICAS_AFTER_APPEND when
+// the ISR shrank below min.insync.replicas meanwhile. On a single broker nothing waits.
 // ACLs (KafkaApis.handleProduceRequest): transactional records need WRITE on the TRANSACTIONAL_ID (else every partition
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each topic WRITE (TOPIC_AUTHORIZATION_FAILED, before its existence is told).
 // Idempotent producers are checked at InitProducerId, as in Kafka 4.0.
-// Not implemented: throttling.
+// Throttling (client quotas, KIP-219) is applied around the handler: Quotas/ClientQuotas.cs.
 using System.Buffers;
 using Kayak.Broker.Security;
 using Kayak.Broker.Produce;
@@ -40,16 +42,19 @@ using Kayak.Storage;
 namespace Kayak.Broker.Handlers;
 
 internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier transactions, IPartitionLeadership leadership, ClusterInfo cluster,
-    IAuthorizer? authorizer = null) : ApiHandler<ProduceRequest>
+    IAuthorizer? authorizer = null, TimeProvider? time = null) : ApiHandler<ProduceRequest>
 {
     // Optional so unit tests that build the handler alone run it without ACLs.
     private readonly IAuthorizer _authorizer = authorizer ?? AllowAllAuthorizer.Instance;
+    // acks=all waits for the ISR on the broker's clock (a handler built alone in a test has no replication, no wait).
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     public override ApiKey Key => ApiKey.Produce;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ProduceRequest request)
     {
         var response = new ProduceResponse();
+        List<(PartitionLog, long, ProduceResponse.PartitionProduceResponse, int)>? pending = null;
         bool validAcks = request.Acks is 0 or 1 or -1;
         bool txnDenied = ProduceAuthorization.TransactionDenied(_authorizer, context, request);
         foreach (var t in request.TopicData)
@@ -78,10 +83,58 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                     rp.SetError(new(ErrorCode.NotEnoughReplicas,
                         $"The size of the current ISR : {isr} is insufficient to satisfy the min.isr requirement of {topic.Topic!.Config.MinInSyncReplicas} for partition {t.Name}-{p.Index}"));
                 else
-                    Append(context, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp);
+                {
+                    long lastOffset = -1;
+                    Append(context, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp, ref lastOffset);
+                    if (lastOffset >= 0 && leadership.Replicated)
+                    {
+                        leadership.LeaderAppended(log);
+                        if (request.Acks == -1 && log.HighWatermark <= lastOffset)
+                            (pending ??= new()).Add((log, lastOffset, rp, topic.Topic!.Config.MinInSyncReplicas));
+                    }
+                }
             }
         }
+        if (pending is not null) return WaitForIsrAsync(request, response, pending);
         return Done(request.Acks == 0 ? null : response);
+    }
+
+    /// <summary>
+    /// In a cluster the leader stamps its leader epoch on each batch (Kafka's appendAsLeader), so OffsetForLeaderEpoch can
+    /// tell epochs apart after a failover; a single broker keeps storing the client's value, as before.
+    /// </summary>
+    private int LeaderEpoch(PartitionLog log) => leadership.Replicated ? leadership.Describe(log.TopicName, log.Partition).LeaderEpoch : -1;
+
+    /// <summary>
+    /// acks=all in a cluster (Kafka's DelayedProduce): each appended partition completes when its high watermark passes
+    /// its last record (the whole ISR has it), checked against min.insync.replicas then (NOT_ENOUGH_REPLICAS_AFTER_APPEND),
+    /// or at the request's timeout on the broker's clock (REQUEST_TIMED_OUT; the records stay in the log, as in Kafka).
+    /// </summary>
+    private async ValueTask<IApiMessage?> WaitForIsrAsync(ProduceRequest request, ProduceResponse response,
+        List<(PartitionLog Log, long LastOffset, ProduceResponse.PartitionProduceResponse Response, int MinIsr)> pending)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(0, request.TimeoutMs)), _time);
+        foreach (var (log, last, rp, minIsr) in pending)
+        {
+            try
+            {
+                await log.WaitForHighWatermarkAsync(last, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                if (log.HighWatermark <= last)
+                {
+                    rp.SetError(new(ErrorCode.RequestTimedOut, $"Timed out waiting for the in-sync replicas of {log.TopicName}-{log.Partition} to reach offset {last}"));
+                    continue;
+                }
+            }
+            if (log.HighWatermark <= last)
+                rp.SetError(new(ErrorCode.NotLeaderOrFollower, $"Partition {log.TopicName}-{log.Partition} was closed while waiting for its replicas"));
+            else if (!leadership.EnoughInSyncReplicas(log.TopicName, log.Partition, minIsr, out int isr))
+                rp.SetError(new(ErrorCode.NotEnoughReplicasAfterAppend,
+                    $"The size of the current ISR : {isr} is insufficient to satisfy the min.isr requirement of {minIsr} for partition {log.TopicName}-{log.Partition}"));
+        }
+        return response;
     }
 
     /// <summary>KIP-951: from v10 the client learns the new leader from the error itself, without a Metadata round trip.</summary>
@@ -117,7 +170,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
         return true;
     }
 
-    private void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp)
+    private void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp, ref long lastOffset)
     {
         var span = records.Span;
         int maxBytes = topic.Config.MaxMessageBytes;
@@ -230,7 +283,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                     rp.SetError(new(ErrorCode.MessageTooLarge, $"The request included a message larger than the max message size the server will accept ({converted.WrittenCount} > {maxBytes})"));
                     return;
                 }
-                appended = log.Append(converted.WrittenSpan, 1);
+                appended = log.Append(converted.WrittenSpan, 1, LeaderEpoch(log));
             }
             else if (topic.Config.Compact && RefuseKeyless(log, span, rp))
             {
@@ -240,13 +293,14 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
             {
                 using var recompressed = new PooledBufferWriter(span.Length + 128);
                 Recompression.Recompress(span, codec, recompressed);
-                appended = log.AppendFromClient(recompressed.WrittenSpan, 1, guard);
+                appended = log.AppendFromClient(recompressed.WrittenSpan, 1, guard, LeaderEpoch(log));
             }
             else
             {
-                appended = log.AppendFromClient(span, batches, guard);
+                appended = log.AppendFromClient(span, batches, guard, LeaderEpoch(log));
             }
             rp.BaseOffset = appended.BaseOffset;
+            lastOffset = appended.LastOffset;
             rp.LogAppendTimeMs = appended.LogAppendTime;
             rp.LogStartOffset = appended.LogStartOffset;
         }

@@ -12,10 +12,15 @@
 // client drops aborted records; read_uncommitted reads to the high watermark and gets a null list.
 // In an in-process cluster (issue 14) a partition this broker does not lead is NOT_LEADER_OR_FOLLOWER, with the
 // current leader and its endpoint from v16 (KIP-951).
-// Not implemented: follower fetching (ReplicaId >= 0 is treated like a consumer; no replica fetchers yet), preferred read replica,
+// Replication (issue 14): in a cluster a fetch with a replica id (ReplicaId up to v14, ReplicaState.ReplicaId from
+// v15) is a follower's: it reads up to the log end offset (consumers up to the high watermark), its CurrentLeaderEpoch
+// is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH, KIP-320) and its fetch offset is its log end offset, which
+// moves the high watermark and the ISR (Cluster/ReplicaTracker.cs). Consumers' long polls wait for the high watermark.
+// On a single broker a replica id is ignored (it is treated like a consumer), as before.
 // ACLs: each topic needs READ (TOPIC_AUTHORIZATION_FAILED, no offsets; by id only once the id is known), as
-// KafkaApis.handleFetchRequest.
-// diverging epochs (one leader epoch only), throttling.
+// KafkaApis.handleFetchRequest; a follower's fetch needs CLUSTER_ACTION on the CLUSTER instead.
+// Not implemented: preferred read replica (KIP-392), diverging epochs in the response (followers truncate by
+// OffsetForLeaderEpoch instead). Throttling (consumer_byte_rate, KIP-219) is applied around the handler: Quotas/ClientQuotas.cs.
 using System.Buffers;
 using Kayak.Broker.Fetching;
 using Kayak.Broker.Services;
@@ -45,14 +50,23 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         var (targets, session, incremental, error) = ResolveTargets(request, version);
         if (error != ErrorCode.None)
             return new HandlerResult(new FetchResponse { SessionId = 0 }.SetError(error));
-        if (_authorizer.Acls is not null) MarkDenied(context, targets);
-
         bool readCommitted = version >= 4 && request.IsolationLevel == 1;
+        int replicaId = version >= 15 ? request.ReplicaState.ReplicaId : request.ReplicaId;
+        bool follower = replicaId >= 0 && leadership.Replicated;
+        if (_authorizer.Acls is not null)
+        {
+            // KafkaApis.handleFetchRequest: a follower needs CLUSTER_ACTION on the CLUSTER (the whole fetch is refused
+            // otherwise); a consumer needs READ on each topic.
+            if (follower && !_authorizer.Cluster(context, AclOperation.ClusterAction))
+                return new HandlerResult(new FetchResponse { SessionId = 0 }.SetError(ErrorCode.ClusterAuthorizationFailed));
+            if (!follower) MarkDenied(context, targets);
+        }
+        if (follower && !incremental) RecordFollowerFetch(request, version, replicaId, targets);
         var results = new PartitionResult[targets.Count];
         long deadline = time.GetTimestamp() + (long)(Math.Max(0, request.MaxWaitMs) * (time.TimestampFrequency / 1000.0));
         while (true)
         {
-            long total = ReadAll(request, version, readCommitted, targets, results, out bool readError, out int readable);
+            long total = ReadAll(request, version, readCommitted, follower, targets, results, out bool readError, out int readable);
             long remainingMs = (long)((deadline - time.GetTimestamp()) * 1000.0 / time.TimestampFrequency);
             // Kafka's rule (KafkaApis.handleFetchRequest, ReplicaManager.fetchMessages): answer at once when no
             // partition is left to read (an empty or session-closing fetch, or only unknown topics, which Kafka
@@ -61,10 +75,10 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             if (readable == 0 || total >= request.MinBytes || readError || remainingMs <= 0 || context.ConnectionClosed.IsCancellationRequested)
                 break;
             ReleaseAll(results);
-            if (!await WaitForDataAsync(targets, results, remainingMs, context.ConnectionClosed).ConfigureAwait(false))
+            if (!await WaitForDataAsync(targets, results, follower, remainingMs, context.ConnectionClosed).ConfigureAwait(false))
             {
                 // Timed out: read once more (an append may have landed after the last read) and answer.
-                ReadAll(request, version, readCommitted, targets, results, out _, out _);
+                ReadAll(request, version, readCommitted, follower, targets, results, out _, out _);
                 break;
             }
         }
@@ -108,6 +122,8 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         public CachedPartition? Cached { get; init; }
         /// <summary>The principal may not READ the topic.</summary>
         public bool Denied { get; init; }
+        /// <summary>A follower fetch's refusal of this partition (fenced epoch, not a replica), found before reading.</summary>
+        public ErrorCode Error { get; init; }
     }
 
     private void MarkDenied(RequestContext context, List<FetchTarget> targets)
@@ -118,6 +134,27 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             string? name = t.TopicName ?? catalog.Find(t.TopicId)?.Name;
             if (name is not null && !_authorizer.Topic(context, AclOperation.Read, name)) targets[i] = t with { Denied = true };
         }
+    }
+
+    /// <summary>
+    /// A follower's fetch: each partition's fetch offset is the follower's log end offset (Kafka's
+    /// updateFollowerFetchState), recorded before reading so the high watermark the response carries includes it.
+    /// </summary>
+    private void RecordFollowerFetch(FetchRequest request, short version, int replicaId, List<FetchTarget> targets)
+    {
+        int i = 0;
+        foreach (var t in request.Topics)
+            foreach (var p in t.Partitions)
+            {
+                if (i >= targets.Count) return;
+                var target = targets[i];
+                if (catalog.Lookup(target.TopicName, target.TopicId).TryGetPartition(target.Partition, out var log, out _))
+                {
+                    var error = leadership.FollowerFetched(log, replicaId, version >= 9 ? p.CurrentLeaderEpoch : -1, p.FetchOffset);
+                    if (error != ErrorCode.None) targets[i] = target with { Error = error };
+                }
+                i++;
+            }
     }
 
     private struct PartitionResult
@@ -200,7 +237,7 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
     /// partitions that exist; <paramref name="readError"/> is set by errors of reading one (offset out of range),
     /// not by unknown topics or partitions.
     /// </summary>
-    private long ReadAll(FetchRequest request, short version, bool readCommitted, List<FetchTarget> targets, PartitionResult[] results, out bool readError, out int readable)
+    private long ReadAll(FetchRequest request, short version, bool readCommitted, bool follower, List<FetchTarget> targets, PartitionResult[] results, out bool readError, out int readable)
     {
         readError = false;
         readable = 0;
@@ -223,8 +260,14 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
                 r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
                 continue;
             }
-            if (!leadership.IsLocalLeader(log.TopicName, t.Partition))
+            if (t.Error != ErrorCode.None || !leadership.IsLocalLeader(log.TopicName, t.Partition))
             {
+                if (t.Error != ErrorCode.None)
+                {
+                    r.Error = t.Error;
+                    r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
+                    continue;
+                }
                 // Issue 14: only the leader serves consumers (no fetch from followers, KIP-392, yet).
                 r.Error = ErrorCode.NotLeaderOrFollower;
                 r.HighWatermark = r.LastStableOffset = r.LogStartOffset = -1;
@@ -236,14 +279,18 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             r.LastStableOffset = log.LastStableOffset;
             r.LogStartOffset = log.LogStartOffset;
             r.LogEndOffset = log.LogEndOffset;
-            if (t.FetchOffset < r.LogStartOffset || t.FetchOffset > r.HighWatermark)
+            // A follower reads past the high watermark, up to the log end offset (Kafka's FetchLogEnd isolation). Out of
+            // range is past the log end, as in Kafka's LocalLog.read: a consumer between the high watermark and the log
+            // end (a leader whose high watermark is catching up after a failover) gets no data, not a reset.
+            long readableEnd = follower ? r.LogEndOffset : r.HighWatermark;
+            if (t.FetchOffset < r.LogStartOffset || t.FetchOffset > r.LogEndOffset)
             {
                 r.Error = ErrorCode.OffsetOutOfRange;
                 readError = true;
                 continue;
             }
             // read_committed: nothing at or past the last stable offset is visible yet.
-            long visibleEnd = readCommitted ? r.LastStableOffset : r.HighWatermark;
+            long visibleEnd = readCommitted ? r.LastStableOffset : readableEnd;
             if (t.FetchOffset >= visibleEnd) continue;
             // Nothing more fits: later partitions get no data, but still report their offsets.
             long budget = Math.Min(t.MaxBytes, responseBudget - total);
@@ -251,7 +298,9 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             FetchSlice slice;
             try
             {
-                slice = log.Read(t.FetchOffset, (int)Math.Clamp(budget, 1, int.MaxValue), readCommitted ? visibleEnd : long.MaxValue);
+                // Consumers of a replicated partition stop at the high watermark; a single broker's is the log end.
+                long maxOffset = readCommitted || (!follower && log.IsReplicated) ? visibleEnd : long.MaxValue;
+                slice = log.Read(t.FetchOffset, (int)Math.Clamp(budget, 1, int.MaxValue), maxOffset);
             }
             catch (StorageErrorException e)
             {
@@ -308,13 +357,16 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
     }
 
     /// <summary>Waits until any fetched partition gets an append, the wait times out, or the client leaves.</summary>
-    private async Task<bool> WaitForDataAsync(List<FetchTarget> targets, PartitionResult[] results, long remainingMs, CancellationToken connectionClosed)
+    private async Task<bool> WaitForDataAsync(List<FetchTarget> targets, PartitionResult[] results, bool follower, long remainingMs, CancellationToken connectionClosed)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(remainingMs), time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, connectionClosed);
         var waits = new List<Task>(targets.Count);
         for (int i = 0; i < results.Length; i++)
-            if (results[i].Log is { } partition) waits.Add(partition.WaitForAppendAsync(results[i].LogEndOffset, linked.Token));
+            if (results[i].Log is { } partition)
+                waits.Add(follower || !partition.IsReplicated
+                    ? partition.WaitForAppendAsync(results[i].LogEndOffset, linked.Token)
+                    : partition.WaitForHighWatermarkAsync(results[i].HighWatermark, linked.Token));
         if (waits.Count == 0)
         {
             try { await Task.Delay(Timeout.Infinite, linked.Token).ConfigureAwait(false); } catch (OperationCanceledException) { }

@@ -8,7 +8,9 @@
 // exists from v1 (v0 clients only get the end offset). ReplicaId (v3+) only decides whether a follower is
 // asking; every replica is this leader, so it does not change the answer. Unknown topic or partition is
 // UNKNOWN_TOPIC_OR_PARTITION. In an in-process cluster (issue 14) a partition this broker does not lead is
-// NOT_LEADER_OR_FOLLOWER.
+// NOT_LEADER_OR_FOLLOWER, and leader epochs move with failovers: the current epoch is the controller's, the leader
+// stamps it on every produced batch, and an older requested epoch is answered from the batches' epochs
+// (PartitionLog.EndOffsetForLeaderEpoch, Kafka's endOffsetFor); followers truncate by it (KIP-101/279, Cluster/ReplicaFetcher.cs).
 // ACLs: CLUSTER_ACTION on the cluster, else DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
 using Kayak.Broker.Security;
 using Kayak.Broker.Services;
@@ -55,12 +57,19 @@ internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog, IPartit
         // Issue 14: only the leader answers (Kafka's followers answer only replicas, ReplicaId >= 0; none fetch yet).
         if (!leadership.IsLocalLeader(log.TopicName, p.Partition)) return rp.SetError(ErrorCode.NotLeaderOrFollower);
         // CurrentLeaderEpoch is only on the wire from v2; the generated default (-1) skips the check below.
+        int current = leadership.Replicated ? leadership.Describe(log.TopicName, p.Partition).LeaderEpoch : CurrentEpoch;
         if (p.CurrentLeaderEpoch != NoEpoch)
         {
-            if (p.CurrentLeaderEpoch < CurrentEpoch) return rp.SetError(ErrorCode.FencedLeaderEpoch);
-            if (p.CurrentLeaderEpoch > CurrentEpoch) return rp.SetError(ErrorCode.UnknownLeaderEpoch);
+            if (p.CurrentLeaderEpoch < current) return rp.SetError(ErrorCode.FencedLeaderEpoch);
+            if (p.CurrentLeaderEpoch > current) return rp.SetError(ErrorCode.UnknownLeaderEpoch);
         }
-        if (p.LeaderEpoch == CurrentEpoch)
+        if (leadership.Replicated)
+        {
+            var (epoch, end) = log.EndOffsetForLeaderEpoch(p.LeaderEpoch, current);
+            rp.EndOffset = end;
+            if (version >= 1) rp.LeaderEpoch = epoch;
+        }
+        else if (p.LeaderEpoch == CurrentEpoch)
         {
             rp.EndOffset = log.LogEndOffset;
             if (version >= 1) rp.LeaderEpoch = CurrentEpoch;

@@ -24,6 +24,15 @@ internal interface IPartitionLeadership
     /// else NOT_ENOUGH_REPLICAS (Kafka's Partition.appendRecordsToLeader). Allocates nothing.
     /// </summary>
     bool EnoughInSyncReplicas(string topic, int partition, int minInSync, out int isrSize);
+
+    /// <summary>True in a replicated cluster: follower fetches, a high watermark apart from the log end, acks=all waits.</summary>
+    bool Replicated { get; }
+
+    /// <summary>A follower's fetch of a partition led here (Cluster/ReplicaTracker.cs); an error refuses the partition.</summary>
+    Kayak.Protocol.ErrorCode FollowerFetched(Kayak.Storage.PartitionLog log, int replicaId, int currentLeaderEpoch, long fetchOffset);
+
+    /// <summary>The leader appended to <paramref name="log"/>: the high watermark may move (ISR of the leader alone).</summary>
+    void LeaderAppended(Kayak.Storage.PartitionLog log);
 }
 
 /// <summary>One broker: it is the leader, the only replica and the whole ISR of every partition, at leader epoch 0.</summary>
@@ -50,6 +59,12 @@ internal sealed class SingleNodeLeadership : IPartitionLeadership
         isrSize = 1;
         return true;
     }
+
+    public bool Replicated => false;
+
+    public Kayak.Protocol.ErrorCode FollowerFetched(Kayak.Storage.PartitionLog log, int replicaId, int currentLeaderEpoch, long fetchOffset) => Kayak.Protocol.ErrorCode.None;
+
+    public void LeaderAppended(Kayak.Storage.PartitionLog log) { }
 }
 
 /// <summary>A broker as clients are told about it: node id and its advertised endpoint per listener.</summary>

@@ -97,7 +97,7 @@ public class InProcessClusterTests
                 Assert.That(p.ReplicaNodes, Is.Unique.And.Count.EqualTo(3));
                 Assert.That(p.LeaderId, Is.EqualTo(p.ReplicaNodes[0]), "the first replica is the initial leader");
                 Assert.That(p.LeaderEpoch, Is.EqualTo(0));
-                Assert.That(p.IsrNodes, Is.EqualTo(new[] { p.LeaderId }), "no replication yet: the ISR is the leader");
+                Assert.That(p.IsrNodes.Order(), Is.EqualTo(p.ReplicaNodes.Order()), "a new partition's ISR is all its replicas, as in Kafka");
             }
             var perLeader = topic.Partitions.GroupBy(p => p.LeaderId).Select(g => g.Count()).ToList();
             Assert.That(perLeader, Has.Count.EqualTo(3));
@@ -177,15 +177,24 @@ public class InProcessClusterTests
     public async Task AcksAll_BelowMinInSyncReplicas_IsNotEnoughReplicas_AndAppendsNothing()
     {
         await using var cluster = await StartAsync();
-        await cluster.CreateTopicAsync("min2", 1, 3, new Dictionary<string, string> { ["min.insync.replicas"] = "2" });
-        var leader = cluster.Broker(cluster.Partition("min2", 0).Leader)!;
+        await cluster.CreateTopicAsync("min2", 1, 2, new Dictionary<string, string> { ["min.insync.replicas"] = "2" });
+        var (leaderId, _, replicas, _) = cluster.Partition("min2", 0);
+        var leader = cluster.Broker(leaderId)!;
         using var client = await RawClient.ConnectAsync(leader.BootstrapServers);
-        ProduceRequest Request(short acks) => new() { Acks = acks, TimeoutMs = 5000, TopicData = [new() { Name = "min2", PartitionData = [new() { Index = 0, Records = Batch() }] }] };
+        ProduceRequest Request(short acks) => new() { Acks = acks, TimeoutMs = 30000, TopicData = [new() { Name = "min2", PartitionData = [new() { Index = 0, Records = Batch() }] }] };
+        var ok = await client.SendAsync<ProduceResponse>(Request(-1), 11);
+        Assert.That(ok.Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo((short)ErrorCode.None), "both replicas in sync");
+        var log = leader.State.Catalog.Lookup("min2").Topic!.GetPartition(0)!;
+        Assert.That(log.HighWatermark, Is.EqualTo(1), "acknowledged once the ISR has it");
+        // The follower stops: it leaves the ISR, which is now below min.insync.replicas.
+        await cluster.StopBrokerAsync(replicas.Single(r => r != leaderId));
+        Assert.That(cluster.Partition("min2", 0).Isr, Is.EqualTo(new[] { leaderId }));
         var all = await client.SendAsync<ProduceResponse>(Request(-1), 11);
         Assert.That(all.Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo((short)ErrorCode.NotEnoughReplicas), "the ISR is the leader alone");
-        Assert.That(leader.State.Catalog.Lookup("min2").Topic!.GetPartition(0)!.LogEndOffset, Is.EqualTo(0));
+        Assert.That(log.LogEndOffset, Is.EqualTo(1), "nothing appended");
         var one = await client.SendAsync<ProduceResponse>(Request(1), 11);
         Assert.That(one.Responses[0].PartitionResponses[0].ErrorCode, Is.EqualTo((short)ErrorCode.None), "acks=1 does not ask for the ISR");
+        Assert.That(log.HighWatermark, Is.EqualTo(2), "the leader alone is the ISR: its appends are committed");
     }
 
     [Test]
@@ -240,8 +249,10 @@ public class InProcessClusterTests
             var md = await client.SendAsync<MetadataResponse>(new MetadataRequest { Topics = [new() { Name = "keep" }] }, 12);
             Assert.That(md.Brokers.Select(b => b.NodeId), Is.EqualTo(new[] { 1, 3 }));
             var led = md.Topics[0].Partitions.Single(p => leaders[p.PartitionIndex] == 2);
-            Assert.That(led.ErrorCode, Is.EqualTo((short)ErrorCode.LeaderNotAvailable), "no in-sync replica to take over");
-            Assert.That(led.LeaderId, Is.EqualTo(-1));
+            Assert.That(led.ErrorCode, Is.EqualTo((short)ErrorCode.None), "an in-sync replica took over");
+            Assert.That(led.LeaderId, Is.AnyOf(1, 3));
+            Assert.That(led.LeaderEpoch, Is.EqualTo(1), "a new leader, a new epoch");
+            Assert.That(led.IsrNodes, Does.Not.Contain(2), "a stopped broker leaves the ISR");
             Assert.That(md.Topics[0].Partitions.SelectMany(p => p.OfflineReplicas), Is.All.EqualTo(2));
             var rf2 = await client.SendAsync<CreateTopicsResponse>(new CreateTopicsRequest { Topics = [new() { Name = "while-down", NumPartitions = 2, ReplicationFactor = 3 }] }, 7);
             Assert.That(rf2.Topics[0].ErrorCode, Is.EqualTo((short)ErrorCode.InvalidReplicationFactor), "two registered brokers");
@@ -260,7 +271,8 @@ public class InProcessClusterTests
             Assert.That(again.ClusterId, Is.EqualTo(clusterId));
             foreach (var b in again.Brokers) Assert.That(b.State.ClusterId, Is.EqualTo(clusterId));
             Assert.That(again.Broker(3)!.State.Catalog.Lookup("keep").Topic!.TopicId, Is.EqualTo(topicId));
-            Assert.That(Enumerable.Range(0, 3).Select(p => again.Partition("keep", p).Leader), Is.EqualTo(leaders));
+            // Stopping the whole cluster moved the leaders to the broker stopped last (the last ISR member); it leads them again.
+            Assert.That(Enumerable.Range(0, 3).Select(p => again.Partition("keep", p).Leader), Is.All.EqualTo(3));
             Assert.That(again.Partition("while-down", 0).Replicas, Has.Count.EqualTo(2));
         }
     }
