@@ -168,21 +168,7 @@ public sealed partial class PartitionLog
     public Task WaitForHighWatermarkAsync(long offset, CancellationToken ct)
     {
         if (HighWatermark > offset) return Task.CompletedTask;
-        return WaitHighWatermarkSlowAsync(offset, ct);
-    }
-
-    private async Task WaitHighWatermarkSlowAsync(long offset, CancellationToken ct)
-    {
-        while (true)
-        {
-            TaskCompletionSource signal;
-            lock (_lock)
-            {
-                if (HighWatermark > offset || _closed) return;
-                signal = _appendSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            }
-            await signal.Task.WaitAsync(ct).ConfigureAwait(false);
-        }
+        return WaitSlowAsync(offset, highWatermark: true, ct);
     }
 
     /// <summary>

@@ -344,17 +344,18 @@ public sealed partial class PartitionLog
     public Task WaitForAppendAsync(long offset, CancellationToken ct)
     {
         if (LogEndOffset > offset) return Task.CompletedTask;
-        return WaitSlowAsync(offset, ct);
+        return WaitSlowAsync(offset, highWatermark: false, ct);
     }
 
-    private async Task WaitSlowAsync(long offset, CancellationToken ct)
+    /// <summary>The slow path of both waits: the log end or the high watermark passing <paramref name="offset"/>.</summary>
+    private async Task WaitSlowAsync(long offset, bool highWatermark, CancellationToken ct)
     {
         while (true)
         {
             TaskCompletionSource signal;
             lock (_lock)
             {
-                if (_logEndOffset > offset || _closed) return;
+                if ((highWatermark ? HighWatermark : _logEndOffset) > offset || _closed) return;
                 signal = _appendSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
             await signal.Task.WaitAsync(ct).ConfigureAwait(false);

@@ -165,13 +165,7 @@ internal sealed class TopicService
         if (Controller is not null) return AddPartitionsInCluster(name, count, assignments, validateOnly);
         lock (_createLock)
         {
-            if (!_logs.TryGetTopic(name, out var topic))
-                return new(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
-            int current = topic.Partitions.Count;
-            if (count < current)
-                return new(ErrorCode.InvalidPartitions, $"Topic currently has {current} partitions, which is higher than the requested {count}.");
-            if (count == current)
-                return new(ErrorCode.InvalidPartitions, $"Topic already has {current} partitions.");
+            if (CheckNewPartitionCount(name, count, out int current) is { IsError: true } bad) return bad;
             if (assignments is not null)
             {
                 if (assignments.Count != count - current)
@@ -197,16 +191,24 @@ internal sealed class TopicService
         return TopicResult.Ok(topic);
     }
 
-    /// <summary>CreatePartitions in a cluster: Kafka's checks here, the placement by the controller.</summary>
-    private KafkaError AddPartitionsInCluster(string name, int count, IReadOnlyList<Protocol.Messages.CreatePartitionsRequest.CreatePartitionsAssignment>? assignments, bool validateOnly)
+    /// <summary>CreatePartitions' first checks, as Kafka's: the topic exists and the count grows it.</summary>
+    private KafkaError CheckNewPartitionCount(string name, int count, out int current)
     {
+        current = 0;
         if (!_logs.TryGetTopic(name, out var topic))
             return new(ErrorCode.UnknownTopicOrPartition, "This server does not host this topic-partition.");
-        int current = topic.Partitions.Count;
+        current = topic.Partitions.Count;
         if (count < current)
             return new(ErrorCode.InvalidPartitions, $"Topic currently has {current} partitions, which is higher than the requested {count}.");
         if (count == current)
             return new(ErrorCode.InvalidPartitions, $"Topic already has {current} partitions.");
+        return KafkaError.None;
+    }
+
+    /// <summary>CreatePartitions in a cluster: Kafka's checks here, the placement by the controller.</summary>
+    private KafkaError AddPartitionsInCluster(string name, int count, IReadOnlyList<Protocol.Messages.CreatePartitionsRequest.CreatePartitionsAssignment>? assignments, bool validateOnly)
+    {
+        if (CheckNewPartitionCount(name, count, out _) is { IsError: true } bad) return bad;
         if (assignments is not null)
             return new(ErrorCode.InvalidReplicaAssignment, "Manual partition assignments are not supported by the in-process cluster yet.");
         return Controller!.AddPartitions(_config.NodeId, name, count, validateOnly);
