@@ -23,6 +23,15 @@ public sealed class ClusterTests
     [SetUp]
     public void SetUp() => _dir = Path.Combine(Path.GetTempPath(), "kayak-itest-cluster-" + Guid.NewGuid().ToString("N"));
 
+    /// <summary>Three in-process brokers on free ports under this test's directory.</summary>
+    private async Task<KafkaCluster> StartThreeBrokersAsync()
+    {
+        var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
+        try { await cluster.StartAsync(Token); }
+        catch { await cluster.DisposeAsync(); throw; }
+        return cluster;
+    }
+
     [TearDown]
     public void TearDown()
     {
@@ -34,8 +43,7 @@ public sealed class ClusterTests
     [CancelAfter(120_000)]
     public async Task ThreeBrokers_AdminCreatesRf3Topic_IdempotentProducerAndConsumerUseEveryLeader_KcatSeesThem()
     {
-        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
-        await cluster.StartAsync(Token);
+        await using var cluster = await StartThreeBrokersAsync();
         // Bootstrap through one broker only: the clients must learn the other two from Metadata.
         string bootstrap = cluster.Broker(1)!.BootstrapServers;
         const string topic = "replicated";
@@ -126,8 +134,7 @@ public sealed class ClusterTests
     [CancelAfter(180_000)]
     public async Task LeaderKilledMidProduce_NoAcknowledgedRecordIsLost_AfterItComesBack()
     {
-        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
-        await cluster.StartAsync(Token);
+        await using var cluster = await StartThreeBrokersAsync();
         const string topic = "crash";
         await cluster.CreateTopicAsync(topic, 3, 3);
         int victim = cluster.Partition(topic, 0).Leader;
@@ -201,8 +208,7 @@ public sealed class ClusterTests
     [CancelAfter(180_000)]
     public async Task Rf3_LeaderKilledMidProduce_NewLeaderFromTheIsr_NoAcknowledgedRecordLost_ReplicasIdentical_RestartRejoins()
     {
-        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
-        await cluster.StartAsync(Token);
+        await using var cluster = await StartThreeBrokersAsync();
         const string topic = "failover";
         await cluster.CreateTopicAsync(topic, 1, 3, new Dictionary<string, string> { ["min.insync.replicas"] = "2" });
         var (victim, epoch, replicas, isr) = cluster.Partition(topic, 0);
@@ -308,8 +314,7 @@ public sealed class ClusterTests
     [CancelAfter(120_000)]
     public async Task Consumer_ContinuesThroughAFailover_WithoutAResetOrAGap()
     {
-        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
-        await cluster.StartAsync(Token);
+        await using var cluster = await StartThreeBrokersAsync();
         const string topic = "through";
         await cluster.CreateTopicAsync(topic, 1, 3);
         var (victim, epoch, _, _) = cluster.Partition(topic, 0);

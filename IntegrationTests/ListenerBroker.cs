@@ -1,4 +1,7 @@
 using Kayak.Broker;
+using Kayak.IntegrationTests.Infrastructure;
+using Kayak.Tests.Tls;
+using NUnit.Framework;
 
 namespace Kayak.IntegrationTests;
 
@@ -22,4 +25,26 @@ internal sealed class ListenerBroker(KafkaBroker broker, string dir) : IAsyncDis
         await broker.DisposeAsync();
         try { Directory.Delete(dir, true); } catch (IOException) { }
     }
+}
+
+/// <summary>
+/// What the TLS and SASL fixtures share: librdkafka's native library loaded, one set of certificates (CA, broker and
+/// client) generated for the fixture and deleted after it, the test's cancellation token.
+/// </summary>
+public abstract class CertificateFixture
+{
+    private protected const int Partitions = 2;
+    private protected TestCertificates Certs { get; private set; } = null!;
+
+    [OneTimeSetUp]
+    public void CreateCertificates()
+    {
+        NativeKafka.EnsureLoaded();
+        Certs = TestCertificates.Create();
+    }
+
+    [OneTimeTearDown]
+    public void DeleteCertificates() => Certs.Dispose();
+
+    private protected static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
 }

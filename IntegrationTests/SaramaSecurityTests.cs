@@ -17,23 +17,8 @@ namespace Kayak.IntegrationTests;
 [TestFixture]
 [NonParallelizable]
 [CancelAfter(180_000)]
-public sealed class SaramaSecurityTests
+public sealed class SaramaSecurityTests : CertificateFixture
 {
-    private const int Partitions = 2;
-    private TestCertificates _certs = null!;
-
-    [OneTimeSetUp]
-    public void CreateCertificates()
-    {
-        NativeKafka.EnsureLoaded();
-        _certs = TestCertificates.Create();
-    }
-
-    [OneTimeTearDown]
-    public void DeleteCertificates() => _certs.Dispose();
-
-    private static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
-
     private async Task<ListenerBroker> StartAsync()
     {
         var dir = Path.Combine(Path.GetTempPath(), "kayak-itest", "sarama-sec-" + Guid.NewGuid().ToString("N"));
@@ -45,8 +30,8 @@ public sealed class SaramaSecurityTests
         p["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = plain;
         p["listener.name.sasl_ssl.plain.sasl.jaas.config"] = plain;
         p["sasl.jaas.config"] = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
-        foreach (var (k, v) in _certs.Pkcs12Keystore("listener.name.ssl.")) p[k] = v;
-        foreach (var (k, v) in _certs.Pkcs12Keystore("listener.name.sasl_ssl.")) p[k] = v;
+        foreach (var (k, v) in Certs.Pkcs12Keystore("listener.name.ssl.")) p[k] = v;
+        foreach (var (k, v) in Certs.Pkcs12Keystore("listener.name.sasl_ssl.")) p[k] = v;
         options.ScramCredentials.Add("SCRAM-SHA-256=[name=alice,password=alice-secret]");
         options.ScramCredentials.Add("SCRAM-SHA-512=[name=alice,password=alice-secret,iterations=8192]");
         var broker = new KafkaBroker(options);
@@ -57,7 +42,7 @@ public sealed class SaramaSecurityTests
     private JsonObject Security(string? mechanism, bool tls, string password = "alice-secret")
     {
         var s = new JsonObject();
-        if (tls) s["tls_ca"] = _certs.CaPem;
+        if (tls) s["tls_ca"] = Certs.CaPem;
         if (mechanism is not null)
         {
             s["sasl_mechanism"] = mechanism;

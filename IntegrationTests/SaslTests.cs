@@ -22,23 +22,8 @@ namespace Kayak.IntegrationTests;
 [TestFixture]
 [NonParallelizable]
 [CancelAfter(120_000)]
-public sealed class SaslTests
+public sealed class SaslTests : CertificateFixture
 {
-    private const int Partitions = 2;
-    private TestCertificates _certs = null!;
-
-    [OneTimeSetUp]
-    public void CreateCertificates()
-    {
-        NativeKafka.EnsureLoaded();
-        _certs = TestCertificates.Create();
-    }
-
-    [OneTimeTearDown]
-    public void DeleteCertificates() => _certs.Dispose();
-
-    private static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
-
     private async Task<ListenerBroker> StartAsync(Action<KafkaBrokerOptions>? configure = null)
     {
         var dir = Path.Combine(Path.GetTempPath(), "kayak-itest", "sasl-" + Guid.NewGuid().ToString("N"));
@@ -50,7 +35,7 @@ public sealed class SaslTests
         p["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = plain;
         p["listener.name.sasl_ssl.plain.sasl.jaas.config"] = plain;
         p["sasl.jaas.config"] = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
-        foreach (var (k, v) in _certs.Pkcs12Keystore("listener.name.sasl_ssl.")) p[k] = v;
+        foreach (var (k, v) in Certs.Pkcs12Keystore("listener.name.sasl_ssl.")) p[k] = v;
         options.ScramCredentials.Add("SCRAM-SHA-256=[name=alice,password=alice-secret]");
         options.ScramCredentials.Add("SCRAM-SHA-512=[name=alice,password=alice-secret]");
         configure?.Invoke(options);
@@ -70,7 +55,7 @@ public sealed class SaslTests
         };
         c.SaslUsername = "alice";
         c.SaslPassword = password;
-        if (ssl) c.SslCaLocation = _certs.CaPem;
+        if (ssl) c.SslCaLocation = Certs.CaPem;
     };
 
     private async Task ConfluentRoundTripAsync(ListenerBroker broker, string endpoint, Action<ClientConfig> security, string what)

@@ -19,31 +19,16 @@ namespace Kayak.IntegrationTests;
 [TestFixture]
 [NonParallelizable]
 [CancelAfter(120_000)]
-public sealed class TlsTests
+public sealed class TlsTests : CertificateFixture
 {
-    private const int Partitions = 2;
-    private TestCertificates _certs = null!;
-
-    [OneTimeSetUp]
-    public void CreateCertificates()
-    {
-        NativeKafka.EnsureLoaded();
-        _certs = TestCertificates.Create();
-    }
-
-    [OneTimeTearDown]
-    public void DeleteCertificates() => _certs.Dispose();
-
-    private static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
-
     private async Task<ListenerBroker> StartAsync(string clientAuth = "none")
     {
         var dir = Path.Combine(Path.GetTempPath(), "kayak-itest", "tls-" + Guid.NewGuid().ToString("N"));
         var options = new KafkaBrokerOptions { DataDir = dir };
         options.Properties["listeners"] = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0";
-        foreach (var (k, v) in _certs.Pkcs12Keystore("listener.name.ssl.")) options.Properties[k] = v;
+        foreach (var (k, v) in Certs.Pkcs12Keystore("listener.name.ssl.")) options.Properties[k] = v;
         options.Properties["listener.name.ssl.ssl.client.auth"] = clientAuth;
-        options.Properties["listener.name.ssl.ssl.truststore.location"] = _certs.CaP12;
+        options.Properties["listener.name.ssl.ssl.truststore.location"] = Certs.CaP12;
         options.Properties["listener.name.ssl.ssl.truststore.password"] = TestCertificates.Password;
         options.Properties["listener.name.ssl.ssl.truststore.type"] = "PKCS12";
         var broker = new KafkaBroker(options);
@@ -54,11 +39,11 @@ public sealed class TlsTests
     private void Ssl(ClientConfig c, bool clientCertificate = false)
     {
         c.SecurityProtocol = SecurityProtocol.Ssl;
-        c.SslCaLocation = _certs.CaPem;
+        c.SslCaLocation = Certs.CaPem;
         if (clientCertificate)
         {
-            c.SslCertificateLocation = _certs.ClientCertPem;
-            c.SslKeyLocation = _certs.ClientKeyPem;
+            c.SslCertificateLocation = Certs.ClientCertPem;
+            c.SslKeyLocation = Certs.ClientKeyPem;
         }
     }
 
@@ -125,7 +110,7 @@ public sealed class TlsTests
         Assert.That(b.GetProperty("name").GetString(), Is.EqualTo(broker.Endpoint("SSL")));
     }
 
-    private KcatOptions KcatSsl() => new() { Settings = { ["security.protocol"] = "ssl", ["ssl.ca.location"] = _certs.CaPem } };
+    private KcatOptions KcatSsl() => new() { Settings = { ["security.protocol"] = "ssl", ["ssl.ca.location"] = Certs.CaPem } };
 
     [Test]
     public async Task Kcat_ProducesAndConsumesOverSsl()
@@ -146,7 +131,7 @@ public sealed class TlsTests
         var topic = await broker.CreateTopicAsync(Partitions, "tls-python");
         var records = TestData.Records("python-ssl", 12, Partitions);
         var python = new PythonKafka();
-        JsonObject Security() => new() { ["security_protocol"] = "SSL", ["ssl_cafile"] = _certs.CaPem };
+        JsonObject Security() => new() { ["security_protocol"] = "SSL", ["ssl_cafile"] = Certs.CaPem };
         var produced = await python.RunAsync("produce", new JsonObject
         {
             ["bootstrap"] = broker.Endpoint("SSL"),
