@@ -32,7 +32,8 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
     /// <summary>
     /// Kafka's validateOffsetCommit for a transactional commit: a member-bound commit (KIP-447 sends the
     /// consumer's generation and member id) must match the group; an anonymous one (generation -1, assign())
-    /// is accepted whatever the group's state, unlike a plain OffsetCommit.
+    /// is accepted whatever the group's state, unlike a plain OffsetCommit. A consumer group (KIP-848) checks
+    /// the member epoch instead.
     /// </summary>
     public ErrorCode ValidateTxnOffsetCommit(string groupId, string memberId, int generationId, string? groupInstanceId)
     {
@@ -41,6 +42,11 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
         lock (group.Lock)
         {
             if (group.State == GroupState.Dead) return ErrorCode.CoordinatorNotAvailable;
+            // KIP-848: a consumer group checks the member epoch the producer sent (KIP-447's generation field):
+            // UNKNOWN_MEMBER_ID for a stranger, STALE_MEMBER_EPOCH for another epoch, no OffsetCommit v9 demand;
+            // epoch -1 is only accepted while the group has no members (Kafka's ConsumerGroup.validateOffsetCommit).
+            if (group.Consumer is { } consumer)
+                return ValidateConsumerOffsetCommit(consumer, memberId, generationId, version: 0, transactional: true);
             if (generationId < 0 && memberId.Length == 0 && groupInstanceId is null) return ErrorCode.None;
             ErrorCode error = ValidateMember(group, memberId, groupInstanceId);
             if (error != ErrorCode.None) return error;

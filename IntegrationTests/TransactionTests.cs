@@ -291,6 +291,53 @@ public sealed class TransactionTests : BrokerTestBase
         Assert.That(ConfluentClients.FromUtf8(first!.Message.Value), Is.EqualTo("in5"));
     }
 
+    /// <summary>
+    /// KIP-848 with KIP-447: a group.protocol=consumer member's SendOffsetsToTransaction carries its member epoch,
+    /// which the coordinator checks (STALE_MEMBER_EPOCH otherwise); the committed transaction moves the group.
+    /// </summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task ConsumerProtocolMemberCommitsOffsetsInATransaction()
+    {
+        RequireKayak("transactions");
+        var broker = await StartBrokerAsync(BrokerMode.InProcess, GroupAssert.FastGroups());
+        var input = TopicName("in848");
+        var output = TopicName("out848");
+        await broker.CreateTopicAsync(input, 1, cancellationToken: Token);
+        await broker.CreateTopicAsync(output, 1, cancellationToken: Token);
+        using (var plain = ConfluentClients.Producer(broker.BootstrapServers))
+            Send(plain, input, 0, Values("in", 5));
+        string group = "ctp848-" + Guid.NewGuid().ToString("N");
+        var inputPartition = new TopicPartition(input, 0);
+
+        using var consumer = ConfluentClients.Consumer(broker.BootstrapServers, c =>
+        {
+            c.GroupId = group;
+            c.GroupProtocol = GroupProtocol.Consumer;
+            c.SessionTimeoutMs = null;
+            c.HeartbeatIntervalMs = null;
+            c.IsolationLevel = IsolationLevel.ReadCommitted;
+            c.EnableAutoCommit = false;
+        });
+        using var producer = TransactionalProducer(broker.BootstrapServers, "ctp848-" + Guid.NewGuid().ToString("N"));
+        consumer.Subscribe(input);
+        producer.InitTransactions(TxnTimeout);
+        var batch = new List<ConsumeResult<byte[], byte[]>>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (batch.Count < 5 && DateTime.UtcNow < deadline)
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { IsPartitionEOF: false } r) batch.Add(r);
+        Assert.That(batch, Has.Count.EqualTo(5), "consumed the input");
+        producer.BeginTransaction();
+        Send(producer, output, 0, batch.Select(r => "out-" + ConfluentClients.FromUtf8(r.Message.Value)));
+        producer.SendOffsetsToTransaction([new TopicPartitionOffset(inputPartition, batch[^1].Offset + 1)], consumer.ConsumerGroupMetadata, TxnTimeout);
+        producer.CommitTransaction(TxnTimeout);
+
+        var committed = consumer.Committed([inputPartition], TimeSpan.FromSeconds(10)).Single();
+        Assert.That(committed.Offset.Value, Is.EqualTo(5), "the transaction moved the consumer group");
+        AssertValues(Read(broker.BootstrapServers, output, 0, IsolationLevel.ReadCommitted, 5), Values("in", 5).Select(v => "out-" + v), "output committed");
+        consumer.Close();
+    }
+
     [Test]
     [CancelAfter(120_000)]
     public async Task SecondProducerWithSameTransactionalIdFencesTheFirst()

@@ -6,6 +6,8 @@
 // The group's offsets partition must have been added with AddOffsetsToTxn (else INVALID_TXN_STATE).
 // v3+ (KIP-447) carries the consumer's generation/member id, checked against the group like an OffsetCommit
 // (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID); without them any group state is accepted.
+// In a consumer group (KIP-848) the generation field is the member epoch: UNKNOWN_MEMBER_ID for a stranger,
+// STALE_MEMBER_EPOCH for another epoch; epoch -1 without a member only while the group has no members.
 // Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
 // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v3 (KIP-588).
 // ACLs: see HandleAsync.

@@ -237,6 +237,22 @@ public class ConsumerGroupTests
     }
 
     [Test]
+    public void TransactionalCommitsCarryTheMemberEpoch()
+    {
+        // KIP-848 with KIP-447: TxnOffsetCommit sends the member epoch in its generation field; any version.
+        using var g = new Group();
+        g.Heartbeat("m1", 0);
+        var groups = g.H.Coordinator;
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "m1", 1, null), Is.EqualTo(ErrorCode.None));
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "m1", 0, null), Is.EqualTo(ErrorCode.StaleMemberEpoch));
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "m1", 2, null), Is.EqualTo(ErrorCode.StaleMemberEpoch));
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "x", 1, null), Is.EqualTo(ErrorCode.UnknownMemberId));
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "", -1, null), Is.EqualTo(ErrorCode.UnknownMemberId), "the group is not empty");
+        g.Heartbeat("m1", -1);
+        Assert.That(groups.ValidateTxnOffsetCommit(Harness.Group, "", -1, null), Is.EqualTo(ErrorCode.None), "empty again: anonymous commits pass");
+    }
+
+    [Test]
     public void CommitsCarryTheMemberEpoch()
     {
         using var g = new Group();
