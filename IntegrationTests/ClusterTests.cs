@@ -356,7 +356,7 @@ public sealed class ClusterTests
         consumer.Close();
     }
 
-    private static byte[] LogBytes(Kayak.Storage.PartitionLog log, long upTo)
+    internal static byte[] LogBytes(Kayak.Storage.PartitionLog log, long upTo)
     {
         var all = new MemoryStream();
         long offset = log.LogStartOffset;
