@@ -153,6 +153,13 @@ internal sealed class BrokerState : IDisposable
                 LoggerFactory.CreateLogger("Kayak.ReplicaFetcher"));
             // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere).
             Groups.OwnsPartition = p => leadership.IsLocalLeader(TopicService.ConsumerOffsetsTopic, p);
+            // Coordinator failover: a new leader epoch of a partition led here reloads its groups from the log.
+            Groups.LeaderEpochOf = p =>
+            {
+                var t = controller.Topic(TopicService.ConsumerOffsetsTopic);
+                if (t is null || (uint)p >= (uint)t.Partitions.Length) return 0; // not created yet: nothing to load
+                return t.Partitions[p].Leader == NodeId ? t.Partitions[p].LeaderEpoch : -1;
+            };
             controller.Attach(NodeId, Topics);
         }
         else

@@ -303,6 +303,7 @@ public sealed partial class GroupCoordinator
                 var visitor = new LoadVisitor(this, partition);
                 _log.Replay(partition, chunk => CoordinatorBatch.Replay(chunk, visitor));
             }
+        RecordLoadedEpochs();
         _loaded = true;
         if (_options.OffsetsRetentionCheckIntervalMs > 0)
         {

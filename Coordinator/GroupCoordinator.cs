@@ -51,7 +51,8 @@ public sealed partial class GroupCoordinator : IDisposable
     /// <summary>NOT_COORDINATOR for a group coordinated elsewhere, COORDINATOR_LOAD_IN_PROGRESS before loading, else NONE.</summary>
     private ErrorCode Unavailable(string groupId) =>
         OwnsPartition is { } owns && !owns(PartitionFor(groupId)) ? ErrorCode.NotCoordinator
-        : _loaded ? ErrorCode.None : ErrorCode.CoordinatorLoadInProgress;
+        : !_loaded ? ErrorCode.CoordinatorLoadInProgress
+        : PartitionAvailability(PartitionFor(groupId));
 
     /// <summary>The <c>__consumer_offsets</c> partition of a group (Kafka's partitionFor).</summary>
     public int PartitionFor(string groupId) => CoordinatorBatch.PartitionFor(groupId, _options.OffsetsTopicNumPartitions);

@@ -1,0 +1,68 @@
+using Kayak.Broker.Cluster;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using NUnit.Framework;
+
+namespace Kayak.Broker.Tests;
+
+/// <summary>
+/// Issue 14, coordinator failover: when the broker leading a group's __consumer_offsets partition crashes, the ISR
+/// member elected in its place reloads the partition and answers OffsetFetch with the offsets committed before.
+/// </summary>
+[CancelAfter(60_000)]
+public class CoordinatorFailoverTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void SetUp() => _dir = Path.Combine(Path.GetTempPath(), "kayak-coordfail-tests-" + Guid.NewGuid().ToString("N"));
+
+    [TearDown]
+    public void TearDown()
+    {
+        try { Directory.Delete(_dir, recursive: true); }
+        catch (IOException) { }
+    }
+
+    [Test]
+    public async Task CrashedGroupCoordinator_NewLeaderServesTheCommittedOffsets()
+    {
+        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
+        await cluster.StartAsync();
+        await cluster.CreateTopicAsync("data", 1, 3);
+        using var any = await RawClient.ConnectAsync(cluster.Broker(1)!.BootstrapServers);
+        var find = await any.SendAsync<FindCoordinatorResponse>(new FindCoordinatorRequest { KeyType = 0, CoordinatorKeys = ["g1"] }, 4);
+        int coordinator = find.Coordinators[0].NodeId;
+        int partition = Kayak.Coordinator.Transactions.TransactionCoordinator.PartitionFor("g1", 50);
+
+        using (var c = await RawClient.ConnectAsync(cluster.Broker(coordinator)!.BootstrapServers))
+        {
+            var commit = new OffsetCommitRequest { GroupId = "g1", GenerationIdOrMemberEpoch = -1, Topics = [new() { Name = "data", Partitions = [new() { PartitionIndex = 0, CommittedOffset = 7 }] }] };
+            var answer = await c.SendAsync<OffsetCommitResponse>(commit, 8);
+            Assert.That(answer.Topics[0].Partitions[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        }
+        // Coordinator writes are not acks=all yet: wait until the followers have the commit before the crash.
+        long end = cluster.Broker(coordinator)!.State.Catalog.Lookup("__consumer_offsets").Topic!.GetPartition(partition)!.LogEndOffset;
+        foreach (var b in cluster.Brokers)
+        {
+            var log = b.State.Catalog.Lookup("__consumer_offsets").Topic!.GetPartition(partition)!;
+            while (log.LogEndOffset < end) await Task.Delay(10);
+        }
+        await cluster.CrashBrokerAsync(coordinator);
+        while (cluster.Partition("__consumer_offsets", partition).Leader is var l && (l == coordinator || l < 0)) await Task.Delay(10);
+        int next = cluster.Partition("__consumer_offsets", partition).Leader;
+
+        using var n = await RawClient.ConnectAsync(cluster.Broker(next)!.BootstrapServers);
+        var fetch = new OffsetFetchRequest { GroupId = "g1", Topics = [new() { Name = "data", PartitionIndexes = [0] }] };
+        var r = await n.SendAsync<OffsetFetchResponse>(fetch, 7);
+        // The first request after the election starts the load (Kafka's onElection) and is told to retry.
+        Assert.That(r.ErrorCode, Is.EqualTo((short)ErrorCode.CoordinatorLoadInProgress));
+        while (r.ErrorCode == (short)ErrorCode.CoordinatorLoadInProgress)
+        {
+            await Task.Delay(10);
+            r = await n.SendAsync<OffsetFetchResponse>(fetch, 7);
+        }
+        Assert.That(r.ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        Assert.That(r.Topics[0].Partitions[0].CommittedOffset, Is.EqualTo(7));
+    }
+}

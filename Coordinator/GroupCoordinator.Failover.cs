@@ -1,0 +1,77 @@
+using System.Collections.Concurrent;
+using Kayak.Protocol;
+
+namespace Kayak.Coordinator;
+
+/// <summary>
+/// Coordinator failover (issue 14), as Kafka's GroupCoordinator.onElection / onResignation: a broker coordinates the
+/// groups of a <c>__consumer_offsets</c> partition only while it leads it. When it finds itself leader under a leader
+/// epoch it has not loaded, it drops what it held for the partition and replays the partition's log again (the same
+/// replay as startup) in the background, answering COORDINATOR_LOAD_IN_PROGRESS until done; a partition it no longer
+/// leads is unloaded and its groups answered NOT_COORDINATOR. Leadership is looked up per request
+/// (<see cref="LeaderEpochOf"/>) instead of pushed, so a leadership change cannot be missed.
+/// Not done: acks=all for coordinator writes (a commit acknowledged before the ISR had it can be lost by a failover).
+/// </summary>
+public sealed partial class GroupCoordinator
+{
+    /// <summary>The leader epoch under which this broker leads a partition, or -1 when it does not; null (a single broker) leads all.</summary>
+    public Func<int, int>? LeaderEpochOf { get; set; }
+
+    private readonly ConcurrentDictionary<int, int> _loadedEpochs = new();
+    private readonly ConcurrentDictionary<int, Task> _partitionLoads = new();
+
+    /// <summary>At startup, the partitions already loaded by <see cref="Load"/> under the epoch they are led with.</summary>
+    private void RecordLoadedEpochs()
+    {
+        if (LeaderEpochOf is not { } epochOf) return;
+        for (int p = 0; p < _options.OffsetsTopicNumPartitions; p++)
+            if (epochOf(p) is var e && e >= 0) _loadedEpochs[p] = e;
+    }
+
+    /// <summary>NONE, NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS for the partition, starting a load or unload on a change.</summary>
+    private ErrorCode PartitionAvailability(int partition)
+    {
+        if (LeaderEpochOf is not { } epochOf) return ErrorCode.None;
+        int epoch = epochOf(partition);
+        if (epoch < 0)
+        {
+            if (!_partitionLoads.ContainsKey(partition) && _loadedEpochs.TryRemove(partition, out _)) UnloadPartition(partition);
+            return ErrorCode.NotCoordinator;
+        }
+        if (_loadedEpochs.TryGetValue(partition, out int loaded) && loaded == epoch) return ErrorCode.None;
+        var load = new Task(() => ReloadPartition(partition, epoch));
+        if (_partitionLoads.TryAdd(partition, load)) load.Start(TaskScheduler.Default);
+        return ErrorCode.CoordinatorLoadInProgress;
+    }
+
+    /// <summary>Kafka's onElection: unload what an earlier term left, replay the partition, then serve it.</summary>
+    private void ReloadPartition(int partition, int epoch)
+    {
+        try
+        {
+            UnloadPartition(partition);
+            if (!_log.IsEmpty)
+            {
+                var visitor = new LoadVisitor(this, partition);
+                _log.Replay(partition, chunk => CoordinatorBatch.Replay(chunk, visitor));
+            }
+            _loadedEpochs[partition] = epoch;
+        }
+        catch (Exception e) when (IsAppendFailure(e))
+        {
+            // The partition's log is not readable here (yet): the next request tries again.
+        }
+        finally
+        {
+            _partitionLoads.TryRemove(partition, out _);
+        }
+    }
+
+    /// <summary>Kafka's onResignation: forget the groups (members, offsets) of the partition.</summary>
+    private void UnloadPartition(int partition)
+    {
+        foreach (var (id, group) in _groups)
+            if (PartitionFor(id) == partition)
+                lock (group.Lock) _groups.TryRemove(new KeyValuePair<string, ClassicGroup>(id, group));
+    }
+}
