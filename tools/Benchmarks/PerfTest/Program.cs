@@ -10,6 +10,7 @@ using Kayak.PerfTest;
 //   dotnet run -c Release --project tools/Benchmarks/PerfTest -- [--quick] [--rounds N] [--records N] [--out FILE] [--broker-dll PATH]
 if (args.Length > 0 && args[0] == "--serve-mock") return MockHost.Run();
 if (args.Length > 0 && args[0] == "--startup-trace") return StartupTrace.Run(args);
+if (args.Length > 0 && args[0] == "--cluster-start") return ClusterStart.Run(args);
 if (args.Length > 0 && args[0] == "--group-stabilise") { NativeKafka.EnsureLoaded(); return GroupStabilise.Run(args); }
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
