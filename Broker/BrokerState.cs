@@ -180,7 +180,7 @@ internal sealed class BrokerState : IDisposable
     {
         var txnLog = LoggerFactory.CreateLogger("Kayak.Transactions");
         Transactions = new Kayak.Coordinator.Transactions.TransactionCoordinator(
-            OptionsBinding.Transactions(Config, Time, Faults?.BeforeTransactionMarkers),
+            OptionsBinding.Transactions(Config, Time, Faults?.BeforeTransactionMarkers, txnLog),
             new Transactions.TransactionStateLog(Catalog, Topics),
             new Transactions.LocalMarkerWriter(Catalog, txnLog),
             (Kayak.Coordinator.Transactions.IProducerIdAllocator?)Controller?.ProducerIds

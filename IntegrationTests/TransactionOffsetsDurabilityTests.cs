@@ -77,7 +77,8 @@ public sealed class TransactionOffsetsDurabilityTests : BrokerTestBase
 
                 Assert.That(await Task.Run(() => hook.Reached.Wait(TimeSpan.FromSeconds(30)), Token), Is.True, "the broker never reached the hook");
                 Assert.That(commit.IsCompleted, Is.False, $"CommitTransaction finished before the hook: {commit.Exception?.GetBaseException().Message}");
-                // The held EndTxn fails (its connection closes) and writes nothing more; then the broker stops as if killed.
+                // The held EndTxn's markers fail: it answers NONE (decided, markers left to the timer) and writes nothing
+                // more; then the broker stops as if killed, before the timer's next pass, so recovery writes the markers.
                 hook.Release.Set();
                 await broker.CrashAsync();
                 broker = await StartAsync(dataDir, port, hook: null);
@@ -136,7 +137,7 @@ public sealed class TransactionOffsetsDurabilityTests : BrokerTestBase
         Assert.That(created.Topic, Is.Not.Null, $"{created.Error}: {created.Message}");
     }
 
-    /// <summary>Holds the first commit's EndTxn before its markers until released, then fails it (the "crash").</summary>
+    /// <summary>Holds the first commit's EndTxn before its markers until released, then fails its markers (the "crash").</summary>
     private sealed class HoldBeforeFirstCommitMarkers : ITransactionMarkerHook
     {
         private int _fired;

@@ -55,7 +55,7 @@ internal static class OptionsBinding
         Time = time,
     };
 
-    public static TransactionCoordinatorOptions Transactions(BrokerConfig config, TimeProvider time, ITransactionMarkerHook? hook) => new()
+    public static TransactionCoordinatorOptions Transactions(BrokerConfig config, TimeProvider time, ITransactionMarkerHook? hook, ILogger logger) => new()
     {
         NumPartitions = config.TransactionStateLogNumPartitions,
         OffsetsTopicNumPartitions = config.OffsetsTopicNumPartitions,
@@ -63,5 +63,6 @@ internal static class OptionsBinding
         TransactionalIdExpirationMs = config.TransactionalIdExpirationMs,
         Time = time,
         MarkerHook = hook,
+        Logger = logger,
     };
 }

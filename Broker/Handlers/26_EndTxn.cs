@@ -3,7 +3,8 @@
 // __consumer_offsets partition and then materializes or drops the transaction's offsets) and persists CompleteCommit/CompleteAbort before answering, so a read_committed consumer never
 // blocks on a transaction the producer saw complete. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 // Kafka's coordinator error (COORDINATOR_NOT_AVAILABLE, ...) when __transaction_state refuses the Prepare record (the transaction stays Ongoing); a
-// refused Complete record after the markers still answers NONE (decided) and the timeout timer finishes it.
+// marker that cannot be written, or a refused Complete record, still answers NONE (decided once Prepare is in the log,
+// as Kafka completes markers asynchronously); the transaction stays prepared and the timeout timer finishes it.
 // ACLs: WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 using Kayak.Broker.Security;
 using Kayak.Coordinator.Transactions;

@@ -279,7 +279,7 @@ public sealed partial class TransactionCoordinator
             if (error != ErrorCode.None) return error;
             return txn.State switch
             {
-                TransactionState.Ongoing => CompleteTransaction(txn, TxnTransit.Of(txn), commit, NowMs),
+                TransactionState.Ongoing => EndOngoing(txn, commit),
                 TransactionState.CompleteCommit => commit ? ErrorCode.None : ErrorCode.InvalidTxnState,
                 TransactionState.CompleteAbort => commit ? ErrorCode.InvalidTxnState : ErrorCode.None,
                 _ => ErrorCode.InvalidTxnState,
@@ -288,10 +288,29 @@ public sealed partial class TransactionCoordinator
     }
 
     /// <summary>
+    /// Once Prepare is in the log the outcome is decided: Kafka answers EndTxn then and completes the markers
+    /// asynchronously, retrying them. A marker (or offsets marker) that cannot be written leaves the transaction
+    /// prepared for the timer's next pass (AbortTimedOutTransactions) or a reload to finish; the client gets NONE.
+    /// A marker failure leaves the state prepared, a refused Prepare leaves it Ongoing: the state says which.
+    /// </summary>
+    private ErrorCode EndOngoing(TransactionMetadata txn, bool commit)
+    {
+        try { return CompleteTransaction(txn, TxnTransit.Of(txn), commit, NowMs); }
+        catch (Exception e) when (GroupCoordinator.IsAppendFailure(e) && IsPrepared(txn.State))
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(_options.Logger, e,
+                "Transaction {TransactionalId} ({State}): markers not written yet, left for the next timer pass",
+                txn.TransactionalId, TransactionMetadata.StateName(txn.State));
+            return ErrorCode.None;
+        }
+    }
+
+    /// <summary>
     /// Prepare (written from <paramref name="start"/>: the current state, or a bumped epoch for a fencing abort) →
     /// markers (incl. the groups' offsets partitions) → Complete (written). Called with the transaction's lock held
     /// and returns with it held. The append error when Prepare was refused (nothing changed); otherwise NONE,
-    /// also when Complete was refused, which leaves the transaction prepared for the timer to finish.
+    /// also when Complete was refused, which leaves the transaction prepared for the timer to finish. A marker
+    /// failure throws with the transaction prepared (EndTxn answers NONE then, see <see cref="EndOngoing"/>).
     /// </summary>
     private ErrorCode CompleteTransaction(TransactionMetadata txn, TxnTransit start, bool commit, long now)
     {
@@ -307,7 +326,8 @@ public sealed partial class TransactionCoordinator
     /// transaction stays prepared). The lock is let go while the markers are written, as Kafka writes them outside
     /// TransactionMetadata.inLock: meanwhile the transaction's other requests see the Prepare state and get
     /// CONCURRENT_TRANSACTIONS, and nothing changes its producer, epoch or partitions (every transition checks the
-    /// state first), so the markers read them without the lock. A marker failure throws with the transaction prepared.
+    /// state first), so the markers read them without the lock. A marker failure throws with the transaction prepared
+    /// (EndTxn logs it and answers NONE; the timer's pass reports it).
     /// </summary>
     private bool FinishPrepared(TransactionMetadata txn, long now)
     {

@@ -126,7 +126,7 @@ public interface ITxnOffsetSink
 /// Test fault hook of the transaction coordinator: called once the PrepareCommit/PrepareAbort state is persisted and
 /// before the first marker is written (also when recovery finishes a prepared transaction on load). Integration
 /// tests block in it and crash the broker there; an exception thrown here leaves the transaction prepared, for
-/// recovery to finish. Null in a real deployment.
+/// the timer (AbortTimedOutTransactions) or recovery to finish, while EndTxn still answers NONE. Null in a real deployment.
 /// </summary>
 public interface ITransactionMarkerHook
 {
@@ -153,4 +153,6 @@ public sealed class TransactionCoordinatorOptions
     public TimeProvider Time { get; init; } = TimeProvider.System;
     /// <summary>Test fault hook, see <see cref="ITransactionMarkerHook"/>; null in a real deployment.</summary>
     public ITransactionMarkerHook? MarkerHook { get; init; }
+    /// <summary>Where EndTxn reports markers it could not write after the outcome was decided (left to the timer).</summary>
+    public Microsoft.Extensions.Logging.ILogger Logger { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 }

@@ -196,12 +196,39 @@ public class TransactionCoordinatorTests
         var p = c.InitProducerId("t", 60_000);
         c.AddPartitions("t", p.ProducerId, p.ProducerEpoch, [A0]);
         _markers.Fail = true;
-        Assert.Throws<IOException>(() => c.EndTxn("t", p.ProducerId, p.ProducerEpoch, commit: true));
+        Assert.That(c.EndTxn("t", p.ProducerId, p.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None), "decided once PrepareCommit is in the log");
+        Assert.That(c.Describe("t")!.State, Is.EqualTo(TransactionState.PrepareCommit));
         _markers.Fail = false;
 
         var reloaded = NewCoordinator();
         Assert.That(_markers.Written, Is.EqualTo(new[] { (A0, p.ProducerId, p.ProducerEpoch, true) }));
         Assert.That(reloaded.Describe("t")!.State, Is.EqualTo(TransactionState.CompleteCommit));
+    }
+
+    /// <summary>
+    /// A marker that cannot be written after PrepareCommit: EndTxn answers NONE (Kafka completes markers
+    /// asynchronously), the transaction stays prepared and busy, and the timer's next pass writes the markers.
+    /// </summary>
+    [Test]
+    public void AFailingMarkerWriteAnswersNoneAndTheNextTimerPassWritesTheMarkers()
+    {
+        var c = NewCoordinator();
+        var p = c.InitProducerId("t", 60_000);
+        c.AddPartitions("t", p.ProducerId, p.ProducerEpoch, [A0, B1]);
+        _markers.Fail = true;
+        Assert.That(c.EndTxn("t", p.ProducerId, p.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None));
+        Assert.That(_markers.Written, Is.Empty);
+        Assert.That(c.Describe("t")!.State, Is.EqualTo(TransactionState.PrepareCommit));
+        Assert.That(c.AddPartitions("t", p.ProducerId, p.ProducerEpoch, [A0]), Is.EqualTo(ErrorCode.ConcurrentTransactions), "still completing");
+        Assert.Throws<IOException>(() => c.AbortTimedOutTransactions(), "a pass that still cannot write reports it");
+        Assert.That(c.Describe("t")!.State, Is.EqualTo(TransactionState.PrepareCommit));
+
+        _markers.Fail = false;
+        Assert.That(c.AbortTimedOutTransactions(), Is.EqualTo(0), "finished, not aborted");
+        Assert.That(_markers.Written, Is.EquivalentTo(new[] { (A0, p.ProducerId, p.ProducerEpoch, true), (B1, p.ProducerId, p.ProducerEpoch, true) }));
+        Assert.That(c.Describe("t")!.State, Is.EqualTo(TransactionState.CompleteCommit));
+        Assert.That(c.EndTxn("t", p.ProducerId, p.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None), "the retry finds it committed");
+        Assert.That(NewCoordinator().Describe("t")!.State, Is.EqualTo(TransactionState.CompleteCommit), "persisted");
     }
 
     [Test]
