@@ -55,7 +55,7 @@ internal sealed class BrokerState : IDisposable
             new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster, Authorizer, Time),
             new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster, Authorizer),
             new ListOffsetsHandler(Catalog, Leadership, Authorizer), new MetadataHandler(Catalog, Topics, Cluster, Leadership, Authorizer),
-            new OffsetCommitHandler(Groups, Catalog, Authorizer), new OffsetFetchHandler(Groups, Authorizer),
+            new OffsetCommitHandler(Groups, Catalog, Authorizer, new Services.CoordinatorReplication(Catalog, Leadership, Time)), new OffsetFetchHandler(Groups, Authorizer),
             new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config, Authorizer),
             new JoinGroupHandler(Groups, Authorizer), new HeartbeatHandler(Groups, Authorizer), new LeaveGroupHandler(Groups, Authorizer), new SyncGroupHandler(Groups, Authorizer),
             new DescribeGroupsHandler(Groups, Authorizer), new ListGroupsHandler(Groups, Authorizer), new SaslHandshakeHandler(), new ApiVersionsHandler(),

@@ -10,7 +10,7 @@ namespace Kayak.Coordinator;
 /// replay as startup) in the background, answering COORDINATOR_LOAD_IN_PROGRESS until done; a partition it no longer
 /// leads is unloaded and its groups answered NOT_COORDINATOR. Leadership is looked up per request
 /// (<see cref="LeaderEpochOf"/>) instead of pushed, so a leadership change cannot be missed.
-/// Not done: acks=all for coordinator writes (a commit acknowledged before the ISR had it can be lost by a failover).
+/// OffsetCommit waits for the ISR in the broker (Broker/Services/CoordinatorReplication); not yet other coordinator writes.
 /// </summary>
 public sealed partial class GroupCoordinator
 {
