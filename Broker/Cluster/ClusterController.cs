@@ -14,7 +14,7 @@ namespace Kayak.Broker.Cluster;
 /// stops is fenced: out of every ISR, its partitions led by another ISR member at the next epoch. One lock serialises
 /// the changes; readers (leadership lookups on the request paths) see an immutable snapshot.
 /// </summary>
-internal sealed class ClusterController : IClusterView
+internal sealed class ClusterController : IClusterView, IPartitionElection
 {
     private readonly object _lock = new();
     private readonly string _path;
@@ -133,6 +133,50 @@ internal sealed class ClusterController : IClusterView
             return p with { Leader = leader, LeaderEpoch = p.LeaderEpoch + 1, Isr = isr };
         });
     }
+
+    /// <summary>
+    /// ElectLeaders (KIP-183, KIP-460) for one partition, as Kafka's ReplicationControlManager.electLeader decides it.
+    /// PREFERRED: the first replica leads if it is running and in the ISR; UNCLEAN: only a leaderless partition gets a
+    /// running replica (an ISR member first; else any, which becomes the whole ISR). The leader epoch goes up.
+    /// </summary>
+    public KafkaError Elect(string topic, int partition, bool unclean)
+    {
+        lock (_lock)
+        {
+            if (!_metadata.Topics.TryGetValue(topic, out var t))
+                return new(ErrorCode.UnknownTopicOrPartition, $"No such topic as {topic}");
+            if ((uint)partition >= (uint)t.Partitions.Length)
+                return new(ErrorCode.UnknownTopicOrPartition, $"No such partition as {topic}-{partition}");
+            var p = t.Partitions[partition];
+            int leader = -1;
+            var isr = p.Isr;
+            if (!unclean)
+            {
+                int preferred = p.Replicas[0];
+                if (p.Leader == preferred) return new(ErrorCode.ElectionNotNeeded, ElectionNotNeededMessage);
+                if (!_live.ContainsKey(preferred) || Array.IndexOf(p.Isr, preferred) < 0)
+                    return new(ErrorCode.PreferredLeaderNotAvailable, $"Failed to elect leader for partition {topic}-{partition} under strategy PREFERRED");
+                leader = preferred;
+            }
+            else
+            {
+                if (p.Leader >= 0) return new(ErrorCode.ElectionNotNeeded, ElectionNotNeededMessage);
+                foreach (int r in p.Replicas)
+                    if (_live.ContainsKey(r) && Array.IndexOf(p.Isr, r) >= 0) { leader = r; break; }
+                if (leader < 0)
+                    foreach (int r in p.Replicas)
+                        if (_live.ContainsKey(r)) { leader = r; isr = [r]; break; }
+                if (leader < 0)
+                    return new(ErrorCode.EligibleLeadersNotAvailable, $"Failed to elect leader for partition {topic}-{partition} under strategy UNCLEAN");
+            }
+            var parts = (PartitionAssignment[])t.Partitions.Clone();
+            parts[partition] = p with { Leader = leader, LeaderEpoch = p.LeaderEpoch + 1, Isr = isr };
+            Publish(_metadata.With(t with { Partitions = parts }));
+            return KafkaError.None;
+        }
+    }
+
+    internal const string ElectionNotNeededMessage = "Leader election not needed for topic partition.";
 
     private void Reassign(Func<PartitionAssignment, PartitionAssignment> change)
     {

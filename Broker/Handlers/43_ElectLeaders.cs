@@ -1,14 +1,16 @@
-// ElectLeaders (key 43), v0-2 (KIP-183, KIP-460). Answered as Kafka 4.0's controller answers it
-// (ReplicationControlManager.electLeaders) for a single node, which leads every partition and is every
-// partition's preferred (first) replica: PREFERRED (0, the only type in v0) and UNCLEAN (1) elections are both
-// ELECTION_NOT_NEEDED for an existing partition ("Leader election not needed for topic partition.", Kafka's
-// ApiError default message); an unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION with Kafka's message.
-// Null topic_partitions means every partition of every topic (internal ones included): Kafka then lists each
-// topic but leaves out the partitions whose election was not needed, so here every topic comes back with an
-// empty partition list. Another election type is INVALID_REQUEST ("Unknown election type N"), top level
-// and on every requested partition, as ElectLeadersRequest.getErrorResponse builds it. TimeoutMs has nothing
-// to wait for. Not implemented: ACLs (no CLUSTER_AUTHORIZATION_FAILED), as everywhere in Kayak.
-// ACLs: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for the request and every partition.
+// ElectLeaders (key 43), v0-2 (KIP-183, KIP-460), answered as Kafka 4.0's controller answers it
+// (ReplicationControlManager.electLeaders). PREFERRED (0, the only type in v0) and UNCLEAN (1).
+// In a KafkaCluster the controller elects (ClusterController.Elect, issue 14): PREFERRED makes the first replica leader
+// at the next leader epoch when it runs and is in the ISR (already leader: ELECTION_NOT_NEEDED; stopped or out of the
+// ISR: PREFERRED_LEADER_NOT_AVAILABLE); UNCLEAN gives a leaderless partition a running replica, an ISR member first
+// (has a leader: ELECTION_NOT_NEEDED; none running: ELIGIBLE_LEADERS_NOT_AVAILABLE). A single node leads every
+// partition and is its preferred replica, so both types are ELECTION_NOT_NEEDED there ("Leader election not needed
+// for topic partition.", Kafka's ApiError default message). An unknown topic or partition is
+// UNKNOWN_TOPIC_OR_PARTITION with Kafka's message. Null topic_partitions means every partition of every topic
+// (internal ones included): Kafka then lists each topic but leaves out the partitions whose election was not needed.
+// Another election type is INVALID_REQUEST ("Unknown election type N"), top level and on every requested partition,
+// as ElectLeadersRequest.getErrorResponse builds it. ACLs: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for
+// the request and every partition. Not implemented: TimeoutMs (elections complete before the answer; nothing waits).
 using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
@@ -16,7 +18,7 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class ElectLeadersHandler(ITopicCatalog catalog, IAuthorizer authorizer) : ApiHandler<ElectLeadersRequest>
+internal sealed class ElectLeadersHandler(ITopicCatalog catalog, IPartitionElection? election, IAuthorizer authorizer) : ApiHandler<ElectLeadersRequest>
 {
     private const sbyte Preferred = 0, Unclean = 1;
     private const string NotNeeded = "Leader election not needed for topic partition.";
@@ -36,7 +38,17 @@ internal sealed class ElectLeadersHandler(ITopicCatalog catalog, IAuthorizer aut
         if (request.TopicPartitions is null)
         {
             foreach (var topic in catalog.All.OrderBy(t => t.Name, StringComparer.Ordinal))
-                response.ReplicaElectionResults.Add(new ElectLeadersResponse.ReplicaElectionResult { Topic = topic.Name });
+            {
+                var result = new ElectLeadersResponse.ReplicaElectionResult { Topic = topic.Name };
+                response.ReplicaElectionResults.Add(result);
+                if (election is null) continue;
+                for (int partition = 0; partition < topic.Partitions.Count; partition++)
+                {
+                    var error = election.Elect(topic.Name, partition, type == Unclean);
+                    if (error.Code != ErrorCode.ElectionNotNeeded)
+                        result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition }.SetError(error));
+                }
+            }
             return Done(response);
         }
 
@@ -48,7 +60,8 @@ internal sealed class ElectLeadersHandler(ITopicCatalog catalog, IAuthorizer aut
             foreach (int partition in t.Partitions)
             {
                 // Kafka's controller names what is missing in the message; the code is the lookup's.
-                var error = topic.TryGetPartition(partition, out _, out var missing) ? new KafkaError(ErrorCode.ElectionNotNeeded, NotNeeded)
+                var error = topic.TryGetPartition(partition, out _, out var missing)
+                    ? election?.Elect(t.Topic, partition, type == Unclean) ?? new KafkaError(ErrorCode.ElectionNotNeeded, NotNeeded)
                     : missing with { Message = topic.Topic is null ? $"No such topic as {t.Topic}" : $"No such partition as {t.Topic}-{partition}" };
                 result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition }.SetError(error));
             }

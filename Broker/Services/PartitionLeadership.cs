@@ -87,6 +87,16 @@ internal interface IClusterView
     IReadOnlyList<BrokerNode> LiveBrokers { get; }
 }
 
+/// <summary>
+/// ElectLeaders in a cluster (KIP-183, KIP-460): the controller moves a partition's leadership. Null on a single broker,
+/// which leads every partition and is every partition's preferred replica.
+/// </summary>
+internal interface IPartitionElection
+{
+    /// <summary>Elects a leader (preferred, or unclean when <paramref name="unclean"/>); None when one was elected.</summary>
+    Kayak.Protocol.KafkaError Elect(string topic, int partition, bool unclean);
+}
+
 /// <summary>Where FindCoordinator sends a client: the node leading the key's partition of an internal topic.</summary>
 internal interface ICoordinatorLocator
 {
