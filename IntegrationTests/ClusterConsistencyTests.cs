@@ -3,6 +3,7 @@ using System.Globalization;
 using Confluent.Kafka;
 using Kayak.Broker.Cluster;
 using Kayak.IntegrationTests.Drivers;
+using Kayak.IntegrationTests.Infrastructure;
 using NUnit.Framework;
 using KafkaErrorCode = Kayak.Protocol.ErrorCode;
 using ApiKey = Kayak.Protocol.ApiKey;
@@ -19,21 +20,9 @@ namespace Kayak.IntegrationTests;
 /// Replay a failure with KAYAK_CONSISTENCY_SEED=&lt;seed printed in the message&gt;.
 /// </summary>
 [TestFixture]
-public sealed class ClusterConsistencyTests
+public sealed class ClusterConsistencyTests : ScratchDirectoryTest
 {
-    private string _dir = "";
-
-    private static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
-
-    [SetUp]
-    public void SetUp() => _dir = Path.Combine(Path.GetTempPath(), "kayak-itest-consistency-" + Guid.NewGuid().ToString("N"));
-
-    [TearDown]
-    public void TearDown()
-    {
-        try { Directory.Delete(_dir, recursive: true); }
-        catch (IOException) { }
-    }
+    public ClusterConsistencyTests() : base("consistency") { }
 
     [Test]
     [CancelAfter(60_000)]
@@ -46,7 +35,7 @@ public sealed class ClusterConsistencyTests
         var random = new Random(seed);
         var log = new List<string>();
 
-        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0, PlacementSeed = seed });
+        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0, PlacementSeed = seed });
         await cluster.StartAsync(Token);
         const string topic = "consistency";
         const int partitions = 3;

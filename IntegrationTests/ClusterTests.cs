@@ -3,6 +3,7 @@ using Confluent.Kafka;
 using Confluent.Kafka.Admin;
 using Kayak.Broker.Cluster;
 using Kayak.IntegrationTests.Drivers;
+using Kayak.IntegrationTests.Infrastructure;
 using NUnit.Framework;
 
 namespace Kayak.IntegrationTests;
@@ -14,29 +15,17 @@ namespace Kayak.IntegrationTests;
 /// record back; kcat -L lists the three brokers and the same leaders.
 /// </summary>
 [TestFixture]
-public sealed class ClusterTests
+public sealed class ClusterTests : ScratchDirectoryTest
 {
-    private string _dir = "";
-
-    private static CancellationToken Token => TestContext.CurrentContext.CancellationToken;
-
-    [SetUp]
-    public void SetUp() => _dir = Path.Combine(Path.GetTempPath(), "kayak-itest-cluster-" + Guid.NewGuid().ToString("N"));
+    public ClusterTests() : base("cluster") { }
 
     /// <summary>Three in-process brokers on free ports under this test's directory.</summary>
     private async Task<KafkaCluster> StartThreeBrokersAsync()
     {
-        var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
+        var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0 });
         try { await cluster.StartAsync(Token); }
         catch { await cluster.DisposeAsync(); throw; }
         return cluster;
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        try { Directory.Delete(_dir, recursive: true); }
-        catch (IOException) { }
     }
 
     [Test]
