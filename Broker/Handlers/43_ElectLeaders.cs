@@ -21,7 +21,7 @@ namespace Kayak.Broker.Handlers;
 internal sealed class ElectLeadersHandler(ITopicCatalog catalog, IPartitionElection? election, IAuthorizer authorizer) : ApiHandler<ElectLeadersRequest>
 {
     private const sbyte Preferred = 0, Unclean = 1;
-    private const string NotNeeded = "Leader election not needed for topic partition.";
+    private const string NotNeeded = Cluster.ClusterController.ElectionNotNeededMessage;
 
     public override ApiKey Key => ApiKey.ElectLeaders;
 
