@@ -203,6 +203,7 @@ public sealed class ClusterTests : ScratchDirectoryTest
         var (victim, epoch, replicas, isr) = cluster.Partition(topic, 0);
         Assert.That(isr, Has.Count.EqualTo(3));
         string bootstrap = cluster.Broker(victim % 3 + 1)!.BootstrapServers; // a broker that stays up
+        string victimAddress = cluster.Broker(victim)!.BootstrapServers;
 
         var acked = new System.Collections.Concurrent.ConcurrentDictionary<long, string>();
         var errors = new System.Collections.Concurrent.ConcurrentBag<ErrorCode>();
@@ -274,6 +275,8 @@ public sealed class ClusterTests : ScratchDirectoryTest
         // The killed leader starts again on its recovered log dirs: it truncates what the ISR never had (KIP-101),
         // catches up and rejoins the ISR, with the leader's bytes.
         await cluster.StartBrokerAsync(victim, Token);
+        // As a restarted Kafka broker, it is back on the port it had, so the clients' bootstrap list stays valid.
+        Assert.That(cluster.Broker(victim)!.BootstrapServers, Is.EqualTo(victimAddress), "the restarted broker's port");
         for (int i = 0; i < 600 && !cluster.Partition(topic, 0).Isr.Contains(victim); i++) await Task.Delay(50, Token);
         Assert.That(cluster.Partition(topic, 0).Isr, Does.Contain(victim), "the restarted broker rejoins the ISR");
         Assert.That(LogBytes(cluster.Broker(victim)!.State.Catalog.Lookup(topic).Topic!.GetPartition(0)!, hw), Is.EqualTo(expected), "the restarted replica");

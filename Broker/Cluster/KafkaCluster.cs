@@ -85,6 +85,10 @@ public sealed partial class KafkaCluster : IAsyncDisposable
         var broker = new KafkaBroker(options);
         await broker.StartAsync(cancellationToken).ConfigureAwait(false);
         _brokers[i] = broker;
+        // A restarted Kafka broker comes back on its configured port, so clients' bootstrap lists stay valid. With
+        // port 0 the first start picked free ports: keep them for the next start of this node.
+        if (_properties[i].TryGetValue("listeners", out var configured) && HasPortZero(configured))
+            _properties[i]["listeners"] = Shift(broker.Listeners, 0);
     }
 
     /// <summary>Clean shutdown of one broker: it leaves the cluster's live brokers; its partitions lose their leader.</summary>
@@ -160,6 +164,13 @@ public sealed partial class KafkaCluster : IAsyncDisposable
         p.TryAdd("transaction.state.log.replication.factor", rf);
         p["kayak.cluster.size"] = _brokers.Length.ToString(CultureInfo.InvariantCulture);
         return p;
+    }
+
+    private static bool HasPortZero(string listeners)
+    {
+        foreach (var l in listeners.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            if (l.EndsWith(":0", StringComparison.Ordinal)) return true;
+        return false;
     }
 
     private static string Shift(IReadOnlyList<ListenerEndpoint> listeners, int by) =>
