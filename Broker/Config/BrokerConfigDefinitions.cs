@@ -11,6 +11,7 @@ namespace Kayak.Broker.Config;
 ///
 /// To add a key:
 ///   1. Add one line here: new("name", ConfigType.X, "default" or null, Min:/Max:/ValidValues: as Kafka validates it).
+///      A broker default of a topic config with the same unit is OfTopic: the value is written once, in Storage.
 ///      Add Update: ClusterWide (or PerBroker / PerListener) when Kafka lets it change at run time;
 ///      a key that is the broker default of a topic config (TopicConfig.Definitions' BrokerSynonym, in Storage) is
 ///      cluster-wide without saying so. Add Synonyms: [...] for lower-precedence keys setting the same value, Used: false
@@ -26,7 +27,13 @@ public static class BrokerConfigDefinitions
     private const ConfigUpdateMode ClusterWide = ConfigUpdateMode.ClusterWide, PerBroker = ConfigUpdateMode.PerBroker,
         PerListener = ConfigUpdateMode.PerListener;
 
-    public static readonly ConfigDefinition[] All =
+    /// <summary>
+    /// Default marker: the key's default is its topic config's default (TopicConfig.Definitions in Storage, the one
+    /// place such a value is written; Kafka's ServerLogConfigs take them from LogConfig the same way).
+    /// </summary>
+    private const string OfTopic = "\u0000of-topic";
+
+    public static readonly ConfigDefinition[] All = WithTopicDefaults(
     [
         new("node.id", ConfigType.Int, "1", Min: 0),
         new("broker.id", ConfigType.Int, null, Min: -1),
@@ -80,7 +87,7 @@ public static class BrokerConfigDefinitions
         new("default.replication.factor", ConfigType.Int, "1", Min: 1),
         new("auto.create.topics.enable", ConfigType.Boolean, "true"),
         new("delete.topic.enable", ConfigType.Boolean, "true"),
-        new("log.segment.bytes", ConfigType.Int, "1073741824", Min: 14),
+        new("log.segment.bytes", ConfigType.Int, OfTopic, Min: 14),
         new("log.roll.ms", ConfigType.Long, null, Min: 1, Synonyms: ["log.roll.hours"]),
         new("log.roll.hours", ConfigType.Int, "168", Min: 1),
         // Segment roll jitter (segment.jitter.ms's broker default): accepted, not applied (Kayak rolls without jitter).
@@ -89,27 +96,27 @@ public static class BrokerConfigDefinitions
         new("log.retention.ms", ConfigType.Long, null, Min: -1, Synonyms: ["log.retention.minutes", "log.retention.hours"]),
         new("log.retention.minutes", ConfigType.Int, null, Min: -1),
         new("log.retention.hours", ConfigType.Int, "168", Min: -1),
-        new("log.retention.bytes", ConfigType.Long, "-1"),
+        new("log.retention.bytes", ConfigType.Long, OfTopic),
         new("log.retention.check.interval.ms", ConfigType.Long, "300000", Min: 1),
-        new("log.flush.interval.messages", ConfigType.Long, Max.ToString(), Min: 1),
+        new("log.flush.interval.messages", ConfigType.Long, OfTopic, Min: 1),
         new("log.flush.interval.ms", ConfigType.Long, null, Min: 0, Synonyms: ["log.flush.scheduler.interval.ms"]),
         new("log.flush.scheduler.interval.ms", ConfigType.Long, Max.ToString()),
         // How often recovery points are checkpointed: a crash recovers the segments written since (issue 15, K7).
         new("log.flush.offset.checkpoint.interval.ms", ConfigType.Int, "60000", Min: 0),
-        new("message.max.bytes", ConfigType.Int, "1048588", Min: 0),
+        new("message.max.bytes", ConfigType.Int, OfTopic, Min: 0),
         new("socket.request.max.bytes", ConfigType.Int, "104857600", Min: 1),
         // Kafka's Selector closes a connection idle this long; Kayak applies it to SASL connections that have not
         // authenticated (Connection), so a client that connects and never authenticates does not hold a connection.
         new("connections.max.idle.ms", ConfigType.Long, "600000", Min: 1),
         // Kafka's cap on request bytes held by the broker at once (-1: none); connections stop being read while it is reached.
         new("queued.max.request.bytes", ConfigType.Long, "-1"),
-        new("log.index.interval.bytes", ConfigType.Int, "4096", Min: 0),
+        new("log.index.interval.bytes", ConfigType.Int, OfTopic, Min: 0),
         // Kafka's LogManager.loadLogs: partitions of one log dir loaded (and recovered) by this many threads.
         new("num.recovery.threads.per.data.dir", ConfigType.Int, "2", Min: 1, Update: ClusterWide),
-        new("log.index.size.max.bytes", ConfigType.Int, "10485760", Min: 4),
-        new("log.cleanup.policy", ConfigType.List, "delete", ValidValues: ["delete", "compact", "compact,delete", "delete,compact"]),
-        new("log.message.timestamp.type", ConfigType.String, "CreateTime", ValidValues: ["CreateTime", "LogAppendTime"]),
-        new("compression.type", ConfigType.String, "producer", ValidValues: ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        new("log.index.size.max.bytes", ConfigType.Int, OfTopic, Min: 4),
+        new("log.cleanup.policy", ConfigType.List, OfTopic, ValidValues: ["delete", "compact", "compact,delete", "delete,compact"]),
+        new("log.message.timestamp.type", ConfigType.String, OfTopic, ValidValues: ["CreateTime", "LogAppendTime"]),
+        new("compression.type", ConfigType.String, OfTopic, ValidValues: ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         new("offsets.topic.num.partitions", ConfigType.Int, "50", Min: 1),
         new("offsets.topic.replication.factor", ConfigType.Int, "1", Used: false, Min: 1),
         new("offsets.topic.segment.bytes", ConfigType.Int, "104857600", Min: 1),
@@ -138,7 +145,7 @@ public static class BrokerConfigDefinitions
         new("producer.id.expiration.ms", ConfigType.Int, "86400000", Min: 1, Update: ClusterWide),
         new("transaction.abort.timed.out.transaction.cleanup.interval.ms", ConfigType.Int, "10000", Min: 1),
         new("producer.id.expiration.check.interval.ms", ConfigType.Int, "600000", Min: 1),
-        new("min.insync.replicas", ConfigType.Int, "1", Used: false, Min: 1),
+        new("min.insync.replicas", ConfigType.Int, OfTopic, Used: false, Min: 1),
         // Kayak's own (issue 14): the Host's HTTP control endpoint (GET /v1/cluster, stop/kill/start/pause/resume a
         // broker, inject faults), e.g. http://127.0.0.1:9644. Off when unset; it has no authentication, so bind it to
         // loopback unless the network is trusted.
@@ -174,13 +181,27 @@ public static class BrokerConfigDefinitions
         new("share.coordinator.state.topic.min.isr", ConfigType.Int, "1", Used: false),
         new("zookeeper.connect", ConfigType.String, null, Used: false),
         new("zookeeper.connection.timeout.ms", ConfigType.Int, null, Used: false),
-        new("log.segment.delete.delay.ms", ConfigType.Long, "60000", Used: false),
+        new("log.segment.delete.delay.ms", ConfigType.Long, OfTopic, Used: false),
         new("log.cleaner.enable", ConfigType.Boolean, "true", Used: false),
-        new("log.preallocate", ConfigType.Boolean, "false", Used: false),
+        new("log.preallocate", ConfigType.Boolean, OfTopic, Used: false),
         new("auto.leader.rebalance.enable", ConfigType.Boolean, "true", Used: false),
-        new("unclean.leader.election.enable", ConfigType.Boolean, "false", Used: false),
+        new("unclean.leader.election.enable", ConfigType.Boolean, OfTopic, Used: false),
         new("group.coordinator.rebalance.protocols", ConfigType.List, "classic,consumer", Used: false),
-    ];
+    ]);
+
+    private static ConfigDefinition[] WithTopicDefaults(ConfigDefinition[] defs)
+    {
+        for (int i = 0; i < defs.Length; i++)
+        {
+            if (defs[i].Default != OfTopic) continue;
+            Kayak.Storage.TopicConfigDefinition? topic = null;
+            foreach (var t in Kayak.Storage.TopicConfig.Definitions)
+                if (t.BrokerSynonym == defs[i].Name) topic = t;
+            if (topic is null) throw new InvalidOperationException($"{defs[i].Name} takes its topic config's default but is no topic config's BrokerSynonym");
+            defs[i] = defs[i] with { Default = topic.DefaultValue };
+        }
+        return defs;
+    }
 
     private static readonly Dictionary<string, ConfigDefinition> ByName = BuildIndex();
     private static readonly Dictionary<string, string[]> Chains = BuildChains();

@@ -72,6 +72,29 @@ public sealed class ConfigRegistryTests
     }
 
     [Test]
+    public void LogDefaultsOfTopicConfigsAreWrittenOnceInStoragesTopicTable()
+    {
+        int paired = 0;
+        foreach (var def in Defs)
+        {
+            if (def.TopicSynonym is not { } topic || def.Default is null) continue;
+            Assert.That(def.Default, Is.EqualTo(Kayak.Storage.TopicConfig.Find(topic)!.DefaultValue), def.Name);
+            paired++;
+        }
+        Assert.That(paired, Is.GreaterThanOrEqualTo(13));
+        // Storage's own LogOptions defaults and the broker's bound defaults are the same values.
+        var bound = OptionsBinding.Log(new BrokerConfig(new Dictionary<string, string>()), TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var storage = new Kayak.Storage.LogOptions();
+        Assert.That((bound.SegmentBytes, bound.RollMs, bound.RetentionMs, bound.RetentionBytes, bound.FlushIntervalMessages,
+                bound.FlushIntervalMs, bound.IndexIntervalBytes, bound.SegmentIndexBytes, bound.MaxMessageBytes),
+            Is.EqualTo((storage.SegmentBytes, storage.RollMs, storage.RetentionMs, storage.RetentionBytes, storage.FlushIntervalMessages,
+                storage.FlushIntervalMs, storage.IndexIntervalBytes, storage.SegmentIndexBytes, storage.MaxMessageBytes)));
+        Assert.That((bound.MessageTimestampType, bound.CleanupPolicy, bound.CompressionType, bound.RetentionCheckIntervalMs, bound.RecoveryThreadsPerDataDir),
+            Is.EqualTo((storage.MessageTimestampType, storage.CleanupPolicy, storage.CompressionType, storage.RetentionCheckIntervalMs, storage.RecoveryThreadsPerDataDir)));
+    }
+
+    [Test]
     public void SynonymChainsComeFromTheDefinitions()
     {
         foreach (var def in Defs)
