@@ -95,6 +95,12 @@ public sealed class TopicConfig
         return d;
     }
 
+    /// <summary>The default of a known topic config with a default (LogOptions' initial values read these).</summary>
+    public static string DefaultString(string name) =>
+        ByName[name].DefaultValue ?? throw new InvalidOperationException($"Topic config {name} has no default");
+
+    public static long DefaultLong(string name) => long.Parse(DefaultString(name), NumberStyles.Integer, CultureInfo.InvariantCulture);
+
     public static bool IsKnown(string name) => ByName.ContainsKey(name);
 
     /// <summary>The definition of a topic config, or null when Kafka has no topic config of that name.</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using ConfigType = Kayak.Storage.ConfigType;
 
 namespace Kayak.Broker.Config;
 
@@ -224,9 +225,19 @@ public sealed class BrokerConfig
     public string ListenerKey(string listenerName, string key) =>
         _values.ContainsKey(ListenerSecurity.Prefix(listenerName) + key) ? ListenerSecurity.Prefix(listenerName) + key : key;
 
-    private int GetInt(string key) => int.Parse(GetString(key)!, CultureInfo.InvariantCulture);
-    private long GetLong(string key) => long.Parse(GetString(key)!, CultureInfo.InvariantCulture);
-    private bool GetBool(string key) => bool.Parse(GetString(key)!);
+    // The typed properties read the table's keys through these, which check the key's definition has the type read:
+    // a property can only read a value the table defines, validated by that definition (issue 10).
+    private int GetInt(string key) => int.Parse(Defined(key, ConfigType.Int, ConfigType.Int), CultureInfo.InvariantCulture);
+    private long GetLong(string key) => long.Parse(Defined(key, ConfigType.Long, ConfigType.Int), CultureInfo.InvariantCulture);
+    private bool GetBool(string key) => bool.Parse(Defined(key, ConfigType.Boolean, ConfigType.Boolean));
+
+    private string Defined(string key, ConfigType type, ConfigType alsoAccepted)
+    {
+        var def = BrokerConfigDefinitions.Find(key) ?? throw new InvalidOperationException($"{key} is not in BrokerConfigDefinitions.All");
+        if (def.Type != type && def.Type != alsoAccepted)
+            throw new InvalidOperationException($"{key} is defined as {def.Type}, read as {type}");
+        return GetString(key) ?? throw new InvalidOperationException($"{key} has no value and no default");
+    }
 
     /// <summary>A comma-separated list's items, trimmed, empty ones dropped.</summary>
     internal static List<string> SplitList(string value)

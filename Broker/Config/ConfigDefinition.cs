@@ -18,12 +18,39 @@ public sealed class ConfigException : Kayak.Protocol.KafkaException
 }
 
 /// <summary>
-/// One broker config key as Kafka defines it: type, default and valid range. <see cref="Used"/> is
-/// false for keys Kafka knows that a single-node broker accepts and ignores (no warning for them).
+/// How a broker config may change at run time (Kafka's "Update Mode" in its broker config docs, KIP-226):
+/// <see cref="ReadOnly"/> only in server.properties; <see cref="ClusterWide"/> per broker or as the cluster default;
+/// <see cref="PerBroker"/> per broker only (Kafka's listener configs); <see cref="PerListener"/> per broker and only
+/// with a listener.name.&lt;name&gt;. prefix (Kafka's SslConfigs.RECONFIGURABLE_CONFIGS).
 /// </summary>
+public enum ConfigUpdateMode : byte { ReadOnly, ClusterWide, PerBroker, PerListener }
+
+/// <summary>
+/// One broker config key as Kafka defines it: type, default and valid range, how it may change at run time, its
+/// documentation, and the lower-precedence keys that set the same value. <see cref="Used"/> is false for keys Kafka
+/// knows that a single-node broker accepts and ignores (no warning for them). Everything that handles broker configs
+/// reads this record: parsing and validation (<see cref="Validate"/>), DescribeConfigs (type, read-only, sensitive,
+/// synonyms, documentation) and dynamic updates (<see cref="UpdateMode"/>). The table is BrokerConfigDefinitions.All.
+/// </summary>
+/// <param name="Update">How the key may change at run time; null: cluster-wide when the key is the broker default of a
+/// topic config (Kafka's DynamicLogConfig.ReconfigurableConfigs), else read-only.</param>
+/// <param name="Synonyms">Keys that set the same value with lower precedence, highest first (Kafka's
+/// DynamicBrokerConfig.brokerConfigSynonyms), e.g. log.retention.minutes and log.retention.hours for log.retention.ms.</param>
+/// <param name="Doc">DescribeConfigs' documentation (v3+, when asked); null: none.</param>
 public sealed record ConfigDefinition(string Name, ConfigType Type, string? Default, bool Used = true,
-    long Min = long.MinValue, long Max = long.MaxValue, string[]? ValidValues = null, bool ReadOnly = true)
+    long Min = long.MinValue, long Max = long.MaxValue, string[]? ValidValues = null, ConfigUpdateMode? Update = null,
+    string[]? Synonyms = null, string? Doc = null)
 {
+    /// <summary>The topic config this key supplies the default of (Kafka's ServerTopicConfigSynonyms, kept with the
+    /// topic configs in Storage), or null.</summary>
+    public string? TopicSynonym => BrokerConfigDefinitions.TopicSynonymOf(Name);
+
+    /// <summary>How the key may change at run time (see <see cref="Update"/>).</summary>
+    public ConfigUpdateMode UpdateMode => Update ?? (TopicSynonym is not null ? ConfigUpdateMode.ClusterWide : ConfigUpdateMode.ReadOnly);
+
+    /// <summary>Values never sent to clients (Kafka's KafkaConfig.maybeSensitive: PASSWORD configs).</summary>
+    public bool IsSensitive => Type == ConfigType.Password;
+
     public void Validate(string? value)
     {
         if (value is null) return;

@@ -6,72 +6,59 @@ namespace Kayak.Broker.Config;
 /// <summary>
 /// Which broker configs may change at run time, and the checks Kafka makes before accepting a change: Kafka's
 /// DynamicBrokerConfig.AllDynamicConfigs / PerBrokerConfigs / validateConfigs (KIP-226). The names and messages are
-/// Kafka's, so kafka-configs.sh and AdminClients see the same answers.
+/// Kafka's, so kafka-configs.sh and AdminClients see the same answers. For a key in
+/// <see cref="BrokerConfigDefinitions"/> its definition's <see cref="ConfigDefinition.UpdateMode"/> decides; only keys
+/// Kafka makes dynamic that Kayak does not define are listed here (issue 10: one source of truth per key).
 /// </summary>
 public static partial class DynamicBrokerConfigs
 {
-    /// <summary>SslConfigs.RECONFIGURABLE_CONFIGS: per listener only (listener.name.NAME.ssl.keystore.location ...).</summary>
-    private static readonly HashSet<string> SecurityConfigs =
-    [
-        "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password", "ssl.truststore.type",
-        "ssl.truststore.location", "ssl.truststore.password", "ssl.keystore.certificate.chain", "ssl.keystore.key",
-        "ssl.truststore.certificates",
-    ];
-
-    /// <summary>DynamicListenerConfig.ReconfigurableConfigs.</summary>
-    private static readonly HashSet<string> ListenerConfigs =
-    [
-        "listeners", "listener.security.protocol.map", "principal.builder.class", "ssl.protocol", "ssl.provider",
-        "ssl.cipher.suites", "ssl.enabled.protocols", "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password",
-        "ssl.key.password", "ssl.truststore.type", "ssl.truststore.location", "ssl.truststore.password",
-        "ssl.keymanager.algorithm", "ssl.trustmanager.algorithm", "ssl.endpoint.identification.algorithm",
-        "ssl.secure.random.implementation", "ssl.client.auth", "ssl.engine.factory.class",
-        "sasl.mechanism.inter.broker.protocol", "sasl.jaas.config", "sasl.enabled.mechanisms", "sasl.kerberos.service.name",
-        "sasl.kerberos.kinit.cmd", "sasl.kerberos.ticket.renew.window.factor", "sasl.kerberos.ticket.renew.jitter",
-        "sasl.kerberos.min.time.before.relogin", "sasl.kerberos.principal.to.local.rules", "sasl.login.refresh.window.factor",
-        "sasl.login.refresh.window.jitter", "sasl.login.refresh.min.period.seconds", "sasl.login.refresh.buffer.seconds",
-        "max.connections", "max.connection.creation.rate", "num.network.threads",
-    ];
-
-    /// <summary>DynamicBrokerConfig.ClusterLevelListenerConfigs: listener keys that may also be cluster defaults.</summary>
-    private static readonly HashSet<string> ClusterLevelListenerConfigs = ["max.connections", "max.connection.creation.rate", "num.network.threads"];
-
     /// <summary>
-    /// Kafka's thread pools (DynamicThreadPool), log cleaner (LogCleaner.RECONFIGURABLE_CONFIGS), socket server limits
-    /// (SocketServer.RECONFIGURABLE_CONFIGS), producer state (DynamicProducerStateManagerConfig), metric reporters and
-    /// config providers. Kayak accepts, stores and reports these; only producer.id.expiration.ms changes behaviour (the
-    /// others name machinery Kayak does not have: its I/O runs on the .NET thread pool, there is no cleaner pool, no
-    /// connection quotas).
+    /// Kafka's dynamic keys that have no definition in Kayak's table (listener configs such as sasl.kerberos.*, and
+    /// the thread pools, log cleaner, socket server limits, metric reporters and config providers). Kayak accepts,
+    /// stores and reports these; they name machinery Kayak does not have. Undefined broker keys that are the default
+    /// of a topic config (log.cleaner.delete.retention.ms ...) are cluster-wide too, from Storage's topic table.
     /// </summary>
-    private static readonly HashSet<string> OtherDynamicConfigs =
-    [
-        "num.io.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir", "background.threads",
-        "log.cleaner.threads", "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.load.factor", "log.cleaner.io.buffer.size",
-        "message.max.bytes", "log.cleaner.io.max.bytes.per.second", "log.cleaner.backoff.ms",
-        "max.connections.per.ip", "max.connections.per.ip.overrides",
-        "producer.id.expiration.ms", "transaction.partition.verification.enable",
-        "metric.reporters", "config.providers",
-    ];
+    private static readonly Dictionary<string, ConfigUpdateMode> Undefined = BuildUndefined();
 
-    private static readonly HashSet<string> All = BuildAll();
-
-    private static HashSet<string> BuildAll()
+    private static Dictionary<string, ConfigUpdateMode> BuildUndefined()
     {
-        var all = new HashSet<string>(StringComparer.Ordinal);
-        all.UnionWith(SecurityConfigs);
-        all.UnionWith(ListenerConfigs);
-        all.UnionWith(OtherDynamicConfigs);
-        // DynamicLogConfig.ReconfigurableConfigs: every broker config that is the default of a topic config.
-        foreach (var def in TopicConfig.Definitions)
-            if (def.BrokerSynonym is { } b) all.Add(b);
-        return all;
+        var d = new Dictionary<string, ConfigUpdateMode>(StringComparer.Ordinal);
+        // DynamicListenerConfig.ReconfigurableConfigs without a definition: per broker.
+        foreach (var name in (string[])[
+                     "principal.builder.class", "ssl.engine.factory.class", "sasl.kerberos.service.name", "sasl.kerberos.kinit.cmd",
+                     "sasl.kerberos.ticket.renew.window.factor", "sasl.kerberos.ticket.renew.jitter",
+                     "sasl.kerberos.min.time.before.relogin", "sasl.kerberos.principal.to.local.rules",
+                     "sasl.login.refresh.window.factor", "sasl.login.refresh.window.jitter",
+                     "sasl.login.refresh.min.period.seconds", "sasl.login.refresh.buffer.seconds"])
+            d.Add(name, ConfigUpdateMode.PerBroker);
+        foreach (var name in (string[])[
+                     "max.connections", "max.connection.creation.rate", "num.replica.fetchers", "background.threads",
+                     "log.cleaner.threads", "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.load.factor",
+                     "log.cleaner.io.buffer.size", "log.cleaner.io.max.bytes.per.second", "log.cleaner.backoff.ms",
+                     "max.connections.per.ip", "max.connections.per.ip.overrides", "transaction.partition.verification.enable",
+                     "metric.reporters", "config.providers"])
+            d.Add(name, ConfigUpdateMode.ClusterWide);
+        foreach (var name in d.Keys)
+            if (BrokerConfigDefinitions.Find(name) is not null)
+                throw new InvalidOperationException($"{name} is defined in BrokerConfigDefinitions: give it Update: there, not here");
+        return d;
     }
+
+    /// <summary>DynamicBrokerConfig.ClusterLevelListenerConfigs: listener keys that may also be cluster defaults when listener-prefixed.</summary>
+    private static readonly HashSet<string> ClusterLevelListenerConfigs = ["max.connections", "max.connection.creation.rate", "num.network.threads"];
 
     [GeneratedRegex(@"^listener\.name\.[^.]*\.(.*)$")]
     private static partial Regex ListenerPrefixed();
 
+    /// <summary>How <paramref name="name"/> (without a listener prefix) may change at run time.</summary>
+    public static ConfigUpdateMode UpdateMode(string name) =>
+        BrokerConfigDefinitions.Find(name) is { } def ? def.UpdateMode
+        : Undefined.TryGetValue(name, out var mode) ? mode
+        : BrokerConfigDefinitions.TopicSynonymOf(name) is not null ? ConfigUpdateMode.ClusterWide
+        : ConfigUpdateMode.ReadOnly;
+
     /// <summary>True when Kafka lets <paramref name="name"/> change at run time (DescribeConfigs' readOnly is its negation).</summary>
-    public static bool IsDynamic(string name) => All.Contains(name) || ListenerPrefixed().IsMatch(name);
+    public static bool IsDynamic(string name) => UpdateMode(name) != ConfigUpdateMode.ReadOnly || ListenerPrefixed().IsMatch(name);
 
     /// <summary>The key without its listener.name.NAME. prefix (Kafka validates the base name's type).</summary>
     public static string BaseName(string name) => ListenerPrefixed().Match(name) is { Success: true } m ? m.Groups[1].Value : name;
@@ -86,7 +73,7 @@ public static partial class DynamicBrokerConfigs
     {
         var nonDynamic = props.Keys.Where(k => !IsDynamic(k) && BrokerConfigDefinitions.Find(k) is not null).ToList();
         if (nonDynamic.Count > 0) return Message("Cannot update these configs dynamically", nonDynamic);
-        var bareSecurity = props.Keys.Where(SecurityConfigs.Contains).ToList();
+        var bareSecurity = props.Keys.Where(k => UpdateMode(k) == ConfigUpdateMode.PerListener).ToList();
         if (bareSecurity.Count > 0) return Message("These security configs can be dynamically updated only per-listener using the listener prefix", bareSecurity);
         foreach (var (key, value) in props)
         {
@@ -94,25 +81,21 @@ public static partial class DynamicBrokerConfigs
             try
             {
                 if (BrokerConfigDefinitions.Find(name) is { } def) def.Validate(value);
-                else if (TopicForSynonym(name) is { } topicKey) TopicConfig.Validate(topicKey, value);
+                else if (BrokerConfigDefinitions.TopicSynonymOf(name) is { } topicKey) TopicConfig.Validate(topicKey, value);
             }
             catch (ConfigException e) { return e.Message; }
-            catch (Storage.ConfigException e) { return e.Message.Replace("configuration " + (TopicForSynonym(name) ?? name), "configuration " + key, StringComparison.Ordinal); }
+            catch (Storage.ConfigException e)
+            {
+                return e.Message.Replace("configuration " + (BrokerConfigDefinitions.TopicSynonymOf(name) ?? name), "configuration " + key, StringComparison.Ordinal);
+            }
         }
         if (!perBroker)
         {
-            var perBrokerOnly = props.Keys.Where(k =>
-                (SecurityConfigs.Contains(k) || ListenerConfigs.Contains(k)) && !ClusterLevelListenerConfigs.Contains(k)
-                || ListenerPrefixed().Match(k) is { Success: true } m && !ClusterLevelListenerConfigs.Contains(m.Groups[1].Value)).ToList();
+            var perBrokerOnly = props.Keys.Where(k => ListenerPrefixed().Match(k) is { Success: true } m
+                ? !ClusterLevelListenerConfigs.Contains(m.Groups[1].Value)
+                : UpdateMode(k) is ConfigUpdateMode.PerBroker or ConfigUpdateMode.PerListener).ToList();
             if (perBrokerOnly.Count > 0) return Message("Cannot update these configs at default cluster level, broker id must be specified", perBrokerOnly);
         }
-        return null;
-    }
-
-    private static string? TopicForSynonym(string brokerKey)
-    {
-        foreach (var def in TopicConfig.Definitions)
-            if (def.BrokerSynonym == brokerKey) return def.Name;
         return null;
     }
 

@@ -6,15 +6,15 @@
 //     an illegal name: INVALID_TOPIC_EXCEPTION. Not read-only (AlterConfigs can change them).
 //   BROKER (4): name must be this node id, or empty for the cluster-wide default resource; anything else is
 //     INVALID_REQUEST ("Unexpected broker id ..."). Lists BrokerConfigDefinitions.All with the values in force
-//     (node.id and broker.id both give the node's id, as Kafka's populateSynonyms makes them);
-//     all read-only because Kayak has no dynamic broker configs. The empty (cluster default) resource lists
-//     Kafka's dynamic cluster defaults only, so it is answered with no entries.
+//     (node.id and broker.id both give the node's id, as Kafka's populateSynonyms makes them); type, read-only
+//     (the definition's update mode), sensitive (PASSWORD), synonyms and documentation all come from the
+//     definition (issue 10). The empty (cluster default) resource lists the dynamic cluster defaults only.
 //   BROKER_LOGGER (8): name must be this node id; answers no entries (Kafka lists log4j loggers; not implemented).
 //   Others (CLIENT_METRICS, GROUP, UNKNOWN): INVALID_REQUEST "Unsupported resource type".
 // Null or empty ConfigurationKeys means all keys; unknown keys are left out silently as in Kafka.
 // Version notes: v0 has IsDefault instead of ConfigSource; synonyms from v1 (only when IncludeSynonyms);
-// ConfigType and Documentation from v3 (documentation only when IncludeDocumentation). No sensitive configs
-// exist, so no value is ever hidden. Broker entries carry no documentation text.
+// ConfigType and Documentation from v3 (documentation only when IncludeDocumentation). Sensitive values are
+// never sent. Broker entries carry their definition's Doc (null when it has none).
 // ACLs: DESCRIBE_CONFIGS on the CLUSTER for BROKER/BROKER_LOGGER (CLUSTER_AUTHORIZATION_FAILED), on the topic for TOPIC.
 using Kayak.Broker.Security;
 using System.Globalization;
@@ -165,7 +165,7 @@ internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, DynamicBroke
         if (value is null && synonyms.Count > 0) value = synonyms[0].Value;
         // PASSWORD values, and values of keys of unknown type, are never sent (Kafka's KafkaConfig.maybeSensitive).
         bool sensitive = def is null ? !DynamicBrokerConfigs.IsDynamic(name) || name.Contains("password", StringComparison.Ordinal)
-            : def.Type == Kayak.Storage.ConfigType.Password;
+            : def.IsSensitive;
         if (sensitive)
         {
             value = null;
@@ -173,7 +173,7 @@ internal sealed class DescribeConfigsHandler(ITopicCatalog catalog, DynamicBroke
         }
         var source = synonyms.Count > 0 ? synonyms[0].Source : ConfigSource.DefaultConfig;
         var entry = Entry(options, name, value, source, readOnly: !DynamicBrokerConfigs.IsDynamic(name),
-            def is null ? (sbyte)0 : (sbyte)def.Type, null, Synonyms(synonyms));
+            def is null ? (sbyte)0 : (sbyte)def.Type, def?.Doc, Synonyms(synonyms));
         entry.IsSensitive = sensitive;
         result.Configs.Add(entry);
     }
