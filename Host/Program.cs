@@ -118,6 +118,7 @@ if (new BrokerConfig(options.Properties).GetString("kayak.control.listener") is 
     }
 }
 await using var stopControl = control;
+using var memoryLog = Kayak.Host.MemoryLog.Start(loggerFactory);
 // SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush, close files.
 var stop = new TaskCompletionSource();
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });

@@ -86,6 +86,37 @@ public class RequestMemoryTests
     }
 
     [Test]
+    public void IdleTrim_ComesWhenConnectionsStopClosing_AfterManyClosed()
+    {
+        // The full-size campaign's shape: the busiest requests come first (and trim), 2,000 connections close at the end
+        // while a health check goes on at the same rate; their buffers are garbage only a collection gives back.
+        var memory = new Network.RequestMemory(0);
+        void Requests(int n) { for (int i = 0; i < n; i++) memory.Return(memory.Rent(64)); }
+        void Close(int n) { for (int i = 0; i < n; i++) memory.ConnectionClosed(); }
+        Requests(5_000);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "busy");
+        Requests(100);
+        Assert.That(memory.ShouldTrimIdle(), Is.True, "trickle after the burst");
+        Requests(100);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "same trickle");
+        Close(Network.RequestMemory.TrimAfterClosedConnections - 1);
+        Requests(100);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "a few closes");
+        Requests(100);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "a few closes are not worth a full collection");
+        Close(2_000);
+        Requests(100);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "still closing");
+        Close(150);
+        Requests(100);
+        Assert.That(memory.ShouldTrimIdle(), Is.True, "closes settled");
+        Requests(100);
+        Assert.That(memory.ShouldTrimIdle(), Is.False, "once");
+        Close(20); // steady churn below the threshold
+        Assert.That(memory.ShouldTrimIdle(), Is.False);
+    }
+
+    [Test]
     public async Task OneRequestLargerThanTheCap_StillProceeds()
     {
         var memory = new RequestMemory(100);

@@ -37,7 +37,13 @@ public sealed partial class FaultCampaign
         // "Near idle": GC'd heaps and pooled buffers may keep some memory; more than this after the clients left is a leak.
         const double idleSlackMb = 100;
 
-        var broker = await StartBrokerAsync(BrokerMode.Process, CampaignBroker.Settings());
+        // The broker logs its GC figures beside RssAnon every 5 s (Host's KAYAK_MEMORY_LOG_MS, inherited at spawn):
+        // whether memory left after the load is live objects, uncollected garbage, free committed GC memory or native.
+        string? memoryLogBefore = Environment.GetEnvironmentVariable("KAYAK_MEMORY_LOG_MS");
+        Environment.SetEnvironmentVariable("KAYAK_MEMORY_LOG_MS", "5000");
+        BrokerUnderTest broker;
+        try { broker = await StartBrokerAsync(BrokerMode.Process, CampaignBroker.Settings()); }
+        finally { Environment.SetEnvironmentVariable("KAYAK_MEMORY_LOG_MS", memoryLogBefore); }
         int pid = BrokerProbe.Pid(broker) ?? throw new InvalidOperationException("no broker pid");
         string probeTopic = TopicName("c7p"), floodTopic = TopicName("c7f");
         await broker.CreateTopicAsync(probeTopic, 1, cancellationToken: Token);
@@ -50,6 +56,7 @@ public sealed partial class FaultCampaign
         // The bounds are on the broker's own memory (RssAnon); VmRSS, which also counts the mapped segment pages the
         // flood wrote (page cache), is reported beside it.
         double baseline = BrokerProbe.AnonMb(pid) ?? 0, peakRss = BrokerProbe.RssMb(pid) ?? 0;
+        string idleMemory = LastMemoryLine(broker);
 
         var sockets = new List<Socket>();
         using var stop = new CancellationTokenSource();
@@ -103,6 +110,8 @@ public sealed partial class FaultCampaign
             if (after <= baseline + idleSlackMb / 2) break;
             await Task.Delay(1000, Token);
         }
+        foreach (var line in MemoryLines(broker)) TestContext.Out.WriteLine("broker " + line);
+        row.Note($"broker at idle: {idleMemory}; at the end: {LastMemoryLine(broker)}");
         row.Cycles = 1;
         row.Acknowledged = probe.Acknowledged;
         row.RssPeakMb = peak;
@@ -114,6 +123,20 @@ public sealed partial class FaultCampaign
             $"RssAnon idle {baseline:F0} MB before, peak {peak:F0}, {after:F0} after (VmRSS peak {peakRss:F0} MB with the mapped segments); {latencies.Count} probes, p50 {CampaignReport.Percentile(latencies, 0.5):F0} ms");
         Finish(row);
     }
+
+    /// <summary>The broker's memory diagnostics lines (Host's MemoryLog), oldest first.</summary>
+    private static List<string> MemoryLines(BrokerUnderTest broker)
+    {
+        var lines = new List<string>();
+        foreach (var line in BrokerProbe.OutputOfLatestStart(broker).Split('\n'))
+        {
+            int at = line.IndexOf("memory: rss-anon=", StringComparison.Ordinal);
+            if (at >= 0) lines.Add(line[..Math.Min(line.Length, 24)].Trim() + " " + line[at..].TrimEnd());
+        }
+        return lines;
+    }
+
+    private static string LastMemoryLine(BrokerUnderTest broker) => MemoryLines(broker) is { Count: > 0 } l ? l[^1] : "(no memory line)";
 
     /// <summary>Metadata, then one acks=all record produced and fetched back: the round trip a health check makes.</summary>
     private sealed class Probe : IDisposable
