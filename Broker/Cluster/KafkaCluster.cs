@@ -64,7 +64,18 @@ public sealed partial class KafkaCluster : IAsyncDisposable
         for (int id = 1; id <= _brokers.Length; id++) _properties[id - 1] = BrokerProperties(baseConfig, id);
         try
         {
-            for (int id = 1; id <= _brokers.Length; id++) await StartBrokerAsync(id, cancellationToken).ConfigureAwait(false);
+            // The members start concurrently (issue 14: a 3-broker cluster must start in < 3x one broker's time):
+            // each opens its own log dirs and binds its own listeners, and the controller serialises their Attach and
+            // SetLive under its lock, as KRaft's controller handles brokers registering at the same time. Task.Run
+            // because a broker's start is mostly synchronous (log recovery, coordinator loads) and would otherwise
+            // run one after the other on this thread. WhenAll waits for every member, so a failure disposes them all.
+            var starts = new Task[_brokers.Length];
+            for (int id = 1; id <= _brokers.Length; id++)
+            {
+                int nodeId = id;
+                starts[id - 1] = Task.Run(() => StartBrokerAsync(nodeId, cancellationToken), cancellationToken);
+            }
+            await Task.WhenAll(starts).ConfigureAwait(false);
         }
         catch
         {
