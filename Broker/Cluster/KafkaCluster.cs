@@ -19,6 +19,7 @@ public sealed partial class KafkaCluster : IAsyncDisposable
     private readonly KafkaBroker?[] _brokers;
     private readonly Dictionary<string, string>[] _properties;
     private ClusterController? _controller;
+    private LeaderRebalancer? _rebalancer;
     private int _disposed;
 
     public KafkaCluster(KafkaClusterOptions options)
@@ -82,6 +83,10 @@ public sealed partial class KafkaCluster : IAsyncDisposable
             await DisposeAsync().ConfigureAwait(false);
             throw;
         }
+        // auto.leader.rebalance.enable (Kafka's default true): the controller's periodic preferred elections.
+        if (baseConfig.AutoLeaderRebalanceEnable)
+            _rebalancer = new LeaderRebalancer(Controller, Options.Time ?? TimeProvider.System,
+                baseConfig.LeaderImbalanceCheckIntervalSeconds, baseConfig.LeaderImbalancePerBrokerPercentage);
         var log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("Kayak.Cluster");
         log.LogInformation("Cluster {ClusterId} started: {Brokers} brokers, bootstrap {Bootstrap}, root {Root}", ClusterId, _brokers.Length, BootstrapServers, Root);
     }
@@ -139,6 +144,7 @@ public sealed partial class KafkaCluster : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _rebalancer?.Dispose();
         for (int i = 0; i < _brokers.Length; i++)
         {
             var b = _brokers[i];
