@@ -66,6 +66,7 @@ internal sealed class BrokerState : IDisposable
             new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber, Authorizer), new AlterConfigsHandler(Topics, Cluster, Dynamic, Authorizer),
             new DescribeLogDirsHandler(Catalog, Config.LogDirs, Authorizer), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics, Quotas, Authorizer),
             new DeleteGroupsHandler(Groups, Authorizer), new ElectLeadersHandler(Catalog, Controller, Authorizer),
+            new AlterPartitionReassignmentsHandler(Catalog, Controller, NodeId, Authorizer), new ListPartitionReassignmentsHandler(Controller, Authorizer),
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic, Authorizer), new OffsetDeleteHandler(Groups, Authorizer),
             new DescribeClientQuotasHandler(Quotas.Store, Authorizer), new AlterClientQuotasHandler(Quotas.Store, Authorizer),
             new DescribeUserScramCredentialsHandler(Scram, Authorizer), new AlterUserScramCredentialsHandler(Scram, Authorizer),

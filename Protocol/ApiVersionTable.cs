@@ -48,6 +48,8 @@ public static class ApiVersionTable
         new(ApiKey.CreatePartitions, 0, 3),
         new(ApiKey.DeleteGroups, 0, 2),
         new(ApiKey.ElectLeaders, 0, 2),
+        new(ApiKey.AlterPartitionReassignments, 0, 0),
+        new(ApiKey.ListPartitionReassignments, 0, 0),
         new(ApiKey.IncrementalAlterConfigs, 0, 1),
         new(ApiKey.OffsetDelete, 0, 0),
         new(ApiKey.DescribeClientQuotas, 0, 1),

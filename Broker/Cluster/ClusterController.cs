@@ -14,7 +14,7 @@ namespace Kayak.Broker.Cluster;
 /// stops is fenced: out of every ISR, its partitions led by another ISR member at the next epoch. One lock serialises
 /// the changes; readers (leadership lookups on the request paths) see an immutable snapshot.
 /// </summary>
-internal sealed class ClusterController : IClusterView, IPartitionElection
+internal sealed partial class ClusterController : IClusterView, IPartitionElection
 {
     private readonly object _lock = new();
     private readonly string _path;
@@ -64,6 +64,7 @@ internal sealed class ClusterController : IClusterView, IPartitionElection
         lock (_lock)
         {
             _hosts[nodeId] = topics;
+            Register(nodeId);
             var md = _metadata;
             foreach (var t in md.Topics.Values)
             {
@@ -85,6 +86,7 @@ internal sealed class ClusterController : IClusterView, IPartitionElection
         lock (_lock)
         {
             _live[nodeId] = new BrokerNode(nodeId, endpoints);
+            Register(nodeId);
             _liveBrokers = _live.Values.ToArray();
             // Partitions left without a leader whose last ISR member is back get it as leader again (Kafka's
             // clean election: only an ISR member may lead, unclean.leader.election.enable=false).
@@ -108,7 +110,8 @@ internal sealed class ClusterController : IClusterView, IPartitionElection
             foreach (int r in isr)
                 if (!_live.ContainsKey(r) && Array.IndexOf(p.Isr, r) < 0) return false;
             var parts = (PartitionAssignment[])t.Partitions.Clone();
-            parts[partition] = p with { Isr = isr };
+            // An ISR that now holds every replica a reassignment adds completes it (KIP-455).
+            parts[partition] = CompleteReassignment(p with { Isr = isr });
             Publish(_metadata.With(t with { Partitions = parts }));
             return true;
         }

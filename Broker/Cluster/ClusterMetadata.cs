@@ -10,7 +10,16 @@ namespace Kayak.Broker.Cluster;
 /// replicas in preference order, the leader, its epoch and the in-sync replicas. Immutable: a change replaces it, so
 /// handlers read a consistent value without a lock.
 /// </summary>
-internal sealed record PartitionAssignment(int[] Replicas, int Leader, int LeaderEpoch, int[] Isr);
+internal sealed record PartitionAssignment(int[] Replicas, int Leader, int LeaderEpoch, int[] Isr)
+{
+    /// <summary>Replicas an ongoing reassignment adds (KIP-455's adding_replicas); empty when none is in progress.</summary>
+    public int[] Adding { get; init; } = [];
+
+    /// <summary>Replicas an ongoing reassignment removes once the adding ones are in the ISR (removing_replicas).</summary>
+    public int[] Removing { get; init; } = [];
+
+    public bool Reassigning => Adding.Length > 0 || Removing.Length > 0;
+}
 
 /// <summary>A topic in the cluster metadata: name, topic id (the same on every broker) and its partitions.</summary>
 internal sealed record TopicAssignment(string Name, Uuid TopicId, PartitionAssignment[] Partitions);
@@ -64,7 +73,12 @@ internal sealed class ClusterMetadata
                 var parts = new List<PartitionAssignment>();
                 foreach (var p in t.GetProperty("partitions").EnumerateArray())
                     parts.Add(new PartitionAssignment(Ints(p.GetProperty("replicas")), p.GetProperty("leader").GetInt32(),
-                        p.GetProperty("leaderEpoch").GetInt32(), Ints(p.GetProperty("isr"))));
+                        p.GetProperty("leaderEpoch").GetInt32(), Ints(p.GetProperty("isr")))
+                    {
+                        // Only written while a reassignment is in progress (metadata from before reassignments has none).
+                        Adding = p.TryGetProperty("adding", out var adding) ? Ints(adding) : [],
+                        Removing = p.TryGetProperty("removing", out var removing) ? Ints(removing) : [],
+                    });
                 topics[name] = new TopicAssignment(name, id, parts.ToArray());
             }
             return new ClusterMetadata(clusterId, topics);
@@ -105,6 +119,8 @@ internal sealed class ClusterMetadata
                     w.WriteNumber("leader", p.Leader);
                     w.WriteNumber("leaderEpoch", p.LeaderEpoch);
                     WriteInts(w, "isr", p.Isr);
+                    if (p.Adding.Length > 0) WriteInts(w, "adding", p.Adding);
+                    if (p.Removing.Length > 0) WriteInts(w, "removing", p.Removing);
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();

@@ -19,6 +19,7 @@ public sealed partial class KafkaCluster : IAsyncDisposable
     private readonly KafkaBroker?[] _brokers;
     private readonly Dictionary<string, string>[] _properties;
     private ClusterController? _controller;
+    private LeaderRebalancer? _rebalancer;
     private int _disposed;
 
     public KafkaCluster(KafkaClusterOptions options)
@@ -64,13 +65,28 @@ public sealed partial class KafkaCluster : IAsyncDisposable
         for (int id = 1; id <= _brokers.Length; id++) _properties[id - 1] = BrokerProperties(baseConfig, id);
         try
         {
-            for (int id = 1; id <= _brokers.Length; id++) await StartBrokerAsync(id, cancellationToken).ConfigureAwait(false);
+            // The members start concurrently (issue 14: a 3-broker cluster must start in < 3x one broker's time):
+            // each opens its own log dirs and binds its own listeners, and the controller serialises their Attach and
+            // SetLive under its lock, as KRaft's controller handles brokers registering at the same time. Task.Run
+            // because a broker's start is mostly synchronous (log recovery, coordinator loads) and would otherwise
+            // run one after the other on this thread. WhenAll waits for every member, so a failure disposes them all.
+            var starts = new Task[_brokers.Length];
+            for (int id = 1; id <= _brokers.Length; id++)
+            {
+                int nodeId = id;
+                starts[id - 1] = Task.Run(() => StartBrokerAsync(nodeId, cancellationToken), cancellationToken);
+            }
+            await Task.WhenAll(starts).ConfigureAwait(false);
         }
         catch
         {
             await DisposeAsync().ConfigureAwait(false);
             throw;
         }
+        // auto.leader.rebalance.enable (Kafka's default true): the controller's periodic preferred elections.
+        if (baseConfig.AutoLeaderRebalanceEnable)
+            _rebalancer = new LeaderRebalancer(Controller, Options.Time ?? TimeProvider.System,
+                baseConfig.LeaderImbalanceCheckIntervalSeconds, baseConfig.LeaderImbalancePerBrokerPercentage);
         var log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("Kayak.Cluster");
         log.LogInformation("Cluster {ClusterId} started: {Brokers} brokers, bootstrap {Bootstrap}, root {Root}", ClusterId, _brokers.Length, BootstrapServers, Root);
     }
@@ -132,6 +148,7 @@ public sealed partial class KafkaCluster : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _rebalancer?.Dispose();
         for (int i = 0; i < _brokers.Length; i++)
         {
             var b = _brokers[i];

@@ -47,6 +47,9 @@ public sealed class BrokerConfig
     public int ClusterSize { get; }
     /// <summary>Replication in an in-process cluster (issue 14): Kafka's replica.* broker configs.</summary>
     public int ReplicaLagTimeMaxMs { get; }
+    public bool AutoLeaderRebalanceEnable { get; }
+    public long LeaderImbalanceCheckIntervalSeconds { get; }
+    public int LeaderImbalancePerBrokerPercentage { get; }
     public int ReplicaFetchWaitMaxMs { get; }
     public int ReplicaFetchMinBytes { get; }
     public int ReplicaFetchMaxBytes { get; }
@@ -128,6 +131,9 @@ public sealed class BrokerConfig
         DefaultReplicationFactor = GetInt("default.replication.factor");
         ClusterSize = GetInt("kayak.cluster.size");
         ReplicaLagTimeMaxMs = (int)Math.Min(int.MaxValue, GetLong("replica.lag.time.max.ms"));
+        AutoLeaderRebalanceEnable = GetBool("auto.leader.rebalance.enable");
+        LeaderImbalanceCheckIntervalSeconds = GetLong("leader.imbalance.check.interval.seconds");
+        LeaderImbalancePerBrokerPercentage = GetInt("leader.imbalance.per.broker.percentage");
         ReplicaFetchWaitMaxMs = GetInt("replica.fetch.wait.max.ms");
         ReplicaFetchMinBytes = GetInt("replica.fetch.min.bytes");
         ReplicaFetchMaxBytes = GetInt("replica.fetch.max.bytes");

@@ -162,6 +162,10 @@ public static class BrokerConfigDefinitions
         new("controller.quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
         // Replication between the members of an in-process cluster (issue 14), Kafka's names and defaults.
         new("replica.lag.time.max.ms", ConfigType.Long, "30000", Min: 1),
+        // Automatic preferred leader election in a cluster (Cluster/LeaderRebalancer.cs), Kafka's names and defaults.
+        new("auto.leader.rebalance.enable", ConfigType.Boolean, "true"),
+        new("leader.imbalance.check.interval.seconds", ConfigType.Long, "300", Min: 1),
+        new("leader.imbalance.per.broker.percentage", ConfigType.Int, "10", Min: 0, Max: 100),
         new("replica.fetch.wait.max.ms", ConfigType.Int, "500", Min: 0),
         new("replica.fetch.min.bytes", ConfigType.Int, "1", Min: 0),
         new("replica.fetch.max.bytes", ConfigType.Int, "1048576", Min: 0),

@@ -97,6 +97,22 @@ internal interface IPartitionElection
     Kayak.Protocol.KafkaError Elect(string topic, int partition, bool unclean);
 }
 
+/// <summary>One partition being reassigned, as ListPartitionReassignments lists it (KIP-455).</summary>
+internal sealed record OngoingReassignment(string Topic, int Partition, int[] Replicas, int[] Adding, int[] Removing);
+
+/// <summary>
+/// AlterPartitionReassignments / ListPartitionReassignments in a cluster (KIP-455): the controller moves replicas.
+/// Null on a single broker, whose only replica cannot move.
+/// </summary>
+internal interface IPartitionReassignment
+{
+    /// <summary>Starts a reassignment to <paramref name="replicas"/>, or cancels the ongoing one when null.</summary>
+    Kayak.Protocol.KafkaError Reassign(string topic, int partition, int[]? replicas);
+
+    /// <summary>The ongoing reassignments sorted by topic and partition, of the given partitions only when a filter is given.</summary>
+    List<OngoingReassignment> Reassignments(IReadOnlyList<(string Topic, IReadOnlyList<int> Partitions)>? filter);
+}
+
 /// <summary>Where FindCoordinator sends a client: the node leading the key's partition of an internal topic.</summary>
 internal interface ICoordinatorLocator
 {

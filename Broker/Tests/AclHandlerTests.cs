@@ -322,6 +322,15 @@ public class AclHandlerTests
         Assert.That((dirs.ErrorCode, dirs.Results.Count), Is.EqualTo(((short)ErrorCode.ClusterAuthorizationFailed, 0)));
         var elect = await bob.SendAsync<ElectLeadersResponse>(new ElectLeadersRequest { TopicPartitions = null, TimeoutMs = 1000 }, 2);
         Assert.That(elect.ErrorCode, Is.EqualTo((short)ErrorCode.ClusterAuthorizationFailed));
+        // KIP-455: AlterPartitionReassignments needs ALTER, ListPartitionReassignments DESCRIBE on the cluster.
+        var reassign = await bob.SendAsync<AlterPartitionReassignmentsResponse>(new AlterPartitionReassignmentsRequest
+        {
+            Topics = [new() { Name = topic, Partitions = [new() { PartitionIndex = 0, Replicas = [1] }] }],
+        }, 0);
+        Assert.That(reassign.ErrorCode, Is.EqualTo((short)ErrorCode.ClusterAuthorizationFailed));
+        Assert.That(reassign.Responses.Single().Partitions.Single().ErrorCode, Is.EqualTo((short)ErrorCode.ClusterAuthorizationFailed));
+        var reassignments = await bob.SendAsync<ListPartitionReassignmentsResponse>(new ListPartitionReassignmentsRequest { Topics = null }, 0);
+        Assert.That(reassignments.ErrorCode, Is.EqualTo((short)ErrorCode.ClusterAuthorizationFailed));
         var cluster = await bob.SendAsync<DescribeClusterResponse>(new DescribeClusterRequest { IncludeClusterAuthorizedOperations = true, EndpointType = 1 }, 1);
         Assert.That(cluster.ClusterAuthorizedOperations, Is.EqualTo(0));
         var coordinator = await bob.SendAsync<FindCoordinatorResponse>(new FindCoordinatorRequest { KeyType = 0, CoordinatorKeys = ["g"] }, 4);
