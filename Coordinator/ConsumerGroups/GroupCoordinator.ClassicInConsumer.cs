@@ -154,6 +154,10 @@ public sealed partial class GroupCoordinator
         if ((request.ProtocolType is not null && request.ProtocolType != ConsumerProtocolType)
             || (request.ProtocolName is not null && request.ProtocolName != name))
             return SyncError(ErrorCode.InconsistentGroupProtocol, version);
+        // Kafka's throwIfRebalanceInProgress: a group epoch ahead of the member's means it must rejoin first, unless
+        // it is revoking (it rejoined already and keeps its epoch until it has let go).
+        if (cg.GroupEpoch > member.MemberEpoch && member.State != ConsumerMemberState.UnrevokedPartitions)
+            return SyncError(ErrorCode.RebalanceInProgress, version);
         member.ClassicDeadline = -1;
         ScheduleConsumerSession(group.GroupId, member, NowMs + member.Classic.SessionTimeoutMs);
         return new SyncGroupResponse

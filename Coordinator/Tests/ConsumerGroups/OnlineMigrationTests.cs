@@ -128,8 +128,9 @@ public class OnlineMigrationTests
         Assert.That(cg.Members["c1"].State, Is.EqualTo(ConsumerMemberState.UnreleasedPartitions));
         d.AssertNoPartitionOwnedTwice();
 
-        // Its Heartbeat tells it to rejoin; an eager client revokes everything and rejoins owning nothing.
+        // Its Heartbeat (and a SyncGroup) tells it to rejoin; an eager client revokes everything and rejoins owning nothing.
         Assert.That(h.Heartbeat(classicId, generation), Is.EqualTo(GroupErrors.RebalanceInProgress));
+        Assert.That(h.Sync(classicId, generation).R().ErrorCode, Is.EqualTo(GroupErrors.RebalanceInProgress));
         var join = h.Join(classicId, metadata: Harness.Subscription("t")).R();
         Assert.That(join.ErrorCode, Is.EqualTo(GroupErrors.None));
         Assert.That(join.GenerationId, Is.EqualTo(cg.GroupEpoch), "the generation is the member epoch");
