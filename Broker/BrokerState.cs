@@ -57,7 +57,7 @@ internal sealed class BrokerState : IDisposable
             new ListOffsetsHandler(Catalog, Leadership, Authorizer), new MetadataHandler(Catalog, Topics, Cluster, Leadership, Authorizer),
             new OffsetCommitHandler(Groups, Catalog, Authorizer, new Services.CoordinatorReplication(Catalog, Leadership, Time)), new OffsetFetchHandler(Groups, Authorizer),
             new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config, Authorizer),
-            new JoinGroupHandler(Groups, Authorizer), new HeartbeatHandler(Groups, Authorizer), new LeaveGroupHandler(Groups, Authorizer), new SyncGroupHandler(Groups, Authorizer),
+            new JoinGroupHandler(Groups, Catalog, Authorizer), new HeartbeatHandler(Groups, Authorizer), new LeaveGroupHandler(Groups, Authorizer), new SyncGroupHandler(Groups, Authorizer),
             new DescribeGroupsHandler(Groups, Authorizer), new ListGroupsHandler(Groups, Authorizer), new SaslHandshakeHandler(), new ApiVersionsHandler(),
             new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber, Quotas, Authorizer), new DeleteTopicsHandler(Catalog, Topics, Quotas, Authorizer),
             new DeleteRecordsHandler(Catalog, Authorizer), new InitProducerIdHandler(txns, Authorizer), new OffsetForLeaderEpochHandler(Catalog, Leadership, Authorizer),

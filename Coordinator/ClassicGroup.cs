@@ -120,6 +120,12 @@ internal sealed class ClassicGroup(string groupId)
     public Kayak.Protocol.CoordinatorRecords.GroupMetadataValue? StoredMetadata { get; set; }
 
     public bool IsEmpty => MemberList.Count == 0;
+
+    /// <summary>
+    /// Set while the write path converts the group to a consumer group (KIP-848 online upgrade): the classic group's
+    /// tombstone then clears its classic state but keeps the object, which the consumer records of the same write fill.
+    /// </summary>
+    public bool Converting { get; set; }
     public bool HasOffsets => Offsets.Count > 0 || PendingTxnOffsets.Count > 0;
 
     /// <summary>

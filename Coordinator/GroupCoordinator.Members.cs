@@ -17,6 +17,8 @@ public sealed partial class GroupCoordinator
         lock (group.Lock)
         {
             if (group.State == GroupState.Dead) return Task.FromResult(SyncError(ErrorCode.CoordinatorNotAvailable, version));
+            // KIP-848 online migration: a classic member of a consumer group (GroupCoordinator.ClassicInConsumer.cs).
+            if (group.Consumer is { } cg) return Task.FromResult(ClassicSyncToConsumerGroup(group, cg, request, version));
             ErrorCode error = ValidateMember(group, request.MemberId, request.GroupInstanceId);
             if (error != ErrorCode.None) return Task.FromResult(SyncError(error, version));
             if (request.GenerationId != group.GenerationId) return Task.FromResult(SyncError(ErrorCode.IllegalGeneration, version));
@@ -97,6 +99,7 @@ public sealed partial class GroupCoordinator
         lock (group.Lock)
         {
             ErrorCode error;
+            if (group.State != GroupState.Dead && group.Consumer is { } cg) return ClassicHeartbeatToConsumerGroup(group, cg, request);
             if (group.State == GroupState.Dead) error = ErrorCode.CoordinatorNotAvailable;
             else if ((error = ValidateMember(group, request.MemberId, request.GroupInstanceId)) != ErrorCode.None) { }
             else if (request.GenerationId != group.GenerationId) error = ErrorCode.IllegalGeneration;
@@ -149,7 +152,8 @@ public sealed partial class GroupCoordinator
             }
             foreach (var identity in leaving)
             {
-                ErrorCode error = LeaveOne(group, identity);
+                // KIP-848 online migration: members of a consumer group leave it (and may downgrade it).
+                ErrorCode error = group.Consumer is { } cg ? ClassicLeaveConsumerGroup(group, cg, identity) : LeaveOne(group, identity);
                 if (version >= 3) response.Members.Add(LeaveResult(identity, error));
                 else response.ErrorCode = (short)error;
             }

@@ -205,7 +205,7 @@ public sealed partial class GroupCoordinator
         lock (group.Lock)
         {
             group.StoredMetadata = null;
-            if (group.HasOffsets)
+            if (group.HasOffsets || group.Converting)
             {
                 for (int i = group.MemberList.Count - 1; i >= 0; i--) group.Remove(group.MemberList[i]);
                 group.GenerationId = 0;

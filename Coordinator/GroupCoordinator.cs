@@ -62,7 +62,9 @@ public sealed partial class GroupCoordinator : IDisposable
     // ------------------------------------------------------------------ JoinGroup
 
     /// <summary>JoinGroup, all versions. Completes when the rebalance does (or at once for errors).</summary>
-    public Task<JoinGroupResponse> JoinGroupAsync(JoinGroupRequest request, short version, ClientInfo client)
+    /// <param name="topics">Topic lookup for a classic member joining a KIP-848 consumer group (online migration); without
+    /// it the group's subscription metadata is what is known of the topics.</param>
+    public Task<JoinGroupResponse> JoinGroupAsync(JoinGroupRequest request, short version, ClientInfo client, ConsumerTopicResolver? topics = null)
     {
         string memberId = request.MemberId;
         if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) return Task.FromResult(JoinError(unavailable, memberId, version));
@@ -89,11 +91,10 @@ public sealed partial class GroupCoordinator : IDisposable
             {
                 // KIP-848, Kafka's classicGroupJoin: an empty consumer group becomes a classic group (its records
                 // tombstoned, offsets kept), whatever group.consumer.migration.policy says (that policy is about
-                // non-empty groups). A non-empty one would take the classic member as a classic-protocol member of
-                // the consumer group (Kafka's online migration), which is not implemented: the classic protocol is
-                // inconsistent with the group's.
+                // non-empty groups). A non-empty one takes the member as a classic member of the consumer group
+                // (Kafka's classicGroupJoinToConsumerGroup, GroupCoordinator.ClassicInConsumer.cs).
                 if (!consumerGroup.IsEmpty)
-                    return Task.FromResult(JoinError(ErrorCode.InconsistentGroupProtocol, memberId, version));
+                    return ClassicJoinToConsumerGroup(group, consumerGroup, request, version, client, rebalanceTimeout, protocols, topics);
                 var tombstones = new List<CoordinatorRecord>();
                 AddConsumerGroupDeletion(tombstones, group.GroupId);
                 if (!TryWrite(group, tombstones))

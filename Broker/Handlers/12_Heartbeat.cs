@@ -1,6 +1,7 @@
 // Heartbeat (key 12), v0-4. Keeps a member's session alive; answers REBALANCE_IN_PROGRESS while the
 // group is preparing a rebalance (the member must rejoin), ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID /
-// FENCED_INSTANCE_ID as Kafka does. Logic: GroupCoordinator.Heartbeat.
+// FENCED_INSTANCE_ID as Kafka does; for a classic member of a KIP-848 consumer group (online migration)
+// REBALANCE_IN_PROGRESS when its assignment changed and it must rejoin. Logic: GroupCoordinator.Heartbeat.
 // ACLs: READ on the group, else GROUP_AUTHORIZATION_FAILED (KafkaApis).
 using Kayak.Broker.Security;
 using Kayak.Coordinator;

@@ -1,7 +1,8 @@
 // SyncGroup (key 14), v0-5. The leader sends the assignments, followers wait for them; in a Stable
 // group the stored assignment is returned at once. v5+ checks ProtocolType/ProtocolName against the
 // group (INCONSISTENT_GROUP_PROTOCOL). Members that do not sync within the rebalance timeout are
-// removed (Kafka 3.x pending-sync). Logic: GroupCoordinator.SyncGroupAsync.
+// removed (Kafka 3.x pending-sync). A classic member of a KIP-848 consumer group (online migration) gets the
+// partitions the server-side assignor gave it. Logic: GroupCoordinator.SyncGroupAsync.
 // ACLs: READ on the group, else GROUP_AUTHORIZATION_FAILED (KafkaApis).
 using Kayak.Broker.Security;
 using Kayak.Coordinator;

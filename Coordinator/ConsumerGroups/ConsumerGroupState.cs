@@ -123,10 +123,34 @@ internal sealed class ConsumerMember(string memberId)
     public long SessionDeadline { get; set; }
     /// <summary>When an UNREVOKED_PARTITIONS member must have revoked by (its rebalance timeout), -1 when none runs.</summary>
     public long RevocationDeadline { get; set; } = -1;
+    /// <summary>
+    /// A classic member's join or sync deadline (unix ms, -1 none): after a Heartbeat told it to rejoin, or after its
+    /// JoinGroup, it has its rebalance timeout to send the next JoinGroup or SyncGroup (Kafka's join and sync timeouts).
+    /// </summary>
+    public long ClassicDeadline { get; set; } = -1;
     public ITimer? Timer { get; set; }
 
     /// <summary>Epoch -2: a static member that left and is expected back under its instance id (KIP-848, KIP-345).</summary>
     public bool IsStaticLeft => MemberEpoch == ConsumerGroupState.LeaveStaticEpoch;
+
+    /// <summary>
+    /// Set for a classic member in a consumer group (KIP-848 online migration): it speaks JoinGroup/SyncGroup/Heartbeat
+    /// and its session timeout and protocols are the ClassicMemberMetadata of its ConsumerGroupMemberMetadata record.
+    /// </summary>
+    public ClassicMemberInfo? Classic { get; set; }
+    public bool UsesClassicProtocol => Classic is not null;
+}
+
+/// <summary>Kafka's ConsumerGroupMemberMetadataValue.ClassicMemberMetadata: session timeout and the JoinGroup protocols.</summary>
+internal sealed record ClassicMemberInfo(int SessionTimeoutMs, List<MemberProtocol> Protocols)
+{
+    public bool SameAs(ClassicMemberInfo? other)
+    {
+        if (other is null || other.SessionTimeoutMs != SessionTimeoutMs || other.Protocols.Count != Protocols.Count) return false;
+        for (int i = 0; i < Protocols.Count; i++)
+            if (Protocols[i].Name != other.Protocols[i].Name || !Protocols[i].Metadata.AsSpan().SequenceEqual(other.Protocols[i].Metadata)) return false;
+        return true;
+    }
 }
 
 /// <summary>
@@ -155,6 +179,14 @@ internal sealed class ConsumerGroupState
     public readonly Dictionary<string, System.Text.RegularExpressions.Regex> RegexCache = new(StringComparer.Ordinal);
 
     public bool IsEmpty => Members.Count == 0;
+
+    /// <summary>Kafka's allMembersUseClassicProtocolExcept: every member but <paramref name="memberId"/> is a classic one.</summary>
+    public bool AllMembersUseClassicProtocolExcept(string memberId)
+    {
+        foreach (var m in Members.Values)
+            if (m.MemberId != memberId && !m.UsesClassicProtocol) return false;
+        return true;
+    }
 
     /// <summary>Kafka's ConsumerGroup.ConsumerGroupState names, as ListGroups and ConsumerGroupDescribe report them.</summary>
     public string StateName

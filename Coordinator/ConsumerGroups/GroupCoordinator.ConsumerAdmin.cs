@@ -79,6 +79,9 @@ public sealed partial class GroupCoordinator
     {
         if (memberEpoch < 0 && cg.IsEmpty) return ErrorCode.None;
         if (!cg.Members.TryGetValue(memberId, out var member)) return ErrorCode.UnknownMemberId;
+        // A classic member (online migration) commits with its generation, which is its member epoch (Kafka's
+        // ConsumerGroup.validateOffsetCommit: ILLEGAL_GENERATION, whatever the request version).
+        if (member.UsesClassicProtocol) return memberEpoch == member.MemberEpoch ? ErrorCode.None : ErrorCode.IllegalGeneration;
         if (!transactional && version < 9) return ErrorCode.UnsupportedVersion;
         return memberEpoch == member.MemberEpoch ? ErrorCode.None : ErrorCode.StaleMemberEpoch;
     }

@@ -33,10 +33,20 @@ public sealed partial class GroupCoordinator
         {
             if (group.State == GroupState.Dead) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
             // Kafka's getOrMaybeCreateConsumerGroup: an empty classic group becomes a consumer group (offsets kept,
-            // whatever group.consumer.migration.policy says); one with members would be upgraded online when the
-            // policy allows it, which is not implemented here, so it is "not a consumer group" as when Kafka cannot.
-            if (group.MemberList.Count > 0 || group.PendingMembers.Count > 0)
-                return HeartbeatError(ErrorCode.GroupIdNotFound, $"Group {request.GroupId} is not a consumer group");
+            // whatever group.consumer.migration.policy says); one with members is upgraded online when the member
+            // joins (epoch 0) and group.consumer.migration.policy allows it (GroupCoordinator.Migration.cs).
+            if (group.Consumer is null && (group.MemberList.Count > 0 || group.PendingMembers.Count > 0))
+            {
+                if (request.MemberEpoch != 0)
+                    return HeartbeatError(ErrorCode.GroupIdNotFound, $"Group {request.GroupId} is not a consumer group.");
+                if (group.MemberList.Count == 0)
+                {
+                    // Only MEMBER_ID_REQUIRED handshakes outstanding: nobody is in the group yet.
+                    foreach (var t in group.PendingMembers.Values) t.Dispose();
+                    group.PendingMembers.Clear();
+                }
+                else if (UpgradeToConsumerGroup(group, topics) is { } refused) return refused;
+            }
             var cg = group.Consumer;
             if (cg is null && request.MemberEpoch != 0)
                 return HeartbeatError(ErrorCode.GroupIdNotFound, $"Consumer group {request.GroupId} not found.");
@@ -102,12 +112,10 @@ public sealed partial class GroupCoordinator
             // its session timeout still runs and removes it if it does not come back.
             records.Add(CurrentAssignmentRecord(group.GroupId, member.MemberId, new CurrentAssignmentBuilder.Result(
                 ConsumerGroupState.LeaveStaticEpoch, member.PreviousMemberEpoch, member.State, member.Assigned, TopicPartitions.Empty)));
-        else
-        {
-            AddMemberRemoval(records, group.GroupId, member.MemberId);
-            records.Add(GroupEpochRecord(group.GroupId, cg.GroupEpoch + 1));
-        }
-        if (!TryWrite(group, records)) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+        else if (!RemoveConsumerMember(group, cg, member.MemberId))
+            // KIP-848 online downgrade: when only classic members remain, this converts the group to a classic one.
+            return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+        if (records.Count > 0 && !TryWrite(group, records)) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
         return new ConsumerGroupHeartbeatResponse { MemberId = request.MemberId, MemberEpoch = request.MemberEpoch };
     }
 
@@ -184,6 +192,48 @@ public sealed partial class GroupCoordinator
                 || basis.SubscribedTopicRegex != proposed.SubscribedTopicRegex;
         }
 
+        var next = PlanMember(cg, groupId, proposed, replaced, bump || groupCreated, owned, topics, topicNames, records);
+        bool assignmentChanged = existing is null || next.MemberEpoch != existing.MemberEpoch || next.PreviousMemberEpoch != existing.PreviousMemberEpoch
+            || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
+        if (assignmentChanged) records.Add(CurrentAssignmentRecord(groupId, memberId, next));
+
+        if (records.Count > 0 && !TryWrite(group, records)) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+
+        var member = group.Consumer!.Members[memberId];
+        long now = NowMs;
+        member.RevocationDeadline = member.State == ConsumerMemberState.UnrevokedPartitions
+            ? (member.RevocationDeadline >= 0 ? member.RevocationDeadline : now + Math.Max(member.RebalanceTimeoutMs, 0))
+            : -1;
+        ScheduleConsumerSession(groupId, member, now + _options.ConsumerGroupSessionTimeoutMs);
+
+        var response = new ConsumerGroupHeartbeatResponse
+        {
+            MemberId = memberId,
+            MemberEpoch = member.MemberEpoch,
+            HeartbeatIntervalMs = _options.ConsumerGroupHeartbeatIntervalMs,
+        };
+        // Kafka sends the assignment on join, on a full request and whenever the member changed.
+        if (request.MemberEpoch == 0 || owned is not null || assignmentChanged || records.Count > 0)
+        {
+            var assignment = new ConsumerGroupHeartbeatResponse.AssignmentData();
+            foreach (var (id, set) in member.Assigned.ByTopic)
+                assignment.TopicPartitions.Add(new ConsumerGroupHeartbeatResponse.TopicPartitions { TopicId = id, Partitions = set.ToList() });
+            response.Assignment = assignment;
+        }
+        _ = version;
+        return response;
+    }
+
+    /// <summary>
+    /// Steps 2 and 3 of Kafka's consumerGroupHeartbeat (and of classicGroupJoinToConsumerGroup) for
+    /// <paramref name="proposed"/>: the group's subscription metadata and epoch (bumped when <paramref name="bump"/> or the
+    /// metadata changed), the target assignment when the group epoch is ahead of it, and the member's next assignment
+    /// (CurrentAssignmentBuilder). Adds the records to <paramref name="records"/>; state changes only by their replay.
+    /// </summary>
+    private CurrentAssignmentBuilder.Result PlanMember(ConsumerGroupState cg, string groupId, ConsumerMember proposed, string? replaced,
+        bool bump, TopicPartitions? owned, ConsumerTopicResolver topics, IEnumerable<string> topicNames, List<CoordinatorRecord> records)
+    {
+        string memberId = proposed.MemberId;
         // Everyone the group will have after this heartbeat.
         var members = new Dictionary<string, ConsumerMember>(cg.Members, StringComparer.Ordinal);
         if (replaced is not null) members.Remove(replaced);
@@ -197,7 +247,7 @@ public sealed partial class GroupCoordinator
             bump = true;
         }
         int groupEpoch = cg.GroupEpoch;
-        if (bump || groupCreated)
+        if (bump)
         {
             groupEpoch++;
             records.Add(GroupEpochRecord(groupId, groupEpoch));
@@ -233,43 +283,15 @@ public sealed partial class GroupCoordinator
             if (replaced is not null) records.Add(TargetMemberRecord(groupId, memberId, target));
         }
 
-        var next = CurrentAssignmentBuilder.Build(proposed, targetEpoch, target, owned,
+        return CurrentAssignmentBuilder.Build(proposed, targetEpoch, target, owned,
             (t, p) => cg.Owners.TryGetValue((t, p), out var owner) && owner != memberId && owner != replaced);
-        bool assignmentChanged = existing is null || next.MemberEpoch != existing.MemberEpoch || next.PreviousMemberEpoch != existing.PreviousMemberEpoch
-            || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
-        if (assignmentChanged) records.Add(CurrentAssignmentRecord(groupId, memberId, next));
-
-        if (records.Count > 0 && !TryWrite(group, records)) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
-
-        var member = group.Consumer!.Members[memberId];
-        long now = NowMs;
-        member.RevocationDeadline = member.State == ConsumerMemberState.UnrevokedPartitions
-            ? (member.RevocationDeadline >= 0 ? member.RevocationDeadline : now + Math.Max(member.RebalanceTimeoutMs, 0))
-            : -1;
-        ScheduleConsumerSession(groupId, member, now + _options.ConsumerGroupSessionTimeoutMs);
-
-        var response = new ConsumerGroupHeartbeatResponse
-        {
-            MemberId = memberId,
-            MemberEpoch = member.MemberEpoch,
-            HeartbeatIntervalMs = _options.ConsumerGroupHeartbeatIntervalMs,
-        };
-        // Kafka sends the assignment on join, on a full request and whenever the member changed.
-        if (request.MemberEpoch == 0 || owned is not null || assignmentChanged || records.Count > 0)
-        {
-            var assignment = new ConsumerGroupHeartbeatResponse.AssignmentData();
-            foreach (var (id, set) in member.Assigned.ByTopic)
-                assignment.TopicPartitions.Add(new ConsumerGroupHeartbeatResponse.TopicPartitions { TopicId = id, Partitions = set.ToList() });
-            response.Assignment = assignment;
-        }
-        _ = version;
-        return response;
     }
 
     private static bool SameMetadata(ConsumerMember a, ConsumerMember b) =>
         a.InstanceId == b.InstanceId && a.RackId == b.RackId && a.ClientId == b.ClientId && a.ClientHost == b.ClientHost
         && a.RebalanceTimeoutMs == b.RebalanceTimeoutMs && a.ServerAssignor == b.ServerAssignor
-        && a.SubscribedTopicNames.SequenceEqual(b.SubscribedTopicNames) && a.SubscribedTopicRegex == b.SubscribedTopicRegex;
+        && a.SubscribedTopicNames.SequenceEqual(b.SubscribedTopicNames) && a.SubscribedTopicRegex == b.SubscribedTopicRegex
+        && (a.Classic is null ? b.Classic is null : a.Classic.SameAs(b.Classic));
 
     /// <summary>
     /// The topics each distinct regex of the members matches now (Kafka's resolved regular expressions, internal
@@ -337,6 +359,7 @@ public sealed partial class GroupCoordinator
     {
         member.SessionDeadline = deadline;
         long due = member.RevocationDeadline >= 0 ? Math.Min(deadline, member.RevocationDeadline) : deadline;
+        if (member.ClassicDeadline >= 0) due = Math.Min(due, member.ClassicDeadline);
         var delay = TimeSpan.FromMilliseconds(Math.Max(0, due - NowMs));
         if (member.Timer is null)
             member.Timer = _time.CreateTimer(static s =>
@@ -361,16 +384,14 @@ public sealed partial class GroupCoordinator
             long now = NowMs;
             bool revocationExpired = member.RevocationDeadline >= 0 && now >= member.RevocationDeadline
                 && member.State == ConsumerMemberState.UnrevokedPartitions;
+            revocationExpired |= member.ClassicDeadline >= 0 && now >= member.ClassicDeadline;
             if (now < member.SessionDeadline && !revocationExpired)
             {
                 ScheduleConsumerSession(groupId, member, member.SessionDeadline);
                 return;
             }
-            var records = new List<CoordinatorRecord>();
-            AddMemberRemoval(records, groupId, member.MemberId);
-            records.Add(GroupEpochRecord(groupId, cg.GroupEpoch + 1));
             // A refused write leaves the member in place; try again a heartbeat interval later.
-            if (!TryWrite(group, records)) ScheduleConsumerSession(groupId, member, now + _options.ConsumerGroupHeartbeatIntervalMs);
+            if (!RemoveConsumerMember(group, cg, member.MemberId)) ScheduleConsumerSession(groupId, member, now + _options.ConsumerGroupHeartbeatIntervalMs);
         }
     }
 }

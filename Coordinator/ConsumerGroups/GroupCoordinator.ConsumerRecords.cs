@@ -145,8 +145,9 @@ public sealed partial class GroupCoordinator
 
     private void ApplyMemberMetadata(ConsumerGroupState cg, string groupId, string memberId, ConsumerGroupMemberMetadataValue v)
     {
-        if (!cg.Members.TryGetValue(memberId, out var member)) cg.Members[memberId] = member = NewLoadedMember(groupId, memberId);
-        member.InstanceId = v.InstanceId;
+        bool created = !cg.Members.TryGetValue(memberId, out var member);
+        if (created) cg.Members[memberId] = member = NewLoadedMember(groupId, memberId);
+        member!.InstanceId = v.InstanceId;
         member.RackId = v.RackId;
         member.ClientId = v.ClientId;
         member.ClientHost = v.ClientHost;
@@ -154,7 +155,10 @@ public sealed partial class GroupCoordinator
         member.SubscribedTopicRegex = string.IsNullOrEmpty(v.SubscribedTopicRegex) ? null : v.SubscribedTopicRegex;
         member.RebalanceTimeoutMs = v.RebalanceTimeoutMs;
         member.ServerAssignor = v.ServerAssignor;
+        member.Classic = v.ClassicMemberMetadata is { } classic ? FromRecord(classic) : null;
         if (v.InstanceId is not null) cg.StaticMembers[v.InstanceId] = memberId;
+        // A classic member (online migration) has its own session timeout.
+        if (created && member.Classic is not null) ScheduleConsumerSession(groupId, member, NowMs + SessionTimeoutOf(member));
     }
 
     /// <summary>
@@ -227,7 +231,23 @@ public sealed partial class GroupCoordinator
                 SubscribedTopicRegex = m.SubscribedTopicRegex,
                 RebalanceTimeoutMs = m.RebalanceTimeoutMs,
                 ServerAssignor = m.ServerAssignor,
+                ClassicMemberMetadata = m.Classic is { } classic ? ToRecord(classic) : null,
             }, 0);
+
+    private static ConsumerGroupMemberMetadataValue.ClassicMemberMetadataData ToRecord(ClassicMemberInfo classic)
+    {
+        var data = new ConsumerGroupMemberMetadataValue.ClassicMemberMetadataData { SessionTimeoutMs = classic.SessionTimeoutMs };
+        foreach (var p in classic.Protocols)
+            data.SupportedProtocols.Add(new ConsumerGroupMemberMetadataValue.ClassicProtocol { Name = p.Name, Metadata = p.Metadata });
+        return data;
+    }
+
+    private static ClassicMemberInfo FromRecord(ConsumerGroupMemberMetadataValue.ClassicMemberMetadataData data)
+    {
+        var protocols = new List<MemberProtocol>(data.SupportedProtocols.Count);
+        foreach (var p in data.SupportedProtocols) protocols.Add(new MemberProtocol(p.Name, p.Metadata));
+        return new ClassicMemberInfo(data.SessionTimeoutMs, protocols);
+    }
 
     private static CoordinatorRecord TargetEpochRecord(string groupId, int epoch) =>
         new(new ConsumerGroupTargetAssignmentMetadataKey { GroupId = groupId }, ConsumerGroupTargetAssignmentMetadataKeyVersion,

@@ -275,7 +275,13 @@ public class ConsumerGroupTests
     {
         using var g = new Group();
         g.Heartbeat("m1", 0);
-        Assert.That(g.H.Join().Result.ErrorCode, Is.EqualTo((short)ErrorCode.InconsistentGroupProtocol));
+        // KIP-848 online migration: a classic consumer joins the consumer group (after the KIP-394 handshake); another
+        // protocol type is inconsistent with it (Kafka's supportsClassicProtocols).
+        Assert.That(g.H.Join().Result.ErrorCode, Is.EqualTo((short)ErrorCode.MemberIdRequired));
+        var connect = new JoinGroupRequest { GroupId = Harness.Group, SessionTimeoutMs = Harness.Session, RebalanceTimeoutMs = Harness.Rebalance, ProtocolType = "connect" };
+        connect.Protocols.Add(new JoinGroupRequest.JoinGroupRequestProtocol { Name = "default", Metadata = [0, 1] });
+        Assert.That(g.H.Coordinator.JoinGroupAsync(connect, 7, new ClientInfo("c", "/127.0.0.1")).Result.ErrorCode,
+            Is.EqualTo((short)ErrorCode.InconsistentGroupProtocol));
         var listed = g.H.Coordinator.ListGroups(new ListGroupsRequest(), 5).Groups.Single();
         Assert.That((listed.GroupType, listed.GroupState, listed.ProtocolType), Is.EqualTo(("consumer", "Stable", "consumer")));
         Assert.That(g.H.Coordinator.DeleteGroups(new DeleteGroupsRequest { GroupsNames = [Harness.Group] }).Results[0].ErrorCode,

@@ -1,0 +1,293 @@
+using System.Buffers;
+using Kayak.Coordinator.ConsumerGroups;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Coordinator;
+
+/// <summary>
+/// KIP-848 online migration between the classic and the consumer protocol, as Kafka 4.0's GroupMetadataManager does it
+/// under group.consumer.migration.policy (disabled, upgrade, downgrade, bidirectional):
+/// <list type="bullet">
+/// <item>Upgrade (getOrMaybeCreateConsumerGroup → validateOnlineUpgrade, convertToConsumerGroup,
+/// ConsumerGroup.fromClassicGroup): a ConsumerGroupHeartbeat join to a non-empty classic group of protocol type
+/// "consumer" tombstones the classic group and writes a consumer group whose members are the classic members with their
+/// last assignment, each in the group's generation as its epoch, Stable, with ClassicMemberMetadata.</item>
+/// <item>Downgrade (validateOnlineDowngradeWithFencedMembers, convertToClassicGroup, ClassicGroup.fromConsumerGroup):
+/// when the last consumer-protocol member leaves or is fenced and every remaining member is a classic one, the
+/// consumer group's records are tombstoned and a GroupMetadata record of the same generation written; the classic
+/// group then rebalances.</item>
+/// </list>
+/// Classic members inside a consumer group keep speaking JoinGroup/SyncGroup/Heartbeat/LeaveGroup
+/// (GroupCoordinator.ClassicInConsumer.cs); the server-side assignor decides their partitions.
+/// </summary>
+public sealed partial class GroupCoordinator
+{
+    /// <summary>
+    /// Kafka's validateOnlineUpgrade and convertToConsumerGroup for <paramref name="group"/>, a classic group with
+    /// members (group lock held). Null when the group is now a consumer group; otherwise the error to answer.
+    /// </summary>
+    private ConsumerGroupHeartbeatResponse? UpgradeToConsumerGroup(ClassicGroup group, ConsumerTopicResolver topics)
+    {
+        string groupId = group.GroupId;
+        if (!_options.ConsumerUpgradeAllowed)
+            return HeartbeatError(ErrorCode.GroupIdNotFound,
+                $"Cannot upgrade classic group {groupId} to consumer group because online upgrade is disabled.");
+        if (group.ProtocolType != ConsumerProtocolType)
+            return HeartbeatError(ErrorCode.GroupIdNotFound,
+                $"Cannot upgrade classic group {groupId} to consumer group because the group does not use the consumer embedded protocol.");
+        if (group.MemberList.Count > _options.ConsumerGroupMaxSize)
+            return HeartbeatError(ErrorCode.GroupIdNotFound,
+                $"Cannot upgrade classic group {groupId} to consumer group because the group size exceeds the consumer group maximum size.");
+
+        // ConsumerGroup.fromClassicGroup: every member at the group's generation, Stable, owning its last assignment,
+        // which is also its target; subscriptions from the selected protocol's metadata.
+        var members = new List<(ConsumerMember Member, TopicPartitions Assigned)>(group.MemberList.Count);
+        foreach (var m in group.MemberList)
+        {
+            var metadata = m.MetadataFor(group.ProtocolName) ?? (m.Protocols.Count > 0 ? m.Protocols[0].Metadata : []);
+            if (!TryReadSubscription(metadata, out var subscription, out _))
+                return HeartbeatError(ErrorCode.GroupIdNotFound,
+                    $"Cannot upgrade classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
+            var assigned = TopicPartitions.Empty;
+            if (m.Assignment.Length > 0)
+            {
+                if (!TryReadAssignment(m.Assignment, out var assignment))
+                    return HeartbeatError(ErrorCode.GroupIdNotFound,
+                        $"Cannot upgrade classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
+                // Kafka refuses to drop a custom assignor's user data (it would be lost in the conversion).
+                if (assignment.UserData is { Length: > 0 })
+                    return HeartbeatError(ErrorCode.GroupIdNotFound,
+                        $"Cannot upgrade classic group {groupId} to consumer group because an unsupported custom assignor is in use. " +
+                        "Please refer to the documentation or switch to a default assignor before re-attempting the upgrade.");
+                var byId = new List<(Uuid, int)>();
+                foreach (var t in assignment.AssignedPartitions)
+                    if (topics(t.Topic, out var id, out _))
+                        foreach (int p in t.Partitions) byId.Add((id, p));
+                assigned = TopicPartitions.From(byId);
+            }
+            members.Add((new ConsumerMember(m.MemberId)
+            {
+                InstanceId = m.GroupInstanceId,
+                RackId = subscription.RackId,
+                ClientId = m.ClientId,
+                ClientHost = m.ClientHost,
+                SubscribedTopicNames = SortedTopics(subscription.Topics),
+                RebalanceTimeoutMs = m.RebalanceTimeoutMs,
+                Classic = new ClassicMemberInfo(m.SessionTimeoutMs, m.Protocols),
+            }, assigned));
+        }
+
+        // convertToConsumerGroup: parked JoinGroup/SyncGroup requests are told to rejoin, in the new group.
+        foreach (var m in group.MemberList)
+        {
+            m.AwaitingJoin?.TrySetResult(JoinError(ErrorCode.RebalanceInProgress, m.MemberId, m.JoinVersion));
+            m.AwaitingJoin = null;
+            m.AwaitingSync?.TrySetResult(SyncError(ErrorCode.RebalanceInProgress, m.SyncVersion));
+            m.AwaitingSync = null;
+        }
+
+        // The records in Kafka's order: the classic group's tombstone, then ConsumerGroup.createConsumerGroupRecords.
+        int epoch = group.GenerationId;
+        var records = new List<CoordinatorRecord> { GroupTombstone(groupId) };
+        foreach (var (m, _) in members) records.Add(MemberMetadataRecord(groupId, m));
+        records.Add(GroupEpochRecord(groupId, epoch));
+        foreach (var (m, assigned) in members) records.Add(TargetMemberRecord(groupId, m.MemberId, assigned));
+        records.Add(TargetEpochRecord(groupId, epoch));
+        foreach (var (m, assigned) in members)
+            records.Add(CurrentAssignmentRecord(groupId, m.MemberId,
+                new CurrentAssignmentBuilder.Result(epoch, epoch, ConsumerMemberState.Stable, assigned, TopicPartitions.Empty)));
+
+        group.Converting = true;
+        bool written;
+        try { written = TryWrite(group, records); }
+        finally { group.Converting = false; }
+        if (!written) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+
+        // The classic group's soft state is gone with it: its timers and the ids handed out with MEMBER_ID_REQUIRED.
+        CancelJoinTimer(group);
+        group.SyncTimer?.Dispose();
+        group.SyncTimer = null;
+        group.PendingSync.Clear();
+        foreach (var t in group.PendingMembers.Values) t.Dispose();
+        group.PendingMembers.Clear();
+        group.State = GroupState.Empty;
+        return null;
+    }
+
+    /// <summary>
+    /// Kafka's validateOnlineDowngradeWithFencedMembers and convertToClassicGroup, after <paramref name="leaving"/>
+    /// left or was fenced (group lock held, the leave not written yet). True when the downgrade was written, which
+    /// removes the leaving member too; false when the caller is to remove it from the consumer group as usual.
+    /// </summary>
+    private bool TryDowngradeToClassicGroup(ClassicGroup group, ConsumerGroupState cg, string leaving)
+    {
+        if (!cg.Members.ContainsKey(leaving) || !cg.AllMembersUseClassicProtocolExcept(leaving)) return false;
+        int remaining = cg.Members.Count - 1;
+        // An empty group is not downgraded: the next classic JoinGroup converts it (GroupCoordinator.JoinGroupAsync).
+        if (remaining <= 0 || !_options.ConsumerDowngradeAllowed || remaining > _options.MaxGroupSize) return false;
+
+        string groupId = group.GroupId;
+        var classicMembers = new List<ConsumerMember>(remaining);
+        foreach (var m in cg.Members.Values)
+            if (m.MemberId != leaving) classicMembers.Add(m);
+        // ClassicGroup.fromConsumerGroup: the protocol every member supports, each member's assignment as the consumer
+        // protocol's Assignment in the version of its subscription; the first member leads.
+        string? protocol = SelectClassicProtocol(classicMembers);
+        if (protocol is null) return false;
+
+        // ConsumerGroup.createGroupTombstoneRecords, then the classic group's GroupMetadata record.
+        var records = new List<CoordinatorRecord>();
+        foreach (var id in cg.Members.Keys)
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupCurrentMemberAssignmentKey { GroupId = groupId, MemberId = id },
+                ConsumerGroupCurrentMemberAssignmentKeyVersion, null, 0));
+        foreach (var id in cg.Members.Keys)
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupTargetAssignmentMemberKey { GroupId = groupId, MemberId = id },
+                ConsumerGroupTargetAssignmentMemberKeyVersion, null, 0));
+        records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupTargetAssignmentMetadataKey { GroupId = groupId },
+            ConsumerGroupTargetAssignmentMetadataKeyVersion, null, 0));
+        foreach (var id in cg.Members.Keys)
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupMemberMetadataKey { GroupId = groupId, MemberId = id },
+                ConsumerGroupMemberMetadataKeyVersion, null, 0));
+        records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupPartitionMetadataKey { GroupId = groupId },
+            ConsumerGroupPartitionMetadataKeyVersion, null, 0));
+        records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupMetadataKey { GroupId = groupId },
+            ConsumerGroupMetadataKeyVersion, null, 0));
+
+        var value = new Kayak.Protocol.CoordinatorRecords.GroupMetadataValue
+        {
+            ProtocolType = ConsumerProtocolType,
+            Generation = cg.GroupEpoch,
+            Protocol = protocol,
+            Leader = classicMembers[0].MemberId,
+            CurrentStateTimestamp = NowMs,
+        };
+        foreach (var m in classicMembers)
+        {
+            var subscription = MetadataFor(m.Classic!, protocol);
+            value.Members.Add(new Kayak.Protocol.CoordinatorRecords.GroupMetadataValue.MemberMetadata
+            {
+                MemberId = m.MemberId,
+                GroupInstanceId = m.InstanceId,
+                ClientId = m.ClientId,
+                ClientHost = m.ClientHost,
+                RebalanceTimeout = m.RebalanceTimeoutMs,
+                SessionTimeout = m.Classic!.SessionTimeoutMs,
+                Subscription = subscription,
+                Assignment = SerializeAssignment(cg, m.Assigned, SubscriptionVersion(subscription)),
+            });
+        }
+        records.Add(new CoordinatorRecord(new Kayak.Protocol.CoordinatorRecords.GroupMetadataKey { Group = groupId }, GroupMetadataKeyVersion,
+            value, GroupMetadataValueVersion));
+
+        if (!TryWrite(group, records)) return false;
+
+        // Soft state the record does not carry: every protocol each member offered. Then, as Kafka does for a downgrade
+        // triggered by a leaving member, a rebalance so the classic members share the leaver's partitions.
+        foreach (var m in classicMembers)
+            if (group.Members.TryGetValue(m.MemberId, out var classic))
+            {
+                classic.Protocols = m.Classic!.Protocols;
+                classic.ProtocolType = ConsumerProtocolType;
+            }
+        PrepareRebalance(group);
+        return true;
+    }
+
+    internal const string ConsumerProtocolType = "consumer";
+
+    /// <summary>Kafka's ClassicGroup.selectProtocol over the classic members' protocols; null when they share none.</summary>
+    private static string? SelectClassicProtocol(List<ConsumerMember> members)
+    {
+        var candidates = new List<string>();
+        foreach (var p in members[0].Classic!.Protocols)
+        {
+            bool all = true;
+            foreach (var m in members)
+                if (!Supports(m.Classic!, p.Name)) { all = false; break; }
+            if (all) candidates.Add(p.Name);
+        }
+        if (candidates.Count == 0) return null;
+        var votes = new int[candidates.Count];
+        foreach (var m in members)
+            foreach (var p in m.Classic!.Protocols)
+            {
+                int i = candidates.IndexOf(p.Name);
+                if (i >= 0) { votes[i]++; break; }
+            }
+        int best = 0;
+        for (int i = 1; i < votes.Length; i++)
+            if (votes[i] > votes[best]) best = i;
+        return candidates[best];
+    }
+
+    private static bool Supports(ClassicMemberInfo classic, string protocol)
+    {
+        foreach (var p in classic.Protocols)
+            if (p.Name == protocol) return true;
+        return false;
+    }
+
+    private static byte[] MetadataFor(ClassicMemberInfo classic, string protocol)
+    {
+        foreach (var p in classic.Protocols)
+            if (p.Name == protocol) return p.Metadata;
+        return [];
+    }
+
+    private static List<string> SortedTopics(List<string> topics)
+    {
+        var sorted = new SortedSet<string>(topics, StringComparer.Ordinal);
+        return new List<string>(sorted);
+    }
+
+    /// <summary>A ConsumerProtocolSubscription (version prefix, then the fields; newer versions only append).</summary>
+    private static bool TryReadSubscription(byte[] metadata, out ConsumerProtocolSubscription subscription, out short version)
+    {
+        subscription = new ConsumerProtocolSubscription();
+        version = 0;
+        if (metadata.Length < 2) return false;
+        try
+        {
+            var reader = new KafkaReader(metadata);
+            version = reader.ReadInt16();
+            if (version < 0) return false;
+            subscription.Read(ref reader, Math.Min(version, ConsumerProtocolSubscription.HighestSupportedVersion));
+            return true;
+        }
+        catch (ProtocolException) { return false; }
+    }
+
+    private static short SubscriptionVersion(byte[] metadata) =>
+        metadata.Length >= 2 ? Math.Clamp((short)(metadata[0] << 8 | metadata[1]), (short)0, ConsumerProtocolAssignment.HighestSupportedVersion) : (short)0;
+
+    private static bool TryReadAssignment(byte[] bytes, out ConsumerProtocolAssignment assignment)
+    {
+        assignment = new ConsumerProtocolAssignment();
+        if (bytes.Length < 2) return false;
+        try
+        {
+            var reader = new KafkaReader(bytes);
+            short version = reader.ReadInt16();
+            if (version < 0) return false;
+            assignment.Read(ref reader, Math.Min(version, ConsumerProtocolAssignment.HighestSupportedVersion));
+            return true;
+        }
+        catch (ProtocolException) { return false; }
+    }
+
+    /// <summary>A member's partitions as the consumer protocol's Assignment (topic names from the group's metadata).</summary>
+    private static byte[] SerializeAssignment(ConsumerGroupState cg, TopicPartitions partitions, short version)
+    {
+        var assignment = new ConsumerProtocolAssignment();
+        foreach (var (id, set) in partitions.ByTopic)
+            if (cg.NameOf(id) is { } name)
+                assignment.AssignedPartitions.Add(new ConsumerProtocolAssignment.TopicPartition { Topic = name, Partitions = new List<int>(set) });
+        var buffer = new ArrayBufferWriter<byte>();
+        var w = new KafkaWriter(buffer);
+        w.WriteInt16(version);
+        assignment.Write(ref w, version);
+        w.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+}

@@ -1,0 +1,118 @@
+using System.Collections.Concurrent;
+using Confluent.Kafka;
+using Kayak.IntegrationTests.Drivers;
+using Kayak.IntegrationTests.Infrastructure;
+using NUnit.Framework;
+
+namespace Kayak.IntegrationTests;
+
+/// <summary>
+/// KIP-848 online migration with Confluent.Kafka 2.16 (group.consumer.migration.policy=bidirectional, Kafka 4.0's
+/// default): a classic consumer owns a 6-partition topic, a consumer-protocol consumer joins the same group id, which
+/// becomes a consumer group with the classic member inside it (it keeps JoinGroup/SyncGroup/Heartbeat); both receive
+/// records and no partition is owned by both at any instant; when the consumer-protocol member leaves the group is a
+/// classic group again and the classic member takes every partition back.
+/// </summary>
+[TestFixture]
+public sealed class OnlineMigrationTests : BrokerTestBase
+{
+    private const int Partitions = 6;
+
+    private static PolledConsumer Member(string name, string bootstrap, string topic, string group, GroupProtocol protocol) =>
+        new(name, bootstrap, topic, c =>
+        {
+            c.GroupId = group;
+            c.GroupProtocol = protocol;
+            if (protocol == GroupProtocol.Consumer)
+            {
+                c.SessionTimeoutMs = null;
+                c.HeartbeatIntervalMs = null;
+            }
+        })
+        {
+            OnRecord = (consumer, r) =>
+            {
+                // A commit racing a rebalance may be refused (the next owner then re-reads from the last commit).
+                try { consumer.Commit([new TopicPartitionOffset(r.TopicPartition, r.Offset + 1)]); }
+                catch (KafkaException) { }
+            },
+        };
+
+    [Test]
+    [CancelAfter(240_000)]
+    public async Task AClassicAndAConsumerProtocolMemberShareAGroupThatGoesBackToClassicWhenTheLatterLeaves()
+    {
+        var settings = GroupAssert.FastGroups();
+        settings.Properties["group.consumer.min.heartbeat.interval.ms"] = "100";
+        settings.Properties["group.consumer.heartbeat.interval.ms"] = "500";
+        var broker = await StartBrokerAsync(BrokerMode.InProcess, settings);
+        var topic = TopicName("online848");
+        var group = "go-" + Guid.NewGuid().ToString("N")[..8];
+        await broker.CreateTopicAsync(topic, Partitions, cancellationToken: Token);
+        using var admin = ConfluentClients.Admin(broker.BootstrapServers);
+
+        async Task<(ConsumerGroupType Type, int Members)> DescribeAsync()
+        {
+            var d = (await admin.DescribeConsumerGroupsAsync([group])).ConsumerGroupDescriptions.Single();
+            return (d.GroupType, d.Members.Count);
+        }
+
+        await GroupAssert.ProduceAsync(broker, topic, 30, Partitions, "a", Token);
+        using var classic = Member("classic", broker.BootstrapServers, topic, group, GroupProtocol.Classic);
+        await GroupAssert.WaitUntilAsync(() => classic.Partitions.Count == Partitions && classic.Consumed.Count >= 30,
+            "the classic member owns and read everything", TimeSpan.FromSeconds(60), Token, () => classic.ToString());
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Classic, 1)));
+
+        // From here on, sample both members' ownership (kept by their assignment callbacks) as often as possible.
+        var overlaps = new ConcurrentQueue<string>();
+        using var sampling = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        PolledConsumer? modern = null;
+        var sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                if (modern is { } m)
+                {
+                    var both = classic.Partitions.Intersect(m.Partitions).ToArray();
+                    if (both.Length > 0) overlaps.Enqueue($"[{string.Join(",", both)}] at {DateTime.UtcNow:O}");
+                }
+                try { await Task.Delay(5, sampling.Token); }
+                catch (OperationCanceledException) { }
+            }
+        });
+
+        modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer);
+        try
+        {
+            await GroupAssert.SplitAsync([classic, modern], Partitions, "classic + consumer protocol", TimeSpan.FromSeconds(90), Token);
+            Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 2)), "upgraded online, the classic member inside");
+
+            int classicBefore = classic.Consumed.Count, modernBefore = modern.Consumed.Count;
+            var produced = await GroupAssert.ProduceAsync(broker, topic, 60, Partitions, "b", Token);
+            var keys = produced.Select(r => r.Key).ToHashSet();
+            int Read(PolledConsumer c) => c.Consumed.Count(r => keys.Contains(ConfluentClients.FromUtf8(r.Message.Key)));
+            await GroupAssert.WaitUntilAsync(() => Read(classic) + Read(modern) >= 60, "the split group read the new records",
+                TimeSpan.FromSeconds(60), Token, () => $"{classic}\n{modern}");
+            Assert.That((Read(classic), Read(modern)), Is.EqualTo((30, 30)), "each member read its three partitions' records, once");
+            Assert.That(classic.Consumed.Count > classicBefore && modern.Consumed.Count > modernBefore, Is.True);
+
+            await modern.CloseAsync();
+            await GroupAssert.WaitUntilAsync(() => classic.Partitions.Count == Partitions, "the classic member owns everything again",
+                TimeSpan.FromSeconds(60), Token, () => classic.ToString());
+        }
+        finally
+        {
+            sampling.Cancel();
+            await sampler;
+            modern.Dispose();
+        }
+        Assert.That(overlaps, Is.Empty, "a partition owned by both members");
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Classic, 1)), "downgraded when the consumer-protocol member left");
+
+        var last = await GroupAssert.ProduceAsync(broker, topic, 12, Partitions, "c", Token);
+        var lastKeys = last.Select(r => r.Key).ToHashSet();
+        await GroupAssert.WaitUntilAsync(() => classic.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
+            "the classic group reads on", TimeSpan.FromSeconds(60), Token, () => classic.ToString());
+        await classic.CloseAsync();
+    }
+}
