@@ -157,9 +157,8 @@ internal sealed class BrokerState : IDisposable
             ReplicaTracker = leadership.Replicas;
             ReplicaFetchers = new Cluster.ReplicaFetcherManager(controller, NodeId, Config.ClusterSize, Catalog, Config, Time,
                 LoggerFactory.CreateLogger("Kayak.ReplicaFetcher"));
-            // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere).
-            Groups.OwnsPartition = p => leadership.IsLocalLeader(TopicService.ConsumerOffsetsTopic, p);
-            // Coordinator failover: a new leader epoch of a partition led here reloads its groups from the log.
+            // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere); a new leader
+            // epoch of a partition led here reloads its groups from the log (coordinator failover).
             Groups.LeaderEpochOf = p =>
             {
                 var t = controller.Topic(TopicService.ConsumerOffsetsTopic);
