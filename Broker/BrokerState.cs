@@ -159,12 +159,7 @@ internal sealed class BrokerState : IDisposable
                 LoggerFactory.CreateLogger("Kayak.ReplicaFetcher"));
             // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere); a new leader
             // epoch of a partition led here reloads its groups from the log (coordinator failover).
-            Groups.LeaderEpochOf = p =>
-            {
-                var t = controller.Topic(TopicService.ConsumerOffsetsTopic);
-                if (t is null || (uint)p >= (uint)t.Partitions.Length) return 0; // not created yet: nothing to load
-                return t.Partitions[p].Leader == NodeId ? t.Partitions[p].LeaderEpoch : -1;
-            };
+            Groups.LeaderEpochOf = LeaderEpochOf(controller, TopicService.ConsumerOffsetsTopic);
             controller.Attach(NodeId, Topics);
         }
         else
@@ -194,8 +189,18 @@ internal sealed class BrokerState : IDisposable
             // Committed transactions hand their TxnOffsetCommit offsets to the group coordinator.
             OffsetSink = Groups,
         };
+        // Transaction coordinator failover (issue 14): the ids of a __transaction_state partition are served by its leader.
+        if (Controller is { } controller) Transactions.LeaderEpochOf = LeaderEpochOf(controller, TopicService.TransactionStateTopic);
         Transactions.Load();
     }
+
+    /// <summary>The leader epoch under which this broker leads a partition of an internal topic, -1 when another broker does.</summary>
+    private Func<int, int> LeaderEpochOf(Cluster.ClusterController controller, string topic) => p =>
+    {
+        var t = controller.Topic(topic);
+        if (t is null || (uint)p >= (uint)t.Partitions.Length) return 0; // not created yet: nothing to load
+        return t.Partitions[p].Leader == NodeId ? t.Partitions[p].LeaderEpoch : -1;
+    };
 
     /// <summary>producer.id.expiration.check.interval.ms timer: Kafka's removeExpiredProducers on every partition.</summary>
     internal void ExpireProducers()
