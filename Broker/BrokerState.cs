@@ -31,7 +31,10 @@ internal sealed class BrokerState : IDisposable
         Catalog = new TopicCatalog(Logs);
         Topics = new TopicService(Logs, config);
         ConfigDescriber = new TopicConfigDescriber(Dynamic, () => Logs.Options);
-        Groups = new GroupCoordinator(OptionsBinding.Groups(config, time), new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic));
+        // Issue 14: in a cluster every coordinator append waits for the ISR (Leadership is known once Open ran).
+        Replication = new CoordinatorReplication(Catalog, () => Leadership, time);
+        Groups = new GroupCoordinator(OptionsBinding.Groups(config, time),
+            new ReplicatedGroupLog(new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic), Replication));
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
         Authorizer = config.AuthorizerEnabled
             ? new Security.StandardAuthorizer(config.SuperUsers, config.AllowEveryoneIfNoAclFound,
@@ -55,7 +58,7 @@ internal sealed class BrokerState : IDisposable
             new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster, Authorizer, Time),
             new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster, Authorizer),
             new ListOffsetsHandler(Catalog, Leadership, Authorizer), new MetadataHandler(Catalog, Topics, Cluster, Leadership, Authorizer),
-            new OffsetCommitHandler(Groups, Catalog, Authorizer, new Services.CoordinatorReplication(Catalog, Leadership, Time)), new OffsetFetchHandler(Groups, Authorizer),
+            new OffsetCommitHandler(Groups, Catalog, Authorizer), new OffsetFetchHandler(Groups, Authorizer),
             new FindCoordinatorHandler(Cluster, Coordinators, Topics, Config, Authorizer),
             new JoinGroupHandler(Groups, Catalog, Authorizer), new HeartbeatHandler(Groups, Authorizer), new LeaveGroupHandler(Groups, Authorizer), new SyncGroupHandler(Groups, Authorizer),
             new DescribeGroupsHandler(Groups, Authorizer), new ListGroupsHandler(Groups, Authorizer), new SaslHandshakeHandler(), new ApiVersionsHandler(),
@@ -113,6 +116,9 @@ internal sealed class BrokerState : IDisposable
     internal Cluster.ClusterController? Controller { get; init; }
     /// <summary>Who leads each partition; set by <see cref="Open"/>.</summary>
     internal IPartitionLeadership Leadership { get; private set; } = null!;
+
+    /// <summary>The coordinators' wait for the ISR of their internal partitions (issue 14).</summary>
+    internal CoordinatorReplication Replication { get; }
     /// <summary>In a cluster: the leader's view of its followers (ISR, high watermark); null on a single broker.</summary>
     internal Cluster.ReplicaTracker? ReplicaTracker { get; private set; }
     /// <summary>In a cluster: this broker's fetchers of the partitions it follows; null on a single broker.</summary>
@@ -152,15 +158,9 @@ internal sealed class BrokerState : IDisposable
             ReplicaTracker = leadership.Replicas;
             ReplicaFetchers = new Cluster.ReplicaFetcherManager(controller, NodeId, Config.ClusterSize, Catalog, Config, Time,
                 LoggerFactory.CreateLogger("Kayak.ReplicaFetcher"));
-            // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere).
-            Groups.OwnsPartition = p => leadership.IsLocalLeader(TopicService.ConsumerOffsetsTopic, p);
-            // Coordinator failover: a new leader epoch of a partition led here reloads its groups from the log.
-            Groups.LeaderEpochOf = p =>
-            {
-                var t = controller.Topic(TopicService.ConsumerOffsetsTopic);
-                if (t is null || (uint)p >= (uint)t.Partitions.Length) return 0; // not created yet: nothing to load
-                return t.Partitions[p].Leader == NodeId ? t.Partitions[p].LeaderEpoch : -1;
-            };
+            // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere); a new leader
+            // epoch of a partition led here reloads its groups from the log (coordinator failover).
+            Groups.LeaderEpochOf = LeaderEpochOf(controller, TopicService.ConsumerOffsetsTopic);
             controller.Attach(NodeId, Topics);
         }
         else
@@ -182,7 +182,7 @@ internal sealed class BrokerState : IDisposable
         var txnLog = LoggerFactory.CreateLogger("Kayak.Transactions");
         Transactions = new Kayak.Coordinator.Transactions.TransactionCoordinator(
             OptionsBinding.Transactions(Config, Time, Faults?.BeforeTransactionMarkers, txnLog),
-            new Transactions.TransactionStateLog(Catalog, Topics),
+            new Transactions.TransactionStateLog(Catalog, Topics, Replication),
             new Transactions.LocalMarkerWriter(Catalog, txnLog),
             (Kayak.Coordinator.Transactions.IProducerIdAllocator?)Controller?.ProducerIds
                 ?? new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
@@ -190,8 +190,18 @@ internal sealed class BrokerState : IDisposable
             // Committed transactions hand their TxnOffsetCommit offsets to the group coordinator.
             OffsetSink = Groups,
         };
+        // Transaction coordinator failover (issue 14): the ids of a __transaction_state partition are served by its leader.
+        if (Controller is { } controller) Transactions.LeaderEpochOf = LeaderEpochOf(controller, TopicService.TransactionStateTopic);
         Transactions.Load();
     }
+
+    /// <summary>The leader epoch under which this broker leads a partition of an internal topic, -1 when another broker does.</summary>
+    private Func<int, int> LeaderEpochOf(Cluster.ClusterController controller, string topic) => p =>
+    {
+        var t = controller.Topic(topic);
+        if (t is null || (uint)p >= (uint)t.Partitions.Length) return 0; // not created yet: nothing to load
+        return t.Partitions[p].Leader == NodeId ? t.Partitions[p].LeaderEpoch : -1;
+    };
 
     /// <summary>producer.id.expiration.check.interval.ms timer: Kafka's removeExpiredProducers on every partition.</summary>
     internal void ExpireProducers()

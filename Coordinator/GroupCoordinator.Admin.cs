@@ -75,7 +75,7 @@ public sealed partial class GroupCoordinator
         foreach (var group in _groups.Values)
         {
             // A cluster member lists only the groups it coordinates, as each Kafka coordinator does.
-            if (OwnsPartition is { } owns && !owns(PartitionFor(group.GroupId))) continue;
+            if (!LeadsPartition(PartitionFor(group.GroupId))) continue;
             string state, protocolType, type;
             lock (group.Lock)
             {

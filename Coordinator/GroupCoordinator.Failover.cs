@@ -10,12 +10,16 @@ namespace Kayak.Coordinator;
 /// replay as startup) in the background, answering COORDINATOR_LOAD_IN_PROGRESS until done; a partition it no longer
 /// leads is unloaded and its groups answered NOT_COORDINATOR. Leadership is looked up per request
 /// (<see cref="LeaderEpochOf"/>) instead of pushed, so a leadership change cannot be missed.
-/// OffsetCommit waits for the ISR in the broker (Broker/Services/CoordinatorReplication); not yet other coordinator writes.
+/// In a cluster every append waits for the ISR below <see cref="IGroupLog"/> (Broker/Services/CoordinatorReplication)
+/// and a timeout leaves the state as it was (<see cref="CoordinatorAppendException"/>).
 /// </summary>
 public sealed partial class GroupCoordinator
 {
     /// <summary>The leader epoch under which this broker leads a partition, or -1 when it does not; null (a single broker) leads all.</summary>
     public Func<int, int>? LeaderEpochOf { get; set; }
+
+    /// <summary>True when this broker coordinates the partition's groups (always on a single broker).</summary>
+    private bool LeadsPartition(int partition) => LeaderEpochOf is not { } epochOf || epochOf(partition) >= 0;
 
     private readonly ConcurrentDictionary<int, int> _loadedEpochs = new();
     private readonly ConcurrentDictionary<int, Task> _partitionLoads = new();
@@ -67,11 +71,36 @@ public sealed partial class GroupCoordinator
         }
     }
 
-    /// <summary>Kafka's onResignation: forget the groups (members, offsets) of the partition.</summary>
+    /// <summary>
+    /// Kafka's onResignation: forget the groups of the partition, classic and KIP-848 (members, offsets, timers), and
+    /// answer their parked JoinGroup/SyncGroup requests NOT_COORDINATOR so the members find the new coordinator. A
+    /// group is marked Dead first, so an operation already holding it (or a timer firing) sees it gone.
+    /// </summary>
     private void UnloadPartition(int partition)
     {
         foreach (var (id, group) in _groups)
             if (PartitionFor(id) == partition)
-                lock (group.Lock) _groups.TryRemove(new KeyValuePair<string, ClassicGroup>(id, group));
+                lock (group.Lock)
+                    if (_groups.TryRemove(new KeyValuePair<string, ClassicGroup>(id, group))) Resign(group);
+    }
+
+    /// <summary>Stops what a group had running here. Under its lock.</summary>
+    private static void Resign(ClassicGroup group)
+    {
+        group.State = GroupState.Dead;
+        group.JoinTimer?.Dispose();
+        group.SyncTimer?.Dispose();
+        foreach (var m in group.MemberList)
+        {
+            m.HeartbeatTimer?.Dispose();
+            m.AwaitingJoin?.TrySetResult(JoinError(ErrorCode.NotCoordinator, m.MemberId, m.JoinVersion));
+            m.AwaitingJoin = null;
+            m.AwaitingSync?.TrySetResult(SyncError(ErrorCode.NotCoordinator, m.SyncVersion));
+            m.AwaitingSync = null;
+        }
+        foreach (var t in group.PendingMembers.Values) t.Dispose();
+        group.PendingMembers.Clear();
+        if (group.Consumer is { } consumer)
+            foreach (var m in consumer.Members.Values) m.Timer?.Dispose();
     }
 }

@@ -49,7 +49,8 @@ public sealed partial class GroupCoordinator
 
     /// <summary>How a coordinator log refuses an append (the transaction coordinator's state log fails the same ways).</summary>
     internal static bool IsAppendFailure(Exception e) =>
-        e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException;
+        e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException
+            or CoordinatorAppendException;
 
     // ------------------------------------------------------------------ replay
 

@@ -42,17 +42,15 @@ public sealed partial class GroupCoordinator : IDisposable
     public GroupCoordinatorOptions Options => _options;
 
     /// <summary>
-    /// Issue 14 (in-process cluster): whether this broker leads a <c>__consumer_offsets</c> partition; null (a single
-    /// broker) means all of them. A group whose partition is led elsewhere is answered NOT_COORDINATOR, as Kafka's
-    /// coordinator answers for partitions it does not own, and the client asks FindCoordinator again.
+    /// NOT_COORDINATOR for a group coordinated elsewhere (issue 14: its partition is led by another broker, see
+    /// <see cref="LeaderEpochOf"/>), COORDINATOR_LOAD_IN_PROGRESS before loading or while its partition loads, else NONE.
     /// </summary>
-    public Func<int, bool>? OwnsPartition { get; set; }
-
-    /// <summary>NOT_COORDINATOR for a group coordinated elsewhere, COORDINATOR_LOAD_IN_PROGRESS before loading, else NONE.</summary>
-    private ErrorCode Unavailable(string groupId) =>
-        OwnsPartition is { } owns && !owns(PartitionFor(groupId)) ? ErrorCode.NotCoordinator
-        : !_loaded ? ErrorCode.CoordinatorLoadInProgress
-        : PartitionAvailability(PartitionFor(groupId));
+    private ErrorCode Unavailable(string groupId)
+    {
+        int partition = PartitionFor(groupId);
+        if (!_loaded) return LeadsPartition(partition) ? ErrorCode.CoordinatorLoadInProgress : ErrorCode.NotCoordinator;
+        return PartitionAvailability(partition);
+    }
 
     /// <summary>The <c>__consumer_offsets</c> partition of a group (Kafka's partitionFor).</summary>
     public int PartitionFor(string groupId) => CoordinatorBatch.PartitionFor(groupId, _options.OffsetsTopicNumPartitions);

@@ -78,3 +78,13 @@ public sealed class InMemoryGroupLog : IGroupLog
         get { lock (_lock) return _partitions.Keys.ToArray(); }
     }
 }
+
+/// <summary>
+/// A coordinator log refused to acknowledge an append after writing it (issue 14): in a cluster the records must reach
+/// the partition's ISR before the coordinator applies them, as Kafka's CoordinatorRuntime appends with acks=-1 and
+/// answers only at the high watermark. <see cref="KafkaException.Code"/> is the produce-path error (REQUEST_TIMED_OUT
+/// when the ISR did not catch up in offsets.commit.timeout.ms, NOT_LEADER_OR_FOLLOWER when leadership moved away);
+/// the coordinators map it as Kafka's GroupCoordinatorService / TransactionStateManager do. The records may still be
+/// in the leader's log (and be replicated later, as in Kafka); what the coordinator holds in memory does not change.
+/// </summary>
+public sealed class CoordinatorAppendException(Kayak.Protocol.ErrorCode code, string message) : Kayak.Protocol.KafkaException(code, message);

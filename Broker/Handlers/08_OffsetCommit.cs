@@ -4,9 +4,9 @@
 // offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE, partitions of unknown topics
 // UNKNOWN_TOPIC_OR_PARTITION (KafkaApis checks the metadata cache first). Logic:
 // GroupCoordinator.CommitOffsets. Not implemented: KIP-848 member epochs (v9 with a consumer-protocol group).
-// In a cluster the answer waits until the ISR has the commit (acks=-1, issue 14, Services/CoordinatorReplication);
-// at offsets.commit.timeout.ms (5000, not configurable here) every partition gets COORDINATOR_NOT_AVAILABLE, as Kafka
-// maps REQUEST_TIMED_OUT / NOT_ENOUGH_REPLICAS.
+// In a cluster the coordinator's append waits until the ISR has the commit (acks=-1, issue 14,
+// Services/CoordinatorReplication); at offsets.commit.timeout.ms (5000, not configurable here) every partition gets
+// COORDINATOR_NOT_AVAILABLE, as Kafka maps REQUEST_TIMED_OUT / NOT_ENOUGH_REPLICAS, and the offsets are not kept.
 // ACLs: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED).
 using Kayak.Broker.Security;
 using Kayak.Broker.Services;
@@ -23,11 +23,9 @@ internal sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
     // Made once: the coordinator asks it per committed partition.
     private readonly Func<string, int, bool> _partitionExists;
     private readonly IAuthorizer _authorizer;
-    private readonly CoordinatorReplication? _replication;
 
-    public OffsetCommitHandler(GroupCoordinator groups, ITopicCatalog topics, IAuthorizer authorizer, CoordinatorReplication? replication = null)
+    public OffsetCommitHandler(GroupCoordinator groups, ITopicCatalog topics, IAuthorizer authorizer)
     {
-        _replication = replication;
         _authorizer = authorizer;
         _groups = groups;
         _topics = topics;
@@ -41,25 +39,7 @@ internal sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
         if (!_authorizer.Group(context, AclOperation.Read, request.GroupId)) return Done(GroupAuthorization.CommitDenied(request));
         var denied = GroupAuthorization.RemoveDeniedTopics(_authorizer, context, request);
         var response = GroupAuthorization.AddDeniedTopics(_groups.CommitOffsets(request, context.ApiVersion, _partitionExists), denied);
-        if (_replication is not { Replicated: true } || !AnyCommitted(response)) return Done(response);
-        return WaitForIsrAsync(request, response);
-    }
-
-    private async ValueTask<IApiMessage?> WaitForIsrAsync(OffsetCommitRequest request, OffsetCommitResponse response)
-    {
-        if (await _replication!.WaitForIsrAsync(_groups.PartitionFor(request.GroupId)).ConfigureAwait(false)) return response;
-        foreach (var t in response.Topics)
-            foreach (var p in t.Partitions)
-                if (p.ErrorCode == (short)ErrorCode.None) p.ErrorCode = (short)ErrorCode.CoordinatorNotAvailable;
-        return response;
-    }
-
-    private static bool AnyCommitted(OffsetCommitResponse response)
-    {
-        foreach (var t in response.Topics)
-            foreach (var p in t.Partitions)
-                if (p.ErrorCode == (short)ErrorCode.None) return true;
-        return false;
+        return Done(response);
     }
 
     private bool PartitionExists(string topic, int partition) => _topics.Lookup(topic).Exists(partition);

@@ -61,4 +61,52 @@ public class CoordinatorFailoverTests
         Assert.That(r.ErrorCode, Is.EqualTo((short)ErrorCode.None));
         Assert.That(r.Topics[0].Partitions[0].CommittedOffset, Is.EqualTo(7));
     }
+
+    /// <summary>
+    /// Transaction coordinator failover: the new leader of the transactional id's __transaction_state partition loads
+    /// it (COORDINATOR_LOAD_IN_PROGRESS meanwhile), so a new producer instance keeps the producer id and gets the next
+    /// epoch instead of a fresh id; the records were in the ISR before InitProducerId was answered.
+    /// </summary>
+    [Test]
+    public async Task CrashedTransactionCoordinator_NewLeaderKeepsTheProducerIdAndBumpsTheEpoch()
+    {
+        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
+        await cluster.StartAsync();
+        using var any = await RawClient.ConnectAsync(cluster.Broker(1)!.BootstrapServers);
+        var find = await any.SendAsync<FindCoordinatorResponse>(new FindCoordinatorRequest { KeyType = 1, CoordinatorKeys = ["tx1"] }, 4);
+        Assert.That(find.Coordinators[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        int coordinator = find.Coordinators[0].NodeId;
+        int partition = Kayak.Coordinator.Transactions.TransactionCoordinator.PartitionFor("tx1", 50);
+        var init = new InitProducerIdRequest { TransactionalId = "tx1", TransactionTimeoutMs = 60_000 };
+        InitProducerIdResponse first;
+        using (var c = await RawClient.ConnectAsync(cluster.Broker(coordinator)!.BootstrapServers))
+        {
+            first = await c.SendAsync<InitProducerIdResponse>(init, 4);
+            Assert.That(first.ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        }
+        var stateLog = cluster.Broker(coordinator)!.State.Catalog.Lookup("__transaction_state").Topic!.GetPartition(partition)!;
+        Assert.That(stateLog.HighWatermark, Is.EqualTo(stateLog.LogEndOffset), "answered once the ISR had the record");
+        await cluster.CrashBrokerAsync(coordinator);
+        while (cluster.Partition("__transaction_state", partition).Leader is var l && (l == coordinator || l < 0)) await Task.Delay(10);
+        int next = cluster.Partition("__transaction_state", partition).Leader;
+
+        using var n = await RawClient.ConnectAsync(cluster.Broker(next)!.BootstrapServers);
+        var r = await n.SendAsync<InitProducerIdResponse>(init, 4);
+        while (r.ErrorCode is (short)ErrorCode.CoordinatorLoadInProgress or (short)ErrorCode.ConcurrentTransactions)
+        {
+            await Task.Delay(10);
+            r = await n.SendAsync<InitProducerIdResponse>(init, 4);
+        }
+        Assert.That(r.ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        Assert.That(r.ProducerId, Is.EqualTo(first.ProducerId), "the transactional id's state survived the failover");
+        Assert.That(r.ProducerEpoch, Is.EqualTo(first.ProducerEpoch + 1));
+
+        // The other brokers are not its coordinator.
+        foreach (var b in cluster.Brokers)
+        {
+            if (b.Config.NodeId == next) continue;
+            using var o = await RawClient.ConnectAsync(b.BootstrapServers);
+            Assert.That((await o.SendAsync<InitProducerIdResponse>(init, 4)).ErrorCode, Is.EqualTo((short)ErrorCode.NotCoordinator));
+        }
+    }
 }

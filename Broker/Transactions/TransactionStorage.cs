@@ -14,11 +14,14 @@ internal sealed class TransactionStateLog : ITransactionLog
 {
     private readonly ITopicCatalog _catalog;
     private readonly TopicService _topics;
+    private readonly CoordinatorReplication? _replication;
 
-    public TransactionStateLog(ITopicCatalog catalog, TopicService topics)
+    /// <param name="replication">In a cluster, each append waits for the ISR (acks=-1, issue 14).</param>
+    public TransactionStateLog(ITopicCatalog catalog, TopicService topics, CoordinatorReplication? replication = null)
     {
         _catalog = catalog;
         _topics = topics;
+        _replication = replication;
     }
 
     private TopicLog Topic()
@@ -29,7 +32,11 @@ internal sealed class TransactionStateLog : ITransactionLog
         return created.Topic ?? throw new InvalidOperationException($"Cannot create {TopicService.TransactionStateTopic}: {created.Message}");
     }
 
-    public void Append(int partition, ReadOnlySpan<byte> batch) => Topic().Partitions[partition].Append(batch, 1);
+    public void Append(int partition, ReadOnlySpan<byte> batch)
+    {
+        Topic().Partitions[partition].Append(batch, 1);
+        _replication?.WaitForIsr(TopicService.TransactionStateTopic, partition);
+    }
 
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {

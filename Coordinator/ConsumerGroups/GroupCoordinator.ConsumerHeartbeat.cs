@@ -197,7 +197,12 @@ public sealed partial class GroupCoordinator
             || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
         if (assignmentChanged) records.Add(CurrentAssignmentRecord(groupId, memberId, next));
 
-        if (records.Count > 0 && !TryWrite(group, records)) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+        if (records.Count > 0 && !TryWrite(group, records))
+        {
+            // A group created for this join whose first records were refused is not kept (Kafka reverts the timeline).
+            if (group.Consumer is null) RemoveIfUnused(group);
+            return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+        }
 
         var member = group.Consumer!.Members[memberId];
         long now = NowMs;

@@ -103,19 +103,30 @@ internal static class CanonicalState
 internal sealed class FaultyGroupLog(InMemoryGroupLog inner) : IGroupLog
 {
     public bool Fail { get; set; }
+    /// <summary>
+    /// A failing append writes the batch first and then reports the ISR's timeout (issue 14: the records are in the
+    /// leader's log, not acknowledged), as the broker's ReplicatedGroupLog does; else it refuses before writing.
+    /// </summary>
+    public bool WriteThenTimeOut { get; set; }
     public int Refused { get; private set; }
     public InMemoryGroupLog Inner => inner;
 
     public long Append(int partition, ReadOnlySpan<byte> batch)
     {
-        if (Fail) { Refused++; throw new IOException("injected append failure"); }
-        return inner.Append(partition, batch);
+        if (!Fail) return inner.Append(partition, batch);
+        Refused++;
+        if (!WriteThenTimeOut) throw new IOException("injected append failure");
+        inner.Append(partition, batch);
+        throw new CoordinatorAppendException(Kayak.Protocol.ErrorCode.RequestTimedOut, "injected: the ISR did not catch up");
     }
 
     public long AppendEndTxnMarker(int partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit)
     {
-        if (Fail) { Refused++; throw new IOException("injected append failure"); }
-        return inner.AppendEndTxnMarker(partition, producerId, producerEpoch, coordinatorEpoch, commit);
+        if (!Fail) return inner.AppendEndTxnMarker(partition, producerId, producerEpoch, coordinatorEpoch, commit);
+        Refused++;
+        if (!WriteThenTimeOut) throw new IOException("injected append failure");
+        inner.AppendEndTxnMarker(partition, producerId, producerEpoch, coordinatorEpoch, commit);
+        throw new CoordinatorAppendException(Kayak.Protocol.ErrorCode.RequestTimedOut, "injected: the ISR did not catch up");
     }
 
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches) => inner.Replay(partition, onBatches);

@@ -9,8 +9,12 @@ namespace Kayak.Coordinator.Tests;
 /// A record the log refuses changes no state: each writing operation runs once against a failing log (its
 /// answer is the error Kafka gives, and the stored state is as before) and once against a healthy one (where the
 /// same operation does change it, so the first half could fail).
+/// Issue 14: also with a log that writes the batch and then reports that the ISR did not catch up in time (a cluster's
+/// acks=-1 coordinator append timing out): the answer is the same error and the in-memory state keeps nothing.
 /// </summary>
-public class FailedAppendTests
+[TestFixture(false)]
+[TestFixture(true)]
+public class FailedAppendTests(bool writtenButNotReplicated)
 {
     private const string Simple = "simple";
     private const long Pid = 77;
@@ -26,7 +30,7 @@ public class FailedAppendTests
     public void SetUp()
     {
         _time = new ManualTimeProvider();
-        _log = new FaultyGroupLog(new InMemoryGroupLog());
+        _log = new FaultyGroupLog(new InMemoryGroupLog()) { WriteThenTimeOut = writtenButNotReplicated };
         _h = new Harness(_log, _time);
         (_member, _generation) = _h.StableSingle();
         Assert.That(Harness.CommitError(_h.Commit("t1", 0, 5, _member, _generation)), Is.EqualTo(GroupErrors.None));
@@ -49,11 +53,12 @@ public class FailedAppendTests
     {
         string before = CanonicalState.Dump(C, durable: true);
         int batches = Batches();
+        int refusedBefore = _log.Refused;
         _log.Fail = true;
         act();
         _log.Fail = false;
-        Assert.That(_log.Refused, Is.GreaterThan(0), "the operation tried to write");
-        Assert.That(Batches(), Is.EqualTo(batches));
+        Assert.That(_log.Refused, Is.GreaterThan(refusedBefore), "the operation tried to write");
+        Assert.That(Batches(), Is.EqualTo(writtenButNotReplicated ? batches + _log.Refused - refusedBefore : batches));
         Assert.That(CanonicalState.Dump(C, durable: true), Is.EqualTo(before), "a refused record changed state");
         return before;
     }
@@ -160,5 +165,27 @@ public class FailedAppendTests
         Assert.That(join.R().GenerationId, Is.EqualTo(_generation + 1));
         _h.Leave(id);
         Assert.That(C.Describe(Harness.Group)!.GenerationId, Is.EqualTo(_generation + 2));
+    }
+
+    /// <summary>KIP-848: a member joining a new consumer group whose records are refused leaves no group behind.</summary>
+    [Test]
+    public void ConsumerGroupHeartbeatJoin()
+    {
+        var topicId = new Uuid(0x7700, 1);
+        ConsumerTopicResolver resolve = (string name, out Uuid id, out int count) =>
+        {
+            id = topicId;
+            count = name == "t1" ? 2 : 0;
+            return name == "t1";
+        };
+        ConsumerGroupHeartbeatResponse Join() => C.ConsumerGroupHeartbeat(new ConsumerGroupHeartbeatRequest
+        {
+            GroupId = "cg", MemberId = "m1", MemberEpoch = 0, RebalanceTimeoutMs = 30_000, SubscribedTopicNames = ["t1"], TopicPartitions = [],
+        }, 1, new ClientInfo("c", "/127.0.0.1"), resolve, ["t1"]);
+        RefusedChangesNothing(() => Assert.That(Join().ErrorCode, Is.EqualTo(GroupErrors.CoordinatorNotAvailable)));
+        Assert.That(C.Describe("cg"), Is.Null, "no group was kept");
+        var joined = Join();
+        Assert.That(joined.ErrorCode, Is.EqualTo(GroupErrors.None));
+        Assert.That(joined.MemberEpoch, Is.GreaterThan(0));
     }
 }

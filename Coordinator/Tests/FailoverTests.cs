@@ -71,4 +71,49 @@ public class FailoverTests
         Assert.That(r.ErrorCode, Is.EqualTo(GroupErrors.None));
         Assert.That(r.Topics[0].Partitions[0].CommittedOffset, Is.EqualTo(3));
     }
+
+    /// <summary>
+    /// Kafka's onResignation: the parked JoinGroup of a group whose partition moved away is answered NOT_COORDINATOR
+    /// (the member then looks the coordinator up again) and a KIP-848 member's session timer no longer writes here.
+    /// </summary>
+    [Test]
+    public void ResignationAnswersParkedJoinAndStopsConsumerGroupTimers()
+    {
+        var h = new Harness();
+        using var _ = h;
+        int epoch = 1;
+        h.Coordinator.LeaderEpochOf = _ => epoch;
+        Assert.That(FetchLoaded(h.Coordinator).ErrorCode, Is.EqualTo(GroupErrors.None));
+        var (_, parked) = h.JoinDynamic(); // waits out group.initial.rebalance.delay.ms
+        Assert.That(parked.IsCompleted, Is.False);
+
+        ConsumerTopicResolver resolve = (string name, out Kayak.Protocol.Uuid id, out int count) =>
+        {
+            id = new Kayak.Protocol.Uuid(0x7700, 1);
+            count = 1;
+            return name == "t1";
+        };
+        ConsumerGroupHeartbeatResponse Beat() => h.Coordinator.ConsumerGroupHeartbeat(new ConsumerGroupHeartbeatRequest
+        {
+            GroupId = "cg", MemberId = "m1", MemberEpoch = 0, RebalanceTimeoutMs = 30_000, SubscribedTopicNames = ["t1"], TopicPartitions = [],
+        }, 1, new ClientInfo("c", "/127.0.0.1"), resolve, ["t1"]);
+        var joined = Beat();
+        for (int i = 0; i < 500 && joined.ErrorCode == GroupErrors.CoordinatorLoadInProgress; i++)
+        {
+            Thread.Sleep(10);
+            joined = Beat();
+        }
+        Assert.That(joined.ErrorCode, Is.EqualTo(GroupErrors.None));
+        Assert.That(h.Coordinator.Describe("cg"), Is.Not.Null);
+
+        epoch = -1;
+        Assert.That(Fetch(h.Coordinator).ErrorCode, Is.EqualTo(GroupErrors.NotCoordinator));
+        Assert.That(parked.IsCompleted, Is.True, "the parked JoinGroup is answered at resignation");
+        Assert.That(parked.Result.ErrorCode, Is.EqualTo(GroupErrors.NotCoordinator));
+        Assert.That(Beat().ErrorCode, Is.EqualTo(GroupErrors.NotCoordinator));
+        Assert.That(h.Coordinator.Describe("cg"), Is.Null, "the consumer group is unloaded");
+        int batches = h.Log.Batches(h.Coordinator.PartitionFor("cg")).Count;
+        h.Time.AdvanceMs(120_000); // past the member's session timeout: its timer would fence it with records
+        Assert.That(h.Log.Batches(h.Coordinator.PartitionFor("cg")).Count, Is.EqualTo(batches), "nothing written for a group led elsewhere");
+    }
 }

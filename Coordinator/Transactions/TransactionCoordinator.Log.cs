@@ -168,7 +168,12 @@ public sealed partial class TransactionCoordinator
         _txns.Clear();
         _byProducerId.Clear();
         for (int p = 0; p < _options.NumPartitions; p++)
+        {
+            // In a cluster only the partitions led here (issue 14); the others load when this broker is elected.
+            if (!LoadsAtStart(p, out int epoch)) continue;
             _log.Replay(p, chunk => CoordinatorBatch.Decode(chunk, ReplayRecord));
+            if (LeaderEpochOf is not null) _loadedEpochs[p] = epoch;
+        }
     }
 
     /// <summary>Every transaction the coordinator holds, live or not (tests dump them; lock each to read).</summary>

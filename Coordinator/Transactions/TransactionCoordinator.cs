@@ -23,7 +23,7 @@ namespace Kayak.Coordinator.Transactions;
 /// </summary>
 public sealed partial class TransactionCoordinator
 {
-    /// <summary>Single node: the coordinator epoch never changes.</summary>
+    /// <summary>The coordinator epoch written in markers (not bumped at failover yet: the leader epoch is not passed in).</summary>
     public const int CoordinatorEpoch = 0;
     internal const short KeyVersion = 0;
     private const string OffsetsTopic = StorageGroupLog.TopicName;
@@ -73,6 +73,7 @@ public sealed partial class TransactionCoordinator
         if (transactionalId is null) return new InitProducerIdResult(ErrorCode.None, _ids.NextProducerId(), 0);
         if (transactionalId.Length == 0) return Failed(ErrorCode.InvalidRequest);
         if (timeoutMs <= 0 || timeoutMs > _options.MaxTimeoutMs) return Failed(ErrorCode.InvalidTransactionTimeout);
+        if (Availability(transactionalId) is var unavailable && unavailable != ErrorCode.None) return Failed(unavailable);
         while (true)
         {
             var txn = _txns.GetOrAdd(transactionalId, static id => new TransactionMetadata(id));
@@ -174,6 +175,7 @@ public sealed partial class TransactionCoordinator
     /// </summary>
     public ErrorCode AddPartitions(string transactionalId, long producerId, short producerEpoch, IReadOnlyList<TxnPartition> partitions)
     {
+        if (Availability(transactionalId) is var unavailable && unavailable != ErrorCode.None) return unavailable;
         if (Find(transactionalId) is not { } txn) return ErrorCode.InvalidProducerIdMapping;
         lock (txn.Sync)
         {
@@ -202,6 +204,7 @@ public sealed partial class TransactionCoordinator
     /// <summary>AddPartitionsToTxn v4+ VerifyOnly: are all these partitions part of the ongoing transaction?</summary>
     public ErrorCode VerifyPartitions(string transactionalId, long producerId, short producerEpoch, IReadOnlyList<TxnPartition> partitions)
     {
+        if (Availability(transactionalId) is var unavailable && unavailable != ErrorCode.None) return unavailable;
         if (Find(transactionalId) is not { } txn) return ErrorCode.InvalidProducerIdMapping;
         lock (txn.Sync)
         {
@@ -251,6 +254,7 @@ public sealed partial class TransactionCoordinator
     /// </summary>
     public ErrorCode TxnOffsetCommit(string transactionalId, string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets)
     {
+        if (Availability(transactionalId) is var unavailable && unavailable != ErrorCode.None) return unavailable;
         if (Find(transactionalId) is not { } txn) return ErrorCode.InvalidProducerIdMapping;
         lock (txn.Sync)
         {
@@ -272,6 +276,7 @@ public sealed partial class TransactionCoordinator
     /// </summary>
     public ErrorCode EndTxn(string transactionalId, long producerId, short producerEpoch, bool commit)
     {
+        if (Availability(transactionalId) is var unavailable && unavailable != ErrorCode.None) return unavailable;
         if (Find(transactionalId) is not { } txn) return ErrorCode.InvalidProducerIdMapping;
         lock (txn.Sync)
         {
@@ -382,6 +387,7 @@ public sealed partial class TransactionCoordinator
     /// of this one; the first such failure is rethrown at the end, for the broker's timer to log.
     public int AbortTimedOutTransactions()
     {
+        CheckLeadership();
         int aborted = 0;
         Exception? failure = null;
         foreach (var txn in _txns.Values)
@@ -389,7 +395,7 @@ public sealed partial class TransactionCoordinator
             if (!Monitor.TryEnter(txn.Sync)) continue;
             try
             {
-                if (!txn.Live || txn.Completing) continue;
+                if (!txn.Live || txn.Completing || !Serves(txn)) continue;
                 long now = NowMs;
                 if (txn.State == TransactionState.Ongoing && now - txn.StartTimestampMs >= txn.TimeoutMs)
                 {
