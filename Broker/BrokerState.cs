@@ -35,7 +35,8 @@ internal sealed class BrokerState : IDisposable
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
         Authorizer = config.AuthorizerEnabled
             ? new Security.StandardAuthorizer(config.SuperUsers, config.AllowEveryoneIfNoAclFound,
-                new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName)))
+                new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName)),
+                loggerFactory.CreateLogger(Security.StandardAuthorizer.AuditLoggerName))
             : Security.AllowAllAuthorizer.Instance;
         // Client quotas stored by an earlier run are enforced from the first request (KIP-13, KIP-546).
         Quotas = new Quotas.ClientQuotas(config, time, new Quotas.ClientQuotaStore(config.LogDirs[0]));
