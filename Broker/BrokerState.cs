@@ -70,6 +70,8 @@ internal sealed class BrokerState : IDisposable
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic, Authorizer), new OffsetDeleteHandler(Groups, Authorizer),
             new DescribeClientQuotasHandler(Quotas.Store, Authorizer), new AlterClientQuotasHandler(Quotas.Store, Authorizer),
             new DescribeUserScramCredentialsHandler(Scram, Authorizer), new AlterUserScramCredentialsHandler(Scram, Authorizer),
+            new CreateDelegationTokenHandler(Config, Authorizer), new RenewDelegationTokenHandler(Config),
+            new ExpireDelegationTokenHandler(Config), new DescribeDelegationTokenHandler(Config),
             new DescribeClusterHandler(Cluster, Authorizer), new DescribeProducersHandler(Catalog, Authorizer), new DescribeTransactionsHandler(txns, Authorizer),
             new ListTransactionsHandler(txns, Authorizer), new DescribeTopicPartitionsHandler(Catalog, Cluster, Leadership, Authorizer),
             new ConsumerGroupHeartbeatHandler(Groups, Catalog, Authorizer), new ConsumerGroupDescribeHandler(Groups, Authorizer),
