@@ -38,7 +38,8 @@ internal sealed class BrokerState : IDisposable
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
         Authorizer = config.AuthorizerEnabled
             ? new Security.StandardAuthorizer(config.SuperUsers, config.AllowEveryoneIfNoAclFound,
-                new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName)))
+                new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName)),
+                loggerFactory.CreateLogger(Security.StandardAuthorizer.AuditLoggerName))
             : Security.AllowAllAuthorizer.Instance;
         // Client quotas stored by an earlier run are enforced from the first request (KIP-13, KIP-546).
         Quotas = new Quotas.ClientQuotas(config, time, new Quotas.ClientQuotaStore(config.LogDirs[0]));
@@ -73,6 +74,8 @@ internal sealed class BrokerState : IDisposable
             new IncrementalAlterConfigsHandler(Topics, Catalog, Cluster, Dynamic, Authorizer), new OffsetDeleteHandler(Groups, Authorizer),
             new DescribeClientQuotasHandler(Quotas.Store, Authorizer), new AlterClientQuotasHandler(Quotas.Store, Authorizer),
             new DescribeUserScramCredentialsHandler(Scram, Authorizer), new AlterUserScramCredentialsHandler(Scram, Authorizer),
+            new CreateDelegationTokenHandler(Config, Authorizer), new RenewDelegationTokenHandler(Config),
+            new ExpireDelegationTokenHandler(Config), new DescribeDelegationTokenHandler(Config),
             new DescribeClusterHandler(Cluster, Authorizer), new DescribeProducersHandler(Catalog, Authorizer), new DescribeTransactionsHandler(txns, Authorizer),
             new ListTransactionsHandler(txns, Authorizer), new DescribeTopicPartitionsHandler(Catalog, Cluster, Leadership, Authorizer),
             new ConsumerGroupHeartbeatHandler(Groups, Catalog, Authorizer), new ConsumerGroupDescribeHandler(Groups, Authorizer),

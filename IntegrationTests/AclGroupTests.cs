@@ -128,6 +128,90 @@ public sealed class AclGroupTests
         finally { await Cleanup(broker, dir); }
     }
 
+    private static IConsumer<byte[], byte[]> ConsumerProtocolMember(Kayak.Broker.KafkaBroker broker, string user, string group) =>
+        ConfluentClients.Consumer(broker.BootstrapServers, c =>
+        {
+            As(c, user);
+            c.GroupId = group;
+            c.GroupProtocol = GroupProtocol.Consumer;
+            c.SessionTimeoutMs = null;
+            c.HeartbeatIntervalMs = null;
+        });
+
+    /// <summary>Polls until <paramref name="done"/> holds or 60 s pass; a consumer error fails the test.</summary>
+    private static void ConsumeUntil(IConsumer<byte[], byte[]> consumer, List<string> topics, Func<bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!done() && DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                if (consumer.Consume(TimeSpan.FromMilliseconds(500)) is { } r) topics.Add(r.Topic);
+            }
+            catch (ConsumeException e)
+            {
+                Assert.Fail($"consumer error {e.Error.Code}: {e.Error.Reason}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// KIP-848 with Confluent.Kafka 2.16 (group.protocol=consumer): bob's regex subscription is resolved by the broker
+    /// to the matching topics he may DESCRIBE (Kafka 4.0's filterTopicDescribeAuthorizedTopics), so he is never
+    /// assigned, and never fails on, a topic he may not read; ConsumerGroupDescribe of alice's group hides it from bob
+    /// with TOPIC_AUTHORIZATION_FAILED while a member is assigned a topic bob may not describe.
+    /// </summary>
+    [Test]
+    [CancelAfter(180_000)]
+    public async Task ConsumerProtocol_RegexResolvesToDescribableTopics_AndDescribeHidesGroupsWithHiddenTopics()
+    {
+        var (broker, dir) = await StartAsync(configure: o =>
+        {
+            o.Properties["group.consumer.min.heartbeat.interval.ms"] = "100";
+            o.Properties["group.consumer.heartbeat.interval.ms"] = "500";
+        });
+        try
+        {
+            await CreateTopicAsync(broker, "acl848-eu");
+            await CreateTopicAsync(broker, "acl848-us");
+            await ProduceAsAliceAsync(broker, "acl848-eu", 6);
+            await ProduceAsAliceAsync(broker, "acl848-us", 6);
+
+            // Alice's group is assigned acl848-us; bob may describe the group but not (yet) the topic.
+            using var aliceConsumer = ConsumerProtocolMember(broker, "alice", "alice-848");
+            aliceConsumer.Subscribe("acl848-us");
+            var aliceTopics = new List<string>();
+            ConsumeUntil(aliceConsumer, aliceTopics, () => aliceTopics.Count >= 6);
+            Assert.That(aliceTopics, Has.Count.EqualTo(6));
+            await GrantAsync(broker,
+                Allow(ResourceType.Group, "alice-848", AclOperation.Describe),
+                Allow(ResourceType.Group, "bob-848", AclOperation.Read),
+                Allow(ResourceType.Topic, "acl848-eu", AclOperation.Read));
+            using var bobAdmin = Admin(broker, "bob");
+            var hidden = Assert.ThrowsAsync<DescribeConsumerGroupsException>(() => bobAdmin.DescribeConsumerGroupsAsync(["alice-848"]));
+            var hiddenGroup = hidden!.Results.ConsumerGroupDescriptions.Single();
+            Assert.That(hiddenGroup.Error.Code, Is.EqualTo(ErrorCode.TopicAuthorizationFailed));
+            Assert.That(hiddenGroup.Members, Is.Empty);
+
+            using var bobConsumer = ConsumerProtocolMember(broker, "bob", "bob-848");
+            bobConsumer.Subscribe("^acl848-.*");
+            var bobTopics = new List<string>();
+            ConsumeUntil(bobConsumer, bobTopics, () => bobTopics.Count >= 6);
+            Assert.That(bobTopics, Is.EqualTo(Enumerable.Repeat("acl848-eu", 6)), "acl848-us matches but is not bob's to describe");
+
+            // READ (which implies DESCRIBE) on acl848-us: the next resolution assigns it to bob, and bob may describe alice's group.
+            await GrantAsync(broker, Allow(ResourceType.Topic, "acl848-us", AclOperation.Read));
+            ConsumeUntil(bobConsumer, bobTopics, () => bobTopics.Count(t => t == "acl848-us") >= 6);
+            Assert.That(bobTopics.Count(t => t == "acl848-us"), Is.EqualTo(6));
+            var shown = await bobAdmin.DescribeConsumerGroupsAsync(["alice-848"]);
+            Assert.That(shown.ConsumerGroupDescriptions.Single().Members.Single().Assignment.TopicPartitions.Select(tp => tp.Topic).Distinct(),
+                Is.EqualTo(new[] { "acl848-us" }));
+            bobConsumer.Close();
+            aliceConsumer.Close();
+        }
+        finally { await Cleanup(broker, dir); }
+    }
+
     private static ErrorCode GroupError(KafkaException e) => e switch
     {
         ListConsumerGroupOffsetsException l => l.Results.Single().Error.Code,

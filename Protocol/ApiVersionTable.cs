@@ -46,6 +46,11 @@ public static class ApiVersionTable
         new(ApiKey.DescribeLogDirs, 0, 4),
         new(ApiKey.SaslAuthenticate, 0, 2),
         new(ApiKey.CreatePartitions, 0, 3),
+        // KIP-48: answered as Kafka 4.0 without delegation.token.secret.key (DELEGATION_TOKEN_AUTH_DISABLED).
+        new(ApiKey.CreateDelegationToken, 0, 3),
+        new(ApiKey.RenewDelegationToken, 0, 2),
+        new(ApiKey.ExpireDelegationToken, 0, 2),
+        new(ApiKey.DescribeDelegationToken, 0, 3),
         new(ApiKey.DeleteGroups, 0, 2),
         new(ApiKey.ElectLeaders, 0, 2),
         new(ApiKey.AlterPartitionReassignments, 0, 0),

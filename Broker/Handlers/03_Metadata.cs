@@ -63,7 +63,8 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
         if (allTopics)
         {
             foreach (var topic in catalog.All)
-                if (_authorizer.Topic(context, AclOperation.Describe, topic.Name)) response.Topics.Add(Describe(topic));
+                // An all-topics request does not name the topics it cannot see: no audit line for them (logIfDenied = false).
+                if (_authorizer.Topic(context, AclOperation.Describe, topic.Name, logIfDenied: false)) response.Topics.Add(Describe(topic));
             return response;
         }
 
@@ -92,7 +93,7 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
             bool describe = _authorizer.Topic(context, AclOperation.Describe, t.Name);
             if (!describe
                 || (topics.WouldAutoCreate(allowAutoCreate) && !catalog.TryGet(t.Name, out _)
-                    && !_authorizer.Cluster(context, AclOperation.Create) && !_authorizer.Topic(context, AclOperation.Create, t.Name)))
+                    && !_authorizer.Cluster(context, AclOperation.Create, logIfDenied: false) && !_authorizer.Topic(context, AclOperation.Create, t.Name)))
             {
                 response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name, IsInternal = describe && TopicService.IsInternal(t.Name) }
                     .SetError(ErrorCode.TopicAuthorizationFailed));

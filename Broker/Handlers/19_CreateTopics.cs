@@ -47,7 +47,9 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
             return Done(response);
         }
 
-        bool clusterCreate = _authorizer.Cluster(context, AclOperation.Create);
+        // As KafkaApis: the cluster CREATE and the DESCRIBE_CONFIGS probes are not audit-logged when denied (the topic
+        // CREATE check decides).
+        bool clusterCreate = _authorizer.Cluster(context, AclOperation.Create, logIfDenied: false);
         foreach (var t in request.Topics)
         {
             var error = duplicates.Contains(t.Name)
@@ -56,7 +58,7 @@ internal sealed class CreateTopicsHandler(TopicService topics, BrokerConfig conf
                     ? new KafkaError(ErrorCode.TopicAuthorizationFailed, "Authorization failed.")
                     : KafkaError.None;
             response.Topics.Add(error.IsError ? Failed(t.Name, error)
-                : Create(context, t, request.ValidateOnly, _authorizer.Topic(context, AclOperation.DescribeConfigs, t.Name)));
+                : Create(context, t, request.ValidateOnly, _authorizer.Topic(context, AclOperation.DescribeConfigs, t.Name, logIfDenied: false)));
         }
         return Done(response);
     }

@@ -21,7 +21,7 @@ internal sealed class InitProducerIdHandler(TransactionCoordinator transactions,
         // KafkaApis.handleInitProducerIdRequest: WRITE on the transactional id; an idempotent producer needs
         // IDEMPOTENT_WRITE on the cluster or WRITE on some topic (Kafka 3.0+, KIP-679).
         if (request.TransactionalId is { } txnId ? !authorizer.TransactionalId(context, AclOperation.Write, txnId)
-            : !authorizer.Cluster(context, AclOperation.IdempotentWrite) && !authorizer.AuthorizeByResourceType(context, AclOperation.Write, AclResourceType.Topic))
+            : !authorizer.Cluster(context, AclOperation.IdempotentWrite, logIfDenied: false) && !authorizer.AuthorizeByResourceType(context, AclOperation.Write, AclResourceType.Topic))
             return Done(new InitProducerIdResponse
             {
                 ErrorCode = (short)(request.TransactionalId is null ? ErrorCode.ClusterAuthorizationFailed : ErrorCode.TransactionalIdAuthorizationFailed),

@@ -36,7 +36,7 @@ internal sealed class OffsetForLeaderEpochHandler(ITopicCatalog catalog, IPartit
         {
             var rt = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = t.Topic };
             response.Topics.Add(rt);
-            if (!authorizer.Cluster(context, AclOperation.ClusterAction) && !authorizer.Topic(context, AclOperation.Describe, t.Topic))
+            if (!authorizer.Cluster(context, AclOperation.ClusterAction, logIfDenied: false) && !authorizer.Topic(context, AclOperation.Describe, t.Topic))
             {
                 foreach (var p in t.Partitions)
                     rt.Partitions.Add(new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition }.SetError(ErrorCode.TopicAuthorizationFailed));

@@ -6,7 +6,8 @@
 // heartbeat; an invalid one is INVALID_REGULAR_EXPRESSION). v0 members get a coordinator-made member id; v1 members
 // bring their own (KIP-1082). Logic: GroupCoordinator.ConsumerGroupHeartbeat (Coordinator/ConsumerGroups).
 // ACLs: READ on the group (GROUP_AUTHORIZATION_FAILED), DESCRIBE on every topic subscribed by name
-// (TOPIC_AUTHORIZATION_FAILED); topics a regex matches are not filtered by ACLs yet.
+// (TOPIC_AUTHORIZATION_FAILED); the topics the group's regexes match keep only those this member's principal may
+// DESCRIBE, as Kafka 4.0's GroupMetadataManager.filterTopicDescribeAuthorizedTopics (denials not audit-logged: a filter).
 using Kayak.Broker.Security;
 using Kayak.Broker.Services;
 using Kayak.Coordinator;
@@ -23,7 +24,15 @@ internal sealed class ConsumerGroupHeartbeatHandler(GroupCoordinator groups, ITo
         !authorizer.Group(context, AclOperation.Read, request.GroupId) ? Done(GroupAuthorization.ConsumerHeartbeatDenied(ErrorCode.GroupAuthorizationFailed))
         : SubscribedTopicDenied(context, request) ? Done(new ConsumerGroupHeartbeatResponse { ErrorCode = (short)ErrorCode.TopicAuthorizationFailed })
         : Done(groups.ConsumerGroupHeartbeat(request, context.ApiVersion,
-            new ClientInfo(context.ClientId ?? "", JoinGroupHandler.ClientHost(context.ClientAddress)), ResolveTopic, TopicNames()));
+            new ClientInfo(context.ClientId ?? "", JoinGroupHandler.ClientHost(context.ClientAddress)), ResolveTopic, TopicNames(),
+            authorizer.Acls is null ? null : new RegexTopicAuthorizer(authorizer, context)));
+
+    /// <summary>DESCRIBE on a regex-matched topic, as the Action Kafka builds: logIfAllowed, not logIfDenied.</summary>
+    private sealed class RegexTopicAuthorizer(IAuthorizer authorizer, RequestContext context) : IRegexTopicAuthorizer
+    {
+        public bool MayDescribe(string topic, int refCount) =>
+            authorizer.Authorize(context, AclOperation.Describe, AclResourceType.Topic, topic, logIfAllowed: true, logIfDenied: false, refCount);
+    }
 
     /// <summary>Every topic's name, read lazily: only a group with a regex subscription enumerates it.</summary>
     private IEnumerable<string> TopicNames()

@@ -1,6 +1,8 @@
 using System.Net;
 using Kayak.Broker.Handlers;
 using Kayak.Protocol;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kayak.Broker.Security;
 
@@ -11,7 +13,14 @@ namespace Kayak.Broker.Security;
 /// </summary>
 internal interface IAuthorizer
 {
-    bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name);
+    /// <summary>
+    /// Kafka's Authorizer.authorize for one Action. logIfAllowed/logIfDenied say whether the decision is an explicit
+    /// access (audit-logged) or a filter (topics hidden from an all-topics Metadata, ListGroups without cluster
+    /// DESCRIBE, KIP-430 authorized operations): those are logged at TRACE only. refCount is how often the request
+    /// names the resource (Action.resourceReferenceCount), shown in the audit line.
+    /// </summary>
+    bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name,
+        bool logIfAllowed = true, bool logIfDenied = true, int refCount = 1);
 
     /// <summary>Kafka's Authorizer.authorizeByResourceType: may the principal do the operation on some resource of the type.</summary>
     bool AuthorizeByResourceType(RequestContext context, AclOperation operation, AclResourceType type);
@@ -27,7 +36,8 @@ internal interface IAuthorizer
 internal sealed class AllowAllAuthorizer : IAuthorizer
 {
     public static readonly AllowAllAuthorizer Instance = new();
-    public bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name) => true;
+    public bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name,
+        bool logIfAllowed = true, bool logIfDenied = true, int refCount = 1) => true;
     public bool AuthorizeByResourceType(RequestContext context, AclOperation operation, AclResourceType type) => true;
     public int AuthorizedOperations(RequestContext context, AclResourceType type, string name) => AllBits(type);
     public StandardAuthorizer? Acls => null;
@@ -47,7 +57,8 @@ internal sealed class AllowAllAuthorizer : IAuthorizer
 /// allows (ALLOW of READ/WRITE/DELETE/ALTER implies DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS, ALL is every
 /// operation), else a resource with no ACL at all gets allow.everyone.if.no.acl.found and one with ACLs is denied
 /// (StandardAuthorizerData.findAclRule / findResult). ACLs live in kayak-acls.json in the first log dir
-/// (<see cref="AclFile"/>) instead of Kafka's metadata log.
+/// (<see cref="AclFile"/>) instead of Kafka's metadata log. Every decision goes to the audit logger
+/// "kafka.authorizer.logger" as StandardAuthorizerData.logAuditMessage writes it (<see cref="AuditMessage"/>).
 /// </summary>
 internal sealed class StandardAuthorizer : IAuthorizer
 {
@@ -59,15 +70,20 @@ internal sealed class StandardAuthorizer : IAuthorizer
     private readonly HashSet<string> _superUsers;
     private readonly bool _allowIfNoAcl;
     private readonly AclFile? _file;
+    private readonly ILogger _audit;
     private readonly object _writeLock = new();
     // Copy-on-write: checks read the array without a lock, creates and deletes publish a new one.
     private volatile AclBinding[] _acls = [];
 
-    public StandardAuthorizer(IEnumerable<string> superUsers, bool allowEveryoneIfNoAclFound, AclFile? file)
+    /// <summary>Kafka's audit logger name (StandardAuthorizerData.auditLogger), so log configs written for Kafka apply.</summary>
+    public const string AuditLoggerName = "kafka.authorizer.logger";
+
+    public StandardAuthorizer(IEnumerable<string> superUsers, bool allowEveryoneIfNoAclFound, AclFile? file, ILogger? auditLog = null)
     {
         _superUsers = new HashSet<string>(superUsers, StringComparer.Ordinal);
         _allowIfNoAcl = allowEveryoneIfNoAclFound;
         _file = file;
+        _audit = auditLog ?? NullLogger.Instance;
     }
 
     public StandardAuthorizer? Acls => this;
@@ -80,24 +96,57 @@ internal sealed class StandardAuthorizer : IAuthorizer
 
     public int Count => _acls.Length;
 
-    public bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name)
+    public bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name,
+        bool logIfAllowed = true, bool logIfDenied = true, int refCount = 1)
     {
-        if (_superUsers.Contains(context.Principal)) return true;
-        var acls = _acls;
-        bool hasResourceAcls = false, allowed = false;
-        string? host = null;
-        foreach (var acl in acls)
+        bool superUser = _superUsers.Contains(context.Principal);
+        AclBinding? denyAcl = null, allowAcl = null;
+        bool hasResourceAcls = false;
+        if (!superUser)
         {
-            if (acl.ResourceType != type || !Covers(acl, name)) continue;
-            hasResourceAcls = true;
-            switch (Result(acl, context, operation, ref host))
+            string? host = null;
+            foreach (var acl in _acls)
             {
-                case AclPermissionType.Deny: return false;
-                case AclPermissionType.Allow: allowed = true; break;
+                if (acl.ResourceType != type || !Covers(acl, name)) continue;
+                hasResourceAcls = true;
+                var result = Result(acl, context, operation, ref host);
+                if (result == AclPermissionType.Deny) { denyAcl = acl; break; }
+                if (result == AclPermissionType.Allow) allowAcl = acl;
             }
         }
-        return allowed || (!hasResourceAcls && _allowIfNoAcl);
+        bool allowed = superUser || (denyAcl is null && (allowAcl is not null || (!hasResourceAcls && _allowIfNoAcl)));
+        // StandardAuthorizerData.logAuditMessage: an explicit access is logged at DEBUG when allowed and INFO when
+        // denied; a filter or an authorized-operations probe only at TRACE. The line is built only when it is written.
+        var level = allowed ? (logIfAllowed ? LogLevel.Debug : LogLevel.Trace) : (logIfDenied ? LogLevel.Information : LogLevel.Trace);
+        if (_audit.IsEnabled(level))
+        {
+            string rule = superUser ? "SuperUser"
+                : denyAcl is not null ? MatchingAcl(denyAcl)
+                : allowAcl is not null ? MatchingAcl(allowAcl)
+                : allowed ? "DefaultAllow" : "DefaultDeny";
+            _audit.Log(level, default, AuditMessage(context, allowed, operation, type, name, refCount, rule), null, static (m, _) => m);
+        }
+        return allowed;
     }
+
+    /// <summary>
+    /// StandardAuthorizerData.buildAuditMessage: "Principal = User:bob is Denied operation = READ from host = 10.0.0.5
+    /// on resource = Topic:LITERAL:orders for request = Fetch with resourceRefCount = 1 based on rule DefaultDeny".
+    /// </summary>
+    internal static string AuditMessage(RequestContext context, bool allowed, AclOperation operation, AclResourceType type,
+        string name, int refCount, string rule) =>
+        $"Principal = {context.Principal} is {(allowed ? "Allowed" : "Denied")} operation = {AclCodes.Name(operation)} " +
+        $"from host = {ClientHost(context)} on resource = {ResourceTypeName(type)}:LITERAL:{name} for request = {context.ApiKey} " +
+        $"with resourceRefCount = {refCount} based on rule {rule}";
+
+    /// <summary>SecurityUtils.resourceTypeName: the enum name in PascalCase (Topic, TransactionalId).</summary>
+    private static string ResourceTypeName(AclResourceType type) => type.ToString();
+
+    /// <summary>MatchingAclRule.toString with StandardAcl.toString.</summary>
+    private static string MatchingAcl(AclBinding acl) =>
+        $"MatchingAcl(acl=StandardAcl(resourceType={AclCodes.Name(acl.ResourceType)}, resourceName={acl.Name}, " +
+        $"patternType={AclCodes.Name(acl.PatternType)}, principal={acl.Principal}, host={acl.Host}, " +
+        $"operation={AclCodes.Name(acl.Operation)}, permissionType={AclCodes.Name(acl.Permission)}))";
 
     /// <summary>Does the ACL's resource pattern apply to the literal resource name.</summary>
     private static bool Covers(AclBinding acl, string name) => acl.PatternType == AclPatternType.Prefixed
@@ -137,7 +186,7 @@ internal sealed class StandardAuthorizer : IAuthorizer
     {
         // Authorizer.authorizeByResourceType: a hard-coded name first, so super users (and allow.everyone.if.no.acl.found
         // with no ACL on that name) pass whatever DENY ACLs exist.
-        if (Authorize(context, op, type, "hardcode")) return true;
+        if (Authorize(context, op, type, "hardcode", logIfAllowed: true, logIfDenied: false, refCount: 0)) return true;
         var denyLiteral = new HashSet<string>(StringComparer.Ordinal);
         var denyPrefixed = new HashSet<string>(StringComparer.Ordinal);
         var allows = new List<AclBinding>();
@@ -176,7 +225,7 @@ internal sealed class StandardAuthorizer : IAuthorizer
     {
         int bits = 0;
         foreach (var op in AclCodes.SupportedOperations(type))
-            if (Authorize(context, op, type, name)) bits |= 1 << (int)op;
+            if (Authorize(context, op, type, name, logIfAllowed: false, logIfDenied: false)) bits |= 1 << (int)op;
         return bits;
     }
 

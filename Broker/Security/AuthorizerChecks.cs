@@ -5,17 +5,17 @@ namespace Kayak.Broker.Security;
 /// <summary>The one-line checks handlers make, named by resource type (KafkaApis' authHelper.authorize calls).</summary>
 internal static class AuthorizerChecks
 {
-    public static bool Topic(this IAuthorizer a, RequestContext c, AclOperation op, string name) =>
-        a.Authorize(c, op, AclResourceType.Topic, name);
+    public static bool Topic(this IAuthorizer a, RequestContext c, AclOperation op, string name, bool logIfDenied = true) =>
+        a.Authorize(c, op, AclResourceType.Topic, name, logIfDenied: logIfDenied);
 
-    public static bool Group(this IAuthorizer a, RequestContext c, AclOperation op, string name) =>
-        a.Authorize(c, op, AclResourceType.Group, name);
+    public static bool Group(this IAuthorizer a, RequestContext c, AclOperation op, string name, bool logIfDenied = true) =>
+        a.Authorize(c, op, AclResourceType.Group, name, logIfDenied: logIfDenied);
 
-    public static bool Cluster(this IAuthorizer a, RequestContext c, AclOperation op) =>
-        a.Authorize(c, op, AclResourceType.Cluster, StandardAuthorizer.ClusterName);
+    public static bool Cluster(this IAuthorizer a, RequestContext c, AclOperation op, bool logIfDenied = true) =>
+        a.Authorize(c, op, AclResourceType.Cluster, StandardAuthorizer.ClusterName, logIfDenied: logIfDenied);
 
-    public static bool TransactionalId(this IAuthorizer a, RequestContext c, AclOperation op, string name) =>
-        a.Authorize(c, op, AclResourceType.TransactionalId, name);
+    public static bool TransactionalId(this IAuthorizer a, RequestContext c, AclOperation op, string name, bool logIfDenied = true) =>
+        a.Authorize(c, op, AclResourceType.TransactionalId, name, logIfDenied: logIfDenied);
 
     /// <summary>KafkaApis.filterByAuthorized: the distinct names the principal may act on, each asked once.</summary>
     public static HashSet<string> AuthorizedTopics<T>(this IAuthorizer a, RequestContext c, AclOperation op, IEnumerable<T> items, Func<T, string> name)

@@ -144,8 +144,9 @@ internal static class GroupAuthorization
     /// <summary>ListGroups: without DESCRIBE on the CLUSTER only the groups the principal may DESCRIBE.</summary>
     public static ListGroupsResponse FilterList(IAuthorizer a, RequestContext c, ListGroupsResponse response)
     {
-        if (a.Acls is null || a.Cluster(c, AclOperation.Describe)) return response;
-        response.Groups.RemoveAll(g => !a.Group(c, AclOperation.Describe, g.GroupId));
+        // Filters, not explicit accesses: denials are not audit-logged (KafkaApis.handleListGroupsRequest, logIfDenied = false).
+        if (a.Acls is null || a.Cluster(c, AclOperation.Describe, logIfDenied: false)) return response;
+        response.Groups.RemoveAll(g => !a.Group(c, AclOperation.Describe, g.GroupId, logIfDenied: false));
         return response;
     }
 

@@ -67,6 +67,46 @@ public class SaslEdgeCaseTests
         Assert.That(await f.Client.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)), Is.True);
     }
 
+    /// <summary>
+    /// A client that sends an ordinary request in the middle of the SASL exchange (after SaslHandshake and the first
+    /// SCRAM token, before SaslAuthenticate completes): Kafka's SaslServerAuthenticator answers it with the request's
+    /// error response carrying ILLEGAL_SASL_STATE and closes the connection; nothing of the broker's data is served.
+    /// </summary>
+    [Test]
+    public async Task MetadataOrProduce_MidExchange_IsAnsweredIllegalSaslState_ThenClosed()
+    {
+        await using var f = await StartAsync();
+        await f.Broker.CreateTopicAsync("mid-sasl", 1);
+        Assert.That((await HandshakeAsync(f.Client, "SCRAM-SHA-256")).ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        Assert.That((await AuthenticateAsync(f.Client, "n,,n=alice,r=abcdefgh"u8.ToArray())).ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        var metadata = await f.Client.SendAsync<MetadataResponse>(new MetadataRequest { Topics = [new() { Name = "mid-sasl" }] }, 12);
+        Assert.That(metadata.Topics.Select(t => (t.Name, t.ErrorCode, t.Partitions.Count)),
+            Is.EqualTo(new[] { ("mid-sasl", (short)ErrorCode.IllegalSaslState, 0) }));
+        Assert.That(metadata.Brokers, Is.Empty, "no broker endpoints before authentication");
+        Assert.That(await f.Client.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)), Is.True);
+
+        using var producer = await RawClient.ConnectAsync(f.Broker.BootstrapServers);
+        Assert.That((await HandshakeAsync(producer, "PLAIN")).ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        var produce = await producer.SendAsync<ProduceResponse>(new ProduceRequest
+        {
+            Acks = -1, TimeoutMs = 1000,
+            TopicData = [new() { Name = "mid-sasl", PartitionData = [new() { Index = 0, Records = ReadOnlyMemory<byte>.Empty }] }],
+        }, 9);
+        Assert.That(produce.Responses.Single().PartitionResponses.Single().ErrorCode, Is.EqualTo((short)ErrorCode.IllegalSaslState));
+        Assert.That(await producer.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(f.Broker.State.Catalog.Lookup("mid-sasl").Topic!.GetPartition(0)!.LogEndOffset, Is.EqualTo(0), "nothing was written");
+    }
+
+    /// <summary>An API whose response has no field for the error (DescribeConfigs answers per resource) is closed unanswered.</summary>
+    [Test]
+    public async Task RequestWithoutAnErrorField_MidExchange_IsClosedWithoutAnAnswer()
+    {
+        await using var f = await StartAsync();
+        Assert.That((await HandshakeAsync(f.Client, "PLAIN")).ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        await f.Client.SendOnlyAsync(new DescribeConfigsRequest { Resources = [new() { ResourceType = 4, ResourceName = "1" }] }, 4);
+        Assert.That(await f.Client.IsClosedByPeerAsync(TimeSpan.FromSeconds(10)), Is.True);
+    }
+
     /// <summary>A frame header announcing <paramref name="size"/> bytes of SaslAuthenticate, and as much body as fits the test.</summary>
     private static byte[] AuthenticateFrame(int size)
     {

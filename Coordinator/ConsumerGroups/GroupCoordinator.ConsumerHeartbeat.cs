@@ -8,6 +8,18 @@ namespace Kayak.Coordinator;
 public delegate bool ConsumerTopicResolver(string name, out Uuid topicId, out int partitionCount);
 
 /// <summary>
+/// Which topics a regex subscription may resolve to under ACLs: Kafka 4.0's
+/// GroupMetadataManager.filterTopicDescribeAuthorizedTopics asks the authorizer for DESCRIBE on every topic the group's
+/// regexes matched, with the context of the member whose heartbeat resolves them, and drops the denied ones from every
+/// regex. The broker implements it with its authorizer; without one the coordinator is given none and filters nothing.
+/// </summary>
+public interface IRegexTopicAuthorizer
+{
+    /// <param name="refCount">How many of the group's regexes matched the topic (the Action's resourceReferenceCount).</param>
+    bool MayDescribe(string topic, int refCount);
+}
+
+/// <summary>
 /// ConsumerGroupHeartbeat (KIP-848), following Kafka's GroupMetadataManager.consumerGroupHeartbeat: validate, find or
 /// create the group and member, update the member's metadata and the group's subscription metadata (bumping the
 /// group epoch when either changed), recompute the target assignment with the server-side assignor when the group
@@ -18,8 +30,9 @@ public sealed partial class GroupCoordinator
 {
     /// <param name="topicNames">Every topic name, for regex subscriptions (KIP-848 SubscribedTopicRegex); read only when
     /// some member subscribes by regex, on each heartbeat, so topics created or deleted since are picked up.</param>
+    /// <param name="regexAuthorizer">Filters the topics the regexes matched (DESCRIBE for this member's principal); null: none.</param>
     public ConsumerGroupHeartbeatResponse ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest request, short version, ClientInfo client,
-        ConsumerTopicResolver topics, IEnumerable<string>? topicNames = null)
+        ConsumerTopicResolver topics, IEnumerable<string>? topicNames = null, IRegexTopicAuthorizer? regexAuthorizer = null)
     {
         if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) return HeartbeatError(unavailable, null);
         if (ValidateHeartbeat(request, version) is { } invalid) return invalid;
@@ -53,7 +66,7 @@ public sealed partial class GroupCoordinator
             cg ??= new ConsumerGroupState(); // state itself comes from the replay of the records below
 
             if (request.MemberEpoch < 0) return ConsumerLeave(group, cg, request);
-            return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? []);
+            return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? [], regexAuthorizer);
         }
     }
 
@@ -120,7 +133,8 @@ public sealed partial class GroupCoordinator
     }
 
     private ConsumerGroupHeartbeatResponse ConsumerJoinOrHeartbeat(ClassicGroup group, ConsumerGroupState cg,
-        ConsumerGroupHeartbeatRequest request, short version, ClientInfo client, ConsumerTopicResolver topics, IEnumerable<string> topicNames)
+        ConsumerGroupHeartbeatRequest request, short version, ClientInfo client, ConsumerTopicResolver topics, IEnumerable<string> topicNames,
+        IRegexTopicAuthorizer? regexAuthorizer)
     {
         string groupId = group.GroupId;
         string memberId = request.MemberId.Length > 0 ? request.MemberId : Guid.NewGuid().ToString(); // v0 join only
@@ -244,7 +258,7 @@ public sealed partial class GroupCoordinator
         if (replaced is not null) members.Remove(replaced);
         members[memberId] = proposed;
 
-        var resolved = ResolveRegexes(cg, members.Values, topicNames);
+        var resolved = ResolveRegexes(cg, members.Values, topicNames, regexAuthorizer);
         var metadata = SubscriptionMetadata(members.Values, resolved, topics);
         if (!SameSubscriptionMetadata(metadata, cg.SubscriptionMetadata))
         {
@@ -304,7 +318,8 @@ public sealed partial class GroupCoordinator
     /// since changes the group's subscription metadata, which bumps the group epoch. Compiled regexes are cached in
     /// the group and pruned to those still in use.
     /// </summary>
-    private static Dictionary<string, List<string>> ResolveRegexes(ConsumerGroupState cg, IEnumerable<ConsumerMember> members, IEnumerable<string> topicNames)
+    private static Dictionary<string, List<string>> ResolveRegexes(ConsumerGroupState cg, IEnumerable<ConsumerMember> members,
+        IEnumerable<string> topicNames, IRegexTopicAuthorizer? authorizer)
     {
         var result = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         foreach (var m in members)
@@ -327,7 +342,22 @@ public sealed partial class GroupCoordinator
         foreach (var name in topicNames)
             foreach (var (regex, into) in compiled)
                 if (TopicRegex.Matches(regex, name)) into.Add(name);
+        if (authorizer is not null) RemoveUndescribable(result, authorizer);
         return result;
+    }
+
+    /// <summary>filterTopicDescribeAuthorizedTopics: each matched topic asked once, a denied one leaves every regex.</summary>
+    private static void RemoveUndescribable(Dictionary<string, List<string>> resolved, IRegexTopicAuthorizer authorizer)
+    {
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var matched in resolved.Values)
+            foreach (var name in matched)
+                counts[name] = counts.GetValueOrDefault(name) + 1;
+        HashSet<string>? denied = null;
+        foreach (var (name, count) in counts)
+            if (!authorizer.MayDescribe(name, count)) (denied ??= new(StringComparer.Ordinal)).Add(name);
+        if (denied is null) return;
+        foreach (var matched in resolved.Values) matched.RemoveAll(denied.Contains);
     }
 
     /// <summary>A member's topics by name: those it names and those its regex matches.</summary>

@@ -173,17 +173,13 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         var reply = new SaslReply(header.CorrelationId, key, version, null, null, null);
         if (key != ApiKey.SaslAuthenticate)
         {
-            // Kafka answers the request with its error response (ILLEGAL_SASL_STATE), then closes. Kayak builds that
-            // answer for the requests a client sends here (a second SaslHandshake, an ApiVersions); any other API
-            // closes the connection without an answer.
-            IApiMessage? answer = key switch
-            {
-                ApiKey.SaslHandshake when version is >= 0 and <= 1 => new SaslHandshakeResponse { ErrorCode = (short)ErrorCode.IllegalSaslState },
-                ApiKey.ApiVersions when ApiVersionTable.Find(key) is { } v && version >= v.MinVersion && version <= v.MaxVersion =>
-                    new ApiVersionsResponse { ErrorCode = (short)ErrorCode.IllegalSaslState },
-                _ => null,
-            };
-            return Fail(reply with { Message = answer }, $"Unexpected Kafka request of type {KafkaName(key)} during SASL authentication.");
+            // A request other than SaslAuthenticate after the handshake (a second SaslHandshake, an ApiVersions, or a
+            // client that sends Metadata or Produce without finishing the exchange): Kafka's SaslServerAuthenticator
+            // answers it with the request's error response carrying ILLEGAL_SASL_STATE
+            // (buildResponseOnAuthenticateFailure), then closes the connection. An API whose response has no field
+            // for the error (the per-resource admin APIs) is closed without an answer.
+            return Fail(reply with { Message = IllegalStateAnswer(frame, key, version) },
+                $"Unexpected Kafka request of type {KafkaName(key)} during SASL authentication.");
         }
         if (version is < 0 or > 2) return Fail(reply, $"Version {version} is not supported for apiKey SASL_AUTHENTICATE");
         _clientSupportsReauth |= version > 0;
@@ -209,6 +205,27 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
             string message = $"Authentication failed during {AuthenticationText} due to invalid credentials with SASL mechanism {_mechanism}";
             return Fail(reply with { Message = AuthenticateFailed(message) }, message + ": " + e.Message);
         }
+    }
+
+    /// <summary>AbstractRequest.getErrorResponse(IllegalSaslStateException) for a served API at a served version, else null.</summary>
+    private static IApiMessage? IllegalStateAnswer(ReadOnlyMemory<byte> frame, ApiKey key, short version)
+    {
+        if (ApiVersionTable.Find(key) is not { } info || version < info.MinVersion || version > info.MaxVersion) return null;
+        var request = ApiMessageTypes.CreateRequest(key);
+        var reader = new KafkaReader(frame);
+        new RequestHeader().Read(ref reader, ApiMessageTypes.RequestHeaderVersion(key, version));
+        request.Read(ref reader, version);
+        const short code = (short)ErrorCode.IllegalSaslState;
+        if (request is MetadataRequest metadata)
+        {
+            // MetadataRequest.getErrorResponse: every named topic carries the error (an all-topics request names none).
+            var response = new MetadataResponse();
+            foreach (var t in metadata.Topics ?? [])
+                response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name, TopicId = t.TopicId, ErrorCode = code });
+            return response;
+        }
+        try { return ErrorResponses.Build(key, request, version, ErrorCode.IllegalSaslState); }
+        catch (ArgumentException) { return null; } // no error field to put it in
     }
 
     private static SaslAuthenticateResponse AuthenticateFailed(string message) =>

@@ -46,6 +46,9 @@ internal sealed class ConsumerGroupDriver : IDisposable
 
     public Uuid IdOf(string topic) => Catalog[topic].Id;
 
+    /// <summary>Passed to every heartbeat: filters the topics the regexes matched (the broker's DESCRIBE check).</summary>
+    public IRegexTopicAuthorizer? RegexAuthorizer;
+
     public Member Add(string id, string[]? topics = null, string? regex = null, string? assignor = null, string? instanceId = null)
     {
         var m = new Member(id) { Topics = topics?.ToList(), Regex = regex, Assignor = assignor, InstanceId = instanceId };
@@ -68,7 +71,7 @@ internal sealed class ConsumerGroupDriver : IDisposable
             request.ServerAssignor = m.Assignor;
             request.TopicPartitions = [];
         }
-        var r = H.Coordinator.ConsumerGroupHeartbeat(request, 1, new ClientInfo("c", "/127.0.0.1"), Resolve, Catalog.Keys.ToList());
+        var r = H.Coordinator.ConsumerGroupHeartbeat(request, 1, new ClientInfo("c", "/127.0.0.1"), Resolve, Catalog.Keys.ToList(), RegexAuthorizer);
         if (r.ErrorCode != 0) return r;
         m.Joined = true;
         m.Epoch = r.MemberEpoch;

@@ -126,4 +126,38 @@ public class RegexSubscriptionTests
         Assert.That(d.Members.Values.Sum(m => m.Owned.Values.Sum(s => s.Count)), Is.EqualTo(total));
         Assert.That(d.State!.SubscriptionMetadata, Has.Count.EqualTo(3000));
     }
+
+    private sealed class DescribeOnly(params string[] allowed) : IRegexTopicAuthorizer
+    {
+        public readonly List<(string Topic, int RefCount)> Asked = new();
+        public bool MayDescribe(string topic, int refCount)
+        {
+            Asked.Add((topic, refCount));
+            return allowed.Contains(topic);
+        }
+    }
+
+    /// <summary>
+    /// Kafka 4.0's filterTopicDescribeAuthorizedTopics: every topic the group's regexes matched is asked once, with the
+    /// number of regexes that matched it, and a denied one leaves every regex (and so the assignment).
+    /// </summary>
+    [Test]
+    public void UndescribableMatchesAreDroppedFromEveryRegex()
+    {
+        using var d = new ConsumerGroupDriver();
+        d.CreateTopic("orders-eu", 2);
+        d.CreateTopic("orders-us", 2);
+        d.CreateTopic("other", 1);
+        var auth = new DescribeOnly("orders-eu");
+        d.RegexAuthorizer = auth;
+        var a = d.Add("a", regex: "orders-.*");
+        var b = d.Add("b", regex: "orders-(eu|us)");
+        d.Heartbeat(a);
+        auth.Asked.Clear();
+        d.Heartbeat(b);
+        Assert.That(auth.Asked, Is.EquivalentTo(new[] { ("orders-eu", 2), ("orders-us", 2) }), "once per topic, refCount = regexes matching");
+        d.Stabilise();
+        Assert.That(d.State!.SubscriptionMetadata.Keys, Is.EquivalentTo(new[] { "orders-eu" }));
+        Assert.That(d.Members.Values.SelectMany(m => m.Owned.Keys).Distinct(), Is.EquivalentTo(new[] { d.IdOf("orders-eu") }));
+    }
 }

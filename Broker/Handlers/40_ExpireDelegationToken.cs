@@ -1,0 +1,19 @@
+// ExpireDelegationToken (key 40), v0-2 (KIP-48). As a Kafka 4.0 cluster without delegation.token.secret.key: PLAINTEXT and one-way SSL
+// connections are refused with DELEGATION_TOKEN_REQUEST_NOT_ALLOWED (KafkaApis.allowTokenRequests), everything else
+// reaches the controller, whose DelegationTokenControlManager answers DELEGATION_TOKEN_AUTH_DISABLED.
+using Kayak.Broker.Config;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Handlers;
+
+internal sealed class ExpireDelegationTokenHandler(BrokerConfig config) : ApiHandler<ExpireDelegationTokenRequest>
+{
+    public override ApiKey Key => ApiKey.ExpireDelegationToken;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ExpireDelegationTokenRequest request) =>
+        Done(new ExpireDelegationTokenResponse
+        {
+            ErrorCode = (short)(DelegationTokens.Allowed(config, context) ? ErrorCode.DelegationTokenAuthDisabled : ErrorCode.DelegationTokenRequestNotAllowed),
+        });
+}
