@@ -94,7 +94,11 @@ public sealed partial class GroupCoordinator
             count = 0;
             return false;
         });
-        var next = PlanMember(cg, groupId, proposed, replaced, bump, owned, resolve, [], records);
+        // A classic JoinGroup carries no catalog of topic names: the regexes of the group's consumer-protocol members
+        // keep matching among the topics the group already knows (their own heartbeats re-resolve against the
+        // catalog and their principal's DESCRIBE ACLs); with no names at all they would lose every matched topic.
+        var knownTopics = new List<string>(cg.SubscriptionMetadata.Keys);
+        var next = PlanMember(cg, groupId, proposed, replaced, bump, owned, resolve, knownTopics, records, regexAuthorizer: null);
         bool assignmentChanged = existing is null || next.MemberEpoch != existing.MemberEpoch || next.PreviousMemberEpoch != existing.PreviousMemberEpoch
             || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
         if (assignmentChanged) records.Add(CurrentAssignmentRecord(groupId, memberId, next));

@@ -206,7 +206,7 @@ public sealed partial class GroupCoordinator
                 || basis.SubscribedTopicRegex != proposed.SubscribedTopicRegex;
         }
 
-        var next = PlanMember(cg, groupId, proposed, replaced, bump || groupCreated, owned, topics, topicNames, records);
+        var next = PlanMember(cg, groupId, proposed, replaced, bump || groupCreated, owned, topics, topicNames, records, regexAuthorizer);
         bool assignmentChanged = existing is null || next.MemberEpoch != existing.MemberEpoch || next.PreviousMemberEpoch != existing.PreviousMemberEpoch
             || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
         if (assignmentChanged) records.Add(CurrentAssignmentRecord(groupId, memberId, next));
@@ -250,7 +250,8 @@ public sealed partial class GroupCoordinator
     /// (CurrentAssignmentBuilder). Adds the records to <paramref name="records"/>; state changes only by their replay.
     /// </summary>
     private CurrentAssignmentBuilder.Result PlanMember(ConsumerGroupState cg, string groupId, ConsumerMember proposed, string? replaced,
-        bool bump, TopicPartitions? owned, ConsumerTopicResolver topics, IEnumerable<string> topicNames, List<CoordinatorRecord> records)
+        bool bump, TopicPartitions? owned, ConsumerTopicResolver topics, IEnumerable<string> topicNames, List<CoordinatorRecord> records,
+        IRegexTopicAuthorizer? regexAuthorizer)
     {
         string memberId = proposed.MemberId;
         // Everyone the group will have after this heartbeat.
