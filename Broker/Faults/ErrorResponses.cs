@@ -38,7 +38,7 @@ internal static class ErrorResponses
             foreach (var t in m.Topics)
                 if (rule.Topic is null || rule.Topic == t.Name)
                 {
-                    t.ErrorCode = (short)rule.Error;
+                    t.SetError(rule.Error);
                     t.Partitions.Clear();
                 }
         return response;

@@ -420,13 +420,12 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             current.Partitions.Add(new FetchResponse.PartitionData
             {
                 PartitionIndex = t.Partition,
-                ErrorCode = (short)error,
                 HighWatermark = r.HighWatermark,
                 LastStableOffset = r.LastStableOffset,
                 LogStartOffset = r.LogStartOffset,
                 Records = records,
                 AbortedTransactions = AbortedList(version, readCommitted, r.Aborted),
-            });
+            }.SetError(error));
         }
         return response;
     }

@@ -137,7 +137,7 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
             };
             if (replicas.Leader < 0)
             {
-                rp.ErrorCode = (short)ErrorCode.LeaderNotAvailable;
+                rp.SetError(ErrorCode.LeaderNotAvailable);
                 foreach (int r in replicas.Replicas)
                     if (cluster.Broker(r) is null) rp.OfflineReplicas.Add(r);
             }
