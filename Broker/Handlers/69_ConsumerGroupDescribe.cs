@@ -29,7 +29,7 @@ internal sealed class ConsumerGroupDescribeHandler(GroupCoordinator groups, IAut
                     .SetError(ErrorCode.GroupAuthorizationFailed);
                 continue;
             }
-            g.AuthorizedOperations = request.IncludeAuthorizedOperations && g.ErrorCode == (short)ErrorCode.None
+            g.AuthorizedOperations = request.IncludeAuthorizedOperations && g.Error() == ErrorCode.None
                 ? authorizer.AuthorizedOperations(context, AclResourceType.Group, g.GroupId) : int.MinValue;
         }
         if (authorizer.Acls is not null) HideGroupsWithUndescribableTopics(context, response);
