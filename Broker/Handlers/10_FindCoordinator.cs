@@ -73,7 +73,7 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLo
     private const string NotAvailable = "The coordinator is not available.";
 
     /// <summary>A v0-3 answer without a coordinator: no node, and the error in the top-level fields.</summary>
-    private static FindCoordinatorResponse NoCoordinator(FindCoordinatorResponse response, KafkaError error)
+    internal static FindCoordinatorResponse NoCoordinator(FindCoordinatorResponse response, KafkaError error)
     {
         response.NodeId = -1;
         response.Host = "";
@@ -82,7 +82,7 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLo
     }
 
     /// <summary>A v4+ entry without a coordinator for one key (KIP-699).</summary>
-    private static FindCoordinatorResponse.Coordinator NoCoordinator(string key, KafkaError error) =>
+    internal static FindCoordinatorResponse.Coordinator NoCoordinator(string key, KafkaError error) =>
         new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1 }.SetError(error);
 
     private BrokerNode? Locate(sbyte keyType, string key)
