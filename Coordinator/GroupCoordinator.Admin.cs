@@ -23,7 +23,7 @@ public sealed partial class GroupCoordinator
         foreach (var id in request.Groups)
         {
             var d = new DescribeGroupsResponse.DescribedGroup { GroupId = id, GroupState = "Dead" };
-            if (Unavailable(id) is var unavailable && unavailable != ErrorCode.None) d.ErrorCode = (short)unavailable;
+            if (Unavailable(id) is var unavailable && unavailable != ErrorCode.None) d.SetError(unavailable);
             else if (_groups.TryGetValue(id, out var group))
             {
                 lock (group.Lock)
@@ -32,7 +32,7 @@ public sealed partial class GroupCoordinator
                     {
                         // Kafka answers DescribeGroups for a KIP-848 group with GROUP_ID_NOT_FOUND ("not a classic
                         // group"); ConsumerGroupDescribe describes it.
-                        d.ErrorCode = (short)ErrorCode.GroupIdNotFound;
+                        d.SetError(ErrorCode.GroupIdNotFound);
                         response.Groups.Add(d);
                         continue;
                     }
@@ -69,7 +69,7 @@ public sealed partial class GroupCoordinator
         var response = new ListGroupsResponse();
         if (!_loaded)
         {
-            response.ErrorCode = (short)ErrorCode.CoordinatorLoadInProgress;
+            response.SetError(ErrorCode.CoordinatorLoadInProgress);
             return response;
         }
         foreach (var group in _groups.Values)
@@ -110,7 +110,7 @@ public sealed partial class GroupCoordinator
     {
         var response = new DeleteGroupsResponse();
         foreach (var id in request.GroupsNames)
-            response.Results.Add(new DeleteGroupsResponse.DeletableGroupResult { GroupId = id, ErrorCode = (short)DeleteGroup(id) });
+            response.Results.Add(new DeleteGroupsResponse.DeletableGroupResult { GroupId = id }.SetError(DeleteGroup(id)));
         return response;
     }
 
@@ -152,21 +152,21 @@ public sealed partial class GroupCoordinator
     public OffsetDeleteResponse DeleteOffsets(OffsetDeleteRequest request)
     {
         var response = new OffsetDeleteResponse();
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) { response.ErrorCode = (short)unavailable; return response; }
-        if (!_groups.TryGetValue(request.GroupId, out var group)) { response.ErrorCode = (short)ErrorCode.GroupIdNotFound; return response; }
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) { response.SetError(unavailable); return response; }
+        if (!_groups.TryGetValue(request.GroupId, out var group)) { response.SetError(ErrorCode.GroupIdNotFound); return response; }
         lock (group.Lock)
         {
             HashSet<string>? subscribed = null;
             switch (group.State)
             {
                 case GroupState.Dead:
-                    response.ErrorCode = (short)ErrorCode.GroupIdNotFound;
+                    response.SetError(ErrorCode.GroupIdNotFound);
                     return response;
                 case GroupState.Empty:
                     break;
                 default:
                     subscribed = group.SubscribedTopics();
-                    if (subscribed is null) { response.ErrorCode = (short)ErrorCode.NonEmptyGroup; return response; }
+                    if (subscribed is null) { response.SetError(ErrorCode.NonEmptyGroup); return response; }
                     break;
             }
             var records = new List<CoordinatorRecord>();
@@ -181,13 +181,13 @@ public sealed partial class GroupCoordinator
                     // Kafka writes the tombstone for a committed offset and for a pending transactional one.
                     else if (HasCommittedOffset(group, t.Name, p.PartitionIndex) || HasPendingTxnOffset(group, t.Name, p.PartitionIndex))
                         records.Add(OffsetTombstone(group.GroupId, t.Name, p.PartitionIndex));
-                    rt.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error });
+                    rt.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex }.SetError(error));
                 }
                 response.Topics.Add(rt);
             }
             if (records.Count > 0 && !TryWrite(group, records))
             {
-                response.ErrorCode = (short)ErrorCode.CoordinatorNotAvailable;
+                response.SetError(ErrorCode.CoordinatorNotAvailable);
                 response.Topics.Clear();
             }
             return response;

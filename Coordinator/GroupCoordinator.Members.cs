@@ -87,15 +87,15 @@ public sealed partial class GroupCoordinator
         Assignment = assignment,
     };
 
-    internal static SyncGroupResponse SyncError(ErrorCode error, short version) => new() { ErrorCode = (short)error };
+    internal static SyncGroupResponse SyncError(ErrorCode error, short version) => new SyncGroupResponse().SetError(error);
 
     // ------------------------------------------------------------------ Heartbeat
 
     /// <summary>Heartbeat, all versions.</summary>
     public HeartbeatResponse Heartbeat(HeartbeatRequest request)
     {
-        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) return new HeartbeatResponse { ErrorCode = (short)unavailable };
-        if (!_groups.TryGetValue(request.GroupId, out var group)) return new HeartbeatResponse { ErrorCode = (short)ErrorCode.UnknownMemberId };
+        if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None) return new HeartbeatResponse().SetError(unavailable);
+        if (!_groups.TryGetValue(request.GroupId, out var group)) return new HeartbeatResponse().SetError(ErrorCode.UnknownMemberId);
         lock (group.Lock)
         {
             ErrorCode error;
@@ -121,7 +121,7 @@ public sealed partial class GroupCoordinator
                         break;
                 }
             }
-            return new HeartbeatResponse { ErrorCode = (short)error };
+            return new HeartbeatResponse().SetError(error);
         }
     }
 
@@ -134,12 +134,12 @@ public sealed partial class GroupCoordinator
         var response = new LeaveGroupResponse();
         if (Unavailable(request.GroupId) is var unavailable && unavailable != ErrorCode.None)
         {
-            response.ErrorCode = (short)unavailable;
+            response.SetError(unavailable);
             return response;
         }
         if (!_groups.TryGetValue(request.GroupId, out var group))
         {
-            if (version < 3) response.ErrorCode = (short)ErrorCode.UnknownMemberId;
+            if (version < 3) response.SetError(ErrorCode.UnknownMemberId);
             else foreach (var m in leaving) response.Members.Add(LeaveResult(m, ErrorCode.UnknownMemberId));
             return response;
         }
@@ -147,7 +147,7 @@ public sealed partial class GroupCoordinator
         {
             if (group.State == GroupState.Dead)
             {
-                response.ErrorCode = (short)ErrorCode.CoordinatorNotAvailable;
+                response.SetError(ErrorCode.CoordinatorNotAvailable);
                 return response;
             }
             foreach (var identity in leaving)
@@ -155,14 +155,14 @@ public sealed partial class GroupCoordinator
                 // KIP-848 online migration: members of a consumer group leave it (and may downgrade it).
                 ErrorCode error = group.Consumer is { } cg ? ClassicLeaveConsumerGroup(group, cg, identity) : LeaveOne(group, identity);
                 if (version >= 3) response.Members.Add(LeaveResult(identity, error));
-                else response.ErrorCode = (short)error;
+                else response.SetError(error);
             }
         }
         return response;
     }
 
     private static LeaveGroupResponse.MemberResponse LeaveResult(LeaveGroupRequest.MemberIdentity m, ErrorCode error) =>
-        new() { MemberId = m.MemberId, GroupInstanceId = m.GroupInstanceId, ErrorCode = (short)error };
+        new LeaveGroupResponse.MemberResponse { MemberId = m.MemberId, GroupInstanceId = m.GroupInstanceId }.SetError(error);
 
     private ErrorCode LeaveOne(ClassicGroup group, LeaveGroupRequest.MemberIdentity identity)
     {

@@ -58,7 +58,7 @@ public sealed partial class GroupCoordinator
                         records.Add(OffsetRecord(group.GroupId, t.Name, p.PartitionIndex, p.CommittedOffset,
                             version >= 6 ? p.CommittedLeaderEpoch : -1, metadata, commitTs, expire));
                     }
-                    rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)partitionError });
+                    rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex }.SetError(partitionError));
                 }
                 response.Topics.Add(rt);
             }
@@ -99,7 +99,7 @@ public sealed partial class GroupCoordinator
             foreach (var p in t.Partitions)
             {
                 var e = partitionExists is not null && !partitionExists(t.Name, p.PartitionIndex) ? ErrorCode.UnknownTopicOrPartition : error;
-                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)e });
+                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex }.SetError(e));
             }
             response.Topics.Add(rt);
         }
@@ -138,7 +138,7 @@ public sealed partial class GroupCoordinator
                 // v9+ (KIP-848): a consumer-protocol member reads with its member epoch.
                 if (version >= 9 && ValidateConsumerOffsetFetch(g.GroupId, g.MemberId, g.MemberEpoch) is var fetchError && fetchError != ErrorCode.None)
                 {
-                    rg.ErrorCode = (short)fetchError;
+                    rg.SetError(fetchError);
                     response.Groups.Add(rg);
                     continue;
                 }
@@ -148,19 +148,18 @@ public sealed partial class GroupCoordinator
                     wanted = new();
                     foreach (var t in g.Topics) wanted.Add((t.Name, t.PartitionIndexes));
                 }
-                rg.ErrorCode = (short)FetchGroup(g.GroupId, wanted, request.RequireStable, (topic, partition, offset, error) =>
+                rg.SetError(FetchGroup(g.GroupId, wanted, request.RequireStable, (topic, partition, offset, error) =>
                 {
                     var last = rg.Topics.Count > 0 ? rg.Topics[^1] : null;
                     if (last is null || last.Name != topic) rg.Topics.Add(last = new OffsetFetchResponse.OffsetFetchResponseTopics { Name = topic });
                     last.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartitions
                     {
                         PartitionIndex = partition,
-                        ErrorCode = (short)error,
                         CommittedOffset = offset?.Offset ?? -1,
                         CommittedLeaderEpoch = offset?.LeaderEpoch ?? -1,
                         Metadata = offset?.Metadata ?? "",
-                    });
-                });
+                    }.SetError(error));
+                }));
                 response.Groups.Add(rg);
             }
             return response;
@@ -179,17 +178,16 @@ public sealed partial class GroupCoordinator
             last.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartition
             {
                 PartitionIndex = partition,
-                ErrorCode = (short)partitionError,
                 CommittedOffset = offset?.Offset ?? -1,
                 CommittedLeaderEpoch = offset?.LeaderEpoch ?? -1,
                 Metadata = offset?.Metadata ?? "",
-            });
+            }.SetError(partitionError));
         });
-        if (version >= 2) response.ErrorCode = (short)error;
+        if (version >= 2) response.SetError(error);
         else if (error != ErrorCode.None)
             // v0-1 have no top-level error: every partition carries it.
             foreach (var t in response.Topics)
-                foreach (var p in t.Partitions) p.ErrorCode = (short)error;
+                foreach (var p in t.Partitions) p.SetError(error);
         return response;
     }
 

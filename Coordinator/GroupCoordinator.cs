@@ -361,15 +361,14 @@ public sealed partial class GroupCoordinator : IDisposable
 
     private static TaskCompletionSource<JoinGroupResponse> NewJoinCompletion() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    internal static JoinGroupResponse JoinError(ErrorCode error, string memberId, short version) => new()
+    internal static JoinGroupResponse JoinError(ErrorCode error, string memberId, short version) => new JoinGroupResponse
     {
-        ErrorCode = (short)error,
         MemberId = memberId,
         GenerationId = -1,
         // Nullable from v7; Kafka answers errors with null protocol name there.
         ProtocolName = version >= 7 ? null : "",
         Leader = "",
-    };
+    }.SetError(error);
 
     public void Dispose()
     {

@@ -1,4 +1,5 @@
 using System.Reflection;
+using Kayak.Broker.Handlers;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 
@@ -38,7 +39,7 @@ internal static class ErrorResponses
             foreach (var t in m.Topics)
                 if (rule.Topic is null || rule.Topic == t.Name)
                 {
-                    t.ErrorCode = (short)rule.Error;
+                    t.SetError(rule.Error);
                     t.Partitions.Clear();
                 }
         return response;
@@ -82,7 +83,6 @@ internal static class ErrorResponses
 
     private static IApiMessage BuildUnchecked(ApiKey apiKey, IApiMessage request, short version, ErrorCode error)
     {
-        short code = (short)error;
         switch (request)
         {
             case ProduceRequest produce:
@@ -92,7 +92,7 @@ internal static class ErrorResponses
                 {
                     var topic = new ProduceResponse.TopicProduceResponse { Name = t.Name };
                     foreach (var p in t.PartitionData)
-                        topic.PartitionResponses.Add(new ProduceResponse.PartitionProduceResponse { Index = p.Index, ErrorCode = code, BaseOffset = -1 });
+                        topic.PartitionResponses.Add(new ProduceResponse.PartitionProduceResponse { Index = p.Index, BaseOffset = -1 }.SetError(error));
                     r.Responses.Add(topic);
                 }
                 return r;
@@ -104,7 +104,7 @@ internal static class ErrorResponses
                 {
                     var topic = new FetchResponse.FetchableTopicResponse { Topic = t.Topic, TopicId = t.TopicId };
                     foreach (var p in t.Partitions)
-                        topic.Partitions.Add(new FetchResponse.PartitionData { PartitionIndex = p.Partition, ErrorCode = code, HighWatermark = -1, Records = ReadOnlyMemory<byte>.Empty });
+                        topic.Partitions.Add(new FetchResponse.PartitionData { PartitionIndex = p.Partition, HighWatermark = -1, Records = ReadOnlyMemory<byte>.Empty }.SetError(error));
                     r.Responses.Add(topic);
                 }
                 return r;
@@ -116,7 +116,7 @@ internal static class ErrorResponses
                 {
                     var topic = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = t.Name };
                     foreach (var p in t.Partitions)
-                        topic.Partitions.Add(new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex, ErrorCode = code });
+                        topic.Partitions.Add(new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex }.SetError(error));
                     r.Topics.Add(topic);
                 }
                 return r;
@@ -128,7 +128,7 @@ internal static class ErrorResponses
                 {
                     var topic = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
                     foreach (var p in t.Partitions)
-                        topic.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = code });
+                        topic.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex }.SetError(error));
                     r.Topics.Add(topic);
                 }
                 return r;
@@ -138,22 +138,21 @@ internal static class ErrorResponses
                 // KIP-709: v8+ answers per group.
                 var r = new OffsetFetchResponse();
                 foreach (var g in fetchOffsets.Groups)
-                    r.Groups.Add(new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = g.GroupId, ErrorCode = code });
+                    r.Groups.Add(new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = g.GroupId }.SetError(error));
                 return r;
             }
             case FindCoordinatorRequest find:
             {
                 // v4+ (KIP-699) answers per key and must leave the top-level fields at their defaults.
-                if (version < 4) return new FindCoordinatorResponse { ErrorCode = code, ErrorMessage = null, NodeId = -1, Host = "", Port = -1 };
+                if (version < 4) return FindCoordinatorHandler.NoCoordinator(new FindCoordinatorResponse(), error);
                 var r = new FindCoordinatorResponse { ErrorMessage = null };
-                foreach (var key in find.CoordinatorKeys)
-                    r.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = code, ErrorMessage = null });
+                foreach (var key in find.CoordinatorKeys) r.Coordinators.Add(FindCoordinatorHandler.NoCoordinator(key, error));
                 return r;
             }
         }
         var generic = ApiMessageTypes.CreateResponse(apiKey);
         var property = TopLevelErrorCode(generic.GetType()) ?? throw new ArgumentException($"No error response for {apiKey}");
-        property.SetValue(generic, code);
+        property.SetValue(generic, (short)error);
         return generic;
     }
 

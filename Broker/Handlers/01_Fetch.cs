@@ -98,7 +98,7 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
         foreach (var t in response.Responses)
             foreach (var p in t.Partitions)
             {
-                if (p.ErrorCode != (short)ErrorCode.NotLeaderOrFollower) continue;
+                if (p.Error() != ErrorCode.NotLeaderOrFollower) continue;
                 string? name = catalog.Find(t.TopicId)?.Name;
                 if (name is null) continue;
                 var current = leadership.Describe(name, p.PartitionIndex);
@@ -309,7 +309,7 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
                 // every healthy partition fetched on it (issue 15, K9).
                 r.Error = e.Code;
                 readError = true;
-                if (e.Error != StorageError.OffsetOutOfRange)
+                if (e.Code != ErrorCode.OffsetOutOfRange)
                     ReadFailed(log, t.FetchOffset, e);
                 continue;
             }
@@ -420,13 +420,12 @@ internal sealed class FetchHandler(ITopicCatalog catalog, FetchSessionCache sess
             current.Partitions.Add(new FetchResponse.PartitionData
             {
                 PartitionIndex = t.Partition,
-                ErrorCode = (short)error,
                 HighWatermark = r.HighWatermark,
                 LastStableOffset = r.LastStableOffset,
                 LogStartOffset = r.LogStartOffset,
                 Records = records,
                 AbortedTransactions = AbortedList(version, readCommitted, r.Aborted),
-            });
+            }.SetError(error));
         }
         return response;
     }

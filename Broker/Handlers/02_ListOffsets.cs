@@ -36,8 +36,7 @@ internal sealed class ListOffsetsHandler(ITopicCatalog catalog, IPartitionLeader
                     rt.Partitions.Add(new ListOffsetsResponse.ListOffsetsPartitionResponse
                     {
                         PartitionIndex = p.PartitionIndex, Offset = -1, Timestamp = -1, LeaderEpoch = -1,
-                        ErrorCode = (short)ErrorCode.TopicAuthorizationFailed,
-                    });
+                    }.SetError(ErrorCode.TopicAuthorizationFailed));
                 continue;
             }
             catalog.AnswerPartitions(t.Name, t.Partitions, rt.Partitions, (context.ApiVersion, readCommitted, leadership),

@@ -40,7 +40,7 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
                     ? _authorizer.AuthorizedOperations(context, AclResourceType.Cluster, StandardAuthorizer.ClusterName) : 0;
             if (request.IncludeTopicAuthorizedOperations)
                 foreach (var t in response.Topics)
-                    if (t.Name is not null && t.ErrorCode is not ((short)ErrorCode.UnknownTopicId or (short)ErrorCode.InvalidRequest or (short)ErrorCode.TopicAuthorizationFailed))
+                    if (t.Name is not null && t.Error() is not (ErrorCode.UnknownTopicId or ErrorCode.InvalidRequest or ErrorCode.TopicAuthorizationFailed))
                         t.TopicAuthorizedOperations = _authorizer.AuthorizedOperations(context, AclResourceType.Topic, t.Name);
         }
         return Done(response);
@@ -137,7 +137,7 @@ internal sealed class MetadataHandler(ITopicCatalog catalog, TopicService topics
             };
             if (replicas.Leader < 0)
             {
-                rp.ErrorCode = (short)ErrorCode.LeaderNotAvailable;
+                rp.SetError(ErrorCode.LeaderNotAvailable);
                 foreach (int r in replicas.Replicas)
                     if (cluster.Broker(r) is null) rp.OfflineReplicas.Add(r);
             }

@@ -28,32 +28,17 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLo
         {
             if (validType && Denied(context, request.KeyType, request.KeyValue) is { } denied)
             {
-                response.ErrorCode = (short)denied;
-                response.ErrorMessage = context.ApiVersion >= 1 ? null : "";
-                response.NodeId = -1;
-                response.Host = "";
-                response.Port = -1;
-                return Done(response);
+                return Done(NoCoordinator(response, new(denied, context.ApiVersion >= 1 ? null : "")));
             }
             if (!validType)
             {
-                response.ErrorCode = (short)ErrorCode.InvalidRequest;
-                response.ErrorMessage = context.ApiVersion >= 1 ? $"Unknown coordinator key type {request.KeyType}" : null;
-                response.NodeId = -1;
-                response.Host = "";
-                response.Port = -1;
-                return Done(response);
+                return Done(NoCoordinator(response, new(ErrorCode.InvalidRequest, context.ApiVersion >= 1 ? $"Unknown coordinator key type {request.KeyType}" : null)));
             }
             response.ErrorMessage = context.ApiVersion >= 1 ? null : "";
             var node = Locate(request.KeyType, request.KeyValue);
             if (node is null)
             {
-                response.ErrorCode = (short)ErrorCode.CoordinatorNotAvailable;
-                response.ErrorMessage = context.ApiVersion >= 1 ? "The coordinator is not available." : "";
-                response.NodeId = -1;
-                response.Host = "";
-                response.Port = -1;
-                return Done(response);
+                return Done(NoCoordinator(response, new(ErrorCode.CoordinatorNotAvailable, context.ApiVersion >= 1 ? NotAvailable : "")));
             }
             response.NodeId = node.NodeId;
             var endpoint = node.EndpointFor(context.ListenerName);
@@ -65,18 +50,18 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLo
         {
             if (!validType)
             {
-                response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = $"Unknown coordinator key type {request.KeyType}" });
+                response.Coordinators.Add(NoCoordinator(key, new(ErrorCode.InvalidRequest, $"Unknown coordinator key type {request.KeyType}")));
                 continue;
             }
             if (Denied(context, request.KeyType, key) is { } denied)
             {
-                response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)denied, ErrorMessage = null });
+                response.Coordinators.Add(NoCoordinator(key, denied));
                 continue;
             }
             var node = Locate(request.KeyType, key);
             if (node is null)
             {
-                response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1, ErrorCode = (short)ErrorCode.CoordinatorNotAvailable, ErrorMessage = "The coordinator is not available." });
+                response.Coordinators.Add(NoCoordinator(key, new(ErrorCode.CoordinatorNotAvailable, NotAvailable)));
                 continue;
             }
             var endpoint = node.EndpointFor(context.ListenerName);
@@ -84,6 +69,21 @@ internal sealed class FindCoordinatorHandler(ClusterInfo cluster, ICoordinatorLo
         }
         return Done(response);
     }
+
+    private const string NotAvailable = "The coordinator is not available.";
+
+    /// <summary>A v0-3 answer without a coordinator: no node, and the error in the top-level fields.</summary>
+    internal static FindCoordinatorResponse NoCoordinator(FindCoordinatorResponse response, KafkaError error)
+    {
+        response.NodeId = -1;
+        response.Host = "";
+        response.Port = -1;
+        return response.SetError(error);
+    }
+
+    /// <summary>A v4+ entry without a coordinator for one key (KIP-699).</summary>
+    internal static FindCoordinatorResponse.Coordinator NoCoordinator(string key, KafkaError error) =>
+        new FindCoordinatorResponse.Coordinator { Key = key, NodeId = -1, Host = "", Port = -1 }.SetError(error);
 
     private BrokerNode? Locate(sbyte keyType, string key)
     {

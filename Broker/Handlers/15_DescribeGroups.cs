@@ -21,7 +21,7 @@ internal sealed class DescribeGroupsHandler(GroupCoordinator groups, IAuthorizer
         GroupAuthorization.FilterDescribe(authorizer, context, response);
         if (context.ApiVersion >= 3 && request.IncludeAuthorizedOperations)
             foreach (var g in response.Groups)
-                if (g.ErrorCode == (short)ErrorCode.None) g.AuthorizedOperations = authorizer.AuthorizedOperations(context, AclResourceType.Group, g.GroupId);
+                if (g.Error() == ErrorCode.None) g.AuthorizedOperations = authorizer.AuthorizedOperations(context, AclResourceType.Group, g.GroupId);
         return Done(response);
     }
 }

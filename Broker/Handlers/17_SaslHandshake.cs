@@ -11,5 +11,5 @@ internal sealed class SaslHandshakeHandler : ApiHandler<SaslHandshakeRequest>
     public override ApiKey Key => ApiKey.SaslHandshake;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, SaslHandshakeRequest request) =>
-        Done(new SaslHandshakeResponse { ErrorCode = (short)ErrorCode.IllegalSaslState });
+        Done(new SaslHandshakeResponse().SetError(ErrorCode.IllegalSaslState));
 }

@@ -16,9 +16,7 @@ internal sealed class ApiVersionsHandler : ApiHandler<ApiVersionsRequest>
         // v3+: Kafka validates the client software name and version (KIP-511) and answers INVALID_REQUEST.
         if (context.ApiVersion >= 3 && (!IsValidSoftwareToken(request.ClientSoftwareName) || !IsValidSoftwareToken(request.ClientSoftwareVersion)))
         {
-            var error = Build(context.ApiVersion);
-            error.ErrorCode = (short)ErrorCode.InvalidRequest;
-            return Done(error);
+            return Done(Build(context.ApiVersion).SetError(ErrorCode.InvalidRequest));
         }
         return Done(Build(context.ApiVersion));
     }
@@ -55,9 +53,7 @@ internal sealed class ApiVersionsHandler : ApiHandler<ApiVersionsRequest>
     /// <summary>The v0 answer to an ApiVersions request newer than we serve (KIP-511).</summary>
     internal static ApiVersionsResponse UnsupportedVersionResponse()
     {
-        var response = Build();
-        response.ErrorCode = (short)ErrorCode.UnsupportedVersion;
-        return response;
+        return Build().SetError(ErrorCode.UnsupportedVersion);
     }
 }
 

@@ -53,7 +53,7 @@ internal sealed class DeleteRecordsHandler(ITopicCatalog catalog, IAuthorizer au
         {
             rp.LowWatermark = log.DeleteRecordsBefore(offset);
         }
-        catch (StorageErrorException e) when (e.Error == StorageError.OffsetOutOfRange)
+        catch (StorageErrorException e) when (e.Code == ErrorCode.OffsetOutOfRange)
         {
             // The log can only have grown since the check above, but it may have been truncated
             // by a concurrent topic deletion; report what Kafka would for the offset.

@@ -22,15 +22,12 @@ internal sealed class InitProducerIdHandler(TransactionCoordinator transactions,
         // IDEMPOTENT_WRITE on the cluster or WRITE on some topic (Kafka 3.0+, KIP-679).
         if (request.TransactionalId is { } txnId ? !authorizer.TransactionalId(context, AclOperation.Write, txnId)
             : !authorizer.Cluster(context, AclOperation.IdempotentWrite, logIfDenied: false) && !authorizer.AuthorizeByResourceType(context, AclOperation.Write, AclResourceType.Topic))
-            return Done(new InitProducerIdResponse
-            {
-                ErrorCode = (short)(request.TransactionalId is null ? ErrorCode.ClusterAuthorizationFailed : ErrorCode.TransactionalIdAuthorizationFailed),
-                ProducerId = -1, ProducerEpoch = -1,
-            });
+            return Done(new InitProducerIdResponse { ProducerId = -1, ProducerEpoch = -1 }
+                .SetError(request.TransactionalId is null ? ErrorCode.ClusterAuthorizationFailed : ErrorCode.TransactionalIdAuthorizationFailed));
         var r = transactions.InitProducerId(request.TransactionalId, request.TransactionTimeoutMs,
             context.ApiVersion >= 3 ? request.ProducerId : -1, context.ApiVersion >= 3 ? request.ProducerEpoch : (short)-1);
         var error = r.Error;
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 4) error = ErrorCode.InvalidProducerEpoch;
-        return Done(new InitProducerIdResponse { ErrorCode = (short)error, ProducerId = r.ProducerId, ProducerEpoch = r.ProducerEpoch });
+        return Done(new InitProducerIdResponse { ProducerId = r.ProducerId, ProducerEpoch = r.ProducerEpoch }.SetError(error));
     }
 }

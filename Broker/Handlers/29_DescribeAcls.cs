@@ -42,12 +42,7 @@ internal sealed class DescribeAclsHandler(IAuthorizer authorizer) : ApiHandler<D
         return Done(response);
     }
 
-    private static DescribeAclsResponse Fail(DescribeAclsResponse r, KafkaError e)
-    {
-        r.ErrorCode = (short)e.Code;
-        r.ErrorMessage = e.Message;
-        return r;
-    }
+    private static DescribeAclsResponse Fail(DescribeAclsResponse r, KafkaError e) => r.SetError(e);
 }
 
 /// <summary>What the three ACL APIs share: request validation as Kafka's request classes do it, and the cluster error.</summary>

@@ -26,7 +26,7 @@ internal sealed class CreateAclsHandler(IAuthorizer authorizer) : ApiHandler<Cre
         for (int i = 0; i < bindings.Count; i++)
             {
             var e = all ?? results![i];
-            response.Results.Add(new CreateAclsResponse.AclCreationResult { ErrorCode = (short)e.Code, ErrorMessage = e.Message });
+            response.Results.Add(new CreateAclsResponse.AclCreationResult().SetError(e));
         }
         return Done(response);
     }

@@ -25,12 +25,12 @@ internal sealed class DeleteAclsHandler(IAuthorizer authorizer) : ApiHandler<Del
             : authorizer.Acls is null ? new KafkaError(ErrorCode.SecurityDisabled, "No Authorizer is configured.") : null;
         if (all is { } error)
         {
-            foreach (var _ in filters) response.FilterResults.Add(new DeleteAclsResponse.DeleteAclsFilterResult { ErrorCode = (short)error.Code, ErrorMessage = error.Message });
+            foreach (var _ in filters) response.FilterResults.Add(new DeleteAclsResponse.DeleteAclsFilterResult().SetError(error));
             return Done(response);
         }
         foreach (var (filterError, deleted) in authorizer.Acls!.Delete(filters))
         {
-            var result = new DeleteAclsResponse.DeleteAclsFilterResult { ErrorCode = (short)filterError.Code, ErrorMessage = filterError.Message };
+            var result = new DeleteAclsResponse.DeleteAclsFilterResult().SetError(filterError);
             foreach (var acl in deleted)
                 result.MatchingAcls.Add(new DeleteAclsResponse.DeleteAclsMatchingAcl
                 {

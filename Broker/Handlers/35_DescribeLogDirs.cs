@@ -24,7 +24,7 @@ internal sealed class DescribeLogDirsHandler(ITopicCatalog catalog, IReadOnlyLis
         if (!authorizer.Cluster(context, AclOperation.Describe))
         {
             // KafkaApis: no log dirs, and from v3 the top-level error.
-            if (context.ApiVersion >= 3) response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
+            if (context.ApiVersion >= 3) response.SetError(ErrorCode.ClusterAuthorizationFailed);
             return Done(response);
         }
         var results = new DescribeLogDirsResponse.DescribeLogDirsResult[logDirs.Count];
@@ -32,7 +32,7 @@ internal sealed class DescribeLogDirsHandler(ITopicCatalog catalog, IReadOnlyLis
         {
             var path = Path.GetFullPath(logDirs[i]);
             var result = new DescribeLogDirsResponse.DescribeLogDirsResult { LogDir = path };
-            if (!Directory.Exists(path)) result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+            if (!Directory.Exists(path)) result.SetError(ErrorCode.KafkaStorageError);
             else if (context.ApiVersion >= 4) FillSpace(path, result);
             results[i] = result;
             response.Results.Add(result);

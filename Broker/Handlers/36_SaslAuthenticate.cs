@@ -10,9 +10,5 @@ internal sealed class SaslAuthenticateHandler : ApiHandler<SaslAuthenticateReque
     public override ApiKey Key => ApiKey.SaslAuthenticate;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, SaslAuthenticateRequest request) =>
-        Done(new SaslAuthenticateResponse
-        {
-            ErrorCode = (short)ErrorCode.IllegalSaslState,
-            ErrorMessage = "SaslAuthenticate request received after successful authentication",
-        });
+        Done(new SaslAuthenticateResponse().SetError(new(ErrorCode.IllegalSaslState, "SaslAuthenticate request received after successful authentication")));
 }

@@ -37,8 +37,7 @@ internal sealed class CreateDelegationTokenHandler(BrokerConfig config, IAuthori
                 ? ErrorCode.DelegationTokenAuthorizationFailed
             : request.Renewers.Exists(r => r.PrincipalType != "User") ? ErrorCode.InvalidPrincipalType
             : ErrorCode.DelegationTokenAuthDisabled;
-        response.ErrorCode = (short)error;
-        return Done(response);
+        return Done(response.SetError(error));
     }
 }
 
@@ -59,6 +58,13 @@ internal static class DelegationTokens
             _ => true,
         };
     }
+
+    /// <summary>
+    /// The error of Renew, Expire and Describe on a broker without delegation.token.secret.key (KafkaApis: the
+    /// request is not allowed on this connection, else token authentication is disabled).
+    /// </summary>
+    public static ErrorCode Refusal(BrokerConfig config, RequestContext context) =>
+        Allowed(config, context) ? ErrorCode.DelegationTokenAuthDisabled : ErrorCode.DelegationTokenRequestNotAllowed;
 
     /// <summary>KafkaPrincipal's type and name from "Type:name".</summary>
     public static (string Type, string Name) Split(string principal)

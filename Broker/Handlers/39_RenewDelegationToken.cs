@@ -12,8 +12,5 @@ internal sealed class RenewDelegationTokenHandler(BrokerConfig config) : ApiHand
     public override ApiKey Key => ApiKey.RenewDelegationToken;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, RenewDelegationTokenRequest request) =>
-        Done(new RenewDelegationTokenResponse
-        {
-            ErrorCode = (short)(DelegationTokens.Allowed(config, context) ? ErrorCode.DelegationTokenAuthDisabled : ErrorCode.DelegationTokenRequestNotAllowed),
-        });
+        Done(new RenewDelegationTokenResponse().SetError(DelegationTokens.Refusal(config, context)));
 }

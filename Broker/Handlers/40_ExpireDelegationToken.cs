@@ -12,8 +12,5 @@ internal sealed class ExpireDelegationTokenHandler(BrokerConfig config) : ApiHan
     public override ApiKey Key => ApiKey.ExpireDelegationToken;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ExpireDelegationTokenRequest request) =>
-        Done(new ExpireDelegationTokenResponse
-        {
-            ErrorCode = (short)(DelegationTokens.Allowed(config, context) ? ErrorCode.DelegationTokenAuthDisabled : ErrorCode.DelegationTokenRequestNotAllowed),
-        });
+        Done(new ExpireDelegationTokenResponse().SetError(DelegationTokens.Refusal(config, context)));
 }

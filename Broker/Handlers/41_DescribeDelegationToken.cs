@@ -12,8 +12,5 @@ internal sealed class DescribeDelegationTokenHandler(BrokerConfig config) : ApiH
     public override ApiKey Key => ApiKey.DescribeDelegationToken;
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, DescribeDelegationTokenRequest request) =>
-        Done(new DescribeDelegationTokenResponse
-        {
-            ErrorCode = (short)(DelegationTokens.Allowed(config, context) ? ErrorCode.DelegationTokenAuthDisabled : ErrorCode.DelegationTokenRequestNotAllowed),
-        });
+        Done(new DescribeDelegationTokenResponse().SetError(DelegationTokens.Refusal(config, context)));
 }

@@ -26,8 +26,7 @@ internal sealed class AlterPartitionReassignmentsHandler(ITopicCatalog catalog, 
         bool allowed = authorizer.Cluster(context, AclOperation.Alter);
         if (!allowed)
         {
-            response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
-            response.ErrorMessage = "Cluster authorization failed.";
+            response.SetError(new(ErrorCode.ClusterAuthorizationFailed, "Cluster authorization failed."));
         }
         foreach (var t in request.Topics)
         {
@@ -36,12 +35,8 @@ internal sealed class AlterPartitionReassignmentsHandler(ITopicCatalog catalog, 
             foreach (var p in t.Partitions)
             {
                 var error = allowed ? Reassign(t.Name, p.PartitionIndex, p.Replicas) : new KafkaError(ErrorCode.ClusterAuthorizationFailed, "Cluster authorization failed.");
-                result.Partitions.Add(new AlterPartitionReassignmentsResponse.ReassignablePartitionResponse
-                {
-                    PartitionIndex = p.PartitionIndex,
-                    ErrorCode = (short)error.Code,
-                    ErrorMessage = error.Message,
-                });
+                result.Partitions.Add(new AlterPartitionReassignmentsResponse.ReassignablePartitionResponse { PartitionIndex = p.PartitionIndex }
+                    .SetError(error));
             }
         }
         return Done(response);

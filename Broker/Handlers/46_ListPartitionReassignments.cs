@@ -20,9 +20,7 @@ internal sealed class ListPartitionReassignmentsHandler(IPartitionReassignment? 
         var response = new ListPartitionReassignmentsResponse();
         if (!authorizer.Cluster(context, AclOperation.Describe))
         {
-            response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
-            response.ErrorMessage = "Cluster authorization failed.";
-            return Done(response);
+            return Done(response.SetError(new(ErrorCode.ClusterAuthorizationFailed, "Cluster authorization failed.")));
         }
         if (controller is null) return Done(response);
         List<(string, IReadOnlyList<int>)>? filter = null;

@@ -23,7 +23,7 @@ internal sealed class DescribeClientQuotasHandler(ClientQuotaStore store, IAutho
         var response = new DescribeClientQuotasResponse();
         if (!authorizer.Cluster(context, AclOperation.DescribeConfigs))
         {
-            response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
+            response.SetError(new(ErrorCode.ClusterAuthorizationFailed, "")); // the generated default message, as before
             response.Entries = null;
             return Done(response);
         }
@@ -36,8 +36,7 @@ internal sealed class DescribeClientQuotasHandler(ClientQuotaStore store, IAutho
         }
         catch (KafkaException e)
         {
-            response.ErrorCode = (short)e.Code;
-            response.ErrorMessage = e.Message;
+            response.SetError(e.KafkaError);
             response.Entries = null;
             return Done(response);
         }

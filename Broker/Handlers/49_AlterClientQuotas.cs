@@ -25,7 +25,7 @@ internal sealed class AlterClientQuotasHandler(ClientQuotaStore store, IAuthoriz
             var refused = new AlterClientQuotasResponse();
             foreach (var e in request.Entries)
             {
-                var entry = new AlterClientQuotasResponse.EntryData { ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed, ErrorMessage = null };
+                var entry = new AlterClientQuotasResponse.EntryData().SetError(ErrorCode.ClusterAuthorizationFailed);
                 foreach (var d in e.Entity) entry.Entity.Add(new AlterClientQuotasResponse.EntityData { EntityType = d.EntityType, EntityName = d.EntityName });
                 refused.Entries.Add(entry);
             }
@@ -43,7 +43,7 @@ internal sealed class AlterClientQuotasHandler(ClientQuotaStore store, IAuthoriz
         var response = new AlterClientQuotasResponse();
         foreach (var (entity, error) in store.Alter(alterations, request.ValidateOnly))
         {
-            var entry = new AlterClientQuotasResponse.EntryData { ErrorCode = (short)error.Code, ErrorMessage = error.Message };
+            var entry = new AlterClientQuotasResponse.EntryData().SetError(error);
             foreach (var (type, name) in entity)
                 entry.Entity.Add(new AlterClientQuotasResponse.EntityData { EntityType = type, EntityName = name });
             response.Entries.Add(entry);

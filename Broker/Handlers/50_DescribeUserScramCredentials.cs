@@ -20,8 +20,7 @@ internal sealed class DescribeUserScramCredentialsHandler(ScramCredentialStore s
         var response = new DescribeUserScramCredentialsResponse { ErrorMessage = null };
         if (!authorizer.Cluster(context, AclOperation.Describe))
         {
-            response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
-            return Done(response);
+            return Done(response.SetError(ErrorCode.ClusterAuthorizationFailed));
         }
         var snapshot = store.Snapshot();
         // User name → named more than once; request order for listed users, name order for "all users".
@@ -41,8 +40,7 @@ internal sealed class DescribeUserScramCredentialsHandler(ScramCredentialStore s
             var result = new DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult { User = user, ErrorMessage = null };
             if (duplicate)
             {
-                result.ErrorCode = (short)ErrorCode.DuplicateResource;
-                result.ErrorMessage = "Cannot describe SCRAM credentials for the same user twice in a single request: " + user;
+                result.SetError(new(ErrorCode.DuplicateResource, "Cannot describe SCRAM credentials for the same user twice in a single request: " + user));
             }
             else
             {
@@ -53,8 +51,7 @@ internal sealed class DescribeUserScramCredentialsHandler(ScramCredentialStore s
                             result.CredentialInfos.Add(new() { Mechanism = mechanism.Type, Iterations = c.Iterations });
                 if (result.CredentialInfos.Count == 0)
                 {
-                    result.ErrorCode = (short)ErrorCode.ResourceNotFound;
-                    result.ErrorMessage = "Attempt to describe a user credential that does not exist: " + user;
+                    result.SetError(new(ErrorCode.ResourceNotFound, "Attempt to describe a user credential that does not exist: " + user));
                 }
             }
             response.Results.Add(result);

@@ -28,25 +28,25 @@ internal sealed class AlterUserScramCredentialsHandler(ScramCredentialStore stor
             var refused = new AlterUserScramCredentialsResponse();
             var named = new HashSet<string>(StringComparer.Ordinal);
             foreach (var d in request.Deletions)
-                if (named.Add(d.Name)) refused.Results.Add(new() { User = d.Name, ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed, ErrorMessage = null });
+                if (named.Add(d.Name)) refused.Results.Add(Refused(d.Name));
             foreach (var u in request.Upsertions)
-                if (named.Add(u.Name)) refused.Results.Add(new() { User = u.Name, ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed, ErrorMessage = null });
+                if (named.Add(u.Name)) refused.Results.Add(Refused(u.Name));
             return Done(refused);
         }
         var deletions = new Dictionary<string, AlterUserScramCredentialsRequest.ScramCredentialDeletion>(StringComparer.Ordinal);
         var upsertions = new Dictionary<string, AlterUserScramCredentialsRequest.ScramCredentialUpsertion>(StringComparer.Ordinal);
-        var errors = new Dictionary<string, (ErrorCode Code, string Message)>(StringComparer.Ordinal);
+        var errors = new Dictionary<string, KafkaError>(StringComparer.Ordinal);
         foreach (var d in request.Deletions)
         {
             if (errors.ContainsKey(d.Name)) continue;
-            if (deletions.Remove(d.Name)) errors[d.Name] = (ErrorCode.DuplicateResource, Twice);
+            if (deletions.Remove(d.Name)) errors[d.Name] = new(ErrorCode.DuplicateResource, Twice);
             else if (ValidateDeletion(d) is { } error) errors[d.Name] = error;
             else deletions[d.Name] = d;
         }
         foreach (var u in request.Upsertions)
         {
             if (errors.ContainsKey(u.Name)) continue;
-            if (deletions.Remove(u.Name) | upsertions.Remove(u.Name)) errors[u.Name] = (ErrorCode.DuplicateResource, Twice);
+            if (deletions.Remove(u.Name) | upsertions.Remove(u.Name)) errors[u.Name] = new(ErrorCode.DuplicateResource, Twice);
             else if (ValidateUpsertion(u) is { } error) errors[u.Name] = error;
             else upsertions[u.Name] = u;
         }
@@ -64,32 +64,35 @@ internal sealed class AlterUserScramCredentialsHandler(ScramCredentialStore stor
             added.Add((mechanism.Name, u.Name, mechanism.FromSaltedPassword(u.SaltedPassword, u.Salt, u.Iterations)));
             response.Results.Add(new() { User = u.Name, ErrorMessage = null });
         }
-        foreach (var (user, (code, message)) in errors)
-            response.Results.Add(new() { User = user, ErrorCode = (short)code, ErrorMessage = message });
+        foreach (var (user, error) in errors)
+            response.Results.Add(new AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult { User = user }.SetError(error));
         if (removed.Count + added.Count > 0) store.Apply(removed, added);
         return Done(response);
     }
 
-    private static (ErrorCode, string)? ValidateName(string name, sbyte mechanism)
+    private static AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult Refused(string user) =>
+        new AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult { User = user }.SetError(ErrorCode.ClusterAuthorizationFailed);
+
+    private static KafkaError? ValidateName(string name, sbyte mechanism)
     {
-        if (name.Length == 0) return (ErrorCode.UnacceptableCredential, "Username must not be empty");
-        if (ScramMechanism.FromType(mechanism) is null) return (ErrorCode.UnsupportedSaslMechanism, "Unknown SCRAM mechanism");
+        if (name.Length == 0) return new KafkaError(ErrorCode.UnacceptableCredential, "Username must not be empty");
+        if (ScramMechanism.FromType(mechanism) is null) return new KafkaError(ErrorCode.UnsupportedSaslMechanism, "Unknown SCRAM mechanism");
         return null;
     }
 
-    private (ErrorCode, string)? ValidateDeletion(AlterUserScramCredentialsRequest.ScramCredentialDeletion d)
+    private KafkaError? ValidateDeletion(AlterUserScramCredentialsRequest.ScramCredentialDeletion d)
     {
         if (ValidateName(d.Name, d.Mechanism) is { } error) return error;
         if (store.Find(ScramMechanism.FromType(d.Mechanism)!.Name, d.Name) is null)
-            return (ErrorCode.ResourceNotFound, "Attempt to delete a user credential that does not exist");
+            return new KafkaError(ErrorCode.ResourceNotFound, "Attempt to delete a user credential that does not exist");
         return null;
     }
 
-    private static (ErrorCode, string)? ValidateUpsertion(AlterUserScramCredentialsRequest.ScramCredentialUpsertion u)
+    private static KafkaError? ValidateUpsertion(AlterUserScramCredentialsRequest.ScramCredentialUpsertion u)
     {
         if (ValidateName(u.Name, u.Mechanism) is { } error) return error;
-        if (u.Iterations < ScramMechanism.MinIterations) return (ErrorCode.UnacceptableCredential, "Too few iterations");
-        if (u.Iterations > ScramMechanism.MaxIterations) return (ErrorCode.UnacceptableCredential, "Too many iterations");
+        if (u.Iterations < ScramMechanism.MinIterations) return new KafkaError(ErrorCode.UnacceptableCredential, "Too few iterations");
+        if (u.Iterations > ScramMechanism.MaxIterations) return new KafkaError(ErrorCode.UnacceptableCredential, "Too many iterations");
         return null;
     }
 }

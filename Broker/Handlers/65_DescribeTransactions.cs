@@ -22,12 +22,12 @@ internal sealed class DescribeTransactionsHandler(TransactionCoordinator transac
             response.TransactionStates.Add(s);
             if (!authorizer.TransactionalId(context, AclOperation.Describe, id))
             {
-                s.ErrorCode = (short)ErrorCode.TransactionalIdAuthorizationFailed;
+                s.SetError(ErrorCode.TransactionalIdAuthorizationFailed);
                 continue;
             }
             if (d is null)
             {
-                s.ErrorCode = (short)ErrorCode.TransactionalIdNotFound;
+                s.SetError(ErrorCode.TransactionalIdNotFound);
                 continue;
             }
             s.TransactionState = TransactionMetadata.StateName(d.State);

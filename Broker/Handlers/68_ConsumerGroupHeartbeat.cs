@@ -22,7 +22,7 @@ internal sealed class ConsumerGroupHeartbeatHandler(GroupCoordinator groups, ITo
 
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ConsumerGroupHeartbeatRequest request) =>
         !authorizer.Group(context, AclOperation.Read, request.GroupId) ? Done(GroupAuthorization.ConsumerHeartbeatDenied(ErrorCode.GroupAuthorizationFailed))
-        : SubscribedTopicDenied(context, request) ? Done(new ConsumerGroupHeartbeatResponse { ErrorCode = (short)ErrorCode.TopicAuthorizationFailed })
+        : SubscribedTopicDenied(context, request) ? Done(new ConsumerGroupHeartbeatResponse().SetError(ErrorCode.TopicAuthorizationFailed))
         : Done(groups.ConsumerGroupHeartbeat(request, context.ApiVersion,
             new ClientInfo(context.ClientId ?? "", JoinGroupHandler.ClientHost(context.ClientAddress)), ResolveTopic, TopicNames(),
             authorizer.Acls is null ? null : new RegexTopicAuthorizer(authorizer, context)));

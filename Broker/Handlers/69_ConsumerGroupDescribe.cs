@@ -25,13 +25,11 @@ internal sealed class ConsumerGroupDescribeHandler(GroupCoordinator groups, IAut
             var g = response.Groups[i];
             if (!authorizer.Group(context, AclOperation.Describe, g.GroupId))
             {
-                response.Groups[i] = new ConsumerGroupDescribeResponse.DescribedGroup
-                {
-                    GroupId = g.GroupId, ErrorCode = (short)ErrorCode.GroupAuthorizationFailed, ErrorMessage = null,
-                };
+                response.Groups[i] = new ConsumerGroupDescribeResponse.DescribedGroup { GroupId = g.GroupId }
+                    .SetError(ErrorCode.GroupAuthorizationFailed);
                 continue;
             }
-            g.AuthorizedOperations = request.IncludeAuthorizedOperations && g.ErrorCode == (short)ErrorCode.None
+            g.AuthorizedOperations = request.IncludeAuthorizedOperations && g.Error() == ErrorCode.None
                 ? authorizer.AuthorizedOperations(context, AclResourceType.Group, g.GroupId) : int.MinValue;
         }
         if (authorizer.Acls is not null) HideGroupsWithUndescribableTopics(context, response);
@@ -51,10 +49,8 @@ internal sealed class ConsumerGroupDescribeHandler(GroupCoordinator groups, IAut
             foreach (var m in g.Members)
                 denied |= AnyDenied(context, m.Assignment, decided) | AnyDenied(context, m.TargetAssignment, decided);
             if (denied)
-                response.Groups[i] = new ConsumerGroupDescribeResponse.DescribedGroup
-                {
-                    GroupId = g.GroupId, ErrorCode = (short)ErrorCode.TopicAuthorizationFailed, ErrorMessage = TopicDeniedMessage,
-                };
+                response.Groups[i] = new ConsumerGroupDescribeResponse.DescribedGroup { GroupId = g.GroupId }
+                    .SetError(new(ErrorCode.TopicAuthorizationFailed, TopicDeniedMessage));
         }
     }
 

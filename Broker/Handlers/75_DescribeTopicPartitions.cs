@@ -46,11 +46,8 @@ internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, Clus
             if (problem is not null)
             {
                 foreach (var t in request.Topics)
-                    response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
-                    {
-                        Name = t.Name,
-                        ErrorCode = (short)ErrorCode.InvalidRequest,
-                    });
+                    response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic { Name = t.Name }
+                        .SetError(ErrorCode.InvalidRequest));
                 return Done(response);
             }
         }
@@ -75,10 +72,8 @@ internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, Clus
             {
                 // Not told whether it exists; left out of an all-topics answer.
                 if (!all)
-                    response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
-                    {
-                        Name = name, ErrorCode = (short)ErrorCode.TopicAuthorizationFailed,
-                    });
+                    response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic { Name = name }
+                        .SetError(ErrorCode.TopicAuthorizationFailed));
                 continue;
             }
             if (!catalog.TryGet(name, out var topic))
@@ -87,10 +82,9 @@ internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, Clus
                     response.Topics.Add(new DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
                     {
                         Name = name,
-                        ErrorCode = (short)(TopicService.ValidateName(name) is null ? ErrorCode.UnknownTopicOrPartition : ErrorCode.InvalidTopicException),
                         IsInternal = TopicService.IsInternal(name),
                         TopicAuthorizedOperations = authorizer.AuthorizedOperations(context, AclResourceType.Topic, name),
-                    });
+                    }.SetError(TopicService.ValidateName(name) is null ? ErrorCode.UnknownTopicOrPartition : ErrorCode.InvalidTopicException));
                 continue;
             }
             var partitions = topic.Partitions;
@@ -132,7 +126,7 @@ internal sealed class DescribeTopicPartitionsHandler(ITopicCatalog catalog, Clus
             // As Metadata: a stopped replica is offline; a partition without a live leader is LEADER_NOT_AVAILABLE.
             foreach (int r in replicas.Replicas)
                 if (cluster.Broker(r) is null) rp.OfflineReplicas.Add(r);
-            if (replicas.Leader < 0) rp.ErrorCode = (short)ErrorCode.LeaderNotAvailable;
+            if (replicas.Leader < 0) rp.SetError(ErrorCode.LeaderNotAvailable);
             rt.Partitions.Add(rp);
         }
         return rt;

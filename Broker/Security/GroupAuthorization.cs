@@ -12,19 +12,19 @@ namespace Kayak.Broker.Security;
 /// </summary>
 internal static class GroupAuthorization
 {
-    private const short GroupDenied = (short)ErrorCode.GroupAuthorizationFailed;
-    private const short TopicDenied = (short)ErrorCode.TopicAuthorizationFailed;
+    private const ErrorCode GroupDenied = ErrorCode.GroupAuthorizationFailed;
+    private const ErrorCode TopicDenied = ErrorCode.TopicAuthorizationFailed;
 
     public static JoinGroupResponse JoinDenied() =>
-        new() { ErrorCode = GroupDenied, GenerationId = -1, ProtocolName = "", Leader = "", MemberId = "" };
+        new JoinGroupResponse { GenerationId = -1, ProtocolName = "", Leader = "", MemberId = "" }.SetError(GroupDenied);
 
-    public static SyncGroupResponse SyncDenied() => new() { ErrorCode = GroupDenied };
-    public static HeartbeatResponse HeartbeatDenied() => new() { ErrorCode = GroupDenied };
-    public static LeaveGroupResponse LeaveDenied() => new() { ErrorCode = GroupDenied };
-    public static OffsetDeleteResponse OffsetDeleteDenied() => new() { ErrorCode = GroupDenied };
+    public static SyncGroupResponse SyncDenied() => new SyncGroupResponse().SetError(GroupDenied);
+    public static HeartbeatResponse HeartbeatDenied() => new HeartbeatResponse().SetError(GroupDenied);
+    public static LeaveGroupResponse LeaveDenied() => new LeaveGroupResponse().SetError(GroupDenied);
+    public static OffsetDeleteResponse OffsetDeleteDenied() => new OffsetDeleteResponse().SetError(GroupDenied);
 
     public static ConsumerGroupHeartbeatResponse ConsumerHeartbeatDenied(ErrorCode code) =>
-        new() { ErrorCode = (short)code, ErrorMessage = code == ErrorCode.GroupAuthorizationFailed ? "Group authorization failed." : "Topic authorization failed." };
+        new ConsumerGroupHeartbeatResponse().SetError(new(code, code == ErrorCode.GroupAuthorizationFailed ? "Group authorization failed." : "Topic authorization failed."));
 
     /// <summary>OffsetCommitRequest.getErrorResponse: every partition with the error.</summary>
     public static OffsetCommitResponse CommitDenied(OffsetCommitRequest request)
@@ -34,7 +34,7 @@ internal static class GroupAuthorization
         {
             var rt = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
             foreach (var p in t.Partitions)
-                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = GroupDenied });
+                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex }.SetError(GroupDenied));
             response.Topics.Add(rt);
         }
         return response;
@@ -64,7 +64,7 @@ internal static class GroupAuthorization
         {
             var rt = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = t.Name };
             foreach (var p in t.Partitions)
-                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = TopicDenied });
+                rt.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex }.SetError(TopicDenied));
             response.Topics.Add(rt);
         }
         return response;
@@ -76,14 +76,14 @@ internal static class GroupAuthorization
         var response = new OffsetFetchResponse();
         if (version >= 2)
         {
-            response.ErrorCode = GroupDenied;
+            response.SetError(GroupDenied);
             return response;
         }
         foreach (var t in request.Topics ?? [])
         {
             var rt = new OffsetFetchResponse.OffsetFetchResponseTopic { Name = t.Name };
             foreach (var p in t.PartitionIndexes)
-                rt.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartition { PartitionIndex = p, CommittedOffset = -1, Metadata = "", ErrorCode = GroupDenied });
+                rt.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartition { PartitionIndex = p, CommittedOffset = -1, Metadata = "" }.SetError(GroupDenied));
             response.Topics.Add(rt);
         }
         return response;
@@ -105,7 +105,7 @@ internal static class GroupAuthorization
                 var t = response.Topics[i];
                 if (a.Topic(c, AclOperation.Describe, t.Name)) continue;
                 if (all) { response.Topics.RemoveAt(i); continue; }
-                foreach (var p in t.Partitions) { p.CommittedOffset = -1; p.CommittedLeaderEpoch = -1; p.Metadata = ""; p.ErrorCode = TopicDenied; }
+                foreach (var p in t.Partitions) { p.CommittedOffset = -1; p.CommittedLeaderEpoch = -1; p.Metadata = ""; p.SetError(TopicDenied); }
             }
             return response;
         }
@@ -115,7 +115,7 @@ internal static class GroupAuthorization
             if (!a.Group(c, AclOperation.Describe, group.GroupId))
             {
                 group.Topics.Clear();
-                group.ErrorCode = GroupDenied;
+                group.SetError(GroupDenied);
                 continue;
             }
             bool all = true;
@@ -126,7 +126,7 @@ internal static class GroupAuthorization
                 var t = group.Topics[i];
                 if (a.Topic(c, AclOperation.Describe, t.Name)) continue;
                 if (all) { group.Topics.RemoveAt(i); continue; }
-                foreach (var p in t.Partitions) { p.CommittedOffset = -1; p.CommittedLeaderEpoch = -1; p.Metadata = ""; p.ErrorCode = TopicDenied; }
+                foreach (var p in t.Partitions) { p.CommittedOffset = -1; p.CommittedLeaderEpoch = -1; p.Metadata = ""; p.SetError(TopicDenied); }
             }
         }
         return response;
@@ -138,7 +138,7 @@ internal static class GroupAuthorization
         if (a.Acls is null) return;
         for (int i = 0; i < response.Groups.Count; i++)
             if (!a.Group(c, AclOperation.Describe, response.Groups[i].GroupId))
-                response.Groups[i] = new DescribeGroupsResponse.DescribedGroup { GroupId = response.Groups[i].GroupId, ErrorCode = GroupDenied };
+                response.Groups[i] = new DescribeGroupsResponse.DescribedGroup { GroupId = response.Groups[i].GroupId }.SetError(GroupDenied);
     }
 
     /// <summary>ListGroups: without DESCRIBE on the CLUSTER only the groups the principal may DESCRIBE.</summary>
@@ -167,7 +167,7 @@ internal static class GroupAuthorization
     public static DeleteGroupsResponse AddDeniedGroups(DeleteGroupsResponse response, List<string>? denied)
     {
         if (denied is null) return response;
-        foreach (var g in denied) response.Results.Add(new DeleteGroupsResponse.DeletableGroupResult { GroupId = g, ErrorCode = GroupDenied });
+        foreach (var g in denied) response.Results.Add(new DeleteGroupsResponse.DeletableGroupResult { GroupId = g }.SetError(GroupDenied));
         return response;
     }
 
@@ -192,7 +192,7 @@ internal static class GroupAuthorization
         {
             var rt = new OffsetDeleteResponse.OffsetDeleteResponseTopic { Name = t.Name };
             foreach (var p in t.Partitions)
-                rt.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = TopicDenied });
+                rt.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex }.SetError(TopicDenied));
             response.Topics.Add(rt);
         }
         return response;

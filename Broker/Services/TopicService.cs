@@ -265,7 +265,7 @@ internal sealed class TopicService
                 if (!validateOnly) _logs.AlterTopicConfig(name, overrides);
                 return KafkaError.None;
             }
-            catch (StorageErrorException e) when (e.Error == StorageError.UnknownTopicOrPartition)
+            catch (StorageErrorException e) when (e.Code == ErrorCode.UnknownTopicOrPartition)
             {
                 return new(ErrorCode.UnknownTopicOrPartition, $"The topic '{name}' does not exist.");
             }

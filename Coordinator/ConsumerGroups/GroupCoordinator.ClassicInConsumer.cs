@@ -175,7 +175,7 @@ public sealed partial class GroupCoordinator
     private HeartbeatResponse ClassicHeartbeatToConsumerGroup(ClassicGroup group, ConsumerGroupState cg, HeartbeatRequest request)
     {
         var error = ValidateClassicMember(cg, request.MemberId, request.GroupInstanceId, request.GenerationId, out var member);
-        if (error != ErrorCode.None) return new HeartbeatResponse { ErrorCode = (short)error };
+        if (error != ErrorCode.None) return new HeartbeatResponse().SetError(error);
         long nowMs = NowMs;
         // The member must rejoin when the group epoch moved on, when it has partitions to revoke, or when partitions it
         // waits for are free now; it then has its rebalance timeout to do so (Kafka's join timeout).
@@ -186,7 +186,7 @@ public sealed partial class GroupCoordinator
             if (member.ClassicDeadline < 0) member.ClassicDeadline = nowMs + Math.Max(member.RebalanceTimeoutMs, 0);
         }
         ScheduleConsumerSession(group.GroupId, member, nowMs + member.Classic!.SessionTimeoutMs);
-        return new HeartbeatResponse { ErrorCode = (short)error };
+        return new HeartbeatResponse().SetError(error);
     }
 
     /// <summary>Kafka's ConsumerGroup.waitingOnUnreleasedPartition: a target partition it lacks is still owned by another.</summary>

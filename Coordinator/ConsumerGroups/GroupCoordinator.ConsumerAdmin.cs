@@ -18,11 +18,10 @@ public sealed partial class GroupCoordinator
         {
             var d = new ConsumerGroupDescribeResponse.DescribedGroup { GroupId = groupId };
             response.Groups.Add(d);
-            if (Unavailable(groupId) is var unavailable && unavailable != ErrorCode.None) { d.ErrorCode = (short)unavailable; continue; }
+            if (Unavailable(groupId) is var unavailable && unavailable != ErrorCode.None) { d.SetError(unavailable); continue; }
             if (!_groups.TryGetValue(groupId, out var group))
             {
-                d.ErrorCode = (short)ErrorCode.GroupIdNotFound;
-                d.ErrorMessage = $"Group {groupId} not found.";
+                d.SetError(new(ErrorCode.GroupIdNotFound, $"Group {groupId} not found."));
                 continue;
             }
             lock (group.Lock)
@@ -30,8 +29,7 @@ public sealed partial class GroupCoordinator
                 if (group.Consumer is not { } cg || group.State == GroupState.Dead)
                 {
                     // Kafka's answer for a classic group, which the admin client then describes with DescribeGroups.
-                    d.ErrorCode = (short)ErrorCode.GroupIdNotFound;
-                    d.ErrorMessage = $"Group {groupId} is not a consumer group.";
+                    d.SetError(new(ErrorCode.GroupIdNotFound, $"Group {groupId} is not a consumer group."));
                     continue;
                 }
                 d.GroupState = cg.StateName;

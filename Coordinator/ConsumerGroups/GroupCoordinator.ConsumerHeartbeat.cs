@@ -101,7 +101,7 @@ public sealed partial class GroupCoordinator
     }
 
     private static ConsumerGroupHeartbeatResponse HeartbeatError(ErrorCode error, string? message) =>
-        new() { ErrorCode = (short)error, ErrorMessage = message };
+        new ConsumerGroupHeartbeatResponse().SetError(new(error, message));
 
     private ConsumerGroupHeartbeatResponse ConsumerLeave(ClassicGroup group, ConsumerGroupState cg, ConsumerGroupHeartbeatRequest request)
     {

@@ -21,3 +21,45 @@ public sealed partial class TxnOffsetCommitResponse { public sealed partial clas
 public sealed partial class DescribeTransactionsResponse { public sealed partial class TransactionStateData : IErrorCodeField { } }
 public sealed partial class FindCoordinatorResponse : IErrorMessageField { public sealed partial class Coordinator : IErrorMessageField { } }
 public sealed partial class DescribeClusterResponse : IErrorMessageField { }
+// Top-level and per-entry errors of the admin, security and coordinator APIs (issue 10: one place writes a
+// KafkaError into a response). A part whose generated message defaults to "" keeps that default only when the
+// caller passes "" — SetError writes exactly the KafkaError it is given.
+public sealed partial class ApiVersionsResponse : IErrorCodeField { }
+public sealed partial class SaslHandshakeResponse : IErrorCodeField { }
+public sealed partial class SaslAuthenticateResponse : IErrorMessageField { }
+public sealed partial class DescribeLogDirsResponse : IErrorCodeField { public sealed partial class DescribeLogDirsResult : IErrorCodeField { } }
+public sealed partial class AlterPartitionReassignmentsResponse : IErrorMessageField { public sealed partial class ReassignablePartitionResponse : IErrorMessageField { } }
+public sealed partial class ListPartitionReassignmentsResponse : IErrorMessageField { }
+public sealed partial class DescribeClientQuotasResponse : IErrorMessageField { }
+public sealed partial class AlterClientQuotasResponse { public sealed partial class EntryData : IErrorMessageField { } }
+public sealed partial class DescribeUserScramCredentialsResponse : IErrorMessageField { public sealed partial class DescribeUserScramCredentialsResult : IErrorMessageField { } }
+public sealed partial class AlterUserScramCredentialsResponse { public sealed partial class AlterUserScramCredentialsResult : IErrorMessageField { } }
+public sealed partial class ConsumerGroupDescribeResponse { public sealed partial class DescribedGroup : IErrorMessageField { } }
+public sealed partial class ConsumerGroupHeartbeatResponse : IErrorMessageField { }
+public sealed partial class MetadataResponse { public sealed partial class MetadataResponsePartition : IErrorCodeField { } }
+public sealed partial class DescribeTopicPartitionsResponse { public sealed partial class DescribeTopicPartitionsResponsePartition : IErrorCodeField { } }
+public sealed partial class CreateAclsResponse { public sealed partial class AclCreationResult : IErrorMessageField { } }
+public sealed partial class DeleteAclsResponse { public sealed partial class DeleteAclsFilterResult : IErrorMessageField { } }
+public sealed partial class DescribeAclsResponse : IErrorMessageField { }
+public sealed partial class InitProducerIdResponse : IErrorCodeField { }
+public sealed partial class CreateDelegationTokenResponse : IErrorCodeField { }
+// The classic group APIs (none has a message field).
+public sealed partial class JoinGroupResponse : IErrorCodeField { }
+public sealed partial class SyncGroupResponse : IErrorCodeField { }
+public sealed partial class HeartbeatResponse : IErrorCodeField { }
+public sealed partial class LeaveGroupResponse : IErrorCodeField { public sealed partial class MemberResponse : IErrorCodeField { } }
+public sealed partial class OffsetCommitResponse { public sealed partial class OffsetCommitResponsePartition : IErrorCodeField { } }
+public sealed partial class OffsetFetchResponse : IErrorCodeField
+{
+    public sealed partial class OffsetFetchResponsePartition : IErrorCodeField { }
+    public sealed partial class OffsetFetchResponseGroup : IErrorCodeField { }
+    public sealed partial class OffsetFetchResponsePartitions : IErrorCodeField { }
+}
+public sealed partial class OffsetDeleteResponse : IErrorCodeField { public sealed partial class OffsetDeleteResponsePartition : IErrorCodeField { } }
+public sealed partial class DescribeGroupsResponse { public sealed partial class DescribedGroup : IErrorCodeField { } }
+public sealed partial class DeleteGroupsResponse { public sealed partial class DeletableGroupResult : IErrorCodeField { } }
+public sealed partial class ListGroupsResponse : IErrorCodeField { }
+// Delegation tokens (KIP-48; none has a message field).
+public sealed partial class RenewDelegationTokenResponse : IErrorCodeField { }
+public sealed partial class ExpireDelegationTokenResponse : IErrorCodeField { }
+public sealed partial class DescribeDelegationTokenResponse : IErrorCodeField { }

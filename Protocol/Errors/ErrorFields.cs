@@ -25,5 +25,8 @@ public static class ErrorFields
         if (target is IErrorMessageField withMessage) withMessage.ErrorMessage = error.Message;
         return target;
     }
+
+    /// <summary>The code a part carries, as the one error type (for handlers that inspect what another layer answered).</summary>
+    public static ErrorCode Error<T>(this T target) where T : class, IErrorCodeField => (ErrorCode)target.ErrorCode;
 }
 
