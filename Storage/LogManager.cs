@@ -111,6 +111,7 @@ public sealed partial class LogManager : IDisposable
             {
                 ld.WriteRecoveryPoints();
                 ld.WriteLogStartOffsets();
+                if (_options.Replicated) ld.WriteHighWatermarks();
             }
             File.Delete(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile));
         }
@@ -417,7 +418,11 @@ public sealed partial class LogManager : IDisposable
     public void CheckpointRecoveryPoints()
     {
         lock (_lock)
-            foreach (var ld in _dirs) ld.WriteRecoveryPoints();
+            foreach (var ld in _dirs)
+            {
+                ld.WriteRecoveryPoints();
+                if (_options.Replicated) ld.WriteHighWatermarks(); // replica.high.watermark.checkpoint.interval.ms's job in Kafka
+            }
     }
 
     /// <summary>fsyncs every partition and writes the recovery point checkpoints.</summary>
@@ -509,6 +514,7 @@ public sealed partial class LogManager : IDisposable
         {
             ld.WriteRecoveryPoints();
             ld.WriteLogStartOffsets();
+            if (_options.Replicated) ld.WriteHighWatermarks();
         }
     }
 

@@ -96,6 +96,35 @@ public class ReplicaLogsTests
     }
 
     [Test]
+    public void HighWatermark_IsCheckpointedInKafkasFormat_AndRestoredAtStart_WithinTheLog()
+    {
+        using (var m = Open())
+        {
+            var t = m.CreateTopic("t", 1, NoConfig);
+            var p = t.GetPartition(0)!;
+            p.Append(BatchBuilder.Build(5, 1_700_000_000_000), 0);
+            Assert.That(p.UpdateHighWatermark(3), Is.True);
+        }
+        var file = Path.Combine(_dir.Root, LogDirectory.ReplicationOffsetFile);
+        Assert.That(File.ReadAllText(file), Is.EqualTo("0\n1\nt 0 3\n"), "replication-offset-checkpoint: version, count, topic partition offset");
+        using (var m = Open())
+        {
+            Assert.That(m.TryGetTopic("t", out var t), Is.True);
+            Assert.That(t.GetPartition(0)!.HighWatermark, Is.EqualTo(3), "not back at the log start offset");
+        }
+        // A checkpoint past the log end (a crash lost the tail) is capped by what the log holds.
+        File.WriteAllText(file, "0\n1\nt 0 99\n");
+        using (var m = Open())
+        {
+            Assert.That(m.TryGetTopic("t", out var t), Is.True);
+            Assert.That(t.GetPartition(0)!.HighWatermark, Is.EqualTo(5));
+        }
+        File.WriteAllText(file, "0\n1\nt 0 99\n");
+        using (var single = Open(replicated: false)) Assert.That(single.TryGetTopic("t", out var t) && t.GetPartition(0)!.HighWatermark == 5, Is.True, "the log end");
+        Assert.That(File.ReadAllText(file), Is.EqualTo("0\n1\nt 0 99\n"), "a single broker neither reads nor writes it");
+    }
+
+    [Test]
     public async Task DeleteReplica_RemovesTheRenamedDirectory_AfterTheDelay()
     {
         using var m = Open(deleteDelayMs: 50, time: TimeProvider.System);
