@@ -210,7 +210,7 @@ internal sealed class BrokerState : IDisposable
     internal void ExpireProducers()
     {
         foreach (var topic in Logs.Topics)
-            foreach (var p in topic.Partitions) p.RemoveExpiredProducers(Dynamic.Current.ProducerIdExpirationMs); // dynamic in Kafka too
+            foreach (var p in topic.Partitions) p?.RemoveExpiredProducers(Dynamic.Current.ProducerIdExpirationMs); // dynamic in Kafka too
     }
 
     private Storage.TopicLog CreateOffsetsTopic()

@@ -53,7 +53,9 @@ public sealed class StorageGroupLog : IGroupLog
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
         if (IsEmpty) return; // nothing written yet
-        Partition(partition).Replay(onBatches, ReplayChunkBytes);
+        // A cluster member holds only the partitions it replicates (issue 14): nothing to load for the others.
+        if (Topic.GetPartition(partition) is not { } log) return;
+        log.Replay(onBatches, ReplayChunkBytes);
     }
 
     private PartitionLog Partition(int partition) =>

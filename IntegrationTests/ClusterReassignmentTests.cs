@@ -96,6 +96,86 @@ public sealed class ClusterReassignmentTests : ScratchDirectoryTest
         Assert.That(read, Is.EqualTo(Enumerable.Range(0, count).Select(i => $"v{i}")));
     }
 
+    /// <summary>
+    /// A broker holds logs only for the partitions it replicates (Kafka's LogManager): with RF-1 and RF-2 topics the
+    /// <c>broker-&lt;id&gt;/&lt;topic&gt;-&lt;p&gt;</c> directories exist on the replicas only; producing and consuming
+    /// with Confluent.Kafka work; a partition reassigned away loses its directory on the old replica after
+    /// log.segment.delete.delay.ms, its records readable from the new one; a restarted cluster has the same layout.
+    /// </summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task PartitionDirectories_OnlyOnReplicas_ReassignedAwayIsDeleted_RestartKeepsTheLayout()
+    {
+        const int perPartition = 20;
+        int from, to;
+        var options = new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0 };
+        options.Properties["log.segment.delete.delay.ms"] = "300";
+        await using (var cluster = new KafkaCluster(options))
+        {
+            await cluster.StartAsync(Token);
+            using (var admin = ConfluentClients.Admin(cluster.BootstrapServers))
+                await admin.CreateTopicsAsync([
+                    new Confluent.Kafka.Admin.TopicSpecification { Name = "r1", NumPartitions = 3, ReplicationFactor = 1 },
+                    new Confluent.Kafka.Admin.TopicSpecification { Name = "r2", NumPartitions = 3, ReplicationFactor = 2 }]);
+            using (var producer = ConfluentClients.Producer(cluster.BootstrapServers, c => c.Acks = Acks.All))
+            {
+                foreach (var topic in new[] { "r1", "r2" })
+                    for (int p = 0; p < 3; p++)
+                        for (int i = 0; i < perPartition; i++)
+                            producer.Produce(new TopicPartition(topic, p), new Message<byte[], byte[]> { Key = null!, Value = ConfluentClients.Utf8($"{topic}-{p}-{i}")! });
+                Assert.That(producer.Flush(TimeSpan.FromSeconds(60)), Is.EqualTo(0));
+            }
+            AssertLayout(cluster, "r1");
+            AssertLayout(cluster, "r2");
+            foreach (var topic in new[] { "r1", "r2" })
+                for (int p = 0; p < 3; p++) Assert.That(Read(cluster.BootstrapServers, topic, p, perPartition), Is.EqualTo(Expected(topic, p, perPartition)));
+
+            from = cluster.Partition("r1", 0).Leader;
+            to = from % 3 + 1;
+            var started = await SendAsync<AlterPartitionReassignmentsResponse>(cluster.Broker(1)!.BootstrapServers, ApiKey.AlterPartitionReassignments, Alter("r1", [to]));
+            Assert.That(started.Responses.Single().Partitions.Single().ErrorCode, Is.EqualTo(0), started.Responses.Single().Partitions.Single().ErrorMessage);
+            while (cluster.Partition("r1", 0).Replicas.Count != 1 || cluster.Partition("r1", 0).Replicas[0] != to) await Task.Delay(50, Token);
+            // Renamed <topic>-<p>.<uuid>-delete at once, removed after the delay (Kafka's LogManager.asyncDelete).
+            while (Directory.GetDirectories(Path.Combine(Dir, $"broker-{from}"), "r1-0*").Length > 0) await Task.Delay(50, Token);
+            AssertLayout(cluster, "r1");
+            Assert.That(Read(cluster.Broker(to)!.BootstrapServers, "r1", 0, perPartition), Is.EqualTo(Expected("r1", 0, perPartition)));
+        }
+
+        await using (var again = new KafkaCluster(options))
+        {
+            await again.StartAsync(Token);
+            Assert.That(again.Partition("r1", 0).Replicas, Is.EqualTo(new[] { to }));
+            Assert.That(Directory.Exists(Path.Combine(Dir, $"broker-{from}", "r1-0")), Is.False, "the old replica does not come back");
+            AssertLayout(again, "r1");
+            AssertLayout(again, "r2");
+            foreach (var topic in new[] { "r1", "r2" })
+                for (int p = 0; p < 3; p++) Assert.That(Read(again.BootstrapServers, topic, p, perPartition), Is.EqualTo(Expected(topic, p, perPartition)));
+        }
+    }
+
+    private void AssertLayout(KafkaCluster cluster, string topic)
+    {
+        for (int p = 0; p < cluster.PartitionCount(topic); p++)
+        {
+            var replicas = cluster.Partition(topic, p).Replicas;
+            for (int node = 1; node <= 3; node++)
+                Assert.That(Directory.Exists(Path.Combine(Dir, $"broker-{node}", $"{topic}-{p}")), Is.EqualTo(replicas.Contains(node)),
+                    $"{topic}-{p} on broker {node} (replicas {string.Join(",", replicas)})");
+        }
+    }
+
+    private static IEnumerable<string> Expected(string topic, int partition, int count) =>
+        Enumerable.Range(0, count).Select(i => $"{topic}-{partition}-{i}");
+
+    private List<string> Read(string bootstrap, string topic, int partition, int count)
+    {
+        var read = new List<string>();
+        using var consumer = ConfluentClients.Consumer(bootstrap);
+        consumer.Assign(new TopicPartitionOffset(topic, partition, Offset.Beginning));
+        while (read.Count < count) read.Add(ConfluentClients.FromUtf8(consumer.Consume(Token).Message.Value)!);
+        return read;
+    }
+
     private static AlterPartitionReassignmentsRequest Alter(string topic, List<int> replicas) => new()
     {
         Topics = [new() { Name = topic, Partitions = [new() { PartitionIndex = 0, Replicas = replicas }] }],

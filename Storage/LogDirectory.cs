@@ -12,6 +12,8 @@ internal sealed class LogDirectory
 {
     public const string RecoveryPointFile = "recovery-point-offset-checkpoint";
     public const string LogStartOffsetFile = "log-start-offset-checkpoint";
+    /// <summary>Kafka's high watermark checkpoint (ReplicaManager.checkpointHighWatermarks), written by cluster members.</summary>
+    public const string ReplicationOffsetFile = "replication-offset-checkpoint";
     public const string CleanShutdownFile = ".kafka_cleanshutdown";
 
     private readonly object _checkpointLock = new();
@@ -32,6 +34,7 @@ internal sealed class LogDirectory
 
     public void WriteRecoveryPoints() => WriteCheckpoint(RecoveryPointFile, static p => p.RecoveryPoint);
     public void WriteLogStartOffsets() => WriteCheckpoint(LogStartOffsetFile, static p => p.LogStartOffset);
+    public void WriteHighWatermarks() => WriteCheckpoint(ReplicationOffsetFile, static p => p.HighWatermark);
 
     // Kafka's OffsetCheckpointFile format: version line "0", entry count, then "topic partition offset" lines.
     private void WriteCheckpoint(string file, Func<PartitionLog, long> value)

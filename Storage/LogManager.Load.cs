@@ -32,6 +32,7 @@ public sealed partial class LogManager
         bool clean = File.Exists(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile));
         var recoveryPoints = ld.ReadCheckpoint(LogDirectory.RecoveryPointFile);
         var logStarts = ld.ReadCheckpoint(LogDirectory.LogStartOffsetFile);
+        var highWatermarks = _options.Replicated ? ld.ReadCheckpoint(LogDirectory.ReplicationOffsetFile) : null;
         var byTopic = new Dictionary<string, List<FoundPartition>>(StringComparer.Ordinal);
         foreach (var sub in Directory.EnumerateDirectories(ld.Path))
         {
@@ -103,6 +104,11 @@ public sealed partial class LogManager
             }
         }
         LoadPartitions(ld, loads, clean, recoveryPoints, logStarts);
+        // Kafka's replication-offset-checkpoint: a restarted replica starts from the high watermark it had, not from
+        // its log start offset (clamped to what the log holds after recovery).
+        if (highWatermarks is not null)
+            foreach (var (topic, partition, log) in loads)
+                if (highWatermarks.TryGetValue((topic.Name, partition), out long hw)) log.RestoreHighWatermark(hw);
     }
 
     /// <summary>

@@ -86,8 +86,11 @@ public sealed partial class LogManager : IDisposable
             _dirs.Add(ld);
             LoadDirectory(ld);
         }
+        // In a replicated cluster a partition without a directory is one this broker is not a replica of (its cluster
+        // controller creates the ones it should host, ClusterController.Attach); on a single broker it was lost.
         foreach (var topic in _byName.Values)
         {
+            if (_options.Replicated) break;
             // A partition whose directory vanished (lost log dir) comes back empty rather than leaving a hole.
             var parts = topic.PartitionArray;
             for (int i = 0; i < parts.Length; i++)
@@ -108,6 +111,7 @@ public sealed partial class LogManager : IDisposable
             {
                 ld.WriteRecoveryPoints();
                 ld.WriteLogStartOffsets();
+                if (_options.Replicated) ld.WriteHighWatermarks();
             }
             File.Delete(System.IO.Path.Combine(ld.Path, LogDirectory.CleanShutdownFile));
         }
@@ -152,9 +156,10 @@ public sealed partial class LogManager : IDisposable
     /// <summary>
     /// Creates a topic with empty partitions spread over the log dirs.
     /// Throws <see cref="StorageErrorException"/> (InvalidTopic, TopicAlreadyExists, InvalidPartitions) or
-    /// <see cref="ConfigException"/> for a bad config.
+    /// <see cref="ConfigException"/> for a bad config. <paramref name="hosted"/> (a cluster member, issue 14): only the
+    /// partitions i with hosted[i] get a log here; null creates them all.
     /// </summary>
-    public TopicLog CreateTopic(string name, int partitions, IReadOnlyDictionary<string, string> configs, Uuid? topicId = null)
+    public TopicLog CreateTopic(string name, int partitions, IReadOnlyDictionary<string, string> configs, Uuid? topicId = null, bool[]? hosted = null)
     {
         ValidateTopicName(name);
         if (partitions < 1) throw new StorageErrorException(StorageError.InvalidPartitions, "Number of partitions must be larger than 0.");
@@ -173,7 +178,7 @@ public sealed partial class LogManager : IDisposable
             var topic = new TopicLog(name, id, cfg);
             var parts = new PartitionLog[partitions];
             topic.SetPartitions(parts);
-            CreatePartitions(topic, parts, 0, partitions);
+            CreatePartitions(topic, parts, 0, partitions, hosted);
             _byName[name] = topic;
             _byId[id] = topic;
             TryWriteCheckpoints();
@@ -186,18 +191,20 @@ public sealed partial class LogManager : IDisposable
     /// far are removed again and the error is KAFKA_STORAGE_ERROR, so a topic is never left half-created to come
     /// back after a restart (issue 15, K10).
     /// </summary>
-    private void CreatePartitions(TopicLog topic, PartitionLog[] parts, int from, int to)
+    private void CreatePartitions(TopicLog topic, PartitionLog[] parts, int from, int to, bool[]? hosted)
     {
         int i = from;
         try
         {
-            for (; i < to; i++) parts[i] = CreatePartition(topic, i, to);
+            for (; i < to; i++)
+                if (hosted is null || (i < hosted.Length && hosted[i])) parts[i] = CreatePartition(topic, i, to);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             for (int j = from; j < i; j++)
             {
                 var p = parts[j];
+                if (p is null) continue; // not hosted here
                 p.CloseForDelete();
                 p.LogDirectory.Remove(p);
                 parts[j] = null!;
@@ -280,6 +287,7 @@ public sealed partial class LogManager : IDisposable
             _byId.TryRemove(topic.TopicId, out _);
             foreach (var p in topic.PartitionArray)
             {
+                if (p is null) continue; // not a replica here
                 p.CloseForDelete();
                 p.LogDirectory.Remove(p);
                 string target = p.Dir + "." + Guid.NewGuid().ToString("N") + "-delete";
@@ -297,8 +305,11 @@ public sealed partial class LogManager : IDisposable
         }
     }
 
-    /// <summary>CreatePartitions: grows the topic to <paramref name="newTotal"/> partitions (must be larger than now).</summary>
-    public void AddPartitions(string name, int newTotal)
+    /// <summary>
+    /// CreatePartitions: grows the topic to <paramref name="newTotal"/> partitions (must be larger than now); with
+    /// <paramref name="hosted"/> (indexed by partition) only the new partitions this broker replicates get a log.
+    /// </summary>
+    public void AddPartitions(string name, int newTotal, bool[]? hosted = null)
     {
         lock (_lock)
         {
@@ -311,7 +322,7 @@ public sealed partial class LogManager : IDisposable
                     $"Topic currently has {old.Length} partitions, which is higher than the requested {newTotal}.");
             var parts = new PartitionLog[newTotal];
             Array.Copy(old, parts, old.Length);
-            CreatePartitions(topic, parts, old.Length, newTotal);
+            CreatePartitions(topic, parts, old.Length, newTotal, hosted);
             topic.SetPartitions(parts);
             TryWriteCheckpoints();
         }
@@ -329,7 +340,8 @@ public sealed partial class LogManager : IDisposable
             if (!_byName.TryGetValue(name, out var topic))
                 throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             var cfg = topic.Config.With(newOverrides);
-            foreach (var p in topic.PartitionArray) TopicMetadataFiles.WriteTopicFile(p.Dir, name, topic.TopicId, cfg.Overrides, topic.PartitionArray.Length);
+            foreach (var p in topic.PartitionArray)
+                if (p is not null) TopicMetadataFiles.WriteTopicFile(p.Dir, name, topic.TopicId, cfg.Overrides, topic.PartitionArray.Length);
             topic.SetConfig(cfg);
         }
     }
@@ -363,7 +375,7 @@ public sealed partial class LogManager : IDisposable
         int deleted = 0;
         foreach (var topic in _byName.Values)
             foreach (var p in topic.PartitionArray)
-                deleted += p.ApplyRetention(now);
+                if (p is not null) deleted += p.ApplyRetention(now);
         // Rolls since the last run advanced recovery points: persist them (cheap, one small file per dir).
         CheckpointRecoveryPoints();
         return deleted;
@@ -380,7 +392,7 @@ public sealed partial class LogManager : IDisposable
         foreach (var topic in _byName.Values)
             if (topic.Config.Compact)
                 foreach (var p in topic.PartitionArray)
-                    removed += p.Compact(now);
+                    if (p is not null) removed += p.Compact(now);
         return removed;
     }
 
@@ -394,7 +406,7 @@ public sealed partial class LogManager : IDisposable
         int flushed = 0;
         foreach (var topic in _byName.Values)
             foreach (var p in topic.PartitionArray)
-                if (p.FlushIfDue(now)) flushed++;
+                if (p is not null && p.FlushIfDue(now)) flushed++;
         if (flushed > 0) CheckpointRecoveryPoints();
         return flushed;
     }
@@ -406,7 +418,11 @@ public sealed partial class LogManager : IDisposable
     public void CheckpointRecoveryPoints()
     {
         lock (_lock)
-            foreach (var ld in _dirs) ld.WriteRecoveryPoints();
+            foreach (var ld in _dirs)
+            {
+                ld.WriteRecoveryPoints();
+                if (_options.Replicated) ld.WriteHighWatermarks(); // replica.high.watermark.checkpoint.interval.ms's job in Kafka
+            }
     }
 
     /// <summary>fsyncs every partition and writes the recovery point checkpoints.</summary>
@@ -421,7 +437,9 @@ public sealed partial class LogManager : IDisposable
     private List<PartitionLog> AllPartitions()
     {
         var all = new List<PartitionLog>();
-        foreach (var topic in _byName.Values) all.AddRange(topic.PartitionArray);
+        foreach (var topic in _byName.Values)
+            foreach (var p in topic.PartitionArray)
+                if (p is not null) all.Add(p);
         return all;
     }
 
@@ -485,7 +503,7 @@ public sealed partial class LogManager : IDisposable
             _disposed = true;
             foreach (var topic in _byName.Values)
                 foreach (var p in topic.PartitionArray)
-                    p.Abandon();
+                    p?.Abandon();
             ReleaseLocks(); // a dead process's flock is gone too
         }
     }
@@ -496,6 +514,7 @@ public sealed partial class LogManager : IDisposable
         {
             ld.WriteRecoveryPoints();
             ld.WriteLogStartOffsets();
+            if (_options.Replicated) ld.WriteHighWatermarks();
         }
     }
 

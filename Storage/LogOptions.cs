@@ -51,6 +51,13 @@ public sealed class LogOptions
     /// offset (PartitionLog.Replica.cs). False on a single broker, whose high watermark is the log end offset.
     /// </summary>
     public bool Replicated { get; init; }
+
+    /// <summary>
+    /// Kafka's file.delete.delay.ms broker default (log.segment.delete.delay.ms, 60 s): how long a deleted replica's
+    /// log stays renamed <c>&lt;topic&gt;-&lt;p&gt;.&lt;uuid&gt;-delete</c> before it is removed (LogManager.asyncDelete),
+    /// so that reads in flight finish on it.
+    /// </summary>
+    public long FileDeleteDelayMs { get; init; } = TopicConfig.DefaultLong("file.delete.delay.ms");
     public TimeProvider Time { get; init; } = TimeProvider.System;
     /// <summary>Where recovery actions and refused metadata are reported (Kafka logs them at WARN/ERROR).</summary>
     public Microsoft.Extensions.Logging.ILogger Logger { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;

@@ -32,6 +32,13 @@ public sealed partial class PartitionLog
         }
     }
 
+    /// <summary>The high watermark from replication-offset-checkpoint at load, within [log start, log end].</summary>
+    internal void RestoreHighWatermark(long checkpointed)
+    {
+        lock (_lock)
+            if (_replicated) Volatile.Write(ref _highWatermark, Math.Clamp(checkpointed, _logStartOffset, Math.Max(_logStartOffset, _logEndOffset)));
+    }
+
     /// <summary>
     /// Set by the leader while the ISR is the leader alone: each leader append moves the high watermark with the log
     /// end offset (Kafka's maybeIncrementLeaderHW after appendRecordsToLeader), including the coordinators' and the

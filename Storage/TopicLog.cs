@@ -2,7 +2,12 @@ using Kayak.Protocol;
 
 namespace Kayak.Storage;
 
-/// <summary>A topic: its id, config and partitions (partition i at index i).</summary>
+/// <summary>
+/// A topic: its id, config and partitions (partition i at index i; <see cref="Partitions"/>.Count is the topic's
+/// partition count). On a member of a replicated cluster (<see cref="LogOptions.Replicated"/>) the broker holds logs
+/// only for the partitions it is a replica of, as Kafka's LogManager does: the entry of any other partition is null
+/// (use <see cref="GetPartition"/>, or skip nulls when iterating). A single broker hosts them all.
+/// </summary>
 public sealed class TopicLog
 {
     private TopicConfig _config;
@@ -24,7 +29,10 @@ public sealed class TopicLog
     internal void SetPartitions(PartitionLog[] partitions) => Volatile.Write(ref _partitions, partitions);
     internal PartitionLog[] PartitionArray => Volatile.Read(ref _partitions);
 
-    /// <summary>Partition by index, or null when out of range.</summary>
+    /// <summary>Number of partitions of the topic (hosted here or not).</summary>
+    public int PartitionCount => Volatile.Read(ref _partitions).Length;
+
+    /// <summary>Partition by index, or null when out of range or not hosted by this broker.</summary>
     public PartitionLog? GetPartition(int partition)
     {
         var p = Volatile.Read(ref _partitions);

@@ -7,8 +7,9 @@ namespace Kayak.Broker.Cluster;
 /// <summary>
 /// The in-process controller of a <see cref="KafkaCluster"/> (issue 14): it owns the cluster metadata — topics, topic
 /// ids, replica assignments, leaders, leader epochs, ISR — as KRaft's QuorumController does, persists it after every
-/// change (<see cref="ClusterMetadata"/>) and applies each change to the log managers of the running brokers, so every
-/// broker hosts a log for each partition under the same topic id. Brokers reach it through their
+/// change (<see cref="ClusterMetadata"/>) and applies each change to the log managers of the running brokers: as in
+/// Kafka, a broker holds logs only for the partitions it is a replica of (under the cluster's topic id), and a replica
+/// that a reassignment removes loses its log (<see cref="SyncReplicaLogs"/>). Brokers reach it through their
 /// <see cref="TopicService"/> (CreateTopics, auto-creation, internal topics, DeleteTopics, CreatePartitions), never
 /// through a handler; leaders change ISRs through <see cref="ChangeIsr"/> (Kafka's AlterPartition), and a broker that
 /// stops is fenced: out of every ISR, its partitions led by another ISR member at the next epoch. One lock serialises
@@ -56,8 +57,9 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
     public TopicAssignment? Topic(string name) => _metadata.Topics.GetValueOrDefault(name);
 
     /// <summary>
-    /// A broker opens its logs: it hosts every topic of the metadata from now on. Topics it missed while stopped are
-    /// created, with their topic ids; logs of topics deleted meanwhile are removed (Kafka's stray-log cleanup).
+    /// A broker opens its logs: it knows every topic of the metadata from now on and holds the logs of the partitions
+    /// it is a replica of. Topics and replicas it missed while stopped are created, with their topic ids; logs of
+    /// topics deleted meanwhile and of replicas moved away are removed (Kafka's stray-log cleanup at startup).
     /// </summary>
     public void Attach(int nodeId, TopicService topics)
     {
@@ -68,12 +70,22 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
             var md = _metadata;
             foreach (var t in md.Topics.Values)
             {
-                if (topics.TryGet(t.Name, out var local))
+                var hosted = HostedBy(nodeId, t.Partitions);
+                if (topics.TryGet(t.Name, out var local) && local.TopicId == t.TopicId)
                 {
-                    if (local.TopicId != t.TopicId) { topics.DeleteLocal(t.Name); topics.CreateLocal(t.Name, t.Partitions.Length, ConfigsOf(t.Name), t.TopicId); }
-                    else if (local.Partitions.Count < t.Partitions.Length) topics.AddPartitionsLocal(t.Name, t.Partitions.Length);
+                    if (local.Partitions.Count < t.Partitions.Length) topics.AddPartitionsLocal(t.Name, t.Partitions.Length, hosted);
+                    for (int i = 0; i < hosted.Length; i++)
+                    {
+                        bool present = local.GetPartition(i) is not null;
+                        if (hosted[i] && !present) topics.CreateReplicaLocal(t.Name, i, t.Partitions.Length);
+                        else if (!hosted[i] && present) topics.DeleteReplicaLocal(t.Name, i);
+                    }
                 }
-                else topics.CreateLocal(t.Name, t.Partitions.Length, ConfigsOf(t.Name), t.TopicId);
+                else
+                {
+                    if (local is not null) topics.DeleteLocal(t.Name);
+                    topics.CreateLocal(t.Name, t.Partitions.Length, ConfigsOf(t.Name), t.TopicId, hosted);
+                }
             }
             foreach (var local in topics.LocalTopicNames())
                 if (!md.Topics.ContainsKey(local)) topics.DeleteLocal(local);
@@ -212,18 +224,26 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
     }
 
     // A topic's config overrides live in each broker's log (the topic file), not in the cluster metadata; a broker
-    // that missed the creation copies them from a running one.
+    // that missed the creation copies them from a running one (one that holds a replica first: its copy is on disk).
     private Dictionary<string, string> ConfigsOf(string name)
     {
+        Dictionary<string, string>? fallback = null;
         foreach (var host in _hosts.Values)
-            if (host.TryGet(name, out var t)) return new Dictionary<string, string>(t.Config.Overrides, StringComparer.Ordinal);
-        return new Dictionary<string, string>(StringComparer.Ordinal);
+            if (host.TryGet(name, out var t))
+            {
+                var copy = new Dictionary<string, string>(t.Config.Overrides, StringComparer.Ordinal);
+                for (int i = 0; i < t.Partitions.Count; i++)
+                    if (t.GetPartition(i) is not null) return copy;
+                fallback ??= copy;
+            }
+        return fallback ?? new Dictionary<string, string>(StringComparer.Ordinal);
     }
 
     /// <summary>
     /// CreateTopics on the cluster: Kafka's placement over the registered brokers (<see cref="ReplicaPlacement"/>),
     /// a new topic id, the first replica as leader at epoch 0 and the ISR as replicated so far (see
-    /// <see cref="InitialIsr"/>); then every running broker creates the logs. The caller gets its own broker's topic.
+    /// <see cref="InitialIsr"/>); then every running broker creates the logs of its replicas (and knows the topic). The
+    /// caller gets its own broker's topic.
     /// </summary>
     public TopicResult CreateTopic(int caller, string name, int partitions, int replicationFactor, IReadOnlyDictionary<string, string> configs, bool validateOnly)
     {
@@ -245,10 +265,10 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
             for (int p = 0; p < partitions; p++) parts[p] = new PartitionAssignment(replicas[p], replicas[p][0], 0, InitialIsr(replicas[p]));
             // The caller's broker first: Storage's own checks (a name colliding by '.' vs '_') fail there before any
             // other broker or the metadata is changed.
-            var first = _hosts[caller].CreateLocal(name, partitions, configs, id);
+            var first = _hosts[caller].CreateLocal(name, partitions, configs, id, HostedBy(caller, parts));
             if (first.Topic is null) return first;
             foreach (var (node, host) in _hosts)
-                if (node != caller) host.CreateLocal(name, partitions, configs, id);
+                if (node != caller) host.CreateLocal(name, partitions, configs, id, HostedBy(node, parts));
             Publish(_metadata.With(new TopicAssignment(name, id, parts)));
             return first;
         }
@@ -290,7 +310,7 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
             var parts = new PartitionAssignment[count];
             Array.Copy(topic.Partitions, parts, current);
             for (int p = current; p < count; p++) parts[p] = new PartitionAssignment(replicas[p - current], replicas[p - current][0], 0, InitialIsr(replicas[p - current]));
-            foreach (var host in _hosts.Values) host.AddPartitionsLocal(name, count);
+            foreach (var (node, host) in _hosts) host.AddPartitionsLocal(name, count, HostedBy(node, parts));
             Publish(topic with { Partitions = parts } is var changed ? _metadata.With(changed) : _metadata);
             return KafkaError.None;
         }
@@ -306,6 +326,43 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
     private void Publish(ClusterMetadata next)
     {
         next.Save(_path); // durable before anyone sees it, as a committed metadata record
+        var before = _metadata;
+        SyncReplicaLogs(before, next, adding: true);
         _metadata = next;
+        SyncReplicaLogs(before, next, adding: false);
+    }
+
+    /// <summary>
+    /// Applies replica-set changes of existing partitions (reassignments, KIP-455) to the running brokers' logs, as
+    /// Kafka's brokers do when they see a PartitionChangeRecord: a broker that became a replica creates the empty log
+    /// (before the change is visible, so it can follow at once), one that stopped being a replica deletes it (after,
+    /// so nothing treats it as a replica any more). Topics created, deleted or grown are handled by their operations.
+    /// </summary>
+    private void SyncReplicaLogs(ClusterMetadata before, ClusterMetadata next, bool adding)
+    {
+        foreach (var t in next.Topics.Values)
+        {
+            if (!before.Topics.TryGetValue(t.Name, out var old) || old.TopicId != t.TopicId || ReferenceEquals(old, t)) continue;
+            int n = Math.Min(old.Partitions.Length, t.Partitions.Length);
+            for (int i = 0; i < n; i++)
+            {
+                int[] was = old.Partitions[i].Replicas, now = t.Partitions[i].Replicas;
+                if (ReferenceEquals(was, now)) continue;
+                foreach (var (node, host) in _hosts)
+                {
+                    bool had = Array.IndexOf(was, node) >= 0, has = Array.IndexOf(now, node) >= 0;
+                    if (adding && has && !had) host.CreateReplicaLocal(t.Name, i, t.Partitions.Length);
+                    else if (!adding && had && !has) host.DeleteReplicaLocal(t.Name, i);
+                }
+            }
+        }
+    }
+
+    /// <summary>Which partitions <paramref name="nodeId"/> is a replica of (those an ongoing reassignment adds included).</summary>
+    internal static bool[] HostedBy(int nodeId, PartitionAssignment[] partitions)
+    {
+        var hosted = new bool[partitions.Length];
+        for (int i = 0; i < partitions.Length; i++) hosted[i] = Array.IndexOf(partitions[i].Replicas, nodeId) >= 0;
+        return hosted;
     }
 }

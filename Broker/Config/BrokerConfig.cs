@@ -62,6 +62,7 @@ public sealed class BrokerConfig
     public long LogRetentionMs { get; }
     public long LogRetentionBytes { get; }
     public long LogRetentionCheckIntervalMs { get; }
+    public long LogSegmentDeleteDelayMs { get; }
     public long LogFlushIntervalMessages { get; }
     public long LogFlushIntervalMs { get; }
     /// <summary>log.flush.offset.checkpoint.interval.ms: period of the recovery-point checkpoint (Kafka's default 60 s).</summary>
@@ -148,6 +149,7 @@ public sealed class BrokerConfig
             : HoursToMs(GetInt("log.retention.hours"));
         LogRetentionBytes = GetLong("log.retention.bytes");
         LogRetentionCheckIntervalMs = GetLong("log.retention.check.interval.ms");
+        LogSegmentDeleteDelayMs = GetLong("log.segment.delete.delay.ms");
         LogFlushIntervalMessages = GetLong("log.flush.interval.messages");
         LogFlushIntervalMs = Has("log.flush.interval.ms") ? GetLong("log.flush.interval.ms") : GetLong("log.flush.scheduler.interval.ms");
         LogFlushOffsetCheckpointIntervalMs = GetInt("log.flush.offset.checkpoint.interval.ms");

@@ -185,7 +185,8 @@ public static class BrokerConfigDefinitions
         new("share.coordinator.state.topic.min.isr", ConfigType.Int, "1", Used: false),
         new("zookeeper.connect", ConfigType.String, null, Used: false),
         new("zookeeper.connection.timeout.ms", ConfigType.Int, null, Used: false),
-        new("log.segment.delete.delay.ms", ConfigType.Long, OfTopic, Used: false),
+        // Used for a cluster member's replica logs deleted by a reassignment (LogManager.asyncDelete's delay, issue 14).
+        new("log.segment.delete.delay.ms", ConfigType.Long, OfTopic, Min: 0),
         new("log.cleaner.enable", ConfigType.Boolean, "true", Used: false),
         new("log.preallocate", ConfigType.Boolean, OfTopic, Used: false),
         new("unclean.leader.election.enable", ConfigType.Boolean, OfTopic, Used: false),

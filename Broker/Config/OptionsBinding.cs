@@ -21,6 +21,7 @@ internal static class OptionsBinding
         RetentionMs = config.LogRetentionMs,
         RetentionBytes = config.LogRetentionBytes,
         RetentionCheckIntervalMs = config.LogRetentionCheckIntervalMs,
+        FileDeleteDelayMs = config.LogSegmentDeleteDelayMs,
         FlushIntervalMessages = config.LogFlushIntervalMessages,
         FlushIntervalMs = config.LogFlushIntervalMs,
         IndexIntervalBytes = config.LogIndexIntervalBytes,

@@ -73,11 +73,13 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                     rp.SetError(ErrorCode.TopicAuthorizationFailed);
                 else if (!validAcks)
                     rp.SetError(ErrorCode.InvalidRequiredAcks);
-                else if (!topic.TryGetPartition(p.Index, out var log, out var missing))
+                else if (!topic.TryGetPartition(p.Index, out var log, out var missing) && missing.Code != ErrorCode.NotLeaderOrFollower)
                     rp.SetError(missing);
                 else if (TopicService.IsInternal(t.Name))
                     rp.SetError(new(ErrorCode.InvalidTopicException, $"Cannot append to internal topic {t.Name}"));
-                else if (!leadership.IsLocalLeader(t.Name, p.Index))
+                // No log here: a partition this cluster member is not a replica of (issue 14), so not its leader either;
+                // the answer carries the leader (KIP-951) as for any other non-leader.
+                else if (log is null || !leadership.IsLocalLeader(t.Name, p.Index))
                     NotLeader(context, response, t.Name, rp);
                 else if (request.Acks == -1 && !leadership.EnoughInSyncReplicas(t.Name, p.Index, topic.Topic!.Config.MinInSyncReplicas, out int isr))
                     rp.SetError(new(ErrorCode.NotEnoughReplicas,

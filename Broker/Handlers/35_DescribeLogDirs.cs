@@ -41,7 +41,8 @@ internal sealed class DescribeLogDirsHandler(ITopicCatalog catalog, IReadOnlyLis
         if (request.Topics is null)
         {
             foreach (var topic in catalog.All)
-                foreach (var p in topic.Partitions) Add(results, logDirs, topic, p);
+                foreach (var p in topic.Partitions)
+                    if (p is not null) Add(results, logDirs, topic, p); // null: not a replica here (a cluster member)
         }
         else
         {

@@ -60,8 +60,9 @@ internal sealed class ElectLeadersHandler(ITopicCatalog catalog, IPartitionElect
             foreach (int partition in t.Partitions)
             {
                 // Kafka's controller names what is missing in the message; the code is the lookup's.
-                var error = topic.TryGetPartition(partition, out _, out var missing)
-                    ? election?.Elect(t.Topic, partition, type == Unclean) ?? new KafkaError(ErrorCode.ElectionNotNeeded, NotNeeded)
+                // In a cluster the controller decides (it knows partitions this broker holds no replica of, issue 14).
+                var error = election is not null ? election.Elect(t.Topic, partition, type == Unclean)
+                    : topic.TryGetPartition(partition, out _, out var missing) ? new KafkaError(ErrorCode.ElectionNotNeeded, NotNeeded)
                     : missing with { Message = topic.Topic is null ? $"No such topic as {t.Topic}" : $"No such partition as {t.Topic}-{partition}" };
                 result.PartitionResult.Add(new ElectLeadersResponse.PartitionResult { PartitionId = partition }.SetError(error));
             }

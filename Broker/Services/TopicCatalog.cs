@@ -49,6 +49,10 @@ internal readonly struct TopicLookup
         log = Topic?.GetPartition(index);
         error = log is not null ? KafkaError.None
             : Topic is null ? new KafkaError(_missingTopic)
+            // A partition of the topic that this cluster member is not a replica of (issue 14): Kafka's
+            // ReplicaManager.getPartitionOrError answers NOT_LEADER_OR_FOLLOWER for a partition the metadata has but
+            // the broker does not host.
+            : (uint)index < (uint)Topic.PartitionCount ? new KafkaError(ErrorCode.NotLeaderOrFollower)
             : new KafkaError(ErrorCode.UnknownTopicOrPartition);
         return log is not null;
     }

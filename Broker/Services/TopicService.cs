@@ -217,11 +217,12 @@ internal sealed class TopicService
     // The controller's hands on this broker's logs (issue 14): the change is already decided and recorded; only
     // Storage's own checks remain.
 
-    internal TopicResult CreateLocal(string name, int partitions, IReadOnlyDictionary<string, string> configs, Uuid topicId)
+    // hosted[i]: this broker is a replica of partition i and holds its log (Kafka: logs only for the replicas here).
+    internal TopicResult CreateLocal(string name, int partitions, IReadOnlyDictionary<string, string> configs, Uuid topicId, bool[]? hosted = null)
     {
         lock (_createLock)
         {
-            try { return TopicResult.Ok(_logs.CreateTopic(name, partitions, configs, topicId)); }
+            try { return TopicResult.Ok(_logs.CreateTopic(name, partitions, configs, topicId, hosted)); }
             catch (KafkaException e) { return new TopicResult(e.KafkaError, null); }
         }
     }
@@ -232,10 +233,23 @@ internal sealed class TopicService
             if (_logs.TryGetTopic(name, out _)) _logs.DeleteTopic(name);
     }
 
-    internal void AddPartitionsLocal(string name, int count)
+    internal void AddPartitionsLocal(string name, int count, bool[]? hosted = null)
     {
         lock (_createLock)
-            if (_logs.TryGetTopic(name, out var t) && t.Partitions.Count < count) _logs.AddPartitions(name, count);
+            if (_logs.TryGetTopic(name, out var t) && t.Partitions.Count < count) _logs.AddPartitions(name, count, hosted);
+    }
+
+    /// <summary>A replica assigned to this broker (reassignment, or missed while stopped): its log is created.</summary>
+    internal void CreateReplicaLocal(string name, int partition, int total)
+    {
+        lock (_createLock)
+            if (_logs.TryGetTopic(name, out _)) _logs.CreateReplica(name, partition, total);
+    }
+
+    /// <summary>A replica no longer assigned to this broker: its log is deleted (Kafka's LogManager.asyncDelete).</summary>
+    internal void DeleteReplicaLocal(string name, int partition)
+    {
+        lock (_createLock) _logs.DeleteReplica(name, partition);
     }
 
     internal List<string> LocalTopicNames()

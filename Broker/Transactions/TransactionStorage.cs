@@ -40,8 +40,9 @@ internal sealed class TransactionStateLog : ITransactionLog
 
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches)
     {
+        // GetPartition: null for a partition this cluster member is not a replica of (issue 14), nothing to load.
         if (!_catalog.TryGet(TopicService.TransactionStateTopic, out var topic) || partition >= topic.Partitions.Count) return;
-        topic.Partitions[partition].Replay(onBatches);
+        topic.GetPartition(partition)?.Replay(onBatches);
     }
 }
 
@@ -65,9 +66,11 @@ internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
     {
         if (!_catalog.TryGet(partition.Topic, out var topic) || partition.Partition >= topic.Partitions.Count)
             return ErrorCode.UnknownTopicOrPartition; // deleted meanwhile: Kafka drops markers for missing partitions
+        // Not a replica on this cluster member (issue 14): Kafka's WriteTxnMarkers answers NOT_LEADER_OR_FOLLOWER.
+        if (topic.GetPartition(partition.Partition) is not { } log) return ErrorCode.NotLeaderOrFollower;
         try
         {
-            topic.Partitions[partition.Partition].AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit);
+            log.AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit);
             return ErrorCode.None;
         }
         catch (ProducerStateException e)
