@@ -88,6 +88,11 @@ public static partial class DynamicBrokerConfigs
             {
                 return e.Message.Replace("configuration " + (BrokerConfigDefinitions.TopicSynonymOf(name) ?? name), "configuration " + key, StringComparison.Ordinal);
             }
+            // ListenerConnectionQuota.validateReconfiguration sees each listener's values with the broker-wide keys
+            // beneath: after the type and range checks, a limit of 0 (allowed statically) is refused at run time, prefixed or not (KIP-612).
+            if (name is "max.connections" or "max.connection.creation.rate"
+                && long.TryParse(value.Trim(), System.Globalization.CultureInfo.InvariantCulture, out long limit) && limit <= 0)
+                return $"Invalid {name} {limit}";
         }
         if (!perBroker)
         {

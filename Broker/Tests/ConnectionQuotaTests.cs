@@ -211,5 +211,10 @@ public sealed class ConnectionQuotaTests
             "Kafka's ClusterLevelListenerConfigs may be cluster defaults");
         Assert.That(DynamicBrokerConfigs.Validate(new Dictionary<string, string> { ["max.connection.creation.rate"] = "-3" }, perBroker: true),
             Does.Contain("Value must be at least 0"));
+        Assert.That(DynamicBrokerConfigs.Validate(new Dictionary<string, string> { ["listener.name.plaintext.max.connections"] = "0" }, perBroker: true),
+            Is.EqualTo("Invalid max.connections 0"));
+        Assert.That(DynamicBrokerConfigs.Validate(new Dictionary<string, string> { ["max.connection.creation.rate"] = "0" }, perBroker: true),
+            Is.EqualTo("Invalid max.connection.creation.rate 0"));
+        Assert.That(Config(("max.connections", "0")).MaxConnections, Is.Zero, "statically a 0 is accepted, as in Kafka");
     }
 }
