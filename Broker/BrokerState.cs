@@ -43,6 +43,12 @@ internal sealed class BrokerState : IDisposable
             : Security.AllowAllAuthorizer.Instance;
         // Client quotas stored by an earlier run are enforced from the first request (KIP-13, KIP-546).
         Quotas = new Quotas.ClientQuotas(config, time, new Quotas.ClientQuotaStore(config.LogDirs[0]));
+        // Connection limits and KIP-612 rates: from the config in force (dynamic max.connections* apply at once) and
+        // from the ip entities' connection_creation_rate quotas, stored with the other client quotas.
+        ConnectionQuotas = new Network.ConnectionQuotas(Dynamic.Current, time);
+        Dynamic.Changed += ConnectionQuotas.Reconfigure;
+        ConnectionQuotas.UpdateIpRates(Quotas.Store.Snapshot());
+        Quotas.Store.Changed += ConnectionQuotas.UpdateIpRates;
     }
 
     /// <summary>
@@ -98,6 +104,8 @@ internal sealed class BrokerState : IDisposable
     internal Fetching.FetchSessionCache FetchSessions { get; } = new();
     /// <summary>Client quotas (KIP-13, KIP-124, KIP-599): stored values and their enforcement, used by the connections.</summary>
     internal Quotas.ClientQuotas Quotas { get; }
+    /// <summary>Connection counts and creation rates per IP, listener and broker (Kafka's ConnectionQuotas, KIP-612).</summary>
+    internal Network.ConnectionQuotas ConnectionQuotas { get; }
     /// <summary>Request frames of all connections, capped by queued.max.request.bytes (issue 15, K8).</summary>
     internal Network.RequestMemory RequestMemory { get; }
     public GroupCoordinator Groups { get; }

@@ -202,6 +202,51 @@ public sealed class BrokerConfig
         QuotaWindowSizeSeconds = GetInt("quota.window.size.seconds");
         ControllerQuotaWindowNum = GetInt("controller.quota.window.num");
         ControllerQuotaWindowSizeSeconds = GetInt("controller.quota.window.size.seconds");
+        MaxConnections = GetInt("max.connections");
+        MaxConnectionsPerIp = GetInt("max.connections.per.ip");
+        MaxConnectionsPerIpOverrides = ParseConnectionOverrides(GetString("max.connections.per.ip.overrides") ?? "");
+        MaxConnectionCreationRate = GetInt("max.connection.creation.rate");
+        // KafkaConfig.validateValues: a per-IP limit of 0 only makes sense with overrides letting some addresses in.
+        if (MaxConnectionsPerIp == 0 && MaxConnectionsPerIpOverrides.Count == 0)
+            throw new ConfigException("max.connections.per.ip", "0", "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set.");
+    }
+
+    /// <summary>max.connections: connections the broker holds at once; a listener waits to accept while it is reached.</summary>
+    public int MaxConnections { get; }
+    /// <summary>max.connections.per.ip: a new connection from an address already holding this many is closed.</summary>
+    public int MaxConnectionsPerIp { get; }
+    /// <summary>max.connections.per.ip.overrides ("host:count,..."), host names resolved once, as Kafka's InetAddress.getByName.</summary>
+    public IReadOnlyDictionary<System.Net.IPAddress, int> MaxConnectionsPerIpOverrides { get; }
+    /// <summary>max.connection.creation.rate (KIP-612): accepts per second across the broker; over it the accept waits.</summary>
+    public int MaxConnectionCreationRate { get; }
+
+    /// <summary>A listener's max.connections or max.connection.creation.rate: listener.name.&lt;l&gt;. first, then the broker-wide key
+    /// (Kafka's ListenerConnectionQuota reads valuesWithPrefixOverride).</summary>
+    public int ListenerInt(string listenerName, string key) =>
+        int.Parse(GetListenerString(listenerName, key) ?? int.MaxValue.ToString(CultureInfo.InvariantCulture), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+
+    /// <summary>Kafka's Csv.parseCsvMap (each entry split at its last ':') with integer counts.</summary>
+    private static Dictionary<System.Net.IPAddress, int> ParseConnectionOverrides(string value)
+    {
+        const string key = "max.connections.per.ip.overrides";
+        var result = new Dictionary<System.Net.IPAddress, int>();
+        foreach (var entry in SplitList(value))
+        {
+            int colon = entry.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(entry[(colon + 1)..].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int count))
+                throw new ConfigException(key, value, $"Error parsing configuration property '{key}': entry '{entry}' is not host:count");
+            string host = entry[..colon].Trim().Trim('[', ']');
+            foreach (var ip in ResolveOverrideHost(key, value, host)) result[ip] = count;
+        }
+        return result;
+    }
+
+    private static System.Net.IPAddress[] ResolveOverrideHost(string key, string value, string host)
+    {
+        if (System.Net.IPAddress.TryParse(host, out var ip)) return [ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip];
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return [System.Net.IPAddress.Loopback, System.Net.IPAddress.IPv6Loopback];
+        try { return System.Net.Dns.GetHostAddresses(host); }
+        catch (System.Net.Sockets.SocketException e) { throw new ConfigException(key, value, $"{host}: {e.Message}"); }
     }
 
     /// <summary>Client quota sampling (Kafka's QuotaConfig): quota.window.num windows of quota.window.size.seconds.</summary>

@@ -160,6 +160,14 @@ public static class BrokerConfigDefinitions
         new("quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
         new("controller.quota.window.num", ConfigType.Int, "11", Min: 1),
         new("controller.quota.window.size.seconds", ConfigType.Int, "1", Min: 1),
+        // Connection limits and KIP-612 connection-rate quotas (Kafka's SocketServerConfigs, ConnectionQuotas): a listener
+        // waits before accepting while the broker or listener count (listener.name.<l>.max.connections) or creation rate
+        // (listener.name.<l>.max.connection.creation.rate) is reached; a connection over its IP's count is closed at once.
+        // Cluster-wide dynamic as in Kafka's DynamicConnectionQuota; the listener-prefixed keys are dynamic per listener.
+        new("max.connections", ConfigType.Int, int.MaxValue.ToString(), Min: 0, Update: ClusterWide),
+        new("max.connections.per.ip", ConfigType.Int, int.MaxValue.ToString(), Min: 0, Update: ClusterWide),
+        new("max.connections.per.ip.overrides", ConfigType.String, "", Update: ClusterWide),
+        new("max.connection.creation.rate", ConfigType.Int, int.MaxValue.ToString(), Min: 0, Update: ClusterWide),
         // Replication between the members of an in-process cluster (issue 14), Kafka's names and defaults.
         new("replica.lag.time.max.ms", ConfigType.Long, "30000", Min: 1),
         // Automatic preferred leader election in a cluster (Cluster/LeaderRebalancer.cs), Kafka's names and defaults.

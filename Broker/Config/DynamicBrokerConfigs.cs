@@ -32,10 +32,10 @@ public static partial class DynamicBrokerConfigs
                      "sasl.login.refresh.min.period.seconds", "sasl.login.refresh.buffer.seconds"])
             d.Add(name, ConfigUpdateMode.PerBroker);
         foreach (var name in (string[])[
-                     "max.connections", "max.connection.creation.rate", "num.replica.fetchers", "background.threads",
+                     "num.replica.fetchers", "background.threads",
                      "log.cleaner.threads", "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.load.factor",
                      "log.cleaner.io.buffer.size", "log.cleaner.io.max.bytes.per.second", "log.cleaner.backoff.ms",
-                     "max.connections.per.ip", "max.connections.per.ip.overrides", "transaction.partition.verification.enable",
+                     "transaction.partition.verification.enable",
                      "metric.reporters", "config.providers"])
             d.Add(name, ConfigUpdateMode.ClusterWide);
         foreach (var name in d.Keys)
@@ -88,6 +88,11 @@ public static partial class DynamicBrokerConfigs
             {
                 return e.Message.Replace("configuration " + (BrokerConfigDefinitions.TopicSynonymOf(name) ?? name), "configuration " + key, StringComparison.Ordinal);
             }
+            // ListenerConnectionQuota.validateReconfiguration sees each listener's values with the broker-wide keys
+            // beneath: after the type and range checks, a limit of 0 (allowed statically) is refused at run time, prefixed or not (KIP-612).
+            if (name is "max.connections" or "max.connection.creation.rate"
+                && long.TryParse(value.Trim(), System.Globalization.CultureInfo.InvariantCulture, out long limit) && limit <= 0)
+                return $"Invalid {name} {limit}";
         }
         if (!perBroker)
         {

@@ -19,7 +19,8 @@ internal static class ListenerSecurity
 
     /// <summary>
     /// listener.name.&lt;name&gt;.&lt;key&gt; is a known key when &lt;key&gt; is one Kafka lets a listener override (ssl.*,
-    /// sasl.*, and per mechanism &lt;mechanism&gt;.sasl.jaas.config and &lt;mechanism&gt;.connections.max.reauth.ms):
+    /// sasl.*, per mechanism &lt;mechanism&gt;.sasl.jaas.config and &lt;mechanism&gt;.connections.max.reauth.ms, and
+    /// Kafka's SocketServer.ListenerReconfigurableConfigs max.connections and max.connection.creation.rate, KIP-612):
     /// it is validated as that key and not warned about as unknown.
     /// </summary>
     public static ConfigDefinition? FindListenerOverride(string key)
@@ -36,7 +37,7 @@ internal static class ListenerSecurity
             if (at > 0 && at + 1 + perMechanism.Length == inner.Length) { inner = perMechanism; break; }
         }
         if (!inner.StartsWith("ssl.", StringComparison.Ordinal) && !inner.StartsWith("sasl.", StringComparison.Ordinal)
-            && inner != "connections.max.reauth.ms") return null;
+            && inner is not ("connections.max.reauth.ms" or "max.connections" or "max.connection.creation.rate")) return null;
         var def = BrokerConfigDefinitions.Find(inner);
         return def is null ? null : def with { Name = key };
     }

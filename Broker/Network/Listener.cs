@@ -63,6 +63,7 @@ internal sealed class Listener : IAsyncDisposable
         _socket = socket;
         int port = ((IPEndPoint)socket.LocalEndPoint!).Port;
         BoundEndpoint = _endpoint with { Port = port };
+        _broker.ConnectionQuotas.AddListener(_endpoint.Name);
         _acceptLoop = AcceptLoopAsync(socket);
     }
 
@@ -91,25 +92,86 @@ internal sealed class Listener : IAsyncDisposable
             {
                 return;
             }
+            var address = await AdmitAsync(client).ConfigureAwait(false);
+            if (_stopping.IsCancellationRequested)
+            {
+                if (address is not null) _broker.ConnectionQuotas.Release(_endpoint.Name, address);
+                client.Dispose();
+                return;
+            }
+            if (address is null) continue;
             if (_ssl is not null)
             {
                 // The handshake runs off the accept loop, so a stuck client delays nobody else; registered like a
                 // connection (placeholder first) so DisposeAsync waits for it.
                 _handshakes[client] = Task.CompletedTask;
-                _handshakes.TryUpdate(client, HandshakeAsync(client, _ssl), Task.CompletedTask);
+                _handshakes.TryUpdate(client, HandshakeAsync(client, _ssl, address), Task.CompletedTask);
                 continue;
             }
-            Register(new Connection(new SocketTransport(client), _broker, _log, _endpoint.Name, sasl: NewAuthenticator()));
+            Register(new Connection(new SocketTransport(client), _broker, _log, _endpoint.Name, sasl: NewAuthenticator()), address);
         }
     }
 
-    private void Register(Connection connection)
+    /// <summary>
+    /// Kafka's Acceptor.accept with ConnectionQuotas.inc: waits (blocking this listener's accepts, as Kafka's acceptor
+    /// thread blocks) while the broker or listener rate or max.connections says so; then a connection over its IP's
+    /// max.connections.per.ip is closed at once and one over its IP's connection_creation_rate is closed after the
+    /// throttle time. Returns the counted address, or null when the connection was refused (or the listener stops).
+    /// </summary>
+    private async ValueTask<IPAddress?> AdmitAsync(Socket client)
+    {
+        IPAddress address;
+        try { address = ((IPEndPoint)client.RemoteEndPoint!).Address; }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            client.Dispose(); // gone before it was looked at
+            return null;
+        }
+        ConnectionQuotas.Admission admission;
+        try { admission = await _broker.ConnectionQuotas.AdmitAsync(_endpoint.Name, address, _stopping.Token).ConfigureAwait(false); }
+        catch (OperationCanceledException)
+        {
+            client.Dispose();
+            return null;
+        }
+        switch (admission.Outcome)
+        {
+            case ConnectionQuotas.Outcome.TooManyForIp:
+                _log.LogInformation("Rejected connection from {Address}, address already has the configured maximum of {Count} connections.",
+                    ConnectionQuotas.Normalize(address), admission.Limit);
+                client.Dispose();
+                return null;
+            case ConnectionQuotas.Outcome.Throttled:
+                // Kafka's ConnectionThrottledException: the socket is held, unread, and closed once the throttle ends,
+                // so a client reconnecting in a loop is slowed to the IP's rate rather than refused at wire speed.
+                _log.LogInformation("Delaying closing of connection from {Address} for {ThrottleMs} ms (connection_creation_rate {Rate}/s)",
+                    ConnectionQuotas.Normalize(address), admission.ThrottleMs, admission.Limit);
+                _handshakes[client] = Task.CompletedTask;
+                _handshakes.TryUpdate(client, CloseAfterThrottleAsync(client, admission.ThrottleMs), Task.CompletedTask);
+                return null;
+            default:
+                return address;
+        }
+    }
+
+    private async Task CloseAfterThrottleAsync(Socket client, long throttleMs)
+    {
+        try { await Task.Delay(TimeSpan.FromMilliseconds(throttleMs), _broker.Time, _stopping.Token).ConfigureAwait(false); }
+        catch (OperationCanceledException) { }
+        finally
+        {
+            client.Dispose();
+            _handshakes.TryRemove(client, out _);
+        }
+    }
+
+    private void Register(Connection connection, IPAddress address)
     {
         // Registered before it runs, so DisposeAsync sees it; its task replaces the placeholder only if the
         // connection has not already ended and removed itself (a plain store here would put a finished
         // connection back into the table for good).
         _connections[connection] = Task.CompletedTask;
-        _connections.TryUpdate(connection, RunConnectionAsync(connection), Task.CompletedTask);
+        _connections.TryUpdate(connection, RunConnectionAsync(connection, address), Task.CompletedTask);
         // DisposeAsync cancels _stopping before it closes the registered connections: one registered after that
         // is closed here, so none outlives the listener.
         if (_stopping.IsCancellationRequested) connection.Close();
@@ -120,7 +182,7 @@ internal sealed class Listener : IAsyncDisposable
     /// client certificate or a client that sends nothing end here with the socket closed (Kafka's SslTransportLayer
     /// logs "Failed authentication with … (SSL handshake failed)" at INFO and closes the channel).
     /// </summary>
-    private async Task HandshakeAsync(Socket client, SslFactory ssl)
+    private async Task HandshakeAsync(Socket client, SslFactory ssl, IPAddress address)
     {
         await Task.Yield();
         EndPoint? remote = null;
@@ -129,11 +191,13 @@ internal sealed class Listener : IAsyncDisposable
             remote = client.RemoteEndPoint;
             client.NoDelay = true;
             var (stream, principal) = await ssl.AuthenticateAsync(new NetworkStream(client, ownsSocket: true), _stopping.Token).ConfigureAwait(false);
-            Register(new Connection(new StreamTransport(stream, remote), _broker, _log, _endpoint.Name, principal, NewAuthenticator()));
+            Register(new Connection(new StreamTransport(stream, remote), _broker, _log, _endpoint.Name, principal, NewAuthenticator()), address);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             client.Dispose();
+            // Counted since the accept (Kafka counts a channel from accept to close, handshake included).
+            _broker.ConnectionQuotas.Release(_endpoint.Name, address);
             if (!_stopping.IsCancellationRequested)
                 _log.LogInformation("Failed authentication with {Client} on listener {Listener} (SSL handshake failed): {Error}",
                     remote?.ToString() ?? "?", _endpoint.Name, e is OperationCanceledException ? $"no handshake within {ssl.HandshakeTimeout.TotalSeconds:0.#} s" : e.Message);
@@ -144,11 +208,15 @@ internal sealed class Listener : IAsyncDisposable
         }
     }
 
-    private async Task RunConnectionAsync(Connection connection)
+    private async Task RunConnectionAsync(Connection connection, IPAddress address)
     {
         await Task.Yield();
         try { await connection.RunAsync().ConfigureAwait(false); }
-        finally { _connections.TryRemove(connection, out _); }
+        finally
+        {
+            _connections.TryRemove(connection, out _);
+            _broker.ConnectionQuotas.Release(_endpoint.Name, address);
+        }
     }
 
     /// <summary>Stops accepting, then closes connections once their in-flight requests are answered.</summary>
