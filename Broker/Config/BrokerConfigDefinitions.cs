@@ -188,7 +188,6 @@ public static class BrokerConfigDefinitions
         new("log.segment.delete.delay.ms", ConfigType.Long, OfTopic, Used: false),
         new("log.cleaner.enable", ConfigType.Boolean, "true", Used: false),
         new("log.preallocate", ConfigType.Boolean, OfTopic, Used: false),
-        new("auto.leader.rebalance.enable", ConfigType.Boolean, "true", Used: false),
         new("unclean.leader.election.enable", ConfigType.Boolean, OfTopic, Used: false),
         new("group.coordinator.rebalance.protocols", ConfigType.List, "classic,consumer", Used: false),
     ]);
