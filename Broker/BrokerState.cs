@@ -62,7 +62,7 @@ internal sealed class BrokerState : IDisposable
         var txns = Transactions;
         return
         [
-            new ProduceHandler(Catalog, new Services.CoordinatorTransactionVerifier(txns), Leadership, Cluster, Authorizer, Time),
+            new ProduceHandler(Catalog, Verifier(txns), Leadership, Cluster, Authorizer, Time),
             new FetchHandler(Catalog, FetchSessions, Time, LoggerFactory.CreateLogger("Kayak.Fetch"), Leadership, Cluster, Authorizer),
             new ListOffsetsHandler(Catalog, Leadership, Authorizer), new MetadataHandler(Catalog, Topics, Cluster, Leadership, Authorizer),
             new OffsetCommitHandler(Groups, Catalog, Authorizer), new OffsetFetchHandler(Groups, Authorizer),
@@ -72,7 +72,7 @@ internal sealed class BrokerState : IDisposable
             new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber, Quotas, Authorizer), new DeleteTopicsHandler(Catalog, Topics, Quotas, Authorizer),
             new DeleteRecordsHandler(Catalog, Authorizer), new InitProducerIdHandler(txns, Authorizer), new OffsetForLeaderEpochHandler(Catalog, Leadership, Authorizer),
             new AddPartitionsToTxnHandler(txns, Catalog, Authorizer), new AddOffsetsToTxnHandler(txns, Authorizer), new EndTxnHandler(txns, Authorizer),
-            new TxnOffsetCommitHandler(txns, Groups, Catalog, Time, Authorizer),
+            new WriteTxnMarkersHandler(Catalog, Leadership, Authorizer, Time), new TxnOffsetCommitHandler(txns, Groups, Catalog, Time, Authorizer),
             new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber, Authorizer), new AlterConfigsHandler(Topics, Cluster, Dynamic, Authorizer),
             new DescribeLogDirsHandler(Catalog, Config.LogDirs, Authorizer), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics, Quotas, Authorizer),
             new DeleteGroupsHandler(Groups, Authorizer), new ElectLeadersHandler(Catalog, Controller, Authorizer),
@@ -88,6 +88,17 @@ internal sealed class BrokerState : IDisposable
             new DescribeAclsHandler(Authorizer), new CreateAclsHandler(Authorizer), new DeleteAclsHandler(Authorizer),
         ];
     }
+
+    /// <summary>
+    /// KIP-890 produce-time verification: in a cluster through the transactional id's coordinator, which may be another
+    /// broker (AddPartitionsToTxn VerifyOnly, issue 14); on a single broker in process.
+    /// </summary>
+    private Services.ITransactionVerifier Verifier(Kayak.Coordinator.Transactions.TransactionCoordinator txns) => InterBroker is { } client
+        ? new Transactions.ClusterTransactionVerifier(txns, Leadership, NodeId, Config.TransactionStateLogNumPartitions, client)
+        : new Services.CoordinatorTransactionVerifier(txns);
+
+    /// <summary>In a cluster: requests to the other brokers (markers, transaction verification); null on a single broker.</summary>
+    internal Cluster.InterBrokerClient? InterBroker { get; private set; }
 
     /// <summary>The static config (server.properties); <see cref="Dynamic"/> has the one in force.</summary>
     public BrokerConfig Config { get; }
@@ -167,6 +178,7 @@ internal sealed class BrokerState : IDisposable
             Leadership = leadership;
             Coordinators = leadership;
             ReplicaTracker = leadership.Replicas;
+            InterBroker = new Cluster.InterBrokerClient(controller, NodeId, Time);
             ReplicaFetchers = new Cluster.ReplicaFetcherManager(controller, NodeId, Config.ClusterSize, Catalog, Config, Time,
                 LoggerFactory.CreateLogger("Kayak.ReplicaFetcher"));
             // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere); a new leader
@@ -191,10 +203,14 @@ internal sealed class BrokerState : IDisposable
     private void OpenTransactions()
     {
         var txnLog = LoggerFactory.CreateLogger("Kayak.Transactions");
+        Kayak.Coordinator.Transactions.ITransactionMarkerWriter markers = new Transactions.LocalMarkerWriter(Catalog, txnLog);
+        // In a cluster a marker goes to the partition's current leader (WriteTxnMarkers, issue 14); one broker keeps the local path.
+        if (Controller is { } c && InterBroker is { } client)
+            markers = new Transactions.ClusterMarkerWriter(c, NodeId, Leadership, markers, Replication, client, Time, txnLog);
         Transactions = new Kayak.Coordinator.Transactions.TransactionCoordinator(
             OptionsBinding.Transactions(Config, Time, Faults?.BeforeTransactionMarkers, txnLog),
             new Transactions.TransactionStateLog(Catalog, Topics, Replication),
-            new Transactions.LocalMarkerWriter(Catalog, txnLog),
+            markers,
             (Kayak.Coordinator.Transactions.IProducerIdAllocator?)Controller?.ProducerIds
                 ?? new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
         {
@@ -255,6 +271,7 @@ internal sealed class BrokerState : IDisposable
 
     public void Dispose()
     {
+        InterBroker?.Dispose();
         Groups.Dispose();
         Logs.Dispose();
     }

@@ -37,6 +37,8 @@ public static class ApiVersionTable
         new(ApiKey.AddPartitionsToTxn, 0, 4),
         new(ApiKey.AddOffsetsToTxn, 0, 4),
         new(ApiKey.EndTxn, 0, 4),
+        // Broker to broker (issue 14): the transaction coordinator's markers to partition leaders (CLUSTER_ACTION).
+        new(ApiKey.WriteTxnMarkers, 0, 1),
         new(ApiKey.TxnOffsetCommit, 0, 4),
         new(ApiKey.DescribeAcls, 0, 3),
         new(ApiKey.CreateAcls, 0, 3),

@@ -87,7 +87,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                 else
                 {
                     long lastOffset = -1;
-                    Append(context, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp, ref lastOffset);
+                    Append(context, request.TransactionalId, topic.Topic!, log, p.Records ?? ReadOnlyMemory<byte>.Empty, rp, ref lastOffset);
                     if (lastOffset >= 0 && leadership.Replicated)
                     {
                         leadership.LeaderAppended(log);
@@ -172,7 +172,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
         return true;
     }
 
-    private void Append(RequestContext context, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp, ref long lastOffset)
+    private void Append(RequestContext context, string? transactionalId, TopicLog topic, PartitionLog log, ReadOnlyMemory<byte> records, ProduceResponse.PartitionProduceResponse rp, ref long lastOffset)
     {
         var span = records.Span;
         int maxBytes = topic.Config.MaxMessageBytes;
@@ -244,10 +244,13 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                 if (header.IsTransactional && header.ProducerId >= 0
                     && (guard = log.MaybeStartTransactionVerification(header.ProducerId, header.ProducerEpoch)) is not null)
                 {
-                    var txnError = transactions.CheckProduce(header.ProducerId, header.ProducerEpoch, log.TopicName, log.Partition);
+                    var txnError = transactions.CheckProduce(transactionalId, header.ProducerId, header.ProducerEpoch, log.TopicName, log.Partition);
                     if (txnError != ErrorCode.None)
                     {
-                        if (txnError == ErrorCode.ConcurrentTransactions)
+                        // Kafka's ReplicaManager: a coordinator that is busy, loading, moving or unreachable makes the
+                        // batch retriable (NOT_ENOUGH_REPLICAS) rather than fatal to the producer (KIP-890).
+                        if (txnError is ErrorCode.ConcurrentTransactions or ErrorCode.CoordinatorLoadInProgress or ErrorCode.CoordinatorNotAvailable
+                            or ErrorCode.NotCoordinator or ErrorCode.NetworkException)
                             rp.SetError(new(ErrorCode.NotEnoughReplicas, $"Unable to verify the partition has been added to the transaction. Underlying error: {txnError}"));
                         else
                             rp.SetError(new(txnError, txnError == ErrorCode.InvalidProducerEpoch

@@ -9,11 +9,13 @@ namespace Kayak.Broker.Services;
 /// </summary>
 internal interface ITransactionVerifier
 {
-    ErrorCode CheckProduce(long producerId, short producerEpoch, string topic, int partition);
+    /// <param name="transactionalId">The Produce request's (v3+): in a cluster it names the coordinator to ask.</param>
+    ErrorCode CheckProduce(string? transactionalId, long producerId, short producerEpoch, string topic, int partition);
 }
 
+/// <summary>A single broker: it is every transaction's coordinator and asks it in process.</summary>
 internal sealed class CoordinatorTransactionVerifier(TransactionCoordinator transactions) : ITransactionVerifier
 {
-    public ErrorCode CheckProduce(long producerId, short producerEpoch, string topic, int partition) =>
+    public ErrorCode CheckProduce(string? transactionalId, long producerId, short producerEpoch, string topic, int partition) =>
         transactions.CheckProduce(producerId, producerEpoch, topic, partition);
 }

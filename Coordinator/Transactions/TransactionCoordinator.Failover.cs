@@ -22,6 +22,14 @@ public sealed partial class TransactionCoordinator
     private readonly ConcurrentDictionary<int, int> _loadedEpochs = new();
     private readonly ConcurrentDictionary<int, Task> _partitionLoads = new();
 
+    /// <summary>
+    /// The coordinator epoch a marker carries: the leader epoch under which this broker loaded the transactional id's
+    /// <c>__transaction_state</c> partition (Kafka's TransactionStateManager coordinatorEpoch, the partition's leader
+    /// epoch), so a leader can tell a deposed coordinator's late marker from the new one's; 0 on a single broker.
+    /// </summary>
+    internal int MarkerEpoch(string transactionalId) =>
+        LeaderEpochOf is not null && _loadedEpochs.TryGetValue(PartitionFor(transactionalId), out int epoch) ? epoch : CoordinatorEpoch;
+
     /// <summary>True when the partition is to be loaded at startup (every partition on a single broker).</summary>
     private bool LoadsAtStart(int partition, out int epoch)
     {

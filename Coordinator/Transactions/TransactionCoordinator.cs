@@ -23,7 +23,11 @@ namespace Kayak.Coordinator.Transactions;
 /// </summary>
 public sealed partial class TransactionCoordinator
 {
-    /// <summary>The coordinator epoch written in markers (not bumped at failover yet: the leader epoch is not passed in).</summary>
+    /// <summary>
+    /// The coordinator epoch of a single broker's markers (and of the group coordinator's offsets markers). In a
+    /// cluster a marker carries the leader epoch of the transaction's <c>__transaction_state</c> partition, see
+    /// <see cref="MarkerEpoch"/>.
+    /// </summary>
     public const int CoordinatorEpoch = 0;
     internal const short KeyVersion = 0;
     private const string OffsetsTopic = StorageGroupLog.TopicName;
@@ -363,7 +367,7 @@ public sealed partial class TransactionCoordinator
         var sink = OffsetSink;
         foreach (var p in txn.Partitions)
             if (p.Topic != OffsetsTopic || sink is null)
-                _markers.WriteMarker(p, txn.ProducerId, txn.ProducerEpoch, CoordinatorEpoch, commit);
+                _markers.WriteMarker(p, txn.ProducerId, txn.ProducerEpoch, MarkerEpoch(txn.TransactionalId), commit);
         // Then the groups' offsets partitions: the group coordinator writes their marker itself and only then
         // resolves the transaction's pending offsets there (Kafka's handleTxnCompletion follows the marker the
         // same way).

@@ -14,7 +14,7 @@ public class ProduceHandlerTests
     private sealed class FakeVerifier(ErrorCode answer) : ITransactionVerifier
     {
         public int Asked;
-        public ErrorCode CheckProduce(long producerId, short producerEpoch, string topic, int partition)
+        public ErrorCode CheckProduce(string? transactionalId, long producerId, short producerEpoch, string topic, int partition)
         {
             Asked++;
             return answer;

@@ -14,12 +14,15 @@ internal sealed class ManualClock : TimeProvider
 internal sealed class RecordingMarkers : ITransactionMarkerWriter
 {
     public List<(TxnPartition Partition, long Pid, short Epoch, bool Commit)> Written { get; } = new();
+    /// <summary>The coordinator epoch of each marker in <see cref="Written"/>.</summary>
+    public List<int> CoordinatorEpochs { get; } = new();
     public bool Fail { get; set; }
 
     public ErrorCode WriteMarker(TxnPartition partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit)
     {
         if (Fail) throw new IOException("simulated crash while writing markers");
         Written.Add((partition, producerId, producerEpoch, commit));
+        CoordinatorEpochs.Add(coordinatorEpoch);
         return ErrorCode.None;
     }
 }

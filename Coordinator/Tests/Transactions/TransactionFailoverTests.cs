@@ -90,4 +90,49 @@ public class TransactionFailoverTests
         Assert.That(next.Describe(Id)!.State, Is.EqualTo(TransactionState.CompleteAbort));
         Assert.That(old.Describe(Id), Is.Null);
     }
+
+    /// <summary>
+    /// A marker carries the leader epoch under which the coordinator loaded the transactional id's __transaction_state
+    /// partition (Kafka's coordinatorEpoch), so a partition leader can tell the new coordinator's markers from a deposed
+    /// one's; a single broker (no leadership) writes 0.
+    /// </summary>
+    [Test]
+    public void MarkersCarryTheStatePartitionsLeaderEpoch()
+    {
+        var log = new InMemoryTransactionLog();
+        var clock = new ManualClock();
+        var ids = new ProducerIdManager(null);
+        var oldMarkers = new RecordingMarkers();
+        var newMarkers = new RecordingMarkers();
+        int oldEpoch = 4, newEpoch = -1;
+        var old = New(log, oldMarkers, ids, clock, _ => oldEpoch);
+        var next = New(log, newMarkers, ids, clock, _ => newEpoch);
+        old.Load();
+        next.Load();
+        old.WaitForLoads();
+        var init = old.InitProducerId(Id, 60_000);
+        Assert.That(init.Error, Is.EqualTo(ErrorCode.None));
+        Assert.That(old.AddPartitions(Id, init.ProducerId, init.ProducerEpoch, [Data]), Is.EqualTo(ErrorCode.None));
+        Assert.That(old.EndTxn(Id, init.ProducerId, init.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None));
+        Assert.That(oldMarkers.CoordinatorEpochs, Is.EqualTo(new[] { 4 }));
+
+        oldEpoch = -1;
+        newEpoch = 5;
+        Assert.That(next.InitProducerId(Id, 60_000).Error, Is.EqualTo(ErrorCode.CoordinatorLoadInProgress));
+        next.WaitForLoads();
+        var again = next.InitProducerId(Id, 60_000);
+        Assert.That(again.Error, Is.EqualTo(ErrorCode.None));
+        Assert.That(next.AddPartitions(Id, again.ProducerId, again.ProducerEpoch, [Data]), Is.EqualTo(ErrorCode.None));
+        Assert.That(next.EndTxn(Id, again.ProducerId, again.ProducerEpoch, commit: false), Is.EqualTo(ErrorCode.None));
+        Assert.That(newMarkers.CoordinatorEpochs, Is.EqualTo(new[] { 5 }));
+
+        var single = new RecordingMarkers();
+        var alone = new TransactionCoordinator(new TransactionCoordinatorOptions { NumPartitions = 5, OffsetsTopicNumPartitions = 7, Time = clock },
+            new InMemoryTransactionLog(), single, ids);
+        alone.Load();
+        var s = alone.InitProducerId(Id, 60_000);
+        Assert.That(alone.AddPartitions(Id, s.ProducerId, s.ProducerEpoch, [Data]), Is.EqualTo(ErrorCode.None));
+        Assert.That(alone.EndTxn(Id, s.ProducerId, s.ProducerEpoch, commit: true), Is.EqualTo(ErrorCode.None));
+        Assert.That(single.CoordinatorEpochs, Is.EqualTo(new[] { TransactionCoordinator.CoordinatorEpoch }));
+    }
 }

@@ -1,0 +1,86 @@
+// WriteTxnMarkers (key 27), v0-1: the transaction coordinator asks a partition leader to append commit/abort markers
+// (KIP-98; in a cluster, issue 14, the coordinator's ClusterMarkerWriter sends it, a single broker writes its markers
+// itself). Per partition: UNKNOWN_TOPIC_OR_PARTITION when absent, NOT_LEADER_OR_FOLLOWER when not led here (the
+// coordinator looks the leader up again and retries), INVALID_PRODUCER_EPOCH for a stale producer epoch. The marker
+// waits for the ISR as Kafka appends it with acks=-1 (REQUEST_TIMED_OUT after offsets.commit.timeout.ms; the
+// coordinator retries, and a repeated marker is harmless). The marker also ends the producer's transaction in the
+// partition and clears its verification guard (KIP-890 part 1).
+// ACLs: CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED for every partition), as Kafka.
+using Kayak.Broker.Security;
+using Kayak.Broker.Services;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+using Kayak.Storage;
+
+namespace Kayak.Broker.Handlers;
+
+internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLeadership leadership, IAuthorizer authorizer, TimeProvider time)
+    : ApiHandler<WriteTxnMarkersRequest>
+{
+    public override ApiKey Key => ApiKey.WriteTxnMarkers;
+
+    protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, WriteTxnMarkersRequest request)
+    {
+        var response = new WriteTxnMarkersResponse();
+        bool denied = !authorizer.Cluster(context, AclOperation.ClusterAction);
+        List<(PartitionLog Log, long Offset, WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult Result)>? pending = null;
+        foreach (var m in request.Markers)
+        {
+            var rm = new WriteTxnMarkersResponse.WritableTxnMarkerResult { ProducerId = m.ProducerId };
+            response.Markers.Add(rm);
+            foreach (var t in m.Topics)
+            {
+                var rt = new WriteTxnMarkersResponse.WritableTxnMarkerTopicResult { Name = t.Name };
+                rm.Topics.Add(rt);
+                var topic = catalog.Lookup(t.Name);
+                foreach (int p in t.PartitionIndexes)
+                {
+                    var rp = new WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult { PartitionIndex = p };
+                    rt.Partitions.Add(rp);
+                    ErrorCode error;
+                    if (denied) error = ErrorCode.ClusterAuthorizationFailed;
+                    else if (!topic.TryGetPartition(p, out var log, out _)) error = ErrorCode.UnknownTopicOrPartition;
+                    else if (!leadership.IsLocalLeader(t.Name, p)) error = ErrorCode.NotLeaderOrFollower;
+                    else
+                    {
+                        error = Append(log, m, out long offset);
+                        if (error == ErrorCode.None && leadership.Replicated)
+                        {
+                            leadership.LeaderAppended(log);
+                            if (log.HighWatermark <= offset) (pending ??= new()).Add((log, offset, rp));
+                        }
+                    }
+                    rp.ErrorCode = (short)error;
+                }
+            }
+        }
+        return pending is null ? Done(response) : WaitForIsrAsync(response, pending);
+    }
+
+    private static ErrorCode Append(PartitionLog log, WriteTxnMarkersRequest.WritableTxnMarker m, out long offset)
+    {
+        offset = -1;
+        try
+        {
+            offset = log.AppendEndTxnMarker(m.ProducerId, m.ProducerEpoch, m.CoordinatorEpoch, m.TransactionResult).LastOffset;
+            return ErrorCode.None;
+        }
+        catch (KafkaException e) { return e.Code; }
+        catch (Exception e) when (e is IOException or ObjectDisposedException) { return ErrorCode.KafkaStorageError; }
+    }
+
+    /// <summary>acks=-1 for markers (Kafka's TransactionMarkerChannelManager appends them so): each waits for the ISR.</summary>
+    private async ValueTask<IApiMessage?> WaitForIsrAsync(WriteTxnMarkersResponse response,
+        List<(PartitionLog Log, long Offset, WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult Result)> pending)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(CoordinatorReplication.CommitTimeoutMs), time);
+        foreach (var (log, offset, rp) in pending)
+        {
+            try { await log.WaitForHighWatermarkAsync(offset, timeout.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+            if (log.HighWatermark <= offset)
+                rp.ErrorCode = (short)(leadership.IsLocalLeader(log.TopicName, log.Partition) ? ErrorCode.RequestTimedOut : ErrorCode.NotLeaderOrFollower);
+        }
+        return response;
+    }
+}

@@ -1,0 +1,161 @@
+using Confluent.Kafka;
+using Kayak.Broker.Cluster;
+using Kayak.Coordinator.Transactions;
+using Kayak.IntegrationTests.Drivers;
+using Kayak.IntegrationTests.Infrastructure;
+using NUnit.Framework;
+
+namespace Kayak.IntegrationTests;
+
+/// <summary>
+/// Issue 14, transactions across brokers, with Confluent.Kafka 2.16 on a 3-broker in-process <see cref="KafkaCluster"/>:
+/// a transaction spans partitions led by three different brokers, so the coordinator's markers go to other leaders
+/// (WriteTxnMarkers) and those leaders verify the transactional batches with the coordinator (AddPartitionsToTxn
+/// VerifyOnly, KIP-890). read_committed sees exactly the committed records; after the transaction coordinator's broker
+/// is killed, a new producer with the same transactional.id fences the old one on the new coordinator (which aborts
+/// the old producer's open transaction), commits, and every partition's last stable offset reaches its high watermark.
+/// </summary>
+[TestFixture]
+public sealed class ClusterTransactionTests : ScratchDirectoryTest
+{
+    private static readonly TimeSpan TxnTimeout = TimeSpan.FromSeconds(60);
+    private const string Topic = "txn-spread";
+    private const int Partitions = 3;
+
+    public ClusterTransactionTests() : base("cluster-txn") { }
+
+    private static IProducer<byte[], byte[]> TransactionalProducer(string bootstrap, string transactionalId) =>
+        ConfluentClients.Producer(bootstrap, c =>
+        {
+            c.TransactionalId = transactionalId;
+            c.EnableIdempotence = true;
+            c.Acks = Acks.All;
+            c.MaxInFlight = 5;
+            c.TransactionTimeoutMs = 60_000;
+            c.MessageTimeoutMs = 60_000;
+            c.RetryBackoffMs = 50;
+        });
+
+    /// <summary>Writes <c>{prefix}{partition}-{i}</c> to every partition and waits until each is delivered.</summary>
+    private static void SendToEveryPartition(IProducer<byte[], byte[]> producer, string prefix, int perPartition)
+    {
+        int failed = 0;
+        for (int p = 0; p < Partitions; p++)
+            for (int i = 0; i < perPartition; i++)
+            {
+                string v = $"{prefix}{p}-{i}";
+                producer.Produce(new TopicPartition(Topic, p), new Message<byte[], byte[]> { Key = ConfluentClients.Utf8("k")!, Value = ConfluentClients.Utf8(v)! },
+                    r =>
+                    {
+                        if (!r.Error.IsError) return;
+                        Interlocked.Increment(ref failed);
+                        TestContext.Out.WriteLine($"delivery of {v} failed: {r.Error}");
+                    });
+            }
+        Assert.That(producer.Flush(TimeSpan.FromSeconds(60)), Is.EqualTo(0), "every record of " + prefix + " delivered");
+        Assert.That(failed, Is.EqualTo(0), "deliveries of " + prefix + " that failed");
+    }
+
+    private static IEnumerable<string> Values(string prefix, int partition, int n) => Enumerable.Range(0, n).Select(i => $"{prefix}{partition}-{i}");
+
+    /// <summary>A partition from the beginning until <paramref name="expected"/> records came, then a short settle for strays.</summary>
+    private static List<string> ReadCommitted(string bootstrap, int partition, int expected)
+    {
+        using var consumer = ConfluentClients.Consumer(bootstrap, c => c.IsolationLevel = IsolationLevel.ReadCommitted);
+        consumer.Assign(new TopicPartitionOffset(Topic, partition, Offset.Beginning));
+        var result = new List<string>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        DateTime? settleUntil = null;
+        while (DateTime.UtcNow < (settleUntil ?? deadline))
+        {
+            Token.ThrowIfCancellationRequested();
+            var r = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            if (r is not null && !r.IsPartitionEOF) result.Add(ConfluentClients.FromUtf8(r.Message.Value)!);
+            if (result.Count >= expected && settleUntil is null) settleUntil = DateTime.UtcNow + TimeSpan.FromMilliseconds(1000);
+        }
+        consumer.Close();
+        return result;
+    }
+
+    [Test]
+    [CancelAfter(240_000)]
+    public async Task TransactionOverThreeLeaders_CommitAndAbortReadCommitted_SurvivesTheCoordinatorsDeath()
+    {
+        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0 });
+        await cluster.StartAsync(Token);
+        await cluster.CreateTopicAsync(Topic, Partitions, 3);
+        var leaders = Enumerable.Range(0, Partitions).Select(p => cluster.Partition(Topic, p).Leader).ToArray();
+        Assert.That(leaders.Distinct().Count(), Is.EqualTo(3), "the three partitions are led by three brokers");
+
+        string transactionalId = "cluster-txn-" + Guid.NewGuid().ToString("N");
+        int stateParts = cluster.Broker(1)!.Config.TransactionStateLogNumPartitions;
+        const int n = 4;
+
+        var first = TransactionalProducer(cluster.BootstrapServers, transactionalId);
+        int coordinator;
+        try
+        {
+            first.InitTransactions(TxnTimeout);
+            coordinator = cluster.Partition("__transaction_state", TransactionCoordinator.PartitionFor(transactionalId, stateParts)).Leader;
+            TestContext.Out.WriteLine($"leaders {string.Join(",", leaders)}, transaction coordinator {coordinator}");
+
+            first.BeginTransaction();
+            SendToEveryPartition(first, "a", n); // two of the three leaders verify with the coordinator over the wire
+            first.CommitTransaction(TxnTimeout);
+
+            first.BeginTransaction();
+            SendToEveryPartition(first, "b", n);
+            first.AbortTransaction(TxnTimeout);
+
+            string survivor = cluster.Broker(coordinator % 3 + 1)!.BootstrapServers;
+            for (int p = 0; p < Partitions; p++)
+                Assert.That(ReadCommitted(survivor, p, n), Is.EqualTo(Values("a", p, n)), $"read_committed of partition {p} after commit + abort");
+
+            // A third transaction left open when the coordinator's broker dies: the new coordinator must abort it.
+            first.BeginTransaction();
+            SendToEveryPartition(first, "c", n);
+
+            await cluster.CrashBrokerAsync(coordinator);
+
+            var survivors = string.Join(",", cluster.Brokers.Where(b => b.Config.NodeId != coordinator).Select(b => b.BootstrapServers));
+            using (var second = TransactionalProducer(survivors, transactionalId))
+            {
+                second.InitTransactions(TxnTimeout);
+                int newCoordinator = cluster.Partition("__transaction_state", TransactionCoordinator.PartitionFor(transactionalId, stateParts)).Leader;
+                Assert.That(newCoordinator, Is.Not.EqualTo(coordinator).And.GreaterThan(0), "the coordinator moved with its __transaction_state partition");
+
+                // The old instance is fenced: its open transaction cannot be committed any more.
+                var fenced = Assert.Catch<KafkaException>(() => first.CommitTransaction(TxnTimeout))!;
+                TestContext.Out.WriteLine($"old producer: {fenced.Error.Code} {fenced.Error.Reason} (fatal {fenced.Error.IsFatal})");
+                Assert.That(fenced.Error.IsFatal || fenced.Error.Code is ErrorCode.ProducerFenced or ErrorCode.InvalidProducerEpoch,
+                    $"the old producer is fenced, got {fenced.Error.Code}: {fenced.Error.Reason}");
+
+                second.BeginTransaction();
+                SendToEveryPartition(second, "d", n);
+                second.CommitTransaction(TxnTimeout);
+            }
+
+            for (int p = 0; p < Partitions; p++)
+                Assert.That(ReadCommitted(survivors, p, 2 * n), Is.EqualTo(Values("a", p, n).Concat(Values("d", p, n))),
+                    $"read_committed of partition {p}: the committed transactions of both producers, nothing aborted");
+
+            // Every transaction ended in every partition (the open one by the new coordinator's abort markers): the
+            // last stable offset (read_committed's end) is the high watermark (read_uncommitted's end).
+            using var committedView = ConfluentClients.Consumer(survivors, c => c.IsolationLevel = IsolationLevel.ReadCommitted);
+            using var uncommittedView = ConfluentClients.Consumer(survivors, c => c.IsolationLevel = IsolationLevel.ReadUncommitted);
+            for (int p = 0; p < Partitions; p++)
+            {
+                var tp = new TopicPartition(Topic, p);
+                long lso = committedView.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(30)).High.Value;
+                long hw = uncommittedView.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(30)).High.Value;
+                // 4 transactions of n records each plus one marker each.
+                Assert.That(hw, Is.EqualTo(4 * (n + 1)), $"partition {p}: every record and marker");
+                Assert.That(lso, Is.EqualTo(hw), $"partition {p}: last stable offset at the high watermark");
+                var leader = cluster.Broker(cluster.Partition(Topic, p).Leader)!;
+                var log = leader.State.Catalog.Lookup(Topic).Topic!.GetPartition(p)!;
+                Assert.That(log.LastStableOffset, Is.EqualTo(log.HighWatermark), $"partition {p} on its leader");
+            }
+        }
+        finally { first.Dispose(); }
+    }
+}
