@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Kayak.Protocol;
 
 namespace Kayak.Coordinator;
@@ -21,32 +20,18 @@ public sealed partial class GroupCoordinator
     /// <summary>True when this broker coordinates the partition's groups (always on a single broker).</summary>
     private bool LeadsPartition(int partition) => LeaderEpochOf is not { } epochOf || epochOf(partition) >= 0;
 
-    private readonly ConcurrentDictionary<int, int> _loadedEpochs = new();
-    private readonly ConcurrentDictionary<int, Task> _partitionLoads = new();
+    private readonly PartitionLoads _loads;
 
     /// <summary>At startup, the partitions already loaded by <see cref="Load"/> under the epoch they are led with.</summary>
     private void RecordLoadedEpochs()
     {
         if (LeaderEpochOf is not { } epochOf) return;
         for (int p = 0; p < _options.OffsetsTopicNumPartitions; p++)
-            if (epochOf(p) is var e && e >= 0) _loadedEpochs[p] = e;
+            if (epochOf(p) is var e && e >= 0) _loads.MarkLoaded(p, e);
     }
 
     /// <summary>NONE, NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS for the partition, starting a load or unload on a change.</summary>
-    private ErrorCode PartitionAvailability(int partition)
-    {
-        if (LeaderEpochOf is not { } epochOf) return ErrorCode.None;
-        int epoch = epochOf(partition);
-        if (epoch < 0)
-        {
-            if (!_partitionLoads.ContainsKey(partition) && _loadedEpochs.TryRemove(partition, out _)) UnloadPartition(partition);
-            return ErrorCode.NotCoordinator;
-        }
-        if (_loadedEpochs.TryGetValue(partition, out int loaded) && loaded == epoch) return ErrorCode.None;
-        var load = new Task(() => ReloadPartition(partition, epoch));
-        if (_partitionLoads.TryAdd(partition, load)) load.Start(TaskScheduler.Default);
-        return ErrorCode.CoordinatorLoadInProgress;
-    }
+    private ErrorCode PartitionAvailability(int partition) => _loads.Availability(LeaderEpochOf, partition);
 
     /// <summary>Kafka's onElection: unload what an earlier term left, replay the partition, then serve it.</summary>
     private void ReloadPartition(int partition, int epoch)
@@ -59,7 +44,7 @@ public sealed partial class GroupCoordinator
                 var visitor = new LoadVisitor(this, partition);
                 _log.Replay(partition, chunk => CoordinatorBatch.Replay(chunk, visitor));
             }
-            _loadedEpochs[partition] = epoch;
+            _loads.MarkLoaded(partition, epoch);
         }
         catch (Exception e) when (IsAppendFailure(e))
         {
@@ -67,7 +52,7 @@ public sealed partial class GroupCoordinator
         }
         finally
         {
-            _partitionLoads.TryRemove(partition, out _);
+            _loads.EndLoad(partition);
         }
     }
 

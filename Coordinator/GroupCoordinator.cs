@@ -37,6 +37,7 @@ public sealed partial class GroupCoordinator : IDisposable
         _options = options;
         _log = log;
         _time = options.Time;
+        _loads = new PartitionLoads(ReloadPartition, UnloadPartition);
     }
 
     public GroupCoordinatorOptions Options => _options;

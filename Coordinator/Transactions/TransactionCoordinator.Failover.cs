@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Kayak.Protocol;
 
 namespace Kayak.Coordinator.Transactions;
@@ -19,8 +18,7 @@ public sealed partial class TransactionCoordinator
     /// <summary>The leader epoch under which this broker leads a partition, or -1 when it does not; null (a single broker) leads all.</summary>
     public Func<int, int>? LeaderEpochOf { get; set; }
 
-    private readonly ConcurrentDictionary<int, int> _loadedEpochs = new();
-    private readonly ConcurrentDictionary<int, Task> _partitionLoads = new();
+    private readonly PartitionLoads _loads;
 
     /// <summary>
     /// The coordinator epoch a marker carries: the leader epoch under which this broker loaded the transactional id's
@@ -38,40 +36,21 @@ public sealed partial class TransactionCoordinator
     }
 
     /// <summary>NONE, NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS for a transactional id's partition.</summary>
-    private ErrorCode Availability(string transactionalId) => Availability(PartitionFor(transactionalId));
-
-    /// <summary>Starts a load on a new leader epoch, an unload when leadership went elsewhere.</summary>
-    private ErrorCode Availability(int partition)
-    {
-        if (LeaderEpochOf is not { } epochOf) return ErrorCode.None;
-        int epoch = epochOf(partition);
-        if (epoch < 0)
-        {
-            if (!_partitionLoads.ContainsKey(partition) && _loadedEpochs.TryRemove(partition, out _)) UnloadPartition(partition);
-            return ErrorCode.NotCoordinator;
-        }
-        if (_loadedEpochs.TryGetValue(partition, out int loaded) && loaded == epoch) return ErrorCode.None;
-        var load = new Task(() => LoadPartition(partition, epoch));
-        if (_partitionLoads.TryAdd(partition, load)) load.Start(TaskScheduler.Default);
-        return ErrorCode.CoordinatorLoadInProgress;
-    }
+    private ErrorCode Availability(string transactionalId) => _loads.Availability(LeaderEpochOf, PartitionFor(transactionalId));
 
     /// <summary>Whether a loaded transaction's partition is still served here (the timer skips the others).</summary>
     private bool Serves(TransactionMetadata txn) =>
-        LeaderEpochOf is null || _loadedEpochs.ContainsKey(PartitionFor(txn.TransactionalId));
+        LeaderEpochOf is null || _loads.IsLoaded(PartitionFor(txn.TransactionalId));
 
     /// <summary>Acts on leadership changes of every partition (loads on election, unloads on resignation); the timer calls it.</summary>
     public void CheckLeadership()
     {
         if (LeaderEpochOf is null) return;
-        for (int p = 0; p < _options.NumPartitions; p++) Availability(p);
+        for (int p = 0; p < _options.NumPartitions; p++) _loads.Availability(LeaderEpochOf, p);
     }
 
     /// <summary>Waits for the loads started so far (tests).</summary>
-    internal void WaitForLoads()
-    {
-        foreach (var t in _partitionLoads.Values) t.Wait();
-    }
+    internal void WaitForLoads() => _loads.WaitForLoads();
 
     /// <summary>Kafka's onElection: forget an earlier term, replay the partition, serve it, then finish its prepared transactions.</summary>
     private void LoadPartition(int partition, int epoch)
@@ -80,17 +59,17 @@ public sealed partial class TransactionCoordinator
         {
             UnloadPartition(partition);
             _log.Replay(partition, chunk => CoordinatorBatch.Decode(chunk, ReplayRecord));
-            _loadedEpochs[partition] = epoch;
+            _loads.MarkLoaded(partition, epoch);
         }
         catch (Exception e) when (GroupCoordinator.IsAppendFailure(e) || e is KafkaException)
         {
             // Not readable here (yet): the next request or timer pass tries again.
-            _partitionLoads.TryRemove(partition, out _);
+            _loads.EndLoad(partition);
             Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(_options.Logger, e, "__transaction_state-{Partition} not loaded", partition);
             return;
         }
         try { CompletePrepared(partition); }
-        finally { _partitionLoads.TryRemove(partition, out _); }
+        finally { _loads.EndLoad(partition); }
     }
 
     /// <summary>Kafka's onElection follow-up: markers and Complete records for the partition's prepared transactions.</summary>

@@ -172,7 +172,7 @@ public sealed partial class TransactionCoordinator
             // In a cluster only the partitions led here (issue 14); the others load when this broker is elected.
             if (!LoadsAtStart(p, out int epoch)) continue;
             _log.Replay(p, chunk => CoordinatorBatch.Decode(chunk, ReplayRecord));
-            if (LeaderEpochOf is not null) _loadedEpochs[p] = epoch;
+            if (LeaderEpochOf is not null) _loads.MarkLoaded(p, epoch);
         }
     }
 

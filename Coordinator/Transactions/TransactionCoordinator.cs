@@ -48,6 +48,7 @@ public sealed partial class TransactionCoordinator
         _log = log;
         _markers = markers;
         _ids = ids;
+        _loads = new PartitionLoads(LoadPartition, UnloadPartition);
     }
 
     /// <summary>
