@@ -45,6 +45,9 @@ internal sealed class PartitionLoads
 
     public bool IsLoaded(int partition) => _loaded.ContainsKey(partition);
 
+    /// <summary>The leader epoch the partition was loaded under, if it is loaded.</summary>
+    public bool TryGetLoadedEpoch(int partition, out int epoch) => _loaded.TryGetValue(partition, out epoch);
+
     public void EndLoad(int partition) => _loads.TryRemove(partition, out _);
 
     /// <summary>Waits for the loads started so far (tests).</summary>

@@ -26,7 +26,7 @@ public sealed partial class TransactionCoordinator
     /// epoch), so a leader can tell a deposed coordinator's late marker from the new one's; 0 on a single broker.
     /// </summary>
     internal int MarkerEpoch(string transactionalId) =>
-        LeaderEpochOf is not null && _loadedEpochs.TryGetValue(PartitionFor(transactionalId), out int epoch) ? epoch : CoordinatorEpoch;
+        LeaderEpochOf is not null && _loads.TryGetLoadedEpoch(PartitionFor(transactionalId), out int epoch) ? epoch : CoordinatorEpoch;
 
     /// <summary>True when the partition is to be loaded at startup (every partition on a single broker).</summary>
     private bool LoadsAtStart(int partition, out int epoch)
