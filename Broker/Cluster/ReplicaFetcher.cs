@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Buffers.Binary;
 using System.Net.Sockets;
 using Kayak.Broker.Config;
 using Kayak.Broker.Services;
@@ -56,9 +54,7 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
     BrokerConfig config, TimeProvider time, ILogger logger)
 {
     private const short FetchVersion = 15;
-    private TcpClient? _tcp;
-    private NetworkStream? _stream;
-    private int _correlationId;
+    private readonly BrokerChannel _channel = new($"replica-fetcher-{nodeId}-from-{leaderId}");
 
     private readonly record struct Followed(string Topic, Uuid TopicId, int Partition, int LeaderEpoch, PartitionLog Log);
 
@@ -243,32 +239,14 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
     private async Task<TResponse> SendAsync<TResponse>(BrokerNode leader, IApiMessage request, ApiKey key, short version, CancellationToken ct)
         where TResponse : class, IApiMessage
     {
-        if (_stream is null)
-        {
-            var endpoint = leader.Listeners[0];
-            _tcp = new TcpClient { NoDelay = true };
-            await _tcp.ConnectAsync(endpoint.Host, endpoint.Port, ct).ConfigureAwait(false);
-            _stream = _tcp.GetStream();
-        }
-        int correlationId = ++_correlationId;
-        var buffer = new ArrayBufferWriter<byte>();
-        Encode(buffer, request, key, version, correlationId);
-        var frame = buffer.WrittenMemory.ToArray();
-        BinaryPrimitives.WriteInt32BigEndian(frame, frame.Length - 4);
+        await _channel.EnsureConnectedAsync(leader, ct).ConfigureAwait(false);
         // The leader answers within replica.fetch.wait.max.ms; a silent leader is given up on after 30 s more
         // (Kafka's replica.socket.timeout.ms default).
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(config.ReplicaFetchWaitMaxMs + 30_000L), time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
         try
         {
-            await _stream.WriteAsync(frame, linked.Token).ConfigureAwait(false);
-            var size = new byte[4];
-            await _stream.ReadExactlyAsync(size, linked.Token).ConfigureAwait(false);
-            int length = BinaryPrimitives.ReadInt32BigEndian(size);
-            if (length < 4 || length > config.ReplicaFetchResponseMaxBytes + (64 << 20)) throw new ProtocolException($"Fetch response frame of {length} bytes");
-            var body = new byte[length];
-            await _stream.ReadExactlyAsync(body, linked.Token).ConfigureAwait(false);
-            return Decode<TResponse>(body, key, version, correlationId);
+            return await _channel.ExchangeAsync<TResponse>(request, key, version, config.ReplicaFetchResponseMaxBytes + (64L << 20), linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -276,38 +254,5 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
         }
     }
 
-    private void Encode(IBufferWriter<byte> buffer, IApiMessage request, ApiKey key, short version, int correlationId)
-    {
-        var writer = new KafkaWriter(buffer);
-        writer.WriteInt32(0); // size, patched by the caller
-        var header = new RequestHeader
-        {
-            RequestApiKey = (short)key,
-            RequestApiVersion = version,
-            CorrelationId = correlationId,
-            ClientId = $"replica-fetcher-{nodeId}-from-{leaderId}",
-        };
-        header.Write(ref writer, ApiMessageTypes.RequestHeaderVersion(key, version));
-        request.Write(ref writer, version);
-        writer.Flush();
-    }
-
-    private static TResponse Decode<TResponse>(byte[] body, ApiKey key, short version, int correlationId) where TResponse : class, IApiMessage
-    {
-        var reader = new KafkaReader(body);
-        var header = new ResponseHeader();
-        header.Read(ref reader, ApiMessageTypes.ResponseHeaderVersion(key, version));
-        if (header.CorrelationId != correlationId) throw new ProtocolException($"Correlation id {header.CorrelationId}, expected {correlationId}");
-        var response = (TResponse)ApiMessageTypes.CreateResponse(key);
-        response.Read(ref reader, version);
-        return response;
-    }
-
-    private void Close()
-    {
-        _stream?.Dispose();
-        _tcp?.Dispose();
-        _stream = null;
-        _tcp = null;
-    }
+    private void Close() => _channel.Close();
 }

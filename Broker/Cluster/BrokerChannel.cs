@@ -1,0 +1,86 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using Kayak.Broker.Services;
+using Kayak.Protocol;
+using Kayak.Protocol.Messages;
+
+namespace Kayak.Broker.Cluster;
+
+/// <summary>
+/// One connection from this broker to another broker's first listener over loopback (PLAINTEXT only: TLS/SASL between
+/// brokers is not implemented), one request at a time: the framing the replica fetcher and the inter-broker client
+/// share (size prefix, request header with <paramref name="clientId"/>, correlation id checked on the answer).
+/// Not thread-safe; the caller serialises requests and closes the channel after a failure.
+/// </summary>
+internal sealed class BrokerChannel(string clientId)
+{
+    private TcpClient? _tcp;
+    private NetworkStream? _stream;
+    private int _correlationId;
+
+    /// <summary>Connects to <paramref name="node"/>'s first listener unless connected already.</summary>
+    public async ValueTask EnsureConnectedAsync(BrokerNode node, CancellationToken ct)
+    {
+        if (_stream is not null) return;
+        var endpoint = node.Listeners[0];
+        _tcp = new TcpClient { NoDelay = true };
+        await _tcp.ConnectAsync(endpoint.Host, endpoint.Port, ct).ConfigureAwait(false);
+        _stream = _tcp.GetStream();
+    }
+
+    /// <summary>Writes the request and reads its answer; a frame outside 4..<paramref name="maxFrameBytes"/> is a <see cref="ProtocolException"/>.</summary>
+    public async Task<TResponse> ExchangeAsync<TResponse>(IApiMessage request, ApiKey key, short version, long maxFrameBytes, CancellationToken ct)
+        where TResponse : class, IApiMessage
+    {
+        var stream = _stream ?? throw new IOException("Not connected");
+        int correlationId = ++_correlationId;
+        await stream.WriteAsync(Encode(request, key, version, correlationId), ct).ConfigureAwait(false);
+        var size = new byte[4];
+        await stream.ReadExactlyAsync(size, ct).ConfigureAwait(false);
+        int length = BinaryPrimitives.ReadInt32BigEndian(size);
+        if (length < 4 || length > maxFrameBytes) throw new ProtocolException($"{key} response frame of {length} bytes");
+        var body = new byte[length];
+        await stream.ReadExactlyAsync(body, ct).ConfigureAwait(false);
+        return Decode<TResponse>(body, key, version, correlationId);
+    }
+
+    public void Close()
+    {
+        _stream?.Dispose();
+        _tcp?.Dispose();
+        _stream = null;
+        _tcp = null;
+    }
+
+    private byte[] Encode(IApiMessage request, ApiKey key, short version, int correlationId)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        var writer = new KafkaWriter(buffer);
+        writer.WriteInt32(0); // size, patched below
+        var header = new RequestHeader
+        {
+            RequestApiKey = (short)key,
+            RequestApiVersion = version,
+            CorrelationId = correlationId,
+            ClientId = clientId,
+        };
+        header.Write(ref writer, ApiMessageTypes.RequestHeaderVersion(key, version));
+        request.Write(ref writer, version);
+        writer.Flush();
+        var frame = buffer.WrittenMemory.ToArray();
+        BinaryPrimitives.WriteInt32BigEndian(frame, frame.Length - 4);
+        return frame;
+    }
+
+    private static TResponse Decode<TResponse>(byte[] body, ApiKey key, short version, int correlationId) where TResponse : class, IApiMessage
+    {
+        var reader = new KafkaReader(body);
+        var header = new ResponseHeader();
+        header.Read(ref reader, ApiMessageTypes.ResponseHeaderVersion(key, version));
+        if (header.CorrelationId != correlationId) throw new ProtocolException($"Correlation id {header.CorrelationId}, expected {correlationId}");
+        var response = (TResponse)ApiMessageTypes.CreateResponse(key);
+        response.Read(ref reader, version);
+        return response;
+    }
+}
