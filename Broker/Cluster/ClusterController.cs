@@ -48,6 +48,14 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
 
     public IReadOnlyList<BrokerNode> LiveBrokers => _liveBrokers;
 
+    /// <summary>The running broker <paramref name="nodeId"/> with its endpoints, or null while it is stopped.</summary>
+    public BrokerNode? LiveBroker(int nodeId)
+    {
+        foreach (var b in _liveBrokers)
+            if (b.NodeId == nodeId) return b;
+        return null;
+    }
+
     /// <summary>Number of brokers a replication factor is checked against (Kafka: the registered, unfenced brokers).</summary>
     public int RegisteredBrokers
     {

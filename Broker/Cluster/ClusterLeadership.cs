@@ -41,10 +41,7 @@ internal sealed class ClusterLeadership(ClusterController controller, int nodeId
         if (t is null || (uint)partition >= (uint)t.Partitions.Length)
             return new PartitionReplicas(-1, -1, [], []);
         var p = t.Partitions[partition];
-        bool leaderLive = false;
-        foreach (var b in controller.LiveBrokers)
-            if (b.NodeId == p.Leader) leaderLive = true;
-        return new PartitionReplicas(leaderLive ? p.Leader : -1, p.LeaderEpoch, p.Replicas, p.Isr);
+        return new PartitionReplicas(controller.LiveBroker(p.Leader) is not null ? p.Leader : -1, p.LeaderEpoch, p.Replicas, p.Isr);
     }
 
     /// <summary>

@@ -34,9 +34,7 @@ internal sealed class InterBrokerClient(ClusterController controller, int nodeId
         where TResponse : class, IApiMessage
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        BrokerNode? node = null;
-        foreach (var b in controller.LiveBrokers)
-            if (b.NodeId == target) node = b;
+        var node = controller.LiveBroker(target);
         if (node is null || node.Listeners.Count == 0) throw new IOException($"Broker {target} is not running");
         var channel = _channels.GetOrAdd(target, static (_, id) => new Channel($"broker-{id}"), nodeId);
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(RequestTimeoutMs), time);

@@ -70,9 +70,7 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
             while (!ct.IsCancellationRequested)
             {
                 var followed = FollowedPartitions();
-                BrokerNode? leader = null;
-                foreach (var b in controller.LiveBrokers)
-                    if (b.NodeId == leaderId) leader = b;
+                var leader = controller.LiveBroker(leaderId);
                 if (followed.Count == 0 || leader is null)
                 {
                     Close();
