@@ -29,11 +29,29 @@ internal sealed class RequestMemory
     public long Used => Interlocked.Read(ref _used);
 
     private long _rented;
-    private long _rentedAtLastCheck;
-    private long _peakPerPeriod;
     private long _closed;
-    private long _closedAtLastCheck;
-    private long _closedBurst;
+    private QuietAfterBusy _requests = new(1_000);
+    private QuietAfterBusy _closes = new(TrimAfterClosedConnections);
+
+    /// <summary>
+    /// One signal of <see cref="ShouldTrimIdle"/>: the count per period (10 s) of a running total, its busiest period
+    /// since the last trim, and whether a period fell below a tenth of that peak (a peak of at least <c>minPeak</c>).
+    /// </summary>
+    private struct QuietAfterBusy(long minPeak)
+    {
+        private long _atLastCheck;
+        private long _peak;
+
+        public bool Quieted(long total)
+        {
+            long period = total - _atLastCheck;
+            _atLastCheck = total;
+            if (period > _peak) { _peak = period; return false; }
+            return _peak >= minPeak && period * 10 < _peak;
+        }
+
+        public void Reset() => _peak = 0;
+    }
 
     /// <summary>A connection ended (its pipe buffers and socket state became garbage); counted for <see cref="ShouldTrimIdle"/>.</summary>
     public void ConnectionClosed() => Interlocked.Increment(ref _closed);
@@ -50,19 +68,9 @@ internal sealed class RequestMemory
     /// </summary>
     public bool ShouldTrimIdle()
     {
-        long now = Interlocked.Read(ref _rented);
-        long period = now - _rentedAtLastCheck;
-        _rentedAtLastCheck = now;
-        long closedNow = Interlocked.Read(ref _closed);
-        long closed = closedNow - _closedAtLastCheck;
-        _closedAtLastCheck = closedNow;
-
-        bool trim = false;
-        if (closed > _closedBurst) _closedBurst = closed;
-        else if (_closedBurst >= TrimAfterClosedConnections && closed * 10 < _closedBurst) trim = true;
-        if (period > _peakPerPeriod) _peakPerPeriod = period;
-        else if (_peakPerPeriod >= 1_000 && period * 10 < _peakPerPeriod) trim = true;
-        if (trim) { _peakPerPeriod = 0; _closedBurst = 0; }
+        // Both signals observe every period, so each keeps its own peak current.
+        bool trim = _closes.Quieted(Interlocked.Read(ref _closed)) | _requests.Quieted(Interlocked.Read(ref _rented));
+        if (trim) { _requests.Reset(); _closes.Reset(); }
         return trim;
     }
 
