@@ -21,14 +21,7 @@ public sealed partial class LogManager
             EnsureOpen();
             if (!_byName.TryGetValue(name, out var topic))
                 throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
-            var parts = topic.PartitionArray;
-            if (parts.Length < total)
-            {
-                var grown = new PartitionLog[total];
-                Array.Copy(parts, grown, parts.Length);
-                topic.SetPartitions(grown);
-                parts = grown;
-            }
+            var parts = Grow(topic, total);
             if ((uint)partition >= (uint)parts.Length)
                 throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' has no partition {partition}.");
             if (parts[partition] is { } existing) return existing;
@@ -50,13 +43,19 @@ public sealed partial class LogManager
         lock (_lock)
         {
             EnsureOpen();
-            if (!_byName.TryGetValue(name, out var topic)) return;
-            var parts = topic.PartitionArray;
-            if (parts.Length >= total) return;
-            var grown = new PartitionLog[total];
-            Array.Copy(parts, grown, parts.Length);
-            topic.SetPartitions(grown);
+            if (_byName.TryGetValue(name, out var topic)) Grow(topic, total);
         }
+    }
+
+    /// <summary>The topic's partition array, grown to <paramref name="total"/> (no logs for the new entries) when shorter. Under the lock.</summary>
+    private static PartitionLog[] Grow(TopicLog topic, int total)
+    {
+        var parts = topic.PartitionArray;
+        if (parts.Length >= total) return parts;
+        var grown = new PartitionLog[total];
+        Array.Copy(parts, grown, parts.Length);
+        topic.SetPartitions(grown);
+        return grown;
     }
 
     /// <summary>
@@ -77,15 +76,7 @@ public sealed partial class LogManager
             var next = (PartitionLog[])parts.Clone();
             next[partition] = null!;
             topic.SetPartitions(next);
-            log.CloseForDelete();
-            log.LogDirectory.Remove(log);
-            string target = log.Dir + "." + Guid.NewGuid().ToString("N") + "-delete";
-            try { Directory.Move(log.Dir, target); }
-            catch (IOException e)
-            {
-                _log.LogWarning(e, "Could not rename {Dir} for deletion; deleting it in place: {Message}", log.Dir, e.Message);
-                target = log.Dir;
-            }
+            string target = Retire(log);
             TryWriteCheckpoints();
             long delay = _options.FileDeleteDelayMs;
             if (delay <= 0) TryDeleteDirectory(target);

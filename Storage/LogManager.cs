@@ -288,20 +288,31 @@ public sealed partial class LogManager : IDisposable
             foreach (var p in topic.PartitionArray)
             {
                 if (p is null) continue; // not a replica here
-                p.CloseForDelete();
-                p.LogDirectory.Remove(p);
-                string target = p.Dir + "." + Guid.NewGuid().ToString("N") + "-delete";
-                try
-                {
-                    Directory.Move(p.Dir, target);
-                    TryDeleteDirectory(target);
-                }
-                catch (IOException)
-                {
-                    TryDeleteDirectory(p.Dir);
-                }
+                TryDeleteDirectory(Retire(p));
             }
             WriteCheckpoints();
+        }
+    }
+
+    /// <summary>
+    /// A partition log leaves this broker (topic deleted, replica moved away): it stops accepting appends, leaves its log
+    /// dir and its directory is renamed <c>&lt;topic&gt;-&lt;p&gt;.&lt;uuid&gt;-delete</c>. Returns the directory to
+    /// remove: the renamed one, or the original when the rename failed. Under <see cref="_lock"/>.
+    /// </summary>
+    private string Retire(PartitionLog p)
+    {
+        p.CloseForDelete();
+        p.LogDirectory.Remove(p);
+        string target = p.Dir + "." + Guid.NewGuid().ToString("N") + "-delete";
+        try
+        {
+            Directory.Move(p.Dir, target);
+            return target;
+        }
+        catch (IOException e)
+        {
+            _log.LogWarning(e, "Could not rename {Dir} for deletion; deleting it in place: {Message}", p.Dir, e.Message);
+            return p.Dir;
         }
     }
 
