@@ -151,11 +151,13 @@ public class ResourceTests
     {
         using var tmp = new TempLogs();
         using var m = tmp.Open();
-        int before = Directory.GetFiles("/proc/self/fd").Length;
+        // Only descriptors on this test's partition files count: the process's others come and go meanwhile (finalizers,
+        // directory scans of background deletions left by earlier tests), which made a plain count flaky.
+        int before = DescriptorsUnder(tmp.Root);
         var t = m.CreateTopic("many", 40, new Dictionary<string, string>());
         foreach (var p in t.Partitions) p.Append(BatchBuilder.Build(1, 0), 1);
         var slices = t.Partitions.Select(p => p.Read(0, 100)).ToList();
-        int after = Directory.GetFiles("/proc/self/fd").Length;
+        int after = DescriptorsUnder(tmp.Root);
         // The active log keeps its descriptor for pwrite appends; indexes and read maps keep none.
         Assert.That(after - before, Is.InRange(40, 50), "40 partitions with 120 mapped files keep one fd each (the active log)");
         foreach (var s in slices)
@@ -163,5 +165,19 @@ public class ResourceTests
             Assert.That(BatchBuilder.CrcValid(s.Data.Span), Is.True);
             s.Dispose();
         }
+    }
+
+    private static int DescriptorsUnder(string root)
+    {
+        int n = 0;
+        foreach (var fd in Directory.GetFiles("/proc/self/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith(root + "/", StringComparison.Ordinal)) n++;
+            }
+            catch (IOException) { } // closed meanwhile
+        }
+        return n;
     }
 }
