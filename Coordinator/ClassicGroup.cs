@@ -205,14 +205,25 @@ internal sealed class ClassicGroup(string groupId)
     /// </summary>
     public string SelectProtocol()
     {
+        var protocols = new List<List<MemberProtocol>>(MemberList.Count);
+        foreach (var m in MemberList) protocols.Add(m.Protocols);
+        return VoteProtocol(protocols) ?? throw new InvalidOperationException($"No protocol supported by all members of group {GroupId}.");
+    }
+
+    /// <summary>
+    /// Kafka's selectProtocol over members' protocol lists (each in the member's order of preference): of the protocols
+    /// every member supports, the one that most members list first among those; null when they share none.
+    /// </summary>
+    internal static string? VoteProtocol(List<List<MemberProtocol>> members)
+    {
         var candidates = new List<string>();
-        foreach (var p in MemberList[0].Protocols)
-            if (AllMembersSupport(p.Name)) candidates.Add(p.Name);
-        if (candidates.Count == 0) throw new InvalidOperationException($"No protocol supported by all members of group {GroupId}.");
+        foreach (var p in members[0])
+            if (AllSupport(members, p.Name)) candidates.Add(p.Name);
+        if (candidates.Count == 0) return null;
         var votes = new int[candidates.Count];
-        foreach (var m in MemberList)
+        foreach (var protocols in members)
         {
-            foreach (var p in m.Protocols)
+            foreach (var p in protocols)
             {
                 int i = candidates.IndexOf(p.Name);
                 if (i >= 0) { votes[i]++; break; }
@@ -222,6 +233,21 @@ internal sealed class ClassicGroup(string groupId)
         for (int i = 1; i < votes.Length; i++)
             if (votes[i] > votes[best]) best = i;
         return candidates[best];
+    }
+
+    private static bool AllSupport(List<List<MemberProtocol>> members, string protocol)
+    {
+        foreach (var protocols in members)
+            if (!Supports(protocols, protocol)) return false;
+        return true;
+    }
+
+    /// <summary>Whether a member's protocol list names <paramref name="protocol"/>.</summary>
+    internal static bool Supports(List<MemberProtocol> protocols, string protocol)
+    {
+        foreach (var p in protocols)
+            if (p.Name == protocol) return true;
+        return false;
     }
 
     /// <summary>Topics the group's consumers subscribe to, from ConsumerProtocolSubscription; null when unknown.</summary>

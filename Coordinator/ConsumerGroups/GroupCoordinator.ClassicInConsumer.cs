@@ -133,7 +133,7 @@ public sealed partial class GroupCoordinator
         {
             bool all = true;
             foreach (var m in cg.Members.Values)
-                if (m.MemberId != memberId && m.Classic is { } classic && !Supports(classic, p.Name)) { all = false; break; }
+                if (m.MemberId != memberId && m.Classic is { } classic && !ClassicGroup.Supports(classic.Protocols, p.Name)) { all = false; break; }
             if (all) return true;
         }
         return false;

@@ -199,33 +199,9 @@ public sealed partial class GroupCoordinator
     /// <summary>Kafka's ClassicGroup.selectProtocol over the classic members' protocols; null when they share none.</summary>
     private static string? SelectClassicProtocol(List<ConsumerMember> members)
     {
-        var candidates = new List<string>();
-        foreach (var p in members[0].Classic!.Protocols)
-        {
-            bool all = true;
-            foreach (var m in members)
-                if (!Supports(m.Classic!, p.Name)) { all = false; break; }
-            if (all) candidates.Add(p.Name);
-        }
-        if (candidates.Count == 0) return null;
-        var votes = new int[candidates.Count];
-        foreach (var m in members)
-            foreach (var p in m.Classic!.Protocols)
-            {
-                int i = candidates.IndexOf(p.Name);
-                if (i >= 0) { votes[i]++; break; }
-            }
-        int best = 0;
-        for (int i = 1; i < votes.Length; i++)
-            if (votes[i] > votes[best]) best = i;
-        return candidates[best];
-    }
-
-    private static bool Supports(ClassicMemberInfo classic, string protocol)
-    {
-        foreach (var p in classic.Protocols)
-            if (p.Name == protocol) return true;
-        return false;
+        var protocols = new List<List<MemberProtocol>>(members.Count);
+        foreach (var m in members) protocols.Add(m.Classic!.Protocols);
+        return ClassicGroup.VoteProtocol(protocols);
     }
 
     private static byte[] MetadataFor(ClassicMemberInfo classic, string protocol)
