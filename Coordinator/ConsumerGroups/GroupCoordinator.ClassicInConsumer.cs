@@ -99,9 +99,7 @@ public sealed partial class GroupCoordinator
         // catalog and their principal's DESCRIBE ACLs); with no names at all they would lose every matched topic.
         var knownTopics = new List<string>(cg.SubscriptionMetadata.Keys);
         var next = PlanMember(cg, groupId, proposed, replaced, bump, owned, resolve, knownTopics, records, regexAuthorizer: null);
-        bool assignmentChanged = existing is null || next.MemberEpoch != existing.MemberEpoch || next.PreviousMemberEpoch != existing.PreviousMemberEpoch
-            || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
-        if (assignmentChanged) records.Add(CurrentAssignmentRecord(groupId, memberId, next));
+        AddAssignmentIfChanged(records, groupId, memberId, existing, next);
 
         if (records.Count > 0 && !TryWrite(group, records))
             return Task.FromResult(JoinError(ErrorCode.CoordinatorNotAvailable, request.MemberId, version));

@@ -207,9 +207,7 @@ public sealed partial class GroupCoordinator
         }
 
         var next = PlanMember(cg, groupId, proposed, replaced, bump || groupCreated, owned, topics, topicNames, records, regexAuthorizer);
-        bool assignmentChanged = existing is null || next.MemberEpoch != existing.MemberEpoch || next.PreviousMemberEpoch != existing.PreviousMemberEpoch
-            || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
-        if (assignmentChanged) records.Add(CurrentAssignmentRecord(groupId, memberId, next));
+        bool assignmentChanged = AddAssignmentIfChanged(records, groupId, memberId, existing, next);
 
         if (records.Count > 0 && !TryWrite(group, records))
         {
@@ -241,6 +239,19 @@ public sealed partial class GroupCoordinator
         }
         _ = version;
         return response;
+    }
+
+    /// <summary>
+    /// Adds the member's ConsumerGroupCurrentMemberAssignment record when its next assignment (epochs, state, assigned,
+    /// pending revocation) differs from <paramref name="existing"/>'s (always for a new member); true when it did.
+    /// </summary>
+    private static bool AddAssignmentIfChanged(List<CoordinatorRecord> records, string groupId, string memberId,
+        ConsumerMember? existing, CurrentAssignmentBuilder.Result next)
+    {
+        bool changed = existing is null || next.MemberEpoch != existing.MemberEpoch || next.PreviousMemberEpoch != existing.PreviousMemberEpoch
+            || next.State != existing.State || !next.Assigned.SetEquals(existing.Assigned) || !next.PendingRevocation.SetEquals(existing.PendingRevocation);
+        if (changed) records.Add(CurrentAssignmentRecord(groupId, memberId, next));
+        return changed;
     }
 
     /// <summary>
