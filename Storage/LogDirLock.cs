@@ -1,3 +1,4 @@
+using Kayak.Protocol;
 namespace Kayak.Storage;
 
 /// <summary>
@@ -29,7 +30,7 @@ internal sealed class LogDirLock : IDisposable
                 }
                 catch (IOException e)
                 {
-                    throw new StorageErrorException(StorageError.KafkaStorageError,
+                    throw new StorageErrorException(ErrorCode.KafkaStorageError,
                         $"Failed to acquire lock on file {FileName} in {Path.GetFullPath(dir)}. A Kafka instance in another process or thread is using this directory.", e);
                 }
             }

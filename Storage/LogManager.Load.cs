@@ -48,7 +48,7 @@ public sealed partial class LogManager
                 // Neither file: a create or delete a crash interrupted (the metadata is written before any segment),
                 // or a directory that is not ours. Remove it only if it holds no record bytes.
                 if (!TopicMetadataFiles.HoldsNoData(sub))
-                    throw new StorageErrorException(StorageError.KafkaStorageError,
+                    throw new StorageErrorException(ErrorCode.KafkaStorageError,
                         $"Partition directory {sub} holds log data but has neither {PartitionMetadataFile} nor {TopicConfigFile}; " +
                         "refusing to load it (its data is kept). Restore the files, or move the directory out of the log dir.");
                 _log.LogWarning("Removing partition directory {Dir}: it has no metadata and no data (a topic create or delete interrupted by a crash)", sub);
@@ -78,7 +78,7 @@ public sealed partial class LogManager
                 _byId[id] = topic;
             }
             else if (topic.TopicId != id)
-                throw new StorageErrorException(StorageError.KafkaStorageError, $"Partitions of {topicName} disagree on the topic id");
+                throw new StorageErrorException(ErrorCode.KafkaStorageError, $"Partitions of {topicName} disagree on the topic id");
 
             // The partition count the topic files record (the largest: adding partitions raises it): partitions a
             // crash kept from being created are completed, empty, by Open (issue 15, K10 across a crash).
@@ -99,7 +99,7 @@ public sealed partial class LogManager
                     Array.Resize(ref parts, f.Partition + 1);
                     topic.SetPartitions(parts);
                 }
-                if (parts[f.Partition] is not null) throw new StorageErrorException(StorageError.KafkaStorageError, $"Duplicate directory for {System.IO.Path.GetFileName(f.Path)}");
+                if (parts[f.Partition] is not null) throw new StorageErrorException(ErrorCode.KafkaStorageError, $"Duplicate directory for {System.IO.Path.GetFileName(f.Path)}");
                 loads.Add((topic, f.Partition, new PartitionLog(topic, f.Partition, f.Path, ld, _options, _cache)));
             }
         }
@@ -165,7 +165,7 @@ public sealed partial class LogManager
             if (f.Json == MetadataFileState.Ok)
             {
                 if (f.JsonName != topicName)
-                    throw new StorageErrorException(StorageError.KafkaStorageError,
+                    throw new StorageErrorException(ErrorCode.KafkaStorageError,
                         $"{System.IO.Path.Combine(f.Path, TopicConfigFile)} names topic '{f.JsonName}', but its directory is a partition of '{topicName}'; refusing to load it");
                 Agree(ref id, f.JsonId, f, TopicConfigFile);
                 overrides ??= f.Overrides;
@@ -174,14 +174,14 @@ public sealed partial class LogManager
             if (f.Meta == MetadataFileState.Ok) Agree(ref id, f.MetaId, f, PartitionMetadataFile);
         }
         if (corruptJson is not null && overrides is null)
-            throw new StorageErrorException(StorageError.KafkaStorageError,
+            throw new StorageErrorException(ErrorCode.KafkaStorageError,
                 $"Cannot load topic '{topicName}': {System.IO.Path.Combine(corruptJson.Path, TopicConfigFile)} is unreadable ({corruptJson.JsonProblem}) " +
                 "and no other partition of the topic has a readable copy. Refusing to start so that the topic's data is not lost; " +
                 "restore the file (or delete the topic's directories to drop the topic).");
         if (id is not { } topicId)
         {
             var f = found[0];
-            throw new StorageErrorException(StorageError.KafkaStorageError,
+            throw new StorageErrorException(ErrorCode.KafkaStorageError,
                 $"Cannot load topic '{topicName}': {System.IO.Path.Combine(f.Path, PartitionMetadataFile)} is unreadable ({f.MetaProblem}) and no file names the topic id. " +
                 "Refusing to start so that the topic's data is not lost; restore the file.");
         }
@@ -215,7 +215,7 @@ public sealed partial class LogManager
     private static void Agree(ref Uuid? id, Uuid candidate, FoundPartition f, string file)
     {
         if (id is { } known && known != candidate)
-            throw new StorageErrorException(StorageError.KafkaStorageError,
+            throw new StorageErrorException(ErrorCode.KafkaStorageError,
                 $"Topic id mismatch in {System.IO.Path.Combine(f.Path, file)}: {candidate}, other metadata of topic '{f.Topic}' says {known}");
         id = candidate;
     }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Kayak.Protocol;
 
 namespace Kayak.Storage;
 
@@ -20,10 +21,10 @@ public sealed partial class LogManager
         {
             EnsureOpen();
             if (!_byName.TryGetValue(name, out var topic))
-                throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+                throw new StorageErrorException(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             var parts = Grow(topic, total);
             if ((uint)partition >= (uint)parts.Length)
-                throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' has no partition {partition}.");
+                throw new StorageErrorException(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' has no partition {partition}.");
             if (parts[partition] is { } existing) return existing;
             CreatePartitions(topic, parts, partition, partition + 1, null);
             // The topic file records the partition count: the new partition must not make a restart shrink the topic.

@@ -151,7 +151,7 @@ public sealed partial class LogManager : IDisposable
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private static void Invalid(string message) => throw new StorageErrorException(StorageError.InvalidTopic, message);
+    private static void Invalid(string message) => throw new StorageErrorException(ErrorCode.InvalidTopicException, message);
 
     /// <summary>
     /// Creates a topic with empty partitions spread over the log dirs.
@@ -162,12 +162,12 @@ public sealed partial class LogManager : IDisposable
     public TopicLog CreateTopic(string name, int partitions, IReadOnlyDictionary<string, string> configs, Uuid? topicId = null, bool[]? hosted = null)
     {
         ValidateTopicName(name);
-        if (partitions < 1) throw new StorageErrorException(StorageError.InvalidPartitions, "Number of partitions must be larger than 0.");
+        if (partitions < 1) throw new StorageErrorException(ErrorCode.InvalidPartitions, "Number of partitions must be larger than 0.");
         var cfg = new TopicConfig(configs, _options);
         lock (_lock)
         {
             EnsureOpen();
-            if (_byName.ContainsKey(name)) throw new StorageErrorException(StorageError.TopicAlreadyExists, $"Topic '{name}' already exists.");
+            if (_byName.ContainsKey(name)) throw new StorageErrorException(ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
             // Kafka rejects names that differ only by '.' vs '_' (they collide in metric names).
             string folded = name.Replace('.', '_');
             foreach (var existing in _byName.Keys)
@@ -211,7 +211,7 @@ public sealed partial class LogManager : IDisposable
                 TryDeleteDirectory(p.Dir);
             }
             _log.LogError(e, "Error while creating partitions {From}..{To} of topic {Topic}; none was created: {Message}", from, to - 1, topic.Name, e.Message);
-            throw new StorageErrorException(StorageError.KafkaStorageError,
+            throw new StorageErrorException(ErrorCode.KafkaStorageError,
                 $"Error while creating partition {i} of topic {topic.Name}: {e.Message}", e);
         }
     }
@@ -240,7 +240,7 @@ public sealed partial class LogManager : IDisposable
             // Never reuse a directory that holds data (issue 15, K1: a re-create once wiped a topic whose metadata
             // had been lost); an empty leftover of an interrupted create or delete is removed.
             if (!TopicMetadataFiles.HoldsNoData(dir))
-                throw new StorageErrorException(StorageError.KafkaStorageError,
+                throw new StorageErrorException(ErrorCode.KafkaStorageError,
                     $"Cannot create partition {partition} of '{topic.Name}': directory {dir} already exists and holds log data");
             Directory.Delete(dir, recursive: true);
         }
@@ -283,7 +283,7 @@ public sealed partial class LogManager : IDisposable
         {
             EnsureOpen();
             if (!_byName.TryRemove(name, out var topic))
-                throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+                throw new StorageErrorException(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             _byId.TryRemove(topic.TopicId, out _);
             foreach (var p in topic.PartitionArray)
             {
@@ -326,10 +326,10 @@ public sealed partial class LogManager : IDisposable
         {
             EnsureOpen();
             if (!_byName.TryGetValue(name, out var topic))
-                throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+                throw new StorageErrorException(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             var old = topic.PartitionArray;
             if (newTotal <= old.Length)
-                throw new StorageErrorException(StorageError.InvalidPartitions,
+                throw new StorageErrorException(ErrorCode.InvalidPartitions,
                     $"Topic currently has {old.Length} partitions, which is higher than the requested {newTotal}.");
             var parts = new PartitionLog[newTotal];
             Array.Copy(old, parts, old.Length);
@@ -349,7 +349,7 @@ public sealed partial class LogManager : IDisposable
         {
             EnsureOpen();
             if (!_byName.TryGetValue(name, out var topic))
-                throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+                throw new StorageErrorException(ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
             var cfg = topic.Config.With(newOverrides);
             foreach (var p in topic.PartitionArray)
                 if (p is not null) TopicMetadataFiles.WriteTopicFile(p.Dir, name, topic.TopicId, cfg.Overrides, topic.PartitionArray.Length);

@@ -3,6 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using Kayak.Protocol.Records;
+using Kayak.Protocol;
 
 namespace Kayak.Storage;
 
@@ -38,7 +39,7 @@ public sealed partial class PartitionLog
                 StorageThrow.Corrupt("Negative lastOffsetDelta");
             int total = len + RecordBatchHeader.LogOverhead;
             if (total > cfg.MaxMessageBytes)
-                throw new StorageErrorException(StorageError.MessageTooLarge,
+                throw new StorageErrorException(ErrorCode.MessageTooLarge,
                     $"Record batch of {total} bytes exceeds max.message.bytes {cfg.MaxMessageBytes}");
             pos += total;
             count++;
@@ -49,7 +50,7 @@ public sealed partial class PartitionLog
         AppendResult result;
         lock (_lock)
         {
-            if (_closed) throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Partition {Id} is closed");
+            if (_closed) throw new StorageErrorException(ErrorCode.UnknownTopicOrPartition, $"Partition {Id} is closed");
             long now = NowMs();
             // Idempotent/transactional producers (KIP-98): sequence/epoch checks before anything is written;
             // a retried batch is answered with its original offsets and not appended again.
@@ -164,7 +165,7 @@ public sealed partial class PartitionLog
     {
         int errno = e is IOException io ? io.HResult : 0;
         _log.LogError(e, "Error while trying to {Action} partition {Partition} in dir {Dir} (errno/HResult {Errno}): {Message}", action, Id, Dir, errno, e.Message);
-        return new StorageErrorException(StorageError.KafkaStorageError, $"Error while trying to {action} partition {Id} in dir {Dir}: {e.Message}", e);
+        return new StorageErrorException(ErrorCode.KafkaStorageError, $"Error while trying to {action} partition {Id} in dir {Dir}: {e.Message}", e);
     }
 
     /// <summary>Kafka's maybeRoll: by size, by segment.ms since the first append, when an index is full, or on relative-offset overflow.</summary>

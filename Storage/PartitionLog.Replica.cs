@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Kayak.Protocol.Records;
+using Kayak.Protocol;
 
 namespace Kayak.Storage;
 
@@ -90,7 +91,7 @@ public sealed partial class PartitionLog
         AppendResult result;
         lock (_lock)
         {
-            if (_closed) throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Partition {Id} is closed");
+            if (_closed) throw new StorageErrorException(ErrorCode.UnknownTopicOrPartition, $"Partition {Id} is closed");
             // Frame check and skip of the already-held prefix, before a byte is written.
             int start = -1, pos = 0, count = 0;
             long expected = _logEndOffset;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Kayak.Protocol.Records;
+using Kayak.Protocol;
 
 namespace Kayak.Storage;
 
@@ -18,7 +19,7 @@ public sealed partial class PartitionLog
     {
         lock (_lock)
         {
-            if (_closed) throw new StorageErrorException(StorageError.UnknownTopicOrPartition, $"Partition {Id} is closed");
+            if (_closed) throw new StorageErrorException(ErrorCode.UnknownTopicOrPartition, $"Partition {Id} is closed");
             if (offset >= _logEndOffset) return _logEndOffset;
             if (offset < _logStartOffset) offset = _logStartOffset;
             var cfg = Config;
@@ -27,7 +28,7 @@ public sealed partial class PartitionLog
             var seg = segs[i];
             int pos;
             byte[] keep;
-            if (!seg.TryAcquire()) throw new StorageErrorException(StorageError.KafkaStorageError, $"Segment {seg.LogPath} of {Id} is gone");
+            if (!seg.TryAcquire()) throw new StorageErrorException(ErrorCode.KafkaStorageError, $"Segment {seg.LogPath} of {Id} is gone");
             try
             {
                 pos = seg.FindBatch(offset);

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Kayak.Protocol.Compression;
 using Kayak.Protocol.Records;
+using Kayak.Protocol;
 
 namespace Kayak.Storage;
 
@@ -57,7 +58,7 @@ public sealed partial class PartitionLog
             if (state.CheckClientBatch(h, verifyTransactions, guard, out duplicate))
             {
                 if (count == 1) return true;
-                throw new ProducerStateException(ProducerStateError.DuplicateSequence,
+                throw new ProducerStateException(ErrorCode.DuplicateSequenceNumber,
                     $"Duplicate batch of producer {h.ProducerId} inside a multi-batch append");
             }
         }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Kayak.Protocol.Records;
+using Kayak.Protocol;
 
 namespace Kayak.Storage;
 
@@ -102,40 +103,12 @@ public sealed class VerificationGuard
     internal long CreatedMs { get; }
 }
 
-/// <summary>Why an idempotent/transactional append was refused; maps 1:1 onto Kafka's error codes.</summary>
-public enum ProducerStateError
-{
-    None,
-    /// <summary>OUT_OF_ORDER_SEQUENCE_NUMBER.</summary>
-    OutOfOrderSequence,
-    /// <summary>INVALID_PRODUCER_EPOCH: a client batch with an epoch older than the partition has seen.</summary>
-    InvalidProducerEpoch,
-    /// <summary>PRODUCER_FENCED: a marker from an older epoch.</summary>
-    ProducerFenced,
-    /// <summary>INVALID_TXN_STATE: a non-transactional write while the producer has an open transaction.</summary>
-    InvalidTxnState,
-    /// <summary>DUPLICATE_SEQUENCE_NUMBER: a duplicate inside a multi-batch append (cannot answer with one offset).</summary>
-    DuplicateSequence,
-}
-
 /// <summary>
-/// Thrown from <see cref="PartitionLog.Append"/> for producer-state violations; nothing was appended. The wire code
-/// is mapped from <see cref="Error"/> here, once (anything unnamed is INVALID_TXN_STATE).
+/// Thrown from <see cref="PartitionLog.Append"/> for producer-state violations; nothing was appended. Carries Kafka's
+/// code (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, PRODUCER_FENCED for a marker from an older epoch,
+/// INVALID_TXN_STATE, DUPLICATE_SEQUENCE_NUMBER inside a multi-batch append) as the one error type does.
 /// </summary>
-public sealed class ProducerStateException : Kayak.Protocol.KafkaException
-{
-    public ProducerStateError Error { get; }
-    public ProducerStateException(ProducerStateError error, string message) : base(ToErrorCode(error), message) => Error = error;
-
-    private static Kayak.Protocol.ErrorCode ToErrorCode(ProducerStateError error) => error switch
-    {
-        ProducerStateError.OutOfOrderSequence => Kayak.Protocol.ErrorCode.OutOfOrderSequenceNumber,
-        ProducerStateError.InvalidProducerEpoch => Kayak.Protocol.ErrorCode.InvalidProducerEpoch,
-        ProducerStateError.ProducerFenced => Kayak.Protocol.ErrorCode.ProducerFenced,
-        ProducerStateError.DuplicateSequence => Kayak.Protocol.ErrorCode.DuplicateSequenceNumber,
-        _ => Kayak.Protocol.ErrorCode.InvalidTxnState,
-    };
-}
+public sealed class ProducerStateException(ErrorCode code, string message) : KafkaException(code, message);
 
 /// <summary>
 /// Per-partition producer state (Kafka's ProducerStateManager): pid → epoch, last five batches' sequence
@@ -169,6 +142,7 @@ public sealed class ProducerStateManager
         return a;
     }
 
+
     /// <summary>
     /// Checks a client batch before it is appended, the way Kafka's ProducerAppendInfo does. Returns true
     /// with <paramref name="duplicate"/> when the batch repeats one of the last five (the caller answers with
@@ -189,7 +163,7 @@ public sealed class ProducerStateManager
             return false; // Unknown producer (new, or expired/removed): Kafka accepts any sequence (KIP-360).
         }
         if (h.ProducerEpoch < e.ProducerEpoch)
-            throw new ProducerStateException(ProducerStateError.InvalidProducerEpoch,
+            throw new ProducerStateException(ErrorCode.InvalidProducerEpoch,
                 $"Epoch of producer {h.ProducerId} at offset {h.BaseOffset} is {h.ProducerEpoch}, which is smaller than the last seen epoch {e.ProducerEpoch}");
         // A retry of an appended batch gets its offsets back even after the marker, as in Kafka (dedup comes first).
         if (e.TryFindDuplicate(h.ProducerEpoch, firstSeq, lastSeq, out duplicate)) return true;
@@ -198,16 +172,16 @@ public sealed class ProducerStateManager
         {
             // A bumped epoch restarts sequences at 0.
             if (firstSeq != 0 && e.ProducerEpoch != -1)
-                throw new ProducerStateException(ProducerStateError.OutOfOrderSequence,
+                throw new ProducerStateException(ErrorCode.OutOfOrderSequenceNumber,
                     $"Out of order sequence number for producer {h.ProducerId}: found {firstSeq} (incoming seq. number), but expected 0 for a new epoch {h.ProducerEpoch}");
         }
         else if (!e.IsEmpty && !InSequence(e.LastSeq, firstSeq))
         {
-            throw new ProducerStateException(ProducerStateError.OutOfOrderSequence,
+            throw new ProducerStateException(ErrorCode.OutOfOrderSequenceNumber,
                 $"Out of order sequence number for producer {h.ProducerId} at offset {h.BaseOffset}: {firstSeq} (incoming seq. number), {e.LastSeq} (current end sequence number)");
         }
         if (!h.IsTransactional && e.CurrentTxnFirstOffset >= 0 && h.ProducerEpoch == e.ProducerEpoch)
-            throw new ProducerStateException(ProducerStateError.InvalidTxnState,
+            throw new ProducerStateException(ErrorCode.InvalidTxnState,
                 $"Expected transactional write from producer {h.ProducerId} at offset {h.BaseOffset}");
         return false;
     }
@@ -222,7 +196,7 @@ public sealed class ProducerStateManager
         if (!h.IsTransactional) return;
         if (e is not null && e.CurrentTxnFirstOffset >= 0 && e.ProducerEpoch == h.ProducerEpoch) return;
         if (guard is not null && _verifications is not null && _verifications.TryGetValue(h.ProducerId, out var current) && ReferenceEquals(current, guard)) return;
-        throw new ProducerStateException(ProducerStateError.InvalidTxnState,
+        throw new ProducerStateException(ErrorCode.InvalidTxnState,
             $"Record of producer {h.ProducerId} with epoch {h.ProducerEpoch} was not part of an ongoing transaction");
     }
 
@@ -246,7 +220,7 @@ public sealed class ProducerStateManager
     public void CheckMarker(long producerId, short epoch)
     {
         if (_producers.TryGetValue(producerId, out var e) && epoch < e.ProducerEpoch)
-            throw new ProducerStateException(ProducerStateError.ProducerFenced,
+            throw new ProducerStateException(ErrorCode.ProducerFenced,
                 $"Invalid producer epoch for marker: {epoch} (zombie) < {e.ProducerEpoch} (current) for producer {producerId}");
     }
 

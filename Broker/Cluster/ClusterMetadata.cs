@@ -86,7 +86,7 @@ internal sealed class ClusterMetadata
         catch (Exception e) when (e is JsonException or FormatException or KeyNotFoundException or InvalidOperationException)
         {
             // Kafka refuses to start on an unreadable metadata log rather than forgetting every topic.
-            throw new StorageErrorException(StorageError.KafkaStorageError, $"The cluster metadata file {path} is unreadable: {e.Message}");
+            throw new StorageErrorException(ErrorCode.KafkaStorageError, $"The cluster metadata file {path} is unreadable: {e.Message}");
         }
     }
 

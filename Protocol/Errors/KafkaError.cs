@@ -19,7 +19,7 @@ public readonly record struct KafkaError(ErrorCode Code, string? Message = null)
 
 /// <summary>
 /// A failure that carries its Kafka error: Storage's <c>StorageErrorException</c> and <c>ProducerStateException</c>
-/// derive from it (each maps its own reason onto the wire code once, in its constructor), so callers catch one type.
+/// derive from it and are thrown with the wire code itself (no Storage-only code beside it), so callers catch one type.
 /// </summary>
 public class KafkaException : Exception
 {

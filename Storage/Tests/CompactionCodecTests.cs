@@ -2,6 +2,7 @@ using System.Text;
 using Kayak.Protocol.Compression;
 using Kayak.Protocol.Records;
 using NUnit.Framework;
+using Kayak.Protocol;
 
 namespace Kayak.Storage.Tests;
 
@@ -238,7 +239,7 @@ public class CompactionCodecTests
             var retry = p.Append(CodecBatch.Build(CompressionType.Lz4, now, [("a", "2"), ("b", "1")], pid, 1), 1);
             Assert.That((retry.IsDuplicate, retry.BaseOffset), Is.EqualTo((true, 1L)), "the retried last batch is still recognised");
             var gap = Assert.Throws<ProducerStateException>(() => p.Append(CodecBatch.Build(CompressionType.None, now, [("a", "x")], pid, 9), 1));
-            Assert.That(gap!.Error, Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+            Assert.That(gap!.Code, Is.EqualTo(ErrorCode.OutOfOrderSequenceNumber));
             Assert.That(p.Append(CodecBatch.Build(CompressionType.None, now, [("a", "4")], pid, 3), 1).BaseOffset, Is.EqualTo(7));
         }
     }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using NUnit.Framework;
+using Kayak.Protocol;
 
 namespace Kayak.Storage.Tests;
 
@@ -48,7 +49,7 @@ public class ConcurrencyAndShutdownTests
                     if (BatchBuilder.LastOffset(s.Data.Span) < o || BinaryPrimitives.ReadInt64BigEndian(s.Data.Span) > o)
                         errors.Enqueue($"wrong batch for {o}");
                 }
-                catch (StorageErrorException e) when (e.Error == StorageError.OffsetOutOfRange && o < p.LogStartOffset)
+                catch (StorageErrorException e) when (e.Code == ErrorCode.OffsetOutOfRange && o < p.LogStartOffset)
                 {
                     // DeleteRecords moved the start past o meanwhile: expected.
                 }

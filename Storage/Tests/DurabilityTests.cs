@@ -194,9 +194,9 @@ public class DurabilityTests
             Assert.That(p.Segments[0].BaseOffset, Is.EqualTo(6), "segments wholly below the new start are deleted");
             Assert.That(File.Exists(Seg(0, "log")), Is.False);
             Assert.That(p.DeleteRecordsBefore(3), Is.EqualTo(7), "moving backwards is a no-op");
-            Assert.That(Assert.Throws<StorageErrorException>(() => p.Read(6, 100))!.Error, Is.EqualTo(StorageError.OffsetOutOfRange));
+            Assert.That(Assert.Throws<StorageErrorException>(() => p.Read(6, 100))!.Code, Is.EqualTo(ErrorCode.OffsetOutOfRange));
             using (var s = p.Read(7, 1)) Assert.That(BinaryPrimitives.ReadInt64BigEndian(s.Data.Span), Is.EqualTo(6));
-            Assert.That(Assert.Throws<StorageErrorException>(() => p.DeleteRecordsBefore(21))!.Error, Is.EqualTo(StorageError.OffsetOutOfRange));
+            Assert.That(Assert.Throws<StorageErrorException>(() => p.DeleteRecordsBefore(21))!.Code, Is.EqualTo(ErrorCode.OffsetOutOfRange));
             Assert.That(File.ReadAllText(Path.Combine(_tmp.Root, "log-start-offset-checkpoint")), Does.Contain("t 0 7"));
         }
         using (var m = _tmp.Open())

@@ -1,5 +1,6 @@
 using Kayak.Tests.Filesystems;
 using NUnit.Framework;
+using Kayak.Protocol;
 
 namespace Kayak.Storage.Tests;
 
@@ -67,7 +68,7 @@ public class FullDiskTests
                 catch (StorageErrorException e) { failure = e; }
             }
             Assert.That(failure, Is.Not.Null, "a 1 MiB filesystem must fill up");
-            Assert.That(failure!.Error, Is.EqualTo(StorageError.KafkaStorageError));
+            Assert.That(failure!.Code, Is.EqualTo(ErrorCode.KafkaStorageError));
             Assert.That(failure.Message, Does.Contain("No space left on device"));
             long leo = p.LogEndOffset;
             Assert.That(leo, Is.EqualTo(acked.Count * 3L), "nothing of the failed append is published");
@@ -120,7 +121,7 @@ public class FullDiskTests
         {
             FillDisk();
             var e = Assert.Throws<StorageErrorException>(() => m.CreateTopic("big", 50, new Dictionary<string, string>()))!;
-            Assert.That(e.Error, Is.EqualTo(StorageError.KafkaStorageError));
+            Assert.That(e.Code, Is.EqualTo(ErrorCode.KafkaStorageError));
             Assert.That(m.TryGetTopic("big", out _), Is.False);
             Assert.That(Directory.GetDirectories(Path.Combine(_mount, "logs"), "big-*"), Is.Empty, "no partition dir left behind");
             File.Delete(Path.Combine(_mount, "filler"));

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using NUnit.Framework;
+using Kayak.Protocol;
 
 namespace Kayak.Storage.Tests;
 
@@ -71,7 +72,7 @@ public class LazyVerificationTests
         using (var first = p.Read(0, 1 << 20))
             Assert.That(first.Data.Length, Is.EqualTo(len), "the read ends before the damaged batch");
         var e = Assert.Throws<StorageErrorException>(() => p.Read(3, 1 << 20).Dispose())!;
-        Assert.That(e.Error, Is.EqualTo(StorageError.CorruptRecord));
+        Assert.That(e.Code, Is.EqualTo(ErrorCode.CorruptMessage));
         Assert.That(e.Code, Is.EqualTo(Kayak.Protocol.ErrorCode.CorruptMessage));
         Assert.Throws<StorageErrorException>(() => p.Read(4, 1 << 20).Dispose(), "an offset inside the damaged batch");
         using (var after = p.Read(6, 1 << 20))

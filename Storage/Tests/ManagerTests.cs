@@ -80,7 +80,7 @@ public class ManagerTests
         Assert.That(BatchBuilder.CrcValid(slice.Data.Span[..(copy.Length / 3)]), Is.True);
         slice.Dispose();
         slice.Dispose(); // idempotent
-        Assert.That(Assert.Throws<StorageErrorException>(() => p.Read(0, 100))!.Error, Is.EqualTo(StorageError.OffsetOutOfRange));
+        Assert.That(Assert.Throws<StorageErrorException>(() => p.Read(0, 100))!.Code, Is.EqualTo(ErrorCode.OffsetOutOfRange));
     }
 
     [Test]
@@ -130,12 +130,12 @@ public class ManagerTests
     {
         using var m = _tmp.Open();
         foreach (var bad in new[] { "", ".", "..", "a/b", "sp ace", "ü", new string('x', 250) })
-            Assert.That(Assert.Throws<StorageErrorException>(() => m.CreateTopic(bad, 1, Cfg()))!.Error, Is.EqualTo(StorageError.InvalidTopic), bad);
+            Assert.That(Assert.Throws<StorageErrorException>(() => m.CreateTopic(bad, 1, Cfg()))!.Code, Is.EqualTo(ErrorCode.InvalidTopicException), bad);
         m.CreateTopic(new string('x', 249), 1, Cfg());
         m.CreateTopic("a.b", 1, Cfg());
-        Assert.That(Assert.Throws<StorageErrorException>(() => m.CreateTopic("a_b", 1, Cfg()))!.Error, Is.EqualTo(StorageError.InvalidTopic));
-        Assert.That(Assert.Throws<StorageErrorException>(() => m.CreateTopic("a.b", 1, Cfg()))!.Error, Is.EqualTo(StorageError.TopicAlreadyExists));
-        Assert.That(Assert.Throws<StorageErrorException>(() => m.CreateTopic("z", 0, Cfg()))!.Error, Is.EqualTo(StorageError.InvalidPartitions));
+        Assert.That(Assert.Throws<StorageErrorException>(() => m.CreateTopic("a_b", 1, Cfg()))!.Code, Is.EqualTo(ErrorCode.InvalidTopicException));
+        Assert.That(Assert.Throws<StorageErrorException>(() => m.CreateTopic("a.b", 1, Cfg()))!.Code, Is.EqualTo(ErrorCode.TopicAlreadyExists));
+        Assert.That(Assert.Throws<StorageErrorException>(() => m.CreateTopic("z", 0, Cfg()))!.Code, Is.EqualTo(ErrorCode.InvalidPartitions));
     }
 
     [Test]
@@ -175,7 +175,7 @@ public class ManagerTests
             Assert.That(t.Config.LogAppendTime, Is.True);
             Assert.That(t.Config.RetentionMs, Is.EqualTo(_tmp.Options().RetentionMs), "dropped overrides revert to the default");
             Assert.That(t.Partitions[1].Append(BatchBuilder.Build(1, 0), 1).LogAppendTime, Is.EqualTo(_tmp.Time.NowMs));
-            Assert.That(Assert.Throws<StorageErrorException>(() => m.AlterTopicConfig("nope", Cfg()))!.Error, Is.EqualTo(StorageError.UnknownTopicOrPartition));
+            Assert.That(Assert.Throws<StorageErrorException>(() => m.AlterTopicConfig("nope", Cfg()))!.Code, Is.EqualTo(ErrorCode.UnknownTopicOrPartition));
         }
         using (var m = _tmp.Open())
         {
@@ -199,8 +199,8 @@ public class ManagerTests
         Assert.That(m.GetTopic(id), Is.Null);
         Assert.That(slice.Data.ToArray(), Is.EqualTo(copy));
         slice.Dispose();
-        Assert.That(Assert.Throws<StorageErrorException>(() => t.Partitions[0].Append(BatchBuilder.Build(1, 0), 1))!.Error, Is.EqualTo(StorageError.UnknownTopicOrPartition));
-        Assert.That(Assert.Throws<StorageErrorException>(() => m.DeleteTopic("gone"))!.Error, Is.EqualTo(StorageError.UnknownTopicOrPartition));
+        Assert.That(Assert.Throws<StorageErrorException>(() => t.Partitions[0].Append(BatchBuilder.Build(1, 0), 1))!.Code, Is.EqualTo(ErrorCode.UnknownTopicOrPartition));
+        Assert.That(Assert.Throws<StorageErrorException>(() => m.DeleteTopic("gone"))!.Code, Is.EqualTo(ErrorCode.UnknownTopicOrPartition));
         var again = m.CreateTopic("gone", 1, Cfg());
         Assert.That(again.TopicId, Is.Not.EqualTo(id));
         Assert.That(again.Partitions[0].LogEndOffset, Is.EqualTo(0));
@@ -221,7 +221,7 @@ public class ManagerTests
         using (var m = _tmp.Open())
         {
             m.CreateTopic("t", 1, Cfg(), new Uuid(1234, 5678));
-            Assert.That(Assert.Throws<StorageErrorException>(() => m.AddPartitions("t", 1))!.Error, Is.EqualTo(StorageError.InvalidPartitions));
+            Assert.That(Assert.Throws<StorageErrorException>(() => m.AddPartitions("t", 1))!.Code, Is.EqualTo(ErrorCode.InvalidPartitions));
             m.AddPartitions("t", 3);
             m.TryGetTopic("t", out var t);
             Assert.That(t.Partitions.Select(p => p.Partition), Is.EqualTo(new[] { 0, 1, 2 }));

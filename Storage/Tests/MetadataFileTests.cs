@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using NUnit.Framework;
+using Kayak.Protocol;
 
 namespace Kayak.Storage.Tests;
 
@@ -40,7 +41,7 @@ public class MetadataFileTests
         File.WriteAllText(file, good[..(good.Length / 2)]); // torn in the middle of the JSON
 
         var e = Assert.Throws<StorageErrorException>(() => _tmp.Open())!;
-        Assert.That(e.Error, Is.EqualTo(StorageError.KafkaStorageError));
+        Assert.That(e.Code, Is.EqualTo(ErrorCode.KafkaStorageError));
         Assert.That(e.Message, Does.Contain(file).And.Contain("orders"));
         Assert.That(LogBytes(dir), Is.EqualTo(bytes), "the refused load must not touch the data");
 
@@ -123,7 +124,7 @@ public class MetadataFileTests
         Directory.CreateDirectory(dir);
         File.WriteAllBytes(Path.Combine(dir, "00000000000000000000.log"), BatchBuilder.Build(3, 1));
         var e = Assert.Throws<StorageErrorException>(() => m.CreateTopic("late", 1, Cfg()))!;
-        Assert.That(e.Error, Is.EqualTo(StorageError.KafkaStorageError));
+        Assert.That(e.Code, Is.EqualTo(ErrorCode.KafkaStorageError));
         Assert.That(e.Message, Does.Contain(dir));
         Assert.That(new FileInfo(Path.Combine(dir, "00000000000000000000.log")).Length, Is.GreaterThan(0));
         Assert.That(m.TryGetTopic("late", out _), Is.False);

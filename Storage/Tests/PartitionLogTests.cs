@@ -79,8 +79,8 @@ public class PartitionLogTests
         p.Append(BatchBuilder.Build(3, 1000), 1);
         using (var s = p.Read(3, 1000)) Assert.That(s.IsEmpty, Is.True);
         var ex = Assert.Throws<StorageErrorException>(() => p.Read(4, 1000));
-        Assert.That(ex!.Error, Is.EqualTo(StorageError.OffsetOutOfRange));
-        Assert.That(Assert.Throws<StorageErrorException>(() => p.Read(-1, 1000))!.Error, Is.EqualTo(StorageError.OffsetOutOfRange));
+        Assert.That(ex!.Code, Is.EqualTo(ErrorCode.OffsetOutOfRange));
+        Assert.That(Assert.Throws<StorageErrorException>(() => p.Read(-1, 1000))!.Code, Is.EqualTo(ErrorCode.OffsetOutOfRange));
     }
 
     [Test]
@@ -90,9 +90,9 @@ public class PartitionLogTests
         var p = m.CreateTopic("t", 1, NoConfig).Partitions[0];
         var b = BatchBuilder.Build(3, 1000);
         var bad = b.Concat(b.AsSpan(0, 30).ToArray()).ToArray();
-        Assert.That(Assert.Throws<StorageErrorException>(() => p.Append(bad, 2))!.Error, Is.EqualTo(StorageError.CorruptRecord));
+        Assert.That(Assert.Throws<StorageErrorException>(() => p.Append(bad, 2))!.Code, Is.EqualTo(ErrorCode.CorruptMessage));
         var badMagic = (byte[])b.Clone(); badMagic[16] = 1;
-        Assert.That(Assert.Throws<StorageErrorException>(() => p.Append(badMagic, 1))!.Error, Is.EqualTo(StorageError.CorruptRecord));
+        Assert.That(Assert.Throws<StorageErrorException>(() => p.Append(badMagic, 1))!.Code, Is.EqualTo(ErrorCode.CorruptMessage));
         Assert.That(p.LogEndOffset, Is.EqualTo(0));
         var r = p.Append(b.Concat(b).ToArray(), 2);
         Assert.That((r.BaseOffset, r.LastOffset), Is.EqualTo((0L, 5L)));
@@ -103,8 +103,8 @@ public class PartitionLogTests
     {
         using var m = _tmp.Open();
         var p = m.CreateTopic("t", 1, new Dictionary<string, string> { ["max.message.bytes"] = "200" }).Partitions[0];
-        Assert.That(Assert.Throws<StorageErrorException>(() => p.Append(BatchBuilder.Build(1, 0, valueSize: 300), 1))!.Error,
-            Is.EqualTo(StorageError.MessageTooLarge));
+        Assert.That(Assert.Throws<StorageErrorException>(() => p.Append(BatchBuilder.Build(1, 0, valueSize: 300), 1))!.Code,
+            Is.EqualTo(ErrorCode.MessageTooLarge));
     }
 
     [Test]

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using NUnit.Framework;
+using Kayak.Protocol;
 
 namespace Kayak.Storage.Tests;
 
@@ -28,10 +29,10 @@ public class ProducerStateTests
         return t.Partitions[0];
     }
 
-    private static ProducerStateError Refused(PartitionLog p, byte[] batch)
+    private static ErrorCode Refused(PartitionLog p, byte[] batch)
     {
         var e = Assert.Throws<ProducerStateException>(() => p.Append(batch, 1))!;
-        return e.Error;
+        return e.Code;
     }
 
     [Test]
@@ -55,7 +56,7 @@ public class ProducerStateTests
         var p = Partition(m);
         for (int i = 0; i < 6; i++) p.Append(Batch(7, 0, i * 3), 1);
         // Batch 0 fell out of the window: it is neither a duplicate nor in sequence.
-        Assert.That(Refused(p, Batch(7, 0, 0)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+        Assert.That(Refused(p, Batch(7, 0, 0)), Is.EqualTo(ErrorCode.OutOfOrderSequenceNumber));
         Assert.That(p.Append(Batch(7, 0, 3), 1).IsDuplicate, Is.True);
     }
 
@@ -65,7 +66,7 @@ public class ProducerStateTests
         using var m = _tmp.Open();
         var p = Partition(m);
         p.Append(Batch(7, 0, 0), 1);
-        Assert.That(Refused(p, Batch(7, 0, 4)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+        Assert.That(Refused(p, Batch(7, 0, 4)), Is.EqualTo(ErrorCode.OutOfOrderSequenceNumber));
         Assert.That(p.LogEndOffset, Is.EqualTo(3));
         Assert.That(p.Append(Batch(7, 0, 3), 1).BaseOffset, Is.EqualTo(3));
     }
@@ -76,9 +77,9 @@ public class ProducerStateTests
         using var m = _tmp.Open();
         var p = Partition(m);
         p.Append(Batch(7, 1, 0), 1);
-        Assert.That(Refused(p, Batch(7, 0, 3)), Is.EqualTo(ProducerStateError.InvalidProducerEpoch));
+        Assert.That(Refused(p, Batch(7, 0, 3)), Is.EqualTo(ErrorCode.InvalidProducerEpoch));
         // A bumped epoch must restart at sequence 0.
-        Assert.That(Refused(p, Batch(7, 2, 3)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+        Assert.That(Refused(p, Batch(7, 2, 3)), Is.EqualTo(ErrorCode.OutOfOrderSequenceNumber));
         Assert.That(p.Append(Batch(7, 2, 0), 1).IsDuplicate, Is.False);
         // An unknown producer may start anywhere (KIP-360).
         Assert.That(p.Append(Batch(8, 0, 42), 1).IsDuplicate, Is.False);
@@ -94,7 +95,7 @@ public class ProducerStateTests
         p.Append(Batch(9, 0, 0, transactional: true), 1);     // 6..8 txn of 9
         Assert.That(p.LastStableOffset, Is.EqualTo(3));
         Assert.That(p.HighWatermark, Is.EqualTo(9));
-        Assert.That(Refused(p, Batch(7, 0, 3)), Is.EqualTo(ProducerStateError.InvalidTxnState));
+        Assert.That(Refused(p, Batch(7, 0, 3)), Is.EqualTo(ErrorCode.InvalidTxnState));
 
         var abort = p.AppendEndTxnMarker(7, 0, 0, commit: false); // 9
         Assert.That(abort.BaseOffset, Is.EqualTo(9));
@@ -121,7 +122,7 @@ public class ProducerStateTests
         var p = Partition(m);
         p.Append(Batch(7, 3, 0, transactional: true), 1);
         var e = Assert.Throws<ProducerStateException>(() => p.AppendEndTxnMarker(7, 2, 0, commit: true))!;
-        Assert.That(e.Error, Is.EqualTo(ProducerStateError.ProducerFenced));
+        Assert.That(e.Code, Is.EqualTo(ErrorCode.ProducerFenced));
         Assert.That(p.LastStableOffset, Is.EqualTo(0));
     }
 
@@ -160,7 +161,7 @@ public class ProducerStateTests
         Assert.That(File.Exists(Path.Combine(dir, "00000000000000000010.snapshot")), Is.EqualTo(clean));
         Assert.That(p2.LastStableOffset, Is.EqualTo(7));
         Assert.That(p2.Append(Batch(7, 0, 0), 1).IsDuplicate, Is.True);
-        Assert.That(Refused(p2, Batch(7, 0, 5)), Is.EqualTo(ProducerStateError.OutOfOrderSequence));
+        Assert.That(Refused(p2, Batch(7, 0, 5)), Is.EqualTo(ErrorCode.OutOfOrderSequenceNumber));
         var aborted = new List<AbortedTransaction>();
         p2.CollectAbortedTransactions(0, 100, aborted);
         Assert.That(aborted, Is.EqualTo(new[] { new AbortedTransaction(9, 3, 6, 7) }));

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using NUnit.Framework;
+using Kayak.Protocol;
 
 namespace Kayak.Storage.Tests;
 
@@ -32,10 +33,10 @@ public class ProducerStateVerificationTests
         return t.Partitions[0];
     }
 
-    private static ProducerStateError Refused(PartitionLog p, byte[] batch, VerificationGuard? guard)
+    private static ErrorCode Refused(PartitionLog p, byte[] batch, VerificationGuard? guard)
     {
         var e = Assert.Throws<ProducerStateException>(() => p.AppendFromClient(batch, 1, guard))!;
-        return e.Error;
+        return e.Code;
     }
 
     [Test]
@@ -43,7 +44,7 @@ public class ProducerStateVerificationTests
     {
         using var m = _tmp.Open();
         var p = Partition(m);
-        Assert.That(Refused(p, TxnBatch(7, 0, 0), null), Is.EqualTo(ProducerStateError.InvalidTxnState), "unverified first batch");
+        Assert.That(Refused(p, TxnBatch(7, 0, 0), null), Is.EqualTo(ErrorCode.InvalidTxnState), "unverified first batch");
         var guard = p.MaybeStartTransactionVerification(7, 0);
         Assert.That(guard, Is.Not.Null);
         Assert.That(p.MaybeStartTransactionVerification(7, 0), Is.SameAs(guard), "one guard per producer until used");
@@ -63,17 +64,17 @@ public class ProducerStateVerificationTests
         // The late batch's Produce found the transaction open here (no guard needed), then the marker won the lock.
         Assert.That(p.MaybeStartTransactionVerification(7, 0), Is.Null);
         p.AppendEndTxnMarker(7, 0, 0, commit: true);
-        Assert.That(Refused(p, TxnBatch(7, 0, 3), null), Is.EqualTo(ProducerStateError.InvalidTxnState));
+        Assert.That(Refused(p, TxnBatch(7, 0, 3), null), Is.EqualTo(ErrorCode.InvalidTxnState));
         Assert.That((p.LastStableOffset, p.LogEndOffset), Is.EqualTo((4L, 4L)), "nothing after the marker");
 
         // Same with a guard taken before the marker (the coordinator confirmed before EndTxn): the marker cleared it.
         var guard = p.MaybeStartTransactionVerification(7, 0);
         p.AppendEndTxnMarker(7, 0, 0, commit: false);
-        Assert.That(Refused(p, TxnBatch(7, 0, 3), guard), Is.EqualTo(ProducerStateError.InvalidTxnState));
+        Assert.That(Refused(p, TxnBatch(7, 0, 3), guard), Is.EqualTo(ErrorCode.InvalidTxnState));
         // A later transaction's guard is a new one: the stale guard stays useless (Kafka's ABA case).
         var next = p.MaybeStartTransactionVerification(7, 0);
         Assert.That(next, Is.Not.SameAs(guard));
-        Assert.That(Refused(p, TxnBatch(7, 0, 3), guard), Is.EqualTo(ProducerStateError.InvalidTxnState));
+        Assert.That(Refused(p, TxnBatch(7, 0, 3), guard), Is.EqualTo(ErrorCode.InvalidTxnState));
         p.AppendFromClient(TxnBatch(7, 0, 3), 1, next);
         Assert.That(p.LastStableOffset, Is.EqualTo(5));
     }
@@ -112,6 +113,6 @@ public class ProducerStateVerificationTests
         _tmp.Time.Advance(1000);
         p.RemoveExpiredProducers(1000);
         Assert.That(p.ProducerState.PendingVerifications, Is.Zero);
-        Assert.That(Refused(p, TxnBatch(7, 0, 0), guard), Is.EqualTo(ProducerStateError.InvalidTxnState));
+        Assert.That(Refused(p, TxnBatch(7, 0, 0), guard), Is.EqualTo(ErrorCode.InvalidTxnState));
     }
 }

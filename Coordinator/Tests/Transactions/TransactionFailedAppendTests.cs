@@ -182,11 +182,11 @@ public class TransactionFailedAppendTests
     }
 
     /// <summary>Kafka's TransactionStateManager maps the log's append error to the coordinator's (nothing changes either way).</summary>
-    [TestCase(StorageError.KafkaStorageError, ErrorCode.NotCoordinator)]
-    [TestCase(StorageError.MessageTooLarge, ErrorCode.UnknownServerError)]
-    [TestCase(StorageError.UnknownTopicOrPartition, ErrorCode.CoordinatorNotAvailable)]
-    [TestCase(StorageError.CorruptRecord, ErrorCode.CorruptMessage)]
-    public void TheAppendErrorBecomesKafkasCoordinatorError(StorageError storage, ErrorCode expected)
+    [TestCase(ErrorCode.KafkaStorageError, ErrorCode.NotCoordinator)]
+    [TestCase(ErrorCode.MessageTooLarge, ErrorCode.UnknownServerError)]
+    [TestCase(ErrorCode.UnknownTopicOrPartition, ErrorCode.CoordinatorNotAvailable)]
+    [TestCase(ErrorCode.CorruptMessage, ErrorCode.CorruptMessage)]
+    public void TheAppendErrorBecomesKafkasCoordinatorError(ErrorCode storage, ErrorCode expected)
     {
         _log.Error = () => new StorageErrorException(storage, "simulated");
         RefusedChangesNothing(() =>
