@@ -151,7 +151,7 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
             });
         }
         var response = await SendAsync<FetchResponse>(leader, request, ApiKey.Fetch, FetchVersion, ct).ConfigureAwait(false);
-        if (response.ErrorCode != 0) return true;
+        if (response.Error() != ErrorCode.None) return true;
         bool failed = false;
         foreach (var t in response.Responses)
             foreach (var p in t.Partitions)
@@ -160,12 +160,12 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
                 foreach (var f in followed)
                     if (f.TopicId == t.TopicId && f.Partition == p.PartitionIndex) match = f;
                 if (match is not { } m) continue;
-                if (p.ErrorCode != 0)
+                if (p.Error() != ErrorCode.None)
                 {
                     // NOT_LEADER_OR_FOLLOWER / FENCED / UNKNOWN_LEADER_EPOCH: the controller's metadata moves on and the
                     // next round follows it. OFFSET_OUT_OF_RANGE: this log diverged from the leader's; reconcile again.
-                    if (p.ErrorCode == (short)ErrorCode.OffsetOutOfRange) _reconciled.Remove((m.TopicId, m.Partition));
-                    logger.LogDebug("Replica fetch of {Topic}-{Partition} from {Leader}: {Error}", m.Topic, m.Partition, leaderId, (ErrorCode)p.ErrorCode);
+                    if (p.Error() == ErrorCode.OffsetOutOfRange) _reconciled.Remove((m.TopicId, m.Partition));
+                    logger.LogDebug("Replica fetch of {Topic}-{Partition} from {Leader}: {Error}", m.Topic, m.Partition, leaderId, p.Error());
                     failed = true;
                     continue;
                 }
@@ -219,7 +219,7 @@ internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, i
             foreach (var p in t.Partitions)
             {
                 var match = asked.Find(a => a.F.Topic == t.Topic && a.F.Partition == p.Partition);
-                if (match.F.Log is not { } log || p.ErrorCode != 0) continue;
+                if (match.F.Log is not { } log || p.Error() != ErrorCode.None) continue;
                 long target = p.EndOffset;
                 if (target >= 0 && p.LeaderEpoch >= 0 && p.LeaderEpoch < match.Epoch)
                     target = Math.Min(target, log.EndOffsetForLeaderEpoch(p.LeaderEpoch, int.MinValue).EndOffset);

@@ -30,7 +30,7 @@ internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transacti
         // v4+ comes from brokers verifying transactions (KIP-890): CLUSTER_ACTION on the cluster.
         if (!authorizer.Cluster(context, AclOperation.ClusterAction))
         {
-            response.ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed;
+            response.SetError(ErrorCode.ClusterAuthorizationFailed);
             return Done(response);
         }
         foreach (var t in request.Transactions)

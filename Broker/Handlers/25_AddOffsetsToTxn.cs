@@ -15,11 +15,11 @@ internal sealed class AddOffsetsToTxnHandler(TransactionCoordinator transactions
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, AddOffsetsToTxnRequest request)
     {
         if (!authorizer.TransactionalId(context, AclOperation.Write, request.TransactionalId))
-            return Done(new AddOffsetsToTxnResponse { ErrorCode = (short)ErrorCode.TransactionalIdAuthorizationFailed });
+            return Done(new AddOffsetsToTxnResponse().SetError(ErrorCode.TransactionalIdAuthorizationFailed));
         if (!authorizer.Group(context, AclOperation.Read, request.GroupId))
-            return Done(new AddOffsetsToTxnResponse { ErrorCode = (short)ErrorCode.GroupAuthorizationFailed });
+            return Done(new AddOffsetsToTxnResponse().SetError(ErrorCode.GroupAuthorizationFailed));
         var error = transactions.AddOffsets(request.TransactionalId, request.ProducerId, request.ProducerEpoch, request.GroupId);
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 2) error = ErrorCode.InvalidProducerEpoch;
-        return Done(new AddOffsetsToTxnResponse { ErrorCode = (short)error });
+        return Done(new AddOffsetsToTxnResponse().SetError(error));
     }
 }

@@ -20,9 +20,9 @@ internal sealed class EndTxnHandler(TransactionCoordinator transactions, IAuthor
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, EndTxnRequest request)
     {
         if (!authorizer.TransactionalId(context, AclOperation.Write, request.TransactionalId))
-            return Done(new EndTxnResponse { ErrorCode = (short)ErrorCode.TransactionalIdAuthorizationFailed });
+            return Done(new EndTxnResponse().SetError(ErrorCode.TransactionalIdAuthorizationFailed));
         var error = transactions.EndTxn(request.TransactionalId, request.ProducerId, request.ProducerEpoch, request.Committed);
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 2) error = ErrorCode.InvalidProducerEpoch;
-        return Done(new EndTxnResponse { ErrorCode = (short)error });
+        return Done(new EndTxnResponse().SetError(error));
     }
 }

@@ -50,7 +50,7 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
                             if (log.HighWatermark <= offset) (pending ??= new()).Add((log, offset, rp));
                         }
                     }
-                    rp.ErrorCode = (short)error;
+                    rp.SetError(error);
                 }
             }
         }
@@ -79,7 +79,7 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
             try { await log.WaitForHighWatermarkAsync(offset, timeout.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { }
             if (log.HighWatermark <= offset)
-                rp.ErrorCode = (short)(leadership.IsLocalLeader(log.TopicName, log.Partition) ? ErrorCode.RequestTimedOut : ErrorCode.NotLeaderOrFollower);
+                rp.SetError(leadership.IsLocalLeader(log.TopicName, log.Partition) ? ErrorCode.RequestTimedOut : ErrorCode.NotLeaderOrFollower);
         }
         return response;
     }

@@ -63,3 +63,8 @@ public sealed partial class ListGroupsResponse : IErrorCodeField { }
 public sealed partial class RenewDelegationTokenResponse : IErrorCodeField { }
 public sealed partial class ExpireDelegationTokenResponse : IErrorCodeField { }
 public sealed partial class DescribeDelegationTokenResponse : IErrorCodeField { }
+// The transaction APIs (the handlers 24-27 write their errors through SetError too).
+public sealed partial class AddPartitionsToTxnResponse : IErrorCodeField { }
+public sealed partial class AddOffsetsToTxnResponse : IErrorCodeField { }
+public sealed partial class EndTxnResponse : IErrorCodeField { }
+public sealed partial class WriteTxnMarkersResponse { public sealed partial class WritableTxnMarkerPartitionResult : IErrorCodeField { } }

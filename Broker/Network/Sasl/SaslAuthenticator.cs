@@ -146,11 +146,11 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         var enabled = config.EnabledMechanisms.ToList();
         if (!config.EnabledMechanisms.Contains(mechanism))
         {
-            return Fail(reply with { Message = new SaslHandshakeResponse { ErrorCode = (short)ErrorCode.UnsupportedSaslMechanism, Mechanisms = enabled } },
+            return Fail(reply with { Message = new SaslHandshakeResponse { Mechanisms = enabled }.SetError(ErrorCode.UnsupportedSaslMechanism) },
                 $"Unsupported SASL mechanism {mechanism}");
         }
         _framed = version >= 1;
-        reply = reply with { Message = new SaslHandshakeResponse { ErrorCode = (short)ErrorCode.None, Mechanisms = enabled } };
+        reply = reply with { Message = new SaslHandshakeResponse { Mechanisms = enabled } };
         if (_previousPrincipal is not null && mechanism != _mechanism)
         {
             // Kafka's REAUTH_BAD_MECHANISM: the handshake is answered, the next token fails.
@@ -215,13 +215,12 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
         var reader = new KafkaReader(frame);
         new RequestHeader().Read(ref reader, ApiMessageTypes.RequestHeaderVersion(key, version));
         request.Read(ref reader, version);
-        const short code = (short)ErrorCode.IllegalSaslState;
         if (request is MetadataRequest metadata)
         {
             // MetadataRequest.getErrorResponse: every named topic carries the error (an all-topics request names none).
             var response = new MetadataResponse();
             foreach (var t in metadata.Topics ?? [])
-                response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name, TopicId = t.TopicId, ErrorCode = code });
+                response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = t.Name, TopicId = t.TopicId }.SetError(ErrorCode.IllegalSaslState));
             return response;
         }
         try { return ErrorResponses.Build(key, request, version, ErrorCode.IllegalSaslState); }
@@ -229,7 +228,7 @@ internal sealed class SaslAuthenticator(SaslListenerConfig config, TimeProvider 
     }
 
     private static SaslAuthenticateResponse AuthenticateFailed(string message) =>
-        new() { ErrorCode = (short)ErrorCode.SaslAuthenticationFailed, ErrorMessage = message };
+        new SaslAuthenticateResponse().SetError(new(ErrorCode.SaslAuthenticationFailed, message));
 
     /// <summary>v0 handshake: the token is the whole frame, and so is the answer (Kafka sends none on failure, it closes).</summary>
     private SaslReply RawToken(byte[] token)
