@@ -72,7 +72,7 @@ internal sealed class BrokerState : IDisposable
             new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber, Quotas, Authorizer), new DeleteTopicsHandler(Catalog, Topics, Quotas, Authorizer),
             new DeleteRecordsHandler(Catalog, Authorizer), new InitProducerIdHandler(txns, Authorizer), new OffsetForLeaderEpochHandler(Catalog, Leadership, Authorizer),
             new AddPartitionsToTxnHandler(txns, Catalog, Authorizer), new AddOffsetsToTxnHandler(txns, Authorizer), new EndTxnHandler(txns, Authorizer),
-            new WriteTxnMarkersHandler(Catalog, Leadership, Authorizer, Time), new TxnOffsetCommitHandler(txns, Groups, Catalog, Time, Authorizer),
+            new WriteTxnMarkersHandler(Catalog, Leadership, Groups, Authorizer, Time), new TxnOffsetCommitHandler(txns, Verifier(txns), Groups, Catalog, Time, Authorizer),
             new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber, Authorizer), new AlterConfigsHandler(Topics, Cluster, Dynamic, Authorizer),
             new DescribeLogDirsHandler(Catalog, Config.LogDirs, Authorizer), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics, Quotas, Authorizer),
             new DeleteGroupsHandler(Groups, Authorizer), new ElectLeadersHandler(Catalog, Controller, Authorizer),
@@ -203,7 +203,7 @@ internal sealed class BrokerState : IDisposable
     private void OpenTransactions()
     {
         var txnLog = LoggerFactory.CreateLogger("Kayak.Transactions");
-        Kayak.Coordinator.Transactions.ITransactionMarkerWriter markers = new Transactions.LocalMarkerWriter(Catalog, txnLog);
+        Kayak.Coordinator.Transactions.ITransactionMarkerWriter markers = new Transactions.LocalMarkerWriter(Catalog, txnLog, Groups);
         // In a cluster a marker goes to the partition's current leader (WriteTxnMarkers, issue 14); one broker keeps the local path.
         if (Controller is { } c && InterBroker is { } client)
             markers = new Transactions.ClusterMarkerWriter(c, NodeId, Leadership, markers, Replication, client, Time, txnLog);
@@ -214,8 +214,9 @@ internal sealed class BrokerState : IDisposable
             (Kayak.Coordinator.Transactions.IProducerIdAllocator?)Controller?.ProducerIds
                 ?? new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(Config.LogDirs[0], "kayak-producer-id-block")))
         {
-            // Committed transactions hand their TxnOffsetCommit offsets to the group coordinator.
-            OffsetSink = Groups,
+            // Committed transactions hand their TxnOffsetCommit offsets to the group coordinator; in a cluster, to the one
+            // leading the group's __consumer_offsets partition.
+            OffsetSink = Controller is null ? Groups : new Transactions.ClusterOffsetSink(Groups, markers),
         };
         // Transaction coordinator failover (issue 14): the ids of a __transaction_state partition are served by its leader.
         if (Controller is { } controller) Transactions.LeaderEpochOf = LeaderEpochOf(controller, TopicService.TransactionStateTopic);

@@ -158,4 +158,75 @@ public sealed class ClusterTransactionTests : ScratchDirectoryTest
         }
         finally { first.Dispose(); }
     }
+
+    /// <summary>
+    /// sendOffsetsToTransaction when the transaction coordinator and the group coordinator are different brokers:
+    /// TxnOffsetCommit reaches the group coordinator, which must accept it for a transaction it does not coordinate
+    /// (Kafka's group coordinator stores the offsets pending without asking), and the commit/abort marker of the group's
+    /// __consumer_offsets partition must be written by that partition's leader, which then materializes (commit) or
+    /// drops (abort) the pending offsets. Checked with the group's committed offsets seen through a consumer.
+    /// </summary>
+    [Test]
+    [CancelAfter(180_000)]
+    public async Task SendOffsetsToTransaction_GroupCoordinatorOnAnotherBroker_CommitsAndAbortsTheOffsets()
+    {
+        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0 });
+        await cluster.StartAsync(Token);
+        await cluster.CreateTopicAsync(Topic, Partitions, 3);
+        int stateParts = cluster.Broker(1)!.Config.TransactionStateLogNumPartitions;
+        int offsetParts = cluster.Broker(1)!.Config.OffsetsTopicNumPartitions;
+
+        string transactionalId = "cluster-txn-offsets-" + Guid.NewGuid().ToString("N");
+        using var producer = TransactionalProducer(cluster.BootstrapServers, transactionalId);
+        producer.InitTransactions(TxnTimeout);
+        int txnCoordinator = cluster.Partition("__transaction_state", TransactionCoordinator.PartitionFor(transactionalId, stateParts)).Leader;
+
+        // Any group operation creates __consumer_offsets; then pick a group whose coordinator is another broker.
+        using (var probe = ConfluentClients.Consumer(cluster.BootstrapServers, c => c.GroupId = "probe-" + Guid.NewGuid().ToString("N")))
+            probe.Commit([new TopicPartitionOffset(Topic, 0, 0)]);
+        string group = Enumerable.Range(0, 1000).Select(i => $"txn-offsets-group-{i}")
+            .First(g => cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(g, offsetParts)).Leader is var l && l > 0 && l != txnCoordinator);
+        int groupCoordinator = cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(group, offsetParts)).Leader;
+        TestContext.Out.WriteLine($"transaction coordinator {txnCoordinator}, group coordinator {groupCoordinator}");
+
+        using var consumer = ConfluentClients.Consumer(cluster.BootstrapServers, c =>
+        {
+            c.GroupId = group;
+            c.EnableAutoCommit = false;
+            c.IsolationLevel = IsolationLevel.ReadCommitted;
+        });
+        var tp = new TopicPartition(Topic, 0);
+        consumer.Assign(new TopicPartitionOffset(tp, Offset.Beginning));
+
+        producer.BeginTransaction();
+        SendToEveryPartition(producer, "x", 2);
+        producer.SendOffsetsToTransaction([new TopicPartitionOffset(tp, 7)], consumer.ConsumerGroupMetadata, TxnTimeout);
+        producer.CommitTransaction(TxnTimeout);
+        Assert.That(Committed(consumer, tp), Is.EqualTo(7), "the committed transaction's offset is the group's committed offset");
+
+        producer.BeginTransaction();
+        SendToEveryPartition(producer, "y", 2);
+        producer.SendOffsetsToTransaction([new TopicPartitionOffset(tp, 11)], consumer.ConsumerGroupMetadata, TxnTimeout);
+        producer.AbortTransaction(TxnTimeout);
+        Assert.That(Committed(consumer, tp), Is.EqualTo(7), "the aborted transaction's offset is dropped");
+
+        // Nothing is left pending on the group's partition: the leader's log has the markers, and a plain commit works.
+        var offsetsLog = cluster.Broker(groupCoordinator)!.State.Catalog.Lookup("__consumer_offsets").Topic!
+            .GetPartition(TransactionCoordinator.PartitionFor(group, offsetParts))!;
+        Assert.That(offsetsLog.LastStableOffset, Is.EqualTo(offsetsLog.HighWatermark), "both transactions ended in the group's offsets partition");
+    }
+
+    private static long Committed(IConsumer<byte[], byte[]> consumer, TopicPartition tp)
+    {
+        // Committed offsets become visible once the marker is replicated and replayed; poll briefly.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        long last = -1;
+        while (DateTime.UtcNow < deadline)
+        {
+            last = consumer.Committed([tp], TimeSpan.FromSeconds(10))[0].Offset.Value;
+            if (last >= 0) return last;
+            Thread.Sleep(100);
+        }
+        return last;
+    }
 }

@@ -5,16 +5,20 @@
 // waits for the ISR as Kafka appends it with acks=-1 (REQUEST_TIMED_OUT after offsets.commit.timeout.ms; the
 // coordinator retries, and a repeated marker is harmless). The marker also ends the producer's transaction in the
 // partition and clears its verification guard (KIP-890 part 1).
+// A group's __consumer_offsets partition is handed to the group coordinator, which appends the marker and then
+// materializes (commit) or drops (abort) the producer's pending TxnOffsetCommit offsets, as Kafka's handler calls
+// GroupCoordinator.onTransactionCompleted after appending (sendOffsetsToTransaction in a cluster, issue 14).
 // ACLs: CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED for every partition), as Kafka.
 using Kayak.Broker.Security;
 using Kayak.Broker.Services;
+using Kayak.Coordinator.Transactions;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
 using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLeadership leadership, IAuthorizer authorizer, TimeProvider time)
+internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLeadership leadership, ITxnOffsetSink groups, IAuthorizer authorizer, TimeProvider time)
     : ApiHandler<WriteTxnMarkersRequest>
 {
     public override ApiKey Key => ApiKey.WriteTxnMarkers;
@@ -43,7 +47,7 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
                     else if (!leadership.IsLocalLeader(t.Name, p)) error = ErrorCode.NotLeaderOrFollower;
                     else
                     {
-                        error = Append(log, m, out long offset);
+                        error = t.Name == TopicService.ConsumerOffsetsTopic ? CompleteOffsets(log, p, m, out long offset) : Append(log, m, out offset);
                         if (error == ErrorCode.None && leadership.Replicated)
                         {
                             leadership.LeaderAppended(log);
@@ -67,6 +71,19 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
         }
         catch (KafkaException e) { return e.Code; }
         catch (Exception e) when (e is IOException or ObjectDisposedException) { return ErrorCode.KafkaStorageError; }
+    }
+
+    /// <summary>The group coordinator writes the marker of its offsets partition and resolves the pending offsets.</summary>
+    private ErrorCode CompleteOffsets(PartitionLog log, int partition, WriteTxnMarkersRequest.WritableTxnMarker m, out long offset)
+    {
+        offset = -1;
+        try
+        {
+            groups.CompleteTransaction(partition, m.ProducerId, m.ProducerEpoch, m.TransactionResult);
+            offset = log.LogEndOffset - 1;
+            return ErrorCode.None;
+        }
+        catch (IOException) { return ErrorCode.KafkaStorageError; } // retriable: the coordinator sends it again
     }
 
     /// <summary>acks=-1 for markers (Kafka's TransactionMarkerChannelManager appends them so): each waits for the ISR.</summary>

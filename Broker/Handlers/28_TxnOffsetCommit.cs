@@ -10,6 +10,12 @@
 // STALE_MEMBER_EPOCH for another epoch; epoch -1 without a member only while the group has no members.
 // Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
 // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v3 (KIP-588).
+// In a cluster (issue 14) the group coordinator is often not the transaction's coordinator: it then asks that broker
+// whether the group's __consumer_offsets partition is in the producer's ongoing transaction (AddPartitionsToTxn v4
+// VerifyOnly, KIP-890 part 1) and stores the offsets pending; a coordinator that is moving or unreachable is answered
+// COORDINATOR_NOT_AVAILABLE, which the client retries. Not closed: unlike the local path, which holds the
+// transaction's lock across the check and the append, an EndTxn the same producer sends before this answer could
+// land its marker between the verdict and the append (clients wait for TxnOffsetCommit before EndTxn).
 // ACLs: see HandleAsync.
 using Kayak.Broker.Security;
 using Kayak.Broker.Services;
@@ -20,7 +26,8 @@ using Kayak.Protocol.Messages;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions, GroupCoordinator groups, ITopicCatalog catalog, TimeProvider time, IAuthorizer authorizer) : ApiHandler<TxnOffsetCommitRequest>
+internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions, ITransactionVerifier verifier, GroupCoordinator groups,
+    ITopicCatalog catalog, TimeProvider time, IAuthorizer authorizer) : ApiHandler<TxnOffsetCommitRequest>
 {
     public override ApiKey Key => ApiKey.TxnOffsetCommit;
 
@@ -44,7 +51,10 @@ internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions
             context.ApiVersion >= 3 ? request.MemberId : "", context.ApiVersion >= 3 ? request.GenerationId : -1,
             context.ApiVersion >= 3 ? request.GroupInstanceId : null);
         if (error == ErrorCode.None && !(offsets.Count == 0 && deniedTopics is { Count: > 0 }))
+        {
             error = transactions.TxnOffsetCommit(request.TransactionalId, request.GroupId, request.ProducerId, request.ProducerEpoch, offsets);
+            if (error == ErrorCode.NotCoordinator) error = CommitForRemoteTransaction(request, offsets);
+        }
         if (error == ErrorCode.ProducerFenced && context.ApiVersion < 3) error = ErrorCode.InvalidProducerEpoch;
         var response = new TxnOffsetCommitResponse();
         foreach (var t in request.Topics)
@@ -59,6 +69,21 @@ internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions
             response.Topics.Add(rt);
         }
         return Done(response);
+    }
+
+    /// <summary>The transaction is coordinated by another broker: verify the offsets partition is in it there, then store.</summary>
+    private ErrorCode CommitForRemoteTransaction(TxnOffsetCommitRequest request, List<PendingTxnOffset> offsets)
+    {
+        int partition = groups.PartitionFor(request.GroupId);
+        var verdict = verifier.Verify(request.TransactionalId, request.ProducerId, request.ProducerEpoch, TopicService.ConsumerOffsetsTopic, partition);
+        return verdict switch
+        {
+            ErrorCode.None => groups.StoreTransactionalOffsets(request.GroupId, request.ProducerId, request.ProducerEpoch, offsets),
+            ErrorCode.ProducerFenced or ErrorCode.InvalidProducerEpoch or ErrorCode.InvalidTxnState or ErrorCode.ConcurrentTransactions
+                or ErrorCode.TransactionalIdAuthorizationFailed => verdict,
+            ErrorCode.InvalidProducerIdMapping => ErrorCode.InvalidTxnState,
+            _ => ErrorCode.CoordinatorNotAvailable, // the transaction coordinator is moving, loading or unreachable: retriable
+        };
     }
 
     private bool PartitionExists(string topic, int partition) => catalog.Lookup(topic).Exists(partition);

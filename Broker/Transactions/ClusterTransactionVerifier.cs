@@ -26,11 +26,16 @@ internal sealed class ClusterTransactionVerifier(TransactionCoordinator local, I
     public ErrorCode CheckProduce(string? transactionalId, long producerId, short producerEpoch, string topic, int partition)
     {
         if (string.IsNullOrEmpty(transactionalId)) return local.CheckProduce(producerId, producerEpoch, topic, partition);
+        return MapVerdict(Verify(transactionalId, producerId, producerEpoch, topic, partition));
+    }
+
+    public ErrorCode Verify(string transactionalId, long producerId, short producerEpoch, string topic, int partition)
+    {
         int coordinator = leadership.Describe(TopicService.TransactionStateTopic,
             TransactionCoordinator.PartitionFor(transactionalId, transactionStatePartitions)).Leader;
         if (coordinator == nodeId) return local.CheckProduce(producerId, producerEpoch, topic, partition);
         if (coordinator < 0) return ErrorCode.CoordinatorNotAvailable;
-        return MapVerdict(Ask(coordinator, transactionalId, producerId, producerEpoch, topic, partition));
+        return Ask(coordinator, transactionalId, producerId, producerEpoch, topic, partition);
     }
 
     /// <summary>The coordinator's answer as the produce path reports it (Kafka's AddPartitionsToTxnManager / ReplicaManager).</summary>
@@ -57,7 +62,7 @@ internal sealed class ClusterTransactionVerifier(TransactionCoordinator local, I
                 .GetAwaiter().GetResult();
         }
         catch (IOException) { return ErrorCode.NetworkException; }
-        if (response.ErrorCode != 0) return (ErrorCode)response.ErrorCode;
+        if (response.Error() != ErrorCode.None) return response.Error();
         foreach (var r in response.ResultsByTransaction)
             foreach (var t in r.TopicResults)
                 foreach (var p in t.ResultsByPartition)

@@ -46,16 +46,23 @@ internal sealed class TransactionStateLog : ITransactionLog
     }
 }
 
-/// <summary>Writes commit/abort markers into the data partitions through Storage (one node: no WriteTxnMarkers RPC).</summary>
+/// <summary>
+/// Writes commit/abort markers into this broker's partitions through Storage (one node: no WriteTxnMarkers RPC; in a
+/// cluster the partitions this broker leads). A group's <c>__consumer_offsets</c> partition goes to the group
+/// coordinator, which writes the marker and then resolves the producer's pending offsets (Kafka's
+/// onTransactionCompleted after the marker).
+/// </summary>
 internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
 {
     private readonly ITopicCatalog _catalog;
     private readonly ILogger _log;
+    private readonly ITxnOffsetSink? _groups;
 
-    public LocalMarkerWriter(ITopicCatalog catalog, ILogger log)
+    public LocalMarkerWriter(ITopicCatalog catalog, ILogger log, ITxnOffsetSink? groups = null)
     {
         _catalog = catalog;
         _log = log;
+        _groups = groups;
     }
 
     /// <summary>
@@ -68,6 +75,19 @@ internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
             return ErrorCode.UnknownTopicOrPartition; // deleted meanwhile: Kafka drops markers for missing partitions
         // Not a replica on this cluster member (issue 14): Kafka's WriteTxnMarkers answers NOT_LEADER_OR_FOLLOWER.
         if (topic.GetPartition(partition.Partition) is not { } log) return ErrorCode.NotLeaderOrFollower;
+        if (_groups is not null && partition.Topic == TopicService.ConsumerOffsetsTopic)
+        {
+            try
+            {
+                _groups.CompleteTransaction(partition.Partition, producerId, producerEpoch, commit);
+                return ErrorCode.None;
+            }
+            catch (IOException e)
+            {
+                _log.LogWarning("Marker for {Topic}-{Partition} of producer {ProducerId} not written: {Message}", partition.Topic, partition.Partition, producerId, e.Message);
+                return ErrorCode.KafkaStorageError; // retriable: the marker writer tries again
+            }
+        }
         try
         {
             log.AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit);
@@ -78,5 +98,27 @@ internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
             _log.LogWarning("Marker for {Topic}-{Partition} of producer {ProducerId} refused: {Message}", partition.Topic, partition.Partition, producerId, e.Message);
             return ErrorCode.ProducerFenced;
         }
+    }
+}
+
+/// <summary>
+/// The transaction coordinator's side of a group's offsets in a cluster (issue 14): TxnOffsetCommit offsets are stored
+/// by the local group coordinator (the handler runs on the group's coordinator), and the commit/abort of a group's
+/// <c>__consumer_offsets</c> partition is a marker like any other, sent to that partition's leader (WriteTxnMarkers)
+/// or written here when this broker leads it; either way the leader's group coordinator writes it and resolves the
+/// pending offsets. Without this the coordinator wrote the marker into its own copy of the partition, and the group's
+/// coordinator never materialized the offsets.
+/// </summary>
+internal sealed class ClusterOffsetSink(ITxnOffsetSink groups, ITransactionMarkerWriter markers) : ITxnOffsetSink
+{
+    public ErrorCode StoreTransactionalOffsets(string groupId, long producerId, short producerEpoch, IReadOnlyList<PendingTxnOffset> offsets) =>
+        groups.StoreTransactionalOffsets(groupId, producerId, producerEpoch, offsets);
+
+    public void CompleteTransaction(int offsetsPartition, long producerId, short producerEpoch, bool commit)
+    {
+        var error = markers.WriteMarker(new TxnPartition(TopicService.ConsumerOffsetsTopic, offsetsPartition), producerId, producerEpoch,
+            TransactionCoordinator.CoordinatorEpoch, commit);
+        if (error != ErrorCode.None)
+            throw new IOException($"Marker for {TopicService.ConsumerOffsetsTopic}-{offsetsPartition} of producer {producerId} not written: {error}");
     }
 }

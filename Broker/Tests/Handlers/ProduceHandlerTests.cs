@@ -19,6 +19,9 @@ public class ProduceHandlerTests
             Asked++;
             return answer;
         }
+
+        public ErrorCode Verify(string transactionalId, long producerId, short producerEpoch, string topic, int partition) =>
+            CheckProduce(transactionalId, producerId, producerEpoch, topic, partition);
     }
 
     private static ProduceRequest Request(short acks, string topic, int partition, byte[] records) => new()
