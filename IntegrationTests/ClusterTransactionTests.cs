@@ -216,6 +216,50 @@ public sealed class ClusterTransactionTests : ScratchDirectoryTest
         Assert.That(offsetsLog.LastStableOffset, Is.EqualTo(offsetsLog.HighWatermark), "both transactions ended in the group's offsets partition");
     }
 
+    /// <summary>
+    /// A transaction over a replication-factor-1 topic whose only replica is on another broker than the transaction's
+    /// coordinator, with sendOffsetsToTransaction for that partition to a group coordinator that hosts no replica of it:
+    /// AddPartitionsToTxn and TxnOffsetCommit check partitions against the cluster's metadata, not the local replicas.
+    /// </summary>
+    [Test]
+    [CancelAfter(180_000)]
+    public async Task Transaction_OnPartitionsWithoutALocalReplica_IsAcceptedByTheCoordinators()
+    {
+        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0 });
+        await cluster.StartAsync(Token);
+        const string single = "txn-rf1";
+        await cluster.CreateTopicAsync(single, 3, 1);
+        int stateParts = cluster.Broker(1)!.Config.TransactionStateLogNumPartitions;
+        int offsetParts = cluster.Broker(1)!.Config.OffsetsTopicNumPartitions;
+
+        string transactionalId = "cluster-txn-rf1-" + Guid.NewGuid().ToString("N");
+        using var producer = TransactionalProducer(cluster.BootstrapServers, transactionalId);
+        producer.InitTransactions(TxnTimeout);
+        int txnCoordinator = cluster.Partition("__transaction_state", TransactionCoordinator.PartitionFor(transactionalId, stateParts)).Leader;
+        int partition = Enumerable.Range(0, 3).First(p => cluster.Partition(single, p).Leader != txnCoordinator);
+        int dataLeader = cluster.Partition(single, partition).Leader;
+        using (var probe = ConfluentClients.Consumer(cluster.BootstrapServers, c => c.GroupId = "probe-" + Guid.NewGuid().ToString("N")))
+            probe.Commit([new TopicPartitionOffset(single, partition, 0)]);
+        string group = Enumerable.Range(0, 1000).Select(i => $"txn-rf1-group-{i}")
+            .First(g => cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(g, offsetParts)).Leader is var l && l > 0 && l != dataLeader);
+        TestContext.Out.WriteLine($"transaction coordinator {txnCoordinator}, partition {partition} on {dataLeader}, group coordinator " +
+            cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(group, offsetParts)).Leader);
+
+        using var consumer = ConfluentClients.Consumer(cluster.BootstrapServers, c => { c.GroupId = group; c.EnableAutoCommit = false; });
+        var tp = new TopicPartition(single, partition);
+        producer.BeginTransaction();
+        producer.Produce(tp, new Message<byte[], byte[]> { Value = ConfluentClients.Utf8("committed")! });
+        Assert.That(producer.Flush(TimeSpan.FromSeconds(60)), Is.EqualTo(0));
+        producer.SendOffsetsToTransaction([new TopicPartitionOffset(tp, 3)], consumer.ConsumerGroupMetadata, TxnTimeout);
+        producer.CommitTransaction(TxnTimeout);
+
+        Assert.That(Committed(consumer, tp), Is.EqualTo(3), "the transaction's offset for a partition its group coordinator does not host");
+        using var reader = ConfluentClients.Consumer(cluster.BootstrapServers, c => c.IsolationLevel = IsolationLevel.ReadCommitted);
+        reader.Assign(new TopicPartitionOffset(tp, Offset.Beginning));
+        var r = reader.Consume(TimeSpan.FromSeconds(30));
+        Assert.That(r is null ? null : ConfluentClients.FromUtf8(r.Message.Value), Is.EqualTo("committed"), "read_committed sees the committed record");
+    }
+
     private static long Committed(IConsumer<byte[], byte[]> consumer, TopicPartition tp)
     {
         // Committed offsets become visible once the marker is replicated and replayed; poll briefly.

@@ -42,5 +42,5 @@ internal sealed class OffsetCommitHandler : ApiHandler<OffsetCommitRequest>
         return Done(response);
     }
 
-    private bool PartitionExists(string topic, int partition) => _topics.Lookup(topic).Exists(partition);
+    private bool PartitionExists(string topic, int partition) => _topics.Lookup(topic).InMetadata(partition);
 }

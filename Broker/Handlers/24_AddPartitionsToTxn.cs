@@ -57,7 +57,7 @@ internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transacti
                 (deniedTopics ??= new(StringComparer.Ordinal)).Add(t.Name);
             foreach (int p in t.Partitions)
             {
-                if (!topic.Exists(p) || txnDenied || deniedTopics?.Contains(t.Name) == true) unknown = true;
+                if (!topic.InMetadata(p) || txnDenied || deniedTopics?.Contains(t.Name) == true) unknown = true;
                 partitions.Add(new TxnPartition(t.Name, p));
             }
         }
@@ -79,7 +79,7 @@ internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transacti
                 var e = error;
                 if (txnDenied) e = ErrorCode.TransactionalIdAuthorizationFailed;
                 else if (deniedTopics?.Contains(t.Name) == true) e = ErrorCode.TopicAuthorizationFailed;
-                else if (unknown) e = topic.Exists(p) ? ErrorCode.OperationNotAttempted : ErrorCode.UnknownTopicOrPartition;
+                else if (unknown) e = topic.InMetadata(p) ? ErrorCode.OperationNotAttempted : ErrorCode.UnknownTopicOrPartition;
                 rt.ResultsByPartition.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult { PartitionIndex = p, PartitionErrorCode = (short)e });
             }
             results.Add(rt);

@@ -86,5 +86,5 @@ internal sealed class TxnOffsetCommitHandler(TransactionCoordinator transactions
         };
     }
 
-    private bool PartitionExists(string topic, int partition) => catalog.Lookup(topic).Exists(partition);
+    private bool PartitionExists(string topic, int partition) => catalog.Lookup(topic).InMetadata(partition);
 }

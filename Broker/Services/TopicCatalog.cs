@@ -58,6 +58,12 @@ internal readonly struct TopicLookup
     }
 
     public bool Exists(int index) => Topic?.GetPartition(index) is not null;
+
+    /// <summary>
+    /// The partition is in the topic's metadata, hosted here or not (issue 14): what the transaction coordinator and the
+    /// group coordinator check partitions of a transaction against, as Kafka's coordinators read the metadata cache.
+    /// </summary>
+    public bool InMetadata(int index) => Topic is not null && (uint)index < (uint)Topic.PartitionCount;
 }
 
 /// <summary>The per-partition answer loop every "topics → partitions" handler shares.</summary>
