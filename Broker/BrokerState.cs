@@ -203,7 +203,7 @@ internal sealed class BrokerState : IDisposable
     private void OpenTransactions()
     {
         var txnLog = LoggerFactory.CreateLogger("Kayak.Transactions");
-        Kayak.Coordinator.Transactions.ITransactionMarkerWriter markers = new Transactions.LocalMarkerWriter(Catalog, txnLog, Groups);
+        Kayak.Coordinator.Transactions.ITransactionMarkerWriter markers = new Transactions.LocalMarkerWriter(Catalog, txnLog, Groups, Leadership);
         // In a cluster a marker goes to the partition's current leader (WriteTxnMarkers, issue 14); one broker keeps the local path.
         if (Controller is { } c && InterBroker is { } client)
             markers = new Transactions.ClusterMarkerWriter(c, NodeId, Leadership, markers, Replication, client, Time, txnLog);

@@ -52,7 +52,8 @@ public sealed partial class PartitionLog
             RecordBatchHeader.TryRead(b, out var h);
             if (h.IsControl)
             {
-                state.CheckMarker(h.ProducerId, h.ProducerEpoch);
+                bool endsTransaction = ProducerStateManager.ReadMarkerType(b[..total], out int coordinatorEpoch) is ControlRecordType.Commit or ControlRecordType.Abort;
+                state.CheckMarker(h.ProducerId, h.ProducerEpoch, endsTransaction ? coordinatorEpoch : -1);
                 continue;
             }
             if (state.CheckClientBatch(h, verifyTransactions, guard, out duplicate))
@@ -98,12 +99,14 @@ public sealed partial class PartitionLog
     /// producer's open transaction here, moving the last stable offset; an abort is added to the
     /// aborted-transaction index. Throws <see cref="ProducerStateException"/> (PRODUCER_FENCED) for a stale epoch.
     /// </summary>
-    public AppendResult AppendEndTxnMarker(long producerId, short producerEpoch, int coordinatorEpoch, bool commit)
+    /// <param name="partitionLeaderEpoch">The partition's current leader epoch in a cluster (Kafka stamps markers like any
+    /// leader append, so the leader-epoch lineage followers truncate by covers them); -1 on a single broker.</param>
+    public AppendResult AppendEndTxnMarker(long producerId, short producerEpoch, int coordinatorEpoch, bool commit, int partitionLeaderEpoch = -1)
     {
         using var buffer = new PooledBufferWriter(128);
         ControlRecord.WriteEndTransactionMarker(buffer, commit ? ControlRecordType.Commit : ControlRecordType.Abort,
             producerId, producerEpoch, coordinatorEpoch, NowMs());
-        return Append(buffer.WrittenSpan, 1);
+        return Append(buffer.WrittenSpan, 1, partitionLeaderEpoch);
     }
 
     /// <summary>Aborted transactions overlapping [fetchOffset, upperBoundOffset) for a read_committed fetch.</summary>

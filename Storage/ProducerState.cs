@@ -216,12 +216,21 @@ public sealed class ProducerStateManager
     /// <summary>Guards handed out and not yet used or cleared (tests, DescribeProducers has no field for them).</summary>
     public int PendingVerifications => _verifications?.Count ?? 0;
 
-    /// <summary>Checks a transaction marker from the coordinator: an older epoch than the partition saw is fenced.</summary>
-    public void CheckMarker(long producerId, short epoch)
+    /// <summary>
+    /// Checks a transaction marker from the coordinator: an older producer epoch than the partition saw is fenced
+    /// (PRODUCER_FENCED), and so is a commit/abort from an older coordinator epoch than the last marker of the producer
+    /// here (TRANSACTION_COORDINATOR_FENCED, Kafka's ProducerAppendInfo.appendEndTxnMarker: a coordinator that lost
+    /// its <c>__transaction_state</c> partition must not end a transaction its successor already ended).
+    /// </summary>
+    public void CheckMarker(long producerId, short epoch, int coordinatorEpoch = -1)
     {
-        if (_producers.TryGetValue(producerId, out var e) && epoch < e.ProducerEpoch)
+        if (!_producers.TryGetValue(producerId, out var e)) return;
+        if (epoch < e.ProducerEpoch)
             throw new ProducerStateException(ErrorCode.ProducerFenced,
                 $"Invalid producer epoch for marker: {epoch} (zombie) < {e.ProducerEpoch} (current) for producer {producerId}");
+        if (coordinatorEpoch >= 0 && coordinatorEpoch < e.CoordinatorEpoch)
+            throw new ProducerStateException(ErrorCode.TransactionCoordinatorFenced,
+                $"Invalid coordinator epoch for producerId {producerId}: {coordinatorEpoch} (zombie), {e.CoordinatorEpoch} (current)");
     }
 
     private static int LastSequence(int firstSeq, int lastOffsetDelta)

@@ -47,7 +47,8 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
                     else if (!leadership.IsLocalLeader(t.Name, p)) error = ErrorCode.NotLeaderOrFollower;
                     else
                     {
-                        error = t.Name == TopicService.ConsumerOffsetsTopic ? CompleteOffsets(log, p, m, out long offset) : Append(log, m, out offset);
+                        error = t.Name == TopicService.ConsumerOffsetsTopic ? CompleteOffsets(log, p, m, out long offset)
+                            : Append(log, m, leadership.Replicated ? leadership.Describe(t.Name, p).LeaderEpoch : -1, out offset);
                         if (error == ErrorCode.None && leadership.Replicated)
                         {
                             leadership.LeaderAppended(log);
@@ -61,12 +62,13 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
         return pending is null ? Done(response) : WaitForIsrAsync(response, pending);
     }
 
-    private static ErrorCode Append(PartitionLog log, WriteTxnMarkersRequest.WritableTxnMarker m, out long offset)
+    /// <summary>The marker batch carries the partition's current leader epoch, as every leader append does (Kafka's appendAsLeader).</summary>
+    private static ErrorCode Append(PartitionLog log, WriteTxnMarkersRequest.WritableTxnMarker m, int leaderEpoch, out long offset)
     {
         offset = -1;
         try
         {
-            offset = log.AppendEndTxnMarker(m.ProducerId, m.ProducerEpoch, m.CoordinatorEpoch, m.TransactionResult).LastOffset;
+            offset = log.AppendEndTxnMarker(m.ProducerId, m.ProducerEpoch, m.CoordinatorEpoch, m.TransactionResult, leaderEpoch).LastOffset;
             return ErrorCode.None;
         }
         catch (KafkaException e) { return e.Code; }

@@ -170,4 +170,49 @@ public class ClusterTransactionsTests
             Is.EqualTo(new[] { (0, ErrorCode.NotLeaderOrFollower), (7, ErrorCode.UnknownTopicOrPartition) }));
         Assert.That(cluster.Broker(follower)!.State.Catalog.Lookup(Topic).Topic!.GetPartition(0)!.LogEndOffset, Is.EqualTo(0));
     }
+
+    [Test]
+    public async Task WriteTxnMarkers_FromAnOlderCoordinatorEpoch_IsTransactionCoordinatorFenced()
+    {
+        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = _dir, Port = 0 });
+        await StartAsync(cluster);
+        var (coordinator, pid, epoch) = await InitAsync(cluster, "tx-fence");
+        int partition = PartitionNotLedBy(cluster, coordinator);
+        int leader = cluster.Partition(Topic, partition).Leader;
+        Assert.That(await AddPartitionAsync(cluster, coordinator, "tx-fence", pid, epoch, partition), Is.EqualTo((short)ErrorCode.None));
+        Assert.That(await ProduceAsync(cluster, "tx-fence", partition, TxnBatch(pid, epoch, 0, 3)), Is.EqualTo((short)ErrorCode.None));
+        using var c = await RawClient.ConnectAsync(cluster.Broker(leader)!.BootstrapServers);
+        async Task<ErrorCode> MarkerAsync(int coordinatorEpoch, bool commit)
+        {
+            var r = await c.SendAsync<WriteTxnMarkersResponse>(new WriteTxnMarkersRequest
+            {
+                Markers = [new() { ProducerId = pid, ProducerEpoch = epoch, TransactionResult = commit, CoordinatorEpoch = coordinatorEpoch,
+                    Topics = [new() { Name = Topic, PartitionIndexes = [partition] }] }],
+            }, 1);
+            return (ErrorCode)r.Markers[0].Topics[0].Partitions[0].ErrorCode;
+        }
+        // A coordinator under __transaction_state leader epoch 5 commits; the producer writes on in the partition.
+        Assert.That(await MarkerAsync(5, commit: true), Is.EqualTo(ErrorCode.None));
+        Assert.That(await ProduceAsync(cluster, "tx-fence", partition, TxnBatch(pid, epoch, 3, 1)), Is.EqualTo((short)ErrorCode.None));
+        var log = cluster.Broker(leader)!.State.Catalog.Lookup(Topic).Topic!.GetPartition(partition)!;
+        long end = log.LogEndOffset;
+        // A deposed coordinator (epoch 4) cannot end that transaction; the current one can.
+        Assert.That(await MarkerAsync(4, commit: false), Is.EqualTo(ErrorCode.TransactionCoordinatorFenced));
+        Assert.That((log.LogEndOffset, log.LastStableOffset), Is.EqualTo((end, end - 1)), "nothing appended; the transaction is still open");
+        Assert.That(await MarkerAsync(5, commit: false), Is.EqualTo(ErrorCode.None));
+        Assert.That(log.LastStableOffset, Is.EqualTo(end + 1));
+        // Both markers carry the partition's leader epoch, as every leader append does.
+        int leaderEpoch = cluster.Partition(Topic, partition).LeaderEpoch;
+        var markerEpochs = new List<int>();
+        log.Replay(chunk =>
+        {
+            var span = chunk.Span;
+            while (Kayak.Protocol.Records.RecordBatchHeader.TryRead(span, out var h) && span.Length >= h.TotalSize)
+            {
+                if (h.IsControl) markerEpochs.Add(h.PartitionLeaderEpoch);
+                span = span[h.TotalSize..];
+            }
+        });
+        Assert.That(markerEpochs, Is.EqualTo(new[] { leaderEpoch, leaderEpoch }));
+    }
 }

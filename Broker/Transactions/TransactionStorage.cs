@@ -57,12 +57,15 @@ internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
     private readonly ITopicCatalog _catalog;
     private readonly ILogger _log;
     private readonly ITxnOffsetSink? _groups;
+    private readonly IPartitionLeadership? _leadership;
 
-    public LocalMarkerWriter(ITopicCatalog catalog, ILogger log, ITxnOffsetSink? groups = null)
+    /// <param name="leadership">In a cluster: the leader epoch the marker batch carries.</param>
+    public LocalMarkerWriter(ITopicCatalog catalog, ILogger log, ITxnOffsetSink? groups = null, IPartitionLeadership? leadership = null)
     {
         _catalog = catalog;
         _log = log;
         _groups = groups;
+        _leadership = leadership;
     }
 
     /// <summary>
@@ -90,13 +93,14 @@ internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
         }
         try
         {
-            log.AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit);
+            int leaderEpoch = _leadership is { Replicated: true } l ? l.Describe(partition.Topic, partition.Partition).LeaderEpoch : -1;
+            log.AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit, leaderEpoch);
             return ErrorCode.None;
         }
         catch (ProducerStateException e)
         {
             _log.LogWarning("Marker for {Topic}-{Partition} of producer {ProducerId} refused: {Message}", partition.Topic, partition.Partition, producerId, e.Message);
-            return ErrorCode.ProducerFenced;
+            return e.Code; // PRODUCER_FENCED, or TRANSACTION_COORDINATOR_FENCED for a marker of an older coordinator epoch
         }
     }
 }

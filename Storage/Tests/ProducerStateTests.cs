@@ -127,6 +127,26 @@ public class ProducerStateTests
     }
 
     [Test]
+    public void MarkerOfAnOlderCoordinatorEpochIsFenced()
+    {
+        using var m = _tmp.Open();
+        var p = Partition(m);
+        p.Append(Batch(7, 3, 0, transactional: true), 1);
+        p.AppendEndTxnMarker(7, 3, 5, commit: true); // the coordinator under __transaction_state leader epoch 5
+        long open = p.LogEndOffset;
+        p.Append(Batch(7, 3, 3, transactional: true), 1);
+        long end = p.LogEndOffset;
+        // A deposed coordinator (epoch 4) must not end the transaction its successor now runs.
+        var e = Assert.Throws<ProducerStateException>(() => p.AppendEndTxnMarker(7, 3, 4, commit: false))!;
+        Assert.That(e.Code, Is.EqualTo(ErrorCode.TransactionCoordinatorFenced));
+        Assert.That(e.Message, Does.Contain("4 (zombie), 5 (current)"));
+        Assert.That((p.LogEndOffset, p.LastStableOffset), Is.EqualTo((end, open)), "nothing appended, the transaction still open");
+        // The same or a newer coordinator epoch ends it.
+        p.AppendEndTxnMarker(7, 3, 5, commit: true);
+        Assert.That(p.LastStableOffset, Is.EqualTo(p.LogEndOffset));
+    }
+
+    [Test]
     public void ReadCommittedReadStopsAtTheLastStableOffset()
     {
         using var m = _tmp.Open();
