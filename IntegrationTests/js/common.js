@@ -21,7 +21,7 @@ function client(bootstrap, config) {
   return new Kafka({
     ...config,
     clientId: 'kayak-itest-kafkajs',
-    brokers: [bootstrap],
+    brokers: bootstrap.split(','), // a cluster's bootstrap list (issue 14) or one broker
     connectionTimeout: 10000,
     requestTimeout: 30000,
     retry: { retries: 5, initialRetryTime: 100 },
