@@ -21,6 +21,9 @@ internal sealed class Connection
 {
     private const int MaxInFlight = 64;
 
+    /// <summary>Benchmark knob, read once: <c>KAYAK_ZERO_BYTE_READS=0</c> disables zero-byte reads (see RunAsync).</summary>
+    private static readonly bool ZeroByteReads = Environment.GetEnvironmentVariable("KAYAK_ZERO_BYTE_READS") is not ("0" or "false");
+
     private readonly IConnectionTransport _transport;
     private readonly BrokerState _broker;
     private readonly ILogger _log;
@@ -64,8 +67,9 @@ internal sealed class Connection
         // Zero-byte reads (issue 15): wait for data before taking a buffer, so an idle connection holds no 64 KB read
         // buffer. Without them 2,000 idle connections kept 2,000 pooled arrays live (~130 MB of gen-2 heap in the
         // full-size fault campaign) and, once they closed, left that as gen-2 garbage no collection came for. Sockets
-        // and SslStream support them; the in-memory test pipe reads as before.
-        bool zeroByteReads = stream is NetworkStream or System.Net.Security.SslStream;
+        // and SslStream support them; the in-memory test pipe reads as before. KAYAK_ZERO_BYTE_READS=0 turns them off
+        // for the benchmark that measures what they cost (PerfTest --zero-byte-reads); nothing else should set it.
+        bool zeroByteReads = ZeroByteReads && stream is (NetworkStream or System.Net.Security.SslStream);
         var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024, useZeroByteReads: zeroByteReads));
         var writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
         var writeLoop = WriteLoopAsync(writer);

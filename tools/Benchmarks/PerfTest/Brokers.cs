@@ -32,6 +32,23 @@ internal sealed class BrokerProcess : IDisposable
     public BrokerKind Kind { get; }
     public int Pid => _process.Id;
     public string Bootstrap { get; private set; } = "";
+    /// <summary>Client settings beside bootstrap.servers for the endpoint in use (e.g. security.protocol=SSL).</summary>
+    private IReadOnlyDictionary<string, string> _clientSettings = new Dictionary<string, string>();
+
+    /// <summary>Points the workloads at another listener of the same broker (the TLS comparison).</summary>
+    public void UseEndpoint(string bootstrap, IReadOnlyDictionary<string, string> clientSettings)
+    {
+        Bootstrap = bootstrap;
+        _clientSettings = clientSettings;
+    }
+
+    /// <summary>bootstrap.servers and the endpoint's other client settings, applied to a client config.</summary>
+    public T Client<T>(T config) where T : ClientConfig
+    {
+        config.BootstrapServers = Bootstrap;
+        foreach (var (k, v) in _clientSettings) config.Set(k, v);
+        return config;
+    }
     /// <summary>Milliseconds from Process.Start until the first Metadata request was answered.</summary>
     public double StartupMs { get; private set; }
 
@@ -39,7 +56,11 @@ internal sealed class BrokerProcess : IDisposable
     public double UserCpuSeconds() => ProcStats.CpuSplitSeconds(Pid).User;
     public double RssMb() => ProcStats.RssMb(Pid);
 
-    public static BrokerProcess Start(BrokerKind kind, RunSettings settings)
+    /// <param name="listeners">Kayak only: the listeners value (PLAINTEXT on a free port when null); the first must be PLAINTEXT (the start probe uses it).</param>
+    /// <param name="overrides">Kayak only: more server properties (KEY=VALUE).</param>
+    /// <param name="environment">Kayak only: more environment variables for this process.</param>
+    public static BrokerProcess Start(BrokerKind kind, RunSettings settings, string? listeners = null, IEnumerable<string>? overrides = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -54,14 +75,25 @@ internal sealed class BrokerProcess : IDisposable
         {
             dataDir = Directory.CreateTempSubdirectory("kayak-perf-").FullName;
             // A free port chosen up front lets the probe start connecting before the broker prints anything.
-            port = FreePort();
+            if (listeners is null)
+            {
+                port = FreePort();
+                listeners = $"PLAINTEXT://127.0.0.1:{port}";
+            }
+            else
+            {
+                string first = listeners.Split(',')[0];
+                if (!first.StartsWith("PLAINTEXT://", StringComparison.Ordinal)) throw new ArgumentException("the first listener must be PLAINTEXT");
+                port = int.Parse(first[(first.LastIndexOf(':') + 1)..]);
+            }
             psi.ArgumentList.Add(settings.BrokerDll);
             foreach (var (k, v) in settings.KayakEnvironment) psi.Environment[k] = v;
+            if (environment is not null) foreach (var (k, v) in environment) psi.Environment[k] = v;
             foreach (var kv in new[]
                      {
-                         $"listeners=PLAINTEXT://127.0.0.1:{port}", $"log.dirs={dataDir}", "num.partitions=1",
+                         $"listeners={listeners}", $"log.dirs={dataDir}", "num.partitions=1",
                          "auto.create.topics.enable=true",
-                     })
+                     }.Concat(overrides ?? []))
             {
                 psi.ArgumentList.Add("--override");
                 psi.ArgumentList.Add(kv);
@@ -115,7 +147,7 @@ internal sealed class BrokerProcess : IDisposable
         }
         else
         {
-            using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = Bootstrap })
+            using var admin = new AdminClientBuilder(Client(new AdminClientConfig()))
                 .SetLogHandler(static (_, _) => { }).Build();
             admin.CreateTopicsAsync([new TopicSpecification { Name = topic, NumPartitions = partitions, ReplicationFactor = 1 }])
                 .GetAwaiter().GetResult();
@@ -125,7 +157,7 @@ internal sealed class BrokerProcess : IDisposable
 
     private void WaitForTopic(string topic, int partitions)
     {
-        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = Bootstrap })
+        using var admin = new AdminClientBuilder(Client(new AdminClientConfig()))
             .SetLogHandler(static (_, _) => { }).Build();
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (DateTime.UtcNow < deadline)
@@ -177,7 +209,7 @@ internal sealed class BrokerProcess : IDisposable
         }
     }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

@@ -11,6 +11,7 @@ using Kayak.PerfTest;
 if (args.Length > 0 && args[0] == "--serve-mock") return MockHost.Run();
 if (args.Length > 0 && args[0] == "--startup-trace") return StartupTrace.Run(args);
 if (args.Length > 0 && args[0] == "--cluster-start") return ClusterStart.Run(args);
+if (args.Length > 0 && args[0] is "--tls" or "--zero-byte-reads") return TransportCompare.Run(args);
 if (args.Length > 0 && args[0] == "--group-stabilise") { NativeKafka.EnsureLoaded(); return GroupStabilise.Run(args); }
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;

@@ -34,9 +34,8 @@ internal static class Workloads
     /// </summary>
     public static Throughput Produce(BrokerProcess broker, string topic, ProduceCase c, int count, int size)
     {
-        var config = new ProducerConfig
+        var config = broker.Client(new ProducerConfig
         {
-            BootstrapServers = broker.Bootstrap,
             Acks = c.Acks,
             LingerMs = 5,
             BatchSize = 1 << 20,
@@ -46,7 +45,7 @@ internal static class Workloads
             QueueBufferingMaxMessages = 1_000_000,
             QueueBufferingMaxKbytes = 1 << 20,
             DeliveryReportFields = "none",
-        };
+        });
         var payloads = Payloads(1000, size);
         long errors = 0, delivered = 0;
         Action<DeliveryReport<Null, byte[]>> onDelivery = dr =>
@@ -94,9 +93,8 @@ internal static class Workloads
     /// </summary>
     public static Throughput Consume(BrokerProcess broker, string topic, int count, int size)
     {
-        var config = new ConsumerConfig
+        var config = broker.Client(new ConsumerConfig
         {
-            BootstrapServers = broker.Bootstrap,
             GroupId = "perf-" + Guid.NewGuid().ToString("N")[..8],
             EnableAutoCommit = false,
             AutoOffsetReset = AutoOffsetReset.Earliest,
@@ -109,7 +107,7 @@ internal static class Workloads
             // broker, set the rate (~300k rec/s with 1 s gaps in the fetch debug log). Room for the whole run avoids it.
             QueuedMinMessages = 10_000_000,
             QueuedMaxMessagesKbytes = 2_097_151,
-        };
+        });
         // KAYAK_PERF_CONSUMER_CONFIG="key=value,key=value" adds librdkafka settings for experiments.
         foreach (var kv in (Environment.GetEnvironmentVariable("KAYAK_PERF_CONSUMER_CONFIG") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
         {
