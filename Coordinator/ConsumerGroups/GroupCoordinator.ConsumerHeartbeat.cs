@@ -66,7 +66,18 @@ public sealed partial class GroupCoordinator
             cg ??= new ConsumerGroupState(); // state itself comes from the replay of the records below
 
             if (request.MemberEpoch < 0) return ConsumerLeave(group, cg, request);
-            return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? [], regexAuthorizer);
+            if (group.Unwritten is null)
+                return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? [], regexAuthorizer);
+            // An upgrade applied in memory: the join's write carries it, else it is undone.
+            try
+            {
+                var response = ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? [], regexAuthorizer);
+                // A join that answered without writing (it always writes the new member) cannot leave the conversion unwritten.
+                if (group.Unwritten is not null && response.ErrorCode == 0 && !TryWrite(group, []))
+                    response = HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+                return response;
+            }
+            finally { FinishUpgrade(group); }
         }
     }
 

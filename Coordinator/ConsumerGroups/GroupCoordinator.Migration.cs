@@ -98,12 +98,32 @@ public sealed partial class GroupCoordinator
             records.Add(CurrentAssignmentRecord(groupId, m.MemberId,
                 new CurrentAssignmentBuilder.Result(epoch, epoch, ConsumerMemberState.Stable, assigned, TopicPartitions.Empty)));
 
+        // Applied in memory now and appended with the joining member's records in one batch (Kafka's one
+        // CoordinatorResult, appended atomically): a log cut anywhere loads the classic group or the whole consumer
+        // group. What the tombstone's replay takes from the classic group is kept to put back if nothing is written.
+        var unwritten = new UnwrittenUpgrade(records, group);
         group.Converting = true;
-        bool written;
-        try { written = TryWrite(group, records); }
+        try
+        {
+            foreach (var r in records) Replay(group, -1, NoProducerId, r.Key, r.Value);
+        }
         finally { group.Converting = false; }
-        if (!written) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+        group.Unwritten = unwritten;
+        return null;
+    }
 
+    /// <summary>
+    /// After the heartbeat that upgraded <paramref name="group"/> (group lock held): its write took the conversion
+    /// along, and the classic group's soft state goes; or nothing was written (the join was refused, or the log refused
+    /// the batch), and the group is the classic group again, as Kafka's timeline reverts a failed CoordinatorResult.
+    /// </summary>
+    private void FinishUpgrade(ClassicGroup group)
+    {
+        if (group.Unwritten is { } unwritten)
+        {
+            RevertUpgrade(group, unwritten);
+            return;
+        }
         // The classic group's soft state is gone with it: its timers and the ids handed out with MEMBER_ID_REQUIRED.
         CancelJoinTimer(group);
         group.SyncTimer?.Dispose();
@@ -112,7 +132,35 @@ public sealed partial class GroupCoordinator
         foreach (var t in group.PendingMembers.Values) t.Dispose();
         group.PendingMembers.Clear();
         group.State = GroupState.Empty;
-        return null;
+    }
+
+    private void RevertUpgrade(ClassicGroup group, UnwrittenUpgrade u)
+    {
+        group.Unwritten = null;
+        if (group.Consumer is { } cg)
+            foreach (var m in cg.Members.Values)
+            {
+                m.Timer?.Dispose();
+                m.Timer = null;
+            }
+        group.Consumer = null;
+        group.State = u.State;
+        group.GenerationId = u.GenerationId;
+        group.ProtocolType = u.ProtocolType;
+        group.ProtocolName = u.ProtocolName;
+        group.CurrentStateTimestamp = u.CurrentStateTimestamp;
+        group.StoredMetadata = u.StoredMetadata;
+        long now = NowMs;
+        foreach (var m in u.Members)
+        {
+            group.MemberList.Add(m);
+            group.Members[m.MemberId] = m;
+            if (m.GroupInstanceId is not null) group.StaticMembers[m.GroupInstanceId] = m.MemberId;
+            // The session keeps the deadline it had.
+            ScheduleHeartbeat(group, m, (int)Math.Clamp(m.HeartbeatDeadline - now, 0, int.MaxValue));
+        }
+        foreach (var id in u.PendingSync) group.PendingSync.Add(id);
+        group.LeaderId = u.LeaderId;
     }
 
     /// <summary>
@@ -266,4 +314,22 @@ public sealed partial class GroupCoordinator
         w.Flush();
         return buffer.WrittenSpan.ToArray();
     }
+}
+
+/// <summary>
+/// An online upgrade's records, applied in memory and not appended yet, and the classic group's state their replay
+/// took (the tombstone empties the group), to put back when the write does not happen.
+/// </summary>
+internal sealed class UnwrittenUpgrade(List<CoordinatorRecord> records, ClassicGroup group)
+{
+    public List<CoordinatorRecord> Records { get; } = records;
+    public GroupState State { get; } = group.State;
+    public int GenerationId { get; } = group.GenerationId;
+    public string? ProtocolType { get; } = group.ProtocolType;
+    public string? ProtocolName { get; } = group.ProtocolName;
+    public string? LeaderId { get; } = group.LeaderId;
+    public long? CurrentStateTimestamp { get; } = group.CurrentStateTimestamp;
+    public Kayak.Protocol.CoordinatorRecords.GroupMetadataValue? StoredMetadata { get; } = group.StoredMetadata;
+    public GroupMember[] Members { get; } = group.MemberList.ToArray();
+    public string[] PendingSync { get; } = [.. group.PendingSync];
 }
