@@ -90,4 +90,27 @@ public class UpgradeAtomicityTests
         h.Time.AdvanceMs(Harness.Session + 1);
         Assert.That(h.Coordinator.Describe(Harness.Group)!.State, Is.Not.EqualTo(GroupState.Stable));
     }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void AnUpgradeTheLogRefusesLeavesTheClassicGroupAndSucceedsOnTheRetry(bool writtenButNotReplicated)
+    {
+        var log = new FaultyGroupLog(new InMemoryGroupLog()) { WriteThenTimeOut = writtenButNotReplicated };
+        using var d = new ConsumerGroupDriver(new Harness(t => Options(t), log));
+        d.CreateTopic("t", 4);
+        var (classicId, generation) = ClassicMember(d);
+        var classic = Summary(d.H);
+
+        var c1 = d.Add("c1", ["t"]);
+        log.Fail = true;
+        Assert.That(d.Heartbeat(c1).ErrorCode, Is.EqualTo((short)Kayak.Protocol.ErrorCode.CoordinatorNotAvailable));
+        log.Fail = false;
+        Assert.That(log.Refused, Is.EqualTo(1), "one batch for the conversion and the join");
+        Assert.That(Summary(d.H), Is.EqualTo(classic));
+        Assert.That(d.H.Heartbeat(classicId, generation), Is.EqualTo(GroupErrors.None), "the classic group still serves");
+
+        Assert.That(d.Heartbeat(c1).ErrorCode, Is.EqualTo(0));
+        Assert.That(Type(d.H), Is.EqualTo("consumer"));
+        Assert.That(d.State!.Members.Keys, Is.EquivalentTo(new[] { classicId, "c1" }));
+    }
 }
