@@ -164,38 +164,67 @@ public sealed partial class GroupCoordinator
     }
 
     /// <summary>
-    /// Kafka's validateOnlineDowngradeWithFencedMembers and convertToClassicGroup, after <paramref name="leaving"/>
+    /// Kafka's validateOnlineDowngradeWithFencedMember and convertToClassicGroup, after <paramref name="leaving"/>
     /// left or was fenced (group lock held, the leave not written yet). True when the downgrade was written, which
     /// removes the leaving member too; false when the caller is to remove it from the consumer group as usual.
     /// </summary>
     private bool TryDowngradeToClassicGroup(ClassicGroup group, ConsumerGroupState cg, string leaving)
     {
         if (!cg.Members.ContainsKey(leaving) || !cg.AllMembersUseClassicProtocolExcept(leaving)) return false;
-        int remaining = cg.Members.Count - 1;
         // An empty group is not downgraded: the next classic JoinGroup converts it (GroupCoordinator.JoinGroupAsync).
-        if (remaining <= 0 || !_options.ConsumerDowngradeAllowed || remaining > _options.MaxGroupSize) return false;
+        if (cg.Members.Count <= 1 || !_options.ConsumerDowngradeAllowed || cg.Members.Count - 1 > _options.MaxGroupSize) return false;
 
+        var records = new List<CoordinatorRecord>();
+        var classicMembers = AddDowngradeRecords(group, cg, leaving, joining: null, records);
+        if (classicMembers is null || !TryWrite(group, records)) return false;
+        RestoreClassicProtocols(group, classicMembers);
+        // As Kafka does for a downgrade triggered by a leaving member: a rebalance so the classic members share the
+        // leaver's partitions.
+        PrepareRebalance(group);
+        return true;
+    }
+
+    /// <summary>
+    /// Kafka's validateOnlineDowngradeWithReplacedMemberId: a classic static member joining under the instance id of the
+    /// group's last consumer-protocol member downgrades the group, when the policy allows it and the group (the joining
+    /// member taking the replaced one's place) fits group.max.size. Unlike a leave, the group does not even need
+    /// another member, and no rebalance follows.
+    /// </summary>
+    private bool MayDowngradeReplacing(ConsumerGroupState cg, string replaced) =>
+        cg.Members.ContainsKey(replaced) && cg.AllMembersUseClassicProtocolExcept(replaced)
+            && _options.ConsumerDowngradeAllowed && cg.Members.Count <= _options.MaxGroupSize;
+
+    /// <summary>
+    /// Kafka's convertToClassicGroup records: ConsumerGroup.createGroupTombstoneRecords (with the joining member's id in
+    /// the replaced member's place, createGroupTombstoneRecordsWithReplacedMember, whose own records the same batch
+    /// removed first), then the GroupMetadata record of ClassicGroup.fromConsumerGroup: the group epoch as the
+    /// generation, every member but <paramref name="leaving"/> and then <paramref name="joining"/>, the protocol they
+    /// all support, each member's target assignment (the joining member takes the replaced one's) as the consumer
+    /// protocol's Assignment in its subscription's version; the first member leads. The classic members as written,
+    /// or null when they share no protocol.
+    /// </summary>
+    private List<ConsumerMember>? AddDowngradeRecords(ClassicGroup group, ConsumerGroupState cg, string leaving, ConsumerMember? joining,
+        List<CoordinatorRecord> records)
+    {
         string groupId = group.GroupId;
-        var classicMembers = new List<ConsumerMember>(remaining);
+        var classicMembers = new List<ConsumerMember>(cg.Members.Count);
         foreach (var m in cg.Members.Values)
             if (m.MemberId != leaving) classicMembers.Add(m);
-        // ClassicGroup.fromConsumerGroup: the protocol every member supports, each member's assignment as the consumer
-        // protocol's Assignment in the version of its subscription; the first member leads.
+        if (joining is not null) classicMembers.Add(joining);
         string? protocol = SelectClassicProtocol(classicMembers);
-        if (protocol is null) return false;
+        if (protocol is null) return null;
 
-        // ConsumerGroup.createGroupTombstoneRecords, then the classic group's GroupMetadata record.
-        var records = new List<CoordinatorRecord>();
+        string Removed(string id) => joining is not null && id == leaving ? joining.MemberId : id;
         foreach (var id in cg.Members.Keys)
-            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupCurrentMemberAssignmentKey { GroupId = groupId, MemberId = id },
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupCurrentMemberAssignmentKey { GroupId = groupId, MemberId = Removed(id) },
                 ConsumerGroupCurrentMemberAssignmentKeyVersion, null, 0));
         foreach (var id in cg.Members.Keys)
-            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupTargetAssignmentMemberKey { GroupId = groupId, MemberId = id },
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupTargetAssignmentMemberKey { GroupId = groupId, MemberId = Removed(id) },
                 ConsumerGroupTargetAssignmentMemberKeyVersion, null, 0));
         records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupTargetAssignmentMetadataKey { GroupId = groupId },
             ConsumerGroupTargetAssignmentMetadataKeyVersion, null, 0));
         foreach (var id in cg.Members.Keys)
-            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupMemberMetadataKey { GroupId = groupId, MemberId = id },
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupMemberMetadataKey { GroupId = groupId, MemberId = Removed(id) },
                 ConsumerGroupMemberMetadataKeyVersion, null, 0));
         records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupPartitionMetadataKey { GroupId = groupId },
             ConsumerGroupPartitionMetadataKeyVersion, null, 0));
@@ -213,6 +242,7 @@ public sealed partial class GroupCoordinator
         foreach (var m in classicMembers)
         {
             var subscription = MetadataFor(m.Classic!, protocol);
+            var target = cg.TargetOf(m == joining ? leaving : m.MemberId);
             value.Members.Add(new Kayak.Protocol.CoordinatorRecords.GroupMetadataValue.MemberMetadata
             {
                 MemberId = m.MemberId,
@@ -222,24 +252,23 @@ public sealed partial class GroupCoordinator
                 RebalanceTimeout = m.RebalanceTimeoutMs,
                 SessionTimeout = m.Classic!.SessionTimeoutMs,
                 Subscription = subscription,
-                Assignment = SerializeAssignment(cg, m.Assigned, SubscriptionVersion(subscription)),
+                Assignment = SerializeAssignment(cg, target, SubscriptionVersion(subscription)),
             });
         }
         records.Add(new CoordinatorRecord(new Kayak.Protocol.CoordinatorRecords.GroupMetadataKey { Group = groupId }, GroupMetadataKeyVersion,
             value, GroupMetadataValueVersion));
+        return classicMembers;
+    }
 
-        if (!TryWrite(group, records)) return false;
-
-        // Soft state the record does not carry: every protocol each member offered. Then, as Kafka does for a downgrade
-        // triggered by a leaving member, a rebalance so the classic members share the leaver's partitions.
+    /// <summary>Soft state the GroupMetadata record does not carry: every protocol each member offered.</summary>
+    private static void RestoreClassicProtocols(ClassicGroup group, List<ConsumerMember> classicMembers)
+    {
         foreach (var m in classicMembers)
             if (group.Members.TryGetValue(m.MemberId, out var classic))
             {
                 classic.Protocols = m.Classic!.Protocols;
                 classic.ProtocolType = ConsumerProtocolType;
             }
-        PrepareRebalance(group);
-        return true;
     }
 
     internal const string ConsumerProtocolType = "consumer";
