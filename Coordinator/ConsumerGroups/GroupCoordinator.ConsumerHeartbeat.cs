@@ -127,7 +127,9 @@ public sealed partial class GroupCoordinator
             if (!cg.StaticMembers.TryGetValue(request.InstanceId, out var id) || !cg.Members.TryGetValue(id, out member))
                 return HeartbeatError(ErrorCode.UnknownMemberId, $"Instance id {request.InstanceId} is unknown.");
             if (id != request.MemberId)
-                return HeartbeatError(ErrorCode.FencedInstanceId, $"Instance id {request.InstanceId} belongs to another member.");
+                // Kafka's throwIfInstanceIdIsFenced wording.
+                return HeartbeatError(ErrorCode.FencedInstanceId,
+                    $"Static member {request.MemberId} with instance id {request.InstanceId} was fenced by member {id}.");
         }
 
         var records = new List<CoordinatorRecord>();
@@ -163,7 +165,9 @@ public sealed partial class GroupCoordinator
             {
                 var old = cg.Members[staticId];
                 if (!old.IsStaticLeft)
-                    return HeartbeatError(ErrorCode.UnreleasedInstanceId, $"Static member {staticId} with instance id {request.InstanceId} is not released.");
+                    // Kafka's throwIfInstanceIdIsUnreleased wording.
+                    return HeartbeatError(ErrorCode.UnreleasedInstanceId, $"Static member {memberId} with instance id {request.InstanceId} " +
+                        $"cannot join the group because the instance id is owned by {staticId} member.");
                 replaced = staticId;
             }
         }

@@ -48,13 +48,13 @@ public sealed partial class GroupCoordinator
             var metadata = m.MetadataFor(group.ProtocolName) ?? (m.Protocols.Count > 0 ? m.Protocols[0].Metadata : []);
             if (!TryReadSubscription(metadata, out var subscription, out _))
                 return HeartbeatError(ErrorCode.GroupIdNotFound,
-                    $"Cannot upgrade classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
+                    $"Cannot upgrade the classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
             var assigned = TopicPartitions.Empty;
             if (m.Assignment.Length > 0)
             {
                 if (!TryReadAssignment(m.Assignment, out var assignment))
                     return HeartbeatError(ErrorCode.GroupIdNotFound,
-                        $"Cannot upgrade classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
+                        $"Cannot upgrade the classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
                 // Kafka refuses to drop a custom assignor's user data (it would be lost in the conversion).
                 if (assignment.UserData is { Length: > 0 })
                     return HeartbeatError(ErrorCode.GroupIdNotFound,

@@ -81,7 +81,11 @@ public class UpgradeAtomicityTests
         // A consumer-protocol member claiming the same instance id: Kafka converts the group, then
         // getOrMaybeSubscribeStaticConsumerGroupMember throws UNRELEASED_INSTANCE_ID and the conversion is reverted.
         var c1 = d.Add("c1", ["t"], instanceId: "i1");
-        Assert.That(d.Heartbeat(c1).ErrorCode, Is.EqualTo((short)Kayak.Protocol.ErrorCode.UnreleasedInstanceId));
+        var refused = d.Heartbeat(c1);
+        Assert.That(refused.ErrorCode, Is.EqualTo((short)Kayak.Protocol.ErrorCode.UnreleasedInstanceId));
+        Assert.That(refused.ErrorMessage, Is.EqualTo(
+            $"Static member c1 with instance id i1 cannot join the group because the instance id is owned by {j.MemberId} member."),
+            "Kafka's throwIfInstanceIdIsUnreleased wording");
         Assert.That(h.Log.Batches(partition), Has.Count.EqualTo(batches), "nothing written");
         Assert.That(Summary(h), Is.EqualTo(classic), "still the classic group");
         Assert.That(Type(h), Is.EqualTo("classic"));
