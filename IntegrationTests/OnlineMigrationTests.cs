@@ -18,11 +18,13 @@ public sealed class OnlineMigrationTests : BrokerTestBase
 {
     private const int Partitions = 6;
 
-    private static PolledConsumer Member(string name, string bootstrap, string topic, string group, GroupProtocol protocol) =>
+    private static PolledConsumer Member(string name, string bootstrap, string topic, string group, GroupProtocol protocol,
+        PartitionAssignmentStrategy? strategy = null) =>
         new(name, bootstrap, topic, c =>
         {
             c.GroupId = group;
             c.GroupProtocol = protocol;
+            if (strategy is { } s) c.PartitionAssignmentStrategy = s;
             if (protocol == GroupProtocol.Consumer)
             {
                 c.SessionTimeoutMs = null;
@@ -37,6 +39,25 @@ public sealed class OnlineMigrationTests : BrokerTestBase
                 catch (KafkaException) { }
             },
         };
+
+    /// <summary>
+    /// Samples both members' ownership (kept by their assignment callbacks) as often as possible until cancelled,
+    /// queueing every partition seen owned by both.
+    /// </summary>
+    private static Task SampleOverlaps(PolledConsumer first, Func<PolledConsumer?> second, ConcurrentQueue<string> overlaps, CancellationToken stop) =>
+        Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                if (second() is { } m)
+                {
+                    var both = first.Partitions.Intersect(m.Partitions).ToArray();
+                    if (both.Length > 0) overlaps.Enqueue($"[{string.Join(",", both)}] at {DateTime.UtcNow:O}");
+                }
+                try { await Task.Delay(5, stop); }
+                catch (OperationCanceledException) { }
+            }
+        });
 
     [Test]
     [CancelAfter(240_000)]
@@ -67,19 +88,7 @@ public sealed class OnlineMigrationTests : BrokerTestBase
         var overlaps = new ConcurrentQueue<string>();
         using var sampling = CancellationTokenSource.CreateLinkedTokenSource(Token);
         PolledConsumer? modern = null;
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                if (modern is { } m)
-                {
-                    var both = classic.Partitions.Intersect(m.Partitions).ToArray();
-                    if (both.Length > 0) overlaps.Enqueue($"[{string.Join(",", both)}] at {DateTime.UtcNow:O}");
-                }
-                try { await Task.Delay(5, sampling.Token); }
-                catch (OperationCanceledException) { }
-            }
-        });
+        var sampler = SampleOverlaps(classic, () => modern, overlaps, sampling.Token);
 
         modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer);
         try
@@ -114,5 +123,77 @@ public sealed class OnlineMigrationTests : BrokerTestBase
         await GroupAssert.WaitUntilAsync(() => classic.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
             "the classic group reads on", TimeSpan.FromSeconds(60), Token, () => classic.ToString());
         await classic.CloseAsync();
+    }
+
+    /// <summary>
+    /// The other direction: the group is a consumer group (a group.protocol=consumer member owns everything) and a
+    /// classic member using the cooperative-sticky assignor joins it (Kafka's classicGroupJoinToConsumerGroup): the
+    /// server-side assignor splits the partitions, the consumer-protocol member gives up its share before the classic
+    /// one gets it, both read, and the classic member's LeaveGroup hands its partitions back; the group stays a
+    /// consumer group throughout.
+    /// </summary>
+    [Test]
+    [CancelAfter(240_000)]
+    public async Task ACooperativeStickyClassicMemberJoinsAConsumerProtocolGroupSharesItsPartitionsAndLeavesCleanly()
+    {
+        var settings = GroupAssert.FastGroups();
+        settings.Properties["group.consumer.min.heartbeat.interval.ms"] = "100";
+        settings.Properties["group.consumer.heartbeat.interval.ms"] = "500";
+        var broker = await StartBrokerAsync(BrokerMode.InProcess, settings);
+        var topic = TopicName("coopin848");
+        var group = "gc-" + Guid.NewGuid().ToString("N")[..8];
+        await broker.CreateTopicAsync(topic, Partitions, cancellationToken: Token);
+        using var admin = ConfluentClients.Admin(broker.BootstrapServers);
+
+        async Task<(ConsumerGroupType Type, int Members)> DescribeAsync()
+        {
+            var d = (await admin.DescribeConsumerGroupsAsync([group])).ConsumerGroupDescriptions.Single();
+            return (d.GroupType, d.Members.Count);
+        }
+
+        await GroupAssert.ProduceAsync(broker, topic, 30, Partitions, "a", Token);
+        using var modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer);
+        await GroupAssert.WaitUntilAsync(() => modern.Partitions.Count == Partitions && modern.Consumed.Count >= 30,
+            "the consumer-protocol member owns and read everything", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)));
+
+        var overlaps = new ConcurrentQueue<string>();
+        using var sampling = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        PolledConsumer? classic = null;
+        var sampler = SampleOverlaps(modern, () => classic, overlaps, sampling.Token);
+        classic = Member("classic", broker.BootstrapServers, topic, group, GroupProtocol.Classic, PartitionAssignmentStrategy.CooperativeSticky);
+        try
+        {
+            await GroupAssert.SplitAsync([modern, classic], Partitions, "consumer protocol + cooperative classic", TimeSpan.FromSeconds(90), Token);
+            Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 2)), "the classic member is inside the consumer group");
+            // A cooperative client is only handed partitions nobody owns; it never lost any on the way.
+            Assert.That(classic.LostEvents, Is.Empty, classic.ToString());
+
+            var produced = await GroupAssert.ProduceAsync(broker, topic, 60, Partitions, "b", Token);
+            var keys = produced.Select(r => r.Key).ToHashSet();
+            int Read(PolledConsumer c) => c.Consumed.Count(r => keys.Contains(ConfluentClients.FromUtf8(r.Message.Key)));
+            await GroupAssert.WaitUntilAsync(() => Read(classic) + Read(modern) >= 60, "the split group read the new records",
+                TimeSpan.FromSeconds(60), Token, () => $"{classic}\n{modern}");
+            Assert.That((Read(classic), Read(modern)), Is.EqualTo((30, 30)), "each member read its three partitions' records, once");
+
+            // The classic member's close sends LeaveGroup: the consumer-protocol member gets everything back.
+            await classic.CloseAsync();
+            await GroupAssert.WaitUntilAsync(() => modern.Partitions.Count == Partitions, "the consumer-protocol member owns everything again",
+                TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+        }
+        finally
+        {
+            sampling.Cancel();
+            await sampler;
+            classic.Dispose();
+        }
+        Assert.That(overlaps, Is.Empty, "a partition owned by both members");
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)), "the classic member left; still a consumer group");
+
+        var last = await GroupAssert.ProduceAsync(broker, topic, 12, Partitions, "c", Token);
+        var lastKeys = last.Select(r => r.Key).ToHashSet();
+        await GroupAssert.WaitUntilAsync(() => modern.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
+            "the consumer-protocol member reads on", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+        await modern.CloseAsync();
     }
 }
