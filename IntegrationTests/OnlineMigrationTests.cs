@@ -19,12 +19,13 @@ public sealed class OnlineMigrationTests : BrokerTestBase
     private const int Partitions = 6;
 
     private static PolledConsumer Member(string name, string bootstrap, string topic, string group, GroupProtocol protocol,
-        PartitionAssignmentStrategy? strategy = null) =>
+        PartitionAssignmentStrategy? strategy = null, string? instanceId = null) =>
         new(name, bootstrap, topic, c =>
         {
             c.GroupId = group;
             c.GroupProtocol = protocol;
             if (strategy is { } s) c.PartitionAssignmentStrategy = s;
+            if (instanceId is not null) c.GroupInstanceId = instanceId;
             if (protocol == GroupProtocol.Consumer)
             {
                 c.SessionTimeoutMs = null;
@@ -195,5 +196,53 @@ public sealed class OnlineMigrationTests : BrokerTestBase
         await GroupAssert.WaitUntilAsync(() => modern.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
             "the consumer-protocol member reads on", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
         await modern.CloseAsync();
+    }
+
+    /// <summary>
+    /// KIP-848 downgrade by static member replacement (Kafka's validateOnlineDowngradeWithReplacedMemberId): a static
+    /// consumer-protocol member (group.instance.id) owns the topic and closes, which keeps its place for its instance id;
+    /// the application comes back as a classic consumer under the same group.instance.id. Its JoinGroup replaces the
+    /// last consumer-protocol member, so the group becomes a classic group in that write, the new member holding the old
+    /// one's partitions, and it reads on.
+    /// </summary>
+    [Test]
+    [CancelAfter(240_000)]
+    public async Task AStaticConsumerProtocolMemberRestartedAsAClassicOneTurnsTheGroupClassic()
+    {
+        var settings = GroupAssert.FastGroups();
+        settings.Properties["group.consumer.min.heartbeat.interval.ms"] = "100";
+        settings.Properties["group.consumer.heartbeat.interval.ms"] = "500";
+        var broker = await StartBrokerAsync(BrokerMode.InProcess, settings);
+        var topic = TopicName("staticdown848");
+        var group = "gs-" + Guid.NewGuid().ToString("N")[..8];
+        await broker.CreateTopicAsync(topic, Partitions, cancellationToken: Token);
+        using var admin = ConfluentClients.Admin(broker.BootstrapServers);
+
+        async Task<(ConsumerGroupType Type, int Members)> DescribeAsync()
+        {
+            var d = (await admin.DescribeConsumerGroupsAsync([group])).ConsumerGroupDescriptions.Single();
+            return (d.GroupType, d.Members.Count);
+        }
+
+        await GroupAssert.ProduceAsync(broker, topic, 30, Partitions, "a", Token);
+        using (var modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer, instanceId: "app-1"))
+        {
+            await GroupAssert.WaitUntilAsync(() => modern.Partitions.Count == Partitions && modern.Consumed.Count >= 30,
+                "the static consumer-protocol member owns and read everything", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+            Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)));
+            await modern.CloseAsync();
+        }
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)), "a static member's close keeps its place");
+
+        using var classic = Member("classic", broker.BootstrapServers, topic, group, GroupProtocol.Classic, instanceId: "app-1");
+        await GroupAssert.WaitUntilAsync(() => classic.Partitions.Count == Partitions, "the classic member took the static member's partitions",
+            TimeSpan.FromSeconds(60), Token, () => classic.ToString());
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Classic, 1)), "downgraded by the replacement");
+
+        var produced = await GroupAssert.ProduceAsync(broker, topic, 12, Partitions, "b", Token);
+        var keys = produced.Select(r => r.Key).ToHashSet();
+        await GroupAssert.WaitUntilAsync(() => classic.Consumed.Count(r => keys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
+            "the classic group reads on", TimeSpan.FromSeconds(60), Token, () => classic.ToString());
+        await classic.CloseAsync();
     }
 }
