@@ -126,6 +126,13 @@ internal sealed class ClassicGroup(string groupId)
     /// tombstone then clears its classic state but keeps the object, which the consumer records of the same write fill.
     /// </summary>
     public bool Converting { get; set; }
+
+    /// <summary>
+    /// A KIP-848 online upgrade applied in memory whose records are not appended yet: the next write of the group puts
+    /// them in front of its own records in the same batch (Kafka's one CoordinatorResult for the conversion and the
+    /// joining member), and the heartbeat reverts the group when nothing was written (GroupCoordinator.Migration.cs).
+    /// </summary>
+    public UnwrittenUpgrade? Unwritten { get; set; }
     public bool HasOffsets => Offsets.Count > 0 || PendingTxnOffsets.Count > 0;
 
     /// <summary>

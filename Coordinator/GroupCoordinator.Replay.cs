@@ -32,18 +32,35 @@ public sealed partial class GroupCoordinator
     /// </summary>
     private bool TryWrite(ClassicGroup group, List<CoordinatorRecord> records)
     {
+        // An online upgrade applied in memory goes first in the same batch, so the log never holds it without the
+        // joining member's records (KIP-848; Kafka appends a CoordinatorResult's records atomically).
+        var unwritten = group.Unwritten?.Records;
+        var batch = records;
+        if (unwritten is not null)
+        {
+            batch = new List<CoordinatorRecord>(unwritten.Count + records.Count);
+            batch.AddRange(unwritten);
+            batch.AddRange(records);
+        }
         long baseOffset;
         try
         {
-            baseOffset = _log.Append(PartitionFor(group.GroupId), CoordinatorBatch.Encode(records, NowMs));
+            baseOffset = _log.Append(PartitionFor(group.GroupId), CoordinatorBatch.Encode(batch, NowMs));
         }
         catch (Exception e) when (IsAppendFailure(e))
         {
             // Kafka maps log append failures to COORDINATOR_NOT_AVAILABLE so clients retry.
             return false;
         }
+        int applied = 0;
+        if (unwritten is not null)
+        {
+            // Already replayed when the upgrade was applied.
+            applied = unwritten.Count;
+            group.Unwritten = null;
+        }
         for (int i = 0; i < records.Count; i++)
-            Replay(group, baseOffset + i, NoProducerId, records[i].Key, records[i].Value);
+            Replay(group, baseOffset + applied + i, NoProducerId, records[i].Key, records[i].Value);
         return true;
     }
 

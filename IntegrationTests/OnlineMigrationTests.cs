@@ -18,11 +18,14 @@ public sealed class OnlineMigrationTests : BrokerTestBase
 {
     private const int Partitions = 6;
 
-    private static PolledConsumer Member(string name, string bootstrap, string topic, string group, GroupProtocol protocol) =>
+    private static PolledConsumer Member(string name, string bootstrap, string topic, string group, GroupProtocol protocol,
+        PartitionAssignmentStrategy? strategy = null, string? instanceId = null) =>
         new(name, bootstrap, topic, c =>
         {
             c.GroupId = group;
             c.GroupProtocol = protocol;
+            if (strategy is { } s) c.PartitionAssignmentStrategy = s;
+            if (instanceId is not null) c.GroupInstanceId = instanceId;
             if (protocol == GroupProtocol.Consumer)
             {
                 c.SessionTimeoutMs = null;
@@ -37,6 +40,25 @@ public sealed class OnlineMigrationTests : BrokerTestBase
                 catch (KafkaException) { }
             },
         };
+
+    /// <summary>
+    /// Samples both members' ownership (kept by their assignment callbacks) as often as possible until cancelled,
+    /// queueing every partition seen owned by both.
+    /// </summary>
+    private static Task SampleOverlaps(PolledConsumer first, Func<PolledConsumer?> second, ConcurrentQueue<string> overlaps, CancellationToken stop) =>
+        Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                if (second() is { } m)
+                {
+                    var both = first.Partitions.Intersect(m.Partitions).ToArray();
+                    if (both.Length > 0) overlaps.Enqueue($"[{string.Join(",", both)}] at {DateTime.UtcNow:O}");
+                }
+                try { await Task.Delay(5, stop); }
+                catch (OperationCanceledException) { }
+            }
+        });
 
     [Test]
     [CancelAfter(240_000)]
@@ -67,19 +89,7 @@ public sealed class OnlineMigrationTests : BrokerTestBase
         var overlaps = new ConcurrentQueue<string>();
         using var sampling = CancellationTokenSource.CreateLinkedTokenSource(Token);
         PolledConsumer? modern = null;
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                if (modern is { } m)
-                {
-                    var both = classic.Partitions.Intersect(m.Partitions).ToArray();
-                    if (both.Length > 0) overlaps.Enqueue($"[{string.Join(",", both)}] at {DateTime.UtcNow:O}");
-                }
-                try { await Task.Delay(5, sampling.Token); }
-                catch (OperationCanceledException) { }
-            }
-        });
+        var sampler = SampleOverlaps(classic, () => modern, overlaps, sampling.Token);
 
         modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer);
         try
@@ -112,6 +122,126 @@ public sealed class OnlineMigrationTests : BrokerTestBase
         var last = await GroupAssert.ProduceAsync(broker, topic, 12, Partitions, "c", Token);
         var lastKeys = last.Select(r => r.Key).ToHashSet();
         await GroupAssert.WaitUntilAsync(() => classic.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
+            "the classic group reads on", TimeSpan.FromSeconds(60), Token, () => classic.ToString());
+        await classic.CloseAsync();
+    }
+
+    /// <summary>
+    /// The other direction: the group is a consumer group (a group.protocol=consumer member owns everything) and a
+    /// classic member using the cooperative-sticky assignor joins it (Kafka's classicGroupJoinToConsumerGroup): the
+    /// server-side assignor splits the partitions, the consumer-protocol member gives up its share before the classic
+    /// one gets it, both read, and the classic member's LeaveGroup hands its partitions back; the group stays a
+    /// consumer group throughout.
+    /// </summary>
+    [Test]
+    [CancelAfter(240_000)]
+    public async Task ACooperativeStickyClassicMemberJoinsAConsumerProtocolGroupSharesItsPartitionsAndLeavesCleanly()
+    {
+        var settings = GroupAssert.FastGroups();
+        settings.Properties["group.consumer.min.heartbeat.interval.ms"] = "100";
+        settings.Properties["group.consumer.heartbeat.interval.ms"] = "500";
+        var broker = await StartBrokerAsync(BrokerMode.InProcess, settings);
+        var topic = TopicName("coopin848");
+        var group = "gc-" + Guid.NewGuid().ToString("N")[..8];
+        await broker.CreateTopicAsync(topic, Partitions, cancellationToken: Token);
+        using var admin = ConfluentClients.Admin(broker.BootstrapServers);
+
+        async Task<(ConsumerGroupType Type, int Members)> DescribeAsync()
+        {
+            var d = (await admin.DescribeConsumerGroupsAsync([group])).ConsumerGroupDescriptions.Single();
+            return (d.GroupType, d.Members.Count);
+        }
+
+        await GroupAssert.ProduceAsync(broker, topic, 30, Partitions, "a", Token);
+        using var modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer);
+        await GroupAssert.WaitUntilAsync(() => modern.Partitions.Count == Partitions && modern.Consumed.Count >= 30,
+            "the consumer-protocol member owns and read everything", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)));
+
+        var overlaps = new ConcurrentQueue<string>();
+        using var sampling = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        PolledConsumer? classic = null;
+        var sampler = SampleOverlaps(modern, () => classic, overlaps, sampling.Token);
+        classic = Member("classic", broker.BootstrapServers, topic, group, GroupProtocol.Classic, PartitionAssignmentStrategy.CooperativeSticky);
+        try
+        {
+            await GroupAssert.SplitAsync([modern, classic], Partitions, "consumer protocol + cooperative classic", TimeSpan.FromSeconds(90), Token);
+            Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 2)), "the classic member is inside the consumer group");
+            // A cooperative client is only handed partitions nobody owns; it never lost any on the way.
+            Assert.That(classic.LostEvents, Is.Empty, classic.ToString());
+
+            var produced = await GroupAssert.ProduceAsync(broker, topic, 60, Partitions, "b", Token);
+            var keys = produced.Select(r => r.Key).ToHashSet();
+            int Read(PolledConsumer c) => c.Consumed.Count(r => keys.Contains(ConfluentClients.FromUtf8(r.Message.Key)));
+            await GroupAssert.WaitUntilAsync(() => Read(classic) + Read(modern) >= 60, "the split group read the new records",
+                TimeSpan.FromSeconds(60), Token, () => $"{classic}\n{modern}");
+            Assert.That((Read(classic), Read(modern)), Is.EqualTo((30, 30)), "each member read its three partitions' records, once");
+
+            // The classic member's close sends LeaveGroup: the consumer-protocol member gets everything back.
+            await classic.CloseAsync();
+            await GroupAssert.WaitUntilAsync(() => modern.Partitions.Count == Partitions, "the consumer-protocol member owns everything again",
+                TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+        }
+        finally
+        {
+            sampling.Cancel();
+            await sampler;
+            classic.Dispose();
+        }
+        Assert.That(overlaps, Is.Empty, "a partition owned by both members");
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)), "the classic member left; still a consumer group");
+
+        var last = await GroupAssert.ProduceAsync(broker, topic, 12, Partitions, "c", Token);
+        var lastKeys = last.Select(r => r.Key).ToHashSet();
+        await GroupAssert.WaitUntilAsync(() => modern.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
+            "the consumer-protocol member reads on", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+        await modern.CloseAsync();
+    }
+
+    /// <summary>
+    /// KIP-848 downgrade by static member replacement (Kafka's validateOnlineDowngradeWithReplacedMemberId): a static
+    /// consumer-protocol member (group.instance.id) owns the topic and closes, which keeps its place for its instance id;
+    /// the application comes back as a classic consumer under the same group.instance.id. Its JoinGroup replaces the
+    /// last consumer-protocol member, so the group becomes a classic group in that write, the new member holding the old
+    /// one's partitions, and it reads on.
+    /// </summary>
+    [Test]
+    [CancelAfter(240_000)]
+    public async Task AStaticConsumerProtocolMemberRestartedAsAClassicOneTurnsTheGroupClassic()
+    {
+        var settings = GroupAssert.FastGroups();
+        settings.Properties["group.consumer.min.heartbeat.interval.ms"] = "100";
+        settings.Properties["group.consumer.heartbeat.interval.ms"] = "500";
+        var broker = await StartBrokerAsync(BrokerMode.InProcess, settings);
+        var topic = TopicName("staticdown848");
+        var group = "gs-" + Guid.NewGuid().ToString("N")[..8];
+        await broker.CreateTopicAsync(topic, Partitions, cancellationToken: Token);
+        using var admin = ConfluentClients.Admin(broker.BootstrapServers);
+
+        async Task<(ConsumerGroupType Type, int Members)> DescribeAsync()
+        {
+            var d = (await admin.DescribeConsumerGroupsAsync([group])).ConsumerGroupDescriptions.Single();
+            return (d.GroupType, d.Members.Count);
+        }
+
+        await GroupAssert.ProduceAsync(broker, topic, 30, Partitions, "a", Token);
+        using (var modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer, instanceId: "app-1"))
+        {
+            await GroupAssert.WaitUntilAsync(() => modern.Partitions.Count == Partitions && modern.Consumed.Count >= 30,
+                "the static consumer-protocol member owns and read everything", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+            Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)));
+            await modern.CloseAsync();
+        }
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)), "a static member's close keeps its place");
+
+        using var classic = Member("classic", broker.BootstrapServers, topic, group, GroupProtocol.Classic, instanceId: "app-1");
+        await GroupAssert.WaitUntilAsync(() => classic.Partitions.Count == Partitions, "the classic member took the static member's partitions",
+            TimeSpan.FromSeconds(60), Token, () => classic.ToString());
+        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Classic, 1)), "downgraded by the replacement");
+
+        var produced = await GroupAssert.ProduceAsync(broker, topic, 12, Partitions, "b", Token);
+        var keys = produced.Select(r => r.Key).ToHashSet();
+        await GroupAssert.WaitUntilAsync(() => classic.Consumed.Count(r => keys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
             "the classic group reads on", TimeSpan.FromSeconds(60), Token, () => classic.ToString());
         await classic.CloseAsync();
     }

@@ -100,9 +100,26 @@ public sealed partial class GroupCoordinator
         var knownTopics = new List<string>(cg.SubscriptionMetadata.Keys);
         var next = PlanMember(cg, groupId, proposed, replaced, bump, owned, resolve, knownTopics, records, regexAuthorizer: null);
         AddAssignmentIfChanged(records, groupId, memberId, existing, next);
+        // Kafka's step 4: a classic static member replacing the last consumer-protocol member downgrades the group in
+        // the same batch; the joining member takes the replaced one's target assignment, and no rebalance follows.
+        var downgraded = replaced is not null && MayDowngradeReplacing(cg, replaced)
+            ? AddDowngradeRecords(group, cg, replaced, proposed, records)
+            : null;
 
         if (records.Count > 0 && !TryWrite(group, records))
             return Task.FromResult(JoinError(ErrorCode.CoordinatorNotAvailable, request.MemberId, version));
+        if (downgraded is not null)
+        {
+            RestoreClassicProtocols(group, downgraded);
+            return Task.FromResult(new JoinGroupResponse
+            {
+                MemberId = memberId,
+                GenerationId = next.MemberEpoch,
+                ProtocolType = ConsumerProtocolType,
+                ProtocolName = protocols[0].Name,
+                Leader = "",
+            });
+        }
 
         var member = group.Consumer!.Members[memberId];
         long nowMs = NowMs;

@@ -66,7 +66,18 @@ public sealed partial class GroupCoordinator
             cg ??= new ConsumerGroupState(); // state itself comes from the replay of the records below
 
             if (request.MemberEpoch < 0) return ConsumerLeave(group, cg, request);
-            return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? [], regexAuthorizer);
+            if (group.Unwritten is null)
+                return ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? [], regexAuthorizer);
+            // An upgrade applied in memory: the join's write carries it, else it is undone.
+            try
+            {
+                var response = ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? [], regexAuthorizer);
+                // A join that answered without writing (it always writes the new member) cannot leave the conversion unwritten.
+                if (group.Unwritten is not null && response.ErrorCode == 0 && !TryWrite(group, []))
+                    response = HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+                return response;
+            }
+            finally { FinishUpgrade(group); }
         }
     }
 
@@ -116,7 +127,9 @@ public sealed partial class GroupCoordinator
             if (!cg.StaticMembers.TryGetValue(request.InstanceId, out var id) || !cg.Members.TryGetValue(id, out member))
                 return HeartbeatError(ErrorCode.UnknownMemberId, $"Instance id {request.InstanceId} is unknown.");
             if (id != request.MemberId)
-                return HeartbeatError(ErrorCode.FencedInstanceId, $"Instance id {request.InstanceId} belongs to another member.");
+                // Kafka's throwIfInstanceIdIsFenced wording.
+                return HeartbeatError(ErrorCode.FencedInstanceId,
+                    $"Static member {request.MemberId} with instance id {request.InstanceId} was fenced by member {id}.");
         }
 
         var records = new List<CoordinatorRecord>();
@@ -152,7 +165,9 @@ public sealed partial class GroupCoordinator
             {
                 var old = cg.Members[staticId];
                 if (!old.IsStaticLeft)
-                    return HeartbeatError(ErrorCode.UnreleasedInstanceId, $"Static member {staticId} with instance id {request.InstanceId} is not released.");
+                    // Kafka's throwIfInstanceIdIsUnreleased wording.
+                    return HeartbeatError(ErrorCode.UnreleasedInstanceId, $"Static member {memberId} with instance id {request.InstanceId} " +
+                        $"cannot join the group because the instance id is owned by {staticId} member.");
                 replaced = staticId;
             }
         }

@@ -48,13 +48,13 @@ public sealed partial class GroupCoordinator
             var metadata = m.MetadataFor(group.ProtocolName) ?? (m.Protocols.Count > 0 ? m.Protocols[0].Metadata : []);
             if (!TryReadSubscription(metadata, out var subscription, out _))
                 return HeartbeatError(ErrorCode.GroupIdNotFound,
-                    $"Cannot upgrade classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
+                    $"Cannot upgrade the classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
             var assigned = TopicPartitions.Empty;
             if (m.Assignment.Length > 0)
             {
                 if (!TryReadAssignment(m.Assignment, out var assignment))
                     return HeartbeatError(ErrorCode.GroupIdNotFound,
-                        $"Cannot upgrade classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
+                        $"Cannot upgrade the classic group {groupId} to consumer group because the embedded consumer protocol is malformed.");
                 // Kafka refuses to drop a custom assignor's user data (it would be lost in the conversion).
                 if (assignment.UserData is { Length: > 0 })
                     return HeartbeatError(ErrorCode.GroupIdNotFound,
@@ -98,12 +98,32 @@ public sealed partial class GroupCoordinator
             records.Add(CurrentAssignmentRecord(groupId, m.MemberId,
                 new CurrentAssignmentBuilder.Result(epoch, epoch, ConsumerMemberState.Stable, assigned, TopicPartitions.Empty)));
 
+        // Applied in memory now and appended with the joining member's records in one batch (Kafka's one
+        // CoordinatorResult, appended atomically): a log cut anywhere loads the classic group or the whole consumer
+        // group. What the tombstone's replay takes from the classic group is kept to put back if nothing is written.
+        var unwritten = new UnwrittenUpgrade(records, group);
         group.Converting = true;
-        bool written;
-        try { written = TryWrite(group, records); }
+        try
+        {
+            foreach (var r in records) Replay(group, -1, NoProducerId, r.Key, r.Value);
+        }
         finally { group.Converting = false; }
-        if (!written) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+        group.Unwritten = unwritten;
+        return null;
+    }
 
+    /// <summary>
+    /// After the heartbeat that upgraded <paramref name="group"/> (group lock held): its write took the conversion
+    /// along, and the classic group's soft state goes; or nothing was written (the join was refused, or the log refused
+    /// the batch), and the group is the classic group again, as Kafka's timeline reverts a failed CoordinatorResult.
+    /// </summary>
+    private void FinishUpgrade(ClassicGroup group)
+    {
+        if (group.Unwritten is { } unwritten)
+        {
+            RevertUpgrade(group, unwritten);
+            return;
+        }
         // The classic group's soft state is gone with it: its timers and the ids handed out with MEMBER_ID_REQUIRED.
         CancelJoinTimer(group);
         group.SyncTimer?.Dispose();
@@ -112,42 +132,99 @@ public sealed partial class GroupCoordinator
         foreach (var t in group.PendingMembers.Values) t.Dispose();
         group.PendingMembers.Clear();
         group.State = GroupState.Empty;
-        return null;
+    }
+
+    private void RevertUpgrade(ClassicGroup group, UnwrittenUpgrade u)
+    {
+        group.Unwritten = null;
+        if (group.Consumer is { } cg)
+            foreach (var m in cg.Members.Values)
+            {
+                m.Timer?.Dispose();
+                m.Timer = null;
+            }
+        group.Consumer = null;
+        group.State = u.State;
+        group.GenerationId = u.GenerationId;
+        group.ProtocolType = u.ProtocolType;
+        group.ProtocolName = u.ProtocolName;
+        group.CurrentStateTimestamp = u.CurrentStateTimestamp;
+        group.StoredMetadata = u.StoredMetadata;
+        long now = NowMs;
+        foreach (var m in u.Members)
+        {
+            group.MemberList.Add(m);
+            group.Members[m.MemberId] = m;
+            if (m.GroupInstanceId is not null) group.StaticMembers[m.GroupInstanceId] = m.MemberId;
+            // The session keeps the deadline it had.
+            ScheduleHeartbeat(group, m, (int)Math.Clamp(m.HeartbeatDeadline - now, 0, int.MaxValue));
+        }
+        foreach (var id in u.PendingSync) group.PendingSync.Add(id);
+        group.LeaderId = u.LeaderId;
     }
 
     /// <summary>
-    /// Kafka's validateOnlineDowngradeWithFencedMembers and convertToClassicGroup, after <paramref name="leaving"/>
+    /// Kafka's validateOnlineDowngradeWithFencedMember and convertToClassicGroup, after <paramref name="leaving"/>
     /// left or was fenced (group lock held, the leave not written yet). True when the downgrade was written, which
     /// removes the leaving member too; false when the caller is to remove it from the consumer group as usual.
     /// </summary>
     private bool TryDowngradeToClassicGroup(ClassicGroup group, ConsumerGroupState cg, string leaving)
     {
         if (!cg.Members.ContainsKey(leaving) || !cg.AllMembersUseClassicProtocolExcept(leaving)) return false;
-        int remaining = cg.Members.Count - 1;
         // An empty group is not downgraded: the next classic JoinGroup converts it (GroupCoordinator.JoinGroupAsync).
-        if (remaining <= 0 || !_options.ConsumerDowngradeAllowed || remaining > _options.MaxGroupSize) return false;
+        if (cg.Members.Count <= 1 || !_options.ConsumerDowngradeAllowed || cg.Members.Count - 1 > _options.MaxGroupSize) return false;
 
+        var records = new List<CoordinatorRecord>();
+        var classicMembers = AddDowngradeRecords(group, cg, leaving, joining: null, records);
+        if (classicMembers is null || !TryWrite(group, records)) return false;
+        RestoreClassicProtocols(group, classicMembers);
+        // As Kafka does for a downgrade triggered by a leaving member: a rebalance so the classic members share the
+        // leaver's partitions.
+        PrepareRebalance(group);
+        return true;
+    }
+
+    /// <summary>
+    /// Kafka's validateOnlineDowngradeWithReplacedMemberId: a classic static member joining under the instance id of the
+    /// group's last consumer-protocol member downgrades the group, when the policy allows it and the group (the joining
+    /// member taking the replaced one's place) fits group.max.size. Unlike a leave, the group does not even need
+    /// another member, and no rebalance follows.
+    /// </summary>
+    private bool MayDowngradeReplacing(ConsumerGroupState cg, string replaced) =>
+        cg.Members.ContainsKey(replaced) && cg.AllMembersUseClassicProtocolExcept(replaced)
+            && _options.ConsumerDowngradeAllowed && cg.Members.Count <= _options.MaxGroupSize;
+
+    /// <summary>
+    /// Kafka's convertToClassicGroup records: ConsumerGroup.createGroupTombstoneRecords (with the joining member's id in
+    /// the replaced member's place, createGroupTombstoneRecordsWithReplacedMember, whose own records the same batch
+    /// removed first), then the GroupMetadata record of ClassicGroup.fromConsumerGroup: the group epoch as the
+    /// generation, every member but <paramref name="leaving"/> and then <paramref name="joining"/>, the protocol they
+    /// all support, each member's target assignment (the joining member takes the replaced one's) as the consumer
+    /// protocol's Assignment in its subscription's version; the first member leads. The classic members as written,
+    /// or null when they share no protocol.
+    /// </summary>
+    private List<ConsumerMember>? AddDowngradeRecords(ClassicGroup group, ConsumerGroupState cg, string leaving, ConsumerMember? joining,
+        List<CoordinatorRecord> records)
+    {
         string groupId = group.GroupId;
-        var classicMembers = new List<ConsumerMember>(remaining);
+        var classicMembers = new List<ConsumerMember>(cg.Members.Count);
         foreach (var m in cg.Members.Values)
             if (m.MemberId != leaving) classicMembers.Add(m);
-        // ClassicGroup.fromConsumerGroup: the protocol every member supports, each member's assignment as the consumer
-        // protocol's Assignment in the version of its subscription; the first member leads.
+        if (joining is not null) classicMembers.Add(joining);
         string? protocol = SelectClassicProtocol(classicMembers);
-        if (protocol is null) return false;
+        if (protocol is null) return null;
 
-        // ConsumerGroup.createGroupTombstoneRecords, then the classic group's GroupMetadata record.
-        var records = new List<CoordinatorRecord>();
+        string Removed(string id) => joining is not null && id == leaving ? joining.MemberId : id;
         foreach (var id in cg.Members.Keys)
-            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupCurrentMemberAssignmentKey { GroupId = groupId, MemberId = id },
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupCurrentMemberAssignmentKey { GroupId = groupId, MemberId = Removed(id) },
                 ConsumerGroupCurrentMemberAssignmentKeyVersion, null, 0));
         foreach (var id in cg.Members.Keys)
-            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupTargetAssignmentMemberKey { GroupId = groupId, MemberId = id },
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupTargetAssignmentMemberKey { GroupId = groupId, MemberId = Removed(id) },
                 ConsumerGroupTargetAssignmentMemberKeyVersion, null, 0));
         records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupTargetAssignmentMetadataKey { GroupId = groupId },
             ConsumerGroupTargetAssignmentMetadataKeyVersion, null, 0));
         foreach (var id in cg.Members.Keys)
-            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupMemberMetadataKey { GroupId = groupId, MemberId = id },
+            records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupMemberMetadataKey { GroupId = groupId, MemberId = Removed(id) },
                 ConsumerGroupMemberMetadataKeyVersion, null, 0));
         records.Add(new(new Kayak.Protocol.CoordinatorRecords.ConsumerGroupPartitionMetadataKey { GroupId = groupId },
             ConsumerGroupPartitionMetadataKeyVersion, null, 0));
@@ -165,6 +242,7 @@ public sealed partial class GroupCoordinator
         foreach (var m in classicMembers)
         {
             var subscription = MetadataFor(m.Classic!, protocol);
+            var target = cg.TargetOf(m == joining ? leaving : m.MemberId);
             value.Members.Add(new Kayak.Protocol.CoordinatorRecords.GroupMetadataValue.MemberMetadata
             {
                 MemberId = m.MemberId,
@@ -174,24 +252,23 @@ public sealed partial class GroupCoordinator
                 RebalanceTimeout = m.RebalanceTimeoutMs,
                 SessionTimeout = m.Classic!.SessionTimeoutMs,
                 Subscription = subscription,
-                Assignment = SerializeAssignment(cg, m.Assigned, SubscriptionVersion(subscription)),
+                Assignment = SerializeAssignment(cg, target, SubscriptionVersion(subscription)),
             });
         }
         records.Add(new CoordinatorRecord(new Kayak.Protocol.CoordinatorRecords.GroupMetadataKey { Group = groupId }, GroupMetadataKeyVersion,
             value, GroupMetadataValueVersion));
+        return classicMembers;
+    }
 
-        if (!TryWrite(group, records)) return false;
-
-        // Soft state the record does not carry: every protocol each member offered. Then, as Kafka does for a downgrade
-        // triggered by a leaving member, a rebalance so the classic members share the leaver's partitions.
+    /// <summary>Soft state the GroupMetadata record does not carry: every protocol each member offered.</summary>
+    private static void RestoreClassicProtocols(ClassicGroup group, List<ConsumerMember> classicMembers)
+    {
         foreach (var m in classicMembers)
             if (group.Members.TryGetValue(m.MemberId, out var classic))
             {
                 classic.Protocols = m.Classic!.Protocols;
                 classic.ProtocolType = ConsumerProtocolType;
             }
-        PrepareRebalance(group);
-        return true;
     }
 
     internal const string ConsumerProtocolType = "consumer";
@@ -266,4 +343,22 @@ public sealed partial class GroupCoordinator
         w.Flush();
         return buffer.WrittenSpan.ToArray();
     }
+}
+
+/// <summary>
+/// An online upgrade's records, applied in memory and not appended yet, and the classic group's state their replay
+/// took (the tombstone empties the group), to put back when the write does not happen.
+/// </summary>
+internal sealed class UnwrittenUpgrade(List<CoordinatorRecord> records, ClassicGroup group)
+{
+    public List<CoordinatorRecord> Records { get; } = records;
+    public GroupState State { get; } = group.State;
+    public int GenerationId { get; } = group.GenerationId;
+    public string? ProtocolType { get; } = group.ProtocolType;
+    public string? ProtocolName { get; } = group.ProtocolName;
+    public string? LeaderId { get; } = group.LeaderId;
+    public long? CurrentStateTimestamp { get; } = group.CurrentStateTimestamp;
+    public Kayak.Protocol.CoordinatorRecords.GroupMetadataValue? StoredMetadata { get; } = group.StoredMetadata;
+    public GroupMember[] Members { get; } = group.MemberList.ToArray();
+    public string[] PendingSync { get; } = [.. group.PendingSync];
 }

@@ -33,6 +33,15 @@ internal sealed class Harness : IDisposable
         Coordinator.Load();
     }
 
+    /// <summary>With options on the harness's clock, over a log that may refuse appends (its inner log is <see cref="Log"/>).</summary>
+    public Harness(Func<ManualTimeProvider, GroupCoordinatorOptions> options, FaultyGroupLog log)
+    {
+        Time = new ManualTimeProvider();
+        Log = log.Inner;
+        Coordinator = new GroupCoordinator(options(Time), log);
+        Coordinator.Load();
+    }
+
     /// <summary>Over another log (Storage); <see cref="Log"/> is then unavailable.</summary>
     public Harness(IGroupLog groupLog, ManualTimeProvider time)
     {

@@ -34,6 +34,9 @@ internal sealed class ConsumerGroupDriver : IDisposable
         H = options is null ? new Harness() : new Harness(options);
     }
 
+    /// <summary>Over a harness built elsewhere (a refusing log).</summary>
+    public ConsumerGroupDriver(Harness h) => H = h;
+
     public void CreateTopic(string name, int partitions) => Catalog[name] = (new Uuid(0x7700, _nextTopicId++), partitions);
 
     public bool Resolve(string name, out Uuid id, out int count)

@@ -16,7 +16,7 @@ namespace Kayak.Coordinator.Tests.ConsumerGroups;
 /// </summary>
 public class OnlineMigrationTests
 {
-    private static GroupCoordinatorOptions Options(ManualTimeProvider time, string policy = "bidirectional", int consumerMax = int.MaxValue) => new()
+    internal static GroupCoordinatorOptions Options(ManualTimeProvider time, string policy = "bidirectional", int consumerMax = int.MaxValue) => new()
     {
         Time = time,
         InitialRebalanceDelayMs = 3000,
@@ -26,7 +26,7 @@ public class OnlineMigrationTests
         ConsumerGroupMaxSize = consumerMax,
     };
 
-    private static byte[] Assignment(string topic, params int[] partitions)
+    internal static byte[] Assignment(string topic, params int[] partitions)
     {
         var a = new ConsumerProtocolAssignment();
         a.AssignedPartitions.Add(new ConsumerProtocolAssignment.TopicPartition { Topic = topic, Partitions = partitions.ToList() });
@@ -38,7 +38,7 @@ public class OnlineMigrationTests
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static SortedSet<int> Partitions(byte[] assignment)
+    internal static SortedSet<int> Partitions(byte[] assignment)
     {
         var reader = new KafkaReader(assignment);
         short v = reader.ReadInt16();
@@ -47,7 +47,7 @@ public class OnlineMigrationTests
         return new SortedSet<int>(a.AssignedPartitions.SelectMany(t => t.Partitions));
     }
 
-    private static string Type(Harness h) =>
+    internal static string Type(Harness h) =>
         h.Coordinator.ListGroups(new ListGroupsRequest(), 5).Groups.Single(g => g.GroupId == Harness.Group).GroupType;
 
     /// <summary>Every record in the group's partition: key version and whether it is a tombstone, with the decoded member metadata.</summary>
@@ -73,7 +73,7 @@ public class OnlineMigrationTests
     }
 
     /// <summary>A classic member alone in the group, owning partitions 0-3 of "t" at generation 1.</summary>
-    private static (string Id, int Generation) ClassicMember(ConsumerGroupDriver d) =>
+    internal static (string Id, int Generation) ClassicMember(ConsumerGroupDriver d) =>
         d.H.StableSingle(assignment: Assignment("t", 0, 1, 2, 3), metadata: Harness.Subscription("t"));
 
     private static (string Group, string Type, string Members) Reloaded(Harness h)
@@ -82,7 +82,7 @@ public class OnlineMigrationTests
         return Summary(reloaded);
     }
 
-    private static (string Group, string Type, string Members) Summary(Harness h)
+    internal static (string Group, string Type, string Members) Summary(Harness h)
     {
         var g = h.Coordinator.AllGroups.Single(g => g.GroupId == Harness.Group);
         lock (g.Lock)
