@@ -77,13 +77,20 @@ public sealed class ClusterTransactionTests : ScratchDirectoryTest
         return result;
     }
 
+    /// <summary>A 3-broker cluster with <see cref="Topic"/> at replication factor 3.</summary>
+    private async Task<KafkaCluster> StartClusterAsync()
+    {
+        var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0 });
+        await cluster.StartAsync(Token);
+        await cluster.CreateTopicAsync(Topic, Partitions, 3);
+        return cluster;
+    }
+
     [Test]
     [CancelAfter(240_000)]
     public async Task TransactionOverThreeLeaders_CommitAndAbortReadCommitted_SurvivesTheCoordinatorsDeath()
     {
-        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0 });
-        await cluster.StartAsync(Token);
-        await cluster.CreateTopicAsync(Topic, Partitions, 3);
+        await using var cluster = await StartClusterAsync();
         var leaders = Enumerable.Range(0, Partitions).Select(p => cluster.Partition(Topic, p).Leader).ToArray();
         Assert.That(leaders.Distinct().Count(), Is.EqualTo(3), "the three partitions are led by three brokers");
 
@@ -170,9 +177,7 @@ public sealed class ClusterTransactionTests : ScratchDirectoryTest
     [CancelAfter(180_000)]
     public async Task SendOffsetsToTransaction_GroupCoordinatorOnAnotherBroker_CommitsAndAbortsTheOffsets()
     {
-        await using var cluster = new KafkaCluster(new KafkaClusterOptions { Brokers = 3, DataDir = Dir, Port = 0 });
-        await cluster.StartAsync(Token);
-        await cluster.CreateTopicAsync(Topic, Partitions, 3);
+        await using var cluster = await StartClusterAsync();
         int stateParts = cluster.Broker(1)!.Config.TransactionStateLogNumPartitions;
         int offsetParts = cluster.Broker(1)!.Config.OffsetsTopicNumPartitions;
 

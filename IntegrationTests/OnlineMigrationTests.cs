@@ -62,69 +62,8 @@ public sealed class OnlineMigrationTests : BrokerTestBase
 
     [Test]
     [CancelAfter(240_000)]
-    public async Task AClassicAndAConsumerProtocolMemberShareAGroupThatGoesBackToClassicWhenTheLatterLeaves()
-    {
-        var settings = GroupAssert.FastGroups();
-        settings.Properties["group.consumer.min.heartbeat.interval.ms"] = "100";
-        settings.Properties["group.consumer.heartbeat.interval.ms"] = "500";
-        var broker = await StartBrokerAsync(BrokerMode.InProcess, settings);
-        var topic = TopicName("online848");
-        var group = "go-" + Guid.NewGuid().ToString("N")[..8];
-        await broker.CreateTopicAsync(topic, Partitions, cancellationToken: Token);
-        using var admin = ConfluentClients.Admin(broker.BootstrapServers);
-
-        async Task<(ConsumerGroupType Type, int Members)> DescribeAsync()
-        {
-            var d = (await admin.DescribeConsumerGroupsAsync([group])).ConsumerGroupDescriptions.Single();
-            return (d.GroupType, d.Members.Count);
-        }
-
-        await GroupAssert.ProduceAsync(broker, topic, 30, Partitions, "a", Token);
-        using var classic = Member("classic", broker.BootstrapServers, topic, group, GroupProtocol.Classic);
-        await GroupAssert.WaitUntilAsync(() => classic.Partitions.Count == Partitions && classic.Consumed.Count >= 30,
-            "the classic member owns and read everything", TimeSpan.FromSeconds(60), Token, () => classic.ToString());
-        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Classic, 1)));
-
-        // From here on, sample both members' ownership (kept by their assignment callbacks) as often as possible.
-        var overlaps = new ConcurrentQueue<string>();
-        using var sampling = CancellationTokenSource.CreateLinkedTokenSource(Token);
-        PolledConsumer? modern = null;
-        var sampler = SampleOverlaps(classic, () => modern, overlaps, sampling.Token);
-
-        modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer);
-        try
-        {
-            await GroupAssert.SplitAsync([classic, modern], Partitions, "classic + consumer protocol", TimeSpan.FromSeconds(90), Token);
-            Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 2)), "upgraded online, the classic member inside");
-
-            int classicBefore = classic.Consumed.Count, modernBefore = modern.Consumed.Count;
-            var produced = await GroupAssert.ProduceAsync(broker, topic, 60, Partitions, "b", Token);
-            var keys = produced.Select(r => r.Key).ToHashSet();
-            int Read(PolledConsumer c) => c.Consumed.Count(r => keys.Contains(ConfluentClients.FromUtf8(r.Message.Key)));
-            await GroupAssert.WaitUntilAsync(() => Read(classic) + Read(modern) >= 60, "the split group read the new records",
-                TimeSpan.FromSeconds(60), Token, () => $"{classic}\n{modern}");
-            Assert.That((Read(classic), Read(modern)), Is.EqualTo((30, 30)), "each member read its three partitions' records, once");
-            Assert.That(classic.Consumed.Count > classicBefore && modern.Consumed.Count > modernBefore, Is.True);
-
-            await modern.CloseAsync();
-            await GroupAssert.WaitUntilAsync(() => classic.Partitions.Count == Partitions, "the classic member owns everything again",
-                TimeSpan.FromSeconds(60), Token, () => classic.ToString());
-        }
-        finally
-        {
-            sampling.Cancel();
-            await sampler;
-            modern.Dispose();
-        }
-        Assert.That(overlaps, Is.Empty, "a partition owned by both members");
-        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Classic, 1)), "downgraded when the consumer-protocol member left");
-
-        var last = await GroupAssert.ProduceAsync(broker, topic, 12, Partitions, "c", Token);
-        var lastKeys = last.Select(r => r.Key).ToHashSet();
-        await GroupAssert.WaitUntilAsync(() => classic.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
-            "the classic group reads on", TimeSpan.FromSeconds(60), Token, () => classic.ToString());
-        await classic.CloseAsync();
-    }
+    public Task AClassicAndAConsumerProtocolMemberShareAGroupThatGoesBackToClassicWhenTheLatterLeaves() =>
+        JoinSplitAndLeaveAsync("online848", new("classic", GroupProtocol.Classic, null), new("modern", GroupProtocol.Consumer, null));
 
     /// <summary>
     /// The other direction: the group is a consumer group (a group.protocol=consumer member owns everything) and a
@@ -135,16 +74,30 @@ public sealed class OnlineMigrationTests : BrokerTestBase
     /// </summary>
     [Test]
     [CancelAfter(240_000)]
-    public async Task ACooperativeStickyClassicMemberJoinsAConsumerProtocolGroupSharesItsPartitionsAndLeavesCleanly()
+    public Task ACooperativeStickyClassicMemberJoinsAConsumerProtocolGroupSharesItsPartitionsAndLeavesCleanly() =>
+        JoinSplitAndLeaveAsync("coopin848", new("modern", GroupProtocol.Consumer, null),
+            new("classic", GroupProtocol.Classic, PartitionAssignmentStrategy.CooperativeSticky));
+
+    private readonly record struct MemberKind(string Name, GroupProtocol Protocol, PartitionAssignmentStrategy? Strategy);
+
+    /// <summary>
+    /// <paramref name="first"/> owns the topic alone (the group has its protocol's type), <paramref name="second"/>
+    /// joins with the other protocol: the group is (or becomes, online) a consumer group with both inside, the partitions
+    /// split 3/3 with none owned by both at any sampled instant, each reads its half of new records; then the second
+    /// member closes (LeaveGroup or the leave heartbeat), the first owns everything again, the group is of the first's
+    /// type again (downgraded when it was classic) and reads on.
+    /// </summary>
+    private async Task JoinSplitAndLeaveAsync(string name, MemberKind first, MemberKind second)
     {
         var settings = GroupAssert.FastGroups();
         settings.Properties["group.consumer.min.heartbeat.interval.ms"] = "100";
         settings.Properties["group.consumer.heartbeat.interval.ms"] = "500";
         var broker = await StartBrokerAsync(BrokerMode.InProcess, settings);
-        var topic = TopicName("coopin848");
-        var group = "gc-" + Guid.NewGuid().ToString("N")[..8];
+        var topic = TopicName(name);
+        var group = "g-" + Guid.NewGuid().ToString("N")[..8];
         await broker.CreateTopicAsync(topic, Partitions, cancellationToken: Token);
         using var admin = ConfluentClients.Admin(broker.BootstrapServers);
+        var alone = first.Protocol == GroupProtocol.Classic ? ConsumerGroupType.Classic : ConsumerGroupType.Consumer;
 
         async Task<(ConsumerGroupType Type, int Members)> DescribeAsync()
         {
@@ -153,49 +106,51 @@ public sealed class OnlineMigrationTests : BrokerTestBase
         }
 
         await GroupAssert.ProduceAsync(broker, topic, 30, Partitions, "a", Token);
-        using var modern = Member("modern", broker.BootstrapServers, topic, group, GroupProtocol.Consumer);
-        await GroupAssert.WaitUntilAsync(() => modern.Partitions.Count == Partitions && modern.Consumed.Count >= 30,
-            "the consumer-protocol member owns and read everything", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
-        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)));
+        using var stays = Member(first.Name, broker.BootstrapServers, topic, group, first.Protocol, first.Strategy);
+        await GroupAssert.WaitUntilAsync(() => stays.Partitions.Count == Partitions && stays.Consumed.Count >= 30,
+            $"the {first.Name} member owns and read everything", TimeSpan.FromSeconds(60), Token, () => stays.ToString());
+        Assert.That(await DescribeAsync(), Is.EqualTo((alone, 1)));
 
+        // From here on, sample both members' ownership (kept by their assignment callbacks) as often as possible.
         var overlaps = new ConcurrentQueue<string>();
         using var sampling = CancellationTokenSource.CreateLinkedTokenSource(Token);
-        PolledConsumer? classic = null;
-        var sampler = SampleOverlaps(modern, () => classic, overlaps, sampling.Token);
-        classic = Member("classic", broker.BootstrapServers, topic, group, GroupProtocol.Classic, PartitionAssignmentStrategy.CooperativeSticky);
+        PolledConsumer? joins = null;
+        var sampler = SampleOverlaps(stays, () => joins, overlaps, sampling.Token);
+        joins = Member(second.Name, broker.BootstrapServers, topic, group, second.Protocol, second.Strategy);
         try
         {
-            await GroupAssert.SplitAsync([modern, classic], Partitions, "consumer protocol + cooperative classic", TimeSpan.FromSeconds(90), Token);
-            Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 2)), "the classic member is inside the consumer group");
+            await GroupAssert.SplitAsync([stays, joins], Partitions, $"{first.Name} + {second.Name}", TimeSpan.FromSeconds(90), Token);
+            Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 2)), "a consumer group with the classic member inside");
             // A cooperative client is only handed partitions nobody owns; it never lost any on the way.
-            Assert.That(classic.LostEvents, Is.Empty, classic.ToString());
+            if (second.Strategy == PartitionAssignmentStrategy.CooperativeSticky) Assert.That(joins.LostEvents, Is.Empty, joins.ToString());
 
+            int staysBefore = stays.Consumed.Count, joinsBefore = joins.Consumed.Count;
             var produced = await GroupAssert.ProduceAsync(broker, topic, 60, Partitions, "b", Token);
             var keys = produced.Select(r => r.Key).ToHashSet();
             int Read(PolledConsumer c) => c.Consumed.Count(r => keys.Contains(ConfluentClients.FromUtf8(r.Message.Key)));
-            await GroupAssert.WaitUntilAsync(() => Read(classic) + Read(modern) >= 60, "the split group read the new records",
-                TimeSpan.FromSeconds(60), Token, () => $"{classic}\n{modern}");
-            Assert.That((Read(classic), Read(modern)), Is.EqualTo((30, 30)), "each member read its three partitions' records, once");
+            await GroupAssert.WaitUntilAsync(() => Read(stays) + Read(joins) >= 60, "the split group read the new records",
+                TimeSpan.FromSeconds(60), Token, () => $"{stays}\n{joins}");
+            Assert.That((Read(stays), Read(joins)), Is.EqualTo((30, 30)), "each member read its three partitions' records, once");
+            Assert.That(stays.Consumed.Count > staysBefore && joins.Consumed.Count > joinsBefore, Is.True);
 
-            // The classic member's close sends LeaveGroup: the consumer-protocol member gets everything back.
-            await classic.CloseAsync();
-            await GroupAssert.WaitUntilAsync(() => modern.Partitions.Count == Partitions, "the consumer-protocol member owns everything again",
-                TimeSpan.FromSeconds(60), Token, () => modern.ToString());
+            await joins.CloseAsync();
+            await GroupAssert.WaitUntilAsync(() => stays.Partitions.Count == Partitions, $"the {first.Name} member owns everything again",
+                TimeSpan.FromSeconds(60), Token, () => stays.ToString());
         }
         finally
         {
             sampling.Cancel();
             await sampler;
-            classic.Dispose();
+            joins.Dispose();
         }
         Assert.That(overlaps, Is.Empty, "a partition owned by both members");
-        Assert.That(await DescribeAsync(), Is.EqualTo((ConsumerGroupType.Consumer, 1)), "the classic member left; still a consumer group");
+        Assert.That(await DescribeAsync(), Is.EqualTo((alone, 1)), $"the {second.Name} member left: the group is of the {first.Name} member's type again");
 
         var last = await GroupAssert.ProduceAsync(broker, topic, 12, Partitions, "c", Token);
         var lastKeys = last.Select(r => r.Key).ToHashSet();
-        await GroupAssert.WaitUntilAsync(() => modern.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
-            "the consumer-protocol member reads on", TimeSpan.FromSeconds(60), Token, () => modern.ToString());
-        await modern.CloseAsync();
+        await GroupAssert.WaitUntilAsync(() => stays.Consumed.Count(r => lastKeys.Contains(ConfluentClients.FromUtf8(r.Message.Key))) >= 12,
+            "the group reads on", TimeSpan.FromSeconds(60), Token, () => stays.ToString());
+        await stays.CloseAsync();
     }
 
     /// <summary>

@@ -111,14 +111,7 @@ public sealed partial class GroupCoordinator
         if (downgraded is not null)
         {
             RestoreClassicProtocols(group, downgraded);
-            return Task.FromResult(new JoinGroupResponse
-            {
-                MemberId = memberId,
-                GenerationId = next.MemberEpoch,
-                ProtocolType = ConsumerProtocolType,
-                ProtocolName = protocols[0].Name,
-                Leader = "",
-            });
+            return Task.FromResult(ClassicJoinAnswer(memberId, next.MemberEpoch, protocols[0].Name));
         }
 
         var member = group.Consumer!.Members[memberId];
@@ -127,20 +120,24 @@ public sealed partial class GroupCoordinator
         member.ClassicDeadline = nowMs + Math.Max(rebalanceTimeoutMs, 0);
         member.RevocationDeadline = -1;
         ScheduleConsumerSession(groupId, member, nowMs + request.SessionTimeoutMs);
-        return Task.FromResult(new JoinGroupResponse
-        {
-            MemberId = memberId,
-            GenerationId = member.MemberEpoch,
-            ProtocolType = ConsumerProtocolType,
-            ProtocolName = protocols[0].Name,
-            Leader = "",
-        });
+        return Task.FromResult(ClassicJoinAnswer(memberId, member.MemberEpoch, protocols[0].Name));
     }
 
     /// <summary>
     /// Kafka's ConsumerGroup.supportsClassicProtocols: protocol type "consumer" and, when the group has classic members
     /// other than the joining one, a protocol they all support.
     /// </summary>
+    /// <summary>A classic member's JoinGroup answer inside a consumer group: the member epoch as generation, no leader
+    /// (the server assigns; SyncGroup hands the member its own assignment).</summary>
+    private static JoinGroupResponse ClassicJoinAnswer(string memberId, int memberEpoch, string protocol) => new()
+    {
+        MemberId = memberId,
+        GenerationId = memberEpoch,
+        ProtocolType = ConsumerProtocolType,
+        ProtocolName = protocol,
+        Leader = "",
+    };
+
     private static bool SupportsClassicProtocols(ConsumerGroupState cg, string memberId, string protocolType, List<MemberProtocol> protocols)
     {
         if (protocolType != ConsumerProtocolType || protocols.Count == 0) return false;

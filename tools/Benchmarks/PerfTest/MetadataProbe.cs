@@ -68,7 +68,8 @@ internal static class MetadataProbe
         return (advertisedHost, advertisedPort);
     }
 
-    private static void ReadExactly(Socket socket, byte[] buffer)
+    /// <summary>Blocking receive of exactly buffer.Length bytes (the probes' raw sockets).</summary>
+    internal static void ReadExactly(Socket socket, byte[] buffer)
     {
         int read = 0;
         while (read < buffer.Length)

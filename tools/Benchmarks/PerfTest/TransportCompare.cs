@@ -180,11 +180,11 @@ internal static class TransportCompare
             clientId.CopyTo(req, 14);
             socket.Send(req);
             var size = new byte[4];
-            ReadExactly(socket, size);
+            MetadataProbe.ReadExactly(socket, size);
             int n = BinaryPrimitives.ReadInt32BigEndian(size);
             if (n < 6 || n > 1 << 20) throw new InvalidDataException($"bad ApiVersions response size {n}");
             var body = new byte[n];
-            ReadExactly(socket, body);
+            MetadataProbe.ReadExactly(socket, body);
             if (BinaryPrimitives.ReadInt32BigEndian(body) != 7 || BinaryPrimitives.ReadInt16BigEndian(body.AsSpan(4)) != 0)
                 throw new InvalidDataException("ApiVersions v0 not answered with correlation id 7 and no error");
             return socket;
@@ -193,17 +193,6 @@ internal static class TransportCompare
         {
             socket.Dispose();
             throw;
-        }
-    }
-
-    private static void ReadExactly(Socket socket, byte[] buffer)
-    {
-        int read = 0;
-        while (read < buffer.Length)
-        {
-            int n = socket.Receive(buffer, read, buffer.Length - read, SocketFlags.None);
-            if (n == 0) throw new IOException("connection closed");
-            read += n;
         }
     }
 
