@@ -178,19 +178,10 @@ public sealed class ClusterTransactionTests : ScratchDirectoryTest
     public async Task SendOffsetsToTransaction_GroupCoordinatorOnAnotherBroker_CommitsAndAbortsTheOffsets()
     {
         await using var cluster = await StartClusterAsync();
-        int stateParts = cluster.Broker(1)!.Config.TransactionStateLogNumPartitions;
         int offsetParts = cluster.Broker(1)!.Config.OffsetsTopicNumPartitions;
-
-        string transactionalId = "cluster-txn-offsets-" + Guid.NewGuid().ToString("N");
-        using var producer = TransactionalProducer(cluster.BootstrapServers, transactionalId);
-        producer.InitTransactions(TxnTimeout);
-        int txnCoordinator = cluster.Partition("__transaction_state", TransactionCoordinator.PartitionFor(transactionalId, stateParts)).Leader;
-
-        // Any group operation creates __consumer_offsets; then pick a group whose coordinator is another broker.
-        using (var probe = ConfluentClients.Consumer(cluster.BootstrapServers, c => c.GroupId = "probe-" + Guid.NewGuid().ToString("N")))
-            probe.Commit([new TopicPartitionOffset(Topic, 0, 0)]);
-        string group = Enumerable.Range(0, 1000).Select(i => $"txn-offsets-group-{i}")
-            .First(g => cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(g, offsetParts)).Leader is var l && l > 0 && l != txnCoordinator);
+        var (producer, txnCoordinator) = InitTransactional(cluster, "cluster-txn-offsets-");
+        using var _ = producer;
+        string group = GroupNotCoordinatedBy(cluster, txnCoordinator, new TopicPartition(Topic, 0));
         int groupCoordinator = cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(group, offsetParts)).Leader;
         TestContext.Out.WriteLine($"transaction coordinator {txnCoordinator}, group coordinator {groupCoordinator}");
 
@@ -234,19 +225,12 @@ public sealed class ClusterTransactionTests : ScratchDirectoryTest
         await cluster.StartAsync(Token);
         const string single = "txn-rf1";
         await cluster.CreateTopicAsync(single, 3, 1);
-        int stateParts = cluster.Broker(1)!.Config.TransactionStateLogNumPartitions;
         int offsetParts = cluster.Broker(1)!.Config.OffsetsTopicNumPartitions;
-
-        string transactionalId = "cluster-txn-rf1-" + Guid.NewGuid().ToString("N");
-        using var producer = TransactionalProducer(cluster.BootstrapServers, transactionalId);
-        producer.InitTransactions(TxnTimeout);
-        int txnCoordinator = cluster.Partition("__transaction_state", TransactionCoordinator.PartitionFor(transactionalId, stateParts)).Leader;
+        var (producer, txnCoordinator) = InitTransactional(cluster, "cluster-txn-rf1-");
+        using var _ = producer;
         int partition = Enumerable.Range(0, 3).First(p => cluster.Partition(single, p).Leader != txnCoordinator);
         int dataLeader = cluster.Partition(single, partition).Leader;
-        using (var probe = ConfluentClients.Consumer(cluster.BootstrapServers, c => c.GroupId = "probe-" + Guid.NewGuid().ToString("N")))
-            probe.Commit([new TopicPartitionOffset(single, partition, 0)]);
-        string group = Enumerable.Range(0, 1000).Select(i => $"txn-rf1-group-{i}")
-            .First(g => cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(g, offsetParts)).Leader is var l && l > 0 && l != dataLeader);
+        string group = GroupNotCoordinatedBy(cluster, dataLeader, new TopicPartition(single, partition));
         TestContext.Out.WriteLine($"transaction coordinator {txnCoordinator}, partition {partition} on {dataLeader}, group coordinator " +
             cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(group, offsetParts)).Leader);
 
@@ -263,6 +247,29 @@ public sealed class ClusterTransactionTests : ScratchDirectoryTest
         reader.Assign(new TopicPartitionOffset(tp, Offset.Beginning));
         var r = reader.Consume(TimeSpan.FromSeconds(30));
         Assert.That(r is null ? null : ConfluentClients.FromUtf8(r.Message.Value), Is.EqualTo("committed"), "read_committed sees the committed record");
+    }
+
+    /// <summary>A transactional producer, initialised, and the broker coordinating its transactional id.</summary>
+    private static (IProducer<byte[], byte[]> Producer, int Coordinator) InitTransactional(KafkaCluster cluster, string prefix)
+    {
+        string transactionalId = prefix + Guid.NewGuid().ToString("N");
+        var producer = TransactionalProducer(cluster.BootstrapServers, transactionalId);
+        producer.InitTransactions(TxnTimeout);
+        int stateParts = cluster.Broker(1)!.Config.TransactionStateLogNumPartitions;
+        return (producer, cluster.Partition("__transaction_state", TransactionCoordinator.PartitionFor(transactionalId, stateParts)).Leader);
+    }
+
+    /// <summary>
+    /// A group id whose coordinator is not <paramref name="broker"/>. A commit of <paramref name="probe"/> by a throwaway
+    /// group first creates __consumer_offsets (and checks plain OffsetCommit on it).
+    /// </summary>
+    private static string GroupNotCoordinatedBy(KafkaCluster cluster, int broker, TopicPartition probe)
+    {
+        using (var consumer = ConfluentClients.Consumer(cluster.BootstrapServers, c => c.GroupId = "probe-" + Guid.NewGuid().ToString("N")))
+            consumer.Commit([new TopicPartitionOffset(probe, 0)]);
+        int offsetParts = cluster.Broker(1)!.Config.OffsetsTopicNumPartitions;
+        return Enumerable.Range(0, 1000).Select(i => $"txn-group-{Guid.NewGuid().ToString("N")[..6]}-{i}")
+            .First(g => cluster.Partition("__consumer_offsets", TransactionCoordinator.PartitionFor(g, offsetParts)).Leader is var l && l > 0 && l != broker);
     }
 
     private static long Committed(IConsumer<byte[], byte[]> consumer, TopicPartition tp)
