@@ -72,7 +72,7 @@ internal sealed class BrokerState : IDisposable
             new CreateTopicsHandler(Topics, Config, Cluster, ConfigDescriber, Quotas, Authorizer), new DeleteTopicsHandler(Catalog, Topics, Quotas, Authorizer),
             new DeleteRecordsHandler(Catalog, Authorizer), new InitProducerIdHandler(txns, Authorizer), new OffsetForLeaderEpochHandler(Catalog, Leadership, Authorizer),
             new AddPartitionsToTxnHandler(txns, Catalog, Authorizer), new AddOffsetsToTxnHandler(txns, Authorizer), new EndTxnHandler(txns, Authorizer),
-            new WriteTxnMarkersHandler(Catalog, Leadership, Groups, Authorizer, Time), new TxnOffsetCommitHandler(txns, Verifier(txns), Groups, Catalog, Time, Authorizer),
+            new WriteTxnMarkersHandler(Catalog, Leadership, LocalMarkers, Authorizer, Time), new TxnOffsetCommitHandler(txns, Verifier(txns), Groups, Catalog, Time, Authorizer),
             new DescribeConfigsHandler(Catalog, Dynamic, Cluster, ConfigDescriber, Authorizer), new AlterConfigsHandler(Topics, Cluster, Dynamic, Authorizer),
             new DescribeLogDirsHandler(Catalog, Config.LogDirs, Authorizer), new SaslAuthenticateHandler(), new CreatePartitionsHandler(Topics, Quotas, Authorizer),
             new DeleteGroupsHandler(Groups, Authorizer), new ElectLeadersHandler(Catalog, Controller, Authorizer),
@@ -96,6 +96,9 @@ internal sealed class BrokerState : IDisposable
     private Services.ITransactionVerifier Verifier(Kayak.Coordinator.Transactions.TransactionCoordinator txns) => InterBroker is { } client
         ? new Transactions.ClusterTransactionVerifier(txns, Leadership, NodeId, Config.TransactionStateLogNumPartitions, client)
         : new Services.CoordinatorTransactionVerifier(txns);
+
+    /// <summary>Markers into this broker's partitions: its transaction coordinator's and those WriteTxnMarkers brings.</summary>
+    private Transactions.LocalMarkerWriter LocalMarkers { get; set; } = null!;
 
     /// <summary>In a cluster: requests to the other brokers (markers, transaction verification); null on a single broker.</summary>
     internal Cluster.InterBrokerClient? InterBroker { get; private set; }
@@ -203,7 +206,8 @@ internal sealed class BrokerState : IDisposable
     private void OpenTransactions()
     {
         var txnLog = LoggerFactory.CreateLogger("Kayak.Transactions");
-        Kayak.Coordinator.Transactions.ITransactionMarkerWriter markers = new Transactions.LocalMarkerWriter(Catalog, txnLog, Groups, Leadership);
+        LocalMarkers = new Transactions.LocalMarkerWriter(Catalog, txnLog, Groups, Leadership);
+        Kayak.Coordinator.Transactions.ITransactionMarkerWriter markers = LocalMarkers;
         // In a cluster a marker goes to the partition's current leader (WriteTxnMarkers, issue 14); one broker keeps the local path.
         if (Controller is { } c && InterBroker is { } client)
             markers = new Transactions.ClusterMarkerWriter(c, NodeId, Leadership, markers, Replication, client, Time, txnLog);

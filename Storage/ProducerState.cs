@@ -142,7 +142,6 @@ public sealed class ProducerStateManager
         return a;
     }
 
-
     /// <summary>
     /// Checks a client batch before it is appended, the way Kafka's ProducerAppendInfo does. Returns true
     /// with <paramref name="duplicate"/> when the batch repeats one of the last five (the caller answers with
@@ -222,7 +221,7 @@ public sealed class ProducerStateManager
     /// here (TRANSACTION_COORDINATOR_FENCED, Kafka's ProducerAppendInfo.appendEndTxnMarker: a coordinator that lost
     /// its <c>__transaction_state</c> partition must not end a transaction its successor already ended).
     /// </summary>
-    public void CheckMarker(long producerId, short epoch, int coordinatorEpoch = -1)
+    public void CheckMarker(long producerId, short epoch, int coordinatorEpoch)
     {
         if (!_producers.TryGetValue(producerId, out var e)) return;
         if (epoch < e.ProducerEpoch)

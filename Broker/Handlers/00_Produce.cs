@@ -105,7 +105,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
     /// In a cluster the leader stamps its leader epoch on each batch (Kafka's appendAsLeader), so OffsetForLeaderEpoch can
     /// tell epochs apart after a failover; a single broker keeps storing the client's value, as before.
     /// </summary>
-    private int LeaderEpoch(PartitionLog log) => leadership.Replicated ? leadership.Describe(log.TopicName, log.Partition).LeaderEpoch : -1;
+    private int LeaderEpoch(PartitionLog log) => leadership.AppendLeaderEpoch(log.TopicName, log.Partition);
 
     /// <summary>
     /// acks=all in a cluster (Kafka's DelayedProduce): each appended partition completes when its high watermark passes

@@ -18,7 +18,8 @@ using Kayak.Storage;
 
 namespace Kayak.Broker.Handlers;
 
-internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLeadership leadership, ITxnOffsetSink groups, IAuthorizer authorizer, TimeProvider time)
+internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLeadership leadership, ITransactionMarkerWriter markers, IAuthorizer authorizer,
+    TimeProvider time)
     : ApiHandler<WriteTxnMarkersRequest>
 {
     public override ApiKey Key => ApiKey.WriteTxnMarkers;
@@ -47,8 +48,7 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
                     else if (!leadership.IsLocalLeader(t.Name, p)) error = ErrorCode.NotLeaderOrFollower;
                     else
                     {
-                        error = t.Name == TopicService.ConsumerOffsetsTopic ? CompleteOffsets(log, p, m, out long offset)
-                            : Append(log, m, leadership.Replicated ? leadership.Describe(t.Name, p).LeaderEpoch : -1, out offset);
+                        error = Write(log, t.Name, p, m, out long offset);
                         if (error == ErrorCode.None && leadership.Replicated)
                         {
                             leadership.LeaderAppended(log);
@@ -62,30 +62,21 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
         return pending is null ? Done(response) : WaitForIsrAsync(response, pending);
     }
 
-    /// <summary>The marker batch carries the partition's current leader epoch, as every leader append does (Kafka's appendAsLeader).</summary>
-    private static ErrorCode Append(PartitionLog log, WriteTxnMarkersRequest.WritableTxnMarker m, int leaderEpoch, out long offset)
+    /// <summary>
+    /// The marker through the broker's local marker writer, the one its own transaction coordinator uses: stamped with
+    /// the partition's leader epoch, and a group's offsets partition handed to the group coordinator.
+    /// </summary>
+    private ErrorCode Write(PartitionLog log, string topic, int partition, WriteTxnMarkersRequest.WritableTxnMarker m, out long offset)
     {
         offset = -1;
         try
         {
-            offset = log.AppendEndTxnMarker(m.ProducerId, m.ProducerEpoch, m.CoordinatorEpoch, m.TransactionResult, leaderEpoch).LastOffset;
-            return ErrorCode.None;
+            var error = markers.WriteMarker(new TxnPartition(topic, partition), m.ProducerId, m.ProducerEpoch, m.CoordinatorEpoch, m.TransactionResult);
+            if (error == ErrorCode.None) offset = log.LogEndOffset - 1;
+            return error;
         }
         catch (KafkaException e) { return e.Code; }
         catch (Exception e) when (e is IOException or ObjectDisposedException) { return ErrorCode.KafkaStorageError; }
-    }
-
-    /// <summary>The group coordinator writes the marker of its offsets partition and resolves the pending offsets.</summary>
-    private ErrorCode CompleteOffsets(PartitionLog log, int partition, WriteTxnMarkersRequest.WritableTxnMarker m, out long offset)
-    {
-        offset = -1;
-        try
-        {
-            groups.CompleteTransaction(partition, m.ProducerId, m.ProducerEpoch, m.TransactionResult);
-            offset = log.LogEndOffset - 1;
-            return ErrorCode.None;
-        }
-        catch (IOException) { return ErrorCode.KafkaStorageError; } // retriable: the coordinator sends it again
     }
 
     /// <summary>acks=-1 for markers (Kafka's TransactionMarkerChannelManager appends them so): each waits for the ISR.</summary>

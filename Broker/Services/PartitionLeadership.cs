@@ -125,3 +125,10 @@ internal sealed class SingleNodeCoordinatorLocator(int nodeId) : ICoordinatorLoc
 {
     public int CoordinatorFor(string topic, int partitions, string key, Func<string, TopicResult> createInternal) => nodeId;
 }
+
+internal static class PartitionLeadershipExtensions
+{
+    /// <summary>The leader epoch a leader stamps on what it appends (Kafka's appendAsLeader); -1 (left as written) on a single broker.</summary>
+    public static int AppendLeaderEpoch(this IPartitionLeadership leadership, string topic, int partition) =>
+        leadership.Replicated ? leadership.Describe(topic, partition).LeaderEpoch : -1;
+}

@@ -48,7 +48,7 @@ internal sealed class TransactionStateLog : ITransactionLog
 
 /// <summary>
 /// Writes commit/abort markers into this broker's partitions through Storage (one node: no WriteTxnMarkers RPC; in a
-/// cluster the partitions this broker leads). A group's <c>__consumer_offsets</c> partition goes to the group
+/// cluster the partitions this broker leads, for its own coordinator and for WriteTxnMarkers from the others). A group's <c>__consumer_offsets</c> partition goes to the group
 /// coordinator, which writes the marker and then resolves the producer's pending offsets (Kafka's
 /// onTransactionCompleted after the marker).
 /// </summary>
@@ -93,8 +93,8 @@ internal sealed class LocalMarkerWriter : ITransactionMarkerWriter
         }
         try
         {
-            int leaderEpoch = _leadership is { Replicated: true } l ? l.Describe(partition.Topic, partition.Partition).LeaderEpoch : -1;
-            log.AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit, leaderEpoch);
+            log.AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit,
+                _leadership?.AppendLeaderEpoch(partition.Topic, partition.Partition) ?? -1);
             return ErrorCode.None;
         }
         catch (ProducerStateException e)

@@ -57,7 +57,7 @@ public static class ClusterStart
             var medians = new double[cases.Length];
             for (int c = 0; c < cases.Length; c++)
             {
-                medians[c] = Median(samples[c]);
+                medians[c] = PerfRun.Median(samples[c]);
                 Console.WriteLine($"| {cases[c].Name} | {medians[c]:F1} | {string.Join(", ", samples[c].Select(s => s.ToString("F1", CultureInfo.InvariantCulture)))} |");
             }
             Console.WriteLine($"ratio {brokers} brokers / one broker: empty {medians[1] / medians[0]:F2}x, with topics {medians[3] / medians[2]:F2}x (target < {brokers}x)");
@@ -70,12 +70,6 @@ public static class ClusterStart
     }
 
     private static string Fresh(string root) => Directory.CreateDirectory(Path.Combine(root, "empty-" + Guid.NewGuid().ToString("N"))).FullName;
-
-    private static double Median(List<double> s)
-    {
-        var sorted = s.OrderBy(x => x).ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
 
     private static double TimeSingle(string dir)
     {

@@ -320,7 +320,8 @@ internal sealed class PerfRun(RunSettings s)
     private static string Fmt(double v) =>
         double.IsNaN(v) ? "–" : Math.Abs(v) >= 10_000 ? v.ToString("N0") : Math.Abs(v) >= 100 ? v.ToString("F0") : v.ToString("F2");
 
-    private static double Median(List<double> v)
+    /// <summary>The median (mean of the middle two for an even count); NaN for no values. Every PerfTest mode's.</summary>
+    internal static double Median(List<double> v)
     {
         if (v.Count == 0) return double.NaN;
         var a = v.ToArray();

@@ -225,7 +225,7 @@ internal static class TransportCompare
             foreach (var (name, unit) in _order)
             {
                 var v = _values[name];
-                double a = Median(v[0]), b = Median(v[1]);
+                double a = PerfRun.Median(v[0]), b = PerfRun.Median(v[1]);
                 sb.AppendLine($"| {name} | {unit} | {Fmt(a)} | {Fmt(b)} | {(a == 0 || double.IsNaN(a) ? "" : (b / a).ToString("F2"))} |");
             }
             sb.AppendLine().AppendLine($"Per-round values ({Variants[0]} / {Variants[1]}):").AppendLine();
@@ -236,12 +236,5 @@ internal static class TransportCompare
 
         private static string Fmt(double v) => double.IsNaN(v) ? "–" : Math.Abs(v) >= 100 ? v.ToString("F0") : v.ToString("F2");
 
-        private static double Median(List<double> v)
-        {
-            if (v.Count == 0) return double.NaN;
-            var a = v.ToArray();
-            Array.Sort(a);
-            return a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
-        }
     }
 }
