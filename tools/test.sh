@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command: setup, then every test project in Kayak.slnx. Exits with dotnet test's code and
-# ends with one summary line "N passed, N failed" summed over the test assemblies.
+# ends with the names of failed tests and one summary line "N passed, N failed" summed over the test assemblies.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,6 +23,8 @@ read -r passed failed < <(awk '
     v = $0; sub(/.*Passed: */, "", v); p += v + 0
   }
   END { printf "%d %d\n", p, f }' "$log")
+# The CI log keeps only its tail: name the failed tests next to the summary so a failure is traceable from there.
+grep -E '^ +Failed [^:]' "$log" | sort -u | head -50
 rm -f "$log"
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1 # build or host failure: no per-assembly line reported the failure
