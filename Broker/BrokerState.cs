@@ -34,7 +34,8 @@ internal sealed class BrokerState : IDisposable
         // Issue 14: in a cluster every coordinator append waits for the ISR (Leadership is known once Open ran).
         Replication = new CoordinatorReplication(Catalog, () => Leadership, time);
         Groups = new GroupCoordinator(OptionsBinding.Groups(config, time),
-            new ReplicatedGroupLog(new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic), Replication));
+            new ReplicatedGroupLog(new StorageGroupLog(Logs, config.OffsetsTopicNumPartitions, CreateOffsetsTopic,
+                partition => Replication.LeaderEpoch(InternalTopics.ConsumerOffsets, partition)), Replication));
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
         Authorizer = config.AuthorizerEnabled
             ? new Security.StandardAuthorizer(config.SuperUsers, config.AllowEveryoneIfNoAclFound,

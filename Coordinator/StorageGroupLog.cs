@@ -15,13 +15,20 @@ public sealed class StorageGroupLog : IGroupLog
     private readonly LogManager _logs;
     private readonly int _numPartitions;
     private readonly Func<TopicLog> _create;
+    private readonly Func<int, int>? _leaderEpoch;
     private readonly Lock _lock = new();
     private TopicLog? _topic;
 
-    public StorageGroupLog(LogManager logs, int numPartitions, Func<TopicLog>? createTopic = null)
+    /// <param name="leaderEpoch">
+    /// In a cluster, the leader epoch of a partition, stamped on every batch appended to it as Kafka's appendAsLeader
+    /// does, so a follower that becomes leader truncates a deposed leader's unreplicated records by OffsetForLeaderEpoch
+    /// as in any other topic (issue 14). Null on a single broker: batches keep the -1 they are written with.
+    /// </param>
+    public StorageGroupLog(LogManager logs, int numPartitions, Func<TopicLog>? createTopic = null, Func<int, int>? leaderEpoch = null)
     {
         _logs = logs;
         _numPartitions = numPartitions;
+        _leaderEpoch = leaderEpoch;
         _create = createTopic ?? (() => logs.CreateTopic(TopicName, numPartitions, InternalTopics.ConsumerOffsetsConfigs()));
         if (logs.TryGetTopic(TopicName, out var existing)) _topic = Checked(existing);
     }
@@ -42,10 +49,12 @@ public sealed class StorageGroupLog : IGroupLog
     }
 
     public long Append(int partition, ReadOnlySpan<byte> batch) =>
-        Partition(partition).Append(batch, 1).BaseOffset;
+        Partition(partition).Append(batch, 1, LeaderEpoch(partition)).BaseOffset;
 
     public long AppendEndTxnMarker(int partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit) =>
-        Partition(partition).AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit).BaseOffset;
+        Partition(partition).AppendEndTxnMarker(producerId, producerEpoch, coordinatorEpoch, commit, LeaderEpoch(partition)).BaseOffset;
+
+    private int LeaderEpoch(int partition) => _leaderEpoch?.Invoke(partition) ?? -1;
 
     /// <summary>The topic does not exist yet: it is created on the first write.</summary>
     public bool IsEmpty => _topic is null && !_logs.TryGetTopic(TopicName, out _);

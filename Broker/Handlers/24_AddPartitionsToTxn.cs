@@ -80,7 +80,7 @@ internal sealed class AddPartitionsToTxnHandler(TransactionCoordinator transacti
                 if (txnDenied) e = ErrorCode.TransactionalIdAuthorizationFailed;
                 else if (deniedTopics?.Contains(t.Name) == true) e = ErrorCode.TopicAuthorizationFailed;
                 else if (unknown) e = topic.InMetadata(p) ? ErrorCode.OperationNotAttempted : ErrorCode.UnknownTopicOrPartition;
-                rt.ResultsByPartition.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult { PartitionIndex = p, PartitionErrorCode = (short)e });
+                rt.ResultsByPartition.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult { PartitionIndex = p }.SetError(e));
             }
             results.Add(rt);
         }

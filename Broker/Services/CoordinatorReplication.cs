@@ -21,6 +21,9 @@ internal sealed class CoordinatorReplication(ITopicCatalog catalog, Func<IPartit
     /// <summary>Kafka's offsets.commit.timeout.ms default: how long a coordinator write waits for the ISR.</summary>
     public const int CommitTimeoutMs = 5000;
 
+    /// <summary>The leader epoch a coordinator stamps on what it appends (-1 on a single broker), as every leader append.</summary>
+    public int LeaderEpoch(string topic, int partition) => leadership() is { } lead ? lead.AppendLeaderEpoch(topic, partition) : -1;
+
     /// <summary>
     /// Returns once every record appended so far to <paramref name="partition"/> of <paramref name="topic"/> is in the
     /// ISR; throws <see cref="CoordinatorAppendException"/> at the timeout or when this broker no longer leads it.

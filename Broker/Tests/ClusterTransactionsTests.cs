@@ -203,16 +203,6 @@ public class ClusterTransactionsTests
         Assert.That(log.LastStableOffset, Is.EqualTo(end + 1));
         // Both markers carry the partition's leader epoch, as every leader append does.
         int leaderEpoch = cluster.Partition(Topic, partition).LeaderEpoch;
-        var markerEpochs = new List<int>();
-        log.Replay(chunk =>
-        {
-            var span = chunk.Span;
-            while (Kayak.Protocol.Records.RecordBatchHeader.TryRead(span, out var h) && span.Length >= h.TotalSize)
-            {
-                if (h.IsControl) markerEpochs.Add(h.PartitionLeaderEpoch);
-                span = span[h.TotalSize..];
-            }
-        });
-        Assert.That(markerEpochs, Is.EqualTo(new[] { leaderEpoch, leaderEpoch }));
+        Assert.That(BatchEpochs.Of(log, controlOnly: true), Is.EqualTo(new[] { leaderEpoch, leaderEpoch }));
     }
 }

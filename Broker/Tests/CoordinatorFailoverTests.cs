@@ -44,6 +44,10 @@ public class CoordinatorFailoverTests
         // No wait for the followers: the commit was answered only once the ISR had it (acks=-1), so the high watermark passed it.
         var offsetsLog = cluster.Broker(coordinator)!.State.Catalog.Lookup("__consumer_offsets").Topic!.GetPartition(partition)!;
         Assert.That(offsetsLog.HighWatermark, Is.EqualTo(offsetsLog.LogEndOffset));
+        // The coordinator stamps its partition's leader epoch on what it appends, as every leader does, so a deposed
+        // coordinator's unreplicated records are truncated by OffsetForLeaderEpoch like any topic's.
+        int epochBefore = cluster.Partition("__consumer_offsets", partition).LeaderEpoch;
+        Assert.That(BatchEpochs.Of(offsetsLog), Is.Not.Empty.And.All.EqualTo(epochBefore));
         await cluster.CrashBrokerAsync(coordinator);
         while (cluster.Partition("__consumer_offsets", partition).Leader is var l && (l == coordinator || l < 0)) await Task.Delay(10);
         int next = cluster.Partition("__consumer_offsets", partition).Leader;
@@ -60,6 +64,15 @@ public class CoordinatorFailoverTests
         }
         Assert.That(r.ErrorCode, Is.EqualTo((short)ErrorCode.None));
         Assert.That(r.Topics[0].Partitions[0].CommittedOffset, Is.EqualTo(7));
+
+        // The new coordinator's commits carry the new leader epoch after the replicated ones of the old.
+        var again = new OffsetCommitRequest { GroupId = "g1", GenerationIdOrMemberEpoch = -1, Topics = [new() { Name = "data", Partitions = [new() { PartitionIndex = 0, CommittedOffset = 9 }] }] };
+        Assert.That((await n.SendAsync<OffsetCommitResponse>(again, 8)).Topics[0].Partitions[0].ErrorCode, Is.EqualTo((short)ErrorCode.None));
+        int epochAfter = cluster.Partition("__consumer_offsets", partition).LeaderEpoch;
+        Assert.That(epochAfter, Is.GreaterThan(epochBefore));
+        var epochs = BatchEpochs.Of(cluster.Broker(next)!.State.Catalog.Lookup("__consumer_offsets").Topic!.GetPartition(partition)!);
+        Assert.That(epochs[^1], Is.EqualTo(epochAfter));
+        Assert.That(epochs[..^1], Is.All.EqualTo(epochBefore));
     }
 
     /// <summary>
@@ -86,6 +99,8 @@ public class CoordinatorFailoverTests
         }
         var stateLog = cluster.Broker(coordinator)!.State.Catalog.Lookup("__transaction_state").Topic!.GetPartition(partition)!;
         Assert.That(stateLog.HighWatermark, Is.EqualTo(stateLog.LogEndOffset), "answered once the ISR had the record");
+        int stateEpoch = cluster.Partition("__transaction_state", partition).LeaderEpoch;
+        Assert.That(BatchEpochs.Of(stateLog), Is.Not.Empty.And.All.EqualTo(stateEpoch), "stamped with the leader epoch");
         await cluster.CrashBrokerAsync(coordinator);
         while (cluster.Partition("__transaction_state", partition).Leader is var l && (l == coordinator || l < 0)) await Task.Delay(10);
         int next = cluster.Partition("__transaction_state", partition).Leader;

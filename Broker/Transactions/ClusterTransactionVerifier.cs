@@ -66,7 +66,7 @@ internal sealed class ClusterTransactionVerifier(TransactionCoordinator local, I
         foreach (var r in response.ResultsByTransaction)
             foreach (var t in r.TopicResults)
                 foreach (var p in t.ResultsByPartition)
-                    if (t.Name == topic && p.PartitionIndex == partition) return (ErrorCode)p.PartitionErrorCode;
+                    if (t.Name == topic && p.PartitionIndex == partition) return p.Error();
         return ErrorCode.UnknownServerError;
     }
 }

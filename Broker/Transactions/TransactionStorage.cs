@@ -34,7 +34,7 @@ internal sealed class TransactionStateLog : ITransactionLog
 
     public void Append(int partition, ReadOnlySpan<byte> batch)
     {
-        Topic().Partitions[partition].Append(batch, 1);
+        Topic().Partitions[partition].Append(batch, 1, _replication?.LeaderEpoch(TopicService.TransactionStateTopic, partition) ?? -1);
         _replication?.WaitForIsr(TopicService.TransactionStateTopic, partition);
     }
 

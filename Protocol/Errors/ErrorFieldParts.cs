@@ -64,7 +64,14 @@ public sealed partial class RenewDelegationTokenResponse : IErrorCodeField { }
 public sealed partial class ExpireDelegationTokenResponse : IErrorCodeField { }
 public sealed partial class DescribeDelegationTokenResponse : IErrorCodeField { }
 // The transaction APIs (the handlers 24-27 write their errors through SetError too).
-public sealed partial class AddPartitionsToTxnResponse : IErrorCodeField { }
+public sealed partial class AddPartitionsToTxnResponse : IErrorCodeField
+{
+    // The per-partition code has its own generated name; the interface maps it so it is written like every other.
+    public sealed partial class AddPartitionsToTxnPartitionResult : IErrorCodeField
+    {
+        short IErrorCodeField.ErrorCode { get => PartitionErrorCode; set => PartitionErrorCode = value; }
+    }
+}
 public sealed partial class AddOffsetsToTxnResponse : IErrorCodeField { }
 public sealed partial class EndTxnResponse : IErrorCodeField { }
 public sealed partial class WriteTxnMarkersResponse { public sealed partial class WritableTxnMarkerPartitionResult : IErrorCodeField { } }
