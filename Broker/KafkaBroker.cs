@@ -169,6 +169,8 @@ public sealed class KafkaBroker : IAsyncDisposable
         // Fetchers first: a fetch after the fence would put this broker back into an ISR.
         if (_state?.ReplicaFetchers is { } fetchers) await fetchers.DisposeAsync().ConfigureAwait(false);
         if (_state is { Controller: { } controller } s) controller.Detach(s.Config.NodeId);
+        // After the fence, whose publish ended this broker's waits for the ISR; later changes are not its business.
+        _state?.ReplicaTracker?.Dispose();
         foreach (var t in _timers) await t.DisposeAsync().ConfigureAwait(false);
         _timers.Clear();
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);

@@ -76,6 +76,9 @@ public sealed partial class PartitionLog
 
     public int Partition { get; }
     public string TopicName => _topic.Name;
+
+    /// <summary>Closed (a stop, a crash, a deleted topic or replica): its waits have ended and nothing more is appended.</summary>
+    public bool IsClosed => Volatile.Read(ref _closed);
     internal string Dir { get; }
     internal LogDirectory LogDirectory { get; }
     internal string Id { get; }

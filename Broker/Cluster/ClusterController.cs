@@ -331,6 +331,12 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
         return ids;
     }
 
+    /// <summary>
+    /// Raised (under the controller's lock) after each change of the metadata is visible, as Kafka's brokers see each
+    /// new metadata image: the brokers' replica trackers end the waits of partitions they no longer lead.
+    /// </summary>
+    public event Action? Published;
+
     private void Publish(ClusterMetadata next)
     {
         next.Save(_path); // durable before anyone sees it, as a committed metadata record
@@ -338,6 +344,7 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
         SyncReplicaLogs(before, next, adding: true);
         _metadata = next;
         SyncReplicaLogs(before, next, adding: false);
+        Published?.Invoke();
     }
 
     /// <summary>

@@ -20,6 +20,8 @@ internal sealed class ClusterLeadership(ClusterController controller, int nodeId
 
     public void LeaderAppended(Kayak.Storage.PartitionLog log) => replicas.UpdateHighWatermark(log);
 
+    public CancellationToken Deposed(Kayak.Storage.PartitionLog log, int leaderEpoch) => replicas.Deposed(log, leaderEpoch);
+
     public bool IsLocalLeader(string topic, int partition)
     {
         var t = controller.Topic(topic);

@@ -11,8 +11,25 @@ namespace Kayak.Broker.Cluster;
 /// of followers that have not caught up for replica.lag.time.max.ms (maybeShrinkIsr, checked on the broker's
 /// TimeProvider). ISR changes go to the controller, which persists them (Kafka's AlterPartition).
 /// </summary>
-internal sealed class ReplicaTracker(ClusterController controller, int nodeId, TimeProvider time, long lagTimeMaxMs)
+internal sealed class ReplicaTracker : IDisposable
 {
+    private readonly ClusterController controller;
+    private readonly int nodeId;
+    private readonly TimeProvider time;
+    private readonly long lagTimeMaxMs;
+
+    public ReplicaTracker(ClusterController controller, int nodeId, TimeProvider time, long lagTimeMaxMs)
+    {
+        this.controller = controller;
+        this.nodeId = nodeId;
+        this.time = time;
+        this.lagTimeMaxMs = lagTimeMaxMs;
+        controller.Published += OnPublished;
+    }
+
+    /// <summary>The broker stops: its partitions' changes are nothing to it any more.</summary>
+    public void Dispose() => controller.Published -= OnPublished;
+
     private sealed class Follower
     {
         public long LogEndOffset = -1; // unknown until its first fetch under this leader epoch
@@ -26,6 +43,9 @@ internal sealed class ReplicaTracker(ClusterController controller, int nodeId, T
     {
         public readonly int LeaderEpoch = leaderEpoch;
         public readonly ConcurrentDictionary<int, Follower> Followers = new();
+        // Cancelled when this broker stops leading at LeaderEpoch; CancelAsync runs the waits' callbacks on the thread
+        // pool, never under the controller's lock that publishes the change.
+        public readonly CancellationTokenSource Deposed = new();
     }
 
     private readonly ConcurrentDictionary<PartitionLog, LedPartition> _led = new();
@@ -37,10 +57,38 @@ internal sealed class ReplicaTracker(ClusterController controller, int nodeId, T
         var led = _led.GetOrAdd(log, static (_, e) => new LedPartition(e), leaderEpoch);
         if (led.LeaderEpoch != leaderEpoch)
         {
+            var stale = led;
             led = new LedPartition(leaderEpoch);
             _led[log] = led;
+            _ = stale.Deposed.CancelAsync();
         }
         return led;
+    }
+
+    /// <summary>
+    /// See <see cref="Services.IPartitionLeadership.Deposed"/>. The assignment is read again after the token is taken:
+    /// a change published in between may not have seen the entry, and then the token is not trusted.
+    /// </summary>
+    public CancellationToken Deposed(PartitionLog log, int leaderEpoch)
+    {
+        if (!Leads(Assignment(log), leaderEpoch)) return new CancellationToken(canceled: true);
+        var token = Led(log, leaderEpoch).Deposed.Token;
+        return Leads(Assignment(log), leaderEpoch) ? token : new CancellationToken(canceled: true);
+    }
+
+    private bool Leads(PartitionAssignment? p, int leaderEpoch) => p is not null && p.Leader == nodeId && p.LeaderEpoch == leaderEpoch;
+
+    /// <summary>
+    /// The controller published new metadata: partitions this broker no longer leads at the epoch it led them (failover,
+    /// fencing, election, reassignment, deletion) end their waits for the ISR and forget their followers.
+    /// </summary>
+    private void OnPublished()
+    {
+        foreach (var (log, led) in _led)
+        {
+            if (Leads(Assignment(log), led.LeaderEpoch)) continue;
+            if (_led.TryRemove(KeyValuePair.Create(log, led))) _ = led.Deposed.CancelAsync();
+        }
     }
 
     /// <summary>

@@ -54,7 +54,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
     protected override ValueTask<IApiMessage?> HandleAsync(RequestContext context, ProduceRequest request)
     {
         var response = new ProduceResponse();
-        List<(PartitionLog, long, ProduceResponse.PartitionProduceResponse, int)>? pending = null;
+        List<(PartitionLog, long, int, ProduceResponse.PartitionProduceResponse, int)>? pending = null;
         bool validAcks = request.Acks is 0 or 1 or -1;
         bool txnDenied = ProduceAuthorization.TransactionDenied(_authorizer, context, request);
         foreach (var t in request.TopicData)
@@ -92,7 +92,7 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
                     {
                         leadership.LeaderAppended(log);
                         if (request.Acks == -1 && log.HighWatermark <= lastOffset)
-                            (pending ??= new()).Add((log, lastOffset, rp, topic.Topic!.Config.MinInSyncReplicas));
+                            (pending ??= new()).Add((log, lastOffset, LeaderEpoch(log), rp, topic.Topic!.Config.MinInSyncReplicas));
                     }
                 }
             }
@@ -110,28 +110,20 @@ internal sealed class ProduceHandler(ITopicCatalog catalog, ITransactionVerifier
     /// <summary>
     /// acks=all in a cluster (Kafka's DelayedProduce): each appended partition completes when its high watermark passes
     /// its last record (the whole ISR has it), checked against min.insync.replicas then (NOT_ENOUGH_REPLICAS_AFTER_APPEND),
-    /// or at the request's timeout on the broker's clock (REQUEST_TIMED_OUT; the records stay in the log, as in Kafka).
+    /// with NOT_LEADER_OR_FOLLOWER as soon as this broker stops leading it at the epoch it appended under, or at the
+    /// request's timeout on the broker's clock (REQUEST_TIMED_OUT; the records stay in the log, as in Kafka).
     /// </summary>
     private async ValueTask<IApiMessage?> WaitForIsrAsync(ProduceRequest request, ProduceResponse response,
-        List<(PartitionLog Log, long LastOffset, ProduceResponse.PartitionProduceResponse Response, int MinIsr)> pending)
+        List<(PartitionLog Log, long LastOffset, int LeaderEpoch, ProduceResponse.PartitionProduceResponse Response, int MinIsr)> pending)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(0, request.TimeoutMs)), _time);
-        foreach (var (log, last, rp, minIsr) in pending)
+        foreach (var (log, last, epoch, rp, minIsr) in pending)
         {
-            try
-            {
-                await log.WaitForHighWatermarkAsync(last, timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                if (log.HighWatermark <= last)
-                {
-                    rp.SetError(new(ErrorCode.RequestTimedOut, $"Timed out waiting for the in-sync replicas of {log.TopicName}-{log.Partition} to reach offset {last}"));
-                    continue;
-                }
-            }
-            if (log.HighWatermark <= last)
-                rp.SetError(new(ErrorCode.NotLeaderOrFollower, $"Partition {log.TopicName}-{log.Partition} was closed while waiting for its replicas"));
+            var error = await leadership.WaitForIsrAsync(log, last, epoch, timeout.Token).ConfigureAwait(false);
+            if (error == ErrorCode.RequestTimedOut)
+                rp.SetError(new(error, $"Timed out waiting for the in-sync replicas of {log.TopicName}-{log.Partition} to reach offset {last}"));
+            else if (error != ErrorCode.None)
+                rp.SetError(new(error, $"Leadership of {log.TopicName}-{log.Partition} moved while waiting for its replicas"));
             else if (!leadership.EnoughInSyncReplicas(log.TopicName, log.Partition, minIsr, out int isr))
                 rp.SetError(new(ErrorCode.NotEnoughReplicasAfterAppend,
                     $"The size of the current ISR : {isr} is insufficient to satisfy the min.isr requirement of {minIsr} for partition {log.TopicName}-{log.Partition}"));

@@ -28,7 +28,7 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
     {
         var response = new WriteTxnMarkersResponse();
         bool denied = !authorizer.Cluster(context, AclOperation.ClusterAction);
-        List<(PartitionLog Log, long Offset, WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult Result)>? pending = null;
+        List<(PartitionLog Log, long Offset, int LeaderEpoch, WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult Result)>? pending = null;
         foreach (var m in request.Markers)
         {
             var rm = new WriteTxnMarkersResponse.WritableTxnMarkerResult { ProducerId = m.ProducerId };
@@ -52,7 +52,7 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
                         if (error == ErrorCode.None && leadership.Replicated)
                         {
                             leadership.LeaderAppended(log);
-                            if (log.HighWatermark <= offset) (pending ??= new()).Add((log, offset, rp));
+                            if (log.HighWatermark <= offset) (pending ??= new()).Add((log, offset, leadership.AppendLeaderEpoch(t.Name, p), rp));
                         }
                     }
                     rp.SetError(error);
@@ -81,15 +81,13 @@ internal sealed class WriteTxnMarkersHandler(ITopicCatalog catalog, IPartitionLe
 
     /// <summary>acks=-1 for markers (Kafka's TransactionMarkerChannelManager appends them so): each waits for the ISR.</summary>
     private async ValueTask<IApiMessage?> WaitForIsrAsync(WriteTxnMarkersResponse response,
-        List<(PartitionLog Log, long Offset, WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult Result)> pending)
+        List<(PartitionLog Log, long Offset, int LeaderEpoch, WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult Result)> pending)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(CoordinatorReplication.CommitTimeoutMs), time);
-        foreach (var (log, offset, rp) in pending)
+        foreach (var (log, offset, epoch, rp) in pending)
         {
-            try { await log.WaitForHighWatermarkAsync(offset, timeout.Token).ConfigureAwait(false); }
-            catch (OperationCanceledException) { }
-            if (log.HighWatermark <= offset)
-                rp.SetError(leadership.IsLocalLeader(log.TopicName, log.Partition) ? ErrorCode.RequestTimedOut : ErrorCode.NotLeaderOrFollower);
+            var error = await leadership.WaitForIsrAsync(log, offset, epoch, timeout.Token).ConfigureAwait(false);
+            if (error != ErrorCode.None) rp.SetError(error);
         }
         return response;
     }

@@ -10,7 +10,7 @@ namespace Kayak.Broker.Services;
 /// takes over after a crash has every acknowledged group, offset and transaction record. It sits under every
 /// coordinator write (<see cref="ReplicatedGroupLog"/> for __consumer_offsets: group metadata of Join/Sync, offset
 /// and transactional offset commits, KIP-848 records, markers; TransactionStateLog for __transaction_state). On a
-/// timeout (offsets.commit.timeout.ms, 5000) or a lost leadership it throws <see cref="CoordinatorAppendException"/>,
+/// timeout (offsets.commit.timeout.ms, 5000) or a lost leadership (at once, not at the timeout) it throws <see cref="CoordinatorAppendException"/>,
 /// and the coordinator leaves its in-memory state as it was and answers the mapped error (COORDINATOR_NOT_AVAILABLE /
 /// NOT_COORDINATOR). A single broker does not wait (its high watermark is its log end).
 /// The wait blocks the writing thread (the coordinators' write paths are synchronous under the group's or the
@@ -37,18 +37,12 @@ internal sealed class CoordinatorReplication(ITopicCatalog catalog, Func<IPartit
         lead.LeaderAppended(log); // the ISR may be the leader alone
         if (log.HighWatermark > last) return;
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(CommitTimeoutMs), time);
-        try
-        {
-            log.WaitForHighWatermarkAsync(last, timeout.Token).Wait(CancellationToken.None);
-        }
-        catch (AggregateException e) when (e.InnerException is OperationCanceledException)
-        {
-        }
-        if (log.HighWatermark > last) return;
-        if (!lead.IsLocalLeader(topic, partition))
-            throw new CoordinatorAppendException(ErrorCode.NotLeaderOrFollower, $"{topic}-{partition} is no longer led here.");
-        throw new CoordinatorAppendException(ErrorCode.RequestTimedOut,
-            $"{topic}-{partition}: the ISR did not reach offset {last} within {CommitTimeoutMs} ms.");
+        // Synchronous: the coordinators' write paths hold the group's or the transaction's lock.
+        var error = lead.WaitForIsrAsync(log, last, lead.AppendLeaderEpoch(topic, partition), timeout.Token).AsTask().GetAwaiter().GetResult();
+        if (error == ErrorCode.NotLeaderOrFollower)
+            throw new CoordinatorAppendException(error, $"{topic}-{partition} is no longer led here.");
+        if (error != ErrorCode.None)
+            throw new CoordinatorAppendException(error, $"{topic}-{partition}: the ISR did not reach offset {last} within {CommitTimeoutMs} ms.");
     }
 }
 

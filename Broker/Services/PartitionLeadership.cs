@@ -33,6 +33,12 @@ internal interface IPartitionLeadership
 
     /// <summary>The leader appended to <paramref name="log"/>: the high watermark may move (ISR of the leader alone).</summary>
     void LeaderAppended(Kayak.Storage.PartitionLog log);
+
+    /// <summary>
+    /// Cancelled once this broker no longer leads the partition at <paramref name="leaderEpoch"/> (already cancelled if
+    /// it does not now): a wait for the ISR ends then, as Kafka completes its delayed operations on a leader change.
+    /// </summary>
+    CancellationToken Deposed(Kayak.Storage.PartitionLog log, int leaderEpoch);
 }
 
 /// <summary>One broker: it is the leader, the only replica and the whole ISR of every partition, at leader epoch 0.</summary>
@@ -65,6 +71,8 @@ internal sealed class SingleNodeLeadership : IPartitionLeadership
     public Kayak.Protocol.ErrorCode FollowerFetched(Kayak.Storage.PartitionLog log, int replicaId, int currentLeaderEpoch, long fetchOffset) => Kayak.Protocol.ErrorCode.None;
 
     public void LeaderAppended(Kayak.Storage.PartitionLog log) { }
+
+    public CancellationToken Deposed(Kayak.Storage.PartitionLog log, int leaderEpoch) => CancellationToken.None;
 }
 
 /// <summary>A broker as clients are told about it: node id and its advertised endpoint per listener.</summary>
@@ -131,4 +139,28 @@ internal static class PartitionLeadershipExtensions
     /// <summary>The leader epoch a leader stamps on what it appends (Kafka's appendAsLeader); -1 (left as written) on a single broker.</summary>
     public static int AppendLeaderEpoch(this IPartitionLeadership leadership, string topic, int partition) =>
         leadership.Replicated ? leadership.Describe(topic, partition).LeaderEpoch : -1;
+
+    /// <summary>
+    /// The one wait for the ISR (Kafka's DelayedProduce and the coordinators' acks=-1 appends): until the high
+    /// watermark passes <paramref name="offset"/>, the <paramref name="timeout"/>, or this broker stops leading the
+    /// partition at <paramref name="leaderEpoch"/> — whichever comes first. None when the ISR has the offset and this
+    /// broker still leads at that epoch; NOT_LEADER_OR_FOLLOWER once it does not (as Kafka's checkEnoughReplicasReachOffset:
+    /// a deposed leader's high watermark may pass the offset after it truncated the record away and followed the new
+    /// leader's log); REQUEST_TIMED_OUT at the timeout.
+    /// </summary>
+    public static async ValueTask<Kayak.Protocol.ErrorCode> WaitForIsrAsync(this IPartitionLeadership leadership,
+        Kayak.Storage.PartitionLog log, long offset, int leaderEpoch, CancellationToken timeout)
+    {
+        if (log.HighWatermark <= offset)
+        {
+            var deposed = leadership.Deposed(log, leaderEpoch);
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(timeout, deposed);
+            try { await log.WaitForHighWatermarkAsync(offset, either.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+        }
+        var now = leadership.Describe(log.TopicName, log.Partition);
+        if (log.IsClosed || !leadership.IsLocalLeader(log.TopicName, log.Partition) || now.LeaderEpoch != leaderEpoch)
+            return Kayak.Protocol.ErrorCode.NotLeaderOrFollower;
+        return log.HighWatermark > offset ? Kayak.Protocol.ErrorCode.None : Kayak.Protocol.ErrorCode.RequestTimedOut;
+    }
 }
