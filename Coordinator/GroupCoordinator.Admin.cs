@@ -140,7 +140,7 @@ public sealed partial class GroupCoordinator
                         records.Add(OffsetTombstone(groupId, topic, p));
             if (group.Consumer is not null) AddConsumerGroupDeletion(records, groupId);
             records.Add(GroupTombstone(groupId));
-            return TryWrite(group, records) ? ErrorCode.None : ErrorCode.CoordinatorNotAvailable;
+            return Write(group, records);
         }
     }
 
@@ -185,9 +185,9 @@ public sealed partial class GroupCoordinator
                 }
                 response.Topics.Add(rt);
             }
-            if (records.Count > 0 && !TryWrite(group, records))
+            if (records.Count > 0 && Write(group, records) is var refused and not ErrorCode.None)
             {
-                response.SetError(ErrorCode.CoordinatorNotAvailable);
+                response.SetError(refused);
                 response.Topics.Clear();
             }
             return response;

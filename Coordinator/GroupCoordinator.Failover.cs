@@ -46,7 +46,7 @@ public sealed partial class GroupCoordinator
             }
             _loads.MarkLoaded(partition, epoch);
         }
-        catch (Exception e) when (IsAppendFailure(e))
+        catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e))
         {
             // The partition's log is not readable here (yet): the next request tries again.
         }

@@ -48,14 +48,15 @@ public sealed partial class GroupCoordinator
                         foreach (var a in request.Assignments) assignments[a.MemberId] = a.Assignment;
                         // The record carries the assignments (empty for members the leader left out, as in Kafka);
                         // its replay gives them to the members.
-                        if (TryWrite(group, [GroupRecord(group, group.GenerationId, group.ProtocolName, group.LeaderId, assignments)]))
+                        if (Write(group, [GroupRecord(group, group.GenerationId, group.ProtocolName, group.LeaderId, assignments)]) is var written
+                            && written == ErrorCode.None)
                         {
                             PropagateAssignment(group);
                             Transition(group, GroupState.Stable);
                         }
                         else
                         {
-                            ResetAndPropagateAssignmentError(group, ErrorCode.CoordinatorNotAvailable);
+                            ResetAndPropagateAssignmentError(group, written);
                             MaybePrepareRebalance(group);
                         }
                     }

@@ -64,8 +64,8 @@ public sealed partial class GroupCoordinator
             }
             // The offsets change when their records are replayed, after the append; each keeps its record offset,
             // which lets a later transactional commit of the partition tell which came last.
-            if (records.Count > 0 && !TryWrite(group, records))
-                return CommitResponse(request, ErrorCode.CoordinatorNotAvailable, partitionExists);
+            if (records.Count > 0 && Write(group, records) is var refused and not ErrorCode.None)
+                return CommitResponse(request, refused, partitionExists);
             if (request.GenerationIdOrMemberEpoch >= 0 && group.Members.TryGetValue(request.MemberId, out var member))
                 ScheduleHeartbeat(group, member, member.SessionTimeoutMs);
             return response;

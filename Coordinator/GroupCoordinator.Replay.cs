@@ -27,10 +27,12 @@ public sealed partial class GroupCoordinator
     private const long NoProducerId = -1;
 
     /// <summary>
-    /// Appends the records as one batch to the group's partition and replays them; false (nothing changed) when the
-    /// log refused the batch. The caller holds <paramref name="group"/>'s lock.
+    /// Appends the records as one batch to the group's partition and replays them; when the log refused the batch
+    /// nothing changed and the answer is Kafka's coordinator error for the refusal (<see cref="CoordinatorAppendErrors.Map"/>:
+    /// NOT_COORDINATOR once the leadership is lost, COORDINATOR_NOT_AVAILABLE for a timeout). The caller holds
+    /// <paramref name="group"/>'s lock.
     /// </summary>
-    private bool TryWrite(ClassicGroup group, List<CoordinatorRecord> records)
+    private ErrorCode Write(ClassicGroup group, List<CoordinatorRecord> records)
     {
         // An online upgrade applied in memory goes first in the same batch, so the log never holds it without the
         // joining member's records (KIP-848; Kafka appends a CoordinatorResult's records atomically).
@@ -47,10 +49,9 @@ public sealed partial class GroupCoordinator
         {
             baseOffset = _log.Append(PartitionFor(group.GroupId), CoordinatorBatch.Encode(batch, NowMs));
         }
-        catch (Exception e) when (IsAppendFailure(e))
+        catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e))
         {
-            // Kafka maps log append failures to COORDINATOR_NOT_AVAILABLE so clients retry.
-            return false;
+            return CoordinatorAppendErrors.Map(e);
         }
         int applied = 0;
         if (unwritten is not null)
@@ -61,13 +62,11 @@ public sealed partial class GroupCoordinator
         }
         for (int i = 0; i < records.Count; i++)
             Replay(group, baseOffset + applied + i, NoProducerId, records[i].Key, records[i].Value);
-        return true;
+        return ErrorCode.None;
     }
 
-    /// <summary>How a coordinator log refuses an append (the transaction coordinator's state log fails the same ways).</summary>
-    internal static bool IsAppendFailure(Exception e) =>
-        e is IOException or InvalidOperationException or ObjectDisposedException or Kayak.Storage.StorageErrorException
-            or CoordinatorAppendException;
+    /// <summary><see cref="Write"/> where the caller answers nothing about a refusal (background and best-effort writes).</summary>
+    private bool TryWrite(ClassicGroup group, List<CoordinatorRecord> records) => Write(group, records) == ErrorCode.None;
 
     // ------------------------------------------------------------------ replay
 

@@ -83,7 +83,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
                 {
                     baseOffset = _log.Append(partition, CoordinatorBatch.Encode(records, NowMs, new TransactionalProducer(producerId, producerEpoch, sequence)));
                 }
-                catch (Exception e) when (IsAppendFailure(e)) { return ErrorCode.CoordinatorNotAvailable; }
+                catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e)) { return CoordinatorAppendErrors.Map(e); }
                 // In the log now: replay the batch as loading would, its sequences first, then its records (pending).
                 ReplayProducerBatch(partition, producerId, producerEpoch, sequence, records.Count - 1);
             }
@@ -106,7 +106,7 @@ public sealed partial class GroupCoordinator : ITxnOffsetSink
         {
             _log.AppendEndTxnMarker(offsetsPartition, producerId, producerEpoch, TransactionCoordinator.CoordinatorEpoch, commit);
         }
-        catch (Exception e) when (IsAppendFailure(e) || e is Kayak.Storage.ProducerStateException)
+        catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e) || e is Kayak.Storage.ProducerStateException)
         {
             throw new IOException($"Cannot write the transaction marker of producer {producerId} to {StorageGroupLog.TopicName}-{offsetsPartition}", e);
         }

@@ -96,8 +96,8 @@ public sealed partial class GroupCoordinator : IDisposable
                     return ClassicJoinToConsumerGroup(group, consumerGroup, request, version, client, rebalanceTimeout, protocols, topics);
                 var tombstones = new List<CoordinatorRecord>();
                 AddConsumerGroupDeletion(tombstones, group.GroupId);
-                if (!TryWrite(group, tombstones))
-                    return Task.FromResult(JoinError(ErrorCode.CoordinatorNotAvailable, memberId, version));
+                if (Write(group, tombstones) is var refused and not ErrorCode.None)
+                    return Task.FromResult(JoinError(refused, memberId, version));
             }
             if (!AcceptJoiningMember(group, memberId))
                 return Task.FromResult(JoinError(ErrorCode.GroupMaxSizeReached, memberId, version));

@@ -106,8 +106,8 @@ public sealed partial class GroupCoordinator
             ? AddDowngradeRecords(group, cg, replaced, proposed, records)
             : null;
 
-        if (records.Count > 0 && !TryWrite(group, records))
-            return Task.FromResult(JoinError(ErrorCode.CoordinatorNotAvailable, request.MemberId, version));
+        if (records.Count > 0 && Write(group, records) is var refused and not ErrorCode.None)
+            return Task.FromResult(JoinError(refused, request.MemberId, version));
         if (downgraded is not null)
         {
             RestoreClassicProtocols(group, downgraded);
@@ -224,21 +224,21 @@ public sealed partial class GroupCoordinator
             memberId = id;
         }
         if (!cg.Members.ContainsKey(memberId)) return ErrorCode.UnknownMemberId;
-        return RemoveConsumerMember(group, cg, memberId) ? ErrorCode.None : ErrorCode.CoordinatorNotAvailable;
+        return RemoveConsumerMember(group, cg, memberId);
     }
 
     /// <summary>
     /// Removes a member from the consumer group (Kafka's consumerGroupFenceMember): the downgrade when it was the last
-    /// consumer-protocol member and the policy allows it, else its tombstones and a group epoch bump. False when the
-    /// log refused the write.
+    /// consumer-protocol member and the policy allows it, else its tombstones and a group epoch bump. The coordinator's
+    /// error when the log refused the write.
     /// </summary>
-    private bool RemoveConsumerMember(ClassicGroup group, ConsumerGroupState cg, string memberId)
+    private ErrorCode RemoveConsumerMember(ClassicGroup group, ConsumerGroupState cg, string memberId)
     {
-        if (TryDowngradeToClassicGroup(group, cg, memberId)) return true;
+        if (TryDowngradeToClassicGroup(group, cg, memberId)) return ErrorCode.None;
         var records = new List<CoordinatorRecord>();
         AddMemberRemoval(records, group.GroupId, memberId);
         records.Add(GroupEpochRecord(group.GroupId, cg.GroupEpoch + 1));
-        return TryWrite(group, records);
+        return Write(group, records);
     }
 
     /// <summary>A member's session timeout: its classic one for a classic member, else group.consumer.session.timeout.ms.</summary>

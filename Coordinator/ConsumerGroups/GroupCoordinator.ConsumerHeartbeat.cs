@@ -73,8 +73,8 @@ public sealed partial class GroupCoordinator
             {
                 var response = ConsumerJoinOrHeartbeat(group, cg, request, version, client, topics, topicNames ?? [], regexAuthorizer);
                 // A join that answered without writing (it always writes the new member) cannot leave the conversion unwritten.
-                if (group.Unwritten is not null && response.ErrorCode == 0 && !TryWrite(group, []))
-                    response = HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+                if (group.Unwritten is not null && response.ErrorCode == 0 && Write(group, []) is var refused and not ErrorCode.None)
+                    response = HeartbeatError(refused, null);
                 return response;
             }
             finally { FinishUpgrade(group); }
@@ -138,10 +138,10 @@ public sealed partial class GroupCoordinator
             // its session timeout still runs and removes it if it does not come back.
             records.Add(CurrentAssignmentRecord(group.GroupId, member.MemberId, new CurrentAssignmentBuilder.Result(
                 ConsumerGroupState.LeaveStaticEpoch, member.PreviousMemberEpoch, member.State, member.Assigned, TopicPartitions.Empty)));
-        else if (!RemoveConsumerMember(group, cg, member.MemberId))
+        else if (RemoveConsumerMember(group, cg, member.MemberId) is var removed and not ErrorCode.None)
             // KIP-848 online downgrade: when only classic members remain, this converts the group to a classic one.
-            return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
-        if (records.Count > 0 && !TryWrite(group, records)) return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+            return HeartbeatError(removed, null);
+        if (records.Count > 0 && Write(group, records) is var refused and not ErrorCode.None) return HeartbeatError(refused, null);
         return new ConsumerGroupHeartbeatResponse { MemberId = request.MemberId, MemberEpoch = request.MemberEpoch };
     }
 
@@ -224,11 +224,11 @@ public sealed partial class GroupCoordinator
         var next = PlanMember(cg, groupId, proposed, replaced, bump || groupCreated, owned, topics, topicNames, records, regexAuthorizer);
         bool assignmentChanged = AddAssignmentIfChanged(records, groupId, memberId, existing, next);
 
-        if (records.Count > 0 && !TryWrite(group, records))
+        if (records.Count > 0 && Write(group, records) is var refused and not ErrorCode.None)
         {
             // A group created for this join whose first records were refused is not kept (Kafka reverts the timeline).
             if (group.Consumer is null) RemoveIfUnused(group);
-            return HeartbeatError(ErrorCode.CoordinatorNotAvailable, null);
+            return HeartbeatError(refused, null);
         }
 
         var member = group.Consumer!.Members[memberId];
@@ -453,7 +453,7 @@ public sealed partial class GroupCoordinator
                 return;
             }
             // A refused write leaves the member in place; try again a heartbeat interval later.
-            if (!RemoveConsumerMember(group, cg, member.MemberId)) ScheduleConsumerSession(groupId, member, now + _options.ConsumerGroupHeartbeatIntervalMs);
+            if (RemoveConsumerMember(group, cg, member.MemberId) != ErrorCode.None) ScheduleConsumerSession(groupId, member, now + _options.ConsumerGroupHeartbeatIntervalMs);
         }
     }
 }

@@ -108,6 +108,8 @@ internal sealed class FaultyGroupLog(InMemoryGroupLog inner) : IGroupLog
     /// leader's log, not acknowledged), as the broker's ReplicatedGroupLog does; else it refuses before writing.
     /// </summary>
     public bool WriteThenTimeOut { get; set; }
+    /// <summary>What a written-but-refused append reports: the ISR's timeout by default, or a lost leadership.</summary>
+    public Kayak.Protocol.ErrorCode Reported { get; set; } = Kayak.Protocol.ErrorCode.RequestTimedOut;
     public int Refused { get; private set; }
     public InMemoryGroupLog Inner => inner;
 
@@ -117,7 +119,7 @@ internal sealed class FaultyGroupLog(InMemoryGroupLog inner) : IGroupLog
         Refused++;
         if (!WriteThenTimeOut) throw new IOException("injected append failure");
         inner.Append(partition, batch);
-        throw new CoordinatorAppendException(Kayak.Protocol.ErrorCode.RequestTimedOut, "injected: the ISR did not catch up");
+        throw new CoordinatorAppendException(Reported, "injected: the ISR did not catch up");
     }
 
     public long AppendEndTxnMarker(int partition, long producerId, short producerEpoch, int coordinatorEpoch, bool commit)
@@ -126,7 +128,7 @@ internal sealed class FaultyGroupLog(InMemoryGroupLog inner) : IGroupLog
         Refused++;
         if (!WriteThenTimeOut) throw new IOException("injected append failure");
         inner.AppendEndTxnMarker(partition, producerId, producerEpoch, coordinatorEpoch, commit);
-        throw new CoordinatorAppendException(Kayak.Protocol.ErrorCode.RequestTimedOut, "injected: the ISR did not catch up");
+        throw new CoordinatorAppendException(Reported, "injected: the ISR did not catch up");
     }
 
     public void Replay(int partition, Action<ReadOnlyMemory<byte>> onBatches) => inner.Replay(partition, onBatches);

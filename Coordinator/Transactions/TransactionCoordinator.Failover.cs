@@ -61,7 +61,7 @@ public sealed partial class TransactionCoordinator
             _log.Replay(partition, chunk => CoordinatorBatch.Decode(chunk, ReplayRecord));
             _loads.MarkLoaded(partition, epoch);
         }
-        catch (Exception e) when (GroupCoordinator.IsAppendFailure(e) || e is KafkaException)
+        catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e) || e is KafkaException)
         {
             // Not readable here (yet): the next request or timer pass tries again.
             _loads.EndLoad(partition);
@@ -84,7 +84,7 @@ public sealed partial class TransactionCoordinator
             {
                 if (!txn.Live || txn.Completing || !IsPrepared(txn.State)) continue;
                 try { FinishPrepared(txn, now); }
-                catch (Exception e) when (GroupCoordinator.IsAppendFailure(e))
+                catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e))
                 {
                     // Left prepared: the timer's next pass writes the markers again.
                     Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(_options.Logger, e,

@@ -20,7 +20,7 @@ internal readonly record struct TxnTransit(long ProducerId, long PreviousProduce
 /// runtime have it: a transition becomes a TransactionLogKey/Value record, the record is appended to the id's
 /// <c>__transaction_state</c> partition, and only once the append succeeded is it replayed into the metadata by
 /// <see cref="Replay"/>, the same method <see cref="Load"/> runs over the log at start. A refused append leaves the
-/// state as it was and the operation answers Kafka's coordinator error for it (<see cref="AppendError"/>).
+/// state as it was and the operation answers Kafka's coordinator error for it (<see cref="CoordinatorAppendErrors.Map"/>).
 /// Writes run under the transaction's lock; the replay takes it too (reentrant), which is what load needs.
 /// </summary>
 public sealed partial class TransactionCoordinator
@@ -30,7 +30,7 @@ public sealed partial class TransactionCoordinator
 
     /// <summary>
     /// Appends the transition's record and replays it; NONE, or the coordinator error for the refused append (nothing
-    /// changed, see <see cref="AppendError"/>). Under <paramref name="txn"/>'s lock.
+    /// changed, see <see cref="CoordinatorAppendErrors.Map"/>). Under <paramref name="txn"/>'s lock.
     /// </summary>
     private ErrorCode TryWrite(TransactionMetadata txn, in TxnTransit transit)
     {
@@ -59,26 +59,11 @@ public sealed partial class TransactionCoordinator
             _log.Append(PartitionFor(transactionalId), batch);
             return ErrorCode.None;
         }
-        catch (Exception e) when (GroupCoordinator.IsAppendFailure(e))
+        catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e))
         {
-            return AppendError(e);
+            return CoordinatorAppendErrors.Map(e);
         }
     }
-
-    /// <summary>
-    /// Kafka's TransactionStateManager.appendTransactionToLog turns a log append error into the coordinator's: a
-    /// missing partition (here also a state topic that cannot be created, a closed log, an I/O error outside Storage's
-    /// own reporting) is COORDINATOR_NOT_AVAILABLE, a storage error NOT_COORDINATOR, a record over max.message.bytes
-    /// UNKNOWN_SERVER_ERROR, anything else its own code. All but the last make the client retry.
-    /// </summary>
-    private static ErrorCode AppendError(Exception e) => e is not KafkaException k ? ErrorCode.CoordinatorNotAvailable : k.Code switch
-    {
-        ErrorCode.UnknownTopicOrPartition or ErrorCode.NotEnoughReplicas or ErrorCode.NotEnoughReplicasAfterAppend or ErrorCode.RequestTimedOut
-            => ErrorCode.CoordinatorNotAvailable,
-        ErrorCode.NotLeaderOrFollower or ErrorCode.KafkaStorageError => ErrorCode.NotCoordinator,
-        ErrorCode.MessageTooLarge or ErrorCode.RecordListTooLarge => ErrorCode.UnknownServerError,
-        var other => other,
-    };
 
     private static TransactionLogValue ToValue(in TxnTransit t) => new()
     {

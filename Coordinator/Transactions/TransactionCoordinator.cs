@@ -306,7 +306,7 @@ public sealed partial class TransactionCoordinator
     private ErrorCode EndOngoing(TransactionMetadata txn, bool commit)
     {
         try { return CompleteTransaction(txn, TxnTransit.Of(txn), commit, NowMs); }
-        catch (Exception e) when (GroupCoordinator.IsAppendFailure(e) && IsPrepared(txn.State))
+        catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e) && IsPrepared(txn.State))
         {
             Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(_options.Logger, e,
                 "Transaction {TransactionalId} ({State}): markers not written yet, left for the next timer pass",
@@ -416,7 +416,7 @@ public sealed partial class TransactionCoordinator
                     TryWriteTombstone(txn);
                 }
             }
-            catch (Exception e) when (GroupCoordinator.IsAppendFailure(e)) { failure ??= e; }
+            catch (Exception e) when (CoordinatorAppendErrors.IsAppendFailure(e)) { failure ??= e; }
             finally { Monitor.Exit(txn.Sync); }
         }
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
