@@ -147,6 +147,9 @@ internal sealed class BrokerState : IDisposable
     internal CoordinatorReplication Replication { get; }
     /// <summary>In a cluster: the leader's view of its followers (ISR, high watermark); null on a single broker.</summary>
     internal Cluster.ReplicaTracker? ReplicaTracker { get; private set; }
+
+    /// <summary>How this cluster member connects to the others (inter.broker.listener.name and its SASL credentials).</summary>
+    internal Kayak.Broker.Cluster.InterBrokerSecurity InterBrokerSecurity { get; init; } = Kayak.Broker.Cluster.InterBrokerSecurity.Plaintext;
     /// <summary>In a cluster: this broker's fetchers of the partitions it follows; null on a single broker.</summary>
     internal Cluster.ReplicaFetcherManager? ReplicaFetchers { get; private set; }
 
@@ -182,8 +185,8 @@ internal sealed class BrokerState : IDisposable
             Leadership = leadership;
             Coordinators = leadership;
             ReplicaTracker = leadership.Replicas;
-            InterBroker = new Cluster.InterBrokerClient(controller, NodeId, Time);
-            ReplicaFetchers = new Cluster.ReplicaFetcherManager(controller, NodeId, Config.ClusterSize, Catalog, Config, Time,
+            InterBroker = new Cluster.InterBrokerClient(controller, NodeId, InterBrokerSecurity, Time);
+            ReplicaFetchers = new Cluster.ReplicaFetcherManager(controller, NodeId, Config.ClusterSize, Catalog, Config, InterBrokerSecurity, Time,
                 LoggerFactory.CreateLogger("Kayak.ReplicaFetcher"));
             // Groups follow the leaders of their __consumer_offsets partitions (NOT_COORDINATOR elsewhere); a new leader
             // epoch of a partition led here reloads its groups from the log (coordinator failover).

@@ -67,11 +67,15 @@ public sealed class KafkaBroker : IAsyncDisposable
             if (config.ListenerSecurityProtocols[endpoint.Name] is ListenerSecurity.SaslPlaintext or ListenerSecurity.SaslSsl)
                 sasl[endpoint.Name] = Network.Sasl.SaslListenerConfig.Create(config, endpoint.Name, scram);
 
+        // A cluster member's connections to the others (issue 14): the listener and credentials checked before anything opens.
+        var interBroker = Options.Controller is null ? null : Cluster.InterBrokerSecurity.Create(config, sasl);
+
         var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
         {
             Faults = Faults,
             Scram = scram,
             Controller = Options.Controller,
+            InterBrokerSecurity = interBroker ?? Cluster.InterBrokerSecurity.Plaintext,
         };
         _state = state;
         try

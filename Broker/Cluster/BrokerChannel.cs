@@ -8,25 +8,51 @@ using Kayak.Protocol.Messages;
 namespace Kayak.Broker.Cluster;
 
 /// <summary>
-/// One connection from this broker to another broker's first listener over loopback (PLAINTEXT only: TLS/SASL between
-/// brokers is not implemented), one request at a time: the framing the replica fetcher and the inter-broker client
-/// share (size prefix, request header with <paramref name="clientId"/>, correlation id checked on the answer).
-/// Not thread-safe; the caller serialises requests and closes the channel after a failure.
+/// One connection from this broker to another broker's inter-broker listener over loopback (<see cref="InterBrokerSecurity"/>:
+/// PLAINTEXT, or SASL_PLAINTEXT authenticated as the broker's own principal), one request at a time: the framing the
+/// replica fetcher and the inter-broker client share (size prefix, request header with <paramref name="clientId"/>,
+/// correlation id checked on the answer). Not thread-safe; the caller serialises requests and closes the channel
+/// after a failure.
 /// </summary>
-internal sealed class BrokerChannel(string clientId)
+internal sealed class BrokerChannel(string clientId, InterBrokerSecurity security)
 {
     private TcpClient? _tcp;
     private NetworkStream? _stream;
     private int _correlationId;
 
-    /// <summary>Connects to <paramref name="node"/>'s first listener unless connected already.</summary>
+    /// <summary>Connects to <paramref name="node"/>'s inter-broker listener and authenticates, unless connected already.</summary>
     public async ValueTask EnsureConnectedAsync(BrokerNode node, CancellationToken ct)
     {
         if (_stream is not null) return;
-        var endpoint = node.Listeners[0];
+        var endpoint = security.ListenerName is null ? node.Listeners[0] : node.EndpointFor(security.ListenerName);
         _tcp = new TcpClient { NoDelay = true };
         await _tcp.ConnectAsync(endpoint.Host, endpoint.Port, ct).ConfigureAwait(false);
         _stream = _tcp.GetStream();
+        if (security.Mechanism is not null) await AuthenticateAsync(security.Mechanism, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// SaslHandshake v1 then SaslAuthenticate v2 rounds until the mechanism is done (KIP-152, as Kafka's
+    /// SaslClientAuthenticator); a refusal is an <see cref="IOException"/> with the broker's message, so the caller
+    /// backs off and connects again as after any failure.
+    /// </summary>
+    private async Task AuthenticateAsync(string mechanism, CancellationToken ct)
+    {
+        const int MaxSaslFrame = 1 << 20;
+        var handshake = await ExchangeAsync<SaslHandshakeResponse>(new SaslHandshakeRequest { Mechanism = mechanism },
+            ApiKey.SaslHandshake, 1, MaxSaslFrame, ct).ConfigureAwait(false);
+        if (handshake.Error() != ErrorCode.None)
+            throw new IOException($"SaslHandshake {mechanism} refused: {handshake.Error()} (enabled: {string.Join(",", handshake.Mechanisms)})");
+        var client = security.CreateClient();
+        byte[]? message = client.Next(null);
+        while (message is not null)
+        {
+            var answer = await ExchangeAsync<SaslAuthenticateResponse>(new SaslAuthenticateRequest { AuthBytes = message },
+                ApiKey.SaslAuthenticate, 2, MaxSaslFrame, ct).ConfigureAwait(false);
+            if (answer.Error() != ErrorCode.None)
+                throw new IOException($"Authentication as {security.Username} with {mechanism} failed: {answer.ErrorMessage ?? answer.Error().ToString()}");
+            message = client.Next(answer.AuthBytes);
+        }
     }
 
     /// <summary>Writes the request and reads its answer; a frame outside 4..<paramref name="maxFrameBytes"/> is a <see cref="ProtocolException"/>.</summary>

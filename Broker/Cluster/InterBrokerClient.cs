@@ -8,20 +8,20 @@ namespace Kayak.Broker.Cluster;
 /// <summary>
 /// Requests from one broker to another (issue 14): the transaction coordinator's WriteTxnMarkers to partition leaders
 /// (Kafka's TransactionMarkerChannelManager) and a leader's AddPartitionsToTxn VerifyOnly to the coordinator (Kafka's
-/// AddPartitionsToTxnManager, KIP-890). One connection per target broker, to its first listener over loopback, as the
-/// replica fetcher connects (PLAINTEXT only: TLS/SASL between brokers is not implemented); one request in flight per
+/// AddPartitionsToTxnManager, KIP-890). One connection per target broker, to its inter-broker listener over loopback as
+/// the replica fetcher connects (<see cref="InterBrokerSecurity"/>); one request in flight per
 /// connection. A failure (connect, I/O, timeout) closes the connection and throws <see cref="IOException"/>; the next
 /// request connects again.
 /// </summary>
-internal sealed class InterBrokerClient(ClusterController controller, int nodeId, TimeProvider time) : IDisposable
+internal sealed class InterBrokerClient(ClusterController controller, int nodeId, InterBrokerSecurity security, TimeProvider time) : IDisposable
 {
     /// <summary>Kafka's request.timeout.ms default for inter-broker requests.</summary>
     public const int RequestTimeoutMs = 30_000;
 
-    private sealed class Channel(string clientId)
+    private sealed class Channel(string clientId, InterBrokerSecurity security)
     {
         public readonly SemaphoreSlim Gate = new(1, 1);
-        public readonly BrokerChannel Connection = new(clientId);
+        public readonly BrokerChannel Connection = new(clientId, security);
 
         public void Close() => Connection.Close();
     }
@@ -36,7 +36,7 @@ internal sealed class InterBrokerClient(ClusterController controller, int nodeId
         ObjectDisposedException.ThrowIf(_disposed, this);
         var node = controller.LiveBroker(target);
         if (node is null || node.Listeners.Count == 0) throw new IOException($"Broker {target} is not running");
-        var channel = _channels.GetOrAdd(target, static (_, id) => new Channel($"broker-{id}"), nodeId);
+        var channel = _channels.GetOrAdd(target, static (_, self) => new Channel($"broker-{self.nodeId}", self.security), (nodeId, security));
         using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(RequestTimeoutMs), time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
         await channel.Gate.WaitAsync(linked.Token).ConfigureAwait(false);

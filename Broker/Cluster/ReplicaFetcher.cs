@@ -11,10 +11,10 @@ namespace Kayak.Broker.Cluster;
 /// <summary>
 /// A follower's replica fetchers (issue 14), as Kafka's ReplicaFetcherManager: one fetcher per leader broker, each
 /// fetching every partition this broker follows under that leader with the Fetch protocol itself, over loopback to the
-/// leader's first listener (which must be PLAINTEXT: TLS/SASL between brokers is not implemented).
+/// leader's inter-broker listener (<see cref="InterBrokerSecurity"/>).
 /// </summary>
 internal sealed class ReplicaFetcherManager(ClusterController controller, int nodeId, int clusterSize, ITopicCatalog catalog,
-    BrokerConfig config, TimeProvider time, ILogger logger) : IAsyncDisposable
+    BrokerConfig config, InterBrokerSecurity security, TimeProvider time, ILogger logger) : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _fetchers = new();
@@ -24,7 +24,7 @@ internal sealed class ReplicaFetcherManager(ClusterController controller, int no
         for (int leader = 1; leader <= clusterSize; leader++)
             if (leader != nodeId)
             {
-                var fetcher = new ReplicaFetcher(controller, nodeId, leader, catalog, config, time, logger);
+                var fetcher = new ReplicaFetcher(controller, nodeId, leader, catalog, config, security, time, logger);
                 _fetchers.Add(Task.Run(() => fetcher.RunAsync(_stop.Token)));
             }
     }
@@ -51,10 +51,10 @@ internal sealed class ReplicaFetcherManager(ClusterController controller, int no
 /// Errors back off by replica.fetch.backoff.ms on the broker's TimeProvider.
 /// </summary>
 internal sealed class ReplicaFetcher(ClusterController controller, int nodeId, int leaderId, ITopicCatalog catalog,
-    BrokerConfig config, TimeProvider time, ILogger logger)
+    BrokerConfig config, InterBrokerSecurity security, TimeProvider time, ILogger logger)
 {
     private const short FetchVersion = 15;
-    private readonly BrokerChannel _channel = new($"replica-fetcher-{nodeId}-from-{leaderId}");
+    private readonly BrokerChannel _channel = new($"replica-fetcher-{nodeId}-from-{leaderId}", security);
 
     private readonly record struct Followed(string Topic, Uuid TopicId, int Partition, int LeaderEpoch, PartitionLog Log);
 

@@ -63,7 +63,9 @@ public static class BrokerConfigDefinitions
         new("connections.max.reauth.ms", ConfigType.Long, "0"),
         // Per listener and mechanism only (listener.name.<l>.oauthbearer.sasl.server.callback.handler.class).
         new("sasl.server.callback.handler.class", ConfigType.String, null),
-        new("sasl.mechanism.inter.broker.protocol", ConfigType.String, "GSSAPI", Used: false, Update: PerBroker),
+        // How cluster members authenticate to each other (issue 14, Cluster/InterBrokerSecurity.cs).
+        new("sasl.mechanism.inter.broker.protocol", ConfigType.String, "GSSAPI", Update: PerBroker),
+        new("security.inter.broker.protocol", ConfigType.String, "PLAINTEXT"),
         new("sasl.mechanism.controller.protocol", ConfigType.String, "GSSAPI", Used: false),
         // ACLs (Kafka's ServerConfigs / StandardAuthorizer): "" = no authorizer (everything allowed, the ACL APIs answer
         // SECURITY_DISABLED); org.apache.kafka.metadata.authorizer.StandardAuthorizer is the only class Kayak has.
@@ -184,7 +186,7 @@ public static class BrokerConfigDefinitions
         new("controller.quorum.voters", ConfigType.List, null, Used: false),
         new("controller.quorum.bootstrap.servers", ConfigType.List, null, Used: false),
         new("controller.listener.names", ConfigType.List, null, Used: false),
-        new("inter.broker.listener.name", ConfigType.String, null, Used: false),
+        new("inter.broker.listener.name", ConfigType.String, null),
         new("num.network.threads", ConfigType.Int, "3", Used: false, Update: ClusterWide),
         new("num.io.threads", ConfigType.Int, "8", Used: false, Update: ClusterWide),
         new("socket.send.buffer.bytes", ConfigType.Int, "102400", Used: false),

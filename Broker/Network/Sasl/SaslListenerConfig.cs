@@ -38,6 +38,9 @@ internal sealed class SaslListenerConfig
     public int MaxReceiveSize { get; }
     public ScramCredentialStore Scram { get; }
 
+    /// <summary>The JAAS entry of an enabled mechanism (its username/password options are a broker's own client credentials).</summary>
+    public JaasEntry? Jaas(string mechanism) => _jaas.GetValueOrDefault(mechanism);
+
     /// <summary>connections.max.reauth.ms for a mechanism (KIP-368; 0: sessions never expire).</summary>
     public long MaxReauthMs(string mechanism) => _maxReauthMs.GetValueOrDefault(mechanism);
 
