@@ -117,6 +117,7 @@ public sealed partial class PartitionLog
                 PatchHeader(src, header, next, partitionLeaderEpoch, logAppendTime, now);
                 RecordBatchHeader.TryRead(header, out var h);
                 active.IndexBatch(basePos + pos, next, total, h.MaxTimestamp, cfg.IndexIntervalBytes);
+                _epochs.Observe(h.PartitionLeaderEpoch, next);
                 if (h.ProducerId >= 0)
                     UpdateProducerState(h, src[..total], active);
                 next += h.LastOffsetDelta + 1;

@@ -65,6 +65,7 @@ public sealed partial class PartitionLog
         {
             _segments = [LogSegment.CreateActive(Dir, Math.Max(0, logStartOffset), cfg.SegmentBytes, cfg.SegmentIndexBytes, _cache)];
             _logStartOffset = _logEndOffset = _recoveryPoint = Math.Max(0, logStartOffset);
+            _epochs.Load(_logStartOffset, _logEndOffset);
             LastLoad = new LoadReport(0, 0, 0, -1, 0);
             RebuildProducerState(_logEndOffset);
             return;
@@ -91,6 +92,7 @@ public sealed partial class PartitionLog
         // cache of the dead process without fsyncing them, so a power loss now could still tear them: moving the
         // recovery point to the log end here would make the next load trust them unchecked.
         _recoveryPoint = cleanShutdown ? _logEndOffset : Math.Min(recoveryPoint, _logEndOffset);
+        _epochs.Load(_logStartOffset, _logEndOffset);
         LastLoad = new LoadReport(recovered, rebuilt, deleted, -1, 0);
         // Idempotent/transactional producers (PartitionLog.Snapshots.cs): from a snapshot no later than the first
         // recovered segment, so the replay rewrites the transaction index of every recovered segment.

@@ -154,6 +154,7 @@ public sealed partial class PartitionLog
                 RecordBatchHeader.TryRead(src, out var h);
                 int total = BinaryPrimitives.ReadInt32BigEndian(src[RecordBatchHeader.BatchLengthOffset..]) + RecordBatchHeader.LogOverhead;
                 active.IndexBatch(basePos + p, h.BaseOffset, total, h.MaxTimestamp, cfg.IndexIntervalBytes);
+                _epochs.Observe(h.PartitionLeaderEpoch, h.BaseOffset);
                 if (h.ProducerId >= 0) UpdateProducerState(h, src[..total], active);
                 p += total;
             }
@@ -180,18 +181,41 @@ public sealed partial class PartitionLog
     }
 
     /// <summary>
-    /// Kafka's LeaderEpochFileCache.endOffsetFor, computed from the batches' partition leader epochs (the leader
-    /// stamps its epoch on each append in a cluster) instead of a leader-epoch-checkpoint file: for the current
-    /// leader epoch the log end offset; else the largest epoch ≤ <paramref name="requested"/> found in the log with
-    /// the base offset of the first batch of a later epoch (the log end when there is none); (-1, -1) when no batch
-    /// has an epoch ≤ the requested one. A scan of the batch headers: OffsetForLeaderEpoch is rare (after a leader
-    /// change), not a hot path.
+    /// Kafka's LeaderEpochFileCache.endOffsetFor (<see cref="LeaderEpochCache.EndOffsetFor"/>) from the partition's
+    /// leader-epoch-checkpoint: for the current leader epoch the log end offset; else the largest epoch at or below
+    /// <paramref name="requested"/> with the start offset of the next one.
     /// </summary>
     public (int Epoch, long EndOffset) EndOffsetForLeaderEpoch(int requested, int currentLeaderEpoch)
     {
-        if (requested == currentLeaderEpoch) return (requested, LogEndOffset);
-        int best = -1;
-        long offset = LogStartOffset, end = LogEndOffset;
+        lock (_lock)
+        {
+            EnsureLeaderEpochs();
+            return _epochs.EndOffsetFor(requested, currentLeaderEpoch, _logEndOffset);
+        }
+    }
+
+    /// <summary>
+    /// The largest partition leader epoch of this log's batches (-1 when none has one): what a follower asks its new
+    /// leader about with OffsetForLeaderEpoch (KIP-279).
+    /// </summary>
+    public int LatestLeaderEpoch()
+    {
+        lock (_lock)
+        {
+            EnsureLeaderEpochs();
+            return _epochs.LatestEpoch;
+        }
+    }
+
+    /// <summary>
+    /// A log loaded without a usable leader-epoch-checkpoint (written before Kayak kept one, removed, malformed): its
+    /// epochs are read from the batch headers once, under the lock, and the file written.
+    /// </summary>
+    private void EnsureLeaderEpochs()
+    {
+        if (_epochs.Known) return;
+        _epochs.Rebuild(new());
+        long offset = LogStartOffset, end = _logEndOffset;
         while (offset < end)
         {
             using var slice = Read(offset, 1 << 20);
@@ -200,14 +224,13 @@ public sealed partial class PartitionLog
             var rest = slice.Data.Span;
             while (RecordBatchHeader.TryRead(rest, out var h) && h.TotalSize <= rest.Length)
             {
-                if (h.PartitionLeaderEpoch > requested) return best < 0 ? (-1, -1) : (best, h.BaseOffset);
-                if (h.PartitionLeaderEpoch > best) best = h.PartitionLeaderEpoch;
+                _epochs.Observe(h.PartitionLeaderEpoch, h.BaseOffset);
                 next = h.LastOffset + 1;
                 rest = rest[h.TotalSize..];
             }
             if (next <= offset) break;
             offset = next;
         }
-        return best < 0 ? (-1, -1) : (best, end);
+        _epochs.TruncateFromStart(LogStartOffset);
     }
 }

@@ -65,37 +65,12 @@ public sealed partial class PartitionLog
             }
             _log.LogInformation("Truncated {Partition} to offset {Offset} (KIP-101: the leader's log diverged after it)", Id, offset);
             Volatile.Write(ref _logEndOffset, offset);
+            _epochs.TruncateFromEnd(offset);
             if (_highWatermark > offset) Volatile.Write(ref _highWatermark, offset);
             if (_recoveryPoint > offset) Volatile.Write(ref _recoveryPoint, offset);
             _unflushedMessages = 0;
             RebuildProducerState(offset);
             return offset;
         }
-    }
-
-    /// <summary>
-    /// The largest partition leader epoch of this log's batches (-1 when none has one): what a follower asks its new
-    /// leader about with OffsetForLeaderEpoch (KIP-279). A scan of the batch headers, done once per leader change.
-    /// </summary>
-    public int LatestLeaderEpoch()
-    {
-        int latest = -1;
-        long offset = LogStartOffset, end = LogEndOffset;
-        while (offset < end)
-        {
-            using var slice = Read(offset, 1 << 20);
-            if (slice.IsEmpty) break;
-            long next = offset;
-            var rest = slice.Data.Span;
-            while (RecordBatchHeader.TryRead(rest, out var h) && h.TotalSize <= rest.Length)
-            {
-                latest = Math.Max(latest, h.PartitionLeaderEpoch);
-                next = h.LastOffset + 1;
-                rest = rest[h.TotalSize..];
-            }
-            if (next <= offset) break;
-            offset = next;
-        }
-        return latest;
     }
 }

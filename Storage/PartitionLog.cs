@@ -60,6 +60,7 @@ public sealed class FetchSlice : IDisposable
 public sealed partial class PartitionLog
 {
     private readonly object _lock = new();
+    private readonly LeaderEpochCache _epochs;
     private readonly LogOptions _options;
     private readonly ILogger _log;
     private readonly TopicLog _topic;
@@ -123,6 +124,7 @@ public sealed partial class PartitionLog
         _log = options.Logger;
         _cache = cache;
         Id = topic.Name + "-" + partition.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _epochs = new LeaderEpochCache(dir, Id, _log, persist: options.Replicated);
         _lastFlushMs = NowMs();
         _replicated = options.Replicated;
     }
@@ -138,6 +140,7 @@ public sealed partial class PartitionLog
         Directory.CreateDirectory(Dir);
         var cfg = Config;
         _segments = [LogSegment.CreateActive(Dir, 0, cfg.SegmentBytes, cfg.SegmentIndexBytes, _cache)];
+        _epochs.Load(0, 0);
     }
 
     // ---------------------------------------------------------------- reads
@@ -261,6 +264,7 @@ public sealed partial class PartitionLog
             if (offset <= _logStartOffset) return _logStartOffset;
             Volatile.Write(ref _logStartOffset, offset);
             DeleteOldestLocked(FindSegmentIndex(_segments, offset)); // the segments before the one holding offset
+            _epochs.TruncateFromStart(_logStartOffset);
             result = _logStartOffset;
         }
         LogDirectory.WriteLogStartOffsets();
@@ -310,6 +314,7 @@ public sealed partial class PartitionLog
         for (int i = 0; i < n; i++) old[i].Delete();
         DeleteSnapshotsBelow(segs[0].BaseOffset);
         ProducerState.TruncateAbortedBefore(_logStartOffset);
+        _epochs.TruncateFromStart(_logStartOffset);
         return n;
     }
 
