@@ -17,13 +17,16 @@ namespace Kayak.Broker;
 /// </summary>
 internal sealed class BrokerState : IDisposable
 {
-    internal BrokerState(BrokerConfig config, TimeProvider time, ILoggerFactory loggerFactory)
+    /// <param name="controller">The in-process cluster's controller (issue 14); null for a single broker. A member's ACLs,
+    /// SCRAM credentials and client quotas are the cluster's, held by the controller, as Kafka's are the metadata log's.</param>
+    internal BrokerState(BrokerConfig config, TimeProvider time, ILoggerFactory loggerFactory, Cluster.ClusterController? controller = null)
     {
         Config = config;
+        Controller = controller;
         Time = time;
         LoggerFactory = loggerFactory;
         // Dynamic configs stored by an earlier run apply from the start, as Kafka applies its metadata log's (KIP-226).
-        Dynamic = new DynamicBrokerConfig(config);
+        Dynamic = new DynamicBrokerConfig(config, shared: controller?.BrokerDefaults);
         var storageLogger = loggerFactory.CreateLogger("Kayak.Storage");
         Logs = new LogManager(OptionsBinding.Log(Dynamic.Current, time, storageLogger));
         Dynamic.Changed += current => Logs.UpdateDefaults(OptionsBinding.Log(current, time, storageLogger));
@@ -39,11 +42,11 @@ internal sealed class BrokerState : IDisposable
         RequestMemory = new Network.RequestMemory(config.QueuedMaxRequestBytes);
         Authorizer = config.AuthorizerEnabled
             ? new Security.StandardAuthorizer(config.SuperUsers, config.AllowEveryoneIfNoAclFound,
-                new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName)),
+                controller?.Acls ?? new Security.AclStore(new Security.AclFile(Path.Combine(config.LogDirs[0], Security.AclFile.FileName))),
                 loggerFactory.CreateLogger(Security.StandardAuthorizer.AuditLoggerName))
             : Security.AllowAllAuthorizer.Instance;
         // Client quotas stored by an earlier run are enforced from the first request (KIP-13, KIP-546).
-        Quotas = new Quotas.ClientQuotas(config, time, new Quotas.ClientQuotaStore(config.LogDirs[0]));
+        Quotas = new Quotas.ClientQuotas(config, time, controller?.Quotas ?? new Quotas.ClientQuotaStore(config.LogDirs[0]));
         // Connection limits and KIP-612 rates: from the config in force (dynamic max.connections* apply at once) and
         // from the ip entities' connection_creation_rate quotas, stored with the other client quotas.
         ConnectionQuotas = new Network.ConnectionQuotas(Dynamic.Current, time);
@@ -139,7 +142,7 @@ internal sealed class BrokerState : IDisposable
     /// The controller of the in-process cluster this broker belongs to (issue 14); null for a single broker, which
     /// leads every partition itself.
     /// </summary>
-    internal Cluster.ClusterController? Controller { get; init; }
+    internal Cluster.ClusterController? Controller { get; }
     /// <summary>Who leads each partition; set by <see cref="Open"/>.</summary>
     internal IPartitionLeadership Leadership { get; private set; } = null!;
 
@@ -170,8 +173,10 @@ internal sealed class BrokerState : IDisposable
         // Stored ACLs before anything is served: a torn kayak-acls.json stops the start rather than open what it closes.
         Authorizer.Acls?.Load();
         Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId, Controller?.ClusterId);
-        foreach (var seed in Scram.Open(Config.LogDirs[0]))
-            LoggerFactory.CreateLogger("Kayak.Broker").LogWarning(
+        // A cluster member's credentials are the controller's, opened (and seeded) under the cluster root once.
+        if (Controller is null)
+            foreach (var seed in Scram.Open(Config.LogDirs[0]))
+                LoggerFactory.CreateLogger("Kayak.Broker").LogWarning(
                 "--add-scram {Credential} ignored: {File} exists and is authoritative (Kafka applies --add-scram at format time only); use AlterUserScramCredentials",
                 seed, Network.Sasl.ScramCredentialStore.FileName);
         Logs.Open();
@@ -253,6 +258,17 @@ internal sealed class BrokerState : IDisposable
     }
 
     /// <summary>
+    /// A cluster member that stops (cleanly or crashed) stops following the controller's shared quota store and broker
+    /// defaults, which outlive it; a restarted member subscribes anew. Idempotent.
+    /// </summary>
+    internal void LeaveSharedStores()
+    {
+        Quotas.Detach();
+        Dynamic.Detach();
+        Quotas.Store.Changed -= ConnectionQuotas.UpdateIpRates;
+    }
+
+    /// <summary>
     /// Each bound listener's advertised endpoint, in listeners order: its advertised.listeners entry when there is one
     /// (a port of 0 there means the bound port), else the bound endpoint with the host's name for a wildcard. Kafka's
     /// effectiveAdvertisedBrokerListeners leaves a listener that advertised.listeners omits out of the registration, so a
@@ -280,6 +296,7 @@ internal sealed class BrokerState : IDisposable
 
     public void Dispose()
     {
+        LeaveSharedStores();
         InterBroker?.Dispose();
         Groups.Dispose();
         Logs.Dispose();

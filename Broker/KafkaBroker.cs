@@ -56,7 +56,10 @@ public sealed class KafkaBroker : IAsyncDisposable
             if (config.ListenerSecurityProtocols[endpoint.Name] is ListenerSecurity.Ssl or ListenerSecurity.SaslSsl)
                 ssl[endpoint.Name] = Network.Tls.SslFactory.Create(config, endpoint.Name, Options.TlsHandshakeTimeout);
         // SASL listeners likewise: mechanisms and JAAS entries checked, SCRAM credentials salted, before anything opens.
-        var scram = new Network.Sasl.ScramCredentialStore();
+        // A cluster member authenticates against the cluster's credentials (seeded through KafkaClusterOptions).
+        if (Options.Controller is not null && Options.ScramCredentials.Count > 0)
+            throw new ArgumentException("A cluster member's SCRAM credentials are the cluster's: pass --add-scram seeds in KafkaClusterOptions.ScramCredentials", nameof(Options));
+        var scram = Options.Controller?.Scram ?? new Network.Sasl.ScramCredentialStore();
         foreach (var spec in Options.ScramCredentials)
         {
             var (mechanism, user, credential) = Network.Sasl.ScramCredentialStore.ParseAddScram(spec);
@@ -70,11 +73,10 @@ public sealed class KafkaBroker : IAsyncDisposable
         // A cluster member's connections to the others (issue 14): the listener and credentials checked before anything opens.
         var interBroker = Options.Controller is null ? null : Cluster.InterBrokerSecurity.Create(config, sasl);
 
-        var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory)
+        var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory, Options.Controller)
         {
             Faults = Faults,
             Scram = scram,
-            Controller = Options.Controller,
             InterBrokerSecurity = interBroker ?? Cluster.InterBrokerSecurity.Plaintext,
         };
         _state = state;
@@ -192,6 +194,7 @@ public sealed class KafkaBroker : IAsyncDisposable
     {
         if (!await StopServingAsync().ConfigureAwait(false)) return;
         _state?.Groups.Dispose();
+        _state?.LeaveSharedStores();
         _state?.Logs.SimulateCrash(); // no flush, no checkpoint, no marker; the dir locks go as a dead process's do
     }
 

@@ -69,7 +69,7 @@ try
     {
         var clusterOptions = new Kayak.Broker.Cluster.KafkaClusterOptions { Brokers = clusterSize, LoggerFactory = loggerFactory };
         foreach (var (k, v) in options.Properties) clusterOptions.Properties[k] = v;
-        if (options.ScramCredentials.Count > 0) return Fail("--add-scram is not supported with kayak.cluster.size > 1 yet");
+        foreach (var spec in options.ScramCredentials) clusterOptions.ScramCredentials.Add(spec);
         var cluster = new Kayak.Broker.Cluster.KafkaCluster(clusterOptions);
         running = cluster;
         await cluster.StartAsync();

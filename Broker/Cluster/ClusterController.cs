@@ -26,7 +26,8 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
     private volatile ClusterMetadata _metadata;
     private volatile BrokerNode[] _liveBrokers = [];
 
-    public ClusterController(string root, Random? random = null)
+    /// <param name="scramSeeds">--add-scram specs, stored when the root has no credentials yet (<see cref="IgnoredScramSeeds"/> otherwise).</param>
+    public ClusterController(string root, Random? random = null, IEnumerable<string>? scramSeeds = null)
     {
         Directory.CreateDirectory(root);
         _path = Path.Combine(root, ClusterMetadata.FileName);
@@ -34,6 +35,7 @@ internal sealed partial class ClusterController : IClusterView, IPartitionElecti
         _metadata = ClusterMetadata.LoadOrCreate(_path);
         if (!File.Exists(_path)) _metadata.Save(_path); // the cluster id is fixed from the first start
         ProducerIds = new Kayak.Coordinator.Transactions.ProducerIdManager(Path.Combine(root, "kayak-producer-id-block"));
+        OpenShared(root, scramSeeds ?? []);
     }
 
     public string ClusterId => _metadata.ClusterId;

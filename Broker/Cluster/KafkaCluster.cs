@@ -61,7 +61,12 @@ public sealed partial class KafkaCluster : IAsyncDisposable
     {
         var baseConfig = new BrokerConfig(Options.BuildProperties());
         Root = baseConfig.LogDirs[0];
-        _controller = new ClusterController(Root, Options.PlacementSeed is { } seed ? new Random(seed) : null);
+        _controller = new ClusterController(Root, Options.PlacementSeed is { } seed ? new Random(seed) : null, Options.ScramCredentials);
+        var log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("Kayak.Cluster");
+        foreach (var ignored in _controller.IgnoredScramSeeds)
+            log.LogWarning(
+                "--add-scram {Credential} ignored: {File} exists under the cluster root and is authoritative (Kafka applies --add-scram at format time only); use AlterUserScramCredentials",
+                ignored, Kayak.Broker.Network.Sasl.ScramCredentialStore.FileName);
         for (int id = 1; id <= _brokers.Length; id++) _properties[id - 1] = BrokerProperties(baseConfig, id);
         try
         {
@@ -87,7 +92,6 @@ public sealed partial class KafkaCluster : IAsyncDisposable
         if (baseConfig.AutoLeaderRebalanceEnable)
             _rebalancer = new LeaderRebalancer(Controller, Options.Time ?? TimeProvider.System,
                 baseConfig.LeaderImbalanceCheckIntervalSeconds, baseConfig.LeaderImbalancePerBrokerPercentage);
-        var log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("Kayak.Cluster");
         log.LogInformation("Cluster {ClusterId} started: {Brokers} brokers, bootstrap {Bootstrap}, root {Root}", ClusterId, _brokers.Length, BootstrapServers, Root);
     }
 
@@ -217,6 +221,12 @@ public sealed class KafkaClusterOptions
     public TimeProvider? Time { get; set; }
     /// <summary>Fault injection per node id (<see cref="BrokerFaults"/>), e.g. to hold back one follower's fetches.</summary>
     public Dictionary<int, BrokerFaults> Faults { get; } = new();
+    /// <summary>
+    /// SCRAM credentials to seed, in kafka-storage format's --add-scram syntax
+    /// (<c>SCRAM-SHA-256=[name=alice,password=alice-secret]</c>): stored under the cluster root when it has no
+    /// credentials yet, then shared by every broker; ignored (with a warning) once the root has them.
+    /// </summary>
+    public List<string> ScramCredentials { get; } = new();
     /// <summary>Seed of the replica placement's random start (Kafka picks it at random); null for a random one.</summary>
     public int? PlacementSeed { get; set; }
 

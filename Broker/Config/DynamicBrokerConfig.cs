@@ -22,28 +22,66 @@ public sealed class DynamicBrokerConfig
     private Dictionary<string, string> _perBroker = new(StringComparer.Ordinal);
     private Dictionary<string, string> _clusterDefault = new(StringComparer.Ordinal);
     private volatile BrokerConfig _current;
+    private readonly ClusterDefaultConfigs? _shared;
+    private bool _sharedChanged;
 
     /// <summary>Reads <see cref="FileName"/> from the first log dir when it exists.</summary>
+    /// <param name="shared">A cluster member's cluster-wide defaults (the controller's); null keeps them in this broker's file.</param>
     /// <exception cref="ConfigException">The file exists but cannot be read; the broker must not start without it.</exception>
-    public DynamicBrokerConfig(BrokerConfig staticConfig, bool persist = true)
+    public DynamicBrokerConfig(BrokerConfig staticConfig, bool persist = true, ClusterDefaultConfigs? shared = null)
     {
         Static = staticConfig;
         _current = staticConfig;
-        if (!persist) return;
-        _path = Path.Combine(staticConfig.LogDirs[0], FileName);
-        if (!File.Exists(_path)) return;
+        if (persist)
+        {
+            _path = Path.Combine(staticConfig.LogDirs[0], FileName);
+            if (File.Exists(_path)) (_perBroker, _clusterDefault) = ReadFile(_path);
+        }
+        if (shared is not null)
+        {
+            _shared = shared;
+            var defaults = shared.Join(OnSharedChange);
+            lock (_lock)
+            {
+                // A change published between Join and here already set the newer defaults.
+                if (!_sharedChanged) _clusterDefault = new Dictionary<string, string>(defaults, StringComparer.Ordinal);
+            }
+        }
+        lock (_lock) _current = Merge(_clusterDefault, _perBroker);
+    }
+
+    /// <summary>The two sections of <see cref="FileName"/>.</summary>
+    /// <exception cref="ConfigException">The file cannot be read.</exception>
+    internal static (Dictionary<string, string> PerBroker, Dictionary<string, string> ClusterDefault) ReadFile(string path)
+    {
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(_path));
-            _perBroker = ReadSection(doc.RootElement, "broker");
-            _clusterDefault = ReadSection(doc.RootElement, "cluster_default");
-            _current = Merge(_clusterDefault, _perBroker);
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            return (ReadSection(doc.RootElement, "broker"), ReadSection(doc.RootElement, "cluster_default"));
         }
         catch (Exception e) when (e is JsonException or IOException or InvalidOperationException or KeyNotFoundException)
         {
-            throw new ConfigException("dynamic broker configs", _path, $"the file cannot be read ({e.Message}); fix or remove it");
+            throw new ConfigException("dynamic broker configs", path, $"the file cannot be read ({e.Message}); fix or remove it");
         }
     }
+
+    /// <summary>The cluster's defaults changed (through any member): this broker's config in force follows.</summary>
+    private void OnSharedChange(IReadOnlyDictionary<string, string> defaults)
+    {
+        lock (_lock)
+        {
+            BrokerConfig next;
+            try { next = Merge(defaults, _perBroker); }
+            catch (ConfigException) { return; } // validated on the asking member; a value this member's static config rejects is not applied here
+            _clusterDefault = new Dictionary<string, string>(defaults, StringComparer.Ordinal);
+            _sharedChanged = true;
+            _current = next;
+            Changed?.Invoke(next);
+        }
+    }
+
+    /// <summary>A stopped cluster member no longer follows the shared defaults.</summary>
+    public void Detach() => _shared?.Leave(OnSharedChange);
 
     /// <summary>server.properties and --override values (STATIC_BROKER_CONFIG).</summary>
     public BrokerConfig Static { get; }
@@ -65,6 +103,18 @@ public sealed class DynamicBrokerConfig
     /// </summary>
     public string? Alter(bool perBroker, Func<IReadOnlyDictionary<string, string>, Dictionary<string, string>> update, bool validateOnly)
     {
+        // Shared defaults: the cluster's lock first, then this member's (the order its notifications take).
+        if (!perBroker && _shared is not null)
+            return _shared.Alter(update, proposed =>
+            {
+                lock (_lock)
+                {
+                    if (DynamicBrokerConfigs.Validate(proposed, perBroker: false) is { } problem) return problem;
+                    try { Merge(proposed, _perBroker); }
+                    catch (ConfigException e) { return e.Message; }
+                    return null;
+                }
+            }, validateOnly);
         lock (_lock)
         {
             BrokerConfig next;
@@ -76,7 +126,7 @@ public sealed class DynamicBrokerConfig
             try { next = Merge(defaults, broker); }
             catch (ConfigException e) { return e.Message; }
             if (validateOnly) return null;
-            Save(defaults, broker);
+            if (_path is not null) WriteFile(_path, broker, _shared is null ? defaults : new Dictionary<string, string>());
             _perBroker = new Dictionary<string, string>(broker, StringComparer.Ordinal);
             _clusterDefault = new Dictionary<string, string>(defaults, StringComparer.Ordinal);
             _current = next;
@@ -94,9 +144,8 @@ public sealed class DynamicBrokerConfig
         return new BrokerConfig(merged);
     }
 
-    private void Save(IReadOnlyDictionary<string, string> defaults, IReadOnlyDictionary<string, string> broker)
+    internal static void WriteFile(string path, IReadOnlyDictionary<string, string> broker, IReadOnlyDictionary<string, string> defaults)
     {
-        if (_path is null) return;
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
         {
@@ -106,7 +155,7 @@ public sealed class DynamicBrokerConfig
             WriteSection(w, "cluster_default", defaults);
             w.WriteEndObject();
         }
-        AtomicFile.Write(_path, Encoding.UTF8.GetString(ms.ToArray()));
+        AtomicFile.Write(path, Encoding.UTF8.GetString(ms.ToArray()));
     }
 
     private static void WriteSection(Utf8JsonWriter w, string name, IReadOnlyDictionary<string, string> values)

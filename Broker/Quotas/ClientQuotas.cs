@@ -32,6 +32,9 @@ internal sealed class ClientQuotas : IControllerMutationQuotas
     }
 
     public ClientQuotaStore Store { get; }
+
+    /// <summary>Stops following <see cref="Store"/> (a cluster member's store is the controller's and outlives it).</summary>
+    public void Detach() => Store.Changed -= Apply;
     public ClientQuotaManager Produce { get; }
     public ClientQuotaManager Fetch { get; }
     public ClientQuotaManager Request { get; }

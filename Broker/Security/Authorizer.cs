@@ -69,32 +69,34 @@ internal sealed class StandardAuthorizer : IAuthorizer
 
     private readonly HashSet<string> _superUsers;
     private readonly bool _allowIfNoAcl;
-    private readonly AclFile? _file;
     private readonly ILogger _audit;
-    private readonly object _writeLock = new();
-    // Copy-on-write: checks read the array without a lock, creates and deletes publish a new one.
-    private volatile AclBinding[] _acls = [];
 
     /// <summary>Kafka's audit logger name (StandardAuthorizerData.auditLogger), so log configs written for Kafka apply.</summary>
     public const string AuditLoggerName = "kafka.authorizer.logger";
 
     public StandardAuthorizer(IEnumerable<string> superUsers, bool allowEveryoneIfNoAclFound, AclFile? file, ILogger? auditLog = null)
+        : this(superUsers, allowEveryoneIfNoAclFound, new AclStore(file), auditLog) { }
+
+    /// <param name="store">The ACLs: a single node's own, or in a cluster the controller's, shared by every member
+    /// (Kafka's brokers all replay the same AccessControlEntryRecords), while super.users and
+    /// allow.everyone.if.no.acl.found stay each broker's own config as in Kafka.</param>
+    public StandardAuthorizer(IEnumerable<string> superUsers, bool allowEveryoneIfNoAclFound, AclStore store, ILogger? auditLog = null)
     {
         _superUsers = new HashSet<string>(superUsers, StringComparer.Ordinal);
         _allowIfNoAcl = allowEveryoneIfNoAclFound;
-        _file = file;
+        Store = store;
         _audit = auditLog ?? NullLogger.Instance;
     }
+
+    /// <summary>The ACLs this authorizer decides with.</summary>
+    public AclStore Store { get; }
 
     public StandardAuthorizer? Acls => this;
 
     /// <summary>Loads the stored ACLs; a file that cannot be read stops the start (ConfigException naming it).</summary>
-    public void Load()
-    {
-        if (_file is not null) _acls = _file.Load();
-    }
+    public void Load() => Store.Load();
 
-    public int Count => _acls.Length;
+    public int Count => Store.Current.Length;
 
     public bool Authorize(RequestContext context, AclOperation operation, AclResourceType type, string name,
         bool logIfAllowed = true, bool logIfDenied = true, int refCount = 1)
@@ -105,7 +107,7 @@ internal sealed class StandardAuthorizer : IAuthorizer
         if (!superUser)
         {
             string? host = null;
-            foreach (var acl in _acls)
+            foreach (var acl in Store.Current)
             {
                 if (acl.ResourceType != type || !Covers(acl, name)) continue;
                 hasResourceAcls = true;
@@ -191,7 +193,7 @@ internal sealed class StandardAuthorizer : IAuthorizer
         var denyPrefixed = new HashSet<string>(StringComparer.Ordinal);
         var allows = new List<AclBinding>();
         string host = ClientHost(context);
-        foreach (var acl in _acls)
+        foreach (var acl in Store.Current)
         {
             if (acl.ResourceType != type) continue;
             if (acl.Host != Wildcard && acl.Host != host) continue;
@@ -230,73 +232,13 @@ internal sealed class StandardAuthorizer : IAuthorizer
     }
 
     /// <summary>Kafka's Authorizer.acls(filter).</summary>
-    public List<AclBinding> Describe(AclBindingFilter filter)
-    {
-        var result = new List<AclBinding>();
-        foreach (var acl in _acls)
-            if (filter.Matches(acl)) result.Add(acl);
-        return result;
-    }
+    public List<AclBinding> Describe(AclBindingFilter filter) => Store.Describe(filter);
 
-    /// <summary>
-    /// CreateAcls: each binding validated as AclControlManager.validateNewAcl and AclApis do (INVALID_REQUEST), the valid
-    /// ones added at once (an existing ACL is a success that adds nothing) and stored before the answer.
-    /// </summary>
-    public KafkaError[] Create(IReadOnlyList<AclBinding> bindings)
-    {
-        var results = new KafkaError[bindings.Count];
-        lock (_writeLock)
-        {
-            var next = new List<AclBinding>(_acls);
-            var existing = new HashSet<AclBinding>(next);
-            for (int i = 0; i < bindings.Count; i++)
-            {
-                results[i] = Validate(bindings[i]);
-                if (!results[i].IsError && existing.Add(bindings[i])) next.Add(bindings[i]);
-            }
-            Publish(next);
-        }
-        return results;
-    }
+    /// <inheritdoc cref="AclStore.Create"/>
+    public KafkaError[] Create(IReadOnlyList<AclBinding> bindings) => Store.Create(bindings);
 
-    /// <summary>DeleteAcls: every filter matches against the ACLs as they were before the request (AclControlManager.deleteAcls).</summary>
-    public (KafkaError Error, List<AclBinding> Deleted)[] Delete(IReadOnlyList<AclBindingFilter> filters)
-    {
-        var results = new (KafkaError, List<AclBinding>)[filters.Count];
-        lock (_writeLock)
-        {
-            var current = _acls;
-            var removed = new HashSet<AclBinding>();
-            for (int i = 0; i < filters.Count; i++)
-            {
-                var deleted = new List<AclBinding>();
-                if (filters[i].IsUnknown)
-                {
-                    results[i] = (new KafkaError(ErrorCode.InvalidRequest, filters[i].PatternType == AclPatternType.Unknown || filters[i].ResourceType == AclResourceType.Unknown
-                        ? "Unknown patternFilter." : "Unknown entryFilter."), deleted);
-                    continue;
-                }
-                foreach (var acl in current)
-                    if (filters[i].Matches(acl)) { deleted.Add(acl); removed.Add(acl); }
-                results[i] = (KafkaError.None, deleted);
-            }
-            if (removed.Count > 0)
-            {
-                var next = new List<AclBinding>(current.Length);
-                foreach (var acl in current) if (!removed.Contains(acl)) next.Add(acl);
-                Publish(next);
-            }
-        }
-        return results;
-    }
-
-    /// <summary>Writes the file, then makes the ACLs current: an answered create or delete survives a crash.</summary>
-    private void Publish(List<AclBinding> next)
-    {
-        var array = next.ToArray();
-        _file?.Store(array);
-        _acls = array;
-    }
+    /// <inheritdoc cref="AclStore.Delete"/>
+    public (KafkaError Error, List<AclBinding> Deleted)[] Delete(IReadOnlyList<AclBindingFilter> filters) => Store.Delete(filters);
 
     /// <summary>AclControlManager.validateNewAcl plus AclApis' checks (cluster name, empty name) and a principal of the form Type:name.</summary>
     internal static KafkaError Validate(AclBinding b)
