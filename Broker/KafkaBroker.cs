@@ -70,8 +70,9 @@ public sealed class KafkaBroker : IAsyncDisposable
             if (config.ListenerSecurityProtocols[endpoint.Name] is ListenerSecurity.SaslPlaintext or ListenerSecurity.SaslSsl)
                 sasl[endpoint.Name] = Network.Sasl.SaslListenerConfig.Create(config, endpoint.Name, scram);
 
-        // A cluster member's connections to the others (issue 14): the listener and credentials checked before anything opens.
-        var interBroker = Options.Controller is null ? null : Cluster.InterBrokerSecurity.Create(config, sasl);
+        // A cluster member's connections to the others (issue 14): the listener and credentials checked before anything
+        // opens; an SSL or SASL_SSL inter-broker listener's factory above is also its client side (its keystore and truststore).
+        var interBroker = Options.Controller is null ? null : Cluster.InterBrokerSecurity.Create(config, sasl, ssl);
 
         var state = new BrokerState(config, Options.Time ?? TimeProvider.System, loggerFactory, Options.Controller)
         {

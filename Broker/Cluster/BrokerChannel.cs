@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Kayak.Broker.Services;
 using Kayak.Protocol;
 using Kayak.Protocol.Messages;
@@ -9,7 +10,8 @@ namespace Kayak.Broker.Cluster;
 
 /// <summary>
 /// One connection from this broker to another broker's inter-broker listener over loopback (<see cref="InterBrokerSecurity"/>:
-/// PLAINTEXT, or SASL_PLAINTEXT authenticated as the broker's own principal), one request at a time: the framing the
+/// PLAINTEXT; SSL, the TLS handshake as that listener's client with its keystore and truststore; SASL_PLAINTEXT, or
+/// SASL_SSL over the TLS stream, authenticated as the broker's own principal), one request at a time: the framing the
 /// replica fetcher and the inter-broker client share (size prefix, request header with <paramref name="clientId"/>,
 /// correlation id checked on the answer). Not thread-safe; the caller serialises requests and closes the channel
 /// after a failure.
@@ -17,7 +19,7 @@ namespace Kayak.Broker.Cluster;
 internal sealed class BrokerChannel(string clientId, InterBrokerSecurity security)
 {
     private TcpClient? _tcp;
-    private NetworkStream? _stream;
+    private Stream? _stream; // the socket's NetworkStream, or the SslStream over it
     private int _correlationId;
 
     /// <summary>Connects to <paramref name="node"/>'s inter-broker listener and authenticates, unless connected already.</summary>
@@ -25,9 +27,24 @@ internal sealed class BrokerChannel(string clientId, InterBrokerSecurity securit
     {
         if (_stream is not null) return;
         var endpoint = security.ListenerName is null ? node.Listeners[0] : node.EndpointFor(security.ListenerName);
+        _tcp?.Dispose(); // a connect or handshake that failed before the caller's Close
         _tcp = new TcpClient { NoDelay = true };
         await _tcp.ConnectAsync(endpoint.Host, endpoint.Port, ct).ConfigureAwait(false);
-        _stream = _tcp.GetStream();
+        Stream stream = _tcp.GetStream();
+        if (security.Tls is { } tls)
+        {
+            // Kafka's SslTransportLayer handshakes before any request, SASL included (SASL_SSL authenticates inside TLS).
+            try
+            {
+                stream = await tls.AuthenticateAsClientAsync(stream, endpoint.Host, ct).ConfigureAwait(false);
+            }
+            catch (AuthenticationException e)
+            {
+                // An IOException, so the fetcher and the inter-broker client log it and back off as after any lost connection.
+                throw new IOException($"TLS handshake with broker {node.NodeId} at {endpoint.Host}:{endpoint.Port} (listener {tls.ListenerName}) failed: {e.Message}", e);
+            }
+        }
+        _stream = stream;
         if (security.Mechanism is not null) await AuthenticateAsync(security.Mechanism, ct).ConfigureAwait(false);
     }
 

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Kayak.Broker.Config;
 using Kayak.Broker.Network.Sasl;
+using Kayak.Broker.Network.Tls;
 using Kayak.Protocol;
 
 namespace Kayak.Broker.Cluster;
@@ -12,8 +13,12 @@ namespace Kayak.Broker.Cluster;
 /// the two may be set), else — neither set and no listener of that name — the first listener. On a SASL_PLAINTEXT
 /// listener the broker authenticates with sasl.mechanism.inter.broker.protocol (PLAIN, SCRAM-SHA-256 or
 /// SCRAM-SHA-512) as the username/password of that mechanism's JAAS entry on the listener, as Kafka's brokers do;
-/// with an authorizer that principal needs CLUSTER_ACTION (Kafka: list it in super.users). SSL and SASL_SSL between
-/// brokers are not implemented and stop the start-up with a ConfigException.
+/// with an authorizer that principal needs CLUSTER_ACTION (Kafka: list it in super.users). On an SSL or SASL_SSL
+/// listener the broker is a TLS client of the other broker with that listener's own ssl.* settings (Kafka's
+/// ChannelBuilders.clientChannelBuilder gets the inter-broker listener name, so listener.name.&lt;l&gt;.ssl.* apply to
+/// both sides): the keystore is the client certificate — with ssl.client.auth=required the principal the other broker
+/// authorizes is its User:CN=... — and the truststore and ssl.endpoint.identification.algorithm check the server's;
+/// SASL_SSL then runs the SASL exchange over the TLS stream.
 /// </summary>
 internal sealed class InterBrokerSecurity
 {
@@ -22,14 +27,15 @@ internal sealed class InterBrokerSecurity
     public const string MechanismKey = "sasl.mechanism.inter.broker.protocol";
 
     /// <summary>PLAINTEXT over the first listener: what a broker without a config uses, and tests of the channel.</summary>
-    public static InterBrokerSecurity Plaintext { get; } = new(null, null, "", "");
+    public static InterBrokerSecurity Plaintext { get; } = new(null, null, "", "", null);
 
-    private InterBrokerSecurity(string? listenerName, string? mechanism, string username, string password)
+    private InterBrokerSecurity(string? listenerName, string? mechanism, string username, string password, SslFactory? tls)
     {
         ListenerName = listenerName;
         Mechanism = mechanism;
         Username = username;
         Password = password;
+        Tls = tls;
     }
 
     /// <summary>The listener of the other brokers to connect to; null for their first one.</summary>
@@ -38,8 +44,15 @@ internal sealed class InterBrokerSecurity
     public string? Mechanism { get; }
     public string Username { get; }
     private string Password { get; }
+    /// <summary>The inter-broker listener's TLS settings, used as a client (SSL, SASL_SSL); null without TLS.</summary>
+    public SslFactory? Tls { get; }
 
-    public static InterBrokerSecurity Create(BrokerConfig config, IReadOnlyDictionary<string, SaslListenerConfig> sasl)
+    /// <summary>
+    /// Reads the inter-broker settings; <paramref name="ssl"/> holds the factories the broker built for its TLS
+    /// listeners (one missing is built here, so its ssl.* problems are ConfigExceptions naming the key as well).
+    /// </summary>
+    public static InterBrokerSecurity Create(BrokerConfig config, IReadOnlyDictionary<string, SaslListenerConfig> sasl,
+        IReadOnlyDictionary<string, SslFactory>? ssl = null)
     {
         string? named = config.Values.GetValueOrDefault(ListenerKey)?.Trim();
         string? protocol = config.Values.GetValueOrDefault(ProtocolKey)?.Trim();
@@ -56,12 +69,16 @@ internal sealed class InterBrokerSecurity
                     $"{ListenerKey} must be a listener name defined in advertised.listeners. The valid options based on currently configured listeners are {string.Join(",", config.AdvertisedListeners.Select(a => a.Name))}");
             listener = config.AdvertisedListeners[0].Name; // Kayak's default before inter.broker.listener.name existed
         }
-        string key = named is not null ? ListenerKey : protocol is not null ? ProtocolKey : "listeners";
-        switch (config.ListenerSecurityProtocols[listener])
+        string protocolOfListener = config.ListenerSecurityProtocols[listener];
+        SslFactory? tls = null;
+        if (protocolOfListener is ListenerSecurity.Ssl or ListenerSecurity.SaslSsl)
+            tls = ssl is not null && ssl.TryGetValue(listener, out var built) ? built : SslFactory.Create(config, listener);
+        switch (protocolOfListener)
         {
             case ListenerSecurity.Plaintext:
-                return new InterBrokerSecurity(listener, null, "", "");
-            case ListenerSecurity.SaslPlaintext:
+            case ListenerSecurity.Ssl:
+                return new InterBrokerSecurity(listener, null, "", "", tls);
+            default: // SASL_PLAINTEXT, SASL_SSL
                 string mechanism = config.GetListenerString(listener, MechanismKey)?.Trim() ?? "GSSAPI";
                 var listenerSasl = sasl[listener];
                 if (mechanism is not ("PLAIN" or "SCRAM-SHA-256" or "SCRAM-SHA-512"))
@@ -74,10 +91,7 @@ internal sealed class InterBrokerSecurity
                 if (!jaas.Options.TryGetValue("username", out var user) || !jaas.Options.TryGetValue("password", out var password))
                     throw new ConfigException(jaasKey, "[hidden]",
                         $"the inter-broker listener {listener} needs the broker's own credentials in its {mechanism} JAAS entry: username=\"...\" password=\"...\"");
-                return new InterBrokerSecurity(listener, mechanism, user, password);
-            default:
-                throw new ConfigException(key, listener,
-                    $"listener {listener} uses {config.ListenerSecurityProtocols[listener]}: TLS between brokers is not implemented in Kayak; use a PLAINTEXT or SASL_PLAINTEXT listener for inter-broker traffic");
+                return new InterBrokerSecurity(listener, mechanism, user, password, tls);
         }
     }
 

@@ -76,9 +76,10 @@ public static class BrokerConfigDefinitions
         new("ssl.enabled.protocols", ConfigType.List, "TLSv1.2,TLSv1.3", Update: PerBroker),
         new("ssl.cipher.suites", ConfigType.List, null, Update: PerBroker),
         new("ssl.principal.mapping.rules", ConfigType.String, "DEFAULT"),
+        // The inter-broker listener's client side (Network/Tls/SslFactory.AuthenticateAsClientAsync): https or empty.
+        new("ssl.endpoint.identification.algorithm", ConfigType.String, "https", Update: PerBroker),
         // Client-side or JVM-specific (ssl.protocol picks a JSSE SSLContext; ssl.enabled.protocols decides): accepted, ignored.
         new("ssl.protocol", ConfigType.String, "TLSv1.3", Used: false, Update: PerBroker),
-        new("ssl.endpoint.identification.algorithm", ConfigType.String, "https", Used: false, Update: PerBroker),
         new("ssl.keymanager.algorithm", ConfigType.String, "SunX509", Used: false, Update: PerBroker),
         new("ssl.trustmanager.algorithm", ConfigType.String, "PKIX", Used: false, Update: PerBroker),
         new("ssl.secure.random.implementation", ConfigType.String, null, Used: false, Update: PerBroker),

@@ -7,13 +7,17 @@ namespace Kayak.Tests.Tls;
 /// <summary>
 /// A throwaway PKI for TLS tests, generated with .NET's CertificateRequest into a temporary directory (nothing is
 /// committed): a CA, a server certificate for 127.0.0.1/localhost signed by it, and a client certificate
-/// (CN=kayak-client,OU=tests,O=Kayak) for mTLS, as the files Kafka's and the clients' ssl.* settings point to.
+/// (CN=kayak-client,OU=tests,O=Kayak) for mTLS, as the files Kafka's and the clients' ssl.* settings point to; and a
+/// broker certificate (CN=kayak-broker,OU=tests,O=Kayak, 127.0.0.1/localhost) valid for both TLS server and client
+/// authentication, as a cluster member presents it to clients and, on an SSL inter-broker listener, to the other brokers.
 /// Shared by Broker/Tests and IntegrationTests (linked, not copied).
 /// </summary>
 internal sealed class TestCertificates : IDisposable
 {
     public const string Password = "kayak-secret";
     public const string ClientSubject = "CN=kayak-client,OU=tests,O=Kayak";
+    public const string BrokerSubject = "CN=kayak-broker,OU=tests,O=Kayak";
+    private const string ServerAuth = "1.3.6.1.5.5.7.3.1", ClientAuth = "1.3.6.1.5.5.7.3.2";
 
     private TestCertificates(string dir) { Directory = dir; }
 
@@ -30,6 +34,8 @@ internal sealed class TestCertificates : IDisposable
     public string ServerEncryptedPem => Path.Combine(Directory, "server-encrypted.pem");
     public string ServerCertificatePem { get; private set; } = "";
     public string ServerKeyPem { get; private set; } = "";
+    /// <summary>The broker certificate (serverAuth and clientAuth) and key, PKCS12, password <see cref="Password"/>.</summary>
+    public string BrokerP12 => Path.Combine(Directory, "broker.p12");
     public string ClientCertPem => Path.Combine(Directory, "client.pem");
     public string ClientKeyPem => Path.Combine(Directory, "client.key");
     public X509Certificate2 Ca { get; private set; } = null!;
@@ -60,7 +66,7 @@ internal sealed class TestCertificates : IDisposable
         var san = new SubjectAlternativeNameBuilder();
         san.AddIpAddress(IPAddress.Loopback);
         san.AddDnsName("localhost");
-        var server = Issue("CN=localhost,O=Kayak", serverKey, san.Build(), serverAuth: true, now);
+        var server = Issue("CN=localhost,O=Kayak", serverKey, san.Build(), [ServerAuth], now);
         ServerCertificatePem = server.ExportCertificatePem() + "\n" + Ca.ExportCertificatePem() + "\n";
         ServerKeyPem = serverKey.ExportPkcs8PrivateKeyPem() + "\n";
         File.WriteAllText(ServerPem, ServerCertificatePem + ServerKeyPem);
@@ -69,20 +75,26 @@ internal sealed class TestCertificates : IDisposable
         using (var withKey = server.CopyWithPrivateKey(serverKey))
             File.WriteAllBytes(ServerP12, withKey.Export(X509ContentType.Pkcs12, Password));
 
+        using var brokerKey = RSA.Create(2048);
+        using (var broker = Issue(BrokerSubject, brokerKey, san.Build(), [ServerAuth, ClientAuth], now))
+        using (var withKey = broker.CopyWithPrivateKey(brokerKey))
+            File.WriteAllBytes(BrokerP12, withKey.Export(X509ContentType.Pkcs12, Password));
+
         using var clientKey = RSA.Create(2048);
-        Client = Issue(ClientSubject, clientKey, null, serverAuth: false, now);
+        Client = Issue(ClientSubject, clientKey, null, [ClientAuth], now);
         File.WriteAllText(ClientCertPem, Client.ExportCertificatePem() + "\n");
         File.WriteAllText(ClientKeyPem, clientKey.ExportPkcs8PrivateKeyPem() + "\n");
         Client = Client.CopyWithPrivateKey(clientKey);
     }
 
-    private X509Certificate2 Issue(string subject, RSA key, X509Extension? san, bool serverAuth, DateTimeOffset now)
+    private X509Certificate2 Issue(string subject, RSA key, X509Extension? san, string[] usages, DateTimeOffset now)
     {
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [new Oid(serverAuth ? "1.3.6.1.5.5.7.3.1" : "1.3.6.1.5.5.7.3.2")], false));
+        var oids = new OidCollection();
+        foreach (var usage in usages) oids.Add(new Oid(usage));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(oids, false));
         if (san is not null) request.CertificateExtensions.Add(san);
         var serial = new byte[12];
         RandomNumberGenerator.Fill(serial);
@@ -91,9 +103,9 @@ internal sealed class TestCertificates : IDisposable
     }
 
     /// <summary>The broker properties of an SSL listener with the PKCS12 keystore (plus any extra ones).</summary>
-    public Dictionary<string, string> Pkcs12Keystore(string prefix = "") => new()
+    public Dictionary<string, string> Pkcs12Keystore(string prefix = "", bool broker = false) => new()
     {
-        [prefix + "ssl.keystore.location"] = ServerP12,
+        [prefix + "ssl.keystore.location"] = broker ? BrokerP12 : ServerP12,
         [prefix + "ssl.keystore.password"] = Password,
         [prefix + "ssl.keystore.type"] = "PKCS12",
     };

@@ -7,10 +7,15 @@ using Kayak.Broker.Config;
 namespace Kayak.Broker.Network.Tls;
 
 /// <summary>
-/// The server side of TLS for one SSL listener, built once at start-up from its ssl.* configs (each read as
+/// TLS for one SSL or SASL_SSL listener, built once at start-up from its ssl.* configs (each read as
 /// listener.name.&lt;name&gt;.ssl.* first, as Kafka's ChannelBuilders does): the role of Kafka's SslFactory and
-/// DefaultSslEngineFactory, on .NET's SslStream. Every problem with a store (missing file, wrong password, a JKS file,
-/// an unknown protocol or cipher suite) is a <see cref="ConfigException"/> naming the key, so the broker does not start.
+/// DefaultSslEngineFactory, on .NET's SslStream. The server side serves the listener; the client side is what this
+/// broker uses to connect to the same listener of the other cluster members when it is the inter-broker listener
+/// (Kafka builds the replica fetcher's and the inter-broker channels with ChannelBuilders.clientChannelBuilder from the
+/// inter-broker listener's own ssl.* values, so the keystore is the client certificate and the truststore checks the
+/// other broker's). Every problem with a store (missing file, wrong password, a JKS file, an unknown protocol, cipher
+/// suite or endpoint identification algorithm) is a <see cref="ConfigException"/> naming the key, so the broker does
+/// not start.
 /// </summary>
 internal sealed class SslFactory
 {
@@ -26,7 +31,7 @@ internal sealed class SslFactory
     private readonly SslPrincipalMapper _principalMapper;
 
     private SslFactory(string listenerName, SslServerAuthenticationOptions options, X509Certificate2Collection? trust,
-        string clientAuth, SslPrincipalMapper mapper, TimeSpan handshakeTimeout)
+        string clientAuth, SslPrincipalMapper mapper, TimeSpan handshakeTimeout, bool verifyHostname)
     {
         ListenerName = listenerName;
         _options = options;
@@ -34,6 +39,7 @@ internal sealed class SslFactory
         ClientAuth = clientAuth;
         _principalMapper = mapper;
         HandshakeTimeout = handshakeTimeout;
+        VerifyHostname = verifyHostname;
         _options.RemoteCertificateValidationCallback = ValidateClientCertificate;
     }
 
@@ -43,6 +49,12 @@ internal sealed class SslFactory
     public string ClientAuth { get; }
 
     public TimeSpan HandshakeTimeout { get; }
+
+    /// <summary>
+    /// ssl.endpoint.identification.algorithm=https (Kafka's default since KIP-294): as a client, the server
+    /// certificate must name the host connected to (a SAN DNS name or IP address); empty turns the check off.
+    /// </summary>
+    public bool VerifyHostname { get; }
 
     /// <summary>Reads and checks the listener's ssl.* configs and loads its stores; throws ConfigException naming the key.</summary>
     public static SslFactory Create(BrokerConfig config, string listenerName, TimeSpan? handshakeTimeout = null)
@@ -61,7 +73,22 @@ internal sealed class SslFactory
         };
         string rulesKey = config.ListenerKey(listenerName, "ssl.principal.mapping.rules");
         var mapper = SslPrincipalMapper.Parse(rulesKey, config.GetListenerString(listenerName, "ssl.principal.mapping.rules")!);
-        return new SslFactory(listenerName, options, trust, clientAuth, mapper, handshakeTimeout ?? DefaultHandshakeTimeout);
+        return new SslFactory(listenerName, options, trust, clientAuth, mapper, handshakeTimeout ?? DefaultHandshakeTimeout,
+            EndpointIdentification(config, listenerName));
+    }
+
+    /// <summary>
+    /// ssl.endpoint.identification.algorithm: Kafka documents https and the empty string; the JVM would only fail on
+    /// another name at the first handshake (X509TrustManagerImpl's "Unknown identification algorithm"), Kayak at start-up.
+    /// </summary>
+    private static bool EndpointIdentification(BrokerConfig config, string listener)
+    {
+        const string name = "ssl.endpoint.identification.algorithm";
+        string value = config.GetListenerString(listener, name)?.Trim() ?? "";
+        if (value.Length == 0) return false;
+        if (value.Equals("https", StringComparison.OrdinalIgnoreCase)) return true;
+        throw new ConfigException(config.ListenerKey(listener, name), value,
+            "Unknown endpoint identification algorithm: use https (verify the other broker's host name) or an empty value (no verification)");
     }
 
     /// <summary>
@@ -92,6 +119,83 @@ internal sealed class SslFactory
             await ssl.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The client side, for this broker's connections to another broker's listener of the same name (Kafka's
+    /// SslChannelBuilder in Mode.CLIENT): the handshake within <see cref="HandshakeTimeout"/>, the keystore's
+    /// certificate sent when the server asks (its principal there is User:CN=... after that broker's
+    /// ssl.principal.mapping.rules), the server's certificate checked against the truststore (the system's roots
+    /// without one) and, with <see cref="VerifyHostname"/>, against <paramref name="targetHost"/>; the same
+    /// ssl.enabled.protocols and ssl.cipher.suites as the server side. A refused handshake is an
+    /// <see cref="AuthenticationException"/> saying why, a timeout an <see cref="IOException"/>; either disposes the stream.
+    /// </summary>
+    public async Task<SslStream> AuthenticateAsClientAsync(Stream inner, string targetHost, CancellationToken cancellationToken)
+    {
+        string? rejected = null;
+        var options = new SslClientAuthenticationOptions
+        {
+            TargetHost = targetHost,
+            ClientCertificateContext = _options.ServerCertificateContext,
+            EnabledSslProtocols = _options.EnabledSslProtocols,
+            CipherSuitesPolicy = _options.CipherSuitesPolicy,
+            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            // Per connection: SslStream builds its chain with this policy, and X509ChainPolicy is mutable.
+            CertificateChainPolicy = ServerChainPolicy(),
+            RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
+            {
+                if (!VerifyHostname) errors &= ~SslPolicyErrors.RemoteCertificateNameMismatch;
+                if (errors == SslPolicyErrors.None) return true;
+                rejected = Describe(certificate, chain, errors, targetHost);
+                return false;
+            },
+        };
+        var ssl = new SslStream(inner, leaveInnerStreamOpen: false);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(HandshakeTimeout);
+        try
+        {
+            await ssl.AuthenticateAsClientAsync(options, timeout.Token).ConfigureAwait(false);
+            return ssl;
+        }
+        catch (Exception e)
+        {
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            if (e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+                throw new IOException($"TLS handshake with {targetHost} did not finish within {HandshakeTimeout.TotalSeconds:0.#} s");
+            if (rejected is not null) throw new AuthenticationException(rejected, e);
+            throw;
+        }
+    }
+
+    private X509ChainPolicy ServerChainPolicy()
+    {
+        var policy = new X509ChainPolicy { RevocationMode = X509RevocationMode.NoCheck };
+        if (_trust is not null)
+        {
+            policy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            policy.CustomTrustStore.AddRange(_trust);
+        }
+        return policy;
+    }
+
+    /// <summary>Why the server certificate was refused, for the replica fetcher's log: .NET's own message only says "rejected".</summary>
+    private string Describe(X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors, string targetHost)
+    {
+        string subject = certificate?.Subject ?? "(none)";
+        var reasons = new List<string>();
+        if ((errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0) reasons.Add("the server sent no certificate");
+        if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+            reasons.Add($"it does not name {targetHost} (ssl.endpoint.identification.algorithm=https; add {targetHost} to its subject alternative names or set the key empty)");
+        if ((errors & SslPolicyErrors.RemoteCertificateChainErrors) != 0)
+        {
+            string status = "";
+            if (chain is not null)
+                foreach (var s in chain.ChainStatus) status += (status.Length == 0 ? "" : "; ") + s.StatusInformation.Trim();
+            reasons.Add($"it does not chain to the {(_trust is null ? "system's roots" : "truststore")} of listener {ListenerName}" +
+                (status.Length == 0 ? "" : $" ({status})"));
+        }
+        return $"The server certificate {subject} of {targetHost} was refused: {string.Join(", and ", reasons)}";
     }
 
     /// <summary>
