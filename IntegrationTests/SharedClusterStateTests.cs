@@ -14,6 +14,8 @@ namespace Kayak.IntegrationTests;
 /// ACL for bob and a SCRAM credential for carol (and the ACLs she and the --add-scram seeded erin need); bob (PLAIN),
 /// carol and erin (SCRAM-SHA-256) then write to a topic whose three partitions are led by three different brokers —
 /// before and after a restart of the whole cluster. With per-broker copies two of the three leaders refused them.
+/// The topic has three replicas and min.insync.replicas=3 and the producers acks=all, so each write also proves the
+/// followers authenticated to their leaders with SCRAM as the cluster's seeded User:broker.
 /// Client quotas and cluster-wide broker defaults (which Confluent.Kafka cannot address: it refuses the BROKER
 /// resource "") are checked over the wire in Broker/Tests/ClusterSharedStateTests.
 /// </summary>
@@ -35,14 +37,17 @@ public sealed class SharedClusterStateTests : ScratchDirectoryTest
         p["listeners"] = "SASL_PLAINTEXT://127.0.0.1:0";
         p["inter.broker.listener.name"] = "SASL_PLAINTEXT";
         p["sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256";
-        p["sasl.mechanism.inter.broker.protocol"] = "PLAIN";
+        // The brokers authenticate to each other with SCRAM as a credential seeded for the cluster.
+        p["sasl.mechanism.inter.broker.protocol"] = "SCRAM-SHA-256";
         p["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = "org.apache.kafka.common.security.plain.PlainLoginModule required " +
             "username=\"broker\" password=\"broker-secret\" user_broker=\"broker-secret\" user_alice=\"alice-secret\" user_bob=\"bob-secret\";";
-        p["sasl.jaas.config"] = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
+        p["listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config"] =
+            "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"broker-secret\";";
         p["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
         p["super.users"] = "User:broker;User:alice";
         // The seed is applied once, when the root has no credentials: the restarted cluster must keep erin anyway.
         options.ScramCredentials.Add("SCRAM-SHA-256=[name=erin,password=erin-secret]");
+        options.ScramCredentials.Add("SCRAM-SHA-256=[name=broker,password=broker-secret]");
         return new KafkaCluster(options);
     }
 
@@ -53,7 +58,7 @@ public sealed class SharedClusterStateTests : ScratchDirectoryTest
         {
             await cluster.StartAsync(Token);
             using var admin = Admin(cluster);
-            await admin.CreateTopicsAsync([new TopicSpecification { Name = Topic, NumPartitions = 3, ReplicationFactor = 1 }]);
+            await admin.CreateTopicsAsync([new TopicSpecification { Name = Topic, NumPartitions = 3, ReplicationFactor = 3, Configs = new() { ["min.insync.replicas"] = "3" } }]);
             Assert.That(Enumerable.Range(0, 3).Select(p => cluster.Partition(Topic, p).Leader), Is.Unique,
                 "each partition led by another broker");
 
