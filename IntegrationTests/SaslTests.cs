@@ -31,6 +31,9 @@ public sealed class SaslTests : CertificateFixture
         var p = options.Properties;
         p["listeners"] = "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0";
         p["sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512";
+        // OAUTHBEARER (unsecured JWS, KIP-255) on the SASL_SSL listener too, so each mechanism is tried over TLS.
+        p["listener.name.sasl_ssl.sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER";
+        p["listener.name.sasl_ssl.oauthbearer.sasl.jaas.config"] = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;";
         const string plain = "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";";
         p["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = plain;
         p["listener.name.sasl_ssl.plain.sasl.jaas.config"] = plain;
@@ -51,8 +54,15 @@ public sealed class SaslTests : CertificateFixture
         {
             "PLAIN" => SaslMechanism.Plain,
             "SCRAM-SHA-256" => SaslMechanism.ScramSha256,
+            "OAUTHBEARER" => SaslMechanism.OAuthBearer,
             _ => SaslMechanism.ScramSha512,
         };
+        if (mechanism == "OAUTHBEARER")
+        {
+            // librdkafka's unsecured JWT for development, what Kafka's default validator accepts.
+            c.EnableSaslOauthbearerUnsecureJwt = true;
+            c.SaslOauthbearerConfig = "principal=alice";
+        }
         c.SaslUsername = "alice";
         c.SaslPassword = password;
         if (ssl) c.SslCaLocation = Certs.CaPem;
@@ -90,6 +100,8 @@ public sealed class SaslTests : CertificateFixture
 
     [TestCase("PLAIN")]
     [TestCase("SCRAM-SHA-256")]
+    [TestCase("SCRAM-SHA-512")]
+    [TestCase("OAUTHBEARER")]
     public async Task Confluent_ProducesAndConsumesOverSaslSsl(string mechanism)
     {
         await using var broker = await StartAsync();
@@ -159,9 +171,13 @@ public sealed class SaslTests : CertificateFixture
         Settings = { ["security.protocol"] = "sasl_plaintext", ["sasl.mechanism"] = "PLAIN", ["sasl.username"] = "alice", ["sasl.password"] = password },
     };
 
-    [TestCase("PLAIN")]
-    [TestCase("SCRAM-SHA-256")] // librdkafka 2.0.2 repeats its nonce in client-final; Kafka (and Kayak) accept it
-    public async Task Kcat_ProducesAndConsumesOverSaslPlaintext(string mechanism)
+    [TestCase("PLAIN", "SASL_PLAINTEXT")]
+    [TestCase("SCRAM-SHA-256", "SASL_PLAINTEXT")] // librdkafka 2.0.2 repeats its nonce in client-final; Kafka (and Kayak) accept it
+    [TestCase("SCRAM-SHA-512", "SASL_PLAINTEXT")]
+    [TestCase("PLAIN", "SASL_SSL")]
+    [TestCase("SCRAM-SHA-512", "SASL_SSL")]
+    [TestCase("OAUTHBEARER", "SASL_SSL")]
+    public async Task Kcat_ProducesAndConsumesOverSasl(string mechanism, string listener)
     {
         await using var broker = await StartAsync();
         var topic = await broker.CreateTopicAsync(Partitions, "sasl-kcat");
@@ -169,39 +185,61 @@ public sealed class SaslTests : CertificateFixture
         var kcat = new Kcat();
         var options = KcatPlain();
         options.Settings["sasl.mechanism"] = mechanism;
-        var acks = await kcat.ProduceAsync(broker.Endpoint("SASL_PLAINTEXT"), topic, records, null, options, Token);
-        var consumed = await kcat.ConsumeAsync(broker.Endpoint("SASL_PLAINTEXT"), topic, options, Token);
-        TestData.AssertExactlyConsumed(topic, records, acks, consumed, "kcat over SASL_PLAINTEXT");
+        if (mechanism == "OAUTHBEARER")
+        {
+            options.Settings.Remove("sasl.username");
+            options.Settings.Remove("sasl.password");
+            options.Settings["enable.sasl.oauthbearer.unsecure.jwt"] = "true";
+            options.Settings["sasl.oauthbearer.config"] = "principal=alice";
+        }
+        if (listener == "SASL_SSL")
+        {
+            options.Settings["security.protocol"] = "sasl_ssl";
+            options.Settings["ssl.ca.location"] = Certs.CaPem;
+        }
+        string endpoint = broker.Endpoint(listener);
+        var acks = await kcat.ProduceAsync(endpoint, topic, records, null, options, Token);
+        var consumed = await kcat.ConsumeAsync(endpoint, topic, options, Token);
+        TestData.AssertExactlyConsumed(topic, records, acks, consumed, $"kcat {mechanism} over {listener}");
 
-        var metadata = await Kcat.RunAsync(broker.Endpoint("SASL_PLAINTEXT"), ["-L", "-J"], options: options, cancellationToken: Token);
+        var metadata = await Kcat.RunAsync(endpoint, ["-L", "-J"], options: options, cancellationToken: Token);
         using var doc = JsonDocument.Parse(metadata.Stdout);
-        Assert.That(doc.RootElement.GetProperty("brokers")[0].GetProperty("name").GetString(), Is.EqualTo(broker.Endpoint("SASL_PLAINTEXT")));
+        Assert.That(doc.RootElement.GetProperty("brokers")[0].GetProperty("name").GetString(), Is.EqualTo(endpoint));
     }
 
-    [TestCase("kafka-python", "PLAIN")]
-    [TestCase("kafka-python", "SCRAM-SHA-256")]
-    [TestCase("kafka-python", "SCRAM-SHA-512")]
-    [TestCase("kafkajs", "PLAIN")]
-    [TestCase("kafkajs", "SCRAM-SHA-512")]
-    public async Task ScriptClients_ProduceAndConsumeOverSaslPlaintext(string client, string mechanism)
+    [TestCase("kafka-python", "PLAIN", "SASL_PLAINTEXT")]
+    [TestCase("kafka-python", "SCRAM-SHA-256", "SASL_PLAINTEXT")]
+    [TestCase("kafka-python", "SCRAM-SHA-512", "SASL_PLAINTEXT")]
+    [TestCase("kafkajs", "PLAIN", "SASL_PLAINTEXT")]
+    [TestCase("kafkajs", "SCRAM-SHA-512", "SASL_PLAINTEXT")]
+    [TestCase("kafka-python", "SCRAM-SHA-512", "SASL_SSL")]
+    [TestCase("kafkajs", "SCRAM-SHA-256", "SASL_SSL")]
+    public async Task ScriptClients_ProduceAndConsumeOverSasl(string client, string mechanism, string listener)
     {
+        bool ssl = listener == "SASL_SSL";
         await using var broker = await StartAsync();
         var topic = await broker.CreateTopicAsync(Partitions, "sasl-script");
         var records = TestData.Records(client + "-sasl", 12, Partitions);
         JsonScriptDriver driver = client == "kafkajs" ? new KafkaJs() : new PythonKafka();
         // kafka-python 2.0.2 speaks SaslHandshake v0 and raw tokens; kafkajs SaslHandshake v1 and SaslAuthenticate.
+        // kafkajs takes the CA's PEM text (Node's tls.connect ca), kafka-python a file.
         JsonObject Security() => client == "kafkajs"
-            ? new() { ["sasl"] = new JsonObject { ["mechanism"] = mechanism.ToLowerInvariant(), ["username"] = "alice", ["password"] = "alice-secret" } }
+            ? new()
+            {
+                ["sasl"] = new JsonObject { ["mechanism"] = mechanism.ToLowerInvariant(), ["username"] = "alice", ["password"] = "alice-secret" },
+                ["ssl"] = ssl ? new JsonObject { ["ca"] = new JsonArray(File.ReadAllText(Certs.CaPem)) } : false,
+            }
             : new()
             {
-                ["security_protocol"] = "SASL_PLAINTEXT",
+                ["security_protocol"] = listener,
+                ["ssl_cafile"] = ssl ? Certs.CaPem : null,
                 ["sasl_mechanism"] = mechanism,
                 ["sasl_plain_username"] = "alice",
                 ["sasl_plain_password"] = "alice-secret",
             };
         var produced = await driver.RunAsync("produce", new JsonObject
         {
-            ["bootstrap"] = broker.Endpoint("SASL_PLAINTEXT"),
+            ["bootstrap"] = broker.Endpoint(listener),
             ["topic"] = topic,
             ["acks"] = "all",
             ["records"] = JsonScriptDriver.RecordsJson(records),
@@ -210,11 +248,11 @@ public sealed class SaslTests : CertificateFixture
         var acks = JsonScriptDriver.ParseAcks(produced["acks"]!.AsArray());
         var consumed = await driver.RunAsync("consume", new JsonObject
         {
-            ["bootstrap"] = broker.Endpoint("SASL_PLAINTEXT"),
+            ["bootstrap"] = broker.Endpoint(listener),
             ["topic"] = topic,
             ["timeout_ms"] = 60_000,
             ["client_config"] = Security(),
         }, cancellationToken: Token);
-        TestData.AssertExactlyConsumed(topic, records, acks, JsonScriptDriver.ParseRecords(consumed["records"]!.AsArray()), client + " " + mechanism);
+        TestData.AssertExactlyConsumed(topic, records, acks, JsonScriptDriver.ParseRecords(consumed["records"]!.AsArray()), $"{client} {mechanism} over {listener}");
     }
 }

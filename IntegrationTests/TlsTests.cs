@@ -13,7 +13,7 @@ namespace Kayak.IntegrationTests;
 /// <summary>
 /// Issue 12: real clients over TLS to a broker with listeners=PLAINTEXT://…,SSL://… — Confluent.Kafka 2.16
 /// (SecurityProtocol.Ssl with SslCaLocation, and mTLS with SslCertificateLocation/SslKeyLocation against
-/// ssl.client.auth=required), kcat (Debian's librdkafka 2.0.2) and kafka-python. Each produces and consumes exact records;
+/// ssl.client.auth=required), kcat (Debian's librdkafka 2.0.2), kafka-python and kafkajs. Each produces and consumes exact records;
 /// Metadata tells each client the endpoint of the listener it came in on.
 /// </summary>
 [TestFixture]
@@ -124,36 +124,34 @@ public sealed class TlsTests : CertificateFixture
         TestData.AssertExactlyConsumed(topic, records, acks, consumed, "kcat over SSL");
     }
 
-    [Test]
-    public async Task KafkaPython_ProducesAndConsumesOverSsl()
+    [TestCase("kafka-python")]
+    [TestCase("kafkajs")]
+    public async Task ScriptClients_ProduceAndConsumeOverSsl(string client)
     {
         await using var broker = await StartAsync();
-        var topic = await broker.CreateTopicAsync(Partitions, "tls-python");
-        var records = TestData.Records("python-ssl", 12, Partitions);
-        var python = new PythonKafka();
-        JsonObject Security() => new() { ["security_protocol"] = "SSL", ["ssl_cafile"] = Certs.CaPem };
-        var produced = await python.RunAsync("produce", new JsonObject
+        var topic = await broker.CreateTopicAsync(Partitions, "tls-" + client);
+        var records = TestData.Records(client + "-ssl", 12, Partitions);
+        JsonScriptDriver driver = client == "kafkajs" ? new KafkaJs() : new PythonKafka();
+        // kafka-python takes the CA file, kafkajs its PEM text (Node's tls.connect ca); both verify the host name.
+        JsonObject Security() => client == "kafkajs"
+            ? new() { ["ssl"] = new JsonObject { ["ca"] = new JsonArray(File.ReadAllText(Certs.CaPem)) } }
+            : new() { ["security_protocol"] = "SSL", ["ssl_cafile"] = Certs.CaPem };
+        var produced = await driver.RunAsync("produce", new JsonObject
         {
             ["bootstrap"] = broker.Endpoint("SSL"),
             ["topic"] = topic,
             ["acks"] = "all",
-            ["records"] = JsonNode.Parse(JsonSerializer.Serialize(records.Select(r => new
-            {
-                key = r.Key,
-                value = r.Value,
-                partition = r.Partition,
-                headers = r.Headers.Select(h => new[] { h.Key, h.Value }),
-            }))),
+            ["records"] = JsonScriptDriver.RecordsJson(records),
             ["client_config"] = Security(),
         }, cancellationToken: Token);
         var acks = JsonScriptDriver.ParseAcks(produced["acks"]!.AsArray());
-        var consumed = await python.RunAsync("consume", new JsonObject
+        var consumed = await driver.RunAsync("consume", new JsonObject
         {
             ["bootstrap"] = broker.Endpoint("SSL"),
             ["topic"] = topic,
             ["timeout_ms"] = 60_000,
             ["client_config"] = Security(),
         }, cancellationToken: Token);
-        TestData.AssertExactlyConsumed(topic, records, acks, JsonScriptDriver.ParseRecords(consumed["records"]!.AsArray()), "kafka-python over SSL");
+        TestData.AssertExactlyConsumed(topic, records, acks, JsonScriptDriver.ParseRecords(consumed["records"]!.AsArray()), client + " over SSL");
     }
 }
