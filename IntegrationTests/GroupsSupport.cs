@@ -32,12 +32,15 @@ public sealed class PolledConsumer : IGroupMember, IDisposable
     private readonly ConcurrentQueue<Action<IConsumer<byte[], byte[]>>> work = new();
     private readonly TaskCompletionSource closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool stop;
+    private volatile bool kill;
     private volatile int[] partitions = [];
     private volatile string lastError = "";
     private int assignedCallbacks;
     private int revokedCallbacks;
 
-    public PolledConsumer(string name, string bootstrap, string topic, Action<ConsumerConfig> configure)
+    /// <param name="onAssignmentChanged">Run on the poll thread inside every assigned, revoked and lost callback, after
+    /// <see cref="Partitions"/> changed (e.g. to check ownership at the instant it changes).</param>
+    public PolledConsumer(string name, string bootstrap, string topic, Action<ConsumerConfig> configure, Action<PolledConsumer>? onAssignmentChanged = null)
     {
         Name = name;
         var config = ConfluentClients.ConsumerConfig(bootstrap);
@@ -62,6 +65,7 @@ public sealed class PolledConsumer : IGroupMember, IDisposable
                     partitions = [.. partitions.Union(assigned.Select(p => p.Partition.Value)).Order()];
                 else
                     partitions = [.. assigned.Select(p => p.Partition.Value).Order()];
+                onAssignmentChanged?.Invoke(this);
             })
             .SetPartitionsRevokedHandler((c, revoked) =>
             {
@@ -69,11 +73,13 @@ public sealed class PolledConsumer : IGroupMember, IDisposable
                 RevokedEvents.Enqueue(revoked.Select(p => p.Partition.Value).ToArray());
                 var gone = revoked.Select(p => p.Partition.Value).ToHashSet();
                 partitions = [.. partitions.Where(p => !gone.Contains(p))];
+                onAssignmentChanged?.Invoke(this);
             })
             .SetPartitionsLostHandler((c, lost) =>
             {
                 LostEvents.Enqueue(lost.Select(p => p.Partition.Value).ToArray());
                 partitions = [];
+                onAssignmentChanged?.Invoke(this);
             })
             .Build();
         consumer.Subscribe(topic);
@@ -131,6 +137,17 @@ public sealed class PolledConsumer : IGroupMember, IDisposable
         return closed.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>
+    /// Ends the poll loop without Close(): only Dispose, which Confluent.Kafka does with
+    /// RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE — no commit, no leave, no callbacks, no more heartbeats (a crashed process).
+    /// </summary>
+    public Task KillAsync()
+    {
+        kill = true;
+        stop = true;
+        return closed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
     private void Loop(IConsumer<byte[], byte[]> consumer)
     {
         try
@@ -153,7 +170,8 @@ public sealed class PolledConsumer : IGroupMember, IDisposable
                     lastError = e.Error.ToString();
                 }
             }
-            consumer.Close();
+            if (!kill)
+                consumer.Close();
         }
         catch (Exception e)
         {
