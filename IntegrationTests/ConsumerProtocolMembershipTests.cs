@@ -14,7 +14,8 @@ namespace Kayak.IntegrationTests;
 /// KIP-848 group membership with Confluent.Kafka 2.16 consumers (group.protocol=consumer), beyond two members and a
 /// clean leave: three members, partitions added to a subscribed topic, a member killed and fenced by
 /// group.consumer.session.timeout.ms, a static member (group.instance.id) restarted without a rebalance, a new member
-/// resuming an emptied group from its committed offsets, and the "uniform" assignor named by the client.
+/// resuming an emptied group from its committed offsets, the group surviving a kill -9 of the broker, and the
+/// "uniform" assignor named by the client.
 /// Ownership is checked at every instant it changes: each member's assigned/revoked/lost callback updates one ledger
 /// under a lock, and a partition in two members' sets at once is a violation. The ledger is causal: a member's revoke
 /// callback returns before its client tells the coordinator it released the partition, and the coordinator hands the
@@ -248,6 +249,52 @@ public sealed class ConsumerProtocolMembershipTests : BrokerTestBase
             "only the records after the committed offsets");
         Assert.That(two.Consumed.Select(r => r.Offset.Value), Is.All.InRange(10L, 19L));
         AssertConsumedExactlyOnce([one, two], [.. first, .. second]);
+    }
+
+    /// <summary>
+    /// KIP-848 group state is in __consumer_offsets in Kafka's records (ConsumerGroupMetadata, members, target and
+    /// current assignments) and survives a kill -9 of the broker process: the coordinator replays them at start, so
+    /// the member, still heartbeating with its epoch after the restart, keeps its partitions — no fencing
+    /// (FENCED_MEMBER_EPOCH / UNKNOWN_MEMBER_ID would make librdkafka report them lost and rejoin at epoch 0), no
+    /// revocation — and resumes from its commits. The session timeout (30 s) outlasts the restart, as it would a
+    /// broker bounce in Kafka.
+    /// </summary>
+    [Test]
+    [CancelAfter(180_000)]
+    public async Task TheGroupSurvivesAKill9OfTheBroker_TheMemberKeepsItsPartitionsAndResumes()
+    {
+        var broker = await StartBrokerAsync(BrokerMode.Process, Settings(sessionTimeoutMs: 30_000));
+        var topic = TopicName("kill848");
+        var group = "g848k-" + Guid.NewGuid().ToString("N")[..8];
+        await broker.CreateTopicAsync(topic, 6, cancellationToken: Token);
+        var first = await GroupAssert.ProduceAsync(broker, topic, 60, 6, "a", Token);
+        using var a = Member("a", broker.BootstrapServers, topic, group, null);
+        await GroupAssert.WaitUntilAsync(() => a.Consumed.Count >= first.Count && a.Partitions.Count == 6, "the member consumed the first records",
+            TimeSpan.FromSeconds(60), Token, () => a.ToString());
+        int revoked = a.RevokedEvents.Count, assigned = a.AssignedEvents.Count;
+        int membersBefore;
+        using (var admin = ConfluentClients.Admin(broker.BootstrapServers))
+            membersBefore = (await admin.DescribeConsumerGroupsAsync([group])).ConsumerGroupDescriptions.Single().Members.Count;
+
+        await broker.KillAsync();
+        await broker.StartAgainAsync(Token);
+
+        var second = await GroupAssert.ProduceAsync(broker, topic, 60, 6, "b", Token);
+        await GroupAssert.WaitUntilAsync(() => a.Consumed.Count >= first.Count + second.Count, "the member consumed after the restart",
+            TimeSpan.FromSeconds(90), Token, () => a.ToString());
+        Assert.That(a.LostEvents, Is.Empty, "never fenced: its member epoch was replayed");
+        Assert.That((a.RevokedEvents.Count, a.AssignedEvents.Count), Is.EqualTo((revoked, assigned)), "no reassignment across the restart");
+        AssertConsumedExactlyOnce([a], [.. first, .. second]);
+        using (var admin = ConfluentClients.Admin(broker.BootstrapServers))
+        {
+            var g = (await admin.DescribeConsumerGroupsAsync([group])).ConsumerGroupDescriptions.Single();
+            Assert.That((g.Error.Code, g.GroupType, g.State, g.Members.Count, membersBefore), Is.EqualTo((Confluent.Kafka.ErrorCode.NoError, ConsumerGroupType.Consumer, ConsumerGroupState.Stable, 1, 1)));
+            Assert.That(g.Members.Single().Assignment.TopicPartitions, Has.Count.EqualTo(6));
+            var committed = (await admin.ListConsumerGroupOffsetsAsync([new ConsumerGroupTopicPartitions(group,
+                Enumerable.Range(0, 6).Select(p => new TopicPartition(topic, p)).ToList())])).Single();
+            Assert.That(committed.Partitions.Select(p => p.Offset.Value), Is.All.EqualTo(20), "every commit kept");
+        }
+        await a.CloseAsync();
     }
 
     /// <summary>
