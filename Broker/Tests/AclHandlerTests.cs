@@ -52,15 +52,7 @@ public class AclHandlerTests
         return broker;
     }
 
-    private static async Task<RawClient> LoginAsync(KafkaBroker broker, string user)
-    {
-        var c = await RawClient.ConnectAsync(broker.BootstrapServers);
-        await c.SendAsync<SaslHandshakeResponse>(new SaslHandshakeRequest { Mechanism = "PLAIN" }, 1);
-        var auth = await c.SendAsync<SaslAuthenticateResponse>(
-            new SaslAuthenticateRequest { AuthBytes = Encoding.UTF8.GetBytes($"\0{user}\0{user}-secret") }, 2);
-        Assert.That(auth.ErrorCode, Is.EqualTo(0), auth.ErrorMessage);
-        return c;
-    }
+    private static Task<RawClient> LoginAsync(KafkaBroker broker, string user) => RawClient.LoginPlainAsync(broker.BootstrapServers, user);
 
     private static CreateAclsRequest.AclCreation Creation(sbyte type, string name, sbyte pattern, string principal, sbyte op, sbyte permission = Allow) =>
         new() { ResourceType = type, ResourceName = name, ResourcePatternType = pattern, Principal = principal, Host = "*", Operation = op, PermissionType = permission };

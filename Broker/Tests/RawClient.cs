@@ -38,6 +38,18 @@ internal sealed class RawClient : IDisposable
         return new RawClient(tcp);
     }
 
+    /// <summary>Connects and authenticates with SASL PLAIN (SaslHandshake v1, SaslAuthenticate v2) as <paramref name="user"/>,
+    /// whose password in the tests' JAAS entries is "&lt;user&gt;-secret".</summary>
+    public static async Task<RawClient> LoginPlainAsync(string bootstrap, string user)
+    {
+        var c = await ConnectAsync(bootstrap);
+        await c.SendAsync<SaslHandshakeResponse>(new SaslHandshakeRequest { Mechanism = "PLAIN" }, 1);
+        var auth = await c.SendAsync<SaslAuthenticateResponse>(
+            new SaslAuthenticateRequest { AuthBytes = System.Text.Encoding.UTF8.GetBytes($"\0{user}\0{user}-secret") }, 2);
+        NUnit.Framework.Assert.That(auth.ErrorCode, NUnit.Framework.Is.EqualTo(0), auth.ErrorMessage);
+        return c;
+    }
+
     public async Task<TResponse> SendAsync<TResponse>(IApiMessage request, short version)
         where TResponse : class, IApiMessage
     {
