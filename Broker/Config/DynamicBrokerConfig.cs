@@ -11,7 +11,8 @@ namespace Kayak.Broker.Config;
 /// cluster defaults, then with this broker's configs, exactly as Kafka's DynamicBrokerConfig.updateCurrentConfig merges
 /// them (so log.retention.ms set statically still beats a dynamic log.retention.hours, Kafka's precedence).
 /// Kafka keeps these in the metadata log; a single node keeps them in <see cref="FileName"/> in the first log dir,
-/// written atomically so a crash leaves the old or the new set.
+/// written atomically so a crash leaves the old or the new set. A member of an in-process cluster keeps only its own
+/// values there and follows the cluster's defaults, one <see cref="ClusterDefaultConfigs"/> under the cluster root.
 /// </summary>
 public sealed class DynamicBrokerConfig
 {
