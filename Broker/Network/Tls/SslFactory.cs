@@ -141,7 +141,7 @@ internal sealed class SslFactory
             CipherSuitesPolicy = _options.CipherSuitesPolicy,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             // Per connection: SslStream builds its chain with this policy, and X509ChainPolicy is mutable.
-            CertificateChainPolicy = ServerChainPolicy(),
+            CertificateChainPolicy = TrustPolicy(),
             RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
             {
                 if (!VerifyHostname) errors &= ~SslPolicyErrors.RemoteCertificateNameMismatch;
@@ -168,7 +168,8 @@ internal sealed class SslFactory
         }
     }
 
-    private X509ChainPolicy ServerChainPolicy()
+    /// <summary>The truststore (the system's roots without one) as a chain policy: both sides check the peer with it.</summary>
+    private X509ChainPolicy TrustPolicy()
     {
         var policy = new X509ChainPolicy { RevocationMode = X509RevocationMode.NoCheck };
         if (_trust is not null)
@@ -206,13 +207,7 @@ internal sealed class SslFactory
     private bool ValidateClientCertificate(object sender, X509Certificate? certificate, X509Chain? presented, SslPolicyErrors errors)
     {
         if (certificate is null) return ClientAuth != "required";
-        using var chain = new X509Chain();
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        if (_trust is not null)
-        {
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.AddRange(_trust);
-        }
+        using var chain = new X509Chain { ChainPolicy = TrustPolicy() };
         if (presented is not null)
             foreach (var element in presented.ChainElements) chain.ChainPolicy.ExtraStore.Add(element.Certificate);
         using var leaf = new X509Certificate2(certificate);
