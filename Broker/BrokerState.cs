@@ -175,10 +175,7 @@ internal sealed class BrokerState : IDisposable
         Cluster.ClusterId = MetaProperties.LoadOrCreate(Config.LogDirs, Config.NodeId, Controller?.ClusterId);
         // A cluster member's credentials are the controller's, opened (and seeded) under the cluster root once.
         if (Controller is null)
-            foreach (var seed in Scram.Open(Config.LogDirs[0]))
-                LoggerFactory.CreateLogger("Kayak.Broker").LogWarning(
-                "--add-scram {Credential} ignored: {File} exists and is authoritative (Kafka applies --add-scram at format time only); use AlterUserScramCredentials",
-                seed, Network.Sasl.ScramCredentialStore.FileName);
+            Network.Sasl.ScramCredentialStore.LogIgnoredSeeds(LoggerFactory.CreateLogger("Kayak.Broker"), Scram.Open(Config.LogDirs[0]), Config.LogDirs[0]);
         Logs.Open();
         if (Controller is { } controller)
         {

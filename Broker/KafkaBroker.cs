@@ -60,11 +60,7 @@ public sealed class KafkaBroker : IAsyncDisposable
         if (Options.Controller is not null && Options.ScramCredentials.Count > 0)
             throw new ArgumentException("A cluster member's SCRAM credentials are the cluster's: pass --add-scram seeds in KafkaClusterOptions.ScramCredentials", nameof(Options));
         var scram = Options.Controller?.Scram ?? new Network.Sasl.ScramCredentialStore();
-        foreach (var spec in Options.ScramCredentials)
-        {
-            var (mechanism, user, credential) = Network.Sasl.ScramCredentialStore.ParseAddScram(spec);
-            scram.Add(mechanism, user, credential);
-        }
+        scram.AddSeeds(Options.ScramCredentials);
         var sasl = new Dictionary<string, Network.Sasl.SaslListenerConfig>(StringComparer.OrdinalIgnoreCase);
         foreach (var endpoint in config.Listeners)
             if (config.ListenerSecurityProtocols[endpoint.Name] is ListenerSecurity.SaslPlaintext or ListenerSecurity.SaslSsl)

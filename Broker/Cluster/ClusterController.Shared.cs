@@ -36,11 +36,7 @@ internal sealed partial class ClusterController
             AdoptMemberFile(root, name);
         Acls = new AclStore(new AclFile(Path.Combine(root, AclFile.FileName)));
         Scram = new ScramCredentialStore();
-        foreach (var spec in scramSeeds)
-        {
-            var (mechanism, user, credential) = ScramCredentialStore.ParseAddScram(spec);
-            Scram.Add(mechanism, user, credential);
-        }
+        Scram.AddSeeds(scramSeeds);
         IgnoredScramSeeds = Scram.Open(root);
         Quotas = new ClientQuotaStore(root);
         BrokerDefaults = new Config.ClusterDefaultConfigs(root);

@@ -63,10 +63,7 @@ public sealed partial class KafkaCluster : IAsyncDisposable
         Root = baseConfig.LogDirs[0];
         _controller = new ClusterController(Root, Options.PlacementSeed is { } seed ? new Random(seed) : null, Options.ScramCredentials);
         var log = (Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger("Kayak.Cluster");
-        foreach (var ignored in _controller.IgnoredScramSeeds)
-            log.LogWarning(
-                "--add-scram {Credential} ignored: {File} exists under the cluster root and is authoritative (Kafka applies --add-scram at format time only); use AlterUserScramCredentials",
-                ignored, Kayak.Broker.Network.Sasl.ScramCredentialStore.FileName);
+        Kayak.Broker.Network.Sasl.ScramCredentialStore.LogIgnoredSeeds(log, _controller.IgnoredScramSeeds, Root);
         for (int id = 1; id <= _brokers.Length; id++) _properties[id - 1] = BrokerProperties(baseConfig, id);
         try
         {

@@ -78,6 +78,25 @@ internal sealed class ScramCredentialStore
         return list;
     }
 
+    /// <summary>--add-scram specs (<see cref="ParseAddScram"/>) in memory; <see cref="Open"/> persists them or reports them ignored.</summary>
+    public void AddSeeds(IEnumerable<string> specs)
+    {
+        foreach (var spec in specs)
+        {
+            var (mechanism, user, credential) = ParseAddScram(spec);
+            Add(mechanism, user, credential);
+        }
+    }
+
+    /// <summary>The warning for each seed <see cref="Open"/> did not apply, naming the directory whose file won.</summary>
+    public static void LogIgnoredSeeds(Microsoft.Extensions.Logging.ILogger log, IEnumerable<string> ignored, string dir)
+    {
+        foreach (var seed in ignored)
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log,
+                "--add-scram {Credential} ignored: {File} exists in {Dir} and is authoritative (Kafka applies --add-scram at format time only); use AlterUserScramCredentials",
+                seed, FileName, dir);
+    }
+
     /// <summary>
     /// Loads <see cref="FileName"/> from <paramref name="logDir"/>. As kafka-storage format --add-scram, the seeds
     /// (already in memory through <see cref="Add"/>) are written once, when the directory has no credentials file yet;
