@@ -87,7 +87,8 @@ public sealed class SecuredClusterTests : ScratchDirectoryTest
         c.SslKeyLocation = _certs.ClientKeyPem;
     }
 
-    private static async Task CreateReplicatedTopicAsync(string bootstrap, Action<ClientConfig> security, string topic)
+    /// <summary>3 partitions, 3 replicas, min.insync.replicas=3: an acks=all write is acknowledged only once both followers have it.</summary>
+    internal static async Task CreateReplicatedTopicAsync(string bootstrap, Action<ClientConfig> security, string topic)
     {
         var admin = ConfluentClients.AdminConfig(bootstrap);
         security(admin);
@@ -185,12 +186,7 @@ public sealed class SecuredClusterTests : ScratchDirectoryTest
         await using var cluster = Start("PLAIN");
         await cluster.StartAsync(Token);
         string bootstrap = cluster.BootstrapServers;
-        var admin = ConfluentClients.AdminConfig(bootstrap);
-        AsAlice(admin);
-        using (var a = new AdminClientBuilder(admin).Build())
-            await a.CreateTopicsAsync([
-                new TopicSpecification { Name = "secured", NumPartitions = 3, ReplicationFactor = 3, Configs = new() { ["min.insync.replicas"] = "3" } },
-            ]);
+        await CreateReplicatedTopicAsync(bootstrap, AsAlice, "secured");
 
         using (var producer = ConfluentClients.Producer(bootstrap, c => { AsAlice(c); c.Acks = Acks.All; c.MessageTimeoutMs = 60_000; }))
         {

@@ -58,7 +58,7 @@ public sealed class SharedClusterStateTests : ScratchDirectoryTest
         {
             await cluster.StartAsync(Token);
             using var admin = Admin(cluster);
-            await admin.CreateTopicsAsync([new TopicSpecification { Name = Topic, NumPartitions = 3, ReplicationFactor = 3, Configs = new() { ["min.insync.replicas"] = "3" } }]);
+            await SecuredClusterTests.CreateReplicatedTopicAsync(cluster.BootstrapServers, Plain("alice"), Topic);
             Assert.That(Enumerable.Range(0, 3).Select(p => cluster.Partition(Topic, p).Leader), Is.Unique,
                 "each partition led by another broker");
 
